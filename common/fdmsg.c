@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fdmsg.h"
+#include "macro.h"
+
+/**
+ * fdmsg_send() - send one datagram, with descriptors as SCM_RIGHTS
+ * @sock: a connected SOCK_SEQPACKET socket
+ * @buf: the datagram
+ * @len: its length
+ * @fds: descriptors to pass, or NULL
+ * @n_fds: how many, at most FDMSG_MAX_FDS
+ *
+ * Return: 0, or a negative errno (-EPIPE when the peer is gone; SIGPIPE is never raised).
+ */
+int fdmsg_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FDMSG_MAX_FDS)];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (n_fds > FDMSG_MAX_FDS)
+		return -EINVAL;
+	if (n_fds > 0) {
+		struct cmsghdr *cmsg;
+
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+		cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
+	}
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return neg_errno();
+	if ((size_t)n != len)
+		return -EMSGSIZE;
+	return 0;
+}
+
+/**
+ * fdmsg_close_fds() - close received descriptors that nobody took
+ * @fds: array of descriptors; taken ones are -1
+ * @n_fds: entries in @fds
+ */
+void fdmsg_close_fds(int *fds, size_t n_fds)
+{
+	for (size_t i = 0; i < n_fds; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+/**
+ * fdmsg_recv() - receive one datagram and the descriptors that came with it
+ * @sock: a SOCK_SEQPACKET socket
+ * @buf: buffer for the datagram
+ * @size: its size
+ * @fds: room for FDMSG_MAX_FDS descriptors; received ones are O_CLOEXEC and owned by the caller
+ * @n_fds: set to the number received
+ *
+ * Return: the datagram's length, 0 at end of stream, -EMSGSIZE if the datagram or its descriptors
+ * were truncated (the descriptors are closed then), or another negative errno (-EAGAIN on a
+ * non-blocking socket with nothing queued).
+ */
+ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FDMSG_MAX_FDS)];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	ssize_t n;
+
+	*n_fds = 0;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return neg_errno();
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*n_fds < FDMSG_MAX_FDS)
+				fds[(*n_fds)++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		fdmsg_close_fds(fds, *n_fds);
+		*n_fds = 0;
+		return -EMSGSIZE;
+	}
+	return n;
+}

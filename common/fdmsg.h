@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One datagram with file descriptors attached, over a SOCK_SEQPACKET socket. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define FDMSG_MAX_FDS 4
+
+int fdmsg_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
+ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds);
+void fdmsg_close_fds(int *fds, size_t n_fds);

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The daemon as a whole: the listening socket, the signals that stop it, the liveness timer, and
+ * an orderly stop that writes every dirty shared page back before the loop ends.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "daemon.h"
+#include "log.h"
+#include "object.h"
+#include "ring.h"
+#include "session.h"
+#include "space.h"
+#include "uffdio.h"
+
+#define LIVENESS_MS 200
+#define RING_ENTRIES 256
+
+static void on_listen(uv_poll_t *h, int status, int events)
+{
+	struct daemon *d = h->data;
+
+	(void)status;
+	(void)events;
+	for (;;) {
+		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_warning("accept: %m");
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		session_accept(d, fd);
+	}
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+
+	log_info("signal %d: stopping", signum);
+	daemon_stop(d);
+}
+
+static void on_liveness(uv_timer_t *h)
+{
+	struct daemon *d = h->data;
+	struct space *s, *tmp;
+
+	list_for_each_entry_safe(s, tmp, &d->spaces, link)
+		space_check_alive(s);
+}
+
+/* Bind the listening socket; a stale socket file nobody listens on is replaced. */
+static int listen_on(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	char *dir, *slash;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	dir = strdup(path);
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			free(dir);
+			return neg_errno();
+		}
+	}
+	free(dir);
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return neg_errno();
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		_cleanup_close_ int probe = -1;
+
+		if (errno != EADDRINUSE)
+			return neg_errno();
+		probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return -EADDRINUSE;
+		unlink(path);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return neg_errno();
+	}
+	/* Who may map is decided per client from SO_PEERCRED, not by the socket's mode. */
+	if (chmod(path, 0666) < 0)
+		return neg_errno();
+	if (listen(fd, 128) < 0)
+		return neg_errno();
+	return fd_take(&fd);
+}
+
+/**
+ * daemon_init() - set up the daemon on a loop and start listening
+ * @d: zeroed daemon
+ * @loop: the loop to run on
+ * @socket_path: where to listen
+ *
+ * Return: 0 or a negative errno.
+ */
+int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
+{
+	int ret;
+
+	d->loop = loop;
+	list_init(&d->sessions);
+	list_init(&d->spaces);
+	list_init(&d->objects);
+	d->start_ms = uv_now(loop);
+	d->uffd_features = uffdio_probe_features();
+	if (!d->uffd_features) {
+		log_error("userfaultfd is not available on this kernel");
+		return -ENOSYS;
+	}
+	if (!(d->uffd_features & UFFD_FEATURE_MINOR_SHMEM))
+		log_warning("the kernel lacks minor faults on shmem; shared mappings will not work");
+	if (!(d->uffd_features & UFFD_FEATURE_POISON))
+		log_warning("the kernel lacks UFFDIO_POISON; I/O errors cannot raise SIGBUS");
+
+	ret = ring_new(loop, RING_ENTRIES, &d->ring);
+	if (ret < 0) {
+		log_error("io_uring: %s", strerror(-ret));
+		return ret;
+	}
+	d->socket_path = strdup(socket_path);
+	if (!d->socket_path)
+		return -ENOMEM;
+	ret = listen_on(socket_path);
+	if (ret < 0) {
+		log_error("listening on %s: %s", socket_path, strerror(-ret));
+		return ret;
+	}
+	d->listen_fd = ret;
+	uv_poll_init(loop, &d->listen_poll, d->listen_fd);
+	d->listen_poll.data = d;
+	uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
+
+	uv_signal_init(loop, &d->sigterm);
+	d->sigterm.data = d;
+	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	uv_signal_init(loop, &d->sigint);
+	d->sigint.data = d;
+	uv_signal_start(&d->sigint, on_signal, SIGINT);
+	uv_timer_init(loop, &d->liveness);
+	d->liveness.data = d;
+	uv_timer_start(&d->liveness, on_liveness, LIVENESS_MS, LIVENESS_MS);
+	log_info("listening on %s", socket_path);
+	return 0;
+}
+
+/**
+ * daemon_stop() - stop serving: write back every shared page, close every handle
+ * @d: the daemon; the loop ends once the handles are closed
+ */
+void daemon_stop(struct daemon *d)
+{
+	struct space *s, *tmp;
+
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	uv_poll_stop(&d->listen_poll);
+	uv_close((uv_handle_t *)&d->listen_poll, NULL);
+	close(d->listen_fd);
+	unlink(d->socket_path);
+	session_free_all(d);
+	list_for_each_entry_safe(s, tmp, &d->spaces, link)
+		space_kill(s);
+	ring_free(d->ring);
+	d->ring = NULL;
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_timer_stop(&d->liveness);
+	uv_close((uv_handle_t *)&d->liveness, NULL);
+}
+
+/** daemon_deinit() - free what the daemon holds after the loop ended */
+void daemon_deinit(struct daemon *d)
+{
+	free(d->socket_path);
+}
+
+/** daemon_count_regions() - regions in every space */
+unsigned daemon_count_regions(struct daemon *d)
+{
+	struct space *s;
+	unsigned n = 0;
+
+	list_for_each_entry(s, &d->spaces, link)
+		n += (unsigned)s->regions.n;
+	return n;
+}

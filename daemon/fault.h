@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The fault path: from a userfaultfd message to a mapped page. */
+#pragma once
+
+#include <stdint.h>
+
+struct space;
+
+void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint32_t tid);

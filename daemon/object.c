@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Backing objects. Each object owns a memfd, its cache, which the daemon maps once into a
+ * reservation of address space large enough for the object to grow without moving (reads in
+ * flight target that mapping). A file object keeps the client's descriptors of the file: the
+ * daemon reads and writes the file only through descriptors a client proved it had.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "daemon.h"
+#include "log.h"
+#include "object.h"
+
+#define RESERVE_MIN (1ULL << 30)
+
+static uint64_t reserve_for(uint64_t size)
+{
+	uint64_t r = MAX(RESERVE_MIN, size * 2);
+
+	return ALIGN_UP(r, RESERVE_MIN);
+}
+
+/* Create the memfd, reserve address space and map it. */
+static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, const char *name,
+			struct object **out)
+{
+	_cleanup_close_ int memfd = -1;
+	struct object *o;
+	void *res, *m;
+	char label[64];
+	int ret;
+
+	snprintf(label, sizeof(label), "upager:%s", name);
+	memfd = memfd_create(label, MFD_CLOEXEC);
+	if (memfd < 0)
+		return neg_errno();
+	if (ftruncate(memfd, (off_t)size) < 0)
+		return neg_errno();
+
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->d = d;
+	o->kind = kind;
+	o->refs = 1;
+	o->fd_read = o->fd_write = -1;
+	o->size = size;
+	o->reserve = reserve_for(size);
+	list_init(&o->fills);
+	list_init(&o->link);
+
+	o->pages = calloc(MAX(object_pages(o), 1), 1);
+	if (!o->pages) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED) {
+		ret = neg_errno();
+		goto fail_pages;
+	}
+	if (size > 0) {
+		m = mmap(res, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0);
+		if (m == MAP_FAILED) {
+			ret = neg_errno();
+			munmap(res, o->reserve);
+			goto fail_pages;
+		}
+	}
+	o->map = res;
+	o->memfd = fd_take(&memfd);
+	o->id = ++d->next_object_id;
+	list_add_tail(&o->link, &d->objects);
+	d->n_objects++;
+	*out = o;
+	return 0;
+
+fail_pages:
+	free(o->pages);
+fail:
+	free(o);
+	return ret;
+}
+
+/* Grow or shrink the memfd and the daemon's mapping of it to size bytes. */
+static int object_resize(struct object *o, uint64_t size)
+{
+	uint8_t *pages;
+
+	if (size == o->size)
+		return 0;
+	if (size > o->reserve)
+		return -EFBIG;
+	if (size > o->size) {
+		pages = realloc(o->pages, size >> UPAGER_PAGE_SHIFT);
+		if (!pages)
+			return -ENOMEM;
+		memset(pages + object_pages(o), 0, (size - o->size) >> UPAGER_PAGE_SHIFT);
+		o->pages = pages;
+		if (ftruncate(o->memfd, (off_t)size) < 0)
+			return neg_errno();
+		if (mmap(o->map, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->memfd, 0) ==
+		    MAP_FAILED)
+			return neg_errno();
+	} else {
+		/* Pages past the new end leave the memfd, and so every client mapping. */
+		for (uint64_t p = size >> UPAGER_PAGE_SHIFT; p < object_pages(o); p++)
+			if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING)
+				return -EBUSY;
+		if (mmap(o->map + size, o->size - size, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+			return neg_errno();
+		if (ftruncate(o->memfd, (off_t)size) < 0)
+			return neg_errno();
+		memset(o->pages + (size >> UPAGER_PAGE_SHIFT), 0, (o->size - size) >> UPAGER_PAGE_SHIFT);
+	}
+	o->size = size;
+	return 0;
+}
+
+static bool stat_changed(const struct object *o, const struct stat *st)
+{
+	return (uint64_t)st->st_size != o->file_size || st->st_mtim.tv_sec != o->mtime.tv_sec ||
+	       st->st_mtim.tv_nsec != o->mtime.tv_nsec || st->st_ctim.tv_sec != o->ctime.tv_sec ||
+	       st->st_ctim.tv_nsec != o->ctime.tv_nsec;
+}
+
+/*
+ * The file changed behind the cache (write(2), truncate): drop every cached page no writable
+ * shared mapping ever held, so the next touch reads the file as it is now. Punching the hole
+ * unmaps the page from every client too.
+ */
+static int object_revalidate(struct object *o, const struct stat *st)
+{
+	uint64_t size = ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE);
+	uint64_t run = 0, n;
+	int ret;
+
+	if (!stat_changed(o, st))
+		return 0;
+	log_debug("%s changed on disk; refreshing the cache", o->path);
+	n = MIN(object_pages(o), size >> UPAGER_PAGE_SHIFT);
+	for (uint64_t p = 0; p <= n; p++) {
+		bool stale = p < n && o->pages[p] == PAGE_READY;
+
+		if (stale) {
+			o->pages[p] = PAGE_ABSENT;
+			run++;
+			continue;
+		}
+		if (run > 0) {
+			uint64_t first = p - run;
+
+			if (fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)(first << UPAGER_PAGE_SHIFT),
+				      (off_t)(run << UPAGER_PAGE_SHIFT)) < 0)
+				log_warning("punching the cache of %s: %m", o->path);
+			run = 0;
+		}
+	}
+	ret = object_resize(o, size);
+	if (ret < 0)
+		return ret;
+	o->file_size = (uint64_t)st->st_size;
+	o->mtime = st->st_mtim;
+	o->ctime = st->st_ctim;
+	return 0;
+}
+
+static char *fd_path(int fd)
+{
+	char link[64], buf[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return strdup("?");
+	buf[n] = 0;
+	return strdup(buf);
+}
+
+/**
+ * object_open_file() - the object of a file, made or found
+ * @d: the daemon
+ * @fd: a client's descriptor of the file (borrowed; duplicated if kept)
+ * @out: a new reference to the object
+ *
+ * A file mapped before is found by device and inode, and its cache is refreshed if the file changed
+ * since (see object_revalidate()). An O_RDWR descriptor becomes the object's write-back descriptor
+ * if it has none yet.
+ *
+ * Return: 0, -EACCES for a file that is not a regular file, or a negative errno.
+ */
+int object_open_file(struct daemon *d, int fd, struct object **out)
+{
+	struct object *o;
+	struct stat st;
+	int flags, ret;
+
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	if (!S_ISREG(st.st_mode))
+		return -EACCES;
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0)
+		return neg_errno();
+
+	list_for_each_entry(o, &d->objects, link) {
+		if (o->kind == OBJECT_FILE && o->dev == st.st_dev && o->ino == st.st_ino) {
+			ret = object_revalidate(o, &st);
+			if (ret < 0)
+				return ret;
+			goto found;
+		}
+	}
+
+	ret = object_alloc(d, OBJECT_FILE, ALIGN_UP((uint64_t)st.st_size, UPAGER_PAGE_SIZE), "file",
+			   &o);
+	if (ret < 0)
+		return ret;
+	o->dev = st.st_dev;
+	o->ino = st.st_ino;
+	o->file_size = (uint64_t)st.st_size;
+	o->mtime = st.st_mtim;
+	o->ctime = st.st_ctim;
+	o->path = fd_path(fd);
+	o->fd_read = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (o->fd_read < 0) {
+		ret = neg_errno();
+		object_unref(o);
+		return ret;
+	}
+	goto keep_writer;
+found:
+	object_ref(o);
+keep_writer:
+	if (o->fd_write < 0 && (flags & O_ACCMODE) == O_RDWR && !(flags & O_APPEND))
+		o->fd_write = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	*out = o;
+	return 0;
+}
+
+/**
+ * object_new_anon() - a shared anonymous object of @length bytes, zero-filled
+ * Return: 0 and a reference in *@out, or a negative errno.
+ */
+int object_new_anon(struct daemon *d, uint64_t length, struct object **out)
+{
+	struct object *o;
+	int ret;
+
+	ret = object_alloc(d, OBJECT_ANON, ALIGN_UP(length, UPAGER_PAGE_SIZE), "anon", &o);
+	if (ret < 0)
+		return ret;
+	o->path = strdup("anon");
+	*out = o;
+	return 0;
+}
+
+/** object_ref() - take a reference; returns @o */
+struct object *object_ref(struct object *o)
+{
+	o->refs++;
+	return o;
+}
+
+/**
+ * object_unref() - drop a reference; the last one writes the cache back and frees the object
+ * Return: NULL.
+ */
+struct object *object_unref(struct object *o)
+{
+	struct daemon *d;
+
+	if (!o || --o->refs > 0)
+		return NULL;
+	d = o->d;
+	object_writeback(o, 0, object_pages(o), false);
+	list_del_init(&o->link);
+	d->n_objects--;
+	munmap(o->map, o->reserve);
+	close(o->memfd);
+	if (o->fd_read >= 0)
+		close(o->fd_read);
+	if (o->fd_write >= 0)
+		close(o->fd_write);
+	free(o->pages);
+	free(o->path);
+	free(o);
+	return NULL;
+}
+
+/**
+ * object_reopen_memfd() - a new descriptor of the object's memfd to hand to a client
+ * @o: the object
+ * @writable: O_RDWR if true, else O_RDONLY (the client can then never write the cache)
+ *
+ * Return: the descriptor (O_CLOEXEC), or a negative errno.
+ */
+int object_reopen_memfd(struct object *o, bool writable)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->memfd);
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	return fd < 0 ? neg_errno() : fd;
+}
+
+static int write_all(struct object *o, uint64_t off, uint64_t len)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(o->fd_write, o->map + off, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return neg_errno();
+		if (n == 0)
+			return -EIO;
+		o->d->stats.bytes_written += (uint64_t)n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/**
+ * object_writeback() - write the pages of [first, first+count) that may be dirty to the file
+ * @o: the object
+ * @first: first page
+ * @count: number of pages
+ * @sync: wait for the data to reach the disk (fdatasync)
+ *
+ * Only bytes below the file's current end are written; the rest of the last page never reaches
+ * the file. Shared anonymous objects have nothing to write.
+ *
+ * Return: 0 or the first negative errno met.
+ */
+int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync)
+{
+	const uint8_t want = PAGE_READY | PAGE_WRITABLE;
+	uint64_t end, p, run = 0, eof;
+	struct stat st;
+	int ret = 0, r;
+
+	if (o->kind != OBJECT_FILE || o->fd_write < 0)
+		return 0;
+	if (fstat(o->fd_write, &st) < 0)
+		return neg_errno();
+	eof = (uint64_t)st.st_size;
+	end = MIN(first + count, object_pages(o));
+	for (p = first; p <= end; p++) {
+		if (p < end && o->pages[p] == want) {
+			run++;
+			continue;
+		}
+		if (run > 0) {
+			uint64_t off = (p - run) << UPAGER_PAGE_SHIFT;
+			uint64_t len = run << UPAGER_PAGE_SHIFT;
+
+			run = 0;
+			if (off >= eof)
+				continue;
+			len = MIN(len, eof - off);
+			r = write_all(o, off, len);
+			if (r < 0 && ret == 0)
+				ret = r;
+		}
+	}
+	if (sync && fdatasync(o->fd_write) < 0 && ret == 0)
+		ret = neg_errno();
+	if (ret < 0)
+		log_warning("write-back of %s: %s", o->path, strerror(-ret));
+	return ret;
+}
+
+/** object_cached_pages() - pages of the object that are valid in its cache */
+uint64_t object_cached_pages(const struct object *o)
+{
+	uint64_t n = 0;
+
+	for (uint64_t p = 0; p < object_pages(o); p++)
+		n += (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY;
+	return n;
+}

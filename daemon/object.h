@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Backing objects: a file or a shared anonymous area, cached in a daemon-owned memfd. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "common/list.h"
+
+struct daemon;
+
+enum object_kind {
+	OBJECT_FILE = 1,
+	OBJECT_ANON = 2,
+};
+
+/* Per-page state in object.pages[]. */
+enum {
+	PAGE_ABSENT = 0,  /* not in the memfd, or not valid there */
+	PAGE_FILLING = 1, /* a fill is writing it */
+	PAGE_READY = 2,   /* valid in the memfd; may be mapped into clients */
+	PAGE_STATE_MASK = 3,
+	PAGE_WRITABLE = 4, /* mapped into a writable shared region: a write-back candidate */
+};
+
+struct object {
+	struct daemon *d;
+	uint64_t id;
+	unsigned refs;
+	enum object_kind kind;
+
+	int memfd;
+	uint8_t *map;       /* daemon's mapping of the memfd: reserve bytes of address space */
+	uint64_t reserve;   /* bytes reserved at map */
+	uint64_t size;      /* memfd size, a multiple of the page size */
+	uint8_t *pages;     /* one state byte per page of size */
+
+	/* OBJECT_FILE */
+	int fd_read;  /* the first descriptor a client handed over */
+	int fd_write; /* an O_RDWR one, once a client had it; -1 before */
+	dev_t dev;
+	ino_t ino;
+	uint64_t file_size;
+	struct timespec mtime, ctime;
+	char *path;
+
+	struct list_head link;  /* daemon.objects */
+	struct list_head fills; /* struct fill.link, fills under way */
+};
+
+int object_open_file(struct daemon *d, int fd, struct object **out);
+int object_new_anon(struct daemon *d, uint64_t length, struct object **out);
+struct object *object_ref(struct object *o);
+struct object *object_unref(struct object *o);
+int object_reopen_memfd(struct object *o, bool writable);
+int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync);
+uint64_t object_cached_pages(const struct object *o);
+
+static inline uint64_t object_pages(const struct object *o)
+{
+	return o->size >> 12;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A space's region table: sorted, non-overlapping ranges of one client address space. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct object;
+
+struct region {
+	uint64_t start, length;
+	uint64_t offset; /* into the object, bytes */
+	uint32_t prot, flags; /* as the client asked for them */
+	struct object *obj;   /* NULL: private anonymous */
+	bool shared;          /* mapped MAP_SHARED from the memfd */
+	bool may_write;       /* shared and the client may write the object */
+	uint64_t faults;
+};
+
+struct region_table {
+	struct region *v;
+	size_t n, cap;
+};
+
+/* Called for each piece of a region that leaves the table. */
+typedef void (*region_drop_fn)(struct region *piece, void *userdata);
+
+void region_table_init(struct region_table *t);
+void region_table_deinit(struct region_table *t, region_drop_fn drop, void *userdata);
+struct region *region_find(struct region_table *t, uint64_t addr);
+int region_insert(struct region_table *t, const struct region *r);
+int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, region_drop_fn drop,
+			void *userdata);
+int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len);
+int region_table_copy(struct region_table *dst, const struct region_table *src);
+
+static inline uint64_t region_end(const struct region *r)
+{
+	return r->start + r->length;
+}

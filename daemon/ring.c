@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The daemon's io_uring. Submissions are batched: ring_read() only queues an SQE; the queue is
+ * submitted once per loop iteration (uv_prepare). Completions signal an eventfd that the loop polls,
+ * and each completion calls its callback on the loop thread.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "log.h"
+#include "ring.h"
+
+struct ring_op {
+	ring_done_fn done;
+	void *userdata;
+};
+
+struct ring {
+	struct io_uring uring;
+	int efd;
+	uv_poll_t poll;
+	uv_prepare_t prepare;
+	unsigned queued;
+	unsigned inflight;
+};
+
+static void ring_reap(struct ring *r)
+{
+	struct io_uring_cqe *cqe;
+
+	while (io_uring_peek_cqe(&r->uring, &cqe) == 0) {
+		struct ring_op *op = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&r->uring, cqe);
+		r->inflight--;
+		op->done(op->userdata, res);
+		free(op);
+	}
+}
+
+static void ring_submit(struct ring *r)
+{
+	int n;
+
+	if (r->queued == 0)
+		return;
+	n = io_uring_submit(&r->uring);
+	if (n < 0)
+		log_error("io_uring_submit: %s", strerror(-n));
+	else
+		r->queued -= MIN((unsigned)n, r->queued);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+	ring_submit(h->data);
+}
+
+static void on_event(uv_poll_t *h, int status, int events)
+{
+	struct ring *r = h->data;
+	uint64_t v;
+
+	(void)status;
+	(void)events;
+	while (read(r->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	ring_reap(r);
+	ring_submit(r);
+}
+
+/**
+ * ring_new() - set up the ring and hook it to the loop
+ * @loop: the daemon's loop
+ * @entries: submission queue size
+ * @out: the ring
+ *
+ * Return: 0 or a negative errno (-ENOSYS or -EPERM where io_uring is disabled).
+ */
+int ring_new(uv_loop_t *loop, unsigned entries, struct ring **out)
+{
+	struct ring *r;
+	int ret;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	ret = io_uring_queue_init(entries, &r->uring, 0);
+	if (ret < 0) {
+		free(r);
+		return ret;
+	}
+	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->efd < 0) {
+		ret = neg_errno();
+		goto fail;
+	}
+	ret = io_uring_register_eventfd(&r->uring, r->efd);
+	if (ret < 0)
+		goto fail_efd;
+	uv_poll_init(loop, &r->poll, r->efd);
+	r->poll.data = r;
+	uv_poll_start(&r->poll, UV_READABLE, on_event);
+	uv_prepare_init(loop, &r->prepare);
+	r->prepare.data = r;
+	uv_prepare_start(&r->prepare, on_prepare);
+	*out = r;
+	return 0;
+
+fail_efd:
+	close(r->efd);
+fail:
+	io_uring_queue_exit(&r->uring);
+	free(r);
+	return ret;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct ring *r = h->data;
+
+	if (h == (uv_handle_t *)&r->poll)
+		return;
+	close(r->efd);
+	io_uring_queue_exit(&r->uring);
+	free(r);
+}
+
+/**
+ * ring_free() - wait for what is in flight, then release the ring (after the loop has run once)
+ * @r: the ring, or NULL
+ */
+void ring_free(struct ring *r)
+{
+	if (!r)
+		return;
+	ring_submit(r);
+	while (r->inflight > 0) {
+		struct io_uring_cqe *cqe;
+
+		if (io_uring_wait_cqe(&r->uring, &cqe) < 0)
+			break;
+		ring_reap(r);
+	}
+	uv_poll_stop(&r->poll);
+	uv_prepare_stop(&r->prepare);
+	uv_close((uv_handle_t *)&r->poll, on_closed);
+	uv_close((uv_handle_t *)&r->prepare, on_closed);
+}
+
+/**
+ * ring_read() - queue a read; @done runs on the loop with the byte count or a negative errno
+ * @r: the ring
+ * @fd: file to read
+ * @buf: destination
+ * @len: bytes
+ * @offset: file offset
+ * @done: completion callback
+ * @userdata: for @done
+ *
+ * Return: 0, or a negative errno when the request could not be queued (@done is not called).
+ */
+int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, ring_done_fn done,
+	      void *userdata)
+{
+	struct io_uring_sqe *sqe;
+	struct ring_op *op;
+
+	op = malloc(sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	sqe = io_uring_get_sqe(&r->uring);
+	if (!sqe) {
+		ring_submit(r);
+		sqe = io_uring_get_sqe(&r->uring);
+	}
+	if (!sqe) {
+		free(op);
+		return -EBUSY;
+	}
+	op->done = done;
+	op->userdata = userdata;
+	io_uring_prep_read(sqe, fd, buf, len, offset);
+	io_uring_sqe_set_data(sqe, op);
+	r->queued++;
+	r->inflight++;
+	return 0;
+}

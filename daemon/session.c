@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Sessions: one per connection. A session reads one datagram at a time, has the codec check it,
+ * and answers each request with one reply. A datagram the codec refuses, or a request out of order,
+ * closes the connection; a well-formed request that cannot be done gets a reply with a negative
+ * errno. A session acts only on its own space (the space of its peer's pid).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/fdmsg.h"
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "daemon.h"
+#include "log.h"
+#include "object.h"
+#include "proto/codec.h"
+#include "session.h"
+#include "space.h"
+#include "uffdio.h"
+
+#define MAX_PENDING_OPENS 64
+
+#define WANT_FEATURES                                                                        \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
+	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | \
+	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON)
+
+/* An object handed to the client by OBJECT_OPEN that its REGION_ADD has not claimed yet. */
+struct pending_open {
+	struct object *obj; /* a reference */
+	uint32_t prot, flags;
+	uint64_t offset, length;
+	bool shared, may_write;
+};
+
+struct session {
+	struct daemon *d;
+	int fd;
+	uv_poll_t poll;
+	pid_t pid;
+	uid_t uid;
+	bool hello;
+	bool ctl;
+	struct space *space; /* a reference */
+	struct pending_open opens[MAX_PENDING_OPENS];
+	size_t n_opens;
+	struct list_head link;
+	uint8_t buf[UPAGER_MSG_MAX];
+};
+
+static void session_close(struct session *s);
+
+static int reply(struct session *s, struct upager_msg *m, int status, const int *fds, size_t n_fds)
+{
+	int len;
+
+	m->op |= UPAGER_OP_REPLY;
+	m->version = UPAGER_PROTO_VERSION;
+	m->status = status;
+	len = upager_msg_encode(s->buf, sizeof(s->buf), m);
+	if (len < 0)
+		return len;
+	return fdmsg_send(s->fd, s->buf, (size_t)len, fds, n_fds);
+}
+
+static int reply_status(struct session *s, const struct upager_msg *req, int status)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+
+	return reply(s, &m, status, NULL, 0);
+}
+
+static bool is_userfaultfd(int fd)
+{
+	char link[64], target[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = 0;
+	return strcmp(target, "anon_inode:[userfaultfd]") == 0;
+}
+
+static int do_hello(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	uint32_t flags = req->u.hello.flags;
+	uint64_t features = 0;
+	int ret;
+
+	if (req->u.hello.version_min > UPAGER_PROTO_VERSION ||
+	    req->u.hello.version_max < UPAGER_PROTO_VERSION_MIN)
+		return -EPROTONOSUPPORT;
+	if (__builtin_popcount(flags) != 1)
+		return -EINVAL;
+	if (flags & UPAGER_HELLO_UFFD) {
+		uint64_t token = req->u.hello.token_addr;
+
+		if (n_fds != 1 || !is_userfaultfd(fds[0]))
+			return -EBADF;
+		if (!token || !IS_ALIGNED(token, UPAGER_PAGE_SIZE))
+			return -EINVAL;
+		features = WANT_FEATURES & s->d->uffd_features;
+		ret = uffdio_api(fds[0], features, &features);
+		if (ret < 0)
+			return ret;
+		ret = uffdio_register(fds[0], token, UPAGER_PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING);
+		if (ret < 0)
+			return ret;
+		ret = space_new(s->d, fd_take(&fds[0]), s->pid, s->uid, token, &s->space);
+		if (ret < 0)
+			return ret;
+		s->space->features = features;
+		s->space->attached = true;
+	} else if (flags & UPAGER_HELLO_FORKED) {
+		struct space *sp = space_find_by_pid(s->d, s->pid);
+
+		if (n_fds)
+			return -EBADF;
+		if (!sp)
+			return -ESRCH;
+		s->space = space_ref(sp);
+		sp->attached = true;
+		features = sp->features;
+	} else {
+		if (n_fds)
+			return -EBADF;
+		s->ctl = true;
+	}
+	s->hello = true;
+	m.u.hello_reply.version = UPAGER_PROTO_VERSION;
+	m.u.hello_reply.page_size = UPAGER_PAGE_SIZE;
+	m.u.hello_reply.features = features;
+	return reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : 1;
+}
+
+static bool map_shared(uint32_t flags)
+{
+	uint32_t type = flags & MAP_TYPE;
+
+	return type == MAP_SHARED || type == MAP_SHARED_VALIDATE;
+}
+
+static int do_object_open(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	struct pending_open po = {
+		.prot = req->u.object_open.prot,
+		.flags = req->u.object_open.flags,
+		.offset = req->u.object_open.offset,
+		.length = req->u.object_open.length,
+	};
+	_cleanup_close_ int memfd = -1;
+	bool writable_fd = false;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (s->n_opens == MAX_PENDING_OPENS) {
+		/* A client whose mmap(2) of the memfd failed never claims its open: forget the oldest. */
+		object_unref(s->opens[0].obj);
+		memmove(&s->opens[0], &s->opens[1], (MAX_PENDING_OPENS - 1) * sizeof(s->opens[0]));
+		s->n_opens--;
+	}
+	if (po.length == 0 || !IS_ALIGNED(po.offset, UPAGER_PAGE_SIZE) ||
+	    po.offset + po.length < po.offset)
+		return -EINVAL;
+	po.shared = map_shared(po.flags);
+
+	if (req->u.object_open.kind == UPAGER_OBJECT_FILE) {
+		int fl;
+
+		if (n_fds != 1)
+			return -EBADF;
+		fl = fcntl(fds[0], F_GETFL);
+		if (fl < 0)
+			return neg_errno();
+		if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH))
+			return -EACCES;
+		writable_fd = (fl & O_ACCMODE) == O_RDWR;
+		if (po.shared && (po.prot & PROT_WRITE) && !writable_fd)
+			return -EACCES;
+		ret = object_open_file(s->d, fds[0], &po.obj);
+		if (ret < 0)
+			return ret;
+		po.may_write = po.shared && writable_fd;
+	} else {
+		if (n_fds)
+			return -EBADF;
+		if (!po.shared)
+			return -EINVAL;
+		ret = object_new_anon(s->d, po.length, &po.obj);
+		if (ret < 0)
+			return ret;
+		writable_fd = true;
+	}
+
+	/* A client that may not write the file gets a descriptor that cannot write the cache;
+	 * userfaultfd registers a shared mapping only if it may write, so that one maps it private. */
+	memfd = object_reopen_memfd(po.obj, writable_fd);
+	if (memfd < 0) {
+		object_unref(po.obj);
+		return memfd;
+	}
+	m.u.object_open_reply.object_id = po.obj->id;
+	m.u.object_open_reply.map_type = po.shared && writable_fd ? MAP_SHARED : MAP_PRIVATE;
+	m.u.object_open_reply.object_size = po.obj->size;
+	po.shared = m.u.object_open_reply.map_type == MAP_SHARED;
+	ret = reply(s, &m, 0, &memfd, 1);
+	if (ret < 0) {
+		object_unref(po.obj);
+		return ret;
+	}
+	s->opens[s->n_opens++] = po;
+	return 1; /* replied */
+}
+
+static int do_region_add(struct session *s, const struct upager_msg *req)
+{
+	const typeof(req->u.region_add) *ra = &req->u.region_add;
+	struct region r = {
+		.start = ra->addr,
+		.length = ALIGN_UP(ra->length, UPAGER_PAGE_SIZE),
+		.offset = ra->offset,
+		.prot = ra->prot,
+		.flags = ra->flags,
+	};
+	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (!r.start || !IS_ALIGNED(r.start, UPAGER_PAGE_SIZE) || r.length == 0 ||
+	    r.start + r.length < r.start)
+		return -EINVAL;
+	if (ra->object_id) {
+		size_t i;
+
+		for (i = 0; i < s->n_opens; i++) {
+			struct pending_open *po = &s->opens[i];
+
+			if (po->obj->id == ra->object_id && po->offset == ra->offset &&
+			    po->length == ra->length && po->prot == ra->prot && po->flags == ra->flags)
+				break;
+		}
+		if (i == s->n_opens)
+			return -ENOENT;
+		r.obj = s->opens[i].obj;
+		r.shared = s->opens[i].shared;
+		r.may_write = s->opens[i].may_write;
+		s->opens[i] = s->opens[--s->n_opens];
+		mode |= UFFDIO_REGISTER_MODE_MINOR;
+	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
+		return -EINVAL;
+	}
+
+	ret = uffdio_register(s->space->uffd, r.start, r.length, mode);
+	if (ret < 0) {
+		object_unref(r.obj);
+		return ret;
+	}
+	return space_add_region(s->space, &r);
+}
+
+static int do_msync(struct session *s, const struct upager_msg *req)
+{
+	uint64_t a = req->u.msync.addr, len = req->u.msync.length;
+
+	if (!s->space)
+		return -EPERM;
+	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || a + len < a)
+		return -EINVAL;
+	return space_msync(s->space, a, a + len, req->u.msync.flags & MS_SYNC);
+}
+
+static int do_munmap(struct session *s, const struct upager_msg *req)
+{
+	uint64_t a = req->u.range.addr, len = ALIGN_UP(req->u.range.length, UPAGER_PAGE_SIZE);
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || len == 0 || a + len < a)
+		return -EINVAL;
+	ret = space_drop_range(s->space, a, a + len);
+	return ret < 0 ? ret : 0;
+}
+
+static bool may_see(const struct session *s, const struct space *sp)
+{
+	return s->uid == 0 || sp->uid == s->uid;
+}
+
+static int do_list(struct session *s, const struct upager_msg *req)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	static uint8_t entries[UPAGER_MSG_MAX];
+	size_t room = UPAGER_MSG_MAX - upager_msg_size(UPAGER_OP_LIST | UPAGER_OP_REPLY);
+	size_t used = 0;
+	uint32_t index = 0, cursor = req->u.list.cursor, count = 0;
+	struct space *sp;
+
+	list_for_each_entry(sp, &s->d->spaces, link) {
+		if (!may_see(s, sp) || (req->u.list.pid && (pid_t)req->u.list.pid != sp->pid))
+			continue;
+		for (size_t i = 0; i < sp->regions.n; i++, index++) {
+			struct region *r = &sp->regions.v[i];
+			struct upager_list_entry e = {
+				.pid = (uint32_t)sp->pid,
+				.uid = sp->uid,
+				.start = r->start,
+				.length = r->length,
+				.offset = r->offset,
+				.prot = r->prot,
+				.flags = r->flags,
+				.faults = r->faults,
+				.object_id = r->obj ? r->obj->id : 0,
+				.path = r->obj ? r->obj->path : "anon",
+			};
+			int n;
+
+			if (index < cursor)
+				continue;
+			if (r->obj && r->obj->kind == OBJECT_ANON)
+				e.path = "anon";
+			e.path_len = strlen(e.path);
+			e.resident_pages = space_resident_pages(sp, r);
+			n = upager_list_entry_encode(entries + used, room - used, &e);
+			if (n == -EMSGSIZE) {
+				m.u.list_reply.next_cursor = index;
+				goto send;
+			}
+			if (n < 0)
+				return n;
+			used += (size_t)n;
+			count++;
+		}
+	}
+send:
+	m.u.list_reply.count = count;
+	m.u.list_reply.entries = entries;
+	m.u.list_reply.entries_len = used;
+	return reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : 1;
+}
+
+static int do_stats(struct session *s, const struct upager_msg *req)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	struct daemon *d = s->d;
+	struct object *o;
+
+	m.u.stats_reply.sessions = d->n_sessions;
+	m.u.stats_reply.spaces = d->n_spaces;
+	m.u.stats_reply.regions = daemon_count_regions(d);
+	m.u.stats_reply.objects = d->n_objects;
+	list_for_each_entry(o, &d->objects, link)
+		m.u.stats_reply.cached_pages += object_cached_pages(o);
+	m.u.stats_reply.faults = d->stats.faults;
+	m.u.stats_reply.pages_read = d->stats.pages_read;
+	m.u.stats_reply.bytes_read = d->stats.bytes_read;
+	m.u.stats_reply.bytes_written = d->stats.bytes_written;
+	m.u.stats_reply.uptime_ms = uv_now(d->loop) - d->start_ms;
+	return reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : 1;
+}
+
+/* Handle one request. Return 1 if it replied itself, 0 or a negative errno for reply_status(). */
+static int dispatch(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	if (req->op == UPAGER_OP_HELLO) {
+		if (s->hello)
+			return -EALREADY;
+		return do_hello(s, req, fds, n_fds);
+	}
+	if (!s->hello)
+		return -ENOTCONN;
+	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN)
+		return -EBADF;
+	switch (req->op) {
+	case UPAGER_OP_OBJECT_OPEN:
+		return do_object_open(s, req, fds, n_fds);
+	case UPAGER_OP_REGION_ADD:
+		return do_region_add(s, req);
+	case UPAGER_OP_MUNMAP:
+		return do_munmap(s, req);
+	case UPAGER_OP_MSYNC:
+		return do_msync(s, req);
+	case UPAGER_OP_LIST:
+		return do_list(s, req);
+	case UPAGER_OP_STATS:
+		return do_stats(s, req);
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	struct session *s = h->data;
+	struct upager_msg req;
+	int fds[FDMSG_MAX_FDS];
+	size_t n_fds = 0;
+	ssize_t n;
+	int ret;
+
+	(void)events;
+	if (status < 0) {
+		session_close(s);
+		return;
+	}
+	n = fdmsg_recv(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
+	if (n == -EAGAIN)
+		return;
+	if (n <= 0) {
+		if (n < 0)
+			log_info("client pid %d: %s; closing", (int)s->pid, strerror((int)-n));
+		session_close(s);
+		return;
+	}
+	ret = upager_msg_decode(s->buf, (size_t)n, &req);
+	if (ret < 0 || (req.op & UPAGER_OP_REPLY)) {
+		log_info("client pid %d sent a bad message (%s); closing", (int)s->pid,
+			 strerror(ret < 0 ? -ret : EBADMSG));
+		fdmsg_close_fds(fds, n_fds);
+		session_close(s);
+		return;
+	}
+	ret = dispatch(s, &req, fds, n_fds);
+	fdmsg_close_fds(fds, n_fds);
+	if (ret <= 0 && reply_status(s, &req, ret) < 0)
+		ret = -EPIPE;
+	if (ret == -EPIPE || ret == -EPROTONOSUPPORT || ret == -ENOTCONN || ret == -EALREADY)
+		session_close(s);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct session *s = h->data;
+
+	close(s->fd);
+	free(s);
+}
+
+static void session_close(struct session *s)
+{
+	struct daemon *d = s->d;
+
+	if (uv_is_closing((uv_handle_t *)&s->poll))
+		return;
+	for (size_t i = 0; i < s->n_opens; i++)
+		object_unref(s->opens[i].obj);
+	s->n_opens = 0;
+	if (s->space) {
+		s->space->attached = false;
+		space_check_alive(s->space);
+		s->space = space_unref(s->space);
+	}
+	list_del_init(&s->link);
+	d->n_sessions--;
+	uv_poll_stop(&s->poll);
+	uv_close((uv_handle_t *)&s->poll, on_closed);
+}
+
+/**
+ * session_accept() - start a session on a new connection
+ * @d: the daemon
+ * @fd: the connected socket; owned by the session from now on, also on failure
+ *
+ * Return: 0 or a negative errno.
+ */
+int session_accept(struct daemon *d, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct session *s;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		int ret = neg_errno();
+
+		close(fd);
+		return ret;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->d = d;
+	s->fd = fd;
+	s->pid = cred.pid;
+	s->uid = cred.uid;
+	list_add_tail(&s->link, &d->sessions);
+	d->n_sessions++;
+	uv_poll_init(d->loop, &s->poll, fd);
+	s->poll.data = s;
+	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+	log_debug("client pid %d uid %d connected", (int)s->pid, (int)s->uid);
+	return 0;
+}
+
+/** session_free_all() - close every session (the daemon stops) */
+void session_free_all(struct daemon *d)
+{
+	struct session *s, *tmp;
+
+	list_for_each_entry_safe(s, tmp, &d->sessions, link)
+		session_close(s);
+}

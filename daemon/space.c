@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Spaces: one per client address space. The daemon reads the space's userfaultfd on the loop and
+ * dispatches page faults to the fault path and the kernel's events (fork, mremap, munmap,
+ * MADV_DONTNEED) to the region table. A space lives as long as its mm; see space_check_alive().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "daemon.h"
+#include "fault.h"
+#include "log.h"
+#include "object.h"
+#include "space.h"
+#include "uffdio.h"
+
+#define UFFD_MSG_BATCH 64
+
+static void on_uffd(uv_poll_t *h, int status, int events);
+
+/**
+ * space_new() - a space for a userfaultfd of a client's mm
+ * @d: the daemon
+ * @uffd: the descriptor; the space owns it from now on, also on failure
+ * @pid: the client's pid, 0 if not known yet
+ * @uid: the client's uid
+ * @token_addr: the client's token page, 0 for none
+ * @out: the new space, holding one reference for the caller
+ *
+ * Return: 0 or a negative errno.
+ */
+int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_addr,
+	      struct space **out)
+{
+	struct space *s;
+	int fl;
+
+	fl = fcntl(uffd, F_GETFL);
+	if (fl < 0 || fcntl(uffd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int ret = neg_errno();
+
+		close(uffd);
+		return ret;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(uffd);
+		return -ENOMEM;
+	}
+	s->d = d;
+	s->refs = 2; /* the caller's, and the poll handle's until it is closed */
+	s->uffd = uffd;
+	s->pid = pid;
+	s->uid = uid;
+	s->token_addr = token_addr;
+	region_table_init(&s->regions);
+	uv_poll_init(d->loop, &s->poll, uffd);
+	s->poll.data = s;
+	uv_poll_start(&s->poll, UV_READABLE, on_uffd);
+	s->polling = true;
+	list_add_tail(&s->link, &d->spaces);
+	d->n_spaces++;
+	*out = s;
+	return 0;
+}
+
+/** space_ref() - take a reference; returns @s */
+struct space *space_ref(struct space *s)
+{
+	s->refs++;
+	return s;
+}
+
+/**
+ * space_unref() - drop a reference; the last one closes the userfaultfd and frees the space
+ * Return: NULL.
+ */
+struct space *space_unref(struct space *s)
+{
+	if (!s || --s->refs > 0)
+		return NULL;
+	close(s->uffd);
+	free(s);
+	return NULL;
+}
+
+/* A piece of a region leaves: write back what it may have dirtied, release its object. */
+static void drop_piece(struct region *piece, void *userdata)
+{
+	(void)userdata;
+	if (!piece->obj)
+		return;
+	if (piece->may_write)
+		object_writeback(piece->obj, piece->offset >> UPAGER_PAGE_SHIFT,
+				 piece->length >> UPAGER_PAGE_SHIFT, false);
+	object_unref(piece->obj);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+	space_unref(h->data);
+}
+
+/**
+ * space_kill() - the mm is gone, or the daemon stops: write back, drop every region, stop reading
+ * @s: the space; references held elsewhere keep the struct alive, marked dead
+ */
+void space_kill(struct space *s)
+{
+	struct daemon *d = s->d;
+
+	if (s->dead)
+		return;
+	s->dead = true;
+	log_debug("space of pid %d ends", (int)s->pid);
+	region_table_deinit(&s->regions, drop_piece, NULL);
+	list_del_init(&s->link);
+	d->n_spaces--;
+	if (s->polling) {
+		uv_poll_stop(&s->poll);
+		uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+		s->polling = false;
+	}
+}
+
+/**
+ * space_check_alive() - kill the space if its mm has gone
+ * Return: true while it lives.
+ */
+bool space_check_alive(struct space *s)
+{
+	if (s->dead)
+		return false;
+	if (uffdio_alive(s->uffd))
+		return true;
+	space_kill(s);
+	return false;
+}
+
+/**
+ * space_add_region() - enter a registered region into the table
+ * @s: the space
+ * @r: the region; the table takes its object reference, also on failure (released then)
+ *
+ * Whatever the table still held in that range was replaced in the client (MAP_FIXED) and goes.
+ *
+ * Return: 0 or a negative errno.
+ */
+int space_add_region(struct space *s, const struct region *r)
+{
+	int ret;
+
+	region_remove_range(&s->regions, r->start, region_end(r), drop_piece, NULL);
+	ret = region_insert(&s->regions, r);
+	if (ret < 0 && r->obj)
+		object_unref(r->obj);
+	return ret;
+}
+
+/**
+ * space_drop_range() - forget [start, end), writing back what it may have dirtied
+ * Return: the number of pieces dropped, or a negative errno.
+ */
+int space_drop_range(struct space *s, uint64_t start, uint64_t end)
+{
+	return region_remove_range(&s->regions, start, end, drop_piece, NULL);
+}
+
+/**
+ * space_msync() - write back the shared file pages of [start, end)
+ * @s: the space
+ * @start: first byte
+ * @end: one past the last
+ * @sync: wait for the disk
+ *
+ * Return: 0 or the first negative errno of a write.
+ */
+int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < s->regions.n; i++) {
+		struct region *r = &s->regions.v[i];
+		uint64_t a = MAX(start, r->start), b = MIN(end, region_end(r));
+		uint64_t first, last;
+		int k;
+
+		if (a >= b || !r->obj || !r->may_write)
+			continue;
+		first = (r->offset + (a - r->start)) >> UPAGER_PAGE_SHIFT;
+		last = (r->offset + (b - r->start) + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
+		k = object_writeback(r->obj, first, last - first, sync);
+		if (k < 0 && ret == 0)
+			ret = k;
+	}
+	return ret;
+}
+
+/** space_find_by_pid() - a live space of @pid that no session acts for yet, or NULL */
+struct space *space_find_by_pid(struct daemon *d, pid_t pid)
+{
+	struct space *s;
+
+	list_for_each_entry(s, &d->spaces, link)
+		if (s->pid == pid && !s->attached && !s->dead)
+			return s;
+	return NULL;
+}
+
+/**
+ * space_resident_pages() - pages of a region present in the client's page tables
+ * @s: the space
+ * @r: one of its regions
+ *
+ * Reads the client's /proc/PID/pagemap (bit 63, present).
+ *
+ * Return: the count, 0 if the pid is not known or the map cannot be read.
+ */
+uint64_t space_resident_pages(struct space *s, const struct region *r)
+{
+	_cleanup_close_ int fd = -1;
+	uint64_t buf[512], n = 0;
+	char path[64];
+
+	if (s->pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	for (uint64_t p = 0; p < r->length >> UPAGER_PAGE_SHIFT;) {
+		uint64_t want = MIN((uint64_t)ARRAY_SIZE(buf), (r->length >> UPAGER_PAGE_SHIFT) - p);
+		off_t off = (off_t)(((r->start >> UPAGER_PAGE_SHIFT) + p) * sizeof(uint64_t));
+		ssize_t got = pread(fd, buf, want * sizeof(uint64_t), off);
+
+		if (got <= 0)
+			break;
+		for (size_t i = 0; i < (size_t)got / sizeof(uint64_t); i++)
+			n += buf[i] >> 63;
+		p += (uint64_t)got / sizeof(uint64_t);
+	}
+	return n;
+}
+
+/* The thread id of a fault names the process of a forked child's space. */
+static void space_learn_pid(struct space *s, uint32_t tid)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		int tgid;
+
+		if (sscanf(line, "Tgid: %d", &tgid) == 1) {
+			s->pid = tgid;
+			log_debug("forked space belongs to pid %d", tgid);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void space_on_fork(struct space *parent, int ufd)
+{
+	struct space *child;
+	int ret;
+
+	ret = space_new(parent->d, ufd, 0, parent->uid, parent->token_addr, &child);
+	if (ret < 0) {
+		log_error("cannot follow a fork of pid %d: %s", (int)parent->pid, strerror(-ret));
+		return;
+	}
+	child->features = parent->features;
+	ret = region_table_copy(&child->regions, &parent->regions);
+	if (ret < 0)
+		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid, strerror(-ret));
+	space_unref(child); /* the loop's reference keeps it */
+}
+
+static void space_dispatch(struct space *s, const struct uffd_msg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		if (s->pid == 0 && m->arg.pagefault.feat.ptid)
+			space_learn_pid(s, m->arg.pagefault.feat.ptid);
+		fault_handle(s, m->arg.pagefault.address, m->arg.pagefault.flags,
+			     m->arg.pagefault.feat.ptid);
+		break;
+	case UFFD_EVENT_FORK:
+		space_on_fork(s, (int)m->arg.fork.ufd);
+		break;
+	case UFFD_EVENT_REMAP:
+		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		break;
+	case UFFD_EVENT_UNMAP:
+		space_drop_range(s, m->arg.remove.start, m->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMOVE:
+		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again. */
+		break;
+	default:
+		log_warning("unknown userfaultfd event %u", m->event);
+		break;
+	}
+}
+
+static void on_uffd(uv_poll_t *h, int status, int events)
+{
+	struct space *s = h->data;
+	struct uffd_msg msgs[UFFD_MSG_BATCH];
+
+	(void)events;
+	if (status < 0) {
+		space_check_alive(s);
+		return;
+	}
+	space_ref(s);
+	while (!s->dead) {
+		ssize_t n = read(s->uffd, msgs, sizeof(msgs));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN)
+				space_check_alive(s);
+			break;
+		}
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]) && !s->dead; i++)
+			space_dispatch(s, &msgs[i]);
+	}
+	space_unref(s);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A space: one client address space, its userfaultfd and its regions. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "common/list.h"
+#include "region.h"
+
+struct daemon;
+
+struct space {
+	struct daemon *d;
+	unsigned refs;
+	int uffd;
+	uv_poll_t poll;
+	bool polling;
+	bool dead;
+	pid_t pid; /* 0 until known (a forked child before its first fault) */
+	uid_t uid;
+	bool attached; /* a session acts for it */
+	uint64_t token_addr;
+	uint64_t features;
+	struct region_table regions;
+	struct list_head link; /* daemon.spaces */
+};
+
+int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_addr,
+	      struct space **out);
+struct space *space_ref(struct space *s);
+struct space *space_unref(struct space *s);
+void space_kill(struct space *s);
+bool space_check_alive(struct space *s);
+int space_add_region(struct space *s, const struct region *r);
+int space_drop_range(struct space *s, uint64_t start, uint64_t end);
+int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync);
+struct space *space_find_by_pid(struct daemon *d, pid_t pid);
+uint64_t space_resident_pages(struct space *s, const struct region *r);

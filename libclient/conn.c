@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The process-wide connection to upagerd. It is opened on first use, carries one request at a
+ * time under a mutex, and is re-opened after fork(): a child never speaks on its parent's socket.
+ * The process's userfaultfd is made here and handed to the daemon in the first message.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/fdmsg.h"
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "internal.h"
+#include "upager.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static struct {
+	int fd;         /* connection, -1 if none */
+	pid_t pid;      /* process that opened it */
+	int uffd;       /* this process's userfaultfd, kept open so faults wait if the daemon dies */
+	void *token;    /* token page, see docs/design.md */
+	bool forked;    /* we are a child of a client: adopt the space the kernel made */
+	uint32_t seq;
+	uint8_t buf[UPAGER_MSG_MAX];
+} conn = { .fd = -1, .uffd = -1 };
+
+static void atfork_child(void)
+{
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+
+	lock = fresh;
+	if (conn.fd >= 0) {
+		close(conn.fd);
+		conn.fd = -1;
+		conn.forked = true;
+	}
+	if (conn.uffd >= 0) {
+		/* The parent's; the child's registrations live on the userfaultfd the daemon got. */
+		close(conn.uffd);
+		conn.uffd = -1;
+	}
+}
+
+static void init_once(void)
+{
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/** upager__lock() - take the connection lock */
+void upager__lock(void)
+{
+	pthread_once(&once, init_once);
+	pthread_mutex_lock(&lock);
+}
+
+/** upager__unlock() - release the connection lock */
+void upager__unlock(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+/** upager__connected() - whether this process has a live connection (lock held) */
+bool upager__connected(void)
+{
+	return conn.fd >= 0 && conn.pid == getpid();
+}
+
+/*
+ * A userfaultfd that serves kernel-mode faults too if we may have one (root, CAP_SYS_PTRACE, or
+ * access to /dev/userfaultfd); else one for user-mode faults only, which needs no privilege.
+ */
+static int uffd_create(void)
+{
+	int fd;
+
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0)
+		return fd;
+	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		int u = ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+
+		close(fd);
+		if (u >= 0)
+			return u;
+	}
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	return fd < 0 ? neg_errno() : fd;
+}
+
+static int socket_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = getenv("UPAGER_SOCKET");
+	_cleanup_close_ int fd = -1;
+
+	if (!path || !*path)
+		path = UPAGER_DEFAULT_SOCKET;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return neg_errno();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return neg_errno();
+	return fd_take(&fd);
+}
+
+static int hello(uint32_t flags, int uffd)
+{
+	struct upager_msg req = { .op = UPAGER_OP_HELLO }, rep;
+
+	req.u.hello.version_min = UPAGER_PROTO_VERSION_MIN;
+	req.u.hello.version_max = UPAGER_PROTO_VERSION;
+	req.u.hello.flags = flags;
+	req.u.hello.token_addr = (uintptr_t)conn.token;
+	return upager__call(&req, &uffd, uffd >= 0 ? 1 : 0, &rep, NULL);
+}
+
+/* A forked child: show the daemon our pid through a fault on the token page, then adopt. */
+static int adopt_forked_space(void)
+{
+	int ret;
+
+	(void)*(volatile char *)conn.token;
+	ret = hello(UPAGER_HELLO_FORKED, -1);
+	madvise(conn.token, UPAGER_PAGE_SIZE, MADV_DONTNEED);
+	return ret;
+}
+
+static int open_space(void)
+{
+	int ret;
+
+	if (!conn.token) {
+		void *t = mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (t == MAP_FAILED)
+			return neg_errno();
+		conn.token = t;
+	}
+	conn.uffd = uffd_create();
+	if (conn.uffd < 0) {
+		ret = conn.uffd;
+		conn.uffd = -1;
+		return ret;
+	}
+	ret = hello(UPAGER_HELLO_UFFD, conn.uffd);
+	if (ret < 0) {
+		close(conn.uffd);
+		conn.uffd = -1;
+	}
+	return ret;
+}
+
+/**
+ * upager__connect() - make sure this process is connected and has its space (lock held)
+ *
+ * Return: 0, or a negative errno: -ENOENT if the socket does not exist, -ECONNREFUSED if no daemon
+ * listens on it, or the daemon's refusal.
+ */
+int upager__connect(void)
+{
+	int ret;
+
+	if (upager__connected())
+		return 0;
+	if (conn.fd >= 0) {
+		/* Forked without our atfork handler (a raw clone): the socket is the parent's. */
+		close(conn.fd);
+		conn.fd = -1;
+		conn.forked = true;
+		conn.uffd = -1;
+	}
+	ret = socket_connect();
+	if (ret < 0)
+		return ret;
+	conn.fd = ret;
+	conn.pid = getpid();
+
+	ret = -ESRCH;
+	if (conn.forked && conn.token)
+		ret = adopt_forked_space();
+	if (ret == -ESRCH)
+		ret = open_space();
+	if (ret < 0) {
+		close(conn.fd);
+		conn.fd = -1;
+		return ret;
+	}
+	conn.forked = false;
+	return 0;
+}
+
+/**
+ * upager__call() - one request and its reply (lock held, connected)
+ * @req: the request; its seq is set here
+ * @fds: descriptors to send with it
+ * @n_fds: how many
+ * @rep: the decoded reply
+ * @rep_fd: if not NULL, set to the descriptor that came with the reply, or -1
+ *
+ * Return: the reply's status (0 or a negative errno), or a negative errno if the exchange failed;
+ * a broken connection is closed and re-opened by the next call.
+ */
+int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
+		 int *rep_fd)
+{
+	int rfds[FDMSG_MAX_FDS];
+	size_t n_rfds = 0;
+	ssize_t n;
+	int len, ret;
+
+	if (rep_fd)
+		*rep_fd = -1;
+	req->seq = ++conn.seq;
+	len = upager_msg_encode(conn.buf, sizeof(conn.buf), req);
+	if (len < 0)
+		return len;
+	ret = fdmsg_send(conn.fd, conn.buf, (size_t)len, fds, n_fds);
+	if (ret < 0)
+		goto broken;
+	n = fdmsg_recv(conn.fd, conn.buf, sizeof(conn.buf), rfds, &n_rfds);
+	if (n <= 0) {
+		ret = n == 0 ? -ECONNRESET : (int)n;
+		goto broken;
+	}
+	ret = upager_msg_decode(conn.buf, (size_t)n, rep);
+	if (ret == 0 && (rep->op != (req->op | UPAGER_OP_REPLY) || rep->seq != req->seq))
+		ret = -EBADMSG;
+	if (ret < 0) {
+		fdmsg_close_fds(rfds, n_rfds);
+		goto broken;
+	}
+	if (rep_fd && n_rfds > 0)
+		*rep_fd = fd_take(&rfds[0]);
+	fdmsg_close_fds(rfds, n_rfds);
+	return rep->status;
+
+broken:
+	close(conn.fd);
+	conn.fd = -1;
+	return ret;
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libupager internals: the process-wide connection to upagerd. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "proto/codec.h"
+
+void upager__lock(void);
+void upager__unlock(void);
+int upager__connect(void);
+bool upager__connected(void);
+int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
+		 int *rep_fd);

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The mmap-like calls. Arguments are checked here as mmap(2) checks them, so that errors come back
+ * at once and with the kernel's errno; the daemon checks again what it relies on. A mapping is
+ * made in two steps: the daemon hands over the object's memfd, the library maps it, and the daemon
+ * registers the new range with the process's userfaultfd before the call returns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "internal.h"
+#include "upager.h"
+
+#define OFF_MAX ((off_t)INT64_MAX)
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+#ifndef MAP_UNINITIALIZED
+#define MAP_UNINITIALIZED 0x4000000
+#endif
+#ifndef MAP_HUGE_MASK
+#define MAP_HUGE_MASK 0x3f
+#define MAP_HUGE_SHIFT 26
+#endif
+
+/* The flags Linux accepts with MAP_SHARED_VALIDATE on a file that is not DAX. */
+#define KNOWN_FLAGS                                                                             \
+	(MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |               \
+	 MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE |       \
+	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT | MAP_FIXED_NOREPLACE |            \
+	 ((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT))
+
+/* Flags passed on to the kernel's mmap(2) of the memfd; the others are upager's to honour. */
+#define PASSED_FLAGS (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | MAP_32BIT | MAP_STACK)
+
+static void *fail(int err)
+{
+	errno = err;
+	return MAP_FAILED;
+}
+
+static int check_args(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	int type = flags & MAP_TYPE;
+
+	if (length == 0)
+		return -EINVAL;
+	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
+		return -EINVAL;
+	if (type == MAP_SHARED_VALIDATE && ((unsigned)flags & ~(unsigned)KNOWN_FLAGS))
+		return -EOPNOTSUPP;
+	if (type == MAP_SHARED_VALIDATE && (flags & MAP_SYNC))
+		return -EOPNOTSUPP;
+	if (offset & (off_t)(UPAGER_PAGE_SIZE - 1))
+		return -EINVAL;
+	if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) &&
+	    !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE))
+		return -EINVAL;
+	if (length > SIZE_MAX - UPAGER_PAGE_SIZE)
+		return -ENOMEM;
+	if (offset < 0 || (uint64_t)offset + ALIGN_UP(length, UPAGER_PAGE_SIZE) > (uint64_t)OFF_MAX)
+		return -EOVERFLOW;
+	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+		return -EINVAL;
+	if (flags & MAP_HUGETLB)
+		return -EINVAL; /* upager serves base pages only */
+	if (flags & MAP_GROWSDOWN)
+		return -EINVAL; /* not served yet */
+
+	if (!(flags & MAP_ANONYMOUS)) {
+		struct stat st;
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl < 0)
+			return -EBADF;
+		if (fl & O_PATH)
+			return -EBADF;
+		if (fstat(fd, &st) < 0)
+			return neg_errno();
+		if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+			return -ENODEV;
+		if (!S_ISREG(st.st_mode))
+			return -EACCES;
+		if ((fl & O_ACCMODE) == O_WRONLY)
+			return -EACCES;
+		if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
+			return -EACCES;
+	}
+	return 0;
+}
+
+static int object_open(size_t length, int prot, int flags, int fd, off_t offset,
+		       struct upager_msg *rep, int *memfd)
+{
+	struct upager_msg req = { .op = UPAGER_OP_OBJECT_OPEN };
+	bool anon = flags & MAP_ANONYMOUS;
+
+	req.u.object_open.kind = anon ? UPAGER_OBJECT_ANON_SHARED : UPAGER_OBJECT_FILE;
+	req.u.object_open.prot = (uint32_t)prot;
+	req.u.object_open.flags = (uint32_t)flags;
+	req.u.object_open.offset = (uint64_t)offset;
+	req.u.object_open.length = length;
+	return upager__call(&req, &fd, anon ? 0 : 1, rep, memfd);
+}
+
+static int region_add(uint64_t object_id, void *p, size_t length, int prot, int flags,
+		      off_t offset)
+{
+	struct upager_msg req = { .op = UPAGER_OP_REGION_ADD }, rep;
+
+	req.u.region_add.object_id = object_id;
+	req.u.region_add.addr = (uintptr_t)p;
+	req.u.region_add.length = length;
+	req.u.region_add.offset = (uint64_t)offset;
+	req.u.region_add.prot = (uint32_t)prot;
+	req.u.region_add.flags = (uint32_t)flags;
+	return upager__call(&req, NULL, 0, &rep, NULL);
+}
+
+static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	struct upager_msg rep = { 0 };
+	_cleanup_close_ int memfd = -1;
+	uint64_t object_id = 0;
+	off_t map_offset = 0;
+	int kflags = flags & PASSED_FLAGS;
+	void *p;
+	int ret;
+
+	ret = upager__connect();
+	if (ret < 0)
+		return fail(-ret);
+
+	if ((flags & MAP_TYPE) == MAP_PRIVATE && (flags & MAP_ANONYMOUS)) {
+		kflags |= MAP_PRIVATE | MAP_ANONYMOUS;
+		offset = 0;
+	} else {
+		if (flags & MAP_ANONYMOUS)
+			offset = 0;
+		ret = object_open(length, prot, flags, fd, offset, &rep, &memfd);
+		if (ret < 0)
+			return fail(-ret);
+		if (memfd < 0)
+			return fail(EBADMSG);
+		object_id = rep.u.object_open_reply.object_id;
+		kflags |= (int)rep.u.object_open_reply.map_type;
+		map_offset = offset;
+	}
+
+	p = mmap(addr, length, prot, kflags, memfd, map_offset);
+	if (p == MAP_FAILED)
+		return MAP_FAILED;
+	ret = region_add(object_id, p, length, prot, flags, offset);
+	if (ret < 0) {
+		munmap(p, length);
+		return fail(-ret);
+	}
+	return p;
+}
+
+/**
+ * upager_mmap() - map a file or anonymous memory, served by upagerd; see upager_mmap(3)
+ *
+ * Return: the address of the mapping, or MAP_FAILED with errno set.
+ */
+_public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	void *p;
+	int ret;
+
+	ret = check_args(addr, length, prot, flags, fd, offset);
+	if (ret < 0)
+		return fail(-ret);
+	upager__lock();
+	p = map_locked(addr, length, prot, flags, fd, offset);
+	ret = errno;
+	upager__unlock();
+	errno = ret;
+	return p;
+}
+
+/**
+ * upager_mmap2() - upager_mmap() with the offset in 4096-byte units; see upager_mmap(3)
+ *
+ * Return: the address of the mapping, or MAP_FAILED with errno set.
+ */
+_public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int fd,
+			    off_t pgoffset)
+{
+	if (pgoffset < 0 || pgoffset > (off_t)(OFF_MAX >> 12))
+		return fail(EINVAL);
+	return upager_mmap(addr, length, prot, flags, fd, pgoffset * 4096);
+}
+
+/**
+ * upager_munmap() - write back and remove a mapping; see upager_mmap(3)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+_public_ int upager_munmap(void *addr, size_t length)
+{
+	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep;
+
+	if (!IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) || length == 0 ||
+	    length > SIZE_MAX - UPAGER_PAGE_SIZE) {
+		errno = EINVAL;
+		return -1;
+	}
+	upager__lock();
+	if (upager__connected()) {
+		req.u.range.addr = (uintptr_t)addr;
+		req.u.range.length = length;
+		upager__call(&req, NULL, 0, &rep, NULL);
+	}
+	upager__unlock();
+	return munmap(addr, length);
+}
+
+/**
+ * upager_msync() - write a mapping's changes back to its file; see upager_msync(3)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+_public_ int upager_msync(void *addr, size_t length, int flags)
+{
+	struct upager_msg req = { .op = UPAGER_OP_MSYNC }, rep;
+	int ret = 0;
+
+	if ((flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) ||
+	    ((flags & MS_ASYNC) && (flags & MS_SYNC)) ||
+	    !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE)) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* The kernel checks that the range is mapped (ENOMEM) and what it may lock (EBUSY). */
+	if (msync(addr, length, flags) < 0)
+		return -1;
+	upager__lock();
+	if (upager__connected()) {
+		req.u.msync.addr = (uintptr_t)addr;
+		req.u.msync.length = length;
+		req.u.msync.flags = (uint32_t)flags;
+		ret = upager__call(&req, NULL, 0, &rep, NULL);
+	}
+	upager__unlock();
+	if (ret < 0) {
+		errno = ret == -ECONNRESET || ret == -EPIPE ? EIO : -ret;
+		return -1;
+	}
+	return 0;
+}
+
+/**
+ * upager_remap_file_pages() - rearrange the pages of a shared file mapping; see
+ * upager_remap_file_pages(3)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+_public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+{
+	(void)addr;
+	(void)size;
+	(void)prot;
+	(void)pgoff;
+	(void)flags;
+	errno = ENOSYS;
+	return -1;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Codec of the upager wire protocol: host structs in, checked little-endian datagrams out, and back.
+ * Every function returns a byte count or 0 on success and a negative errno on failure; nothing here
+ * allocates, does I/O, or keeps state.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "upager-proto.h"
+
+/* A decoded message, host byte order. Which member of the union is valid depends on op. */
+struct upager_msg {
+	uint16_t op; /* with UPAGER_OP_REPLY for replies */
+	uint16_t version;
+	uint32_t seq;
+	int32_t status; /* replies only */
+	union {
+		struct {
+			uint16_t version_min, version_max;
+			uint32_t flags;
+			uint64_t token_addr;
+		} hello;
+		struct {
+			uint16_t version;
+			uint32_t page_size;
+			uint64_t features;
+		} hello_reply;
+		struct {
+			uint32_t kind, prot, flags;
+			uint64_t offset, length;
+		} object_open;
+		struct {
+			uint64_t object_id;
+			uint32_t map_type;
+			uint64_t object_size;
+		} object_open_reply;
+		struct {
+			uint64_t object_id, addr, length, offset;
+			uint32_t prot, flags;
+		} region_add;
+		struct {
+			uint64_t addr, length;
+		} range;
+		struct {
+			uint64_t addr, length;
+			uint32_t flags;
+		} msync;
+		struct {
+			uint32_t cursor, pid;
+		} list;
+		struct {
+			uint32_t count, next_cursor;
+			const uint8_t *entries; /* points into the decoded buffer */
+			size_t entries_len;
+		} list_reply;
+		struct {
+			uint32_t sessions, spaces, regions, objects;
+			uint64_t cached_pages, faults, pages_read, bytes_read, bytes_written, uptime_ms;
+		} stats_reply;
+	} u;
+};
+
+/* One region as LIST reports it, host byte order. path points into the decoded buffer. */
+struct upager_list_entry {
+	uint32_t pid, uid;
+	uint64_t start, length, offset;
+	uint32_t prot, flags;
+	uint64_t resident_pages, faults, object_id;
+	const char *path; /* not NUL-terminated */
+	size_t path_len;
+};
+
+int upager_msg_encode(void *buf, size_t size, const struct upager_msg *m);
+int upager_msg_decode(const void *buf, size_t len, struct upager_msg *m);
+
+int upager_list_entry_encode(void *buf, size_t size, const struct upager_list_entry *e);
+int upager_list_entry_next(const uint8_t **pos, size_t *left, struct upager_list_entry *e);
+
+size_t upager_msg_size(uint16_t op);

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * upager wire protocol, version 1.
+ *
+ * Messages travel over a SOCK_SEQPACKET Unix socket, one message per datagram. Every field is
+ * fixed-width little-endian; structs are naturally aligned and have no implicit padding. File
+ * descriptors travel as SCM_RIGHTS with the message that names them. See proto/PROTOCOL.md.
+ */
+#ifndef UPAGER_PROTO_H
+#define UPAGER_PROTO_H
+
+#include <linux/types.h>
+
+#define UPAGER_PROTO_MAGIC 0x52475055u /* "UPGR" */
+#define UPAGER_PROTO_VERSION 1
+#define UPAGER_PROTO_VERSION_MIN 1
+#define UPAGER_MSG_MAX 65536u /* largest datagram either side sends or accepts */
+#define UPAGER_PATH_MAX 4096u
+
+enum upager_op {
+	UPAGER_OP_HELLO = 1,
+	UPAGER_OP_OBJECT_OPEN = 2,
+	UPAGER_OP_REGION_ADD = 3,
+	UPAGER_OP_MUNMAP = 4,
+	UPAGER_OP_MSYNC = 5,
+	UPAGER_OP_LIST = 6,
+	UPAGER_OP_STATS = 7,
+	_UPAGER_OP_MAX,
+	UPAGER_OP_REPLY = 0x8000, /* or'ed into the opcode of a reply */
+};
+
+struct upager_wire_hdr {
+	__le32 magic;
+	__le16 version;
+	__le16 op;
+	__le32 len; /* whole message, header included */
+	__le32 seq; /* chosen by the requester, echoed by the reply */
+};
+
+/* Every reply starts with this after the header. */
+struct upager_wire_reply {
+	__le32 status; /* 0 or a negative errno, as s32 */
+	__le32 reserved;
+};
+
+/* HELLO: client -> daemon, first message of a connection. */
+enum {
+	UPAGER_HELLO_UFFD = 1u << 0,   /* a userfaultfd is attached */
+	UPAGER_HELLO_FORKED = 1u << 1, /* a forked child: adopt the space the kernel made for us */
+	UPAGER_HELLO_CTL = 1u << 2,    /* an inspection client: no address space */
+	_UPAGER_HELLO_ALL = (1u << 3) - 1,
+};
+
+struct upager_wire_hello {
+	__le16 version_min;
+	__le16 version_max;
+	__le32 flags;
+	__le64 token_addr; /* page-aligned token page, with UPAGER_HELLO_UFFD */
+};
+
+struct upager_wire_hello_reply {
+	__le16 version;
+	__le16 reserved;
+	__le32 page_size;
+	__le64 features; /* UFFD_FEATURE_* in force for this space */
+};
+
+/* OBJECT_OPEN: the object behind a new mapping; a file fd is attached for a file object. */
+enum {
+	UPAGER_OBJECT_FILE = 1,
+	UPAGER_OBJECT_ANON_SHARED = 2,
+};
+
+struct upager_wire_object_open {
+	__le32 kind;
+	__le32 prot;
+	__le32 flags; /* mmap flags as given */
+	__le32 reserved;
+	__le64 offset;
+	__le64 length;
+};
+
+/* Reply carries the memfd as SCM_RIGHTS. */
+struct upager_wire_object_open_reply {
+	__le64 object_id;
+	__le32 map_type; /* MAP_SHARED or MAP_PRIVATE: how the client maps the memfd */
+	__le32 reserved;
+	__le64 object_size;
+};
+
+/* REGION_ADD: the client has mapped [addr, addr+length); register it and serve its faults. */
+struct upager_wire_region_add {
+	__le64 object_id; /* 0: private anonymous */
+	__le64 addr;
+	__le64 length;
+	__le64 offset;
+	__le32 prot;
+	__le32 flags;
+};
+
+/* MUNMAP: write back and forget [addr, addr+length) before the client unmaps it. */
+struct upager_wire_range {
+	__le64 addr;
+	__le64 length;
+};
+
+/* MSYNC */
+struct upager_wire_msync {
+	__le64 addr;
+	__le64 length;
+	__le32 flags;
+	__le32 reserved;
+};
+
+/* LIST: one page of the region table, starting at cursor. */
+struct upager_wire_list {
+	__le32 cursor;
+	__le32 pid; /* 0: every pid the requester may see */
+};
+
+struct upager_wire_list_reply {
+	__le32 count;
+	__le32 next_cursor; /* 0: no more */
+	/* count entries follow, each 8-byte aligned */
+};
+
+struct upager_wire_list_entry {
+	__le32 entry_len; /* this entry, path and padding included; a multiple of 8 */
+	__le32 pid;
+	__le64 start;
+	__le64 length;
+	__le64 offset;
+	__le32 prot;
+	__le32 flags;
+	__le64 resident_pages;
+	__le64 faults;
+	__le64 object_id;
+	__le32 uid;
+	__le16 path_len; /* bytes of path that follow, no NUL; 0 for anonymous */
+	__le16 reserved;
+};
+
+/* STATS reply */
+struct upager_wire_stats_reply {
+	__le32 sessions;
+	__le32 spaces;
+	__le32 regions;
+	__le32 objects;
+	__le64 cached_pages;
+	__le64 faults;
+	__le64 pages_read;
+	__le64 bytes_read;
+	__le64 bytes_written;
+	__le64 uptime_ms;
+};
+
+#endif /* UPAGER_PROTO_H */
