@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "common/macro.h"
+#include "common/uffd.h"
 #include "daemon.h"
 #include "fault.h"
 #include "log.h"
@@ -31,6 +32,7 @@ struct waiter {
 	struct space *space; /* a reference */
 	uint64_t addr;
 	uint64_t pgoff;
+	bool wp;
 	struct list_head link;
 };
 
@@ -53,9 +55,9 @@ static uint8_t get_state(const struct object *o, uint64_t p)
 }
 
 /* Map a ready cache page into the faulting client; wake it in every case. */
-static void resolve_ready(struct space *s, uint64_t addr)
+static void resolve_ready(struct space *s, uint64_t addr, bool wp)
 {
-	int ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE);
+	int ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, wp);
 
 	if (ret == 0 || ret == -ESRCH)
 		return;
@@ -91,7 +93,7 @@ static void fill_wake_waiters(struct fill *f)
 	list_for_each_entry_safe(w, tmp, &f->waiters, link) {
 		if (!w->space->dead) {
 			if (get_state(f->obj, w->pgoff) == PAGE_READY)
-				resolve_ready(w->space, w->addr);
+				resolve_ready(w->space, w->addr, w->wp);
 			else
 				resolve_sigbus(w->space, w->addr);
 		}
@@ -216,7 +218,7 @@ static int fill_start(struct object *o, uint64_t p, struct fill **out)
 	return 0;
 }
 
-static int fill_wait(struct fill *f, struct space *s, uint64_t addr, uint64_t p)
+static int fill_wait(struct fill *f, struct space *s, uint64_t addr, uint64_t p, bool wp)
 {
 	struct waiter *w = calloc(1, sizeof(*w));
 
@@ -225,11 +227,12 @@ static int fill_wait(struct fill *f, struct space *s, uint64_t addr, uint64_t p)
 	w->space = space_ref(s);
 	w->addr = addr;
 	w->pgoff = p;
+	w->wp = wp;
 	list_add_tail(&w->link, &f->waiters);
 	return 0;
 }
 
-static void fault_object(struct space *s, struct region *r, uint64_t addr)
+static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags)
 {
 	struct object *o = r->obj;
 	uint64_t p = (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
@@ -240,12 +243,20 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr)
 		resolve_sigbus(s, addr);
 		return;
 	}
-	if (r->may_write)
+	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		/* A write to a page mapped write-protected: from now on it may be dirty. */
+		o->pages[p] |= PAGE_WRITABLE;
+		ret = uffdio_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
+		if (ret < 0 && ret != -ESRCH)
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		return;
+	}
+	if (r->may_write && !r->wp)
 		o->pages[p] |= PAGE_WRITABLE;
 
 	switch (get_state(o, p)) {
 	case PAGE_READY:
-		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE);
+		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, r->wp);
 		if (ret != -EFAULT) {
 			if (ret == -EEXIST || (ret < 0 && ret != -ESRCH))
 				uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
@@ -256,7 +267,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr)
 		break;
 	case PAGE_FILLING:
 		f = fill_find(o, p);
-		if (f && fill_wait(f, s, addr, p) == 0)
+		if (f && fill_wait(f, s, addr, p, r->wp) == 0)
 			return;
 		log_error("no fill for a page being filled");
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
@@ -267,11 +278,11 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr)
 
 	ret = fill_start(o, p, &f);
 	if (ret == 0 && !f) {
-		resolve_ready(s, addr);
+		resolve_ready(s, addr, r->wp);
 		return;
 	}
 	if (ret == 0)
-		ret = fill_wait(f, s, addr, p);
+		ret = fill_wait(f, s, addr, p, r->wp);
 	if (ret < 0) {
 		log_warning("cannot fill %s page %" PRIu64 ": %s", o->path, p, strerror(-ret));
 		resolve_sigbus(s, addr);
@@ -290,7 +301,6 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint32_t tid)
 	struct region *r;
 	int ret;
 
-	(void)flags;
 	(void)tid;
 	addr = ALIGN_DOWN(addr, UPAGER_PAGE_SIZE);
 	if (addr == s->token_addr) {
@@ -309,7 +319,7 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint32_t tid)
 	}
 	r->faults++;
 	if (r->obj) {
-		fault_object(s, r, addr);
+		fault_object(s, r, addr, flags);
 		return;
 	}
 	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);

@@ -15,6 +15,8 @@ struct region {
 	struct object *obj;   /* NULL: private anonymous */
 	bool shared;          /* mapped MAP_SHARED from the memfd */
 	bool may_write;       /* shared and the client may write the object */
+	bool wp;              /* may write, mapped without PROT_WRITE: pages go in write-protected,
+			       * so that a write after mprotect() is seen */
 	uint64_t faults;
 };
 

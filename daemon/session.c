@@ -30,7 +30,8 @@
 #define WANT_FEATURES                                                                        \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
 	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | \
-	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON)
+	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |        \
+	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 
 /* An object handed to the client by OBJECT_OPEN that its REGION_ADD has not claimed yet. */
 struct pending_open {
@@ -257,8 +258,12 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		r.obj = s->opens[i].obj;
 		r.shared = s->opens[i].shared;
 		r.may_write = s->opens[i].may_write;
+		r.wp = r.may_write && !(r.prot & PROT_WRITE) &&
+		       (s->space->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 		s->opens[i] = s->opens[--s->n_opens];
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
+		if (r.wp)
+			mode |= UFFDIO_REGISTER_MODE_WP;
 	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
 		return -EINVAL;
 	}
@@ -319,7 +324,7 @@ static int do_list(struct session *s, const struct upager_msg *req)
 				.uid = sp->uid,
 				.start = r->start,
 				.length = r->length,
-				.offset = r->offset,
+				.offset = r->obj ? r->offset : 0,
 				.prot = r->prot,
 				.flags = r->flags,
 				.faults = r->faults,

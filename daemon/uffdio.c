@@ -53,14 +53,26 @@ int uffdio_register(int uffd, uint64_t start, uint64_t len, uint64_t mode)
 
 /**
  * uffdio_continue() - map cache pages that exist already and wake the waiters
+ * @wp: map them write-protected (a write then faults to the daemon)
  * Return: 0, -EEXIST if a page was mapped already, -EFAULT if a page is not in the cache,
  * -ESRCH if the mm is gone, or another negative errno.
  */
-int uffdio_continue(int uffd, uint64_t start, uint64_t len)
+int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp)
 {
-	struct uffdio_continue c = { .range = { start, len } };
+	struct uffdio_continue c = { .range = { start, len }, .mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0 };
 
 	return xioctl(uffd, UFFDIO_CONTINUE, &c);
+}
+
+/**
+ * uffdio_unprotect() - lift write protection from a range and wake its waiters
+ * Return: 0 or a negative errno.
+ */
+int uffdio_unprotect(int uffd, uint64_t start, uint64_t len)
+{
+	struct uffdio_writeprotect w = { .range = { start, len } };
+
+	return xioctl(uffd, UFFDIO_WRITEPROTECT, &w);
 }
 
 /**

@@ -33,12 +33,18 @@
 #define MAP_HUGE_SHIFT 26
 #endif
 
-/* The flags Linux accepts with MAP_SHARED_VALIDATE on a file that is not DAX. */
+/*
+ * The flags Linux accepts with MAP_SHARED_VALIDATE on a file that is not DAX. MAP_FIXED_NOREPLACE
+ * is not among them: Linux refuses it there with EOPNOTSUPP, and so do we.
+ */
 #define KNOWN_FLAGS                                                                             \
 	(MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |               \
 	 MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE |       \
-	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT | MAP_FIXED_NOREPLACE |            \
+	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT |                                  \
 	 ((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT))
+
+/* The user address space of x86-64 with 4-level page tables; no longer mapping can succeed. */
+#define TASK_SIZE ((size_t)1 << 47)
 
 /* Flags passed on to the kernel's mmap(2) of the memfd; the others are upager's to honour. */
 #define PASSED_FLAGS (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | MAP_32BIT | MAP_STACK)
@@ -49,53 +55,52 @@ static void *fail(int err)
 	return MAP_FAILED;
 }
 
+/* Checked in the order Linux checks them, so that a call with several faults fails the same way. */
 static int check_args(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
 	int type = flags & MAP_TYPE;
+	bool anon = flags & MAP_ANONYMOUS;
+	struct stat st;
+	int fl = 0;
 
+	(void)prot;
+	if (offset & (off_t)(UPAGER_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (!anon) {
+		fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || (fl & O_PATH))
+			return -EBADF;
+	}
 	if (length == 0)
 		return -EINVAL;
-	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
-		return -EINVAL;
+	if (length > TASK_SIZE)
+		return -ENOMEM;
+	if (!anon && (offset < 0 || (uint64_t)offset > (uint64_t)OFF_MAX - length))
+		return -EOVERFLOW;
 	if (type == MAP_SHARED_VALIDATE && ((unsigned)flags & ~(unsigned)KNOWN_FLAGS))
 		return -EOPNOTSUPP;
-	if (type == MAP_SHARED_VALIDATE && (flags & MAP_SYNC))
-		return -EOPNOTSUPP;
-	if (offset & (off_t)(UPAGER_PAGE_SIZE - 1))
+	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
 		return -EINVAL;
 	if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) &&
 	    !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE))
-		return -EINVAL;
-	if (length > SIZE_MAX - UPAGER_PAGE_SIZE)
-		return -ENOMEM;
-	if (offset < 0 || (uint64_t)offset + ALIGN_UP(length, UPAGER_PAGE_SIZE) > (uint64_t)OFF_MAX)
-		return -EOVERFLOW;
-	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
 		return -EINVAL;
 	if (flags & MAP_HUGETLB)
 		return -EINVAL; /* upager serves base pages only */
 	if (flags & MAP_GROWSDOWN)
 		return -EINVAL; /* not served yet */
+	if (anon)
+		return 0;
 
-	if (!(flags & MAP_ANONYMOUS)) {
-		struct stat st;
-		int fl = fcntl(fd, F_GETFL);
-
-		if (fl < 0)
-			return -EBADF;
-		if (fl & O_PATH)
-			return -EBADF;
-		if (fstat(fd, &st) < 0)
-			return neg_errno();
-		if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
-			return -ENODEV;
-		if (!S_ISREG(st.st_mode))
-			return -EACCES;
-		if ((fl & O_ACCMODE) == O_WRONLY)
-			return -EACCES;
-		if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
-			return -EACCES;
-	}
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		return -ENODEV;
+	if (!S_ISREG(st.st_mode))
+		return -EACCES;
+	if ((fl & O_ACCMODE) == O_WRONLY)
+		return -EACCES;
+	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
+		return -EACCES;
 	return 0;
 }
 

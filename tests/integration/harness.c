@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fdmsg.h"
+#include "harness.h"
+
+static char tmpdir[256];
+static char sock_path[300];
+static pid_t daemon_pid;
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+void harness_start(void)
+{
+	const char *bin = getenv("UPAGERD");
+	int logfd;
+	char log[320];
+
+	cr_assert(bin, "UPAGERD is not set; run the tests through meson test");
+	strcpy(tmpdir, "/tmp/upager-test-XXXXXX");
+	cr_assert(mkdtemp(tmpdir));
+	snprintf(sock_path, sizeof(sock_path), "%s/upager.sock", tmpdir);
+	snprintf(log, sizeof(log), "%s/upagerd.log", tmpdir);
+	logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	daemon_pid = fork();
+	cr_assert(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		dup2(logfd, 2);
+		execl(bin, "upagerd", "--verbose", "--socket", sock_path, (char *)NULL);
+		_exit(127);
+	}
+	close(logfd);
+	setenv("UPAGER_SOCKET", sock_path, 1);
+	for (int i = 0; i < 500; i++) {
+		int fd = harness_connect_raw();
+
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		sleep_ms(10);
+	}
+	cr_assert_fail("upagerd did not start listening on %s", sock_path);
+}
+
+void harness_stop(void)
+{
+	char cmd[400];
+	int status;
+
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, &status, 0);
+		daemon_pid = 0;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (tmpdir[0])
+		(void)!system(cmd);
+}
+
+pid_t harness_daemon_pid(void)
+{
+	return daemon_pid;
+}
+
+const char *harness_socket(void)
+{
+	return sock_path;
+}
+
+const char *harness_tmpdir(void)
+{
+	return tmpdir;
+}
+
+int harness_connect_raw(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	strcpy(sa.sun_path, sock_path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int call(int fd, struct upager_msg *req, struct upager_msg *rep, uint8_t *buf)
+{
+	static uint32_t seq;
+	int fds[FDMSG_MAX_FDS];
+	size_t n_fds;
+	int len;
+	ssize_t n;
+
+	req->seq = ++seq;
+	len = upager_msg_encode(buf, UPAGER_MSG_MAX, req);
+	if (len < 0 || fdmsg_send(fd, buf, (size_t)len, NULL, 0) < 0)
+		return -EIO;
+	n = fdmsg_recv(fd, buf, UPAGER_MSG_MAX, fds, &n_fds);
+	fdmsg_close_fds(fds, n_fds);
+	if (n <= 0 || upager_msg_decode(buf, (size_t)n, rep) < 0)
+		return -EIO;
+	return rep->status;
+}
+
+static int ctl_connect(uint8_t *buf)
+{
+	struct upager_msg req = { .op = UPAGER_OP_HELLO }, rep;
+	int fd = harness_connect_raw();
+
+	cr_assert(fd >= 0);
+	req.u.hello.version_min = 1;
+	req.u.hello.version_max = 1;
+	req.u.hello.flags = UPAGER_HELLO_CTL;
+	cr_assert_eq(call(fd, &req, &rep, buf), 0);
+	return fd;
+}
+
+int harness_list(pid_t pid, struct region_info *out, int max)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	uint32_t cursor = 0;
+	int fd = ctl_connect(buf), n = 0;
+
+	do {
+		struct upager_msg req = { .op = UPAGER_OP_LIST }, rep;
+		struct upager_list_entry e;
+		const uint8_t *pos;
+		size_t left;
+
+		req.u.list.cursor = cursor;
+		req.u.list.pid = (uint32_t)pid;
+		cr_assert_eq(call(fd, &req, &rep, buf), 0);
+		pos = rep.u.list_reply.entries;
+		left = rep.u.list_reply.entries_len;
+		while (upager_list_entry_next(&pos, &left, &e) > 0) {
+			if (n < max) {
+				struct region_info *r = &out[n];
+
+				r->start = e.start;
+				r->length = e.length;
+				r->offset = e.offset;
+				r->resident_pages = e.resident_pages;
+				r->faults = e.faults;
+				r->object_id = e.object_id;
+				r->pid = e.pid;
+				r->uid = e.uid;
+				r->prot = e.prot;
+				r->flags = e.flags;
+				snprintf(r->backing, sizeof(r->backing), "%.*s", (int)e.path_len, e.path);
+			}
+			n++;
+		}
+		cursor = rep.u.list_reply.next_cursor;
+	} while (cursor);
+	close(fd);
+	return n;
+}
+
+bool harness_region(pid_t pid, const void *addr, struct region_info *out)
+{
+	struct region_info v[64];
+	int n = harness_list(pid, v, 64);
+
+	for (int i = 0; i < n && i < 64; i++)
+		if (v[i].start == (uintptr_t)addr) {
+			*out = v[i];
+			return true;
+		}
+	return false;
+}
+
+int harness_stats(struct upager_msg *rep)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	struct upager_msg req = { .op = UPAGER_OP_STATS };
+	int fd = ctl_connect(buf), r;
+
+	r = call(fd, &req, rep, buf);
+	close(fd);
+	return r;
+}
+
+bool page_present(const void *addr)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(pread(fd, &e, sizeof(e), (off_t)((uintptr_t)addr / PAGE * sizeof(e))),
+		     (ssize_t)sizeof(e));
+	close(fd);
+	return e >> 63;
+}
+
+uint64_t pattern_at(uint64_t offset)
+{
+	return offset ^ 0x5a5a5a5a00000000ULL;
+}
+
+int make_pattern_file(const char *name, size_t size, char *path_out)
+{
+	static uint64_t chunk[8192];
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	if (path_out)
+		strcpy(path_out, path);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	cr_assert(fd >= 0);
+	for (size_t off = 0; off < size; off += sizeof(chunk)) {
+		size_t n = size - off < sizeof(chunk) ? size - off : sizeof(chunk);
+
+		for (size_t i = 0; i < n / 8; i++)
+			chunk[i] = pattern_at(off + i * 8);
+		cr_assert_eq(pwrite(fd, chunk, n, (off_t)off), (ssize_t)n);
+	}
+	return fd;
+}
+
+int run_child(void (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t p = fork();
+
+	cr_assert(p >= 0);
+	if (p == 0) {
+		alarm(20);
+		fn(arg);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(p, &status, 0), p);
+	return status;
+}
+
+bool wait_until(bool (*cond)(void *), void *arg, int ms)
+{
+	for (int t = 0; t < ms; t += 10) {
+		if (cond(arg))
+			return true;
+		sleep_ms(10);
+	}
+	return cond(arg);
+}

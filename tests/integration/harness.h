@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Integration test harness: each test runs in its own process (Criterion forks) with its own
+ * upagerd on a temporary socket. The built daemon's path comes from $UPAGERD, set by meson.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/codec.h"
+
+#define PAGE 4096UL
+
+struct region_info {
+	uint64_t start, length, offset, resident_pages, faults, object_id;
+	uint32_t pid, uid, prot, flags;
+	char backing[256];
+};
+
+void harness_start(void);
+void harness_stop(void);
+pid_t harness_daemon_pid(void);
+const char *harness_socket(void);
+const char *harness_tmpdir(void);
+
+/* The daemon's view of our (or another pid's) mappings; returns the count, fills up to max. */
+int harness_list(pid_t pid, struct region_info *out, int max);
+/* The region of pid that starts at addr; false if there is none. */
+bool harness_region(pid_t pid, const void *addr, struct region_info *out);
+int harness_stats(struct upager_msg *rep);
+
+/* Raw protocol access for the bad-input tests: a fresh connection. */
+int harness_connect_raw(void);
+
+/* Whether the page at addr is present in our page tables (/proc/self/pagemap bit 63). */
+bool page_present(const void *addr);
+/* A file in the test's directory with size bytes, each 8-byte word holding its own offset. */
+int make_pattern_file(const char *name, size_t size, char *path_out);
+uint64_t pattern_at(uint64_t offset);
+/* Run fn in a child; return its wait status. */
+int run_child(void (*fn)(void *), void *arg);
+/* Wait up to ms for cond(arg) to hold. */
+bool wait_until(bool (*cond)(void *), void *arg, int ms);

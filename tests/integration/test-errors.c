@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Errors as mmap(2): each bad call fails as the kernel's own mmap(2) fails, with the same errno. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(errors, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+struct call {
+	void *addr;
+	size_t length;
+	int prot, flags, fd;
+	off_t offset;
+	int expect;
+	const char *what;
+};
+
+/* The kernel and upager fail the same call with the same errno. */
+static void check_same(const struct call *c)
+{
+	void *k, *u;
+	int kerr, uerr;
+
+	errno = 0;
+	k = mmap(c->addr, c->length, c->prot, c->flags, c->fd, c->offset);
+	kerr = errno;
+	errno = 0;
+	u = upager_mmap(c->addr, c->length, c->prot, c->flags, c->fd, c->offset);
+	uerr = errno;
+	cr_assert_eq(k, MAP_FAILED, "%s: the kernel accepted it", c->what);
+	cr_assert_eq(u, MAP_FAILED, "%s: upager accepted it", c->what);
+	cr_assert_eq(kerr, c->expect, "%s: kernel errno %s", c->what, strerror(kerr));
+	cr_assert_eq(uerr, c->expect, "%s: upager errno %s, expected %s", c->what, strerror(uerr),
+		     strerror(c->expect));
+}
+
+Test(errors, bad_calls_fail_as_mmap_fails)
+{
+	int rw = make_pattern_file("f", 4 * PAGE, NULL);
+	char path[400];
+	int ro, wo, dir, pfd[2];
+	void *taken;
+
+	snprintf(path, sizeof(path), "%s/f", harness_tmpdir());
+	ro = open(path, O_RDONLY);
+	wo = open(path, O_WRONLY);
+	dir = open(harness_tmpdir(), O_RDONLY | O_DIRECTORY);
+	cr_assert_eq(pipe(pfd), 0);
+	taken = mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	const struct call calls[] = {
+		{ NULL, 0, PROT_READ, MAP_SHARED, rw, 0, EINVAL, "length 0" },
+		{ NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, EINVAL, "anon length 0" },
+		{ NULL, PAGE, PROT_READ, MAP_SHARED, rw, 100, EINVAL, "unaligned offset" },
+		{ NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 4095, EINVAL,
+		  "anon unaligned offset" },
+		{ (char *)taken + 1, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED, rw, 0, EINVAL,
+		  "MAP_FIXED unaligned addr" },
+		{ NULL, PAGE, PROT_READ, 0, rw, 0, EINVAL, "neither shared nor private" },
+		{ NULL, PAGE, PROT_READ, MAP_ANONYMOUS, -1, 0, EINVAL, "anon, no type" },
+		{ NULL, PAGE, PROT_READ, MAP_SHARED, -1, 0, EBADF, "fd -1" },
+		{ NULL, PAGE, PROT_READ, MAP_PRIVATE, 9999, 0, EBADF, "fd not open" },
+		{ NULL, PAGE, PROT_READ, MAP_PRIVATE, wo, 0, EACCES, "fd write-only" },
+		{ NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0, EACCES,
+		  "shared writable on a read-only fd" },
+		{ NULL, PAGE, PROT_READ, MAP_PRIVATE, dir, 0, ENODEV, "a directory" },
+		{ NULL, PAGE, PROT_READ, MAP_PRIVATE, pfd[0], 0, ENODEV, "a pipe" },
+		{ taken, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, rw, 0, EEXIST,
+		  "MAP_FIXED_NOREPLACE over a mapping" },
+		{ taken, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0,
+		  EEXIST, "anon MAP_FIXED_NOREPLACE over a mapping" },
+		{ NULL, PAGE, PROT_READ, MAP_SHARED_VALIDATE | 0x200000, rw, 0, EOPNOTSUPP,
+		  "MAP_SHARED_VALIDATE with an unknown flag" },
+		{ NULL, PAGE, PROT_READ, MAP_SHARED_VALIDATE | MAP_SYNC, rw, 0, EOPNOTSUPP,
+		  "MAP_SYNC on a file that is not DAX" },
+		{ NULL, PAGE, PROT_READ, MAP_SHARED, rw, -4096, EOVERFLOW, "negative offset" },
+		{ NULL, (size_t)-1, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, ENOMEM,
+		  "length too large" },
+	};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		check_same(&calls[i]);
+
+	/* munmap of an unaligned address, or of length 0. */
+	errno = 0;
+	cr_assert_eq(upager_munmap((char *)taken + 10, PAGE), -1);
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_eq(upager_munmap(taken, 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	/* msync: unknown flags, both MS_SYNC and MS_ASYNC, unaligned address, unmapped range. */
+	errno = 0;
+	cr_assert_eq(upager_msync(taken, PAGE, MS_SYNC | MS_ASYNC), -1);
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_eq(upager_msync(taken, PAGE, 0x100), -1);
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_eq(upager_msync((char *)taken + 1, PAGE, MS_SYNC), -1);
+	cr_assert_eq(errno, EINVAL);
+	munmap(taken, 2 * PAGE);
+	errno = 0;
+	cr_assert_eq(upager_msync(taken, PAGE, MS_SYNC), -1);
+	cr_assert_eq(errno, ENOMEM);
+}
+
+Test(errors, map_fixed_replaces_an_existing_mapping)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	struct region_info v[8];
+	uint64_t *a = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t *b;
+	int n;
+
+	cr_assert_neq(a, MAP_FAILED);
+	a[0] = 42;
+	a[PAGE / 8 * 3] = 43;
+	b = upager_mmap(a + PAGE / 8, 2 * PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 2 * PAGE);
+	cr_assert_eq(b, a + PAGE / 8, "%m");
+	cr_assert_eq(a[0], 42);
+	cr_assert_eq(b[0], pattern_at(2 * PAGE));
+	cr_assert_eq(b[PAGE / 8], pattern_at(3 * PAGE));
+	cr_assert_eq(a[PAGE / 8 * 3], 43);
+	n = harness_list(getpid(), v, 8);
+	cr_assert_eq(n, 3, "regions: %d", n);
+	cr_assert_eq(v[0].start, (uintptr_t)a);
+	cr_assert_eq(v[0].length, PAGE);
+	cr_assert_eq(v[1].start, (uintptr_t)b);
+	cr_assert_eq(v[1].length, 2 * PAGE);
+	cr_assert_eq(v[1].offset, 2 * PAGE);
+	cr_assert_str_neq(v[1].backing, "anon");
+	cr_assert_eq(v[2].start, (uintptr_t)(a + 3 * PAGE / 8));
+	cr_assert_eq(v[2].offset, 0);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void map_without_daemon(void *p)
+{
+	const char *sock = p;
+	double t0;
+	void *m;
+
+	setenv("UPAGER_SOCKET", sock, 1);
+	t0 = now();
+	errno = 0;
+	m = upager_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m != MAP_FAILED)
+		_exit(10);
+	if (now() - t0 > 1.0)
+		_exit(11);
+	_exit(errno == ECONNREFUSED ? 1 : errno == ENOENT ? 2 : 12);
+}
+
+Test(errors, no_daemon_fails_at_once)
+{
+	char missing[400], dead[400];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s, status;
+
+	snprintf(missing, sizeof(missing), "%s/nobody.sock", harness_tmpdir());
+	status = run_child(map_without_daemon, missing);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 2, "exit %d", WEXITSTATUS(status));
+
+	/* A socket file that nobody listens on. */
+	snprintf(dead, sizeof(dead), "%s/dead.sock", harness_tmpdir());
+	s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	strcpy(sa.sun_path, dead);
+	cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(s);
+	status = run_child(map_without_daemon, dead);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 1, "exit %d", WEXITSTATUS(status));
+}

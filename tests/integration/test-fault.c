@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Faults are served by upagerd: counted per mapping, inside system calls too, from many threads. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(fault, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+Test(fault, every_touched_page_is_a_daemon_fault)
+{
+	struct region_info r;
+	char *p = upager_mmap(NULL, 32 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			      -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	cr_assert(harness_region(getpid(), p, &r));
+	cr_assert_eq(r.faults, 0);
+	for (int i = 0; i < 32; i++)
+		cr_assert_not(page_present(p + i * PAGE), "page %d present before any touch", i);
+
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(p[i * 3 * PAGE], 0);
+	p[20 * PAGE] = 1;
+	cr_assert(harness_region(getpid(), p, &r));
+	cr_assert_eq(r.faults, 6, "faults %llu", (unsigned long long)r.faults);
+	cr_assert_eq(r.resident_pages, 6);
+	/* A second touch of the same pages is the kernel's business alone. */
+	cr_assert_eq(p[0], 0);
+	cr_assert(harness_region(getpid(), p, &r));
+	cr_assert_eq(r.faults, 6);
+}
+
+Test(fault, faults_show_in_upagerctl_json)
+{
+	char cmd[600], out[8192], key[64];
+	const char *ctl = getenv("UPAGERCTL");
+	char *p = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	FILE *f;
+	size_t n;
+	char *at;
+	unsigned long long faults;
+
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert(ctl);
+	for (int i = 0; i < 3; i++)
+		(void)*(volatile char *)(p + i * PAGE);
+	snprintf(cmd, sizeof(cmd), "%s --socket %s list --json --pid %d", ctl, harness_socket(),
+		 (int)getpid());
+	f = popen(cmd, "r");
+	cr_assert(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	cr_assert_eq(pclose(f), 0);
+	snprintf(key, sizeof(key), "\"start\": %llu", (unsigned long long)(uintptr_t)p);
+	at = strstr(out, key);
+	cr_assert(at, "no row for %p in %s", p, out);
+	at = strstr(at, "\"faults\": ");
+	cr_assert(at);
+	cr_assert_eq(sscanf(at, "\"faults\": %llu", &faults), 1);
+	cr_assert_eq(faults, 3);
+	cr_assert(strstr(out, "\"backing\": \"anon\""));
+	cr_assert(strstr(out, "\"resident_pages\": 3"));
+}
+
+Test(fault, anonymous_private_is_zero_filled_and_writable)
+{
+	size_t len = 64 * PAGE;
+	unsigned char *p = upager_mmap(NULL, len, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED);
+	for (size_t i = 0; i < len; i += 512)
+		cr_assert_eq(p[i], 0);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(i * 7);
+	for (size_t i = 0; i < len; i++)
+		cr_assert_eq(p[i], (unsigned char)(i * 7));
+	cr_assert_eq(upager_munmap(p, len), 0);
+}
+
+Test(fault, anonymous_shared_is_shared_with_children)
+{
+	int *p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			     -1, 0);
+	int status;
+	pid_t c;
+
+	cr_assert_neq(p, MAP_FAILED);
+	p[0] = 11; /* touched before the fork */
+	c = fork();
+	if (c == 0) {
+		/* p[PAGE/4 * 2] was never touched by anyone: the child's first touch */
+		p[2 * PAGE / sizeof(int)] = 22;
+		_exit(p[0] == 11 ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(c, &status, 0), c);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert_eq(p[2 * PAGE / sizeof(int)], 22);
+	p[PAGE / sizeof(int)] = 33;
+	c = fork();
+	if (c == 0)
+		_exit(p[PAGE / sizeof(int)] == 33 ? 0 : 1);
+	cr_assert_eq(waitpid(c, &status, 0), c);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+Test(fault, read_and_write_syscalls_on_untouched_pages)
+{
+	char path[400], path2[400];
+	int fd = make_pattern_file("src", 16 * PAGE, path);
+	int out = open(strcat(strcpy(path2, harness_tmpdir()), "/dst"), O_RDWR | O_CREAT, 0644);
+	uint64_t *m = upager_mmap(NULL, 16 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	uint64_t *a = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t back[2 * PAGE / 8];
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_neq(a, MAP_FAILED);
+	cr_assert(out >= 0);
+	/* write(2) from an untouched pager mapping: the kernel faults on our behalf. */
+	cr_assert_eq(pwrite(out, (char *)m + 4 * PAGE, 2 * PAGE, 0), (ssize_t)(2 * PAGE), "%m");
+	cr_assert_eq(pread(out, back, sizeof(back), 0), (ssize_t)sizeof(back));
+	for (size_t i = 0; i < 2 * PAGE / 8; i++)
+		cr_assert_eq(back[i], pattern_at(4 * PAGE + i * 8));
+	/* read(2) into an untouched pager mapping. */
+	cr_assert_eq(pread(fd, (char *)a + 8 * PAGE, 3 * PAGE, PAGE), (ssize_t)(3 * PAGE), "%m");
+	for (size_t i = 0; i < 3 * PAGE / 8; i++)
+		cr_assert_eq(a[8 * PAGE / 8 + i], pattern_at(PAGE + i * 8));
+	cr_assert_eq(a[0], 0);
+}
+
+struct thread_arg {
+	const uint64_t *base;
+	size_t len;
+	unsigned seed;
+	int errors;
+};
+
+static void *reader(void *p)
+{
+	struct thread_arg *t = p;
+
+	for (int i = 0; i < 4000; i++) {
+		size_t off = ((size_t)rand_r(&t->seed) * 4096 + (size_t)rand_r(&t->seed) % 512 * 8) %
+			     t->len;
+
+		if (t->base[off / 8] != pattern_at(off))
+			t->errors++;
+	}
+	return NULL;
+}
+
+Test(fault, many_threads_read_a_large_file_concurrently)
+{
+	size_t len = 256UL << 20;
+	int fd = make_pattern_file("big", len, NULL);
+	const uint64_t *m = upager_mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	struct thread_arg args[4];
+	pthread_t th[4];
+
+	cr_assert_neq(m, MAP_FAILED);
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ .base = m, .len = len, .seed = (unsigned)i * 7919 + 1 };
+		cr_assert_eq(pthread_create(&th[i], NULL, reader, &args[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(args[i].errors, 0, "thread %d read %d wrong words", i, args[i].errors);
+	}
+}

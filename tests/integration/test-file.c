@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* File mappings: private and shared, write-back, coherence between processes, end of file. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(file, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+static uint64_t file_word(int fd, off_t off)
+{
+	uint64_t v = 0;
+
+	cr_assert_eq(pread(fd, &v, sizeof(v), off), (ssize_t)sizeof(v));
+	return v;
+}
+
+Test(file, private_reads_the_file_and_keeps_writes_private)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, NULL);
+	uint64_t *m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	for (size_t i = 0; i < 8 * PAGE / 8; i++)
+		cr_assert_eq(m[i], pattern_at(i * 8));
+	m[3] = 0xdead;
+	m[6 * PAGE / 8] = 0xbeef; /* the first touch of page 6 is a write */
+	cr_assert_eq(m[3], 0xdead);
+	cr_assert_eq(upager_msync(m, 8 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(upager_munmap(m, 8 * PAGE), 0);
+	cr_assert_eq(file_word(fd, 24), pattern_at(24));
+	cr_assert_eq(file_word(fd, 6 * PAGE), pattern_at(6 * PAGE));
+	/* A new mapping shows the file, not the private copy. */
+	m = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(m[3], pattern_at(24));
+}
+
+Test(file, shared_writes_reach_the_file_on_msync)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	uint64_t *m = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	m[0] = 1;
+	m[5 * PAGE / 8 + 1] = 2; /* first touch is a write */
+	cr_assert_eq(upager_msync(m, 16 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(file_word(fd, 0), 1);
+	cr_assert_eq(file_word(fd, 5 * PAGE + 8), 2);
+	cr_assert_eq(file_word(fd, 8), pattern_at(8));
+	/* MS_ASYNC and MS_INVALIDATE are accepted. */
+	cr_assert_eq(upager_msync(m, PAGE, MS_ASYNC), 0);
+	cr_assert_eq(upager_msync(m, PAGE, MS_INVALIDATE), 0);
+}
+
+Test(file, shared_writes_reach_the_file_on_munmap)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	uint64_t *m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	m[PAGE / 8 * 3] = 77;
+	cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
+	cr_assert_eq(file_word(fd, 3 * PAGE), 77);
+}
+
+struct writer {
+	int fd;
+	int ready; /* pipe to tell the parent the write is done */
+	bool do_exit;
+};
+
+static void write_and_wait(void *p)
+{
+	struct writer *w = p;
+	uint64_t *m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd, 0);
+
+	if (m == MAP_FAILED)
+		_exit(3);
+	m[2 * PAGE / 8] = 0x1234;
+	m[1] = 0x5678;
+	if (w->do_exit)
+		_exit(0);
+	(void)!write(w->ready, "x", 1);
+	pause();
+}
+
+static bool file_has_writes(void *p)
+{
+	int fd = *(int *)p;
+
+	return file_word(fd, 2 * PAGE) == 0x1234 && file_word(fd, 8) == 0x5678;
+}
+
+Test(file, shared_writes_reach_the_file_when_the_client_exits)
+{
+	struct writer w = { .fd = make_pattern_file("f", 4 * PAGE, NULL), .do_exit = true };
+	int status = run_child(write_and_wait, &w);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert(wait_until(file_has_writes, &w.fd, 2000), "writes of an exited client were lost");
+}
+
+Test(file, shared_writes_reach_the_file_when_the_client_is_killed)
+{
+	struct writer w = { .fd = make_pattern_file("f", 4 * PAGE, NULL) };
+	int pfd[2], status;
+	char c;
+	pid_t p;
+
+	cr_assert_eq(pipe(pfd), 0);
+	w.ready = pfd[1];
+	p = fork();
+	if (p == 0)
+		write_and_wait(&w);
+	cr_assert_eq(read(pfd[0], &c, 1), 1);
+	cr_assert_eq(file_word(w.fd, 8), pattern_at(8)); /* not written back yet */
+	kill(p, SIGKILL);
+	waitpid(p, &status, 0);
+	cr_assert(WIFSIGNALED(status));
+	cr_assert(wait_until(file_has_writes, &w.fd, 2000), "writes of a killed client were lost");
+}
+
+Test(file, two_processes_see_each_others_writes_at_once)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, NULL);
+	int to_child[2], to_parent[2], status;
+	volatile uint64_t *m;
+	char c;
+	pid_t p;
+
+	cr_assert_eq(pipe(to_child), 0);
+	cr_assert_eq(pipe(to_parent), 0);
+	p = fork(); /* before any upager call: two separate clients */
+	if (p == 0) {
+		volatile uint64_t *cm =
+			upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		if (cm == MAP_FAILED)
+			_exit(2);
+		cm[100] = 0xc0ffee; /* page 0 */
+		(void)!write(to_parent[1], "a", 1);
+		if (read(to_child[0], &c, 1) != 1)
+			_exit(3);
+		_exit(cm[3 * PAGE / 8] == 0xfeed && cm[4 * PAGE / 8] == pattern_at(4 * PAGE) ? 0 : 4);
+	}
+	m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(read(to_parent[0], &c, 1), 1);
+	cr_assert_eq(m[100], 0xc0ffee);
+	m[3 * PAGE / 8] = 0xfeed;
+	cr_assert_eq(write(to_child[1], "b", 1), 1);
+	cr_assert_eq(waitpid(p, &status, 0), p);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
+}
+
+Test(file, a_new_mapping_shows_the_file_as_it_is_now)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	uint64_t v = 0xabcdef, *a, *b;
+
+	a = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(a, MAP_FAILED);
+	cr_assert_eq(a[PAGE / 8], pattern_at(PAGE)); /* served, now cached */
+	cr_assert_eq(pwrite(fd, &v, sizeof(v), PAGE), (ssize_t)sizeof(v));
+	b = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(b, MAP_FAILED);
+	cr_assert_eq(b[PAGE / 8], 0xabcdef);
+	/* The live mapping sees the refreshed cache too (documented in upager_mmap(3)). */
+	cr_assert_eq(a[PAGE / 8], 0xabcdef);
+}
+
+static void touch_beyond_eof(void *p)
+{
+	volatile char *m = p;
+
+	(void)m[2 * PAGE];
+	_exit(0);
+}
+
+Test(file, end_of_file_zeroes_then_sigbus)
+{
+	char path[400];
+	int fd = make_pattern_file("f", 5000, path);
+	char *m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int status;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(*(uint64_t *)(m + 4992), pattern_at(4992));
+	for (int i = 5000; i < 2 * (int)PAGE; i++)
+		cr_assert_eq(m[i], 0, "byte %d past end of file is %d", i, m[i]);
+	m[6000] = 9; /* in the last partial page, past the end: never reaches the file */
+	cr_assert_eq(upager_msync(m, 4 * PAGE, MS_SYNC), 0);
+	{
+		struct stat st;
+
+		cr_assert_eq(fstat(fd, &st), 0);
+		cr_assert_eq(st.st_size, 5000);
+	}
+	status = run_child(touch_beyond_eof, m);
+	cr_assert(WIFSIGNALED(status), "status %x", status);
+	cr_assert_eq(WTERMSIG(status), SIGBUS);
+}
+
+Test(file, mmap2_offset_is_in_4096_byte_units)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, NULL);
+	uint64_t *m = upager_mmap2(NULL, 2 * PAGE, PROT_READ, MAP_SHARED, fd, 3);
+	uint64_t *n = upager_mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE, fd, 3 * 4096);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_neq(n, MAP_FAILED);
+	cr_assert_eq(m[0], pattern_at(3 * 4096));
+	cr_assert_eq(m[PAGE / 8 + 5], pattern_at(4 * 4096 + 40));
+	cr_assert_eq(n[0], m[0]);
+}

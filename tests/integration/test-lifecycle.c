@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* fork(), plain munmap/mremap/madvise on pager memory, and clients that exit or are killed. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(lifecycle, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+Test(lifecycle, a_forked_child_keeps_correct_mappings)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, NULL);
+	uint64_t *anon = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t *file = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint64_t *priv = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	int status;
+	pid_t c;
+
+	cr_assert_neq(anon, MAP_FAILED);
+	cr_assert_neq(file, MAP_FAILED);
+	cr_assert_neq(priv, MAP_FAILED);
+	anon[0] = 1;
+	file[0] = 2;
+	priv[0] = 3;
+	c = fork();
+	if (c == 0) {
+		int bad = 0;
+
+		bad |= anon[0] != 1;                                 /* touched */
+		bad |= (anon[3 * PAGE / 8] != 0) << 1;               /* untouched */
+		bad |= (file[0] != 2) << 2;                          /* touched */
+		bad |= (file[5 * PAGE / 8] != pattern_at(5 * PAGE)) << 3; /* untouched */
+		bad |= (priv[0] != 3) << 4;
+		bad |= (priv[6 * PAGE / 8] != pattern_at(6 * PAGE)) << 5;
+		file[4 * PAGE / 8] = 0x77; /* first touch of a shared page, by the child */
+		anon[5 * PAGE / 8] = 9;    /* private to the child */
+		_exit(bad);
+	}
+	cr_assert_eq(waitpid(c, &status, 0), c);
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "child saw wrong data: mask %#x", WEXITSTATUS(status));
+	cr_assert_eq(file[4 * PAGE / 8], 0x77);
+	cr_assert_eq(anon[5 * PAGE / 8], 0);
+	cr_assert_eq(priv[0], 3);
+}
+
+Test(lifecycle, a_forked_child_that_calls_libupager_is_its_own_client)
+{
+	uint64_t *a = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int to_parent[2], to_child[2], status;
+	struct region_info v[8];
+	char ch;
+	pid_t c;
+	int n;
+
+	cr_assert_neq(a, MAP_FAILED);
+	cr_assert_eq(pipe(to_parent), 0);
+	cr_assert_eq(pipe(to_child), 0);
+	c = fork();
+	if (c == 0) {
+		void *b = upager_mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (b == MAP_FAILED)
+			_exit(1);
+		(void)*(volatile char *)b;
+		(void)!write(to_parent[1], "m", 1);
+		(void)!read(to_child[0], &ch, 1);
+		/* Its msync and munmap act on its own space. */
+		_exit(upager_munmap(b, 2 * PAGE) == 0 && upager_msync(a, PAGE, MS_SYNC) == 0 ? 0 :
+											   2);
+	}
+	cr_assert_eq(read(to_parent[0], &ch, 1), 1);
+	n = harness_list(c, v, 8);
+	cr_assert_eq(n, 2, "the child has %d regions", n);
+	cr_assert_eq(v[0].pid, (uint32_t)c);
+	cr_assert(v[0].start == (uintptr_t)a || v[1].start == (uintptr_t)a);
+	cr_assert_eq(harness_list(getpid(), v, 8), 1);
+	cr_assert_eq(write(to_child[1], "go", 1), 1);
+	cr_assert_eq(waitpid(c, &status, 0), c);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
+}
+
+Test(lifecycle, plain_munmap_mremap_and_madvise_keep_the_view_right)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, NULL);
+	uint64_t *f = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint64_t *a = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct region_info r;
+	uint64_t *moved, *target;
+
+	cr_assert_neq(f, MAP_FAILED);
+	cr_assert_neq(a, MAP_FAILED);
+
+	/* munmap() of the tail of a region. */
+	a[0] = 5;
+	cr_assert_eq(munmap(a + 6 * PAGE / 8, 2 * PAGE), 0);
+	cr_assert(harness_region(getpid(), a, &r));
+	cr_assert_eq(r.length, 6 * PAGE);
+
+	/* madvise(MADV_DONTNEED): anonymous pages read zero again, file pages come back. */
+	f[PAGE / 8] = 0x99;
+	cr_assert_eq(madvise(a, PAGE, MADV_DONTNEED), 0);
+	cr_assert_eq(madvise(f, 2 * PAGE, MADV_DONTNEED), 0);
+	cr_assert_not(page_present(f + PAGE / 8));
+	cr_assert_eq(a[0], 0);
+	cr_assert_eq(f[PAGE / 8], 0x99);
+	cr_assert_eq(f[0], pattern_at(0));
+
+	/* mremap() to another address: the region follows, served as before. */
+	target = mmap(NULL, 8 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(target, MAP_FAILED);
+	moved = mremap(f, 8 * PAGE, 8 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+	cr_assert_eq(moved, target, "mremap: %m");
+	cr_assert_not(harness_region(getpid(), f, &r));
+	cr_assert(harness_region(getpid(), moved, &r));
+	cr_assert_eq(r.length, 8 * PAGE);
+	cr_assert_eq(r.offset, 0);
+	cr_assert_eq(moved[PAGE / 8], 0x99);
+	cr_assert_eq(moved[7 * PAGE / 8], pattern_at(7 * PAGE)); /* untouched until now */
+	moved[6 * PAGE / 8] = 0x42;
+	cr_assert_eq(upager_msync(moved, 8 * PAGE, MS_SYNC), 0);
+	{
+		uint64_t v = 0;
+
+		cr_assert_eq(pread(fd, &v, 8, 6 * PAGE), 8);
+		cr_assert_eq(v, 0x42);
+		cr_assert_eq(pread(fd, &v, 8, PAGE), 8);
+		cr_assert_eq(v, 0x99);
+	}
+
+	/* munmap() of the whole region: the daemon forgets it and writes it back. */
+	moved[0] = 0x43;
+	cr_assert_eq(munmap(moved, 8 * PAGE), 0);
+	cr_assert_not(harness_region(getpid(), moved, &r));
+}
+
+static void map_and_hang(void *p)
+{
+	int *pfd = p;
+	int fd = make_pattern_file("g", 4 * PAGE, NULL);
+	char *f = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char *a = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (f == MAP_FAILED || a == MAP_FAILED)
+		_exit(1);
+	f[0] = 1;
+	a[0] = 1;
+	(void)!write(pfd[1], "r", 1);
+	pause();
+}
+
+struct gone {
+	pid_t pid;
+};
+
+static bool regions_gone(void *p)
+{
+	struct region_info v[4];
+	struct upager_msg st;
+
+	if (harness_list(((struct gone *)p)->pid, v, 4) != 0)
+		return false;
+	cr_assert_eq(harness_stats(&st), 0);
+	return st.u.stats_reply.objects == 0 && st.u.stats_reply.spaces == 0;
+}
+
+Test(lifecycle, a_killed_client_vanishes_within_a_second)
+{
+	struct region_info v[4];
+	struct upager_msg st;
+	struct gone g;
+	int pfd[2];
+	char c;
+
+	cr_assert_eq(pipe(pfd), 0);
+	g.pid = fork();
+	if (g.pid == 0)
+		map_and_hang(pfd);
+	cr_assert_eq(read(pfd[0], &c, 1), 1);
+	cr_assert_eq(harness_list(g.pid, v, 4), 2);
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_eq(st.u.stats_reply.objects, 2);
+	cr_assert_geq(st.u.stats_reply.cached_pages, 2);
+	kill(g.pid, SIGKILL);
+	waitpid(g.pid, NULL, 0);
+	cr_assert(wait_until(regions_gone, &g, 1000), "the killed client's mappings remain");
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_eq(st.u.stats_reply.cached_pages, 0);
+}

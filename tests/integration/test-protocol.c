@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Bad input never takes the daemon down or disturbs another client; clients act only on their own. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/fdmsg.h"
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(protocol, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+/* What the daemon does after a datagram: 1 if it closed the connection, or the reply's status. */
+static int answer(int fd)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct upager_msg rep;
+	int fds[FDMSG_MAX_FDS];
+	size_t n_fds;
+	ssize_t n;
+
+	cr_assert_eq(poll(&p, 1, 5000), 1, "no answer from the daemon");
+	n = fdmsg_recv(fd, buf, sizeof(buf), fds, &n_fds);
+	fdmsg_close_fds(fds, n_fds);
+	if (n <= 0)
+		return 1;
+	cr_assert_eq(upager_msg_decode(buf, (size_t)n, &rep), 0);
+	return rep.status;
+}
+
+static int send_raw(const void *buf, size_t len)
+{
+	int fd = harness_connect_raw();
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(send(fd, buf, len, 0), (ssize_t)len);
+	return fd;
+}
+
+static size_t encode(struct upager_msg *m, uint8_t *buf)
+{
+	int n = upager_msg_encode(buf, UPAGER_MSG_MAX, m);
+
+	cr_assert_gt(n, 0);
+	return (size_t)n;
+}
+
+/* Another client keeps working: map and touch through the library. */
+static void still_serving(void)
+{
+	static int round;
+	char *p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			      0);
+
+	cr_assert_neq(p, MAP_FAILED, "the daemon stopped serving: %m");
+	p[0] = (char)++round;
+	cr_assert_eq(p[1], 0);
+}
+
+Test(protocol, garbage_truncated_oversized_and_lying_messages_close_the_connection)
+{
+	static uint8_t buf[2 * UPAGER_MSG_MAX];
+	struct upager_msg hello = { .op = UPAGER_OP_HELLO };
+	size_t n;
+	int fd;
+
+	still_serving();
+	memset(buf, 0xa5, sizeof(buf));
+	fd = send_raw(buf, 100); /* garbage */
+	cr_assert_eq(answer(fd), 1);
+	close(fd);
+	still_serving();
+
+	hello.u.hello.version_min = hello.u.hello.version_max = 1;
+	hello.u.hello.flags = UPAGER_HELLO_CTL;
+	n = encode(&hello, buf);
+	fd = send_raw(buf, 10); /* truncated header */
+	cr_assert_eq(answer(fd), 1);
+	close(fd);
+	fd = send_raw(buf, n - 4); /* truncated body, header says more */
+	cr_assert_eq(answer(fd), 1);
+	close(fd);
+	still_serving();
+
+	fd = send_raw(buf, UPAGER_MSG_MAX + 100); /* oversized */
+	cr_assert_eq(answer(fd), 1);
+	close(fd);
+
+	n = encode(&hello, buf);
+	buf[8] = (uint8_t)(n + 8); /* the length field lies */
+	fd = send_raw(buf, n);
+	cr_assert_eq(answer(fd), 1);
+	close(fd);
+
+	hello.version = 9; /* unknown version */
+	n = encode(&hello, buf);
+	fd = send_raw(buf, n);
+	cr_assert_eq(answer(fd), 1);
+	close(fd);
+	still_serving();
+}
+
+Test(protocol, out_of_order_and_unsupported_requests)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	struct upager_msg m = { .op = UPAGER_OP_MSYNC };
+	size_t n;
+	int fd;
+
+	/* A request before HELLO. */
+	n = encode(&m, buf);
+	fd = send_raw(buf, n);
+	cr_assert_eq(answer(fd), -ENOTCONN);
+	close(fd);
+
+	/* HELLO for versions the daemon does not speak. */
+	m = (struct upager_msg){ .op = UPAGER_OP_HELLO };
+	m.u.hello.version_min = 5;
+	m.u.hello.version_max = 7;
+	m.u.hello.flags = UPAGER_HELLO_CTL;
+	fd = send_raw(buf, encode(&m, buf));
+	cr_assert_eq(answer(fd), -EPROTONOSUPPORT);
+	close(fd);
+
+	/* HELLO claiming a userfaultfd without passing one. */
+	m.u.hello.version_min = 1;
+	m.u.hello.version_max = 1;
+	m.u.hello.flags = UPAGER_HELLO_UFFD;
+	m.u.hello.token_addr = 0x10000;
+	fd = send_raw(buf, encode(&m, buf));
+	cr_assert_eq(answer(fd), -EBADF);
+
+	/* An inspection client may not map, sync or unmap: it has no space. */
+	m.u.hello.flags = UPAGER_HELLO_CTL;
+	cr_assert_eq(send(fd, buf, encode(&m, buf), 0), (ssize_t)encode(&m, buf));
+	cr_assert_eq(answer(fd), 0);
+	m = (struct upager_msg){ .op = UPAGER_OP_MUNMAP };
+	m.u.range.addr = 0x700000000000;
+	m.u.range.length = PAGE;
+	cr_assert_gt(send(fd, buf, encode(&m, buf), 0), 0);
+	cr_assert_eq(answer(fd), -EPERM);
+	m = (struct upager_msg){ .op = UPAGER_OP_REGION_ADD };
+	m.u.region_add.addr = 0x700000000000;
+	m.u.region_add.length = PAGE;
+	cr_assert_gt(send(fd, buf, encode(&m, buf), 0), 0);
+	cr_assert_eq(answer(fd), -EPERM);
+	/* A second HELLO on the same connection is refused and closes it. */
+	m = (struct upager_msg){ .op = UPAGER_OP_HELLO };
+	m.u.hello.version_min = m.u.hello.version_max = 1;
+	m.u.hello.flags = UPAGER_HELLO_CTL;
+	cr_assert_gt(send(fd, buf, encode(&m, buf), 0), 0);
+	cr_assert_eq(answer(fd), -EALREADY);
+	close(fd);
+	still_serving();
+}
+
+Test(protocol, a_client_acts_only_on_its_own_mappings)
+{
+	char *mine = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct region_info r;
+	int to_parent[2], status;
+	char c;
+	pid_t child;
+
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert(harness_region(getpid(), mine, &r));
+	cr_assert_eq(r.uid, getuid());
+	cr_assert_eq(r.pid, (uint32_t)getpid());
+	cr_assert_eq(pipe(to_parent), 0);
+	child = fork();
+	if (child == 0) {
+		/* A separate client (it never inherited a connection's space for this range): its
+		 * upager_munmap of the parent's address only unmaps its own copy. */
+		(void)!upager_munmap(mine, 2 * PAGE);
+		(void)!write(to_parent[1], "d", 1);
+		_exit(0);
+	}
+	cr_assert_eq(read(to_parent[0], &c, 1), 1);
+	waitpid(child, &status, 0);
+	cr_assert(harness_region(getpid(), mine, &r), "another process removed our region");
+	mine[PAGE] = 1;
+	cr_assert_eq(mine[PAGE], 1);
+}
