@@ -352,6 +352,7 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 {
 	const uint8_t want = PAGE_READY | PAGE_WRITABLE;
 	uint64_t end, p, run = 0, eof;
+	bool written = false;
 	struct stat st;
 	int ret = 0, r;
 
@@ -375,12 +376,19 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 				continue;
 			len = MIN(len, eof - off);
 			r = write_all(o, off, len);
+			written = true;
 			if (r < 0 && ret == 0)
 				ret = r;
 		}
 	}
 	if (sync && fdatasync(o->fd_write) < 0 && ret == 0)
 		ret = neg_errno();
+	/* Our own writes are no change behind the cache's back. */
+	if (written && fstat(o->fd_write, &st) == 0) {
+		o->file_size = (uint64_t)st.st_size;
+		o->mtime = st.st_mtim;
+		o->ctime = st.st_ctim;
+	}
 	if (ret < 0)
 		log_warning("write-back of %s: %s", o->path, strerror(-ret));
 	return ret;
