@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,4 +179,44 @@ Test(fault, many_threads_read_a_large_file_concurrently)
 		pthread_join(th[i], NULL);
 		cr_assert_eq(args[i].errors, 0, "thread %d read %d wrong words", i, args[i].errors);
 	}
+}
+
+static void unprivileged_client(void *arg)
+{
+	char *p;
+	int pfd[2], status;
+	pid_t c;
+
+	(void)arg;
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(20);
+	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(21);
+	p[0] = 1; /* a user-mode fault: served */
+	if (p[PAGE] != 0)
+		_exit(22);
+	/* A kernel-mode fault on an untouched page fails with EFAULT (UFFD_USER_MODE_ONLY). */
+	if (pipe(pfd) < 0 || write(pfd[1], "abc", 3) != 3)
+		_exit(23);
+	errno = 0;
+	if (read(pfd[0], p + 2 * PAGE, 3) != -1 || errno != EFAULT)
+		_exit(24);
+	/* Its children are still followed (the daemon asks for fork events, not the client). */
+	c = fork();
+	if (c == 0)
+		_exit(p[0] == 1 && p[3 * PAGE] == 0 ? 0 : 1);
+	if (waitpid(c, &status, 0) != c || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		_exit(25);
+	_exit(0);
+}
+
+Test(fault, unprivileged_clients_fall_back_to_user_mode_only)
+{
+	int status;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	status = run_child(unprivileged_client, NULL);
+	cr_assert(WIFEXITED(status), "status %x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
 }
