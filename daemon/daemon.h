@@ -10,11 +10,24 @@
 
 struct ring;
 
+#define LATENCY_BUCKETS 496 /* 8 per power of two: within 12.5% */
+
 struct daemon_stats {
 	uint64_t faults;
 	uint64_t pages_read;
 	uint64_t bytes_read;
+	uint64_t bytes_from_page_cache; /* copied from the kernel's page cache without waiting */
 	uint64_t bytes_written;
+	uint64_t pages_populated;
+	uint64_t latency_hist[LATENCY_BUCKETS]; /* faults by latency, see daemon_record_latency() */
+	uint64_t latency_max_ns;
+};
+
+/* Tunables, from the command line (see upagerd(8)). */
+struct daemon_config {
+	uint32_t readahead_min_pages; /* first read-ahead window of a sequential reader */
+	uint32_t readahead_max_pages; /* the window doubles up to this */
+	uint32_t fill_max_pages;      /* largest single read */
 };
 
 struct daemon {
@@ -35,6 +48,7 @@ struct daemon {
 	struct list_head objects;
 	unsigned n_sessions, n_spaces, n_objects;
 
+	struct daemon_config config;
 	struct daemon_stats stats;
 	bool stopping;
 };
@@ -43,3 +57,6 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path);
 void daemon_deinit(struct daemon *d);
 void daemon_stop(struct daemon *d);
 unsigned daemon_count_regions(struct daemon *d);
+void daemon_record_latency(struct daemon *d, uint64_t ns);
+uint64_t daemon_latency_percentile(const struct daemon *d, unsigned pct);
+uint64_t daemon_now_ns(void);

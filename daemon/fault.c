@@ -1,70 +1,55 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * The fault path. A fault on private anonymous memory gets the zero page. A fault on an object
- * page that is ready in the cache is resolved at once with UFFDIO_CONTINUE; one on an absent page
- * starts a fill of the cluster around it (an io_uring read straight into the daemon's mapping of the
- * cache, or zero pages for a shared anonymous object) and waits on it; one on a page being filled
- * joins that fill's waiters. Nothing here blocks the loop.
+ * page that is ready in the cache is resolved at once with UFFDIO_CONTINUE; one on a page that is
+ * not starts (or joins) a fill and is resolved when the fill is over. Nothing here blocks the loop.
+ *
+ * Sequential readers are detected per mapping: a fault on the page right after the pages the last
+ * fault mapped. For them the daemon reads ahead (a window that doubles up to the configured
+ * maximum, kept two windows ahead of the reader, all reads in flight at once) and maps every ready
+ * page up to the window in one UFFDIO_CONTINUE, so that most of their touches never fault. A
+ * random fault reads and maps its own page only.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
 #include "fault.h"
+#include "fill.h"
 #include "log.h"
 #include "object.h"
-#include "ring.h"
 #include "space.h"
 #include "uffdio.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-#define FILL_CLUSTER_PAGES 16 /* 64 KiB */
-
-struct waiter {
+/* A fault waiting for a fill. */
+struct fault_wait {
+	struct fill_waiter w;
 	struct space *space; /* a reference */
-	uint64_t addr;
-	uint64_t pgoff;
-	bool wp;
-	struct list_head link;
+	uint64_t addr;       /* faulting page */
+	uint64_t region_start;
+	uint64_t t0;
 };
 
-struct fill {
-	struct object *obj; /* a reference */
-	uint64_t first, count; /* pages */
-	uint64_t done;         /* bytes read so far */
-	struct list_head waiters;
-	struct list_head link; /* obj->fills */
-};
-
-static void set_state(struct object *o, uint64_t p, uint8_t state)
+static struct region *region_of(struct space *s, uint64_t start, uint64_t addr)
 {
-	o->pages[p] = (uint8_t)((o->pages[p] & ~PAGE_STATE_MASK) | state);
+	struct region *r = region_find(&s->regions, addr);
+
+	return r && r->start == start ? r : NULL;
 }
 
-static uint8_t get_state(const struct object *o, uint64_t p)
+static void account(struct space *s, struct region *r, uint64_t t0)
 {
-	return o->pages[p] & PAGE_STATE_MASK;
-}
+	uint64_t ns = daemon_now_ns() - t0;
 
-/* Map a ready cache page into the faulting client; wake it in every case. */
-static void resolve_ready(struct space *s, uint64_t addr, bool wp)
-{
-	int ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, wp);
-
-	if (ret == 0 || ret == -ESRCH)
-		return;
-	if (ret != -EEXIST)
-		log_debug("UFFDIO_CONTINUE at %#" PRIx64 " of pid %d: %s", addr, (int)s->pid,
-			  strerror(-ret));
-	uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	daemon_record_latency(s->d, ns);
+	if (r) {
+		r->latency_sum_ns += ns;
+		r->latency_max_ns = MAX(r->latency_max_ns, ns);
+	}
 }
 
 /* The page cannot be had (I/O error, beyond end of file): SIGBUS in the client. */
@@ -79,164 +64,111 @@ static void resolve_sigbus(struct space *s, uint64_t addr)
 	}
 }
 
-static void fill_free(struct fill *f)
-{
-	list_del_init(&f->link);
-	object_unref(f->obj);
-	free(f);
-}
-
-static void fill_wake_waiters(struct fill *f)
-{
-	struct waiter *w, *tmp;
-
-	list_for_each_entry_safe(w, tmp, &f->waiters, link) {
-		if (!w->space->dead) {
-			if (get_state(f->obj, w->pgoff) == PAGE_READY)
-				resolve_ready(w->space, w->addr, w->wp);
-			else
-				resolve_sigbus(w->space, w->addr);
-		}
-		list_del_init(&w->link);
-		space_unref(w->space);
-		free(w);
-	}
-}
-
-static void fill_finish(struct fill *f, int error)
-{
-	struct object *o = f->obj;
-	uint64_t ready = error ? 0 : ALIGN_UP(f->done, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT;
-
-	if (error)
-		log_warning("reading %s at page %" PRIu64 ": %s", o->path, f->first, strerror(-error));
-	for (uint64_t i = 0; i < f->count; i++)
-		set_state(o, f->first + i, i < ready ? PAGE_READY : PAGE_ABSENT);
-	o->d->stats.pages_read += MIN(ready, f->count);
-	fill_wake_waiters(f);
-	fill_free(f);
-}
-
-static int fill_submit(struct fill *f);
-
-static void fill_read_done(void *userdata, int res)
-{
-	struct fill *f = userdata;
-	uint64_t want = f->count << UPAGER_PAGE_SHIFT;
-
-	if (res == -EINTR || res == -EAGAIN) {
-		if (fill_submit(f) < 0)
-			fill_finish(f, -EIO);
-		return;
-	}
-	if (res < 0) {
-		fill_finish(f, res);
-		return;
-	}
-	f->obj->d->stats.bytes_read += (uint64_t)res;
-	f->done += (uint64_t)res;
-	if (res > 0 && f->done < want) {
-		/* A short read that is not at end of file: read the rest. */
-		int ret = fill_submit(f);
-
-		if (ret < 0)
-			fill_finish(f, ret);
-		return;
-	}
-	fill_finish(f, 0);
-}
-
-static int fill_submit(struct fill *f)
-{
-	uint64_t off = (f->first << UPAGER_PAGE_SHIFT) + f->done;
-	uint64_t len = (f->count << UPAGER_PAGE_SHIFT) - f->done;
-
-	return ring_read(f->obj->d->ring, f->obj->fd_read, f->obj->map + off, (uint32_t)len, off,
-			 fill_read_done, f);
-}
-
-static struct fill *fill_find(struct object *o, uint64_t p)
-{
-	struct fill *f;
-
-	list_for_each_entry(f, &o->fills, link)
-		if (p >= f->first && p < f->first + f->count)
-			return f;
-	return NULL;
-}
-
-/* The run of absent pages around p, within p's aligned cluster. */
-static void cluster_run(const struct object *o, uint64_t p, uint64_t *first, uint64_t *count)
-{
-	uint64_t lo = ALIGN_DOWN(p, (uint64_t)FILL_CLUSTER_PAGES);
-	uint64_t hi = MIN(lo + FILL_CLUSTER_PAGES, object_pages(o));
-	uint64_t a = p, b = p + 1;
-
-	while (a > lo && get_state(o, a - 1) == PAGE_ABSENT)
-		a--;
-	while (b < hi && get_state(o, b) == PAGE_ABSENT)
-		b++;
-	*first = a;
-	*count = b - a;
-}
-
-/* Start filling the cluster around page p of o. Return the fill to wait on, or NULL when the
- * pages are ready already (shared anonymous objects fill at once). */
-static int fill_start(struct object *o, uint64_t p, struct fill **out)
-{
-	uint64_t first, count;
-	struct fill *f;
-	int ret;
-
-	cluster_run(o, p, &first, &count);
-	if (o->kind == OBJECT_ANON) {
-		if (madvise(o->map + (first << UPAGER_PAGE_SHIFT), count << UPAGER_PAGE_SHIFT,
-			    MADV_POPULATE_WRITE) < 0)
-			return neg_errno();
-		for (uint64_t i = 0; i < count; i++)
-			set_state(o, first + i, PAGE_READY);
-		*out = NULL;
-		return 0;
-	}
-
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	f->obj = object_ref(o);
-	f->first = first;
-	f->count = count;
-	list_init(&f->waiters);
-	list_add_tail(&f->link, &o->fills);
-	ret = fill_submit(f);
-	if (ret < 0) {
-		fill_free(f);
-		return ret;
-	}
-	for (uint64_t i = 0; i < count; i++)
-		set_state(o, first + i, PAGE_FILLING);
-	*out = f;
-	return 0;
-}
-
-static int fill_wait(struct fill *f, struct space *s, uint64_t addr, uint64_t p, bool wp)
-{
-	struct waiter *w = calloc(1, sizeof(*w));
-
-	if (!w)
-		return -ENOMEM;
-	w->space = space_ref(s);
-	w->addr = addr;
-	w->pgoff = p;
-	w->wp = wp;
-	list_add_tail(&w->link, &f->waiters);
-	return 0;
-}
-
-static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags)
+/*
+ * Map the ready page at addr and, for a sequential reader, the ready pages after it up to its
+ * window; then wake the faulting thread. Returns how many pages were mapped.
+ */
+static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr)
 {
 	struct object *o = r->obj;
 	uint64_t p = (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
-	struct fill *f;
+	uint64_t room = (region_end(r) - addr) >> UPAGER_PAGE_SHIFT;
+	uint64_t want = p == r->ra_next && r->ra_window ? MIN((uint64_t)r->ra_window, room) : 1;
+	uint64_t n = MAX(fill_ready_run(o, p, want), 1);
+	int ret;
+
+	if (r->may_write && !r->wp)
+		for (uint64_t i = 0; i < n; i++)
+			o->pages[p + i] |= PAGE_WRITABLE;
+	ret = uffdio_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, r->wp);
+	if (ret == -EEXIST || ret == -EAGAIN || (ret < 0 && ret != -ESRCH && ret != -EFAULT))
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	if (ret == -EFAULT)
+		return 0;
+	r->ra_next = p + n;
+	return n;
+}
+
+static void fault_wait_done(struct fill_waiter *w)
+{
+	struct fault_wait *fw = container_of(w, struct fault_wait, w);
+	struct space *s = fw->space;
+
+	if (!s->dead) {
+		struct region *r = region_of(s, fw->region_start, fw->addr);
+
+		if (!r) {
+			uffdio_wake(s->uffd, fw->addr, UPAGER_PAGE_SIZE);
+		} else {
+			uint64_t p = (r->offset + (fw->addr - r->start)) >> UPAGER_PAGE_SHIFT;
+
+			if (!fill_ready_run(r->obj, p, 1) || !map_ready(s, r, fw->addr))
+				resolve_sigbus(s, fw->addr);
+		}
+		account(s, r, fw->t0);
+	}
+	space_unref(s);
+	free(fw);
+}
+
+struct fault_ctx {
+	struct space *s;
+	struct region *r;
+	uint64_t addr, t0;
+	bool hung;
+};
+
+static struct fill_waiter *fault_waiter(void *userdata)
+{
+	struct fault_ctx *c = userdata;
+	struct fault_wait *fw;
+
+	if (c->hung) /* only the fill of the faulting page itself is waited on */
+		return NULL;
+	fw = calloc(1, sizeof(*fw));
+	if (!fw)
+		return NULL;
+	fw->w.done = fault_wait_done;
+	fw->space = space_ref(c->s);
+	fw->addr = c->addr;
+	fw->region_start = c->r->start;
+	fw->t0 = c->t0;
+	c->hung = true;
+	return &fw->w;
+}
+
+/* Count the reads a mapping's faults started. */
+static void count_reads(struct region *r, uint64_t pages)
+{
+	r->pages_read += pages;
+	r->bytes_read += pages << UPAGER_PAGE_SHIFT;
+}
+
+/* Keep a sequential reader's read-ahead two windows ahead of page p; a random fault resets it. */
+static void read_ahead(struct region *r, uint64_t p)
+{
+	const struct daemon_config *cfg = &r->obj->d->config;
+	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(r->obj));
+	uint64_t ahead, started = 0;
+
+	if (p != r->ra_next || cfg->readahead_max_pages == 0) {
+		r->ra_window = 0;
+		return;
+	}
+	r->ra_window = r->ra_window ? MIN(r->ra_window * 2, cfg->readahead_max_pages) :
+				      MAX(cfg->readahead_min_pages, 1);
+	ahead = MIN(p + 1 + 2 * (uint64_t)r->ra_window, end);
+	if (ahead > p + 1)
+		fill_range(r->obj, p + 1, ahead - p - 1, NULL, NULL, &started);
+	count_reads(r, started);
+}
+
+static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
+			 uint64_t t0)
+{
+	struct object *o = r->obj;
+	uint64_t p = (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
+	struct fault_ctx c = { .s = s, .r = r, .addr = addr, .t0 = t0 };
 	int ret;
 
 	if (p >= object_pages(o)) {
@@ -249,42 +181,34 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		ret = uffdio_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
 		if (ret < 0 && ret != -ESRCH)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		account(s, r, t0);
 		return;
 	}
-	if (r->may_write && !r->wp)
-		o->pages[p] |= PAGE_WRITABLE;
 
-	switch (get_state(o, p)) {
-	case PAGE_READY:
-		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, r->wp);
-		if (ret != -EFAULT) {
-			if (ret == -EEXIST || (ret < 0 && ret != -ESRCH))
-				uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	read_ahead(r, p);
+	if (fill_ready_run(o, p, 1)) {
+		if (map_ready(s, r, addr)) {
+			account(s, r, t0);
 			return;
 		}
 		/* The page left the memfd (MADV_REMOVE by a client): read it again. */
-		set_state(o, p, PAGE_ABSENT);
-		break;
-	case PAGE_FILLING:
-		f = fill_find(o, p);
-		if (f && fill_wait(f, s, addr, p, r->wp) == 0)
-			return;
-		log_error("no fill for a page being filled");
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-		return;
-	default:
-		break;
+		o->pages[p] &= (uint8_t)~PAGE_STATE_MASK;
 	}
+	{
+		uint64_t started = 0;
 
-	ret = fill_start(o, p, &f);
-	if (ret == 0 && !f) {
-		resolve_ready(s, addr, r->wp);
+		ret = fill_range(o, p, 1, fault_waiter, &c, &started);
+		count_reads(r, started);
+	}
+	if (ret == 0 && fill_ready_run(o, p, 1)) {
+		/* Filled at once (shared anonymous memory). */
+		map_ready(s, r, addr);
+		account(s, r, t0);
 		return;
 	}
-	if (ret == 0)
-		ret = fill_wait(f, s, addr, p, r->wp);
-	if (ret < 0) {
-		log_warning("cannot fill %s page %" PRIu64 ": %s", o->path, p, strerror(-ret));
+	if (ret <= 0) {
+		log_warning("cannot fill %s page %" PRIu64 ": %s", o->path, p,
+			    strerror(ret < 0 ? -ret : EIO));
 		resolve_sigbus(s, addr);
 	}
 }
@@ -294,14 +218,13 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
  * @s: the space the fault came from
  * @addr: faulting address
  * @flags: UFFD_PAGEFAULT_FLAG_*
- * @tid: faulting thread, 0 if not reported
+ * @t0: when the daemon read the fault (daemon_now_ns()), for the latency figures
  */
-void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint32_t tid)
+void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 {
 	struct region *r;
 	int ret;
 
-	(void)tid;
 	addr = ALIGN_DOWN(addr, UPAGER_PAGE_SIZE);
 	if (addr == s->token_addr) {
 		ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
@@ -319,10 +242,11 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint32_t tid)
 	}
 	r->faults++;
 	if (r->obj) {
-		fault_object(s, r, addr, flags);
+		fault_object(s, r, addr, flags, t0);
 		return;
 	}
 	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
 	if (ret < 0 && ret != -ESRCH)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	account(s, r, t0);
 }

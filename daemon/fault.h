@@ -6,4 +6,4 @@
 
 struct space;
 
-void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint32_t tid);
+void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0);

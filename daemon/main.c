@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* upagerd: arguments, then the loop until SIGTERM or SIGINT. */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +19,25 @@ static void usage(FILE *f)
 		   "Serve the page faults of libupager mappings.\n\n"
 		   "  -s, --socket PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
 		   "  -v, --verbose      log every client and space\n"
+		   "      --readahead-min KIB  first read-ahead window of a sequential reader (64)\n"
+		   "      --readahead-max KIB  largest read-ahead window, 0 for none (4096)\n"
+		   "      --read-max KIB       largest single read from a backing store (1024)\n"
 		   "  -h, --help         show this help\n"
 		   "      --version      show the version\n");
+}
+
+/* A size in KiB, a multiple of the page size, as pages. */
+static int parse_kib(const char *arg, uint32_t *pages)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || *end || end == arg || v % 4 || v / 4 > UINT32_MAX / 2)
+		return -EINVAL;
+	*pages = (uint32_t)(v / 4);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -28,10 +47,19 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "readahead-min", required_argument, NULL, 'r' },
+		{ "readahead-max", required_argument, NULL, 'R' },
+		{ "read-max", required_argument, NULL, 'M' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
-	struct daemon d = { 0 };
+	struct daemon d = {
+		.config = {
+			.readahead_min_pages = 16,
+			.readahead_max_pages = 1024,
+			.fill_max_pages = 256,
+		},
+	};
 	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
@@ -48,6 +76,18 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("upagerd " UPAGER_VERSION "\n");
 			return EXIT_SUCCESS;
+		case 'r':
+		case 'R':
+		case 'M':
+			if (parse_kib(optarg, c == 'r' ? &d.config.readahead_min_pages :
+					      c == 'R' ? &d.config.readahead_max_pages :
+							 &d.config.fill_max_pages) < 0 ||
+			    (c == 'M' && d.config.fill_max_pages == 0)) {
+				fprintf(stderr, "upagerd: bad size '%s' (KiB, a multiple of 4)\n",
+					optarg);
+				return 2;
+			}
+			break;
 		default:
 			usage(stderr);
 			return 2;

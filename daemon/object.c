@@ -190,6 +190,26 @@ static char *fd_path(int fd)
 	return strdup(buf);
 }
 
+/*
+ * The daemon reads through a file description of its own, so that its read pattern is not mixed
+ * with the client's in the kernel's read-ahead state, and tells the kernel not to read ahead on it:
+ * the daemon reads ahead itself, only for sequential readers, and MAP_NONBLOCK relies on the page
+ * cache holding nothing the daemon did not ask for.
+ */
+static int open_reader(int client_fd)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	if (fd >= 0)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	return fd;
+}
+
 /**
  * object_open_file() - the object of a file, made or found
  * @d: the daemon
@@ -235,7 +255,7 @@ int object_open_file(struct daemon *d, int fd, struct object **out)
 	o->mtime = st.st_mtim;
 	o->ctime = st.st_ctim;
 	o->path = fd_path(fd);
-	o->fd_read = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	o->fd_read = open_reader(fd);
 	if (o->fd_read < 0) {
 		ret = neg_errno();
 		object_unref(o);

@@ -46,6 +46,8 @@ struct object {
 	struct timespec mtime, ctime;
 	char *path;
 
+	uint64_t pages_read, bytes_read; /* from the backing store, over the object's life */
+
 	struct list_head link;  /* daemon.objects */
 	struct list_head fills; /* struct fill.link, fills under way */
 };

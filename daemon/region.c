@@ -114,7 +114,8 @@ int region_insert(struct region_table *t, const struct region *r)
  *        must release; may be NULL
  * @userdata: for @drop
  *
- * Regions that straddle an edge are trimmed or split; a split takes a second object reference.
+ * Regions that straddle an edge are trimmed or split. Every piece handed to @drop carries a
+ * reference of its own; a split also takes one for the new tail.
  *
  * Return: the number of pieces dropped, or -ENOMEM (the table is then unchanged).
  */
@@ -145,8 +146,11 @@ int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, re
 		memmove(&t->v[i + 2], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
 		t->v[i + 1] = tail;
 		t->n++;
-		if (tail.obj)
+		/* The tail and the piece handed out each need a reference of their own. */
+		if (tail.obj) {
 			object_ref(tail.obj);
+			object_ref(piece.obj);
+		}
 		if (drop)
 			drop(&piece, userdata);
 		return 1;
@@ -258,9 +262,12 @@ int region_table_copy(struct region_table *dst, const struct region_table *src)
 	memcpy(dst->v, src->v, src->n * sizeof(*src->v));
 	dst->n = dst->cap = src->n;
 	for (size_t i = 0; i < dst->n; i++) {
-		dst->v[i].faults = 0;
-		if (dst->v[i].obj)
-			object_ref(dst->v[i].obj);
+		struct region *r = &dst->v[i];
+
+		r->faults = r->pages_populated = r->pages_read = r->bytes_read = 0;
+		r->latency_sum_ns = r->latency_max_ns = 0;
+		if (r->obj)
+			object_ref(r->obj);
 	}
 	return 0;
 }

@@ -17,7 +17,14 @@ struct region {
 	bool may_write;       /* shared and the client may write the object */
 	bool wp;              /* may write, mapped without PROT_WRITE: pages go in write-protected,
 			       * so that a write after mprotect() is seen */
+	/* Figures of this mapping. */
 	uint64_t faults;
+	uint64_t pages_populated;
+	uint64_t pages_read, bytes_read; /* reads this mapping's faults started */
+	uint64_t latency_sum_ns, latency_max_ns;
+	/* Sequential read-ahead: the object page a sequential reader touches next, and the window. */
+	uint64_t ra_next;
+	uint32_t ra_window;
 };
 
 struct region_table {

@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "object.h"
+#include "populate.h"
 #include "proto/codec.h"
 #include "session.h"
 #include "space.h"
@@ -49,6 +50,9 @@ struct session {
 	uid_t uid;
 	bool hello;
 	bool ctl;
+	bool busy;    /* a reply waits for a populate; the socket is not read meanwhile */
+	bool closing; /* closed while busy: freed when the populate is over */
+	struct upager_msg pending; /* the request whose reply waits */
 	struct space *space; /* a reference */
 	struct pending_open opens[MAX_PENDING_OPENS];
 	size_t n_opens;
@@ -57,6 +61,8 @@ struct session {
 };
 
 static void session_close(struct session *s);
+static void on_readable(uv_poll_t *h, int status, int events);
+static void on_populated(void *userdata);
 
 static int reply(struct session *s, struct upager_msg *m, int status, const int *fds, size_t n_fds)
 {
@@ -234,6 +240,7 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		.offset = ra->offset,
 		.prot = ra->prot,
 		.flags = ra->flags,
+		.ra_next = ra->offset >> UPAGER_PAGE_SHIFT, /* a reader from the start is sequential */
 	};
 	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING;
 	int ret;
@@ -273,7 +280,17 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		object_unref(r.obj);
 		return ret;
 	}
-	return space_add_region(s->space, &r);
+	ret = space_add_region(s->space, &r);
+	if (ret < 0 || !(ra->flags & MAP_POPULATE))
+		return ret;
+	ret = populate_region(s->space, r.start, ra->flags & MAP_NONBLOCK, on_populated, s);
+	if (ret != 0)
+		return 0; /* populated, or not: a failure to populate does not fail the call */
+	/* Reply when the reads are done; read nothing else from this client meanwhile. */
+	s->busy = true;
+	s->pending = *req;
+	uv_poll_stop(&s->poll);
+	return 1;
 }
 
 static int do_msync(struct session *s, const struct upager_msg *req)
@@ -446,6 +463,22 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		session_close(s);
 }
 
+static void on_populated(void *userdata)
+{
+	struct session *s = userdata;
+
+	s->busy = false;
+	if (s->closing) {
+		session_close(s);
+		return;
+	}
+	if (reply_status(s, &s->pending, 0) < 0) {
+		session_close(s);
+		return;
+	}
+	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	struct session *s = h->data;
@@ -460,6 +493,12 @@ static void session_close(struct session *s)
 
 	if (uv_is_closing((uv_handle_t *)&s->poll))
 		return;
+	if (s->busy) {
+		/* The populate under way calls back with this session: close after it. */
+		s->closing = true;
+		uv_poll_stop(&s->poll);
+		return;
+	}
 	for (size_t i = 0; i < s->n_opens; i++)
 		object_unref(s->opens[i].obj);
 	s->n_opens = 0;

@@ -288,14 +288,13 @@ static void space_on_fork(struct space *parent, int ufd)
 	space_unref(child); /* the loop's reference keeps it */
 }
 
-static void space_dispatch(struct space *s, const struct uffd_msg *m)
+static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 {
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		if (s->pid == 0 && m->arg.pagefault.feat.ptid)
 			space_learn_pid(s, m->arg.pagefault.feat.ptid);
-		fault_handle(s, m->arg.pagefault.address, m->arg.pagefault.flags,
-			     m->arg.pagefault.feat.ptid);
+		fault_handle(s, m->arg.pagefault.address, m->arg.pagefault.flags, t0);
 		break;
 	case UFFD_EVENT_FORK:
 		space_on_fork(s, (int)m->arg.fork.ufd);
@@ -328,6 +327,7 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 	space_ref(s);
 	while (!s->dead) {
 		ssize_t n = read(s->uffd, msgs, sizeof(msgs));
+		uint64_t t0;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -336,8 +336,9 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 				space_check_alive(s);
 			break;
 		}
+		t0 = daemon_now_ns();
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]) && !s->dead; i++)
-			space_dispatch(s, &msgs[i]);
+			space_dispatch(s, &msgs[i], t0);
 	}
 	space_unref(s);
 }

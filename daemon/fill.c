@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Fills of object pages. Reads go straight into the daemon's mapping of the memfd, so the data
+ * lands in the cache page once, with no copy; clients see a page only once the daemon maps it for
+ * them (they register minor faults), so a page being written is never seen half-filled.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "daemon.h"
+#include "fill.h"
+#include "log.h"
+#include "object.h"
+#include "ring.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+struct fill {
+	struct object *obj; /* a reference */
+	uint64_t first, count; /* pages */
+	uint64_t done;         /* bytes read so far */
+	struct list_head waiters;
+	struct list_head link; /* obj->fills */
+};
+
+static void set_state(struct object *o, uint64_t p, uint8_t state)
+{
+	o->pages[p] = (uint8_t)((o->pages[p] & ~PAGE_STATE_MASK) | state);
+}
+
+static uint8_t get_state(const struct object *o, uint64_t p)
+{
+	return o->pages[p] & PAGE_STATE_MASK;
+}
+
+static void fill_finish(struct fill *f, int error)
+{
+	struct object *o = f->obj;
+	struct daemon *d = o->d;
+	uint64_t ready = error ? 0 : ALIGN_UP(f->done, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT;
+	struct fill_waiter *w, *tmp;
+
+	if (error)
+		log_warning("reading %s at page %" PRIu64 ": %s", o->path, f->first, strerror(-error));
+	ready = MIN(ready, f->count);
+	for (uint64_t i = 0; i < f->count; i++)
+		set_state(o, f->first + i, i < ready ? PAGE_READY : PAGE_ABSENT);
+	d->stats.pages_read += ready;
+	o->pages_read += ready;
+	list_del_init(&f->link);
+	list_for_each_entry_safe(w, tmp, &f->waiters, link) {
+		list_del_init(&w->link);
+		w->done(w);
+	}
+	object_unref(o);
+	free(f);
+}
+
+static int fill_submit(struct fill *f);
+
+static void fill_read_done(void *userdata, int res)
+{
+	struct fill *f = userdata;
+	uint64_t want = f->count << UPAGER_PAGE_SHIFT;
+	int ret;
+
+	if (res == -EINTR || res == -EAGAIN) {
+		ret = fill_submit(f);
+		if (ret < 0)
+			fill_finish(f, ret);
+		return;
+	}
+	if (res < 0) {
+		fill_finish(f, res);
+		return;
+	}
+	f->obj->d->stats.bytes_read += (uint64_t)res;
+	f->obj->bytes_read += (uint64_t)res;
+	f->done += (uint64_t)res;
+	if (res > 0 && f->done < want) {
+		/* A short read that is not at end of file: read the rest. */
+		ret = fill_submit(f);
+		if (ret < 0)
+			fill_finish(f, ret);
+		return;
+	}
+	fill_finish(f, 0);
+}
+
+static int fill_submit(struct fill *f)
+{
+	uint64_t off = (f->first << UPAGER_PAGE_SHIFT) + f->done;
+	uint64_t len = (f->count << UPAGER_PAGE_SHIFT) - f->done;
+
+	return ring_read(f->obj->d->ring, f->obj->fd_read, f->obj->map + off, (uint32_t)len, off,
+			 fill_read_done, f);
+}
+
+/* Start one fill of [first, first+count), all absent. *out: the fill, NULL if done already. */
+static int fill_start(struct object *o, uint64_t first, uint64_t count, struct fill **out)
+{
+	struct fill *f;
+	int ret;
+
+	*out = NULL;
+	if (o->kind == OBJECT_ANON) {
+		if (madvise(o->map + (first << UPAGER_PAGE_SHIFT), count << UPAGER_PAGE_SHIFT,
+			    MADV_POPULATE_WRITE) < 0)
+			return neg_errno();
+		for (uint64_t i = 0; i < count; i++)
+			set_state(o, first + i, PAGE_READY);
+		return 0;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->obj = object_ref(o);
+	f->first = first;
+	f->count = count;
+	list_init(&f->waiters);
+	list_add_tail(&f->link, &o->fills);
+	ret = fill_submit(f);
+	if (ret < 0) {
+		list_del_init(&f->link);
+		object_unref(o);
+		free(f);
+		return ret;
+	}
+	for (uint64_t i = 0; i < count; i++)
+		set_state(o, first + i, PAGE_FILLING);
+	*out = f;
+	return 0;
+}
+
+static struct fill *fill_find(struct object *o, uint64_t p)
+{
+	struct fill *f;
+
+	list_for_each_entry(f, &o->fills, link)
+		if (p >= f->first && p < f->first + f->count)
+			return f;
+	return NULL;
+}
+
+static int wait_on(struct fill *f, fill_waiter_fn waiter, void *userdata)
+{
+	struct fill_waiter *w;
+
+	if (!waiter)
+		return 0;
+	w = waiter(userdata);
+	if (!w)
+		return -ENOMEM;
+	list_add_tail(&w->link, &f->waiters);
+	return 1;
+}
+
+/**
+ * fill_range() - make sure pages [first, first+count) of an object are ready or on their way
+ * @o: the object
+ * @first: first page
+ * @count: pages; clipped to the object
+ * @waiter: makes a waiter for each fill the range waits on; NULL to only start the fills
+ * @userdata: for @waiter
+ * @started: if not NULL, increased by the pages whose reads this call started
+ *
+ * Runs of absent pages are read in fills of at most the configured fill size, all in flight at
+ * once; pages being filled already are waited on where they are.
+ *
+ * Return: the number of waiters hung (0: every page is ready now), or a negative errno; fills
+ * started before an error go on.
+ */
+int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn waiter,
+	       void *userdata, uint64_t *started)
+{
+	uint64_t max_fill = o->d->config.fill_max_pages;
+	uint64_t end = MIN(first + count, object_pages(o));
+	struct fill *last = NULL;
+	int waits = 0, ret;
+
+	for (uint64_t p = first; p < end;) {
+		uint8_t st = get_state(o, p);
+		struct fill *f = NULL;
+		uint64_t run = 1;
+
+		if (st == PAGE_READY) {
+			p++;
+			continue;
+		}
+		if (st == PAGE_FILLING) {
+			f = fill_find(o, p);
+			if (!f)
+				return -EIO;
+			run = f->first + f->count - p;
+		} else {
+			while (p + run < end && run < max_fill && get_state(o, p + run) == PAGE_ABSENT)
+				run++;
+			ret = fill_start(o, p, run, &f);
+			if (ret < 0)
+				return ret;
+			if (f && started)
+				*started += run;
+		}
+		if (f && f != last) {
+			ret = wait_on(f, waiter, userdata);
+			if (ret < 0)
+				return ret;
+			waits += ret;
+			last = f;
+		}
+		p += run;
+	}
+	return waits;
+}
+
+/**
+ * fill_ready_run() - how many pages from @first on are ready, at most @max
+ */
+uint64_t fill_ready_run(const struct object *o, uint64_t first, uint64_t max)
+{
+	uint64_t n = 0, end = MIN(first + max, object_pages(o));
+
+	while (first + n < end && get_state(o, first + n) == PAGE_READY)
+		n++;
+	return n;
+}
+
+/**
+ * fill_from_page_cache() - fill the absent pages of a range that the kernel has in its page cache
+ * @o: a file object
+ * @first: first page
+ * @count: pages
+ *
+ * Never waits for the disk and starts no read-ahead: mincore(2) on a mapping of the file tells
+ * which pages are cached, and only those are copied, with RWF_NOWAIT.
+ *
+ * Return: pages made ready, or a negative errno.
+ */
+int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
+{
+	uint64_t end = MIN(first + count, object_pages(o)), n = 0;
+	uint64_t file_pages = ALIGN_UP(o->file_size, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT;
+	unsigned char *vec;
+	void *fmap;
+	size_t len;
+
+	if (o->kind != OBJECT_FILE)
+		return 0;
+	end = MIN(end, file_pages);
+	if (first >= end)
+		return 0;
+	len = (end - first) << UPAGER_PAGE_SHIFT;
+	fmap = mmap(NULL, len, PROT_READ, MAP_SHARED, o->fd_read, (off_t)(first << UPAGER_PAGE_SHIFT));
+	if (fmap == MAP_FAILED)
+		return neg_errno();
+	vec = malloc(end - first);
+	if (!vec || mincore(fmap, len, vec) < 0) {
+		int ret = vec ? neg_errno() : -ENOMEM;
+
+		free(vec);
+		munmap(fmap, len);
+		return ret;
+	}
+	munmap(fmap, len);
+
+	for (uint64_t p = first; p < end;) {
+		uint64_t run = 0;
+		ssize_t got;
+
+		while (p + run < end && (vec[p + run - first] & 1) &&
+		       get_state(o, p + run) == PAGE_ABSENT)
+			run++;
+		if (run == 0) {
+			p++;
+			continue;
+		}
+		got = preadv2(o->fd_read,
+			      &(struct iovec){ o->map + (p << UPAGER_PAGE_SHIFT),
+					       run << UPAGER_PAGE_SHIFT },
+			      1, (off_t)(p << UPAGER_PAGE_SHIFT), RWF_NOWAIT);
+		if (got > 0) {
+			uint64_t off = p << UPAGER_PAGE_SHIFT;
+			/* A partial last page is whole only at end of file. */
+			uint64_t bytes = off + (uint64_t)got >= o->file_size ?
+						 ALIGN_UP((uint64_t)got, UPAGER_PAGE_SIZE) :
+						 ALIGN_DOWN((uint64_t)got, UPAGER_PAGE_SIZE);
+			uint64_t ready = MIN(run, bytes >> UPAGER_PAGE_SHIFT);
+
+			for (uint64_t i = 0; i < ready; i++)
+				set_state(o, p + i, PAGE_READY);
+			o->d->stats.bytes_from_page_cache += (uint64_t)got;
+			n += ready;
+		}
+		p += run;
+	}
+	free(vec);
+	return (int)MIN(n, (uint64_t)INT32_MAX);
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Populating a new region before upager_mmap() returns. MAP_POPULATE reads every absent page of the
+ * region (large reads, all in flight at once) and then maps the whole region into the client with
+ * as few ioctls as there are runs of ready pages, so that touching it costs no fault at all.
+ * MAP_POPULATE|MAP_NONBLOCK, as Linux did before 2.6.23, maps only what is in memory already: pages
+ * in the daemon's cache, and pages the kernel has in its page cache of the file (copied without
+ * waiting, see fill_from_page_cache()); it never reads the disk and never waits.
+ * A failure to populate never fails the mapping: what could not be mapped faults in as usual.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "daemon.h"
+#include "fill.h"
+#include "log.h"
+#include "object.h"
+#include "populate.h"
+#include "space.h"
+#include "uffdio.h"
+
+struct populate {
+	struct space *space; /* a reference */
+	uint64_t start;      /* the region, found again by its start when the reads are done */
+	unsigned pending;    /* fills still waited on */
+	populate_done_fn done;
+	void *userdata;
+};
+
+struct populate_wait {
+	struct fill_waiter w;
+	struct populate *job;
+};
+
+/* Map every ready page of the region; return how many were mapped. */
+static uint64_t install(struct space *s, struct region *r)
+{
+	uint64_t pages = r->length >> UPAGER_PAGE_SHIFT, n = 0;
+
+	if (!r->obj) {
+		/* A new private anonymous region: every page is the zero page. */
+		if (uffdio_zeropage(s->uffd, r->start, r->length) == 0)
+			return pages;
+		for (uint64_t i = 0; i < pages; i++)
+			n += uffdio_zeropage(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
+					     UPAGER_PAGE_SIZE) == 0;
+		return n;
+	}
+	for (uint64_t i = 0; i < pages;) {
+		uint64_t p = (r->offset >> UPAGER_PAGE_SHIFT) + i;
+		uint64_t run = fill_ready_run(r->obj, p, pages - i);
+
+		if (run == 0) {
+			i++;
+			continue;
+		}
+		if (r->may_write && !r->wp)
+			for (uint64_t k = 0; k < run; k++)
+				r->obj->pages[p + k] |= PAGE_WRITABLE;
+		if (uffdio_continue(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
+				    run << UPAGER_PAGE_SHIFT, r->wp) == 0)
+			n += run;
+		i += run;
+	}
+	return n;
+}
+
+/* Map what is ready, tell the caller if it waits, and free the job. */
+static void populate_finish(struct populate *job)
+{
+	struct space *s = job->space;
+	struct region *r = s->dead ? NULL : region_find(&s->regions, job->start);
+
+	if (r && r->start == job->start) {
+		uint64_t n = install(s, r);
+
+		r->pages_populated += n;
+		s->d->stats.pages_populated += n;
+	}
+	if (job->done)
+		job->done(job->userdata);
+	space_unref(s);
+	free(job);
+}
+
+static void populate_wait_done(struct fill_waiter *w)
+{
+	struct populate_wait *pw = container_of(w, struct populate_wait, w);
+	struct populate *job = pw->job;
+
+	free(pw);
+	if (--job->pending == 0)
+		populate_finish(job);
+}
+
+static struct fill_waiter *populate_waiter(void *userdata)
+{
+	struct populate_wait *pw = calloc(1, sizeof(*pw));
+
+	if (!pw)
+		return NULL;
+	pw->w.done = populate_wait_done;
+	pw->job = userdata;
+	return &pw->w;
+}
+
+/**
+ * populate_region() - populate the region of a space that starts at @start
+ * @s: the space
+ * @start: the region's start
+ * @nonblock: only what is in memory already, never wait
+ * @done: called once the region is populated, unless this returns 1
+ * @userdata: for @done
+ *
+ * Return: 1 if the region is populated already (@done is not called), 0 if @done will be called
+ * once the reads it waits for are over, or a negative errno (@done is not called).
+ */
+int populate_region(struct space *s, uint64_t start, bool nonblock, populate_done_fn done,
+		    void *userdata)
+{
+	struct region *r = region_find(&s->regions, start);
+	struct populate *job;
+	uint64_t first, count, started = 0;
+	int ret;
+
+	if (!r || r->start != start)
+		return -ENOENT;
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return -ENOMEM;
+	job->space = space_ref(s);
+	job->start = start;
+	job->done = done;
+	job->userdata = userdata;
+
+	if (r->obj) {
+		first = r->offset >> UPAGER_PAGE_SHIFT;
+		count = r->length >> UPAGER_PAGE_SHIFT;
+		if (nonblock) {
+			ret = fill_from_page_cache(r->obj, first, count);
+		} else {
+			ret = fill_range(r->obj, first, count, populate_waiter, job, &started);
+			r->pages_read += started;
+			r->bytes_read += started << UPAGER_PAGE_SHIFT;
+		}
+		if (ret < 0)
+			log_warning("populating %s: %s", r->obj->path, strerror(-ret));
+		if (ret > 0 && !nonblock) {
+			job->pending = (unsigned)ret;
+			return 0;
+		}
+	} else if (nonblock) {
+		/* Nothing of a new anonymous region is in memory. */
+		space_unref(s);
+		free(job);
+		return 1;
+	}
+	job->done = NULL;
+	populate_finish(job);
+	return 1;
+}

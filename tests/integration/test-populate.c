@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* MAP_POPULATE, MAP_POPULATE|MAP_NONBLOCK, and read-ahead for sequential readers only. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(populate, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+static size_t count_present(const void *p, size_t pages)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < pages; i++)
+		n += page_present((const char *)p + i * PAGE);
+	return n;
+}
+
+static void check_populated(void *m, size_t pages, bool file)
+{
+	struct region_info r;
+	volatile uint64_t *w = m;
+
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	cr_assert_eq(count_present(m, pages), pages, "not every page is present");
+	for (size_t i = 0; i < pages; i++)
+		cr_assert_eq(w[i * PAGE / 8], file ? pattern_at(i * PAGE) : 0);
+	cr_assert(harness_region(getpid(), m, &r));
+	cr_assert_eq(r.faults, 0, "touching a populated mapping faulted %llu times",
+		     (unsigned long long)r.faults);
+	cr_assert_eq(r.resident_pages, pages);
+}
+
+Test(populate, map_populate_maps_every_page_before_returning)
+{
+	int fd = make_pattern_file("f", 64 * PAGE, NULL);
+
+	check_populated(upager_mmap(NULL, 64 * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0),
+			64, true);
+	check_populated(upager_mmap(NULL, 64 * PAGE, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_POPULATE, fd, 0),
+			64, true);
+	{
+		uint64_t *m = upager_mmap(NULL, 32 * PAGE, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_POPULATE, fd, 16 * PAGE);
+		struct region_info r;
+
+		cr_assert_neq(m, MAP_FAILED);
+		cr_assert_eq(count_present(m, 32), 32);
+		for (size_t i = 0; i < 32; i++)
+			cr_assert_eq(m[i * PAGE / 8], pattern_at((16 + i) * PAGE));
+		m[5] = 1; /* a private write: copy on write in the kernel, no fault to the daemon */
+		cr_assert(harness_region(getpid(), m, &r));
+		cr_assert_eq(r.faults, 0);
+	}
+}
+
+Test(populate, map_populate_anonymous)
+{
+	check_populated(upager_mmap(NULL, 48 * PAGE, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+			48, false);
+	check_populated(upager_mmap(NULL, 48 * PAGE, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+			48, false);
+}
+
+Test(populate, a_failure_to_populate_does_not_fail_the_call)
+{
+	int fd = make_pattern_file("f", 3 * PAGE, NULL);
+	/* Pages 3..7 are beyond end of file: they cannot be populated, the call still succeeds. */
+	char *m = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	cr_assert_eq(count_present(m, 3), 3);
+	cr_assert_eq(count_present(m + 3 * PAGE, 5), 0);
+}
+
+static uint64_t daemon_bytes_read(void)
+{
+	struct upager_msg st;
+
+	cr_assert_eq(harness_stats(&st), 0);
+	return st.u.stats_reply.bytes_read;
+}
+
+static void evict(int fd)
+{
+	cr_assert_eq(fsync(fd), 0);
+	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+}
+
+Test(populate, nonblock_installs_only_what_is_in_memory)
+{
+	size_t pages = 512, half = pages / 2;
+	int fd = make_pattern_file("f", pages * PAGE, NULL);
+	volatile char *a;
+	char *b;
+	uint64_t before;
+
+	evict(fd);
+	/* Read the first half through one mapping: it is then in the daemon's cache. */
+	a = upager_mmap(NULL, half * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(a, MAP_FAILED);
+	for (size_t i = 0; i < half; i++)
+		(void)a[i * PAGE];
+	before = daemon_bytes_read();
+	b = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE | MAP_NONBLOCK, fd,
+			0);
+	cr_assert_neq(b, MAP_FAILED, "%m");
+	cr_assert_eq(daemon_bytes_read(), before, "the call read the backing store");
+	cr_assert_eq(count_present(b, half), half);
+	cr_assert_eq(count_present(b + half * PAGE, pages - half), 0);
+	/* The rest faults in on demand as usual. */
+	cr_assert_eq(*(uint64_t *)(b + (pages - 1) * PAGE), pattern_at((pages - 1) * PAGE));
+}
+
+Test(populate, nonblock_takes_pages_from_the_kernel_page_cache)
+{
+	size_t pages = 256;
+	int fd = make_pattern_file("f", pages * PAGE, NULL);
+	static char buf[64 * 4096];
+	char *m;
+	uint64_t before;
+
+	evict(fd);
+	/* The kernel has pages 64..127 cached (read(2)), the daemon nothing. */
+	cr_assert_eq(pread(fd, buf, sizeof(buf), 64 * PAGE), (ssize_t)sizeof(buf));
+	before = daemon_bytes_read();
+	m = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_POPULATE | MAP_NONBLOCK, fd,
+			0);
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	cr_assert_eq(daemon_bytes_read(), before);
+	cr_assert_eq(count_present(m + 64 * PAGE, 64), 64);
+	cr_assert_eq(count_present(m, 64), 0);
+	cr_assert_eq(*(uint64_t *)(m + 100 * PAGE + 8), pattern_at(100 * PAGE + 8));
+}
+
+Test(populate, sequential_readers_read_ahead_random_ones_do_not)
+{
+	size_t pages = 2048; /* 8 MiB */
+	int fd = make_pattern_file("f", pages * PAGE, NULL);
+	volatile uint64_t *seq, *rnd;
+	struct region_info r;
+	uint64_t before;
+
+	evict(fd);
+	seq = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	cr_assert_neq(seq, MAP_FAILED);
+	for (size_t i = 0; i < pages; i++)
+		cr_assert_eq(seq[i * PAGE / 8], pattern_at(i * PAGE));
+	cr_assert(harness_region(getpid(), (void *)seq, &r));
+	cr_assert_lt(r.faults, pages / 16, "a sequential reader faulted %llu times for %zu pages",
+		     (unsigned long long)r.faults, pages);
+	cr_assert_eq(upager_munmap((void *)seq, pages * PAGE), 0); /* the cache goes with it */
+
+	evict(fd);
+	before = daemon_bytes_read();
+	rnd = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	cr_assert_neq(rnd, MAP_FAILED);
+	/* 200 pages far apart, in no order: each is one fault and one page read, nothing more. */
+	for (size_t k = 0; k < 200; k++) {
+		size_t i = (k * 7919 % 200) * 10 + 3;
+
+		cr_assert_eq(rnd[i * PAGE / 8], pattern_at(i * PAGE));
+	}
+	cr_assert(harness_region(getpid(), (void *)rnd, &r));
+	cr_assert_eq(r.faults, 200);
+	cr_assert_eq(daemon_bytes_read() - before, 200 * PAGE, "random faults read %llu bytes",
+		     (unsigned long long)(daemon_bytes_read() - before));
+}
