@@ -131,6 +131,12 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 		log_error("userfaultfd is not available on this kernel");
 		return -ENOSYS;
 	}
+	if ((d->uffd_features & UFFD_FEATURE_EVENT_FORK) &&
+	    !uffdio_feature_allowed(UFFD_FEATURE_EVENT_FORK)) {
+		d->uffd_features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
+		log_warning("no CAP_SYS_PTRACE: children of clients lose their registrations, and "
+			    "shared file pages they touch first read as zeroes");
+	}
 	if (!(d->uffd_features & UFFD_FEATURE_MINOR_SHMEM))
 		log_warning("the kernel lacks minor faults on shmem; shared mappings will not work");
 	if (!(d->uffd_features & UFFD_FEATURE_POISON))

@@ -191,20 +191,32 @@ static char *fd_path(int fd)
 }
 
 /*
- * The daemon reads through a file description of its own, so that its read pattern is not mixed
- * with the client's in the kernel's read-ahead state, and tells the kernel not to read ahead on it:
- * the daemon reads ahead itself, only for sequential readers, and MAP_NONBLOCK relies on the page
- * cache holding nothing the daemon did not ask for.
+ * The daemon reads and writes through file descriptions of its own: its read pattern is then not
+ * mixed with the client's in the kernel's read-ahead state, and its writes land where they belong
+ * even if the client's description has O_APPEND. The client proved its access by passing its
+ * descriptor; the new description has no more access than that one.
  */
-static int open_reader(int client_fd)
+static int reopen(int client_fd, int mode)
 {
 	char path[64];
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	fd = open(path, mode | O_CLOEXEC);
+	if (fd < 0 && mode == O_RDONLY)
 		fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	return fd;
+}
+
+/*
+ * The kernel is told not to read ahead on the daemon's reader: the daemon reads ahead itself, for
+ * sequential readers only, and MAP_NONBLOCK relies on the page cache holding nothing the daemon
+ * did not ask for.
+ */
+static int open_reader(int client_fd)
+{
+	int fd = reopen(client_fd, O_RDONLY);
+
 	if (fd >= 0)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
 	return fd;
@@ -265,8 +277,8 @@ int object_open_file(struct daemon *d, int fd, struct object **out)
 found:
 	object_ref(o);
 keep_writer:
-	if (o->fd_write < 0 && (flags & O_ACCMODE) == O_RDWR && !(flags & O_APPEND))
-		o->fd_write = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (o->fd_write < 0 && (flags & O_ACCMODE) == O_RDWR)
+		o->fd_write = reopen(fd, O_WRONLY);
 	*out = o;
 	return 0;
 }

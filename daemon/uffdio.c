@@ -151,3 +151,17 @@ uint64_t uffdio_probe_features(void)
 		return 0;
 	return api.features;
 }
+
+/**
+ * uffdio_feature_allowed() - whether this process may enable @feature (EVENT_FORK needs
+ * CAP_SYS_PTRACE), asked on a throw-away userfaultfd
+ * Return: true if UFFDIO_API with @feature succeeds.
+ */
+bool uffdio_feature_allowed(uint64_t feature)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = feature };
+	_cleanup_close_ int fd = -1;
+
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	return fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0;
+}

@@ -14,3 +14,4 @@ int uffdio_poison(int uffd, uint64_t start, uint64_t len);
 int uffdio_wake(int uffd, uint64_t start, uint64_t len);
 int uffdio_alive(int uffd);
 uint64_t uffdio_probe_features(void);
+bool uffdio_feature_allowed(uint64_t feature);

@@ -204,6 +204,23 @@ int upager__connect(void)
 }
 
 /**
+ * upager__reconnect_if_mapped() - be connected if this process can have pager mappings (lock held)
+ *
+ * A process that never connected, and no ancestor of which did, has none, and needs no daemon
+ * for msync or munmap. A forked child inherited its parent's and connects now.
+ *
+ * Return: 0 when connected, 1 when there is nothing to ask the daemon, or a negative errno.
+ */
+int upager__reconnect_if_mapped(void)
+{
+	if (upager__connected())
+		return 0;
+	if (!conn.token)
+		return 1;
+	return upager__connect();
+}
+
+/**
  * upager__call() - one request and its reply (lock held, connected)
  * @req: the request; its seq is set here
  * @fds: descriptors to send with it

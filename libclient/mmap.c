@@ -77,10 +77,11 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -ENOMEM;
 	if (!anon && (offset < 0 || (uint64_t)offset > (uint64_t)OFF_MAX - length))
 		return -EOVERFLOW;
+	/* Linux knows MAP_SHARED_VALIDATE for files only. */
+	if (type != MAP_SHARED && type != MAP_PRIVATE && (type != MAP_SHARED_VALIDATE || anon))
+		return -EINVAL;
 	if (type == MAP_SHARED_VALIDATE && ((unsigned)flags & ~(unsigned)KNOWN_FLAGS))
 		return -EOPNOTSUPP;
-	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
-		return -EINVAL;
 	if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) &&
 	    !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE))
 		return -EINVAL;
@@ -222,7 +223,7 @@ _public_ int upager_munmap(void *addr, size_t length)
 		return -1;
 	}
 	upager__lock();
-	if (upager__connected()) {
+	if (upager__reconnect_if_mapped() == 0) {
 		req.u.range.addr = (uintptr_t)addr;
 		req.u.range.length = length;
 		upager__call(&req, NULL, 0, &rep, NULL);
@@ -251,11 +252,14 @@ _public_ int upager_msync(void *addr, size_t length, int flags)
 	if (msync(addr, length, flags) < 0)
 		return -1;
 	upager__lock();
-	if (upager__connected()) {
+	ret = upager__reconnect_if_mapped();
+	if (ret == 0) {
 		req.u.msync.addr = (uintptr_t)addr;
 		req.u.msync.length = length;
 		req.u.msync.flags = (uint32_t)flags;
 		ret = upager__call(&req, NULL, 0, &rep, NULL);
+	} else if (ret > 0) {
+		ret = 0;
 	}
 	upager__unlock();
 	if (ret < 0) {

@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The wire codec, messages: every opcode survives a round trip field by field, the wire is
+ * little-endian with the layout the UAPI header pins, and each kind of malformed datagram is
+ * refused with the errno the codec documents for it. Malformed datagrams are made by patching one
+ * thing in a valid one, so each test fails if the one check it aims at goes away. LIST entries
+ * are in test-codec-list.c.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "codec-test.h"
+#include "common/macro.h"
+#include "proto/codec.h"
+
+static uint8_t buf[UPAGER_MSG_MAX + 64] __attribute__((aligned(8)));
+static uint8_t big_entries[UPAGER_MSG_MAX];
+
+/* Every request, then every reply. */
+static const uint16_t all_ops[] = {
+	UPAGER_OP_HELLO, UPAGER_OP_OBJECT_OPEN, UPAGER_OP_REGION_ADD, UPAGER_OP_MUNMAP,
+	UPAGER_OP_MSYNC, UPAGER_OP_LIST, UPAGER_OP_STATS,
+	REPLY(UPAGER_OP_HELLO), REPLY(UPAGER_OP_OBJECT_OPEN), REPLY(UPAGER_OP_REGION_ADD),
+	REPLY(UPAGER_OP_MUNMAP), REPLY(UPAGER_OP_MSYNC), REPLY(UPAGER_OP_LIST),
+	REPLY(UPAGER_OP_STATS),
+};
+
+static void set_len(uint32_t len)
+{
+	wr32(buf + offsetof(struct upager_wire_hdr, len), len);
+}
+
+static size_t encode(const struct upager_msg *m)
+{
+	int n = upager_msg_encode(buf, sizeof(buf), m);
+
+	cr_assert_gt(n, 0, "encoding op %#x: %d", m->op, n);
+	return (size_t)n;
+}
+
+/* A message of @op that decodes; only HELLO's versions and OBJECT_OPEN's kind are constrained. */
+static size_t encode_valid(uint16_t op)
+{
+	struct upager_msg m = { .op = op, .seq = 7 };
+
+	if (op == UPAGER_OP_HELLO)
+		m.u.hello.version_min = m.u.hello.version_max = 1;
+	if (op == UPAGER_OP_OBJECT_OPEN)
+		m.u.object_open.kind = UPAGER_OBJECT_FILE;
+	return encode(&m);
+}
+
+static void msg_init(struct upager_msg *m, uint16_t op, uint32_t seq)
+{
+	memset(m, 0, sizeof(*m)); /* padding too: roundtrip() compares bytes */
+	m->op = op;
+	m->seq = seq;
+}
+
+/*
+ * Encode @in, decode it, and compare the decoded union byte by byte with the one sent. Decode
+ * zeroes what it fills and msg_init() zeroed @in, so a byte that differs is a field that did not
+ * survive. The values used have no zero byte where the field allows it, so a truncated field shows.
+ */
+static void roundtrip(const struct upager_msg *in, size_t wire_len)
+{
+	struct upager_msg out;
+	const uint8_t *a = (const uint8_t *)&in->u, *b = (const uint8_t *)&out.u;
+	size_t n = encode(in);
+
+	cr_assert_eq(n, wire_len, "op %#x: %zu bytes on the wire, expected %zu", in->op, n, wire_len);
+	cr_assert_eq(upager_msg_size(in->op), wire_len);
+	memset(&out, 0x5a, sizeof(out));
+	cr_assert_eq(upager_msg_decode(buf, n, &out), 0, "op %#x", in->op);
+	cr_assert_eq(out.op, in->op);
+	cr_assert_eq(out.seq, in->seq);
+	cr_assert_eq(out.version, UPAGER_PROTO_VERSION);
+	cr_assert_eq(out.status, in->status);
+	for (size_t i = 0; i < sizeof(in->u); i++)
+		cr_assert_eq(b[i], a[i], "op %#x: decoded body differs at byte %zu of the union",
+			     in->op, i);
+}
+
+static int decode(size_t len)
+{
+	struct upager_msg m;
+
+	return upager_msg_decode(buf, len, &m);
+}
+
+Test(codec, wire_layout_is_pinned)
+{
+	cr_assert_eq(sizeof(struct upager_wire_hdr), 16);
+	cr_assert_eq(sizeof(struct upager_wire_reply), 8);
+	cr_assert_eq(sizeof(struct upager_wire_hello), 16);
+	cr_assert_eq(sizeof(struct upager_wire_hello_reply), 16);
+	cr_assert_eq(sizeof(struct upager_wire_object_open), 32);
+	cr_assert_eq(sizeof(struct upager_wire_object_open_reply), 24);
+	cr_assert_eq(sizeof(struct upager_wire_region_add), 40);
+	cr_assert_eq(sizeof(struct upager_wire_range), 16);
+	cr_assert_eq(sizeof(struct upager_wire_msync), 24);
+	cr_assert_eq(sizeof(struct upager_wire_list), 8);
+	cr_assert_eq(sizeof(struct upager_wire_list_reply), 8);
+	cr_assert_eq(sizeof(struct upager_wire_list_entry), ENTRY_FIXED);
+	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 64);
+	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
+	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 24);
+	cr_assert_eq(upager_msg_size(0), 0);
+	cr_assert_eq(upager_msg_size(_UPAGER_OP_MAX), 0);
+	cr_assert_eq(upager_msg_size(UPAGER_OP_REPLY), 0);
+}
+
+Test(codec, hello_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_HELLO, 0xdeadbeef);
+	m.u.hello.version_min = 0x0101;
+	m.u.hello.version_max = 0x7ff1;
+	m.u.hello.flags = UPAGER_HELLO_UFFD | UPAGER_HELLO_FORKED | UPAGER_HELLO_CTL;
+	m.u.hello.token_addr = 0xfedcba9876543000ull;
+	roundtrip(&m, HDR + 16);
+
+	msg_init(&m, REPLY(UPAGER_OP_HELLO), 0xdeadbeef);
+	m.u.hello_reply.version = 0x0102;
+	m.u.hello_reply.page_size = 0x12345678;
+	m.u.hello_reply.features = 0x8877665544332211ull;
+	roundtrip(&m, HDR + RPL + 16);
+}
+
+Test(codec, object_open_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_OBJECT_OPEN, 2);
+	m.u.object_open.kind = UPAGER_OBJECT_ANON_SHARED;
+	m.u.object_open.prot = 0xa1b2c3d4;
+	m.u.object_open.flags = 0x81010101;
+	m.u.object_open.offset = 0x1122334455667788ull;
+	m.u.object_open.length = 0x99aabbccddeeff01ull;
+	roundtrip(&m, HDR + 32);
+	m.u.object_open.kind = UPAGER_OBJECT_FILE;
+	roundtrip(&m, HDR + 32);
+
+	msg_init(&m, REPLY(UPAGER_OP_OBJECT_OPEN), 3);
+	m.u.object_open_reply.object_id = 0x0123456789abcdefull;
+	m.u.object_open_reply.map_type = 0x01020304;
+	m.u.object_open_reply.object_size = 0xf0e0d0c0b0a09080ull;
+	roundtrip(&m, HDR + RPL + 24);
+
+	msg_init(&m, REPLY(UPAGER_OP_OBJECT_OPEN), 4);
+	m.status = -ENOENT;
+	roundtrip(&m, HDR + RPL + 24);
+}
+
+Test(codec, region_add_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_REGION_ADD, 0x80000001);
+	m.u.region_add.object_id = 0x1000000000000001ull;
+	m.u.region_add.addr = 0x01017f1234561111ull;
+	m.u.region_add.length = 0x0101010100002101ull;
+	m.u.region_add.offset = 0x8000000000003001ull;
+	m.u.region_add.prot = 0x11223344;
+	m.u.region_add.flags = 0x55667788;
+	roundtrip(&m, HDR + 40);
+
+	msg_init(&m, REPLY(UPAGER_OP_REGION_ADD), 5);
+	m.status = -EINVAL;
+	roundtrip(&m, HDR + RPL);
+}
+
+Test(codec, munmap_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_MUNMAP, 9);
+	m.u.range.addr = 0xffffffffffff0101ull;
+	m.u.range.length = 0x0102030405060708ull;
+	roundtrip(&m, HDR + 16);
+
+	msg_init(&m, REPLY(UPAGER_OP_MUNMAP), 9);
+	roundtrip(&m, HDR + RPL);
+}
+
+Test(codec, msync_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_MSYNC, 10);
+	m.u.msync.addr = 0x01017ffff7dd0101ull;
+	m.u.msync.length = 0x1234567801010101ull;
+	m.u.msync.flags = 0xc0010104;
+	roundtrip(&m, HDR + 24);
+
+	msg_init(&m, REPLY(UPAGER_OP_MSYNC), 10);
+	m.status = -EIO;
+	roundtrip(&m, HDR + RPL);
+}
+
+Test(codec, list_round_trip)
+{
+	struct upager_msg m, out;
+
+	msg_init(&m, UPAGER_OP_LIST, 11);
+	m.u.list.cursor = 0xabcdef01;
+	m.u.list.pid = 0x7fff1234;
+	roundtrip(&m, HDR + 8);
+
+	/* Decode points entries into the buffer: compare the reply field by field. */
+	msg_init(&m, REPLY(UPAGER_OP_LIST), 11);
+	m.u.list_reply.count = 0x10203040;
+	m.u.list_reply.next_cursor = 0x50607080;
+	cr_assert_eq(encode(&m), HDR + RPL + 8);
+	cr_assert_eq(upager_msg_decode(buf, HDR + RPL + 8, &out), 0);
+	cr_assert_eq(out.op, REPLY(UPAGER_OP_LIST));
+	cr_assert_eq(out.seq, 11);
+	cr_assert_eq(out.u.list_reply.count, 0x10203040);
+	cr_assert_eq(out.u.list_reply.next_cursor, 0x50607080);
+	cr_assert_eq(out.u.list_reply.entries, buf + HDR + RPL + 8);
+	cr_assert_eq(out.u.list_reply.entries_len, 0);
+}
+
+Test(codec, stats_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_STATS, 12);
+	roundtrip(&m, HDR);
+
+	msg_init(&m, REPLY(UPAGER_OP_STATS), 12);
+	m.u.stats_reply.sessions = 0x01010101;
+	m.u.stats_reply.spaces = 0x02020202;
+	m.u.stats_reply.regions = 0x03030303;
+	m.u.stats_reply.objects = 0x04040404;
+	m.u.stats_reply.cached_pages = 0x0505050505050505ull;
+	m.u.stats_reply.faults = 0x0606060606060606ull;
+	m.u.stats_reply.pages_read = 0x0707070707070707ull;
+	m.u.stats_reply.bytes_read = 0x0808080808080808ull;
+	m.u.stats_reply.bytes_written = 0x0909090909090909ull;
+	m.u.stats_reply.uptime_ms = 0x0a0a0a0a0a0a0a0aull;
+	roundtrip(&m, HDR + RPL + 64);
+}
+
+Test(codec, header_is_little_endian_on_the_wire)
+{
+	struct upager_msg m = { .op = UPAGER_OP_HELLO, .seq = 0x0a0b0c0d };
+	static const uint8_t hello[32] = {
+		'U', 'P', 'G', 'R', 0x01, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00, 0x00, 0x0d, 0x0c, 0x0b, 0x0a,
+		0x01, 0x00, 0x02, 0x01, 0x05, 0x00, 0x00, 0x00, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
+	};
+	static const uint8_t reply_hdr[24] = {
+		'U', 'P', 'G', 'R', 0x01, 0x00, 0x04, 0x80, 0x18, 0x00, 0x00, 0x00, 0x04, 0x03, 0x02, 0x01,
+		0xfe, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+	};
+
+	m.u.hello.version_min = 1;
+	m.u.hello.version_max = 0x0102;
+	m.u.hello.flags = UPAGER_HELLO_UFFD | UPAGER_HELLO_CTL;
+	m.u.hello.token_addr = 0x1122334455667788ull;
+	memset(buf, 0xaa, 64);
+	cr_assert_eq(encode(&m), sizeof(hello));
+	cr_assert_arr_eq(buf, hello, sizeof(hello));
+	cr_assert_eq(buf[sizeof(hello)], 0xaa, "encode wrote past the message");
+
+	m = (struct upager_msg){ .op = REPLY(UPAGER_OP_MUNMAP), .seq = 0x01020304, .status = -2 };
+	cr_assert_eq(encode(&m), sizeof(reply_hdr));
+	cr_assert_arr_eq(buf, reply_hdr, sizeof(reply_hdr));
+}
+
+Test(codec, every_valid_message_decodes)
+{
+	/* The baseline the malformed cases below patch: each of these decodes as it is. */
+	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++) {
+		struct upager_msg m;
+		size_t n = encode_valid(all_ops[i]);
+
+		cr_assert_eq(upager_msg_decode(buf, n, &m), 0, "op %#x", all_ops[i]);
+		cr_assert_eq(m.op, all_ops[i]);
+		cr_assert_eq(m.seq, 7);
+	}
+}
+
+Test(decode, short_datagrams_are_bad)
+{
+	uint8_t *end = guarded_page() + UPAGER_PAGE_SIZE;
+	struct upager_msg m;
+	size_t n = encode_valid(UPAGER_OP_HELLO);
+
+	/* Cut headers sit right before the guard page: decode must not look past them. */
+	for (size_t len = 0; len < HDR; len++) {
+		memcpy(end - len, buf, len);
+		cr_assert_eq(upager_msg_decode(end - len, len, &m), -EBADMSG, "%zu bytes", len);
+	}
+	/* A whole header whose len field promises more than arrived. */
+	cr_assert_eq(decode(n - 8), -EBADMSG);
+}
+
+Test(decode, wrong_magic)
+{
+	size_t n = encode_valid(UPAGER_OP_MUNMAP);
+
+	for (int i = 0; i < 4; i++) {
+		buf[i] ^= 0x20; /* "upgr" byte by byte */
+		cr_assert_eq(decode(n), -EBADMSG, "magic byte %d", i);
+		buf[i] ^= 0x20;
+	}
+	cr_assert_eq(decode(n), 0);
+}
+
+Test(decode, len_field_must_match_datagram)
+{
+	size_t n = encode_valid(UPAGER_OP_HELLO);
+
+	set_len(n + 8);
+	cr_assert_eq(decode(n), -EBADMSG);
+	set_len(n - 8);
+	cr_assert_eq(decode(n), -EBADMSG);
+	set_len((uint32_t)n | 0x01000000); /* differs only in its top byte */
+	cr_assert_eq(decode(n), -EBADMSG);
+	set_len(n);
+	cr_assert_eq(decode(n), 0);
+}
+
+Test(decode, datagram_over_msg_max)
+{
+	struct upager_msg m;
+
+	memset(buf, 0, sizeof(buf));
+	encode_valid(REPLY(UPAGER_OP_LIST));
+	set_len(UPAGER_MSG_MAX);
+	cr_assert_eq(upager_msg_decode(buf, UPAGER_MSG_MAX, &m), 0, "the limit itself is allowed");
+	cr_assert_eq(m.u.list_reply.entries_len, UPAGER_MSG_MAX - HDR - RPL - 8);
+	set_len(UPAGER_MSG_MAX + 1);
+	cr_assert_eq(decode(UPAGER_MSG_MAX + 1), -EMSGSIZE);
+	set_len(UPAGER_MSG_MAX + 64);
+	cr_assert_eq(decode(UPAGER_MSG_MAX + 64), -EMSGSIZE);
+}
+
+Test(decode, unsupported_versions)
+{
+	static const uint16_t bad[] = { 0, 2, 0xffff };
+	size_t n = encode_valid(UPAGER_OP_STATS);
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		wr16(buf + offsetof(struct upager_wire_hdr, version), bad[i]);
+		cr_assert_eq(decode(n), -EPROTONOSUPPORT, "version %u", bad[i]);
+	}
+	wr16(buf + offsetof(struct upager_wire_hdr, version), 1);
+	cr_assert_eq(decode(n), 0);
+}
+
+Test(decode, unknown_opcodes)
+{
+	static const uint16_t bad[] = {
+		0, 99, UPAGER_OP_REPLY | 99, UPAGER_OP_REPLY, _UPAGER_OP_MAX, 0x4001, 0x0101,
+	};
+	size_t n = encode_valid(UPAGER_OP_STATS);
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		wr16(buf + offsetof(struct upager_wire_hdr, op), bad[i]);
+		cr_assert_eq(decode(n), -EOPNOTSUPP, "op %#x", bad[i]);
+	}
+}
+
+Test(decode, body_too_short_for_its_opcode)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++) {
+		size_t n = encode_valid(all_ops[i]);
+
+		if (n == HDR)
+			continue; /* STATS request: no body to cut */
+		set_len(n - 1);
+		cr_assert_eq(decode(n - 1), -EBADMSG, "op %#x, one byte short", all_ops[i]);
+		set_len(HDR);
+		cr_assert_eq(decode(HDR), -EBADMSG, "op %#x, header only", all_ops[i]);
+	}
+}
+
+Test(decode, body_too_long_for_its_opcode)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++) {
+		size_t n = encode_valid(all_ops[i]);
+
+		if (all_ops[i] == REPLY(UPAGER_OP_LIST))
+			continue; /* entries follow; below */
+		memset(buf + n, 0, 8);
+		set_len(n + 1);
+		cr_assert_eq(decode(n + 1), -EBADMSG, "op %#x, one byte over", all_ops[i]);
+		set_len(n + 8);
+		cr_assert_eq(decode(n + 8), -EBADMSG, "op %#x, eight bytes over", all_ops[i]);
+	}
+}
+
+Test(decode, list_reply_carries_trailing_bytes_as_entries)
+{
+	struct upager_msg m;
+	size_t n = encode_valid(REPLY(UPAGER_OP_LIST));
+	const uint8_t *pos;
+	size_t left;
+	struct upager_list_entry e;
+
+	memset(buf + n, 0, 8);
+	set_len(n + 8);
+	cr_assert_eq(upager_msg_decode(buf, n + 8, &m), 0);
+	cr_assert_eq(m.u.list_reply.entries, buf + n);
+	cr_assert_eq(m.u.list_reply.entries_len, 8);
+	/* Eight bytes cannot hold an entry: the iterator refuses them. */
+	pos = m.u.list_reply.entries;
+	left = m.u.list_reply.entries_len;
+	cr_assert_eq(upager_list_entry_next(&pos, &left, &e), -EBADMSG);
+}
+
+static void expect_reserved_checked(uint16_t op, size_t off, size_t width)
+{
+	size_t n = encode_valid(op);
+
+	for (size_t i = 0; i < width; i++) {
+		buf[off + i] = 0x80;
+		cr_assert_eq(decode(n), -EBADMSG, "op %#x, reserved byte %zu", op, off + i);
+		buf[off + i] = 0;
+	}
+	cr_assert_eq(decode(n), 0, "op %#x", op);
+}
+
+Test(decode, reserved_fields_must_be_zero)
+{
+	expect_reserved_checked(REPLY(UPAGER_OP_HELLO),
+				HDR + RPL + offsetof(struct upager_wire_hello_reply, reserved), 2);
+	expect_reserved_checked(UPAGER_OP_OBJECT_OPEN,
+				HDR + offsetof(struct upager_wire_object_open, reserved), 4);
+	expect_reserved_checked(REPLY(UPAGER_OP_OBJECT_OPEN),
+				HDR + RPL + offsetof(struct upager_wire_object_open_reply, reserved),
+				4);
+	expect_reserved_checked(UPAGER_OP_MSYNC, HDR + offsetof(struct upager_wire_msync, reserved),
+				4);
+	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++)
+		if (all_ops[i] & UPAGER_OP_REPLY)
+			expect_reserved_checked(all_ops[i],
+						HDR + offsetof(struct upager_wire_reply, reserved), 4);
+}
+
+Test(decode, reply_status_is_zero_or_negative)
+{
+	static const int32_t bad[] = { 1, 0x100, INT32_MAX };
+	static const int32_t good[] = { -1, -ENOMEM, INT32_MIN };
+	struct upager_msg m;
+	size_t n = encode_valid(REPLY(UPAGER_OP_STATS));
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		wr32(buf + HDR, (uint32_t)bad[i]);
+		cr_assert_eq(decode(n), -EBADMSG, "status %d", bad[i]);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		wr32(buf + HDR, (uint32_t)good[i]);
+		cr_assert_eq(upager_msg_decode(buf, n, &m), 0, "status %d", good[i]);
+		cr_assert_eq(m.status, good[i]);
+	}
+}
+
+Test(decode, hello_versions_and_flags)
+{
+	const size_t vmin = HDR + offsetof(struct upager_wire_hello, version_min);
+	const size_t vmax = HDR + offsetof(struct upager_wire_hello, version_max);
+	const size_t flags = HDR + offsetof(struct upager_wire_hello, flags);
+	size_t n = encode_valid(UPAGER_OP_HELLO);
+
+	wr16(buf + vmin, 2);
+	wr16(buf + vmax, 1);
+	cr_assert_eq(decode(n), -EBADMSG, "version_min above version_max");
+	wr16(buf + vmin, 0xffff);
+	wr16(buf + vmax, 0);
+	cr_assert_eq(decode(n), -EBADMSG);
+	wr16(buf + vmin, 2);
+	wr16(buf + vmax, 2);
+	cr_assert_eq(decode(n), 0, "a single version is a valid range");
+
+	wr32(buf + flags, 1u << 3);
+	cr_assert_eq(decode(n), -EBADMSG, "first unknown flag");
+	wr32(buf + flags, UPAGER_HELLO_UFFD | (1u << 31));
+	cr_assert_eq(decode(n), -EBADMSG, "top flag");
+	wr32(buf + flags, _UPAGER_HELLO_ALL);
+	cr_assert_eq(decode(n), 0, "every known flag");
+}
+
+Test(decode, object_open_kind)
+{
+	static const uint32_t bad[] = { 0, 3, 0xffffffff };
+	const size_t kind = HDR + offsetof(struct upager_wire_object_open, kind);
+	size_t n = encode_valid(UPAGER_OP_OBJECT_OPEN);
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		wr32(buf + kind, bad[i]);
+		cr_assert_eq(decode(n), -EBADMSG, "kind %u", bad[i]);
+	}
+	wr32(buf + kind, UPAGER_OBJECT_ANON_SHARED);
+	cr_assert_eq(decode(n), 0);
+}
+
+Test(encode, message_must_fit)
+{
+	struct upager_msg m = { .op = UPAGER_OP_HELLO };
+
+	memset(buf, 0xaa, 64);
+	cr_assert_eq(upager_msg_encode(buf, HDR + 15, &m), -EMSGSIZE);
+	cr_assert_eq(upager_msg_encode(buf, 0, &m), -EMSGSIZE);
+	for (size_t i = 0; i < 64; i++)
+		cr_assert_eq(buf[i], 0xaa, "byte %zu written by a failed encode", i);
+	cr_assert_eq(upager_msg_encode(buf, HDR + 16, &m), (int)(HDR + 16));
+
+	m = (struct upager_msg){ .op = REPLY(UPAGER_OP_LIST) };
+	m.u.list_reply.entries = big_entries;
+	m.u.list_reply.entries_len = 80;
+	cr_assert_eq(upager_msg_encode(buf, HDR + RPL + 8 + 79, &m), -EMSGSIZE);
+	cr_assert_eq(upager_msg_encode(buf, HDR + RPL + 8 + 80, &m), (int)(HDR + RPL + 8 + 80));
+
+	/* The protocol limit holds whatever room the caller has. */
+	m.u.list_reply.entries_len = UPAGER_MSG_MAX - (HDR + RPL + 8);
+	cr_assert_eq(upager_msg_encode(buf, sizeof(buf), &m), (int)UPAGER_MSG_MAX);
+	m.u.list_reply.entries_len++;
+	cr_assert_eq(upager_msg_encode(buf, sizeof(buf), &m), -EMSGSIZE);
+}
+
+Test(encode, unknown_opcode)
+{
+	static const uint16_t bad[] = { 0, _UPAGER_OP_MAX, 99, UPAGER_OP_REPLY, UPAGER_OP_REPLY | 99 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct upager_msg m = { .op = bad[i] };
+
+		cr_assert_eq(upager_msg_encode(buf, sizeof(buf), &m), -EINVAL, "op %#x", bad[i]);
+	}
+}

@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The region table of a space. object_ref() and object_unref() are replaced here by fakes that only
+ * count, so every test can check that the references held match the regions in the table: each
+ * object starts with one reference of the test's own and must be back to exactly that one after
+ * the table is torn down with a dropping function that releases what it is handed.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "daemon/object.h"
+#include "daemon/region.h"
+
+#define P UPAGER_PAGE_SIZE
+
+static struct object objs[3];
+#define A (&objs[0])
+#define B (&objs[1])
+#define C (&objs[2])
+
+struct object *object_ref(struct object *o)
+{
+	cr_assert_not_null(o);
+	o->refs++;
+	return o;
+}
+
+struct object *object_unref(struct object *o)
+{
+	if (!o)
+		return NULL;
+	cr_assert_gt(o->refs, 0, "object %" PRIu64 " released more often than referenced", o->id);
+	o->refs--;
+	return NULL;
+}
+
+static void setup(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(objs); i++)
+		objs[i] = (struct object){ .id = i + 1, .refs = 1 };
+}
+
+TestSuite(region, .init = setup);
+
+/* What the drop function was handed, in order; it releases the reference as space.c does. */
+struct drops {
+	size_t n;
+	struct region v[128];
+};
+
+static void drop_record(struct region *piece, void *userdata)
+{
+	struct drops *d = userdata;
+
+	cr_assert_lt(d->n, ARRAY_SIZE(d->v));
+	d->v[d->n++] = *piece;
+	if (piece->obj)
+		object_unref(piece->obj);
+}
+
+/* Insert a region whose object reference the table takes over, as space_add_region() does. */
+static void add(struct region_table *t, uint64_t start, uint64_t length, uint64_t offset,
+		struct object *o)
+{
+	struct region r = {
+		.start = start,
+		.length = length,
+		.offset = offset,
+		.prot = 3,
+		.flags = 0x11,
+		.obj = o,
+		.shared = o != NULL,
+		.may_write = o != NULL,
+		.faults = start / P,
+		.pages_populated = 1,
+		.pages_read = 2,
+		.bytes_read = 3,
+		.latency_sum_ns = 4,
+		.latency_max_ns = 5,
+	};
+
+	if (o)
+		object_ref(o);
+	cr_assert_eq(region_insert(t, &r), 0, "insert [%#" PRIx64 ", +%#" PRIx64 ")", start, length);
+}
+
+struct want {
+	uint64_t start, length, offset;
+	struct object *obj;
+};
+
+static void expect_region(const struct region *r, const struct want *w, const char *what,
+			  size_t i)
+{
+	cr_assert_eq(r->start, w->start, "%s %zu: start %#" PRIx64 ", expected %#" PRIx64, what, i,
+		     r->start, w->start);
+	cr_assert_eq(r->length, w->length, "%s %zu: length %#" PRIx64 ", expected %#" PRIx64, what,
+		     i, r->length, w->length);
+	cr_assert_eq(r->offset, w->offset, "%s %zu: offset %#" PRIx64 ", expected %#" PRIx64, what,
+		     i, r->offset, w->offset);
+	cr_assert_eq(r->obj, w->obj, "%s %zu: wrong object", what, i);
+	cr_assert_eq(r->prot, 3, "%s %zu: prot lost", what, i);
+	cr_assert_eq(r->flags, 0x11, "%s %zu: flags lost", what, i);
+}
+
+static void expect_regions(const struct region *v, size_t n, const struct want *w, size_t wn,
+			   const char *what)
+{
+	cr_assert_eq(n, wn, "%zu %ss, expected %zu", n, what, wn);
+	for (size_t i = 0; i < n; i++)
+		expect_region(&v[i], &w[i], what, i);
+}
+
+#define WANT(...)                                                                            \
+	(const struct want[]){ __VA_ARGS__ }, ARRAY_SIZE(((const struct want[]){ __VA_ARGS__ }))
+#define EXPECT_TABLE(t, ...) expect_regions((t)->v, (t)->n, WANT(__VA_ARGS__), "region")
+#define EXPECT_DROPS(d, ...) expect_regions((d)->v, (d)->n, WANT(__VA_ARGS__), "drop")
+
+static void expect_refs(unsigned a, unsigned b, unsigned c)
+{
+	cr_assert_eq(A->refs, a, "A holds %u references, expected %u", A->refs, a);
+	cr_assert_eq(B->refs, b, "B holds %u references, expected %u", B->refs, b);
+	cr_assert_eq(C->refs, c, "C holds %u references, expected %u", C->refs, c);
+}
+
+/* Tear the table down; only the test's own reference may remain on each object. */
+static void finish(struct region_table *t, size_t expect_dropped)
+{
+	struct drops d = { 0 };
+
+	region_table_deinit(t, drop_record, &d);
+	cr_assert_eq(d.n, expect_dropped, "deinit dropped %zu regions, expected %zu", d.n,
+		     expect_dropped);
+	cr_assert_eq(t->n, 0);
+	cr_assert_null(t->v);
+	expect_refs(1, 1, 1);
+}
+
+Test(region, insert_keeps_order_and_fields)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	cr_assert_eq(t.n, 0);
+	add(&t, 8 * P, 2 * P, 0, A);
+	add(&t, 0, P, 5 * P, B);
+	add(&t, 4 * P, 3 * P, 9 * P, NULL);
+	EXPECT_TABLE(&t, { 0, P, 5 * P, B }, { 4 * P, 3 * P, 9 * P, NULL }, { 8 * P, 2 * P, 0, A });
+	cr_assert(t.v[0].shared && t.v[0].may_write);
+	cr_assert(!t.v[1].shared && !t.v[1].may_write);
+	cr_assert_eq(t.v[2].faults, 8);
+	expect_refs(2, 2, 1);
+	finish(&t, 3);
+}
+
+Test(region, insert_grows_past_the_first_allocation)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	for (uint64_t i = 100; i-- > 0;)
+		add(&t, 2 * i * P, P, i * P, &objs[i % 3]);
+	cr_assert_eq(t.n, 100);
+	for (size_t i = 0; i < t.n; i++) {
+		cr_assert_eq(t.v[i].start, 2 * i * P, "region %zu out of order", i);
+		cr_assert_eq(t.v[i].offset, i * P);
+		cr_assert_eq(region_find(&t, 2 * i * P + 5), &t.v[i]);
+		cr_assert_null(region_find(&t, (2 * i + 1) * P));
+	}
+	expect_refs(35, 34, 34);
+	finish(&t, 100);
+}
+
+Test(region, insert_rejects_overlap_and_empty)
+{
+	static const struct {
+		uint64_t start, length;
+	} bad[] = {
+		{ P, 2 * P },	     /* over the head */
+		{ 3 * P, 2 * P },    /* over the tail */
+		{ 2 * P, 2 * P },    /* the same range */
+		{ 0, 8 * P },	     /* around it */
+		{ 2 * P + 1, 1 },    /* inside it */
+		{ 4 * P - 1, 2 * P } /* its last byte */
+	};
+	struct region_table t;
+
+	region_table_init(&t);
+	add(&t, 2 * P, 2 * P, 0, A);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct region r = { .start = bad[i].start, .length = bad[i].length, .obj = B };
+
+		cr_assert_eq(region_insert(&t, &r), -EEXIST, "case %zu", i);
+	}
+	{
+		struct region r = { .start = 10 * P, .length = 0 };
+
+		cr_assert_eq(region_insert(&t, &r), -EINVAL, "empty region");
+	}
+	EXPECT_TABLE(&t, { 2 * P, 2 * P, 0, A });
+
+	/* Touching either edge is not an overlap. */
+	add(&t, 0, 2 * P, 0, B);
+	add(&t, 4 * P, 2 * P, 0, C);
+	cr_assert_eq(t.n, 3);
+	finish(&t, 3);
+}
+
+Test(region, find_hits_misses_and_boundaries)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	cr_assert_null(region_find(&t, 0), "empty table");
+	add(&t, 2 * P, 2 * P, 0, A);
+	add(&t, 4 * P, P, 0, B); /* adjacent to the first */
+	add(&t, 8 * P, P, 0, C);
+
+	cr_assert_eq(region_find(&t, 2 * P), &t.v[0], "first byte");
+	cr_assert_eq(region_find(&t, 3 * P + 17), &t.v[0], "middle");
+	cr_assert_eq(region_find(&t, 4 * P - 1), &t.v[0], "last byte");
+	cr_assert_eq(region_find(&t, 4 * P), &t.v[1], "end of one is the start of the next");
+	cr_assert_eq(region_find(&t, 5 * P - 1), &t.v[1]);
+	cr_assert_eq(region_find(&t, 8 * P), &t.v[2]);
+	cr_assert_null(region_find(&t, 0), "below the first");
+	cr_assert_null(region_find(&t, 2 * P - 1), "just below the first");
+	cr_assert_null(region_find(&t, 5 * P), "in the gap, at the end of the second");
+	cr_assert_null(region_find(&t, 8 * P - 1), "end of the gap");
+	cr_assert_null(region_find(&t, 9 * P), "end of the last");
+	cr_assert_null(region_find(&t, UINT64_MAX), "top of the address space");
+	finish(&t, 3);
+}
+
+Test(region, remove_whole_regions)
+{
+	struct region_table t;
+	struct drops d = { 0 };
+
+	region_table_init(&t);
+	add(&t, 0, 2 * P, 0, A);
+	add(&t, 2 * P, 2 * P, 3 * P, B);
+	add(&t, 6 * P, 2 * P, 7 * P, B);
+	expect_refs(2, 3, 1);
+
+	cr_assert_eq(region_remove_range(&t, 2 * P, 8 * P, drop_record, &d), 2);
+	EXPECT_TABLE(&t, { 0, 2 * P, 0, A });
+	EXPECT_DROPS(&d, { 2 * P, 2 * P, 3 * P, B }, { 6 * P, 2 * P, 7 * P, B });
+	expect_refs(2, 1, 1);
+	finish(&t, 1);
+}
+
+Test(region, remove_nothing)
+{
+	struct region_table t;
+	struct drops d = { 0 };
+
+	region_table_init(&t);
+	cr_assert_eq(region_remove_range(&t, 0, 8 * P, drop_record, &d), 0, "empty table");
+	add(&t, 0, 2 * P, 0, A);
+	add(&t, 6 * P, 2 * P, 0, B);
+	cr_assert_eq(region_remove_range(&t, 2 * P, 6 * P, drop_record, &d), 0, "the gap");
+	cr_assert_eq(region_remove_range(&t, P, P, drop_record, &d), 0, "an empty range");
+	cr_assert_eq(region_remove_range(&t, 7 * P, P, drop_record, &d), 0, "end below start");
+	cr_assert_eq(d.n, 0);
+	EXPECT_TABLE(&t, { 0, 2 * P, 0, A }, { 6 * P, 2 * P, 0, B });
+	expect_refs(2, 2, 1);
+	finish(&t, 2);
+}
+
+Test(region, trim_keeps_the_head)
+{
+	struct region_table t;
+	struct drops d = { 0 };
+
+	region_table_init(&t);
+	add(&t, 0, 4 * P, 10 * P, A);
+	cr_assert_eq(region_remove_range(&t, 3 * P, 5 * P, drop_record, &d), 1);
+	EXPECT_TABLE(&t, { 0, 3 * P, 10 * P, A });
+	EXPECT_DROPS(&d, { 3 * P, P, 13 * P, A });
+	expect_refs(2, 1, 1);
+	finish(&t, 1);
+}
+
+Test(region, trim_keeps_the_tail)
+{
+	struct region_table t;
+	struct drops d = { 0 };
+
+	region_table_init(&t);
+	add(&t, 2 * P, 4 * P, 10 * P, A);
+	cr_assert_eq(region_remove_range(&t, P, 3 * P, drop_record, &d), 1);
+	/* The tail's offset advances with its start. */
+	EXPECT_TABLE(&t, { 3 * P, 3 * P, 11 * P, A });
+	EXPECT_DROPS(&d, { 2 * P, P, 10 * P, A });
+	expect_refs(2, 1, 1);
+	cr_assert_eq(region_find(&t, 3 * P)->offset, 11 * P);
+	cr_assert_null(region_find(&t, 3 * P - 1));
+	finish(&t, 1);
+}
+
+Test(region, split_in_the_middle)
+{
+	struct region_table t;
+	struct drops d = { 0 };
+
+	region_table_init(&t);
+	add(&t, 0, 8 * P, 100 * P, A);
+	add(&t, 8 * P, P, 0, B);
+	cr_assert_eq(region_remove_range(&t, 2 * P, 5 * P, drop_record, &d), 1);
+	EXPECT_TABLE(&t, { 0, 2 * P, 100 * P, A }, { 5 * P, 3 * P, 105 * P, A }, { 8 * P, P, 0, B });
+	EXPECT_DROPS(&d, { 2 * P, 3 * P, 102 * P, A });
+	/* Two pieces in the table now: one reference more than before, the dropped piece's
+	 * reference taken and released. */
+	expect_refs(3, 2, 1);
+	finish(&t, 3);
+}
+
+Test(region, split_of_an_anonymous_region)
+{
+	struct region_table t;
+	struct drops d = { 0 };
+
+	region_table_init(&t);
+	add(&t, 0, 4 * P, 0, NULL);
+	cr_assert_eq(region_remove_range(&t, P, 2 * P, drop_record, &d), 1);
+	EXPECT_TABLE(&t, { 0, P, 0, NULL }, { 2 * P, 2 * P, 2 * P, NULL });
+	EXPECT_DROPS(&d, { P, P, P, NULL });
+	finish(&t, 2);
+}
+
+Test(region, remove_spanning_several)
+{
+	struct region_table t;
+	struct drops d = { 0 };
+
+	region_table_init(&t);
+	add(&t, 0, 2 * P, 20 * P, A);
+	add(&t, 3 * P, 2 * P, 0, B);
+	add(&t, 5 * P, 2 * P, 2 * P, B);
+	add(&t, 8 * P, 2 * P, 40 * P, C);
+	add(&t, 10 * P, P, 0, A);
+	expect_refs(3, 3, 2);
+
+	cr_assert_eq(region_remove_range(&t, P, 9 * P, drop_record, &d), 4);
+	EXPECT_TABLE(&t, { 0, P, 20 * P, A }, { 9 * P, P, 41 * P, C }, { 10 * P, P, 0, A });
+	EXPECT_DROPS(&d, { P, P, 21 * P, A }, { 3 * P, 2 * P, 0, B }, { 5 * P, 2 * P, 2 * P, B },
+		     { 8 * P, P, 40 * P, C });
+	expect_refs(3, 1, 2);
+	finish(&t, 3);
+}
+
+Test(region, move_a_whole_region)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	add(&t, 2 * P, 2 * P, 7 * P, A);
+	add(&t, 4 * P, P, 0, B);
+	cr_assert_eq(region_move(&t, 2 * P, 20 * P, 2 * P), 0);
+	EXPECT_TABLE(&t, { 4 * P, P, 0, B }, { 20 * P, 2 * P, 7 * P, A });
+	cr_assert_null(region_find(&t, 2 * P));
+	cr_assert_eq(region_find(&t, 21 * P)->obj, A);
+	expect_refs(2, 2, 1);
+	finish(&t, 2);
+}
+
+Test(region, move_the_middle_of_a_region)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	add(&t, 0, 8 * P, 50 * P, A);
+	cr_assert_eq(region_move(&t, 2 * P, 20 * P, 2 * P), 0);
+	EXPECT_TABLE(&t, { 0, 2 * P, 50 * P, A }, { 4 * P, 4 * P, 54 * P, A },
+		     { 20 * P, 2 * P, 52 * P, A });
+	expect_refs(4, 1, 1);
+	finish(&t, 3);
+}
+
+Test(region, move_the_head_or_tail_of_a_region)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	add(&t, 0, 4 * P, 0, A);
+	add(&t, 8 * P, 4 * P, 8 * P, B);
+	cr_assert_eq(region_move(&t, 0, 20 * P, P), 0);
+	cr_assert_eq(region_move(&t, 11 * P, 30 * P, P), 0);
+	EXPECT_TABLE(&t, { P, 3 * P, P, A }, { 8 * P, 3 * P, 8 * P, B }, { 20 * P, P, 0, A },
+		     { 30 * P, P, 11 * P, B });
+	expect_refs(3, 3, 1);
+	finish(&t, 4);
+}
+
+Test(region, move_across_a_gap_keeps_each_piece)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	add(&t, 0, P, 3 * P, A);
+	add(&t, 2 * P, 2 * P, 6 * P, B);
+	cr_assert_eq(region_move(&t, 0, 10 * P, 3 * P), 0);
+	EXPECT_TABLE(&t, { 3 * P, P, 7 * P, B }, { 10 * P, P, 3 * P, A }, { 12 * P, P, 6 * P, B });
+	expect_refs(2, 3, 1);
+	finish(&t, 3);
+}
+
+Test(region, move_onto_an_occupied_range)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	add(&t, 0, 2 * P, 0, A);
+	add(&t, 10 * P, 4 * P, 30 * P, B);
+	add(&t, 20 * P, 2 * P, 0, C);
+
+	/* Half of B was unmapped by the kernel under the destination: it goes, B's rest stays. */
+	cr_assert_eq(region_move(&t, 0, 10 * P, 2 * P), 0);
+	EXPECT_TABLE(&t, { 10 * P, 2 * P, 0, A }, { 12 * P, 2 * P, 32 * P, B },
+		     { 20 * P, 2 * P, 0, C });
+	expect_refs(2, 2, 2);
+
+	/* All of C is under the destination: its reference goes with it. */
+	cr_assert_eq(region_move(&t, 12 * P, 20 * P, 2 * P), 0);
+	EXPECT_TABLE(&t, { 10 * P, 2 * P, 0, A }, { 20 * P, 2 * P, 32 * P, B });
+	expect_refs(2, 2, 1);
+	finish(&t, 2);
+}
+
+Test(region, move_of_nothing_is_enoent)
+{
+	struct region_table t;
+
+	region_table_init(&t);
+	cr_assert_eq(region_move(&t, 0, 10 * P, P), -ENOENT, "empty table");
+	add(&t, 0, P, 0, A);
+	add(&t, 4 * P, P, 0, B);
+	cr_assert_eq(region_move(&t, P, 10 * P, 3 * P), -ENOENT, "the gap");
+	cr_assert_eq(region_move(&t, 4 * P, 10 * P, 0), -ENOENT, "zero length");
+	EXPECT_TABLE(&t, { 0, P, 0, A }, { 4 * P, P, 0, B });
+	expect_refs(2, 2, 1);
+	finish(&t, 2);
+}
+
+Test(region, copy_takes_references)
+{
+	struct region_table src, dst;
+
+	region_table_init(&src);
+	add(&src, 0, P, 0, A);
+	add(&src, 2 * P, 2 * P, 4 * P, A);
+	add(&src, 4 * P, P, 0, B);
+	add(&src, 6 * P, P, 0, NULL);
+	expect_refs(3, 2, 1);
+
+	cr_assert_eq(region_table_copy(&dst, &src), 0);
+	cr_assert_neq(dst.v, src.v, "the copy shares the array");
+	EXPECT_TABLE(&dst, { 0, P, 0, A }, { 2 * P, 2 * P, 4 * P, A }, { 4 * P, P, 0, B },
+		     { 6 * P, P, 0, NULL });
+	expect_refs(5, 3, 1);
+	for (size_t i = 0; i < dst.n; i++) {
+		const struct region *r = &dst.v[i];
+
+		cr_assert_eq(r->faults, 0, "a child starts without faults");
+		cr_assert_eq(r->pages_populated + r->pages_read + r->bytes_read, 0);
+		cr_assert_eq(r->latency_sum_ns + r->latency_max_ns, 0);
+	}
+	cr_assert_eq(src.v[1].faults, 2, "the parent keeps its counters");
+
+	/* The copy lives on its own: tearing it down leaves the parent's regions and references. */
+	{
+		struct drops d = { 0 };
+
+		region_table_deinit(&dst, drop_record, &d);
+		cr_assert_eq(d.n, 4);
+	}
+	EXPECT_TABLE(&src, { 0, P, 0, A }, { 2 * P, 2 * P, 4 * P, A }, { 4 * P, P, 0, B },
+		     { 6 * P, P, 0, NULL });
+	expect_refs(3, 2, 1);
+	finish(&src, 4);
+}
+
+Test(region, copy_of_an_empty_table)
+{
+	struct region_table src, dst;
+
+	region_table_init(&src);
+	memset(&dst, 0x5a, sizeof(dst));
+	cr_assert_eq(region_table_copy(&dst, &src), 0);
+	cr_assert_eq(dst.n, 0);
+	cr_assert_null(dst.v);
+	finish(&dst, 0);
+}
