@@ -84,20 +84,20 @@ const char *ctl_flags_str(uint32_t flags, char *buf, size_t size)
 		uint32_t flag;
 		const char *name;
 	} names[] = {
-		{ MAP_FIXED, "FIXED" },       { MAP_ANONYMOUS, "ANONYMOUS" },
-		{ MAP_POPULATE, "POPULATE" }, { MAP_NONBLOCK, "NONBLOCK" },
-		{ MAP_NORESERVE, "NORESERVE" }, { MAP_GROWSDOWN, "GROWSDOWN" },
-		{ MAP_LOCKED, "LOCKED" },     { MAP_STACK, "STACK" },
+		{ MAP_FIXED, "FIXED" },		 { MAP_ANONYMOUS, "ANONYMOUS" },
+		{ MAP_POPULATE, "POPULATE" },	 { MAP_NONBLOCK, "NONBLOCK" },
+		{ MAP_NORESERVE, "NORESERVE" },	 { MAP_GROWSDOWN, "GROWSDOWN" },
+		{ MAP_LOCKED, "LOCKED" },	 { MAP_STACK, "STACK" },
 		{ 0x100000, "FIXED_NOREPLACE" },
 	};
 	uint32_t type = flags & MAP_TYPE;
 	size_t n;
 
 	n = (size_t)snprintf(buf, size, "%s",
-			     type == MAP_PRIVATE ? "PRIVATE" :
-			     type == MAP_SHARED	 ? "SHARED" :
-			     type == 3		 ? "SHARED_VALIDATE" :
-						   "?");
+			     type == MAP_PRIVATE  ? "PRIVATE"
+			     : type == MAP_SHARED ? "SHARED"
+			     : type == 3	  ? "SHARED_VALIDATE"
+						  : "?");
 	for (size_t i = 0; i < ARRAY_SIZE(names) && n < size; i++)
 		if (flags & names[i].flag)
 			n += (size_t)snprintf(buf + n, size - n, "|%s", names[i].name);

@@ -14,19 +14,23 @@ static void print_row(const struct ctl *c, const struct upager_list_entry *e, bo
 	char prot[4], flags[128], len[32];
 
 	if (c->json) {
-		printf("%s\n  {\"pid\": %u, \"uid\": %u, \"start\": %" PRIu64 ", \"length\": %" PRIu64
-		       ", \"prot\": %u, \"flags\": %u, \"backing\": ",
+		printf("%s\n  {\"pid\": %u, \"uid\": %u, \"start\": %" PRIu64
+		       ", \"length\": %" PRIu64 ", \"prot\": %u, \"flags\": %u, \"backing\": ",
 		       first ? "" : ",", e->pid, e->uid, e->start, e->length, e->prot, e->flags);
 		ctl_json_string(e->path, e->path_len);
 		printf(", \"offset\": %" PRIu64 ", \"resident_pages\": %" PRIu64
-		       ", \"faults\": %" PRIu64 ", \"object\": %" PRIu64 "}",
-		       e->offset, e->resident_pages, e->faults, e->object_id);
+		       ", \"faults\": %" PRIu64 ", \"object\": %" PRIu64
+		       ", \"pages_populated\": %" PRIu64 ", \"pages_read\": %" PRIu64
+		       ", \"bytes_read\": %" PRIu64 ", \"fault_latency_avg_ns\": %" PRIu64
+		       ", \"fault_latency_max_ns\": %" PRIu64 "}",
+		       e->offset, e->resident_pages, e->faults, e->object_id, e->pages_populated,
+		       e->pages_read, e->bytes_read, e->latency_avg_ns, e->latency_max_ns);
 		return;
 	}
 	printf("%-7u %-14" PRIx64 " %9s %-4s %-24s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 "  %.*s\n",
-	       e->pid, e->start, ctl_size_str(e->length, len, sizeof(len)), ctl_prot_str(e->prot, prot),
-	       ctl_flags_str(e->flags, flags, sizeof(flags)), e->offset, e->resident_pages,
-	       e->faults, (int)e->path_len, e->path);
+	       e->pid, e->start, ctl_size_str(e->length, len, sizeof(len)),
+	       ctl_prot_str(e->prot, prot), ctl_flags_str(e->flags, flags, sizeof(flags)),
+	       e->offset, e->resident_pages, e->faults, (int)e->path_len, e->path);
 }
 
 /**

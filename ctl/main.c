@@ -16,8 +16,8 @@ static void usage(FILE *f)
 		   "  list [--pid PID] [--json]  live mappings of every client you may see\n"
 		   "  stats [--json]             the daemon's figures\n\n"
 		   "Options:\n"
-		   "  -s, --socket PATH  the daemon's socket (default $UPAGER_SOCKET, else "
-		   UPAGER_DEFAULT_SOCKET ")\n"
+		   "  -s, --socket PATH  the daemon's socket (default $UPAGER_SOCKET, "
+		   "else " UPAGER_DEFAULT_SOCKET ")\n"
 		   "  -h, --help         show this help\n");
 }
 

@@ -59,7 +59,7 @@ static void on_liveness(uv_timer_t *h)
 	struct daemon *d = h->data;
 	struct space *s, *tmp;
 
-	list_for_each_entry_safe(s, tmp, &d->spaces, link)
+	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_check_alive(s);
 }
 
@@ -138,7 +138,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 			    "shared file pages they touch first read as zeroes");
 	}
 	if (!(d->uffd_features & UFFD_FEATURE_MINOR_SHMEM))
-		log_warning("the kernel lacks minor faults on shmem; shared mappings will not work");
+		log_warning(
+			"the kernel lacks minor faults on shmem; shared mappings will not work");
 	if (!(d->uffd_features & UFFD_FEATURE_POISON))
 		log_warning("the kernel lacks UFFDIO_POISON; I/O errors cannot raise SIGBUS");
 
@@ -189,7 +190,7 @@ void daemon_stop(struct daemon *d)
 	close(d->listen_fd);
 	unlink(d->socket_path);
 	session_free_all(d);
-	list_for_each_entry_safe(s, tmp, &d->spaces, link)
+	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_kill(s);
 	ring_free(d->ring);
 	d->ring = NULL;
@@ -211,7 +212,7 @@ unsigned daemon_count_regions(struct daemon *d)
 	struct space *s;
 	unsigned n = 0;
 
-	list_for_each_entry(s, &d->spaces, link)
+	list_for_each_entry (s, &d->spaces, link)
 		n += (unsigned)s->regions.n;
 	return n;
 }

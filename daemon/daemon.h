@@ -27,7 +27,7 @@ struct daemon_stats {
 struct daemon_config {
 	uint32_t readahead_min_pages; /* first read-ahead window of a sequential reader */
 	uint32_t readahead_max_pages; /* the window doubles up to this */
-	uint32_t fill_max_pages;      /* largest single read */
+	uint32_t fill_max_pages; /* largest single read */
 };
 
 struct daemon {

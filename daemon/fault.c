@@ -29,7 +29,7 @@
 struct fault_wait {
 	struct fill_waiter w;
 	struct space *space; /* a reference */
-	uint64_t addr;       /* faulting page */
+	uint64_t addr; /* faulting page */
 	uint64_t region_start;
 	uint64_t t0;
 };
@@ -155,8 +155,8 @@ static void read_ahead(struct region *r, uint64_t p)
 		r->ra_window = 0;
 		return;
 	}
-	r->ra_window = r->ra_window ? MIN(r->ra_window * 2, cfg->readahead_max_pages) :
-				      MAX(cfg->readahead_min_pages, 1);
+	r->ra_window = r->ra_window ? MIN(r->ra_window * 2, cfg->readahead_max_pages)
+				    : MAX(cfg->readahead_min_pages, 1);
 	ahead = MIN(p + 1 + 2 * (uint64_t)r->ra_window, end);
 	if (ahead > p + 1)
 		fill_range(r->obj, p + 1, ahead - p - 1, NULL, NULL, &started);
@@ -234,6 +234,8 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	}
 	s->d->stats.faults++;
 	r = region_find(&s->regions, addr);
+	if (!r)
+		r = space_follow_growth(s, addr);
 	if (!r) {
 		log_warning("fault at %#" PRIx64 " of pid %d outside every region", addr,
 			    (int)s->pid);

@@ -29,7 +29,7 @@
 struct fill {
 	struct object *obj; /* a reference */
 	uint64_t first, count; /* pages */
-	uint64_t done;         /* bytes read so far */
+	uint64_t done; /* bytes read so far */
 	struct list_head waiters;
 	struct list_head link; /* obj->fills */
 };
@@ -52,14 +52,15 @@ static void fill_finish(struct fill *f, int error)
 	struct fill_waiter *w, *tmp;
 
 	if (error)
-		log_warning("reading %s at page %" PRIu64 ": %s", o->path, f->first, strerror(-error));
+		log_warning("reading %s at page %" PRIu64 ": %s", o->path, f->first,
+			    strerror(-error));
 	ready = MIN(ready, f->count);
 	for (uint64_t i = 0; i < f->count; i++)
 		set_state(o, f->first + i, i < ready ? PAGE_READY : PAGE_ABSENT);
 	d->stats.pages_read += ready;
 	o->pages_read += ready;
 	list_del_init(&f->link);
-	list_for_each_entry_safe(w, tmp, &f->waiters, link) {
+	list_for_each_entry_safe (w, tmp, &f->waiters, link) {
 		list_del_init(&w->link);
 		w->done(w);
 	}
@@ -147,7 +148,7 @@ static struct fill *fill_find(struct object *o, uint64_t p)
 {
 	struct fill *f;
 
-	list_for_each_entry(f, &o->fills, link)
+	list_for_each_entry (f, &o->fills, link)
 		if (p >= f->first && p < f->first + f->count)
 			return f;
 	return NULL;
@@ -204,7 +205,8 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 				return -EIO;
 			run = f->first + f->count - p;
 		} else {
-			while (p + run < end && run < max_fill && get_state(o, p + run) == PAGE_ABSENT)
+			while (p + run < end && run < max_fill &&
+			       get_state(o, p + run) == PAGE_ABSENT)
 				run++;
 			ret = fill_start(o, p, run, &f);
 			if (ret < 0)
@@ -261,7 +263,8 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 	if (first >= end)
 		return 0;
 	len = (end - first) << UPAGER_PAGE_SHIFT;
-	fmap = mmap(NULL, len, PROT_READ, MAP_SHARED, o->fd_read, (off_t)(first << UPAGER_PAGE_SHIFT));
+	fmap = mmap(NULL, len, PROT_READ, MAP_SHARED, o->fd_read,
+		    (off_t)(first << UPAGER_PAGE_SHIFT));
 	if (fmap == MAP_FAILED)
 		return neg_errno();
 	vec = malloc(end - first);
@@ -292,9 +295,9 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 		if (got > 0) {
 			uint64_t off = p << UPAGER_PAGE_SHIFT;
 			/* A partial last page is whole only at end of file. */
-			uint64_t bytes = off + (uint64_t)got >= o->file_size ?
-						 ALIGN_UP((uint64_t)got, UPAGER_PAGE_SIZE) :
-						 ALIGN_DOWN((uint64_t)got, UPAGER_PAGE_SIZE);
+			uint64_t bytes = off + (uint64_t)got >= o->file_size
+						 ? ALIGN_UP((uint64_t)got, UPAGER_PAGE_SIZE)
+						 : ALIGN_DOWN((uint64_t)got, UPAGER_PAGE_SIZE);
 			uint64_t ready = MIN(run, bytes >> UPAGER_PAGE_SHIFT);
 
 			for (uint64_t i = 0; i < ready; i++)

@@ -15,15 +15,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: upagerd [--socket PATH] [--verbose]\n"
-		   "Serve the page faults of libupager mappings.\n\n"
-		   "  -s, --socket PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
-		   "  -v, --verbose      log every client and space\n"
-		   "      --readahead-min KIB  first read-ahead window of a sequential reader (64)\n"
-		   "      --readahead-max KIB  largest read-ahead window, 0 for none (4096)\n"
-		   "      --read-max KIB       largest single read from a backing store (1024)\n"
-		   "  -h, --help         show this help\n"
-		   "      --version      show the version\n");
+	fprintf(f,
+		"Usage: upagerd [--socket PATH] [--verbose]\n"
+		"Serve the page faults of libupager mappings.\n\n"
+		"  -s, --socket PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
+		"  -v, --verbose      log every client and space\n"
+		"      --readahead-min KIB  first read-ahead window of a sequential reader (64)\n"
+		"      --readahead-max KIB  largest read-ahead window, 0 for none (4096)\n"
+		"      --read-max KIB       largest single read from a backing store (1024)\n"
+		"  -h, --help         show this help\n"
+		"      --version      show the version\n");
 }
 
 /* A size in KiB, a multiple of the page size, as pages. */
@@ -79,9 +80,9 @@ int main(int argc, char **argv)
 		case 'r':
 		case 'R':
 		case 'M':
-			if (parse_kib(optarg, c == 'r' ? &d.config.readahead_min_pages :
-					      c == 'R' ? &d.config.readahead_max_pages :
-							 &d.config.fill_max_pages) < 0 ||
+			if (parse_kib(optarg, c == 'r'	 ? &d.config.readahead_min_pages
+					      : c == 'R' ? &d.config.readahead_max_pages
+							 : &d.config.fill_max_pages) < 0 ||
 			    (c == 'M' && d.config.fill_max_pages == 0)) {
 				fprintf(stderr, "upagerd: bad size '%s' (KiB, a multiple of 4)\n",
 					optarg);

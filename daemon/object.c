@@ -2,8 +2,8 @@
 /*
  * Backing objects. Each object owns a memfd, its cache, which the daemon maps once into a
  * reservation of address space large enough for the object to grow without moving (reads in
- * flight target that mapping). A file object keeps the client's descriptors of the file: the
- * daemon reads and writes the file only through descriptors a client proved it had.
+ * flight target that mapping). The daemon reads and writes a file only through descriptors a
+ * client proved it had: it reopens the client's descriptor into descriptions of its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -109,8 +109,8 @@ static int object_resize(struct object *o, uint64_t size)
 		o->pages = pages;
 		if (ftruncate(o->memfd, (off_t)size) < 0)
 			return neg_errno();
-		if (mmap(o->map, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->memfd, 0) ==
-		    MAP_FAILED)
+		if (mmap(o->map, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->memfd,
+			 0) == MAP_FAILED)
 			return neg_errno();
 	} else {
 		/* Pages past the new end leave the memfd, and so every client mapping. */
@@ -118,11 +118,13 @@ static int object_resize(struct object *o, uint64_t size)
 			if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING)
 				return -EBUSY;
 		if (mmap(o->map + size, o->size - size, PROT_NONE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+			 0) == MAP_FAILED)
 			return neg_errno();
 		if (ftruncate(o->memfd, (off_t)size) < 0)
 			return neg_errno();
-		memset(o->pages + (size >> UPAGER_PAGE_SHIFT), 0, (o->size - size) >> UPAGER_PAGE_SHIFT);
+		memset(o->pages + (size >> UPAGER_PAGE_SHIFT), 0,
+		       (o->size - size) >> UPAGER_PAGE_SHIFT);
 	}
 	o->size = size;
 	return 0;
@@ -191,34 +193,39 @@ static char *fd_path(int fd)
 }
 
 /*
- * The daemon reads and writes through file descriptions of its own: its read pattern is then not
- * mixed with the client's in the kernel's read-ahead state, and its writes land where they belong
- * even if the client's description has O_APPEND. The client proved its access by passing its
- * descriptor; the new description has no more access than that one.
- */
-static int reopen(int client_fd, int mode)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
-	fd = open(path, mode | O_CLOEXEC);
-	if (fd < 0 && mode == O_RDONLY)
-		fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-	return fd;
-}
-
-/*
+ * The daemon reads and writes through file descriptions of its own, reopened from the client's
+ * descriptor (/proc/self/fd): its read pattern is then not mixed with the client's in the kernel's
+ * read-ahead state, and its writes land where they belong even if the client's description has
+ * O_APPEND. The client proved its access by passing its descriptor.
+ *
  * The kernel is told not to read ahead on the daemon's reader: the daemon reads ahead itself, for
  * sequential readers only, and MAP_NONBLOCK relies on the page cache holding nothing the daemon
  * did not ask for.
  */
 static int open_reader(int client_fd)
 {
-	int fd = reopen(client_fd, O_RDONLY);
+	char path[64];
+	int fd;
 
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	else /* the client's own description: leave its read-ahead alone */
+		fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	return fd;
+}
+
+/* A writer for write-back; the client's description serves if it has no O_APPEND. */
+static int open_writer(int client_fd, int client_flags)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && !(client_flags & O_APPEND))
+		fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
 	return fd;
 }
 
@@ -248,7 +255,7 @@ int object_open_file(struct daemon *d, int fd, struct object **out)
 	if (flags < 0)
 		return neg_errno();
 
-	list_for_each_entry(o, &d->objects, link) {
+	list_for_each_entry (o, &d->objects, link) {
 		if (o->kind == OBJECT_FILE && o->dev == st.st_dev && o->ino == st.st_ino) {
 			ret = object_revalidate(o, &st);
 			if (ret < 0)
@@ -278,7 +285,7 @@ found:
 	object_ref(o);
 keep_writer:
 	if (o->fd_write < 0 && (flags & O_ACCMODE) == O_RDWR)
-		o->fd_write = reopen(fd, O_WRONLY);
+		o->fd_write = open_writer(fd, flags);
 	*out = o;
 	return 0;
 }

@@ -18,9 +18,9 @@ enum object_kind {
 
 /* Per-page state in object.pages[]. */
 enum {
-	PAGE_ABSENT = 0,  /* not in the memfd, or not valid there */
+	PAGE_ABSENT = 0, /* not in the memfd, or not valid there */
 	PAGE_FILLING = 1, /* a fill is writing it */
-	PAGE_READY = 2,   /* valid in the memfd; may be mapped into clients */
+	PAGE_READY = 2, /* valid in the memfd; may be mapped into clients */
 	PAGE_STATE_MASK = 3,
 	PAGE_WRITABLE = 4, /* mapped into a writable shared region: a write-back candidate */
 };
@@ -32,13 +32,13 @@ struct object {
 	enum object_kind kind;
 
 	int memfd;
-	uint8_t *map;       /* daemon's mapping of the memfd: reserve bytes of address space */
-	uint64_t reserve;   /* bytes reserved at map */
-	uint64_t size;      /* memfd size, a multiple of the page size */
-	uint8_t *pages;     /* one state byte per page of size */
+	uint8_t *map; /* daemon's mapping of the memfd: reserve bytes of address space */
+	uint64_t reserve; /* bytes reserved at map */
+	uint64_t size; /* memfd size, a multiple of the page size */
+	uint8_t *pages; /* one state byte per page of size */
 
 	/* OBJECT_FILE */
-	int fd_read;  /* the first descriptor a client handed over */
+	int fd_read; /* the first descriptor a client handed over */
 	int fd_write; /* an O_RDWR one, once a client had it; -1 before */
 	dev_t dev;
 	ino_t ino;
@@ -48,7 +48,7 @@ struct object {
 
 	uint64_t pages_read, bytes_read; /* from the backing store, over the object's life */
 
-	struct list_head link;  /* daemon.objects */
+	struct list_head link; /* daemon.objects */
 	struct list_head fills; /* struct fill.link, fills under way */
 };
 

@@ -23,8 +23,8 @@
 
 struct populate {
 	struct space *space; /* a reference */
-	uint64_t start;      /* the region, found again by its start when the reads are done */
-	unsigned pending;    /* fills still waited on */
+	uint64_t start; /* the region, found again by its start when the reads are done */
+	unsigned pending; /* fills still waited on */
 	populate_done_fn done;
 	void *userdata;
 };

@@ -12,10 +12,10 @@ struct region {
 	uint64_t start, length;
 	uint64_t offset; /* into the object, bytes */
 	uint32_t prot, flags; /* as the client asked for them */
-	struct object *obj;   /* NULL: private anonymous */
-	bool shared;          /* mapped MAP_SHARED from the memfd */
-	bool may_write;       /* shared and the client may write the object */
-	bool wp;              /* may write, mapped without PROT_WRITE: pages go in write-protected,
+	struct object *obj; /* NULL: private anonymous */
+	bool shared; /* mapped MAP_SHARED from the memfd */
+	bool may_write; /* shared and the client may write the object */
+	bool wp; /* may write, mapped without PROT_WRITE: pages go in write-protected,
 			       * so that a write after mprotect() is seen */
 	/* Figures of this mapping. */
 	uint64_t faults;

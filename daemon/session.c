@@ -28,10 +28,10 @@
 
 #define MAX_PENDING_OPENS 64
 
-#define WANT_FEATURES                                                                        \
+#define WANT_FEATURES                                                                       \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
 	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | \
-	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |        \
+	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
 	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 
 /* An object handed to the client by OBJECT_OPEN that its REGION_ADD has not claimed yet. */
@@ -50,7 +50,7 @@ struct session {
 	uid_t uid;
 	bool hello;
 	bool ctl;
-	bool busy;    /* a reply waits for a populate; the socket is not read meanwhile */
+	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
 	bool closing; /* closed while busy: freed when the populate is over */
 	struct upager_msg pending; /* the request whose reply waits */
 	struct space *space; /* a reference */
@@ -120,7 +120,8 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 		ret = uffdio_api(fds[0], features, &features);
 		if (ret < 0)
 			return ret;
-		ret = uffdio_register(fds[0], token, UPAGER_PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING);
+		ret = uffdio_register(fds[0], token, UPAGER_PAGE_SIZE,
+				      UFFDIO_REGISTER_MODE_MISSING);
 		if (ret < 0)
 			return ret;
 		ret = space_new(s->d, fd_take(&fds[0]), s->pid, s->uid, token, &s->space);
@@ -200,6 +201,11 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 		if (ret < 0)
 			return ret;
 		po.may_write = po.shared && writable_fd;
+		if (po.may_write && po.obj->fd_write < 0) {
+			/* Writes could never be written back: refuse rather than lose them. */
+			object_unref(po.obj);
+			return -EACCES;
+		}
 	} else {
 		if (n_fds)
 			return -EBADF;
@@ -240,7 +246,8 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		.offset = ra->offset,
 		.prot = ra->prot,
 		.flags = ra->flags,
-		.ra_next = ra->offset >> UPAGER_PAGE_SHIFT, /* a reader from the start is sequential */
+		.ra_next =
+			ra->offset >> UPAGER_PAGE_SHIFT, /* a reader from the start is sequential */
 	};
 	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING;
 	int ret;
@@ -257,7 +264,8 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 			struct pending_open *po = &s->opens[i];
 
 			if (po->obj->id == ra->object_id && po->offset == ra->offset &&
-			    po->length == ra->length && po->prot == ra->prot && po->flags == ra->flags)
+			    po->length == ra->length && po->prot == ra->prot &&
+			    po->flags == ra->flags)
 				break;
 		}
 		if (i == s->n_opens)
@@ -331,7 +339,7 @@ static int do_list(struct session *s, const struct upager_msg *req)
 	uint32_t index = 0, cursor = req->u.list.cursor, count = 0;
 	struct space *sp;
 
-	list_for_each_entry(sp, &s->d->spaces, link) {
+	list_for_each_entry (sp, &s->d->spaces, link) {
 		if (!may_see(s, sp) || (req->u.list.pid && (pid_t)req->u.list.pid != sp->pid))
 			continue;
 		for (size_t i = 0; i < sp->regions.n; i++, index++) {
@@ -345,6 +353,11 @@ static int do_list(struct session *s, const struct upager_msg *req)
 				.prot = r->prot,
 				.flags = r->flags,
 				.faults = r->faults,
+				.pages_populated = r->pages_populated,
+				.pages_read = r->pages_read,
+				.bytes_read = r->bytes_read,
+				.latency_avg_ns = r->faults ? r->latency_sum_ns / r->faults : 0,
+				.latency_max_ns = r->latency_max_ns,
 				.object_id = r->obj ? r->obj->id : 0,
 				.path = r->obj ? r->obj->path : "anon",
 			};
@@ -384,13 +397,18 @@ static int do_stats(struct session *s, const struct upager_msg *req)
 	m.u.stats_reply.spaces = d->n_spaces;
 	m.u.stats_reply.regions = daemon_count_regions(d);
 	m.u.stats_reply.objects = d->n_objects;
-	list_for_each_entry(o, &d->objects, link)
+	list_for_each_entry (o, &d->objects, link)
 		m.u.stats_reply.cached_pages += object_cached_pages(o);
 	m.u.stats_reply.faults = d->stats.faults;
 	m.u.stats_reply.pages_read = d->stats.pages_read;
 	m.u.stats_reply.bytes_read = d->stats.bytes_read;
 	m.u.stats_reply.bytes_written = d->stats.bytes_written;
 	m.u.stats_reply.uptime_ms = uv_now(d->loop) - d->start_ms;
+	m.u.stats_reply.pages_populated = d->stats.pages_populated;
+	m.u.stats_reply.bytes_from_page_cache = d->stats.bytes_from_page_cache;
+	m.u.stats_reply.latency_p50_ns = daemon_latency_percentile(d, 50);
+	m.u.stats_reply.latency_p99_ns = daemon_latency_percentile(d, 99);
+	m.u.stats_reply.latency_max_ns = d->stats.latency_max_ns;
 	return reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : 1;
 }
 
@@ -555,6 +573,6 @@ void session_free_all(struct daemon *d)
 {
 	struct session *s, *tmp;
 
-	list_for_each_entry_safe(s, tmp, &d->sessions, link)
+	list_for_each_entry_safe (s, tmp, &d->sessions, link)
 		session_close(s);
 }

@@ -208,7 +208,7 @@ struct space *space_find_by_pid(struct daemon *d, pid_t pid)
 {
 	struct space *s;
 
-	list_for_each_entry(s, &d->spaces, link)
+	list_for_each_entry (s, &d->spaces, link)
 		if (s->pid == pid && !s->attached && !s->dead)
 			return s;
 	return NULL;
@@ -236,7 +236,8 @@ uint64_t space_resident_pages(struct space *s, const struct region *r)
 	if (fd < 0)
 		return 0;
 	for (uint64_t p = 0; p < r->length >> UPAGER_PAGE_SHIFT;) {
-		uint64_t want = MIN((uint64_t)ARRAY_SIZE(buf), (r->length >> UPAGER_PAGE_SHIFT) - p);
+		uint64_t want =
+			MIN((uint64_t)ARRAY_SIZE(buf), (r->length >> UPAGER_PAGE_SHIFT) - p);
 		off_t off = (off_t)(((r->start >> UPAGER_PAGE_SHIFT) + p) * sizeof(uint64_t));
 		ssize_t got = pread(fd, buf, want * sizeof(uint64_t), off);
 
@@ -247,6 +248,51 @@ uint64_t space_resident_pages(struct space *s, const struct region *r)
 		p += (uint64_t)got / sizeof(uint64_t);
 	}
 	return n;
+}
+
+/**
+ * space_follow_growth() - a fault outside every region: did the client grow a region in place?
+ * @s: the space
+ * @addr: the faulting address
+ *
+ * mremap() that grows a mapping where it stands sends no event; the registered VMA just gets
+ * longer. The VMA holding @addr is looked up in /proc/PID/maps; if a region starts at its start,
+ * the region grows to the VMA's end.
+ *
+ * Return: the region that now holds @addr, or NULL.
+ */
+struct region *space_follow_growth(struct space *s, uint64_t addr)
+{
+	char path[64], line[512];
+	struct region *r = NULL;
+	FILE *f;
+
+	if (s->pid <= 0)
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)s->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end;
+
+		if (sscanf(line, "%llx-%llx", &start, &end) != 2 || addr < start || addr >= end)
+			continue;
+		r = region_find(&s->regions, start);
+		if (r && region_end(r) <= addr) {
+			size_t i = (size_t)(r - s->regions.v);
+
+			/* Never over the next region. */
+			if (i + 1 < s->regions.n)
+				end = MIN(end, s->regions.v[i + 1].start);
+			if (addr < end)
+				r->length = end - r->start;
+		}
+		r = region_find(&s->regions, addr);
+		break;
+	}
+	fclose(f);
+	return r;
 }
 
 /* The thread id of a fault names the process of a forked child's space. */
@@ -284,7 +330,8 @@ static void space_on_fork(struct space *parent, int ufd)
 	child->features = parent->features;
 	ret = region_table_copy(&child->regions, &parent->regions);
 	if (ret < 0)
-		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid, strerror(-ret));
+		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
+			  strerror(-ret));
 	space_unref(child); /* the loop's reference keeps it */
 }
 

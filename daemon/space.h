@@ -39,3 +39,4 @@ int space_drop_range(struct space *s, uint64_t start, uint64_t end);
 int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync);
 struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
+struct region *space_follow_growth(struct space *s, uint64_t addr);

@@ -59,7 +59,8 @@ int uffdio_register(int uffd, uint64_t start, uint64_t len, uint64_t mode)
  */
 int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp)
 {
-	struct uffdio_continue c = { .range = { start, len }, .mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0 };
+	struct uffdio_continue c = { .range = { start, len },
+				     .mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0 };
 
 	return xioctl(uffd, UFFDIO_CONTINUE, &c);
 }

@@ -44,7 +44,8 @@ int main(int argc, char **argv)
 	if (ftruncate(fd, 3 * PAGE + 100) < 0)
 		die("ftruncate");
 
-	anon = upager_mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	anon = upager_mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			   0);
 	if (anon == MAP_FAILED)
 		die("upager_mmap anonymous");
 	strcpy(anon + 5 * PAGE, "written into private anonymous memory");

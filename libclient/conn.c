@@ -25,11 +25,11 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static struct {
-	int fd;         /* connection, -1 if none */
-	pid_t pid;      /* process that opened it */
-	int uffd;       /* this process's userfaultfd, kept open so faults wait if the daemon dies */
-	void *token;    /* token page, see docs/design.md */
-	bool forked;    /* we are a child of a client: adopt the space the kernel made */
+	int fd; /* connection, -1 if none */
+	pid_t pid; /* process that opened it */
+	int uffd; /* this process's userfaultfd, kept open so faults wait if the daemon dies */
+	void *token; /* token page, see docs/design.md */
+	bool forked; /* we are a child of a client: adopt the space the kernel made */
 	uint32_t seq;
 	uint8_t buf[UPAGER_MSG_MAX];
 } conn = { .fd = -1, .uffd = -1 };
@@ -144,7 +144,8 @@ static int open_space(void)
 	int ret;
 
 	if (!conn.token) {
-		void *t = mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *t =
+			mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (t == MAP_FAILED)
 			return neg_errno();

@@ -37,10 +37,10 @@
  * The flags Linux accepts with MAP_SHARED_VALIDATE on a file that is not DAX. MAP_FIXED_NOREPLACE
  * is not among them: Linux refuses it there with EOPNOTSUPP, and so do we.
  */
-#define KNOWN_FLAGS                                                                             \
-	(MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |               \
-	 MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE |       \
-	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT |                                  \
+#define KNOWN_FLAGS                                                                      \
+	(MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |         \
+	 MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | \
+	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT |                            \
 	 ((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT))
 
 /* The user address space of x86-64 with 4-level page tables; no longer mapping can succeed. */
@@ -119,8 +119,7 @@ static int object_open(size_t length, int prot, int flags, int fd, off_t offset,
 	return upager__call(&req, &fd, anon ? 0 : 1, rep, memfd);
 }
 
-static int region_add(uint64_t object_id, void *p, size_t length, int prot, int flags,
-		      off_t offset)
+static int region_add(uint64_t object_id, void *p, size_t length, int prot, int flags, off_t offset)
 {
 	struct upager_msg req = { .op = UPAGER_OP_REGION_ADD }, rep;
 
@@ -200,8 +199,7 @@ _public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int f
  *
  * Return: the address of the mapping, or MAP_FAILED with errno set.
  */
-_public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int fd,
-			    off_t pgoffset)
+_public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int fd, off_t pgoffset)
 {
 	if (pgoffset < 0 || pgoffset > (off_t)(OFF_MAX >> 12))
 		return fail(EINVAL);
@@ -279,9 +277,12 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 {
 	(void)addr;
 	(void)size;
-	(void)prot;
 	(void)pgoff;
 	(void)flags;
+	if (prot != 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	errno = ENOSYS;
 	return -1;
 }

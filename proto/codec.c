@@ -20,13 +20,15 @@ struct body_size {
 };
 
 static const struct body_size body_sizes[_UPAGER_OP_MAX] = {
-	[UPAGER_OP_HELLO] = { sizeof(struct upager_wire_hello), sizeof(struct upager_wire_hello_reply) },
+	[UPAGER_OP_HELLO] = { sizeof(struct upager_wire_hello),
+			      sizeof(struct upager_wire_hello_reply) },
 	[UPAGER_OP_OBJECT_OPEN] = { sizeof(struct upager_wire_object_open),
 				    sizeof(struct upager_wire_object_open_reply) },
 	[UPAGER_OP_REGION_ADD] = { sizeof(struct upager_wire_region_add), 0 },
 	[UPAGER_OP_MUNMAP] = { sizeof(struct upager_wire_range), 0 },
 	[UPAGER_OP_MSYNC] = { sizeof(struct upager_wire_msync), 0 },
-	[UPAGER_OP_LIST] = { sizeof(struct upager_wire_list), sizeof(struct upager_wire_list_reply) },
+	[UPAGER_OP_LIST] = { sizeof(struct upager_wire_list),
+			     sizeof(struct upager_wire_list_reply) },
 	[UPAGER_OP_STATS] = { 0, sizeof(struct upager_wire_stats_reply) },
 };
 
@@ -157,13 +159,24 @@ static void encode_body(uint8_t *b, const struct upager_msg *m)
 		PUT32(b, struct upager_wire_stats_reply, spaces, m->u.stats_reply.spaces);
 		PUT32(b, struct upager_wire_stats_reply, regions, m->u.stats_reply.regions);
 		PUT32(b, struct upager_wire_stats_reply, objects, m->u.stats_reply.objects);
-		PUT64(b, struct upager_wire_stats_reply, cached_pages, m->u.stats_reply.cached_pages);
+		PUT64(b, struct upager_wire_stats_reply, cached_pages,
+		      m->u.stats_reply.cached_pages);
 		PUT64(b, struct upager_wire_stats_reply, faults, m->u.stats_reply.faults);
 		PUT64(b, struct upager_wire_stats_reply, pages_read, m->u.stats_reply.pages_read);
 		PUT64(b, struct upager_wire_stats_reply, bytes_read, m->u.stats_reply.bytes_read);
 		PUT64(b, struct upager_wire_stats_reply, bytes_written,
 		      m->u.stats_reply.bytes_written);
 		PUT64(b, struct upager_wire_stats_reply, uptime_ms, m->u.stats_reply.uptime_ms);
+		PUT64(b, struct upager_wire_stats_reply, pages_populated,
+		      m->u.stats_reply.pages_populated);
+		PUT64(b, struct upager_wire_stats_reply, bytes_from_page_cache,
+		      m->u.stats_reply.bytes_from_page_cache);
+		PUT64(b, struct upager_wire_stats_reply, latency_p50_ns,
+		      m->u.stats_reply.latency_p50_ns);
+		PUT64(b, struct upager_wire_stats_reply, latency_p99_ns,
+		      m->u.stats_reply.latency_p99_ns);
+		PUT64(b, struct upager_wire_stats_reply, latency_max_ns,
+		      m->u.stats_reply.latency_max_ns);
 		break;
 	default:
 		break;
@@ -279,13 +292,24 @@ static int decode_body(const uint8_t *b, struct upager_msg *m)
 		m->u.stats_reply.spaces = GET32(b, struct upager_wire_stats_reply, spaces);
 		m->u.stats_reply.regions = GET32(b, struct upager_wire_stats_reply, regions);
 		m->u.stats_reply.objects = GET32(b, struct upager_wire_stats_reply, objects);
-		m->u.stats_reply.cached_pages = GET64(b, struct upager_wire_stats_reply, cached_pages);
+		m->u.stats_reply.cached_pages =
+			GET64(b, struct upager_wire_stats_reply, cached_pages);
 		m->u.stats_reply.faults = GET64(b, struct upager_wire_stats_reply, faults);
 		m->u.stats_reply.pages_read = GET64(b, struct upager_wire_stats_reply, pages_read);
 		m->u.stats_reply.bytes_read = GET64(b, struct upager_wire_stats_reply, bytes_read);
 		m->u.stats_reply.bytes_written =
 			GET64(b, struct upager_wire_stats_reply, bytes_written);
 		m->u.stats_reply.uptime_ms = GET64(b, struct upager_wire_stats_reply, uptime_ms);
+		m->u.stats_reply.pages_populated =
+			GET64(b, struct upager_wire_stats_reply, pages_populated);
+		m->u.stats_reply.bytes_from_page_cache =
+			GET64(b, struct upager_wire_stats_reply, bytes_from_page_cache);
+		m->u.stats_reply.latency_p50_ns =
+			GET64(b, struct upager_wire_stats_reply, latency_p50_ns);
+		m->u.stats_reply.latency_p99_ns =
+			GET64(b, struct upager_wire_stats_reply, latency_p99_ns);
+		m->u.stats_reply.latency_max_ns =
+			GET64(b, struct upager_wire_stats_reply, latency_max_ns);
 		break;
 	default:
 		break;
@@ -382,6 +406,11 @@ int upager_list_entry_encode(void *buf, size_t size, const struct upager_list_en
 	PUT64(b, struct upager_wire_list_entry, object_id, e->object_id);
 	PUT32(b, struct upager_wire_list_entry, uid, e->uid);
 	PUT16(b, struct upager_wire_list_entry, path_len, (uint16_t)e->path_len);
+	PUT64(b, struct upager_wire_list_entry, pages_populated, e->pages_populated);
+	PUT64(b, struct upager_wire_list_entry, pages_read, e->pages_read);
+	PUT64(b, struct upager_wire_list_entry, bytes_read, e->bytes_read);
+	PUT64(b, struct upager_wire_list_entry, latency_avg_ns, e->latency_avg_ns);
+	PUT64(b, struct upager_wire_list_entry, latency_max_ns, e->latency_max_ns);
 	if (e->path_len)
 		memcpy(b + fixed, e->path, e->path_len);
 	return (int)len;
@@ -420,6 +449,11 @@ int upager_list_entry_next(const uint8_t **pos, size_t *left, struct upager_list
 	e->object_id = GET64(b, struct upager_wire_list_entry, object_id);
 	e->uid = GET32(b, struct upager_wire_list_entry, uid);
 	e->path_len = GET16(b, struct upager_wire_list_entry, path_len);
+	e->pages_populated = GET64(b, struct upager_wire_list_entry, pages_populated);
+	e->pages_read = GET64(b, struct upager_wire_list_entry, pages_read);
+	e->bytes_read = GET64(b, struct upager_wire_list_entry, bytes_read);
+	e->latency_avg_ns = GET64(b, struct upager_wire_list_entry, latency_avg_ns);
+	e->latency_max_ns = GET64(b, struct upager_wire_list_entry, latency_max_ns);
 	if (GET16(b, struct upager_wire_list_entry, reserved))
 		return -EBADMSG;
 	if (e->path_len > UPAGER_PATH_MAX || fixed + e->path_len > len)

@@ -58,7 +58,10 @@ struct upager_msg {
 		} list_reply;
 		struct {
 			uint32_t sessions, spaces, regions, objects;
-			uint64_t cached_pages, faults, pages_read, bytes_read, bytes_written, uptime_ms;
+			uint64_t cached_pages, faults, pages_read, bytes_read, bytes_written,
+				uptime_ms;
+			uint64_t pages_populated, bytes_from_page_cache;
+			uint64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
 		} stats_reply;
 	} u;
 };
@@ -69,6 +72,7 @@ struct upager_list_entry {
 	uint64_t start, length, offset;
 	uint32_t prot, flags;
 	uint64_t resident_pages, faults, object_id;
+	uint64_t pages_populated, pages_read, bytes_read, latency_avg_ns, latency_max_ns;
 	const char *path; /* not NUL-terminated */
 	size_t path_len;
 };

@@ -45,9 +45,9 @@ struct upager_wire_reply {
 
 /* HELLO: client -> daemon, first message of a connection. */
 enum {
-	UPAGER_HELLO_UFFD = 1u << 0,   /* a userfaultfd is attached */
+	UPAGER_HELLO_UFFD = 1u << 0, /* a userfaultfd is attached */
 	UPAGER_HELLO_FORKED = 1u << 1, /* a forked child: adopt the space the kernel made for us */
-	UPAGER_HELLO_CTL = 1u << 2,    /* an inspection client: no address space */
+	UPAGER_HELLO_CTL = 1u << 2, /* an inspection client: no address space */
 	_UPAGER_HELLO_ALL = (1u << 3) - 1,
 };
 
@@ -138,6 +138,11 @@ struct upager_wire_list_entry {
 	__le32 uid;
 	__le16 path_len; /* bytes of path that follow, no NUL; 0 for anonymous */
 	__le16 reserved;
+	__le64 pages_populated; /* by MAP_POPULATE */
+	__le64 pages_read; /* from the backing store, by this mapping's faults and populate */
+	__le64 bytes_read;
+	__le64 latency_avg_ns; /* of this mapping's faults, from the daemon's read to resolution */
+	__le64 latency_max_ns;
 };
 
 /* STATS reply */
@@ -152,6 +157,11 @@ struct upager_wire_stats_reply {
 	__le64 bytes_read;
 	__le64 bytes_written;
 	__le64 uptime_ms;
+	__le64 pages_populated;
+	__le64 bytes_from_page_cache; /* copied by MAP_NONBLOCK populate, no disk read */
+	__le64 latency_p50_ns; /* fault latency percentiles, within 12.5% */
+	__le64 latency_p99_ns;
+	__le64 latency_max_ns;
 };
 
 #endif /* UPAGER_PROTO_H */

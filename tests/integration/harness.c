@@ -163,11 +163,17 @@ int harness_list(pid_t pid, struct region_info *out, int max)
 				r->resident_pages = e.resident_pages;
 				r->faults = e.faults;
 				r->object_id = e.object_id;
+				r->pages_populated = e.pages_populated;
+				r->pages_read = e.pages_read;
+				r->bytes_read = e.bytes_read;
+				r->latency_avg_ns = e.latency_avg_ns;
+				r->latency_max_ns = e.latency_max_ns;
 				r->pid = e.pid;
 				r->uid = e.uid;
 				r->prot = e.prot;
 				r->flags = e.flags;
-				snprintf(r->backing, sizeof(r->backing), "%.*s", (int)e.path_len, e.path);
+				snprintf(r->backing, sizeof(r->backing), "%.*s", (int)e.path_len,
+					 e.path);
 			}
 			n++;
 		}

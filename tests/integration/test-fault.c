@@ -77,8 +77,8 @@ Test(fault, faults_show_in_upagerctl_json)
 Test(fault, anonymous_private_is_zero_filled_and_writable)
 {
 	size_t len = 64 * PAGE;
-	unsigned char *p = upager_mmap(NULL, len, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *p =
+		upager_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	cr_assert_neq(p, MAP_FAILED);
 	for (size_t i = 0; i < len; i += 512)
@@ -92,8 +92,8 @@ Test(fault, anonymous_private_is_zero_filled_and_writable)
 
 Test(fault, anonymous_shared_is_shared_with_children)
 {
-	int *p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			     -1, 0);
+	int *p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+			     0);
 	int status;
 	pid_t c;
 
@@ -153,8 +153,9 @@ static void *reader(void *p)
 	struct thread_arg *t = p;
 
 	for (int i = 0; i < 4000; i++) {
-		size_t off = ((size_t)rand_r(&t->seed) * 4096 + (size_t)rand_r(&t->seed) % 512 * 8) %
-			     t->len;
+		size_t off =
+			((size_t)rand_r(&t->seed) * 4096 + (size_t)rand_r(&t->seed) % 512 * 8) %
+			t->len;
 
 		if (t->base[off / 8] != pattern_at(off))
 			t->errors++;
@@ -172,7 +173,9 @@ Test(fault, many_threads_read_a_large_file_concurrently)
 
 	cr_assert_neq(m, MAP_FAILED);
 	for (int i = 0; i < 4; i++) {
-		args[i] = (struct thread_arg){ .base = m, .len = len, .seed = (unsigned)i * 7919 + 1 };
+		args[i] = (struct thread_arg){ .base = m,
+					       .len = len,
+					       .seed = (unsigned)i * 7919 + 1 };
 		cr_assert_eq(pthread_create(&th[i], NULL, reader, &args[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {

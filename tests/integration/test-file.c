@@ -152,7 +152,8 @@ Test(file, two_processes_see_each_others_writes_at_once)
 		(void)!write(to_parent[1], "a", 1);
 		if (read(to_child[0], &c, 1) != 1)
 			_exit(3);
-		_exit(cm[3 * PAGE / 8] == 0xfeed && cm[4 * PAGE / 8] == pattern_at(4 * PAGE) ? 0 : 4);
+		_exit(cm[3 * PAGE / 8] == 0xfeed && cm[4 * PAGE / 8] == pattern_at(4 * PAGE) ? 0
+											     : 4);
 	}
 	m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	cr_assert_neq(m, MAP_FAILED);

@@ -35,14 +35,14 @@ Test(lifecycle, a_forked_child_keeps_correct_mappings)
 	if (c == 0) {
 		int bad = 0;
 
-		bad |= anon[0] != 1;                                 /* touched */
-		bad |= (anon[3 * PAGE / 8] != 0) << 1;               /* untouched */
-		bad |= (file[0] != 2) << 2;                          /* touched */
+		bad |= anon[0] != 1; /* touched */
+		bad |= (anon[3 * PAGE / 8] != 0) << 1; /* untouched */
+		bad |= (file[0] != 2) << 2; /* touched */
 		bad |= (file[5 * PAGE / 8] != pattern_at(5 * PAGE)) << 3; /* untouched */
 		bad |= (priv[0] != 3) << 4;
 		bad |= (priv[6 * PAGE / 8] != pattern_at(6 * PAGE)) << 5;
 		file[4 * PAGE / 8] = 0x77; /* first touch of a shared page, by the child */
-		anon[5 * PAGE / 8] = 9;    /* private to the child */
+		anon[5 * PAGE / 8] = 9; /* private to the child */
 		_exit(bad);
 	}
 	cr_assert_eq(waitpid(c, &status, 0), c);
@@ -68,7 +68,8 @@ Test(lifecycle, a_forked_child_that_calls_libupager_is_its_own_client)
 	cr_assert_eq(pipe(to_child), 0);
 	c = fork();
 	if (c == 0) {
-		void *b = upager_mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *b =
+			upager_mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (b == MAP_FAILED)
 			_exit(1);
@@ -76,8 +77,8 @@ Test(lifecycle, a_forked_child_that_calls_libupager_is_its_own_client)
 		(void)!write(to_parent[1], "m", 1);
 		(void)!read(to_child[0], &ch, 1);
 		/* Its msync and munmap act on its own space. */
-		_exit(upager_munmap(b, 2 * PAGE) == 0 && upager_msync(a, PAGE, MS_SYNC) == 0 ? 0 :
-											   2);
+		_exit(upager_munmap(b, 2 * PAGE) == 0 && upager_msync(a, PAGE, MS_SYNC) == 0 ? 0
+											     : 2);
 	}
 	cr_assert_eq(read(to_parent[0], &ch, 1), 1);
 	n = harness_list(c, v, 8);
@@ -150,8 +151,8 @@ static void map_and_hang(void *p)
 	int *pfd = p;
 	int fd = make_pattern_file("g", 4 * PAGE, NULL);
 	char *f = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	char *a = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
-			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char *a = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			      -1, 0);
 
 	if (f == MAP_FAILED || a == MAP_FAILED)
 		_exit(1);
@@ -198,4 +199,37 @@ Test(lifecycle, a_killed_client_vanishes_within_a_second)
 	cr_assert(wait_until(regions_gone, &g, 1000), "the killed client's mappings remain");
 	cr_assert_eq(harness_stats(&st), 0);
 	cr_assert_eq(st.u.stats_reply.cached_pages, 0);
+}
+
+Test(lifecycle, mremap_that_grows_a_mapping_in_place)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	uint64_t *f, *g, *a, *b;
+	struct region_info r;
+
+	/* Keep room after each mapping so that it can grow where it stands. */
+	f = mmap(NULL, 32 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(f, MAP_FAILED);
+	munmap(f + 4 * PAGE / 8, 28 * PAGE);
+	f = upager_mmap(f, 4 * PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+	cr_assert_neq(f, MAP_FAILED);
+	cr_assert_eq(f[0], pattern_at(0));
+	g = mremap(f, 4 * PAGE, 12 * PAGE, 0);
+	cr_assert_eq(g, f, "mremap: %m");
+	cr_assert_eq(g[9 * PAGE / 8], pattern_at(9 * PAGE));
+	cr_assert(harness_region(getpid(), g, &r));
+	cr_assert_eq(r.length, 12 * PAGE);
+
+	a = mmap(NULL, 32 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	munmap(a + 2 * PAGE / 8, 30 * PAGE);
+	a = upager_mmap(a, 2 * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	cr_assert_neq(a, MAP_FAILED);
+	a[0] = 3;
+	b = mremap(a, 2 * PAGE, 6 * PAGE, 0);
+	cr_assert_eq(b, a, "mremap: %m");
+	cr_assert_eq(b[5 * PAGE / 8], 0);
+	b[5 * PAGE / 8] = 4;
+	cr_assert_eq(b[0], 3);
+	cr_assert_eq(b[5 * PAGE / 8], 4);
 }

@@ -35,6 +35,7 @@ static void check_populated(void *m, size_t pages, bool file)
 	cr_assert_eq(r.faults, 0, "touching a populated mapping faulted %llu times",
 		     (unsigned long long)r.faults);
 	cr_assert_eq(r.resident_pages, pages);
+	cr_assert_eq(r.pages_populated, pages);
 }
 
 Test(populate, map_populate_maps_every_page_before_returning)
@@ -133,8 +134,8 @@ Test(populate, nonblock_takes_pages_from_the_kernel_page_cache)
 	/* The kernel has pages 64..127 cached (read(2)), the daemon nothing. */
 	cr_assert_eq(pread(fd, buf, sizeof(buf), 64 * PAGE), (ssize_t)sizeof(buf));
 	before = daemon_bytes_read();
-	m = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_POPULATE | MAP_NONBLOCK, fd,
-			0);
+	m = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE | MAP_POPULATE | MAP_NONBLOCK,
+			fd, 0);
 	cr_assert_neq(m, MAP_FAILED, "%m");
 	cr_assert_eq(daemon_bytes_read(), before);
 	cr_assert_eq(count_present(m + 64 * PAGE, 64), 64);
@@ -158,6 +159,12 @@ Test(populate, sequential_readers_read_ahead_random_ones_do_not)
 	cr_assert(harness_region(getpid(), (void *)seq, &r));
 	cr_assert_lt(r.faults, pages / 16, "a sequential reader faulted %llu times for %zu pages",
 		     (unsigned long long)r.faults, pages);
+	cr_assert_eq(r.pages_read, pages, "pages read %llu", (unsigned long long)r.pages_read);
+	cr_assert_eq(r.bytes_read, pages * PAGE);
+	cr_assert_gt(r.latency_avg_ns, 0);
+	cr_assert_geq(r.latency_max_ns, r.latency_avg_ns, "avg %llu max %llu faults %llu",
+		      (unsigned long long)r.latency_avg_ns, (unsigned long long)r.latency_max_ns,
+		      (unsigned long long)r.faults);
 	cr_assert_eq(upager_munmap((void *)seq, pages * PAGE), 0); /* the cache goes with it */
 
 	evict(fd);
@@ -172,6 +179,31 @@ Test(populate, sequential_readers_read_ahead_random_ones_do_not)
 	}
 	cr_assert(harness_region(getpid(), (void *)rnd, &r));
 	cr_assert_eq(r.faults, 200);
+	cr_assert_eq(r.pages_read, 200);
 	cr_assert_eq(daemon_bytes_read() - before, 200 * PAGE, "random faults read %llu bytes",
 		     (unsigned long long)(daemon_bytes_read() - before));
+}
+
+Test(populate, daemon_figures_count_populate_reads_and_latency)
+{
+	int fd = make_pattern_file("f", 128 * PAGE, NULL);
+	struct upager_msg st;
+	volatile char *m;
+
+	evict(fd);
+	m = upager_mmap(NULL, 128 * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_eq(st.u.stats_reply.pages_populated, 128);
+	cr_assert_eq(st.u.stats_reply.pages_read, 128);
+	cr_assert_eq(st.u.stats_reply.bytes_read, 128 * PAGE);
+	cr_assert_eq(st.u.stats_reply.faults, 0);
+	m = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (int i = 0; i < 8; i++)
+		(void)m[i * PAGE];
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_eq(st.u.stats_reply.faults, 8);
+	cr_assert_gt(st.u.stats_reply.latency_p50_ns, 0);
+	cr_assert_geq(st.u.stats_reply.latency_p99_ns, st.u.stats_reply.latency_p50_ns);
+	cr_assert_geq(st.u.stats_reply.latency_max_ns, st.u.stats_reply.latency_p99_ns);
 }

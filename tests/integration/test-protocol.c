@@ -56,8 +56,8 @@ static size_t encode(struct upager_msg *m, uint8_t *buf)
 static void still_serving(void)
 {
 	static int round;
-	char *p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			      0);
+	char *p =
+		upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	cr_assert_neq(p, MAP_FAILED, "the daemon stopped serving: %m");
 	p[0] = (char)++round;

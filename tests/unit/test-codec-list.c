@@ -27,6 +27,11 @@ static struct upager_list_entry sample_entry(unsigned i, const char *path, size_
 		.resident_pages = 0x0123456700000000ull + i,
 		.faults = 0xfffffffffffff000ull + i,
 		.object_id = 0x4000000000000000ull + i,
+		.pages_populated = 0x0102030405060708ull + i,
+		.pages_read = 0x1112131415161718ull + i,
+		.bytes_read = 0x2122232425262728ull + i,
+		.latency_avg_ns = 0x3132333435363738ull + i,
+		.latency_max_ns = 0xf1f2f3f4f5f6f7f8ull + i,
 		.path = path,
 		.path_len = path_len,
 	};
@@ -44,6 +49,11 @@ static void expect_entry_eq(const struct upager_list_entry *a, const struct upag
 	cr_assert_eq(a->resident_pages, b->resident_pages);
 	cr_assert_eq(a->faults, b->faults);
 	cr_assert_eq(a->object_id, b->object_id);
+	cr_assert_eq(a->pages_populated, b->pages_populated);
+	cr_assert_eq(a->pages_read, b->pages_read);
+	cr_assert_eq(a->bytes_read, b->bytes_read);
+	cr_assert_eq(a->latency_avg_ns, b->latency_avg_ns);
+	cr_assert_eq(a->latency_max_ns, b->latency_max_ns);
 	cr_assert_eq(a->path_len, b->path_len);
 	cr_assert_eq(memcmp(a->path, b->path, a->path_len), 0);
 }
@@ -51,7 +61,7 @@ static void expect_entry_eq(const struct upager_list_entry *a, const struct upag
 Test(list_entry, round_trip_through_a_list_reply)
 {
 	static const size_t path_lens[] = { 0, 1, 7, 8, 300 };
-	static const size_t entry_lens[] = { 72, 80, 80, 80, 376 };
+	static const size_t entry_lens[] = { 112, 120, 120, 120, 416 };
 	static uint8_t entries[1024], msgbuf[1024] __attribute__((aligned(8)));
 	char path[300 + ARRAY_SIZE(path_lens)];
 	struct upager_list_entry in[ARRAY_SIZE(path_lens)], out;
@@ -93,22 +103,23 @@ Test(list_entry, round_trip_through_a_list_reply)
 		cr_assert_eq((size_t)(at - msgbuf) % 8, 0, "entry %zu not 8-byte aligned", i);
 		cr_assert_eq(upager_list_entry_next(&pos, &left, &out), 1, "entry %zu", i);
 		expect_entry_eq(&out, &in[i]);
-		cr_assert_eq((const uint8_t *)out.path, at + ENTRY_FIXED, "path points into the buffer");
+		cr_assert_eq((const uint8_t *)out.path, at + ENTRY_FIXED,
+			     "path points into the buffer");
 		cr_assert_eq(pos, at + entry_lens[i]);
 	}
 	cr_assert_eq(left, 0);
 	cr_assert_eq(upager_list_entry_next(&pos, &left, &out), 0, "end of entries");
 }
 
-static uint8_t ebuf[128];
+static uint8_t ebuf[256];
 
-/* One valid entry with a 6-byte path: 80 bytes. */
+/* One valid entry with a 6-byte path: 120 bytes. */
 static size_t valid_entry(void)
 {
 	struct upager_list_entry e = sample_entry(3, "/tmp/x", 6);
 	int ret = upager_list_entry_encode(ebuf, sizeof(ebuf), &e);
 
-	cr_assert_eq(ret, 80);
+	cr_assert_eq(ret, 120);
 	return (size_t)ret;
 }
 
@@ -138,14 +149,14 @@ Test(list_entry, malformed_entries_are_refused)
 
 	/* Without a path, only the length checks themselves can catch these two. */
 	wr16(ebuf + path_len, 0);
-	wr32(ebuf + entry_len, 76);
+	wr32(ebuf + entry_len, 116);
 	expect_bad_entry(n, "entry_len not a multiple of 8");
-	wr32(ebuf + entry_len, 64);
+	wr32(ebuf + entry_len, 104);
 	expect_bad_entry(n, "entry_len below the fixed part");
 	wr16(ebuf + path_len, 6);
-	wr32(ebuf + entry_len, 88);
+	wr32(ebuf + entry_len, 128);
 	expect_bad_entry(n, "entry_len beyond the bytes left");
-	wr32(ebuf + entry_len, 80);
+	wr32(ebuf + entry_len, 120);
 
 	wr16(ebuf + path_len, 9);
 	expect_bad_entry(n, "path_len beyond the entry");
@@ -217,10 +228,29 @@ Test(list_entry, encode_limits)
 
 	e = sample_entry(2, "/tmp/x", 6);
 	memset(ebuf, 0xaa, sizeof(ebuf));
-	cr_assert_eq(upager_list_entry_encode(ebuf, 79, &e), -EMSGSIZE);
+	cr_assert_eq(upager_list_entry_encode(ebuf, 119, &e), -EMSGSIZE);
 	cr_assert_eq(upager_list_entry_encode(ebuf, ENTRY_FIXED, &e), -EMSGSIZE);
 	cr_assert_eq(upager_list_entry_encode(ebuf, 0, &e), -EMSGSIZE);
 	for (size_t i = 0; i < sizeof(ebuf); i++)
 		cr_assert_eq(ebuf[i], 0xaa, "byte %zu written by a failed encode", i);
-	cr_assert_eq(upager_list_entry_encode(ebuf, 80, &e), 80);
+	cr_assert_eq(upager_list_entry_encode(ebuf, 120, &e), 120);
+}
+
+Test(list_entry, counters_are_little_endian_at_their_offsets)
+{
+	/* A round trip passes even if encode and decode agree on a wrong place: read the bytes. */
+	struct upager_list_entry e = sample_entry(5, "/tmp/x", 6);
+
+	memset(ebuf, 0xaa, sizeof(ebuf));
+	cr_assert_eq(upager_list_entry_encode(ebuf, sizeof(ebuf), &e), 120);
+	cr_assert_eq(rd64(ebuf + 40), e.resident_pages);
+	cr_assert_eq(rd64(ebuf + 48), e.faults);
+	cr_assert_eq(rd64(ebuf + 56), e.object_id);
+	cr_assert_eq(rd64(ebuf + 72), e.pages_populated);
+	cr_assert_eq(rd64(ebuf + 80), e.pages_read);
+	cr_assert_eq(rd64(ebuf + 88), e.bytes_read);
+	cr_assert_eq(rd64(ebuf + 96), e.latency_avg_ns);
+	cr_assert_eq(rd64(ebuf + 104), e.latency_max_ns);
+	cr_assert_eq(memcmp(ebuf + ENTRY_FIXED, "/tmp/x", 6), 0, "the path follows the counters");
+	cr_assert_eq(ebuf[120], 0xaa, "encode wrote past the entry");
 }

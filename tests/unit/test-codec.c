@@ -21,10 +21,19 @@ static uint8_t big_entries[UPAGER_MSG_MAX];
 
 /* Every request, then every reply. */
 static const uint16_t all_ops[] = {
-	UPAGER_OP_HELLO, UPAGER_OP_OBJECT_OPEN, UPAGER_OP_REGION_ADD, UPAGER_OP_MUNMAP,
-	UPAGER_OP_MSYNC, UPAGER_OP_LIST, UPAGER_OP_STATS,
-	REPLY(UPAGER_OP_HELLO), REPLY(UPAGER_OP_OBJECT_OPEN), REPLY(UPAGER_OP_REGION_ADD),
-	REPLY(UPAGER_OP_MUNMAP), REPLY(UPAGER_OP_MSYNC), REPLY(UPAGER_OP_LIST),
+	UPAGER_OP_HELLO,
+	UPAGER_OP_OBJECT_OPEN,
+	UPAGER_OP_REGION_ADD,
+	UPAGER_OP_MUNMAP,
+	UPAGER_OP_MSYNC,
+	UPAGER_OP_LIST,
+	UPAGER_OP_STATS,
+	REPLY(UPAGER_OP_HELLO),
+	REPLY(UPAGER_OP_OBJECT_OPEN),
+	REPLY(UPAGER_OP_REGION_ADD),
+	REPLY(UPAGER_OP_MUNMAP),
+	REPLY(UPAGER_OP_MSYNC),
+	REPLY(UPAGER_OP_LIST),
 	REPLY(UPAGER_OP_STATS),
 };
 
@@ -71,7 +80,8 @@ static void roundtrip(const struct upager_msg *in, size_t wire_len)
 	const uint8_t *a = (const uint8_t *)&in->u, *b = (const uint8_t *)&out.u;
 	size_t n = encode(in);
 
-	cr_assert_eq(n, wire_len, "op %#x: %zu bytes on the wire, expected %zu", in->op, n, wire_len);
+	cr_assert_eq(n, wire_len, "op %#x: %zu bytes on the wire, expected %zu", in->op, n,
+		     wire_len);
 	cr_assert_eq(upager_msg_size(in->op), wire_len);
 	memset(&out, 0x5a, sizeof(out));
 	cr_assert_eq(upager_msg_decode(buf, n, &out), 0, "op %#x", in->op);
@@ -105,7 +115,20 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(sizeof(struct upager_wire_list), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_reply), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_entry), ENTRY_FIXED);
-	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 64);
+	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 104);
+	/* Fields added later are appended: what was there before keeps its place. */
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, reserved), 70);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, pages_populated), 72);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, pages_read), 80);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, bytes_read), 88);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, latency_avg_ns), 96);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, latency_max_ns), 104);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, uptime_ms), 56);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, pages_populated), 64);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, bytes_from_page_cache), 72);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_p50_ns), 80);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_p99_ns), 88);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_max_ns), 96);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 24);
 	cr_assert_eq(upager_msg_size(0), 0);
@@ -243,12 +266,52 @@ Test(codec, stats_round_trip)
 	m.u.stats_reply.bytes_read = 0x0808080808080808ull;
 	m.u.stats_reply.bytes_written = 0x0909090909090909ull;
 	m.u.stats_reply.uptime_ms = 0x0a0a0a0a0a0a0a0aull;
-	roundtrip(&m, HDR + RPL + 64);
+	m.u.stats_reply.pages_populated = 0x0b0b0b0b0b0b0b0bull;
+	m.u.stats_reply.bytes_from_page_cache = 0x0c0c0c0c0c0c0c0cull;
+	m.u.stats_reply.latency_p50_ns = 0x0d0d0d0d0d0d0d0dull;
+	m.u.stats_reply.latency_p99_ns = 0x0e0e0e0e0e0e0e0eull;
+	m.u.stats_reply.latency_max_ns = 0x0f0f0f0f0f0f0f0full;
+	roundtrip(&m, HDR + RPL + 104);
+}
+
+Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
+{
+	/* A round trip passes even if encode and decode agree on a wrong place: read the wire. */
+	struct upager_msg m = { .op = REPLY(UPAGER_OP_STATS), .seq = 13 };
+	const uint8_t *body = buf + HDR + RPL;
+
+	m.u.stats_reply.cached_pages = 0x1011121314151617ull;
+	m.u.stats_reply.faults = 0x2021222324252627ull;
+	m.u.stats_reply.pages_read = 0x3031323334353637ull;
+	m.u.stats_reply.bytes_read = 0x4041424344454647ull;
+	m.u.stats_reply.bytes_written = 0x5051525354555657ull;
+	m.u.stats_reply.uptime_ms = 0x6061626364656667ull;
+	m.u.stats_reply.pages_populated = 0x7071727374757677ull;
+	m.u.stats_reply.bytes_from_page_cache = 0x8081828384858687ull;
+	m.u.stats_reply.latency_p50_ns = 0x9091929394959697ull;
+	m.u.stats_reply.latency_p99_ns = 0xa0a1a2a3a4a5a6a7ull;
+	m.u.stats_reply.latency_max_ns = 0xb0b1b2b3b4b5b6b7ull;
+	memset(buf, 0xaa, HDR + RPL + 128);
+	cr_assert_eq(encode(&m), HDR + RPL + 104);
+	cr_assert_eq(rd64(body + 16), m.u.stats_reply.cached_pages);
+	cr_assert_eq(rd64(body + 24), m.u.stats_reply.faults);
+	cr_assert_eq(rd64(body + 32), m.u.stats_reply.pages_read);
+	cr_assert_eq(rd64(body + 40), m.u.stats_reply.bytes_read);
+	cr_assert_eq(rd64(body + 48), m.u.stats_reply.bytes_written);
+	cr_assert_eq(rd64(body + 56), m.u.stats_reply.uptime_ms);
+	cr_assert_eq(rd64(body + 64), m.u.stats_reply.pages_populated);
+	cr_assert_eq(rd64(body + 72), m.u.stats_reply.bytes_from_page_cache);
+	cr_assert_eq(rd64(body + 80), m.u.stats_reply.latency_p50_ns);
+	cr_assert_eq(rd64(body + 88), m.u.stats_reply.latency_p99_ns);
+	cr_assert_eq(rd64(body + 96), m.u.stats_reply.latency_max_ns);
+	cr_assert_eq(body[104], 0xaa, "encode wrote past the message");
 }
 
 Test(codec, header_is_little_endian_on_the_wire)
 {
 	struct upager_msg m = { .op = UPAGER_OP_HELLO, .seq = 0x0a0b0c0d };
+	/* Rows of 16 bytes, as a hex dump shows them. */
+	/* clang-format off */
 	static const uint8_t hello[32] = {
 		'U', 'P', 'G', 'R', 0x01, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00, 0x00, 0x0d, 0x0c, 0x0b, 0x0a,
 		0x01, 0x00, 0x02, 0x01, 0x05, 0x00, 0x00, 0x00, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
@@ -257,6 +320,7 @@ Test(codec, header_is_little_endian_on_the_wire)
 		'U', 'P', 'G', 'R', 0x01, 0x00, 0x04, 0x80, 0x18, 0x00, 0x00, 0x00, 0x04, 0x03, 0x02, 0x01,
 		0xfe, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
 	};
+	/* clang-format on */
 
 	m.u.hello.version_min = 1;
 	m.u.hello.version_max = 0x0102;
@@ -433,15 +497,15 @@ Test(decode, reserved_fields_must_be_zero)
 				HDR + RPL + offsetof(struct upager_wire_hello_reply, reserved), 2);
 	expect_reserved_checked(UPAGER_OP_OBJECT_OPEN,
 				HDR + offsetof(struct upager_wire_object_open, reserved), 4);
-	expect_reserved_checked(REPLY(UPAGER_OP_OBJECT_OPEN),
-				HDR + RPL + offsetof(struct upager_wire_object_open_reply, reserved),
-				4);
+	expect_reserved_checked(
+		REPLY(UPAGER_OP_OBJECT_OPEN),
+		HDR + RPL + offsetof(struct upager_wire_object_open_reply, reserved), 4);
 	expect_reserved_checked(UPAGER_OP_MSYNC, HDR + offsetof(struct upager_wire_msync, reserved),
 				4);
 	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++)
 		if (all_ops[i] & UPAGER_OP_REPLY)
-			expect_reserved_checked(all_ops[i],
-						HDR + offsetof(struct upager_wire_reply, reserved), 4);
+			expect_reserved_checked(
+				all_ops[i], HDR + offsetof(struct upager_wire_reply, reserved), 4);
 }
 
 Test(decode, reply_status_is_zero_or_negative)
@@ -527,7 +591,8 @@ Test(encode, message_must_fit)
 
 Test(encode, unknown_opcode)
 {
-	static const uint16_t bad[] = { 0, _UPAGER_OP_MAX, 99, UPAGER_OP_REPLY, UPAGER_OP_REPLY | 99 };
+	static const uint16_t bad[] = { 0, _UPAGER_OP_MAX, 99, UPAGER_OP_REPLY,
+					UPAGER_OP_REPLY | 99 };
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct upager_msg m = { .op = bad[i] };
