@@ -85,7 +85,8 @@ static void add(struct region_table *t, uint64_t start, uint64_t length, uint64_
 
 	if (o)
 		object_ref(o);
-	cr_assert_eq(region_insert(t, &r), 0, "insert [%#" PRIx64 ", +%#" PRIx64 ")", start, length);
+	cr_assert_eq(region_insert(t, &r), 0, "insert [%#" PRIx64 ", +%#" PRIx64 ")", start,
+		     length);
 }
 
 struct want {
@@ -93,8 +94,7 @@ struct want {
 	struct object *obj;
 };
 
-static void expect_region(const struct region *r, const struct want *w, const char *what,
-			  size_t i)
+static void expect_region(const struct region *r, const struct want *w, const char *what, size_t i)
 {
 	cr_assert_eq(r->start, w->start, "%s %zu: start %#" PRIx64 ", expected %#" PRIx64, what, i,
 		     r->start, w->start);
@@ -115,7 +115,7 @@ static void expect_regions(const struct region *v, size_t n, const struct want *
 		expect_region(&v[i], &w[i], what, i);
 }
 
-#define WANT(...)                                                                            \
+#define WANT(...) \
 	(const struct want[]){ __VA_ARGS__ }, ARRAY_SIZE(((const struct want[]){ __VA_ARGS__ }))
 #define EXPECT_TABLE(t, ...) expect_regions((t)->v, (t)->n, WANT(__VA_ARGS__), "region")
 #define EXPECT_DROPS(d, ...) expect_regions((d)->v, (d)->n, WANT(__VA_ARGS__), "drop")
@@ -180,11 +180,11 @@ Test(region, insert_rejects_overlap_and_empty)
 	static const struct {
 		uint64_t start, length;
 	} bad[] = {
-		{ P, 2 * P },	     /* over the head */
-		{ 3 * P, 2 * P },    /* over the tail */
-		{ 2 * P, 2 * P },    /* the same range */
-		{ 0, 8 * P },	     /* around it */
-		{ 2 * P + 1, 1 },    /* inside it */
+		{ P, 2 * P }, /* over the head */
+		{ 3 * P, 2 * P }, /* over the tail */
+		{ 2 * P, 2 * P }, /* the same range */
+		{ 0, 8 * P }, /* around it */
+		{ 2 * P + 1, 1 }, /* inside it */
 		{ 4 * P - 1, 2 * P } /* its last byte */
 	};
 	struct region_table t;
@@ -311,7 +311,8 @@ Test(region, split_in_the_middle)
 	add(&t, 0, 8 * P, 100 * P, A);
 	add(&t, 8 * P, P, 0, B);
 	cr_assert_eq(region_remove_range(&t, 2 * P, 5 * P, drop_record, &d), 1);
-	EXPECT_TABLE(&t, { 0, 2 * P, 100 * P, A }, { 5 * P, 3 * P, 105 * P, A }, { 8 * P, P, 0, B });
+	EXPECT_TABLE(&t, { 0, 2 * P, 100 * P, A }, { 5 * P, 3 * P, 105 * P, A },
+		     { 8 * P, P, 0, B });
 	EXPECT_DROPS(&d, { 2 * P, 3 * P, 102 * P, A });
 	/* Two pieces in the table now: one reference more than before, the dropped piece's
 	 * reference taken and released. */
