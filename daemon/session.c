@@ -337,8 +337,11 @@ static int do_list(struct session *s, const struct upager_msg *req)
 	size_t room = UPAGER_MSG_MAX - upager_msg_size(UPAGER_OP_LIST | UPAGER_OP_REPLY);
 	size_t used = 0;
 	uint32_t index = 0, cursor = req->u.list.cursor, count = 0;
-	struct space *sp;
+	struct space *sp, *tmp;
 
+	/* A forked child that exited since the last liveness round is not listed. */
+	list_for_each_entry_safe (sp, tmp, &s->d->spaces, link)
+		space_check_alive(sp);
 	list_for_each_entry (sp, &s->d->spaces, link) {
 		if (!may_see(s, sp) || (req->u.list.pid && (pid_t)req->u.list.pid != sp->pid))
 			continue;

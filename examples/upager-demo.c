@@ -28,7 +28,7 @@ static void die(const char *what)
 int main(int argc, char **argv)
 {
 	char path[512], line[64], buf[32];
-	char *anon, *shared, *file, *priv;
+	char *anon, *shared, *file, *priv, *pop;
 	int fd, status;
 	pid_t child;
 
@@ -82,6 +82,11 @@ int main(int argc, char **argv)
 	priv[0] = 'p';
 	printf("private file mapping: a write stays private (mapping '%c', file '%c')\n", priv[0],
 	       file[0]);
+
+	pop = upager_mmap(NULL, 3 * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (pop == MAP_FAILED)
+		die("upager_mmap MAP_POPULATE");
+	printf("MAP_POPULATE: all 3 pages were mapped before the call returned (see RESIDENT)\n");
 
 	/* Hold the mappings for upagerctl list. */
 	snprintf(path, sizeof(path), "%s/ready", argv[1]);
