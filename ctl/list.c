@@ -22,9 +22,11 @@ static void print_row(const struct ctl *c, const struct upager_list_entry *e, bo
 		       ", \"faults\": %" PRIu64 ", \"object\": %" PRIu64
 		       ", \"pages_populated\": %" PRIu64 ", \"pages_read\": %" PRIu64
 		       ", \"bytes_read\": %" PRIu64 ", \"fault_latency_avg_ns\": %" PRIu64
-		       ", \"fault_latency_max_ns\": %" PRIu64 "}",
+		       ", \"fault_latency_max_ns\": %" PRIu64
+		       ", \"nonlinear\": %s, \"remapped_ranges\": %u}",
 		       e->offset, e->resident_pages, e->faults, e->object_id, e->pages_populated,
-		       e->pages_read, e->bytes_read, e->latency_avg_ns, e->latency_max_ns);
+		       e->pages_read, e->bytes_read, e->latency_avg_ns, e->latency_max_ns,
+		       e->nonlinear ? "true" : "false", e->remapped_ranges);
 		return;
 	}
 	printf("%-7u %-14" PRIx64 " %9s %-4s %-24s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 "  %.*s\n",

@@ -24,6 +24,7 @@
 #include "object.h"
 #include "space.h"
 #include "uffdio.h"
+#include "view.h"
 
 /* A fault waiting for a fill. */
 struct fault_wait {
@@ -75,12 +76,18 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr)
 	uint64_t room = (region_end(r) - addr) >> UPAGER_PAGE_SHIFT;
 	uint64_t want = p == r->ra_next && r->ra_window ? MIN((uint64_t)r->ra_window, room) : 1;
 	uint64_t n = MAX(fill_ready_run(o, p, want), 1);
+	bool wp = r->wp;
 	int ret;
 
-	if (r->may_write && !r->wp)
+	if (!list_empty(&o->views)) {
+		/* A page with copies in nonlinear mappings goes in write-protected, one at a time. */
+		n = 1;
+		wp = wp || view_has_copies(o, p);
+	}
+	if (r->may_write && !wp)
 		for (uint64_t i = 0; i < n; i++)
 			o->pages[p + i] |= PAGE_WRITABLE;
-	ret = uffdio_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, r->wp);
+	ret = uffdio_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
 	if (ret == -EEXIST || ret == -EAGAIN || (ret < 0 && ret != -ESRCH && ret != -EFAULT))
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 	if (ret == -EFAULT)
@@ -176,9 +183,11 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		return;
 	}
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
-		/* A write to a page mapped write-protected: from now on it may be dirty. */
+		/* A write to a page mapped write-protected: from now on it may be dirty, and any copy
+		 * of it in a nonlinear mapping is stale. */
+		view_invalidate_copies(o, p, NULL, 0);
 		o->pages[p] |= PAGE_WRITABLE;
-		ret = uffdio_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
+		ret = uffdio_writeprotect(s->uffd, addr, UPAGER_PAGE_SIZE, false);
 		if (ret < 0 && ret != -ESRCH)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		account(s, r, t0);
@@ -243,6 +252,11 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		return;
 	}
 	r->faults++;
+	if (r->view) {
+		view_fault(s, r, addr, flags, t0);
+		account(s, r, t0);
+		return;
+	}
 	if (r->obj) {
 		fault_object(s, r, addr, flags, t0);
 		return;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "object.h"
 #include "ring.h"
+#include "view.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -191,9 +192,14 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 	int waits = 0, ret;
 
 	for (uint64_t p = first; p < end;) {
-		uint8_t st = get_state(o, p);
+		uint8_t st;
 		struct fill *f = NULL;
 		uint64_t run = 1;
+
+		/* The data lives in a nonlinear mapping's copy: bring it home, never read the file. */
+		if (o->pages[p] & PAGE_AWAY)
+			view_restore_home(o, p);
+		st = get_state(o, p);
 
 		if (st == PAGE_READY) {
 			p++;
@@ -205,8 +211,7 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 				return -EIO;
 			run = f->first + f->count - p;
 		} else {
-			while (p + run < end && run < max_fill &&
-			       get_state(o, p + run) == PAGE_ABSENT)
+			while (p + run < end && run < max_fill && o->pages[p + run] == PAGE_ABSENT)
 				run++;
 			ret = fill_start(o, p, run, &f);
 			if (ret < 0)

@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "object.h"
+#include "view.h"
 
 #define RESERVE_MIN (1ULL << 30)
 
@@ -57,6 +58,7 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
 	o->size = size;
 	o->reserve = reserve_for(size);
 	list_init(&o->fills);
+	list_init(&o->views);
 	list_init(&o->link);
 
 	o->pages = calloc(MAX(object_pages(o), 1), 1);
@@ -335,6 +337,7 @@ struct object *object_unref(struct object *o)
 	if (o->fd_write >= 0)
 		close(o->fd_write);
 	free(o->pages);
+	free(o->copies);
 	free(o->path);
 	free(o);
 	return NULL;
@@ -401,6 +404,9 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 		return neg_errno();
 	eof = (uint64_t)st.st_size;
 	end = MIN(first + count, object_pages(o));
+	for (p = first; p < end; p++)
+		if (o->pages[p] & PAGE_AWAY)
+			view_restore_home(o, p);
 	for (p = first; p <= end; p++) {
 		if (p < end && o->pages[p] == want) {
 			run++;

@@ -23,6 +23,7 @@ enum {
 	PAGE_READY = 2, /* valid in the memfd; may be mapped into clients */
 	PAGE_STATE_MASK = 3,
 	PAGE_WRITABLE = 4, /* mapped into a writable shared region: a write-back candidate */
+	PAGE_AWAY = 8, /* the data is in a nonlinear mapping's writable copy, see view.c */
 };
 
 struct object {
@@ -47,6 +48,12 @@ struct object {
 	char *path;
 
 	uint64_t pages_read, bytes_read; /* from the backing store, over the object's life */
+
+	/* Nonlinear mappings of the object (view.c). */
+	struct list_head views;
+	struct copyset **copies; /* per page, the copies in views; NULL until the first copy */
+	uint64_t copies_len;
+	unsigned linear_writers; /* regions that map the cache writable without write-protect */
 
 	struct list_head link; /* daemon.objects */
 	struct list_head fills; /* struct fill.link, fills under way */

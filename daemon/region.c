@@ -12,6 +12,33 @@
 #include "common/macro.h"
 #include "object.h"
 #include "region.h"
+#include "view.h"
+
+/* A copy of a region holds references to what the region holds. */
+static void hold(struct region *r)
+{
+	if (r->obj)
+		object_ref(r->obj);
+	if (r->view)
+		view_ref(r->view);
+}
+
+static void release(struct region *r)
+{
+	if (r->view)
+		view_unref(r->view);
+	if (r->obj)
+		object_unref(r->obj);
+}
+
+/* Move a region's start forward by delta bytes (its head was cut off). */
+static void advance(struct region *r, uint64_t delta)
+{
+	r->start += delta;
+	r->length -= delta;
+	r->offset += delta;
+	r->view_index += delta >> UPAGER_PAGE_SHIFT;
+}
 
 /** region_table_init() - an empty table */
 void region_table_init(struct region_table *t)
@@ -135,22 +162,17 @@ int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, re
 			return -ENOMEM;
 		r = &t->v[i];
 		piece = *r;
-		piece.start = start;
+		advance(&piece, start - r->start);
 		piece.length = end - start;
-		piece.offset = r->offset + (start - r->start);
 		tail = *r;
-		tail.start = end;
-		tail.length = region_end(r) - end;
-		tail.offset = r->offset + (end - r->start);
+		advance(&tail, end - r->start);
 		r->length = start - r->start;
 		memmove(&t->v[i + 2], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
 		t->v[i + 1] = tail;
 		t->n++;
 		/* The tail and the piece handed out each need a reference of their own. */
-		if (tail.obj) {
-			object_ref(tail.obj);
-			object_ref(piece.obj);
-		}
+		hold(&tail);
+		hold(&piece);
 		if (drop)
 			drop(&piece, userdata);
 		return 1;
@@ -162,21 +184,15 @@ int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, re
 
 		if (r->start < start) {
 			/* Keep the head, drop the rest of this region. */
-			piece.start = start;
-			piece.length = region_end(r) - start;
-			piece.offset = r->offset + (start - r->start);
+			advance(&piece, start - r->start);
 			r->length = start - r->start;
-			if (piece.obj)
-				object_ref(piece.obj);
+			hold(&piece);
 			i++;
 		} else if (region_end(r) > end) {
 			/* Drop the head, keep the tail. */
 			piece.length = end - r->start;
-			r->offset += end - r->start;
-			r->length = region_end(r) - end;
-			r->start = end;
-			if (piece.obj)
-				object_ref(piece.obj);
+			advance(r, end - r->start);
+			hold(&piece);
 			i++;
 		} else {
 			memmove(r, r + 1, (t->n - i - 1) * sizeof(*t->v));
@@ -192,8 +208,7 @@ int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, re
 static void drop_unref(struct region *piece, void *userdata)
 {
 	(void)userdata;
-	if (piece->obj)
-		object_unref(piece->obj);
+	release(piece);
 }
 
 /**
@@ -224,9 +239,9 @@ int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len
 		if (s >= e)
 			continue;
 		moved.v[moved.n] = *r;
+		advance(&moved.v[moved.n], s - r->start);
 		moved.v[moved.n].start = s - from + to;
 		moved.v[moved.n].length = e - s;
-		moved.v[moved.n].offset = r->offset + (s - r->start);
 		moved.n++;
 	}
 	if (moved.n == 0) {
@@ -241,8 +256,8 @@ int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len
 	}
 	region_remove_range(t, to, to + len, drop_unref, NULL);
 	for (size_t i = 0; i < moved.n; i++)
-		if (region_insert(t, &moved.v[i]) < 0 && moved.v[i].obj)
-			object_unref(moved.v[i].obj);
+		if (region_insert(t, &moved.v[i]) < 0)
+			release(&moved.v[i]);
 	free(moved.v);
 	return 0;
 }
@@ -266,8 +281,7 @@ int region_table_copy(struct region_table *dst, const struct region_table *src)
 
 		r->faults = r->pages_populated = r->pages_read = r->bytes_read = 0;
 		r->latency_sum_ns = r->latency_max_ns = 0;
-		if (r->obj)
-			object_ref(r->obj);
+		hold(r);
 	}
 	return 0;
 }

@@ -7,12 +7,15 @@
 #include <stdint.h>
 
 struct object;
+struct view;
 
 struct region {
 	uint64_t start, length;
 	uint64_t offset; /* into the object, bytes */
 	uint32_t prot, flags; /* as the client asked for them */
 	struct object *obj; /* NULL: private anonymous */
+	struct view *view; /* a nonlinear mapping's view, or NULL */
+	uint64_t view_index; /* view page at start */
 	bool shared; /* mapped MAP_SHARED from the memfd */
 	bool may_write; /* shared and the client may write the object */
 	bool wp; /* may write, mapped without PROT_WRITE: pages go in write-protected,

@@ -25,6 +25,7 @@
 #include "session.h"
 #include "space.h"
 #include "uffdio.h"
+#include "view.h"
 
 #define MAX_PENDING_OPENS 64
 
@@ -53,6 +54,7 @@ struct session {
 	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
 	bool closing; /* closed while busy: freed when the populate is over */
 	struct upager_msg pending; /* the request whose reply waits */
+	struct view *converting; /* a view handed out by REMAP phase 1, a reference */
 	struct space *space; /* a reference */
 	struct pending_open opens[MAX_PENDING_OPENS];
 	size_t n_opens;
@@ -273,12 +275,16 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		r.obj = s->opens[i].obj;
 		r.shared = s->opens[i].shared;
 		r.may_write = s->opens[i].may_write;
-		r.wp = r.may_write && !(r.prot & PROT_WRITE) &&
-		       (s->space->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 		s->opens[i] = s->opens[--s->n_opens];
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
-		if (r.wp)
+		/* Write-protect mode serves read-only views of writable files, and pages that have
+		 * copies in nonlinear mappings (view.c). */
+		if (r.may_write && (s->space->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
 			mode |= UFFDIO_REGISTER_MODE_WP;
+			r.wp = !(r.prot & PROT_WRITE);
+			if (!r.wp)
+				r.obj->linear_writers++;
+		}
 	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
 		return -EINVAL;
 	}
@@ -362,6 +368,11 @@ static int do_list(struct session *s, const struct upager_msg *req)
 				.latency_avg_ns = r->faults ? r->latency_sum_ns / r->faults : 0,
 				.latency_max_ns = r->latency_max_ns,
 				.object_id = r->obj ? r->obj->id : 0,
+				.nonlinear = r->view != NULL,
+				.remapped_ranges = r->view ? (uint32_t)view_ranges(
+								     r->view, r->view_index,
+								     r->length >> UPAGER_PAGE_SHIFT)
+							   : 0,
 				.path = r->obj ? r->obj->path : "anon",
 			};
 			int n;
@@ -415,6 +426,105 @@ static int do_stats(struct session *s, const struct upager_msg *req)
 	return reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : 1;
 }
 
+static bool flags_shared(uint32_t flags)
+{
+	return (flags & MAP_TYPE) == MAP_SHARED || (flags & MAP_TYPE) == MAP_SHARED_VALIDATE;
+}
+
+/* Phase 1 of the first remap of a mapping: hand the client a view to map over it. */
+static int remap_convert(struct session *s, const struct upager_msg *req, struct region *r)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	_cleanup_close_ int fd = -1;
+	struct view *v;
+	int ret;
+
+	ret = view_new(r->obj, r->length >> UPAGER_PAGE_SHIFT, r->offset >> UPAGER_PAGE_SHIFT,
+		       r->may_write, &v);
+	if (ret < 0)
+		return ret;
+	fd = view_reopen_memfd(v);
+	if (fd < 0) {
+		view_unref(v);
+		return fd;
+	}
+	m.u.remap_reply.convert = 1;
+	m.u.remap_reply.start = r->start;
+	m.u.remap_reply.length = r->length;
+	m.u.remap_reply.prot = r->prot;
+	m.u.remap_reply.map_type = r->may_write ? MAP_SHARED : MAP_PRIVATE;
+	if (reply(s, &m, 0, &fd, 1) < 0) {
+		view_unref(v);
+		return -EPIPE;
+	}
+	view_unref(s->converting);
+	s->converting = v;
+	s->space->converting = r->start;
+	return 1;
+}
+
+/* Phase 2: the client mapped the view over the region; register it and make the region a view's. */
+static int remap_adopt(struct session *s, struct region *r)
+{
+	struct view *v = s->converting;
+	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR;
+	int ret;
+
+	if (!v || s->space->converting != r->start || r->view ||
+	    v->pages != r->length >> UPAGER_PAGE_SHIFT)
+		return -EINVAL;
+	if (s->space->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+		mode |= UFFDIO_REGISTER_MODE_WP;
+	ret = uffdio_register(s->space->uffd, r->start, r->length, mode);
+	if (ret < 0)
+		return ret;
+	/* Whatever a thread of the client touched while the view was not registered goes. */
+	fallocate(v->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		  (off_t)(v->pages << UPAGER_PAGE_SHIFT));
+	r->view = v;
+	r->view_index = 0;
+	view_attach(v, s->space, r->start);
+	s->converting = NULL;
+	s->space->converting = 0;
+	return 0;
+}
+
+static int do_remap(struct session *s, const struct upager_msg *req)
+{
+	uint64_t addr = ALIGN_DOWN(req->u.remap.addr, UPAGER_PAGE_SIZE);
+	uint64_t size = ALIGN_DOWN(req->u.remap.size, UPAGER_PAGE_SIZE);
+	uint64_t pgoff = req->u.remap.pgoff, pages = size >> UPAGER_PAGE_SHIFT;
+	struct region *r;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (size == 0 || addr + size <= addr)
+		return -EINVAL;
+	r = region_find(&s->space->regions, addr);
+	if (!r || !r->obj || r->obj->kind != OBJECT_FILE || !flags_shared(r->flags) ||
+	    addr + size > region_end(r))
+		return -EINVAL;
+	if (pgoff + pages < pgoff || pgoff + pages > object_pages(r->obj))
+		return -EINVAL;
+	if (req->u.remap.phase == 2) {
+		ret = remap_adopt(s, r);
+		if (ret < 0)
+			return ret;
+	} else if (!r->view) {
+		return remap_convert(s, req, r);
+	}
+	view_remap(r->view, r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT), pages, pgoff);
+	ret = view_populate(s->space, addr, pages, req->u.remap.flags & MAP_NONBLOCK, on_populated,
+			    s);
+	if (ret != 0)
+		return 0;
+	s->busy = true;
+	s->pending = *req;
+	uv_poll_stop(&s->poll);
+	return 1;
+}
+
 /* Handle one request. Return 1 if it replied itself, 0 or a negative errno for reply_status(). */
 static int dispatch(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
 {
@@ -440,6 +550,8 @@ static int dispatch(struct session *s, const struct upager_msg *req, int *fds, s
 		return do_list(s, req);
 	case UPAGER_OP_STATS:
 		return do_stats(s, req);
+	case UPAGER_OP_REMAP:
+		return do_remap(s, req);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -523,6 +635,7 @@ static void session_close(struct session *s)
 	for (size_t i = 0; i < s->n_opens; i++)
 		object_unref(s->opens[i].obj);
 	s->n_opens = 0;
+	s->converting = view_unref(s->converting);
 	if (s->space) {
 		s->space->attached = false;
 		space_check_alive(s->space);

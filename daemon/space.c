@@ -20,6 +20,7 @@
 #include "object.h"
 #include "space.h"
 #include "uffdio.h"
+#include "view.h"
 
 #define UFFD_MSG_BATCH 64
 
@@ -97,6 +98,15 @@ static void drop_piece(struct region *piece, void *userdata)
 	(void)userdata;
 	if (!piece->obj)
 		return;
+	if (piece->view) {
+		/* The copies go home first; they may be anywhere in the object. */
+		view_drop_range(piece->view, piece->view_index, piece->length >> UPAGER_PAGE_SHIFT);
+		if (piece->may_write)
+			object_writeback(piece->obj, 0, object_pages(piece->obj), false);
+		view_unref(piece->view);
+		object_unref(piece->obj);
+		return;
+	}
 	if (piece->may_write)
 		object_writeback(piece->obj, piece->offset >> UPAGER_PAGE_SHIFT,
 				 piece->length >> UPAGER_PAGE_SHIFT, false);
@@ -348,9 +358,18 @@ static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t
 		break;
 	case UFFD_EVENT_REMAP:
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		for (size_t i = 0; i < s->regions.n; i++) {
+			struct region *r = &s->regions.v[i];
+
+			if (r->view && r->view->space == s)
+				view_attach(r->view, s,
+					    r->start - (r->view_index << UPAGER_PAGE_SHIFT));
+		}
 		break;
 	case UFFD_EVENT_UNMAP:
-		space_drop_range(s, m->arg.remove.start, m->arg.remove.end);
+		/* The client replacing a mapping by its view (upager_remap_file_pages) keeps it. */
+		if (!s->converting || s->converting != m->arg.remove.start)
+			space_drop_range(s, m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_REMOVE:
 		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again. */

@@ -22,6 +22,7 @@ struct space {
 	pid_t pid; /* 0 until known (a forked child before its first fault) */
 	uid_t uid;
 	bool attached; /* a session acts for it */
+	uint64_t converting; /* start of a region the client is remapping onto its view, or 0 */
 	uint64_t token_addr;
 	uint64_t features;
 	struct region_table regions;

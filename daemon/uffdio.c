@@ -66,12 +66,13 @@ int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp)
 }
 
 /**
- * uffdio_unprotect() - lift write protection from a range and wake its waiters
+ * uffdio_writeprotect() - write-protect a range, or lift the protection and wake its waiters
  * Return: 0 or a negative errno.
  */
-int uffdio_unprotect(int uffd, uint64_t start, uint64_t len)
+int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp)
 {
-	struct uffdio_writeprotect w = { .range = { start, len } };
+	struct uffdio_writeprotect w = { .range = { start, len },
+					 .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
 
 	return xioctl(uffd, UFFDIO_WRITEPROTECT, &w);
 }

@@ -275,14 +275,44 @@ _public_ int upager_msync(void *addr, size_t length, int flags)
  */
 _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
 {
-	(void)addr;
-	(void)size;
-	(void)pgoff;
-	(void)flags;
+	struct upager_msg req = { .op = UPAGER_OP_REMAP }, rep;
+	int ret, memfd = -1;
+
 	if (prot != 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	errno = ENOSYS;
-	return -1;
+	req.u.remap.addr = (uintptr_t)addr;
+	req.u.remap.size = size;
+	req.u.remap.pgoff = pgoff;
+	req.u.remap.flags = (uint32_t)(flags & MAP_NONBLOCK);
+	req.u.remap.phase = 1;
+	upager__lock();
+	ret = upager__reconnect_if_mapped();
+	if (ret > 0)
+		ret = -EINVAL; /* no pager mapping in this process */
+	if (ret == 0)
+		ret = upager__call(&req, NULL, 0, &rep, &memfd);
+	if (ret == 0 && rep.u.remap_reply.convert) {
+		/* First remap of this mapping: map its view over it, in place, then go on. */
+		void *p = MAP_FAILED;
+
+		if (memfd >= 0)
+			p = mmap((void *)(uintptr_t)rep.u.remap_reply.start,
+				 rep.u.remap_reply.length, (int)rep.u.remap_reply.prot,
+				 (int)rep.u.remap_reply.map_type | MAP_FIXED, memfd, 0);
+		ret = p == MAP_FAILED ? (memfd < 0 ? -EBADMSG : neg_errno()) : 0;
+		if (ret == 0) {
+			req.u.remap.phase = 2;
+			ret = upager__call(&req, NULL, 0, &rep, NULL);
+		}
+	}
+	if (memfd >= 0)
+		close(memfd);
+	upager__unlock();
+	if (ret < 0) {
+		errno = ret == -ECONNRESET || ret == -EPIPE ? EIO : -ret;
+		return -1;
+	}
+	return 0;
 }

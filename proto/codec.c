@@ -30,6 +30,8 @@ static const struct body_size body_sizes[_UPAGER_OP_MAX] = {
 	[UPAGER_OP_LIST] = { sizeof(struct upager_wire_list),
 			     sizeof(struct upager_wire_list_reply) },
 	[UPAGER_OP_STATS] = { 0, sizeof(struct upager_wire_stats_reply) },
+	[UPAGER_OP_REMAP] = { sizeof(struct upager_wire_remap),
+			      sizeof(struct upager_wire_remap_reply) },
 };
 
 /* Byte-order helpers over unaligned memory. */
@@ -145,6 +147,20 @@ static void encode_body(uint8_t *b, const struct upager_msg *m)
 		PUT64(b, struct upager_wire_msync, addr, m->u.msync.addr);
 		PUT64(b, struct upager_wire_msync, length, m->u.msync.length);
 		PUT32(b, struct upager_wire_msync, flags, m->u.msync.flags);
+		break;
+	case UPAGER_OP_REMAP:
+		PUT64(b, struct upager_wire_remap, addr, m->u.remap.addr);
+		PUT64(b, struct upager_wire_remap, size, m->u.remap.size);
+		PUT64(b, struct upager_wire_remap, pgoff, m->u.remap.pgoff);
+		PUT32(b, struct upager_wire_remap, flags, m->u.remap.flags);
+		PUT32(b, struct upager_wire_remap, phase, m->u.remap.phase);
+		break;
+	case UPAGER_OP_REMAP | UPAGER_OP_REPLY:
+		PUT64(b, struct upager_wire_remap_reply, start, m->u.remap_reply.start);
+		PUT64(b, struct upager_wire_remap_reply, length, m->u.remap_reply.length);
+		PUT32(b, struct upager_wire_remap_reply, convert, m->u.remap_reply.convert);
+		PUT32(b, struct upager_wire_remap_reply, map_type, m->u.remap_reply.map_type);
+		PUT32(b, struct upager_wire_remap_reply, prot, m->u.remap_reply.prot);
 		break;
 	case UPAGER_OP_LIST:
 		PUT32(b, struct upager_wire_list, cursor, m->u.list.cursor);
@@ -279,6 +295,24 @@ static int decode_body(const uint8_t *b, struct upager_msg *m)
 		if (GET32(b, struct upager_wire_msync, reserved))
 			return -EBADMSG;
 		break;
+	case UPAGER_OP_REMAP:
+		m->u.remap.addr = GET64(b, struct upager_wire_remap, addr);
+		m->u.remap.size = GET64(b, struct upager_wire_remap, size);
+		m->u.remap.pgoff = GET64(b, struct upager_wire_remap, pgoff);
+		m->u.remap.flags = GET32(b, struct upager_wire_remap, flags);
+		m->u.remap.phase = GET32(b, struct upager_wire_remap, phase);
+		if (m->u.remap.phase != 1 && m->u.remap.phase != 2)
+			return -EBADMSG;
+		break;
+	case UPAGER_OP_REMAP | UPAGER_OP_REPLY:
+		m->u.remap_reply.start = GET64(b, struct upager_wire_remap_reply, start);
+		m->u.remap_reply.length = GET64(b, struct upager_wire_remap_reply, length);
+		m->u.remap_reply.convert = GET32(b, struct upager_wire_remap_reply, convert);
+		m->u.remap_reply.map_type = GET32(b, struct upager_wire_remap_reply, map_type);
+		m->u.remap_reply.prot = GET32(b, struct upager_wire_remap_reply, prot);
+		if (GET32(b, struct upager_wire_remap_reply, reserved))
+			return -EBADMSG;
+		break;
 	case UPAGER_OP_LIST:
 		m->u.list.cursor = GET32(b, struct upager_wire_list, cursor);
 		m->u.list.pid = GET32(b, struct upager_wire_list, pid);
@@ -411,6 +445,8 @@ int upager_list_entry_encode(void *buf, size_t size, const struct upager_list_en
 	PUT64(b, struct upager_wire_list_entry, bytes_read, e->bytes_read);
 	PUT64(b, struct upager_wire_list_entry, latency_avg_ns, e->latency_avg_ns);
 	PUT64(b, struct upager_wire_list_entry, latency_max_ns, e->latency_max_ns);
+	PUT32(b, struct upager_wire_list_entry, nonlinear, e->nonlinear);
+	PUT32(b, struct upager_wire_list_entry, remapped_ranges, e->remapped_ranges);
 	if (e->path_len)
 		memcpy(b + fixed, e->path, e->path_len);
 	return (int)len;
@@ -454,6 +490,8 @@ int upager_list_entry_next(const uint8_t **pos, size_t *left, struct upager_list
 	e->bytes_read = GET64(b, struct upager_wire_list_entry, bytes_read);
 	e->latency_avg_ns = GET64(b, struct upager_wire_list_entry, latency_avg_ns);
 	e->latency_max_ns = GET64(b, struct upager_wire_list_entry, latency_max_ns);
+	e->nonlinear = GET32(b, struct upager_wire_list_entry, nonlinear);
+	e->remapped_ranges = GET32(b, struct upager_wire_list_entry, remapped_ranges);
 	if (GET16(b, struct upager_wire_list_entry, reserved))
 		return -EBADMSG;
 	if (e->path_len > UPAGER_PATH_MAX || fixed + e->path_len > len)

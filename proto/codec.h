@@ -49,6 +49,14 @@ struct upager_msg {
 			uint32_t flags;
 		} msync;
 		struct {
+			uint64_t addr, size, pgoff;
+			uint32_t flags, phase;
+		} remap;
+		struct {
+			uint64_t start, length;
+			uint32_t convert, map_type, prot;
+		} remap_reply;
+		struct {
 			uint32_t cursor, pid;
 		} list;
 		struct {
@@ -73,6 +81,7 @@ struct upager_list_entry {
 	uint32_t prot, flags;
 	uint64_t resident_pages, faults, object_id;
 	uint64_t pages_populated, pages_read, bytes_read, latency_avg_ns, latency_max_ns;
+	uint32_t nonlinear, remapped_ranges;
 	const char *path; /* not NUL-terminated */
 	size_t path_len;
 };

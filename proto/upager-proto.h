@@ -25,6 +25,7 @@ enum upager_op {
 	UPAGER_OP_MSYNC = 5,
 	UPAGER_OP_LIST = 6,
 	UPAGER_OP_STATS = 7,
+	UPAGER_OP_REMAP = 8,
 	_UPAGER_OP_MAX,
 	UPAGER_OP_REPLY = 0x8000, /* or'ed into the opcode of a reply */
 };
@@ -112,6 +113,28 @@ struct upager_wire_msync {
 	__le32 reserved;
 };
 
+/*
+ * REMAP: upager_remap_file_pages(). The first time a mapping goes nonlinear the reply says
+ * convert: the client maps the attached view memfd over the whole mapping (MAP_FIXED, map_type,
+ * prot) and sends the same request again with phase 2.
+ */
+struct upager_wire_remap {
+	__le64 addr;
+	__le64 size;
+	__le64 pgoff;
+	__le32 flags; /* MAP_NONBLOCK, or 0 */
+	__le32 phase; /* 1, or 2 after converting */
+};
+
+struct upager_wire_remap_reply {
+	__le64 start; /* with convert: the mapping to replace */
+	__le64 length;
+	__le32 convert;
+	__le32 map_type;
+	__le32 prot;
+	__le32 reserved;
+};
+
 /* LIST: one page of the region table, starting at cursor. */
 struct upager_wire_list {
 	__le32 cursor;
@@ -143,6 +166,8 @@ struct upager_wire_list_entry {
 	__le64 bytes_read;
 	__le64 latency_avg_ns; /* of this mapping's faults, from the daemon's read to resolution */
 	__le64 latency_max_ns;
+	__le32 nonlinear; /* 1 if remapped by upager_remap_file_pages() */
+	__le32 remapped_ranges; /* ranges that are not where a linear mapping has them */
 };
 
 /* STATS reply */

@@ -123,6 +123,10 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, bytes_read), 88);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, latency_avg_ns), 96);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, latency_max_ns), 104);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, nonlinear), 112);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, remapped_ranges), 116);
+	cr_assert_eq(sizeof(struct upager_wire_remap), 32);
+	cr_assert_eq(sizeof(struct upager_wire_remap_reply), 32);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, uptime_ms), 56);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, pages_populated), 64);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, bytes_from_page_cache), 72);
@@ -223,6 +227,40 @@ Test(codec, msync_round_trip)
 	msg_init(&m, REPLY(UPAGER_OP_MSYNC), 10);
 	m.status = -EIO;
 	roundtrip(&m, HDR + RPL);
+}
+
+Test(codec, remap_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_REMAP, 12);
+	m.u.remap.addr = 0x01017ffff7dd0101ull;
+	m.u.remap.size = 0x1234567801010101ull;
+	m.u.remap.pgoff = 0x0203040506070809ull;
+	m.u.remap.flags = 0x10000;
+	m.u.remap.phase = 2;
+	roundtrip(&m, HDR + 32);
+
+	msg_init(&m, REPLY(UPAGER_OP_REMAP), 12);
+	m.u.remap_reply.start = 0x7f0102030405ull;
+	m.u.remap_reply.length = 0x0102030405060708ull;
+	m.u.remap_reply.convert = 1;
+	m.u.remap_reply.map_type = 0x0a0b0c0d;
+	m.u.remap_reply.prot = 3;
+	roundtrip(&m, HDR + RPL + 32);
+}
+
+Test(codec, remap_with_an_unknown_phase_is_bad)
+{
+	struct upager_msg m, out;
+	uint8_t wire[256];
+	int n;
+
+	msg_init(&m, UPAGER_OP_REMAP, 1);
+	m.u.remap.phase = 3;
+	n = upager_msg_encode(wire, sizeof(wire), &m);
+	cr_assert_eq(n, (int)(HDR + 32));
+	cr_assert_eq(upager_msg_decode(wire, (size_t)n, &out), -EBADMSG);
 }
 
 Test(codec, list_round_trip)

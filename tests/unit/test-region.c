@@ -14,6 +14,7 @@
 #include "common/macro.h"
 #include "daemon/object.h"
 #include "daemon/region.h"
+#include "daemon/view.h"
 
 #define P UPAGER_PAGE_SIZE
 
@@ -35,6 +36,19 @@ struct object *object_unref(struct object *o)
 		return NULL;
 	cr_assert_gt(o->refs, 0, "object %" PRIu64 " released more often than referenced", o->id);
 	o->refs--;
+	return NULL;
+}
+
+/* The table's regions here have no views; region.c still links against these. */
+struct view *view_ref(struct view *v)
+{
+	cr_assert_fail("no region of these tests has a view");
+	return v;
+}
+
+struct view *view_unref(struct view *v)
+{
+	cr_assert_null(v);
 	return NULL;
 }
 

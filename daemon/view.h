@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Views: the nonlinear mappings of upager_remap_file_pages(). A view is a memfd of the mapping's
+ * own, linear in the mapping, whose page i holds a copy of the file page table[i]. Copies of one
+ * file page are kept coherent by write-invalidate: many read-only copies, or one writable copy.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/list.h"
+#include "populate.h"
+
+struct object;
+struct region;
+struct space;
+
+enum {
+	COPY_NONE = 0,
+	COPY_RO = 1, /* mapped write-protected into the client */
+	COPY_RW = 2, /* the one writable copy; the home page is not valid */
+};
+
+struct view {
+	unsigned refs; /* regions that map it */
+	struct object *obj; /* a reference */
+	int memfd;
+	uint8_t *map; /* the daemon's mapping of the memfd */
+	uint64_t pages;
+	uint64_t base; /* object page of view page 0 in a linear mapping */
+	uint64_t *table; /* view page -> object page */
+	uint8_t *copy; /* COPY_* per view page */
+	struct space *space; /* the space that maps it; not a reference */
+	uint64_t start; /* where view page 0 is (or would be) in that space */
+	bool may_write;
+	struct list_head link; /* obj->views */
+};
+
+int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_write,
+	     struct view **out);
+struct view *view_ref(struct view *v);
+struct view *view_unref(struct view *v);
+int view_reopen_memfd(struct view *v);
+void view_attach(struct view *v, struct space *s, uint64_t start);
+void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0);
+void view_drop_range(struct view *v, uint64_t first, uint64_t count);
+void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff);
+int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
+		  populate_done_fn done, void *userdata);
+uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count);
+
+int view_restore_home(struct object *o, uint64_t p);
+void view_invalidate_copies(struct object *o, uint64_t p, const struct view *keep,
+			    uint64_t keep_index);
+bool view_has_copies(const struct object *o, uint64_t p);

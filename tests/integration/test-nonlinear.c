@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* upager_remap_file_pages(): nonlinear mappings in one VMA, coherent with every other mapping. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(nonlinear, .init = harness_start, .fini = harness_stop, .timeout = 120);
+
+/* The file page a mapping shows at page i: its first word. */
+static uint64_t shows(const void *m, size_t i)
+{
+	return *(volatile const uint64_t *)((const char *)m + i * PAGE) / PAGE;
+}
+
+#define PAGE_NO(p) ((uint64_t)pattern_at((p)*PAGE) / PAGE)
+
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+Test(nonlinear, pages_show_the_file_pages_the_table_names)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct region_info r;
+	int maps;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(shows(m, 3), PAGE_NO(3));
+	maps = count_maps();
+	cr_assert_eq(upager_remap_file_pages(m + 2 * PAGE, 3 * PAGE, 0, 10, 0), 0, "%m");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(shows(m, 2 + i), PAGE_NO(10 + i), "page %d", 2 + i);
+	cr_assert_eq(shows(m, 0), PAGE_NO(0));
+	cr_assert_eq(shows(m, 1), PAGE_NO(1));
+	cr_assert_eq(shows(m, 5), PAGE_NO(5));
+	/* addr and size are rounded down to page boundaries. */
+	cr_assert_eq(upager_remap_file_pages(m + 6 * PAGE + 100, 2 * PAGE + 50, 0, 0, 0), 0);
+	cr_assert_eq(shows(m, 6), PAGE_NO(0));
+	cr_assert_eq(shows(m, 7), PAGE_NO(1));
+	cr_assert_eq(shows(m, 8), PAGE_NO(8));
+	/* The same file page in several places. */
+	cr_assert_eq(upager_remap_file_pages(m + 8 * PAGE, PAGE, 0, 10, 0), 0);
+	cr_assert_eq(shows(m, 8), PAGE_NO(10));
+	cr_assert_eq(shows(m, 2), PAGE_NO(10));
+	cr_assert_eq(count_maps(), maps, "remapping made new VMAs");
+	cr_assert(harness_region(getpid(), m, &r));
+	cr_assert_eq(r.length, 16 * PAGE);
+	cr_assert_str_neq(r.backing, "anon");
+}
+
+Test(nonlinear, writes_are_seen_everywhere_the_page_appears)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	int to_child[2], to_parent[2], status;
+	volatile uint64_t *m;
+	char c;
+	pid_t p;
+
+	cr_assert_eq(pipe(to_child), 0);
+	cr_assert_eq(pipe(to_parent), 0);
+	p = fork(); /* another client, with a linear mapping */
+	if (p == 0) {
+		volatile uint64_t *l =
+			upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		if (l == MAP_FAILED)
+			_exit(2);
+		(void)l[10 * PAGE / 8]; /* it has page 10 mapped before the remap */
+		(void)!write(to_parent[1], "1", 1);
+		if (read(to_child[0], &c, 1) != 1 || l[10 * PAGE / 8 + 1] != 0xaaaa)
+			_exit(3);
+		l[10 * PAGE / 8 + 2] = 0xbbbb; /* a linear write */
+		(void)!write(to_parent[1], "2", 1);
+		_exit(read(to_child[0], &c, 1) == 1 ? 0 : 4);
+	}
+	cr_assert_eq(read(to_parent[0], &c, 1), 1);
+	m = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages((void *)(m + 2 * PAGE / 8), PAGE, 0, 10, 0), 0, "%m");
+	cr_assert_eq(upager_remap_file_pages((void *)(m + 8 * PAGE / 8), PAGE, 0, 10, 0), 0, "%m");
+	/* A write through one place is seen at the other, and by the linear mapping. */
+	m[2 * PAGE / 8 + 1] = 0xaaaa;
+	cr_assert_eq(m[8 * PAGE / 8 + 1], 0xaaaa);
+	cr_assert_eq(m[10 * PAGE / 8 + 1], 0xaaaa);
+	cr_assert_eq(write(to_child[1], "a", 1), 1);
+	cr_assert_eq(read(to_parent[0], &c, 1), 1);
+	cr_assert_eq(m[2 * PAGE / 8 + 2], 0xbbbb);
+	cr_assert_eq(m[8 * PAGE / 8 + 2], 0xbbbb);
+	m[8 * PAGE / 8 + 3] = 0xcccc;
+	cr_assert_eq(m[2 * PAGE / 8 + 3], 0xcccc);
+	cr_assert_eq(write(to_child[1], "b", 1), 1);
+	cr_assert_eq(waitpid(p, &status, 0), p);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %x", status);
+	/* And in the file after msync. */
+	cr_assert_eq(upager_msync((void *)m, 16 * PAGE, MS_SYNC), 0);
+	{
+		uint64_t v[4];
+
+		cr_assert_eq(pread(fd, v, sizeof(v), 10 * PAGE), (ssize_t)sizeof(v));
+		cr_assert_eq(v[1], 0xaaaa);
+		cr_assert_eq(v[2], 0xbbbb);
+		cr_assert_eq(v[3], 0xcccc);
+	}
+	m[2 * PAGE / 8 + 5] = 0xdddd;
+	cr_assert_eq(upager_munmap((void *)m, 16 * PAGE), 0);
+	{
+		uint64_t v = 0;
+
+		cr_assert_eq(pread(fd, &v, 8, 10 * PAGE + 40), 8);
+		cr_assert_eq(v, 0xdddd);
+	}
+}
+
+static uint64_t bytes_read(void)
+{
+	struct upager_msg st;
+
+	cr_assert_eq(harness_stats(&st), 0);
+	return st.u.stats_reply.bytes_read;
+}
+
+Test(nonlinear, nonblock_reads_nothing_else_remapped_pages_are_populated)
+{
+	int fd = make_pattern_file("f", 64 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 64 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	uint64_t before;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(fsync(fd), 0);
+	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	before = bytes_read();
+	cr_assert_eq(upager_remap_file_pages(m, 4 * PAGE, 0, 40, MAP_NONBLOCK), 0, "%m");
+	cr_assert_eq(bytes_read(), before, "MAP_NONBLOCK read the file");
+	for (int i = 0; i < 4; i++)
+		cr_assert_not(page_present(m + i * PAGE));
+	cr_assert_eq(upager_remap_file_pages(m + 8 * PAGE, 4 * PAGE, 0, 50, 0), 0, "%m");
+	for (int i = 0; i < 4; i++)
+		cr_assert(page_present(m + (8 + i) * PAGE), "remapped page %d not populated", i);
+	cr_assert_eq(shows(m, 9), PAGE_NO(51));
+	cr_assert_eq(shows(m, 1), PAGE_NO(41)); /* on demand */
+}
+
+Test(nonlinear, errors_leave_the_mapping_unchanged)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char *priv = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_neq(priv, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 3, 0), 0);
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, PROT_READ, 1, 0), -1);
+	cr_assert_eq(errno, EINVAL, "prot != 0");
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(priv, PAGE, 0, 1, 0), -1);
+	cr_assert_eq(errno, EINVAL, "a private mapping");
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(m + 6 * PAGE, 4 * PAGE, 0, 1, 0), -1);
+	cr_assert_eq(errno, EINVAL, "a range past the mapping");
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(m, 2 * PAGE, 0, 7, 0), -1);
+	cr_assert_eq(errno, EINVAL, "pgoff past the file");
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(m, 0, 0, 1, 0), -1);
+	cr_assert_eq(errno, EINVAL, "size 0");
+	cr_assert_eq(shows(m, 0), PAGE_NO(3));
+	cr_assert_eq(shows(m, 1), PAGE_NO(1));
+	cr_assert_eq(shows(priv, 0), PAGE_NO(0));
+}
+
+Test(nonlinear, upagerctl_reports_nonlinear_mappings)
+{
+	int fd = make_pattern_file("f", 32 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 32 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	char cmd[600], out[4096];
+	FILE *f;
+	size_t n;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages(m + 2 * PAGE, 3 * PAGE, 0, 10, 0), 0);
+	cr_assert_eq(upager_remap_file_pages(m + 20 * PAGE, PAGE, 0, 0, MAP_NONBLOCK), 0);
+	cr_assert_eq(upager_remap_file_pages(m + 21 * PAGE, PAGE, 0, 30, MAP_NONBLOCK), 0);
+	snprintf(cmd, sizeof(cmd), "%s --socket %s list --json --pid %d", getenv("UPAGERCTL"),
+		 harness_socket(), (int)getpid());
+	f = popen(cmd, "r");
+	cr_assert(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	pclose(f);
+	cr_assert(strstr(out, "\"nonlinear\": true"), "%s", out);
+	cr_assert(strstr(out, "\"remapped_ranges\": 3"), "%s", out);
+}
+
+Test(nonlinear, many_single_page_remaps_make_no_vma)
+{
+	size_t pages = 65536; /* 256 MiB */
+	int fd = make_pattern_file("big", pages * PAGE, NULL);
+	char *m = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	int maps;
+
+	cr_assert_neq(m, MAP_FAILED);
+	maps = count_maps();
+	/* 100,000 remaps of alternating single pages: page 2k shows file page 2k + 1 + round. */
+	for (size_t j = 0; j < 100000; j++) {
+		size_t i = (2 * j) % pages, round = (2 * j) / pages;
+
+		cr_assert_eq(upager_remap_file_pages(m + i * PAGE, PAGE, 0, (i + 1 + round) % pages,
+						     MAP_NONBLOCK),
+			     0, "remap %zu: %m", j);
+	}
+	cr_assert_leq(count_maps(), maps + 2);
+	{
+		/* The kernel's own remap_file_pages makes a VMA per range and runs out. */
+		char *k = mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+		size_t j;
+
+		cr_assert_neq(k, MAP_FAILED);
+		errno = 0;
+		for (j = 0; j < 100000; j++)
+			if (remap_file_pages(k + (2 * j % pages) * PAGE, PAGE, 0, 2 * j % pages + 1,
+					     0))
+				break;
+		cr_assert_lt(j, 100000, "the kernel did 100,000 remaps");
+		cr_assert_eq(errno, ENOMEM, "the kernel failed with %s", strerror(errno));
+		munmap(k, pages * PAGE);
+	}
+	for (size_t i = 0; i < pages; i += 97) {
+		size_t last_round = i % 2 ? 0 : (i < (2 * 100000) % pages ? 3 : 2);
+		uint64_t want = i % 2 ? i : (i + 1 + last_round) % pages;
+
+		cr_assert_eq(shows(m, i), PAGE_NO(want), "page %zu", i);
+	}
+}
