@@ -204,6 +204,19 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync)
 
 		if (a >= b || !r->obj || !r->may_write)
 			continue;
+		if (r->view) {
+			/* The pages a nonlinear range shows are where its table says. */
+			uint64_t vi = r->view_index + ((a - r->start) >> UPAGER_PAGE_SHIFT);
+			uint64_t n = (b - a + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
+
+			for (uint64_t k2 = 0; k2 < n; k2++) {
+				k = object_writeback(r->obj, r->view->table[vi + k2], 1,
+						     sync && k2 + 1 == n);
+				if (k < 0 && ret == 0)
+					ret = k;
+			}
+			continue;
+		}
 		first = (r->offset + (a - r->start)) >> UPAGER_PAGE_SHIFT;
 		last = (r->offset + (b - r->start) + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
 		k = object_writeback(r->obj, first, last - first, sync);

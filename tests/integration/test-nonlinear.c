@@ -137,6 +137,23 @@ static uint64_t bytes_read(void)
 	return st.u.stats_reply.bytes_read;
 }
 
+Test(nonlinear, msync_writes_the_pages_the_table_names)
+{
+	int fd = make_pattern_file("f", 64 * PAGE, NULL);
+	volatile uint64_t *m =
+		upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint64_t v = 0;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 40, 0), 0, "%m");
+	m[3] = 0x4040;
+	cr_assert_eq(upager_msync((void *)m, 4 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(pread(fd, &v, 8, 40 * PAGE + 24), 8);
+	cr_assert_eq(v, 0x4040, "file page 40 was not written back");
+	cr_assert_eq(pread(fd, &v, 8, 24), 8);
+	cr_assert_eq(v, pattern_at(24));
+}
+
 Test(nonlinear, nonblock_reads_nothing_else_remapped_pages_are_populated)
 {
 	int fd = make_pattern_file("f", 64 * PAGE, NULL);
