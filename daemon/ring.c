@@ -15,6 +15,8 @@
 #include "log.h"
 #include "ring.h"
 
+#define RING_ASYNC_BYTES (64 * 1024)
+
 struct ring_op {
 	ring_done_fn done;
 	void *userdata;
@@ -187,6 +189,13 @@ int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, 
 	op->done = done;
 	op->userdata = userdata;
 	io_uring_prep_read(sqe, fd, buf, len, offset);
+	/*
+	 * Large reads (read-ahead, populate) go to io_uring's workers: a read of cached data would
+	 * otherwise copy (and fault in and zero the fresh cache pages) inline, on the loop's thread,
+	 * while faults wait. A small one is cheaper inline than a hop to a worker and back.
+	 */
+	if (len >= RING_ASYNC_BYTES)
+		io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
 	io_uring_sqe_set_data(sqe, op);
 	r->queued++;
 	r->inflight++;

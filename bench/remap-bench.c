@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * upager-bench-remap: upager_remap_file_pages() next to the kernel's remap_file_pages() in the
+ * same run: the cost of a one-page remap while the kernel is still below vm.max_map_count, the
+ * cost of ours at 1,000,000 remapped ranges where the kernel can no longer go, and the cost of the
+ * first touch of a remapped page.
+ *
+ * Usage: upager-bench-remap [--quick] [--upagerd PATH]   ($UPAGERD is the default path)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "upager.h"
+
+#define PAGE 4096UL
+
+static char dir[64] = "/tmp/upager-remap-XXXXXX";
+static pid_t daemon_pid;
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void cleanup(void)
+{
+	char cmd[128];
+
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGTERM);
+		waitpid(daemon_pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "upager-bench-remap: %s: %s\n", what, strerror(errno));
+	cleanup();
+	exit(1);
+}
+
+static void start_daemon(const char *bin)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/upager.sock", dir);
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 2);
+		execl(bin, "upagerd", "--socket", sa.sun_path, (char *)NULL);
+		_exit(127);
+	}
+	setenv("UPAGER_SOCKET", sa.sun_path, 1);
+	for (int i = 0; i < 500; i++) {
+		int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return;
+		}
+		close(fd);
+		usleep(10000);
+	}
+	die("upagerd did not start");
+}
+
+typedef int (*remap_fn)(void *addr, size_t size, int prot, size_t pgoff, int flags);
+
+static int kernel_remap(void *addr, size_t size, int prot, size_t pgoff, int flags)
+{
+	return remap_file_pages(addr, size, prot, pgoff, flags);
+}
+
+/* Remap alternating single pages [from, to) of m; return ns per remap, or -1 at the first error. */
+static double remaps(remap_fn fn, char *m, size_t from, size_t to, int flags, size_t *done)
+{
+	double t0 = now_ns();
+
+	for (size_t j = from; j < to; j++) {
+		if (fn(m + 2 * j * PAGE, PAGE, 0, 2 * j + 1, flags) < 0) {
+			*done = j;
+			return -1;
+		}
+	}
+	*done = to;
+	return (now_ns() - t0) / (double)(to - from);
+}
+
+/* Touch the remapped pages [from, to): ns per first touch. */
+static double touches(const char *m, size_t from, size_t to)
+{
+	double t0 = now_ns();
+
+	for (size_t j = from; j < to; j++)
+		(void)*(volatile const char *)(m + 2 * j * PAGE);
+	return (now_ns() - t0) / (double)(to - from);
+}
+
+/* Client and daemon on one CPU: a wake-up across vCPUs costs about 100 us on these machines and
+ * lands on either side from run to run; on one CPU the figures measure the work itself. */
+static void pin(pid_t other, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	sched_setaffinity(other, sizeof(set), &set);
+}
+
+static void row(const char *what, double ours, double kernel, double target, const char *unit)
+{
+	double ratio = ours / kernel;
+
+	printf("%-48s %10.2f %10.2f %s %7.2fx  %s\n", what, ours / 1e3, kernel / 1e3, unit, ratio,
+	       target <= 0	 ? ""
+	       : ratio <= target ? "met"
+				 : "NOT MET");
+}
+
+int main(int argc, char **argv)
+{
+	const char *bin = getenv("UPAGERD");
+	bool quick = false;
+	size_t ranges, sample, kdone, udone, kernel_limit;
+	size_t pages;
+	char path[128];
+	double k_nb, k_pop, u_nb, u_pop, u_far, k_touch, u_touch;
+	char *km, *um;
+	int fd;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick"))
+			quick = true;
+		else if (!strcmp(argv[i], "--upagerd") && i + 1 < argc)
+			bin = argv[++i];
+	}
+	if (!bin) {
+		fprintf(stderr, "usage: upager-bench-remap [--quick] --upagerd PATH\n");
+		return 2;
+	}
+	ranges = quick ? 100000 : 1000000;
+	sample = quick ? 5000 : 10000; /* 3 samples stay below the kernel's limit */
+	pages = 2 * ranges + 2;
+	alarm(quick ? 120 : 600);
+	if (!mkdtemp(dir))
+		die("mkdtemp");
+	atexit(cleanup);
+	start_daemon(bin);
+
+	/* A sparse file as long as the mapping: 2 pages per remapped range. */
+	snprintf(path, sizeof(path), "%s/file", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0)
+		die("file");
+
+	printf("remap of one page, alternating pages, %zu ranges (times in us)\n", ranges);
+	printf("client and daemon pinned to CPU 0 (see docs/benchmarks.md)\n");
+	pin(daemon_pid, 0);
+	printf("%-48s %10s %10s    %8s\n", "figure", "upager", "kernel", "ratio");
+
+	km = mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	um = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	if (km == MAP_FAILED || um == MAP_FAILED)
+		die("mmap");
+
+	/* While the kernel is far below vm.max_map_count: the first ranges. */
+	k_nb = remaps(kernel_remap, km, 0, sample, MAP_NONBLOCK, &kdone);
+	u_nb = remaps(upager_remap_file_pages, um, 0, sample, MAP_NONBLOCK, &udone);
+	if (k_nb < 0 || u_nb < 0)
+		die("remap");
+	row("remap, MAP_NONBLOCK (below max_map_count)", u_nb, k_nb, 2.0, "us");
+	k_pop = remaps(kernel_remap, km, sample, 2 * sample, 0, &kdone);
+	u_pop = remaps(upager_remap_file_pages, um, sample, 2 * sample, 0, &udone);
+	if (k_pop < 0 || u_pop < 0)
+		die("remap");
+	row("remap, populated (below max_map_count)", u_pop, k_pop, 2.0, "us");
+
+	/* First touch of a remapped page that was not populated. */
+	k_nb = remaps(kernel_remap, km, 2 * sample, 3 * sample, MAP_NONBLOCK, &kdone);
+	u_nb = remaps(upager_remap_file_pages, um, 2 * sample, 3 * sample, MAP_NONBLOCK, &udone);
+	k_touch = touches(km, 2 * sample, 3 * sample);
+	u_touch = touches(um, 2 * sample, 3 * sample);
+	row("first touch of a remapped page", u_touch, k_touch, 0, "us");
+
+	/* On to the full count: the kernel stops at vm.max_map_count, upager goes on. */
+	remaps(kernel_remap, km, 3 * sample, ranges, MAP_NONBLOCK, &kernel_limit);
+	remaps(upager_remap_file_pages, um, 3 * sample, ranges - sample, MAP_NONBLOCK, &udone);
+	if (udone != ranges - sample)
+		die("upager remap");
+	u_far = remaps(upager_remap_file_pages, um, ranges - sample, ranges, MAP_NONBLOCK, &udone);
+	if (u_far < 0)
+		die("upager remap");
+	printf("%-48s %10.2f %10s    (%.2fx its own cost below max_map_count: %s)\n",
+	       "remap, MAP_NONBLOCK, at the last ranges", u_far / 1e3,
+	       kernel_limit < ranges ? "failed" : "-", u_far / u_nb,
+	       u_far <= 2 * u_nb ? "kept" : "NOT kept");
+	printf("kernel remap_file_pages stopped after %zu ranges (%s); upager did %zu\n",
+	       kernel_limit, kernel_limit < ranges ? strerror(errno) : "no error", udone);
+	printf("upager remaps per second: %.0f below max_map_count, %.0f at %zu ranges\n",
+	       1e9 / u_nb, 1e9 / u_far, ranges);
+	return 0;
+}
