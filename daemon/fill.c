@@ -27,10 +27,22 @@
 #define RWF_NOWAIT 0x00000008
 #endif
 
+#define BOUNCE_MIN_PAGES 16 /* 64 KiB: smaller fills read straight into the mapping */
+#define BOUNCE_BUDGET (64ULL << 20) /* beyond this much in flight, fills read straight too */
+
+static uint64_t bounce_in_use;
+
 struct fill {
 	struct object *obj; /* a reference */
 	uint64_t first, count; /* pages */
 	uint64_t done; /* bytes read so far */
+	/*
+	 * Large fills read into this buffer and then write(2) it into the memfd: shmem's write path
+	 * neither faults in nor zeroes the pages it fills whole, which the direct read into the
+	 * daemon's mapping of the memfd does (and which is most of the cost of a fill).
+	 */
+	uint8_t *bounce;
+	uint64_t written; /* bytes of bounce written into the memfd */
 	struct list_head waiters;
 	struct list_head link; /* obj->fills */
 };
@@ -65,8 +77,54 @@ static void fill_finish(struct fill *f, int error)
 		list_del_init(&w->link);
 		w->done(w);
 	}
+	if (f->bounce) {
+		bounce_in_use -= f->count << UPAGER_PAGE_SHIFT;
+		free(f->bounce);
+	}
 	object_unref(o);
 	free(f);
+}
+
+static void fill_write_done(void *userdata, int res);
+
+/* Write what is left of the bounce buffer into the memfd. */
+static void fill_write_rest(struct fill *f)
+{
+	int ret;
+
+	ret = ring_write(f->obj->d->ring, f->obj->memfd, f->bounce + f->written,
+			 (uint32_t)(f->done - f->written),
+			 (f->first << UPAGER_PAGE_SHIFT) + f->written, fill_write_done, f);
+	if (ret < 0)
+		fill_finish(f, ret);
+}
+
+static void fill_write_done(void *userdata, int res)
+{
+	struct fill *f = userdata;
+
+	if (res == -EINTR || res == -EAGAIN) {
+		fill_write_rest(f);
+		return;
+	}
+	if (res <= 0) {
+		fill_finish(f, res < 0 ? res : -EIO);
+		return;
+	}
+	f->written += (uint64_t)res;
+	if (f->written < f->done)
+		fill_write_rest(f);
+	else
+		fill_finish(f, 0);
+}
+
+/* All read: a bounced fill writes into the memfd before its pages are ready. */
+static void fill_read_complete(struct fill *f)
+{
+	if (!f->bounce || f->done == 0)
+		fill_finish(f, 0);
+	else
+		fill_write_rest(f);
 }
 
 static int fill_submit(struct fill *f);
@@ -97,7 +155,7 @@ static void fill_read_done(void *userdata, int res)
 			fill_finish(f, ret);
 		return;
 	}
-	fill_finish(f, 0);
+	fill_read_complete(f);
 }
 
 static int fill_submit(struct fill *f)
@@ -105,7 +163,8 @@ static int fill_submit(struct fill *f)
 	uint64_t off = (f->first << UPAGER_PAGE_SHIFT) + f->done;
 	uint64_t len = (f->count << UPAGER_PAGE_SHIFT) - f->done;
 
-	return ring_read(f->obj->d->ring, f->obj->fd_read, f->obj->map + off, (uint32_t)len, off,
+	return ring_read(f->obj->d->ring, f->obj->fd_read,
+			 f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len, off,
 			 fill_read_done, f);
 }
 
@@ -130,11 +189,21 @@ static int fill_start(struct object *o, uint64_t first, uint64_t count, struct f
 	f->obj = object_ref(o);
 	f->first = first;
 	f->count = count;
+	if (count >= BOUNCE_MIN_PAGES &&
+	    bounce_in_use + (count << UPAGER_PAGE_SHIFT) <= BOUNCE_BUDGET) {
+		f->bounce = malloc(count << UPAGER_PAGE_SHIFT);
+		if (f->bounce)
+			bounce_in_use += count << UPAGER_PAGE_SHIFT;
+	}
 	list_init(&f->waiters);
 	list_add_tail(&f->link, &o->fills);
 	ret = fill_submit(f);
 	if (ret < 0) {
 		list_del_init(&f->link);
+		if (f->bounce) {
+			bounce_in_use -= count << UPAGER_PAGE_SHIFT;
+			free(f->bounce);
+		}
 		object_unref(o);
 		free(f);
 		return ret;

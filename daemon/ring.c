@@ -5,6 +5,7 @@
  * and each completion calls its callback on the loop thread.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,20 +157,8 @@ void ring_free(struct ring *r)
 	uv_close((uv_handle_t *)&r->prepare, on_closed);
 }
 
-/**
- * ring_read() - queue a read; @done runs on the loop with the byte count or a negative errno
- * @r: the ring
- * @fd: file to read
- * @buf: destination
- * @len: bytes
- * @offset: file offset
- * @done: completion callback
- * @userdata: for @done
- *
- * Return: 0, or a negative errno when the request could not be queued (@done is not called).
- */
-int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, ring_done_fn done,
-	      void *userdata)
+static int ring_rw(struct ring *r, bool write, int fd, void *buf, uint32_t len, uint64_t offset,
+		   ring_done_fn done, void *userdata)
 {
 	struct io_uring_sqe *sqe;
 	struct ring_op *op;
@@ -188,11 +177,14 @@ int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, 
 	}
 	op->done = done;
 	op->userdata = userdata;
-	io_uring_prep_read(sqe, fd, buf, len, offset);
+	if (write)
+		io_uring_prep_write(sqe, fd, buf, len, offset);
+	else
+		io_uring_prep_read(sqe, fd, buf, len, offset);
 	/*
-	 * Large reads (read-ahead, populate) go to io_uring's workers: a read of cached data would
-	 * otherwise copy (and fault in and zero the fresh cache pages) inline, on the loop's thread,
-	 * while faults wait. A small one is cheaper inline than a hop to a worker and back.
+	 * Large transfers (read-ahead, populate) go to io_uring's workers: a read of cached data
+	 * would otherwise copy inline, on the loop's thread, while faults wait. A small one is
+	 * cheaper inline than a hop to a worker and back.
 	 */
 	if (len >= RING_ASYNC_BYTES)
 		io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
@@ -200,4 +192,32 @@ int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, 
 	r->queued++;
 	r->inflight++;
 	return 0;
+}
+
+/**
+ * ring_read() - queue a read; @done runs on the loop with the byte count or a negative errno
+ * @r: the ring
+ * @fd: file to read
+ * @buf: destination
+ * @len: bytes
+ * @offset: file offset
+ * @done: completion callback
+ * @userdata: for @done
+ *
+ * Return: 0, or a negative errno when the request could not be queued (@done is not called).
+ */
+int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, ring_done_fn done,
+	      void *userdata)
+{
+	return ring_rw(r, false, fd, buf, len, offset, done, userdata);
+}
+
+/**
+ * ring_write() - queue a write; as ring_read()
+ * Return: 0, or a negative errno when the request could not be queued (@done is not called).
+ */
+int ring_write(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t offset,
+	       ring_done_fn done, void *userdata)
+{
+	return ring_rw(r, true, fd, (void *)buf, len, offset, done, userdata);
 }
