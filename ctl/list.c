@@ -29,10 +29,13 @@ static void print_row(const struct ctl *c, const struct upager_list_entry *e, bo
 		       e->nonlinear ? "true" : "false", e->remapped_ranges);
 		return;
 	}
-	printf("%-7u %-14" PRIx64 " %9s %-4s %-24s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 "  %.*s\n",
+	printf("%-7u %-14" PRIx64 " %9s %-4s %-24s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 "  %.*s",
 	       e->pid, e->start, ctl_size_str(e->length, len, sizeof(len)),
 	       ctl_prot_str(e->prot, prot), ctl_flags_str(e->flags, flags, sizeof(flags)),
 	       e->offset, e->resident_pages, e->faults, (int)e->path_len, e->path);
+	if (e->nonlinear)
+		printf(" (nonlinear, %u remapped ranges)", e->remapped_ranges);
+	putchar('\n');
 }
 
 /**

@@ -88,6 +88,15 @@ int main(int argc, char **argv)
 		die("upager_mmap MAP_POPULATE");
 	printf("MAP_POPULATE: all 3 pages were mapped before the call returned (see RESIDENT)\n");
 
+	/* A nonlinear mapping: its first page shows page 2 of the file, in the same single VMA. */
+	if (upager_remap_file_pages(file, PAGE, 0, 2, 0) < 0)
+		die("upager_remap_file_pages");
+	file[2 * PAGE] = 'Q';
+	printf("upager_remap_file_pages: page 0 of the shared mapping now shows file page 2; a "
+	       "write "
+	       "through file page 2's own place is seen there: '%c'\n",
+	       file[0]);
+
 	/* Hold the mappings for upagerctl list. */
 	snprintf(path, sizeof(path), "%s/ready", argv[1]);
 	close(open(path, O_WRONLY | O_CREAT, 0644));
