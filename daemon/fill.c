@@ -384,3 +384,78 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 	free(vec);
 	return (int)MIN(n, (uint64_t)INT32_MAX);
 }
+
+struct fill_job {
+	unsigned pending;
+	fill_job_fn finish;
+	void *userdata;
+};
+
+struct fill_job_wait {
+	struct fill_waiter w;
+	struct fill_job *job;
+};
+
+/**
+ * fill_job_new() - a job that calls @finish(@userdata) once the fills it waits on are over
+ * Return: the job, or NULL without memory.
+ */
+struct fill_job *fill_job_new(fill_job_fn finish, void *userdata)
+{
+	struct fill_job *job = calloc(1, sizeof(*job));
+
+	if (job) {
+		job->finish = finish;
+		job->userdata = userdata;
+	}
+	return job;
+}
+
+static void fill_job_wait_done(struct fill_waiter *w)
+{
+	struct fill_job_wait *jw = container_of(w, struct fill_job_wait, w);
+	struct fill_job *job = jw->job;
+
+	free(jw);
+	if (--job->pending == 0) {
+		fill_job_fn finish = job->finish;
+		void *userdata = job->userdata;
+
+		free(job);
+		finish(userdata);
+	}
+}
+
+/**
+ * fill_job_waiter() - a fill_waiter_fn: hangs a waiter of the job on a fill
+ * @job: the job, as fill_range()'s userdata
+ * Return: the waiter, or NULL without memory.
+ */
+struct fill_waiter *fill_job_waiter(void *job)
+{
+	struct fill_job_wait *jw = calloc(1, sizeof(*jw));
+
+	if (!jw)
+		return NULL;
+	jw->w.done = fill_job_wait_done;
+	jw->job = job;
+	return &jw->w;
+}
+
+/**
+ * fill_job_arm() - start waiting, once fill_range() said how many waiters it hung
+ * @job: the job
+ * @waits: fill_range()'s result
+ *
+ * Return: 0 if the job's function will be called when the fills are over; 1 if nothing is waited
+ * on (an error included): the job is freed and its function is not called, the caller goes on.
+ */
+int fill_job_arm(struct fill_job *job, int waits)
+{
+	if (waits > 0) {
+		job->pending = (unsigned)waits;
+		return 0;
+	}
+	free(job);
+	return 1;
+}

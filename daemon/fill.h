@@ -23,6 +23,14 @@ struct fill_waiter {
 /* Called for each fill a range needs, to make the waiter to hang on it; NULL: do not wait. */
 typedef struct fill_waiter *(*fill_waiter_fn)(void *userdata);
 
+/* A job waits for any number of fills, then calls its function once. */
+struct fill_job;
+typedef void (*fill_job_fn)(void *userdata);
+
+struct fill_job *fill_job_new(fill_job_fn finish, void *userdata);
+struct fill_waiter *fill_job_waiter(void *job);
+int fill_job_arm(struct fill_job *job, int waits);
+
 int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn waiter,
 	       void *userdata, uint64_t *started);
 uint64_t fill_ready_run(const struct object *o, uint64_t first, uint64_t max);

@@ -344,6 +344,23 @@ struct object *object_unref(struct object *o)
 }
 
 /**
+ * fd_reopen() - a new open file description of what @fd refers to, through /proc/self/fd
+ * @fd: a descriptor of the daemon's
+ * @writable: O_RDWR if true, else O_RDONLY
+ *
+ * Return: the descriptor (O_CLOEXEC), or a negative errno.
+ */
+int fd_reopen(int fd, bool writable)
+{
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	return r < 0 ? neg_errno() : r;
+}
+
+/**
  * object_reopen_memfd() - a new descriptor of the object's memfd to hand to a client
  * @o: the object
  * @writable: O_RDWR if true, else O_RDONLY (the client can then never write the cache)
@@ -352,12 +369,7 @@ struct object *object_unref(struct object *o)
  */
 int object_reopen_memfd(struct object *o, bool writable)
 {
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->memfd);
-	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	return fd < 0 ? neg_errno() : fd;
+	return fd_reopen(o->memfd, writable);
 }
 
 static int write_all(struct object *o, uint64_t off, uint64_t len)

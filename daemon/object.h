@@ -64,6 +64,7 @@ int object_new_anon(struct daemon *d, uint64_t length, struct object **out);
 struct object *object_ref(struct object *o);
 struct object *object_unref(struct object *o);
 int object_reopen_memfd(struct object *o, bool writable);
+int fd_reopen(int fd, bool writable);
 int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync);
 uint64_t object_cached_pages(const struct object *o);
 

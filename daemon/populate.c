@@ -24,14 +24,8 @@
 struct populate {
 	struct space *space; /* a reference */
 	uint64_t start; /* the region, found again by its start when the reads are done */
-	unsigned pending; /* fills still waited on */
-	populate_done_fn done;
+	populate_done_fn done; /* NULL when populate_region() returns 1 */
 	void *userdata;
-};
-
-struct populate_wait {
-	struct fill_waiter w;
-	struct populate *job;
 };
 
 /* Map every ready page of the region; return how many were mapped. */
@@ -68,8 +62,9 @@ static uint64_t install(struct space *s, struct region *r)
 }
 
 /* Map what is ready, tell the caller if it waits, and free the job. */
-static void populate_finish(struct populate *job)
+static void populate_finish(void *userdata)
 {
+	struct populate *job = userdata;
 	struct space *s = job->space;
 	struct region *r = s->dead ? NULL : region_find(&s->regions, job->start);
 
@@ -83,27 +78,6 @@ static void populate_finish(struct populate *job)
 		job->done(job->userdata);
 	space_unref(s);
 	free(job);
-}
-
-static void populate_wait_done(struct fill_waiter *w)
-{
-	struct populate_wait *pw = container_of(w, struct populate_wait, w);
-	struct populate *job = pw->job;
-
-	free(pw);
-	if (--job->pending == 0)
-		populate_finish(job);
-}
-
-static struct fill_waiter *populate_waiter(void *userdata)
-{
-	struct populate_wait *pw = calloc(1, sizeof(*pw));
-
-	if (!pw)
-		return NULL;
-	pw->w.done = populate_wait_done;
-	pw->job = userdata;
-	return &pw->w;
 }
 
 /**
@@ -121,19 +95,20 @@ int populate_region(struct space *s, uint64_t start, bool nonblock, populate_don
 		    void *userdata)
 {
 	struct region *r = region_find(&s->regions, start);
+	struct fill_job *wait = NULL;
 	struct populate *job;
 	uint64_t first, count, started = 0;
 	int ret;
 
 	if (!r || r->start != start)
 		return -ENOENT;
+	if (!r->obj && nonblock)
+		return 1; /* nothing of a new anonymous region is in memory */
 	job = calloc(1, sizeof(*job));
 	if (!job)
 		return -ENOMEM;
 	job->space = space_ref(s);
 	job->start = start;
-	job->done = done;
-	job->userdata = userdata;
 
 	if (r->obj) {
 		first = r->offset >> UPAGER_PAGE_SHIFT;
@@ -141,23 +116,21 @@ int populate_region(struct space *s, uint64_t start, bool nonblock, populate_don
 		if (nonblock) {
 			ret = fill_from_page_cache(r->obj, first, count);
 		} else {
-			ret = fill_range(r->obj, first, count, populate_waiter, job, &started);
+			wait = fill_job_new(populate_finish, job);
+			ret = wait ? fill_range(r->obj, first, count, fill_job_waiter, wait,
+						&started)
+				   : -ENOMEM;
 			r->pages_read += started;
 			r->bytes_read += started << UPAGER_PAGE_SHIFT;
 		}
 		if (ret < 0)
 			log_warning("populating %s: %s", r->obj->path, strerror(-ret));
-		if (ret > 0 && !nonblock) {
-			job->pending = (unsigned)ret;
+		if (wait && fill_job_arm(wait, ret) == 0) {
+			job->done = done;
+			job->userdata = userdata;
 			return 0;
 		}
-	} else if (nonblock) {
-		/* Nothing of a new anonymous region is in memory. */
-		space_unref(s);
-		free(job);
-		return 1;
 	}
-	job->done = NULL;
 	populate_finish(job);
 	return 1;
 }

@@ -278,12 +278,7 @@ struct view *view_unref(struct view *v)
 /** view_reopen_memfd() - a descriptor of the view's memfd for the client, writable if it may */
 int view_reopen_memfd(struct view *v)
 {
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", v->memfd);
-	fd = open(path, (v->may_write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	return fd < 0 ? neg_errno() : fd;
+	return fd_reopen(v->memfd, v->may_write);
 }
 
 /** view_attach() - the view is mapped at @start in space @s */
@@ -494,14 +489,8 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 struct view_populate {
 	struct space *space; /* a reference */
 	uint64_t addr, count;
-	unsigned pending;
-	populate_done_fn done;
+	populate_done_fn done; /* NULL when view_populate() returns 1 */
 	void *userdata;
-};
-
-struct view_populate_wait {
-	struct fill_waiter w;
-	struct view_populate *job;
 };
 
 /* Copy in and map every page of the range whose data is in memory. */
@@ -528,35 +517,16 @@ static void view_install(struct space *s, uint64_t addr, uint64_t count)
 	}
 }
 
-static void view_populate_finish(struct view_populate *job)
+static void view_populate_finish(void *userdata)
 {
+	struct view_populate *job = userdata;
+
 	if (!job->space->dead)
 		view_install(job->space, job->addr, job->count);
 	if (job->done)
 		job->done(job->userdata);
 	space_unref(job->space);
 	free(job);
-}
-
-static void view_populate_wait_done(struct fill_waiter *w)
-{
-	struct view_populate_wait *pw = container_of(w, struct view_populate_wait, w);
-	struct view_populate *job = pw->job;
-
-	free(pw);
-	if (--job->pending == 0)
-		view_populate_finish(job);
-}
-
-static struct fill_waiter *view_populate_waiter(void *userdata)
-{
-	struct view_populate_wait *pw = calloc(1, sizeof(*pw));
-
-	if (!pw)
-		return NULL;
-	pw->w.done = view_populate_wait_done;
-	pw->job = userdata;
-	return &pw->w;
 }
 
 /**
@@ -575,7 +545,6 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
 {
 	struct region *r = region_find(&s->regions, addr);
 	struct view_populate *job;
-	int waits = 0;
 
 	if (!r || !r->view)
 		return -EINVAL;
@@ -585,26 +554,26 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
 	job->space = space_ref(s);
 	job->addr = addr;
 	job->count = count;
-	job->done = done;
-	job->userdata = userdata;
 	if (!nonblock) {
 		struct view *v = r->view;
 		uint64_t first = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
+		struct fill_job *wait = fill_job_new(view_populate_finish, job);
 		uint64_t started = 0;
+		int waits;
 
-		/* The table maps the range to consecutive object pages. */
-		waits = fill_range(v->obj, v->table[first], count, view_populate_waiter, job,
-				   &started);
+		/* The table maps the range to consecutive object pages. A failure to read does
+		 * not fail the call: what could not be read faults in later. */
+		waits = wait ? fill_range(v->obj, v->table[first], count, fill_job_waiter, wait,
+					  &started)
+			     : -ENOMEM;
 		r->pages_read += started;
 		r->bytes_read += started << UPAGER_PAGE_SHIFT;
-		if (waits < 0)
-			waits = 0; /* a failure to populate does not fail the call */
+		if (wait && fill_job_arm(wait, waits) == 0) {
+			job->done = done;
+			job->userdata = userdata;
+			return 0;
+		}
 	}
-	if (waits > 0) {
-		job->pending = (unsigned)waits;
-		return 0;
-	}
-	job->done = NULL;
 	view_populate_finish(job);
 	return 1;
 }
