@@ -17,6 +17,7 @@
 #include "common/uffd.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "object.h"
 #include "ring.h"
 #include "session.h"
@@ -61,6 +62,7 @@ static void on_liveness(uv_timer_t *h)
 
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_check_alive(s);
+	notify_status(d);
 }
 
 /* Bind the listening socket; a stale socket file nobody listens on is replaced. */
@@ -151,7 +153,13 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->socket_path = strdup(socket_path);
 	if (!d->socket_path)
 		return -ENOMEM;
-	ret = listen_on(socket_path);
+	ret = notify_listen_fd();
+	if (ret >= 0) {
+		d->activated = true;
+		socket_path = "the socket systemd passed";
+	} else if (ret == -ENOENT) {
+		ret = listen_on(socket_path);
+	}
 	if (ret < 0) {
 		log_error("listening on %s: %s", socket_path, strerror(-ret));
 		return ret;
@@ -171,6 +179,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->liveness.data = d;
 	uv_timer_start(&d->liveness, on_liveness, LIVENESS_MS, LIVENESS_MS);
 	log_info("listening on %s", socket_path);
+	notify_ready(d);
 	return 0;
 }
 
@@ -185,10 +194,12 @@ void daemon_stop(struct daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	notify_stopping();
 	uv_poll_stop(&d->listen_poll);
 	uv_close((uv_handle_t *)&d->listen_poll, NULL);
 	close(d->listen_fd);
-	unlink(d->socket_path);
+	if (!d->activated) /* systemd's socket is systemd's to remove */
+		unlink(d->socket_path);
 	session_free_all(d);
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_kill(s);

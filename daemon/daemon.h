@@ -51,6 +51,7 @@ struct daemon {
 	struct daemon_config config;
 	struct daemon_stats stats;
 	bool stopping;
+	bool activated; /* the listening socket came from systemd */
 };
 
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path);

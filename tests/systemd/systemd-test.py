@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""upagerd under systemd's tools: the units verify, and the daemon takes its socket from socket
+activation, says READY=1, STATUS= and STOPPING=1 on $NOTIFY_SOCKET, and serves a client."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+units, upagerd, demo = sys.argv[1], sys.argv[2], sys.argv[3]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+# 1. The units pass systemd-analyze verify.
+r = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                    os.path.join(units, "upagerd.socket"), os.path.join(units, "upagerd.service")],
+                   capture_output=True, text=True, timeout=60)
+check(r.returncode == 0, "systemd-analyze verify: " + (r.stderr.strip() or "clean"))
+
+# 2. Socket activation and notifications.
+with tempfile.TemporaryDirectory() as tmp:
+    sock = os.path.join(tmp, "upager.sock")
+    notify_path = os.path.join(tmp, "notify")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(10)
+    act = subprocess.Popen(["systemd-socket-activate", "--seqpacket", "-l", sock,
+                            "-E", "NOTIFY_SOCKET=" + notify_path, upagerd],
+                           stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    check(os.path.exists(sock), "systemd-socket-activate listens")
+    # The first connection starts the daemon with the listening socket.
+    env = dict(os.environ, UPAGER_SOCKET=sock)
+    client = subprocess.Popen([demo, tmp], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    messages = []
+    try:
+        while not any(m.startswith("READY=1") for m in messages):
+            messages += notify.recv(4096).decode().split("\n")
+    except socket.timeout:
+        pass
+    check("READY=1" in messages, "READY=1 from the activated daemon")
+    for _ in range(100):
+        if os.path.exists(os.path.join(tmp, "ready")):
+            break
+        time.sleep(0.05)
+    out, _ = client.communicate("done\n", timeout=30)
+    check(client.returncode == 0 and "begins with \"UPAGER\"" in out,
+          "a client maps, writes and syncs through the activated daemon")
+    notify.settimeout(1)
+    try:
+        while True:
+            messages += notify.recv(4096).decode().split("\n")
+    except socket.timeout:
+        pass
+    check(any(m.startswith("STATUS=") and "clients" in m for m in messages),
+          "STATUS= with a summary")
+    act.send_signal(signal.SIGTERM)
+    notify.settimeout(10)
+    try:
+        while "STOPPING=1" not in messages:
+            messages += notify.recv(4096).decode().split("\n")
+    except socket.timeout:
+        pass
+    check("STOPPING=1" in messages, "STOPPING=1 on SIGTERM")
+    act.wait(timeout=30)
+    check(os.path.exists(sock), "the daemon leaves the activated socket to its owner")
+
+sys.exit(1 if failures else 0)
