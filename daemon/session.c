@@ -140,6 +140,7 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 			return -ESRCH;
 		s->space = space_ref(sp);
 		sp->attached = true;
+		sp->uid = s->uid; /* the child may have changed its uid since the fork */
 		features = sp->features;
 	} else {
 		if (n_fds)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,4 +189,53 @@ Test(protocol, a_client_acts_only_on_its_own_mappings)
 	cr_assert(harness_region(getpid(), mine, &r), "another process removed our region");
 	mine[PAGE] = 1;
 	cr_assert_eq(mine[PAGE], 1);
+}
+
+Test(protocol, another_user_sees_only_mappings_of_its_own_uid)
+{
+	char *mine = upager_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char cmd[700], out[8192];
+	int to_parent[2], to_child[2], status;
+	struct region_info v[8];
+	size_t n;
+	FILE *f;
+	char c;
+	pid_t child;
+
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(pipe(to_parent), 0);
+	cr_assert_eq(pipe(to_child), 0);
+	child = fork();
+	if (child == 0) {
+		char *theirs;
+
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		theirs = upager_mmap(NULL, 3 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (theirs == MAP_FAILED)
+			_exit(3);
+		(void)!write(to_parent[1], "m", 1);
+		(void)!read(to_child[0], &c, 1);
+		_exit(0);
+	}
+	cr_assert_eq(read(to_parent[0], &c, 1), 1);
+	/* Root sees both. */
+	n = (size_t)harness_list(0, v, 8);
+	cr_assert_geq(n, 2);
+	/* The other user sees its own only, and the check is the daemon's (SO_PEERCRED). */
+	snprintf(cmd, sizeof(cmd),
+		 "setpriv --reuid=65534 --regid=65534 --clear-groups %s --socket %s list --json",
+		 getenv("UPAGERCTL"), harness_socket());
+	f = popen(cmd, "r");
+	cr_assert(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	cr_assert_eq(pclose(f), 0, "%s", out);
+	cr_assert(strstr(out, "\"uid\": 65534"), "%s", out);
+	cr_assert_null(strstr(out, "\"uid\": 0,"), "another user sees root's mappings: %s", out);
+	cr_assert(strstr(out, "\"length\": 12288"), "%s", out);
+	cr_assert_eq(write(to_child[1], "x", 1), 1);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
 }
