@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* upagerctl's connection to the daemon and the formatting helpers its subcommands share. */
+/* upagerctl's connection to the daemon and the helpers its subcommands share: usage errors,
+ * numbers in arguments, formatting. */
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -44,18 +47,14 @@ int ctl_call(struct ctl *c, struct upager_msg *req, struct upager_msg *rep)
 	return rep->status;
 }
 
-/**
- * ctl_connect() - connect to the daemon as an inspection client
- * Return: 0 or a negative errno.
- */
-int ctl_connect(struct ctl *c, const char *path)
+static int connect_hello(struct ctl *c)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct upager_msg req = { .op = UPAGER_OP_HELLO }, rep;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
+	if (strlen(c->path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
+	strcpy(sa.sun_path, c->path);
 	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return neg_errno();
@@ -65,6 +64,59 @@ int ctl_connect(struct ctl *c, const char *path)
 	req.u.hello.version_max = UPAGER_PROTO_VERSION;
 	req.u.hello.flags = UPAGER_HELLO_CTL;
 	return ctl_call(c, &req, &rep);
+}
+
+/**
+ * ctl_connect() - connect to the daemon at @c->path as an inspection client
+ *
+ * A failure is reported on stderr here, the same for every subcommand.
+ * Return: 0 or a negative errno.
+ */
+int ctl_connect(struct ctl *c)
+{
+	int r = connect_hello(c);
+
+	if (r < 0)
+		fprintf(stderr, "upagerctl: cannot reach upagerd at %s: %s\n", c->path,
+			strerror(-r));
+	return r;
+}
+
+/**
+ * ctl_usage_error() - report wrong usage of @cmd (NULL: of the tool) on stderr
+ * Return: CTL_EXIT_USAGE.
+ */
+int ctl_usage_error(const struct ctl_command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("upagerctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'upagerctl%s%s --help'.\n", cmd ? " " : "", cmd ? cmd->name : "");
+	return CTL_EXIT_USAGE;
+}
+
+/**
+ * ctl_parse_uint() - read a number of decimal digits only (no sign, no space), at most INT_MAX
+ * Return: 0, or -EINVAL if @s is not one.
+ */
+int ctl_parse_uint(const char *s, uint32_t *out)
+{
+	unsigned long v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*s - '0');
+		if (v > INT_MAX)
+			return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 /** ctl_prot_str() - "rwx" form of a protection; @buf holds at least 4 bytes */
