@@ -28,6 +28,7 @@ struct daemon_config {
 	uint32_t readahead_min_pages; /* first read-ahead window of a sequential reader */
 	uint32_t readahead_max_pages; /* the window doubles up to this */
 	uint32_t fill_max_pages; /* largest single read */
+	uint64_t guard_gap; /* bytes a MAP_GROWSDOWN mapping keeps free below it, >= a page */
 };
 
 struct daemon {

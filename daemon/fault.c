@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "fault.h"
 #include "fill.h"
+#include "grow.h"
 #include "log.h"
 #include "object.h"
 #include "space.h"
@@ -42,7 +43,13 @@ static struct region *region_of(struct space *s, uint64_t start, uint64_t addr)
 	return r && r->start == start ? r : NULL;
 }
 
-static void account(struct space *s, struct region *r, uint64_t t0)
+/**
+ * fault_account() - count a served fault in the daemon's and the mapping's latency figures
+ * @s: the space
+ * @r: the mapping, or NULL if it went meanwhile
+ * @t0: when the fault was read
+ */
+void fault_account(struct space *s, struct region *r, uint64_t t0)
 {
 	uint64_t ns = daemon_now_ns() - t0;
 
@@ -112,7 +119,7 @@ static void fault_wait_done(struct fill_waiter *w)
 			if (!fill_ready_run(r->obj, p, 1) || !map_ready(s, r, fw->addr))
 				resolve_sigbus(s, fw->addr);
 		}
-		account(s, r, fw->t0);
+		fault_account(s, r, fw->t0);
 	}
 	space_unref(s);
 	free(fw);
@@ -190,14 +197,14 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		ret = uffdio_writeprotect(s->uffd, addr, UPAGER_PAGE_SIZE, false);
 		if (ret < 0 && ret != -ESRCH)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-		account(s, r, t0);
+		fault_account(s, r, t0);
 		return;
 	}
 
 	read_ahead(r, p);
 	if (fill_ready_run(o, p, 1)) {
 		if (map_ready(s, r, addr)) {
-			account(s, r, t0);
+			fault_account(s, r, t0);
 			return;
 		}
 		/* The page left the memfd (MADV_REMOVE by a client): read it again. */
@@ -212,7 +219,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	if (ret == 0 && fill_ready_run(o, p, 1)) {
 		/* Filled at once (shared anonymous memory). */
 		map_ready(s, r, addr);
-		account(s, r, t0);
+		fault_account(s, r, t0);
 		return;
 	}
 	if (ret <= 0) {
@@ -243,6 +250,8 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	}
 	s->d->stats.faults++;
 	r = region_find(&s->regions, addr);
+	if (!r && grow_fault(s, addr, t0))
+		return;
 	if (!r)
 		r = space_follow_growth(s, addr);
 	if (!r) {
@@ -254,7 +263,7 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	r->faults++;
 	if (r->view) {
 		view_fault(s, r, addr, flags, t0);
-		account(s, r, t0);
+		fault_account(s, r, t0);
 		return;
 	}
 	if (r->obj) {
@@ -264,5 +273,5 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
 	if (ret < 0 && ret != -ESRCH)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-	account(s, r, t0);
+	fault_account(s, r, t0);
 }

@@ -23,6 +23,7 @@ static void usage(FILE *f)
 		"      --readahead-min KIB  first read-ahead window of a sequential reader (64)\n"
 		"      --readahead-max KIB  largest read-ahead window, 0 for none (4096)\n"
 		"      --read-max KIB       largest single read from a backing store (1024)\n"
+		"      --guard-gap KIB      room a MAP_GROWSDOWN mapping leaves below it (4)\n"
 		"  -h, --help         show this help\n"
 		"      --version      show the version\n");
 }
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
 		{ "readahead-min", required_argument, NULL, 'r' },
 		{ "readahead-max", required_argument, NULL, 'R' },
 		{ "read-max", required_argument, NULL, 'M' },
+		{ "guard-gap", required_argument, NULL, 'G' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -59,6 +61,7 @@ int main(int argc, char **argv)
 			.readahead_min_pages = 16,
 			.readahead_max_pages = 1024,
 			.fill_max_pages = 256,
+			.guard_gap = 4096,
 		},
 	};
 	int c, ret;
@@ -89,6 +92,18 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'G': {
+			uint32_t pages;
+
+			if (parse_kib(optarg, &pages) < 0 || pages == 0) {
+				fprintf(stderr,
+					"upagerd: bad guard gap '%s' (KiB, a multiple of 4)\n",
+					optarg);
+				return 2;
+			}
+			d.config.guard_gap = (uint64_t)pages << 12;
+			break;
+		}
 		default:
 			usage(stderr);
 			return 2;

@@ -38,6 +38,9 @@ static void advance(struct region *r, uint64_t delta)
 	r->length -= delta;
 	r->offset += delta;
 	r->view_index += delta >> UPAGER_PAGE_SHIFT;
+	/* The guard page stays with the piece that keeps the low end. */
+	if (delta)
+		r->guard = r->sentinel = 0;
 }
 
 /** region_table_init() - an empty table */
@@ -242,6 +245,8 @@ int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len
 		advance(&moved.v[moved.n], s - r->start);
 		moved.v[moved.n].start = s - from + to;
 		moved.v[moved.n].length = e - s;
+		moved.v[moved.n].guard = moved.v[moved.n].sentinel = 0; /* they did not move */
+		moved.v[moved.n].base = moved.v[moved.n].start;
 		moved.n++;
 	}
 	if (moved.n == 0) {

@@ -20,6 +20,14 @@ struct region {
 	bool may_write; /* shared and the client may write the object */
 	bool wp; /* may write, mapped without PROT_WRITE: pages go in write-protected,
 			       * so that a write after mprotect() is seen */
+	/* MAP_GROWSDOWN (grow.c): the guard page right below start (0: none, the mapping cannot
+	 * grow), the sentinel page below it (0: none), the start the client was given, and the
+	 * most the mapping may grow to (0: no limit). */
+	uint64_t guard;
+	uint64_t sentinel;
+	uint64_t base;
+	uint64_t max_length;
+	uint64_t grown_pages;
 	/* Figures of this mapping. */
 	uint64_t faults;
 	uint64_t pages_populated;

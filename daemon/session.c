@@ -12,12 +12,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/fdmsg.h"
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "grow.h"
 #include "log.h"
 #include "object.h"
 #include "populate.h"
@@ -251,6 +253,7 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		.flags = ra->flags,
 		.ra_next =
 			ra->offset >> UPAGER_PAGE_SHIFT, /* a reader from the start is sequential */
+		.base = ra->addr,
 	};
 	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING;
 	int ret;
@@ -289,8 +292,25 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
 		return -EINVAL;
 	}
+	if (ra->guard_addr || ra->sentinel_addr || ra->max_length) {
+		/* MAP_GROWSDOWN: the guard page sits right below, the sentinel below it. */
+		if (!(ra->flags & MAP_GROWSDOWN) || ra->object_id ||
+		    (ra->guard_addr && ra->guard_addr != r.start - UPAGER_PAGE_SIZE) ||
+		    (ra->sentinel_addr &&
+		     (!ra->guard_addr || ra->sentinel_addr != ra->guard_addr - UPAGER_PAGE_SIZE)))
+			return -EINVAL;
+		r.guard = ra->guard_addr;
+		r.sentinel = ra->sentinel_addr;
+		r.max_length = ALIGN_UP(ra->max_length, UPAGER_PAGE_SIZE);
+	}
 
-	ret = uffdio_register(s->space->uffd, r.start, r.length, mode);
+	ret = uffdio_register(s->space->uffd, r.guard ? r.guard : r.start,
+			      r.length + (r.guard ? UPAGER_PAGE_SIZE : 0), mode);
+	/* The sentinel is registered too, so that an unmap of it comes as an event. */
+	if (ret == 0 && r.sentinel &&
+	    uffdio_register(s->space->uffd, r.sentinel, UPAGER_PAGE_SIZE,
+			    UFFDIO_REGISTER_MODE_MISSING) < 0)
+		r.sentinel = 0;
 	if (ret < 0) {
 		object_unref(r.obj);
 		return ret;
@@ -322,14 +342,55 @@ static int do_msync(struct session *s, const struct upager_msg *req)
 static int do_munmap(struct session *s, const struct upager_msg *req)
 {
 	uint64_t a = req->u.range.addr, len = ALIGN_UP(req->u.range.length, UPAGER_PAGE_SIZE);
+	struct upager_msg rep;
 	int ret;
 
 	if (!s->space)
 		return -EPERM;
 	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || len == 0 || a + len < a)
 		return -EINVAL;
-	ret = space_drop_range(s->space, a, a + len);
-	return ret < 0 ? ret : 0;
+	/* The reply names where the client's unmap starts: lower for a grown MAP_GROWSDOWN. */
+	a = grow_munmap_start(s->space, a, a + len);
+	ret = space_drop_range(s->space, a, req->u.range.addr + len);
+	if (ret < 0)
+		return ret;
+	rep = *req;
+	rep.u.range.addr = a;
+	rep.u.range.length = req->u.range.addr + len - a;
+	return reply(s, &rep, 0, NULL, 0) < 0 ? -EPIPE : 1;
+}
+
+static int do_control(struct session *s, int *fds, size_t n_fds)
+{
+	struct stat st;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (n_fds != 1 || fstat(fds[0], &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -EBADF;
+	ret = grow_attach(s->space, fds[0]);
+	fds[0] = -1; /* taken, also on failure */
+	return ret;
+}
+
+static int do_growth_limit(struct session *s, const struct upager_msg *req)
+{
+	struct region *r;
+
+	if (!s->space)
+		return -EPERM;
+	r = region_find(&s->space->regions, req->u.growth_limit.addr);
+	if (!r || !(r->flags & MAP_GROWSDOWN))
+		return -EINVAL;
+	/* Every piece of the mapping left after a partial munmap is the same mapping. */
+	for (size_t i = 0; i < s->space->regions.n; i++) {
+		struct region *p = &s->space->regions.v[i];
+
+		if ((p->flags & MAP_GROWSDOWN) && p->base == r->base)
+			p->max_length = ALIGN_UP(req->u.growth_limit.max_length, UPAGER_PAGE_SIZE);
+	}
+	return 0;
 }
 
 static bool may_see(const struct session *s, const struct space *sp)
@@ -374,6 +435,8 @@ static int do_list(struct session *s, const struct upager_msg *req)
 								     r->view, r->view_index,
 								     r->length >> UPAGER_PAGE_SHIFT)
 							   : 0,
+				.grown_pages = r->grown_pages,
+				.max_length = r->max_length,
 				.path = r->obj ? r->obj->path : "anon",
 			};
 			int n;
@@ -536,7 +599,7 @@ static int dispatch(struct session *s, const struct upager_msg *req, int *fds, s
 	}
 	if (!s->hello)
 		return -ENOTCONN;
-	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN)
+	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN && req->op != UPAGER_OP_CONTROL)
 		return -EBADF;
 	switch (req->op) {
 	case UPAGER_OP_OBJECT_OPEN:
@@ -553,6 +616,10 @@ static int dispatch(struct session *s, const struct upager_msg *req, int *fds, s
 		return do_stats(s, req);
 	case UPAGER_OP_REMAP:
 		return do_remap(s, req);
+	case UPAGER_OP_CONTROL:
+		return do_control(s, fds, n_fds);
+	case UPAGER_OP_GROWTH_LIMIT:
+		return do_growth_limit(s, req);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -15,6 +15,7 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "grow.h"
 #include "fault.h"
 #include "log.h"
 #include "object.h"
@@ -130,6 +131,7 @@ void space_kill(struct space *s)
 		return;
 	s->dead = true;
 	log_debug("space of pid %d ends", (int)s->pid);
+	grow_detach(s);
 	region_table_deinit(&s->regions, drop_piece, NULL);
 	list_del_init(&s->link);
 	d->n_spaces--;
@@ -383,6 +385,7 @@ static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t
 		/* The client replacing a mapping by its view (upager_remap_file_pages) keeps it. */
 		if (!s->converting || s->converting != m->arg.remove.start)
 			space_drop_range(s, m->arg.remove.start, m->arg.remove.end);
+		grow_forget_guards(s, m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_REMOVE:
 		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again. */

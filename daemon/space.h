@@ -11,6 +11,7 @@
 #include "region.h"
 
 struct daemon;
+struct grow_channel;
 
 struct space {
 	struct daemon *d;
@@ -25,6 +26,7 @@ struct space {
 	uint64_t converting; /* start of a region the client is remapping onto its view, or 0 */
 	uint64_t token_addr;
 	uint64_t features;
+	struct grow_channel *grow; /* to the client's growth thread, or NULL */
 	struct region_table regions;
 	struct list_head link; /* daemon.spaces */
 };

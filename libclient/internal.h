@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libupager internals: the process-wide connection to upagerd. */
+/* libupager internals: the process-wide connection to upagerd, the growth thread. */
 #pragma once
 
 #include <stdbool.h>
 
 #include "proto/codec.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
 
 void upager__lock(void);
 void upager__unlock(void);
@@ -13,3 +17,4 @@ bool upager__connected(void);
 int upager__reconnect_if_mapped(void);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fd);
+int upager__grow_start(void);

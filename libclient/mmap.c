@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,9 +20,6 @@
 
 #define OFF_MAX ((off_t)INT64_MAX)
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
 #ifndef MAP_SYNC
 #define MAP_SYNC 0x80000
 #endif
@@ -87,10 +85,8 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -EINVAL;
 	if (flags & MAP_HUGETLB)
 		return -EINVAL; /* upager serves base pages only */
-	if (flags & MAP_GROWSDOWN)
-		return -EINVAL; /* not served yet */
 	if (anon)
-		return 0;
+		return (flags & MAP_GROWSDOWN) && type != MAP_PRIVATE ? -EINVAL : 0;
 
 	if (fstat(fd, &st) < 0)
 		return neg_errno();
@@ -102,6 +98,9 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -EACCES;
 	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
 		return -EACCES;
+	/* Linux grows anonymous private mappings only. */
+	if (flags & MAP_GROWSDOWN)
+		return -EINVAL;
 	return 0;
 }
 
@@ -119,10 +118,14 @@ static int object_open(size_t length, int prot, int flags, int fd, off_t offset,
 	return upager__call(&req, &fd, anon ? 0 : 1, rep, memfd);
 }
 
-static int region_add(uint64_t object_id, void *p, size_t length, int prot, int flags, off_t offset)
+static int region_add(uint64_t object_id, void *p, size_t length, int prot, int flags, off_t offset,
+		      void *guard, void *sentinel, uint64_t max_length)
 {
 	struct upager_msg req = { .op = UPAGER_OP_REGION_ADD }, rep;
 
+	req.u.region_add.guard_addr = (uintptr_t)guard;
+	req.u.region_add.sentinel_addr = (uintptr_t)sentinel;
+	req.u.region_add.max_length = max_length;
 	req.u.region_add.object_id = object_id;
 	req.u.region_add.addr = (uintptr_t)p;
 	req.u.region_add.length = length;
@@ -130,6 +133,105 @@ static int region_add(uint64_t object_id, void *p, size_t length, int prot, int 
 	req.u.region_add.prot = (uint32_t)prot;
 	req.u.region_add.flags = (uint32_t)flags;
 	return upager__call(&req, NULL, 0, &rep, NULL);
+}
+
+/* The most a MAP_GROWSDOWN mapping may grow to: RLIMIT_STACK, as for the kernel's; 0 for none. */
+static uint64_t growth_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_STACK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	return MAX((uint64_t)rl.rlim_cur, UPAGER_PAGE_SIZE);
+}
+
+/*
+ * Free room looked for below a MAP_GROWSDOWN mapping placed by the kernel: what it may grow by,
+ * at least Linux's stack_guard_gap, at most 1 GiB.
+ */
+#define GROWSDOWN_ROOM_MIN ((size_t)1 << 20)
+#define GROWSDOWN_ROOM_MAX ((size_t)1 << 30)
+
+/* A page mapped at exactly addr without replacing anything, or NULL. */
+static void *map_page_at(void *addr, int prot, int flags)
+{
+	void *p = mmap(addr, UPAGER_PAGE_SIZE, prot,
+		       flags | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (p != addr) {
+		munmap(p, UPAGER_PAGE_SIZE);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * A MAP_GROWSDOWN mapping is an anonymous private mapping with one guard page right below it,
+ * mapped and registered like the mapping itself, so that a touch of it reaches the daemon, and a
+ * sentinel page below that, PROT_NONE and MAP_GROWSDOWN, for which the kernel keeps its
+ * stack_guard_gap free when it places other mappings; see grow.c. Without room for the guard page
+ * (a fixed address right above another mapping), the mapping is made and cannot grow, as the
+ * kernel's could not either. One placed by the kernel goes where the room it may grow into is free
+ * at the time.
+ */
+static void *map_growsdown(void *addr, size_t length, int prot, int flags, uint64_t limit)
+{
+	int kflags = (flags & PASSED_FLAGS) | MAP_PRIVATE | MAP_ANONYMOUS;
+	void *p, *guard = NULL, *sentinel = NULL;
+	int ret;
+
+	ret = upager__grow_start();
+	if (ret < 0)
+		return fail(-ret);
+	if (length > SIZE_MAX - UPAGER_PAGE_SIZE - GROWSDOWN_ROOM_MAX)
+		return fail(ENOMEM);
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+		p = mmap(addr, length, prot, kflags, -1, 0);
+		if (p == MAP_FAILED)
+			return MAP_FAILED;
+		if ((uintptr_t)p >= 2 * UPAGER_PAGE_SIZE) {
+			guard = map_page_at((char *)p - UPAGER_PAGE_SIZE, prot, 0);
+			if (guard)
+				sentinel = map_page_at((char *)guard - UPAGER_PAGE_SIZE, PROT_NONE,
+						       MAP_GROWSDOWN);
+		}
+	} else {
+		size_t want = limit > length ? (size_t)limit - length : 0;
+		size_t room = ALIGN_UP(MIN(MAX(want, GROWSDOWN_ROOM_MIN), GROWSDOWN_ROOM_MAX),
+				       UPAGER_PAGE_SIZE);
+		size_t below = room + 2 * UPAGER_PAGE_SIZE;
+		char *hint = addr && (uintptr_t)addr >= below ? (char *)addr - below : addr;
+		char *area;
+
+		/* Find the place without committing memory, then map the mapping and its guard. */
+		area = mmap(hint, length + below, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (area == MAP_FAILED)
+			return MAP_FAILED;
+		sentinel = mmap(area + room, UPAGER_PAGE_SIZE, PROT_NONE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1, 0);
+		guard = mmap(area + room + UPAGER_PAGE_SIZE, length + UPAGER_PAGE_SIZE, prot,
+			     kflags | MAP_FIXED, -1, 0);
+		if (guard == MAP_FAILED || sentinel == MAP_FAILED) {
+			ret = errno;
+			munmap(area, length + below);
+			return fail(ret);
+		}
+		munmap(area, room);
+		p = (char *)guard + UPAGER_PAGE_SIZE;
+	}
+	ret = region_add(0, p, length, prot, flags, 0, guard, sentinel, limit);
+	if (ret < 0) {
+		munmap(p, length);
+		if (guard)
+			munmap(guard, UPAGER_PAGE_SIZE);
+		if (sentinel)
+			munmap(sentinel, UPAGER_PAGE_SIZE);
+		return fail(-ret);
+	}
+	return p;
 }
 
 static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
@@ -145,6 +247,8 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 	ret = upager__connect();
 	if (ret < 0)
 		return fail(-ret);
+	if (flags & MAP_GROWSDOWN)
+		return map_growsdown(addr, length, prot, flags, growth_limit());
 
 	if ((flags & MAP_TYPE) == MAP_PRIVATE && (flags & MAP_ANONYMOUS)) {
 		kflags |= MAP_PRIVATE | MAP_ANONYMOUS;
@@ -165,7 +269,7 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 	p = mmap(addr, length, prot, kflags, memfd, map_offset);
 	if (p == MAP_FAILED)
 		return MAP_FAILED;
-	ret = region_add(object_id, p, length, prot, flags, offset);
+	ret = region_add(object_id, p, length, prot, flags, offset, NULL, NULL, 0);
 	if (ret < 0) {
 		munmap(p, length);
 		return fail(-ret);
@@ -213,7 +317,7 @@ _public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int 
  */
 _public_ int upager_munmap(void *addr, size_t length)
 {
-	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep;
+	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep = { 0 };
 
 	if (!IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) || length == 0 ||
 	    length > SIZE_MAX - UPAGER_PAGE_SIZE) {
@@ -224,10 +328,42 @@ _public_ int upager_munmap(void *addr, size_t length)
 	if (upager__reconnect_if_mapped() == 0) {
 		req.u.range.addr = (uintptr_t)addr;
 		req.u.range.length = length;
-		upager__call(&req, NULL, 0, &rep, NULL);
+		if (upager__call(&req, NULL, 0, &rep, NULL) < 0)
+			rep.u.range.addr = 0;
 	}
 	upager__unlock();
+	/* A grown MAP_GROWSDOWN mapping goes whole: its grown pages and guard page too. */
+	if (rep.u.range.addr && rep.u.range.addr < (uintptr_t)addr &&
+	    IS_ALIGNED(rep.u.range.addr, UPAGER_PAGE_SIZE))
+		munmap((void *)(uintptr_t)rep.u.range.addr, (uintptr_t)addr - rep.u.range.addr);
 	return munmap(addr, length);
+}
+
+/**
+ * upager_set_growth_limit() - set how far a MAP_GROWSDOWN mapping may grow; see upager_mmap(3)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+_public_ int upager_set_growth_limit(void *addr, size_t max_length)
+{
+	struct upager_msg req = { .op = UPAGER_OP_GROWTH_LIMIT }, rep;
+	int ret;
+
+	upager__lock();
+	ret = upager__reconnect_if_mapped();
+	if (ret > 0)
+		ret = -EINVAL; /* no pager mapping in this process */
+	if (ret == 0) {
+		req.u.growth_limit.addr = (uintptr_t)addr;
+		req.u.growth_limit.max_length = max_length;
+		ret = upager__call(&req, NULL, 0, &rep, NULL);
+	}
+	upager__unlock();
+	if (ret < 0) {
+		errno = ret == -ECONNRESET || ret == -EPIPE ? EIO : -ret;
+		return -1;
+	}
+	return 0;
 }
 
 /**

@@ -23,6 +23,7 @@ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int fd, off_t
 int upager_munmap(void *addr, size_t length);
 int upager_msync(void *addr, size_t length, int flags);
 int upager_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags);
+int upager_set_growth_limit(void *addr, size_t max_length);
 
 #ifdef __cplusplus
 }

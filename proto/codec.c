@@ -25,13 +25,18 @@ static const struct body_size body_sizes[_UPAGER_OP_MAX] = {
 	[UPAGER_OP_OBJECT_OPEN] = { sizeof(struct upager_wire_object_open),
 				    sizeof(struct upager_wire_object_open_reply) },
 	[UPAGER_OP_REGION_ADD] = { sizeof(struct upager_wire_region_add), 0 },
-	[UPAGER_OP_MUNMAP] = { sizeof(struct upager_wire_range), 0 },
+	[UPAGER_OP_MUNMAP] = { sizeof(struct upager_wire_range),
+			       sizeof(struct upager_wire_munmap_reply) },
 	[UPAGER_OP_MSYNC] = { sizeof(struct upager_wire_msync), 0 },
 	[UPAGER_OP_LIST] = { sizeof(struct upager_wire_list),
 			     sizeof(struct upager_wire_list_reply) },
 	[UPAGER_OP_STATS] = { 0, sizeof(struct upager_wire_stats_reply) },
 	[UPAGER_OP_REMAP] = { sizeof(struct upager_wire_remap),
 			      sizeof(struct upager_wire_remap_reply) },
+	[UPAGER_OP_CONTROL] = { 0, 0 },
+	[UPAGER_OP_GROW] = { sizeof(struct upager_wire_grow),
+			     sizeof(struct upager_wire_grow_reply) },
+	[UPAGER_OP_GROWTH_LIMIT] = { sizeof(struct upager_wire_growth_limit), 0 },
 };
 
 /* Byte-order helpers over unaligned memory. */
@@ -138,10 +143,29 @@ static void encode_body(uint8_t *b, const struct upager_msg *m)
 		PUT64(b, struct upager_wire_region_add, offset, m->u.region_add.offset);
 		PUT32(b, struct upager_wire_region_add, prot, m->u.region_add.prot);
 		PUT32(b, struct upager_wire_region_add, flags, m->u.region_add.flags);
+		PUT64(b, struct upager_wire_region_add, guard_addr, m->u.region_add.guard_addr);
+		PUT64(b, struct upager_wire_region_add, sentinel_addr,
+		      m->u.region_add.sentinel_addr);
+		PUT64(b, struct upager_wire_region_add, max_length, m->u.region_add.max_length);
 		break;
 	case UPAGER_OP_MUNMAP:
+	case UPAGER_OP_MUNMAP | UPAGER_OP_REPLY:
 		PUT64(b, struct upager_wire_range, addr, m->u.range.addr);
 		PUT64(b, struct upager_wire_range, length, m->u.range.length);
+		break;
+	case UPAGER_OP_GROW:
+		PUT64(b, struct upager_wire_grow, guard_addr, m->u.grow.guard_addr);
+		PUT64(b, struct upager_wire_grow, sentinel_addr, m->u.grow.sentinel_addr);
+		PUT64(b, struct upager_wire_grow, gap, m->u.grow.gap);
+		PUT32(b, struct upager_wire_grow, action, m->u.grow.action);
+		PUT32(b, struct upager_wire_grow, prot, m->u.grow.prot);
+		break;
+	case UPAGER_OP_GROW | UPAGER_OP_REPLY:
+		PUT32(b, struct upager_wire_grow_reply, sentinel, m->u.grow_reply.sentinel);
+		break;
+	case UPAGER_OP_GROWTH_LIMIT:
+		PUT64(b, struct upager_wire_growth_limit, addr, m->u.growth_limit.addr);
+		PUT64(b, struct upager_wire_growth_limit, max_length, m->u.growth_limit.max_length);
 		break;
 	case UPAGER_OP_MSYNC:
 		PUT64(b, struct upager_wire_msync, addr, m->u.msync.addr);
@@ -283,10 +307,36 @@ static int decode_body(const uint8_t *b, struct upager_msg *m)
 		m->u.region_add.offset = GET64(b, struct upager_wire_region_add, offset);
 		m->u.region_add.prot = GET32(b, struct upager_wire_region_add, prot);
 		m->u.region_add.flags = GET32(b, struct upager_wire_region_add, flags);
+		m->u.region_add.guard_addr = GET64(b, struct upager_wire_region_add, guard_addr);
+		m->u.region_add.sentinel_addr =
+			GET64(b, struct upager_wire_region_add, sentinel_addr);
+		m->u.region_add.max_length = GET64(b, struct upager_wire_region_add, max_length);
 		break;
 	case UPAGER_OP_MUNMAP:
+	case UPAGER_OP_MUNMAP | UPAGER_OP_REPLY:
 		m->u.range.addr = GET64(b, struct upager_wire_range, addr);
 		m->u.range.length = GET64(b, struct upager_wire_range, length);
+		break;
+	case UPAGER_OP_GROW:
+		m->u.grow.guard_addr = GET64(b, struct upager_wire_grow, guard_addr);
+		m->u.grow.sentinel_addr = GET64(b, struct upager_wire_grow, sentinel_addr);
+		m->u.grow.gap = GET64(b, struct upager_wire_grow, gap);
+		m->u.grow.action = GET32(b, struct upager_wire_grow, action);
+		m->u.grow.prot = GET32(b, struct upager_wire_grow, prot);
+		if (m->u.grow.action != UPAGER_GROW_EXTEND &&
+		    m->u.grow.action != UPAGER_GROW_REFUSE)
+			return -EBADMSG;
+		break;
+	case UPAGER_OP_GROW | UPAGER_OP_REPLY:
+		m->u.grow_reply.sentinel = GET32(b, struct upager_wire_grow_reply, sentinel);
+		if (m->u.grow_reply.sentinel > 1 ||
+		    GET32(b, struct upager_wire_grow_reply, reserved))
+			return -EBADMSG;
+		break;
+	case UPAGER_OP_GROWTH_LIMIT:
+		m->u.growth_limit.addr = GET64(b, struct upager_wire_growth_limit, addr);
+		m->u.growth_limit.max_length =
+			GET64(b, struct upager_wire_growth_limit, max_length);
 		break;
 	case UPAGER_OP_MSYNC:
 		m->u.msync.addr = GET64(b, struct upager_wire_msync, addr);
@@ -447,6 +497,8 @@ int upager_list_entry_encode(void *buf, size_t size, const struct upager_list_en
 	PUT64(b, struct upager_wire_list_entry, latency_max_ns, e->latency_max_ns);
 	PUT32(b, struct upager_wire_list_entry, nonlinear, e->nonlinear);
 	PUT32(b, struct upager_wire_list_entry, remapped_ranges, e->remapped_ranges);
+	PUT64(b, struct upager_wire_list_entry, grown_pages, e->grown_pages);
+	PUT64(b, struct upager_wire_list_entry, max_length, e->max_length);
 	if (e->path_len)
 		memcpy(b + fixed, e->path, e->path_len);
 	return (int)len;
@@ -492,6 +544,8 @@ int upager_list_entry_next(const uint8_t **pos, size_t *left, struct upager_list
 	e->latency_max_ns = GET64(b, struct upager_wire_list_entry, latency_max_ns);
 	e->nonlinear = GET32(b, struct upager_wire_list_entry, nonlinear);
 	e->remapped_ranges = GET32(b, struct upager_wire_list_entry, remapped_ranges);
+	e->grown_pages = GET64(b, struct upager_wire_list_entry, grown_pages);
+	e->max_length = GET64(b, struct upager_wire_list_entry, max_length);
 	if (GET16(b, struct upager_wire_list_entry, reserved))
 		return -EBADMSG;
 	if (e->path_len > UPAGER_PATH_MAX || fixed + e->path_len > len)

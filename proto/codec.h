@@ -40,10 +40,21 @@ struct upager_msg {
 		struct {
 			uint64_t object_id, addr, length, offset;
 			uint32_t prot, flags;
+			uint64_t guard_addr, sentinel_addr, max_length;
 		} region_add;
 		struct {
 			uint64_t addr, length;
-		} range;
+		} range; /* MUNMAP and its reply */
+		struct {
+			uint64_t guard_addr, sentinel_addr, gap;
+			uint32_t action, prot;
+		} grow;
+		struct {
+			uint32_t sentinel;
+		} grow_reply;
+		struct {
+			uint64_t addr, max_length;
+		} growth_limit;
 		struct {
 			uint64_t addr, length;
 			uint32_t flags;
@@ -82,6 +93,7 @@ struct upager_list_entry {
 	uint64_t resident_pages, faults, object_id;
 	uint64_t pages_populated, pages_read, bytes_read, latency_avg_ns, latency_max_ns;
 	uint32_t nonlinear, remapped_ranges;
+	uint64_t grown_pages, max_length;
 	const char *path; /* not NUL-terminated */
 	size_t path_len;
 };

@@ -26,6 +26,9 @@ enum upager_op {
 	UPAGER_OP_LIST = 6,
 	UPAGER_OP_STATS = 7,
 	UPAGER_OP_REMAP = 8,
+	UPAGER_OP_CONTROL = 9,
+	UPAGER_OP_GROW = 10,
+	UPAGER_OP_GROWTH_LIMIT = 11,
 	_UPAGER_OP_MAX,
 	UPAGER_OP_REPLY = 0x8000, /* or'ed into the opcode of a reply */
 };
@@ -89,7 +92,13 @@ struct upager_wire_object_open_reply {
 	__le64 object_size;
 };
 
-/* REGION_ADD: the client has mapped [addr, addr+length); register it and serve its faults. */
+/*
+ * REGION_ADD: the client has mapped [addr, addr+length); register it and serve its faults. A
+ * MAP_GROWSDOWN mapping comes with the guard page the client mapped right below it (or 0 if there
+ * was no room), the sentinel page below that (PROT_NONE and MAP_GROWSDOWN, so that the kernel
+ * keeps its stack_guard_gap free of other mappings; 0 if none), and the most it may grow to (0:
+ * no limit).
+ */
 struct upager_wire_region_add {
 	__le64 object_id; /* 0: private anonymous */
 	__le64 addr;
@@ -97,12 +106,61 @@ struct upager_wire_region_add {
 	__le64 offset;
 	__le32 prot;
 	__le32 flags;
+	__le64 guard_addr;
+	__le64 sentinel_addr;
+	__le64 max_length;
 };
 
 /* MUNMAP: write back and forget [addr, addr+length) before the client unmaps it. */
 struct upager_wire_range {
 	__le64 addr;
 	__le64 length;
+};
+
+/*
+ * MUNMAP reply: the range the client unmaps, which is [addr, addr+length) widened to take in the
+ * grown pages and the guard page of a MAP_GROWSDOWN mapping whose original range it covers.
+ */
+struct upager_wire_munmap_reply {
+	__le64 addr;
+	__le64 length;
+};
+
+/*
+ * CONTROL: client -> daemon, once per process before its first MAP_GROWSDOWN mapping, with one
+ * end of a SOCK_SEQPACKET pair attached. On it the daemon sends GROW requests, which a thread of
+ * the client serves; nothing else travels on it. No body either way.
+ */
+
+/*
+ * GROW: daemon -> client on the control socket: act on the guard page of a growing mapping. The
+ * reply's status is 0, or a negative errno if the growth was refused.
+ */
+enum {
+	UPAGER_GROW_EXTEND = 1, /* the guard page joins the mapping: once the gap bytes below it
+				 * hold nothing but the sentinel, map a new guard page below it
+				 * and a new sentinel below that; else as REFUSE */
+	UPAGER_GROW_REFUSE = 2, /* unmap the guard and sentinel pages: the faulting access gets
+				 * SIGSEGV */
+};
+
+struct upager_wire_grow {
+	__le64 guard_addr;
+	__le64 sentinel_addr; /* 0 if none */
+	__le64 gap; /* EXTEND: free bytes needed below the mapping once grown; >= one page */
+	__le32 action;
+	__le32 prot; /* of the new guard page */
+};
+
+struct upager_wire_grow_reply {
+	__le32 sentinel; /* EXTEND: 1 if a new sentinel is mapped below the new guard page */
+	__le32 reserved;
+};
+
+/* GROWTH_LIMIT: upager_set_growth_limit(). */
+struct upager_wire_growth_limit {
+	__le64 addr; /* inside the mapping */
+	__le64 max_length; /* 0: no limit */
 };
 
 /* MSYNC */
@@ -168,6 +226,8 @@ struct upager_wire_list_entry {
 	__le64 latency_max_ns;
 	__le32 nonlinear; /* 1 if remapped by upager_remap_file_pages() */
 	__le32 remapped_ranges; /* ranges that are not where a linear mapping has them */
+	__le64 grown_pages; /* MAP_GROWSDOWN: pages added below the original start */
+	__le64 max_length; /* MAP_GROWSDOWN: the most it may grow to, 0 for no limit */
 };
 
 /* STATS reply */

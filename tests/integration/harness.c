@@ -168,6 +168,8 @@ int harness_list(pid_t pid, struct region_info *out, int max)
 				r->bytes_read = e.bytes_read;
 				r->latency_avg_ns = e.latency_avg_ns;
 				r->latency_max_ns = e.latency_max_ns;
+				r->grown_pages = e.grown_pages;
+				r->max_length = e.max_length;
 				r->pid = e.pid;
 				r->uid = e.uid;
 				r->prot = e.prot;

@@ -34,6 +34,8 @@ static struct upager_list_entry sample_entry(unsigned i, const char *path, size_
 		.latency_max_ns = 0xf1f2f3f4f5f6f7f8ull + i,
 		.nonlinear = 0x41424344u + i,
 		.remapped_ranges = 0x51525354u + i,
+		.grown_pages = 0x6162636465666768ull + i,
+		.max_length = 0x7172737475767778ull + i,
 		.path = path,
 		.path_len = path_len,
 	};
@@ -65,8 +67,8 @@ static void expect_entry_eq(const struct upager_list_entry *a, const struct upag
 Test(list_entry, round_trip_through_a_list_reply)
 {
 	static const size_t path_lens[] = { 0, 1, 7, 8, 300 };
-	static const size_t entry_lens[] = { 120, 128, 128, 128, 424 };
-	static uint8_t entries[1024], msgbuf[1024] __attribute__((aligned(8)));
+	static const size_t entry_lens[] = { 136, 144, 144, 144, 440 };
+	static uint8_t entries[2048], msgbuf[2048] __attribute__((aligned(8)));
 	char path[300 + ARRAY_SIZE(path_lens)];
 	struct upager_list_entry in[ARRAY_SIZE(path_lens)], out;
 	struct upager_msg m = { .op = REPLY(UPAGER_OP_LIST), .seq = 77 };
@@ -117,13 +119,13 @@ Test(list_entry, round_trip_through_a_list_reply)
 
 static uint8_t ebuf[256];
 
-/* One valid entry with a 6-byte path: 128 bytes. */
+/* One valid entry with a 6-byte path: 144 bytes. */
 static size_t valid_entry(void)
 {
 	struct upager_list_entry e = sample_entry(3, "/tmp/x", 6);
 	int ret = upager_list_entry_encode(ebuf, sizeof(ebuf), &e);
 
-	cr_assert_eq(ret, 128);
+	cr_assert_eq(ret, 144);
 	return (size_t)ret;
 }
 
@@ -153,14 +155,14 @@ Test(list_entry, malformed_entries_are_refused)
 
 	/* Without a path, only the length checks themselves can catch these two. */
 	wr16(ebuf + path_len, 0);
-	wr32(ebuf + entry_len, 124);
+	wr32(ebuf + entry_len, 140);
 	expect_bad_entry(n, "entry_len not a multiple of 8");
-	wr32(ebuf + entry_len, 112);
+	wr32(ebuf + entry_len, 128);
 	expect_bad_entry(n, "entry_len below the fixed part");
 	wr16(ebuf + path_len, 6);
-	wr32(ebuf + entry_len, 136);
+	wr32(ebuf + entry_len, 152);
 	expect_bad_entry(n, "entry_len beyond the bytes left");
-	wr32(ebuf + entry_len, 128);
+	wr32(ebuf + entry_len, 144);
 
 	wr16(ebuf + path_len, 9);
 	expect_bad_entry(n, "path_len beyond the entry");
@@ -232,12 +234,12 @@ Test(list_entry, encode_limits)
 
 	e = sample_entry(2, "/tmp/x", 6);
 	memset(ebuf, 0xaa, sizeof(ebuf));
-	cr_assert_eq(upager_list_entry_encode(ebuf, 127, &e), -EMSGSIZE);
+	cr_assert_eq(upager_list_entry_encode(ebuf, 143, &e), -EMSGSIZE);
 	cr_assert_eq(upager_list_entry_encode(ebuf, ENTRY_FIXED, &e), -EMSGSIZE);
 	cr_assert_eq(upager_list_entry_encode(ebuf, 0, &e), -EMSGSIZE);
 	for (size_t i = 0; i < sizeof(ebuf); i++)
 		cr_assert_eq(ebuf[i], 0xaa, "byte %zu written by a failed encode", i);
-	cr_assert_eq(upager_list_entry_encode(ebuf, 128, &e), 128);
+	cr_assert_eq(upager_list_entry_encode(ebuf, 144, &e), 144);
 }
 
 Test(list_entry, counters_are_little_endian_at_their_offsets)
@@ -246,7 +248,7 @@ Test(list_entry, counters_are_little_endian_at_their_offsets)
 	struct upager_list_entry e = sample_entry(5, "/tmp/x", 6);
 
 	memset(ebuf, 0xaa, sizeof(ebuf));
-	cr_assert_eq(upager_list_entry_encode(ebuf, sizeof(ebuf), &e), 128);
+	cr_assert_eq(upager_list_entry_encode(ebuf, sizeof(ebuf), &e), 144);
 	cr_assert_eq(rd64(ebuf + 40), e.resident_pages);
 	cr_assert_eq(rd64(ebuf + 48), e.faults);
 	cr_assert_eq(rd64(ebuf + 56), e.object_id);
@@ -259,7 +261,9 @@ Test(list_entry, counters_are_little_endian_at_their_offsets)
 		     e.nonlinear);
 	cr_assert_eq(ebuf[116] | ebuf[117] << 8 | ebuf[118] << 16 | (uint32_t)ebuf[119] << 24,
 		     e.remapped_ranges);
+	cr_assert_eq(rd64(ebuf + 120), e.grown_pages);
+	cr_assert_eq(rd64(ebuf + 128), e.max_length);
 	cr_assert_eq(memcmp(ebuf + ENTRY_FIXED, "/tmp/x", 6), 0, "the path follows the counters");
-	cr_assert_eq(ebuf[126], 0, "padding after the path");
-	cr_assert_eq(ebuf[128], 0xaa, "encode wrote past the entry");
+	cr_assert_eq(ebuf[142], 0, "padding after the path");
+	cr_assert_eq(ebuf[144], 0xaa, "encode wrote past the entry");
 }

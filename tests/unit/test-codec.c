@@ -28,6 +28,10 @@ static const uint16_t all_ops[] = {
 	UPAGER_OP_MSYNC,
 	UPAGER_OP_LIST,
 	UPAGER_OP_STATS,
+	UPAGER_OP_REMAP,
+	UPAGER_OP_CONTROL,
+	UPAGER_OP_GROW,
+	UPAGER_OP_GROWTH_LIMIT,
 	REPLY(UPAGER_OP_HELLO),
 	REPLY(UPAGER_OP_OBJECT_OPEN),
 	REPLY(UPAGER_OP_REGION_ADD),
@@ -35,6 +39,10 @@ static const uint16_t all_ops[] = {
 	REPLY(UPAGER_OP_MSYNC),
 	REPLY(UPAGER_OP_LIST),
 	REPLY(UPAGER_OP_STATS),
+	REPLY(UPAGER_OP_REMAP),
+	REPLY(UPAGER_OP_CONTROL),
+	REPLY(UPAGER_OP_GROW),
+	REPLY(UPAGER_OP_GROWTH_LIMIT),
 };
 
 static void set_len(uint32_t len)
@@ -50,7 +58,8 @@ static size_t encode(const struct upager_msg *m)
 	return (size_t)n;
 }
 
-/* A message of @op that decodes; only HELLO's versions and OBJECT_OPEN's kind are constrained. */
+/* A message of @op that decodes: HELLO's versions, OBJECT_OPEN's kind, REMAP's phase and GROW's
+ * action are the constrained fields. */
 static size_t encode_valid(uint16_t op)
 {
 	struct upager_msg m = { .op = op, .seq = 7 };
@@ -59,6 +68,10 @@ static size_t encode_valid(uint16_t op)
 		m.u.hello.version_min = m.u.hello.version_max = 1;
 	if (op == UPAGER_OP_OBJECT_OPEN)
 		m.u.object_open.kind = UPAGER_OBJECT_FILE;
+	if (op == UPAGER_OP_REMAP)
+		m.u.remap.phase = 1;
+	if (op == UPAGER_OP_GROW)
+		m.u.grow.action = UPAGER_GROW_EXTEND;
 	return encode(&m);
 }
 
@@ -109,7 +122,12 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(sizeof(struct upager_wire_hello_reply), 16);
 	cr_assert_eq(sizeof(struct upager_wire_object_open), 32);
 	cr_assert_eq(sizeof(struct upager_wire_object_open_reply), 24);
-	cr_assert_eq(sizeof(struct upager_wire_region_add), 40);
+	cr_assert_eq(sizeof(struct upager_wire_region_add), 64);
+	cr_assert_eq(sizeof(struct upager_wire_munmap_reply), 16);
+	cr_assert_eq(sizeof(struct upager_wire_grow), 32);
+	cr_assert_eq(sizeof(struct upager_wire_growth_limit), 16);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, grown_pages), 120);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, max_length), 128);
 	cr_assert_eq(sizeof(struct upager_wire_range), 16);
 	cr_assert_eq(sizeof(struct upager_wire_msync), 24);
 	cr_assert_eq(sizeof(struct upager_wire_list), 8);
@@ -134,7 +152,9 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_p99_ns), 88);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_max_ns), 96);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
-	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 24);
+	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 40);
+	cr_assert_eq(upager_msg_size(UPAGER_OP_CONTROL), 16);
+	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_GROW)), 32);
 	cr_assert_eq(upager_msg_size(0), 0);
 	cr_assert_eq(upager_msg_size(_UPAGER_OP_MAX), 0);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_REPLY), 0);
@@ -194,7 +214,10 @@ Test(codec, region_add_round_trip)
 	m.u.region_add.offset = 0x8000000000003001ull;
 	m.u.region_add.prot = 0x11223344;
 	m.u.region_add.flags = 0x55667788;
-	roundtrip(&m, HDR + 40);
+	m.u.region_add.guard_addr = 0x00007f1234560000ull;
+	m.u.region_add.sentinel_addr = 0x00007f123455f000ull;
+	m.u.region_add.max_length = 0x0000000000801000ull;
+	roundtrip(&m, HDR + 64);
 
 	msg_init(&m, REPLY(UPAGER_OP_REGION_ADD), 5);
 	m.status = -EINVAL;
@@ -211,7 +234,49 @@ Test(codec, munmap_round_trip)
 	roundtrip(&m, HDR + 16);
 
 	msg_init(&m, REPLY(UPAGER_OP_MUNMAP), 9);
+	m.u.range.addr = 0x00007f0000000000ull;
+	m.u.range.length = 0x0000000000203000ull;
+	roundtrip(&m, HDR + RPL + 16);
+}
+
+Test(codec, grow_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_GROW, 11);
+	m.u.grow.guard_addr = 0x00007ffff7dd0000ull;
+	m.u.grow.sentinel_addr = 0x00007ffff7dcf000ull;
+	m.u.grow.gap = 0x0000000000101000ull;
+	m.u.grow.action = UPAGER_GROW_EXTEND;
+	m.u.grow.prot = 0x03;
+	roundtrip(&m, HDR + 32);
+	m.u.grow.action = UPAGER_GROW_REFUSE;
+	roundtrip(&m, HDR + 32);
+
+	msg_init(&m, REPLY(UPAGER_OP_GROW), 11);
+	m.u.grow_reply.sentinel = 1;
+	roundtrip(&m, HDR + RPL + 8);
+	m.u.grow_reply.sentinel = 2;
+	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "sentinel is 0 or 1");
+
+	msg_init(&m, UPAGER_OP_GROW, 12);
+	m.u.grow.action = 3;
+	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "unknown action");
+}
+
+Test(codec, control_and_growth_limit_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_CONTROL, 13);
+	roundtrip(&m, HDR);
+	msg_init(&m, REPLY(UPAGER_OP_CONTROL), 13);
 	roundtrip(&m, HDR + RPL);
+
+	msg_init(&m, UPAGER_OP_GROWTH_LIMIT, 14);
+	m.u.growth_limit.addr = 0x00007ffff7dd1234ull;
+	m.u.growth_limit.max_length = 0x8000000000000001ull;
+	roundtrip(&m, HDR + 16);
 }
 
 Test(codec, msync_round_trip)
@@ -355,7 +420,7 @@ Test(codec, header_is_little_endian_on_the_wire)
 		0x01, 0x00, 0x02, 0x01, 0x05, 0x00, 0x00, 0x00, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
 	};
 	static const uint8_t reply_hdr[24] = {
-		'U', 'P', 'G', 'R', 0x01, 0x00, 0x04, 0x80, 0x18, 0x00, 0x00, 0x00, 0x04, 0x03, 0x02, 0x01,
+		'U', 'P', 'G', 'R', 0x01, 0x00, 0x03, 0x80, 0x18, 0x00, 0x00, 0x00, 0x04, 0x03, 0x02, 0x01,
 		0xfe, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
 	};
 	/* clang-format on */
@@ -369,7 +434,9 @@ Test(codec, header_is_little_endian_on_the_wire)
 	cr_assert_arr_eq(buf, hello, sizeof(hello));
 	cr_assert_eq(buf[sizeof(hello)], 0xaa, "encode wrote past the message");
 
-	m = (struct upager_msg){ .op = REPLY(UPAGER_OP_MUNMAP), .seq = 0x01020304, .status = -2 };
+	m = (struct upager_msg){ .op = REPLY(UPAGER_OP_REGION_ADD),
+				 .seq = 0x01020304,
+				 .status = -2 };
 	cr_assert_eq(encode(&m), sizeof(reply_hdr));
 	cr_assert_arr_eq(buf, reply_hdr, sizeof(reply_hdr));
 }

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * MAP_GROWSDOWN mappings. Each has one guard page right below it in the client, mapped by the
+ * library and registered with the space's userfaultfd, so that a touch of it comes here as a
+ * fault. The daemon decides: the mapping may grow by that page if it stays within its limit; the
+ * client's growth thread (libclient/grow.c) then maps a new guard page below, after checking with
+ * MAP_FIXED_NOREPLACE that the configured gap to the next lower mapping stays free. When that
+ * thread answers, the new guard is registered, the old one is filled with zeroes and the faulting
+ * thread goes on. A growth refused, by the limit here or by the lack of room there, ends with the
+ * guard page unmapped by the growth thread and the faulting thread woken: its access, retried,
+ * meets no mapping and gets the kernel's own SIGSEGV.
+ *
+ * Requests travel in order on one SOCK_SEQPACKET socket per space, and the growth thread answers
+ * them in order; the faults stay parked in the kernel meanwhile, and the loop goes on.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/list.h"
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "daemon.h"
+#include "fault.h"
+#include "grow.h"
+#include "log.h"
+#include "proto/codec.h"
+#include "space.h"
+#include "uffdio.h"
+
+/* A request the growth thread has not answered yet. */
+struct grow_req {
+	struct list_head link;
+	uint32_t seq;
+	uint32_t action;
+	uint64_t guard; /* the guard page acted on */
+	uint64_t t0;
+};
+
+struct grow_channel {
+	struct space *space; /* not a reference: the space detaches before it goes */
+	int fd;
+	uv_poll_t poll;
+	uint32_t seq;
+	struct list_head inflight;
+};
+
+static void on_readable(uv_poll_t *h, int status, int events);
+
+/* The region that the guard page at addr belongs to, or NULL. */
+static struct region *guarded_region(struct space *s, uint64_t addr)
+{
+	struct region *r;
+
+	if (addr > UINT64_MAX - UPAGER_PAGE_SIZE)
+		return NULL;
+	r = region_find(&s->regions, addr + UPAGER_PAGE_SIZE);
+	return r && r->guard == addr && r->start == addr + UPAGER_PAGE_SIZE ? r : NULL;
+}
+
+/*
+ * The guard page at addr joins r: register the new guard page below it and the new sentinel below
+ * that, as far as the client mapped them, then map the page.
+ */
+static void grow_by_guard(struct space *s, struct region *r, uint64_t addr, bool new_guard,
+			  bool new_sentinel)
+{
+	uint64_t next = addr - UPAGER_PAGE_SIZE;
+	int ret;
+
+	r->guard = r->sentinel = 0;
+	if (new_guard) {
+		ret = uffdio_register(s->uffd, next, UPAGER_PAGE_SIZE,
+				      UFFDIO_REGISTER_MODE_MISSING);
+		if (ret == 0)
+			r->guard = next;
+		else if (ret != -ESRCH)
+			log_warning("cannot register the guard page %#" PRIx64 " of pid %d: %s",
+				    next, (int)s->pid, strerror(-ret));
+		if (ret == 0 && new_sentinel &&
+		    uffdio_register(s->uffd, next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE,
+				    UFFDIO_REGISTER_MODE_MISSING) == 0)
+			r->sentinel = next - UPAGER_PAGE_SIZE;
+	}
+	r->start = addr;
+	r->length += UPAGER_PAGE_SIZE;
+	r->grown_pages++;
+	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
+	if (ret < 0 && ret != -ESRCH)
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+}
+
+static void finish(struct space *s, struct grow_req *q, int status, bool sentinel)
+{
+	struct region *r = guarded_region(s, q->guard);
+
+	if (r && q->action == UPAGER_GROW_EXTEND && status == 0) {
+		grow_by_guard(s, r, q->guard, true, sentinel);
+	} else {
+		/* Refused: the guard page is gone from the client, the access faults for good. */
+		if (r)
+			r->guard = r->sentinel = 0;
+		uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
+	}
+	fault_account(s, r, q->t0);
+}
+
+static int send_req(struct grow_channel *c, uint32_t action, const struct region *r, uint64_t t0)
+{
+	uint64_t guard = r->guard;
+	struct upager_msg m = { .op = UPAGER_OP_GROW, .version = UPAGER_PROTO_VERSION };
+	struct grow_req *q;
+	uint8_t buf[128];
+	int len;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	m.seq = ++c->seq;
+	m.u.grow.guard_addr = guard;
+	m.u.grow.gap = c->space->d->config.guard_gap;
+	m.u.grow.sentinel_addr = r->sentinel;
+	m.u.grow.action = action;
+	m.u.grow.prot = r->prot;
+	len = upager_msg_encode(buf, sizeof(buf), &m);
+	if (len < 0 || send(c->fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		free(q);
+		return len < 0 ? len : neg_errno();
+	}
+	q->seq = m.seq;
+	q->action = action;
+	q->guard = guard;
+	q->t0 = t0;
+	list_add_tail(&q->link, &c->inflight);
+	return 0;
+}
+
+static bool in_flight(struct grow_channel *c, uint64_t guard)
+{
+	struct grow_req *q;
+
+	list_for_each_entry (q, &c->inflight, link)
+		if (q->guard == guard)
+			return true;
+	return false;
+}
+
+/**
+ * grow_fault() - serve a fault that may be on the guard page of a MAP_GROWSDOWN mapping
+ * @s: the space
+ * @addr: the faulting page
+ * @t0: when the fault was read
+ *
+ * Return: true if @addr is a guard page and the fault is taken care of.
+ */
+bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
+{
+	struct region *r = guarded_region(s, addr);
+	struct grow_channel *c = s->grow;
+	bool fits;
+	int ret;
+
+	if (!r)
+		return false;
+	r->faults++;
+	if (c && in_flight(c, addr))
+		return true; /* another thread touched it too: the answer wakes both */
+	fits = (!r->max_length || r->length + UPAGER_PAGE_SIZE <= r->max_length) &&
+	       addr >= s->d->config.guard_gap;
+	if (!c) {
+		/*
+		 * No growth thread (a forked child that has not made a MAP_GROWSDOWN mapping of its
+		 * own): the client's address space cannot change, so the guard page is the last
+		 * page it can have.
+		 */
+		if (fits) {
+			grow_by_guard(s, r, addr, false, false);
+		} else {
+			log_warning("pid %d: growth past the limit at %#" PRIx64
+				    " and no growth thread: SIGBUS",
+				    (int)s->pid, addr);
+			uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
+		}
+		fault_account(s, r, t0);
+		return true;
+	}
+	ret = send_req(c, fits ? UPAGER_GROW_EXTEND : UPAGER_GROW_REFUSE, r, t0);
+	if (ret < 0) {
+		log_warning("pid %d: cannot reach the growth thread: %s", (int)s->pid,
+			    strerror(-ret));
+		grow_detach(s);
+		return grow_fault(s, addr, t0);
+	}
+	return true;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	struct grow_channel *c = h->data;
+	struct space *s = c->space;
+	uint8_t buf[128];
+
+	(void)events;
+	while (status == 0) {
+		struct upager_msg m;
+		struct grow_req *q;
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0)
+			break;
+		q = list_empty(&c->inflight) ? NULL
+					     : list_entry(c->inflight.next, struct grow_req, link);
+		if (upager_msg_decode(buf, (size_t)n, &m) < 0 ||
+		    m.op != (UPAGER_OP_GROW | UPAGER_OP_REPLY) || !q || m.seq != q->seq) {
+			log_info("pid %d: bad message on the growth channel; closing", (int)s->pid);
+			break;
+		}
+		list_del_init(&q->link);
+		finish(s, q, m.status, m.u.grow_reply.sentinel);
+		free(q);
+	}
+	grow_detach(s);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/**
+ * grow_attach() - take the client's end of a growth channel
+ * @s: the space
+ * @fd: a connected SOCK_SEQPACKET socket; owned from now on, also on failure
+ *
+ * Return: 0 or a negative errno.
+ */
+int grow_attach(struct space *s, int fd)
+{
+	struct grow_channel *c;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	grow_detach(s);
+	c->space = s;
+	c->fd = fd;
+	list_init(&c->inflight);
+	uv_poll_init(s->d->loop, &c->poll, fd);
+	c->poll.data = c;
+	uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+	s->grow = c;
+	return 0;
+}
+
+/**
+ * grow_detach() - close the growth channel of a space
+ *
+ * The faults waiting for an answer are woken: they fault again, and are served without a growth
+ * thread if the space lives on.
+ */
+void grow_detach(struct space *s)
+{
+	struct grow_channel *c = s->grow;
+	struct grow_req *q, *tmp;
+
+	if (!c)
+		return;
+	s->grow = NULL;
+	list_for_each_entry_safe (q, tmp, &c->inflight, link) {
+		if (!s->dead)
+			uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
+		list_del_init(&q->link);
+		free(q);
+	}
+	uv_poll_stop(&c->poll);
+	close(c->fd);
+	uv_close((uv_handle_t *)&c->poll, on_closed);
+}
+
+/** grow_forget_guards() - guard pages in [start, end) left the client (an UNMAP event) */
+void grow_forget_guards(struct space *s, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < s->regions.n; i++) {
+		struct region *r = &s->regions.v[i];
+
+		if (r->guard && r->guard >= start && r->guard < end)
+			r->guard = 0;
+		if (r->sentinel && r->sentinel >= start && r->sentinel < end)
+			r->sentinel = 0;
+	}
+}
+
+/**
+ * grow_munmap_start() - where an munmap of [start, end) really starts
+ *
+ * An unmap that covers what the client was given of a MAP_GROWSDOWN mapping takes its grown pages
+ * and its guard page too; one that takes the low end of such a mapping takes its guard page.
+ *
+ * Return: @start, or the lower address the client must unmap from.
+ */
+uint64_t grow_munmap_start(struct space *s, uint64_t start, uint64_t end)
+{
+	uint64_t lo = start;
+
+	for (size_t i = 0; i < s->regions.n; i++) {
+		struct region *r = &s->regions.v[i];
+		uint64_t low = r->sentinel ? r->sentinel : r->guard ? r->guard : r->start;
+
+		if (!(r->flags & MAP_GROWSDOWN) || r->start >= end || region_end(r) <= start)
+			continue;
+		if ((start <= r->base && end >= region_end(r)) || start <= r->start)
+			lo = MIN(lo, low);
+	}
+	return lo;
+}

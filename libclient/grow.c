@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The growth thread of MAP_GROWSDOWN mappings. The daemon decides every growth, but only the
+ * process itself can change its address space; so a process that makes a MAP_GROWSDOWN mapping
+ * starts one thread that waits on a control socket and does what the daemon asks: map a new guard
+ * page below a mapping that grows, or unmap the guard page of one that may not, so that the
+ * faulting access, retried, meets no mapping and gets the SIGSEGV the kernel gives.
+ *
+ * The thread blocks every signal, keeps no lock of the library, and touches no pager memory, so it
+ * runs while any other thread of the process waits in a page fault.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "internal.h"
+
+static struct {
+	pid_t pid; /* the process whose thread serves the channel; 0 if none */
+} grow;
+
+/*
+ * The thread's stack. Not from mmap(): a stack mapped when the first MAP_GROWSDOWN mapping is
+ * made would be placed by the kernel in the first hole that fits, quite possibly the very room
+ * left free below a MAP_GROWSDOWN mapping to grow into.
+ */
+static uint8_t grow_stack[128 * 1024] __attribute__((aligned(4096)));
+
+/* Map [addr, addr+len) where nothing is mapped; false if anything is. */
+static bool map_free(uintptr_t addr, size_t len, int prot, int flags)
+{
+	void *p = mmap((void *)addr, len, prot,
+		       flags | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p != MAP_FAILED && (uintptr_t)p != addr) {
+		/* A kernel that takes MAP_FIXED_NOREPLACE for a hint put it elsewhere. */
+		munmap(p, len);
+		return false;
+	}
+	return p != MAP_FAILED;
+}
+
+/* The growth is refused: the guard page and the sentinel go. */
+static void refuse(uint64_t guard, uint64_t sentinel)
+{
+	munmap((void *)(uintptr_t)guard, UPAGER_PAGE_SIZE);
+	if (sentinel)
+		munmap((void *)(uintptr_t)sentinel, UPAGER_PAGE_SIZE);
+}
+
+/*
+ * The guard page at guard joins its mapping, if the gap below it holds nothing but our sentinel:
+ * the sentinel's page becomes the new guard page, and a new sentinel goes below it if there is
+ * room. Otherwise the growth is refused. Returns 1 with a new sentinel, 0 without, or -EEXIST.
+ */
+static int extend(uint64_t guard, uint64_t sentinel, uint64_t gap, int prot)
+{
+	uintptr_t next = (uintptr_t)(guard - UPAGER_PAGE_SIZE);
+	bool ok = gap >= UPAGER_PAGE_SIZE && gap <= guard - UPAGER_PAGE_SIZE &&
+		  IS_ALIGNED(gap, UPAGER_PAGE_SIZE);
+
+	/* The gap below the sentinel's page must be free: try to map it, and let it go again. */
+	if (ok && gap > UPAGER_PAGE_SIZE) {
+		ok = map_free((uintptr_t)(guard - gap), gap - UPAGER_PAGE_SIZE, PROT_NONE,
+			      MAP_NORESERVE);
+		if (ok)
+			munmap((void *)(uintptr_t)(guard - gap), gap - UPAGER_PAGE_SIZE);
+	}
+	if (ok && sentinel == next)
+		ok = mmap((void *)next, UPAGER_PAGE_SIZE, prot,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+	else if (ok)
+		ok = map_free(next, UPAGER_PAGE_SIZE, prot, 0);
+	if (!ok) {
+		refuse(guard, sentinel);
+		return -EEXIST;
+	}
+	if (next < 2 * UPAGER_PAGE_SIZE)
+		return 0;
+	return map_free(next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE, PROT_NONE, MAP_GROWSDOWN);
+}
+
+static int act(const struct upager_msg *m)
+{
+	uint64_t guard = m->u.grow.guard_addr, sentinel = m->u.grow.sentinel_addr;
+
+	if (m->op != UPAGER_OP_GROW)
+		return -EOPNOTSUPP;
+	if (!IS_ALIGNED(guard, UPAGER_PAGE_SIZE) || guard < UPAGER_PAGE_SIZE ||
+	    !IS_ALIGNED(sentinel, UPAGER_PAGE_SIZE))
+		return -EINVAL;
+	if (m->u.grow.action == UPAGER_GROW_EXTEND)
+		return extend(guard, sentinel, m->u.grow.gap, (int)m->u.grow.prot);
+	refuse(guard, sentinel);
+	return 0;
+}
+
+static void *grow_thread(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	uint8_t buf[128];
+
+	for (;;) {
+		struct upager_msg m;
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		int len, ret;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* the daemon is gone */
+		if (upager_msg_decode(buf, (size_t)n, &m) < 0)
+			break;
+		ret = act(&m);
+		m.status = MIN(ret, 0);
+		m.u.grow_reply.sentinel = ret > 0;
+		m.op |= UPAGER_OP_REPLY;
+		len = upager_msg_encode(buf, sizeof(buf), &m);
+		if (len < 0 || send(fd, buf, (size_t)len, MSG_NOSIGNAL) < 0)
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+/**
+ * upager__grow_start() - make sure this process has its growth thread (lock held, connected)
+ *
+ * Return: 0 or a negative errno.
+ */
+int upager__grow_start(void)
+{
+	struct upager_msg req = { .op = UPAGER_OP_CONTROL }, rep;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	int sv[2], ret;
+
+	if (grow.pid == getpid())
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return neg_errno();
+	ret = upager__call(&req, &sv[1], 1, &rep, NULL);
+	close(sv[1]);
+	if (ret < 0) {
+		close(sv[0]);
+		return ret;
+	}
+
+	/* The thread starts with every signal blocked, and keeps them so. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstack(&attr, grow_stack, sizeof(grow_stack));
+	ret = -pthread_create(&t, &attr, grow_thread, (void *)(intptr_t)sv[0]);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret < 0) {
+		close(sv[0]); /* the daemon sees the channel close and refuses every growth */
+		return ret;
+	}
+	grow.pid = getpid();
+	return 0;
+}
