@@ -18,49 +18,22 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "log.h"
 #include "object.h"
 #include "populate.h"
 #include "proto/codec.h"
 #include "session.h"
 #include "space.h"
+#include "state.h"
 #include "uffdio.h"
 #include "view.h"
-
-#define MAX_PENDING_OPENS 64
 
 #define WANT_FEATURES                                                                       \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
 	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | \
 	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
 	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
-
-/* An object handed to the client by OBJECT_OPEN that its REGION_ADD has not claimed yet. */
-struct pending_open {
-	struct object *obj; /* a reference */
-	uint32_t prot, flags;
-	uint64_t offset, length;
-	bool shared, may_write;
-};
-
-struct session {
-	struct daemon *d;
-	int fd;
-	uv_poll_t poll;
-	pid_t pid;
-	uid_t uid;
-	bool hello;
-	bool ctl;
-	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
-	bool closing; /* closed while busy: freed when the populate is over */
-	struct upager_msg pending; /* the request whose reply waits */
-	struct view *converting; /* a view handed out by REMAP phase 1, a reference */
-	struct space *space; /* a reference */
-	struct pending_open opens[MAX_PENDING_OPENS];
-	size_t n_opens;
-	struct list_head link;
-	uint8_t buf[UPAGER_MSG_MAX];
-};
 
 static void session_close(struct session *s);
 static void on_readable(uv_poll_t *h, int status, int events);
@@ -76,6 +49,8 @@ static int reply(struct session *s, struct upager_msg *m, int status, const int 
 	len = upager_msg_encode(s->buf, sizeof(s->buf), m);
 	if (len < 0)
 		return len;
+	/* What the client is told has happened must survive a crash of the daemon. */
+	state_flush(s->d);
 	return fdmsg_send(s->fd, s->buf, (size_t)len, fds, n_fds);
 }
 
@@ -589,6 +564,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		session_close(s);
 		return;
 	}
+	if (req.op != UPAGER_OP_LIST && req.op != UPAGER_OP_STATS)
+		daemon_touch(s->d);
 	ret = dispatch(s, &req, fds, n_fds);
 	fdmsg_close_fds(fds, n_fds);
 	if (ret <= 0 && reply_status(s, &req, ret) < 0)
@@ -618,6 +595,7 @@ static void on_closed(uv_handle_t *h)
 	struct session *s = h->data;
 
 	close(s->fd);
+	fdstore_remove(s->d, "cl", s->id);
 	free(s);
 }
 
@@ -644,8 +622,21 @@ static void session_close(struct session *s)
 	}
 	list_del_init(&s->link);
 	d->n_sessions--;
+	daemon_touch(d);
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, on_closed);
+}
+
+static void session_start(struct session *s)
+{
+	struct daemon *d = s->d;
+
+	list_add_tail(&s->link, &d->sessions);
+	d->n_sessions++;
+	daemon_touch(d);
+	uv_poll_init(d->loop, &s->poll, s->fd);
+	s->poll.data = s;
+	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
 }
 
 /**
@@ -676,12 +667,46 @@ int session_accept(struct daemon *d, int fd)
 	s->fd = fd;
 	s->pid = cred.pid;
 	s->uid = cred.uid;
-	list_add_tail(&s->link, &d->sessions);
-	d->n_sessions++;
-	uv_poll_init(d->loop, &s->poll, fd);
-	s->poll.data = s;
-	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+	s->id = ++d->next_id;
+	session_start(s);
+	fdstore_add(d, fd, "cl", s->id);
 	log_debug("client pid %d uid %d connected", (int)s->pid, (int)s->uid);
+	return 0;
+}
+
+/**
+ * session_adopt() - take over a session of a previous daemon
+ * @d: the daemon
+ * @saved: the session's saved fields (state.c): id, pid, uid, hello, ctl, busy, pending.op and
+ *         .seq; its space, converting view and pending opens, whose references pass to the new
+ *         session (@saved is left without them)
+ * @fd: the connection, taken
+ *
+ * A request whose reply waited for a populate when the previous daemon died is answered now: the
+ * region was registered before the populate began, and pages it did not map fault in later.
+ *
+ * Return: 0 or a negative errno.
+ */
+int session_adopt(struct daemon *d, struct session *saved, int fd)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	*s = *saved;
+	saved->space = NULL;
+	saved->converting = NULL;
+	saved->n_opens = 0;
+	s->d = d;
+	s->fd = fd;
+	s->busy = s->closing = false;
+	if (s->space)
+		s->space->attached = true;
+	session_start(s);
+	if (saved->busy && reply_status(s, &s->pending, 0) < 0)
+		session_close(s);
 	return 0;
 }
 
