@@ -55,16 +55,18 @@ void fdstore_init(struct daemon *d)
 int fdstore_add(struct daemon *d, int fd, const char *kind, uint64_t id)
 {
 #ifdef HAVE_LIBSYSTEMD
-	char msg[128];
+	char name[96], msg[160];
 	int ret;
 
 	if (!d->fdstore || d->restoring)
 		return 0;
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=");
-	fd_name(msg + strlen(msg), sizeof(msg) - strlen(msg), kind, id);
+	fd_name(name, sizeof(name), kind, id);
+	/* Only a client's socket can hang up; polling the others would find nothing. */
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s%s", name,
+		 strcmp(kind, "cl") ? "\nFDPOLL=0" : "");
 	ret = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
 	if (ret < 0) {
-		log_warning("storing %s with the service manager: %s", msg + 17, strerror(-ret));
+		log_warning("storing %s with the service manager: %s", name, strerror(-ret));
 		return ret;
 	}
 	return 0;
