@@ -429,6 +429,17 @@ int object_new_anon(struct daemon *d, uint64_t length, struct object **out)
 	return 0;
 }
 
+/** object_find() - the object with id @id, or NULL */
+struct object *object_find(struct daemon *d, uint64_t id)
+{
+	struct object *o;
+
+	list_for_each_entry (o, &d->objects, link)
+		if (id && o->id == id)
+			return o;
+	return NULL;
+}
+
 /** object_ref() - take a reference; returns @o */
 struct object *object_ref(struct object *o)
 {

@@ -65,6 +65,7 @@ int object_open_file(struct daemon *d, int fd, struct object **out);
 int object_new_anon(struct daemon *d, uint64_t length, struct object **out);
 int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd, int fd_read,
 		 int fd_write, struct object **out);
+struct object *object_find(struct daemon *d, uint64_t id);
 struct object *object_ref(struct object *o);
 struct object *object_unref(struct object *o);
 int object_reopen_memfd(struct object *o, bool writable);

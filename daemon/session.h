@@ -26,6 +26,27 @@ struct pending_open {
 	bool shared, may_write;
 };
 
+/* Which descriptor went with a reply, made again when the reply is sent again. */
+enum reply_fd {
+	REPLY_FD_NONE = 0,
+	REPLY_FD_OBJECT = 1, /* a reopened memfd of object fd_id */
+	REPLY_FD_VIEW = 2, /* a reopened memfd of view fd_id */
+};
+
+/*
+ * The last reply to a request that may change the tables, saved with them. A request leaves the
+ * socket only after its reply went out; a daemon that takes over and finds that request still
+ * queued sends this again (the client discards a reply it already had).
+ */
+struct last_reply {
+	uint32_t seq;
+	uint16_t len; /* 0: none */
+	uint8_t fd; /* enum reply_fd */
+	bool fd_writable;
+	uint64_t fd_id;
+	uint8_t msg[128];
+};
+
 struct session {
 	struct daemon *d;
 	uint64_t id; /* the name of its socket in the fd store */
@@ -42,6 +63,8 @@ struct session {
 	struct space *space; /* a reference */
 	struct pending_open opens[MAX_PENDING_OPENS];
 	size_t n_opens;
+	struct last_reply last;
+	bool adopted; /* taken over: its first request may be one the dead daemon answered */
 	struct list_head link;
 	uint8_t buf[UPAGER_MSG_MAX];
 };

@@ -146,6 +146,22 @@ static void io_str(struct io *io, uint16_t key, char **s)
 		}
 }
 
+static void io_bytes(struct io *io, uint16_t key, uint8_t *buf, uint16_t *len, size_t cap)
+{
+	if (io->out) {
+		struct field_header h = { key, *len };
+
+		put(io->out, &h, sizeof(h));
+		put(io->out, buf, *len);
+		return;
+	}
+	for (size_t i = 0; i < io->n_in; i++)
+		if (io->in[i].key == key && io->in[i].len <= cap) {
+			memcpy(buf, io->in[i].data, io->in[i].len);
+			*len = io->in[i].len;
+		}
+}
+
 /* Any integer or bool lvalue, through a u64. */
 #define IO_NUM(io, key, lv)                   \
 	do {                                  \
@@ -268,6 +284,11 @@ static void session_fields(struct io *io, struct session *s, uint64_t *space_id,
 	IO_NUM(io, 8, s->pending.seq);
 	IO_NUM(io, 9, *space_id);
 	IO_NUM(io, 10, *view_id);
+	IO_NUM(io, 11, s->last.seq);
+	io_bytes(io, 12, s->last.msg, &s->last.len, sizeof(s->last.msg));
+	IO_NUM(io, 13, s->last.fd);
+	IO_NUM(io, 14, s->last.fd_id);
+	IO_NUM(io, 15, s->last.fd_writable);
 }
 
 static void open_fields(struct io *io, struct pending_open *po, uint64_t *session_id,
@@ -442,28 +463,6 @@ static struct space *find_space(struct daemon *d, uint64_t id)
 	return NULL;
 }
 
-static struct object *find_object(struct daemon *d, uint64_t id)
-{
-	struct object *o;
-
-	list_for_each_entry (o, &d->objects, link)
-		if (id && o->id == id)
-			return o;
-	return NULL;
-}
-
-static struct view *find_view(struct daemon *d, uint64_t id)
-{
-	struct object *o;
-	struct view *v;
-
-	list_for_each_entry (o, &d->objects, link)
-		list_for_each_entry (v, &o->views, link)
-			if (id && v->id == id)
-				return v;
-	return NULL;
-}
-
 static struct session *find_session(struct daemon *d, uint64_t id)
 {
 	struct session *s;
@@ -524,7 +523,7 @@ static void load_view(struct daemon *d, struct io *io, struct fdstore_passed *p)
 	view_fields(io, &saved, &obj_id, &space_id);
 	memfd = fdstore_passed_take(p, "vw", saved.id);
 	meta_fd = fdstore_passed_take(p, "vm", saved.id);
-	o = find_object(d, obj_id);
+	o = object_find(d, obj_id);
 	if (!o || view_adopt(o, &saved, memfd, meta_fd, &v) < 0) {
 		if (!o) {
 			closep(&memfd);
@@ -544,8 +543,8 @@ static void load_region(struct daemon *d, struct io *io)
 
 	region_fields(io, &r, &space_id, &obj_id, &view_id);
 	s = find_space(d, space_id);
-	r.obj = find_object(d, obj_id);
-	r.view = find_view(d, view_id);
+	r.obj = object_find(d, obj_id);
+	r.view = view_find(d, view_id);
 	if (!s || (obj_id && !r.obj) || (view_id && !r.view)) {
 		log_warning("a mapping at %#" PRIx64 " lost what it maps", r.start);
 		return;
@@ -574,7 +573,7 @@ static void load_session(struct daemon *d, struct io *io, struct fdstore_passed 
 	fd = fdstore_passed_take(p, "cl", saved->id);
 	if (fd >= 0) {
 		sp = find_space(d, space_id);
-		v = find_view(d, view_id);
+		v = view_find(d, view_id);
 		saved->space = sp ? space_ref(sp) : NULL;
 		saved->converting = v ? view_ref(v) : NULL;
 		session_adopt(d, saved, fd);
@@ -590,7 +589,7 @@ static void load_open(struct daemon *d, struct io *io)
 
 	open_fields(io, &po, &session_id, &obj_id);
 	s = find_session(d, session_id);
-	po.obj = find_object(d, obj_id);
+	po.obj = object_find(d, obj_id);
 	if (!s || !po.obj || s->n_opens == MAX_PENDING_OPENS)
 		return;
 	object_ref(po.obj);

@@ -331,6 +331,19 @@ int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_f
 	return 0;
 }
 
+/** view_find() - the view with id @id among the views of every object, or NULL */
+struct view *view_find(struct daemon *d, uint64_t id)
+{
+	struct object *o;
+	struct view *v;
+
+	list_for_each_entry (o, &d->objects, link)
+		list_for_each_entry (v, &o->views, link)
+			if (id && v->id == id)
+				return v;
+	return NULL;
+}
+
 /** view_ref() - take a reference; returns @v */
 struct view *view_ref(struct view *v)
 {

@@ -12,6 +12,7 @@
 #include "common/list.h"
 #include "populate.h"
 
+struct daemon;
 struct object;
 struct region;
 struct space;
@@ -43,6 +44,7 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	     struct view **out);
 int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_fd,
 	       struct view **out);
+struct view *view_find(struct daemon *d, uint64_t id);
 struct view *view_ref(struct view *v);
 struct view *view_unref(struct view *v);
 int view_reopen_memfd(struct view *v);

@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 				if (x != MAP_FAILED && upager_munmap(x, 4 * PAGE) < 0)
 					FAIL("upager_munmap: %s", strerror(errno));
 			}
-			if (upager_msync(file, steps * PAGE, MS_ASYNC) < 0)
+			if (upager_msync(file, steps * PAGE, MS_SYNC) < 0)
 				FAIL("upager_msync: %s", strerror(errno));
 			printf("step %lu\n", p + 1);
 			fflush(stdout);

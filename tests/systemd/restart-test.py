@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """upagerd restarts without losing clients. This harness plays systemd's part (manager.py): it
 holds the listening socket and the fd store, starts upagerd with them, kills it with SIGKILL while
-a client works, starts it again with the stored descriptors, stops it with SIGTERM (as
-`systemctl restart` does) and starts it once more. Before the kill, a shim (stall-shim.c) makes
-the daemon hang in the middle of resolving a fault it has read, so that the new daemon must wake
-the thread that waits on it. The client (restart-client.c) must see every
+a client works, starts it again with the stored descriptors, three times, then stops it with
+SIGTERM (as `systemctl restart` does) and starts it once more. Before each kill a shim
+(stall-shim.c) makes the daemon hang in the middle of something: resolving a fault it has read
+(the new daemon must wake the thread that waits on it), doing an msync it has read (the new
+daemon must do it), sending the reply to a mapping it has made (the new daemon must send it). The client (restart-client.c) must see every
 byte right throughout, and the files on disk must hold what it wrote."""
 import os
 import signal
@@ -96,40 +97,58 @@ with tempfile.TemporaryDirectory() as tmp:
     env = dict(os.environ, UPAGER_SOCKET=sock)
 
     stall = os.path.join(tmp, "stall")
-    d = start(mgr, lsock, sock, dict(os.environ, LD_PRELOAD=shim, UPAGER_STALL=stall))
+
+    def start_stalling(call):
+        """A daemon that hangs in call once the stall file exists (stall-shim.c)."""
+        for f in (stall, stall + ".stalled"):
+            if os.path.exists(f):
+                os.unlink(f)
+        return start(mgr, lsock, sock,
+                     dict(os.environ, LD_PRELOAD=shim, UPAGER_STALL=stall, UPAGER_STALL_CALL=call))
+
+    d = start_stalling("continue")
     check(mgr.names() == ["upager.st.0", "upager.st.1"], "the state memfds are stored")
     client = Client([client_bin, path, nlpath, str(STEPS), str(STEP_USEC)], env)
-    check(client.wait_line("step 256", 60), "the client works")
+    check(client.wait_line("step 128", 60), "the client works")
     kinds = {n.split(".")[1] for n in mgr.names()}
     check({"st", "cl", "uf", "ob", "pg", "rd", "wr", "vw", "vm"} <= kinds,
           "the fd store holds sessions, userfaultfds, objects, files and views: "
           + " ".join(sorted(kinds)))
 
-    # 1. A crash: SIGKILL in the middle of the client's work, with a fault read and not resolved.
-    open(stall, "w").close()
-    end = time.monotonic() + 30
-    while not os.path.exists(stall + ".stalled") and time.monotonic() < end:
-        time.sleep(0.01)
-    check(os.path.exists(stall + ".stalled"), "upagerd hangs in a fault it has read")
-    os.kill(d, signal.SIGKILL)
-    os.waitpid(d, 0)
-    time.sleep(0.3)
-    before = client.count()
-    time.sleep(1.0)
-    check(client.count() == before and client.proc.poll() is None,
-          "the client waits while no daemon runs")
-    d = start(mgr, lsock, sock)
-    out = subprocess.run([ctl, "--socket", sock, "list", "--pid", str(client.proc.pid)],
-                         capture_output=True, text=True, timeout=30).stdout
-    check(path in out and nlpath in out and "anon" in out,
-          "the new daemon lists the client's mappings")
-    if not check(client.wait_line("step 640", 30),
-                 "the client goes on after a crash of the daemon"):
-        client.proc.kill()
+    # Crashes: SIGKILL while the daemon is in the middle of something, each time another thing.
+    rounds = [
+        ("continue", "fdatasync", 256, "a fault read and not resolved"),
+        ("fdatasync", "sendmsg", 384, "an msync read and not done"),
+        ("sendmsg", None, 512, "an mmap done and not answered"),
+    ]
+    for call, next_call, at, what in rounds:
+        check(client.wait_line("step %d" % at, 60), "the client reaches step %d" % at)
+        open(stall, "w").close()
+        end = time.monotonic() + 30
+        while not os.path.exists(stall + ".stalled") and time.monotonic() < end:
+            time.sleep(0.01)
+        check(os.path.exists(stall + ".stalled"), "upagerd hangs with " + what)
         os.kill(d, signal.SIGKILL)
-        sys.exit(1)
+        os.waitpid(d, 0)
+        time.sleep(0.3)
+        before = client.count()
+        time.sleep(0.7)
+        check(client.count() == before and client.proc.poll() is None,
+              "the client waits while no daemon runs")
+        d = start_stalling(next_call) if next_call else start(mgr, lsock, sock)
+        if call == "continue":
+            out = subprocess.run([ctl, "--socket", sock, "list", "--pid", str(client.proc.pid)],
+                                 capture_output=True, text=True, timeout=30).stdout
+            check(path in out and nlpath in out and "anon" in out,
+                  "the new daemon lists the client's mappings")
+        if not check(client.wait_line("step %d" % (at + 64), 30),
+                     "the client goes on after a crash with " + what):
+            client.proc.kill()
+            os.kill(d, signal.SIGKILL)
+            sys.exit(1)
 
-    # 2. A restart: SIGTERM, as systemctl restart sends.
+    # A restart: SIGTERM, as systemctl restart sends.
+    check(client.wait_line("step 640", 60), "the client reaches step 640")
     since = len(mgr.messages)
     os.kill(d, signal.SIGTERM)
     _, status = os.waitpid(d, 0)
