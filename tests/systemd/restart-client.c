@@ -6,8 +6,10 @@
  * second file, then steps through their pages: each step touches fresh pages (reads the file's
  * pattern or zeroes, writes its own), checks every page it touched so far now and then, and makes
  * a request of the daemon (a small extra mapping, an msync). A second thread faults fresh pages
- * without pause, so that the daemon always has faults in hand when it dies. At the end it syncs,
- * unmaps and checks the file on disk. Progress goes to stdout ("step N"); any wrong byte is a
+ * without pause, so that the daemon always has faults in hand when it dies. A child forked at the
+ * start waits until the parent is done, then reads the file and the shared memory through the
+ * mappings it inherited, served by whatever daemon took over its address space, and faults in
+ * fresh private pages. At the end the parent syncs, unmaps and checks the file on disk. Progress goes to stdout ("step N"); any wrong byte is a
  * "FAIL" line and exit status 1.
  *
  * Usage: restart-client FILE NLFILE STEPS STEP_USEC
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "upager.h"
@@ -84,13 +87,45 @@ static void *spin(void *arg)
 	return NULL;
 }
 
+/* The forked child: check what the parent left, through the inherited mappings. */
+static int child(int go, uint8_t *file, uint8_t *anon, uint8_t *shanon, unsigned long steps)
+{
+	uint8_t want[PAGE];
+	char c;
+
+	if (read(go, &c, 1) != 1)
+		return 2;
+	for (unsigned long p = 0; p < steps; p++) {
+		if (p % 2 == 0)
+			own_pattern(want, p, 0);
+		else
+			file_pattern(want, p, 0);
+		if (!same(file + p * PAGE, want))
+			FAIL("child: file page %lu has wrong data", p);
+		own_pattern(want, p, 2);
+		if (!same(shanon + p * PAGE, want))
+			FAIL("child: shared anonymous page %lu has wrong data", p);
+		memset(want, 0, PAGE);
+		if (!same(anon + p * PAGE, want))
+			FAIL("child: private page %lu not zero", p);
+		own_pattern(want, p, 4);
+		memcpy(anon + p * PAGE, want, PAGE);
+		if (!same(anon + p * PAGE, want))
+			FAIL("child: private page %lu lost a write", p);
+	}
+	if (upager_msync(file, steps * PAGE, MS_SYNC) < 0)
+		FAIL("child: upager_msync: %s", strerror(errno));
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint8_t want[PAGE];
 	uint8_t *file, *anon, *shanon, *nl, *spinmem;
 	unsigned long steps, usec;
-	int fd, nlfd;
+	int fd, nlfd, go[2], status;
 	pthread_t th;
+	pid_t kid;
 
 	if (argc != 5)
 		return 2;
@@ -119,6 +154,14 @@ int main(int argc, char **argv)
 			printf("FAIL upager_remap_file_pages: %s\n", strerror(errno));
 			return 1;
 		}
+	if (pipe(go) < 0)
+		return 2;
+	kid = fork();
+	if (kid == 0) {
+		close(go[1]);
+		_exit(child(go[0], file, anon, shanon, steps));
+	}
+	close(go[0]);
 	pthread_create(&th, NULL, spin, spinmem);
 	printf("ready\n");
 	fflush(stdout);
@@ -194,6 +237,9 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&stop_spin, true);
 	pthread_join(th, NULL);
+	if (write(go[1], "g", 1) != 1 || waitpid(kid, &status, 0) != kid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		FAIL("the forked child found wrong data");
 
 	if (upager_msync(file, steps * PAGE, MS_SYNC) < 0 ||
 	    upager_msync(nl, NL_PAGES * PAGE, MS_SYNC) < 0)
