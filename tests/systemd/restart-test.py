@@ -72,6 +72,26 @@ class Client:
             return len(self.lines)
 
 
+# A client that writes a file through a shared mapping and exits, without msync, when told to.
+LEAVER = r"""
+import ctypes, mmap, os, sys
+lib = ctypes.CDLL("libupager.so.1", use_errno=True)
+lib.upager_mmap.restype = ctypes.c_void_p
+lib.upager_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                            ctypes.c_int, ctypes.c_long]
+fd = os.open(sys.argv[1], os.O_RDWR)
+n = int(sys.argv[2])
+p = lib.upager_mmap(None, n * 4096, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+if p is None or p == ctypes.c_void_p(-1).value:
+    sys.exit("upager_mmap: " + os.strerror(ctypes.get_errno()))
+for i in range(n):
+    ctypes.memset(p + i * 4096, 0x41 + i % 26, 4096)
+print("written", flush=True)
+sys.stdin.readline()
+os._exit(0)
+"""
+
+
 def start(mgr, lsock, sock, env=None):
     since = len(mgr.messages)
     pid = mgr.start([upagerd, "--socket", sock], listen_fd=lsock.fileno(), env=env)
@@ -110,6 +130,12 @@ with tempfile.TemporaryDirectory() as tmp:
     check(mgr.names() == ["upager.st.0", "upager.st.1"], "the state memfds are stored")
     client = Client([client_bin, path, nlpath, str(STEPS), str(STEP_USEC)], env)
     check(client.wait_line("step 128", 60), "the client works")
+    leaver_path = os.path.join(tmp, "leaver")
+    with open(leaver_path, "wb") as f:
+        f.write(bytes(8 * PAGE))
+    leaver = subprocess.Popen([sys.executable, "-c", LEAVER, leaver_path, "8"], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    check(leaver.stdout.readline().strip() == "written", "a second client writes a file")
     kinds = {n.split(".")[1] for n in mgr.names()}
     check({"st", "cl", "uf", "ob", "pg", "rd", "wr", "vw", "vm"} <= kinds,
           "the fd store holds sessions, userfaultfds, objects, files and views: "
@@ -130,6 +156,10 @@ with tempfile.TemporaryDirectory() as tmp:
         check(os.path.exists(stall + ".stalled"), "upagerd hangs with " + what)
         os.kill(d, signal.SIGKILL)
         os.waitpid(d, 0)
+        if leaver:
+            # It exits while no daemon runs; its writes are in the cache only.
+            leaver.communicate("exit\n", timeout=30)
+            leaver = None
         time.sleep(0.3)
         before = client.count()
         time.sleep(0.7)
@@ -141,6 +171,16 @@ with tempfile.TemporaryDirectory() as tmp:
                                  capture_output=True, text=True, timeout=30).stdout
             check(path in out and nlpath in out and "anon" in out,
                   "the new daemon lists the client's mappings")
+            want = b"".join(bytes([0x41 + i % 26]) * PAGE for i in range(8))
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                with open(leaver_path, "rb") as f:
+                    if f.read() == want:
+                        break
+                time.sleep(0.1)
+            with open(leaver_path, "rb") as f:
+                check(f.read() == want,
+                      "the new daemon writes back what a client that exited meanwhile wrote")
         if not check(client.wait_line("step %d" % (at + 64), 30),
                      "the client goes on after a crash with " + what):
             client.proc.kill()
