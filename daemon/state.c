@@ -718,10 +718,14 @@ int state_init(struct daemon *d, struct fdstore_passed *passed)
 			continue;
 		ret = slot_new(d, st, i);
 		if (ret < 0) {
+			/* No store to keep the tables in: serve on, as a daemon started by hand. */
+			log_warning("no fd store (%s): a restart will lose the clients",
+				    strerror(-ret));
 			closep(&st->fd[0]);
 			closep(&st->fd[1]);
 			free(st);
-			return ret;
+			d->fdstore = false;
+			return 0;
 		}
 	}
 	d->state = st;
