@@ -65,19 +65,7 @@ void fdmsg_close_fds(int *fds, size_t n_fds)
 		}
 }
 
-/**
- * fdmsg_recv() - receive one datagram and the descriptors that came with it
- * @sock: a SOCK_SEQPACKET socket
- * @buf: buffer for the datagram
- * @size: its size
- * @fds: room for FDMSG_MAX_FDS descriptors; received ones are O_CLOEXEC and owned by the caller
- * @n_fds: set to the number received
- *
- * Return: the datagram's length, 0 at end of stream, -EMSGSIZE if the datagram or its descriptors
- * were truncated (the descriptors are closed then), or another negative errno (-EAGAIN on a
- * non-blocking socket with nothing queued).
- */
-ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
+static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_fds, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * FDMSG_MAX_FDS)];
@@ -94,7 +82,7 @@ ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
 
 	*n_fds = 0;
 	do
-		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return neg_errno();
@@ -121,4 +109,47 @@ ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
 		return -EMSGSIZE;
 	}
 	return n;
+}
+
+/**
+ * fdmsg_recv() - receive one datagram and the descriptors that came with it
+ * @sock: a SOCK_SEQPACKET socket
+ * @buf: buffer for the datagram
+ * @size: its size
+ * @fds: room for FDMSG_MAX_FDS descriptors; received ones are O_CLOEXEC and owned by the caller
+ * @n_fds: set to the number received
+ *
+ * Return: the datagram's length, 0 at end of stream, -EMSGSIZE if the datagram or its descriptors
+ * were truncated (the descriptors are closed then), or another negative errno (-EAGAIN on a
+ * non-blocking socket with nothing queued).
+ */
+ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
+{
+	return recv_flags(sock, buf, size, fds, n_fds, 0);
+}
+
+/**
+ * fdmsg_peek() - fdmsg_recv(), leaving the datagram queued (the descriptors are duplicates)
+ *
+ * Return: as fdmsg_recv().
+ */
+ssize_t fdmsg_peek(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
+{
+	return recv_flags(sock, buf, size, fds, n_fds, MSG_PEEK);
+}
+
+/**
+ * fdmsg_drop() - take the first queued datagram off @sock and close its descriptors
+ * Return: 0 or a negative errno.
+ */
+int fdmsg_drop(int sock)
+{
+	int fds[FDMSG_MAX_FDS];
+	size_t n_fds = 0;
+	char byte;
+	ssize_t n;
+
+	n = recv_flags(sock, &byte, 1, fds, &n_fds, 0);
+	fdmsg_close_fds(fds, n_fds);
+	return n < 0 && n != -EMSGSIZE ? (int)n : 0;
 }

@@ -9,4 +9,6 @@
 
 int fdmsg_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
 ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds);
+ssize_t fdmsg_peek(int sock, void *buf, size_t size, int *fds, size_t *n_fds);
+int fdmsg_drop(int sock);
 void fdmsg_close_fds(int *fds, size_t n_fds);

@@ -33,15 +33,18 @@ int ctl_call(struct ctl *c, struct upager_msg *req, struct upager_msg *rep)
 	ret = fdmsg_send(c->fd, c->buf, (size_t)len, NULL, 0);
 	if (ret < 0)
 		return ret;
-	n = fdmsg_recv(c->fd, c->buf, sizeof(c->buf), fds, &n_fds);
-	fdmsg_close_fds(fds, n_fds);
-	if (n == 0)
-		return -ECONNRESET;
-	if (n < 0)
-		return (int)n;
-	ret = upager_msg_decode(c->buf, (size_t)n, rep);
-	if (ret < 0)
-		return ret;
+	do {
+		n = fdmsg_recv(c->fd, c->buf, sizeof(c->buf), fds, &n_fds);
+		fdmsg_close_fds(fds, n_fds);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0)
+			return (int)n;
+		ret = upager_msg_decode(c->buf, (size_t)n, rep);
+		if (ret < 0)
+			return ret;
+		/* A daemon that took over from a crashed one may answer an earlier request again. */
+	} while ((int32_t)(rep->seq - req->seq) < 0);
 	if (rep->op != (req->op | UPAGER_OP_REPLY) || rep->seq != req->seq)
 		return -EBADMSG;
 	return rep->status;

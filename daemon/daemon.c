@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The daemon as a whole: the listening socket, the signals that stop it, the liveness timer, and
- * an orderly stop that writes every dirty shared page back before the loop ends.
+ * The daemon as a whole: the listening socket, the signals that stop it, the liveness timer, the
+ * take-over of a previous daemon's tables, and a stop that writes every dirty shared page back:
+ * under a service manager with an fd store the daemon then exits and leaves its clients to the
+ * next daemon (see state.c); else it closes every session and space before the loop ends.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,12 +18,14 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "log.h"
 #include "notify.h"
 #include "object.h"
 #include "ring.h"
 #include "session.h"
 #include "space.h"
+#include "state.h"
 #include "uffdio.h"
 
 #define LIVENESS_MS 200
@@ -45,6 +49,11 @@ static void on_listen(uv_poll_t *h, int status, int events)
 		}
 		session_accept(d, fd);
 	}
+}
+
+static void on_flush(uv_check_t *h)
+{
+	state_flush(h->data);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -121,6 +130,7 @@ static int listen_on(const char *path)
  */
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 {
+	struct fdstore_passed passed;
 	int ret;
 
 	d->loop = loop;
@@ -153,21 +163,40 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->socket_path = strdup(socket_path);
 	if (!d->socket_path)
 		return -ENOMEM;
-	ret = notify_listen_fd();
+	fdstore_init(d);
+	ret = fdstore_passed_collect(&passed);
+	if (ret < 0) {
+		log_error("descriptors from the service manager: %s", strerror(-ret));
+		return ret;
+	}
+	ret = fdstore_passed_listen(&passed);
 	if (ret >= 0) {
 		d->activated = true;
 		socket_path = "the socket systemd passed";
 	} else if (ret == -ENOENT) {
 		ret = listen_on(socket_path);
+		if (ret >= 0)
+			fdstore_add(d, ret, "listen", 0);
 	}
 	if (ret < 0) {
 		log_error("listening on %s: %s", socket_path, strerror(-ret));
+		fdstore_passed_release(d, &passed);
 		return ret;
 	}
 	d->listen_fd = ret;
 	uv_poll_init(loop, &d->listen_poll, d->listen_fd);
 	d->listen_poll.data = d;
 	uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
+
+	ret = state_init(d, &passed);
+	fdstore_passed_release(d, &passed);
+	if (ret < 0) {
+		log_error("saving the tables: %s", strerror(-ret));
+		return ret;
+	}
+	uv_check_init(loop, &d->flush);
+	d->flush.data = d;
+	uv_check_start(&d->flush, on_flush);
 
 	uv_signal_init(loop, &d->sigterm);
 	d->sigterm.data = d;
@@ -183,8 +212,26 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	return 0;
 }
 
+/*
+ * Stop and leave every client to the next daemon: write every shared page back and exit, with
+ * the tables saved and every descriptor in the fd store. If the service manager starts a daemon
+ * again (a restart), it takes over; if not (a stop), the store is closed.
+ */
+static void daemon_hand_over(struct daemon *d)
+{
+	struct object *o;
+
+	list_for_each_entry (o, &d->objects, link)
+		object_writeback(o, 0, object_pages(o), true);
+	state_flush(d);
+	notify_stopping();
+	log_info("stopped; the clients wait for the next daemon");
+	exit(EXIT_SUCCESS);
+}
+
 /**
- * daemon_stop() - stop serving: write back every shared page, close every handle
+ * daemon_stop() - stop serving: write back every shared page, then hand the clients over or
+ * close every handle
  * @d: the daemon; the loop ends once the handles are closed
  */
 void daemon_stop(struct daemon *d)
@@ -193,6 +240,8 @@ void daemon_stop(struct daemon *d)
 
 	if (d->stopping)
 		return;
+	if (d->state)
+		daemon_hand_over(d);
 	d->stopping = true;
 	notify_stopping();
 	uv_poll_stop(&d->listen_poll);
@@ -209,11 +258,14 @@ void daemon_stop(struct daemon *d)
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_timer_stop(&d->liveness);
 	uv_close((uv_handle_t *)&d->liveness, NULL);
+	uv_check_stop(&d->flush);
+	uv_close((uv_handle_t *)&d->flush, NULL);
 }
 
 /** daemon_deinit() - free what the daemon holds after the loop ended */
 void daemon_deinit(struct daemon *d)
 {
+	state_free(d);
 	free(d->socket_path);
 }
 

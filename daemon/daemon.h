@@ -9,6 +9,7 @@
 #include "common/list.h"
 
 struct ring;
+struct state;
 
 #define LATENCY_BUCKETS 496 /* 8 per power of two: within 12.5% */
 
@@ -38,10 +39,12 @@ struct daemon {
 	char *socket_path;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t liveness;
+	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
 	struct ring *ring;
 
 	uint64_t uffd_features; /* what the kernel offers */
 	uint64_t next_object_id;
+	uint64_t next_id; /* of sessions, spaces and views: their names in the fd store */
 	uint64_t start_ms;
 
 	struct list_head sessions;
@@ -53,7 +56,18 @@ struct daemon {
 	struct daemon_stats stats;
 	bool stopping;
 	bool activated; /* the listening socket came from systemd */
+	bool fdstore; /* descriptors go to the service manager's fd store (see fdstore.c) */
+	bool restoring; /* taking over the tables of a previous daemon: nothing is stored anew */
+	bool state_dirty; /* the tables changed since they were last saved */
+	struct state *state; /* where they are saved, or NULL */
 };
+
+/* The tables changed (a region, object, space, session or view came, went or changed): they are
+ * saved before the next reply and at the end of the loop iteration. Never on the fault path. */
+static inline void daemon_touch(struct daemon *d)
+{
+	d->state_dirty = true;
+}
 
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path);
 void daemon_deinit(struct daemon *d);

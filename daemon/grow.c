@@ -26,6 +26,7 @@
 #include "common/uffd.h"
 #include "daemon.h"
 #include "fault.h"
+#include "fdstore.h"
 #include "grow.h"
 #include "log.h"
 #include "proto/codec.h"
@@ -89,6 +90,7 @@ static void grow_by_guard(struct space *s, struct region *r, uint64_t addr, bool
 	r->start = addr;
 	r->length += UPAGER_PAGE_SIZE;
 	r->grown_pages++;
+	daemon_touch(s->d);
 	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
 	if (ret < 0 && ret != -ESRCH)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
@@ -102,8 +104,10 @@ static void finish(struct space *s, struct grow_req *q, int status, bool sentine
 		grow_by_guard(s, r, q->guard, true, sentinel);
 	} else {
 		/* Refused: the guard page is gone from the client, the access faults for good. */
-		if (r)
+		if (r) {
 			r->guard = r->sentinel = 0;
+			daemon_touch(s->d);
+		}
 		uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
 	}
 	fault_account(s, r, q->t0);
@@ -219,9 +223,14 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		q = list_empty(&c->inflight) ? NULL
 					     : list_entry(c->inflight.next, struct grow_req, link);
 		if (upager_msg_decode(buf, (size_t)n, &m) < 0 ||
-		    m.op != (UPAGER_OP_GROW | UPAGER_OP_REPLY) || !q || m.seq != q->seq) {
+		    m.op != (UPAGER_OP_GROW | UPAGER_OP_REPLY)) {
 			log_info("pid %d: bad message on the growth channel; closing", (int)s->pid);
 			break;
+		}
+		if (!q || m.seq != q->seq) {
+			/* The answer to a request of a daemon that ran before this one. */
+			log_debug("pid %d: growth answer %u not asked for", (int)s->pid, m.seq);
+			continue;
 		}
 		list_del_init(&q->link);
 		finish(s, q, m.status, m.u.grow_reply.sentinel);
@@ -259,6 +268,7 @@ int grow_attach(struct space *s, int fd)
 	c->poll.data = c;
 	uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, on_readable);
 	s->grow = c;
+	fdstore_add(s->d, fd, "gr", s->id);
 	return 0;
 }
 
@@ -282,6 +292,7 @@ void grow_detach(struct space *s)
 		list_del_init(&q->link);
 		free(q);
 	}
+	fdstore_remove(s->d, "gr", s->id);
 	uv_poll_stop(&c->poll);
 	close(c->fd);
 	uv_close((uv_handle_t *)&c->poll, on_closed);
@@ -293,10 +304,14 @@ void grow_forget_guards(struct space *s, uint64_t start, uint64_t end)
 	for (size_t i = 0; i < s->regions.n; i++) {
 		struct region *r = &s->regions.v[i];
 
-		if (r->guard && r->guard >= start && r->guard < end)
+		if (r->guard && r->guard >= start && r->guard < end) {
 			r->guard = 0;
-		if (r->sentinel && r->sentinel >= start && r->sentinel < end)
+			daemon_touch(s->d);
+		}
+		if (r->sentinel && r->sentinel >= start && r->sentinel < end) {
 			r->sentinel = 0;
+			daemon_touch(s->d);
+		}
 	}
 }
 

@@ -4,6 +4,9 @@
  * reservation of address space large enough for the object to grow without moving (reads in
  * flight target that mapping). The daemon reads and writes a file only through descriptors a
  * client proved it had: it reopens the client's descriptor into descriptions of its own.
+ *
+ * The page states live in a memfd of their own too, so that a daemon that takes over after a crash
+ * finds them as they were (see state.c); every descriptor of an object is in the fd store.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +21,7 @@
 
 #include "common/macro.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "log.h"
 #include "object.h"
 #include "view.h"
@@ -31,13 +35,83 @@ static uint64_t reserve_for(uint64_t size)
 	return ALIGN_UP(r, RESERVE_MIN);
 }
 
+/* The page state array: a memfd of one byte per page of the reservation, mapped shared. */
+static int pages_map(uint64_t reserve, int *pages_fd, uint8_t **pages)
+{
+	uint64_t len = reserve >> UPAGER_PAGE_SHIFT;
+	_cleanup_close_ int fd = *pages_fd;
+	void *m;
+
+	if (fd < 0) {
+		fd = memfd_create("upager:pages", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
+			return neg_errno();
+	}
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return neg_errno();
+	*pages = m;
+	*pages_fd = fd_take(&fd);
+	return 0;
+}
+
+/*
+ * Reserve address space and map the memfd (of size bytes) and the page states into it. Takes
+ * @memfd and @pages_fd (-1: make a new one), also on failure.
+ */
+static int object_map(struct object *o, int memfd, int pages_fd)
+{
+	_cleanup_close_ int mfd = memfd, pfd = pages_fd;
+	void *res;
+	int ret;
+
+	ret = pages_map(o->reserve, &pfd, &o->pages);
+	if (ret < 0)
+		return ret;
+	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED) {
+		ret = neg_errno();
+		goto fail_pages;
+	}
+	if (o->size > 0 && mmap(res, o->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd,
+				0) == MAP_FAILED) {
+		ret = neg_errno();
+		munmap(res, o->reserve);
+		goto fail_pages;
+	}
+	o->map = res;
+	o->memfd = fd_take(&mfd);
+	o->pages_fd = fd_take(&pfd);
+	return 0;
+
+fail_pages:
+	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
+	o->pages = NULL;
+	return ret;
+}
+
+static struct object *object_blank(struct daemon *d, enum object_kind kind)
+{
+	struct object *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->d = d;
+	o->kind = kind;
+	o->refs = 1;
+	o->memfd = o->pages_fd = o->fd_read = o->fd_write = -1;
+	list_init(&o->fills);
+	list_init(&o->views);
+	list_init(&o->link);
+	return o;
+}
+
 /* Create the memfd, reserve address space and map it. */
 static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, const char *name,
 			struct object **out)
 {
 	_cleanup_close_ int memfd = -1;
 	struct object *o;
-	void *res, *m;
 	char label[64];
 	int ret;
 
@@ -48,67 +122,106 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
 	if (ftruncate(memfd, (off_t)size) < 0)
 		return neg_errno();
 
-	o = calloc(1, sizeof(*o));
+	o = object_blank(d, kind);
 	if (!o)
 		return -ENOMEM;
-	o->d = d;
-	o->kind = kind;
-	o->refs = 1;
-	o->fd_read = o->fd_write = -1;
 	o->size = size;
 	o->reserve = reserve_for(size);
-	list_init(&o->fills);
-	list_init(&o->views);
-	list_init(&o->link);
-
-	o->pages = calloc(MAX(object_pages(o), 1), 1);
-	if (!o->pages) {
-		ret = -ENOMEM;
-		goto fail;
+	ret = object_map(o, fd_take(&memfd), -1);
+	if (ret < 0) {
+		free(o);
+		return ret;
 	}
-	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (res == MAP_FAILED) {
-		ret = neg_errno();
-		goto fail_pages;
-	}
-	if (size > 0) {
-		m = mmap(res, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0);
-		if (m == MAP_FAILED) {
-			ret = neg_errno();
-			munmap(res, o->reserve);
-			goto fail_pages;
-		}
-	}
-	o->map = res;
-	o->memfd = fd_take(&memfd);
 	o->id = ++d->next_object_id;
+	list_add_tail(&o->link, &d->objects);
+	d->n_objects++;
+	fdstore_add(d, o->memfd, "ob", o->id);
+	fdstore_add(d, o->pages_fd, "pg", o->id);
+	daemon_touch(d);
+	*out = o;
+	return 0;
+}
+
+/**
+ * object_adopt() - take over an object of a previous daemon
+ * @d: the daemon
+ * @saved: the object's saved fields (state.c); its path is taken over
+ * @memfd: its cache, taken
+ * @pages_fd: its page states, taken
+ * @fd_read: the file reader or -1, taken
+ * @fd_write: the file writer or -1, taken
+ * @out: the object, one reference
+ *
+ * A page that was being filled when the previous daemon died may hold part of a read: it is
+ * dropped from the cache and read again on its next touch.
+ *
+ * Return: 0 or a negative errno; the descriptors are closed on failure.
+ */
+int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd, int fd_read,
+		 int fd_write, struct object **out)
+{
+	_cleanup_close_ int rd = fd_read, wr = fd_write;
+	struct object *o;
+	struct stat st;
+	int ret;
+
+	if (memfd < 0 || pages_fd < 0 || fstat(memfd, &st) < 0 ||
+	    saved->reserve < (uint64_t)st.st_size) {
+		closep(&memfd);
+		closep(&pages_fd);
+		return -EBADF;
+	}
+	o = object_blank(d, saved->kind);
+	if (!o) {
+		close(memfd);
+		close(pages_fd);
+		return -ENOMEM;
+	}
+	o->id = saved->id;
+	o->size = (uint64_t)st.st_size;
+	o->reserve = saved->reserve;
+	o->dev = saved->dev;
+	o->ino = saved->ino;
+	o->file_size = saved->file_size;
+	o->mtime = saved->mtime;
+	o->ctime = saved->ctime;
+	o->path = saved->path;
+	saved->path = NULL;
+	o->pages_read = saved->pages_read;
+	o->bytes_read = saved->bytes_read;
+	o->linear_writers = saved->linear_writers;
+	ret = object_map(o, memfd, pages_fd);
+	if (ret < 0) {
+		free(o->path);
+		free(o);
+		return ret;
+	}
+	for (uint64_t p = 0; p < object_pages(o); p++) {
+		if ((o->pages[p] & PAGE_STATE_MASK) != PAGE_FILLING)
+			continue;
+		o->pages[p] &= (uint8_t)~PAGE_STATE_MASK;
+		fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(p << UPAGER_PAGE_SHIFT), UPAGER_PAGE_SIZE);
+	}
+	o->fd_read = fd_take(&rd);
+	o->fd_write = fd_take(&wr);
+	if (!o->path)
+		o->path = strdup("?");
 	list_add_tail(&o->link, &d->objects);
 	d->n_objects++;
 	*out = o;
 	return 0;
-
-fail_pages:
-	free(o->pages);
-fail:
-	free(o);
-	return ret;
 }
 
 /* Grow or shrink the memfd and the daemon's mapping of it to size bytes. */
 static int object_resize(struct object *o, uint64_t size)
 {
-	uint8_t *pages;
-
 	if (size == o->size)
 		return 0;
 	if (size > o->reserve)
 		return -EFBIG;
 	if (size > o->size) {
-		pages = realloc(o->pages, size >> UPAGER_PAGE_SHIFT);
-		if (!pages)
-			return -ENOMEM;
-		memset(pages + object_pages(o), 0, (size - o->size) >> UPAGER_PAGE_SHIFT);
-		o->pages = pages;
+		memset(o->pages + object_pages(o), 0, (size - o->size) >> UPAGER_PAGE_SHIFT);
 		if (ftruncate(o->memfd, (off_t)size) < 0)
 			return neg_errno();
 		if (mmap(o->map, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->memfd,
@@ -129,6 +242,7 @@ static int object_resize(struct object *o, uint64_t size)
 		       (o->size - size) >> UPAGER_PAGE_SHIFT);
 	}
 	o->size = size;
+	daemon_touch(o->d);
 	return 0;
 }
 
@@ -178,6 +292,7 @@ static int object_revalidate(struct object *o, const struct stat *st)
 	o->file_size = (uint64_t)st->st_size;
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
+	daemon_touch(o->d);
 	return 0;
 }
 
@@ -282,12 +397,17 @@ int object_open_file(struct daemon *d, int fd, struct object **out)
 		object_unref(o);
 		return ret;
 	}
+	fdstore_add(d, o->fd_read, "rd", o->id);
 	goto keep_writer;
 found:
 	object_ref(o);
 keep_writer:
-	if (o->fd_write < 0 && (flags & O_ACCMODE) == O_RDWR)
+	if (o->fd_write < 0 && (flags & O_ACCMODE) == O_RDWR) {
 		o->fd_write = open_writer(fd, flags);
+		if (o->fd_write >= 0)
+			fdstore_add(d, o->fd_write, "wr", o->id);
+	}
+	daemon_touch(d);
 	*out = o;
 	return 0;
 }
@@ -307,6 +427,17 @@ int object_new_anon(struct daemon *d, uint64_t length, struct object **out)
 	o->path = strdup("anon");
 	*out = o;
 	return 0;
+}
+
+/** object_find() - the object with id @id, or NULL */
+struct object *object_find(struct daemon *d, uint64_t id)
+{
+	struct object *o;
+
+	list_for_each_entry (o, &d->objects, link)
+		if (id && o->id == id)
+			return o;
+	return NULL;
 }
 
 /** object_ref() - take a reference; returns @o */
@@ -331,12 +462,18 @@ struct object *object_unref(struct object *o)
 	list_del_init(&o->link);
 	d->n_objects--;
 	munmap(o->map, o->reserve);
+	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
 	close(o->memfd);
+	close(o->pages_fd);
 	if (o->fd_read >= 0)
 		close(o->fd_read);
 	if (o->fd_write >= 0)
 		close(o->fd_write);
-	free(o->pages);
+	fdstore_remove(d, "ob", o->id);
+	fdstore_remove(d, "pg", o->id);
+	fdstore_remove(d, "rd", o->id);
+	fdstore_remove(d, "wr", o->id);
+	daemon_touch(d);
 	free(o->copies);
 	free(o->path);
 	free(o);
@@ -445,6 +582,7 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 		o->file_size = (uint64_t)st.st_size;
 		o->mtime = st.st_mtim;
 		o->ctime = st.st_ctim;
+		daemon_touch(o->d);
 	}
 	if (ret < 0)
 		log_warning("write-back of %s: %s", o->path, strerror(-ret));

@@ -36,7 +36,9 @@ struct object {
 	uint8_t *map; /* daemon's mapping of the memfd: reserve bytes of address space */
 	uint64_t reserve; /* bytes reserved at map */
 	uint64_t size; /* memfd size, a multiple of the page size */
-	uint8_t *pages; /* one state byte per page of size */
+	uint8_t *
+		pages; /* one state byte per page of reserve, in pages_fd: it outlives the daemon */
+	int pages_fd; /* a memfd of reserve / page size bytes */
 
 	/* OBJECT_FILE */
 	int fd_read; /* the first descriptor a client handed over */
@@ -61,6 +63,9 @@ struct object {
 
 int object_open_file(struct daemon *d, int fd, struct object **out);
 int object_new_anon(struct daemon *d, uint64_t length, struct object **out);
+int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd, int fd_read,
+		 int fd_write, struct object **out);
+struct object *object_find(struct daemon *d, uint64_t id);
 struct object *object_ref(struct object *o);
 struct object *object_unref(struct object *o);
 int object_reopen_memfd(struct object *o, bool writable);

@@ -19,6 +19,7 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "grow.h"
 #include "log.h"
 #include "object.h"
@@ -26,10 +27,9 @@
 #include "proto/codec.h"
 #include "session.h"
 #include "space.h"
+#include "state.h"
 #include "uffdio.h"
 #include "view.h"
-
-#define MAX_PENDING_OPENS 64
 
 #define WANT_FEATURES                                                                       \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
@@ -37,36 +37,29 @@
 	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
 	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 
-/* An object handed to the client by OBJECT_OPEN that its REGION_ADD has not claimed yet. */
-struct pending_open {
-	struct object *obj; /* a reference */
-	uint32_t prot, flags;
-	uint64_t offset, length;
-	bool shared, may_write;
-};
-
-struct session {
-	struct daemon *d;
-	int fd;
-	uv_poll_t poll;
-	pid_t pid;
-	uid_t uid;
-	bool hello;
-	bool ctl;
-	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
-	bool closing; /* closed while busy: freed when the populate is over */
-	struct upager_msg pending; /* the request whose reply waits */
-	struct view *converting; /* a view handed out by REMAP phase 1, a reference */
-	struct space *space; /* a reference */
-	struct pending_open opens[MAX_PENDING_OPENS];
-	size_t n_opens;
-	struct list_head link;
-	uint8_t buf[UPAGER_MSG_MAX];
-};
-
 static void session_close(struct session *s);
 static void on_readable(uv_poll_t *h, int status, int events);
 static void on_populated(void *userdata);
+
+static bool changes_tables(uint16_t op)
+{
+	op &= (uint16_t)~UPAGER_OP_REPLY;
+	return op != UPAGER_OP_LIST && op != UPAGER_OP_STATS;
+}
+
+/* Keep an encoded reply as the last one; the caller set last.fd* if a descriptor goes with it. */
+static void remember(struct session *s, const struct upager_msg *m, const uint8_t *msg, int len,
+		     size_t n_fds)
+{
+	if (!changes_tables(m->op))
+		return;
+	if (!n_fds)
+		s->last.fd = REPLY_FD_NONE;
+	s->last.seq = m->seq;
+	s->last.len = (size_t)len <= sizeof(s->last.msg) ? (uint16_t)len : 0;
+	memcpy(s->last.msg, msg, s->last.len);
+	daemon_touch(s->d);
+}
 
 static int reply(struct session *s, struct upager_msg *m, int status, const int *fds, size_t n_fds)
 {
@@ -78,7 +71,40 @@ static int reply(struct session *s, struct upager_msg *m, int status, const int 
 	len = upager_msg_encode(s->buf, sizeof(s->buf), m);
 	if (len < 0)
 		return len;
+	remember(s, m, s->buf, len, n_fds);
+	/* What the client is told has happened must survive a crash of the daemon. */
+	state_flush(s->d);
 	return fdmsg_send(s->fd, s->buf, (size_t)len, fds, n_fds);
+}
+
+/* Send the last reply again, with a new descriptor of what went with it. */
+static int reply_again(struct session *s)
+{
+	_cleanup_close_ int fd = -1;
+	struct object *o;
+	struct view *v;
+
+	if (s->last.fd == REPLY_FD_OBJECT && (o = object_find(s->d, s->last.fd_id)))
+		fd = object_reopen_memfd(o, s->last.fd_writable);
+	else if (s->last.fd == REPLY_FD_VIEW && (v = view_find(s->d, s->last.fd_id)))
+		fd = view_reopen_memfd(v);
+	return fdmsg_send(s->fd, s->last.msg, s->last.len, &fd, fd >= 0 ? 1 : 0);
+}
+
+/* A reply that waits for a populate counts as given: a daemon that takes over gives it. */
+static void remember_status(struct session *s, const struct upager_msg *req, int status)
+{
+	struct upager_msg m = {
+		.op = req->op | UPAGER_OP_REPLY,
+		.seq = req->seq,
+		.version = UPAGER_PROTO_VERSION,
+		.status = status,
+	};
+	uint8_t buf[sizeof(s->last.msg)];
+	int len = upager_msg_encode(buf, sizeof(buf), &m);
+
+	if (len > 0)
+		remember(s, &m, buf, len, 0);
 }
 
 static int reply_status(struct session *s, const struct upager_msg *req, int status)
@@ -122,6 +148,10 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 			return -EINVAL;
 		features = WANT_FEATURES & s->d->uffd_features;
 		ret = uffdio_api(fds[0], features, &features);
+		if (ret == -EINVAL && uffdio_register(fds[0], token, UPAGER_PAGE_SIZE,
+						      UFFDIO_REGISTER_MODE_MISSING) == 0)
+			/* The request again, after the daemon that did UFFDIO_API crashed. */
+			ret = 0;
 		if (ret < 0)
 			return ret;
 		ret = uffdio_register(fds[0], token, UPAGER_PAGE_SIZE,
@@ -233,12 +263,17 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 	m.u.object_open_reply.map_type = po.shared && writable_fd ? MAP_SHARED : MAP_PRIVATE;
 	m.u.object_open_reply.object_size = po.obj->size;
 	po.shared = m.u.object_open_reply.map_type == MAP_SHARED;
+	/* Entered before the reply, so that the tables saved with the reply hold it. */
+	s->opens[s->n_opens++] = po;
+	s->last.fd = REPLY_FD_OBJECT;
+	s->last.fd_id = po.obj->id;
+	s->last.fd_writable = writable_fd;
 	ret = reply(s, &m, 0, &memfd, 1);
 	if (ret < 0) {
+		s->n_opens--;
 		object_unref(po.obj);
 		return ret;
 	}
-	s->opens[s->n_opens++] = po;
 	return 1; /* replied */
 }
 
@@ -324,6 +359,7 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 	/* Reply when the reads are done; read nothing else from this client meanwhile. */
 	s->busy = true;
 	s->pending = *req;
+	remember_status(s, req, 0);
 	uv_poll_stop(&s->poll);
 	return 1;
 }
@@ -390,6 +426,7 @@ static int do_growth_limit(struct session *s, const struct upager_msg *req)
 		if ((p->flags & MAP_GROWSDOWN) && p->base == r->base)
 			p->max_length = ALIGN_UP(req->u.growth_limit.max_length, UPAGER_PAGE_SIZE);
 	}
+	daemon_touch(s->d);
 	return 0;
 }
 
@@ -517,13 +554,13 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	m.u.remap_reply.length = r->length;
 	m.u.remap_reply.prot = r->prot;
 	m.u.remap_reply.map_type = r->may_write ? MAP_SHARED : MAP_PRIVATE;
-	if (reply(s, &m, 0, &fd, 1) < 0) {
-		view_unref(v);
-		return -EPIPE;
-	}
 	view_unref(s->converting);
 	s->converting = v;
 	s->space->converting = r->start;
+	s->last.fd = REPLY_FD_VIEW;
+	s->last.fd_id = v->id;
+	if (reply(s, &m, 0, &fd, 1) < 0)
+		return -EPIPE;
 	return 1;
 }
 
@@ -585,6 +622,7 @@ static int do_remap(struct session *s, const struct upager_msg *req)
 		return 0;
 	s->busy = true;
 	s->pending = *req;
+	remember_status(s, req, 0);
 	uv_poll_stop(&s->poll);
 	return 1;
 }
@@ -639,7 +677,9 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		session_close(s);
 		return;
 	}
-	n = fdmsg_recv(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
+	/* The request stays on the socket until it is answered: if the daemon dies meanwhile, the
+	 * one that takes over reads it again. */
+	n = fdmsg_peek(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
@@ -656,9 +696,24 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		session_close(s);
 		return;
 	}
+	if (s->adopted) {
+		s->adopted = false;
+		if (s->last.len && req.seq == s->last.seq) {
+			/* The dead daemon answered it, and died before it took it off the socket. */
+			fdmsg_close_fds(fds, n_fds);
+			if (reply_again(s) < 0 || fdmsg_drop(s->fd) < 0)
+				session_close(s);
+			return;
+		}
+	}
+	if (changes_tables(req.op))
+		daemon_touch(s->d);
 	ret = dispatch(s, &req, fds, n_fds);
 	fdmsg_close_fds(fds, n_fds);
 	if (ret <= 0 && reply_status(s, &req, ret) < 0)
+		ret = -EPIPE;
+	state_flush(s->d); /* a reply that waits for a populate is saved as given */
+	if (fdmsg_drop(s->fd) < 0)
 		ret = -EPIPE;
 	if (ret == -EPIPE || ret == -EPROTONOSUPPORT || ret == -ENOTCONN || ret == -EALREADY)
 		session_close(s);
@@ -685,6 +740,7 @@ static void on_closed(uv_handle_t *h)
 	struct session *s = h->data;
 
 	close(s->fd);
+	fdstore_remove(s->d, "cl", s->id);
 	free(s);
 }
 
@@ -711,8 +767,21 @@ static void session_close(struct session *s)
 	}
 	list_del_init(&s->link);
 	d->n_sessions--;
+	daemon_touch(d);
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, on_closed);
+}
+
+static void session_start(struct session *s)
+{
+	struct daemon *d = s->d;
+
+	list_add_tail(&s->link, &d->sessions);
+	d->n_sessions++;
+	daemon_touch(d);
+	uv_poll_init(d->loop, &s->poll, s->fd);
+	s->poll.data = s;
+	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
 }
 
 /**
@@ -743,12 +812,49 @@ int session_accept(struct daemon *d, int fd)
 	s->fd = fd;
 	s->pid = cred.pid;
 	s->uid = cred.uid;
-	list_add_tail(&s->link, &d->sessions);
-	d->n_sessions++;
-	uv_poll_init(d->loop, &s->poll, fd);
-	s->poll.data = s;
-	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+	s->id = ++d->next_id;
+	session_start(s);
+	fdstore_add(d, fd, "cl", s->id);
 	log_debug("client pid %d uid %d connected", (int)s->pid, (int)s->uid);
+	return 0;
+}
+
+/**
+ * session_adopt() - take over a session of a previous daemon
+ * @d: the daemon
+ * @saved: the session's saved fields (state.c): id, pid, uid, hello, ctl, busy, pending.op and
+ *         .seq; its space, converting view and pending opens, whose references pass to the new
+ *         session (@saved is left without them)
+ * @fd: the connection, taken
+ *
+ * A request whose reply waited for a populate when the previous daemon died is answered now: the
+ * region was registered before the populate began, and pages it did not map fault in later. A
+ * request the previous daemon answered but left on the socket is answered again when it is read;
+ * any other request still on the socket is done as if it were new.
+ *
+ * Return: 0 or a negative errno.
+ */
+int session_adopt(struct daemon *d, struct session *saved, int fd)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	*s = *saved;
+	saved->space = NULL;
+	saved->converting = NULL;
+	saved->n_opens = 0;
+	s->d = d;
+	s->fd = fd;
+	s->busy = s->closing = false;
+	s->adopted = true;
+	if (s->space)
+		s->space->attached = true;
+	session_start(s);
+	if (saved->busy && reply_again(s) < 0)
+		session_close(s);
 	return 0;
 }
 

@@ -2,7 +2,73 @@
 /* A session: one client connection and the requests it sends. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "common/list.h"
+#include "proto/codec.h"
+
 struct daemon;
+struct object;
+struct space;
+struct view;
+
+#define MAX_PENDING_OPENS 64
+
+/* An object handed to the client by OBJECT_OPEN that its REGION_ADD has not claimed yet. */
+struct pending_open {
+	struct object *obj; /* a reference */
+	uint32_t prot, flags;
+	uint64_t offset, length;
+	bool shared, may_write;
+};
+
+/* Which descriptor went with a reply, made again when the reply is sent again. */
+enum reply_fd {
+	REPLY_FD_NONE = 0,
+	REPLY_FD_OBJECT = 1, /* a reopened memfd of object fd_id */
+	REPLY_FD_VIEW = 2, /* a reopened memfd of view fd_id */
+};
+
+/*
+ * The last reply to a request that may change the tables, saved with them. A request leaves the
+ * socket only after its reply went out; a daemon that takes over and finds that request still
+ * queued sends this again (the client discards a reply it already had).
+ */
+struct last_reply {
+	uint32_t seq;
+	uint16_t len; /* 0: none */
+	uint8_t fd; /* enum reply_fd */
+	bool fd_writable;
+	uint64_t fd_id;
+	uint8_t msg[128];
+};
+
+struct session {
+	struct daemon *d;
+	uint64_t id; /* the name of its socket in the fd store */
+	int fd;
+	uv_poll_t poll;
+	pid_t pid;
+	uid_t uid;
+	bool hello;
+	bool ctl;
+	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
+	bool closing; /* closed while busy: freed when the populate is over */
+	struct upager_msg pending; /* the request whose reply waits */
+	struct view *converting; /* a view handed out by REMAP phase 1, a reference */
+	struct space *space; /* a reference */
+	struct pending_open opens[MAX_PENDING_OPENS];
+	size_t n_opens;
+	struct last_reply last;
+	bool adopted; /* taken over: its first request may be one the dead daemon answered */
+	struct list_head link;
+	uint8_t buf[UPAGER_MSG_MAX];
+};
 
 int session_accept(struct daemon *d, int fd);
+int session_adopt(struct daemon *d, struct session *saved, int fd);
 void session_free_all(struct daemon *d);

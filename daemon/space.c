@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "grow.h"
 #include "fault.h"
+#include "fdstore.h"
 #include "log.h"
 #include "object.h"
 #include "space.h"
@@ -69,6 +70,9 @@ int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_a
 	s->polling = true;
 	list_add_tail(&s->link, &d->spaces);
 	d->n_spaces++;
+	s->id = ++d->next_id;
+	fdstore_add(d, uffd, "uf", s->id);
+	daemon_touch(d);
 	*out = s;
 	return 0;
 }
@@ -89,6 +93,7 @@ struct space *space_unref(struct space *s)
 	if (!s || --s->refs > 0)
 		return NULL;
 	close(s->uffd);
+	fdstore_remove(s->d, "uf", s->id);
 	free(s);
 	return NULL;
 }
@@ -135,6 +140,7 @@ void space_kill(struct space *s)
 	region_table_deinit(&s->regions, drop_piece, NULL);
 	list_del_init(&s->link);
 	d->n_spaces--;
+	daemon_touch(d);
 	if (s->polling) {
 		uv_poll_stop(&s->poll);
 		uv_close((uv_handle_t *)&s->poll, on_poll_closed);
@@ -169,6 +175,7 @@ int space_add_region(struct space *s, const struct region *r)
 {
 	int ret;
 
+	daemon_touch(s->d);
 	region_remove_range(&s->regions, r->start, region_end(r), drop_piece, NULL);
 	ret = region_insert(&s->regions, r);
 	if (ret < 0 && r->obj)
@@ -182,6 +189,7 @@ int space_add_region(struct space *s, const struct region *r)
  */
 int space_drop_range(struct space *s, uint64_t start, uint64_t end)
 {
+	daemon_touch(s->d);
 	return region_remove_range(&s->regions, start, end, drop_piece, NULL);
 }
 
@@ -226,6 +234,21 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync)
 			ret = k;
 	}
 	return ret;
+}
+
+/**
+ * space_wake() - wake every thread of the space that waits on a fault in one of its regions
+ * @s: the space
+ *
+ * A daemon that takes over after another died calls this: faults the dead daemon had read but not
+ * resolved are in no queue any more, and their threads fault again once woken.
+ */
+void space_wake(struct space *s)
+{
+	if (s->token_addr)
+		uffdio_wake(s->uffd, s->token_addr, UPAGER_PAGE_SIZE);
+	for (size_t i = 0; i < s->regions.n; i++)
+		uffdio_wake(s->uffd, s->regions.v[i].start, s->regions.v[i].length);
 }
 
 /** space_find_by_pid() - a live space of @pid that no session acts for yet, or NULL */
@@ -310,8 +333,10 @@ struct region *space_follow_growth(struct space *s, uint64_t addr)
 			/* Never over the next region. */
 			if (i + 1 < s->regions.n)
 				end = MIN(end, s->regions.v[i + 1].start);
-			if (addr < end)
+			if (addr < end) {
 				r->length = end - r->start;
+				daemon_touch(s->d);
+			}
 		}
 		r = region_find(&s->regions, addr);
 		break;
@@ -335,6 +360,7 @@ static void space_learn_pid(struct space *s, uint32_t tid)
 
 		if (sscanf(line, "Tgid: %d", &tgid) == 1) {
 			s->pid = tgid;
+			daemon_touch(s->d);
 			log_debug("forked space belongs to pid %d", tgid);
 			break;
 		}
@@ -353,6 +379,7 @@ static void space_on_fork(struct space *parent, int ufd)
 		return;
 	}
 	child->features = parent->features;
+	daemon_touch(parent->d);
 	ret = region_table_copy(&child->regions, &parent->regions);
 	if (ret < 0)
 		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
@@ -372,6 +399,7 @@ static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t
 		space_on_fork(s, (int)m->arg.fork.ufd);
 		break;
 	case UFFD_EVENT_REMAP:
+		daemon_touch(s->d);
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		for (size_t i = 0; i < s->regions.n; i++) {
 			struct region *r = &s->regions.v[i];

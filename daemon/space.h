@@ -15,6 +15,7 @@ struct grow_channel;
 
 struct space {
 	struct daemon *d;
+	uint64_t id; /* the name of its userfaultfd in the fd store */
 	unsigned refs;
 	int uffd;
 	uv_poll_t poll;
@@ -37,6 +38,7 @@ struct space *space_ref(struct space *s);
 struct space *space_unref(struct space *s);
 void space_kill(struct space *s);
 bool space_check_alive(struct space *s);
+void space_wake(struct space *s);
 int space_add_region(struct space *s, const struct region *r);
 int space_drop_range(struct space *s, uint64_t start, uint64_t end);
 int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync);

@@ -16,6 +16,9 @@
  * write-back) first copies the writable copy home and write-protects it again (view_restore_home).
  * A write through a linear mapping to a page that has copies punches the copies.
  * A page with no copy pays nothing of this.
+ *
+ * The table and the copy states live in a memfd of the view's own, so that a daemon that takes
+ * over after a crash finds them as they were, and rebuilds the index of copies from them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,11 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "fdstore.h"
 #include "fill.h"
 #include "log.h"
 #include "object.h"
@@ -193,6 +198,40 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 	}
 }
 
+static uint64_t meta_size(uint64_t pages)
+{
+	return ALIGN_UP(pages * (sizeof(uint64_t) + 1), UPAGER_PAGE_SIZE);
+}
+
+/* Map the view's memfd and its table and copy states; takes @memfd and @meta_fd (-1: new). */
+static int view_map(struct view *v, int memfd, int meta_fd)
+{
+	_cleanup_close_ int fd = memfd, mfd = meta_fd;
+	void *m;
+
+	if (mfd < 0) {
+		mfd = memfd_create("upager:view-table", MFD_CLOEXEC);
+		if (mfd < 0 || ftruncate(mfd, (off_t)meta_size(v->pages)) < 0)
+			return neg_errno();
+	}
+	m = mmap(NULL, meta_size(v->pages), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (m == MAP_FAILED)
+		return neg_errno();
+	v->table = m;
+	v->copy = (uint8_t *)(v->table + v->pages);
+	v->map = mmap(NULL, v->pages << UPAGER_PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		      0);
+	if (v->map == MAP_FAILED) {
+		int ret = neg_errno();
+
+		munmap(m, meta_size(v->pages));
+		return ret;
+	}
+	v->memfd = fd_take(&fd);
+	v->meta_fd = fd_take(&mfd);
+	return 0;
+}
+
 /**
  * view_new() - a view of @pages pages over object @o, mapping it linearly from @first_page
  * @o: the file object
@@ -206,47 +245,103 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_write,
 	     struct view **out)
 {
+	_cleanup_close_ int memfd = -1;
 	struct view *v;
 	int ret;
 
+	memfd = memfd_create("upager:view", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, (off_t)(pages << UPAGER_PAGE_SHIFT)) < 0)
+		return neg_errno();
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	v->refs = 1;
 	v->pages = pages;
 	v->may_write = may_write;
-	v->memfd = memfd_create("upager:view", MFD_CLOEXEC);
-	if (v->memfd < 0) {
-		ret = neg_errno();
+	ret = view_map(v, fd_take(&memfd), -1);
+	if (ret < 0) {
 		free(v);
 		return ret;
-	}
-	v->table = malloc(pages * sizeof(*v->table));
-	v->copy = calloc(pages, 1);
-	if (!v->table || !v->copy || ftruncate(v->memfd, (off_t)(pages << UPAGER_PAGE_SHIFT)) < 0) {
-		ret = v->table && v->copy ? neg_errno() : -ENOMEM;
-		goto fail;
-	}
-	v->map = mmap(NULL, pages << UPAGER_PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      v->memfd, 0);
-	if (v->map == MAP_FAILED) {
-		ret = neg_errno();
-		goto fail;
 	}
 	v->base = first_page;
 	for (uint64_t i = 0; i < pages; i++)
 		v->table[i] = first_page + i;
 	v->obj = object_ref(o);
+	v->id = ++o->d->next_id;
 	list_add_tail(&v->link, &o->views);
+	fdstore_add(o->d, v->memfd, "vw", v->id);
+	fdstore_add(o->d, v->meta_fd, "vm", v->id);
+	daemon_touch(o->d);
 	*out = v;
 	return 0;
+}
 
-fail:
-	free(v->table);
-	free(v->copy);
-	close(v->memfd);
-	free(v);
-	return ret;
+/**
+ * view_adopt() - take over a view of a previous daemon
+ * @o: its object
+ * @saved: the view's saved fields (id, pages, base, may_write)
+ * @memfd: the view's memfd, taken
+ * @meta_fd: its table and copy states, taken
+ * @out: the view, one reference; view_attach() it to its space
+ *
+ * The object's index of copies is rebuilt from the copy states.
+ *
+ * Return: 0 or a negative errno; the descriptors are closed on failure.
+ */
+int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_fd,
+	       struct view **out)
+{
+	struct view *v;
+	struct stat st;
+	int ret;
+
+	if (memfd < 0 || meta_fd < 0 || fstat(meta_fd, &st) < 0 ||
+	    (uint64_t)st.st_size < meta_size(saved->pages)) {
+		closep(&memfd);
+		closep(&meta_fd);
+		return -EBADF;
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		close(memfd);
+		close(meta_fd);
+		return -ENOMEM;
+	}
+	v->id = saved->id;
+	v->refs = 1;
+	v->pages = saved->pages;
+	v->base = saved->base;
+	v->may_write = saved->may_write;
+	ret = view_map(v, memfd, meta_fd);
+	if (ret < 0) {
+		free(v);
+		return ret;
+	}
+	v->obj = object_ref(o);
+	list_add_tail(&v->link, &o->views);
+	for (uint64_t i = 0; i < v->pages; i++) {
+		if (v->copy[i] == COPY_NONE)
+			continue;
+		if (v->copy[i] > COPY_RW || copies_add(o, v->table[i], v, i) < 0) {
+			v->copy[i] = COPY_NONE;
+			punch(v->memfd, i, 1);
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/** view_find() - the view with id @id among the views of every object, or NULL */
+struct view *view_find(struct daemon *d, uint64_t id)
+{
+	struct object *o;
+	struct view *v;
+
+	list_for_each_entry (o, &d->objects, link)
+		list_for_each_entry (v, &o->views, link)
+			if (id && v->id == id)
+				return v;
+	return NULL;
 }
 
 /** view_ref() - take a reference; returns @v */
@@ -267,10 +362,13 @@ struct view *view_unref(struct view *v)
 	view_drop_range(v, 0, v->pages);
 	list_del_init(&v->link);
 	munmap(v->map, v->pages << UPAGER_PAGE_SHIFT);
+	munmap(v->table, meta_size(v->pages));
 	close(v->memfd);
+	close(v->meta_fd);
+	fdstore_remove(v->obj->d, "vw", v->id);
+	fdstore_remove(v->obj->d, "vm", v->id);
+	daemon_touch(v->obj->d);
 	object_unref(v->obj);
-	free(v->table);
-	free(v->copy);
 	free(v);
 	return NULL;
 }
@@ -286,6 +384,8 @@ void view_attach(struct view *v, struct space *s, uint64_t start)
 {
 	v->space = s;
 	v->start = start;
+	if (s)
+		daemon_touch(s->d);
 }
 
 /**
@@ -321,6 +421,7 @@ void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
 	view_drop_range(v, first, count);
 	for (uint64_t k = 0; k < count && first + k < v->pages; k++)
 		v->table[first + k] = pgoff + k;
+	daemon_touch(v->obj->d);
 }
 
 /**

@@ -12,6 +12,7 @@
 #include "common/list.h"
 #include "populate.h"
 
+struct daemon;
 struct object;
 struct region;
 struct space;
@@ -23,14 +24,16 @@ enum {
 };
 
 struct view {
+	uint64_t id; /* its name in the fd store */
 	unsigned refs; /* regions that map it */
 	struct object *obj; /* a reference */
 	int memfd;
 	uint8_t *map; /* the daemon's mapping of the memfd */
 	uint64_t pages;
 	uint64_t base; /* object page of view page 0 in a linear mapping */
+	int meta_fd; /* a memfd holding table and copy, so that they outlive the daemon */
 	uint64_t *table; /* view page -> object page */
-	uint8_t *copy; /* COPY_* per view page */
+	uint8_t *copy; /* COPY_* per view page, after the table in meta_fd */
 	struct space *space; /* the space that maps it; not a reference */
 	uint64_t start; /* where view page 0 is (or would be) in that space */
 	bool may_write;
@@ -39,6 +42,9 @@ struct view {
 
 int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_write,
 	     struct view **out);
+int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_fd,
+	       struct view **out);
+struct view *view_find(struct daemon *d, uint64_t id);
 struct view *view_ref(struct view *v);
 struct view *view_unref(struct view *v);
 int view_reopen_memfd(struct view *v);

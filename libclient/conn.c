@@ -249,12 +249,20 @@ int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct up
 	ret = fdmsg_send(conn.fd, conn.buf, (size_t)len, fds, n_fds);
 	if (ret < 0)
 		goto broken;
-	n = fdmsg_recv(conn.fd, conn.buf, sizeof(conn.buf), rfds, &n_rfds);
-	if (n <= 0) {
-		ret = n == 0 ? -ECONNRESET : (int)n;
-		goto broken;
+	for (;;) {
+		n = fdmsg_recv(conn.fd, conn.buf, sizeof(conn.buf), rfds, &n_rfds);
+		if (n <= 0) {
+			ret = n == 0 ? -ECONNRESET : (int)n;
+			goto broken;
+		}
+		ret = upager_msg_decode(conn.buf, (size_t)n, rep);
+		/* A daemon that took over from a crashed one may answer an earlier request again. */
+		if (ret == 0 && (rep->op & UPAGER_OP_REPLY) && (int32_t)(rep->seq - req->seq) < 0) {
+			fdmsg_close_fds(rfds, n_rfds);
+			continue;
+		}
+		break;
 	}
-	ret = upager_msg_decode(conn.buf, (size_t)n, rep);
 	if (ret == 0 && (rep->op != (req->op | UPAGER_OP_REPLY) || rep->seq != req->seq))
 		ret = -EBADMSG;
 	if (ret < 0) {

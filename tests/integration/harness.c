@@ -44,6 +44,9 @@ void harness_start(void)
 	cr_assert(daemon_pid >= 0);
 	if (daemon_pid == 0) {
 		dup2(logfd, 2);
+		/* A daemon started by hand, even when the tests run under a service manager. */
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("LISTEN_FDS");
 		execl(bin, "upagerd", "--verbose", "--socket", sock_path, (char *)NULL);
 		_exit(127);
 	}

@@ -4,11 +4,12 @@
 activation, says READY=1, STATUS= and STOPPING=1 on $NOTIFY_SOCKET, and serves a client."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from manager import Manager
 
 units, upagerd, demo = sys.argv[1], sys.argv[2], sys.argv[3]
 failures = []
@@ -30,9 +31,8 @@ check(r.returncode == 0, "systemd-analyze verify: " + (r.stderr.strip() or "clea
 with tempfile.TemporaryDirectory() as tmp:
     sock = os.path.join(tmp, "upager.sock")
     notify_path = os.path.join(tmp, "notify")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
-    notify.settimeout(10)
+    # Read by a thread at once, as systemd does: the daemon's messages never wait.
+    notify = Manager(notify_path)
     act = subprocess.Popen(["systemd-socket-activate", "--seqpacket", "-l", sock,
                             "-E", "NOTIFY_SOCKET=" + notify_path, upagerd],
                            stderr=subprocess.DEVNULL)
@@ -45,13 +45,7 @@ with tempfile.TemporaryDirectory() as tmp:
     env = dict(os.environ, UPAGER_SOCKET=sock)
     client = subprocess.Popen([demo, tmp], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    messages = []
-    try:
-        while not any(m.startswith("READY=1") for m in messages):
-            messages += notify.recv(4096).decode().split("\n")
-    except socket.timeout:
-        pass
-    check("READY=1" in messages, "READY=1 from the activated daemon")
+    check(notify.wait_for("READY=1", 10) is not None, "READY=1 from the activated daemon")
     for _ in range(100):
         if os.path.exists(os.path.join(tmp, "ready")):
             break
@@ -59,23 +53,13 @@ with tempfile.TemporaryDirectory() as tmp:
     out, _ = client.communicate("done\n", timeout=30)
     check(client.returncode == 0 and "begins with \"UPAGER\"" in out,
           "a client maps, writes and syncs through the activated daemon")
-    notify.settimeout(1)
-    try:
-        while True:
-            messages += notify.recv(4096).decode().split("\n")
-    except socket.timeout:
-        pass
-    check(any(m.startswith("STATUS=") and "clients" in m for m in messages),
+    notify.wait_for("STATUS=", 5)
+    check(any(m.startswith("STATUS=") and "clients" in m for m in notify.messages),
           "STATUS= with a summary")
     act.send_signal(signal.SIGTERM)
-    notify.settimeout(10)
-    try:
-        while "STOPPING=1" not in messages:
-            messages += notify.recv(4096).decode().split("\n")
-    except socket.timeout:
-        pass
-    check("STOPPING=1" in messages, "STOPPING=1 on SIGTERM")
+    check(notify.wait_for("STOPPING=1", 10) is not None, "STOPPING=1 on SIGTERM")
     act.wait(timeout=30)
     check(os.path.exists(sock), "the daemon leaves the activated socket to its owner")
+    notify.close()
 
 sys.exit(1 if failures else 0)

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Fault injection for restart-test.py, loaded into upagerd with LD_PRELOAD. Once the file named by
+ * $UPAGER_STALL exists, the next call named by $UPAGER_STALL_CALL never returns, and
+ * "$UPAGER_STALL.stalled" is made; the harness then kills the daemon:
+ *   continue   UFFDIO_CONTINUE: a fault is read and never resolved; its thread waits until a new
+ *              daemon wakes it
+ *   fdatasync  a write-back for msync(MS_SYNC): a request is read and never answered, nor are the
+ *              tables saved; a new daemon must do it again
+ *   sendmsg    the reply to a REGION_ADD: the request is done and the tables saved, the reply
+ *              never sent; a new daemon must send it again (doing it again fails: the
+ *              OBJECT_OPEN it claims is claimed)
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int ioctl(int fd, unsigned long req, ...);
+int fdatasync(int fd);
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags);
+
+static void *next(const char *name)
+{
+	return dlsym(RTLD_NEXT, name);
+}
+
+static void maybe_stall(const char *call)
+{
+	const char *stall = getenv("UPAGER_STALL"), *which = getenv("UPAGER_STALL_CALL");
+	char path[4096];
+
+	if (!stall || !which || strcmp(which, call) || access(stall, F_OK) < 0)
+		return;
+	snprintf(path, sizeof(path), "%s.stalled", stall);
+	close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+	for (;;)
+		pause();
+}
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	int (*real)(int, unsigned long, ...) = next("ioctl");
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (req == UFFDIO_CONTINUE)
+		maybe_stall("continue");
+	return real(fd, req, arg);
+}
+
+int fdatasync(int fd)
+{
+	int (*real)(int) = next("fdatasync");
+
+	maybe_stall("fdatasync");
+	return real(fd);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ssize_t (*real)(int, const struct msghdr *, int) = next("sendmsg");
+	const unsigned char *m = msg->msg_iov[0].iov_base;
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	/* Replies to REGION_ADD (op 0x8003 at offset 6), not the notifications to systemd. */
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET &&
+	    msg->msg_iov[0].iov_len >= 8 && m[6] == 0x03 && m[7] == 0x80)
+		maybe_stall("sendmsg");
+	return real(fd, msg, flags);
+}
