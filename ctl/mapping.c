@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <sys/mman.h>
 #include <stdio.h>
 
 #include "ctl.h"
@@ -65,6 +66,8 @@ void ctl_mapping_table_row(const struct upager_list_entry *e)
 	       e->offset, e->resident_pages, e->faults, (int)e->path_len, e->path);
 	if (e->nonlinear)
 		printf(" (nonlinear, %u remapped ranges)", e->remapped_ranges);
+	if (e->flags & MAP_GROWSDOWN)
+		printf(" (grown by %" PRIu64 " pages)", e->grown_pages);
 	putchar('\n');
 }
 
@@ -79,10 +82,11 @@ void ctl_mapping_json(const struct upager_list_entry *e)
 	       ", \"object\": %" PRIu64 ", \"pages_populated\": %" PRIu64
 	       ", \"pages_read\": %" PRIu64 ", \"bytes_read\": %" PRIu64
 	       ", \"fault_latency_avg_ns\": %" PRIu64 ", \"fault_latency_max_ns\": %" PRIu64
-	       ", \"nonlinear\": %s, \"remapped_ranges\": %u}",
+	       ", \"nonlinear\": %s, \"remapped_ranges\": %u, \"grown_pages\": %" PRIu64
+	       ", \"max_length\": %" PRIu64 "}",
 	       e->offset, e->resident_pages, e->faults, e->object_id, e->pages_populated,
 	       e->pages_read, e->bytes_read, e->latency_avg_ns, e->latency_max_ns,
-	       e->nonlinear ? "true" : "false", e->remapped_ranges);
+	       e->nonlinear ? "true" : "false", e->remapped_ranges, e->grown_pages, e->max_length);
 }
 
 /**
@@ -105,7 +109,7 @@ void ctl_mapping_json_end(unsigned int count)
 /** ctl_mapping_detail() - one mapping, one "key: value" line for each figure */
 void ctl_mapping_detail(const struct upager_list_entry *e)
 {
-	char prot[4], flags[128], len[32];
+	char prot[4], flags[128], len[32], max[32];
 
 	printf("pid:               %u\n"
 	       "uid:               %u\n"
@@ -123,11 +127,16 @@ void ctl_mapping_detail(const struct upager_list_entry *e)
 	       "bytes read:        %" PRIu64 "\n"
 	       "fault latency:     avg %.1f us, max %.1f us\n"
 	       "nonlinear:         %s\n"
-	       "remapped ranges:   %u\n",
+	       "remapped ranges:   %u\n"
+	       "grown pages:       %" PRIu64 "\n"
+	       "growth limit:      %s\n",
 	       e->pid, e->uid, e->start, e->start + e->length,
 	       ctl_size_str(e->length, len, sizeof(len)), e->length, ctl_prot_str(e->prot, prot),
 	       ctl_flags_str(e->flags, flags, sizeof(flags)), (int)e->path_len, e->path, e->offset,
 	       e->object_id, e->resident_pages, e->faults, e->pages_populated, e->pages_read,
 	       e->bytes_read, e->latency_avg_ns / 1e3, e->latency_max_ns / 1e3,
-	       e->nonlinear ? "yes" : "no", e->remapped_ranges);
+	       e->nonlinear ? "yes" : "no", e->remapped_ranges, e->grown_pages,
+	       !(e->flags & MAP_GROWSDOWN) ? "-"
+	       : e->max_length		   ? ctl_size_str(e->max_length, max, sizeof(max))
+					   : "none");
 }

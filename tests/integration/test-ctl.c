@@ -232,7 +232,8 @@ Test(ctl, show_json_is_an_array_of_list_objects)
 	cr_assert_eq(resident, 3);
 	cr_assert_eq(faults, 3);
 	cr_assert(strstr(r.out, "\"fault_latency_max_ns\": "));
-	cr_assert(strstr(r.out, "\"remapped_ranges\": 0}"));
+	cr_assert(strstr(r.out, "\"remapped_ranges\": 0, \"grown_pages\": 0, \"max_length\": 0}"),
+		  "%s", r.out);
 }
 
 Test(ctl, show_of_an_address_no_mapping_contains_exits_1)
