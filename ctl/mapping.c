@@ -51,7 +51,7 @@ int ctl_mappings_each(struct ctl *c, uint32_t pid, ctl_mapping_fn fn, void *arg)
 /** ctl_mapping_table_header() - the header line of the mapping table */
 void ctl_mapping_table_header(void)
 {
-	printf("%-7s %-14s %9s %-4s %-24s %9s %9s %10s  %s\n", "PID", "START", "LENGTH", "PROT",
+	printf("%-7s %-14s %9s %-4s %-28s %9s %9s %10s  %s\n", "PID", "START", "LENGTH", "PROT",
 	       "FLAGS", "OFFSET", "RESIDENT", "FAULTS", "BACKING");
 }
 
@@ -60,7 +60,7 @@ void ctl_mapping_table_row(const struct upager_list_entry *e)
 {
 	char prot[4], flags[128], len[32];
 
-	printf("%-7u %-14" PRIx64 " %9s %-4s %-24s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 "  %.*s",
+	printf("%-7u %-14" PRIx64 " %9s %-4s %-28s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 "  %.*s",
 	       e->pid, e->start, ctl_size_str(e->length, len, sizeof(len)),
 	       ctl_prot_str(e->prot, prot), ctl_flags_str(e->flags, flags, sizeof(flags)),
 	       e->offset, e->resident_pages, e->faults, (int)e->path_len, e->path);

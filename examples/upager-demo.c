@@ -2,7 +2,8 @@
 /*
  * upager-demo: a client that shows what upager does. It maps anonymous and file memory through
  * upagerd, shows the data it reads, writes a shared file mapping back, shares memory with a child,
- * then holds its mappings until a line arrives on standard input (so that upagerctl can list them).
+ * remaps a file mapping nonlinearly, grows a MAP_GROWSDOWN mapping, then holds its mappings until a
+ * line arrives on standard input (so that upagerctl can list them).
  *
  * Usage: upager-demo DIR   (DIR: where to make the demo's file)
  */
@@ -28,7 +29,7 @@ static void die(const char *what)
 int main(int argc, char **argv)
 {
 	char path[512], line[64], buf[32];
-	char *anon, *shared, *file, *priv, *pop;
+	char *anon, *shared, *file, *priv, *pop, *stack;
 	int fd, status;
 	pid_t child;
 
@@ -96,6 +97,16 @@ int main(int argc, char **argv)
 	       "write "
 	       "through file page 2's own place is seen there: '%c'\n",
 	       file[0]);
+
+	/* A mapping that grows down, page by page, as its guard page below is touched. */
+	stack = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+	if (stack == MAP_FAILED)
+		die("upager_mmap MAP_GROWSDOWN");
+	for (int i = 1; i <= 64; i++)
+		stack[-i * PAGE] = (char)i;
+	printf("MAP_GROWSDOWN: 4 pages mapped, 64 pages below them touched one by one: the mapping "
+	       "grew by them (see LENGTH)\n");
 
 	/* Hold the mappings for upagerctl list. */
 	snprintf(path, sizeof(path), "%s/ready", argv[1]);
