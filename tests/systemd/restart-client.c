@@ -9,7 +9,7 @@
  * without pause, so that the daemon always has faults in hand when it dies. A child forked at the
  * start waits until the parent is done, then reads the file and the shared memory through the
  * mappings it inherited, served by whatever daemon took over its address space, and faults in
- * fresh private pages. At the end the parent syncs, unmaps and checks the file on disk. Progress goes to stdout ("step N"); any wrong byte is a
+ * fresh private pages; a MAP_GROWSDOWN mapping grows by a page each step. At the end the parent syncs, unmaps and checks the file on disk. Progress goes to stdout ("step N"); any wrong byte is a
  * "FAIL" line and exit status 1.
  *
  * Usage: restart-client FILE NLFILE STEPS STEP_USEC
@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #define PAGE 4096UL
 #define SPIN_PAGES 1024UL /* what the second thread faults in and drops, again and again */
 #define NL_PAGES 32UL
+#define GROW_PAGES 200UL /* what the MAP_GROWSDOWN mapping grows by, within stack_guard_gap */
 
 static atomic_bool stop_spin;
 static int failures;
@@ -121,7 +123,7 @@ static int child(int go, uint8_t *file, uint8_t *anon, uint8_t *shanon, unsigned
 int main(int argc, char **argv)
 {
 	uint8_t want[PAGE];
-	uint8_t *file, *anon, *shanon, *nl, *spinmem;
+	uint8_t *file, *anon, *shanon, *nl, *spinmem, *gd;
 	unsigned long steps, usec;
 	int fd, nlfd, go[2], status;
 	pthread_t th;
@@ -162,6 +164,18 @@ int main(int argc, char **argv)
 		_exit(child(go[0], file, anon, shanon, steps));
 	}
 	close(go[0]);
+	/*
+	 * A MAP_GROWSDOWN mapping that grows by a page each step: its growth channel must carry
+	 * over to each new daemon. Mappings made later go where the kernel's stack_guard_gap below
+	 * it ends, as they would below the kernel's own MAP_GROWSDOWN mapping: it grows within that.
+	 */
+	setrlimit(RLIMIT_STACK, &(struct rlimit){ (steps + 64) * PAGE, (steps + 64) * PAGE });
+	gd = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+	if (gd == MAP_FAILED) {
+		printf("FAIL upager_mmap MAP_GROWSDOWN: %s\n", strerror(errno));
+		return 1;
+	}
 	pthread_create(&th, NULL, spin, spinmem);
 	printf("ready\n");
 	fflush(stdout);
@@ -183,6 +197,13 @@ int main(int argc, char **argv)
 				FAIL("anonymous (%u) page %lu not zero", k, p);
 			own_pattern(want, p, k);
 			memcpy(m + p * PAGE, want, PAGE);
+		}
+		if (p < GROW_PAGES) {
+			memset(want, 0, PAGE);
+			if (!same(gd - (p + 1) * PAGE, want))
+				FAIL("grown page %lu not zero", p);
+			own_pattern(want, p, 4);
+			memcpy(gd - (p + 1) * PAGE, want, PAGE);
 		}
 		if (p < NL_PAGES / 2) {
 			file_pattern(want, NL_PAGES - 1 - p, 1);
@@ -208,6 +229,9 @@ int main(int argc, char **argv)
 				own_pattern(want, q, 2);
 				if (!same(shanon + q * PAGE, want))
 					FAIL("shared anonymous page %lu changed", q);
+				own_pattern(want, q, 4);
+				if (q < GROW_PAGES && !same(gd - (q + 1) * PAGE, want))
+					FAIL("grown page %lu changed", q);
 			}
 			for (unsigned long q = 0; q < NL_PAGES / 2 && q <= p; q++) {
 				if (q % 4 == 0)
