@@ -263,6 +263,8 @@ int grow_attach(struct space *s, int fd)
 	grow_detach(s);
 	c->space = s;
 	c->fd = fd;
+	/* Numbers a daemon before this one used on the channel are not taken again soon. */
+	c->seq = (uint32_t)(daemon_now_ns() >> 8);
 	list_init(&c->inflight);
 	uv_poll_init(s->d->loop, &c->poll, fd);
 	c->poll.data = c;

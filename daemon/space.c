@@ -247,8 +247,13 @@ void space_wake(struct space *s)
 {
 	if (s->token_addr)
 		uffdio_wake(s->uffd, s->token_addr, UPAGER_PAGE_SIZE);
-	for (size_t i = 0; i < s->regions.n; i++)
-		uffdio_wake(s->uffd, s->regions.v[i].start, s->regions.v[i].length);
+	for (size_t i = 0; i < s->regions.n; i++) {
+		const struct region *r = &s->regions.v[i];
+
+		/* A MAP_GROWSDOWN mapping's guard page is where a growth waits. */
+		uffdio_wake(s->uffd, r->guard ? r->guard : r->start,
+			    r->length + (r->guard ? UPAGER_PAGE_SIZE : 0));
+	}
 }
 
 /** space_find_by_pid() - a live space of @pid that no session acts for yet, or NULL */
