@@ -438,6 +438,7 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	struct upager_msg m = { .op = req->op, .seq = req->seq };
 	_cleanup_close_ int fd = -1;
 	struct view *v;
+	int fds[2];
 	int ret;
 
 	ret = view_new(r->obj, r->length >> UPAGER_PAGE_SHIFT, r->offset >> UPAGER_PAGE_SHIFT,
@@ -454,7 +455,9 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	m.u.remap_reply.length = r->length;
 	m.u.remap_reply.prot = r->prot;
 	m.u.remap_reply.map_type = r->may_write ? MAP_SHARED : MAP_PRIVATE;
-	if (reply(s, &m, 0, &fd, 1) < 0) {
+	fds[0] = fd;
+	fds[1] = view_table_fd(v);
+	if (reply(s, &m, 0, fds, 2) < 0) {
 		view_unref(v);
 		return -EPIPE;
 	}
@@ -485,6 +488,7 @@ static int remap_adopt(struct session *s, struct region *r)
 	r->view = v;
 	r->view_index = 0;
 	view_attach(v, s->space, r->start);
+	view_publish(v, true);
 	s->converting = NULL;
 	s->space->converting = 0;
 	return 0;

@@ -111,6 +111,43 @@ static void copies_remove(struct object *o, uint64_t p, const struct view *v, ui
 	}
 }
 
+/**
+ * view_page() - the object page view page @i shows, or will show at its next touch
+ *
+ * A page with a copy shows what the daemon copied into it; any other page what the shared table
+ * says, which the client's library may rewrite at any time (a MAP_NONBLOCK remap). The result
+ * comes from the client then: check it against the object's size before using it.
+ */
+uint64_t view_page(const struct view *v, uint64_t i)
+{
+	if (v->copy[i] != COPY_NONE)
+		return v->table[i];
+	return __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE) & ~UPAGER_VIEW_HELD;
+}
+
+/*
+ * Before a copy of object page p goes into view page i: mark the entry held, so that the library
+ * leaves it to the daemon from now on. False if the library rewrote the entry since it was read.
+ */
+static bool hold(struct view *v, uint64_t i, uint64_t p)
+{
+	__u64 e = __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE);
+
+	/* A HELD bit the daemon did not set is the client's doing: take the entry all the same. */
+	if ((e & ~UPAGER_VIEW_HELD) != p ||
+	    !__atomic_compare_exchange_n(&v->shared->entry[i], &e, p | UPAGER_VIEW_HELD, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	v->table[i] = p;
+	return true;
+}
+
+/* The copy of view page i is gone (punched): the library may rewrite its entry again. */
+static void release(struct view *v, uint64_t i)
+{
+	__atomic_store_n(&v->shared->entry[i], v->table[i], __ATOMIC_RELEASE);
+}
+
 static uint64_t page_addr(const struct view *v, uint64_t index)
 {
 	return v->start + (index << UPAGER_PAGE_SHIFT);
@@ -185,12 +222,42 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 		}
 		c.v->copy[c.index] = COPY_NONE;
 		punch(c.v->memfd, c.index, 1);
+		release(c.v, c.index);
 		cs->e[k] = cs->e[--cs->n];
 	}
 	if (cs && cs->n == 0) {
 		free(cs);
 		o->copies[p] = NULL;
 	}
+}
+
+/*
+ * The table the client's library shares: sealed against shrinking and growing, so that no client
+ * can make the daemon's mapping of it fault.
+ */
+static int table_new(struct view *v)
+{
+	int ret;
+
+	v->shared_size = ALIGN_UP(sizeof(*v->shared) + v->pages * sizeof(v->shared->entry[0]),
+				  UPAGER_PAGE_SIZE);
+	v->table_memfd = memfd_create("upager:view-table", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (v->table_memfd < 0)
+		return neg_errno();
+	if (ftruncate(v->table_memfd, (off_t)v->shared_size) < 0 ||
+	    fcntl(v->table_memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto fail;
+	v->shared =
+		mmap(NULL, v->shared_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->table_memfd, 0);
+	if (v->shared == MAP_FAILED)
+		goto fail;
+	return 0;
+
+fail:
+	ret = neg_errno();
+	close(v->table_memfd);
+	v->table_memfd = -1;
+	return ret;
 }
 
 /**
@@ -215,6 +282,9 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	v->refs = 1;
 	v->pages = pages;
 	v->may_write = may_write;
+	v->map = MAP_FAILED;
+	v->shared = MAP_FAILED;
+	v->table_memfd = -1;
 	v->memfd = memfd_create("upager:view", MFD_CLOEXEC);
 	if (v->memfd < 0) {
 		ret = neg_errno();
@@ -233,15 +303,24 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 		ret = neg_errno();
 		goto fail;
 	}
+	ret = table_new(v);
+	if (ret < 0)
+		goto fail;
 	v->base = first_page;
-	for (uint64_t i = 0; i < pages; i++)
+	for (uint64_t i = 0; i < pages; i++) {
 		v->table[i] = first_page + i;
+		v->shared->entry[i] = first_page + i;
+	}
+	v->shared->magic = UPAGER_VIEW_TABLE_MAGIC;
+	v->shared->pages = pages;
 	v->obj = object_ref(o);
 	list_add_tail(&v->link, &o->views);
 	*out = v;
 	return 0;
 
 fail:
+	if (v->map != MAP_FAILED)
+		munmap(v->map, pages << UPAGER_PAGE_SHIFT);
 	free(v->table);
 	free(v->copy);
 	close(v->memfd);
@@ -264,10 +343,13 @@ struct view *view_unref(struct view *v)
 {
 	if (!v || --v->refs > 0)
 		return NULL;
+	view_publish(v, false);
 	view_drop_range(v, 0, v->pages);
 	list_del_init(&v->link);
 	munmap(v->map, v->pages << UPAGER_PAGE_SHIFT);
+	munmap(v->shared, v->shared_size);
 	close(v->memfd);
+	close(v->table_memfd);
 	object_unref(v->obj);
 	free(v->table);
 	free(v->copy);
@@ -279,6 +361,23 @@ struct view *view_unref(struct view *v)
 int view_reopen_memfd(struct view *v)
 {
 	return fd_reopen(v->memfd, v->may_write);
+}
+
+/** view_table_fd() - the shared table's memfd, for the client (the daemon keeps its own) */
+int view_table_fd(struct view *v)
+{
+	return v->table_memfd;
+}
+
+/**
+ * view_publish() - let the client's library remap pages without copies itself, or stop it
+ * @v: the view, attached
+ * @local: true only while one region maps the whole view where view_attach() says
+ */
+void view_publish(struct view *v, bool local)
+{
+	__atomic_store_n(&v->shared->object_pages, object_pages(v->obj), __ATOMIC_RELAXED);
+	__atomic_store_n(&v->shared->start, local ? v->start : 0, __ATOMIC_RELEASE);
 }
 
 /** view_attach() - the view is mapped at @start in space @s */
@@ -311,16 +410,23 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 		v->copy[i] = COPY_NONE;
 		any = true;
 	}
-	if (any && first < end)
-		punch(v->memfd, first, end - first);
+	if (!any || first >= end)
+		return;
+	punch(v->memfd, first, end - first);
+	/* Only now, with the copies gone, may the library rewrite their entries. */
+	for (uint64_t i = first; i < end; i++)
+		if (__atomic_load_n(&v->shared->entry[i], __ATOMIC_RELAXED) & UPAGER_VIEW_HELD)
+			release(v, i);
 }
 
 /** view_remap() - view pages [first, first+count) show object pages pgoff, pgoff+1, ... */
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
 {
 	view_drop_range(v, first, count);
-	for (uint64_t k = 0; k < count && first + k < v->pages; k++)
+	for (uint64_t k = 0; k < count && first + k < v->pages; k++) {
 		v->table[first + k] = pgoff + k;
+		__atomic_store_n(&v->shared->entry[first + k], pgoff + k, __ATOMIC_RELEASE);
+	}
 }
 
 /**
@@ -331,30 +437,39 @@ uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count)
 {
 	uint64_t n = 0, end = MIN(first + count, v->pages);
 
+	uint64_t prev = 0;
+
 	for (uint64_t i = first; i < end; i++) {
-		bool moved = v->table[i] != v->base + i;
-		bool continues = i > first && v->table[i] == v->table[i - 1] + 1 &&
-				 v->table[i - 1] != v->base + i - 1;
+		uint64_t p = view_page(v, i);
+		bool moved = p != v->base + i;
+		bool continues = i > first && p == prev + 1 && prev != v->base + i - 1;
 
 		if (moved && !continues)
 			n++;
+		prev = p;
 	}
 	return n;
 }
 
-/* Copy home page p into view page i and map it, write-protected, at addr of space s. */
-static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i)
+/*
+ * Copy home page p into view page i and map it, write-protected, at addr of space s.
+ * Return: 0, -EAGAIN if the library remapped view page i since p was read, or -ENOMEM.
+ */
+static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i, uint64_t p)
 {
 	struct object *o = v->obj;
-	uint64_t p = v->table[i];
 	bool first = !view_has_copies(o, p);
 	int ret;
 
+	if (!hold(v, i, p))
+		return -EAGAIN;
 	memcpy(v->map + (i << UPAGER_PAGE_SHIFT), o->map + (p << UPAGER_PAGE_SHIFT),
 	       UPAGER_PAGE_SIZE);
 	ret = copies_add(o, p, v, i);
-	if (ret < 0)
+	if (ret < 0) {
+		release(v, i);
 		return ret;
+	}
 	v->copy[i] = COPY_RO;
 	if (first && o->linear_writers > 0) {
 		/* Linear mappings may hold the home page writable: take it from them; they get it
@@ -374,6 +489,7 @@ struct view_wait {
 	struct fill_waiter w;
 	struct space *space; /* a reference */
 	uint64_t addr, region_start, t0;
+	uint64_t page; /* the object page waited for */
 };
 
 static void view_wait_done(struct fill_waiter *w)
@@ -382,9 +498,13 @@ static void view_wait_done(struct fill_waiter *w)
 	struct space *s = vw->space;
 	struct region *r = s->dead ? NULL : region_find(&s->regions, vw->addr);
 
-	if (r && r->view && r->start == vw->region_start)
-		view_fault(s, r, vw->addr, VIEW_RETRY, vw->t0);
-	else if (!s->dead)
+	if (r && r->view && r->start == vw->region_start) {
+		uint64_t i = r->view_index + ((vw->addr - r->start) >> UPAGER_PAGE_SHIFT);
+
+		/* Remapped meanwhile: a new fault, which may have to wait for a fill of its own. */
+		view_fault(s, r, vw->addr, view_page(r->view, i) == vw->page ? VIEW_RETRY : 0,
+			   vw->t0);
+	} else if (!s->dead)
 		uffdio_wake(s->uffd, vw->addr, UPAGER_PAGE_SIZE);
 	space_unref(s);
 	free(vw);
@@ -392,7 +512,7 @@ static void view_wait_done(struct fill_waiter *w)
 
 struct view_wait_ctx {
 	struct space *s;
-	uint64_t addr, region_start, t0;
+	uint64_t addr, region_start, t0, page;
 };
 
 static struct fill_waiter *view_waiter(void *userdata)
@@ -407,6 +527,7 @@ static struct fill_waiter *view_waiter(void *userdata)
 	vw->addr = c->addr;
 	vw->region_start = c->region_start;
 	vw->t0 = c->t0;
+	vw->page = c->page;
 	return &vw->w;
 }
 
@@ -429,7 +550,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	struct view *v = r->view;
 	struct object *o = v->obj;
 	uint64_t i = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
-	uint64_t p = v->table[i];
+	uint64_t p = view_page(v, i);
 	int ret;
 
 	if (p >= object_pages(o)) {
@@ -462,7 +583,11 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	if (o->pages[p] & PAGE_AWAY)
 		view_restore_home(o, p);
 	if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
-		if (make_copy(s, addr, v, i) < 0)
+		ret = make_copy(s, addr, v, i, p);
+		if (ret == -EAGAIN)
+			uffdio_wake(s->uffd, addr,
+				    UPAGER_PAGE_SIZE); /* remapped: it faults again */
+		else if (ret < 0)
 			sigbus(s, addr);
 		(void)t0;
 		return;
@@ -473,16 +598,18 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		return;
 	}
 	{
-		struct view_wait_ctx c = { s, addr, r->start, t0 };
+		struct view_wait_ctx c = { s, addr, r->start, t0, p };
 		uint64_t started = 0;
 
 		ret = fill_range(o, p, 1, view_waiter, &c, &started);
 		r->pages_read += started;
 		r->bytes_read += started << UPAGER_PAGE_SHIFT;
-		if (ret == 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
-			make_copy(s, addr, v, i);
-		else if (ret <= 0)
+		if (ret == 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
+			if (make_copy(s, addr, v, i, p) < 0)
+				uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		} else if (ret <= 0) {
 			sigbus(s, addr);
+		}
 	}
 }
 
@@ -506,13 +633,13 @@ static void view_install(struct space *s, uint64_t addr, uint64_t count)
 			continue;
 		v = r->view;
 		i = r->view_index + ((a - r->start) >> UPAGER_PAGE_SHIFT);
-		p = v->table[i];
+		p = view_page(v, i);
 		if (v->copy[i] != COPY_NONE || p >= object_pages(v->obj))
 			continue;
 		if (v->obj->pages[p] & PAGE_AWAY)
 			view_restore_home(v->obj, p);
 		if ((v->obj->pages[p] & PAGE_STATE_MASK) == PAGE_READY &&
-		    make_copy(s, a, v, i) == 0)
+		    make_copy(s, a, v, i, p) == 0)
 			r->pages_populated++;
 	}
 }
@@ -561,8 +688,9 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
 		uint64_t started = 0;
 		int waits;
 
-		/* The table maps the range to consecutive object pages. A failure to read does
-		 * not fail the call: what could not be read faults in later. */
+		/* view_remap() just made the range show consecutive object pages (the daemon's
+		 * table says which). A failure to read does not fail the call: what could not be
+		 * read faults in later. */
 		waits = wait ? fill_range(v->obj, v->table[first], count, fill_job_waiter, wait,
 					  &started)
 			     : -ENOMEM;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include "proto/upager-proto.h"
 #include "populate.h"
 
 struct object;
@@ -29,8 +30,11 @@ struct view {
 	uint8_t *map; /* the daemon's mapping of the memfd */
 	uint64_t pages;
 	uint64_t base; /* object page of view page 0 in a linear mapping */
-	uint64_t *table; /* view page -> object page */
+	uint64_t *table; /* view page -> object page; the daemon's own word for held pages */
 	uint8_t *copy; /* COPY_* per view page */
+	int table_memfd; /* the table shared with the client's library */
+	struct upager_view_table *shared; /* the daemon's mapping of it */
+	uint64_t shared_size;
 	struct space *space; /* the space that maps it; not a reference */
 	uint64_t start; /* where view page 0 is (or would be) in that space */
 	bool may_write;
@@ -42,7 +46,10 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 struct view *view_ref(struct view *v);
 struct view *view_unref(struct view *v);
 int view_reopen_memfd(struct view *v);
+int view_table_fd(struct view *v);
 void view_attach(struct view *v, struct space *s, uint64_t start);
+void view_publish(struct view *v, bool local);
+uint64_t view_page(const struct view *v, uint64_t i);
 void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0);
 void view_drop_range(struct view *v, uint64_t first, uint64_t count);
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff);
