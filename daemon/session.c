@@ -520,8 +520,9 @@ static int do_remap(struct session *s, const struct upager_msg *req)
 		return remap_convert(s, req, r);
 	}
 	view_remap(r->view, r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT), pages, pgoff);
-	ret = view_populate(s->space, addr, pages, req->u.remap.flags & MAP_NONBLOCK, on_populated,
-			    s);
+	if (req->u.remap.flags & MAP_NONBLOCK)
+		return 0; /* as Linux, map nothing: what the library does when it remaps alone */
+	ret = view_populate(s->space, addr, pages, on_populated, s);
 	if (ret != 0)
 		return 0;
 	s->busy = true;

@@ -661,14 +661,13 @@ static void view_populate_finish(void *userdata)
  * @s: the space
  * @addr: first page, in one nonlinear region
  * @count: pages
- * @nonblock: only pages whose data is in memory; never read
  * @done: called when done, unless this returns 1 or fails
  * @userdata: for @done
  *
  * Return: 1 when done at once, 0 when @done will be called after the reads, or a negative errno.
  */
-int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
-		  populate_done_fn done, void *userdata)
+int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_fn done,
+		  void *userdata)
 {
 	struct region *r = region_find(&s->regions, addr);
 	struct view_populate *job;
@@ -681,7 +680,7 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
 	job->space = space_ref(s);
 	job->addr = addr;
 	job->count = count;
-	if (!nonblock) {
+	{
 		struct view *v = r->view;
 		uint64_t first = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
 		struct fill_job *wait = fill_job_new(view_populate_finish, job);

@@ -53,8 +53,8 @@ uint64_t view_page(const struct view *v, uint64_t i);
 void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0);
 void view_drop_range(struct view *v, uint64_t first, uint64_t count);
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff);
-int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
-		  populate_done_fn done, void *userdata);
+int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_fn done,
+		  void *userdata);
 uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count);
 
 int view_restore_home(struct object *o, uint64_t p);
