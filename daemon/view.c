@@ -690,6 +690,7 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_
 		/* view_remap() just made the range show consecutive object pages (the daemon's
 		 * table says which). A failure to read does not fail the call: what could not be
 		 * read faults in later. */
+		fill_small_now(v->obj, v->table[first], count);
 		waits = wait ? fill_range(v->obj, v->table[first], count, fill_job_waiter, wait,
 					  &started)
 			     : -ENOMEM;
