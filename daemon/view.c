@@ -122,7 +122,14 @@ uint64_t view_page(const struct view *v, uint64_t i)
 {
 	if (v->copy[i] != COPY_NONE)
 		return v->table[i];
-	return __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE) & ~UPAGER_VIEW_HELD;
+	return (__atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE) & ~UPAGER_VIEW_HELD) ^
+	       (v->base + i);
+}
+
+/* What the shared table holds for object page p at view page i. */
+static uint64_t encode(const struct view *v, uint64_t i, uint64_t p)
+{
+	return p ^ (v->base + i);
 }
 
 /*
@@ -134,8 +141,9 @@ static bool hold(struct view *v, uint64_t i, uint64_t p)
 	__u64 e = __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE);
 
 	/* A HELD bit the daemon did not set is the client's doing: take the entry all the same. */
-	if ((e & ~UPAGER_VIEW_HELD) != p ||
-	    !__atomic_compare_exchange_n(&v->shared->entry[i], &e, p | UPAGER_VIEW_HELD, false,
+	if ((e & ~UPAGER_VIEW_HELD) != encode(v, i, p) ||
+	    !__atomic_compare_exchange_n(&v->shared->entry[i], &e,
+					 encode(v, i, p) | UPAGER_VIEW_HELD, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return false;
 	v->table[i] = p;
@@ -145,7 +153,7 @@ static bool hold(struct view *v, uint64_t i, uint64_t p)
 /* The copy of view page i is gone (punched): the library may rewrite its entry again. */
 static void release(struct view *v, uint64_t i)
 {
-	__atomic_store_n(&v->shared->entry[i], v->table[i], __ATOMIC_RELEASE);
+	__atomic_store_n(&v->shared->entry[i], encode(v, i, v->table[i]), __ATOMIC_RELEASE);
 }
 
 static uint64_t page_addr(const struct view *v, uint64_t index)
@@ -291,7 +299,8 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 		free(v);
 		return ret;
 	}
-	v->table = malloc(pages * sizeof(*v->table));
+	/* Read for held pages only (and those view_remap() just wrote): no need to fill it. */
+	v->table = calloc(pages, sizeof(*v->table));
 	v->copy = calloc(pages, 1);
 	if (!v->table || !v->copy || ftruncate(v->memfd, (off_t)(pages << UPAGER_PAGE_SHIFT)) < 0) {
 		ret = v->table && v->copy ? neg_errno() : -ENOMEM;
@@ -307,12 +316,9 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	if (ret < 0)
 		goto fail;
 	v->base = first_page;
-	for (uint64_t i = 0; i < pages; i++) {
-		v->table[i] = first_page + i;
-		v->shared->entry[i] = first_page + i;
-	}
 	v->shared->magic = UPAGER_VIEW_TABLE_MAGIC;
 	v->shared->pages = pages;
+	v->shared->base = first_page;
 	v->obj = object_ref(o);
 	list_add_tail(&v->link, &o->views);
 	*out = v;
@@ -425,7 +431,8 @@ void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
 	view_drop_range(v, first, count);
 	for (uint64_t k = 0; k < count && first + k < v->pages; k++) {
 		v->table[first + k] = pgoff + k;
-		__atomic_store_n(&v->shared->entry[first + k], pgoff + k, __ATOMIC_RELEASE);
+		__atomic_store_n(&v->shared->entry[first + k], encode(v, first + k, pgoff + k),
+				 __ATOMIC_RELEASE);
 	}
 }
 

@@ -26,6 +26,7 @@ struct nonlinear {
 	pid_t pid; /* who mapped the table: a forked child shares it, and asks the daemon */
 	struct upager_view_table *table;
 	size_t table_size;
+	uint64_t base; /* entries hold the object page XOR (base + view page) */
 };
 
 static struct nonlinear *nonlinear;
@@ -94,6 +95,7 @@ int upager__nonlinear_add(uintptr_t start, size_t length, int table_fd)
 		.pid = getpid(),
 		.table = t,
 		.table_size = (size_t)st.st_size,
+		.base = t->base,
 	};
 	return 0;
 }
@@ -140,8 +142,8 @@ int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff)
 		do {
 			if (old & UPAGER_VIEW_HELD)
 				return 1;
-		} while (!__atomic_compare_exchange_n(e, &old, pgoff + k, false, __ATOMIC_ACQ_REL,
-						      __ATOMIC_ACQUIRE));
+		} while (!__atomic_compare_exchange_n(e, &old, (pgoff + k) ^ (n->base + first + k),
+						      false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 	}
 	return 0;
 }

@@ -132,7 +132,9 @@ struct upager_wire_remap {
  * shared and writable. It is shared memory, not a message: fields are native 64-bit words, read
  * and written with atomic operations by the daemon and the library at once.
  *
- * entry[i] says which object page view page i shows. UPAGER_VIEW_HELD is set by the daemon alone,
+ * entry[i] says which object page view page i shows: that page XOR (base + i), so that a fresh
+ * table, all zeroes, shows the file as the linear mapping did and costs no memory until written.
+ * UPAGER_VIEW_HELD is set by the daemon alone,
  * while view page i holds a copy (or one is being made): the library then leaves the entry alone
  * and asks the daemon. An entry without it the library may rewrite itself (compare-and-swap, so
  * that it never overwrites a HELD the daemon has just set) for a MAP_NONBLOCK remap, as long as
@@ -146,8 +148,9 @@ struct upager_view_table {
 	__u64 start; /* where view page 0 is in the client; 0: ask the daemon for every remap */
 	__u64 pages; /* view pages; entry[] has this many */
 	__u64 object_pages; /* pgoff + pages above this: ask the daemon (it answers EINVAL) */
-	__u64 reserved[4];
-	__u64 entry[]; /* object page, | UPAGER_VIEW_HELD */
+	__u64 base; /* object page of view page 0 in the linear mapping */
+	__u64 reserved[3];
+	__u64 entry[]; /* object page ^ (base + i), | UPAGER_VIEW_HELD */
 };
 
 struct upager_wire_remap_reply {
