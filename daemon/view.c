@@ -413,7 +413,6 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 		if ((o->pages[p] & PAGE_AWAY) && (v->copy[i] == COPY_RW || copies_of(o, p)->n == 1))
 			view_restore_home(o, p);
 		copies_remove(o, p, v, i);
-		v->copy[i] = COPY_NONE;
 		any = true;
 	}
 	if (!any || first >= end)
@@ -421,8 +420,10 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 	punch(v->memfd, first, end - first);
 	/* Only now, with the copies gone, may the library rewrite their entries. */
 	for (uint64_t i = first; i < end; i++)
-		if (__atomic_load_n(&v->shared->entry[i], __ATOMIC_RELAXED) & UPAGER_VIEW_HELD)
+		if (v->copy[i] != COPY_NONE) {
+			v->copy[i] = COPY_NONE;
 			release(v, i);
+		}
 }
 
 /** view_remap() - view pages [first, first+count) show object pages pgoff, pgoff+1, ... */
@@ -442,9 +443,7 @@ void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
  */
 uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count)
 {
-	uint64_t n = 0, end = MIN(first + count, v->pages);
-
-	uint64_t prev = 0;
+	uint64_t n = 0, end = MIN(first + count, v->pages), prev = 0;
 
 	for (uint64_t i = first; i < end; i++) {
 		uint64_t p = view_page(v, i);
