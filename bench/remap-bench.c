@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 	size_t ranges, sample, kdone, udone, kernel_limit;
 	size_t pages;
 	char path[128];
-	double k_nb, k_pop, u_nb, u_pop, u_far, k_touch, u_touch;
+	double k_nb, k_pop, u_nb, u_pop, u_far, k_touch, u_touch, k_first, u_first;
 	char *km, *um;
 	int fd;
 
@@ -184,9 +184,15 @@ int main(int argc, char **argv)
 	if (km == MAP_FAILED || um == MAP_FAILED)
 		die("mmap");
 
+	/* The first remap of a mapping makes it nonlinear (upager maps its view over it). */
+	k_first = remaps(kernel_remap, km, 0, 1, MAP_NONBLOCK, &kdone);
+	u_first = remaps(upager_remap_file_pages, um, 0, 1, MAP_NONBLOCK, &udone);
+	if (k_first < 0 || u_first < 0)
+		die("remap");
+	row("first remap of the mapping, MAP_NONBLOCK", u_first, k_first, 0, "us");
 	/* While the kernel is far below vm.max_map_count: the first ranges. */
-	k_nb = remaps(kernel_remap, km, 0, sample, MAP_NONBLOCK, &kdone);
-	u_nb = remaps(upager_remap_file_pages, um, 0, sample, MAP_NONBLOCK, &udone);
+	k_nb = remaps(kernel_remap, km, 1, sample, MAP_NONBLOCK, &kdone);
+	u_nb = remaps(upager_remap_file_pages, um, 1, sample, MAP_NONBLOCK, &udone);
 	if (k_nb < 0 || u_nb < 0)
 		die("remap");
 	row("remap, MAP_NONBLOCK (below max_map_count)", u_nb, k_nb, 2.0, "us");
@@ -197,8 +203,10 @@ int main(int argc, char **argv)
 	row("remap, populated (below max_map_count)", u_pop, k_pop, 2.0, "us");
 
 	/* First touch of a remapped page that was not populated. */
-	k_nb = remaps(kernel_remap, km, 2 * sample, 3 * sample, MAP_NONBLOCK, &kdone);
-	u_nb = remaps(upager_remap_file_pages, um, 2 * sample, 3 * sample, MAP_NONBLOCK, &udone);
+	if (remaps(kernel_remap, km, 2 * sample, 3 * sample, MAP_NONBLOCK, &kdone) < 0)
+		die("remap");
+	if (remaps(upager_remap_file_pages, um, 2 * sample, 3 * sample, MAP_NONBLOCK, &udone) < 0)
+		die("remap");
 	k_touch = touches(km, 2 * sample, 3 * sample);
 	u_touch = touches(um, 2 * sample, 3 * sample);
 	row("first touch of a remapped page", u_touch, k_touch, 0, "us");

@@ -312,6 +312,63 @@ uint64_t fill_ready_run(const struct object *o, uint64_t first, uint64_t max)
 	return n;
 }
 
+/*
+ * Read pages [p, p+run) from the kernel's page cache into the cache with RWF_NOWAIT, which never
+ * waits for the disk; return how many became ready.
+ */
+static uint64_t read_nowait(struct object *o, uint64_t p, uint64_t run)
+{
+	uint64_t off = p << UPAGER_PAGE_SHIFT, bytes, ready;
+	ssize_t got;
+
+	got = preadv2(o->fd_read, &(struct iovec){ o->map + off, run << UPAGER_PAGE_SHIFT }, 1,
+		      (off_t)off, RWF_NOWAIT);
+	if (got <= 0)
+		return 0;
+	/* A partial last page is whole only at end of file. */
+	bytes = off + (uint64_t)got >= o->file_size ? ALIGN_UP((uint64_t)got, UPAGER_PAGE_SIZE)
+						    : ALIGN_DOWN((uint64_t)got, UPAGER_PAGE_SIZE);
+	ready = MIN(run, bytes >> UPAGER_PAGE_SHIFT);
+	for (uint64_t i = 0; i < ready; i++)
+		set_state(o, p + i, PAGE_READY);
+	o->d->stats.bytes_from_page_cache += (uint64_t)got;
+	return ready;
+}
+
+/**
+ * fill_small_now() - fill the absent pages of a small range at once if the kernel's page cache
+ * holds them
+ * @o: the object
+ * @first: first page
+ * @count: pages; at most FILL_NOW_MAX_PAGES are tried
+ *
+ * For a caller that would otherwise wait for fill_range(): a read from the page cache costs less
+ * than a trip through io_uring's workers and back. It never waits for the disk, but unlike
+ * fill_from_page_cache() it may start the kernel's read-ahead, so it is not for MAP_NONBLOCK.
+ */
+void fill_small_now(struct object *o, uint64_t first, uint64_t count)
+{
+	uint64_t end = MIN(first + MIN(count, FILL_NOW_MAX_PAGES), object_pages(o));
+	uint64_t file_pages = ALIGN_UP(o->file_size, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT;
+
+	if (o->kind != OBJECT_FILE)
+		return;
+	end = MIN(end, file_pages);
+	for (uint64_t p = first; p < end;) {
+		uint64_t run = 0;
+
+		while (p + run < end && o->pages[p + run] == PAGE_ABSENT)
+			run++;
+		if (run == 0) {
+			p++;
+			continue;
+		}
+		if (read_nowait(o, p, run) < run)
+			return; /* the rest is likely not cached either */
+		p += run;
+	}
+}
+
 /**
  * fill_from_page_cache() - fill the absent pages of a range that the kernel has in its page cache
  * @o: a file object
@@ -353,7 +410,6 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 
 	for (uint64_t p = first; p < end;) {
 		uint64_t run = 0;
-		ssize_t got;
 
 		while (p + run < end && (vec[p + run - first] & 1) &&
 		       get_state(o, p + run) == PAGE_ABSENT)
@@ -362,23 +418,7 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 			p++;
 			continue;
 		}
-		got = preadv2(o->fd_read,
-			      &(struct iovec){ o->map + (p << UPAGER_PAGE_SHIFT),
-					       run << UPAGER_PAGE_SHIFT },
-			      1, (off_t)(p << UPAGER_PAGE_SHIFT), RWF_NOWAIT);
-		if (got > 0) {
-			uint64_t off = p << UPAGER_PAGE_SHIFT;
-			/* A partial last page is whole only at end of file. */
-			uint64_t bytes = off + (uint64_t)got >= o->file_size
-						 ? ALIGN_UP((uint64_t)got, UPAGER_PAGE_SIZE)
-						 : ALIGN_DOWN((uint64_t)got, UPAGER_PAGE_SIZE);
-			uint64_t ready = MIN(run, bytes >> UPAGER_PAGE_SHIFT);
-
-			for (uint64_t i = 0; i < ready; i++)
-				set_state(o, p + i, PAGE_READY);
-			o->d->stats.bytes_from_page_cache += (uint64_t)got;
-			n += ready;
-		}
+		n += read_nowait(o, p, run);
 		p += run;
 	}
 	free(vec);

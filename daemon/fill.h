@@ -35,3 +35,5 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 	       void *userdata, uint64_t *started);
 uint64_t fill_ready_run(const struct object *o, uint64_t first, uint64_t max);
 int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count);
+#define FILL_NOW_MAX_PAGES 16
+void fill_small_now(struct object *o, uint64_t first, uint64_t count);

@@ -77,18 +77,24 @@ static int reply(struct session *s, struct upager_msg *m, int status, const int 
 	return fdmsg_send(s->fd, s->buf, (size_t)len, fds, n_fds);
 }
 
-/* Send the last reply again, with a new descriptor of what went with it. */
+/*
+ * Send the last reply again, with a new descriptor of what went with it (a view's goes with its
+ * shared table, the same memfd as before).
+ */
 static int reply_again(struct session *s)
 {
 	_cleanup_close_ int fd = -1;
 	struct object *o;
-	struct view *v;
+	struct view *v = NULL;
+	int fds[2];
 
 	if (s->last.fd == REPLY_FD_OBJECT && (o = object_find(s->d, s->last.fd_id)))
 		fd = object_reopen_memfd(o, s->last.fd_writable);
 	else if (s->last.fd == REPLY_FD_VIEW && (v = view_find(s->d, s->last.fd_id)))
 		fd = view_reopen_memfd(v);
-	return fdmsg_send(s->fd, s->last.msg, s->last.len, &fd, fd >= 0 ? 1 : 0);
+	fds[0] = fd;
+	fds[1] = v ? view_table_fd(v) : -1;
+	return fdmsg_send(s->fd, s->last.msg, s->last.len, fds, fd < 0 ? 0 : fds[1] < 0 ? 1 : 2);
 }
 
 /* A reply that waits for a populate counts as given: a daemon that takes over gives it. */
@@ -538,6 +544,7 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	struct upager_msg m = { .op = req->op, .seq = req->seq };
 	_cleanup_close_ int fd = -1;
 	struct view *v;
+	int fds[2];
 	int ret;
 
 	ret = view_new(r->obj, r->length >> UPAGER_PAGE_SHIFT, r->offset >> UPAGER_PAGE_SHIFT,
@@ -559,7 +566,9 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	s->space->converting = r->start;
 	s->last.fd = REPLY_FD_VIEW;
 	s->last.fd_id = v->id;
-	if (reply(s, &m, 0, &fd, 1) < 0)
+	fds[0] = fd;
+	fds[1] = view_table_fd(v);
+	if (reply(s, &m, 0, fds, 2) < 0)
 		return -EPIPE;
 	return 1;
 }
@@ -585,6 +594,7 @@ static int remap_adopt(struct session *s, struct region *r)
 	r->view = v;
 	r->view_index = 0;
 	view_attach(v, s->space, r->start);
+	view_publish(v, true);
 	s->converting = NULL;
 	s->space->converting = 0;
 	return 0;
@@ -616,8 +626,9 @@ static int do_remap(struct session *s, const struct upager_msg *req)
 		return remap_convert(s, req, r);
 	}
 	view_remap(r->view, r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT), pages, pgoff);
-	ret = view_populate(s->space, addr, pages, req->u.remap.flags & MAP_NONBLOCK, on_populated,
-			    s);
+	if (req->u.remap.flags & MAP_NONBLOCK)
+		return 0; /* as Linux, map nothing: what the library does when it remaps alone */
+	ret = view_populate(s->space, addr, pages, on_populated, s);
 	if (ret != 0)
 		return 0;
 	s->busy = true;

@@ -105,7 +105,9 @@ static void drop_piece(struct region *piece, void *userdata)
 	if (!piece->obj)
 		return;
 	if (piece->view) {
-		/* The copies go home first; they may be anywhere in the object. */
+		/* The copies go home first; they may be anywhere in the object. What is left of
+		 * the view is remapped by the daemon alone from now on. */
+		view_publish(piece->view, false);
 		view_drop_range(piece->view, piece->view_index, piece->length >> UPAGER_PAGE_SHIFT);
 		if (piece->may_write)
 			object_writeback(piece->obj, 0, object_pages(piece->obj), false);
@@ -220,7 +222,7 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync)
 			uint64_t n = (b - a + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
 
 			for (uint64_t k2 = 0; k2 < n; k2++) {
-				k = object_writeback(r->obj, r->view->table[vi + k2], 1,
+				k = object_writeback(r->obj, view_page(r->view, vi + k2), 1,
 						     sync && k2 + 1 == n);
 				if (k < 0 && ret == 0)
 					ret = k;
@@ -409,9 +411,11 @@ static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t
 		for (size_t i = 0; i < s->regions.n; i++) {
 			struct region *r = &s->regions.v[i];
 
-			if (r->view && r->view->space == s)
+			if (r->view && r->view->space == s) {
 				view_attach(r->view, s,
 					    r->start - (r->view_index << UPAGER_PAGE_SHIFT));
+				view_publish(r->view, false); /* the library's address is stale */
+			}
 		}
 		break;
 	case UFFD_EVENT_UNMAP:

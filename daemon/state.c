@@ -208,7 +208,10 @@ static void object_fields(struct io *io, struct object *o, bool *has_read, bool 
 	IO_NUM(io, 16, *has_write);
 }
 
-/* The table and copy states are not here: they are in the view's own memfd. */
+/*
+ * The table and copy states are not here: they are in the view's own memfds, the daemon's (vm)
+ * and the one shared with the client's library (vt).
+ */
 static void view_fields(struct io *io, struct view *v, uint64_t *obj_id, uint64_t *space_id)
 {
 	IO_NUM(io, 1, v->id);
@@ -218,6 +221,8 @@ static void view_fields(struct io *io, struct view *v, uint64_t *obj_id, uint64_
 	IO_NUM(io, 5, v->may_write);
 	IO_NUM(io, 6, *space_id);
 	IO_NUM(io, 7, v->start);
+	IO_NUM(io, 8, v->shared_size); /* 0: a daemon that shared no table saved this */
+	IO_NUM(io, 9, v->local);
 }
 
 /* Keys of a region's fields: a new field of struct region gets a new key and one line below. */
@@ -532,21 +537,29 @@ static void load_view(struct daemon *d, struct io *io, struct fdstore_passed *p)
 	struct view saved = { 0 }, *v;
 	uint64_t obj_id = 0, space_id = 0;
 	struct object *o;
-	int memfd, meta_fd;
+	int memfd, meta_fd, table_fd;
 
 	view_fields(io, &saved, &obj_id, &space_id);
 	memfd = fdstore_passed_take(p, "vw", saved.id);
 	meta_fd = fdstore_passed_take(p, "vm", saved.id);
+	table_fd = fdstore_passed_take(p, "vt", saved.id);
 	o = object_find(d, obj_id);
-	if (!o || view_adopt(o, &saved, memfd, meta_fd, &v) < 0) {
+	if (!o || view_adopt(o, &saved, memfd, meta_fd, table_fd, &v) < 0) {
 		if (!o) {
 			closep(&memfd);
 			closep(&meta_fd);
+			closep(&table_fd);
 		}
 		log_warning("a nonlinear mapping was not passed back");
 		return;
 	}
 	view_attach(v, find_space(d, space_id), saved.start);
+	/*
+	 * The library goes on remapping alone only if both the saved tables and the shared one
+	 * say it may: an unsaved change (the mapping moved) has always stopped it.
+	 */
+	view_publish(v, saved.local && v->space &&
+				__atomic_load_n(&v->shared->start, __ATOMIC_ACQUIRE) == v->start);
 }
 
 static void load_region(struct daemon *d, struct io *io)

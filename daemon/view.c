@@ -17,8 +17,12 @@
  * A write through a linear mapping to a page that has copies punches the copies.
  * A page with no copy pays nothing of this.
  *
- * The table and the copy states live in a memfd of the view's own, so that a daemon that takes
- * over after a crash finds them as they were, and rebuilds the index of copies from them.
+ * The table lives twice. The shared table (a memfd the client's library maps too) says which object
+ * page each view page shows; the library rewrites the entries of pages without a copy itself, and
+ * the daemon marks an entry HELD while its page has a copy. The daemon's table and the copy states
+ * are a memfd only the daemon has (the daemon's table names the object page of each held page).
+ * Both memfds are in the fd store, so that a daemon that takes over after a crash finds them as
+ * they were, and rebuilds the index of copies and the HELD bits from them (adopt_copies()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +120,51 @@ static void copies_remove(struct object *o, uint64_t p, const struct view *v, ui
 	}
 }
 
+/**
+ * view_page() - the object page view page @i shows, or will show at its next touch
+ *
+ * A page with a copy shows what the daemon copied into it; any other page what the shared table
+ * says, which the client's library may rewrite at any time (a MAP_NONBLOCK remap). The result
+ * comes from the client then: check it against the object's size before using it.
+ */
+uint64_t view_page(const struct view *v, uint64_t i)
+{
+	if (v->copy[i] != COPY_NONE)
+		return v->table[i];
+	return (__atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE) & ~UPAGER_VIEW_HELD) ^
+	       (v->base + i);
+}
+
+/* What the shared table holds for object page p at view page i. */
+static uint64_t encode(const struct view *v, uint64_t i, uint64_t p)
+{
+	return p ^ (v->base + i);
+}
+
+/*
+ * Before a copy of object page p goes into view page i: mark the entry held, so that the library
+ * leaves it to the daemon from now on. False if the library rewrote the entry since it was read.
+ */
+static bool hold(struct view *v, uint64_t i, uint64_t p)
+{
+	__u64 e = __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE);
+
+	/* A HELD bit the daemon did not set is the client's doing: take the entry all the same. */
+	if ((e & ~UPAGER_VIEW_HELD) != encode(v, i, p) ||
+	    !__atomic_compare_exchange_n(&v->shared->entry[i], &e,
+					 encode(v, i, p) | UPAGER_VIEW_HELD, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	v->table[i] = p;
+	return true;
+}
+
+/* The copy of view page i is gone (punched): the library may rewrite its entry again. */
+static void release(struct view *v, uint64_t i)
+{
+	__atomic_store_n(&v->shared->entry[i], encode(v, i, v->table[i]), __ATOMIC_RELEASE);
+}
+
 static uint64_t page_addr(const struct view *v, uint64_t index)
 {
 	return v->start + (index << UPAGER_PAGE_SHIFT);
@@ -190,6 +239,7 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 		}
 		c.v->copy[c.index] = COPY_NONE;
 		punch(c.v->memfd, c.index, 1);
+		release(c.v, c.index);
 		cs->e[k] = cs->e[--cs->n];
 	}
 	if (cs && cs->n == 0) {
@@ -203,33 +253,70 @@ static uint64_t meta_size(uint64_t pages)
 	return ALIGN_UP(pages * (sizeof(uint64_t) + 1), UPAGER_PAGE_SIZE);
 }
 
-/* Map the view's memfd and its table and copy states; takes @memfd and @meta_fd (-1: new). */
-static int view_map(struct view *v, int memfd, int meta_fd)
+static uint64_t shared_size(uint64_t pages)
 {
-	_cleanup_close_ int fd = memfd, mfd = meta_fd;
-	void *m;
+	return ALIGN_UP(sizeof(struct upager_view_table) + pages * sizeof(__u64), UPAGER_PAGE_SIZE);
+}
+
+/*
+ * Map the view's memfd, its table and copy states, and the table it shares with the client's
+ * library; takes the three descriptors (-1: make a new one). The shared table is sealed against
+ * shrinking and growing, so that no client can make the daemon's mapping of it fault; one passed
+ * back by the fd store must have those seals.
+ */
+static int view_map(struct view *v, int memfd, int meta_fd, int table_fd)
+{
+	_cleanup_close_ int fd = memfd, mfd = meta_fd, tfd = table_fd;
+	int ret;
 
 	if (mfd < 0) {
-		mfd = memfd_create("upager:view-table", MFD_CLOEXEC);
+		mfd = memfd_create("upager:view-meta", MFD_CLOEXEC);
 		if (mfd < 0 || ftruncate(mfd, (off_t)meta_size(v->pages)) < 0)
 			return neg_errno();
 	}
-	m = mmap(NULL, meta_size(v->pages), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-	if (m == MAP_FAILED)
-		return neg_errno();
-	v->table = m;
-	v->copy = (uint8_t *)(v->table + v->pages);
+	if (tfd < 0) {
+		tfd = memfd_create("upager:view-table", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (tfd < 0 || ftruncate(tfd, (off_t)shared_size(v->pages)) < 0 ||
+		    fcntl(tfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+			return neg_errno();
+	} else {
+		int seals = fcntl(tfd, F_GET_SEALS);
+		struct stat st;
+
+		if (seals < 0 ||
+		    (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
+		    fstat(tfd, &st) < 0 || (uint64_t)st.st_size != shared_size(v->pages))
+			return -EBADF;
+	}
+	v->shared_size = shared_size(v->pages);
+	v->table = mmap(NULL, meta_size(v->pages), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	v->shared = mmap(NULL, v->shared_size, PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
 	v->map = mmap(NULL, v->pages << UPAGER_PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		      0);
-	if (v->map == MAP_FAILED) {
-		int ret = neg_errno();
-
-		munmap(m, meta_size(v->pages));
+	if (v->table == MAP_FAILED || v->shared == MAP_FAILED || v->map == MAP_FAILED) {
+		ret = neg_errno();
+		if (v->table != MAP_FAILED)
+			munmap(v->table, meta_size(v->pages));
+		if (v->shared != MAP_FAILED)
+			munmap(v->shared, v->shared_size);
+		if (v->map != MAP_FAILED)
+			munmap(v->map, v->pages << UPAGER_PAGE_SHIFT);
 		return ret;
 	}
+	v->copy = (uint8_t *)(v->table + v->pages);
 	v->memfd = fd_take(&fd);
 	v->meta_fd = fd_take(&mfd);
+	v->table_memfd = fd_take(&tfd);
 	return 0;
+}
+
+/* The header of the shared table, from the daemon's own fields. */
+static void shared_header(struct view *v)
+{
+	v->shared->magic = UPAGER_VIEW_TABLE_MAGIC;
+	v->shared->pages = v->pages;
+	v->shared->base = v->base;
+	__atomic_store_n(&v->shared->object_pages, object_pages(v->obj), __ATOMIC_RELAXED);
 }
 
 /**
@@ -258,53 +345,111 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	v->refs = 1;
 	v->pages = pages;
 	v->may_write = may_write;
-	ret = view_map(v, fd_take(&memfd), -1);
+	ret = view_map(v, fd_take(&memfd), -1, -1);
 	if (ret < 0) {
 		free(v);
 		return ret;
 	}
+	/* The table and the shared table are zeroes: linear, and no memory until written. */
 	v->base = first_page;
-	for (uint64_t i = 0; i < pages; i++)
-		v->table[i] = first_page + i;
 	v->obj = object_ref(o);
+	shared_header(v);
 	v->id = ++o->d->next_id;
 	list_add_tail(&v->link, &o->views);
 	fdstore_add(o->d, v->memfd, "vw", v->id);
 	fdstore_add(o->d, v->meta_fd, "vm", v->id);
+	fdstore_add(o->d, v->table_memfd, "vt", v->id);
 	daemon_touch(o->d);
 	*out = v;
 	return 0;
 }
 
+/* Whether view page i holds data in the view's memfd (SEEK_DATA also finds swapped-out pages). */
+static bool page_present(const struct view *v, uint64_t i)
+{
+	return lseek(v->memfd, (off_t)(i << UPAGER_PAGE_SHIFT), SEEK_DATA) ==
+	       (off_t)(i << UPAGER_PAGE_SHIFT);
+}
+
+/*
+ * Make the copy states, the object's index of copies and the HELD bits of the shared table agree
+ * again after a takeover. The dead daemon may have stopped anywhere between hold() and setting
+ * the copy state (make_copy()), or between punching a copy and release() (view_drop_range(),
+ * view_invalidate_copies()):
+ *  - a copy state without a page in the memfd: the copy was punched (its data had gone home
+ *    first); it is gone, and so is HELD;
+ *  - HELD without a copy state: a copy being made, maybe half written, or one being dropped;
+ *    the page is punched and HELD cleared, so the next touch makes the copy again;
+ *  - a copy: its entry says its object page, HELD (whatever the client wrote there).
+ * The library never writes a HELD entry, so it cannot race with these writes.
+ */
+static void adopt_copies(struct view *v, bool from_table)
+{
+	struct object *o = v->obj;
+
+	for (uint64_t i = 0; i < v->pages; i++) {
+		__u64 e = __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE);
+		bool copy = v->copy[i] != COPY_NONE;
+
+		/* An older daemon's table names every page, and there is no shared table yet. */
+		if (from_table && !copy && v->table[i] != v->base + i)
+			__atomic_store_n(&v->shared->entry[i], encode(v, i, v->table[i]),
+					 __ATOMIC_RELEASE);
+		if (copy && (v->copy[i] > COPY_RW || v->table[i] >= object_pages(o) ||
+			     !page_present(v, i) || copies_add(o, v->table[i], v, i) < 0)) {
+			v->copy[i] = COPY_NONE;
+			punch(v->memfd, i, 1);
+			release(v, i);
+			continue;
+		}
+		if (copy) {
+			__atomic_store_n(&v->shared->entry[i],
+					 encode(v, i, v->table[i]) | UPAGER_VIEW_HELD,
+					 __ATOMIC_RELEASE);
+		} else if (e & UPAGER_VIEW_HELD) {
+			punch(v->memfd, i, 1);
+			__atomic_compare_exchange_n(&v->shared->entry[i], &e, e & ~UPAGER_VIEW_HELD,
+						    false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+		}
+	}
+}
+
 /**
  * view_adopt() - take over a view of a previous daemon
  * @o: its object
- * @saved: the view's saved fields (id, pages, base, may_write)
+ * @saved: the view's saved fields (id, pages, base, may_write, shared_size)
  * @memfd: the view's memfd, taken
  * @meta_fd: its table and copy states, taken
- * @out: the view, one reference; view_attach() it to its space
+ * @table_fd: the table it shares with the client's library, taken; -1 for the state of a daemon
+ *            that shared none (@saved->shared_size 0), when a new one is made
+ * @out: the view, one reference; view_attach() it to its space, then view_publish() it
  *
- * The object's index of copies is rebuilt from the copy states.
+ * The object's index of copies is rebuilt from the copy states, and the HELD bits of the shared
+ * table made to agree with them (adopt_copies()). The client's library keeps its mapping of the
+ * shared table: it is the same memfd.
  *
  * Return: 0 or a negative errno; the descriptors are closed on failure.
  */
-int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_fd,
+int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_fd, int table_fd,
 	       struct view **out)
 {
 	struct view *v;
 	struct stat st;
 	int ret;
 
-	if (memfd < 0 || meta_fd < 0 || fstat(meta_fd, &st) < 0 ||
-	    (uint64_t)st.st_size < meta_size(saved->pages)) {
+	/* A view that had a shared table cannot go on without it: the client writes into it. */
+	if (memfd < 0 || meta_fd < 0 || (saved->shared_size && table_fd < 0) ||
+	    fstat(meta_fd, &st) < 0 || (uint64_t)st.st_size < meta_size(saved->pages)) {
 		closep(&memfd);
 		closep(&meta_fd);
+		closep(&table_fd);
 		return -EBADF;
 	}
 	v = calloc(1, sizeof(*v));
 	if (!v) {
 		close(memfd);
 		close(meta_fd);
+		closep(&table_fd);
 		return -ENOMEM;
 	}
 	v->id = saved->id;
@@ -312,21 +457,18 @@ int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_f
 	v->pages = saved->pages;
 	v->base = saved->base;
 	v->may_write = saved->may_write;
-	ret = view_map(v, memfd, meta_fd);
+	v->local = saved->local;
+	ret = view_map(v, memfd, meta_fd, table_fd);
 	if (ret < 0) {
 		free(v);
 		return ret;
 	}
 	v->obj = object_ref(o);
 	list_add_tail(&v->link, &o->views);
-	for (uint64_t i = 0; i < v->pages; i++) {
-		if (v->copy[i] == COPY_NONE)
-			continue;
-		if (v->copy[i] > COPY_RW || copies_add(o, v->table[i], v, i) < 0) {
-			v->copy[i] = COPY_NONE;
-			punch(v->memfd, i, 1);
-		}
-	}
+	shared_header(v);
+	adopt_copies(v, saved->shared_size == 0);
+	if (!saved->shared_size)
+		fdstore_add(o->d, v->table_memfd, "vt", v->id);
 	*out = v;
 	return 0;
 }
@@ -359,14 +501,18 @@ struct view *view_unref(struct view *v)
 {
 	if (!v || --v->refs > 0)
 		return NULL;
+	view_publish(v, false);
 	view_drop_range(v, 0, v->pages);
 	list_del_init(&v->link);
 	munmap(v->map, v->pages << UPAGER_PAGE_SHIFT);
 	munmap(v->table, meta_size(v->pages));
+	munmap(v->shared, v->shared_size);
 	close(v->memfd);
 	close(v->meta_fd);
+	close(v->table_memfd);
 	fdstore_remove(v->obj->d, "vw", v->id);
 	fdstore_remove(v->obj->d, "vm", v->id);
+	fdstore_remove(v->obj->d, "vt", v->id);
 	daemon_touch(v->obj->d);
 	object_unref(v->obj);
 	free(v);
@@ -377,6 +523,27 @@ struct view *view_unref(struct view *v)
 int view_reopen_memfd(struct view *v)
 {
 	return fd_reopen(v->memfd, v->may_write);
+}
+
+/** view_table_fd() - the shared table's memfd, for the client (the daemon keeps its own) */
+int view_table_fd(struct view *v)
+{
+	return v->table_memfd;
+}
+
+/**
+ * view_publish() - let the client's library remap pages without copies itself, or stop it
+ * @v: the view, attached
+ * @local: true only while one region maps the whole view where view_attach() says
+ */
+void view_publish(struct view *v, bool local)
+{
+	__atomic_store_n(&v->shared->object_pages, object_pages(v->obj), __ATOMIC_RELAXED);
+	__atomic_store_n(&v->shared->start, local ? v->start : 0, __ATOMIC_RELEASE);
+	if (v->local != local) {
+		v->local = local;
+		daemon_touch(v->obj->d);
+	}
 }
 
 /** view_attach() - the view is mapped at @start in space @s */
@@ -408,19 +575,28 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 		if ((o->pages[p] & PAGE_AWAY) && (v->copy[i] == COPY_RW || copies_of(o, p)->n == 1))
 			view_restore_home(o, p);
 		copies_remove(o, p, v, i);
-		v->copy[i] = COPY_NONE;
 		any = true;
 	}
-	if (any && first < end)
-		punch(v->memfd, first, end - first);
+	if (!any || first >= end)
+		return;
+	punch(v->memfd, first, end - first);
+	/* Only now, with the copies gone, may the library rewrite their entries. */
+	for (uint64_t i = first; i < end; i++)
+		if (v->copy[i] != COPY_NONE) {
+			v->copy[i] = COPY_NONE;
+			release(v, i);
+		}
 }
 
 /** view_remap() - view pages [first, first+count) show object pages pgoff, pgoff+1, ... */
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
 {
 	view_drop_range(v, first, count);
-	for (uint64_t k = 0; k < count && first + k < v->pages; k++)
+	for (uint64_t k = 0; k < count && first + k < v->pages; k++) {
 		v->table[first + k] = pgoff + k;
+		__atomic_store_n(&v->shared->entry[first + k], encode(v, first + k, pgoff + k),
+				 __ATOMIC_RELEASE);
+	}
 	daemon_touch(v->obj->d);
 }
 
@@ -430,32 +606,39 @@ void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
  */
 uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count)
 {
-	uint64_t n = 0, end = MIN(first + count, v->pages);
+	uint64_t n = 0, end = MIN(first + count, v->pages), prev = 0;
 
 	for (uint64_t i = first; i < end; i++) {
-		bool moved = v->table[i] != v->base + i;
-		bool continues = i > first && v->table[i] == v->table[i - 1] + 1 &&
-				 v->table[i - 1] != v->base + i - 1;
+		uint64_t p = view_page(v, i);
+		bool moved = p != v->base + i;
+		bool continues = i > first && p == prev + 1 && prev != v->base + i - 1;
 
 		if (moved && !continues)
 			n++;
+		prev = p;
 	}
 	return n;
 }
 
-/* Copy home page p into view page i and map it, write-protected, at addr of space s. */
-static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i)
+/*
+ * Copy home page p into view page i and map it, write-protected, at addr of space s.
+ * Return: 0, -EAGAIN if the library remapped view page i since p was read, or -ENOMEM.
+ */
+static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i, uint64_t p)
 {
 	struct object *o = v->obj;
-	uint64_t p = v->table[i];
 	bool first = !view_has_copies(o, p);
 	int ret;
 
+	if (!hold(v, i, p))
+		return -EAGAIN;
 	memcpy(v->map + (i << UPAGER_PAGE_SHIFT), o->map + (p << UPAGER_PAGE_SHIFT),
 	       UPAGER_PAGE_SIZE);
 	ret = copies_add(o, p, v, i);
-	if (ret < 0)
+	if (ret < 0) {
+		release(v, i);
 		return ret;
+	}
 	v->copy[i] = COPY_RO;
 	if (first && o->linear_writers > 0) {
 		/* Linear mappings may hold the home page writable: take it from them; they get it
@@ -475,6 +658,7 @@ struct view_wait {
 	struct fill_waiter w;
 	struct space *space; /* a reference */
 	uint64_t addr, region_start, t0;
+	uint64_t page; /* the object page waited for */
 };
 
 static void view_wait_done(struct fill_waiter *w)
@@ -483,9 +667,13 @@ static void view_wait_done(struct fill_waiter *w)
 	struct space *s = vw->space;
 	struct region *r = s->dead ? NULL : region_find(&s->regions, vw->addr);
 
-	if (r && r->view && r->start == vw->region_start)
-		view_fault(s, r, vw->addr, VIEW_RETRY, vw->t0);
-	else if (!s->dead)
+	if (r && r->view && r->start == vw->region_start) {
+		uint64_t i = r->view_index + ((vw->addr - r->start) >> UPAGER_PAGE_SHIFT);
+
+		/* Remapped meanwhile: a new fault, which may have to wait for a fill of its own. */
+		view_fault(s, r, vw->addr, view_page(r->view, i) == vw->page ? VIEW_RETRY : 0,
+			   vw->t0);
+	} else if (!s->dead)
 		uffdio_wake(s->uffd, vw->addr, UPAGER_PAGE_SIZE);
 	space_unref(s);
 	free(vw);
@@ -493,7 +681,7 @@ static void view_wait_done(struct fill_waiter *w)
 
 struct view_wait_ctx {
 	struct space *s;
-	uint64_t addr, region_start, t0;
+	uint64_t addr, region_start, t0, page;
 };
 
 static struct fill_waiter *view_waiter(void *userdata)
@@ -508,6 +696,7 @@ static struct fill_waiter *view_waiter(void *userdata)
 	vw->addr = c->addr;
 	vw->region_start = c->region_start;
 	vw->t0 = c->t0;
+	vw->page = c->page;
 	return &vw->w;
 }
 
@@ -530,7 +719,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	struct view *v = r->view;
 	struct object *o = v->obj;
 	uint64_t i = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
-	uint64_t p = v->table[i];
+	uint64_t p = view_page(v, i);
 	int ret;
 
 	if (p >= object_pages(o)) {
@@ -563,7 +752,11 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	if (o->pages[p] & PAGE_AWAY)
 		view_restore_home(o, p);
 	if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
-		if (make_copy(s, addr, v, i) < 0)
+		ret = make_copy(s, addr, v, i, p);
+		if (ret == -EAGAIN)
+			uffdio_wake(s->uffd, addr,
+				    UPAGER_PAGE_SIZE); /* remapped: it faults again */
+		else if (ret < 0)
 			sigbus(s, addr);
 		(void)t0;
 		return;
@@ -574,16 +767,18 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		return;
 	}
 	{
-		struct view_wait_ctx c = { s, addr, r->start, t0 };
+		struct view_wait_ctx c = { s, addr, r->start, t0, p };
 		uint64_t started = 0;
 
 		ret = fill_range(o, p, 1, view_waiter, &c, &started);
 		r->pages_read += started;
 		r->bytes_read += started << UPAGER_PAGE_SHIFT;
-		if (ret == 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
-			make_copy(s, addr, v, i);
-		else if (ret <= 0)
+		if (ret == 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
+			if (make_copy(s, addr, v, i, p) < 0)
+				uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		} else if (ret <= 0) {
 			sigbus(s, addr);
+		}
 	}
 }
 
@@ -607,13 +802,13 @@ static void view_install(struct space *s, uint64_t addr, uint64_t count)
 			continue;
 		v = r->view;
 		i = r->view_index + ((a - r->start) >> UPAGER_PAGE_SHIFT);
-		p = v->table[i];
+		p = view_page(v, i);
 		if (v->copy[i] != COPY_NONE || p >= object_pages(v->obj))
 			continue;
 		if (v->obj->pages[p] & PAGE_AWAY)
 			view_restore_home(v->obj, p);
 		if ((v->obj->pages[p] & PAGE_STATE_MASK) == PAGE_READY &&
-		    make_copy(s, a, v, i) == 0)
+		    make_copy(s, a, v, i, p) == 0)
 			r->pages_populated++;
 	}
 }
@@ -635,14 +830,13 @@ static void view_populate_finish(void *userdata)
  * @s: the space
  * @addr: first page, in one nonlinear region
  * @count: pages
- * @nonblock: only pages whose data is in memory; never read
  * @done: called when done, unless this returns 1 or fails
  * @userdata: for @done
  *
  * Return: 1 when done at once, 0 when @done will be called after the reads, or a negative errno.
  */
-int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
-		  populate_done_fn done, void *userdata)
+int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_fn done,
+		  void *userdata)
 {
 	struct region *r = region_find(&s->regions, addr);
 	struct view_populate *job;
@@ -655,15 +849,17 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
 	job->space = space_ref(s);
 	job->addr = addr;
 	job->count = count;
-	if (!nonblock) {
+	{
 		struct view *v = r->view;
 		uint64_t first = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
 		struct fill_job *wait = fill_job_new(view_populate_finish, job);
 		uint64_t started = 0;
 		int waits;
 
-		/* The table maps the range to consecutive object pages. A failure to read does
-		 * not fail the call: what could not be read faults in later. */
+		/* view_remap() just made the range show consecutive object pages (the daemon's
+		 * table says which). A failure to read does not fail the call: what could not be
+		 * read faults in later. */
+		fill_small_now(v->obj, v->table[first], count);
 		waits = wait ? fill_range(v->obj, v->table[first], count, fill_job_waiter, wait,
 					  &started)
 			     : -ENOMEM;

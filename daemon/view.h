@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include "proto/upager-proto.h"
 #include "populate.h"
 
 struct daemon;
@@ -32,28 +33,35 @@ struct view {
 	uint64_t pages;
 	uint64_t base; /* object page of view page 0 in a linear mapping */
 	int meta_fd; /* a memfd holding table and copy, so that they outlive the daemon */
-	uint64_t *table; /* view page -> object page */
+	uint64_t *table; /* view page -> object page; the daemon's own word for held pages */
 	uint8_t *copy; /* COPY_* per view page, after the table in meta_fd */
+	int table_memfd; /* the table shared with the client's library, in the fd store too */
+	struct upager_view_table *shared; /* the daemon's mapping of it */
+	uint64_t shared_size; /* its size; 0 in the saved state of a daemon that shared none */
 	struct space *space; /* the space that maps it; not a reference */
 	uint64_t start; /* where view page 0 is (or would be) in that space */
 	bool may_write;
+	bool local; /* the library may remap pages without copies itself (view_publish()) */
 	struct list_head link; /* obj->views */
 };
 
 int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_write,
 	     struct view **out);
-int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_fd,
+int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_fd, int table_fd,
 	       struct view **out);
 struct view *view_find(struct daemon *d, uint64_t id);
 struct view *view_ref(struct view *v);
 struct view *view_unref(struct view *v);
 int view_reopen_memfd(struct view *v);
+int view_table_fd(struct view *v);
 void view_attach(struct view *v, struct space *s, uint64_t start);
+void view_publish(struct view *v, bool local);
+uint64_t view_page(const struct view *v, uint64_t i);
 void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0);
 void view_drop_range(struct view *v, uint64_t first, uint64_t count);
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff);
-int view_populate(struct space *s, uint64_t addr, uint64_t count, bool nonblock,
-		  populate_done_fn done, void *userdata);
+int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_fn done,
+		  void *userdata);
 uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count);
 
 int view_restore_home(struct object *o, uint64_t p);

@@ -125,7 +125,7 @@ static int hello(uint32_t flags, int uffd)
 	req.u.hello.version_max = UPAGER_PROTO_VERSION;
 	req.u.hello.flags = flags;
 	req.u.hello.token_addr = (uintptr_t)conn.token;
-	return upager__call(&req, &uffd, uffd >= 0 ? 1 : 0, &rep, NULL);
+	return upager__call(&req, &uffd, uffd >= 0 ? 1 : 0, &rep, NULL, 0);
 }
 
 /* A forked child: show the daemon our pid through a fault on the token page, then adopt. */
@@ -227,21 +227,23 @@ int upager__reconnect_if_mapped(void)
  * @fds: descriptors to send with it
  * @n_fds: how many
  * @rep: the decoded reply
- * @rep_fd: if not NULL, set to the descriptor that came with the reply, or -1
+ * @rep_fds: set to the descriptors that came with the reply, -1 for those that did not come;
+ *           the caller owns them; more than @n_rep_fds are closed
+ * @n_rep_fds: entries in @rep_fds
  *
  * Return: the reply's status (0 or a negative errno), or a negative errno if the exchange failed;
  * a broken connection is closed and re-opened by the next call.
  */
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
-		 int *rep_fd)
+		 int *rep_fds, size_t n_rep_fds)
 {
 	int rfds[FDMSG_MAX_FDS];
 	size_t n_rfds = 0;
 	ssize_t n;
 	int len, ret;
 
-	if (rep_fd)
-		*rep_fd = -1;
+	for (size_t i = 0; i < n_rep_fds; i++)
+		rep_fds[i] = -1;
 	req->seq = ++conn.seq;
 	len = upager_msg_encode(conn.buf, sizeof(conn.buf), req);
 	if (len < 0)
@@ -269,8 +271,8 @@ int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct up
 		fdmsg_close_fds(rfds, n_rfds);
 		goto broken;
 	}
-	if (rep_fd && n_rfds > 0)
-		*rep_fd = fd_take(&rfds[0]);
+	for (size_t i = 0; i < n_rep_fds && i < n_rfds; i++)
+		rep_fds[i] = fd_take(&rfds[i]);
 	fdmsg_close_fds(rfds, n_rfds);
 	return rep->status;
 

@@ -145,7 +145,7 @@ int upager__grow_start(void)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return neg_errno();
-	ret = upager__call(&req, &sv[1], 1, &rep, NULL);
+	ret = upager__call(&req, &sv[1], 1, &rep, NULL, 0);
 	close(sv[1]);
 	if (ret < 0) {
 		close(sv[0]);

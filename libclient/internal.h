@@ -3,6 +3,8 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "proto/codec.h"
 
@@ -16,5 +18,9 @@ int upager__connect(void);
 bool upager__connected(void);
 int upager__reconnect_if_mapped(void);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
-		 int *rep_fd);
+		 int *rep_fds, size_t n_rep_fds);
 int upager__grow_start(void);
+
+int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff);
+int upager__nonlinear_add(uintptr_t start, size_t length, int table_fd);
+void upager__nonlinear_forget(uintptr_t addr, size_t length);

@@ -115,7 +115,7 @@ static int object_open(size_t length, int prot, int flags, int fd, off_t offset,
 	req.u.object_open.flags = (uint32_t)flags;
 	req.u.object_open.offset = (uint64_t)offset;
 	req.u.object_open.length = length;
-	return upager__call(&req, &fd, anon ? 0 : 1, rep, memfd);
+	return upager__call(&req, &fd, anon ? 0 : 1, rep, memfd, 1);
 }
 
 static int region_add(uint64_t object_id, void *p, size_t length, int prot, int flags, off_t offset,
@@ -132,7 +132,7 @@ static int region_add(uint64_t object_id, void *p, size_t length, int prot, int 
 	req.u.region_add.offset = (uint64_t)offset;
 	req.u.region_add.prot = (uint32_t)prot;
 	req.u.region_add.flags = (uint32_t)flags;
-	return upager__call(&req, NULL, 0, &rep, NULL);
+	return upager__call(&req, NULL, 0, &rep, NULL, 0);
 }
 
 /* The most a MAP_GROWSDOWN mapping may grow to: RLIMIT_STACK, as for the kernel's; 0 for none. */
@@ -325,10 +325,11 @@ _public_ int upager_munmap(void *addr, size_t length)
 		return -1;
 	}
 	upager__lock();
+	upager__nonlinear_forget((uintptr_t)addr, length);
 	if (upager__reconnect_if_mapped() == 0) {
 		req.u.range.addr = (uintptr_t)addr;
 		req.u.range.length = length;
-		if (upager__call(&req, NULL, 0, &rep, NULL) < 0)
+		if (upager__call(&req, NULL, 0, &rep, NULL, 0) < 0)
 			rep.u.range.addr = 0;
 	}
 	upager__unlock();
@@ -356,7 +357,7 @@ _public_ int upager_set_growth_limit(void *addr, size_t max_length)
 	if (ret == 0) {
 		req.u.growth_limit.addr = (uintptr_t)addr;
 		req.u.growth_limit.max_length = max_length;
-		ret = upager__call(&req, NULL, 0, &rep, NULL);
+		ret = upager__call(&req, NULL, 0, &rep, NULL, 0);
 	}
 	upager__unlock();
 	if (ret < 0) {
@@ -391,60 +392,10 @@ _public_ int upager_msync(void *addr, size_t length, int flags)
 		req.u.msync.addr = (uintptr_t)addr;
 		req.u.msync.length = length;
 		req.u.msync.flags = (uint32_t)flags;
-		ret = upager__call(&req, NULL, 0, &rep, NULL);
+		ret = upager__call(&req, NULL, 0, &rep, NULL, 0);
 	} else if (ret > 0) {
 		ret = 0;
 	}
-	upager__unlock();
-	if (ret < 0) {
-		errno = ret == -ECONNRESET || ret == -EPIPE ? EIO : -ret;
-		return -1;
-	}
-	return 0;
-}
-
-/**
- * upager_remap_file_pages() - rearrange the pages of a shared file mapping; see
- * upager_remap_file_pages(3)
- *
- * Return: 0, or -1 with errno set.
- */
-_public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
-{
-	struct upager_msg req = { .op = UPAGER_OP_REMAP }, rep;
-	int ret, memfd = -1;
-
-	if (prot != 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	req.u.remap.addr = (uintptr_t)addr;
-	req.u.remap.size = size;
-	req.u.remap.pgoff = pgoff;
-	req.u.remap.flags = (uint32_t)(flags & MAP_NONBLOCK);
-	req.u.remap.phase = 1;
-	upager__lock();
-	ret = upager__reconnect_if_mapped();
-	if (ret > 0)
-		ret = -EINVAL; /* no pager mapping in this process */
-	if (ret == 0)
-		ret = upager__call(&req, NULL, 0, &rep, &memfd);
-	if (ret == 0 && rep.u.remap_reply.convert) {
-		/* First remap of this mapping: map its view over it, in place, then go on. */
-		void *p = MAP_FAILED;
-
-		if (memfd >= 0)
-			p = mmap((void *)(uintptr_t)rep.u.remap_reply.start,
-				 rep.u.remap_reply.length, (int)rep.u.remap_reply.prot,
-				 (int)rep.u.remap_reply.map_type | MAP_FIXED, memfd, 0);
-		ret = p == MAP_FAILED ? (memfd < 0 ? -EBADMSG : neg_errno()) : 0;
-		if (ret == 0) {
-			req.u.remap.phase = 2;
-			ret = upager__call(&req, NULL, 0, &rep, NULL);
-		}
-	}
-	if (memfd >= 0)
-		close(memfd);
 	upager__unlock();
 	if (ret < 0) {
 		errno = ret == -ECONNRESET || ret == -EPIPE ? EIO : -ret;

@@ -174,7 +174,8 @@ struct upager_wire_msync {
 /*
  * REMAP: upager_remap_file_pages(). The first time a mapping goes nonlinear the reply says
  * convert: the client maps the attached view memfd over the whole mapping (MAP_FIXED, map_type,
- * prot) and sends the same request again with phase 2.
+ * prot) and sends the same request again with phase 2. The second descriptor attached is the
+ * view's table (struct upager_view_table).
  */
 struct upager_wire_remap {
 	__le64 addr;
@@ -182,6 +183,32 @@ struct upager_wire_remap {
 	__le64 pgoff;
 	__le32 flags; /* MAP_NONBLOCK, or 0 */
 	__le32 phase; /* 1, or 2 after converting */
+};
+
+/*
+ * The view table a REMAP convert reply attaches as its second descriptor: a memfd the client maps
+ * shared and writable. It is shared memory, not a message: fields are native 64-bit words, read
+ * and written with atomic operations by the daemon and the library at once.
+ *
+ * entry[i] says which object page view page i shows: that page XOR (base + i), so that a fresh
+ * table, all zeroes, shows the file as the linear mapping did and costs no memory until written.
+ * UPAGER_VIEW_HELD is set by the daemon alone,
+ * while view page i holds a copy (or one is being made): the library then leaves the entry alone
+ * and asks the daemon. An entry without it the library may rewrite itself (compare-and-swap, so
+ * that it never overwrites a HELD the daemon has just set) for a MAP_NONBLOCK remap, as long as
+ * start is the mapping's address; the daemon sets start to 0 when the mapping is moved or cut.
+ */
+#define UPAGER_VIEW_TABLE_MAGIC 0x54565055ull /* "UPVT" */
+#define UPAGER_VIEW_HELD (1ull << 63)
+
+struct upager_view_table {
+	__u64 magic;
+	__u64 start; /* where view page 0 is in the client; 0: ask the daemon for every remap */
+	__u64 pages; /* view pages; entry[] has this many */
+	__u64 object_pages; /* pgoff + pages above this: ask the daemon (it answers EINVAL) */
+	__u64 base; /* object page of view page 0 in the linear mapping */
+	__u64 reserved[3];
+	__u64 entry[]; /* object page ^ (base + i), | UPAGER_VIEW_HELD */
 };
 
 struct upager_wire_remap_reply {

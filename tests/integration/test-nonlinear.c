@@ -2,6 +2,9 @@
 /* upager_remap_file_pages(): nonlinear mappings in one VMA, coherent with every other mapping. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,7 +63,8 @@ Test(nonlinear, pages_show_the_file_pages_the_table_names)
 	cr_assert_eq(upager_remap_file_pages(m + 8 * PAGE, PAGE, 0, 10, 0), 0);
 	cr_assert_eq(shows(m, 8), PAGE_NO(10));
 	cr_assert_eq(shows(m, 2), PAGE_NO(10));
-	cr_assert_eq(count_maps(), maps, "remapping made new VMAs");
+	/* One VMA for the whole mapping's table the library shares with the daemon, none per range. */
+	cr_assert_eq(count_maps(), maps + 1, "remapping made new VMAs");
 	cr_assert(harness_region(getpid(), m, &r));
 	cr_assert_eq(r.length, 16 * PAGE);
 	cr_assert_str_neq(r.backing, "anon");
@@ -266,4 +270,121 @@ Test(nonlinear, many_single_page_remaps_make_no_vma)
 
 		cr_assert_eq(shows(m, i), PAGE_NO(want), "page %zu", i);
 	}
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	kill(harness_daemon_pid(), SIGCONT);
+	_exit(9);
+}
+
+Test(nonlinear, nonblock_remaps_of_pages_without_copies_need_no_daemon)
+{
+	int fd = make_pattern_file("f", 64 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 32 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 40, MAP_NONBLOCK), 0, "%m");
+	cr_assert_eq(shows(m, 0), PAGE_NO(40)); /* page 0 now holds a copy */
+	/* The daemon stopped: the library remaps pages without copies alone, at once. */
+	signal(SIGALRM, on_alarm);
+	alarm(10);
+	cr_assert_eq(kill(harness_daemon_pid(), SIGSTOP), 0);
+	for (int i = 1; i < 32; i++)
+		cr_assert_eq(upager_remap_file_pages(m + i * PAGE, PAGE, 0, 63 - i, MAP_NONBLOCK),
+			     0);
+	cr_assert_eq(upager_remap_file_pages(m + 4 * PAGE, 4 * PAGE, 0, 50, MAP_NONBLOCK), 0);
+	cr_assert_eq(kill(harness_daemon_pid(), SIGCONT), 0);
+	alarm(0);
+	/* A page with a copy goes through the daemon, which drops the copy. */
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 41, MAP_NONBLOCK), 0, "%m");
+	cr_assert_not(page_present(m));
+	cr_assert_eq(shows(m, 0), PAGE_NO(41));
+	for (int i = 1; i < 32; i++) {
+		uint64_t want = i >= 4 && i < 8 ? 50 + (uint64_t)(i - 4) : 63 - (uint64_t)i;
+
+		cr_assert_eq(shows(m, i), PAGE_NO(want), "page %d", i);
+	}
+}
+
+struct toucher {
+	const char *m;
+	uint64_t gen; /* the main thread's remap count */
+	uint64_t seen_gen, seen; /* the count before a read of page 0, and what it showed */
+	bool stop;
+};
+
+static void *touch_loop(void *arg)
+{
+	struct toucher *t = arg;
+
+	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t g = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+
+		__atomic_store_n(&t->seen, shows(t->m, 0), __ATOMIC_RELAXED);
+		__atomic_store_n(&t->seen_gen, g, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * The library rewrites a page's entry while the daemon, on another thread's fault, is about to
+ * copy the page in: a read that starts after the remap returned must show the new page. Each
+ * round remaps page 0 twice: the first remap drops the copy the reader made (through the daemon),
+ * the second finds no copy and is the library's alone, while the reader is likely faulting.
+ */
+Test(nonlinear, remaps_racing_faults_show_the_last_remap)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	struct toucher t = { 0 };
+	pthread_t th;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 8, MAP_NONBLOCK), 0, "%m");
+	for (int k = 8; k < 16; k++) /* every page in the daemon's cache: faults need no read */
+		cr_assert_eq(upager_remap_file_pages(m + PAGE, PAGE, 0, (size_t)k, 0), 0, "%m");
+	t.m = m;
+	cr_assert_eq(pthread_create(&th, NULL, touch_loop, &t), 0);
+	for (uint64_t k = 1; k <= 5000; k++) {
+		uint64_t want = 8 + k % 8;
+
+		cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 8 + (k + 3) % 8, MAP_NONBLOCK), 0);
+		cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, want, MAP_NONBLOCK), 0, "%m");
+		__atomic_store_n(&t.gen, k, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&t.seen_gen, __ATOMIC_ACQUIRE) != k)
+			sched_yield();
+		cr_assert_eq(__atomic_load_n(&t.seen, __ATOMIC_RELAXED), PAGE_NO(want),
+			     "round %" PRIu64 ": a read after the remap showed %" PRIx64, k,
+			     __atomic_load_n(&t.seen, __ATOMIC_RELAXED));
+	}
+	__atomic_store_n(&t.stop, true, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+}
+
+Test(nonlinear, a_moved_or_unmapped_mapping_is_remapped_by_the_daemon)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	char *to = mmap(NULL, 8 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *n;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_neq(to, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 9, MAP_NONBLOCK), 0, "%m");
+	n = mremap(m, 8 * PAGE, 8 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	cr_assert_eq(n, to, "%m");
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(m + PAGE, PAGE, 0, 10, MAP_NONBLOCK), -1,
+		     "a remap where the mapping was");
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(upager_remap_file_pages(n + PAGE, PAGE, 0, 11, MAP_NONBLOCK), 0, "%m");
+	cr_assert_eq(shows(n, 0), PAGE_NO(9));
+	cr_assert_eq(shows(n, 1), PAGE_NO(11));
+	cr_assert_eq(upager_munmap(n, 8 * PAGE), 0);
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(n + PAGE, PAGE, 0, 12, MAP_NONBLOCK), -1,
+		     "a remap of an unmapped range");
+	cr_assert_eq(errno, EINVAL);
 }

@@ -242,6 +242,26 @@ int main(int argc, char **argv)
 					FAIL("nonlinear page %lu changed", q);
 			}
 			{
+				/*
+				 * A MAP_NONBLOCK remap of a page of the second half, which the
+				 * library does in the shared table without the daemon while the
+				 * page has no copy: the table must be the one each new daemon
+				 * took over. It shows a page of the first half of the file, which
+				 * nothing writes.
+				 */
+				unsigned long j = (p / 64) % (NL_PAGES / 2);
+				unsigned long f = (p / 64 + 5) % (NL_PAGES / 2);
+				uint8_t *page = nl + (NL_PAGES / 2 + j) * PAGE;
+
+				if (upager_remap_file_pages(page, PAGE, 0, f, MAP_NONBLOCK) < 0)
+					FAIL("upager_remap_file_pages MAP_NONBLOCK: %s",
+					     strerror(errno));
+				file_pattern(want, f, 1);
+				if (!same(page, want))
+					FAIL("nonlinear page %lu remapped to %lu has wrong data",
+					     NL_PAGES / 2 + j, f);
+			}
+			{
 				uint8_t *x = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd,
 							 (off_t)(p - 3) * (off_t)PAGE);
 

@@ -137,7 +137,7 @@ with tempfile.TemporaryDirectory() as tmp:
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     check(leaver.stdout.readline().strip() == "written", "a second client writes a file")
     kinds = {n.split(".")[1] for n in mgr.names()}
-    check({"st", "cl", "uf", "ob", "pg", "rd", "wr", "vw", "vm"} <= kinds,
+    check({"st", "cl", "uf", "ob", "pg", "rd", "wr", "vw", "vm", "vt"} <= kinds,
           "the fd store holds sessions, userfaultfds, objects, files and views: "
           + " ".join(sorted(kinds)))
 
