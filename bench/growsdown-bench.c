@@ -125,7 +125,8 @@ static void check(const char *top, size_t pages, const char *what)
 		const char *pg = top - i * PAGE;
 
 		if (pg[0] != 1 || pg[1] != 0 || pg[PAGE - 1] != 0) {
-			fprintf(stderr, "upager-bench-growsdown: %s: page %zu below the top is wrong\n",
+			fprintf(stderr,
+				"upager-bench-growsdown: %s: page %zu below the top is wrong\n",
 				what, i);
 			cleanup();
 			exit(1);
@@ -272,7 +273,8 @@ int main(int argc, char **argv)
 	printf("MAP_GROWSDOWN: %zu pages (%zu MiB) grown one by one downward, %d rounds, "
 	       "median (times in us/page)\n",
 	       pages, pages * PAGE >> 20, rounds);
-	printf("client, its growth thread and the daemon pinned to CPU 0 (see docs/benchmarks.md)\n");
+	printf("client, its growth thread and the daemon pinned to CPU 0 (see "
+	       "docs/benchmarks.md)\n");
 
 	/* A round not counted: the growth thread starts, the daemon's and our heaps settle. */
 	round_(quick ? 64 : 256, &warm, true);
