@@ -589,7 +589,9 @@ static void apply_seccomp(const struct sandbox *s)
 	if (s->syscalls) {
 		char *list = strdup(s->syscalls), *save, *tok;
 
-		ctx = filter_new(s, SCMP_ACT_ERRNO(s->syscall_errno ? s->syscall_errno : EPERM));
+		/* Without SystemCallErrorNumber=, systemd kills the process. */
+		ctx = filter_new(s, s->syscall_errno ? SCMP_ACT_ERRNO((uint32_t)s->syscall_errno)
+						     : SCMP_ACT_KILL_PROCESS);
 		for (tok = strtok_r(list, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
 			rule(ctx, SCMP_ACT_ALLOW, tok, 0, none);
 		free(list);
@@ -615,7 +617,7 @@ static void drop_capabilities(const struct sandbox *s)
 static int launch(int argc, char **argv)
 {
 	struct sandbox s = { 0 };
-	int i = 1, exe, ns = CLONE_NEWNS;
+	int i, exe, ns = CLONE_NEWNS;
 
 	if (argc < 3 || strcmp(argv[1], "--runtime-root"))
 		return 2;
@@ -672,7 +674,10 @@ static int try_open(const char *path, int flags)
 	return 0;
 }
 
-/* Run fn in a child, so that what it changes stays there; its exit status is -errno or 0. */
+/*
+ * Run fn in a child, so that what it changes stays there; its exit status is -errno or 0, death by
+ * SIGSYS (a seccomp kill, as of another ABI's system call) reads as -ENOSYS.
+ */
 static int in_child(int (*fn)(void))
 {
 	int status;
