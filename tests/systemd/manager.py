@@ -71,8 +71,9 @@ class Manager:
         with self.lock:
             return sorted(self.store)
 
-    def start(self, argv, listen_fd=None, listen_name="upagerd.socket", env=None):
-        """Fork and exec argv with the listening socket and the fd store, as systemd does."""
+    def start(self, argv, listen_fd=None, listen_name="upagerd.socket", env=None, stderr=None):
+        """Fork and exec argv with the listening socket and the fd store, as systemd does;
+        stderr, a descriptor, in place of the caller's."""
         with self.lock:
             passed = [] if listen_fd is None else [(listen_fd, listen_name)]
             for name in sorted(self.store):
@@ -87,6 +88,8 @@ class Manager:
         pid = os.fork()
         if pid == 0:
             try:
+                if stderr is not None:
+                    os.dup2(stderr, 2)
                 # Out of the way of 3..n first, then into place.
                 high = [os.dup(fd) for fd, _ in passed]
                 high = [os.dup2(fd, 1000 + i) or 1000 + i for i, fd in enumerate(high)]
