@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "upager.h"
 
 #define PAGE 4096UL
@@ -35,9 +36,8 @@
 #define KERNEL_GAP (1UL << 20)
 
 static char dir[64] = "/tmp/upager-growsdown-XXXXXX";
-static pid_t daemon_pid;
 
-static double now_ns(void)
+static double clock_ns(void)
 {
 	struct timespec ts;
 
@@ -49,11 +49,7 @@ static void cleanup(void)
 {
 	char cmd[128];
 
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-		daemon_pid = 0;
-	}
+	daemon_stop();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	(void)!system(cmd);
 }
@@ -67,29 +63,12 @@ static void die(const char *what)
 
 static void start_daemon(const char *bin)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int ret = daemon_start(bin, dir);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/upager.sock", dir);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 2);
-		execl(bin, "upagerd", "--socket", sa.sun_path, (char *)NULL);
-		_exit(127);
+	if (ret < 0) {
+		errno = -ret;
+		die("upagerd did not start");
 	}
-	setenv("UPAGER_SOCKET", sa.sun_path, 1);
-	for (int i = 0; i < 500; i++) {
-		int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(fd);
-			return;
-		}
-		close(fd);
-		usleep(10000);
-	}
-	die("upagerd did not start");
 }
 
 /*
@@ -111,11 +90,11 @@ static void pin(pid_t other, int cpu)
 /* Write one byte to each of the pages [top - pages * PAGE, top), downward: ns per page. */
 static double touch_down(char *top, size_t pages)
 {
-	double t0 = now_ns();
+	double t0 = clock_ns();
 
 	for (size_t i = 1; i <= pages; i++)
 		*(volatile char *)(top - i * PAGE) = 1;
-	return (now_ns() - t0) / (double)pages;
+	return (clock_ns() - t0) / (double)pages;
 }
 
 /* Every page below top was grown or faulted in zero-filled and holds the byte written. */
@@ -206,7 +185,7 @@ static int cmp(const void *a, const void *b)
 }
 
 /* The median of field off of the rounds, and their lowest and highest. */
-static double median(const struct figures *f, int n, size_t off, double *lo, double *hi)
+static double median_of(const struct figures *f, int n, size_t off, double *lo, double *hi)
 {
 	double v[MAX_ROUNDS];
 
@@ -221,7 +200,7 @@ static double median(const struct figures *f, int n, size_t off, double *lo, dou
 static void row(const char *what, const struct figures *f, int n, size_t u_off, size_t k_off)
 {
 	double ulo, uhi, klo, khi;
-	double u = median(f, n, u_off, &ulo, &uhi), k = median(f, n, k_off, &klo, &khi);
+	double u = median_of(f, n, u_off, &ulo, &uhi), k = median_of(f, n, k_off, &klo, &khi);
 
 	printf("%-40s %8.2f %8.2f %8.2fx   (upager %.2f-%.2f, kernel %.2f-%.2f)\n", what, u / 1e3,
 	       k / 1e3, u / k, ulo / 1e3, uhi / 1e3, klo / 1e3, khi / 1e3);
@@ -268,7 +247,7 @@ int main(int argc, char **argv)
 		die("mkdtemp");
 	atexit(cleanup);
 	start_daemon(bin);
-	pin(daemon_pid, 0);
+	pin(daemon_pid(), 0);
 
 	printf("MAP_GROWSDOWN: %zu pages (%zu MiB) grown one by one downward, %d rounds, "
 	       "median (times in us/page)\n",
@@ -286,10 +265,10 @@ int main(int argc, char **argv)
 	    offsetof(struct figures, k_grow));
 	row("first touch, anonymous (no growth)", f, rounds, offsetof(struct figures, u_anon),
 	    offsetof(struct figures, k_anon));
-	u = median(f, rounds, offsetof(struct figures, u_grow), &lo, &hi);
-	k = median(f, rounds, offsetof(struct figures, k_grow), &lo, &hi);
-	ua = median(f, rounds, offsetof(struct figures, u_anon), &lo, &hi);
-	ka = median(f, rounds, offsetof(struct figures, k_anon), &lo, &hi);
+	u = median_of(f, rounds, offsetof(struct figures, u_grow), &lo, &hi);
+	k = median_of(f, rounds, offsetof(struct figures, k_grow), &lo, &hi);
+	ua = median_of(f, rounds, offsetof(struct figures, u_anon), &lo, &hi);
+	ka = median_of(f, rounds, offsetof(struct figures, k_anon), &lo, &hi);
 	printf("%-40s %8.2f %8.2f\n", "growth itself (grown - first touch)", (u - ua) / 1e3,
 	       (k - ka) / 1e3);
 	printf("upager grows %.0f pages a second, the kernel %.0f\n", 1e9 / u, 1e9 / k);

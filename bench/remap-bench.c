@@ -23,14 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "upager.h"
 
 #define PAGE 4096UL
 
 static char dir[64] = "/tmp/upager-remap-XXXXXX";
-static pid_t daemon_pid;
 
-static double now_ns(void)
+static double clock_ns(void)
 {
 	struct timespec ts;
 
@@ -42,10 +42,7 @@ static void cleanup(void)
 {
 	char cmd[128];
 
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, NULL, 0);
-	}
+	daemon_stop();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	(void)!system(cmd);
 }
@@ -59,29 +56,12 @@ static void die(const char *what)
 
 static void start_daemon(const char *bin)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int ret = daemon_start(bin, dir);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/upager.sock", dir);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 2);
-		execl(bin, "upagerd", "--socket", sa.sun_path, (char *)NULL);
-		_exit(127);
+	if (ret < 0) {
+		errno = -ret;
+		die("upagerd did not start");
 	}
-	setenv("UPAGER_SOCKET", sa.sun_path, 1);
-	for (int i = 0; i < 500; i++) {
-		int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(fd);
-			return;
-		}
-		close(fd);
-		usleep(10000);
-	}
-	die("upagerd did not start");
 }
 
 typedef int (*remap_fn)(void *addr, size_t size, int prot, size_t pgoff, int flags);
@@ -94,7 +74,7 @@ static int kernel_remap(void *addr, size_t size, int prot, size_t pgoff, int fla
 /* Remap alternating single pages [from, to) of m; return ns per remap, or -1 at the first error. */
 static double remaps(remap_fn fn, char *m, size_t from, size_t to, int flags, size_t *done)
 {
-	double t0 = now_ns();
+	double t0 = clock_ns();
 
 	for (size_t j = from; j < to; j++) {
 		if (fn(m + 2 * j * PAGE, PAGE, 0, 2 * j + 1, flags) < 0) {
@@ -103,17 +83,17 @@ static double remaps(remap_fn fn, char *m, size_t from, size_t to, int flags, si
 		}
 	}
 	*done = to;
-	return (now_ns() - t0) / (double)(to - from);
+	return (clock_ns() - t0) / (double)(to - from);
 }
 
 /* Touch the remapped pages [from, to): ns per first touch. */
 static double touches(const char *m, size_t from, size_t to)
 {
-	double t0 = now_ns();
+	double t0 = clock_ns();
 
 	for (size_t j = from; j < to; j++)
 		(void)*(volatile const char *)(m + 2 * j * PAGE);
-	return (now_ns() - t0) / (double)(to - from);
+	return (clock_ns() - t0) / (double)(to - from);
 }
 
 /* Client and daemon on one CPU: a wake-up across vCPUs costs about 100 us on these machines and
@@ -176,7 +156,7 @@ int main(int argc, char **argv)
 
 	printf("remap of one page, alternating pages, %zu ranges (times in us)\n", ranges);
 	printf("client and daemon pinned to CPU 0 (see docs/benchmarks.md)\n");
-	pin(daemon_pid, 0);
+	pin(daemon_pid(), 0);
 	printf("%-48s %10s %10s    %8s\n", "figure", "upager", "kernel", "ratio");
 
 	km = mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, fd, 0);
