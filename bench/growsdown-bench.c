@@ -37,14 +37,6 @@
 
 static char dir[64] = "/tmp/upager-growsdown-XXXXXX";
 
-static double clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static void cleanup(void)
 {
 	char cmd[128];
@@ -90,11 +82,11 @@ static void pin(pid_t other, int cpu)
 /* Write one byte to each of the pages [top - pages * PAGE, top), downward: ns per page. */
 static double touch_down(char *top, size_t pages)
 {
-	double t0 = clock_ns();
+	double t0 = (double)now_ns();
 
 	for (size_t i = 1; i <= pages; i++)
 		*(volatile char *)(top - i * PAGE) = 1;
-	return (clock_ns() - t0) / (double)pages;
+	return ((double)now_ns() - t0) / (double)pages;
 }
 
 /* Every page below top was grown or faulted in zero-filled and holds the byte written. */

@@ -30,14 +30,6 @@
 
 static char dir[64] = "/tmp/upager-remap-XXXXXX";
 
-static double clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static void cleanup(void)
 {
 	char cmd[128];
@@ -74,7 +66,7 @@ static int kernel_remap(void *addr, size_t size, int prot, size_t pgoff, int fla
 /* Remap alternating single pages [from, to) of m; return ns per remap, or -1 at the first error. */
 static double remaps(remap_fn fn, char *m, size_t from, size_t to, int flags, size_t *done)
 {
-	double t0 = clock_ns();
+	double t0 = (double)now_ns();
 
 	for (size_t j = from; j < to; j++) {
 		if (fn(m + 2 * j * PAGE, PAGE, 0, 2 * j + 1, flags) < 0) {
@@ -83,17 +75,17 @@ static double remaps(remap_fn fn, char *m, size_t from, size_t to, int flags, si
 		}
 	}
 	*done = to;
-	return (clock_ns() - t0) / (double)(to - from);
+	return ((double)now_ns() - t0) / (double)(to - from);
 }
 
 /* Touch the remapped pages [from, to): ns per first touch. */
 static double touches(const char *m, size_t from, size_t to)
 {
-	double t0 = clock_ns();
+	double t0 = (double)now_ns();
 
 	for (size_t j = from; j < to; j++)
 		(void)*(volatile const char *)(m + 2 * j * PAGE);
-	return (clock_ns() - t0) / (double)(to - from);
+	return ((double)now_ns() - t0) / (double)(to - from);
 }
 
 /* Client and daemon on one CPU: a wake-up across vCPUs costs about 100 us on these machines and
