@@ -795,6 +795,26 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 #define RWF_NOWAIT 0x00000008
 #endif
 
+static uint8_t page_buf[UPAGER_PAGE_SIZE] __attribute__((aligned(UPAGER_PAGE_SIZE)));
+
+/* Write one page at page @index of @fd: 0, or a negative errno (-ENOMEM when shmem is full). */
+static int write_page(int fd, uint64_t index, const uint8_t *src)
+{
+	size_t done = 0;
+
+	while (done < UPAGER_PAGE_SIZE) {
+		ssize_t k = pwrite(fd, src + done, UPAGER_PAGE_SIZE - done,
+				   (off_t)((index << UPAGER_PAGE_SHIFT) + done));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 && errno != ENOSPC ? neg_errno() : -ENOMEM;
+		done += (size_t)k;
+	}
+	return 0;
+}
+
 /*
  * Copy file page p straight from the kernel's page cache into view page i and map it,
  * write-protected, at addr of space s, without filling the home page: one fresh page instead of
@@ -817,14 +837,18 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 		return -EAGAIN;
 	if (!hold(v, i, p))
 		return -EAGAIN;
-	got = preadv2(o->fd_read,
-		      &(struct iovec){ v->map + (i << UPAGER_PAGE_SHIFT), UPAGER_PAGE_SIZE }, 1,
-		      (off_t)off, RWF_NOWAIT);
-	/* A partial page is whole only at end of file (the rest of a fresh page reads zero). */
+	/* Through a buffer and write(2), which neither faults the view page in nor zeroes it. */
+	got = preadv2(o->fd_read, &(struct iovec){ page_buf, UPAGER_PAGE_SIZE }, 1, (off_t)off,
+		      RWF_NOWAIT);
+	/* A partial page is whole only at end of file. */
 	if (got < (ssize_t)UPAGER_PAGE_SIZE && (got <= 0 || off + (uint64_t)got < o->file_size)) {
 		ret = got < 0 ? neg_errno() : -EAGAIN;
 		goto fail;
 	}
+	memset(page_buf + got, 0, UPAGER_PAGE_SIZE - (size_t)got);
+	ret = write_page(v->memfd, i, page_buf);
+	if (ret < 0)
+		goto fail;
 	ret = copies_add(o, p, v, i);
 	if (ret < 0)
 		goto fail;
