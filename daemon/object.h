@@ -24,6 +24,7 @@ enum {
 	PAGE_STATE_MASK = 3,
 	PAGE_WRITABLE = 4, /* mapped into a writable shared region: a write-back candidate */
 	PAGE_AWAY = 8, /* the data is in a nonlinear mapping's writable copy, see view.c */
+	PAGE_CLEAN = 16, /* with PAGE_AWAY: read-only copies read from the file, which has it too */
 };
 
 struct object {

@@ -680,6 +680,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
 	struct upager_msg req;
 	int fds[FDMSG_MAX_FDS];
 	size_t n_fds = 0;
+	bool keep;
 	ssize_t n;
 	int ret;
 
@@ -688,9 +689,14 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		session_close(s);
 		return;
 	}
-	/* The request stays on the socket until it is answered: if the daemon dies meanwhile, the
-	 * one that takes over reads it again. */
-	n = fdmsg_peek(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
+	/* Under an fd store the request stays on the socket until it is answered: if the daemon
+	 * dies meanwhile, the one that takes over reads it again. Without a store no daemon takes
+	 * over, and one recvmsg(2) instead of a peek and a drop saves 1-2 us a request. */
+	keep = s->d->state != NULL;
+	if (keep)
+		n = fdmsg_peek(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
+	else
+		n = fdmsg_recv(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
@@ -724,7 +730,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
 	if (ret <= 0 && reply_status(s, &req, ret) < 0)
 		ret = -EPIPE;
 	state_flush(s->d); /* a reply that waits for a populate is saved as given */
-	if (fdmsg_drop(s->fd) < 0)
+	if (keep && fdmsg_drop(s->fd) < 0)
 		ret = -EPIPE;
 	if (ret == -EPIPE || ret == -EPROTONOSUPPORT || ret == -ENOTCONN || ret == -EALREADY)
 		session_close(s);

@@ -388,3 +388,56 @@ Test(nonlinear, a_moved_or_unmapped_mapping_is_remapped_by_the_daemon)
 		     "a remap of an unmapped range");
 	cr_assert_eq(errno, EINVAL);
 }
+
+static uint64_t bytes_written(void)
+{
+	struct upager_msg st;
+
+	cr_assert_eq(harness_stats(&st), 0);
+	return st.u.stats_reply.bytes_written;
+}
+
+/* A populating remap of a page no one has copies it from the page cache, without the home page. */
+Test(nonlinear, a_page_no_one_has_comes_from_the_page_cache_and_stays_coherent)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	volatile uint64_t *m =
+		upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	volatile uint64_t *l;
+	uint64_t written, cached, v = 0;
+	struct upager_msg st;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(harness_stats(&st), 0);
+	cached = st.u.stats_reply.cached_pages;
+	cr_assert_eq(upager_remap_file_pages((void *)m, 2 * PAGE, 0, 10, 0), 0, "%m");
+	cr_assert(page_present((void *)m) && page_present((char *)m + PAGE));
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_eq(st.u.stats_reply.cached_pages, cached, "the daemon's cache was filled");
+	cr_assert_eq(shows((void *)m, 0), PAGE_NO(10));
+	cr_assert_eq(shows((void *)m, 1), PAGE_NO(11));
+	/* Clean copies write nothing back, and leave without a trace. */
+	written = bytes_written();
+	cr_assert_eq(upager_msync((void *)m, 16 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(bytes_written(), written);
+	cr_assert_eq(upager_remap_file_pages((void *)m + PAGE, PAGE, 0, 1, 0), 0, "%m");
+	cr_assert_eq(shows((void *)m, 1), PAGE_NO(1));
+	/* A linear mapping reads page 10 from the file again, and sees a write into the copy. */
+	l = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(l, MAP_FAILED);
+	cr_assert_eq(shows((void *)l, 10), PAGE_NO(10));
+	cr_assert_eq(shows((void *)l, 11), PAGE_NO(11));
+	m[1] = 0xaaaa;
+	cr_assert_eq(l[10 * PAGE / 8 + 1], 0xaaaa);
+	/* A write into a clean copy nobody else has reaches the file. */
+	cr_assert_eq(upager_remap_file_pages((void *)m + 2 * PAGE, PAGE, 0, 12, 0), 0, "%m");
+	m[2 * PAGE / 8 + 1] = 0xbbbb;
+	cr_assert_eq(upager_msync((void *)m, 16 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(pread(fd, &v, 8, 12 * PAGE + 8), 8);
+	cr_assert_eq(v, 0xbbbb);
+	cr_assert_eq(pread(fd, &v, 8, 10 * PAGE + 8), 8);
+	cr_assert_eq(upager_munmap((void *)l, 16 * PAGE), 0);
+	cr_assert_eq(upager_munmap((void *)m, 16 * PAGE), 0);
+	cr_assert_eq(pread(fd, &v, 8, 10 * PAGE + 8), 8);
+	cr_assert_eq(v, 0xaaaa);
+}
