@@ -38,7 +38,8 @@ struct grow_req {
 	struct list_head link;
 	uint32_t seq;
 	uint32_t action;
-	uint64_t guard; /* the guard page acted on */
+	uint64_t guard; /* the guard page acted on, or asked for (GUARD) */
+	uint64_t addr; /* the faulting page */
 	uint64_t t0;
 };
 
@@ -96,9 +97,66 @@ static void grow_by_guard(struct space *s, struct region *r, uint64_t addr, bool
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 }
 
+static struct region *growsdown_above(struct space *s, uint64_t addr);
+
+/*
+ * Every page from addr up joins r, the mapping below whose guard page addr lies; the new guard page
+ * (and sentinel) the client mapped below addr, if any, are registered first. Then the page.
+ */
+static void leap_to(struct space *s, struct region *r, uint64_t addr, bool new_guard,
+		    bool new_sentinel)
+{
+	uint64_t next = addr - UPAGER_PAGE_SIZE;
+	int ret;
+
+	r->guard = r->sentinel = 0;
+	if (new_guard &&
+	    uffdio_register(s->uffd, next, UPAGER_PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING) == 0) {
+		r->guard = next;
+		if (new_sentinel &&
+		    uffdio_register(s->uffd, next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE,
+				    UFFDIO_REGISTER_MODE_MISSING) == 0)
+			r->sentinel = next - UPAGER_PAGE_SIZE;
+	}
+	r->grown_pages += (r->start - addr) >> UPAGER_PAGE_SHIFT;
+	r->length += r->start - addr;
+	r->start = addr;
+	daemon_touch(s->d);
+	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
+	if (ret < 0 && ret != -ESRCH)
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+}
+
+/* The answer to GUARD, asked for by leap(). */
+static void finish_guard(struct space *s, struct grow_req *q, int status, bool sentinel)
+{
+	struct region *r = region_find(&s->regions, q->addr);
+
+	if (r) {
+		/* Another leap took it in meanwhile. */
+		uffdio_wake(s->uffd, q->addr, UPAGER_PAGE_SIZE);
+	} else if ((r = growsdown_above(s, q->addr)) && status == 0) {
+		leap_to(s, r, q->addr, true, sentinel);
+	} else {
+		/* No room below: the growth thread unmapped the pages up to the mapping. */
+		if (r) {
+			r->guard = r->sentinel = 0;
+			daemon_touch(s->d);
+		}
+		uffdio_wake(s->uffd, q->addr, UPAGER_PAGE_SIZE);
+	}
+	fault_account(s, r, q->t0);
+}
+
 static void finish(struct space *s, struct grow_req *q, int status, bool sentinel)
 {
-	struct region *r = guarded_region(s, q->guard);
+	struct region *r;
+
+	if (q->action == UPAGER_GROW_GUARD) {
+		finish_guard(s, q, status, sentinel);
+		return;
+	}
+	r = guarded_region(s, q->guard);
 
 	if (r && q->action == UPAGER_GROW_EXTEND && status == 0) {
 		grow_by_guard(s, r, q->guard, true, sentinel);
@@ -113,9 +171,10 @@ static void finish(struct space *s, struct grow_req *q, int status, bool sentine
 	fault_account(s, r, q->t0);
 }
 
-static int send_req(struct grow_channel *c, uint32_t action, const struct region *r, uint64_t t0)
+static int send_req(struct grow_channel *c, uint32_t action, const struct region *r, uint64_t addr,
+		    uint64_t t0)
 {
-	uint64_t guard = r->guard;
+	uint64_t guard = action == UPAGER_GROW_GUARD ? addr - UPAGER_PAGE_SIZE : r->guard;
 	struct upager_msg m = { .op = UPAGER_OP_GROW, .version = UPAGER_PROTO_VERSION };
 	struct grow_req *q;
 	uint8_t buf[128];
@@ -127,7 +186,8 @@ static int send_req(struct grow_channel *c, uint32_t action, const struct region
 	m.seq = ++c->seq;
 	m.u.grow.guard_addr = guard;
 	m.u.grow.gap = c->space->d->config.guard_gap;
-	m.u.grow.sentinel_addr = r->sentinel;
+	/* GUARD: the top of what leaps, which goes if the growth cannot be. */
+	m.u.grow.sentinel_addr = action == UPAGER_GROW_GUARD ? r->start : r->sentinel;
 	m.u.grow.action = action;
 	m.u.grow.prot = r->prot;
 	len = upager_msg_encode(buf, sizeof(buf), &m);
@@ -138,19 +198,65 @@ static int send_req(struct grow_channel *c, uint32_t action, const struct region
 	q->seq = m.seq;
 	q->action = action;
 	q->guard = guard;
+	q->addr = addr;
 	q->t0 = t0;
 	list_add_tail(&q->link, &c->inflight);
 	return 0;
 }
 
-static bool in_flight(struct grow_channel *c, uint64_t guard)
+static bool in_flight(struct grow_channel *c, uint64_t addr)
 {
 	struct grow_req *q;
 
 	list_for_each_entry (q, &c->inflight, link)
-		if (q->guard == guard)
+		if (q->addr == addr)
 			return true;
 	return false;
+}
+
+/* The MAP_GROWSDOWN region closest above addr, or NULL. */
+static struct region *growsdown_above(struct space *s, uint64_t addr)
+{
+	for (size_t i = 0; i < s->regions.n; i++) {
+		struct region *r = &s->regions.v[i];
+
+		if (r->start > addr)
+			return r->flags & MAP_GROWSDOWN ? r : NULL;
+	}
+	return NULL;
+}
+
+/*
+ * A touch below the guard page: of the sentinel, or further down, where the kernel grew the
+ * sentinel (it is mapped MAP_GROWSDOWN) as it grows a stack, within its stack_guard_gap. Every
+ * page from there up joins the mapping, within the limit, once the growth thread has mapped a new
+ * guard page and sentinel below it (or found no room for them). Past the limit nothing can be
+ * unmapped that the kernel would not grow again: the access gets SIGBUS.
+ */
+static bool leap(struct space *s, uint64_t addr, uint64_t t0)
+{
+	struct region *r = growsdown_above(s, addr);
+
+	if (!r || (!r->guard && !r->sentinel && !r->grown_pages))
+		return false;
+	r->faults++;
+	if (r->max_length && region_end(r) - addr > r->max_length) {
+		log_info("pid %d: a touch at %#" PRIx64 " below its guard page passes the limit: "
+			 "SIGBUS",
+			 (int)s->pid, addr);
+		uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
+		fault_account(s, r, t0);
+		return true;
+	}
+	if (s->grow && in_flight(s->grow, addr))
+		return true;
+	/* The new guard page and sentinel first, registered before the thread goes on. */
+	if (s->grow && addr >= 2 * UPAGER_PAGE_SIZE &&
+	    send_req(s->grow, UPAGER_GROW_GUARD, r, addr, t0) == 0)
+		return true;
+	leap_to(s, r, addr, false, false);
+	fault_account(s, r, t0);
+	return true;
 }
 
 /**
@@ -159,7 +265,7 @@ static bool in_flight(struct grow_channel *c, uint64_t guard)
  * @addr: the faulting page
  * @t0: when the fault was read
  *
- * Return: true if @addr is a guard page and the fault is taken care of.
+ * Return: true if @addr is a guard page, or below one, and the fault is taken care of.
  */
 bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 {
@@ -169,7 +275,7 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 	int ret;
 
 	if (!r)
-		return false;
+		return leap(s, addr, t0);
 	r->faults++;
 	if (c && in_flight(c, addr))
 		return true; /* another thread touched it too: the answer wakes both */
@@ -192,7 +298,7 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 		fault_account(s, r, t0);
 		return true;
 	}
-	ret = send_req(c, fits ? UPAGER_GROW_EXTEND : UPAGER_GROW_REFUSE, r, t0);
+	ret = send_req(c, fits ? UPAGER_GROW_EXTEND : UPAGER_GROW_REFUSE, r, addr, t0);
 	if (ret < 0) {
 		log_warning("pid %d: cannot reach the growth thread: %s", (int)s->pid,
 			    strerror(-ret));

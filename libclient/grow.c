@@ -82,7 +82,40 @@ static int extend(uint64_t guard, uint64_t sentinel, uint64_t gap, int prot)
 	}
 	if (next < 2 * UPAGER_PAGE_SIZE)
 		return 0;
-	return map_free(next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE, PROT_NONE, MAP_GROWSDOWN);
+	return map_free(next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE, prot, MAP_GROWSDOWN);
+}
+
+/*
+ * A touch below the guard page, at guard + a page: the mapping grows down to it if the gap below
+ * allows a new guard page at guard (and a sentinel below it, if there is room). If not, what lies
+ * between that page and top, the mapping's start (its guard page, its sentinel, and what the kernel
+ * grew the sentinel by) goes, and the touch gets SIGSEGV. Returns 1 with a sentinel, 0 without, or
+ * -EEXIST.
+ */
+static int place(uint64_t guard, uint64_t top, uint64_t gap, int prot)
+{
+	uint64_t low = guard + UPAGER_PAGE_SIZE;
+	bool ok = gap >= UPAGER_PAGE_SIZE && gap <= low - UPAGER_PAGE_SIZE &&
+		  IS_ALIGNED(gap, UPAGER_PAGE_SIZE) && top > low &&
+		  IS_ALIGNED(top, UPAGER_PAGE_SIZE);
+
+	if (ok && gap > UPAGER_PAGE_SIZE) {
+		ok = map_free((uintptr_t)(low - gap), gap - UPAGER_PAGE_SIZE, PROT_NONE,
+			      MAP_NORESERVE);
+		if (ok)
+			munmap((void *)(uintptr_t)(low - gap), gap - UPAGER_PAGE_SIZE);
+	}
+	if (ok)
+		ok = map_free((uintptr_t)guard, UPAGER_PAGE_SIZE, prot, 0);
+	if (!ok) {
+		if (top > low && IS_ALIGNED(top, UPAGER_PAGE_SIZE))
+			munmap((void *)(uintptr_t)low, top - low);
+		return -EEXIST;
+	}
+	if (guard < 2 * UPAGER_PAGE_SIZE)
+		return 0;
+	return map_free((uintptr_t)(guard - UPAGER_PAGE_SIZE), UPAGER_PAGE_SIZE, prot,
+			MAP_GROWSDOWN);
 }
 
 static int act(const struct upager_msg *m)
@@ -96,6 +129,8 @@ static int act(const struct upager_msg *m)
 		return -EINVAL;
 	if (m->u.grow.action == UPAGER_GROW_EXTEND)
 		return extend(guard, sentinel, m->u.grow.gap, (int)m->u.grow.prot);
+	if (m->u.grow.action == UPAGER_GROW_GUARD)
+		return place(guard, sentinel, m->u.grow.gap, (int)m->u.grow.prot);
 	refuse(guard, sentinel);
 	return 0;
 }

@@ -170,7 +170,7 @@ static void *map_page_at(void *addr, int prot, int flags)
 /*
  * A MAP_GROWSDOWN mapping is an anonymous private mapping with one guard page right below it,
  * mapped and registered like the mapping itself, so that a touch of it reaches the daemon, and a
- * sentinel page below that, PROT_NONE and MAP_GROWSDOWN, for which the kernel keeps its
+ * sentinel page below that, mapped with the kernel's MAP_GROWSDOWN, for which the kernel keeps its
  * stack_guard_gap free when it places other mappings; see grow.c. Without room for the guard page
  * (a fixed address right above another mapping), the mapping is made and cannot grow, as the
  * kernel's could not either. One placed by the kernel goes where the room it may grow into is free
@@ -194,7 +194,7 @@ static void *map_growsdown(void *addr, size_t length, int prot, int flags, uint6
 		if ((uintptr_t)p >= 2 * UPAGER_PAGE_SIZE) {
 			guard = map_page_at((char *)p - UPAGER_PAGE_SIZE, prot, 0);
 			if (guard)
-				sentinel = map_page_at((char *)guard - UPAGER_PAGE_SIZE, PROT_NONE,
+				sentinel = map_page_at((char *)guard - UPAGER_PAGE_SIZE, prot,
 						       MAP_GROWSDOWN);
 		}
 	} else {
@@ -210,7 +210,7 @@ static void *map_growsdown(void *addr, size_t length, int prot, int flags, uint6
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (area == MAP_FAILED)
 			return MAP_FAILED;
-		sentinel = mmap(area + room, UPAGER_PAGE_SIZE, PROT_NONE,
+		sentinel = mmap(area + room, UPAGER_PAGE_SIZE, prot,
 				MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1, 0);
 		guard = mmap(area + room + UPAGER_PAGE_SIZE, length + UPAGER_PAGE_SIZE, prot,
 			     kflags | MAP_FIXED, -1, 0);

@@ -323,8 +323,7 @@ static int decode_body(const uint8_t *b, struct upager_msg *m)
 		m->u.grow.gap = GET64(b, struct upager_wire_grow, gap);
 		m->u.grow.action = GET32(b, struct upager_wire_grow, action);
 		m->u.grow.prot = GET32(b, struct upager_wire_grow, prot);
-		if (m->u.grow.action != UPAGER_GROW_EXTEND &&
-		    m->u.grow.action != UPAGER_GROW_REFUSE)
+		if (m->u.grow.action < UPAGER_GROW_EXTEND || m->u.grow.action > UPAGER_GROW_GUARD)
 			return -EBADMSG;
 		break;
 	case UPAGER_OP_GROW | UPAGER_OP_REPLY:

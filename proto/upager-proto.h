@@ -142,6 +142,11 @@ enum {
 				 * and a new sentinel below that; else as REFUSE */
 	UPAGER_GROW_REFUSE = 2, /* unmap the guard and sentinel pages: the faulting access gets
 				 * SIGSEGV */
+	UPAGER_GROW_GUARD = 3, /* a touch below the guard page, down to guard_addr + a page (the
+				* sentinel, or further, where the kernel grew the sentinel): map a
+				* guard page at guard_addr and a sentinel below it if the gap
+				* allows; else unmap [guard_addr + a page, sentinel_addr), which is
+				* then the mapping's start, and the access gets SIGSEGV */
 };
 
 struct upager_wire_grow {

@@ -363,6 +363,101 @@ Test(growsdown, shared_and_file_mappings_fail_as_the_kernel_fails_them)
 	}
 }
 
+Test(growsdown, a_touch_below_the_guard_page_grows_the_mapping_down_to_it)
+{
+	struct region_info r;
+	char *p;
+
+	set_stack_limit(64 << 20);
+	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, GROWSDOWN, -1, 0);
+	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	/* Two pages down, past the guard page: both join the mapping. */
+	cr_assert_eq(*(volatile char *)(p - 2 * PAGE), 0);
+	p[-2 * (long)PAGE] = 2;
+	cr_assert(region_holding(p - 2 * PAGE, &r));
+	cr_assert_eq(r.start, (uintptr_t)(p - 2 * PAGE));
+	cr_assert_eq(r.grown_pages, 2);
+	/* Forty pages further down, as a large stack frame touches its low end first. */
+	cr_assert_eq(*(volatile char *)(p - 42 * PAGE), 0);
+	p[-42 * (long)PAGE] = 42;
+	cr_assert(region_holding(p - 42 * PAGE, &r));
+	cr_assert_eq(r.start, (uintptr_t)(p - 42 * PAGE));
+	cr_assert_eq(r.length, 46 * PAGE);
+	for (long i = 1; i <= 42; i++)
+		cr_assert_eq(p[-i * (long)PAGE], i == 2 ? 2 : i == 42 ? 42 : 0, "page %ld", i);
+	/* And on page by page below that. */
+	cr_assert_eq(touch_down(p - 42 * PAGE, 10), 10);
+	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
+	cr_assert_not(mapped(p - 20 * PAGE));
+}
+
+/* Through a volatile pointer: the compiler can neither drop the frame nor reorder its writes. */
+static void *(*volatile fill)(void *, int, size_t) = memset;
+
+Test(growsdown, a_touch_below_the_guard_page_next_to_another_mapping_gets_sigsegv)
+{
+	char *area, *lower, *p;
+
+	/* A lower mapping, two free pages, the growsdown mapping. */
+	area = mmap(NULL, 8 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(area, MAP_FAILED);
+	cr_assert_eq(munmap(area + 2 * PAGE, 6 * PAGE), 0);
+	lower = mmap(area, 2 * PAGE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	cr_assert_eq(lower, area);
+	memset(lower, 0x33, 2 * PAGE);
+	p = upager_mmap(area + 4 * PAGE, 4 * PAGE, PROT_READ | PROT_WRITE, GROWSDOWN | MAP_FIXED,
+			-1, 0);
+	cr_assert_eq(p, area + 4 * PAGE, "upager_mmap: %m");
+	/* Two pages down would leave no gap above the lower mapping. */
+	catch_segv();
+	cr_assert_eq(touch_down(p - PAGE, 1), 0);
+	cr_assert_eq(segv_addr, p - 2 * PAGE);
+	for (long i = 0; i < 2 * (long)PAGE; i++)
+		cr_assert_eq(lower[i], 0x33);
+}
+
+static int big_frames(int depth)
+{
+	char frame[8192];
+	volatile char *f = frame;
+	int ret;
+
+	/* The frame is written from its low end first, as memset() does: far below the last touch. */
+	fill(frame, depth, sizeof(frame));
+	if (depth == 0)
+		return 0;
+	ret = big_frames(depth - 1);
+	return ret + f[sizeof(frame) - 1] - f[0];
+}
+
+static void *big_frames_thread(void *arg)
+{
+	return (void *)(intptr_t)big_frames((int)(intptr_t)arg);
+}
+
+Test(growsdown, a_thread_stack_with_frames_larger_than_a_page_grows)
+{
+	const size_t len = 64 * 1024;
+	pthread_attr_t attr;
+	struct region_info r;
+	pthread_t t;
+	void *ret;
+	char *p;
+
+	set_stack_limit(64 << 20);
+	p = upager_mmap(NULL, len, PROT_READ | PROT_WRITE, GROWSDOWN | MAP_STACK, -1, 0);
+	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	pthread_attr_init(&attr);
+	cr_assert_eq(pthread_attr_setstack(&attr, p, len), 0);
+	/* 200 frames of 8 KiB: more than 1.5 MiB below the 64 KiB given. */
+	cr_assert_eq(pthread_create(&t, &attr, big_frames_thread, (void *)(intptr_t)200), 0);
+	cr_assert_eq(pthread_join(t, &ret), 0);
+	cr_assert_eq((intptr_t)ret, 0);
+	cr_assert(region_holding(p, &r));
+	cr_assert_geq(r.length, len + (3 << 19), "length %llu", (unsigned long long)r.length);
+}
+
 static void *toucher(void *arg)
 {
 	*(volatile char *)arg = 1;

@@ -252,6 +252,8 @@ Test(codec, grow_round_trip)
 	roundtrip(&m, HDR + 32);
 	m.u.grow.action = UPAGER_GROW_REFUSE;
 	roundtrip(&m, HDR + 32);
+	m.u.grow.action = UPAGER_GROW_GUARD;
+	roundtrip(&m, HDR + 32);
 
 	msg_init(&m, REPLY(UPAGER_OP_GROW), 11);
 	m.u.grow_reply.sentinel = 1;
@@ -260,7 +262,7 @@ Test(codec, grow_round_trip)
 	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "sentinel is 0 or 1");
 
 	msg_init(&m, UPAGER_OP_GROW, 12);
-	m.u.grow.action = 3;
+	m.u.grow.action = 4;
 	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "unknown action");
 }
 
