@@ -82,6 +82,18 @@ static long touch_down(char *top, long max)
 	return i - 1;
 }
 
+/*
+ * Connect to the daemon and start the growth thread before a test leaves a hole in the address
+ * space: what they map then cannot land in it.
+ */
+static void warm_up(void)
+{
+	void *p = upager_mmap(NULL, PAGE, PROT_READ, GROWSDOWN, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	cr_assert_eq(upager_munmap(p, PAGE), 0);
+}
+
 static void set_stack_limit(rlim_t bytes)
 {
 	struct rlimit rl = { bytes, bytes };
@@ -125,6 +137,7 @@ Test(growsdown, stops_one_page_above_the_next_lower_mapping_with_sigsegv)
 	long grown;
 
 	/* A lower mapping of 8 pages, then `gap` free pages, then the growsdown mapping. */
+	warm_up();
 	area = mmap(NULL, (8 + gap + 4) * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(area, MAP_FAILED);
 	cr_assert_eq(munmap(area + 8 * PAGE, (gap + 4) * PAGE), 0);
@@ -399,6 +412,7 @@ Test(growsdown, a_touch_below_the_guard_page_next_to_another_mapping_gets_sigseg
 	char *area, *lower, *p;
 
 	/* A lower mapping, two free pages, the growsdown mapping. */
+	warm_up();
 	area = mmap(NULL, 8 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(area, MAP_FAILED);
 	cr_assert_eq(munmap(area + 2 * PAGE, 6 * PAGE), 0);
