@@ -64,54 +64,28 @@ static struct region *guarded_region(struct space *s, uint64_t addr)
 	return r && r->guard == addr && r->start == addr + UPAGER_PAGE_SIZE ? r : NULL;
 }
 
+static struct region *growsdown_above(struct space *s, uint64_t addr);
+
 /*
- * The guard page at addr joins r: register the new guard page below it and the new sentinel below
- * that, as far as the client mapped them, then map the page.
+ * Every page from addr up to r's start joins r: the guard page (a growth), or everything down to a
+ * page touched further below (a leap). The new guard page (and sentinel) the client mapped below
+ * addr, if any, are registered first; then the page is mapped and its thread goes on.
  */
-static void grow_by_guard(struct space *s, struct region *r, uint64_t addr, bool new_guard,
-			  bool new_sentinel)
+static void grow_to(struct space *s, struct region *r, uint64_t addr, bool new_guard,
+		    bool new_sentinel)
 {
 	uint64_t next = addr - UPAGER_PAGE_SIZE;
-	int ret;
+	int ret = -1;
 
 	r->guard = r->sentinel = 0;
 	if (new_guard) {
 		ret = uffdio_register(s->uffd, next, UPAGER_PAGE_SIZE,
 				      UFFDIO_REGISTER_MODE_MISSING);
-		if (ret == 0)
-			r->guard = next;
-		else if (ret != -ESRCH)
+		if (ret < 0 && ret != -ESRCH)
 			log_warning("cannot register the guard page %#" PRIx64 " of pid %d: %s",
 				    next, (int)s->pid, strerror(-ret));
-		if (ret == 0 && new_sentinel &&
-		    uffdio_register(s->uffd, next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE,
-				    UFFDIO_REGISTER_MODE_MISSING) == 0)
-			r->sentinel = next - UPAGER_PAGE_SIZE;
 	}
-	r->start = addr;
-	r->length += UPAGER_PAGE_SIZE;
-	r->grown_pages++;
-	daemon_touch(s->d);
-	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
-	if (ret < 0 && ret != -ESRCH)
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-}
-
-static struct region *growsdown_above(struct space *s, uint64_t addr);
-
-/*
- * Every page from addr up joins r, the mapping below whose guard page addr lies; the new guard page
- * (and sentinel) the client mapped below addr, if any, are registered first. Then the page.
- */
-static void leap_to(struct space *s, struct region *r, uint64_t addr, bool new_guard,
-		    bool new_sentinel)
-{
-	uint64_t next = addr - UPAGER_PAGE_SIZE;
-	int ret;
-
-	r->guard = r->sentinel = 0;
-	if (new_guard &&
-	    uffdio_register(s->uffd, next, UPAGER_PAGE_SIZE, UFFDIO_REGISTER_MODE_MISSING) == 0) {
+	if (ret == 0) {
 		r->guard = next;
 		if (new_sentinel &&
 		    uffdio_register(s->uffd, next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE,
@@ -136,7 +110,7 @@ static void finish_guard(struct space *s, struct grow_req *q, int status, bool s
 		/* Another leap took it in meanwhile. */
 		uffdio_wake(s->uffd, q->addr, UPAGER_PAGE_SIZE);
 	} else if ((r = growsdown_above(s, q->addr)) && status == 0) {
-		leap_to(s, r, q->addr, true, sentinel);
+		grow_to(s, r, q->addr, true, sentinel);
 	} else {
 		/* No room below: the growth thread unmapped the pages up to the mapping. */
 		if (r) {
@@ -159,7 +133,7 @@ static void finish(struct space *s, struct grow_req *q, int status, bool sentine
 	r = guarded_region(s, q->guard);
 
 	if (r && q->action == UPAGER_GROW_EXTEND && status == 0) {
-		grow_by_guard(s, r, q->guard, true, sentinel);
+		grow_to(s, r, q->guard, true, sentinel);
 	} else {
 		/* Refused: the guard page is gone from the client, the access faults for good. */
 		if (r) {
@@ -254,7 +228,7 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 	if (s->grow && addr >= 2 * UPAGER_PAGE_SIZE &&
 	    send_req(s->grow, UPAGER_GROW_GUARD, r, addr, t0) == 0)
 		return true;
-	leap_to(s, r, addr, false, false);
+	grow_to(s, r, addr, false, false);
 	fault_account(s, r, t0);
 	return true;
 }
@@ -288,7 +262,7 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 		 * page it can have.
 		 */
 		if (fits) {
-			grow_by_guard(s, r, addr, false, false);
+			grow_to(s, r, addr, false, false);
 		} else {
 			log_warning("pid %d: growth past the limit at %#" PRIx64
 				    " and no growth thread: SIGBUS",

@@ -54,6 +54,32 @@ static void refuse(uint64_t guard, uint64_t sentinel)
 }
 
 /*
+ * Whether the gap bytes below low, the mapping's new lowest page, hold nothing but the page right
+ * below it (where the new guard page goes): the rest is mapped for a moment to find out.
+ */
+static bool gap_free(uint64_t low, uint64_t gap)
+{
+	if (gap < UPAGER_PAGE_SIZE || gap > low - UPAGER_PAGE_SIZE ||
+	    !IS_ALIGNED(gap, UPAGER_PAGE_SIZE))
+		return false;
+	if (gap == UPAGER_PAGE_SIZE)
+		return true;
+	if (!map_free((uintptr_t)(low - gap), gap - UPAGER_PAGE_SIZE, PROT_NONE, MAP_NORESERVE))
+		return false;
+	munmap((void *)(uintptr_t)(low - gap), gap - UPAGER_PAGE_SIZE);
+	return true;
+}
+
+/* A new sentinel right below the new guard page, if its page is free: 1 if mapped, else 0. */
+static int map_sentinel(uint64_t guard, int prot)
+{
+	if (guard < 2 * UPAGER_PAGE_SIZE)
+		return 0;
+	return map_free((uintptr_t)(guard - UPAGER_PAGE_SIZE), UPAGER_PAGE_SIZE, prot,
+			MAP_GROWSDOWN);
+}
+
+/*
  * The guard page at guard joins its mapping, if the gap below it holds nothing but our sentinel:
  * the sentinel's page becomes the new guard page, and a new sentinel goes below it if there is
  * room. Otherwise the growth is refused. Returns 1 with a new sentinel, 0 without, or -EEXIST.
@@ -61,16 +87,8 @@ static void refuse(uint64_t guard, uint64_t sentinel)
 static int extend(uint64_t guard, uint64_t sentinel, uint64_t gap, int prot)
 {
 	uintptr_t next = (uintptr_t)(guard - UPAGER_PAGE_SIZE);
-	bool ok = gap >= UPAGER_PAGE_SIZE && gap <= guard - UPAGER_PAGE_SIZE &&
-		  IS_ALIGNED(gap, UPAGER_PAGE_SIZE);
+	bool ok = gap_free(guard, gap);
 
-	/* The gap below the sentinel's page must be free: try to map it, and let it go again. */
-	if (ok && gap > UPAGER_PAGE_SIZE) {
-		ok = map_free((uintptr_t)(guard - gap), gap - UPAGER_PAGE_SIZE, PROT_NONE,
-			      MAP_NORESERVE);
-		if (ok)
-			munmap((void *)(uintptr_t)(guard - gap), gap - UPAGER_PAGE_SIZE);
-	}
 	if (ok && sentinel == next)
 		ok = mmap((void *)next, UPAGER_PAGE_SIZE, prot,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
@@ -80,9 +98,7 @@ static int extend(uint64_t guard, uint64_t sentinel, uint64_t gap, int prot)
 		refuse(guard, sentinel);
 		return -EEXIST;
 	}
-	if (next < 2 * UPAGER_PAGE_SIZE)
-		return 0;
-	return map_free(next - UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE, prot, MAP_GROWSDOWN);
+	return map_sentinel(next, prot);
 }
 
 /*
@@ -95,27 +111,14 @@ static int extend(uint64_t guard, uint64_t sentinel, uint64_t gap, int prot)
 static int place(uint64_t guard, uint64_t top, uint64_t gap, int prot)
 {
 	uint64_t low = guard + UPAGER_PAGE_SIZE;
-	bool ok = gap >= UPAGER_PAGE_SIZE && gap <= low - UPAGER_PAGE_SIZE &&
-		  IS_ALIGNED(gap, UPAGER_PAGE_SIZE) && top > low &&
-		  IS_ALIGNED(top, UPAGER_PAGE_SIZE);
 
-	if (ok && gap > UPAGER_PAGE_SIZE) {
-		ok = map_free((uintptr_t)(low - gap), gap - UPAGER_PAGE_SIZE, PROT_NONE,
-			      MAP_NORESERVE);
-		if (ok)
-			munmap((void *)(uintptr_t)(low - gap), gap - UPAGER_PAGE_SIZE);
-	}
-	if (ok)
-		ok = map_free((uintptr_t)guard, UPAGER_PAGE_SIZE, prot, 0);
-	if (!ok) {
-		if (top > low && IS_ALIGNED(top, UPAGER_PAGE_SIZE))
-			munmap((void *)(uintptr_t)low, top - low);
+	if (top <= low || !IS_ALIGNED(top, UPAGER_PAGE_SIZE))
+		return -EINVAL;
+	if (!gap_free(low, gap) || !map_free((uintptr_t)guard, UPAGER_PAGE_SIZE, prot, 0)) {
+		munmap((void *)(uintptr_t)low, top - low);
 		return -EEXIST;
 	}
-	if (guard < 2 * UPAGER_PAGE_SIZE)
-		return 0;
-	return map_free((uintptr_t)(guard - UPAGER_PAGE_SIZE), UPAGER_PAGE_SIZE, prot,
-			MAP_GROWSDOWN);
+	return map_sentinel(guard, prot);
 }
 
 static int act(const struct upager_msg *m)
