@@ -274,25 +274,35 @@ static unsigned long long ctl_length(const void *addr)
 	return best;
 }
 
-Test(growsdown, works_as_a_thread_stack_and_upagerctl_shows_it_grow)
+/* A thread running fn(arg) on a new MAP_GROWSDOWN mapping of len bytes as its stack. */
+static char *start_on_growsdown_stack(size_t len, void *(*fn)(void *), void *arg, pthread_t *t)
 {
-	const size_t len = 64 * 1024;
-	unsigned long long l1, l2;
 	pthread_attr_t attr;
-	struct region_info r;
-	pthread_t t;
-	void *ret;
 	char *p;
 
 	set_stack_limit(64 << 20);
 	p = upager_mmap(NULL, len, PROT_READ | PROT_WRITE, GROWSDOWN | MAP_STACK, -1, 0);
 	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
-	sem_init(&at_depth, 0, 0);
-	sem_init(&go_on, 0, 0);
 	pthread_attr_init(&attr);
 	cr_assert_eq(pthread_attr_setstack(&attr, p, len), 0);
+	cr_assert_eq(pthread_create(t, &attr, fn, arg), 0);
+	pthread_attr_destroy(&attr);
+	return p;
+}
+
+Test(growsdown, works_as_a_thread_stack_and_upagerctl_shows_it_grow)
+{
+	const size_t len = 64 * 1024;
+	unsigned long long l1, l2;
+	struct region_info r;
+	pthread_t t;
+	void *ret;
+	char *p;
+
+	sem_init(&at_depth, 0, 0);
+	sem_init(&go_on, 0, 0);
 	/* 1300 frames of more than 1000 bytes: well over 1 MiB below the 64 KiB given. */
-	cr_assert_eq(pthread_create(&t, &attr, deep_thread, (void *)(intptr_t)1300), 0);
+	p = start_on_growsdown_stack(len, deep_thread, (void *)(intptr_t)1300, &t);
 
 	sem_wait(&at_depth);
 	l1 = ctl_length(p);
@@ -453,19 +463,13 @@ static void *big_frames_thread(void *arg)
 Test(growsdown, a_thread_stack_with_frames_larger_than_a_page_grows)
 {
 	const size_t len = 64 * 1024;
-	pthread_attr_t attr;
 	struct region_info r;
 	pthread_t t;
 	void *ret;
 	char *p;
 
-	set_stack_limit(64 << 20);
-	p = upager_mmap(NULL, len, PROT_READ | PROT_WRITE, GROWSDOWN | MAP_STACK, -1, 0);
-	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
-	pthread_attr_init(&attr);
-	cr_assert_eq(pthread_attr_setstack(&attr, p, len), 0);
 	/* 200 frames of 8 KiB: more than 1.5 MiB below the 64 KiB given. */
-	cr_assert_eq(pthread_create(&t, &attr, big_frames_thread, (void *)(intptr_t)200), 0);
+	p = start_on_growsdown_stack(len, big_frames_thread, (void *)(intptr_t)200, &t);
 	cr_assert_eq(pthread_join(t, &ret), 0);
 	cr_assert_eq((intptr_t)ret, 0);
 	cr_assert(region_holding(p, &r));
