@@ -108,6 +108,7 @@ struct daemon_stats {
 };
 
 int daemon_start(const char *bin, const char *dir);
+int daemon_start_private(const char *bin, char *dir_template);
 void daemon_stop(void);
 pid_t daemon_pid(void);
 bool daemon_alive(void);

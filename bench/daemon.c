@@ -84,6 +84,33 @@ int daemon_start(const char *bin, const char *dir)
 	return -ETIMEDOUT;
 }
 
+static char *private_dir;
+
+static void private_cleanup(void)
+{
+	char cmd[160];
+
+	daemon_stop();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", private_dir);
+	(void)!system(cmd);
+}
+
+/**
+ * daemon_start_private() - a temporary folder made from @dir_template, our upagerd in it
+ *
+ * Both go at exit. @dir_template (XXXXXX at its end, as for mkdtemp(3)) holds the folder's name
+ * afterwards.
+ * Return: 0, or a negative errno.
+ */
+int daemon_start_private(const char *bin, char *dir_template)
+{
+	if (!mkdtemp(dir_template))
+		return -errno;
+	private_dir = dir_template;
+	atexit(private_cleanup);
+	return daemon_start(bin, dir_template);
+}
+
 /** daemon_stop() - SIGTERM, and SIGKILL if it is not gone within 10 s */
 void daemon_stop(void)
 {

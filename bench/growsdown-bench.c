@@ -37,30 +37,11 @@
 
 static char dir[64] = "/tmp/upager-growsdown-XXXXXX";
 
-static void cleanup(void)
-{
-	char cmd[128];
-
-	daemon_stop();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)!system(cmd);
-}
-
+/* Exit with a message; the daemon and the folder go at exit. */
 static void die(const char *what)
 {
 	fprintf(stderr, "upager-bench-growsdown: %s: %s\n", what, strerror(errno));
-	cleanup();
 	exit(1);
-}
-
-static void start_daemon(const char *bin)
-{
-	int ret = daemon_start(bin, dir);
-
-	if (ret < 0) {
-		errno = -ret;
-		die("upagerd did not start");
-	}
 }
 
 /*
@@ -99,7 +80,6 @@ static void check(const char *top, size_t pages, const char *what)
 			fprintf(stderr,
 				"upager-bench-growsdown: %s: page %zu below the top is wrong\n",
 				what, i);
-			cleanup();
 			exit(1);
 		}
 	}
@@ -235,10 +215,14 @@ int main(int argc, char **argv)
 	if (setrlimit(RLIMIT_STACK, &rl) < 0)
 		die("setrlimit RLIMIT_STACK");
 
-	if (!mkdtemp(dir))
-		die("mkdtemp");
-	atexit(cleanup);
-	start_daemon(bin);
+	{
+		int ret = daemon_start_private(bin, dir);
+
+		if (ret < 0) {
+			errno = -ret;
+			die("starting upagerd");
+		}
+	}
 	pin(daemon_pid(), 0);
 
 	printf("MAP_GROWSDOWN: %zu pages (%zu MiB) grown one by one downward, %d rounds, "

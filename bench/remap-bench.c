@@ -30,30 +30,11 @@
 
 static char dir[64] = "/tmp/upager-remap-XXXXXX";
 
-static void cleanup(void)
-{
-	char cmd[128];
-
-	daemon_stop();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	(void)!system(cmd);
-}
-
+/* Exit with a message; the daemon and the folder go at exit. */
 static void die(const char *what)
 {
 	fprintf(stderr, "upager-bench-remap: %s: %s\n", what, strerror(errno));
-	cleanup();
 	exit(1);
-}
-
-static void start_daemon(const char *bin)
-{
-	int ret = daemon_start(bin, dir);
-
-	if (ret < 0) {
-		errno = -ret;
-		die("upagerd did not start");
-	}
 }
 
 typedef int (*remap_fn)(void *addr, size_t size, int prot, size_t pgoff, int flags);
@@ -135,10 +116,14 @@ int main(int argc, char **argv)
 	sample = quick ? 5000 : 10000; /* 3 samples stay below the kernel's limit */
 	pages = 2 * ranges + 2;
 	alarm(quick ? 120 : 600);
-	if (!mkdtemp(dir))
-		die("mkdtemp");
-	atexit(cleanup);
-	start_daemon(bin);
+	{
+		int ret = daemon_start_private(bin, dir);
+
+		if (ret < 0) {
+			errno = -ret;
+			die("starting upagerd");
+		}
+	}
 
 	/* A sparse file as long as the mapping: 2 pages per remapped range. */
 	snprintf(path, sizeof(path), "%s/file", dir);
