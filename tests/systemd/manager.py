@@ -112,3 +112,30 @@ class Manager:
                 for fd in fds:
                     os.close(fd)
             self.store = {}
+
+
+class Lines:
+    """The lines a client process prints on its stdout, collected by a thread, "EOF" at the end."""
+
+    def __init__(self, proc):
+        self.proc, self.lines, self.cond = proc, [], threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.strip())
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append("EOF")
+            self.cond.notify_all()
+
+    def wait_line(self, line, timeout):
+        end = time.monotonic() + timeout
+        with self.cond:
+            while line not in self.lines and "EOF" not in self.lines:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+            return line in self.lines

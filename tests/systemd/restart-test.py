@@ -15,10 +15,9 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from manager import Manager
+from manager import Lines, Manager
 
 upagerd, client_bin, ctl, shim = sys.argv[1:5]
 STEPS, STEP_USEC, NL_PAGES, PAGE = 1024, 3000, 32, 4096
@@ -41,31 +40,9 @@ def own_pattern(p, k):
     return struct.pack("<Q", head) + bytes([(p * 7 + 3 + k * 31) & 0xff]) * (PAGE - 8)
 
 
-class Client:
+class Client(Lines):
     def __init__(self, argv, env):
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
-        self.lines = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.cond:
-                self.lines.append(line.strip())
-                self.cond.notify_all()
-        with self.cond:
-            self.lines.append("EOF")
-            self.cond.notify_all()
-
-    def wait_line(self, line, timeout):
-        end = time.monotonic() + timeout
-        with self.cond:
-            while line not in self.lines and "EOF" not in self.lines:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            return line in self.lines
+        super().__init__(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True))
 
     def count(self):
         with self.cond:

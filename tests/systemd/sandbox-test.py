@@ -22,10 +22,9 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from manager import Manager
+from manager import Lines, Manager
 
 unit_in, upagerd, launcher, client_bin, restart_bin = sys.argv[1:6]
 PAGE, STEPS, NL_PAGES = 4096, 256, 32
@@ -252,31 +251,6 @@ if directives.get("PrivateNetwork") == "yes":
 # 3. The daemon under all of it, with real clients.
 def file_pattern(p, salt):
     return struct.pack("<Q", p) + bytes([(p * 13 + 1 + salt * 101) & 0xff]) * (PAGE - 8)
-
-
-class Lines:
-    def __init__(self, proc):
-        self.proc, self.lines, self.cond = proc, [], threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.cond:
-                self.lines.append(line.strip())
-                self.cond.notify_all()
-        with self.cond:
-            self.lines.append("EOF")
-            self.cond.notify_all()
-
-    def wait_line(self, line, timeout):
-        end = time.monotonic() + timeout
-        with self.cond:
-            while line not in self.lines and "EOF" not in self.lines:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            return line in self.lines
 
 
 sock = os.path.join(runtime, "upager.sock")
