@@ -66,6 +66,25 @@ int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp)
 }
 
 /**
+ * uffdio_copy() - allocate pages for the range, copy @src into them, map them and wake the waiters
+ * @wp: map them write-protected
+ *
+ * In a shared mapping of a memfd the pages go into the memfd, as a write(2) would put them.
+ *
+ * Return: 0, -EEXIST if a page was there already, -ESRCH if the mm is gone, or another negative
+ * errno.
+ */
+int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp)
+{
+	struct uffdio_copy c = { .dst = start,
+				 .src = (uintptr_t)src,
+				 .len = len,
+				 .mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
+
+	return xioctl(uffd, UFFDIO_COPY, &c);
+}
+
+/**
  * uffdio_writeprotect() - write-protect a range, or lift the protection and wake its waiters
  * Return: 0 or a negative errno.
  */

@@ -707,6 +707,9 @@ static struct fill_waiter *view_waiter(void *userdata)
 	return &vw->w;
 }
 
+static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, uint64_t i,
+				uint64_t p);
+
 static void sigbus(struct space *s, uint64_t addr)
 {
 	if (uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE) < 0)
@@ -758,6 +761,9 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		return;
 	}
+	/* A page no one has: straight from the kernel's page cache, if it is there. */
+	if (copy_from_page_cache(s, addr, v, i, p) == 0)
+		return;
 	if (o->pages[p] & PAGE_AWAY)
 		view_restore_home(o, p);
 	if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
@@ -846,7 +852,11 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 		goto fail;
 	}
 	memset(page_buf + got, 0, UPAGER_PAGE_SIZE - (size_t)got);
-	ret = write_page(v->memfd, i, page_buf);
+	/* A view mapped shared: UFFDIO_COPY puts the page into its memfd and maps it, one call
+	 * instead of a write(2) and UFFDIO_CONTINUE. A private one (a file the client may not
+	 * write) would get an anonymous page from it, which the view's memfd would not hold. */
+	ret = v->may_write ? uffdio_copy(s->uffd, addr, page_buf, UPAGER_PAGE_SIZE, true)
+			   : write_page(v->memfd, i, page_buf);
 	if (ret < 0)
 		goto fail;
 	ret = copies_add(o, p, v, i);
@@ -855,9 +865,11 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 	v->copy[i] = COPY_RO;
 	o->pages[p] = PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN;
 	o->d->stats.bytes_from_page_cache += (uint64_t)got;
-	ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, true);
-	if (ret == -EEXIST || ret == -EAGAIN)
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	if (!v->may_write) {
+		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, true);
+		if (ret == -EEXIST || ret == -EAGAIN)
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	}
 	return 0;
 fail:
 	/* The read may have written part of the page: a copy that is not there goes. */

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -440,4 +442,30 @@ Test(nonlinear, a_page_no_one_has_comes_from_the_page_cache_and_stays_coherent)
 	cr_assert_eq(upager_munmap((void *)m, 16 * PAGE), 0);
 	cr_assert_eq(pread(fd, &v, 8, 10 * PAGE + 8), 8);
 	cr_assert_eq(v, 0xaaaa);
+}
+
+Test(nonlinear, a_fault_on_a_page_no_one_has_comes_from_the_page_cache)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint64_t cached, from_cache, buf[PAGE / 8];
+	struct upager_msg st;
+
+	cr_assert_neq(m, MAP_FAILED);
+	for (int p = 0; p < 16; p++) /* the kernel's page cache holds the file */
+		cr_assert_eq(pread(fd, buf, PAGE, (off_t)(p * PAGE)), (ssize_t)PAGE);
+	cr_assert_eq(upager_remap_file_pages(m, 4 * PAGE, 0, 8, MAP_NONBLOCK), 0, "%m");
+	cr_assert_eq(harness_stats(&st), 0);
+	cached = st.u.stats_reply.cached_pages;
+	from_cache = st.u.stats_reply.bytes_from_page_cache;
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(shows(m, (size_t)i), PAGE_NO(8 + i));
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_eq(st.u.stats_reply.cached_pages, cached, "the daemon's cache was filled");
+	cr_assert_eq(st.u.stats_reply.bytes_from_page_cache, from_cache + 4 * PAGE);
+	/* Those copies are write-protected: a write to one reaches the file. */
+	m[2 * PAGE + 8] = 'w';
+	cr_assert_eq(upager_msync(m, 16 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(pread(fd, buf, 16, 10 * PAGE), 16);
+	cr_assert_eq(((char *)buf)[8], 'w');
 }
