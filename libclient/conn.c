@@ -28,6 +28,7 @@ static struct {
 	int fd; /* connection, -1 if none */
 	pid_t pid; /* process that opened it */
 	int uffd; /* this process's userfaultfd, kept open so faults wait if the daemon dies */
+	bool user_mode_only; /* made with UFFD_USER_MODE_ONLY: faults the kernel takes fail */
 	void *token; /* token page, see docs/design.md */
 	bool forked; /* we are a child of a client: adopt the space the kernel made */
 	uint32_t seq;
@@ -69,6 +70,16 @@ void upager__unlock(void)
 	pthread_mutex_unlock(&lock);
 }
 
+/**
+ * upager__user_mode_only() - whether this process's userfaultfd serves user-mode faults only
+ * (lock held): then a fault the kernel takes on its behalf (a system call's, MADV_POPULATE_READ's)
+ * fails with EFAULT instead of reaching the daemon
+ */
+bool upager__user_mode_only(void)
+{
+	return conn.user_mode_only;
+}
+
 /** upager__connected() - whether this process has a live connection (lock held) */
 bool upager__connected(void)
 {
@@ -79,10 +90,11 @@ bool upager__connected(void)
  * A userfaultfd that serves kernel-mode faults too if we may have one (root, CAP_SYS_PTRACE, or
  * access to /dev/userfaultfd); else one for user-mode faults only, which needs no privilege.
  */
-static int uffd_create(void)
+static int uffd_create(bool *user_mode_only)
 {
 	int fd;
 
+	*user_mode_only = false;
 	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd >= 0)
 		return fd;
@@ -94,6 +106,7 @@ static int uffd_create(void)
 		if (u >= 0)
 			return u;
 	}
+	*user_mode_only = true;
 	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	return fd < 0 ? neg_errno() : fd;
 }
@@ -151,7 +164,7 @@ static int open_space(void)
 			return neg_errno();
 		conn.token = t;
 	}
-	conn.uffd = uffd_create();
+	conn.uffd = uffd_create(&conn.user_mode_only);
 	if (conn.uffd < 0) {
 		ret = conn.uffd;
 		conn.uffd = -1;

@@ -16,6 +16,7 @@ void upager__lock(void);
 void upager__unlock(void);
 int upager__connect(void);
 bool upager__connected(void);
+bool upager__user_mode_only(void);
 int upager__reconnect_if_mapped(void);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fds, size_t n_rep_fds);

@@ -3,8 +3,9 @@
  * upager_remap_file_pages(). The first remap of a mapping makes it nonlinear: the daemon hands
  * over a view memfd, which the library maps over the mapping in place, and the view's table,
  * which the library maps too. From then on a MAP_NONBLOCK remap of pages that hold no copy is a
- * compare-and-swap per page in that table, with no round trip to the daemon; anything else (a
- * page with a copy, a populating remap, a moved or cut mapping, a forked child) asks the daemon.
+ * compare-and-swap per page in that table, with no round trip to the daemon, and so is a
+ * populating remap of one such page, which a fault then populates; anything else (a page with a
+ * copy, a populating remap of more pages, a moved or cut mapping, a forked child) asks the daemon.
  * See docs/design.md, "Nonlinear mappings".
  */
 #include <errno.h>
@@ -101,7 +102,8 @@ int upager__nonlinear_add(uintptr_t start, size_t length, int table_fd)
 }
 
 /**
- * upager__remap_local() - a MAP_NONBLOCK remap without the daemon, if it can be (lock held)
+ * upager__remap_local() - rewrite the table for a remap without the daemon, if it can be (lock
+ * held); the caller populates what it must
  * @addr: as upager_remap_file_pages() got it
  * @size: likewise
  * @pgoff: likewise
@@ -148,6 +150,23 @@ int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff)
 	return 0;
 }
 
+/*
+ * Populate one page that upager__remap_local() has just remapped. It holds no copy, so the fault
+ * of a read of it reaches the daemon, which serves it with a write-protected copy as its populate
+ * would: one fault's round trip instead of a request and its reply, and no page mapped where the
+ * kernel's populate would map none (the mapping made PROT_NONE by mprotect(2), or unmapped by
+ * another thread meanwhile), and no signal. MADV_POPULATE_READ makes that fault from the kernel;
+ * it fails with EINVAL without PROT_READ and ENOMEM without a mapping. A userfaultfd made for user
+ * mode only fails a fault the kernel takes with EFAULT: then, the mapping being there and
+ * readable, a read from user mode makes the fault instead.
+ */
+static void populate_by_fault(uintptr_t page, bool user_mode_only)
+{
+	if (madvise((void *)page, UPAGER_PAGE_SIZE, MADV_POPULATE_READ) < 0 && errno == EFAULT &&
+	    user_mode_only)
+		(void)*(volatile const char *)page;
+}
+
 /**
  * upager_remap_file_pages() - rearrange the pages of a shared file mapping; see
  * upager_remap_file_pages(3)
@@ -164,8 +183,16 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 		return -1;
 	}
 	upager__lock();
-	if ((flags & MAP_NONBLOCK) && upager__remap_local((uintptr_t)addr, size, pgoff) == 0) {
+	/* One page to populate: remapped here too, and then populated by a fault; more go to the
+	 * daemon, which populates up to 16 pages in one round trip. */
+	if (((flags & MAP_NONBLOCK) || size / UPAGER_PAGE_SIZE == 1) &&
+	    upager__remap_local((uintptr_t)addr, size, pgoff) == 0) {
+		bool user_mode_only = upager__user_mode_only();
+
 		upager__unlock();
+		if (!(flags & MAP_NONBLOCK))
+			populate_by_fault(ALIGN_DOWN((uintptr_t)addr, UPAGER_PAGE_SIZE),
+					  user_mode_only);
 		return 0;
 	}
 	req.u.remap.addr = (uintptr_t)addr;

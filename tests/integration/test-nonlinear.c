@@ -469,3 +469,66 @@ Test(nonlinear, a_fault_on_a_page_no_one_has_comes_from_the_page_cache)
 	cr_assert_eq(pread(fd, buf, 16, 10 * PAGE), 16);
 	cr_assert_eq(((char *)buf)[8], 'w');
 }
+
+/* One page to populate: the library remaps it and a fault populates it. */
+static void populate_one_page(int fd, bool may_write)
+{
+	char *m = upager_mmap(NULL, 16 * PAGE, PROT_READ | (may_write ? PROT_WRITE : 0), MAP_SHARED,
+			      fd, 0);
+
+	if (m == MAP_FAILED)
+		_exit(30);
+	if (upager_remap_file_pages(m, PAGE, 0, 3, MAP_NONBLOCK) < 0) /* made nonlinear */
+		_exit(31);
+	if (upager_remap_file_pages(m + 5 * PAGE, PAGE, 0, 9, 0) < 0 || !page_present(m + 5 * PAGE))
+		_exit(32);
+	if (shows(m, 5) != PAGE_NO(9) || shows(m, 0) != PAGE_NO(3))
+		_exit(33);
+	/* Where the kernel's populate would map nothing, nothing is mapped, and no signal comes:
+	 * the mapping made PROT_NONE, */
+	if (mprotect(m, 16 * PAGE, PROT_NONE) < 0 ||
+	    upager_remap_file_pages(m + 6 * PAGE, PAGE, 0, 12, 0) < 0 || page_present(m + 6 * PAGE))
+		_exit(34);
+	if (mprotect(m, 16 * PAGE, PROT_READ) < 0 || shows(m, 6) != PAGE_NO(12))
+		_exit(35);
+	/* or unmapped by munmap(2) (the call may still succeed: the daemon may not know yet). */
+	if (munmap(m, 16 * PAGE) < 0)
+		_exit(36);
+	errno = 0;
+	if (upager_remap_file_pages(m + 7 * PAGE, PAGE, 0, 1, 0) < 0 && errno != EINVAL)
+		_exit(37);
+}
+
+static void populate_one_page_child(void *arg)
+{
+	const char *path = arg;
+	int ro, rw;
+
+	/* Dumpable again after setuid(), so that /proc/self/pagemap is its own to read. */
+	if (setgid(65534) < 0 || setuid(65534) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0)
+		_exit(20);
+	ro = open(path, O_RDONLY);
+	rw = open(path, O_RDWR);
+	if (ro < 0 || rw < 0)
+		_exit(21);
+	populate_one_page(ro, false);
+	populate_one_page(rw, true);
+	_exit(0);
+}
+
+Test(nonlinear, a_one_page_populating_remap_is_populated_by_a_fault)
+{
+	char path[512];
+	int fd = make_pattern_file("f", 16 * PAGE, path), status;
+
+	/* A userfaultfd made for user mode only, by a process without privilege that is not the
+	 * child of a client (a child's comes from its parent's): a read populates. Both kinds of
+	 * view, shared (a file it may write) and private (one it may only read). */
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(fchmod(fd, 0666), 0);
+	status = run_child(populate_one_page_child, path);
+	cr_assert(WIFEXITED(status), "status %x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+	/* This process's userfaultfd serves the kernel's faults too (MADV_POPULATE_READ). */
+	populate_one_page(fd, true);
+}
