@@ -103,6 +103,9 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr)
 	return n;
 }
 
+static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
+			 uint64_t t0);
+
 static void fault_wait_done(struct fill_waiter *w)
 {
 	struct fault_wait *fw = container_of(w, struct fault_wait, w);
@@ -110,16 +113,26 @@ static void fault_wait_done(struct fill_waiter *w)
 
 	if (!s->dead) {
 		struct region *r = region_of(s, fw->region_start, fw->addr);
+		bool accounted = false;
 
 		if (!r) {
 			uffdio_wake(s->uffd, fw->addr, UPAGER_PAGE_SIZE);
 		} else {
 			uint64_t p = (r->offset + (fw->addr - r->start)) >> UPAGER_PAGE_SHIFT;
 
-			if (!fill_ready_run(r->obj, p, 1) || !map_ready(s, r, fw->addr))
+			if (fill_ready_run(r->obj, p, 1) && map_ready(s, r, fw->addr)) {
+				/* served */
+			} else if (r->obj->pages[p] & PAGE_AWAY) {
+				/* A nonlinear mapping's copy took the page as the fill ended (view.c's
+				 * make_copy()): the fault starts over, which brings it home. */
+				fault_object(s, r, fw->addr, 0, fw->t0);
+				accounted = true;
+			} else {
 				resolve_sigbus(s, fw->addr);
+			}
 		}
-		fault_account(s, r, fw->t0);
+		if (!accounted)
+			fault_account(s, r, fw->t0);
 	}
 	space_unref(s);
 	free(fw);
