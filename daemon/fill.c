@@ -49,7 +49,12 @@ struct fill {
 
 static void set_state(struct object *o, uint64_t p, uint8_t state)
 {
+	bool was_free = o->pages[p] == PAGE_ABSENT;
+
 	o->pages[p] = (uint8_t)((o->pages[p] & ~PAGE_STATE_MASK) | state);
+	/* A page no one held gets a home page: a library may be copying it in alone. */
+	if (was_free && state != PAGE_ABSENT && !list_empty(&o->views))
+		view_claims_settle(o, p);
 }
 
 static uint8_t get_state(const struct object *o, uint64_t p)

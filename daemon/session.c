@@ -542,9 +542,9 @@ static bool flags_shared(uint32_t flags)
 static int remap_convert(struct session *s, const struct upager_msg *req, struct region *r)
 {
 	struct upager_msg m = { .op = req->op, .seq = req->seq };
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int fd = -1, pages_fd = -1, file_fd = -1;
 	struct view *v;
-	int fds[2];
+	int fds[4];
 	int ret;
 
 	ret = view_new(r->obj, r->length >> UPAGER_PAGE_SHIFT, r->offset >> UPAGER_PAGE_SHIFT,
@@ -568,7 +568,15 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	s->last.fd_id = v->id;
 	fds[0] = fd;
 	fds[1] = view_table_fd(v);
-	if (reply(s, &m, 0, fds, 2) < 0)
+	/* A shared view (a file the client may write) may have pages copied in by the library
+	 * alone: it reads the page states and the file (docs/design.md, "Nonlinear mappings"). */
+	if (r->may_write) {
+		pages_fd = fd_reopen(r->obj->pages_fd, false);
+		file_fd = fd_reopen(r->obj->fd_read, false);
+	}
+	fds[2] = pages_fd;
+	fds[3] = file_fd;
+	if (reply(s, &m, 0, fds, fds[1] < 0 ? 1 : pages_fd < 0 || file_fd < 0 ? 2 : 4) < 0)
 		return -EPIPE;
 	return 1;
 }

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,120 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 	}
 }
 
+/* How long the daemon waits for a library that is copying a page in (a claim COPYING). */
+#define CLAIM_WAIT_NS (20ULL * 1000 * 1000)
+
+/*
+ * Take the copy the library made alone at view page i (a claim DONE) as the daemon's own: the
+ * state copy_from_page_cache() leaves. The claim comes from the client: what does not look like
+ * one goes, and the page faults again.
+ */
+static void claim_adopt(struct view *v, uint64_t i, uint64_t p)
+{
+	struct object *o = v->obj;
+
+	if (i >= v->pages || v->copy[i] != COPY_NONE)
+		return;
+	if (p >= object_pages(o) ||
+	    __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE) !=
+		    (encode(v, i, p) | UPAGER_VIEW_HELD) ||
+	    copies_add(o, p, v, i) < 0) {
+		punch(v->memfd, i, 1);
+		return;
+	}
+	v->table[i] = p;
+	v->copy[i] = COPY_RO;
+	/* The page was no one's (or the file's and clean copies'); a fill may have begun since. */
+	if ((o->pages[p] & ~PAGE_AWAY & ~PAGE_CLEAN) == PAGE_ABSENT)
+		o->pages[p] = PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN;
+	o->d->stats.bytes_from_page_cache += UPAGER_PAGE_SIZE;
+	daemon_touch(o->d);
+}
+
+/*
+ * Settle one claim of the library on view v (struct upager_view_table): a copy it has made (DONE)
+ * becomes the daemon's; a claim on object page p or at view page i (UINT64_MAX: none), or any
+ * claim if all, is revoked, after waiting for a copy under way (COPYING) to be done.
+ */
+static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64_t p, uint64_t i,
+			     bool all)
+{
+	uint64_t deadline = 0;
+
+	for (;;) {
+		__u64 state = __atomic_load_n(&c->state, __ATOMIC_SEQ_CST);
+		uint64_t ci = __atomic_load_n(&c->index, __ATOMIC_RELAXED);
+		uint64_t cp = __atomic_load_n(&c->page, __ATOMIC_RELAXED);
+
+		switch (state) {
+		case UPAGER_CLAIM_IDLE:
+		case UPAGER_CLAIM_REVOKED:
+			return;
+		case UPAGER_CLAIM_DONE:
+			claim_adopt(v, ci, cp);
+			__atomic_store_n(&c->state, UPAGER_CLAIM_IDLE, __ATOMIC_RELEASE);
+			return;
+		case UPAGER_CLAIM_ACTIVE:
+			if (!all && cp != p && ci != i)
+				return;
+			if (__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_REVOKED,
+							false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+				return;
+			continue;
+		case UPAGER_CLAIM_COPYING:
+			if (!all && cp != p && ci != i)
+				return;
+			/* A UFFDIO_COPY and two stores: let the client's thread finish them, unless
+			 * it once made the daemon wait for nothing. */
+			if (!deadline) {
+				deadline =
+					daemon_now_ns() + (v->claims_stalled ? 0 : CLAIM_WAIT_NS);
+			} else if (daemon_now_ns() > deadline &&
+				   __atomic_compare_exchange_n(
+					   &c->state, &state, UPAGER_CLAIM_REVOKED, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+				/* A stopped client: its copy goes, and it takes it back itself. */
+				v->claims_stalled = true;
+				if (ci < v->pages && v->copy[ci] == COPY_NONE)
+					punch(v->memfd, ci, 1);
+				return;
+			}
+			sched_yield();
+			continue;
+		default: /* not a state: the client's doing */
+			__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_IDLE, false,
+						    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+			return;
+		}
+	}
+}
+
+/* Settle every claim of the library on view v, as claim_settle_one(). */
+static void claim_settle(struct view *v, uint64_t p, uint64_t i, bool all)
+{
+	for (size_t k = 0; v->shared && k < UPAGER_VIEW_CLAIMS; k++)
+		claim_settle_one(v, &v->shared->claim[k], p, i, all);
+}
+
+/**
+ * view_claims_settle() - settle the library's claims on object page @p (struct
+ * upager_view_table) before the daemon acts on the page
+ * @o: the object
+ * @p: the page, whose state byte the caller has just made non-zero
+ *
+ * A library copies a page in alone only while its state byte is 0, which it checks after it has
+ * published its claim; the daemon makes the byte non-zero before it looks at the claims. So either
+ * the library sees the byte and gives up, or the daemon sees the claim here.
+ */
+void view_claims_settle(struct object *o, uint64_t p)
+{
+	struct view *v;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	list_for_each_entry (v, &o->views, link)
+		claim_settle(v, p, UINT64_MAX, false);
+}
+
 static uint64_t meta_size(uint64_t pages)
 {
 	return ALIGN_UP(pages * (sizeof(uint64_t) + 1), UPAGER_PAGE_SIZE);
@@ -474,6 +589,8 @@ int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_f
 	list_add_tail(&v->link, &o->views);
 	shared_header(v);
 	adopt_copies(v, saved->shared_size == 0);
+	/* A copy the library made while no daemon ran is taken; one under way is not. */
+	claim_settle(v, UINT64_MAX, UINT64_MAX, true);
 	if (!saved->shared_size)
 		fdstore_add(o->d, v->table_memfd, "vt", v->id);
 	*out = v;
@@ -573,6 +690,8 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 	struct object *o = v->obj;
 	uint64_t end = MIN(first + count, v->pages);
 	bool any = false;
+
+	claim_settle(v, UINT64_MAX, UINT64_MAX, true);
 
 	for (uint64_t i = first; i < end; i++) {
 		uint64_t p = v->table[i];
@@ -729,9 +848,11 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	struct view *v = r->view;
 	struct object *o = v->obj;
 	uint64_t i = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
-	uint64_t p = view_page(v, i);
+	uint64_t p;
 	int ret;
 
+	claim_settle(v, UINT64_MAX, i, false);
+	p = view_page(v, i);
 	if (p >= object_pages(o)) {
 		sigbus(s, addr);
 		return;
@@ -739,6 +860,12 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a read-only copy: it becomes the one writable copy. */
 		if (v->copy[i] != COPY_NONE) {
+			if (o->pages[p] == PAGE_ABSENT) {
+				/* Clean copies only (view_restore_home()): a library may be copying
+				 * the page in as well. */
+				o->pages[p] = PAGE_ABSENT | PAGE_AWAY;
+				view_claims_settle(o, p);
+			}
 			view_invalidate_copies(o, p, v, i);
 			if (!(o->pages[p] & PAGE_AWAY)) {
 				uint8_t dirty = o->pages[p] & PAGE_WRITABLE;
@@ -864,6 +991,7 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 		goto fail;
 	v->copy[i] = COPY_RO;
 	o->pages[p] = PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN;
+	view_claims_settle(o, p); /* a library's copy of the page is one more clean copy */
 	o->d->stats.bytes_from_page_cache += (uint64_t)got;
 	if (!v->may_write) {
 		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, true);

@@ -42,6 +42,7 @@ struct view {
 	uint64_t start; /* where view page 0 is (or would be) in that space */
 	bool may_write;
 	bool local; /* the library may remap pages without copies itself (view_publish()) */
+	bool claims_stalled; /* a claim of the library's kept the daemon waiting: wait no more */
 	struct list_head link; /* obj->views */
 };
 
@@ -68,3 +69,4 @@ int view_restore_home(struct object *o, uint64_t p);
 void view_invalidate_copies(struct object *o, uint64_t p, const struct view *keep,
 			    uint64_t keep_index);
 bool view_has_copies(const struct object *o, uint64_t p);
+void view_claims_settle(struct object *o, uint64_t p);

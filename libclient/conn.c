@@ -80,6 +80,12 @@ bool upager__user_mode_only(void)
 	return conn.user_mode_only;
 }
 
+/** upager__uffd() - this process's userfaultfd, or -1 in a forked child (lock held) */
+int upager__uffd(void)
+{
+	return conn.uffd;
+}
+
 /** upager__connected() - whether this process has a live connection (lock held) */
 bool upager__connected(void)
 {

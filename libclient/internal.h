@@ -17,11 +17,13 @@ void upager__unlock(void);
 int upager__connect(void);
 bool upager__connected(void);
 bool upager__user_mode_only(void);
+int upager__uffd(void);
 int upager__reconnect_if_mapped(void);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fds, size_t n_rep_fds);
 int upager__grow_start(void);
 
 int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff);
-int upager__nonlinear_add(uintptr_t start, size_t length, int table_fd);
+int upager__nonlinear_add(uintptr_t start, size_t length, int *fds, size_t n_fds);
+int upager__copy_in(uintptr_t page, size_t pgoff);
 void upager__nonlinear_forget(uintptr_t addr, size_t length);

@@ -4,11 +4,16 @@
  * over a view memfd, which the library maps over the mapping in place, and the view's table,
  * which the library maps too. From then on a MAP_NONBLOCK remap of pages that hold no copy is a
  * compare-and-swap per page in that table, with no round trip to the daemon, and so is a
- * populating remap of one such page, which a fault then populates; anything else (a page with a
- * copy, a populating remap of more pages, a moved or cut mapping, a forked child) asks the daemon.
- * See docs/design.md, "Nonlinear mappings".
+ * populating remap of one such page: the library copies the file's page in itself, under a claim
+ * the daemon takes over, when no one holds that page, and makes the page's fault otherwise.
+ * Anything else (a page with a copy, a populating remap of more pages, a moved or cut mapping, a
+ * forked child) asks the daemon. See docs/design.md, "Nonlinear mappings".
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -16,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "common/uffd.h"
 #include "internal.h"
 #include "proto/upager-proto.h"
 #include "upager.h"
@@ -28,6 +34,11 @@ struct nonlinear {
 	struct upager_view_table *table;
 	size_t table_size;
 	uint64_t base; /* entries hold the object page XOR (base + view page) */
+	/* For copying pages in alone (upager__copy_in()); -1 when the daemon gave none. */
+	int states_fd; /* the object's page states, a byte each, read-only (read, not mapped: a
+			* mapping would be one more line in /proc/self/maps) */
+	int file_fd; /* the file, read-only */
+	int view_fd; /* the view's memfd */
 };
 
 static struct nonlinear *nonlinear;
@@ -35,7 +46,15 @@ static size_t n_nonlinear, cap_nonlinear;
 
 static void nonlinear_drop(size_t k)
 {
-	munmap(nonlinear[k].table, nonlinear[k].table_size);
+	struct nonlinear *n = &nonlinear[k];
+
+	munmap(n->table, n->table_size);
+	if (n->states_fd >= 0)
+		close(n->states_fd);
+	if (n->file_fd >= 0)
+		close(n->file_fd);
+	if (n->view_fd >= 0)
+		close(n->view_fd);
 	nonlinear[k] = nonlinear[--n_nonlinear];
 }
 
@@ -59,18 +78,24 @@ void upager__nonlinear_forget(uintptr_t addr, size_t length)
  * upager__nonlinear_add() - map the table of a mapping just made nonlinear (lock held)
  * @start: the mapping
  * @length: its length, a multiple of the page size
- * @table_fd: the table's memfd, from the daemon; the caller keeps it
+ * @fds: the descriptors of the convert reply: the view's memfd, its table's, and for a shared
+ *       view the object's page states and the file; -1 where none came. The ones kept are set to
+ *       -1, the caller closes the others.
+ * @n_fds: 4
  *
  * Return: 0, or a negative errno: remaps of the mapping then all go to the daemon.
  */
-int upager__nonlinear_add(uintptr_t start, size_t length, int table_fd)
+int upager__nonlinear_add(uintptr_t start, size_t length, int *fds, size_t n_fds)
 {
 	size_t pages = length / UPAGER_PAGE_SIZE;
 	struct upager_view_table *t;
+	struct nonlinear *n;
 	struct stat st;
 
 	upager__nonlinear_forget(start, length);
-	if (fstat(table_fd, &st) < 0)
+	if (n_fds < 4 || fds[1] < 0)
+		return -EBADMSG;
+	if (fstat(fds[1], &st) < 0)
 		return neg_errno();
 	if ((size_t)st.st_size < sizeof(*t) || ((size_t)st.st_size - sizeof(*t)) / 8 < pages)
 		return -EBADMSG;
@@ -83,22 +108,48 @@ int upager__nonlinear_add(uintptr_t start, size_t length, int table_fd)
 		nonlinear = v;
 		cap_nonlinear = cap;
 	}
-	t = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, table_fd, 0);
+	t = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
 	if (t == MAP_FAILED)
 		return neg_errno();
 	if (t->magic != UPAGER_VIEW_TABLE_MAGIC || t->pages != pages) {
 		munmap(t, (size_t)st.st_size);
 		return -EBADMSG;
 	}
-	nonlinear[n_nonlinear++] = (struct nonlinear){
+	n = &nonlinear[n_nonlinear++];
+	*n = (struct nonlinear){
 		.start = start,
 		.length = length,
 		.pid = getpid(),
 		.table = t,
 		.table_size = (size_t)st.st_size,
 		.base = t->base,
+		.states_fd = -1,
+		.file_fd = -1,
+		.view_fd = -1,
 	};
+	/* Without these, a populating remap of one page is populated by a fault instead. */
+	if (fds[0] >= 0 && fds[2] >= 0 && fds[3] >= 0) {
+		n->view_fd = fds[0];
+		n->states_fd = fds[2];
+		n->file_fd = fds[3];
+		fds[0] = fds[2] = fds[3] = -1;
+	}
 	return 0;
+}
+
+/* The nonlinear mapping of this process that page a is in, if the library may remap there. */
+static struct nonlinear *nonlinear_at(uintptr_t a)
+{
+	for (size_t k = 0; k < n_nonlinear; k++) {
+		struct nonlinear *n = &nonlinear[k];
+
+		if (a >= n->start && a - n->start < n->length)
+			return n->pid == getpid() && __atomic_load_n(&n->table->start,
+								     __ATOMIC_ACQUIRE) == n->start
+				       ? n
+				       : NULL;
+	}
+	return NULL;
 }
 
 /**
@@ -124,13 +175,8 @@ int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff)
 
 	if (count == 0 || n_nonlinear == 0)
 		return 1;
-	for (size_t k = 0; k < n_nonlinear; k++)
-		if (a >= nonlinear[k].start && a - nonlinear[k].start < nonlinear[k].length) {
-			n = &nonlinear[k];
-			break;
-		}
-	if (!n || n->pid != getpid() ||
-	    __atomic_load_n(&n->table->start, __ATOMIC_ACQUIRE) != n->start)
+	n = nonlinear_at(a);
+	if (!n)
 		return 1;
 	first = (a - n->start) / UPAGER_PAGE_SIZE;
 	object_pages = __atomic_load_n(&n->table->object_pages, __ATOMIC_RELAXED);
@@ -146,6 +192,117 @@ int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff)
 				return 1;
 		} while (!__atomic_compare_exchange_n(e, &old, (pgoff + k) ^ (n->base + first + k),
 						      false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	}
+	return 0;
+}
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+/* Give a claim up: the library's only way out of ACTIVE or COPYING, and of REVOKED. */
+static void claim_drop(struct upager_view_claim *c)
+{
+	__atomic_store_n(&c->state, UPAGER_CLAIM_IDLE, __ATOMIC_RELEASE);
+}
+
+/* A free claim slot, or NULL while the daemon has yet to take every copy made. */
+static struct upager_view_claim *claim_slot(struct upager_view_table *t)
+{
+	for (size_t k = 0; k < UPAGER_VIEW_CLAIMS; k++)
+		if (__atomic_load_n(&t->claim[k].state, __ATOMIC_ACQUIRE) == UPAGER_CLAIM_IDLE)
+			return &t->claim[k];
+	return NULL;
+}
+
+/*
+ * Take a copy back that the daemon will not have (the claim revoked): from this process's page
+ * tables and from the view, so that nothing stale is left for the next touch.
+ */
+static void copy_undo(struct nonlinear *n, uintptr_t page)
+{
+	madvise((void *)page, UPAGER_PAGE_SIZE, MADV_DONTNEED);
+	fallocate(n->view_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(page - n->start),
+		  UPAGER_PAGE_SIZE);
+}
+
+/**
+ * upager__copy_in() - populate one page that upager__remap_local() has just remapped, without
+ * the daemon, if it can be (lock held)
+ * @page: the page
+ * @pgoff: the object page it shows now
+ *
+ * Only while no one holds the object page (its state byte 0): the file then has its only data,
+ * and the page is read from the kernel's page cache (never waiting for the disk) and put into the
+ * view with UFFDIO_COPY, write-protected, as the daemon's own copy_from_page_cache() does. The
+ * claim in the shared table tells the daemon, which takes the copy as its own (see struct
+ * upager_view_table and docs/design.md, "Nonlinear mappings"): the claim is published before the
+ * state byte is read, and the daemon makes the byte non-zero before it reads the claim.
+ *
+ * Return: 0 when the page is populated, or a negative errno (the caller populates it by a fault).
+ */
+int upager__copy_in(uintptr_t page, size_t pgoff)
+{
+	static uint8_t buf[UPAGER_PAGE_SIZE] __attribute__((aligned(UPAGER_PAGE_SIZE)));
+	struct nonlinear *n = nonlinear_at(page);
+	struct upager_view_table *t;
+	struct upager_view_claim *c;
+	uint64_t i, want, claim = UPAGER_CLAIM_ACTIVE;
+	uint8_t state;
+	__u64 entry;
+	ssize_t got;
+	int uffd = upager__uffd();
+
+	if (!n || n->states_fd < 0 || uffd < 0)
+		return -EAGAIN;
+	t = n->table;
+	c = claim_slot(t);
+	if (!c)
+		return -EBUSY;
+	i = (page - n->start) / UPAGER_PAGE_SIZE;
+	want = pgoff ^ (n->base + i);
+	__atomic_store_n(&c->index, i, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->page, pgoff, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->state, UPAGER_CLAIM_ACTIVE, __ATOMIC_SEQ_CST);
+	/* The claim is visible before the state byte is read (the daemon does the reverse). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (pread(n->states_fd, &state, 1, (off_t)pgoff) != 1 || state != 0 ||
+	    __atomic_load_n(&t->entry[i], __ATOMIC_ACQUIRE) != want) {
+		claim_drop(c);
+		return -EAGAIN;
+	}
+	got = preadv2(n->file_fd, &(struct iovec){ buf, UPAGER_PAGE_SIZE }, 1,
+		      (off_t)(pgoff * UPAGER_PAGE_SIZE), RWF_NOWAIT);
+	if (got <= 0) {
+		claim_drop(c);
+		return got < 0 ? neg_errno() : -EAGAIN;
+	}
+	memset(buf + got, 0, UPAGER_PAGE_SIZE - (size_t)got); /* the end of the file */
+	if (!__atomic_compare_exchange_n(&c->state, &claim, UPAGER_CLAIM_COPYING, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		claim_drop(c); /* revoked: the daemon is about to change the page */
+		return -EAGAIN;
+	}
+	if (ioctl(uffd, UFFDIO_COPY,
+		  &(struct uffdio_copy){ .dst = page,
+					 .src = (uintptr_t)buf,
+					 .len = UPAGER_PAGE_SIZE,
+					 .mode = UFFDIO_COPY_MODE_WP }) < 0) {
+		int ret = neg_errno();
+
+		claim_drop(c);
+		return ret;
+	}
+	/* From now on the entry is the daemon's, as for any page with a copy. */
+	entry = want;
+	claim = UPAGER_CLAIM_COPYING;
+	if (!__atomic_compare_exchange_n(&t->entry[i], &entry, want | UPAGER_VIEW_HELD, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+	    !__atomic_compare_exchange_n(&c->state, &claim, UPAGER_CLAIM_DONE, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		copy_undo(n, page);
+		claim_drop(c);
+		return -EAGAIN;
 	}
 	return 0;
 }
@@ -176,7 +333,7 @@ static void populate_by_fault(uintptr_t page, bool user_mode_only)
 _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
 {
 	struct upager_msg req = { .op = UPAGER_OP_REMAP }, rep;
-	int ret, fds[2] = { -1, -1 };
+	int ret, fds[4] = { -1, -1, -1, -1 };
 
 	if (prot != 0) {
 		errno = EINVAL;
@@ -187,12 +344,13 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 	 * daemon, which populates up to 16 pages in one round trip. */
 	if (((flags & MAP_NONBLOCK) || size / UPAGER_PAGE_SIZE == 1) &&
 	    upager__remap_local((uintptr_t)addr, size, pgoff) == 0) {
+		uintptr_t page = ALIGN_DOWN((uintptr_t)addr, UPAGER_PAGE_SIZE);
 		bool user_mode_only = upager__user_mode_only();
+		bool populated = (flags & MAP_NONBLOCK) || upager__copy_in(page, pgoff) == 0;
 
 		upager__unlock();
-		if (!(flags & MAP_NONBLOCK))
-			populate_by_fault(ALIGN_DOWN((uintptr_t)addr, UPAGER_PAGE_SIZE),
-					  user_mode_only);
+		if (!populated)
+			populate_by_fault(page, user_mode_only);
 		return 0;
 	}
 	req.u.remap.addr = (uintptr_t)addr;
@@ -204,7 +362,7 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 	if (ret > 0)
 		ret = -EINVAL; /* no pager mapping in this process */
 	if (ret == 0)
-		ret = upager__call(&req, NULL, 0, &rep, fds, 2);
+		ret = upager__call(&req, NULL, 0, &rep, fds, 4);
 	if (ret == 0 && rep.u.remap_reply.convert) {
 		/* First remap of this mapping: map its view over it, in place, then go on. */
 		uintptr_t start = (uintptr_t)rep.u.remap_reply.start;
@@ -220,10 +378,10 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 			ret = upager__call(&req, NULL, 0, &rep, NULL, 0);
 		}
 		/* Without the table every later remap asks the daemon, which is slower only. */
-		if (ret == 0 && fds[1] >= 0)
-			(void)upager__nonlinear_add(start, length, fds[1]);
+		if (ret == 0)
+			(void)upager__nonlinear_add(start, length, fds, 4);
 	}
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < 4; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	upager__unlock();
