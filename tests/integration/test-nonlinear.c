@@ -444,6 +444,15 @@ Test(nonlinear, a_page_no_one_has_comes_from_the_page_cache_and_stays_coherent)
 	cr_assert_eq(v, 0xaaaa);
 }
 
+/* Read the file's first pages into the kernel's page cache. */
+static void warm_page_cache(int fd, size_t pages)
+{
+	uint64_t buf[PAGE / 8];
+
+	for (size_t p = 0; p < pages; p++)
+		cr_assert_eq(pread(fd, buf, PAGE, (off_t)(p * PAGE)), (ssize_t)PAGE);
+}
+
 Test(nonlinear, a_fault_on_a_page_no_one_has_comes_from_the_page_cache)
 {
 	int fd = make_pattern_file("f", 16 * PAGE, NULL);
@@ -452,8 +461,7 @@ Test(nonlinear, a_fault_on_a_page_no_one_has_comes_from_the_page_cache)
 	struct upager_msg st;
 
 	cr_assert_neq(m, MAP_FAILED);
-	for (int p = 0; p < 16; p++) /* the kernel's page cache holds the file */
-		cr_assert_eq(pread(fd, buf, PAGE, (off_t)(p * PAGE)), (ssize_t)PAGE);
+	warm_page_cache(fd, 16);
 	cr_assert_eq(upager_remap_file_pages(m, 4 * PAGE, 0, 8, MAP_NONBLOCK), 0, "%m");
 	cr_assert_eq(harness_stats(&st), 0);
 	cached = st.u.stats_reply.cached_pages;
@@ -590,19 +598,30 @@ static void writer_wait(struct writer *w)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer: status %x", status);
 }
 
+/*
+ * A shared mapping of the whole file, its pages in the kernel's page cache, made nonlinear by a
+ * MAP_NONBLOCK remap of its first page to file page pgoff; the writer forked first.
+ */
+static volatile uint64_t *map_nonlinear(struct writer *w, int prot, size_t pgoff)
+{
+	volatile uint64_t *m;
+
+	warm_page_cache(w->fd, w->pages);
+	writer_start(w);
+	m = upager_mmap(NULL, w->pages * PAGE, prot, MAP_SHARED, w->fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, pgoff, MAP_NONBLOCK), 0, "%m");
+	return m;
+}
+
 Test(nonlinear, a_page_no_one_holds_is_copied_in_by_the_library_and_stays_coherent)
 {
 	int fd = make_pattern_file("f", 16 * PAGE, NULL);
 	struct writer w = { .fd = fd, .pages = 16, .first = 5, .count = 1 };
 	volatile uint64_t *m;
-	uint64_t faults, buf[PAGE / 8], v = 0;
+	uint64_t faults, v = 0;
 
-	for (int p = 0; p < 16; p++) /* the kernel's page cache holds the file */
-		cr_assert_eq(pread(fd, buf, PAGE, (off_t)(p * PAGE)), (ssize_t)PAGE);
-	writer_start(&w);
-	m = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	cr_assert_neq(m, MAP_FAILED);
-	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 3, MAP_NONBLOCK), 0, "%m");
+	m = map_nonlinear(&w, PROT_READ | PROT_WRITE, 3);
 	faults = daemon_faults();
 	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 5, 0), 0, "%m");
 	cr_assert(page_present((void *)m));
@@ -639,17 +658,10 @@ Test(nonlinear, copies_made_while_another_process_writes_the_pages_stay_coherent
 		int fd;
 		volatile uint64_t *m;
 		struct writer w = { .pages = 2 * K, .first = 0, .count = K };
-		uint64_t buf[PAGE / 8];
-
 		snprintf(name, sizeof(name), "f%d", round);
 		fd = make_pattern_file(name, 2 * K * PAGE, NULL);
 		w.fd = fd;
-		for (int p = 0; p < 2 * K; p++)
-			cr_assert_eq(pread(fd, buf, PAGE, (off_t)(p * PAGE)), (ssize_t)PAGE);
-		writer_start(&w);
-		m = upager_mmap(NULL, 2 * K * PAGE, PROT_READ, MAP_SHARED, fd, 0);
-		cr_assert_neq(m, MAP_FAILED);
-		cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, K, MAP_NONBLOCK), 0, "%m");
+		m = map_nonlinear(&w, PROT_READ, K);
 		/* The writer writes file pages [0, K) while view pages [K, 2K) get copies of them. */
 		writer_go(&w);
 		for (int j = 0; j < K; j++)
@@ -695,14 +707,8 @@ Test(nonlinear, claims_a_client_scribbles_over_only_cost_it_its_own_copies)
 	struct writer w = { .fd = fd, .pages = 64, .first = 20, .count = 4 };
 	volatile uint64_t *m;
 	struct upager_view_table *t;
-	uint64_t buf[PAGE / 8];
 
-	for (int p = 0; p < 64; p++)
-		cr_assert_eq(pread(fd, buf, PAGE, (off_t)(p * PAGE)), (ssize_t)PAGE);
-	writer_start(&w);
-	m = upager_mmap(NULL, 64 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	cr_assert_neq(m, MAP_FAILED);
-	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 1, MAP_NONBLOCK), 0, "%m");
+	m = map_nonlinear(&w, PROT_READ | PROT_WRITE, 1);
 	t = find_view_table();
 	/* A copy under way that never ends, one that says it is done but is not there, and a
 	 * state that is none. */
