@@ -20,6 +20,7 @@
 #include "populate.h"
 #include "space.h"
 #include "uffdio.h"
+#include "view.h"
 
 struct populate {
 	struct space *space; /* a reference */
@@ -45,16 +46,23 @@ static uint64_t install(struct space *s, struct region *r)
 	for (uint64_t i = 0; i < pages;) {
 		uint64_t p = (r->offset >> UPAGER_PAGE_SHIFT) + i;
 		uint64_t run = fill_ready_run(r->obj, p, pages - i);
+		bool wp = r->wp;
 
 		if (run == 0) {
 			i++;
 			continue;
 		}
-		if (r->may_write && !r->wp)
+		if (!list_empty(&r->obj->views)) {
+			/* A page with copies in nonlinear mappings goes in write-protected, so that
+			 * a write reaches the daemon, which drops the copies (view.c). */
+			run = 1;
+			wp = wp || view_has_copies(r->obj, p);
+		}
+		if (r->may_write && !wp)
 			for (uint64_t k = 0; k < run; k++)
 				r->obj->pages[p + k] |= PAGE_WRITABLE;
 		if (uffdio_continue(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
-				    run << UPAGER_PAGE_SHIFT, r->wp) == 0)
+				    run << UPAGER_PAGE_SHIFT, wp) == 0)
 			n += run;
 		i += run;
 	}

@@ -556,6 +556,7 @@ static uint64_t daemon_faults(void)
 struct writer {
 	int fd;
 	size_t pages, first, count;
+	int flags; /* more mmap flags: MAP_POPULATE */
 	int go[2];
 	pid_t pid;
 };
@@ -573,8 +574,8 @@ static void writer_start(struct writer *w)
 		alarm(20);
 		if (read(w->go[0], &c, 1) != 1)
 			_exit(1);
-		l = upager_mmap(NULL, w->pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, w->fd,
-				0);
+		l = upager_mmap(NULL, w->pages * PAGE, PROT_READ | PROT_WRITE,
+				MAP_SHARED | w->flags, w->fd, 0);
 		if (l == MAP_FAILED)
 			_exit(2);
 		for (size_t p = w->first; p < w->first + w->count; p++)
@@ -644,6 +645,28 @@ Test(nonlinear, a_page_no_one_holds_is_copied_in_by_the_library_and_stays_cohere
 	cr_assert_eq(m[3 * PAGE / 8], pattern_at(11 * PAGE));
 	m[2 * PAGE / 8 + 1] = 0x5151;
 	cr_assert_eq(m[3 * PAGE / 8 + 1], 0x5151);
+}
+
+Test(nonlinear, a_writable_mapping_populated_later_maps_pages_with_copies_write_protected)
+{
+	int fd = make_pattern_file("f", 16 * PAGE, NULL);
+	struct writer w = { .fd = fd, .pages = 16, .first = 4, .count = 8, .flags = MAP_POPULATE };
+	volatile uint64_t *m = map_nonlinear(&w, PROT_READ, 1);
+
+	/* Copies of file pages 4 to 11, some read by faults, some copied in by the library. */
+	cr_assert_eq(upager_remap_file_pages((void *)m + 2 * PAGE, 4 * PAGE, 0, 4, MAP_NONBLOCK),
+		     0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(m[(2 + i) * PAGE / 8], pattern_at((4 + (size_t)i) * PAGE));
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(upager_remap_file_pages((void *)m + (6 + (size_t)i) * PAGE, PAGE, 0,
+						     8 + (size_t)i, 0),
+			     0, "%m");
+	/* The writer's MAP_POPULATE maps them all, and its writes must still reach the copies. */
+	writer_go(&w);
+	writer_wait(&w);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(m[(2 + i) * PAGE / 8 + 1], 0xc0ffee, "view page %d", 2 + i);
 }
 
 Test(nonlinear, copies_made_while_another_process_writes_the_pages_stay_coherent)
