@@ -25,5 +25,4 @@ int upager__grow_start(void);
 
 int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff);
 int upager__nonlinear_add(uintptr_t start, size_t length, int *fds, size_t n_fds);
-int upager__copy_in(uintptr_t page, size_t pgoff);
 void upager__nonlinear_forget(uintptr_t addr, size_t length);

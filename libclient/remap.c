@@ -34,7 +34,7 @@ struct nonlinear {
 	struct upager_view_table *table;
 	size_t table_size;
 	uint64_t base; /* entries hold the object page XOR (base + view page) */
-	/* For copying pages in alone (upager__copy_in()); -1 when the daemon gave none. */
+	/* For copying pages in alone (copy_in()); -1 when the daemon gave none. */
 	int states_fd; /* the object's page states, a byte each, read-only (read, not mapped: a
 			* mapping would be one more line in /proc/self/maps) */
 	int file_fd; /* the file, read-only */
@@ -226,8 +226,8 @@ static void copy_undo(struct nonlinear *n, uintptr_t page)
 		  UPAGER_PAGE_SIZE);
 }
 
-/**
- * upager__copy_in() - populate one page that upager__remap_local() has just remapped, without
+/*
+ * copy_in() - populate one page that upager__remap_local() has just remapped, without
  * the daemon, if it can be (lock held)
  * @page: the page
  * @pgoff: the object page it shows now
@@ -241,7 +241,7 @@ static void copy_undo(struct nonlinear *n, uintptr_t page)
  *
  * Return: 0 when the page is populated, or a negative errno (the caller populates it by a fault).
  */
-int upager__copy_in(uintptr_t page, size_t pgoff)
+static int copy_in(uintptr_t page, size_t pgoff)
 {
 	static uint8_t buf[UPAGER_PAGE_SIZE] __attribute__((aligned(UPAGER_PAGE_SIZE)));
 	struct nonlinear *n = nonlinear_at(page);
@@ -346,7 +346,7 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 	    upager__remap_local((uintptr_t)addr, size, pgoff) == 0) {
 		uintptr_t page = ALIGN_DOWN((uintptr_t)addr, UPAGER_PAGE_SIZE);
 		bool user_mode_only = upager__user_mode_only();
-		bool populated = (flags & MAP_NONBLOCK) || upager__copy_in(page, pgoff) == 0;
+		bool populated = (flags & MAP_NONBLOCK) || copy_in(page, pgoff) == 0;
 
 		upager__unlock();
 		if (!populated)
