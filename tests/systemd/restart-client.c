@@ -243,18 +243,21 @@ int main(int argc, char **argv)
 			}
 			{
 				/*
-				 * A MAP_NONBLOCK remap of a page of the second half, which the
-				 * library does in the shared table without the daemon while the
-				 * page has no copy: the table must be the one each new daemon
-				 * took over. It shows a page of the first half of the file, which
-				 * nothing writes.
+				 * A remap of a page of the second half, which the library does in
+				 * the shared table without the daemon while the page has no copy:
+				 * the table must be the one each new daemon took over. Every other
+				 * one populates, and the library may copy the page in itself under
+				 * a claim that the daemon, or the next one, takes over. It shows a
+				 * page of the first half of the file, which nothing writes.
 				 */
 				unsigned long j = (p / 64) % (NL_PAGES / 2);
 				unsigned long f = (p / 64 + 5) % (NL_PAGES / 2);
 				uint8_t *page = nl + (NL_PAGES / 2 + j) * PAGE;
+				int flags = (p / 64) % 2 ? 0 : MAP_NONBLOCK;
 
-				if (upager_remap_file_pages(page, PAGE, 0, f, MAP_NONBLOCK) < 0)
-					FAIL("upager_remap_file_pages MAP_NONBLOCK: %s",
+				if (upager_remap_file_pages(page, PAGE, 0, f, flags) < 0)
+					FAIL("upager_remap_file_pages %s: %s",
+					     flags ? "MAP_NONBLOCK" : "populating",
 					     strerror(errno));
 				file_pattern(want, f, 1);
 				if (!same(page, want))
