@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/fdmsg.h"
+#include "common/fdseal.h"
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
@@ -238,6 +239,12 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 		writable_fd = (fl & O_ACCMODE) == O_RDWR;
 		if (po.shared && (po.prot & PROT_WRITE) && !writable_fd)
 			return -EACCES;
+		/* A file sealed against writes is one the client may not write through a mapping. */
+		if (writable_fd && fd_write_sealed(fds[0])) {
+			if (po.shared && (po.prot & PROT_WRITE))
+				return -EPERM;
+			writable_fd = false;
+		}
 		ret = object_open_file(s->d, fds[0], &po.obj);
 		if (ret < 0)
 			return ret;

@@ -12,8 +12,10 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "common/fdseal.h"
 #include "common/macro.h"
 #include "internal.h"
 #include "upager.h"
@@ -51,6 +53,12 @@ static void *fail(int err)
 {
 	errno = err;
 	return MAP_FAILED;
+}
+
+/* /dev/zero: Linux maps it as anonymous memory, private or shared. */
+static bool is_dev_zero(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 5;
 }
 
 /* Checked in the order Linux checks them, so that a call with several faults fails the same way. */
@@ -92,7 +100,7 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return neg_errno();
 	if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
 		return -ENODEV;
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st.st_mode) && !is_dev_zero(&st))
 		return -EACCES;
 	if ((fl & O_ACCMODE) == O_WRONLY)
 		return -EACCES;
@@ -101,6 +109,9 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 	/* Linux grows anonymous private mappings only. */
 	if (flags & MAP_GROWSDOWN)
 		return -EINVAL;
+	/* A file sealed against writing (a memfd, see fcntl(2)) is mapped shared writable no more. */
+	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && fd_write_sealed(fd))
+		return -EPERM;
 	return 0;
 }
 
@@ -287,9 +298,19 @@ _public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int f
 	void *p;
 	int ret;
 
+	struct stat st;
+
 	ret = check_args(addr, length, prot, flags, fd, offset);
 	if (ret < 0)
 		return fail(-ret);
+	if (!(flags & MAP_ANONYMOUS) && fstat(fd, &st) == 0 && is_dev_zero(&st)) {
+		/* As Linux: a mapping of /dev/zero is anonymous memory, shared or private. */
+		flags = (flags & ~MAP_TYPE) |
+			((flags & MAP_TYPE) == MAP_PRIVATE ? MAP_PRIVATE : MAP_SHARED) |
+			MAP_ANONYMOUS;
+		fd = -1;
+		offset = 0;
+	}
 	upager__lock();
 	p = map_locked(addr, length, prot, flags, fd, offset);
 	ret = errno;

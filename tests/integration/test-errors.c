@@ -50,7 +50,7 @@ Test(errors, bad_calls_fail_as_mmap_fails)
 {
 	int rw = make_pattern_file("f", 4 * PAGE, NULL);
 	char path[400];
-	int ro, wo, dir, pfd[2];
+	int ro, wo, dir, pfd[2], sealed, future_sealed, ro_zero;
 	void *taken;
 
 	snprintf(path, sizeof(path), "%s/f", harness_tmpdir());
@@ -58,6 +58,14 @@ Test(errors, bad_calls_fail_as_mmap_fails)
 	wo = open(path, O_WRONLY);
 	dir = open(harness_tmpdir(), O_RDONLY | O_DIRECTORY);
 	cr_assert_eq(pipe(pfd), 0);
+	sealed = memfd_create("sealed", MFD_ALLOW_SEALING);
+	future_sealed = memfd_create("future", MFD_ALLOW_SEALING);
+	ro_zero = open("/dev/zero", O_RDONLY);
+	cr_assert(sealed >= 0 && future_sealed >= 0 && ro_zero >= 0);
+	cr_assert_eq(ftruncate(sealed, 4 * PAGE), 0);
+	cr_assert_eq(ftruncate(future_sealed, 4 * PAGE), 0);
+	cr_assert_eq(fcntl(sealed, F_ADD_SEALS, F_SEAL_WRITE), 0);
+	cr_assert_eq(fcntl(future_sealed, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
 	taken = mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	const struct call calls[] = {
@@ -86,6 +94,12 @@ Test(errors, bad_calls_fail_as_mmap_fails)
 		{ NULL, PAGE, PROT_READ, MAP_SHARED_VALIDATE | MAP_SYNC, rw, 0, EOPNOTSUPP,
 		  "MAP_SYNC on a file that is not DAX" },
 		{ NULL, PAGE, PROT_READ, MAP_SHARED, rw, -4096, EOVERFLOW, "negative offset" },
+		{ NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, sealed, 0, EPERM,
+		  "shared writable, sealed against writes" },
+		{ NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, future_sealed, 0, EPERM,
+		  "shared writable, sealed against future writes" },
+		{ NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, ro_zero, 0, EACCES,
+		  "/dev/zero read-only, shared writable" },
 		{ NULL, (size_t)-1, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, ENOMEM,
 		  "length too large" },
 	};
@@ -190,4 +204,23 @@ Test(errors, no_daemon_fails_at_once)
 	status = run_child(map_without_daemon, dead);
 	cr_assert(WIFEXITED(status));
 	cr_assert_eq(WEXITSTATUS(status), 1, "exit %d", WEXITSTATUS(status));
+}
+
+Test(errors, a_file_sealed_against_writes_maps_shared_for_reading)
+{
+	int fd = memfd_create("sealed", MFD_ALLOW_SEALING);
+	uint64_t word = 0x1234;
+	const uint64_t *m;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(ftruncate(fd, 4 * PAGE), 0);
+	cr_assert_eq(pwrite(fd, &word, 8, PAGE), 8);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), 0);
+	m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	cr_assert_eq(m[PAGE / 8], 0x1234);
+	cr_assert_eq(m[0], 0);
+	/* Nothing to write back, and nothing that could be. */
+	cr_assert_eq(upager_msync((void *)m, 4 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(upager_munmap((void *)m, 4 * PAGE), 0);
 }

@@ -116,6 +116,40 @@ Test(fault, anonymous_shared_is_shared_with_children)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+Test(fault, dev_zero_maps_as_anonymous_memory)
+{
+	int z = open("/dev/zero", O_RDWR);
+	char *priv, *shared;
+	struct region_info r;
+	int status;
+	pid_t c;
+
+	cr_assert(z >= 0);
+	/* As Linux: private, it is zero-filled private memory; shared, memory shared with
+	 * children. Both are the daemon's, as anonymous mappings are. */
+	priv = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, z, 0);
+	shared = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, z, 8 * PAGE);
+	cr_assert_neq(priv, MAP_FAILED, "%m");
+	cr_assert_neq(shared, MAP_FAILED, "%m");
+	cr_assert(harness_region(getpid(), priv, &r));
+	cr_assert(harness_region(getpid(), shared, &r));
+	cr_assert_eq(priv[PAGE + 7], 0);
+	priv[PAGE + 7] = 'p';
+	c = fork();
+	if (c == 0) {
+		shared[2 * PAGE] = 's';
+		priv[PAGE + 7] = 'c';
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(c, &status, 0), c);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert_eq(shared[2 * PAGE], 's');
+	cr_assert_eq(priv[PAGE + 7], 'p');
+	cr_assert_eq(upager_munmap(priv, 4 * PAGE), 0);
+	cr_assert_eq(upager_munmap(shared, 4 * PAGE), 0);
+	close(z);
+}
+
 Test(fault, read_and_write_syscalls_on_untouched_pages)
 {
 	char path[400], path2[400];
