@@ -123,7 +123,7 @@ static void fault_wait_done(struct fill_waiter *w)
 			if (fill_ready_run(r->obj, p, 1) && map_ready(s, r, fw->addr)) {
 				/* served */
 			} else if (r->obj->pages[p] & PAGE_AWAY) {
-				/* A nonlinear mapping's copy took the page as the fill ended (view.c's
+				/* A nonlinear mapping's copy took the page as the fill ended (view-copy.c's
 				 * make_copy()): the fault starts over, which brings it home. */
 				fault_object(s, r, fw->addr, 0, fw->t0);
 				accounted = true;
