@@ -263,6 +263,9 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 		if (ret < 0)
 			return ret;
 		writable_fd = true;
+		/* Nothing to write back, but writes to track all the same once a nonlinear mapping
+		 * holds copies of its pages (view.c). */
+		po.may_write = true;
 	}
 
 	/* A client that may not write the file gets a descriptor that cannot write the cache;
@@ -627,9 +630,9 @@ static int do_remap(struct session *s, const struct upager_msg *req)
 		return -EPERM;
 	if (size == 0 || addr + size <= addr)
 		return -EINVAL;
+	/* A shared mapping of a file or shared anonymous memory (shmem underneath, as Linux's). */
 	r = region_find(&s->space->regions, addr);
-	if (!r || !r->obj || r->obj->kind != OBJECT_FILE || !flags_shared(r->flags) ||
-	    addr + size > region_end(r))
+	if (!r || !r->obj || !flags_shared(r->flags) || addr + size > region_end(r))
 		return -EINVAL;
 	if (pgoff + pages < pgoff || pgoff + pages > object_pages(r->obj))
 		return -EINVAL;

@@ -760,3 +760,41 @@ Test(nonlinear, claims_a_client_scribbles_over_only_cost_it_its_own_copies)
 	cr_assert(page_present((char *)m + 40 * PAGE));
 	cr_assert_eq(m[40 * PAGE / 8], pattern_at(41 * PAGE));
 }
+
+Test(nonlinear, shared_anonymous_memory_is_remapped_as_the_kernel_does)
+{
+	/* volatile: a store at one address changes what another one shows */
+	volatile char *k =
+		mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	volatile char *u = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char *pk = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *pu = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+
+	cr_assert(k != MAP_FAILED && u != MAP_FAILED && pk != MAP_FAILED && pu != MAP_FAILED);
+	for (int i = 0; i < 8; i++)
+		k[i * PAGE] = u[i * PAGE] = (char)('a' + i);
+	/* Linux remaps shared anonymous memory (shmem underneath); so does upager. */
+	cr_assert_eq(remap_file_pages((void *)k, PAGE, 0, 5, 0), 0, "%m");
+	cr_assert_eq(upager_remap_file_pages((void *)u, PAGE, 0, 5, 0), 0, "%m");
+	cr_assert_eq(upager_remap_file_pages((void *)u + 2 * PAGE, 2 * PAGE, 0, 6, MAP_NONBLOCK), 0,
+		     "%m");
+	cr_assert_eq(k[0], 'f');
+	cr_assert_eq(u[0], 'f');
+	cr_assert_eq(u[2 * PAGE], 'g');
+	cr_assert_eq(u[3 * PAGE], 'h');
+	cr_assert_eq(u[PAGE], 'b');
+	/* The same page in two places, and its home: a write at one is seen at the others. */
+	u[0] = 'F';
+	cr_assert_eq(u[5 * PAGE], 'F');
+	u[3 * PAGE + 1] = 'x';
+	cr_assert_eq(u[7 * PAGE + 1], 'x');
+	/* Private anonymous memory is not a file's: both refuse it. */
+	errno = 0;
+	cr_assert_eq(remap_file_pages(pk, PAGE, 0, 1, 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(pu, PAGE, 0, 1, 0), -1);
+	cr_assert_eq(errno, EINVAL);
+}
