@@ -150,6 +150,35 @@ void space_kill(struct space *s)
 	}
 }
 
+/*
+ * The lowest page that no range registered on the space's userfaultfd holds (a region with its
+ * guard and sentinel pages, the token page): the probe of space_check_alive(), which would
+ * otherwise put a zero page into a mapping of the client that starts at the lowest address.
+ */
+static uint64_t unregistered_page(const struct space *s)
+{
+	uint64_t a = uffdio_lowest_addr();
+	bool moved;
+
+	do {
+		moved = false;
+		if (a == s->token_addr) {
+			a += UPAGER_PAGE_SIZE;
+			moved = true;
+		}
+		for (size_t i = 0; i < s->regions.n; i++) {
+			const struct region *r = &s->regions.v[i];
+			uint64_t low = r->sentinel ? r->sentinel : r->guard ? r->guard : r->start;
+
+			if (a >= low && a < region_end(r)) {
+				a = region_end(r);
+				moved = true;
+			}
+		}
+	} while (moved);
+	return a;
+}
+
 /**
  * space_check_alive() - kill the space if its mm has gone
  * Return: true while it lives.
@@ -158,7 +187,7 @@ bool space_check_alive(struct space *s)
 {
 	if (s->dead)
 		return false;
-	if (uffdio_alive(s->uffd))
+	if (uffdio_alive(s->uffd, unregistered_page(s)))
 		return true;
 	space_kill(s);
 	return false;

@@ -130,19 +130,13 @@ int uffdio_wake(int uffd, uint64_t start, uint64_t len)
 }
 
 /**
- * uffdio_alive() - whether the mm behind a userfaultfd still exists
- * @uffd: the descriptor
- *
- * Asks for a zero page at the lowest mappable address (vm.mmap_min_addr), which no client
- * registers: the kernel checks the mm before it looks for the address.
- *
- * Return: 1 while the mm lives, 0 once it is gone.
+ * uffdio_lowest_addr() - the lowest address a process may map (vm.mmap_min_addr, at least a page)
  */
-int uffdio_alive(int uffd)
+uint64_t uffdio_lowest_addr(void)
 {
-	static uint64_t probe_addr;
+	static uint64_t lowest;
 
-	if (probe_addr == 0) {
+	if (lowest == 0) {
 		unsigned long v = 0x10000;
 		FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "re");
 
@@ -151,9 +145,24 @@ int uffdio_alive(int uffd)
 				v = 0x10000;
 			fclose(f);
 		}
-		probe_addr = ALIGN_UP((uint64_t)MAX(v, UPAGER_PAGE_SIZE), UPAGER_PAGE_SIZE);
+		lowest = ALIGN_UP((uint64_t)MAX(v, UPAGER_PAGE_SIZE), UPAGER_PAGE_SIZE);
 	}
-	return uffdio_zeropage(uffd, probe_addr, UPAGER_PAGE_SIZE) != -ESRCH;
+	return lowest;
+}
+
+/**
+ * uffdio_alive() - whether the mm behind a userfaultfd still exists
+ * @uffd: the descriptor
+ * @addr: a page that no range registered on @uffd holds
+ *
+ * Asks for a zero page at @addr: the kernel checks the mm before it looks for the address, and
+ * then finds nothing of the descriptor's there and maps nothing.
+ *
+ * Return: 1 while the mm lives, 0 once it is gone.
+ */
+int uffdio_alive(int uffd, uint64_t addr)
+{
+	return uffdio_zeropage(uffd, addr, UPAGER_PAGE_SIZE) != -ESRCH;
 }
 
 /**

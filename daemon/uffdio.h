@@ -13,6 +13,7 @@ int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_zeropage(int uffd, uint64_t start, uint64_t len);
 int uffdio_poison(int uffd, uint64_t start, uint64_t len);
 int uffdio_wake(int uffd, uint64_t start, uint64_t len);
-int uffdio_alive(int uffd);
+int uffdio_alive(int uffd, uint64_t addr);
+uint64_t uffdio_lowest_addr(void);
 uint64_t uffdio_probe_features(void);
 bool uffdio_feature_allowed(uint64_t feature);

@@ -225,3 +225,39 @@ Test(file, mmap2_offset_is_in_4096_byte_units)
 	cr_assert_eq(m[PAGE / 8 + 5], pattern_at(4 * 4096 + 40));
 	cr_assert_eq(n[0], m[0]);
 }
+
+/* The lowest address a process may map (vm.mmap_min_addr, at least a page). */
+static uintptr_t lowest_address(void)
+{
+	FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
+	unsigned long v = PAGE;
+
+	cr_assert(f);
+	cr_assert_eq(fscanf(f, "%lu", &v), 1);
+	fclose(f);
+	return (v + PAGE - 1) / PAGE * PAGE ?: PAGE;
+}
+
+Test(file, a_mapping_at_the_lowest_address_keeps_its_data)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	void *want = (void *)lowest_address();
+	const uint64_t *m;
+	uint64_t v = 0;
+
+	m = upager_mmap(want, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+			fd, 0);
+	if (m == MAP_FAILED && errno == EEXIST)
+		cr_skip_test("something is mapped at %p already", want);
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	cr_assert_eq((void *)m, want);
+	/* The daemon checks that each client lives, every 200 ms and for every list of its
+	 * mappings: never by writing into them. */
+	cr_assert_geq(harness_list(getpid(), NULL, 0), 1);
+	for (int p = 0; p < 4; p++)
+		cr_assert_eq(m[p * PAGE / 8 + 1], pattern_at(p * PAGE + 8), "page %d", p);
+	cr_assert_eq(upager_msync((void *)m, 4 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(pread(fd, &v, 8, 8), 8);
+	cr_assert_eq(v, pattern_at(8));
+	cr_assert_eq(upager_munmap((void *)m, 4 * PAGE), 0);
+}
