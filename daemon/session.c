@@ -578,9 +578,9 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	s->last.fd_id = v->id;
 	fds[0] = fd;
 	fds[1] = view_table_fd(v);
-	/* A shared view (a file the client may write) may have pages copied in by the library
+	/* A shared view of a file the client may write may have pages copied in by the library
 	 * alone: it reads the page states and the file (docs/design.md, "Nonlinear mappings"). */
-	if (r->may_write) {
+	if (r->may_write && r->obj->kind == OBJECT_FILE) {
 		pages_fd = fd_reopen(r->obj->pages_fd, false);
 		file_fd = fd_reopen(r->obj->fd_read, false);
 	}
