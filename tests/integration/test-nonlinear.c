@@ -798,3 +798,70 @@ Test(nonlinear, shared_anonymous_memory_is_remapped_as_the_kernel_does)
 	cr_assert_eq(upager_remap_file_pages(pu, PAGE, 0, 1, 0), -1);
 	cr_assert_eq(errno, EINVAL);
 }
+
+static bool byte_read(int fd)
+{
+	char c;
+
+	return read(fd, &c, 1) == 1;
+}
+
+Test(nonlinear, two_processes_write_the_same_pages_through_their_own_nonlinear_mappings)
+{
+	enum {
+		N = 512
+	};
+	int fd = make_pattern_file("f", N * PAGE, NULL), ab[2], ba[2], status, bad = 0;
+	volatile uint64_t *m;
+	pid_t c;
+
+	warm_page_cache(fd, N);
+	cr_assert_eq(pipe(ab), 0);
+	cr_assert_eq(pipe(ba), 0);
+	/* Forked before any mapping: each process makes its own, and takes turns with the other
+	 * on file page p through a view page of its own. */
+	c = fork();
+	cr_assert(c >= 0);
+	m = upager_mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED || upager_remap_file_pages((void *)m, PAGE, 0, 1, MAP_NONBLOCK) < 0) {
+		if (c == 0)
+			_exit(100);
+		cr_assert_fail("%m");
+	}
+	for (size_t p = 1; p < N; p++) {
+		size_t i = 64 + p % 64;
+		volatile uint64_t *w = m + i * PAGE / 8 + 2;
+
+		if (c == 0) {
+			if (!byte_read(ab[0]))
+				break;
+			if (upager_remap_file_pages((void *)m + i * PAGE, PAGE, 0, p, 0) < 0 ||
+			    *w != p)
+				bad++;
+			*w = p + 1;
+			if (write(ba[1], "b", 1) != 1)
+				break;
+		} else {
+			if (upager_remap_file_pages((void *)m + i * PAGE, PAGE, 0, p, 0) < 0 ||
+			    *w != pattern_at(p * PAGE + 16))
+				bad++;
+			*w = p;
+			cr_assert_eq(write(ab[1], "a", 1), 1);
+			cr_assert(byte_read(ba[0]));
+			if (*w != p + 1)
+				bad++;
+		}
+	}
+	if (c == 0)
+		_exit(bad > 99 ? 99 : bad);
+	cr_assert_eq(waitpid(c, &status, 0), c);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other process: %x", status);
+	cr_assert_eq(bad, 0, "%d pages showed another process's write late", bad);
+	cr_assert_eq(upager_msync((void *)m, N * PAGE, MS_SYNC), 0);
+	for (size_t p = 1; p < N; p++) {
+		uint64_t v = 0;
+
+		cr_assert_eq(pread(fd, &v, 8, (off_t)(p * PAGE + 16)), 8);
+		cr_assert_eq(v, p + 1, "file page %zu", p);
+	}
+}
