@@ -367,9 +367,12 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		return ret;
 	}
 	ret = space_add_region(s->space, &r);
-	if (ret < 0 || !(ra->flags & MAP_POPULATE))
+	/* MAP_LOCKED populates as well, MAP_NONBLOCK or not, as in Linux. */
+	if (ret < 0 || !(ra->flags & (MAP_POPULATE | MAP_LOCKED)))
 		return ret;
-	ret = populate_region(s->space, r.start, ra->flags & MAP_NONBLOCK, on_populated, s);
+	ret = populate_region(s->space, r.start,
+			      (ra->flags & MAP_NONBLOCK) && !(ra->flags & MAP_LOCKED), on_populated,
+			      s);
 	if (ret != 0)
 		return 0; /* populated, or not: a failure to populate does not fail the call */
 	/* Reply when the reads are done; read nothing else from this client meanwhile. */

@@ -315,6 +315,12 @@ _public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int f
 	p = map_locked(addr, length, prot, flags, fd, offset);
 	ret = errno;
 	upager__unlock();
+	if (p != MAP_FAILED && (flags & MAP_LOCKED) && mlock2(p, length, MLOCK_ONFAULT) < 0) {
+		/* As Linux: EPERM without the right to lock memory, EAGAIN past RLIMIT_MEMLOCK. */
+		ret = errno == ENOMEM ? EAGAIN : errno;
+		upager_munmap(p, length);
+		p = MAP_FAILED;
+	}
 	errno = ret;
 	return p;
 }

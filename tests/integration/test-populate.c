@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -206,4 +210,91 @@ Test(populate, daemon_figures_count_populate_reads_and_latency)
 	cr_assert_gt(st.u.stats_reply.latency_p50_ns, 0);
 	cr_assert_geq(st.u.stats_reply.latency_p99_ns, st.u.stats_reply.latency_p50_ns);
 	cr_assert_geq(st.u.stats_reply.latency_max_ns, st.u.stats_reply.latency_p99_ns);
+}
+
+/* Kilobytes of memory this process has locked (VmLck). */
+static long locked_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+Test(populate, map_locked_populates_and_locks_as_mlock_does)
+{
+	int fd = make_pattern_file("f", 64 * PAGE, NULL);
+	long before = locked_kib();
+	void *s, *a, *nb;
+
+	/* As Linux: MAP_LOCKED populates the whole mapping, MAP_NONBLOCK or not, and locks it. */
+	s = upager_mmap(NULL, 64 * PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, fd, 0);
+	check_populated(s, 64, true);
+	a = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+	check_populated(a, 16, false);
+	nb = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED | MAP_NONBLOCK, fd,
+			 8 * PAGE);
+	cr_assert_neq(nb, MAP_FAILED, "%m");
+	cr_assert_eq(count_present(nb, 8), 8);
+	cr_assert_eq(locked_kib(), before + (64 + 16 + 8) * PAGE / 1024);
+	cr_assert_eq(upager_munmap(s, 64 * PAGE), 0);
+	cr_assert_eq(locked_kib(), before + (16 + 8) * PAGE / 1024);
+}
+
+static void lock_limits(void *arg)
+{
+	const char *path = arg;
+	struct rlimit none = { 0, 0 }, small = { 16 * PAGE, 16 * PAGE };
+	int fd = open(path, O_RDONLY);
+	void *k, *u;
+
+	/* No longer root: no CAP_IPC_LOCK, RLIMIT_MEMLOCK holds. */
+	if (fd < 0 || setgid(65534) < 0 || setuid(65534) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0)
+		_exit(20);
+	if (setrlimit(RLIMIT_MEMLOCK, &small) < 0)
+		_exit(21);
+	/* Past the limit: EAGAIN, from the kernel and from upager. */
+	errno = 0;
+	k = mmap(NULL, 32 * PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, fd, 0);
+	if (k != MAP_FAILED || errno != EAGAIN)
+		_exit(22);
+	errno = 0;
+	u = upager_mmap(NULL, 32 * PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, fd, 0);
+	if (u != MAP_FAILED || errno != EAGAIN)
+		_exit(23);
+	/* Within it: both lock. */
+	u = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, fd, 0);
+	if (u == MAP_FAILED || count_present(u, 8) != 8)
+		_exit(24);
+	/* No right to lock at all: EPERM from both. */
+	if (setrlimit(RLIMIT_MEMLOCK, &none) < 0)
+		_exit(25);
+	errno = 0;
+	k = mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, fd, 0);
+	if (k != MAP_FAILED || errno != EPERM)
+		_exit(26);
+	errno = 0;
+	u = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, fd, 0);
+	if (u != MAP_FAILED || errno != EPERM)
+		_exit(27);
+	_exit(0);
+}
+
+Test(populate, map_locked_fails_as_the_kernel_past_the_lock_limits)
+{
+	char path[512];
+	int status;
+
+	make_pattern_file("f", 64 * PAGE, path);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	status = run_child(lock_limits, path);
+	cr_assert(WIFEXITED(status), "status %x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
 }
