@@ -34,6 +34,7 @@ struct fault_wait {
 	uint64_t addr; /* faulting page */
 	uint64_t region_start;
 	uint64_t t0;
+	bool write; /* a write fault */
 };
 
 static struct region *region_of(struct space *s, uint64_t start, uint64_t addr)
@@ -75,15 +76,19 @@ static void resolve_sigbus(struct space *s, uint64_t addr)
 /*
  * Map the ready page at addr and, for a sequential reader, the ready pages after it up to its
  * window; then wake the faulting thread. Returns how many pages were mapped.
+ *
+ * A page of a file that a shared mapping may write goes in writable for a write fault only;
+ * otherwise write-protected, so that its first write reaches the daemon, which then marks it for
+ * write-back and sets the file's times, as Linux does at the first write to a clean page.
  */
-static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr)
+static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool write)
 {
 	struct object *o = r->obj;
 	uint64_t p = (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
 	uint64_t room = (region_end(r) - addr) >> UPAGER_PAGE_SHIFT;
 	uint64_t want = p == r->ra_next && r->ra_window ? MIN((uint64_t)r->ra_window, room) : 1;
 	uint64_t n = MAX(fill_ready_run(o, p, want), 1);
-	bool wp = r->wp;
+	bool wp = r->wp || (!write && region_tracks_writes(s, r));
 	int ret;
 
 	if (!list_empty(&o->views)) {
@@ -120,7 +125,7 @@ static void fault_wait_done(struct fill_waiter *w)
 		} else {
 			uint64_t p = (r->offset + (fw->addr - r->start)) >> UPAGER_PAGE_SHIFT;
 
-			if (fill_ready_run(r->obj, p, 1) && map_ready(s, r, fw->addr)) {
+			if (fill_ready_run(r->obj, p, 1) && map_ready(s, r, fw->addr, fw->write)) {
 				/* served */
 			} else if (r->obj->pages[p] & PAGE_AWAY) {
 				/* A nonlinear mapping's copy took the page as the fill ended (view-copy.c's
@@ -142,6 +147,7 @@ struct fault_ctx {
 	struct space *s;
 	struct region *r;
 	uint64_t addr, t0;
+	bool write;
 	bool hung;
 };
 
@@ -158,6 +164,7 @@ static struct fill_waiter *fault_waiter(void *userdata)
 	fw->w.done = fault_wait_done;
 	fw->space = space_ref(c->s);
 	fw->addr = c->addr;
+	fw->write = c->write;
 	fw->region_start = c->r->start;
 	fw->t0 = c->t0;
 	c->hung = true;
@@ -195,13 +202,17 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 {
 	struct object *o = r->obj;
 	uint64_t p = (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
-	struct fault_ctx c = { .s = s, .r = r, .addr = addr, .t0 = t0 };
+	struct fault_ctx c = {
+		.s = s, .r = r, .addr = addr, .t0 = t0, .write = flags & UFFD_PAGEFAULT_FLAG_WRITE
+	};
 	int ret;
 
 	if (p >= object_pages(o)) {
 		resolve_sigbus(s, addr);
 		return;
 	}
+	if ((flags & UFFD_PAGEFAULT_FLAG_WRITE) && r->may_write)
+		object_touch(o);
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a page mapped write-protected: from now on it may be dirty, and any copy
 		 * of it in a nonlinear mapping is stale. */
@@ -216,7 +227,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 
 	read_ahead(r, p);
 	if (fill_ready_run(o, p, 1)) {
-		if (map_ready(s, r, addr)) {
+		if (map_ready(s, r, addr, c.write)) {
 			fault_account(s, r, t0);
 			return;
 		}
@@ -231,7 +242,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	}
 	if (ret == 0 && fill_ready_run(o, p, 1)) {
 		/* Filled at once (shared anonymous memory). */
-		map_ready(s, r, addr);
+		map_ready(s, r, addr, c.write);
 		fault_account(s, r, t0);
 		return;
 	}

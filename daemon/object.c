@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/macro.h"
@@ -587,6 +588,31 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 	if (ret < 0)
 		log_warning("write-back of %s: %s", o->path, strerror(-ret));
 	return ret;
+}
+
+/**
+ * object_touch() - a client writes to the file through a shared mapping: set its modification
+ * and change times to now, as Linux does at the first write to a clean page of such a mapping
+ * (mmap(2)); unless they are that already, to the granularity of the coarse clock they come from
+ * @o: the object
+ */
+void object_touch(struct object *o)
+{
+	const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
+	struct timespec now;
+	struct stat st;
+
+	if (o->kind != OBJECT_FILE || o->fd_write < 0 ||
+	    clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0 || fstat(o->fd_write, &st) < 0 ||
+	    (st.st_mtim.tv_sec == now.tv_sec && st.st_mtim.tv_nsec == now.tv_nsec &&
+	     st.st_ctim.tv_sec == now.tv_sec && st.st_ctim.tv_nsec == now.tv_nsec))
+		return;
+	/* Our own change, no change behind the cache's back, as for a write-back. */
+	if (futimens(o->fd_write, times) == 0 && fstat(o->fd_write, &st) == 0) {
+		o->mtime = st.st_mtim;
+		o->ctime = st.st_ctim;
+		daemon_touch(o->d);
+	}
 }
 
 /** object_cached_pages() - pages of the object that are valid in its cache */

@@ -72,6 +72,7 @@ struct object *object_unref(struct object *o);
 int object_reopen_memfd(struct object *o, bool writable);
 int fd_reopen(int fd, bool writable);
 int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync);
+void object_touch(struct object *o);
 uint64_t object_cached_pages(const struct object *o);
 
 static inline uint64_t object_pages(const struct object *o)

@@ -46,7 +46,9 @@ static uint64_t install(struct space *s, struct region *r)
 	for (uint64_t i = 0; i < pages;) {
 		uint64_t p = (r->offset >> UPAGER_PAGE_SHIFT) + i;
 		uint64_t run = fill_ready_run(r->obj, p, pages - i);
-		bool wp = r->wp;
+		/* Read-populated, as Linux populates a shared mapping: write-protected until the
+		 * first write, where writes are tracked (map_ready() in fault.c). */
+		bool wp = r->wp || region_tracks_writes(s, r);
 
 		if (run == 0) {
 			i++;

@@ -180,6 +180,17 @@ static uint64_t unregistered_page(const struct space *s)
 }
 
 /**
+ * region_tracks_writes() - whether the pages of region @r of space @s go in write-protected until
+ * their first write: a shared mapping of a file the client may write, registered in write-protect
+ * mode (see map_ready() in fault.c)
+ */
+bool region_tracks_writes(const struct space *s, const struct region *r)
+{
+	return r->may_write && r->obj && r->obj->kind == OBJECT_FILE &&
+	       (s->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+}
+
+/**
  * space_check_alive() - kill the space if its mm has gone
  * Return: true while it lives.
  */

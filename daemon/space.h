@@ -38,6 +38,7 @@ struct space *space_ref(struct space *s);
 struct space *space_unref(struct space *s);
 void space_kill(struct space *s);
 bool space_check_alive(struct space *s);
+bool region_tracks_writes(const struct space *s, const struct region *r);
 void space_wake(struct space *s);
 int space_add_region(struct space *s, const struct region *r);
 int space_drop_range(struct space *s, uint64_t start, uint64_t end);

@@ -261,3 +261,32 @@ Test(file, a_mapping_at_the_lowest_address_keeps_its_data)
 	cr_assert_eq(v, pattern_at(8));
 	cr_assert_eq(upager_munmap((void *)m, 4 * PAGE), 0);
 }
+
+/* Whether a write to page `page` of a fresh shared mapping of fd, made with map, moves the file's
+ * modification and change times on from a day in 2000, without msync. */
+static bool write_moves_times(void *(*map)(void *, size_t, int, int, int, off_t), int fd, int page)
+{
+	const struct timespec old[2] = { { 946684800, 0 }, { 946684800, 0 } };
+	struct stat st;
+	char *m;
+
+	cr_assert_eq(futimens(fd, old), 0);
+	m = map(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	if (page > 0)
+		(void)*(volatile char *)(m + page * PAGE - 1); /* a read first, on another page */
+	m[page * PAGE] = 'w';
+	cr_assert_eq(fstat(fd, &st), 0);
+	return st.st_mtim.tv_sec > old[1].tv_sec && st.st_ctim.tv_sec > old[1].tv_sec;
+}
+
+Test(file, a_write_through_a_shared_mapping_updates_the_file_times)
+{
+	int kfd = make_pattern_file("k", 4 * PAGE, NULL),
+	    ufd = make_pattern_file("u", 4 * PAGE, NULL);
+
+	/* mmap(2): "updated after a write to the mapped region". */
+	cr_assert(write_moves_times(mmap, kfd, 0));
+	cr_assert(write_moves_times(upager_mmap, ufd, 0), "the first write did not");
+	cr_assert(write_moves_times(upager_mmap, ufd, 2), "a write after a read did not");
+}
