@@ -197,6 +197,26 @@ static void read_ahead(struct region *r, uint64_t p)
 	count_reads(r, started);
 }
 
+/*
+ * How many pages from object page p on a write-protect fault of region r makes writable: 1 for a
+ * mapping without PROT_WRITE (its pages stay protected until it gets that) or a random writer; for
+ * a sequential one a window that doubles, as read-ahead's, up to the read-ahead maximum, within
+ * the region and the object.
+ */
+static uint64_t write_window(struct region *r, uint64_t p)
+{
+	const struct daemon_config *cfg = &r->obj->d->config;
+	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(r->obj));
+
+	if (r->wp || p != r->wr_next || cfg->readahead_max_pages == 0) {
+		r->wr_window = 0;
+		return 1;
+	}
+	r->wr_window = r->wr_window ? MIN(r->wr_window * 2, cfg->readahead_max_pages)
+				    : MAX(cfg->readahead_min_pages, 1);
+	return MIN((uint64_t)r->wr_window, end - p);
+}
+
 static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			 uint64_t t0)
 {
@@ -215,10 +235,22 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		object_touch(o);
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a page mapped write-protected: from now on it may be dirty, and any copy
-		 * of it in a nonlinear mapping is stale. */
+		 * of it in a nonlinear mapping is stale. A sequential writer of a writable mapping
+		 * gets the ready pages after it writable too, in a window that grows as read-ahead
+		 * does, so that it takes one such fault per window rather than per page. */
+		uint64_t n = write_window(r, p), k;
+
 		view_invalidate_copies(o, p, NULL, 0);
-		o->pages[p] |= PAGE_WRITABLE;
-		ret = uffdio_writeprotect(s->uffd, addr, UPAGER_PAGE_SIZE, false);
+		for (k = 0; k < n; k++) {
+			uint64_t q = p + k;
+
+			if (k > 0 && ((o->pages[q] & PAGE_STATE_MASK) != PAGE_READY ||
+				      (!list_empty(&o->views) && view_has_copies(o, q))))
+				break;
+			o->pages[q] |= PAGE_WRITABLE;
+		}
+		r->wr_next = p + k;
+		ret = uffdio_writeprotect(s->uffd, addr, k << UPAGER_PAGE_SHIFT, false);
 		if (ret < 0 && ret != -ESRCH)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		fault_account(s, r, t0);

@@ -36,6 +36,9 @@ struct region {
 	/* Sequential read-ahead: the object page a sequential reader touches next, and the window. */
 	uint64_t ra_next;
 	uint32_t ra_window;
+	/* The same for a sequential writer of pages that came in write-protected (fault.c). */
+	uint64_t wr_next;
+	uint32_t wr_window;
 };
 
 struct region_table {
