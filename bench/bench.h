@@ -109,6 +109,7 @@ struct daemon_stats {
 
 int daemon_start(const char *bin, const char *dir);
 int daemon_start_private(const char *bin, char *dir_template);
+const char *daemon_args(int argc, char **argv, bool *quick);
 void daemon_stop(void);
 pid_t daemon_pid(void);
 bool daemon_alive(void);

@@ -96,6 +96,33 @@ static void private_cleanup(void)
 }
 
 /**
+ * daemon_args() - the options of the small benchmarks: [--quick] [--upagerd PATH]
+ * @argc: from main()
+ * @argv: likewise; argv[0] names the program in the usage message
+ * @quick: set if --quick was given
+ *
+ * Return: the daemon to start ($UPAGERD unless --upagerd says otherwise); exits with status 2
+ * and a usage message if there is none.
+ */
+const char *daemon_args(int argc, char **argv, bool *quick)
+{
+	const char *bin = getenv("UPAGERD");
+
+	*quick = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick"))
+			*quick = true;
+		else if (!strcmp(argv[i], "--upagerd") && i + 1 < argc)
+			bin = argv[++i];
+	}
+	if (!bin) {
+		fprintf(stderr, "usage: %s [--quick] --upagerd PATH\n", argv[0]);
+		exit(2);
+	}
+	return bin;
+}
+
+/**
  * daemon_start_private() - a temporary folder made from @dir_template, our upagerd in it
  *
  * Both go at exit. @dir_template (XXXXXX at its end, as for mkdtemp(3)) holds the folder's name

@@ -180,24 +180,15 @@ static void row(const char *what, const struct figures *f, int n, size_t u_off, 
 
 int main(int argc, char **argv)
 {
-	const char *bin = getenv("UPAGERD");
+	const char *bin;
 	struct figures f[MAX_ROUNDS], warm;
 	struct rlimit rl;
-	bool quick = false;
+	bool quick;
 	size_t pages;
 	int rounds;
 	double u, k, ua, ka, lo, hi;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick"))
-			quick = true;
-		else if (!strcmp(argv[i], "--upagerd") && i + 1 < argc)
-			bin = argv[++i];
-	}
-	if (!bin) {
-		fprintf(stderr, "usage: upager-bench-growsdown [--quick] --upagerd PATH\n");
-		return 2;
-	}
+	bin = daemon_args(argc, argv, &quick);
 	pages = quick ? 1024 : 4096;
 	rounds = quick ? 3 : 9;
 	alarm(quick ? 120 : 600);

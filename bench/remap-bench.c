@@ -103,8 +103,8 @@ static void row(const char *what, double ours, double kernel, double target, con
 
 int main(int argc, char **argv)
 {
-	const char *bin = getenv("UPAGERD");
-	bool quick = false;
+	const char *bin;
+	bool quick;
 	size_t ranges, sample, kdone, udone, kernel_limit;
 	size_t pages;
 	char path[128];
@@ -112,16 +112,7 @@ int main(int argc, char **argv)
 	char *km, *um;
 	int fd;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick"))
-			quick = true;
-		else if (!strcmp(argv[i], "--upagerd") && i + 1 < argc)
-			bin = argv[++i];
-	}
-	if (!bin) {
-		fprintf(stderr, "usage: upager-bench-remap [--quick] --upagerd PATH\n");
-		return 2;
-	}
+	bin = daemon_args(argc, argv, &quick);
 	ranges = quick ? 100000 : 1000000;
 	sample = quick ? 5000 : 10000; /* 3 samples stay below the kernel's limit */
 	pages = 2 * ranges + 2;

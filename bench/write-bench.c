@@ -85,8 +85,8 @@ static void run(map_fn map, unmap_fn unmap, int fd, size_t pages, double out[3])
 
 int main(int argc, char **argv)
 {
-	const char *bin = getenv("UPAGERD");
-	bool quick = false;
+	const char *bin;
+	bool quick;
 	size_t pages;
 	double k[RUNS][3], u[RUNS][3];
 	const char *what[3] = { "read, one byte per page", "first write, in order",
@@ -94,16 +94,7 @@ int main(int argc, char **argv)
 	char path[128];
 	int fd, ret, runs;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick"))
-			quick = true;
-		else if (!strcmp(argv[i], "--upagerd") && i + 1 < argc)
-			bin = argv[++i];
-	}
-	if (!bin) {
-		fprintf(stderr, "usage: upager-bench-write [--quick] --upagerd PATH\n");
-		return 2;
-	}
+	bin = daemon_args(argc, argv, &quick);
 	pages = quick ? 4096 : 32768; /* 16 MiB or 128 MiB */
 	runs = quick ? 1 : RUNS;
 	alarm(quick ? 60 : 300);
