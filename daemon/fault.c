@@ -122,6 +122,11 @@ static void fault_wait_done(struct fill_waiter *w)
 
 		if (!r) {
 			uffdio_wake(s->uffd, fw->addr, UPAGER_PAGE_SIZE);
+		} else if (r->view) {
+			/* The mapping was made nonlinear while the fault waited: its page is the
+			 * one the view's table names now. */
+			view_fault(s, r, fw->addr, fw->write ? UFFD_PAGEFAULT_FLAG_WRITE : 0,
+				   fw->t0);
 		} else {
 			uint64_t p = (r->offset + (fw->addr - r->start)) >> UPAGER_PAGE_SHIFT;
 

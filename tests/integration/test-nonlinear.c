@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -864,4 +865,74 @@ Test(nonlinear, two_processes_write_the_same_pages_through_their_own_nonlinear_m
 		cr_assert_eq(pread(fd, &v, 8, (off_t)(p * PAGE + 16)), 8);
 		cr_assert_eq(v, p + 1, "file page %zu", p);
 	}
+}
+
+/* Reader threads of the next test: they read whatever mapping `current` names, and a mapping
+ * that goes away under them raises a signal they recover from. */
+static volatile uint64_t *volatile current;
+static volatile bool readers_stop;
+static __thread sigjmp_buf *recover;
+static volatile int main_signals;
+
+static void on_fault_signal(int sig)
+{
+	(void)sig;
+	if (recover)
+		siglongjmp(*recover, 1);
+	abort();
+}
+
+static void *read_current(void *arg)
+{
+	sigjmp_buf jb;
+	volatile uint64_t sum = 0;
+
+	(void)arg;
+	recover = &jb;
+	while (!readers_stop) {
+		volatile uint64_t *m = current;
+
+		if (!m || sigsetjmp(jb, 1))
+			continue;
+		for (int i = 0; i < 64; i++)
+			sum += m[i * PAGE / 8];
+	}
+	return (void *)(uintptr_t)sum;
+}
+
+Test(nonlinear, faults_that_wait_while_their_mapping_goes_nonlinear_are_served_by_its_view,
+     .timeout = 120)
+{
+	int fd = make_pattern_file("f", 64 * PAGE, NULL);
+	struct sigaction sa = { .sa_handler = on_fault_signal, .sa_flags = SA_NODEFER };
+	pthread_t readers[3];
+	sigjmp_buf jb;
+
+	cr_assert_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
+	for (int t = 0; t < 3; t++)
+		cr_assert_eq(pthread_create(&readers[t], NULL, read_current, NULL), 0);
+	/* Mappings come and go at the same few addresses, one in three made nonlinear, while
+	 * other threads fault on whatever is there: a fault left waiting for a fill when its
+	 * mapping became nonlinear must not poison the view. */
+	recover = &jb;
+	for (int k = 0; k < 1500; k++) {
+		char *m = upager_mmap(NULL, 64 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		cr_assert_neq(m, MAP_FAILED, "%m");
+		if (k % 3 == 0)
+			cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 5, 0), 0, "%m");
+		current = (volatile uint64_t *)m;
+		if (sigsetjmp(jb, 1) == 0)
+			m[(k % 64) * PAGE + 8] = 1;
+		else
+			main_signals++;
+		usleep(100);
+		current = NULL;
+		cr_assert_eq(k % 2 ? upager_munmap(m, 64 * PAGE) : munmap(m, 64 * PAGE), 0);
+	}
+	readers_stop = true;
+	for (int t = 0; t < 3; t++)
+		pthread_join(readers[t], NULL);
+	cr_assert_eq(main_signals, 0, "%d writes to a live mapping raised a signal", main_signals);
 }
