@@ -172,8 +172,9 @@ static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 		view_punch(o->memfd, p, 1);
 		o->pages[p] = PAGE_ABSENT | PAGE_AWAY | dirty;
 	}
+	/* Whatever went wrong (the mapping changing or gone), the faulting thread goes on. */
 	ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, true);
-	if (ret == -EEXIST || ret == -EAGAIN)
+	if (ret < 0 && ret != -ESRCH)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 	return 0;
 }
@@ -395,7 +396,7 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 	o->d->stats.bytes_from_page_cache += (uint64_t)got;
 	if (!v->may_write) {
 		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, true);
-		if (ret == -EEXIST || ret == -EAGAIN)
+		if (ret < 0 && ret != -ESRCH)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 	}
 	return 0;
