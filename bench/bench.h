@@ -50,7 +50,6 @@ void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *fmt_time(char *buf, size_t size, double ns);
 const char *fmt_rate(char *buf, size_t size, size_t bytes, double ns);
-double median(const double *v, unsigned n);
 void add_row(const char *name, const char *ours, const char *ref, double ratio, char op, double x,
 	     bool ok, bool cold, bool extra);
 void add_error_row(const char *name, const char *what, int err);
@@ -80,6 +79,7 @@ char *upager_warm(int fd, size_t len, bool *ok);
 /* sys.c: clocks, test files, caches, page tables, CPUs, helper processes. */
 uint64_t now_ns(void);
 void sleep_ms(int ms);
+double median(const double *v, unsigned n);
 
 uint8_t page_byte(uint64_t page);
 uint64_t expected_sum(uint64_t first_page, uint64_t pages);
@@ -95,6 +95,7 @@ int cpu_pick(void);
 int pin_process(pid_t pid, int cpu);
 void unpin_process(pid_t pid);
 int pin_self(int cpu);
+void pin_pair(int cpu, pid_t other);
 void unpin_self(void);
 
 const char *self_exe(void);

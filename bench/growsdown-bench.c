@@ -23,7 +23,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,22 +41,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "upager-bench-growsdown: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-/*
- * Client and daemon on one CPU: a wake-up across vCPUs costs about 100 us on these machines and
- * lands on either side from run to run; on one CPU the figures measure the work itself. Done
- * before the first MAP_GROWSDOWN mapping, so that the client's growth thread, started then,
- * inherits it.
- */
-static void pin(pid_t other, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-	sched_setaffinity(other, sizeof(set), &set);
 }
 
 /* Write one byte to each of the pages [top - pages * PAGE, top), downward: ns per page. */
@@ -214,7 +197,9 @@ int main(int argc, char **argv)
 			die("starting upagerd");
 		}
 	}
-	pin(daemon_pid(), 0);
+	/* Before the first MAP_GROWSDOWN mapping: the client's growth thread, started then,
+	 * inherits it. */
+	pin_pair(0, daemon_pid());
 
 	printf("MAP_GROWSDOWN: %zu pages (%zu MiB) grown one by one downward, %d rounds, "
 	       "median (times in us/page)\n",

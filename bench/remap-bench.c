@@ -19,7 +19,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,16 +78,12 @@ static void warm(int fd, size_t first, size_t count)
 			die("pread");
 }
 
-/* Client and daemon on one CPU: a wake-up across vCPUs costs about 100 us on these machines and
- * lands on either side from run to run; on one CPU the figures measure the work itself. */
-static void pin(pid_t other, int cpu)
+/* A row at the last ranges: upager against its own cost below max_map_count (target: 2x). */
+static void far_row(const char *what, double ours, double below, bool kernel_failed)
 {
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-	sched_setaffinity(other, sizeof(set), &set);
+	printf("%-48s %10.2f %10s    (%.2fx its own cost below max_map_count: %s)\n", what,
+	       ours / 1e3, kernel_failed ? "failed" : "-", ours / below,
+	       ours <= 2 * below ? "kept" : "NOT kept");
 }
 
 static void row(const char *what, double ours, double kernel, double target, const char *unit)
@@ -110,7 +105,7 @@ int main(int argc, char **argv)
 	char path[128];
 	double k_nb, k_pop, u_nb, u_pop, u_far, u_far_pop, k_touch, u_touch, k_first, u_first;
 	char *km, *um;
-	int fd;
+	int fd, kernel_errno;
 
 	bin = daemon_args(argc, argv, &quick);
 	ranges = quick ? 100000 : 1000000;
@@ -134,7 +129,7 @@ int main(int argc, char **argv)
 
 	printf("remap of one page, alternating pages, %zu ranges (times in us)\n", ranges);
 	printf("client and daemon pinned to CPU 0 (see docs/benchmarks.md)\n");
-	pin(daemon_pid(), 0);
+	pin_pair(0, daemon_pid());
 	printf("%-48s %10s %10s    %8s\n", "figure", "upager", "kernel", "ratio");
 
 	km = mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED, fd, 0);
@@ -175,27 +170,22 @@ int main(int argc, char **argv)
 
 	/* On to the full count: the kernel stops at vm.max_map_count, upager goes on. */
 	remaps(kernel_remap, km, 3 * sample, ranges, MAP_NONBLOCK, &kernel_limit);
+	kernel_errno = errno;
 	remaps(upager_remap_file_pages, um, 3 * sample, ranges - sample, MAP_NONBLOCK, &udone);
 	if (udone != ranges - sample)
 		die("upager remap");
 	u_far = remaps(upager_remap_file_pages, um, ranges - sample, ranges, MAP_NONBLOCK, &udone);
 	if (u_far < 0)
 		die("upager remap");
-	printf("%-48s %10.2f %10s    (%.2fx its own cost below max_map_count: %s)\n",
-	       "remap, MAP_NONBLOCK, at the last ranges", u_far / 1e3,
-	       kernel_limit < ranges ? "failed" : "-", u_far / u_nb,
-	       u_far <= 2 * u_nb ? "kept" : "NOT kept");
+	far_row("remap, MAP_NONBLOCK, at the last ranges", u_far, u_nb, kernel_limit < ranges);
 	/* The same ranges again, populated, their file pages read into the page cache first. */
 	warm(fd, 2 * (ranges - sample), 2 * sample);
 	u_far_pop = remaps(upager_remap_file_pages, um, ranges - sample, ranges, 0, &udone);
 	if (u_far_pop < 0)
 		die("upager remap");
-	printf("%-48s %10.2f %10s    (%.2fx its own cost below max_map_count: %s)\n",
-	       "remap, populated, at the last ranges", u_far_pop / 1e3,
-	       kernel_limit < ranges ? "failed" : "-", u_far_pop / u_pop,
-	       u_far_pop <= 2 * u_pop ? "kept" : "NOT kept");
+	far_row("remap, populated, at the last ranges", u_far_pop, u_pop, kernel_limit < ranges);
 	printf("kernel remap_file_pages stopped after %zu ranges (%s); upager did %zu\n",
-	       kernel_limit, kernel_limit < ranges ? strerror(errno) : "no error", udone);
+	       kernel_limit, kernel_limit < ranges ? strerror(kernel_errno) : "no error", udone);
 	printf("upager remaps per second: %.0f below max_map_count, %.0f at %zu ranges\n",
 	       1e9 / u_nb, 1e9 / u_far, ranges);
 	return 0;

@@ -85,23 +85,6 @@ const char *fmt_rate(char *buf, size_t size, size_t bytes, double ns)
 	return buf;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/** median() - the median of @n values (1 <= n <= MAX_REPEAT); @v is left as it was */
-double median(const double *v, unsigned n)
-{
-	double s[MAX_REPEAT];
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 /**
  * add_row() - add a row to the table
  * @op: '<' (met when ratio <= @x), '>' (met when ratio >= @x) or 0 (information only)

@@ -24,6 +24,23 @@
 
 extern char **environ;
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/** median() - the median of @n values (1 <= n <= MAX_REPEAT); @v is left as it was */
+double median(const double *v, unsigned n)
+{
+	double s[MAX_REPEAT];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
 /** now_ns() - CLOCK_MONOTONIC in nanoseconds; the same clock in every process */
 uint64_t now_ns(void)
 {
@@ -319,6 +336,21 @@ int pin_self(int cpu)
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+/**
+ * pin_pair() - run this thread (and the threads it starts from now on) and process @other's
+ * main thread on @cpu only: a wake-up across vCPUs costs about 100 us on these machines and lands
+ * on either side from run to run; on one CPU the small benchmarks measure the work itself
+ */
+void pin_pair(int cpu, pid_t other)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	sched_setaffinity(other, sizeof(set), &set);
 }
 
 /** unpin_self() - back to the CPUs we were started with */

@@ -34,22 +34,6 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* The median of n (at most RUNS) values. */
-static double median_of(const double *v, int n)
-{
-	double s[RUNS];
-
-	memcpy(s, v, (size_t)n * sizeof(*s));
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
-			double t = s[j];
-
-			s[j] = s[j - 1];
-			s[j - 1] = t;
-		}
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 typedef void *(*map_fn)(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
 typedef int (*unmap_fn)(void *addr, size_t length);
 
@@ -108,10 +92,7 @@ int main(int argc, char **argv)
 	if (fd < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0 ||
 	    file_read_all(fd, pages * PAGE) < 0)
 		die("file");
-	/* A wake-up across vCPUs costs about 100 us here: on one CPU the figures measure the
-	 * work itself (docs/benchmarks.md). */
-	if (pin_self(0) < 0 || pin_process(daemon_pid(), 0) < 0)
-		die("pinning to CPU 0");
+	pin_pair(0, daemon_pid());
 	for (int r = 0; r < runs; r++) {
 		/* The writes leave the bytes nonzero: zero them again for the next read pass. */
 		run(mmap, munmap, fd, pages, k[r]);
@@ -134,8 +115,8 @@ int main(int argc, char **argv)
 			kv[r] = k[r][f];
 			uv[r] = u[r][f];
 		}
-		km = median_of(kv, runs);
-		um = median_of(uv, runs);
+		km = median(kv, (unsigned)runs);
+		um = median(uv, (unsigned)runs);
 		printf("%-32s %10.2f %10.2f %7.2fx\n", what[f], um / 1e3, km / 1e3, um / km);
 	}
 	return 0;
