@@ -23,6 +23,4 @@ int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct up
 		 int *rep_fds, size_t n_rep_fds);
 int upager__grow_start(void);
 
-int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff);
-int upager__nonlinear_add(uintptr_t start, size_t length, int *fds, size_t n_fds);
 void upager__nonlinear_forget(uintptr_t addr, size_t length);

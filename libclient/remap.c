@@ -74,8 +74,8 @@ void upager__nonlinear_forget(uintptr_t addr, size_t length)
 	}
 }
 
-/**
- * upager__nonlinear_add() - map the table of a mapping just made nonlinear (lock held)
+/*
+ * nonlinear_add() - map the table of a mapping just made nonlinear (lock held)
  * @start: the mapping
  * @length: its length, a multiple of the page size
  * @fds: the descriptors of the convert reply: the view's memfd, its table's, and for a shared
@@ -85,7 +85,7 @@ void upager__nonlinear_forget(uintptr_t addr, size_t length)
  *
  * Return: 0, or a negative errno: remaps of the mapping then all go to the daemon.
  */
-int upager__nonlinear_add(uintptr_t start, size_t length, int *fds, size_t n_fds)
+static int nonlinear_add(uintptr_t start, size_t length, int *fds, size_t n_fds)
 {
 	size_t pages = length / UPAGER_PAGE_SIZE;
 	struct upager_view_table *t;
@@ -152,8 +152,8 @@ static struct nonlinear *nonlinear_at(uintptr_t a)
 	return NULL;
 }
 
-/**
- * upager__remap_local() - rewrite the table for a remap without the daemon, if it can be (lock
+/*
+ * remap_local() - rewrite the table for a remap without the daemon, if it can be (lock
  * held); the caller populates what it must
  * @addr: as upager_remap_file_pages() got it
  * @size: likewise
@@ -166,7 +166,7 @@ static struct nonlinear *nonlinear_at(uintptr_t a)
  *
  * Return: 0 when done, 1 when the daemon must be asked (it also answers every error).
  */
-int upager__remap_local(uintptr_t addr, size_t size, size_t pgoff)
+static int remap_local(uintptr_t addr, size_t size, size_t pgoff)
 {
 	uintptr_t a = ALIGN_DOWN(addr, UPAGER_PAGE_SIZE);
 	size_t count = size / UPAGER_PAGE_SIZE;
@@ -227,7 +227,7 @@ static void copy_undo(struct nonlinear *n, uintptr_t page)
 }
 
 /*
- * copy_in() - populate one page that upager__remap_local() has just remapped, without
+ * copy_in() - populate one page that remap_local() has just remapped, without
  * the daemon, if it can be (lock held)
  * @page: the page
  * @pgoff: the object page it shows now
@@ -308,7 +308,7 @@ static int copy_in(uintptr_t page, size_t pgoff)
 }
 
 /*
- * Populate one page that upager__remap_local() has just remapped. It holds no copy, so the fault
+ * Populate one page that remap_local() has just remapped. It holds no copy, so the fault
  * of a read of it reaches the daemon, which serves it with a write-protected copy as its populate
  * would: one fault's round trip instead of a request and its reply, and no page mapped where the
  * kernel's populate would map none (the mapping made PROT_NONE by mprotect(2), or unmapped by
@@ -343,7 +343,7 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 	/* One page to populate: remapped here too, and then populated by a fault; more go to the
 	 * daemon, which populates up to 16 pages in one round trip. */
 	if (((flags & MAP_NONBLOCK) || size / UPAGER_PAGE_SIZE == 1) &&
-	    upager__remap_local((uintptr_t)addr, size, pgoff) == 0) {
+	    remap_local((uintptr_t)addr, size, pgoff) == 0) {
 		uintptr_t page = ALIGN_DOWN((uintptr_t)addr, UPAGER_PAGE_SIZE);
 		bool user_mode_only = upager__user_mode_only();
 		bool populated = (flags & MAP_NONBLOCK) || copy_in(page, pgoff) == 0;
@@ -379,7 +379,7 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 		}
 		/* Without the table every later remap asks the daemon, which is slower only. */
 		if (ret == 0)
-			(void)upager__nonlinear_add(start, length, fds, 4);
+			(void)nonlinear_add(start, length, fds, 4);
 	}
 	for (size_t i = 0; i < 4; i++)
 		if (fds[i] >= 0)
