@@ -274,3 +274,27 @@ bool wait_until(bool (*cond)(void *), void *arg, int ms)
 	}
 	return cond(arg);
 }
+
+/**
+ * harness_ctl_list_json() - run `upagerctl list --json --pid <ours>` against the test's daemon
+ * @out: its output, NUL-terminated (cut to fit)
+ * @size: room at @out
+ *
+ * Return: its wait status, as pclose(3) gives it.
+ */
+int harness_ctl_list_json(char *out, size_t size)
+{
+	const char *ctl = getenv("UPAGERCTL");
+	char cmd[600];
+	size_t n;
+	FILE *f;
+
+	cr_assert(ctl, "UPAGERCTL is not set; run the tests through meson test");
+	snprintf(cmd, sizeof(cmd), "%s --socket %s list --json --pid %d", ctl, harness_socket(),
+		 (int)getpid());
+	f = popen(cmd, "r");
+	cr_assert(f);
+	n = fread(out, 1, size - 1, f);
+	out[n] = 0;
+	return pclose(f);
+}

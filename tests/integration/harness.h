@@ -33,6 +33,8 @@ int harness_list(pid_t pid, struct region_info *out, int max);
 /* The region of pid that starts at addr; false if there is none. */
 bool harness_region(pid_t pid, const void *addr, struct region_info *out);
 int harness_stats(struct upager_msg *rep);
+/* `upagerctl list --json` of this process into out; the command's wait status. */
+int harness_ctl_list_json(char *out, size_t size);
 
 /* Raw protocol access for the bad-input tests: a fresh connection. */
 int harness_connect_raw(void);

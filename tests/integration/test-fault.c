@@ -44,25 +44,15 @@ Test(fault, every_touched_page_is_a_daemon_fault)
 
 Test(fault, faults_show_in_upagerctl_json)
 {
-	char cmd[600], out[8192], key[64];
-	const char *ctl = getenv("UPAGERCTL");
+	char out[8192], key[64];
 	char *p = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	FILE *f;
-	size_t n;
 	char *at;
 	unsigned long long faults;
 
 	cr_assert_neq(p, MAP_FAILED);
-	cr_assert(ctl);
 	for (int i = 0; i < 3; i++)
 		(void)*(volatile char *)(p + i * PAGE);
-	snprintf(cmd, sizeof(cmd), "%s --socket %s list --json --pid %d", ctl, harness_socket(),
-		 (int)getpid());
-	f = popen(cmd, "r");
-	cr_assert(f);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	cr_assert_eq(pclose(f), 0);
+	cr_assert_eq(harness_ctl_list_json(out, sizeof(out)), 0);
 	snprintf(key, sizeof(key), "\"start\": %llu", (unsigned long long)(uintptr_t)p);
 	at = strstr(out, key);
 	cr_assert(at, "no row for %p in %s", p, out);

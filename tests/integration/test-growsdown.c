@@ -248,20 +248,11 @@ static void *deep_thread(void *arg)
 /* The length upagerctl list --json shows for the mapping that holds addr. */
 static unsigned long long ctl_length(const void *addr)
 {
-	const char *ctl = getenv("UPAGERCTL");
-	char cmd[600], out[65536], *at;
+	char out[65536];
 	unsigned long long start, length, best = 0;
-	size_t n;
-	FILE *f;
+	char *at;
 
-	cr_assert(ctl);
-	snprintf(cmd, sizeof(cmd), "%s --socket %s list --json --pid %d", ctl, harness_socket(),
-		 (int)getpid());
-	f = popen(cmd, "r");
-	cr_assert(f);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	cr_assert_eq(pclose(f), 0, "%s", out);
+	cr_assert_eq(harness_ctl_list_json(out, sizeof(out)), 0, "%s", out);
 	for (at = out; (at = strstr(at, "\"start\":")); at++) {
 		char *l = strstr(at, "\"length\":");
 

@@ -28,6 +28,15 @@ static uint64_t shows(const void *m, size_t i)
 
 #define PAGE_NO(p) ((uint64_t)pattern_at((p)*PAGE) / PAGE)
 
+/* The daemon's figures (STATS): stats().u.stats_reply.faults. */
+static struct upager_msg stats(void)
+{
+	struct upager_msg st;
+
+	cr_assert_eq(harness_stats(&st), 0);
+	return st;
+}
+
 static int count_maps(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
@@ -136,14 +145,6 @@ Test(nonlinear, writes_are_seen_everywhere_the_page_appears)
 	}
 }
 
-static uint64_t bytes_read(void)
-{
-	struct upager_msg st;
-
-	cr_assert_eq(harness_stats(&st), 0);
-	return st.u.stats_reply.bytes_read;
-}
-
 Test(nonlinear, msync_writes_the_pages_the_table_names)
 {
 	int fd = make_pattern_file("f", 64 * PAGE, NULL);
@@ -170,9 +171,9 @@ Test(nonlinear, nonblock_reads_nothing_else_remapped_pages_are_populated)
 	cr_assert_neq(m, MAP_FAILED);
 	cr_assert_eq(fsync(fd), 0);
 	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-	before = bytes_read();
+	before = stats().u.stats_reply.bytes_read;
 	cr_assert_eq(upager_remap_file_pages(m, 4 * PAGE, 0, 40, MAP_NONBLOCK), 0, "%m");
-	cr_assert_eq(bytes_read(), before, "MAP_NONBLOCK read the file");
+	cr_assert_eq(stats().u.stats_reply.bytes_read, before, "MAP_NONBLOCK read the file");
 	for (int i = 0; i < 4; i++)
 		cr_assert_not(page_present(m + i * PAGE));
 	cr_assert_eq(upager_remap_file_pages(m + 8 * PAGE, 4 * PAGE, 0, 50, 0), 0, "%m");
@@ -215,21 +216,13 @@ Test(nonlinear, upagerctl_reports_nonlinear_mappings)
 {
 	int fd = make_pattern_file("f", 32 * PAGE, NULL);
 	char *m = upager_mmap(NULL, 32 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
-	char cmd[600], out[4096];
-	FILE *f;
-	size_t n;
+	char out[4096];
 
 	cr_assert_neq(m, MAP_FAILED);
 	cr_assert_eq(upager_remap_file_pages(m + 2 * PAGE, 3 * PAGE, 0, 10, 0), 0);
 	cr_assert_eq(upager_remap_file_pages(m + 20 * PAGE, PAGE, 0, 0, MAP_NONBLOCK), 0);
 	cr_assert_eq(upager_remap_file_pages(m + 21 * PAGE, PAGE, 0, 30, MAP_NONBLOCK), 0);
-	snprintf(cmd, sizeof(cmd), "%s --socket %s list --json --pid %d", getenv("UPAGERCTL"),
-		 harness_socket(), (int)getpid());
-	f = popen(cmd, "r");
-	cr_assert(f);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	pclose(f);
+	harness_ctl_list_json(out, sizeof(out));
 	cr_assert(strstr(out, "\"nonlinear\": true"), "%s", out);
 	cr_assert(strstr(out, "\"remapped_ranges\": 3"), "%s", out);
 }
@@ -392,14 +385,6 @@ Test(nonlinear, a_moved_or_unmapped_mapping_is_remapped_by_the_daemon)
 	cr_assert_eq(errno, EINVAL);
 }
 
-static uint64_t bytes_written(void)
-{
-	struct upager_msg st;
-
-	cr_assert_eq(harness_stats(&st), 0);
-	return st.u.stats_reply.bytes_written;
-}
-
 /* A populating remap of a page no one has copies it from the page cache, without the home page. */
 Test(nonlinear, a_page_no_one_has_comes_from_the_page_cache_and_stays_coherent)
 {
@@ -420,9 +405,9 @@ Test(nonlinear, a_page_no_one_has_comes_from_the_page_cache_and_stays_coherent)
 	cr_assert_eq(shows((void *)m, 0), PAGE_NO(10));
 	cr_assert_eq(shows((void *)m, 1), PAGE_NO(11));
 	/* Clean copies write nothing back, and leave without a trace. */
-	written = bytes_written();
+	written = stats().u.stats_reply.bytes_written;
 	cr_assert_eq(upager_msync((void *)m, 16 * PAGE, MS_SYNC), 0);
-	cr_assert_eq(bytes_written(), written);
+	cr_assert_eq(stats().u.stats_reply.bytes_written, written);
 	cr_assert_eq(upager_remap_file_pages((void *)m + PAGE, PAGE, 0, 1, 0), 0, "%m");
 	cr_assert_eq(shows((void *)m, 1), PAGE_NO(1));
 	/* A linear mapping reads page 10 from the file again, and sees a write into the copy. */
@@ -541,14 +526,6 @@ Test(nonlinear, a_one_page_populating_remap_is_populated_by_a_fault)
 	populate_one_page(fd, true);
 }
 
-static uint64_t daemon_faults(void)
-{
-	struct upager_msg st;
-
-	cr_assert_eq(harness_stats(&st), 0);
-	return st.u.stats_reply.faults;
-}
-
 /*
  * A process that writes 0xc0ffee into the second word of file pages [first, first + count)
  * through a linear mapping when told to. It is forked before the nonlinear mapping is made, so
@@ -624,11 +601,11 @@ Test(nonlinear, a_page_no_one_holds_is_copied_in_by_the_library_and_stays_cohere
 	uint64_t faults, v = 0;
 
 	m = map_nonlinear(&w, PROT_READ | PROT_WRITE, 3);
-	faults = daemon_faults();
+	faults = stats().u.stats_reply.faults;
 	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 5, 0), 0, "%m");
 	cr_assert(page_present((void *)m));
 	cr_assert_eq(m[0], pattern_at(5 * PAGE));
-	cr_assert_eq(daemon_faults(), faults, "the daemon served a fault for it");
+	cr_assert_eq(stats().u.stats_reply.faults, faults, "the daemon served a fault for it");
 	/* Another process writes the page: the copy goes, and the write is seen here. */
 	writer_go(&w);
 	writer_wait(&w);

@@ -63,6 +63,15 @@ static void own_pattern(uint8_t *buf, uint64_t p, unsigned k)
 	memset(buf + 8, (int)((p * 7 + 3 + k * 31) & 0xff), PAGE - 8);
 }
 
+/* What page p of the shared file mapping holds: the client writes the even pages. */
+static void shared_file_page(uint8_t *buf, uint64_t p)
+{
+	if (p % 2 == 0)
+		own_pattern(buf, p, 0);
+	else
+		file_pattern(buf, p, 0);
+}
+
 static int same(const uint8_t *a, const uint8_t *b)
 {
 	return memcmp(a, b, PAGE) == 0;
@@ -98,10 +107,7 @@ static int child(int go, uint8_t *file, uint8_t *anon, uint8_t *shanon, unsigned
 	if (read(go, &c, 1) != 1)
 		return 2;
 	for (unsigned long p = 0; p < steps; p++) {
-		if (p % 2 == 0)
-			own_pattern(want, p, 0);
-		else
-			file_pattern(want, p, 0);
+		shared_file_page(want, p);
 		if (!same(file + p * PAGE, want))
 			FAIL("child: file page %lu has wrong data", p);
 		own_pattern(want, p, 2);
@@ -217,10 +223,7 @@ int main(int argc, char **argv)
 		/* Now and then: every page so far, and a request of the daemon. */
 		if (p % 64 == 63) {
 			for (unsigned long q = 0; q <= p; q++) {
-				if (q % 2 == 0)
-					own_pattern(want, q, 0);
-				else
-					file_pattern(want, q, 0);
+				shared_file_page(want, q);
 				if (!same(file + q * PAGE, want))
 					FAIL("file page %lu changed", q);
 				own_pattern(want, q, 1);
@@ -296,10 +299,7 @@ int main(int argc, char **argv)
 	for (unsigned long p = 0; p < steps; p++) {
 		uint8_t got[PAGE];
 
-		if (p % 2 == 0)
-			own_pattern(want, p, 0);
-		else
-			file_pattern(want, p, 0);
+		shared_file_page(want, p);
 		if (pread(fd, got, PAGE, (off_t)(p * PAGE)) != (ssize_t)PAGE || !same(got, want))
 			FAIL("file page %lu on disk is wrong", p);
 	}
