@@ -183,19 +183,27 @@ static void count_reads(struct region *r, uint64_t pages)
 	r->bytes_read += pages << UPAGER_PAGE_SHIFT;
 }
 
+/*
+ * The window of a sequential run that has reached object page p, expected at next: 0 for a random
+ * access (p is not next); else *window doubled, from the read-ahead minimum up to its maximum.
+ */
+static uint32_t next_window(const struct daemon_config *cfg, uint32_t *window, uint64_t p,
+			    uint64_t next)
+{
+	if (p != next || cfg->readahead_max_pages == 0)
+		return *window = 0;
+	return *window = *window ? MIN(*window * 2, cfg->readahead_max_pages)
+				 : MAX(cfg->readahead_min_pages, 1);
+}
+
 /* Keep a sequential reader's read-ahead two windows ahead of page p; a random fault resets it. */
 static void read_ahead(struct region *r, uint64_t p)
 {
-	const struct daemon_config *cfg = &r->obj->d->config;
 	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(r->obj));
 	uint64_t ahead, started = 0;
 
-	if (p != r->ra_next || cfg->readahead_max_pages == 0) {
-		r->ra_window = 0;
+	if (!next_window(&r->obj->d->config, &r->ra_window, p, r->ra_next))
 		return;
-	}
-	r->ra_window = r->ra_window ? MIN(r->ra_window * 2, cfg->readahead_max_pages)
-				    : MAX(cfg->readahead_min_pages, 1);
 	ahead = MIN(p + 1 + 2 * (uint64_t)r->ra_window, end);
 	if (ahead > p + 1)
 		fill_range(r->obj, p + 1, ahead - p - 1, NULL, NULL, &started);
@@ -205,21 +213,19 @@ static void read_ahead(struct region *r, uint64_t p)
 /*
  * How many pages from object page p on a write-protect fault of region r makes writable: 1 for a
  * mapping without PROT_WRITE (its pages stay protected until it gets that) or a random writer; for
- * a sequential one a window that doubles, as read-ahead's, up to the read-ahead maximum, within
- * the region and the object.
+ * a sequential one the window that read-ahead would have, within the region and the object.
  */
 static uint64_t write_window(struct region *r, uint64_t p)
 {
-	const struct daemon_config *cfg = &r->obj->d->config;
 	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(r->obj));
+	uint64_t n;
 
-	if (r->wp || p != r->wr_next || cfg->readahead_max_pages == 0) {
+	if (r->wp) {
 		r->wr_window = 0;
 		return 1;
 	}
-	r->wr_window = r->wr_window ? MIN(r->wr_window * 2, cfg->readahead_max_pages)
-				    : MAX(cfg->readahead_min_pages, 1);
-	return MIN((uint64_t)r->wr_window, end - p);
+	n = next_window(&r->obj->d->config, &r->wr_window, p, r->wr_next);
+	return MAX(MIN(n, end - p), 1);
 }
 
 static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
