@@ -145,6 +145,19 @@ void view_claims_settle(struct object *o, uint64_t p)
 }
 
 /*
+ * Map the copy in view page at addr of space s (write-protected if wp) and wake the faulting
+ * thread; whatever went wrong (the mapping changing or gone), the thread goes on, to fault again
+ * or to fail as its access must.
+ */
+static void map_copy(struct space *s, uint64_t addr, bool wp)
+{
+	int ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, wp);
+
+	if (ret < 0 && ret != -ESRCH)
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+}
+
+/*
  * Copy home page p into view page i and map it, write-protected, at addr of space s.
  * Return: 0, -EAGAIN if the library remapped view page i since p was read, or -ENOMEM.
  */
@@ -172,10 +185,7 @@ static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 		view_punch(o->memfd, p, 1);
 		o->pages[p] = PAGE_ABSENT | PAGE_AWAY | dirty;
 	}
-	/* Whatever went wrong (the mapping changing or gone), the faulting thread goes on. */
-	ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, true);
-	if (ret < 0 && ret != -ESRCH)
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	map_copy(s, addr, true);
 	return 0;
 }
 
@@ -284,9 +294,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	}
 	if (v->copy[i] != COPY_NONE) {
 		/* The copy exists but this client lost its page table entry (MADV_DONTNEED). */
-		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, v->copy[i] != COPY_RW);
-		if (ret < 0)
-			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		map_copy(s, addr, v->copy[i] != COPY_RW);
 		return;
 	}
 	/* A page no one has: straight from the kernel's page cache, if it is there. */
@@ -395,9 +403,7 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 	view_claims_settle(o, p); /* a library's copy of the page is one more clean copy */
 	o->d->stats.bytes_from_page_cache += (uint64_t)got;
 	if (!v->may_write) {
-		ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, true);
-		if (ret < 0 && ret != -ESRCH)
-			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		map_copy(s, addr, true);
 	}
 	return 0;
 fail:
