@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "fdstore.h"
 #include "log.h"
+#include "memfd.h"
 #include "object.h"
 #include "view.h"
 
@@ -36,6 +37,16 @@ static uint64_t reserve_for(uint64_t size)
 	return ALIGN_UP(r, RESERVE_MIN);
 }
 
+/*
+ * A client that may write a file gets a writable descriptor of its cache; it may grow it (pages
+ * past the object's size fault to the daemon, which answers SIGBUS), never shrink it under the
+ * daemon's mapping. A shared anonymous object never changes size.
+ */
+static unsigned object_seals(enum object_kind kind)
+{
+	return kind == OBJECT_ANON ? MEMFD_FIXED_SIZE : F_SEAL_SHRINK;
+}
+
 /* The page state array: a memfd of one byte per page of the reservation, mapped shared. */
 static int pages_map(uint64_t reserve, int *pages_fd, uint8_t **pages)
 {
@@ -44,9 +55,10 @@ static int pages_map(uint64_t reserve, int *pages_fd, uint8_t **pages)
 	void *m;
 
 	if (fd < 0) {
-		fd = memfd_create("upager:pages", MFD_CLOEXEC);
-		if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
-			return neg_errno();
+		int ret = memfd_new("upager:pages", len, MEMFD_FIXED_SIZE, &fd);
+
+		if (ret < 0)
+			return ret;
 	}
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
@@ -117,11 +129,9 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
 	int ret;
 
 	snprintf(label, sizeof(label), "upager:%s", name);
-	memfd = memfd_create(label, MFD_CLOEXEC);
-	if (memfd < 0)
-		return neg_errno();
-	if (ftruncate(memfd, (off_t)size) < 0)
-		return neg_errno();
+	ret = memfd_new(label, size, object_seals(kind), &memfd);
+	if (ret < 0)
+		return ret;
 
 	o = object_blank(d, kind);
 	if (!o)
@@ -166,12 +176,18 @@ int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd
 	struct stat st;
 	int ret;
 
+	/* A saved size of 0 is an older daemon's, whose memfd had the object's size. */
 	if (memfd < 0 || pages_fd < 0 || fstat(memfd, &st) < 0 ||
-	    saved->reserve < (uint64_t)st.st_size) {
+	    (!saved->size && saved->reserve < (uint64_t)st.st_size) ||
+	    saved->reserve < saved->size || (uint64_t)st.st_size < saved->size) {
 		closep(&memfd);
 		closep(&pages_fd);
 		return -EBADF;
 	}
+	if (memfd_protect(memfd, object_seals(saved->kind)) < 0 ||
+	    memfd_protect(pages_fd, MEMFD_FIXED_SIZE) < 0)
+		log_warning("%s: a cache of an older daemon cannot be sealed",
+			    saved->path ? saved->path : "?");
 	o = object_blank(d, saved->kind);
 	if (!o) {
 		close(memfd);
@@ -179,7 +195,7 @@ int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd
 		return -ENOMEM;
 	}
 	o->id = saved->id;
-	o->size = (uint64_t)st.st_size;
+	o->size = saved->size ? saved->size : (uint64_t)st.st_size;
 	o->reserve = saved->reserve;
 	o->dev = saved->dev;
 	o->ino = saved->ino;
@@ -222,14 +238,25 @@ static int object_resize(struct object *o, uint64_t size)
 	if (size > o->reserve)
 		return -EFBIG;
 	if (size > o->size) {
+		struct stat st;
+
 		memset(o->pages + object_pages(o), 0, (size - o->size) >> UPAGER_PAGE_SHIFT);
-		if (ftruncate(o->memfd, (off_t)size) < 0)
+		/* The memfd may be larger already: shrinking left it so, or a client grew it and
+		 * wrote there, which goes. */
+		if (fstat(o->memfd, &st) < 0)
+			return neg_errno();
+		if ((uint64_t)st.st_size < size && ftruncate(o->memfd, (off_t)size) < 0)
+			return neg_errno();
+		if (fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)o->size,
+			      (off_t)(size - o->size)) < 0)
 			return neg_errno();
 		if (mmap(o->map, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->memfd,
 			 0) == MAP_FAILED)
 			return neg_errno();
 	} else {
-		/* Pages past the new end leave the memfd, and so every client mapping. */
+		/* Pages past the new end leave the memfd, and so every client mapping; the memfd
+		 * keeps its size (it is sealed against shrinking), and a touch there faults to the
+		 * daemon, which answers SIGBUS past the object's end. */
 		for (uint64_t p = size >> UPAGER_PAGE_SHIFT; p < object_pages(o); p++)
 			if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING)
 				return -EBUSY;
@@ -237,7 +264,8 @@ static int object_resize(struct object *o, uint64_t size)
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
 			 0) == MAP_FAILED)
 			return neg_errno();
-		if (ftruncate(o->memfd, (off_t)size) < 0)
+		if (fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)size,
+			      (off_t)(o->size - size)) < 0)
 			return neg_errno();
 		memset(o->pages + (size >> UPAGER_PAGE_SHIFT), 0,
 		       (o->size - size) >> UPAGER_PAGE_SHIFT);

@@ -27,6 +27,7 @@
 #include "fdstore.h"
 #include "grow.h"
 #include "log.h"
+#include "memfd.h"
 #include "object.h"
 #include "region.h"
 #include "session.h"
@@ -206,6 +207,7 @@ static void object_fields(struct io *io, struct object *o, bool *has_read, bool 
 	IO_NUM(io, 14, o->linear_writers);
 	IO_NUM(io, 15, *has_read);
 	IO_NUM(io, 16, *has_write);
+	IO_NUM(io, 17, o->size); /* the memfd may be larger, see object_resize() */
 }
 
 /*
@@ -694,9 +696,10 @@ static void load_all(struct daemon *d, const uint8_t *buf, size_t len, struct fd
 
 static int slot_new(struct daemon *d, struct state *st, unsigned i)
 {
-	st->fd[i] = memfd_create("upager:state", MFD_CLOEXEC);
-	if (st->fd[i] < 0)
-		return neg_errno();
+	int ret = memfd_new("upager:state", 0, 0, &st->fd[i]);
+
+	if (ret < 0)
+		return ret;
 	return fdstore_add(d, st->fd[i], "st", i);
 }
 

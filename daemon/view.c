@@ -44,6 +44,7 @@
 #include "fdstore.h"
 #include "fill.h"
 #include "log.h"
+#include "memfd.h"
 #include "object.h"
 #include "region.h"
 #include "space.h"
@@ -263,11 +264,20 @@ static uint64_t shared_size(uint64_t pages)
 	return ALIGN_UP(sizeof(struct upager_view_table) + pages * sizeof(__u64), UPAGER_PAGE_SIZE);
 }
 
+/* Whether the memfd @fd is @size bytes long. */
+static bool has_size(int fd, uint64_t size)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_size == size;
+}
+
 /*
  * Map the view's memfd, its table and copy states, and the table it shares with the client's
- * library; takes the three descriptors (-1: make a new one). The shared table is sealed against
- * shrinking and growing, so that no client can make the daemon's mapping of it fault; one passed
- * back by the fd store must have those seals.
+ * library; takes the three descriptors (-1: make a new one, with @memfd made by the caller). The
+ * memfds the client is handed are sealed against shrinking and growing, so that no client can
+ * make the daemon's mapping of them fault; the shared table passed back by the fd store must have
+ * those seals.
  */
 static int view_map(struct view *v, int memfd, int meta_fd, int table_fd)
 {
@@ -275,24 +285,25 @@ static int view_map(struct view *v, int memfd, int meta_fd, int table_fd)
 	int ret;
 
 	if (mfd < 0) {
-		mfd = memfd_create("upager:view-meta", MFD_CLOEXEC);
-		if (mfd < 0 || ftruncate(mfd, (off_t)meta_size(v->pages)) < 0)
-			return neg_errno();
+		ret = memfd_new("upager:view-meta", meta_size(v->pages), MEMFD_FIXED_SIZE, &mfd);
+		if (ret < 0)
+			return ret;
+	} else if (!has_size(mfd, meta_size(v->pages))) {
+		return -EBADF;
 	}
 	if (tfd < 0) {
-		tfd = memfd_create("upager:view-table", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-		if (tfd < 0 || ftruncate(tfd, (off_t)shared_size(v->pages)) < 0 ||
-		    fcntl(tfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-			return neg_errno();
-	} else {
-		int seals = fcntl(tfd, F_GET_SEALS);
-		struct stat st;
-
-		if (seals < 0 ||
-		    (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW) ||
-		    fstat(tfd, &st) < 0 || (uint64_t)st.st_size != shared_size(v->pages))
-			return -EBADF;
+		ret = memfd_new("upager:view-table", shared_size(v->pages), MEMFD_FIXED_SIZE, &tfd);
+		if (ret < 0)
+			return ret;
+	} else if (memfd_protect(tfd, MEMFD_FIXED_SIZE) < 0 ||
+		   !has_size(tfd, shared_size(v->pages))) {
+		/* The client maps this one: it must be sealed. */
+		return -EBADF;
 	}
+	if (!has_size(fd, v->pages << UPAGER_PAGE_SHIFT))
+		return -EBADF;
+	if (memfd_protect(fd, MEMFD_FIXED_SIZE) < 0)
+		log_warning("a view of an older daemon cannot be sealed");
 	v->shared_size = shared_size(v->pages);
 	v->table = mmap(NULL, meta_size(v->pages), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	v->shared = mmap(NULL, v->shared_size, PROT_READ | PROT_WRITE, MAP_SHARED, tfd, 0);
@@ -341,9 +352,9 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	struct view *v;
 	int ret;
 
-	memfd = memfd_create("upager:view", MFD_CLOEXEC);
-	if (memfd < 0 || ftruncate(memfd, (off_t)(pages << UPAGER_PAGE_SHIFT)) < 0)
-		return neg_errno();
+	ret = memfd_new("upager:view", pages << UPAGER_PAGE_SHIFT, MEMFD_FIXED_SIZE, &memfd);
+	if (ret < 0)
+		return ret;
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;

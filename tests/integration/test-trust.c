@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * What a client can do with the descriptors the daemon hands it, tried as an attacker would: a
+ * process of another user (65534) against a root upagerd. It may use them as its own file
+ * descriptor allows and not beyond: never write a cache it may only read, never shrink, grow or
+ * seal a memfd under the daemon's mappings, never reopen one for more access through /proc.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(trust, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+/*
+ * libupager closes every memfd it is handed once it has mapped it; an attacker keeps them. This
+ * recvmsg(2), which libupager calls in place of libc's, keeps a duplicate of every descriptor
+ * that comes with a message once an attacker child sets keep_received.
+ */
+static bool keep_received;
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	static ssize_t (*real)(int, struct msghdr *, int);
+	ssize_t n;
+
+	if (!real)
+		real = (ssize_t(*)(int, struct msghdr *, int))dlsym(RTLD_NEXT, "recvmsg");
+	n = real(fd, msg, flags);
+	if (n < 0 || !keep_received)
+		return n;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < k; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			(void)!dup(got);
+		}
+	}
+	return n;
+}
+
+/* The descriptor of this process that is the daemon's memfd called @name, or -1. */
+static int memfd_named(const char *name)
+{
+	char want[128], link[300], target[256];
+	struct dirent *e;
+	int found = -1;
+	DIR *dir = opendir("/proc/self/fd");
+
+	if (!dir)
+		return -1;
+	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	while ((e = readdir(dir))) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = 0;
+		if (strcmp(target, want) == 0)
+			found = atoi(e->d_name);
+	}
+	closedir(dir);
+	return found;
+}
+
+/* Whether open(2) of /proc/self/fd/@fd with @flags fails with EACCES. */
+static bool reopen_refused(int fd, int flags)
+{
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = open(path, flags);
+	if (r >= 0)
+		close(r);
+	return r < 0 && errno == EACCES;
+}
+
+/* Whether no seal can be added to @fd and its size can be neither shrunk nor grown. */
+static bool size_and_seals_fixed(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	return fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0 && errno == EPERM &&
+	       ftruncate(fd, 0) < 0 && ftruncate(fd, st.st_size + PAGE) < 0;
+}
+
+/*
+ * In a child: become user 65534, open @path with @flags and map @len bytes of it shared with
+ * @prot through libupager; exits with 97 to 99 if any of that fails.
+ */
+static char *map_as_nobody(const char *path, int flags, size_t len, int prot)
+{
+	char *p;
+	int fd;
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+	keep_received = true;
+	fd = open(path, flags);
+	if (fd < 0)
+		_exit(98);
+	p = upager_mmap(NULL, len, prot, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		_exit(97);
+	return p;
+}
+
+/* Run @fn(@path) as a child; it must exit 0. */
+static void child_passes(void (*fn)(void *), const char *path)
+{
+	int status;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	status = run_child(fn, (void *)path);
+	cr_assert(WIFEXITED(status), "status %x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+}
+
+static void reader_child(void *arg)
+{
+	char *p = map_as_nobody(arg, O_RDONLY, 4 * PAGE, PROT_READ);
+	int cache;
+
+	if (*(volatile uint64_t *)p != pattern_at(0))
+		_exit(3);
+	cache = memfd_named("upager:file");
+	if (cache < 0)
+		_exit(4);
+	/* Not through /proc, for writing or at all, */
+	if (!reopen_refused(cache, O_RDWR) || !reopen_refused(cache, O_RDONLY))
+		_exit(5);
+	/* nor with the descriptor it was handed. */
+	errno = 0;
+	if (pwrite(cache, "evil", 4, 0) >= 0 || errno != EBADF)
+		_exit(6);
+	if (ftruncate(cache, 0) >= 0 ||
+	    fallocate(cache, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PAGE) >= 0)
+		_exit(7);
+	if (fcntl(cache, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) >= 0)
+		_exit(8);
+	if (mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, cache, 0) != MAP_FAILED ||
+	    errno != EACCES)
+		_exit(9);
+	/* Its own mapping may be made writable: a private copy, which nobody else sees. */
+	if (mprotect(p, PAGE, PROT_READ | PROT_WRITE) < 0)
+		_exit(10);
+	memcpy(p, "evil", 4);
+	_exit(0);
+}
+
+Test(trust, a_reader_cannot_write_the_cache_of_a_file_it_may_only_read)
+{
+	char path[512];
+	int fd = make_pattern_file("rootfile", 4 * PAGE, path);
+	uint64_t *mine, word;
+
+	cr_assert_eq(fchmod(fd, 0644), 0);
+	/* Root's own shared writable mapping, its cache filled first. */
+	mine = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert_eq(mine[0], pattern_at(0));
+
+	child_passes(reader_child, path);
+
+	cr_assert_eq(mine[0], pattern_at(0), "the reader changed root's page");
+	mine[1] = 7; /* root dirties the page: what is written back is root's */
+	cr_assert_eq(upager_msync(mine, PAGE, MS_SYNC), 0);
+	cr_assert_eq(pread(fd, &word, 8, 0), 8);
+	cr_assert_eq(word, pattern_at(0));
+	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
+}
+
+static sigjmp_buf bus_jump;
+
+static void on_bus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jump, 1);
+}
+
+/* Whether reading @p raises SIGBUS. */
+static bool read_faults(const volatile char *p)
+{
+	struct sigaction sa = { .sa_handler = on_bus }, old;
+	bool bus = false;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jump, 1))
+		bus = true;
+	else
+		(void)*p;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
+}
+
+static void writer_child(void *arg)
+{
+	/* Two pages mapped of a file of one. */
+	char *p = map_as_nobody(arg, O_RDWR, 2 * PAGE, PROT_READ | PROT_WRITE);
+	int cache;
+
+	p[0] = 'w';
+	cache = memfd_named("upager:file");
+	if (cache < 0)
+		_exit(3);
+	if (!reopen_refused(cache, O_RDWR))
+		_exit(4);
+	/* It may write the file, and so the cache, but not shrink it or seal it. */
+	if (ftruncate(cache, 0) >= 0 || errno != EPERM)
+		_exit(5);
+	if (fcntl(cache, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) >= 0 || errno != EPERM)
+		_exit(6);
+	/* Growing the cache does not grow the file: the page past its end stays a SIGBUS. */
+	if (ftruncate(cache, 4 * PAGE) < 0)
+		_exit(7);
+	if (!read_faults(p + PAGE))
+		_exit(8);
+	if (p[0] != 'w')
+		_exit(9);
+	_exit(0);
+}
+
+Test(trust, a_writer_cannot_shrink_or_seal_the_cache)
+{
+	char path[512];
+	int fd = make_pattern_file("theirs", PAGE, path);
+	char c;
+	char *mine;
+
+	cr_assert_eq(fchmod(fd, 0666), 0);
+	child_passes(writer_child, path);
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
+	cr_assert_eq(pread(fd, &c, 1, 0), 1);
+	cr_assert_eq(c, 'w');
+	/* The daemon still serves others. */
+	mine = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert_eq(mine[0], 'w');
+}
+
+static void remap_child(void *arg)
+{
+	char *p = map_as_nobody(arg, O_RDWR, 8 * PAGE, PROT_READ | PROT_WRITE);
+	int view, table, states;
+
+	if (upager_remap_file_pages(p, PAGE, 0, 5, 0) < 0)
+		_exit(3);
+	if (*(volatile uint64_t *)p != pattern_at(5 * PAGE))
+		_exit(4);
+	view = memfd_named("upager:view");
+	table = memfd_named("upager:view-table");
+	states = memfd_named("upager:pages");
+	if (view < 0 || table < 0 || states < 0)
+		_exit(5);
+	if (!reopen_refused(states, O_RDWR) || !reopen_refused(view, O_RDWR) ||
+	    !reopen_refused(table, O_RDWR))
+		_exit(6);
+	if (!size_and_seals_fixed(view) || !size_and_seals_fixed(table))
+		_exit(7);
+	errno = 0;
+	if (ftruncate(states, 0) >= 0 || fcntl(states, F_ADD_SEALS, F_SEAL_GROW) >= 0)
+		_exit(8);
+	/* Every page still reads, through the daemon. */
+	for (int i = 1; i < 8; i++)
+		if (*(volatile uint64_t *)(p + i * PAGE) != pattern_at((uint64_t)i * PAGE))
+			_exit(9);
+	if (upager_remap_file_pages(p + PAGE, PAGE, 0, 6, 0) < 0 ||
+	    *(volatile uint64_t *)(p + PAGE) != pattern_at(6 * PAGE))
+		_exit(10);
+	_exit(0);
+}
+
+Test(trust, the_descriptors_of_a_nonlinear_mapping_cannot_kill_the_daemon)
+{
+	char path[512], other[512];
+	int fd = make_pattern_file("remapped", 8 * PAGE, path);
+	int ofd = make_pattern_file("other", 2 * PAGE, other);
+	uint64_t *mine;
+
+	cr_assert_eq(fchmod(fd, 0666), 0);
+	child_passes(remap_child, path);
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
+	mine = upager_mmap(NULL, 2 * PAGE, PROT_READ, MAP_SHARED, ofd, 0);
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert_eq(mine[PAGE / 8], pattern_at(PAGE));
+}
+
+static void private_view_child(void *arg)
+{
+	char *p = map_as_nobody(arg, O_RDONLY, 4 * PAGE, PROT_READ);
+	int view;
+
+	if (upager_remap_file_pages(p, PAGE, 0, 3, 0) < 0)
+		_exit(3);
+	if (*(volatile uint64_t *)p != pattern_at(3 * PAGE))
+		_exit(4);
+	view = memfd_named("upager:view");
+	if (view < 0)
+		_exit(5);
+	errno = 0;
+	if (!reopen_refused(view, O_RDWR) || pwrite(view, "evil", 4, 0) >= 0 || errno != EBADF)
+		_exit(6);
+	_exit(0);
+}
+
+Test(trust, a_reader_gets_a_view_it_cannot_write)
+{
+	char path[512];
+	int fd = make_pattern_file("rootfile", 4 * PAGE, path);
+
+	cr_assert_eq(fchmod(fd, 0644), 0);
+	child_passes(private_view_child, path);
+}
