@@ -39,7 +39,20 @@ static inline void list_del_init(struct list_head *n)
 	list_init(n);
 }
 
+/* Move every entry of @from to the end of @to; @from is left empty. */
+static inline void list_splice_init(struct list_head *from, struct list_head *to)
+{
+	if (list_empty(from))
+		return;
+	from->next->prev = to->prev;
+	to->prev->next = from->next;
+	from->prev->next = to;
+	to->prev = from->prev;
+	list_init(from);
+}
+
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define list_first_entry(head, type, member) list_entry((head)->next, type, member)
 
 #define list_for_each_entry(pos, head, member)                                                 \
 	for (pos = list_entry((head)->next, __typeof__(*pos), member); &pos->member != (head); \

@@ -27,9 +27,13 @@
 #include "space.h"
 #include "state.h"
 #include "uffdio.h"
+#include "worker.h"
 
 #define LIVENESS_MS 200
 #define RING_ENTRIES 256
+/* Threads for blocking calls on clients' files; one user's stalled file takes a few of them. */
+#define WORKER_THREADS 64
+#define WORKER_JOBS_PER_UID 4
 
 static void on_listen(uv_poll_t *h, int status, int events)
 {
@@ -160,6 +164,11 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 		log_error("io_uring: %s", strerror(-ret));
 		return ret;
 	}
+	ret = worker_pool_new(loop, WORKER_THREADS, WORKER_JOBS_PER_UID, &d->workers);
+	if (ret < 0) {
+		log_error("worker threads: %s", strerror(-ret));
+		return ret;
+	}
 	d->socket_path = strdup(socket_path);
 	if (!d->socket_path)
 		return -ENOMEM;
@@ -254,6 +263,8 @@ void daemon_stop(struct daemon *d)
 		space_kill(s);
 	ring_free(d->ring);
 	d->ring = NULL;
+	worker_pool_free(d->workers);
+	d->workers = NULL;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_timer_stop(&d->liveness);

@@ -10,6 +10,7 @@
 
 struct ring;
 struct state;
+struct worker_pool;
 
 #define LATENCY_BUCKETS 496 /* 8 per power of two: within 12.5% */
 
@@ -30,6 +31,7 @@ struct daemon_config {
 	uint32_t readahead_max_pages; /* the window doubles up to this */
 	uint32_t fill_max_pages; /* largest single read */
 	uint64_t guard_gap; /* bytes a MAP_GROWSDOWN mapping keeps free below it, >= a page */
+	uint64_t file_timeout_ms; /* how long a call on a client's file may block a request */
 };
 
 struct daemon {
@@ -41,6 +43,7 @@ struct daemon {
 	uv_timer_t liveness;
 	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
 	struct ring *ring;
+	struct worker_pool *workers; /* blocking calls on clients' files */
 
 	uint64_t uffd_features; /* what the kernel offers */
 	uint64_t next_object_id;

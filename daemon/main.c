@@ -24,6 +24,9 @@ static void usage(FILE *f)
 		"      --readahead-max KIB  largest read-ahead window, 0 for none (4096)\n"
 		"      --read-max KIB       largest single read from a backing store (1024)\n"
 		"      --guard-gap KIB      room a MAP_GROWSDOWN mapping leaves below it (4)\n"
+		"      --file-timeout SECS  how long a call on a client's file may take before "
+		"its\n"
+		"                           request fails with EAGAIN (10)\n"
 		"  -h, --help         show this help\n"
 		"      --version      show the version\n");
 }
@@ -53,6 +56,7 @@ int main(int argc, char **argv)
 		{ "readahead-max", required_argument, NULL, 'R' },
 		{ "read-max", required_argument, NULL, 'M' },
 		{ "guard-gap", required_argument, NULL, 'G' },
+		{ "file-timeout", required_argument, NULL, 'T' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -62,6 +66,7 @@ int main(int argc, char **argv)
 			.readahead_max_pages = 1024,
 			.fill_max_pages = 256,
 			.guard_gap = 4096,
+			.file_timeout_ms = 10000,
 		},
 	};
 	int c, ret;
@@ -102,6 +107,17 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			d.config.guard_gap = (uint64_t)pages << 12;
+			break;
+		}
+		case 'T': {
+			char *end;
+			double secs = strtod(optarg, &end);
+
+			if (end == optarg || *end || !(secs > 0 && secs <= 86400)) {
+				fprintf(stderr, "upagerd: bad timeout '%s' (seconds)\n", optarg);
+				return 2;
+			}
+			d.config.file_timeout_ms = (uint64_t)(secs * 1000);
 			break;
 		}
 		default:

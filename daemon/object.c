@@ -339,102 +339,136 @@ static char *fd_path(int fd)
 }
 
 /*
- * The daemon reads and writes through file descriptions of its own, reopened from the client's
- * descriptor (/proc/self/fd): its read pattern is then not mixed with the client's in the kernel's
- * read-ahead state, and its writes land where they belong even if the client's description has
- * O_APPEND. The client proved its access by passing its descriptor.
+ * A new description of the client's file, through /proc/self/fd, with @mode. O_NONBLOCK makes the
+ * open fail at once rather than wait for a lease holder to give its lease up (fcntl(2)); it is
+ * cleared again, since io_uring would not wait for a read on a description that has it.
+ */
+static int reopen_nonblock(int client_fd, int mode)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
+	fd = open(path, mode | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/**
+ * file_access_probe() - what the daemon needs of a client's file, found with calls that may block
+ * @client_fd: the client's descriptor (the caller's duplicate)
+ * @fa: filled in; fa->err is 0 or a negative errno
+ *
+ * It may block for as long as the file's file system does (a worker thread runs it): it reads
+ * the file's status and opens the daemon's own reader and, if the client's descriptor is O_RDWR,
+ * writer. They are new open file descriptions (/proc/self/fd), so that the daemon's read pattern
+ * is not mixed with the client's in the kernel's read-ahead state and its writes land where they
+ * belong even if the client's description has O_APPEND; the client proved its access by passing
+ * its descriptor. Where a reopen fails (a lease held on the file, which a reopen would have to
+ * break), the client's own description serves: for writing only without O_APPEND.
  *
  * The kernel is told not to read ahead on the daemon's reader: the daemon reads ahead itself, for
  * sequential readers only, and MAP_NONBLOCK relies on the page cache holding nothing the daemon
  * did not ask for.
  */
-static int open_reader(int client_fd)
+void file_access_probe(int client_fd, struct file_access *fa)
 {
-	char path[64];
-	int fd;
+	int lease;
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	*fa = (struct file_access){ .reader = -1, .writer = -1 };
+	if (fstat(client_fd, &fa->st) < 0 || (fa->flags = fcntl(client_fd, F_GETFL)) < 0) {
+		fa->err = neg_errno();
+		return;
+	}
+	if (!S_ISREG(fa->st.st_mode)) {
+		fa->err = -EACCES;
+		return;
+	}
+	/* The client's own lease: its description serves, and no break is started. */
+	lease = fcntl(client_fd, F_GETLEASE);
+	if (lease == F_RDLCK || lease == F_WRLCK) {
+		fa->reader = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+		if ((fa->flags & O_ACCMODE) == O_RDWR && !(fa->flags & O_APPEND))
+			fa->writer = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+		goto out;
+	}
+	fa->reader = reopen_nonblock(client_fd, O_RDONLY);
+	if (fa->reader >= 0)
+		posix_fadvise(fa->reader, 0, 0, POSIX_FADV_RANDOM);
 	else /* the client's own description: leave its read-ahead alone */
-		fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-	return fd;
+		fa->reader = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	if ((fa->flags & O_ACCMODE) == O_RDWR) {
+		fa->writer = reopen_nonblock(client_fd, O_WRONLY);
+		if (fa->writer < 0 && !(fa->flags & O_APPEND))
+			fa->writer = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	}
+out:
+	if (fa->reader < 0)
+		fa->err = neg_errno();
+	fa->path = fd_path(client_fd);
 }
 
-/* A writer for write-back; the client's description serves if it has no O_APPEND. */
-static int open_writer(int client_fd, int client_flags)
+/** file_access_release() - close and free what @fa still holds */
+void file_access_release(struct file_access *fa)
 {
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", client_fd);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 && !(client_flags & O_APPEND))
-		fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-	return fd;
+	closep(&fa->reader);
+	closep(&fa->writer);
+	fa->reader = fa->writer = -1;
+	free(fa->path);
+	fa->path = NULL;
 }
 
 /**
  * object_open_file() - the object of a file, made or found
  * @d: the daemon
- * @fd: a client's descriptor of the file (borrowed; duplicated if kept)
+ * @fa: what file_access_probe() found of a client's descriptor; the reader, writer and path
+ *      the object keeps are taken from it (set to -1, NULL), the caller releases the rest
  * @out: a new reference to the object
  *
  * A file mapped before is found by device and inode, and its cache is refreshed if the file changed
- * since (see object_revalidate()). An O_RDWR descriptor becomes the object's write-back descriptor
- * if it has none yet.
+ * since (see object_revalidate()). A writer becomes the object's write-back descriptor if it has
+ * none yet.
  *
- * Return: 0, -EACCES for a file that is not a regular file, or a negative errno.
+ * Return: 0 or a negative errno.
  */
-int object_open_file(struct daemon *d, int fd, struct object **out)
+int object_open_file(struct daemon *d, struct file_access *fa, struct object **out)
 {
+	const struct stat *st = &fa->st;
 	struct object *o;
-	struct stat st;
-	int flags, ret;
+	int ret;
 
-	if (fstat(fd, &st) < 0)
-		return neg_errno();
-	if (!S_ISREG(st.st_mode))
-		return -EACCES;
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0)
-		return neg_errno();
-
+	if (fa->err < 0)
+		return fa->err;
 	list_for_each_entry (o, &d->objects, link) {
-		if (o->kind == OBJECT_FILE && o->dev == st.st_dev && o->ino == st.st_ino) {
-			ret = object_revalidate(o, &st);
+		if (o->kind == OBJECT_FILE && o->dev == st->st_dev && o->ino == st->st_ino) {
+			ret = object_revalidate(o, st);
 			if (ret < 0)
 				return ret;
-			goto found;
+			object_ref(o);
+			goto keep_writer;
 		}
 	}
 
-	ret = object_alloc(d, OBJECT_FILE, ALIGN_UP((uint64_t)st.st_size, UPAGER_PAGE_SIZE), "file",
-			   &o);
+	ret = object_alloc(d, OBJECT_FILE, ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE),
+			   "file", &o);
 	if (ret < 0)
 		return ret;
-	o->dev = st.st_dev;
-	o->ino = st.st_ino;
-	o->file_size = (uint64_t)st.st_size;
-	o->mtime = st.st_mtim;
-	o->ctime = st.st_ctim;
-	o->path = fd_path(fd);
-	o->fd_read = open_reader(fd);
-	if (o->fd_read < 0) {
-		ret = neg_errno();
-		object_unref(o);
-		return ret;
-	}
+	o->dev = st->st_dev;
+	o->ino = st->st_ino;
+	o->file_size = (uint64_t)st->st_size;
+	o->mtime = st->st_mtim;
+	o->ctime = st->st_ctim;
+	o->path = fa->path ? fa->path : strdup("?");
+	fa->path = NULL;
+	o->fd_read = fd_take(&fa->reader);
 	fdstore_add(d, o->fd_read, "rd", o->id);
-	goto keep_writer;
-found:
-	object_ref(o);
 keep_writer:
-	if (o->fd_write < 0 && (flags & O_ACCMODE) == O_RDWR) {
-		o->fd_write = open_writer(fd, flags);
-		if (o->fd_write >= 0)
-			fdstore_add(d, o->fd_write, "wr", o->id);
+	if (o->fd_write < 0 && fa->writer >= 0) {
+		o->fd_write = fd_take(&fa->writer);
+		fdstore_add(d, o->fd_write, "wr", o->id);
 	}
 	daemon_touch(d);
 	*out = o;

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -62,7 +63,18 @@ struct object {
 	struct list_head fills; /* struct fill.link, fills under way */
 };
 
-int object_open_file(struct daemon *d, int fd, struct object **out);
+/* What a client's descriptor of a file gives the daemon (file_access_probe()). */
+struct file_access {
+	int err; /* 0 or a negative errno */
+	struct stat st;
+	int flags; /* the client's description's F_GETFL */
+	int reader, writer; /* descriptions of the daemon's own, or -1 */
+	char *path;
+};
+
+void file_access_probe(int client_fd, struct file_access *fa);
+void file_access_release(struct file_access *fa);
+int object_open_file(struct daemon *d, struct file_access *fa, struct object **out);
 int object_new_anon(struct daemon *d, uint64_t length, struct object **out);
 int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd, int fd_read,
 		 int fd_write, struct object **out);

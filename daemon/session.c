@@ -31,6 +31,7 @@
 #include "state.h"
 #include "uffdio.h"
 #include "view.h"
+#include "worker.h"
 
 #define WANT_FEATURES                                                                       \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
@@ -38,7 +39,11 @@
 	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
 	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 
+/* dispatch(): the reply comes later, from a worker's answer. */
+#define REPLY_LATER 2
+
 static void session_close(struct session *s);
+static bool request_end(struct session *s, const struct upager_msg *req, int ret);
 static void on_readable(uv_poll_t *h, int status, int events);
 static void on_populated(void *userdata);
 
@@ -200,17 +205,140 @@ static bool map_shared(uint32_t flags)
 	return type == MAP_SHARED || type == MAP_SHARED_VALIDATE;
 }
 
-static int do_object_open(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+/*
+ * The rest of an OBJECT_OPEN once its object is had (@po->obj, a reference the call takes): the
+ * reply with a descriptor of the cache. Return: 1 (replied) or a negative errno.
+ */
+static int object_open_reply(struct session *s, const struct upager_msg *req,
+			     struct pending_open *po, bool writable_fd)
 {
 	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	_cleanup_close_ int memfd = -1;
+	int ret;
+
+	/* A client that may not write the file gets a descriptor that cannot write the cache;
+	 * userfaultfd registers a shared mapping only if it may write, so that one maps it private. */
+	memfd = object_reopen_memfd(po->obj, writable_fd);
+	if (memfd < 0) {
+		object_unref(po->obj);
+		return memfd;
+	}
+	m.u.object_open_reply.object_id = po->obj->id;
+	m.u.object_open_reply.map_type = po->shared && writable_fd ? MAP_SHARED : MAP_PRIVATE;
+	m.u.object_open_reply.object_size = po->obj->size;
+	po->shared = m.u.object_open_reply.map_type == MAP_SHARED;
+	/* Entered before the reply, so that the tables saved with the reply hold it. */
+	s->opens[s->n_opens++] = *po;
+	s->last.fd = REPLY_FD_OBJECT;
+	s->last.fd_id = po->obj->id;
+	s->last.fd_writable = writable_fd;
+	ret = reply(s, &m, 0, &memfd, 1);
+	if (ret < 0) {
+		s->n_opens--;
+		object_unref(po->obj);
+		return ret;
+	}
+	return 1; /* replied */
+}
+
+/* An OBJECT_OPEN of a file, waiting for file_access_probe() in a worker thread. */
+struct open_job {
+	struct worker_job job;
+	struct session *s; /* opening: the session waits for the answer */
+	struct upager_msg req;
+	struct pending_open po;
+	bool writable_fd;
+	int client_fd; /* a duplicate of the client's */
+	struct file_access fa;
+};
+
+static void open_run(struct worker_job *job)
+{
+	struct open_job *oj = container_of(job, struct open_job, job);
+
+	file_access_probe(oj->client_fd, &oj->fa);
+}
+
+static void open_free(struct worker_job *job)
+{
+	struct open_job *oj = container_of(job, struct open_job, job);
+
+	file_access_release(&oj->fa);
+	close(oj->client_fd);
+	free(oj);
+}
+
+static void open_done(struct worker_job *job, int status)
+{
+	struct open_job *oj = container_of(job, struct open_job, job);
+	struct session *s = oj->s;
+	struct pending_open *po = &oj->po;
+	int ret;
+
+	s->opening = false;
+	if (s->closing) {
+		session_close(s);
+		return;
+	}
+	/* A file whose file system did not answer in time: the client may try again. */
+	ret = status == -ETIMEDOUT ? -EAGAIN : status;
+	if (ret == 0)
+		ret = object_open_file(s->d, &oj->fa, &po->obj);
+	if (ret == 0) {
+		po->may_write = po->shared && oj->writable_fd;
+		if (po->may_write && po->obj->fd_write < 0) {
+			/* Writes could never be written back: refuse rather than lose them. */
+			object_unref(po->obj);
+			ret = -EACCES;
+		}
+	}
+	if (ret == 0)
+		ret = object_open_reply(s, &oj->req, po, oj->writable_fd);
+	if (!request_end(s, &oj->req, ret))
+		uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+}
+
+/* Look the file up in a worker thread: the reply comes from open_done(). */
+static int object_open_start(struct session *s, const struct upager_msg *req,
+			     const struct pending_open *po, bool writable_fd, int client_fd)
+{
+	struct open_job *oj = calloc(1, sizeof(*oj));
+	int ret;
+
+	if (!oj)
+		return -ENOMEM;
+	oj->client_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	if (oj->client_fd < 0) {
+		free(oj);
+		return neg_errno();
+	}
+	oj->job = (struct worker_job){ .run = open_run,
+				       .done = open_done,
+				       .free = open_free,
+				       .owner = s->uid,
+				       .timeout_ms = s->d->config.file_timeout_ms };
+	oj->s = s;
+	oj->req = *req;
+	oj->po = *po;
+	oj->writable_fd = writable_fd;
+	oj->fa.reader = oj->fa.writer = -1;
+	ret = worker_submit(s->d->workers, &oj->job);
+	if (ret < 0) {
+		open_free(&oj->job);
+		return ret;
+	}
+	s->opening = true;
+	return REPLY_LATER;
+}
+
+static int do_object_open(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
 	struct pending_open po = {
 		.prot = req->u.object_open.prot,
 		.flags = req->u.object_open.flags,
 		.offset = req->u.object_open.offset,
 		.length = req->u.object_open.length,
 	};
-	_cleanup_close_ int memfd = -1;
-	bool writable_fd = false;
 	int ret;
 
 	if (!s->space)
@@ -227,6 +355,7 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 	po.shared = map_shared(po.flags);
 
 	if (req->u.object_open.kind == UPAGER_OBJECT_FILE) {
+		bool writable_fd;
 		int fl;
 
 		if (n_fds != 1)
@@ -245,52 +374,19 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 				return -EPERM;
 			writable_fd = false;
 		}
-		ret = object_open_file(s->d, fds[0], &po.obj);
-		if (ret < 0)
-			return ret;
-		po.may_write = po.shared && writable_fd;
-		if (po.may_write && po.obj->fd_write < 0) {
-			/* Writes could never be written back: refuse rather than lose them. */
-			object_unref(po.obj);
-			return -EACCES;
-		}
-	} else {
-		if (n_fds)
-			return -EBADF;
-		if (!po.shared)
-			return -EINVAL;
-		ret = object_new_anon(s->d, po.length, &po.obj);
-		if (ret < 0)
-			return ret;
-		writable_fd = true;
-		/* Nothing to write back, but writes to track all the same once a nonlinear mapping
-		 * holds copies of its pages (view.c). */
-		po.may_write = true;
+		return object_open_start(s, req, &po, writable_fd, fds[0]);
 	}
-
-	/* A client that may not write the file gets a descriptor that cannot write the cache;
-	 * userfaultfd registers a shared mapping only if it may write, so that one maps it private. */
-	memfd = object_reopen_memfd(po.obj, writable_fd);
-	if (memfd < 0) {
-		object_unref(po.obj);
-		return memfd;
-	}
-	m.u.object_open_reply.object_id = po.obj->id;
-	m.u.object_open_reply.map_type = po.shared && writable_fd ? MAP_SHARED : MAP_PRIVATE;
-	m.u.object_open_reply.object_size = po.obj->size;
-	po.shared = m.u.object_open_reply.map_type == MAP_SHARED;
-	/* Entered before the reply, so that the tables saved with the reply hold it. */
-	s->opens[s->n_opens++] = po;
-	s->last.fd = REPLY_FD_OBJECT;
-	s->last.fd_id = po.obj->id;
-	s->last.fd_writable = writable_fd;
-	ret = reply(s, &m, 0, &memfd, 1);
-	if (ret < 0) {
-		s->n_opens--;
-		object_unref(po.obj);
+	if (n_fds)
+		return -EBADF;
+	if (!po.shared)
+		return -EINVAL;
+	ret = object_new_anon(s->d, po.length, &po.obj);
+	if (ret < 0)
 		return ret;
-	}
-	return 1; /* replied */
+	/* Nothing to write back, but writes to track all the same once a nonlinear mapping holds
+	 * copies of its pages (view.c). */
+	po.may_write = true;
+	return object_open_reply(s, req, &po, true);
 }
 
 static int do_region_add(struct session *s, const struct upager_msg *req)
@@ -659,7 +755,10 @@ static int do_remap(struct session *s, const struct upager_msg *req)
 	return 1;
 }
 
-/* Handle one request. Return 1 if it replied itself, 0 or a negative errno for reply_status(). */
+/*
+ * Handle one request. Return 1 if it replied itself, REPLY_LATER if a worker's answer will, else
+ * 0 or a negative errno for reply_status().
+ */
 static int dispatch(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
 {
 	if (req->op == UPAGER_OP_HELLO) {
@@ -748,13 +847,31 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		daemon_touch(s->d);
 	ret = dispatch(s, &req, fds, n_fds);
 	fdmsg_close_fds(fds, n_fds);
-	if (ret <= 0 && reply_status(s, &req, ret) < 0)
+	if (ret == REPLY_LATER) {
+		/* Nothing more is read from the client until then; the request stays on the
+		 * socket, under a store, for a daemon that takes over to do again. */
+		uv_poll_stop(&s->poll);
+		return;
+	}
+	request_end(s, &req, ret);
+}
+
+/*
+ * A request is over: @ret is 1 if it replied itself, else 0 or a negative errno to reply with.
+ * Under a store it leaves the socket now. Return: whether the session was closed.
+ */
+static bool request_end(struct session *s, const struct upager_msg *req, int ret)
+{
+	if (ret <= 0 && reply_status(s, req, ret) < 0)
 		ret = -EPIPE;
 	state_flush(s->d); /* a reply that waits for a populate is saved as given */
-	if (keep && fdmsg_drop(s->fd) < 0)
+	if (s->d->state && fdmsg_drop(s->fd) < 0)
 		ret = -EPIPE;
-	if (ret == -EPIPE || ret == -EPROTONOSUPPORT || ret == -ENOTCONN || ret == -EALREADY)
+	if (ret == -EPIPE || ret == -EPROTONOSUPPORT || ret == -ENOTCONN || ret == -EALREADY) {
 		session_close(s);
+		return true;
+	}
+	return false;
 }
 
 static void on_populated(void *userdata)
@@ -788,8 +905,8 @@ static void session_close(struct session *s)
 
 	if (uv_is_closing((uv_handle_t *)&s->poll))
 		return;
-	if (s->busy) {
-		/* The populate under way calls back with this session: close after it. */
+	if (s->busy || s->opening) {
+		/* The populate or open under way calls back with this session: close after it. */
 		s->closing = true;
 		uv_poll_stop(&s->poll);
 		return;

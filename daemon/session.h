@@ -57,7 +57,8 @@ struct session {
 	bool hello;
 	bool ctl;
 	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
-	bool closing; /* closed while busy: freed when the populate is over */
+	bool opening; /* a file is being looked up for OBJECT_OPEN in a worker thread */
+	bool closing; /* closed while busy or opening: freed when that is over */
 	struct upager_msg pending; /* the request whose reply waits */
 	struct view *converting; /* a view handed out by REMAP phase 1, a reference */
 	struct space *space; /* a reference */

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -335,4 +336,65 @@ Test(trust, a_reader_gets_a_view_it_cannot_write)
 
 	cr_assert_eq(fchmod(fd, 0644), 0);
 	child_passes(private_view_child, path);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A client holds a write lease on its file while it maps it: the daemon must not wait for the
+ * lease to be broken (lease-break-time, 45 s by default), neither for it nor for anyone else. */
+static void lease_child(void *arg)
+{
+	const char *path = arg;
+	uint64_t t0;
+	char *p;
+	int fd;
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+	signal(SIGIO, SIG_IGN);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		_exit(1);
+	if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0)
+		_exit(2);
+	t0 = now_ms();
+	p = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		_exit(3);
+	if (now_ms() - t0 > 5000)
+		_exit(4);
+	if (*(volatile uint64_t *)(p + PAGE) != pattern_at(PAGE))
+		_exit(5);
+	p[0] = 'l';
+	if (upager_msync(p, PAGE, MS_SYNC) < 0)
+		_exit(6);
+	/* The lease was not broken: the daemon used this description. */
+	if (fcntl(fd, F_GETLEASE) != F_WRLCK)
+		_exit(7);
+	_exit(0);
+}
+
+Test(trust, a_lease_on_a_file_does_not_stop_the_daemon)
+{
+	char path[512], other[512];
+	int fd = make_pattern_file("leased", 2 * PAGE, path);
+	int ofd = make_pattern_file("other", 2 * PAGE, other);
+	uint64_t *mine;
+	char c;
+
+	cr_assert_eq(fchown(fd, 65534, 65534), 0);
+	close(fd); /* a write lease needs the file open by its holder alone */
+	child_passes(lease_child, path);
+	fd = open(path, O_RDONLY);
+	cr_assert_eq(pread(fd, &c, 1, 0), 1);
+	cr_assert_eq(c, 'l');
+	mine = upager_mmap(NULL, 2 * PAGE, PROT_READ, MAP_SHARED, ofd, 0);
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert_eq(mine[PAGE / 8], pattern_at(PAGE));
 }
