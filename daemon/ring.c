@@ -30,6 +30,7 @@ struct ring {
 	uv_prepare_t prepare;
 	unsigned queued;
 	unsigned inflight;
+	unsigned closing; /* handles whose close callback has yet to run */
 };
 
 static void ring_reap(struct ring *r)
@@ -124,11 +125,12 @@ fail:
 	return ret;
 }
 
+/* libuv calls close callbacks in an order of its own: the last of the two frees the ring. */
 static void on_closed(uv_handle_t *h)
 {
 	struct ring *r = h->data;
 
-	if (h == (uv_handle_t *)&r->poll)
+	if (--r->closing > 0)
 		return;
 	close(r->efd);
 	io_uring_queue_exit(&r->uring);
@@ -153,6 +155,7 @@ void ring_free(struct ring *r)
 	}
 	uv_poll_stop(&r->poll);
 	uv_prepare_stop(&r->prepare);
+	r->closing = 2;
 	uv_close((uv_handle_t *)&r->poll, on_closed);
 	uv_close((uv_handle_t *)&r->prepare, on_closed);
 }
