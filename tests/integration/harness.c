@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,6 +44,8 @@ void harness_start(void)
 	daemon_pid = fork();
 	cr_assert(daemon_pid >= 0);
 	if (daemon_pid == 0) {
+		/* Never outlive the test, even one that dies before its .fini runs. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(logfd, 2);
 		/* A daemon started by hand, even when the tests run under a service manager. */
 		unsetenv("NOTIFY_SOCKET");
@@ -64,19 +67,52 @@ void harness_start(void)
 	cr_assert_fail("upagerd did not start listening on %s", sock_path);
 }
 
+/* The daemon's log onto our stderr, where meson's test log keeps it (a sanitizer's report too). */
+static void print_daemon_log(void)
+{
+	char path[320], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/upagerd.log", tmpdir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	fprintf(stderr, "---- %s\n", path);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		(void)!write(2, buf, (size_t)n);
+	close(fd);
+}
+
+/**
+ * harness_stop() - stop the test's upagerd with SIGTERM and remove its directory
+ *
+ * Fails the test, with the daemon's log on stderr, unless the daemon exited with status 0: a
+ * sanitizer's report (ASAN_OPTIONS and UBSAN_OPTIONS come from meson) or a crash at shutdown.
+ */
 void harness_stop(void)
 {
 	char cmd[400];
-	int status;
+	int status = 0;
 
 	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGCONT);
 		kill(daemon_pid, SIGTERM);
 		waitpid(daemon_pid, &status, 0);
 		daemon_pid = 0;
+		/* A clean exit on SIGTERM: a sanitizer's report or a crash at shutdown fails the test. */
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			print_daemon_log();
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (tmpdir[0])
 		(void)!system(cmd);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		/* A failed assertion in .fini does not fail a Criterion test; a crash fails the run. */
+		fprintf(stderr, "upagerd did not exit cleanly on SIGTERM: wait status %#x\n",
+			status);
+		abort();
+	}
 }
 
 pid_t harness_daemon_pid(void)

@@ -322,7 +322,7 @@ Test(growsdown, munmap_releases_the_whole_grown_range)
 	cr_assert(mapped(p - 101 * PAGE), "the guard page is there");
 	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0, "%m");
 	for (long i = -101; i < 4; i++)
-		cr_assert_not(mapped(p + i * PAGE), "page %ld still mapped", i);
+		cr_assert_not(mapped(p + i * (long)PAGE), "page %ld still mapped", i);
 	cr_assert_not(region_holding(p - 50 * PAGE, &r));
 	cr_assert_not(region_holding(p, &r));
 }
