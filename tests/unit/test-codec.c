@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "codec-test.h"
+#include "codec-valid.h"
 #include "common/macro.h"
 #include "proto/codec.h"
 
@@ -58,20 +59,12 @@ static size_t encode(const struct upager_msg *m)
 	return (size_t)n;
 }
 
-/* A message of @op that decodes: HELLO's versions, OBJECT_OPEN's kind, REMAP's phase and GROW's
- * action are the constrained fields. */
+/* A message of @op that decodes. */
 static size_t encode_valid(uint16_t op)
 {
 	struct upager_msg m = { .op = op, .seq = 7 };
 
-	if (op == UPAGER_OP_HELLO)
-		m.u.hello.version_min = m.u.hello.version_max = 1;
-	if (op == UPAGER_OP_OBJECT_OPEN)
-		m.u.object_open.kind = UPAGER_OBJECT_FILE;
-	if (op == UPAGER_OP_REMAP)
-		m.u.remap.phase = 1;
-	if (op == UPAGER_OP_GROW)
-		m.u.grow.action = UPAGER_GROW_EXTEND;
+	codec_make_valid(&m);
 	return encode(&m);
 }
 

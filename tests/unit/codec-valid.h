@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared by the codec's unit test and the fuzz seeds: a message that the codec accepts. */
+#pragma once
+
+#include "proto/codec.h"
+
+/*
+ * Give the constrained fields of @m valid values, leaving the others alone: HELLO's versions and
+ * flags, OBJECT_OPEN's kind, REMAP's phase, GROW's action and the GROW reply's sentinel.
+ */
+static inline void codec_make_valid(struct upager_msg *m)
+{
+	if (m->op == UPAGER_OP_HELLO) {
+		m->u.hello.version_min = m->u.hello.version_max = UPAGER_PROTO_VERSION;
+		m->u.hello.flags = UPAGER_HELLO_UFFD;
+	}
+	if (m->op == UPAGER_OP_OBJECT_OPEN)
+		m->u.object_open.kind = UPAGER_OBJECT_FILE;
+	if (m->op == UPAGER_OP_REMAP)
+		m->u.remap.phase = 1;
+	if (m->op == UPAGER_OP_GROW)
+		m->u.grow.action = UPAGER_GROW_EXTEND;
+	if (m->op == (UPAGER_OP_GROW | UPAGER_OP_REPLY))
+		m->u.grow_reply.sentinel &= 1;
+}
