@@ -2,6 +2,7 @@
 /* Bad input never takes the daemon down or disturbs another client; clients act only on their own. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <poll.h>
 #include <string.h>
@@ -238,4 +239,41 @@ Test(protocol, another_user_sees_only_mappings_of_its_own_uid)
 	cr_assert_eq(write(to_child[1], "x", 1), 1);
 	cr_assert_eq(waitpid(child, &status, 0), child);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
+}
+
+/* The daemon lets go of what came with a datagram it refuses: its reader sees the end of a pipe. */
+static void assert_released(int pipe_read)
+{
+	struct pollfd p = { .fd = pipe_read, .events = POLLIN };
+	char c;
+
+	cr_assert_eq(poll(&p, 1, 5000), 1, "the daemon still holds the pipe's write end");
+	cr_assert_eq(read(pipe_read, &c, 1), 0);
+	close(pipe_read);
+}
+
+Test(protocol, descriptors_of_a_refused_datagram_are_closed)
+{
+	static const uint8_t garbage[8] = { 1, 2, 3 };
+	int p[2], fd;
+
+	/* An empty datagram reads as the end of the stream; its descriptors must not stay behind. */
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	fd = harness_connect_raw();
+	cr_assert(fd >= 0);
+	cr_assert_eq(fdmsg_send(fd, "", 0, &p[1], 1), 0);
+	close(p[1]);
+	cr_assert_eq(answer(fd), 1, "an empty datagram did not close the connection");
+	close(fd);
+	assert_released(p[0]);
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	fd = harness_connect_raw();
+	cr_assert(fd >= 0);
+	cr_assert_eq(fdmsg_send(fd, garbage, sizeof(garbage), &p[1], 1), 0);
+	close(p[1]);
+	cr_assert_eq(answer(fd), 1);
+	close(fd);
+	assert_released(p[0]);
+	still_serving();
 }
