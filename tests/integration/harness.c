@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/fdmsg.h"
+#include "common/macro.h"
 #include "harness.h"
 
 static char tmpdir[256];
@@ -30,6 +31,17 @@ static void sleep_ms(int ms)
 
 void harness_start(void)
 {
+	harness_start_args(NULL);
+}
+
+/**
+ * harness_start_args() - harness_start() with more arguments for upagerd
+ * @args: NULL-terminated, at most 4; NULL for none
+ */
+void harness_start_args(const char *const *args)
+{
+	const char *argv[12] = { "upagerd", "--verbose", "--socket", sock_path };
+	size_t argc = 4;
 	const char *bin = getenv("UPAGERD");
 	int logfd;
 	char log[320];
@@ -50,7 +62,9 @@ void harness_start(void)
 		/* A daemon started by hand, even when the tests run under a service manager. */
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");
-		execl(bin, "upagerd", "--verbose", "--socket", sock_path, (char *)NULL);
+		for (size_t i = 0; args && args[i] && argc < ARRAY_SIZE(argv) - 1; i++)
+			argv[argc++] = args[i];
+		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	close(logfd);

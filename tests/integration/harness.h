@@ -23,6 +23,7 @@ struct region_info {
 };
 
 void harness_start(void);
+void harness_start_args(const char *const *args);
 void harness_stop(void);
 pid_t harness_daemon_pid(void);
 const char *harness_socket(void);

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * A client's file whose file system stops answering (a FUSE file system that stalls, as a hung
+ * NFS server would) costs that client its request, after upagerd's --file-timeout, and no one
+ * else anything: the daemon's loop never waits on it.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+static void start_with_a_short_timeout(void)
+{
+	static const char *const args[] = { "--file-timeout", "1", NULL };
+
+	harness_start_args(args);
+}
+
+TestSuite(stall, .init = start_with_a_short_timeout, .fini = harness_stop, .timeout = 60);
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct stallfs {
+	char mnt[400], flag[400], data[420];
+	pid_t pid;
+};
+
+static bool mounted(void *arg)
+{
+	struct stallfs *fs = arg;
+	struct stat st;
+
+	return stat(fs->data, &st) == 0 && st.st_size == 16 * (off_t)PAGE;
+}
+
+static void stallfs_start(struct stallfs *fs)
+{
+	const char *bin = getenv("STALLFS");
+
+	if (!bin || access("/dev/fuse", R_OK | W_OK) < 0)
+		cr_skip_test("no FUSE here (STALLFS unset or no /dev/fuse)");
+	snprintf(fs->mnt, sizeof(fs->mnt), "%s/mnt", harness_tmpdir());
+	snprintf(fs->flag, sizeof(fs->flag), "%s/stall", harness_tmpdir());
+	snprintf(fs->data, sizeof(fs->data), "%s/data", fs->mnt);
+	cr_assert_eq(mkdir(fs->mnt, 0755), 0);
+	fs->pid = fork();
+	cr_assert(fs->pid >= 0);
+	if (fs->pid == 0) {
+		setenv("STALLFS_FLAG", fs->flag, 1);
+		execl(bin, "stallfs", fs->mnt, (char *)NULL);
+		_exit(127);
+	}
+	cr_assert(wait_until(mounted, fs, 5000), "stallfs did not mount %s", fs->mnt);
+}
+
+static void stallfs_set(struct stallfs *fs, bool stalled)
+{
+	if (stalled)
+		close(open(fs->flag, O_WRONLY | O_CREAT, 0644));
+	else
+		cr_assert_eq(unlink(fs->flag), 0);
+}
+
+static bool unmounted(void *arg)
+{
+	struct stallfs *fs = arg;
+	char cmd[500];
+
+	snprintf(cmd, sizeof(cmd), "fusermount3 -u %s 2>/dev/null", fs->mnt);
+	return system(cmd) == 0;
+}
+
+/* The daemon lets go of the file once its last mapping is gone and the stalled call is over. */
+static void stallfs_stop(struct stallfs *fs)
+{
+	int status;
+
+	cr_assert(wait_until(unmounted, fs, 5000), "%s stays busy", fs->mnt);
+	cr_assert_eq(waitpid(fs->pid, &status, 0), fs->pid);
+}
+
+Test(stall, a_stalled_file_system_fails_its_own_request_and_no_one_waits)
+{
+	struct stallfs fs;
+	char other[512];
+	int ofd = make_pattern_file("other", 4 * PAGE, other), fd, status;
+	uint64_t t0, *mine, *theirs;
+	pid_t child;
+
+	stallfs_start(&fs);
+	fd = open(fs.data, O_RDWR);
+	cr_assert_geq(fd, 0);
+	stallfs_set(&fs, true);
+
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		void *p;
+
+		alarm(20);
+		t0 = now_ms();
+		p = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		/* The daemon's timeout is 1 s: EAGAIN after it, not when the stall ends. */
+		_exit(p == MAP_FAILED && errno == EAGAIN ? now_ms() - t0 < 5000 ? 0 : 2 : 1);
+	}
+	/* While the daemon's call on the stalled file waits, another client is served. */
+	usleep(200 * 1000);
+	t0 = now_ms();
+	mine = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, ofd, 0);
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert_eq(mine[3 * PAGE / 8], pattern_at(3 * PAGE));
+	cr_assert_lt(now_ms() - t0, 500, "another client waited %llu ms",
+		     (unsigned long long)(now_ms() - t0));
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status), "status %x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "the stalled request: step %d", WEXITSTATUS(status));
+
+	/* Once the file system answers again, the file maps and writes back as any other. */
+	stallfs_set(&fs, false);
+	theirs = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(theirs, MAP_FAILED, "%m");
+	cr_assert_eq(theirs[5 * PAGE / 8], pattern_at(5 * PAGE));
+	theirs[1] = 42;
+	cr_assert_eq(upager_munmap(theirs, 16 * PAGE), 0);
+	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
+	close(fd);
+	stallfs_stop(&fs);
+}
