@@ -138,6 +138,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	int ret;
 
 	d->loop = loop;
+	d->protect = space_protect_object;
 	list_init(&d->sessions);
 	list_init(&d->spaces);
 	list_init(&d->objects);

@@ -8,9 +8,17 @@
 
 #include "common/list.h"
 
+struct object;
 struct ring;
 struct state;
 struct worker_pool;
+
+/*
+ * Write-protect object pages [first, first+count) in every client mapping that may write them,
+ * before they are written back, so that a later write faults and makes them dirty again. False
+ * if a mapping that may write them cannot be protected (they stay dirty). space.c gives it.
+ */
+typedef bool (*daemon_protect_fn)(struct object *o, uint64_t first, uint64_t count);
 
 #define LATENCY_BUCKETS 496 /* 8 per power of two: within 12.5% */
 
@@ -63,6 +71,7 @@ struct daemon {
 	bool restoring; /* taking over the tables of a previous daemon: nothing is stored anew */
 	bool state_dirty; /* the tables changed since they were last saved */
 	struct state *state; /* where they are saved, or NULL */
+	daemon_protect_fn protect; /* for object_writeback(); NULL: nothing is ever clean again */
 };
 
 /* The tables changed (a region, object, space, session or view came, went or changed): they are

@@ -590,6 +590,27 @@ static int write_all(struct object *o, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * Write back the dirty pages [first, first+count), which are below end of file: write-protect
+ * them in every client first, so that a write from now on faults and makes them dirty again, and
+ * only then take them for clean. A page that a client may write unprotected stays dirty.
+ */
+static int writeback_run(struct object *o, uint64_t first, uint64_t count, uint64_t eof)
+{
+	uint64_t off = first << UPAGER_PAGE_SHIFT;
+	bool clean = o->d->protect && o->d->protect(o, first, count);
+	int ret;
+
+	if (clean)
+		for (uint64_t p = first; p < first + count; p++)
+			o->pages[p] &= (uint8_t)~PAGE_WRITABLE;
+	ret = write_all(o, off, MIN(count << UPAGER_PAGE_SHIFT, eof - off));
+	if (ret < 0 && clean)
+		for (uint64_t p = first; p < first + count; p++)
+			o->pages[p] |= PAGE_WRITABLE;
+	return ret;
+}
+
 /**
  * object_writeback() - write the pages of [first, first+count) that may be dirty to the file
  * @o: the object
@@ -597,8 +618,10 @@ static int write_all(struct object *o, uint64_t off, uint64_t len)
  * @count: number of pages
  * @sync: wait for the data to reach the disk (fdatasync)
  *
- * Only bytes below the file's current end are written; the rest of the last page never reaches
- * the file. Shared anonymous objects have nothing to write.
+ * A page may be dirty from the time a client may write it (PAGE_WRITABLE) until it is written
+ * back while no client may write it: see writeback_run(). So a page is written back once per
+ * write fault, not at every write-back. Only bytes below the file's current end are written; the
+ * rest of the last page never reaches the file. Shared anonymous objects have nothing to write.
  *
  * Return: 0 or the first negative errno met.
  */
@@ -624,19 +647,13 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 			run++;
 			continue;
 		}
-		if (run > 0) {
-			uint64_t off = (p - run) << UPAGER_PAGE_SHIFT;
-			uint64_t len = run << UPAGER_PAGE_SHIFT;
-
-			run = 0;
-			if (off >= eof)
-				continue;
-			len = MIN(len, eof - off);
-			r = write_all(o, off, len);
+		if (run > 0 && (p - run) << UPAGER_PAGE_SHIFT < eof) {
+			r = writeback_run(o, p - run, run, eof);
 			written = true;
 			if (r < 0 && ret == 0)
 				ret = r;
 		}
+		run = 0;
 	}
 	if (sync && fdatasync(o->fd_write) < 0 && ret == 0)
 		ret = neg_errno();

@@ -190,6 +190,66 @@ bool region_tracks_writes(const struct space *s, const struct region *r)
 	       (s->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 }
 
+/*
+ * Call fn on the part of each linear mapping of object @o, in every live space, that shows object
+ * pages [first, first+count) and may write them; stop at the first false.
+ */
+static bool for_each_writer(struct object *o, uint64_t first, uint64_t count,
+			    bool (*fn)(struct space *s, struct region *r, uint64_t addr,
+				       uint64_t len))
+{
+	struct space *s;
+
+	list_for_each_entry (s, &o->d->spaces, link) {
+		for (size_t i = 0; i < s->regions.n; i++) {
+			struct region *r = &s->regions.v[i];
+			uint64_t a = MAX(first << UPAGER_PAGE_SHIFT, r->offset);
+			uint64_t b =
+				MIN((first + count) << UPAGER_PAGE_SHIFT, r->offset + r->length);
+
+			if (r->obj != o || r->view || !r->may_write || a >= b)
+				continue;
+			if (!fn(s, r, r->start + (a - r->offset), b - a))
+				return false;
+		}
+	}
+	return true;
+}
+
+static bool tracked(struct space *s, struct region *r, uint64_t addr, uint64_t len)
+{
+	(void)addr;
+	(void)len;
+	return region_tracks_writes(s, r);
+}
+
+static bool protect(struct space *s, struct region *r, uint64_t addr, uint64_t len)
+{
+	int ret = uffdio_writeprotect(s->uffd, addr, len, true);
+
+	(void)r;
+	/* Gone from the client already (an unmap whose event is still to come): nothing to do. */
+	return ret == 0 || ret == -ENOENT || ret == -ESRCH;
+}
+
+/**
+ * space_protect_object() - write-protect object pages [first, first+count) in every linear
+ * mapping of every client that may write them (a write then faults: fault_object())
+ * @o: the object
+ * @first: first page
+ * @count: pages
+ *
+ * The copies of nonlinear mappings are not touched: view_restore_home() protects the writable one.
+ *
+ * Return: true if every such mapping is protected now; false if one cannot be (a client without
+ * write-protect faults), and then the pages may be written without the daemon's knowledge.
+ */
+bool space_protect_object(struct object *o, uint64_t first, uint64_t count)
+{
+	return for_each_writer(o, first, count, tracked) &&
+	       for_each_writer(o, first, count, protect);
+}
+
 /**
  * space_check_alive() - kill the space if its mm has gone
  * Return: true while it lives.

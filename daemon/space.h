@@ -12,6 +12,7 @@
 
 struct daemon;
 struct grow_channel;
+struct object;
 
 struct space {
 	struct daemon *d;
@@ -39,6 +40,7 @@ struct space *space_unref(struct space *s);
 void space_kill(struct space *s);
 bool space_check_alive(struct space *s);
 bool region_tracks_writes(const struct space *s, const struct region *r);
+bool space_protect_object(struct object *o, uint64_t first, uint64_t count);
 void space_wake(struct space *s);
 int space_add_region(struct space *s, const struct region *r);
 int space_drop_range(struct space *s, uint64_t start, uint64_t end);

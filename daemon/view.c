@@ -196,7 +196,8 @@ static void downgrade(struct view *v, uint64_t index)
  * @p: the page
  *
  * If the page's data lives in a copy (PAGE_AWAY), the copy is write-protected again and copied
- * home; the home page is then ready and a write-back candidate. Read-only copies that were read
+ * home; the home page is then ready, and a write-back candidate if the copy was written (or the
+ * home page was one when it went). Read-only copies that were read
  * from the page cache (PAGE_CLEAN, see copy_from_page_cache()) hold what the file holds: the home
  * page is left absent, to be read from the file again like any other.
  *
@@ -206,6 +207,7 @@ int view_restore_home(struct object *o, uint64_t p)
 {
 	struct copyset *cs = copies_of(o, p);
 	struct copyref *src = NULL;
+	uint8_t dirty;
 
 	if (!(o->pages[p] & PAGE_AWAY))
 		return 0;
@@ -217,10 +219,12 @@ int view_restore_home(struct object *o, uint64_t p)
 		o->pages[p] = PAGE_ABSENT;
 		return -ENOENT;
 	}
+	/* Read-only copies are as dirty as the home page was when it went. */
+	dirty = src->v->copy[src->index] == COPY_RW ? PAGE_WRITABLE : o->pages[p] & PAGE_WRITABLE;
 	downgrade(src->v, src->index);
 	memcpy(o->map + (p << UPAGER_PAGE_SHIFT), src->v->map + (src->index << UPAGER_PAGE_SHIFT),
 	       UPAGER_PAGE_SIZE);
-	o->pages[p] = PAGE_READY | PAGE_WRITABLE;
+	o->pages[p] = PAGE_READY | dirty;
 	return 0;
 }
 

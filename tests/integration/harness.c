@@ -262,6 +262,14 @@ int harness_stats(struct upager_msg *rep)
 	return r;
 }
 
+uint64_t harness_bytes_written(void)
+{
+	struct upager_msg st;
+
+	cr_assert_eq(harness_stats(&st), 0);
+	return st.u.stats_reply.bytes_written;
+}
+
 bool page_present(const void *addr)
 {
 	uint64_t e = 0;

@@ -34,6 +34,8 @@ int harness_list(pid_t pid, struct region_info *out, int max);
 /* The region of pid that starts at addr; false if there is none. */
 bool harness_region(pid_t pid, const void *addr, struct region_info *out);
 int harness_stats(struct upager_msg *rep);
+/* The daemon's bytes_written: what it wrote back to files since it started. */
+uint64_t harness_bytes_written(void);
 /* `upagerctl list --json` of this process into out; the command's wait status. */
 int harness_ctl_list_json(char *out, size_t size);
 
