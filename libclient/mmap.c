@@ -345,6 +345,7 @@ _public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int 
 _public_ int upager_munmap(void *addr, size_t length)
 {
 	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep = { 0 };
+	int ret, err;
 
 	if (!IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) || length == 0 ||
 	    length > SIZE_MAX - UPAGER_PAGE_SIZE) {
@@ -359,12 +360,21 @@ _public_ int upager_munmap(void *addr, size_t length)
 		if (upager__call(&req, NULL, 0, &rep, NULL, 0) < 0)
 			rep.u.range.addr = 0;
 	}
-	upager__unlock();
 	/* A grown MAP_GROWSDOWN mapping goes whole: its grown pages and guard page too. */
 	if (rep.u.range.addr && rep.u.range.addr < (uintptr_t)addr &&
 	    IS_ALIGNED(rep.u.range.addr, UPAGER_PAGE_SIZE))
 		munmap((void *)(uintptr_t)rep.u.range.addr, (uintptr_t)addr - rep.u.range.addr);
-	return munmap(addr, length);
+	/*
+	 * Still under the lock: munmap(2) frees the addresses before the daemon reads its unmap
+	 * event, and returns only once it has (the daemon handles each event as it reads it). A
+	 * mapping another thread makes at these addresses must reach the daemon after that event,
+	 * which would otherwise take it out of the daemon's table: its faults would get SIGBUS.
+	 */
+	ret = munmap(addr, length);
+	err = errno;
+	upager__unlock();
+	errno = err;
+	return ret;
 }
 
 /**
