@@ -34,6 +34,17 @@
 /* Threads for blocking calls on clients' files; one user's stalled file takes a few of them. */
 #define WORKER_THREADS 64
 #define WORKER_JOBS_PER_UID 4
+#define ACCEPT_PAUSE_MS 100
+
+static void on_listen(uv_poll_t *h, int status, int events);
+
+static void on_accept_pause_over(uv_timer_t *h)
+{
+	struct daemon *d = h->data;
+
+	if (!d->stopping)
+		uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
+}
 
 static void on_listen(uv_poll_t *h, int status, int events)
 {
@@ -44,11 +55,17 @@ static void on_listen(uv_poll_t *h, int status, int events)
 	for (;;) {
 		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
+		if (fd < 0 && errno == EINTR)
+			continue;
+		if (fd < 0 && errno == EAGAIN)
+			return;
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				log_warning("accept: %m");
-			if (errno == EINTR)
-				continue;
+			/* Out of descriptors or memory: the connection stays queued, and polling on
+			 * would only spin. Listen again a little later. */
+			log_limited(LOG_WARNING, "accept: %m; pausing new connections for %d ms",
+				    ACCEPT_PAUSE_MS);
+			uv_poll_stop(&d->listen_poll);
+			uv_timer_start(&d->accept_pause, on_accept_pause_over, ACCEPT_PAUSE_MS, 0);
 			return;
 		}
 		session_accept(d, fd);
@@ -197,6 +214,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	uv_poll_init(loop, &d->listen_poll, d->listen_fd);
 	d->listen_poll.data = d;
 	uv_poll_start(&d->listen_poll, UV_READABLE, on_listen);
+	uv_timer_init(loop, &d->accept_pause);
+	d->accept_pause.data = d;
 
 	ret = state_init(d, &passed);
 	fdstore_passed_release(d, &passed);
@@ -256,6 +275,7 @@ void daemon_stop(struct daemon *d)
 	notify_stopping();
 	uv_poll_stop(&d->listen_poll);
 	uv_close((uv_handle_t *)&d->listen_poll, NULL);
+	uv_close((uv_handle_t *)&d->accept_pause, NULL);
 	close(d->listen_fd);
 	if (!d->activated) /* systemd's socket is systemd's to remove */
 		unlink(d->socket_path);

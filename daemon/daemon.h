@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "common/list.h"
+#include "limits.h"
 
 struct object;
 struct ring;
@@ -40,11 +41,13 @@ struct daemon_config {
 	uint32_t fill_max_pages; /* largest single read */
 	uint64_t guard_gap; /* bytes a MAP_GROWSDOWN mapping keeps free below it, >= a page */
 	uint64_t file_timeout_ms; /* how long a call on a client's file may block a request */
+	struct user_limits limits; /* of each user but root */
 };
 
 struct daemon {
 	uv_loop_t *loop;
 	uv_poll_t listen_poll;
+	uv_timer_t accept_pause; /* accept(2) ran out of descriptors: listen again later */
 	int listen_fd;
 	char *socket_path;
 	uv_signal_t sigterm, sigint;

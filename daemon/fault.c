@@ -67,8 +67,8 @@ static void resolve_sigbus(struct space *s, uint64_t addr)
 	int ret = uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
 
 	if (ret < 0 && ret != -ESRCH && ret != -EEXIST) {
-		log_warning("UFFDIO_POISON at %#" PRIx64 " of pid %d: %s", addr, (int)s->pid,
-			    strerror(-ret));
+		log_limited(LOG_WARNING, "UFFDIO_POISON at %#" PRIx64 " of pid %d: %s", addr,
+			    (int)s->pid, strerror(-ret));
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 	}
 }
@@ -290,7 +290,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		return;
 	}
 	if (ret <= 0) {
-		log_warning("cannot fill %s page %" PRIu64 ": %s", o->path, p,
+		log_limited(LOG_WARNING, "cannot fill %s page %" PRIu64 ": %s", o->path, p,
 			    strerror(ret < 0 ? -ret : EIO));
 		resolve_sigbus(s, addr);
 	}
@@ -322,8 +322,8 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	if (!r)
 		r = space_follow_growth(s, addr);
 	if (!r) {
-		log_warning("fault at %#" PRIx64 " of pid %d outside every region", addr,
-			    (int)s->pid);
+		log_limited(LOG_WARNING, "fault at %#" PRIx64 " of pid %d outside every region",
+			    addr, (int)s->pid);
 		resolve_sigbus(s, addr);
 		return;
 	}

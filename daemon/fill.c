@@ -70,7 +70,7 @@ static void fill_finish(struct fill *f, int error)
 	struct fill_waiter *w, *tmp;
 
 	if (error)
-		log_warning("reading %s at page %" PRIu64 ": %s", o->path, f->first,
+		log_limited(LOG_WARNING, "reading %s at page %" PRIu64 ": %s", o->path, f->first,
 			    strerror(-error));
 	ready = MIN(ready, f->count);
 	for (uint64_t i = 0; i < f->count; i++)

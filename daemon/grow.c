@@ -215,9 +215,11 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 		return false;
 	r->faults++;
 	if (r->max_length && region_end(r) - addr > r->max_length) {
-		log_info("pid %d: a touch at %#" PRIx64 " below its guard page passes the limit: "
-			 "SIGBUS",
-			 (int)s->pid, addr);
+		log_limited(LOG_INFO,
+			    "pid %d: a touch at %#" PRIx64
+			    " below its guard page passes the limit: "
+			    "SIGBUS",
+			    (int)s->pid, addr);
 		uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
 		fault_account(s, r, t0);
 		return true;
@@ -264,7 +266,8 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 		if (fits) {
 			grow_to(s, r, addr, false, false);
 		} else {
-			log_warning("pid %d: growth past the limit at %#" PRIx64
+			log_limited(LOG_WARNING,
+				    "pid %d: growth past the limit at %#" PRIx64
 				    " and no growth thread: SIGBUS",
 				    (int)s->pid, addr);
 			uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
@@ -274,7 +277,7 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 	}
 	ret = send_req(c, fits ? UPAGER_GROW_EXTEND : UPAGER_GROW_REFUSE, r, addr, t0);
 	if (ret < 0) {
-		log_warning("pid %d: cannot reach the growth thread: %s", (int)s->pid,
+		log_limited(LOG_WARNING, "pid %d: cannot reach the growth thread: %s", (int)s->pid,
 			    strerror(-ret));
 		grow_detach(s);
 		return grow_fault(s, addr, t0);
@@ -304,7 +307,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
 					     : list_entry(c->inflight.next, struct grow_req, link);
 		if (upager_msg_decode(buf, (size_t)n, &m) < 0 ||
 		    m.op != (UPAGER_OP_GROW | UPAGER_OP_REPLY)) {
-			log_info("pid %d: bad message on the growth channel; closing", (int)s->pid);
+			log_limited(LOG_INFO, "pid %d: bad message on the growth channel; closing",
+				    (int)s->pid);
 			break;
 		}
 		if (!q || m.seq != q->seq) {

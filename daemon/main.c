@@ -2,11 +2,14 @@
 /* upagerd: arguments, then the loop until SIGTERM or SIGINT. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -27,8 +30,39 @@ static void usage(FILE *f)
 		"      --file-timeout SECS  how long a call on a client's file may take before "
 		"its\n"
 		"                           request fails with EAGAIN (10)\n"
+		"Limits of each user but root (0 for none, see upagerd(8)):\n"
+		"      --max-connections N  connections (128)\n"
+		"      --max-caches N       files and shared anonymous areas it has cached (1024)\n"
+		"      --max-mappings N     mappings (65530)\n"
+		"      --max-mapped SIZE    bytes of its mappings together, K M G T suffixes\n"
+		"                           (4 times the physical memory)\n"
 		"  -h, --help         show this help\n"
 		"      --version      show the version\n");
+}
+
+/* A count, or a size with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_size(const char *arg, bool suffix, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	char *end;
+	unsigned long long v;
+	const char *u;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg || arg[0] == '-')
+		return -EINVAL;
+	if (*end && suffix && (u = strchr(units, *end)) && !end[1]) {
+		unsigned shift = 10 * (unsigned)(u - units + 1);
+
+		if (v > UINT64_MAX >> shift)
+			return -ERANGE;
+		v <<= shift;
+	} else if (*end) {
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
 }
 
 /* A size in KiB, a multiple of the page size, as pages. */
@@ -45,6 +79,18 @@ static int parse_kib(const char *arg, uint32_t *pages)
 	return 0;
 }
 
+/* As many descriptors as the service manager lets the daemon have (LimitNOFILE=): the soft limit
+ * of 1024 would run out long before the per-user limits do. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -57,6 +103,10 @@ int main(int argc, char **argv)
 		{ "read-max", required_argument, NULL, 'M' },
 		{ "guard-gap", required_argument, NULL, 'G' },
 		{ "file-timeout", required_argument, NULL, 'T' },
+		{ "max-connections", required_argument, NULL, 'C' },
+		{ "max-caches", required_argument, NULL, 'O' },
+		{ "max-mappings", required_argument, NULL, 'N' },
+		{ "max-mapped", required_argument, NULL, 'B' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -67,6 +117,12 @@ int main(int argc, char **argv)
 			.fill_max_pages = 256,
 			.guard_gap = 4096,
 			.file_timeout_ms = 10000,
+			.limits = {
+				.connections = 128,
+				.objects = 1024,
+				.mappings = 65530, /* vm.max_map_count's default */
+				.mapped = 4 * (uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
+			},
 		},
 	};
 	int c, ret;
@@ -120,6 +176,26 @@ int main(int argc, char **argv)
 			d.config.file_timeout_ms = (uint64_t)(secs * 1000);
 			break;
 		}
+		case 'C':
+		case 'O':
+		case 'N':
+		case 'B': {
+			uint64_t v;
+
+			if (parse_size(optarg, c == 'B', &v) < 0 || (c != 'B' && v > UINT32_MAX)) {
+				fprintf(stderr, "upagerd: bad limit '%s'\n", optarg);
+				return 2;
+			}
+			if (c == 'C')
+				d.config.limits.connections = (unsigned)v;
+			else if (c == 'O')
+				d.config.limits.objects = (unsigned)v;
+			else if (c == 'N')
+				d.config.limits.mappings = (unsigned)v;
+			else
+				d.config.limits.mapped = v;
+			break;
+		}
 		default:
 			usage(stderr);
 			return 2;
@@ -130,6 +206,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 
 	ret = daemon_init(&d, uv_default_loop(), socket_path);
 	if (ret < 0)

@@ -421,11 +421,23 @@ void file_access_release(struct file_access *fa)
 	fa->path = NULL;
 }
 
+/** object_find_file() - the object of the file whose status is @st, or NULL */
+struct object *object_find_file(struct daemon *d, const struct stat *st)
+{
+	struct object *o;
+
+	list_for_each_entry (o, &d->objects, link)
+		if (o->kind == OBJECT_FILE && o->dev == st->st_dev && o->ino == st->st_ino)
+			return o;
+	return NULL;
+}
+
 /**
  * object_open_file() - the object of a file, made or found
  * @d: the daemon
  * @fa: what file_access_probe() found of a client's descriptor; the reader, writer and path
  *      the object keeps are taken from it (set to -1, NULL), the caller releases the rest
+ * @owner: the user charged for the object if it is made
  * @out: a new reference to the object
  *
  * A file mapped before is found by device and inode, and its cache is refreshed if the file changed
@@ -434,7 +446,7 @@ void file_access_release(struct file_access *fa)
  *
  * Return: 0 or a negative errno.
  */
-int object_open_file(struct daemon *d, struct file_access *fa, struct object **out)
+int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, struct object **out)
 {
 	const struct stat *st = &fa->st;
 	struct object *o;
@@ -442,20 +454,20 @@ int object_open_file(struct daemon *d, struct file_access *fa, struct object **o
 
 	if (fa->err < 0)
 		return fa->err;
-	list_for_each_entry (o, &d->objects, link) {
-		if (o->kind == OBJECT_FILE && o->dev == st->st_dev && o->ino == st->st_ino) {
-			ret = object_revalidate(o, st);
-			if (ret < 0)
-				return ret;
-			object_ref(o);
-			goto keep_writer;
-		}
+	o = object_find_file(d, st);
+	if (o) {
+		ret = object_revalidate(o, st);
+		if (ret < 0)
+			return ret;
+		object_ref(o);
+		goto keep_writer;
 	}
 
 	ret = object_alloc(d, OBJECT_FILE, ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE),
 			   "file", &o);
 	if (ret < 0)
 		return ret;
+	o->owner = owner;
 	o->dev = st->st_dev;
 	o->ino = st->st_ino;
 	o->file_size = (uint64_t)st->st_size;
@@ -476,10 +488,10 @@ keep_writer:
 }
 
 /**
- * object_new_anon() - a shared anonymous object of @length bytes, zero-filled
+ * object_new_anon() - a shared anonymous object of @length bytes, zero-filled, charged to @owner
  * Return: 0 and a reference in *@out, or a negative errno.
  */
-int object_new_anon(struct daemon *d, uint64_t length, struct object **out)
+int object_new_anon(struct daemon *d, uint64_t length, uid_t owner, struct object **out)
 {
 	struct object *o;
 	int ret;
@@ -487,6 +499,7 @@ int object_new_anon(struct daemon *d, uint64_t length, struct object **out)
 	ret = object_alloc(d, OBJECT_ANON, ALIGN_UP(length, UPAGER_PAGE_SIZE), "anon", &o);
 	if (ret < 0)
 		return ret;
+	o->owner = owner;
 	o->path = strdup("anon");
 	*out = o;
 	return 0;

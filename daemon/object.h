@@ -33,6 +33,7 @@ struct object {
 	uint64_t id;
 	unsigned refs;
 	enum object_kind kind;
+	uid_t owner; /* the user whose request made it, charged for it (limits.c) */
 
 	int memfd;
 	uint8_t *map; /* daemon's mapping of the memfd: reserve bytes of address space */
@@ -74,8 +75,9 @@ struct file_access {
 
 void file_access_probe(int client_fd, struct file_access *fa);
 void file_access_release(struct file_access *fa);
-int object_open_file(struct daemon *d, struct file_access *fa, struct object **out);
-int object_new_anon(struct daemon *d, uint64_t length, struct object **out);
+struct object *object_find_file(struct daemon *d, const struct stat *st);
+int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, struct object **out);
+int object_new_anon(struct daemon *d, uint64_t length, uid_t owner, struct object **out);
 int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd, int fd_read,
 		 int fd_write, struct object **out);
 struct object *object_find(struct daemon *d, uint64_t id);

@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "fdstore.h"
 #include "grow.h"
+#include "limits.h"
 #include "log.h"
 #include "object.h"
 #include "populate.h"
@@ -282,8 +283,10 @@ static void open_done(struct worker_job *job, int status)
 	}
 	/* A file whose file system did not answer in time: the client may try again. */
 	ret = status == -ETIMEDOUT ? -EAGAIN : status;
+	if (ret == 0 && oj->fa.err == 0 && !object_find_file(s->d, &oj->fa.st))
+		ret = limits_object(s->d, s->uid);
 	if (ret == 0)
-		ret = object_open_file(s->d, &oj->fa, &po->obj);
+		ret = object_open_file(s->d, &oj->fa, s->uid, &po->obj);
 	if (ret == 0) {
 		po->may_write = po->shared && oj->writable_fd;
 		if (po->may_write && po->obj->fd_write < 0) {
@@ -352,6 +355,10 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 	if (po.length == 0 || !IS_ALIGNED(po.offset, UPAGER_PAGE_SIZE) ||
 	    po.offset + po.length < po.offset)
 		return -EINVAL;
+	/* Refused before the client maps anything; REGION_ADD checks again. */
+	ret = limits_mapping(s->d, s->space->uid, po.length);
+	if (ret < 0)
+		return ret;
 	po.shared = map_shared(po.flags);
 
 	if (req->u.object_open.kind == UPAGER_OBJECT_FILE) {
@@ -380,7 +387,10 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 		return -EBADF;
 	if (!po.shared)
 		return -EINVAL;
-	ret = object_new_anon(s->d, po.length, &po.obj);
+	ret = limits_object(s->d, s->uid);
+	if (ret < 0)
+		return ret;
+	ret = object_new_anon(s->d, po.length, s->uid, &po.obj);
 	if (ret < 0)
 		return ret;
 	/* Nothing to write back, but writes to track all the same once a nonlinear mapping holds
@@ -410,6 +420,9 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 	if (!r.start || !IS_ALIGNED(r.start, UPAGER_PAGE_SIZE) || r.length == 0 ||
 	    r.start + r.length < r.start)
 		return -EINVAL;
+	ret = limits_mapping(s->d, s->space->uid, r.length);
+	if (ret < 0)
+		return ret;
 	if (ra->object_id) {
 		size_t i;
 
@@ -821,14 +834,15 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		return;
 	if (n <= 0) {
 		if (n < 0)
-			log_info("client pid %d: %s; closing", (int)s->pid, strerror((int)-n));
+			log_limited(LOG_INFO, "client pid %d: %s; closing", (int)s->pid,
+				    strerror((int)-n));
 		session_close(s);
 		return;
 	}
 	ret = upager_msg_decode(s->buf, (size_t)n, &req);
 	if (ret < 0 || (req.op & UPAGER_OP_REPLY)) {
-		log_info("client pid %d sent a bad message (%s); closing", (int)s->pid,
-			 strerror(ret < 0 ? -ret : EBADMSG));
+		log_limited(LOG_INFO, "client pid %d sent a bad message (%s); closing", (int)s->pid,
+			    strerror(ret < 0 ? -ret : EBADMSG));
 		fdmsg_close_fds(fds, n_fds);
 		session_close(s);
 		return;
@@ -957,6 +971,12 @@ int session_accept(struct daemon *d, int fd)
 
 		close(fd);
 		return ret;
+	}
+	if (limits_connection(d, cred.uid) < 0) {
+		log_limited(LOG_WARNING, "uid %d has as many connections as it may; closing one",
+			    (int)cred.uid);
+		close(fd);
+		return -EMFILE;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {

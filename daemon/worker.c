@@ -102,7 +102,8 @@ static void on_tick(uv_timer_t *h)
 
 	list_for_each_entry (job, &p->jobs, link_all)
 		if (job->timeout_ms && !job->answered && now >= job->deadline_ms) {
-			log_warning("a blocking call on a client's file took over %" PRIu64
+			log_limited(LOG_WARNING,
+				    "a blocking call on a client's file took over %" PRIu64
 				    " ms; its request fails",
 				    job->timeout_ms);
 			job_answer(job, -ETIMEDOUT);

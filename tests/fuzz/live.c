@@ -12,7 +12,6 @@
  * UPAGER_FUZZ_SEED replays a run.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -336,22 +335,6 @@ static void run_round(uint64_t seed, const char *file)
 	_exit(0);
 }
 
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	cr_assert(d, "%s: %m", path);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 struct fd_goal {
 	pid_t pid;
 	int most;
@@ -361,7 +344,7 @@ static bool fds_back(void *arg)
 {
 	struct fd_goal *g = arg;
 
-	return count_fds(g->pid) <= g->most;
+	return harness_count_fds(g->pid) <= g->most;
 }
 
 /* A normal client after the storm: a file mapping and an anonymous one, checked byte for byte. */
@@ -408,7 +391,7 @@ Test(live, daemon_survives_mutated_messages_with_random_descriptors, .timeout = 
 	int rounds = 0, fds_before;
 
 	close(make_pattern_file("fuzz", 4 * PAGE, file));
-	fds_before = count_fds(daemon);
+	fds_before = harness_count_fds(daemon);
 	printf("seed %#llx, %ld s\n", (unsigned long long)seed, seconds);
 	while (now_ms() < end) {
 		uint64_t round_seed = seed + (uint64_t)rounds++ * 0x9e3779b97f4a7c15ull;
@@ -439,10 +422,10 @@ Test(live, daemon_survives_mutated_messages_with_random_descriptors, .timeout = 
 			 "ls -l /proc/%d/fd | sed 's/.*-> //; s/[0-9]\\+/N/g' | sort | uniq -c >&2",
 			 (int)daemon);
 		(void)!system(cmd);
-		cr_assert_fail("upagerd holds %d descriptors, %d before", count_fds(daemon),
+		cr_assert_fail("upagerd holds %d descriptors, %d before", harness_count_fds(daemon),
 			       fds_before);
 	}
-	printf("%d rounds; upagerd holds %d descriptors, %d before\n", rounds, count_fds(daemon),
-	       fds_before);
+	printf("%d rounds; upagerd holds %d descriptors, %d before\n", rounds,
+	       harness_count_fds(daemon), fds_before);
 	check_normal_client();
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -36,11 +37,11 @@ void harness_start(void)
 
 /**
  * harness_start_args() - harness_start() with more arguments for upagerd
- * @args: NULL-terminated, at most 4; NULL for none
+ * @args: NULL-terminated, at most 11; NULL for none
  */
 void harness_start_args(const char *const *args)
 {
-	const char *argv[12] = { "upagerd", "--verbose", "--socket", sock_path };
+	const char *argv[16] = { "upagerd", "--verbose", "--socket", sock_path };
 	size_t argc = 4;
 	const char *bin = getenv("UPAGERD");
 	int logfd;
@@ -355,4 +356,21 @@ int harness_ctl_list_json(char *out, size_t size)
 	n = fread(out, 1, size - 1, f);
 	out[n] = 0;
 	return pclose(f);
+}
+
+/** harness_count_fds() - how many descriptors process @pid has open */
+int harness_count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	cr_assert(d, "%s: %m", path);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
 }

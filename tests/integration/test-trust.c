@@ -243,6 +243,8 @@ static void writer_child(void *arg)
 		_exit(8);
 	if (p[0] != 'w')
 		_exit(9);
+	if (upager_msync(p, PAGE, MS_SYNC) < 0)
+		_exit(10);
 	_exit(0);
 }
 

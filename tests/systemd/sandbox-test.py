@@ -39,7 +39,8 @@ failures = []
 
 # Lines of [Service] that are not hardening: the launcher is given every other one.
 NOT_SANDBOX = {"Type", "NotifyAccess", "ExecStart", "Restart", "RestartSec",
-               "FileDescriptorStoreMax", "TimeoutStopSec", "RuntimeDirectoryPreserve"}
+               "FileDescriptorStoreMax", "TimeoutStopSec", "RuntimeDirectoryPreserve",
+               "LimitNOFILE"}
 
 
 def check(cond, what):

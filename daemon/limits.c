@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Per-user limits. upagerd serves every user of the machine from one process, so each user may
+ * hold only so much of it: connections, caches (objects, each of which costs the daemon
+ * descriptors), mappings and bytes mapped. The figures are counted when a request would add to
+ * them, from the daemon's own tables, so they can never drift from what the user holds. A request
+ * over a limit fails with the errno mmap(2) gives for the like: ENOMEM for mappings and bytes,
+ * ENFILE for caches; a connection over the limit is closed at once.
+ */
+#include <errno.h>
+
+#include "daemon.h"
+#include "limits.h"
+#include "object.h"
+#include "session.h"
+#include "space.h"
+
+static const struct user_limits *limits_of(struct daemon *d, uid_t uid)
+{
+	static const struct user_limits none;
+
+	return uid == 0 ? &none : &d->config.limits;
+}
+
+/**
+ * limits_connection() - whether user @uid may have one more connection
+ * Return: 0, or -EMFILE if it has as many as it may.
+ */
+int limits_connection(struct daemon *d, uid_t uid)
+{
+	unsigned max = limits_of(d, uid)->connections, n = 0;
+	struct session *s;
+
+	if (!max)
+		return 0;
+	list_for_each_entry (s, &d->sessions, link)
+		n += s->uid == uid;
+	return n < max ? 0 : -EMFILE;
+}
+
+/**
+ * limits_object() - whether user @uid may have the daemon make one more cache
+ * Return: 0, or -ENFILE if it made as many as it may.
+ */
+int limits_object(struct daemon *d, uid_t uid)
+{
+	unsigned max = limits_of(d, uid)->objects, n = 0;
+	struct object *o;
+
+	if (!max)
+		return 0;
+	list_for_each_entry (o, &d->objects, link)
+		n += o->owner == uid;
+	return n < max ? 0 : -ENFILE;
+}
+
+/**
+ * limits_mapping() - whether user @uid may map @length bytes more, in one more mapping
+ * Return: 0, or -ENOMEM if that would take it past its mappings or bytes.
+ */
+int limits_mapping(struct daemon *d, uid_t uid, uint64_t length)
+{
+	const struct user_limits *l = limits_of(d, uid);
+	uint64_t mapped = length, n = 1;
+	struct space *s;
+
+	if (!l->mappings && !l->mapped)
+		return 0;
+	list_for_each_entry (s, &d->spaces, link) {
+		if (s->uid != uid || s->dead)
+			continue;
+		n += s->regions.n;
+		for (size_t i = 0; i < s->regions.n; i++)
+			mapped += s->regions.v[i].length;
+	}
+	if ((l->mappings && n > l->mappings) || (l->mapped && mapped > l->mapped))
+		return -ENOMEM;
+	return 0;
+}

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Per-user limits: a user (65534) past its connections, caches, mappings or bytes mapped gets
+ * the errno mmap(2) gives for the like, and root is not limited; a daemon out of descriptors
+ * neither spins nor floods its log, and serves again once descriptors are free.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+static void start_with_small_limits(void)
+{
+	static const char *const args[] = { "--max-connections",
+					    "4",
+					    "--max-caches",
+					    "3",
+					    "--max-mappings",
+					    "6",
+					    "--max-mapped",
+					    "64K",
+					    NULL };
+
+	harness_start_args(args);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+}
+
+TestSuite(limits, .init = start_with_small_limits, .fini = harness_stop, .timeout = 60);
+
+static void become_nobody(void)
+{
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+}
+
+static void child_passes(void (*fn)(void *))
+{
+	int status = run_child(fn, NULL);
+
+	cr_assert(WIFEXITED(status), "status %x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+}
+
+/* Whether the daemon closed connection @fd within a second. */
+static bool closed_by_daemon(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	return poll(&p, 1, 1000) == 1 && recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+static void connections_child(void *arg)
+{
+	int fds[20], kept = 0, closed = 0;
+
+	(void)arg;
+	become_nobody();
+	for (int i = 0; i < 20; i++) {
+		fds[i] = harness_connect_raw();
+		if (fds[i] < 0)
+			_exit(1);
+	}
+	for (int i = 0; i < 20; i++) {
+		if (closed_by_daemon(fds[i]))
+			closed++;
+		else
+			kept++;
+	}
+	_exit(kept == 4 && closed == 16 ? 0 : 2);
+}
+
+Test(limits, a_user_has_only_so_many_connections)
+{
+	int before = harness_count_fds(harness_daemon_pid());
+	char *p;
+
+	child_passes(connections_child);
+	cr_assert_leq(harness_count_fds(harness_daemon_pid()), before + 1);
+	/* Root is not limited. */
+	p = upager_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(p[0], 0);
+}
+
+static void *map_shared_anon(void)
+{
+	return upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+}
+
+static void caches_child(void *arg)
+{
+	char *m[3];
+
+	(void)arg;
+	become_nobody();
+	for (int i = 0; i < 3; i++) {
+		m[i] = map_shared_anon();
+		if (m[i] == MAP_FAILED)
+			_exit(1);
+		m[i][0] = (char)i;
+	}
+	errno = 0;
+	if (map_shared_anon() != MAP_FAILED || errno != ENFILE)
+		_exit(2);
+	if (upager_munmap(m[1], PAGE) < 0)
+		_exit(3);
+	m[1] = map_shared_anon();
+	if (m[1] == MAP_FAILED || m[0][0] != 0 || m[2][0] != 2)
+		_exit(4);
+	_exit(0);
+}
+
+Test(limits, a_user_has_only_so_many_caches)
+{
+	child_passes(caches_child);
+}
+
+static void *map_private(size_t len)
+{
+	return upager_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+static void mappings_child(void *arg)
+{
+	char *m[6];
+
+	(void)arg;
+	become_nobody();
+	for (int i = 0; i < 6; i++)
+		if ((m[i] = map_private(PAGE)) == MAP_FAILED)
+			_exit(1);
+	errno = 0;
+	if (map_private(PAGE) != MAP_FAILED || errno != ENOMEM)
+		_exit(2);
+	if (upager_munmap(m[0], PAGE) < 0 || map_private(PAGE) == MAP_FAILED)
+		_exit(3);
+	_exit(0);
+}
+
+Test(limits, a_user_has_only_so_many_mappings)
+{
+	child_passes(mappings_child);
+}
+
+static void bytes_child(void *arg)
+{
+	char *big;
+
+	(void)arg;
+	become_nobody();
+	big = map_private(60 * 1024);
+	if (big == MAP_FAILED)
+		_exit(1);
+	errno = 0;
+	if (map_private(2 * PAGE) != MAP_FAILED || errno != ENOMEM)
+		_exit(2);
+	if (map_private(PAGE) == MAP_FAILED)
+		_exit(3);
+	big[0] = 1;
+	_exit(0);
+}
+
+Test(limits, a_user_maps_only_so_many_bytes)
+{
+	child_passes(bytes_child);
+	/* Root is not limited. */
+	cr_assert_neq(map_private(1 << 20), MAP_FAILED);
+}
+
+static unsigned long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	cr_assert(f);
+	cr_assert(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	p = strrchr(buf, ')');
+	cr_assert(p);
+	/* Fields 14 and 15: utime, stime; p points before field 3. */
+	cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
+		     2);
+	return ut + st;
+}
+
+static int count_lines(const char *needle)
+{
+	char path[400], line[512];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/upagerd.log", harness_tmpdir());
+	f = fopen(path, "r");
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+Test(limits, a_daemon_out_of_descriptors_neither_spins_nor_floods_its_log)
+{
+	struct rlimit rl, old;
+	pid_t d = harness_daemon_pid();
+	unsigned long t0;
+	int fds[80], n = 0;
+	char *p;
+
+	cr_assert_eq(prlimit(d, RLIMIT_NOFILE, NULL, &old), 0);
+	rl = (struct rlimit){ 48, old.rlim_max };
+	cr_assert_eq(prlimit(d, RLIMIT_NOFILE, &rl, NULL), 0);
+	/* Root has no connection limit: the daemon runs out of descriptors. */
+	for (; n < 80; n++)
+		if ((fds[n] = harness_connect_raw()) < 0)
+			break;
+	usleep(200 * 1000);
+	t0 = cpu_ticks(d);
+	sleep(2);
+	cr_assert_lt(cpu_ticks(d) - t0, 40, "the daemon spun: %lu ticks in 2 s", cpu_ticks(d) - t0);
+	cr_assert_gt(count_lines("accept:"), 0);
+	cr_assert_leq(count_lines("accept:"), 12, "%d lines", count_lines("accept:"));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	cr_assert_eq(prlimit(d, RLIMIT_NOFILE, &old, NULL), 0, "%m");
+	usleep(300 * 1000);
+	p = map_private(PAGE);
+	cr_assert_neq(p, MAP_FAILED, "%m");
+	cr_assert_eq(p[0], 0);
+}
