@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* Per-user limits, counted from the daemon's tables: sessions, objects, spaces and their regions. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "daemon/limits.h"
+#include "daemon/object.h"
+#include "daemon/session.h"
+#include "daemon/space.h"
+
+static struct daemon d;
+
+static void setup(void)
+{
+	memset(&d, 0, sizeof(d));
+	list_init(&d.sessions);
+	list_init(&d.spaces);
+	list_init(&d.objects);
+	d.config.limits = (struct user_limits){
+		.connections = 2, .objects = 1, .mappings = 3, .mapped = 10 * 4096
+	};
+}
+
+TestSuite(limits, .init = setup);
+
+static struct session sessions[4];
+static struct object objects[3];
+static struct space spaces[2];
+static struct region regions[2][4];
+
+static void add_session(int i, uid_t uid)
+{
+	sessions[i].uid = uid;
+	list_add_tail(&sessions[i].link, &d.sessions);
+}
+
+Test(limits, connections_are_counted_per_user)
+{
+	add_session(0, 1000);
+	cr_assert_eq(limits_connection(&d, 1000), 0);
+	add_session(1, 1000);
+	cr_assert_eq(limits_connection(&d, 1000), -EMFILE);
+	cr_assert_eq(limits_connection(&d, 1001), 0, "another user is not charged");
+	add_session(2, 0);
+	add_session(3, 0);
+	cr_assert_eq(limits_connection(&d, 0), 0, "root has no limit");
+	d.config.limits.connections = 0;
+	cr_assert_eq(limits_connection(&d, 1000), 0, "0 is no limit");
+}
+
+Test(limits, caches_are_charged_to_the_user_that_made_them)
+{
+	objects[0].owner = 1000;
+	list_add_tail(&objects[0].link, &d.objects);
+	cr_assert_eq(limits_object(&d, 1000), -ENFILE);
+	cr_assert_eq(limits_object(&d, 1001), 0);
+	objects[1].owner = 0;
+	list_add_tail(&objects[1].link, &d.objects);
+	cr_assert_eq(limits_object(&d, 0), 0);
+}
+
+static void add_space(int i, uid_t uid, size_t n, uint64_t pages_each)
+{
+	spaces[i].uid = uid;
+	spaces[i].regions.v = regions[i];
+	spaces[i].regions.n = n;
+	for (size_t k = 0; k < n; k++)
+		regions[i][k].length = pages_each * 4096;
+	list_add_tail(&spaces[i].link, &d.spaces);
+}
+
+Test(limits, mappings_and_bytes_count_every_process_of_the_user)
+{
+	add_space(0, 1000, 1, 2);
+	add_space(1, 1000, 1, 2);
+	/* 2 mappings of 4 pages: a third of 6 pages fits, of 7 does not. */
+	cr_assert_eq(limits_mapping(&d, 1000, 6 * 4096), 0);
+	cr_assert_eq(limits_mapping(&d, 1000, 7 * 4096), -ENOMEM);
+	spaces[1].regions.n = 2;
+	cr_assert_eq(limits_mapping(&d, 1000, 4096), -ENOMEM, "a fourth mapping");
+	/* A space that is gone holds nothing. */
+	spaces[1].dead = true;
+	cr_assert_eq(limits_mapping(&d, 1000, 4096), 0);
+	cr_assert_eq(limits_mapping(&d, 0, 1ULL << 40), 0, "root has no limit");
+}
