@@ -47,13 +47,25 @@ static unsigned object_seals(enum object_kind kind)
 	return kind == OBJECT_ANON ? MEMFD_FIXED_SIZE : F_SEAL_SHRINK;
 }
 
-/* The page state array: a memfd of one byte per page of the reservation, mapped shared. */
-static int pages_map(uint64_t reserve, int *pages_fd, uint8_t **pages)
+/*
+ * The page state array: one byte per page of the reservation. Under an fd store it is a memfd,
+ * mapped shared, so that a daemon that takes over finds it; else plain memory until a descriptor
+ * of it is needed (object_pages_fd()).
+ */
+static int pages_map(uint64_t reserve, bool need_fd, int *pages_fd, uint8_t **pages)
 {
 	uint64_t len = reserve >> UPAGER_PAGE_SHIFT;
 	_cleanup_close_ int fd = *pages_fd;
 	void *m;
 
+	if (fd < 0 && !need_fd) {
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m == MAP_FAILED)
+			return neg_errno();
+		*pages = m;
+		return 0;
+	}
 	if (fd < 0) {
 		int ret = memfd_new("upager:pages", len, MEMFD_FIXED_SIZE, &fd);
 
@@ -68,6 +80,44 @@ static int pages_map(uint64_t reserve, int *pages_fd, uint8_t **pages)
 	return 0;
 }
 
+/**
+ * object_pages_fd() - the memfd of the object's page states, made now if it had none
+ * @o: the object
+ *
+ * The states are plain memory of the daemon's until a descriptor of them is needed (a nonlinear
+ * mapping's library reads them); they then move into a memfd, mapped where they were.
+ *
+ * Return: the descriptor (the object's), or a negative errno.
+ */
+int object_pages_fd(struct object *o)
+{
+	uint64_t len = o->reserve >> UPAGER_PAGE_SHIFT;
+	_cleanup_close_ int fd = -1;
+	int ret;
+
+	if (o->pages_fd >= 0)
+		return o->pages_fd;
+	ret = memfd_new("upager:pages", len, MEMFD_FIXED_SIZE, &fd);
+	if (ret < 0)
+		return ret;
+	for (uint64_t done = 0; done < len;) {
+		ssize_t n = pwrite(fd, o->pages + done, len - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? neg_errno() : -EIO;
+		done += (uint64_t)n;
+	}
+	/* One loop thread: nothing touches the states between the copy and the exchange. */
+	if (mmap(o->pages, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+	    MAP_FAILED)
+		return neg_errno();
+	o->pages_fd = fd_take(&fd);
+	fdstore_add(o->d, o->pages_fd, "pg", o->id);
+	return o->pages_fd;
+}
+
 /*
  * Reserve address space and map the memfd (of size bytes) and the page states into it. Takes
  * @memfd and @pages_fd (-1: make a new one), also on failure.
@@ -78,7 +128,7 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 	void *res;
 	int ret;
 
-	ret = pages_map(o->reserve, &pfd, &o->pages);
+	ret = pages_map(o->reserve, o->d->fdstore, &pfd, &o->pages);
 	if (ret < 0)
 		return ret;
 	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -147,7 +197,8 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
 	list_add_tail(&o->link, &d->objects);
 	d->n_objects++;
 	fdstore_add(d, o->memfd, "ob", o->id);
-	fdstore_add(d, o->pages_fd, "pg", o->id);
+	if (o->pages_fd >= 0)
+		fdstore_add(d, o->pages_fd, "pg", o->id);
 	daemon_touch(d);
 	*out = o;
 	return 0;
@@ -363,12 +414,13 @@ static int reopen_nonblock(int client_fd, int mode)
  * @fa: filled in; fa->err is 0 or a negative errno
  *
  * It may block for as long as the file's file system does (a worker thread runs it): it reads
- * the file's status and opens the daemon's own reader and, if the client's descriptor is O_RDWR,
- * writer. They are new open file descriptions (/proc/self/fd), so that the daemon's read pattern
- * is not mixed with the client's in the kernel's read-ahead state and its writes land where they
- * belong even if the client's description has O_APPEND; the client proved its access by passing
- * its descriptor. Where a reopen fails (a lease held on the file, which a reopen would have to
- * break), the client's own description serves: for writing only without O_APPEND.
+ * the file's status and opens the daemon's own description of the file, for reading, and for
+ * writing back too if the client's descriptor is O_RDWR: one descriptor. It is a new open file
+ * description (/proc/self/fd), so that the daemon's read pattern is not mixed with the client's
+ * in the kernel's read-ahead state and its writes land where they belong even if the client's
+ * description has O_APPEND; the client proved its access by passing its descriptor. Where the
+ * reopen fails (a lease held on the file, which a reopen would have to break), the client's own
+ * description serves: for writing only without O_APPEND.
  *
  * The kernel is told not to read ahead on the daemon's reader: the daemon reads ahead itself, for
  * sequential readers only, and MAP_NONBLOCK relies on the page cache holding nothing the daemon
@@ -376,9 +428,10 @@ static int reopen_nonblock(int client_fd, int mode)
  */
 void file_access_probe(int client_fd, struct file_access *fa)
 {
+	bool rdwr;
 	int lease;
 
-	*fa = (struct file_access){ .reader = -1, .writer = -1 };
+	*fa = (struct file_access){ .reader = -1 };
 	if (fstat(client_fd, &fa->st) < 0 || (fa->flags = fcntl(client_fd, F_GETFL)) < 0) {
 		fa->err = neg_errno();
 		return;
@@ -387,24 +440,21 @@ void file_access_probe(int client_fd, struct file_access *fa)
 		fa->err = -EACCES;
 		return;
 	}
+	rdwr = (fa->flags & O_ACCMODE) == O_RDWR;
 	/* The client's own lease: its description serves, and no break is started. */
 	lease = fcntl(client_fd, F_GETLEASE);
-	if (lease == F_RDLCK || lease == F_WRLCK) {
-		fa->reader = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-		if ((fa->flags & O_ACCMODE) == O_RDWR && !(fa->flags & O_APPEND))
-			fa->writer = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-		goto out;
+	if (lease != F_RDLCK && lease != F_WRLCK) {
+		fa->reader = reopen_nonblock(client_fd, rdwr ? O_RDWR : O_RDONLY);
+		if (fa->reader >= 0) {
+			posix_fadvise(fa->reader, 0, 0, POSIX_FADV_RANDOM);
+			fa->rw = rdwr;
+			goto out;
+		}
 	}
-	fa->reader = reopen_nonblock(client_fd, O_RDONLY);
-	if (fa->reader >= 0)
-		posix_fadvise(fa->reader, 0, 0, POSIX_FADV_RANDOM);
-	else /* the client's own description: leave its read-ahead alone */
-		fa->reader = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-	if ((fa->flags & O_ACCMODE) == O_RDWR) {
-		fa->writer = reopen_nonblock(client_fd, O_WRONLY);
-		if (fa->writer < 0 && !(fa->flags & O_APPEND))
-			fa->writer = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-	}
+	/* The client's own description: its read-ahead is left alone, and it writes back only
+	 * without O_APPEND (pwrite(2) appends on such a description). */
+	fa->reader = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	fa->rw = rdwr && !(fa->flags & O_APPEND);
 out:
 	if (fa->reader < 0)
 		fa->err = neg_errno();
@@ -415,8 +465,7 @@ out:
 void file_access_release(struct file_access *fa)
 {
 	closep(&fa->reader);
-	closep(&fa->writer);
-	fa->reader = fa->writer = -1;
+	fa->reader = -1;
 	free(fa->path);
 	fa->path = NULL;
 }
@@ -441,8 +490,8 @@ struct object *object_find_file(struct daemon *d, const struct stat *st)
  * @out: a new reference to the object
  *
  * A file mapped before is found by device and inode, and its cache is refreshed if the file changed
- * since (see object_revalidate()). A writer becomes the object's write-back descriptor if it has
- * none yet.
+ * since (see object_revalidate()). A writable description becomes the object's write-back
+ * descriptor if it has none yet.
  *
  * Return: 0 or a negative errno.
  */
@@ -475,11 +524,14 @@ int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, stru
 	o->ctime = st->st_ctim;
 	o->path = fa->path ? fa->path : strdup("?");
 	fa->path = NULL;
-	o->fd_read = fd_take(&fa->reader);
+	/* One description reads and, if it may, writes back. */
+	o->fd_read = fa->reader;
 	fdstore_add(d, o->fd_read, "rd", o->id);
+	if (!fa->rw)
+		fa->reader = -1;
 keep_writer:
-	if (o->fd_write < 0 && fa->writer >= 0) {
-		o->fd_write = fd_take(&fa->writer);
+	if (o->fd_write < 0 && fa->rw && fa->reader >= 0) {
+		o->fd_write = fd_take(&fa->reader);
 		fdstore_add(d, o->fd_write, "wr", o->id);
 	}
 	daemon_touch(d);
@@ -540,11 +592,11 @@ struct object *object_unref(struct object *o)
 	munmap(o->map, o->reserve);
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
 	close(o->memfd);
-	close(o->pages_fd);
+	closep(&o->pages_fd);
+	if (o->fd_write >= 0 && o->fd_write != o->fd_read)
+		close(o->fd_write);
 	if (o->fd_read >= 0)
 		close(o->fd_read);
-	if (o->fd_write >= 0)
-		close(o->fd_write);
 	fdstore_remove(d, "ob", o->id);
 	fdstore_remove(d, "pg", o->id);
 	fdstore_remove(d, "rd", o->id);

@@ -41,11 +41,11 @@ struct object {
 	uint64_t size; /* memfd size, a multiple of the page size */
 	uint8_t *
 		pages; /* one state byte per page of reserve, in pages_fd: it outlives the daemon */
-	int pages_fd; /* a memfd of reserve / page size bytes */
+	int pages_fd; /* a memfd of reserve / page size bytes, or -1 (object_pages_fd()) */
 
 	/* OBJECT_FILE */
 	int fd_read; /* the first descriptor a client handed over */
-	int fd_write; /* an O_RDWR one, once a client had it; -1 before */
+	int fd_write; /* an O_RDWR one, once a client had it; -1 before; may be fd_read */
 	dev_t dev;
 	ino_t ino;
 	uint64_t file_size;
@@ -69,7 +69,8 @@ struct file_access {
 	int err; /* 0 or a negative errno */
 	struct stat st;
 	int flags; /* the client's description's F_GETFL */
-	int reader, writer; /* descriptions of the daemon's own, or -1 */
+	int reader; /* a description of the daemon's, or -1 */
+	bool rw; /* reader may write back too */
 	char *path;
 };
 
@@ -84,6 +85,7 @@ struct object *object_find(struct daemon *d, uint64_t id);
 struct object *object_ref(struct object *o);
 struct object *object_unref(struct object *o);
 int object_reopen_memfd(struct object *o, bool writable);
+int object_pages_fd(struct object *o);
 int fd_reopen(int fd, bool writable);
 int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync);
 void object_touch(struct object *o);

@@ -324,7 +324,7 @@ static int object_open_start(struct session *s, const struct upager_msg *req,
 	oj->req = *req;
 	oj->po = *po;
 	oj->writable_fd = writable_fd;
-	oj->fa.reader = oj->fa.writer = -1;
+	oj->fa.reader = -1;
 	ret = worker_submit(s->d->workers, &oj->job);
 	if (ret < 0) {
 		open_free(&oj->job);
@@ -693,7 +693,9 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	/* A shared view of a file the client may write may have pages copied in by the library
 	 * alone: it reads the page states and the file (docs/design.md, "Nonlinear mappings"). */
 	if (r->may_write && r->obj->kind == OBJECT_FILE) {
-		pages_fd = fd_reopen(r->obj->pages_fd, false);
+		int states = object_pages_fd(r->obj);
+
+		pages_fd = states < 0 ? states : fd_reopen(states, false);
 		file_fd = fd_reopen(r->obj->fd_read, false);
 	}
 	fds[2] = pages_fd;
