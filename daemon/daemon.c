@@ -251,7 +251,7 @@ static void daemon_hand_over(struct daemon *d)
 	struct object *o;
 
 	list_for_each_entry (o, &d->objects, link)
-		object_writeback(o, 0, object_pages(o), true);
+		object_writeback_now(o);
 	state_flush(d);
 	notify_stopping();
 	log_info("stopped; the clients wait for the next daemon");
@@ -266,6 +266,7 @@ static void daemon_hand_over(struct daemon *d)
 void daemon_stop(struct daemon *d)
 {
 	struct space *s, *tmp;
+	struct object *o, *otmp;
 
 	if (d->stopping)
 		return;
@@ -282,6 +283,9 @@ void daemon_stop(struct daemon *d)
 	session_free_all(d);
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_kill(s);
+	/* The write-backs the clients' ends asked for are done here, not left to the workers. */
+	list_for_each_entry_safe (o, otmp, &d->objects, link)
+		object_stop(o);
 	ring_free(d->ring);
 	d->ring = NULL;
 	worker_pool_free(d->workers);

@@ -26,6 +26,7 @@
 #include "space.h"
 #include "uffdio.h"
 #include "view.h"
+#include "worker.h"
 
 /* A fault waiting for a fill. */
 struct fault_wait {
@@ -242,8 +243,6 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		resolve_sigbus(s, addr);
 		return;
 	}
-	if ((flags & UFFD_PAGEFAULT_FLAG_WRITE) && r->may_write)
-		object_touch(o);
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a page mapped write-protected: from now on it may be dirty, and any copy
 		 * of it in a nonlinear mapping is stale. A sequential writer of a writable mapping
@@ -303,6 +302,86 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
  * @flags: UFFD_PAGEFAULT_FLAG_*
  * @t0: when the daemon read the fault (daemon_now_ns()), for the latency figures
  */
+static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
+			   uint64_t t0);
+
+/* A write fault that sets the file's times first, in a worker: the fault goes on after. */
+struct touch_job {
+	struct worker_job job;
+	struct space *space; /* a reference */
+	struct object *obj; /* a reference */
+	uint64_t addr, flags, t0;
+	int ret;
+	struct stat st;
+};
+
+static void touch_run(struct worker_job *job)
+{
+	struct touch_job *tj = container_of(job, struct touch_job, job);
+
+	tj->ret = object_touch_file(tj->obj->fd_write, &tj->st);
+}
+
+static void touch_done(struct worker_job *job, int status)
+{
+	struct touch_job *tj = container_of(job, struct touch_job, job);
+	struct space *s = tj->space;
+	struct region *r;
+
+	if (status == 0 && tj->ret == 0)
+		object_touched(tj->obj, &tj->st);
+	if (s->dead)
+		return;
+	/* The mapping may have changed while the times were set: look it up again. */
+	r = region_find(&s->regions, tj->addr);
+	if (r && (r->obj == tj->obj || (r->view && r->view->obj == tj->obj)))
+		fault_dispatch(s, r, tj->addr, tj->flags, tj->t0);
+	else
+		uffdio_wake(s->uffd, tj->addr, UPAGER_PAGE_SIZE);
+}
+
+static void touch_free(struct worker_job *job)
+{
+	struct touch_job *tj = container_of(job, struct touch_job, job);
+
+	space_unref(tj->space);
+	object_unref(tj->obj);
+	free(tj);
+}
+
+/*
+ * A write to a shared mapping of a file the client may write sets the file's times first (see
+ * object_touch_due()). futimens(2) may block for as long as the file system takes, so it runs in
+ * a worker and the fault is served when it is over. Return: whether the fault waits for that.
+ */
+static bool touch_first(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
+			uint64_t t0)
+{
+	struct object *o = r->view ? r->view->obj : r->obj;
+	struct touch_job *tj;
+
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || !o || !r->may_write || !object_touch_due(o))
+		return false;
+	tj = calloc(1, sizeof(*tj));
+	if (!tj)
+		return false;
+	tj->job = (struct worker_job){ .run = touch_run,
+				       .done = touch_done,
+				       .free = touch_free,
+				       .owner = s->uid,
+				       .timeout_ms = s->d->config.file_timeout_ms };
+	tj->space = space_ref(s);
+	tj->obj = object_ref(o);
+	tj->addr = addr;
+	tj->flags = flags;
+	tj->t0 = t0;
+	if (worker_submit(s->d->workers, &tj->job) == 0)
+		return true;
+	/* Too many of this user's calls wait on their files: the times are left as they are. */
+	touch_free(&tj->job);
+	return false;
+}
+
 void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 {
 	struct region *r;
@@ -328,6 +407,17 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		return;
 	}
 	r->faults++;
+	if (touch_first(s, r, addr, flags, t0))
+		return;
+	fault_dispatch(s, r, addr, flags, t0);
+}
+
+/* Serve a fault of region @r. */
+static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
+			   uint64_t t0)
+{
+	int ret;
+
 	if (r->view) {
 		view_fault(s, r, addr, flags, t0);
 		fault_account(s, r, t0);

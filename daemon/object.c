@@ -27,8 +27,16 @@
 #include "memfd.h"
 #include "object.h"
 #include "view.h"
+#include "worker.h"
 
 #define RESERVE_MIN (1ULL << 30)
+
+static void object_free(struct object *o);
+
+static bool wb_idle(const struct object *o)
+{
+	return !o->wb_running && list_empty(&o->wb_queue);
+}
 
 static uint64_t reserve_for(uint64_t size)
 {
@@ -165,6 +173,7 @@ static struct object *object_blank(struct daemon *d, enum object_kind kind)
 	o->memfd = o->pages_fd = o->fd_read = o->fd_write = -1;
 	list_init(&o->fills);
 	list_init(&o->views);
+	list_init(&o->wb_queue);
 	list_init(&o->link);
 	return o;
 }
@@ -581,12 +590,20 @@ struct object *object_ref(struct object *o)
  */
 struct object *object_unref(struct object *o)
 {
-	struct daemon *d;
-
 	if (!o || --o->refs > 0)
 		return NULL;
-	d = o->d;
-	object_writeback(o, 0, object_pages(o), false);
+	/* The last reference: what may be dirty goes to the file first; the object is freed
+	 * when that is over (wb_free()), unless a new mapping takes it again meanwhile. */
+	object_writeback(o, 0, object_pages(o), false, NULL);
+	if (wb_idle(o))
+		object_free(o);
+	return NULL;
+}
+
+static void object_free(struct object *o)
+{
+	struct daemon *d = o->d;
+
 	list_del_init(&o->link);
 	d->n_objects--;
 	munmap(o->map, o->reserve);
@@ -605,7 +622,6 @@ struct object *object_unref(struct object *o)
 	free(o->copies);
 	free(o->path);
 	free(o);
-	return NULL;
 }
 
 /**
@@ -637,43 +653,255 @@ int object_reopen_memfd(struct object *o, bool writable)
 	return fd_reopen(o->memfd, writable);
 }
 
-static int write_all(struct object *o, uint64_t off, uint64_t len)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(o->fd_write, o->map + off, len, (off_t)off);
+/*
+ * Write-back. A page may be dirty from the time a client may write it (PAGE_WRITABLE) until it is
+ * written back while no client may write it: before its run is handed to a worker, it is
+ * write-protected in every client, so that a write from then on faults and makes it dirty again,
+ * and only then taken for clean (a page a client may write unprotected stays dirty). So a page is
+ * written back once per write fault, not at every write-back. The writes and fdatasync(2) run in
+ * a worker thread, never on the loop: a file system that stalls costs the clients that wait for
+ * that write-back (an msync, a munmap), no one else. An object's write-backs run one at a time,
+ * in the order asked, so that an MS_SYNC that comes after another write-back of the same pages
+ * returns only once those writes are done too (its fdatasync covers them).
+ */
+struct wb_req {
+	struct list_head link; /* object.wb_queue */
+	uint64_t first, count;
+	uint64_t next; /* the first page not yet taken into a job */
+	bool sync;
+	struct wb_wait *w; /* or NULL */
+};
 
-		if (n < 0 && errno == EINTR)
+/* The most a job takes at once: its pages are copied out of the cache for it. */
+#define WB_JOB_PAGES 4096
+
+struct wb_run {
+	uint64_t first, count;
+	bool cleaned; /* taken for clean: dirty again if its write fails */
+};
+
+struct wb_job {
+	struct worker_job job;
+	struct object *o;
+	struct wb_req *req;
+	struct wb_run *runs;
+	size_t n_runs;
+	uint8_t *data; /* the runs' pages, one after the other, copied on the loop */
+	bool last; /* the request's last job: it syncs */
+	int fd;
+	/* Results, from the worker. */
+	int ret;
+	uint64_t written;
+	struct stat st;
+	bool have_st;
+};
+
+static void wb_kick(struct object *o);
+
+/*
+ * The next runs of dirty pages of @req, up to WB_JOB_PAGES, write-protected in every client, taken
+ * for clean and copied out of the cache: the worker writes the copy, so that the loop may go on
+ * changing the cache (fills, nonlinear copies taking pages away) while it does.
+ */
+static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
+{
+	const uint8_t want = PAGE_READY | PAGE_WRITABLE;
+	uint64_t end = MIN(req->first + req->count, object_pages(o)), p, run = 0, taken = 0;
+	size_t cap = 0;
+
+	for (p = req->next; p <= end; p++) {
+		struct wb_run *r;
+
+		if (p < end && (o->pages[p] & PAGE_AWAY))
+			view_restore_home(o, p);
+		if (p < end && o->pages[p] == want && taken + run < WB_JOB_PAGES) {
+			run++;
 			continue;
-		if (n < 0)
-			return neg_errno();
-		if (n == 0)
-			return -EIO;
-		o->d->stats.bytes_written += (uint64_t)n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
+		}
+		if (run == 0)
+			continue;
+		if (job->n_runs == cap) {
+			struct wb_run *v;
+
+			cap = cap ? 2 * cap : 8;
+			v = realloc(job->runs, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			job->runs = v;
+		}
+		r = &job->runs[job->n_runs++];
+		r->first = p - run;
+		r->count = run;
+		r->cleaned = o->d->protect && o->d->protect(o, r->first, r->count);
+		if (r->cleaned)
+			for (uint64_t q = r->first; q < p; q++)
+				o->pages[q] &= (uint8_t)~PAGE_WRITABLE;
+		taken += run;
+		run = 0;
+		if (taken == WB_JOB_PAGES)
+			break;
+	}
+	req->next = MIN(p, end);
+	job->last = req->next == end;
+	if (taken == 0)
+		return 0;
+	job->data = malloc(taken << UPAGER_PAGE_SHIFT);
+	if (!job->data)
+		return -ENOMEM;
+	taken = 0;
+	for (size_t i = 0; i < job->n_runs; i++) {
+		memcpy(job->data + (taken << UPAGER_PAGE_SHIFT),
+		       o->map + (job->runs[i].first << UPAGER_PAGE_SHIFT),
+		       job->runs[i].count << UPAGER_PAGE_SHIFT);
+		taken += job->runs[i].count;
 	}
 	return 0;
 }
 
-/*
- * Write back the dirty pages [first, first+count), which are below end of file: write-protect
- * them in every client first, so that a write from now on faults and makes them dirty again, and
- * only then take them for clean. A page that a client may write unprotected stays dirty.
- */
-static int writeback_run(struct object *o, uint64_t first, uint64_t count, uint64_t eof)
+/* In a worker thread: the runs' bytes below end of file, from the cache to the file. */
+static void wb_run(struct worker_job *wj)
 {
-	uint64_t off = first << UPAGER_PAGE_SHIFT;
-	bool clean = o->d->protect && o->d->protect(o, first, count);
-	int ret;
+	struct wb_job *job = container_of(wj, struct wb_job, job);
+	uint64_t eof, taken = 0;
+	struct stat st;
 
-	if (clean)
-		for (uint64_t p = first; p < first + count; p++)
-			o->pages[p] &= (uint8_t)~PAGE_WRITABLE;
-	ret = write_all(o, off, MIN(count << UPAGER_PAGE_SHIFT, eof - off));
-	if (ret < 0 && clean)
-		for (uint64_t p = first; p < first + count; p++)
-			o->pages[p] |= PAGE_WRITABLE;
-	return ret;
+	if (fstat(job->fd, &st) < 0) {
+		job->ret = neg_errno();
+		return;
+	}
+	eof = (uint64_t)st.st_size;
+	for (size_t i = 0; i < job->n_runs && job->ret == 0; i++) {
+		uint64_t off = job->runs[i].first << UPAGER_PAGE_SHIFT;
+		uint64_t len = job->runs[i].count << UPAGER_PAGE_SHIFT;
+		const uint8_t *src = job->data + taken;
+
+		taken += len;
+		if (off >= eof)
+			continue;
+		len = MIN(len, eof - off);
+		while (len > 0) {
+			ssize_t n = pwrite(job->fd, src, len, (off_t)off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				job->ret = n < 0 ? neg_errno() : -EIO;
+				break;
+			}
+			job->written += (uint64_t)n;
+			src += n;
+			off += (uint64_t)n;
+			len -= (uint64_t)n;
+		}
+	}
+	if (job->req->sync && job->last && fdatasync(job->fd) < 0 && job->ret == 0)
+		job->ret = neg_errno();
+	/* Our own writes are no change behind the cache's back. */
+	job->have_st = job->written && fstat(job->fd, &job->st) == 0;
+}
+
+/* On the loop: the results, then the next write-back of the object. */
+static void wb_done(struct worker_job *wj, int status)
+{
+	struct wb_job *job = container_of(wj, struct wb_job, job);
+	struct object *o = job->o;
+	struct wb_req *req = job->req;
+	int ret = status < 0 ? status : job->ret;
+
+	o->d->stats.bytes_written += job->written;
+	if (ret < 0) {
+		for (size_t i = 0; i < job->n_runs; i++)
+			for (uint64_t p = job->runs[i].first;
+			     job->runs[i].cleaned && p < job->runs[i].first + job->runs[i].count;
+			     p++)
+				if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
+					o->pages[p] |= PAGE_WRITABLE;
+		log_limited(LOG_WARNING, "write-back of %s: %s", o->path, strerror(-ret));
+	}
+	if (job->have_st) {
+		o->file_size = (uint64_t)job->st.st_size;
+		o->mtime = job->st.st_mtim;
+		o->ctime = job->st.st_ctim;
+		daemon_touch(o->d);
+	}
+	if (o->wb_running == job)
+		o->wb_running = NULL;
+	if (ret == 0 && !job->last) {
+		/* The rest of the request goes next, before any other. */
+		list_add(&req->link, &o->wb_queue);
+	} else {
+		wb_wait_put(req->w, ret);
+		free(req);
+	}
+	wb_kick(o);
+}
+
+static void wb_free(struct worker_job *wj)
+{
+	struct wb_job *job = container_of(wj, struct wb_job, job);
+	struct object *o = job->o;
+
+	free(job->runs);
+	free(job->data);
+	free(job);
+	if (o->refs == 0 && wb_idle(o))
+		object_free(o);
+}
+
+/* Start the object's next write-back, unless one runs. */
+static void wb_kick(struct object *o)
+{
+	while (!o->wb_running && !list_empty(&o->wb_queue)) {
+		struct wb_req *req = list_first_entry(&o->wb_queue, struct wb_req, link);
+		struct wb_job *job = calloc(1, sizeof(*job));
+		int ret = job ? 0 : -ENOMEM;
+
+		list_del_init(&req->link);
+		if (job) {
+			job->o = o;
+			job->req = req;
+			job->fd = o->fd_write;
+			ret = wb_collect(o, req, job);
+		}
+		if (ret == 0 && job->n_runs == 0 && !req->sync) {
+			/* Nothing to write (a request is taken whole when it has nothing more). */
+			ret = 1;
+		}
+		if (ret == 0) {
+			/* One job per object at a time, so the object's own id is its owner: it is
+			 * never refused for another's. */
+			job->job = (struct worker_job){ .run = wb_run,
+							.done = wb_done,
+							.free = wb_free,
+							.owner = 0x80000000u | (uint32_t)o->id };
+			o->wb_running = job;
+			ret = worker_submit(o->d->workers, &job->job);
+			if (ret == 0)
+				return;
+			o->wb_running = NULL;
+		}
+		if (job) {
+			free(job->runs);
+			free(job->data);
+		}
+		free(job);
+		wb_wait_put(req->w, ret < 0 ? ret : 0);
+		free(req);
+	}
+}
+
+/**
+ * wb_wait_put() - one write-back @w waits for is over, with @ret (0 or a negative errno)
+ * @w: the waiter, or NULL; its done() is called when its last write-back is over
+ */
+void wb_wait_put(struct wb_wait *w, int ret)
+{
+	if (!w)
+		return;
+	if (ret < 0 && w->ret == 0)
+		w->ret = ret;
+	if (--w->pending == 0)
+		w->done(w);
 }
 
 /**
@@ -682,81 +910,137 @@ static int writeback_run(struct object *o, uint64_t first, uint64_t count, uint6
  * @first: first page
  * @count: number of pages
  * @sync: wait for the data to reach the disk (fdatasync)
+ * @w: who waits for it (its pending count is raised until it is over), or NULL
  *
- * A page may be dirty from the time a client may write it (PAGE_WRITABLE) until it is written
- * back while no client may write it: see writeback_run(). So a page is written back once per
- * write fault, not at every write-back. Only bytes below the file's current end are written; the
- * rest of the last page never reaches the file. Shared anonymous objects have nothing to write.
+ * The write-back runs in a worker thread after those of the object asked before (see above).
+ * Only bytes below the file's current end are written; the rest of the last page never reaches
+ * the file. Shared anonymous objects have nothing to write.
  *
- * Return: 0 or the first negative errno met.
+ * Return: 0, or a negative errno if it could not be asked for.
  */
-int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync)
+int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync, struct wb_wait *w)
 {
-	const uint8_t want = PAGE_READY | PAGE_WRITABLE;
-	uint64_t end, p, run = 0, eof;
-	bool written = false;
-	struct stat st;
-	int ret = 0, r;
+	struct wb_req *req;
 
 	if (o->kind != OBJECT_FILE || o->fd_write < 0)
 		return 0;
-	if (fstat(o->fd_write, &st) < 0)
-		return neg_errno();
-	eof = (uint64_t)st.st_size;
-	end = MIN(first + count, object_pages(o));
-	for (p = first; p < end; p++)
-		if (o->pages[p] & PAGE_AWAY)
-			view_restore_home(o, p);
-	for (p = first; p <= end; p++) {
-		if (p < end && o->pages[p] == want) {
-			run++;
-			continue;
-		}
-		if (run > 0 && (p - run) << UPAGER_PAGE_SHIFT < eof) {
-			r = writeback_run(o, p - run, run, eof);
-			written = true;
-			if (r < 0 && ret == 0)
-				ret = r;
-		}
-		run = 0;
-	}
-	if (sync && fdatasync(o->fd_write) < 0 && ret == 0)
-		ret = neg_errno();
-	/* Our own writes are no change behind the cache's back. */
-	if (written && fstat(o->fd_write, &st) == 0) {
-		o->file_size = (uint64_t)st.st_size;
-		o->mtime = st.st_mtim;
-		o->ctime = st.st_ctim;
-		daemon_touch(o->d);
-	}
-	if (ret < 0)
-		log_warning("write-back of %s: %s", o->path, strerror(-ret));
-	return ret;
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	req->first = req->next = first;
+	req->count = count;
+	req->sync = sync;
+	req->w = w;
+	if (w)
+		w->pending++;
+	list_add_tail(&req->link, &o->wb_queue);
+	wb_kick(o);
+	return 0;
 }
 
 /**
- * object_touch() - a client writes to the file through a shared mapping: set its modification
- * and change times to now, as Linux does at the first write to a clean page of such a mapping
- * (mmap(2)); unless they are that already, to the granularity of the coarse clock they come from
+ * object_stop() - the daemon stops: write back on the loop's own thread, and free the object if
+ * no one holds it (and no worker still writes from it)
  * @o: the object
  */
-void object_touch(struct object *o)
+void object_stop(struct object *o)
 {
-	const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
+	object_writeback_now(o);
+	if (o->refs == 0 && wb_idle(o))
+		object_free(o);
+}
+
+/**
+ * object_writeback_now() - write back every page that may be dirty, on the loop's own thread
+ * @o: the object
+ *
+ * For a daemon that stops, whose worker threads will not be waited for: the pages of a
+ * write-back under way in a worker are taken for dirty again, everything is written and synced
+ * here, and the write-backs still asked for are over.
+ *
+ * Return: 0 or a negative errno.
+ */
+int object_writeback_now(struct object *o)
+{
+	struct wb_req req = { .first = 0, .count = object_pages(o), .sync = true };
+	struct wb_job job = { .o = o, .req = &req, .fd = o->fd_write };
+
+	if (o->kind != OBJECT_FILE || o->fd_write < 0)
+		return 0;
+	if (o->wb_running) {
+		struct wb_job *busy = o->wb_running;
+
+		for (size_t i = 0; i < busy->n_runs; i++)
+			for (uint64_t p = busy->runs[i].first;
+			     p < busy->runs[i].first + busy->runs[i].count; p++)
+				if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
+					o->pages[p] |= PAGE_WRITABLE;
+	}
+	while (!list_empty(&o->wb_queue)) {
+		struct wb_req *r = list_first_entry(&o->wb_queue, struct wb_req, link);
+
+		list_del_init(&r->link);
+		wb_wait_put(r->w, 0);
+		free(r);
+	}
+	do {
+		free(job.runs);
+		free(job.data);
+		job = (struct wb_job){ .o = o, .req = &req, .fd = o->fd_write, .ret = job.ret };
+		if (wb_collect(o, &req, &job) < 0)
+			job.ret = -ENOMEM;
+		else
+			wb_run(&job.job);
+		o->d->stats.bytes_written += job.written;
+	} while (!job.last && job.ret == 0);
+	free(job.runs);
+	free(job.data);
+	return job.ret;
+}
+
+/**
+ * object_touch_due() - whether a client's write through a shared mapping must set the file's
+ * modification and change times first: Linux sets them to now at the first write to a clean page
+ * of such a mapping (mmap(2)); not if they are now already, to the granularity of the coarse
+ * clock they come from (the daemon's own figure of them, no system call)
+ * @o: the object
+ */
+bool object_touch_due(const struct object *o)
+{
 	struct timespec now;
-	struct stat st;
 
 	if (o->kind != OBJECT_FILE || o->fd_write < 0 ||
-	    clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0 || fstat(o->fd_write, &st) < 0 ||
-	    (st.st_mtim.tv_sec == now.tv_sec && st.st_mtim.tv_nsec == now.tv_nsec &&
-	     st.st_ctim.tv_sec == now.tv_sec && st.st_ctim.tv_nsec == now.tv_nsec))
-		return;
-	/* Our own change, no change behind the cache's back, as for a write-back. */
-	if (futimens(o->fd_write, times) == 0 && fstat(o->fd_write, &st) == 0) {
-		o->mtime = st.st_mtim;
-		o->ctime = st.st_ctim;
-		daemon_touch(o->d);
-	}
+	    clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+		return false;
+	return o->mtime.tv_sec != now.tv_sec || o->mtime.tv_nsec != now.tv_nsec ||
+	       o->ctime.tv_sec != now.tv_sec || o->ctime.tv_nsec != now.tv_nsec;
+}
+
+/**
+ * object_touch_file() - set the file's times to now through @fd, and read them back into @st
+ * (the call that may block: a worker thread makes it)
+ * Return: 0 or a negative errno.
+ */
+int object_touch_file(int fd, struct stat *st)
+{
+	const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
+
+	if (futimens(fd, times) < 0 || fstat(fd, st) < 0)
+		return neg_errno();
+	return 0;
+}
+
+/**
+ * object_touched() - the times object_touch_file() set: the daemon's own change, no change
+ * behind the cache's back
+ * @o: the object
+ * @st: what object_touch_file() read
+ */
+void object_touched(struct object *o, const struct stat *st)
+{
+	o->mtime = st->st_mtim;
+	o->ctime = st->st_ctim;
+	daemon_touch(o->d);
 }
 
 /** object_cached_pages() - pages of the object that are valid in its cache */

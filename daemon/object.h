@@ -62,6 +62,8 @@ struct object {
 
 	struct list_head link; /* daemon.objects */
 	struct list_head fills; /* struct fill.link, fills under way */
+	struct list_head wb_queue; /* write-backs asked for, in order (object.c) */
+	struct wb_job *wb_running; /* the one in a worker thread, or NULL */
 };
 
 /* What a client's descriptor of a file gives the daemon (file_access_probe()). */
@@ -87,8 +89,23 @@ struct object *object_unref(struct object *o);
 int object_reopen_memfd(struct object *o, bool writable);
 int object_pages_fd(struct object *o);
 int fd_reopen(int fd, bool writable);
-int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync);
-void object_touch(struct object *o);
+/* Someone waiting for write-backs: an msync or a munmap that replies when they are over. */
+struct wb_wait {
+	unsigned pending; /* write-backs not over, plus any the waiter holds itself */
+	int ret; /* the first error */
+	void (*done)(struct wb_wait *w); /* on the loop, when pending drops to 0 */
+};
+
+struct wb_job;
+
+int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync,
+		     struct wb_wait *w);
+int object_writeback_now(struct object *o);
+void object_stop(struct object *o);
+void wb_wait_put(struct wb_wait *w, int ret);
+bool object_touch_due(const struct object *o);
+int object_touch_file(int fd, struct stat *st);
+void object_touched(struct object *o, const struct stat *st);
 uint64_t object_cached_pages(const struct object *o);
 
 static inline uint64_t object_pages(const struct object *o)

@@ -492,6 +492,45 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 	return 1;
 }
 
+/* The write-backs an msync or munmap waited for are over: its reply. */
+static void wb_over(struct wb_wait *w)
+{
+	struct session *s = container_of(w, struct session, wb);
+	int ret = w->ret;
+
+	s->syncing = false;
+	if (s->closing) {
+		session_close(s);
+		return;
+	}
+	/* A munmap's reply names the range; write-back errors are msync's to report. */
+	if (s->wb_req.op == UPAGER_OP_MUNMAP)
+		ret = reply(s, &s->wb_reply, 0, NULL, 0) < 0 ? -EPIPE : 1;
+	if (!request_end(s, &s->wb_req, ret))
+		uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+}
+
+/* Before a request asks for write-backs: the session waits for them (holding one count). */
+static void wb_begin(struct session *s, const struct upager_msg *req)
+{
+	s->wb = (struct wb_wait){ .pending = 1, .done = wb_over };
+	s->wb_req = *req;
+}
+
+/*
+ * After: REPLY_LATER if write-backs are under way (wb_over() replies), else @ret or the first
+ * error of those that are over.
+ */
+static int wb_end(struct session *s, int ret)
+{
+	if (ret < 0 && s->wb.ret == 0)
+		s->wb.ret = ret;
+	if (--s->wb.pending == 0)
+		return s->wb.ret;
+	s->syncing = true;
+	return REPLY_LATER;
+}
+
 static int do_msync(struct session *s, const struct upager_msg *req)
 {
 	uint64_t a = req->u.msync.addr, len = req->u.msync.length;
@@ -500,7 +539,8 @@ static int do_msync(struct session *s, const struct upager_msg *req)
 		return -EPERM;
 	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || a + len < a)
 		return -EINVAL;
-	return space_msync(s->space, a, a + len, req->u.msync.flags & MS_SYNC);
+	wb_begin(s, req);
+	return wb_end(s, space_msync(s->space, a, a + len, req->u.msync.flags & MS_SYNC, &s->wb));
 }
 
 static int do_munmap(struct session *s, const struct upager_msg *req)
@@ -515,12 +555,16 @@ static int do_munmap(struct session *s, const struct upager_msg *req)
 		return -EINVAL;
 	/* The reply names where the client's unmap starts: lower for a grown MAP_GROWSDOWN. */
 	a = grow_munmap_start(s->space, a, a + len);
-	ret = space_drop_range(s->space, a, req->u.range.addr + len);
-	if (ret < 0)
-		return ret;
 	rep = *req;
 	rep.u.range.addr = a;
 	rep.u.range.length = req->u.range.addr + len - a;
+	s->wb_reply = rep;
+	/* The reply waits for the write-back of what the range may have dirtied. */
+	wb_begin(s, req);
+	ret = space_drop_range(s->space, a, req->u.range.addr + len, &s->wb);
+	ret = wb_end(s, ret < 0 ? ret : 0);
+	if (ret == REPLY_LATER || ret < 0)
+		return ret;
 	return reply(s, &rep, 0, NULL, 0) < 0 ? -EPIPE : 1;
 }
 
@@ -921,8 +965,9 @@ static void session_close(struct session *s)
 
 	if (uv_is_closing((uv_handle_t *)&s->poll))
 		return;
-	if (s->busy || s->opening) {
-		/* The populate or open under way calls back with this session: close after it. */
+	if (s->busy || s->opening || s->syncing) {
+		/* The populate, open or write-back under way calls back with this session:
+		 * close after it. */
 		s->closing = true;
 		uv_poll_stop(&s->poll);
 		return;

@@ -98,10 +98,14 @@ struct space *space_unref(struct space *s)
 	return NULL;
 }
 
-/* A piece of a region leaves: write back what it may have dirtied, release its object. */
+/*
+ * A piece of a region leaves: write back what it may have dirtied (@userdata: a struct wb_wait
+ * that waits for it, or NULL), release its object.
+ */
 static void drop_piece(struct region *piece, void *userdata)
 {
-	(void)userdata;
+	struct wb_wait *w = userdata;
+
 	if (!piece->obj)
 		return;
 	if (piece->view) {
@@ -110,14 +114,14 @@ static void drop_piece(struct region *piece, void *userdata)
 		view_publish(piece->view, false);
 		view_drop_range(piece->view, piece->view_index, piece->length >> UPAGER_PAGE_SHIFT);
 		if (piece->may_write)
-			object_writeback(piece->obj, 0, object_pages(piece->obj), false);
+			object_writeback(piece->obj, 0, object_pages(piece->obj), false, w);
 		view_unref(piece->view);
 		object_unref(piece->obj);
 		return;
 	}
 	if (piece->may_write)
 		object_writeback(piece->obj, piece->offset >> UPAGER_PAGE_SHIFT,
-				 piece->length >> UPAGER_PAGE_SHIFT, false);
+				 piece->length >> UPAGER_PAGE_SHIFT, false, w);
 	object_unref(piece->obj);
 }
 
@@ -287,12 +291,17 @@ int space_add_region(struct space *s, const struct region *r)
 
 /**
  * space_drop_range() - forget [start, end), writing back what it may have dirtied
+ * @s: the space
+ * @start: first byte
+ * @end: one past the last
+ * @w: waits for the write-backs (object_writeback()), or NULL
+ *
  * Return: the number of pieces dropped, or a negative errno.
  */
-int space_drop_range(struct space *s, uint64_t start, uint64_t end)
+int space_drop_range(struct space *s, uint64_t start, uint64_t end, struct wb_wait *w)
 {
 	daemon_touch(s->d);
-	return region_remove_range(&s->regions, start, end, drop_piece, NULL);
+	return region_remove_range(&s->regions, start, end, drop_piece, w);
 }
 
 /**
@@ -301,10 +310,11 @@ int space_drop_range(struct space *s, uint64_t start, uint64_t end)
  * @start: first byte
  * @end: one past the last
  * @sync: wait for the disk
+ * @w: waits for the write-backs (object_writeback()), whose errors it gets
  *
- * Return: 0 or the first negative errno of a write.
+ * Return: 0 or a negative errno if a write-back could not be asked for.
  */
-int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync)
+int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct wb_wait *w)
 {
 	int ret = 0;
 
@@ -323,7 +333,7 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync)
 
 			for (uint64_t k2 = 0; k2 < n; k2++) {
 				k = object_writeback(r->obj, view_page(r->view, vi + k2), 1,
-						     sync && k2 + 1 == n);
+						     sync && k2 + 1 == n, w);
 				if (k < 0 && ret == 0)
 					ret = k;
 			}
@@ -331,7 +341,7 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync)
 		}
 		first = (r->offset + (a - r->start)) >> UPAGER_PAGE_SHIFT;
 		last = (r->offset + (b - r->start) + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
-		k = object_writeback(r->obj, first, last - first, sync);
+		k = object_writeback(r->obj, first, last - first, sync, w);
 		if (k < 0 && ret == 0)
 			ret = k;
 	}
@@ -521,7 +531,7 @@ static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t
 	case UFFD_EVENT_UNMAP:
 		/* The client replacing a mapping by its view (upager_remap_file_pages) keeps it. */
 		if (!s->converting || s->converting != m->arg.remove.start)
-			space_drop_range(s, m->arg.remove.start, m->arg.remove.end);
+			space_drop_range(s, m->arg.remove.start, m->arg.remove.end, NULL);
 		grow_forget_guards(s, m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_REMOVE:

@@ -13,6 +13,7 @@
 struct daemon;
 struct grow_channel;
 struct object;
+struct wb_wait;
 
 struct space {
 	struct daemon *d;
@@ -43,8 +44,8 @@ bool region_tracks_writes(const struct space *s, const struct region *r);
 bool space_protect_object(struct object *o, uint64_t first, uint64_t count);
 void space_wake(struct space *s);
 int space_add_region(struct space *s, const struct region *r);
-int space_drop_range(struct space *s, uint64_t start, uint64_t end);
-int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync);
+int space_drop_range(struct space *s, uint64_t start, uint64_t end, struct wb_wait *w);
+int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct wb_wait *w);
 struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);

@@ -266,8 +266,6 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		sigbus(s, addr);
 		return;
 	}
-	if ((flags & UFFD_PAGEFAULT_FLAG_WRITE) && v->may_write)
-		object_touch(o);
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a read-only copy: it becomes the one writable copy. */
 		if (v->copy[i] != COPY_NONE) {

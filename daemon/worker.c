@@ -31,6 +31,7 @@ struct worker_pool {
 
 	/* The loop's own. */
 	struct list_head jobs; /* every job not yet freed, by worker_job.link_all */
+	struct list_head held; /* jobs whose owner has as many as it may in threads, by link */
 	unsigned n_jobs;
 };
 
@@ -64,6 +65,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static void release_held(struct worker_pool *p, uint32_t owner);
+
 static void job_answer(struct worker_job *job, int status)
 {
 	if (job->answered)
@@ -84,11 +87,14 @@ static void on_over(uv_async_t *h)
 	while (!list_empty(&over)) {
 		struct worker_job *job = list_first_entry(&over, struct worker_job, link);
 
+		uint32_t owner = job->owner;
+
 		list_del_init(&job->link);
 		list_del_init(&job->link_all);
 		p->n_jobs--;
 		job_answer(job, 0);
 		job->free(job);
+		release_held(p, owner);
 	}
 	if (p->n_jobs == 0)
 		uv_timer_stop(&p->timer);
@@ -98,45 +104,45 @@ static void on_tick(uv_timer_t *h)
 {
 	struct worker_pool *p = h->data;
 	uint64_t now = uv_now(p->loop);
-	struct worker_job *job;
+	struct worker_job *job, *tmp;
 
-	list_for_each_entry (job, &p->jobs, link_all)
-		if (job->timeout_ms && !job->answered && now >= job->deadline_ms) {
-			log_limited(LOG_WARNING,
-				    "a blocking call on a client's file took over %" PRIu64
-				    " ms; its request fails",
-				    job->timeout_ms);
-			job_answer(job, -ETIMEDOUT);
+	list_for_each_entry_safe (job, tmp, &p->jobs, link_all) {
+		if (!job->timeout_ms || job->answered || now < job->deadline_ms)
+			continue;
+		log_limited(LOG_WARNING,
+			    "a blocking call on a client's file took over %" PRIu64
+			    " ms; its request fails",
+			    job->timeout_ms);
+		job_answer(job, -ETIMEDOUT);
+		if (job->held) {
+			/* It never ran: nothing keeps it. */
+			list_del_init(&job->link);
+			list_del_init(&job->link_all);
+			p->n_jobs--;
+			job->free(job);
 		}
+	}
+	if (p->n_jobs == 0)
+		uv_timer_stop(&p->timer);
 }
 
+/* Jobs of @owner in threads or queued for them (not held). */
 static unsigned owner_jobs(struct worker_pool *p, uint32_t owner)
 {
 	struct worker_job *job;
 	unsigned n = 0;
 
 	list_for_each_entry (job, &p->jobs, link_all)
-		n += job->owner == owner;
+		n += job->owner == owner && !job->held;
 	return n;
 }
 
-/**
- * worker_submit() - run @job in a thread of @p
- * @p: the pool
- * @job: run, done, free, owner and timeout_ms set; the pool's until free is called
- *
- * Return: 0; -EAGAIN if the job's owner has as many jobs unfinished as it may; or a negative
- * errno if no thread could be started. The job is not the pool's on failure.
- */
-int worker_submit(struct worker_pool *p, struct worker_job *job)
+/* Queue @job for the threads, starting one if none is idle. */
+static int hand_over(struct worker_pool *p, struct worker_job *job)
 {
 	pthread_t t;
 	int ret = 0;
 
-	if (owner_jobs(p, job->owner) >= p->max_per_owner)
-		return -EAGAIN;
-	job->answered = false;
-	job->deadline_ms = uv_now(p->loop) + job->timeout_ms;
 	pthread_mutex_lock(&p->lock);
 	if (p->idle == 0 && p->threads < p->max_threads) {
 		pthread_attr_t attr;
@@ -152,12 +158,60 @@ int worker_submit(struct worker_pool *p, struct worker_job *job)
 			ret = 0; /* the threads there are will get to it */
 	}
 	if (ret == 0) {
+		job->held = false;
 		list_add_tail(&job->link, &p->queue);
 		pthread_cond_signal(&p->wake);
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (ret < 0)
-		return ret;
+	return ret;
+}
+
+/* An owner's job is over: its next held job, if any, goes to the threads. */
+static void release_held(struct worker_pool *p, uint32_t owner)
+{
+	struct worker_job *job;
+
+	list_for_each_entry (job, &p->held, link) {
+		if (job->owner != owner)
+			continue;
+		list_del_init(&job->link);
+		if (hand_over(p, job) < 0) {
+			list_del_init(&job->link_all);
+			p->n_jobs--;
+			job_answer(job, -EAGAIN);
+			job->free(job);
+		}
+		return;
+	}
+}
+
+/**
+ * worker_submit() - run @job in a thread of @p
+ * @p: the pool
+ * @job: run, done, free, owner and timeout_ms set; the pool's until free is called
+ *
+ * A job whose owner has as many jobs in threads as it may waits until one of them is over (its
+ * deadline runs meanwhile): one owner's stalled calls never take more than a few threads.
+ *
+ * Return: 0, or a negative errno if no thread could be started or the pool stops. The job is
+ * not the pool's on failure.
+ */
+int worker_submit(struct worker_pool *p, struct worker_job *job)
+{
+	int ret;
+
+	if (p->stopping)
+		return -ECANCELED;
+	job->answered = false;
+	job->deadline_ms = uv_now(p->loop) + job->timeout_ms;
+	if (owner_jobs(p, job->owner) >= p->max_per_owner) {
+		job->held = true;
+		list_add_tail(&job->link, &p->held);
+	} else {
+		ret = hand_over(p, job);
+		if (ret < 0)
+			return ret;
+	}
 	list_add_tail(&job->link_all, &p->jobs);
 	if (p->n_jobs++ == 0)
 		uv_timer_start(&p->timer, on_tick, 100, 100);
@@ -190,6 +244,7 @@ int worker_pool_new(uv_loop_t *loop, unsigned max_threads, unsigned max_per_owne
 	list_init(&p->queue);
 	list_init(&p->over);
 	list_init(&p->jobs);
+	list_init(&p->held);
 	ret = uv_async_init(loop, &p->async, on_over);
 	if (ret < 0) {
 		free(p);
@@ -220,8 +275,8 @@ static void on_closed(uv_handle_t *h)
  * worker_pool_free() - stop the threads that are idle and close the pool's handles
  * @p: the pool, or NULL
  *
- * Jobs not yet started are freed without being answered. A thread blocked in a job stays so
- * until the process exits: nothing can take it out of a system call that does not return.
+ * Jobs not yet started are answered with -ECANCELED and freed. A thread blocked in a job stays
+ * so until the process exits: nothing can take it out of a system call that does not return.
  */
 void worker_pool_free(struct worker_pool *p)
 {
@@ -229,18 +284,24 @@ void worker_pool_free(struct worker_pool *p)
 
 	if (!p)
 		return;
+	struct list_head queued;
+
+	list_init(&queued);
+	list_splice_init(&p->held, &queued);
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
-	list_for_each_entry_safe (job, tmp, &p->queue, link) {
-		list_del_init(&job->link);
-		list_del_init(&job->link_all);
-		job->free(job);
-	}
+	list_splice_init(&p->queue, &queued);
 	pthread_cond_broadcast(&p->wake);
 	/* The idle threads go at once; the ones in a run when it is over. */
 	while (p->threads > p->running)
 		pthread_cond_wait(&p->gone, &p->lock);
 	pthread_mutex_unlock(&p->lock);
+	list_for_each_entry_safe (job, tmp, &queued, link) {
+		list_del_init(&job->link);
+		list_del_init(&job->link_all);
+		job_answer(job, -ECANCELED);
+		job->free(job);
+	}
 	uv_close((uv_handle_t *)&p->timer, NULL);
 	uv_close((uv_handle_t *)&p->async, on_closed);
 }

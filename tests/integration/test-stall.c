@@ -142,3 +142,59 @@ Test(stall, a_stalled_file_system_fails_its_own_request_and_no_one_waits)
 	close(fd);
 	stallfs_stop(&fs);
 }
+
+/* A write-back to a stalled file, and a first write that sets its times, wait for it in the
+ * client that asked (as msync(2) would), and no one else waits: the calls run in worker threads. */
+Test(stall, a_write_and_an_msync_to_a_stalled_file_wait_alone)
+{
+	struct stallfs fs;
+	char other[512];
+	int ofd = make_pattern_file("other", 4 * PAGE, other), fd, status, up[2], down[2];
+	uint64_t t0, *mine, word = 0;
+	pid_t child;
+
+	stallfs_start(&fs);
+	fd = open(fs.data, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(down), 0);
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		uint64_t *p;
+		char c;
+
+		alarm(20);
+		p = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			_exit(1);
+		p[3 * PAGE / 8] = 77; /* written before the stall: its times are set then */
+		if (write(up[1], "w", 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(2);
+		/* A first write to another page sets the file's times, then msync: both wait. */
+		p[5 * PAGE / 8] = 88;
+		_exit(upager_msync(p, 16 * PAGE, MS_SYNC) == 0 ? 0 : 3);
+	}
+	cr_assert_eq(read(up[0], &(char){ 0 }, 1), 1);
+	stallfs_set(&fs, true);
+	cr_assert_eq(write(down[1], "s", 1), 1);
+	/* The child's msync waits on the stalled file while another client is served. */
+	usleep(200 * 1000);
+	t0 = now_ms();
+	mine = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, ofd, 0);
+	cr_assert_neq(mine, MAP_FAILED);
+	cr_assert_eq(mine[2 * PAGE / 8], pattern_at(2 * PAGE));
+	cr_assert_lt(now_ms() - t0, 500, "another client waited %llu ms",
+		     (unsigned long long)(now_ms() - t0));
+	cr_assert_eq(waitpid(child, &status, WNOHANG), 0, "the msync did not wait for the file");
+	stallfs_set(&fs, false);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
+	cr_assert_eq(pread(fd, &word, 8, 3 * PAGE), 8);
+	cr_assert_eq(word, 77);
+	cr_assert_eq(pread(fd, &word, 8, 5 * PAGE), 8);
+	cr_assert_eq(word, 88);
+	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
+	close(fd);
+	stallfs_stop(&fs);
+}

@@ -115,11 +115,11 @@ Test(worker, a_blocked_job_times_out_and_others_go_on)
 	cr_assert_eq(uv_loop_close(&loop), 0);
 }
 
-Test(worker, an_owner_has_only_so_many_jobs_unfinished)
+Test(worker, an_owners_jobs_past_its_share_wait_for_one_to_be_over)
 {
 	uv_loop_t loop;
 	struct worker_pool *p;
-	struct test_job a, b, c, d;
+	struct test_job a, b, c, d, e;
 	int pfd[2];
 
 	cr_assert_eq(pipe(pfd), 0);
@@ -129,16 +129,24 @@ Test(worker, an_owner_has_only_so_many_jobs_unfinished)
 	job_init(&b, 7, 0, pfd[0]);
 	job_init(&c, 7, 0, -1);
 	job_init(&d, 8, 0, -1);
+	job_init(&e, 7, 100, -1);
 	cr_assert_eq(worker_submit(p, &a.job), 0);
 	cr_assert_eq(worker_submit(p, &b.job), 0);
-	cr_assert_eq(worker_submit(p, &c.job), -EAGAIN);
+	cr_assert_eq(worker_submit(p, &c.job), 0); /* held: owner 7 has two in threads */
+	cr_assert_eq(worker_submit(p, &e.job), 0); /* held, with a deadline */
 	cr_assert_eq(worker_submit(p, &d.job), 0);
 	run_until(&loop, &d.freed);
-	cr_assert_eq(write(pfd[1], "xy", 2), 2);
+	cr_assert_not(c.answered, "ran past its owner's share");
+	/* A held job's deadline passes: it is answered and freed, never run. */
+	run_until(&loop, &e.freed);
+	cr_assert_eq(e.status, -ETIMEDOUT);
+	cr_assert_eq(e.ran_on, 0);
+	cr_assert_eq(write(pfd[1], "x", 1), 1);
+	run_until(&loop, &c.freed);
+	cr_assert_eq(c.status, 0);
+	cr_assert_eq(write(pfd[1], "y", 1), 1);
 	run_until(&loop, &a.freed);
 	run_until(&loop, &b.freed);
-	cr_assert_eq(worker_submit(p, &c.job), 0);
-	run_until(&loop, &c.freed);
 	worker_pool_free(p);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cr_assert_eq(uv_loop_close(&loop), 0);
