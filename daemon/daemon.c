@@ -156,6 +156,9 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 
 	d->loop = loop;
 	d->protect = space_protect_object;
+	uv_idle_init(loop, &d->queued);
+	d->queued.data = d;
+	uffdio_set_drain(space_drain, d);
 	list_init(&d->sessions);
 	list_init(&d->spaces);
 	list_init(&d->objects);
@@ -296,6 +299,9 @@ void daemon_stop(struct daemon *d)
 	uv_close((uv_handle_t *)&d->liveness, NULL);
 	uv_check_stop(&d->flush);
 	uv_close((uv_handle_t *)&d->flush, NULL);
+	uffdio_set_drain(NULL, NULL);
+	uv_idle_stop(&d->queued);
+	uv_close((uv_handle_t *)&d->queued, NULL);
 }
 
 /** daemon_deinit() - free what the daemon holds after the loop ended */

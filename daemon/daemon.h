@@ -53,6 +53,7 @@ struct daemon {
 	uv_signal_t sigterm, sigint;
 	uv_timer_t liveness;
 	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
+	uv_idle_t queued; /* while spaces hold messages read ahead of time (space_drain()) */
 	struct ring *ring;
 	struct worker_pool *workers; /* blocking calls on clients' files */
 

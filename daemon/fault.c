@@ -62,18 +62,6 @@ void fault_account(struct space *s, struct region *r, uint64_t t0)
 	}
 }
 
-/* The page cannot be had (I/O error, beyond end of file): SIGBUS in the client. */
-static void resolve_sigbus(struct space *s, uint64_t addr)
-{
-	int ret = uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
-
-	if (ret < 0 && ret != -ESRCH && ret != -EEXIST) {
-		log_limited(LOG_WARNING, "UFFDIO_POISON at %#" PRIx64 " of pid %d: %s", addr,
-			    (int)s->pid, strerror(-ret));
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-	}
-}
-
 /*
  * Map the ready page at addr and, for a sequential reader, the ready pages after it up to its
  * window; then wake the faulting thread. Returns how many pages were mapped.
@@ -139,7 +127,7 @@ static void fault_wait_done(struct fill_waiter *w)
 				fault_object(s, r, fw->addr, 0, fw->t0);
 				accounted = true;
 			} else {
-				resolve_sigbus(s, fw->addr);
+				uffdio_sigbus(s->uffd, fw->addr, s->pid);
 			}
 		}
 		if (!accounted)
@@ -240,7 +228,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	int ret;
 
 	if (p >= object_pages(o)) {
-		resolve_sigbus(s, addr);
+		uffdio_sigbus(s->uffd, addr, s->pid);
 		return;
 	}
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
@@ -288,10 +276,14 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		fault_account(s, r, t0);
 		return;
 	}
-	if (ret <= 0) {
+	if (ret == -EAGAIN) {
+		/* Its data is in a nonlinear mapping's writable copy, for now: fault again. */
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		fault_account(s, r, t0);
+	} else if (ret <= 0) {
 		log_limited(LOG_WARNING, "cannot fill %s page %" PRIu64 ": %s", o->path, p,
 			    strerror(ret < 0 ? -ret : EIO));
-		resolve_sigbus(s, addr);
+		uffdio_sigbus(s->uffd, addr, s->pid);
 	}
 }
 
@@ -390,7 +382,7 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	addr = ALIGN_DOWN(addr, UPAGER_PAGE_SIZE);
 	if (addr == s->token_addr) {
 		ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
-		if (ret == -EEXIST)
+		if (ret < 0 && ret != -ESRCH)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		return;
 	}
@@ -403,7 +395,7 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	if (!r) {
 		log_limited(LOG_WARNING, "fault at %#" PRIx64 " of pid %d outside every region",
 			    addr, (int)s->pid);
-		resolve_sigbus(s, addr);
+		uffdio_sigbus(s->uffd, addr, s->pid);
 		return;
 	}
 	r->faults++;

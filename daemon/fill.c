@@ -255,7 +255,9 @@ static int wait_on(struct fill *f, fill_waiter_fn waiter, void *userdata)
  * once; pages being filled already are waited on where they are.
  *
  * Return: the number of waiters hung (0: every page is ready now), or a negative errno; fills
- * started before an error go on.
+ * started before an error go on. -EAGAIN: nothing is waited on, but a page's data is in a
+ * nonlinear mapping's writable copy that cannot be taken back now (view_restore_home()); such a
+ * page is never read from the file, and its fault must be tried again.
  */
 int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn waiter,
 	       void *userdata, uint64_t *started)
@@ -264,6 +266,7 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 	uint64_t end = MIN(first + count, object_pages(o));
 	struct fill *last = NULL;
 	int waits = 0, ret;
+	bool away = false;
 
 	for (uint64_t p = first; p < end;) {
 		uint8_t st;
@@ -271,8 +274,11 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 		uint64_t run = 1;
 
 		/* The data lives in a nonlinear mapping's copy: bring it home, never read the file. */
-		if (o->pages[p] & PAGE_AWAY)
-			view_restore_home(o, p);
+		if ((o->pages[p] & PAGE_AWAY) && view_restore_home(o, p) == -EAGAIN) {
+			away = true;
+			p++;
+			continue;
+		}
 		st = get_state(o, p);
 
 		if (st == PAGE_READY) {
@@ -302,7 +308,7 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 		}
 		p += run;
 	}
-	return waits;
+	return waits == 0 && away ? -EAGAIN : waits;
 }
 
 /**

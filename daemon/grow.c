@@ -220,7 +220,7 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 			    " below its guard page passes the limit: "
 			    "SIGBUS",
 			    (int)s->pid, addr);
-		uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
+		uffdio_sigbus(s->uffd, addr, s->pid);
 		fault_account(s, r, t0);
 		return true;
 	}
@@ -270,7 +270,7 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 				    "pid %d: growth past the limit at %#" PRIx64
 				    " and no growth thread: SIGBUS",
 				    (int)s->pid, addr);
-			uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE);
+			uffdio_sigbus(s->uffd, addr, s->pid);
 		}
 		fault_account(s, r, t0);
 		return true;

@@ -26,6 +26,12 @@
 
 #define UFFD_MSG_BATCH 64
 
+/* A message read from a space's userfaultfd, and when. */
+struct space_msg {
+	struct uffd_msg msg;
+	uint64_t t0;
+};
+
 static void on_uffd(uv_poll_t *h, int status, int events);
 
 /**
@@ -92,6 +98,7 @@ struct space *space_unref(struct space *s)
 {
 	if (!s || --s->refs > 0)
 		return NULL;
+	free(s->queue);
 	close(s->uffd);
 	fdstore_remove(s->d, "uf", s->id);
 	free(s);
@@ -142,6 +149,10 @@ void space_kill(struct space *s)
 		return;
 	s->dead = true;
 	log_debug("space of pid %d ends", (int)s->pid);
+	/* Messages read and not dispatched: only a fork's new descriptor needs anything. */
+	for (; s->queue_head < s->queue_len; s->queue_head++)
+		if (s->queue[s->queue_head].msg.event == UFFD_EVENT_FORK)
+			close((int)s->queue[s->queue_head].msg.arg.fork.ufd);
 	grow_detach(s);
 	region_table_deinit(&s->regions, drop_piece, NULL);
 	list_del_init(&s->link);
@@ -543,10 +554,101 @@ static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t
 	}
 }
 
+/*
+ * Read what is queued on the space's userfaultfd onto the end of its queue, in one read(2).
+ * Return: the number of messages read, 0 if there were none, or a negative errno.
+ */
+static int space_read(struct space *s)
+{
+	struct uffd_msg msgs[UFFD_MSG_BATCH];
+	size_t k;
+	ssize_t n;
+	uint64_t t0;
+
+	if (s->queue_head == s->queue_len)
+		s->queue_head = s->queue_len = 0;
+	/* Room first: a message read is the kernel's no more, and must not be lost. */
+	if (s->queue_cap - s->queue_len < UFFD_MSG_BATCH) {
+		size_t cap = s->queue_len + UFFD_MSG_BATCH * 2;
+		struct space_msg *q = realloc(s->queue, cap * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		s->queue = q;
+		s->queue_cap = cap;
+	}
+	do
+		n = read(s->uffd, msgs, sizeof(msgs));
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n < 0 && errno != EAGAIN ? neg_errno() : 0;
+	t0 = daemon_now_ns();
+	k = (size_t)n / sizeof(msgs[0]);
+	for (size_t i = 0; i < k; i++)
+		s->queue[s->queue_len++] = (struct space_msg){ msgs[i], t0 };
+	return (int)k;
+}
+
+/* Dispatch the messages queued on the space, in order, those queued meanwhile too. */
+static void space_dispatch_queue(struct space *s)
+{
+	space_ref(s);
+	while (!s->dead && s->queue_head < s->queue_len) {
+		/* A copy: dispatching may queue more, and move the queue. */
+		struct space_msg m = s->queue[s->queue_head++];
+
+		space_dispatch(s, &m.msg, m.t0);
+	}
+	space_unref(s);
+}
+
+/* The loop's idle handle, while messages that space_drain() read wait in some space's queue. */
+static void on_queued(uv_idle_t *h)
+{
+	struct daemon *d = h->data;
+	struct space *s;
+
+again:
+	list_for_each_entry (s, &d->spaces, link)
+		if (s->queue_head < s->queue_len) {
+			space_dispatch_queue(s);
+			goto again; /* the list may have changed */
+		}
+	uv_idle_stop(h);
+}
+
+/**
+ * space_drain() - read the messages queued on a client's userfaultfd now, to dispatch them later
+ * @data: the daemon
+ * @uffd: the userfaultfd of one of its spaces
+ *
+ * The uffdio_drain_fn of the daemon (uffdio_set_drain()): an ioctl on @uffd met an event of the
+ * client's mm that the daemon has not read (the kernel fails the ioctl with EAGAIN until it has).
+ * Reading it completes it; the messages read go to the end of the space's queue and are
+ * dispatched in order after what is being done now, page faults read with them included.
+ *
+ * Return: the number of messages read, 0 if none, or a negative errno.
+ */
+int space_drain(void *data, int uffd)
+{
+	struct daemon *d = data;
+	struct space *s;
+	int n;
+
+	list_for_each_entry (s, &d->spaces, link) {
+		if (s->uffd != uffd || s->dead)
+			continue;
+		n = space_read(s);
+		if (n > 0)
+			uv_idle_start(&d->queued, on_queued);
+		return n;
+	}
+	return 0;
+}
+
 static void on_uffd(uv_poll_t *h, int status, int events)
 {
 	struct space *s = h->data;
-	struct uffd_msg msgs[UFFD_MSG_BATCH];
 
 	(void)events;
 	if (status < 0) {
@@ -555,19 +657,16 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 	}
 	space_ref(s);
 	while (!s->dead) {
-		ssize_t n = read(s->uffd, msgs, sizeof(msgs));
-		uint64_t t0;
+		/* What space_drain() read comes first: it was queued before what is queued now. */
+		if (s->queue_head == s->queue_len) {
+			int n = space_read(s);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n < 0 && errno != EAGAIN)
+			if (n < 0)
 				space_check_alive(s);
-			break;
+			if (n <= 0)
+				break;
 		}
-		t0 = daemon_now_ns();
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]) && !s->dead; i++)
-			space_dispatch(s, &msgs[i], t0);
+		space_dispatch_queue(s);
 	}
 	space_unref(s);
 }

@@ -13,6 +13,7 @@
 struct daemon;
 struct grow_channel;
 struct object;
+struct space_msg;
 struct wb_wait;
 
 struct space {
@@ -30,6 +31,8 @@ struct space {
 	uint64_t token_addr;
 	uint64_t features;
 	struct grow_channel *grow; /* to the client's growth thread, or NULL */
+	struct space_msg *queue; /* messages read from uffd and not yet dispatched, in order */
+	size_t queue_head, queue_len, queue_cap;
 	struct region_table regions;
 	struct list_head link; /* daemon.spaces */
 };
@@ -49,3 +52,4 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct
 struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
+int space_drain(void *data, int uffd);

@@ -1,13 +1,49 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/macro.h"
 #include "common/uffd.h"
+#include "log.h"
 #include "uffdio.h"
+
+/*
+ * How long an ioctl keeps meeting a pending event of its mm before it gives up with -EAGAIN.
+ * The event is read at the first retry; what is left is the wait for the thread that sent it to
+ * run again (the kernel counts the mm as changing until then), or for an unmap under way to send
+ * its event.
+ */
+#define PENDING_WAIT_NS (100ULL * 1000 * 1000)
+/* Retries that only yield the processor before they sleep between attempts. */
+#define PENDING_SPINS 64
+#define PENDING_SLEEP_NS (20 * 1000)
+
+static uffdio_drain_fn drain_fn;
+static void *drain_data;
+
+/**
+ * uffdio_set_drain() - how the ioctls of this file get past a pending event of a client's mm
+ * @fn: reads what is queued on a userfaultfd and keeps it for later; NULL: no retries
+ * @data: for @fn
+ *
+ * UFFDIO_CONTINUE, COPY, ZEROPAGE, POISON and WRITEPROTECT fail with -EAGAIN while the mm has an
+ * event (unmap, mremap, MADV_DONTNEED, fork) that the reader of its userfaultfd has not read
+ * yet. They then call @fn and try again, for up to 100 ms, so that -EAGAIN from them means the mm
+ * kept changing all that time.
+ */
+void uffdio_set_drain(uffdio_drain_fn fn, void *data)
+{
+	drain_fn = fn;
+	drain_data = data;
+}
 
 static int xioctl(int fd, unsigned long req, void *arg)
 {
@@ -18,6 +54,65 @@ static int xioctl(int fd, unsigned long req, void *arg)
 	while (r < 0 && errno == EINTR);
 	return r < 0 ? neg_errno() : 0;
 }
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Between two attempts of an ioctl that met a pending event: read the events, then let their
+ * senders run. False once the deadline (set at the first call) has passed.
+ */
+static bool pending_wait(int fd, unsigned attempt, uint64_t *deadline)
+{
+	if (!drain_fn)
+		return false;
+	if (attempt == 0)
+		*deadline = now_ns() + PENDING_WAIT_NS;
+	else if (now_ns() > *deadline)
+		return false;
+	if (drain_fn(drain_data, fd) > 0)
+		return true;
+	if (attempt < PENDING_SPINS)
+		sched_yield();
+	else
+		nanosleep(&(struct timespec){ 0, PENDING_SLEEP_NS }, NULL);
+	return true;
+}
+
+/*
+ * UFFDIO_CONTINUE, ZEROPAGE or POISON (the same layout: a range, a mode, then what was done)
+ * over [start, start+len). A partial success is -EAGAIN too, with what was done: the rest is
+ * tried on its own, so that -EAGAIN means only that the mm kept changing (pending_wait()).
+ */
+static int mfill(int fd, unsigned long req, uint64_t start, uint64_t len, uint64_t mode)
+{
+	uint64_t deadline = 0;
+	unsigned attempt = 0;
+
+	for (;;) {
+		struct uffdio_continue a = { .range = { start, len }, .mode = mode };
+		int r = xioctl(fd, req, &a);
+
+		if (r == -EAGAIN && a.mapped > 0 && (uint64_t)a.mapped < len) {
+			start += (uint64_t)a.mapped;
+			len -= (uint64_t)a.mapped;
+			continue;
+		}
+		if (r != -EAGAIN || !pending_wait(fd, attempt++, &deadline))
+			return r;
+	}
+}
+
+_Static_assert(offsetof(struct uffdio_zeropage, zeropage) ==
+		       offsetof(struct uffdio_continue, mapped),
+	       "mfill() takes the layout of UFFDIO_CONTINUE");
+_Static_assert(offsetof(struct uffdio_poison, updated) == offsetof(struct uffdio_continue, mapped),
+	       "mfill() takes the layout of UFFDIO_CONTINUE");
 
 /**
  * uffdio_api() - UFFDIO_API on a client's userfaultfd
@@ -55,14 +150,12 @@ int uffdio_register(int uffd, uint64_t start, uint64_t len, uint64_t mode)
  * uffdio_continue() - map cache pages that exist already and wake the waiters
  * @wp: map them write-protected (a write then faults to the daemon)
  * Return: 0, -EEXIST if a page was mapped already, -EFAULT if a page is not in the cache,
- * -ESRCH if the mm is gone, or another negative errno.
+ * -ESRCH if the mm is gone, -EAGAIN if it kept changing (see uffdio_set_drain()), or another
+ * negative errno.
  */
 int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp)
 {
-	struct uffdio_continue c = { .range = { start, len },
-				     .mode = wp ? UFFDIO_CONTINUE_MODE_WP : 0 };
-
-	return xioctl(uffd, UFFDIO_CONTINUE, &c);
+	return mfill(uffd, UFFDIO_CONTINUE, start, len, wp ? UFFDIO_CONTINUE_MODE_WP : 0);
 }
 
 /**
@@ -71,51 +164,63 @@ int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp)
  *
  * In a shared mapping of a memfd the pages go into the memfd, as a write(2) would put them.
  *
- * Return: 0, -EEXIST if a page was there already, -ESRCH if the mm is gone, or another negative
- * errno.
+ * Return: 0, -EEXIST if a page was there already, -ESRCH if the mm is gone, -EAGAIN if it kept
+ * changing (see uffdio_set_drain()), or another negative errno.
  */
 int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp)
 {
-	struct uffdio_copy c = { .dst = start,
-				 .src = (uintptr_t)src,
-				 .len = len,
-				 .mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
+	uint64_t deadline = 0;
+	unsigned attempt = 0;
 
-	return xioctl(uffd, UFFDIO_COPY, &c);
+	for (;;) {
+		struct uffdio_copy c = { .dst = start,
+					 .src = (uintptr_t)src,
+					 .len = len,
+					 .mode = wp ? UFFDIO_COPY_MODE_WP : 0 };
+		int r = xioctl(uffd, UFFDIO_COPY, &c);
+
+		/* Copied in part (c.copy > 0): what failed is not the mm changing. */
+		if (r != -EAGAIN || c.copy > 0 || !pending_wait(uffd, attempt++, &deadline))
+			return r;
+	}
 }
 
 /**
  * uffdio_writeprotect() - write-protect a range, or lift the protection and wake its waiters
- * Return: 0 or a negative errno.
+ * Return: 0, -ENOENT if the range is not registered (unmapped), -ESRCH if the mm is gone,
+ * -EAGAIN if it kept changing (see uffdio_set_drain()), or another negative errno.
  */
 int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp)
 {
-	struct uffdio_writeprotect w = { .range = { start, len },
-					 .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+	uint64_t deadline = 0;
+	unsigned attempt = 0;
+	int r;
 
-	return xioctl(uffd, UFFDIO_WRITEPROTECT, &w);
+	do {
+		struct uffdio_writeprotect w = { .range = { start, len },
+						 .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+
+		r = xioctl(uffd, UFFDIO_WRITEPROTECT, &w);
+	} while (r == -EAGAIN && pending_wait(uffd, attempt++, &deadline));
+	return r;
 }
 
 /**
  * uffdio_zeropage() - map the zero page (private anonymous memory)
- * Return: 0 or a negative errno (-EEXIST if already present).
+ * Return: 0 or a negative errno (-EEXIST if already present, -EAGAIN as uffdio_continue()).
  */
 int uffdio_zeropage(int uffd, uint64_t start, uint64_t len)
 {
-	struct uffdio_zeropage z = { .range = { start, len } };
-
-	return xioctl(uffd, UFFDIO_ZEROPAGE, &z);
+	return mfill(uffd, UFFDIO_ZEROPAGE, start, len, 0);
 }
 
 /**
  * uffdio_poison() - make the range raise SIGBUS when touched
- * Return: 0 or a negative errno.
+ * Return: 0 or a negative errno (-EAGAIN as uffdio_continue()).
  */
 int uffdio_poison(int uffd, uint64_t start, uint64_t len)
 {
-	struct uffdio_poison p = { .range = { start, len } };
-
-	return xioctl(uffd, UFFDIO_POISON, &p);
+	return mfill(uffd, UFFDIO_POISON, start, len, 0);
 }
 
 /**
@@ -127,6 +232,52 @@ int uffdio_wake(int uffd, uint64_t start, uint64_t len)
 	struct uffdio_range r = { start, len };
 
 	return xioctl(uffd, UFFDIO_WAKE, &r);
+}
+
+/* Whether the client's page at addr is in its page tables (pagemap bit 63); true if unknown. */
+static bool page_mapped(pid_t pid, uint64_t addr)
+{
+	_cleanup_close_ int fd = -1;
+	uint64_t e = 0;
+	char path[64];
+
+	if (pid <= 0)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &e, sizeof(e), (off_t)((addr >> UPAGER_PAGE_SHIFT) * sizeof(e))) !=
+			      (ssize_t)sizeof(e))
+		return true;
+	return e >> 63;
+}
+
+/**
+ * uffdio_sigbus() - answer a fault at @addr with SIGBUS (UFFDIO_POISON)
+ * @uffd: the client's userfaultfd
+ * @addr: the faulting page
+ * @pid: the client's pid, 0 if not known
+ *
+ * UFFDIO_POISON refuses any page table entry (EEXIST), the marker that write-protecting a page
+ * not mapped yet leaves in a shared mapping included (write-back protects every page of a
+ * mapping, mapped or not, see space_protect_object() in space.c). Such a marker is dropped first, by lifting
+ * the protection of that one page. Whatever fails, the faulting thread is woken: it faults again,
+ * or meets the poison; left waiting, it would wait for ever, even after its mapping is gone.
+ */
+void uffdio_sigbus(int uffd, uint64_t addr, pid_t pid)
+{
+	int ret = uffdio_poison(uffd, addr, UPAGER_PAGE_SIZE);
+
+	if (ret == -EEXIST && !page_mapped(pid, addr)) {
+		uffdio_writeprotect(uffd, addr, UPAGER_PAGE_SIZE, false);
+		ret = uffdio_poison(uffd, addr, UPAGER_PAGE_SIZE);
+	}
+	if (ret < 0 && ret != -ESRCH) {
+		/* Not mapped any more (-ENOENT) or mapped meanwhile (-EEXIST): nothing to report. */
+		if (ret != -ENOENT && ret != -EEXIST)
+			log_limited(LOG_WARNING, "UFFDIO_POISON at %#" PRIx64 " of pid %d: %s",
+				    addr, (int)pid, strerror(-ret));
+		uffdio_wake(uffd, addr, UPAGER_PAGE_SIZE);
+	}
 }
 
 /**
@@ -162,7 +313,10 @@ uint64_t uffdio_lowest_addr(void)
  */
 int uffdio_alive(int uffd, uint64_t addr)
 {
-	return uffdio_zeropage(uffd, addr, UPAGER_PAGE_SIZE) != -ESRCH;
+	struct uffdio_zeropage z = { .range = { addr, UPAGER_PAGE_SIZE } };
+
+	/* No retry: a pending event (-EAGAIN) says as well that the mm lives. */
+	return xioctl(uffd, UFFDIO_ZEROPAGE, &z) != -ESRCH;
 }
 
 /**

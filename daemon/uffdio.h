@@ -4,6 +4,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/* Read what is queued on @uffd and keep it for later: the number of messages read, or a negative
+ * errno (see uffdio_set_drain()). */
+typedef int (*uffdio_drain_fn)(void *data, int uffd);
+
+void uffdio_set_drain(uffdio_drain_fn fn, void *data);
 
 int uffdio_api(int uffd, uint64_t want, uint64_t *features);
 int uffdio_register(int uffd, uint64_t start, uint64_t len, uint64_t mode);
@@ -12,6 +19,7 @@ int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp
 int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_zeropage(int uffd, uint64_t start, uint64_t len);
 int uffdio_poison(int uffd, uint64_t start, uint64_t len);
+void uffdio_sigbus(int uffd, uint64_t addr, pid_t pid);
 int uffdio_wake(int uffd, uint64_t start, uint64_t len);
 int uffdio_alive(int uffd, uint64_t addr);
 uint64_t uffdio_lowest_addr(void);

@@ -238,12 +238,6 @@ static struct fill_waiter *view_waiter(void *userdata)
 static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 				uint64_t p);
 
-static void sigbus(struct space *s, uint64_t addr)
-{
-	if (uffdio_poison(s->uffd, addr, UPAGER_PAGE_SIZE) < 0)
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-}
-
 /**
  * view_fault() - serve a fault in a nonlinear mapping
  * @s: the space
@@ -263,7 +257,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	view_settle(v, UINT64_MAX, i, false);
 	p = view_page(v, i);
 	if (p >= object_pages(o)) {
-		sigbus(s, addr);
+		uffdio_sigbus(s->uffd, addr, s->pid);
 		return;
 	}
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
@@ -298,21 +292,24 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	/* A page no one has: straight from the kernel's page cache, if it is there. */
 	if (copy_from_page_cache(s, addr, v, i, p) == 0)
 		return;
-	if (o->pages[p] & PAGE_AWAY)
-		view_restore_home(o, p);
+	if ((o->pages[p] & PAGE_AWAY) && view_restore_home(o, p) == -EAGAIN) {
+		/* Its writable copy cannot be taken back now: the fault comes again. */
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		return;
+	}
 	if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
 		ret = make_copy(s, addr, v, i, p);
 		if (ret == -EAGAIN)
 			uffdio_wake(s->uffd, addr,
 				    UPAGER_PAGE_SIZE); /* remapped: it faults again */
 		else if (ret < 0)
-			sigbus(s, addr);
+			uffdio_sigbus(s->uffd, addr, s->pid);
 		(void)t0;
 		return;
 	}
 	if (flags & VIEW_RETRY) {
 		/* A fill this fault waited on is over and the page is still not there. */
-		sigbus(s, addr);
+		uffdio_sigbus(s->uffd, addr, s->pid);
 		return;
 	}
 	{
@@ -325,8 +322,10 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		if (ret == 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
 			if (make_copy(s, addr, v, i, p) < 0)
 				uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		} else if (ret == -EAGAIN) {
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		} else if (ret <= 0) {
-			sigbus(s, addr);
+			uffdio_sigbus(s->uffd, addr, s->pid);
 		}
 	}
 }

@@ -180,30 +180,45 @@ void view_punch(int memfd, uint64_t page, uint64_t count)
 		log_warning("punching a page out of a cache: %m");
 }
 
-/* Write-protect a writable copy in its client again. */
-static void downgrade(struct view *v, uint64_t index)
+/*
+ * Write-protect a writable copy in its client again. A copy the client does not map any more
+ * (-ENOENT) or whose client is gone is as good as protected. Return: 0, or -EAGAIN if the copy
+ * is still writable (the client's mm kept changing, see uffdio_set_drain()), and then it stays
+ * COPY_RW: the one place where its data is.
+ */
+static int downgrade(struct view *v, uint64_t index)
 {
+	int ret = 0;
+
 	if (v->copy[index] != COPY_RW)
-		return;
+		return 0;
 	if (v->space && !v->space->dead)
-		uffdio_writeprotect(v->space->uffd, page_addr(v, index), UPAGER_PAGE_SIZE, true);
+		ret = uffdio_writeprotect(v->space->uffd, page_addr(v, index), UPAGER_PAGE_SIZE,
+					  true);
+	if (ret < 0 && ret != -ENOENT && ret != -ESRCH) {
+		log_limited(LOG_WARNING, "cannot write-protect a copy of pid %d: %s",
+			    (int)v->space->pid, strerror(-ret));
+		return -EAGAIN;
+	}
 	v->copy[index] = COPY_RO;
+	return 0;
 }
 
-/**
- * view_restore_home() - make the home page of object page @p valid again
- * @o: the object
- * @p: the page
+/*
+ * Make the home page of object page @p valid again.
  *
  * If the page's data lives in a copy (PAGE_AWAY), the copy is write-protected again and copied
  * home; the home page is then ready, and a write-back candidate if the copy was written (or the
  * home page was one when it went). Read-only copies that were read
  * from the page cache (PAGE_CLEAN, see copy_from_page_cache()) hold what the file holds: the home
- * page is left absent, to be read from the file again like any other.
+ * page is left absent, to be read from the file again like any other. With @force, a writable
+ * copy that cannot be write-protected is copied home all the same (the caller punches it next).
  *
- * Return: 0, or -ENOENT if no copy holds the data any more (the page reads from the file again).
+ * Return: 0, -ENOENT if no copy holds the data any more (the page reads from the file again), or
+ * -EAGAIN if the writable copy could not be write-protected: it stays writable and the only
+ * place of the data (PAGE_AWAY), and the caller tries again later; never read the file then.
  */
-int view_restore_home(struct object *o, uint64_t p)
+static int restore_home(struct object *o, uint64_t p, bool force)
 {
 	struct copyset *cs = copies_of(o, p);
 	struct copyref *src = NULL;
@@ -221,11 +236,26 @@ int view_restore_home(struct object *o, uint64_t p)
 	}
 	/* Read-only copies are as dirty as the home page was when it went. */
 	dirty = src->v->copy[src->index] == COPY_RW ? PAGE_WRITABLE : o->pages[p] & PAGE_WRITABLE;
-	downgrade(src->v, src->index);
+	if (downgrade(src->v, src->index) < 0 && !force)
+		return -EAGAIN;
 	memcpy(o->map + (p << UPAGER_PAGE_SHIFT), src->v->map + (src->index << UPAGER_PAGE_SHIFT),
 	       UPAGER_PAGE_SIZE);
 	o->pages[p] = PAGE_READY | dirty;
 	return 0;
+}
+
+/**
+ * view_restore_home() - make the home page of object page @p valid again
+ * @o: the object
+ * @p: the page
+ *
+ * See restore_home(); never without the write-protection of the writable copy.
+ *
+ * Return: 0, -ENOENT or -EAGAIN as restore_home().
+ */
+int view_restore_home(struct object *o, uint64_t p)
+{
+	return restore_home(o, p, false);
 }
 
 /**
@@ -596,8 +626,10 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 
 		if (v->copy[i] == COPY_NONE)
 			continue;
+		/* Forced: the copy is punched below, which ends any write to it; only a write
+		 * between the copy home and the punch can be lost, if the protection failed. */
 		if ((o->pages[p] & PAGE_AWAY) && (v->copy[i] == COPY_RW || copies_of(o, p)->n == 1))
-			view_restore_home(o, p);
+			restore_home(o, p, true);
 		copies_remove(o, p, v, i);
 		any = true;
 	}

@@ -379,3 +379,34 @@ Test(file, msync_writes_back_only_the_pages_written_since_their_last_write_back)
 	}
 	(void)sum;
 }
+
+static void touch_and_report(void *p)
+{
+	signal(SIGBUS, SIG_DFL);
+	alarm(5); /* a fault no one answers: SIGALRM */
+	(void)*(volatile char *)p;
+	_exit(0);
+}
+
+/* A page past a shrunk end of file that was write-protected before it was ever touched (msync
+ * protects every page of the mapping) holds the kernel's write-protect marker: UFFDIO_POISON
+ * refuses such an entry (EEXIST), and a fault there must still get its SIGBUS, not wait for
+ * ever. */
+Test(file, a_page_past_a_shrunk_end_of_file_that_was_write_protected_raises_sigbus)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char *again;
+	int status;
+
+	cr_assert_neq(m, MAP_FAILED);
+	m[0] = 1;
+	cr_assert_eq(upager_msync(m, 4 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(ftruncate(fd, PAGE), 0);
+	/* A new mapping of the file makes the daemon see that it shrank. */
+	again = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(again, MAP_FAILED);
+	status = run_child(touch_and_report, m + 2 * PAGE);
+	cr_assert(WIFSIGNALED(status), "status %x", status);
+	cr_assert_eq(WTERMSIG(status), SIGBUS, "signal %d", WTERMSIG(status));
+}

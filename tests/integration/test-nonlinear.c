@@ -844,6 +844,141 @@ Test(nonlinear, two_processes_write_the_same_pages_through_their_own_nonlinear_m
 	}
 }
 
+/* Whether thread tid of process pid waits in a kernel function whose name has what in it. */
+static bool waits_in(pid_t pid, pid_t tid, const char *what)
+{
+	char path[96], wchan[128] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, wchan, sizeof(wchan) - 1);
+	close(fd);
+	return n > 0 && strstr(wchan, what);
+}
+
+/* Whether thread tid of process pid waits in a userfaultfd (a fault, or an event not read). */
+static bool waits_on_userfaultfd(pid_t pid, pid_t tid)
+{
+	return waits_in(pid, tid, "userfault");
+}
+
+struct unmapper {
+	void *addr;
+	volatile pid_t tid;
+};
+
+static void *unmap_other(void *arg)
+{
+	struct unmapper *u = arg;
+
+	u->tid = gettid();
+	cr_assert_eq(munmap(u->addr, PAGE), 0);
+	return NULL;
+}
+
+/* A reader of file page 5 through a linear mapping of its own: one word per "r" on in. */
+static void linear_reader(int fd, int in, int out)
+{
+	volatile uint64_t *l = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	uint64_t v;
+	char c;
+
+	alarm(20);
+	if (l == MAP_FAILED)
+		_exit(2);
+	while (read(in, &c, 1) == 1) {
+		v = l[5 * PAGE / 8];
+		if (write(out, &v, sizeof(v)) != (ssize_t)sizeof(v))
+			_exit(3);
+	}
+	_exit(0);
+}
+
+static uint64_t read_through(pid_t child, int to, int from, bool stopped)
+{
+	uint64_t v = 0;
+
+	cr_assert_eq(write(to, "r", 1), 1);
+	if (stopped) /* its fault is queued first, before the daemon runs again */
+		for (int t = 0; t < 200 && !waits_on_userfaultfd(child, child); t++)
+			usleep(10000);
+	else
+		cr_assert_eq(read(from, &v, sizeof(v)), (ssize_t)sizeof(v));
+	return v;
+}
+
+/*
+ * The daemon takes a writable copy back (another process reads the page through a linear
+ * mapping) while the copy's client has an unmap event the daemon has not read: the kernel
+ * refuses to write-protect the copy until the daemon reads it (EAGAIN). The daemon must read it
+ * and protect the copy all the same: left writable, the client's next write would reach neither
+ * the other mapping nor the file. Made deterministic with the daemon stopped: the reader's fault
+ * is queued before the unmap event, and the daemon serves it first when it runs again.
+ */
+Test(nonlinear, a_writable_copy_is_protected_while_its_client_has_an_event_not_read)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, NULL);
+	int to_child[2], from_child[2];
+	struct unmapper u = { 0 };
+	volatile uint64_t *m;
+	pthread_t th;
+	pid_t child;
+	uint64_t v;
+	int status;
+
+	cr_assert_eq(pipe(to_child), 0);
+	cr_assert_eq(pipe(from_child), 0);
+	/* Forked before any mapping: it shares no view, and has its own space. */
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		close(to_child[1]);
+		close(from_child[0]);
+		linear_reader(fd, to_child[0], from_child[1]);
+	}
+	m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	u.addr =
+		upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(u.addr, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 5, 0), 0, "%m");
+	m[0] = 0x1111; /* the one writable copy of file page 5 */
+	cr_assert_eq(read_through(child, to_child[1], from_child[0], false), 0x1111);
+	m[0] = 0x2222; /* writable again */
+
+	/* Stopped while it waits for work: no descriptor it served last is still on epoll's list of
+	 * ready ones, ahead of the reader's. */
+	for (int t = 0; t < 200 && !waits_in(harness_daemon_pid(), harness_daemon_pid(), "epoll");
+	     t++)
+		usleep(10000);
+	cr_assert_eq(kill(harness_daemon_pid(), SIGSTOP), 0);
+	read_through(child, to_child[1], from_child[0], true);
+	cr_assert(waits_on_userfaultfd(child, child), "the reader's fault is not queued");
+	cr_assert_eq(pthread_create(&th, NULL, unmap_other, &u), 0);
+	for (int t = 0; t < 200 && !(u.tid && waits_on_userfaultfd(getpid(), u.tid)); t++)
+		usleep(10000);
+	cr_assert(waits_on_userfaultfd(getpid(), u.tid), "the unmap event is not queued");
+	cr_assert_eq(kill(harness_daemon_pid(), SIGCONT), 0);
+	cr_assert_eq(read(from_child[0], &v, sizeof(v)), (ssize_t)sizeof(v));
+	cr_assert_eq(v, 0x2222);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+
+	/* Protected, this write faults and takes the page from the reader again. */
+	m[0] = 0x3333;
+	cr_assert_eq(read_through(child, to_child[1], from_child[0], false), 0x3333,
+		     "a write to the copy did not reach the other mapping");
+	cr_assert_eq(upager_msync((void *)m, 8 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(pread(fd, &v, sizeof(v), 5 * PAGE), (ssize_t)sizeof(v));
+	cr_assert_eq(v, 0x3333, "the file holds %#" PRIx64, v);
+	close(to_child[1]);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader: status %x", status);
+}
+
 /* Reader threads of the next test: they read whatever mapping `current` names, and a mapping
  * that goes away under them raises a signal they recover from. */
 static volatile uint64_t *volatile current;
