@@ -829,6 +829,10 @@ static int dispatch(struct session *s, const struct upager_msg *req, int *fds, s
 		return -ENOTCONN;
 	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN && req->op != UPAGER_OP_CONTROL)
 		return -EBADF;
+	/* Kernel events of the client read ahead of time come first, as if handled as read: an
+	 * unmap read before this request names addresses that this request may map anew. */
+	if (s->space)
+		space_dispatch_queued(s->space);
 	switch (req->op) {
 	case UPAGER_OP_OBJECT_OPEN:
 		return do_object_open(s, req, fds, n_fds);

@@ -589,8 +589,12 @@ static int space_read(struct space *s)
 	return (int)k;
 }
 
-/* Dispatch the messages queued on the space, in order, those queued meanwhile too. */
-static void space_dispatch_queue(struct space *s)
+/**
+ * space_dispatch_queued() - dispatch the messages queued on the space (space_drain()), in order,
+ * those queued meanwhile too
+ * @s: the space
+ */
+void space_dispatch_queued(struct space *s)
 {
 	space_ref(s);
 	while (!s->dead && s->queue_head < s->queue_len) {
@@ -611,7 +615,7 @@ static void on_queued(uv_idle_t *h)
 again:
 	list_for_each_entry (s, &d->spaces, link)
 		if (s->queue_head < s->queue_len) {
-			space_dispatch_queue(s);
+			space_dispatch_queued(s);
 			goto again; /* the list may have changed */
 		}
 	uv_idle_stop(h);
@@ -666,7 +670,7 @@ static void on_uffd(uv_poll_t *h, int status, int events)
 			if (n <= 0)
 				break;
 		}
-		space_dispatch_queue(s);
+		space_dispatch_queued(s);
 	}
 	space_unref(s);
 }

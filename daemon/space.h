@@ -53,3 +53,4 @@ struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
 int space_drain(void *data, int uffd);
+void space_dispatch_queued(struct space *s);
