@@ -38,10 +38,11 @@ Test(soak, four_processes_of_four_threads_lose_no_write_and_see_no_stale_page)
 	cr_expect_eq(r.procs_died, 0, "processes died");
 	cr_expect_eq(r.errors + r.remaps_failed, 0, "calls failed");
 	cr_expect_gt(r.writes, 0);
-	/* A page is written back once per write, more only when its write-protection had to wait
-	 * for a client's mm to settle (an unmap event still unread): a few times the writes at
-	 * most, where every msync used to write every page ever written. */
-	cr_expect_leq(r.bytes_written, 4 * (r.writes + c.file_size / PAGE) * PAGE,
+	/* A page is written back once per write at most (1.07 times the writes in bytes measured),
+	 * where every msync used to write every page ever written; a write-protection that waits
+	 * for a client's mm to settle reads its pending events and tries again (docs/design.md,
+	 * "Ioctls and pending events"), so the page is taken for clean all the same. */
+	cr_expect_leq(r.bytes_written, 2 * (r.writes + c.file_size / PAGE) * PAGE,
 		      "%lu bytes written back for %lu page writes", (unsigned long)r.bytes_written,
 		      (unsigned long)r.writes);
 	cr_expect_eq(r.fds_end, r.fds_start, "the daemon's descriptors");
