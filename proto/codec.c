@@ -37,6 +37,7 @@ static const struct body_size body_sizes[_UPAGER_OP_MAX] = {
 	[UPAGER_OP_GROW] = { sizeof(struct upager_wire_grow),
 			     sizeof(struct upager_wire_grow_reply) },
 	[UPAGER_OP_GROWTH_LIMIT] = { sizeof(struct upager_wire_growth_limit), 0 },
+	[UPAGER_OP_RESUME] = { sizeof(struct upager_wire_resume), 0 },
 };
 
 /* Byte-order helpers over unaligned memory. */
@@ -166,6 +167,14 @@ static void encode_body(uint8_t *b, const struct upager_msg *m)
 	case UPAGER_OP_GROWTH_LIMIT:
 		PUT64(b, struct upager_wire_growth_limit, addr, m->u.growth_limit.addr);
 		PUT64(b, struct upager_wire_growth_limit, max_length, m->u.growth_limit.max_length);
+		break;
+	case UPAGER_OP_RESUME:
+		PUT32(b, struct upager_wire_resume, kind, m->u.resume.kind);
+		PUT32(b, struct upager_wire_resume, prot, m->u.resume.prot);
+		PUT32(b, struct upager_wire_resume, flags, m->u.resume.flags);
+		PUT64(b, struct upager_wire_resume, addr, m->u.resume.addr);
+		PUT64(b, struct upager_wire_resume, length, m->u.resume.length);
+		PUT64(b, struct upager_wire_resume, offset, m->u.resume.offset);
 		break;
 	case UPAGER_OP_MSYNC:
 		PUT64(b, struct upager_wire_msync, addr, m->u.msync.addr);
@@ -336,6 +345,22 @@ static int decode_body(const uint8_t *b, struct upager_msg *m)
 		m->u.growth_limit.addr = GET64(b, struct upager_wire_growth_limit, addr);
 		m->u.growth_limit.max_length =
 			GET64(b, struct upager_wire_growth_limit, max_length);
+		break;
+	case UPAGER_OP_RESUME:
+		m->u.resume.kind = GET32(b, struct upager_wire_resume, kind);
+		m->u.resume.prot = GET32(b, struct upager_wire_resume, prot);
+		m->u.resume.flags = GET32(b, struct upager_wire_resume, flags);
+		m->u.resume.addr = GET64(b, struct upager_wire_resume, addr);
+		m->u.resume.length = GET64(b, struct upager_wire_resume, length);
+		m->u.resume.offset = GET64(b, struct upager_wire_resume, offset);
+		if (m->u.resume.kind > UPAGER_RESUME_END ||
+		    GET32(b, struct upager_wire_resume, reserved))
+			return -EBADMSG;
+		/* The end carries nothing. */
+		if (m->u.resume.kind == UPAGER_RESUME_END &&
+		    (m->u.resume.prot || m->u.resume.flags || m->u.resume.addr ||
+		     m->u.resume.length || m->u.resume.offset))
+			return -EBADMSG;
 		break;
 	case UPAGER_OP_MSYNC:
 		m->u.msync.addr = GET64(b, struct upager_wire_msync, addr);

@@ -60,6 +60,10 @@ struct upager_msg {
 			uint32_t flags;
 		} msync;
 		struct {
+			uint32_t kind, prot, flags;
+			uint64_t addr, length, offset;
+		} resume;
+		struct {
 			uint64_t addr, size, pgoff;
 			uint32_t flags, phase;
 		} remap;

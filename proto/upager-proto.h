@@ -29,6 +29,7 @@ enum upager_op {
 	UPAGER_OP_CONTROL = 9,
 	UPAGER_OP_GROW = 10,
 	UPAGER_OP_GROWTH_LIMIT = 11,
+	UPAGER_OP_RESUME = 12,
 	_UPAGER_OP_MAX,
 	UPAGER_OP_REPLY = 0x8000, /* or'ed into the opcode of a reply */
 };
@@ -52,7 +53,9 @@ enum {
 	UPAGER_HELLO_UFFD = 1u << 0, /* a userfaultfd is attached */
 	UPAGER_HELLO_FORKED = 1u << 1, /* a forked child: adopt the space the kernel made for us */
 	UPAGER_HELLO_CTL = 1u << 2, /* an inspection client: no address space */
-	_UPAGER_HELLO_ALL = (1u << 3) - 1,
+	UPAGER_HELLO_RESUME = 1u << 3, /* a client of a daemon that died: its userfaultfd is
+					* attached, RESUME requests follow */
+	_UPAGER_HELLO_ALL = (1u << 4) - 1,
 };
 
 struct upager_wire_hello {
@@ -166,6 +169,28 @@ struct upager_wire_grow_reply {
 struct upager_wire_growth_limit {
 	__le64 addr; /* inside the mapping */
 	__le64 max_length; /* 0: no limit */
+};
+
+/*
+ * RESUME: after HELLO with UPAGER_HELLO_RESUME, one per live mapping of the client, then one of
+ * kind UPAGER_RESUME_END (every other field 0), after which the daemon serves the client's faults.
+ * A file mapping attaches the client's descriptor of the file and then the memfd it maps; a shared
+ * anonymous one the memfd; a private anonymous one nothing. No reply body.
+ */
+enum {
+	UPAGER_RESUME_ANON_PRIVATE = 0,
+	/* UPAGER_OBJECT_FILE (1) and UPAGER_OBJECT_ANON_SHARED (2) */
+	UPAGER_RESUME_END = 3,
+};
+
+struct upager_wire_resume {
+	__le32 kind;
+	__le32 prot;
+	__le32 flags; /* mmap flags as given */
+	__le32 reserved;
+	__le64 addr;
+	__le64 length;
+	__le64 offset;
 };
 
 /* MSYNC */

@@ -33,6 +33,7 @@ static const uint16_t all_ops[] = {
 	UPAGER_OP_CONTROL,
 	UPAGER_OP_GROW,
 	UPAGER_OP_GROWTH_LIMIT,
+	UPAGER_OP_RESUME,
 	REPLY(UPAGER_OP_HELLO),
 	REPLY(UPAGER_OP_OBJECT_OPEN),
 	REPLY(UPAGER_OP_REGION_ADD),
@@ -44,6 +45,7 @@ static const uint16_t all_ops[] = {
 	REPLY(UPAGER_OP_CONTROL),
 	REPLY(UPAGER_OP_GROW),
 	REPLY(UPAGER_OP_GROWTH_LIMIT),
+	REPLY(UPAGER_OP_RESUME),
 };
 
 static void set_len(uint32_t len)
@@ -119,6 +121,7 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(sizeof(struct upager_wire_munmap_reply), 16);
 	cr_assert_eq(sizeof(struct upager_wire_grow), 32);
 	cr_assert_eq(sizeof(struct upager_wire_growth_limit), 16);
+	cr_assert_eq(sizeof(struct upager_wire_resume), 40);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, grown_pages), 120);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, max_length), 128);
 	cr_assert_eq(sizeof(struct upager_wire_range), 16);
@@ -272,6 +275,36 @@ Test(codec, control_and_growth_limit_round_trip)
 	m.u.growth_limit.addr = 0x00007ffff7dd1234ull;
 	m.u.growth_limit.max_length = 0x8000000000000001ull;
 	roundtrip(&m, HDR + 16);
+}
+
+Test(codec, resume_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_RESUME, 15);
+	m.u.resume.kind = UPAGER_OBJECT_FILE;
+	m.u.resume.prot = 0x01020303;
+	m.u.resume.flags = 0x81010101;
+	m.u.resume.addr = 0x01017ffff7dd1000ull;
+	m.u.resume.length = 0x0102030405061000ull;
+	m.u.resume.offset = 0x8070605040302000ull;
+	roundtrip(&m, HDR + 40);
+	m.u.resume.kind = UPAGER_RESUME_ANON_PRIVATE;
+	roundtrip(&m, HDR + 40);
+
+	msg_init(&m, UPAGER_OP_RESUME, 16);
+	m.u.resume.kind = UPAGER_RESUME_END;
+	roundtrip(&m, HDR + 40);
+	m.u.resume.addr = 0x1000;
+	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "the end carries nothing");
+
+	msg_init(&m, UPAGER_OP_RESUME, 17);
+	m.u.resume.kind = UPAGER_RESUME_END + 1;
+	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "unknown kind");
+
+	msg_init(&m, REPLY(UPAGER_OP_RESUME), 15);
+	m.status = -EACCES;
+	roundtrip(&m, HDR + RPL);
 }
 
 Test(codec, msync_round_trip)
@@ -602,6 +635,8 @@ Test(decode, reserved_fields_must_be_zero)
 		HDR + RPL + offsetof(struct upager_wire_object_open_reply, reserved), 4);
 	expect_reserved_checked(UPAGER_OP_MSYNC, HDR + offsetof(struct upager_wire_msync, reserved),
 				4);
+	expect_reserved_checked(UPAGER_OP_RESUME,
+				HDR + offsetof(struct upager_wire_resume, reserved), 4);
 	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++)
 		if (all_ops[i] & UPAGER_OP_REPLY)
 			expect_reserved_checked(
@@ -643,7 +678,7 @@ Test(decode, hello_versions_and_flags)
 	wr16(buf + vmax, 2);
 	cr_assert_eq(decode(n), 0, "a single version is a valid range");
 
-	wr32(buf + flags, 1u << 3);
+	wr32(buf + flags, 1u << 4);
 	cr_assert_eq(decode(n), -EBADMSG, "first unknown flag");
 	wr32(buf + flags, UPAGER_HELLO_UFFD | (1u << 31));
 	cr_assert_eq(decode(n), -EBADMSG, "top flag");
