@@ -38,7 +38,11 @@ static bool wb_idle(const struct object *o)
 	return !o->wb_running && list_empty(&o->wb_queue);
 }
 
-static uint64_t reserve_for(uint64_t size)
+/**
+ * object_reserve_for() - the address space the daemon reserves for an object of @size bytes, so
+ * that it can grow without moving
+ */
+uint64_t object_reserve_for(uint64_t size)
 {
 	uint64_t r = MAX(RESERVE_MIN, size * 2);
 
@@ -196,7 +200,7 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
 	if (!o)
 		return -ENOMEM;
 	o->size = size;
-	o->reserve = reserve_for(size);
+	o->reserve = object_reserve_for(size);
 	ret = object_map(o, fd_take(&memfd), -1);
 	if (ret < 0) {
 		free(o);
@@ -385,7 +389,8 @@ static int object_revalidate(struct object *o, const struct stat *st)
 	return 0;
 }
 
-static char *fd_path(int fd)
+/** fd_path() - what @fd names (its /proc/self/fd link), malloc'ed; "?" if unknown */
+char *fd_path(int fd)
 {
 	char link[64], buf[PATH_MAX];
 	ssize_t n;
@@ -507,6 +512,7 @@ struct object *object_find_file(struct daemon *d, const struct stat *st)
 int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, struct object **out)
 {
 	const struct stat *st = &fa->st;
+	char name[64];
 	struct object *o;
 	int ret;
 
@@ -521,8 +527,10 @@ int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, stru
 		goto keep_writer;
 	}
 
-	ret = object_alloc(d, OBJECT_FILE, ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE),
-			   "file", &o);
+	/* The name ties the cache to its file for a daemon that takes it back (resume.c). */
+	snprintf(name, sizeof(name), OBJECT_FILE_NAME, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+	ret = object_alloc(d, OBJECT_FILE, ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE), name,
+			   &o);
 	if (ret < 0)
 		return ret;
 	o->owner = owner;
@@ -557,7 +565,8 @@ int object_new_anon(struct daemon *d, uint64_t length, uid_t owner, struct objec
 	struct object *o;
 	int ret;
 
-	ret = object_alloc(d, OBJECT_ANON, ALIGN_UP(length, UPAGER_PAGE_SIZE), "anon", &o);
+	ret = object_alloc(d, OBJECT_ANON, ALIGN_UP(length, UPAGER_PAGE_SIZE), OBJECT_ANON_NAME,
+			   &o);
 	if (ret < 0)
 		return ret;
 	o->owner = owner;

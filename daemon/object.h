@@ -2,6 +2,7 @@
 /* Backing objects: a file or a shared anonymous area, cached in a daemon-owned memfd. */
 #pragma once
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -27,6 +28,10 @@ enum {
 	PAGE_AWAY = 8, /* the data is in a nonlinear mapping's writable copy, see view.c */
 	PAGE_CLEAN = 16, /* with PAGE_AWAY: read-only copies read from the file, which has it too */
 };
+
+/* The names of object memfds after "upager:": a file's names its device and inode. */
+#define OBJECT_FILE_NAME "file:%" PRIx64 ":%" PRIx64
+#define OBJECT_ANON_NAME "anon"
 
 struct object {
 	struct daemon *d;
@@ -106,6 +111,8 @@ void wb_wait_put(struct wb_wait *w, int ret);
 bool object_touch_due(const struct object *o);
 int object_touch_file(int fd, struct stat *st);
 void object_touched(struct object *o, const struct stat *st);
+char *fd_path(int fd);
+uint64_t object_reserve_for(uint64_t size);
 uint64_t object_cached_pages(const struct object *o);
 
 static inline uint64_t object_pages(const struct object *o)

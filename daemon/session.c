@@ -27,6 +27,7 @@
 #include "object.h"
 #include "populate.h"
 #include "proto/codec.h"
+#include "resume.h"
 #include "session.h"
 #include "space.h"
 #include "state.h"
@@ -152,13 +153,24 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 		return -EPROTONOSUPPORT;
 	if (__builtin_popcount(flags) != 1)
 		return -EINVAL;
-	if (flags & UPAGER_HELLO_UFFD) {
+	if (flags & (UPAGER_HELLO_UFFD | UPAGER_HELLO_RESUME)) {
 		uint64_t token = req->u.hello.token_addr;
+		struct space *sp;
 
 		if (n_fds != 1 || !is_userfaultfd(fds[0]))
 			return -EBADF;
 		if (!token || !IS_ALIGNED(token, UPAGER_PAGE_SIZE))
 			return -EINVAL;
+		s->resuming = flags & UPAGER_HELLO_RESUME;
+		sp = s->resuming ? space_find_by_pid(s->d, s->pid) : NULL;
+		if (sp) {
+			/* Only the connection broke: this daemon serves the space still. */
+			s->space = space_ref(sp);
+			sp->attached = true;
+			s->resumed_space = true;
+			features = sp->features;
+			goto done;
+		}
 		features = WANT_FEATURES & s->d->uffd_features;
 		ret = uffdio_api(fds[0], features, &features);
 		if (ret == -EINVAL && uffdio_register(fds[0], token, UPAGER_PAGE_SIZE,
@@ -176,6 +188,9 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 			return ret;
 		s->space->features = features;
 		s->space->attached = true;
+		/* The regions come first: a fault read now would find none. */
+		if (s->resuming)
+			space_hold(s->space);
 	} else if (flags & UPAGER_HELLO_FORKED) {
 		struct space *sp = space_find_by_pid(s->d, s->pid);
 
@@ -192,6 +207,7 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 			return -EBADF;
 		s->ctl = true;
 	}
+done:
 	s->hello = true;
 	m.u.hello_reply.version = UPAGER_PROTO_VERSION;
 	m.u.hello_reply.page_size = UPAGER_PAGE_SIZE;
@@ -204,6 +220,27 @@ static bool map_shared(uint32_t flags)
 	uint32_t type = flags & MAP_TYPE;
 
 	return type == MAP_SHARED || type == MAP_SHARED_VALIDATE;
+}
+
+/* What a mapping @po may do with the client's file @fd: -EACCES or -EPERM if not what it asks. */
+static int check_file_fd(const struct pending_open *po, int fd, bool *writable_fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return neg_errno();
+	if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH))
+		return -EACCES;
+	*writable_fd = (fl & O_ACCMODE) == O_RDWR;
+	if (po->shared && (po->prot & PROT_WRITE) && !*writable_fd)
+		return -EACCES;
+	/* A file sealed against writes is one the client may not write through a mapping. */
+	if (*writable_fd && fd_write_sealed(fd)) {
+		if (po->shared && (po->prot & PROT_WRITE))
+			return -EPERM;
+		*writable_fd = false;
+	}
+	return 0;
 }
 
 /*
@@ -363,24 +400,12 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 
 	if (req->u.object_open.kind == UPAGER_OBJECT_FILE) {
 		bool writable_fd;
-		int fl;
 
 		if (n_fds != 1)
 			return -EBADF;
-		fl = fcntl(fds[0], F_GETFL);
-		if (fl < 0)
-			return neg_errno();
-		if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH))
-			return -EACCES;
-		writable_fd = (fl & O_ACCMODE) == O_RDWR;
-		if (po.shared && (po.prot & PROT_WRITE) && !writable_fd)
-			return -EACCES;
-		/* A file sealed against writes is one the client may not write through a mapping. */
-		if (writable_fd && fd_write_sealed(fds[0])) {
-			if (po.shared && (po.prot & PROT_WRITE))
-				return -EPERM;
-			writable_fd = false;
-		}
+		ret = check_file_fd(&po, fds[0], &writable_fd);
+		if (ret < 0)
+			return ret;
 		return object_open_start(s, req, &po, writable_fd, fds[0]);
 	}
 	if (n_fds)
@@ -529,6 +554,73 @@ static int wb_end(struct session *s, int ret)
 		return s->wb.ret;
 	s->syncing = true;
 	return REPLY_LATER;
+}
+
+/*
+ * RESUME: a mapping of the client of a daemon that died, with the memfd it maps; registered
+ * again and entered as REGION_ADD would. See docs/design.md, "When the daemon dies".
+ */
+static int do_resume(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	const typeof(req->u.resume) *rs = &req->u.resume;
+	uint32_t flags = rs->flags & ~(uint32_t)(MAP_POPULATE | MAP_LOCKED);
+	struct pending_open po = {
+		.prot = rs->prot,
+		.flags = flags,
+		.offset = rs->offset,
+		.length = rs->length,
+		.shared = map_shared(flags),
+	};
+	struct upager_msg ra = { .op = UPAGER_OP_REGION_ADD, .seq = req->seq };
+	bool writable_fd = true;
+	int ret = 0;
+
+	if (!s->resuming)
+		return -EPERM;
+	if (rs->kind == UPAGER_RESUME_END) {
+		s->resuming = false;
+		if (!s->resumed_space)
+			space_release(s->space);
+		return 0;
+	}
+	if (s->resumed_space)
+		return 0;
+	if (rs->kind == UPAGER_RESUME_ANON_PRIVATE) {
+		if (n_fds)
+			return -EBADF;
+	} else if (rs->kind == UPAGER_OBJECT_FILE) {
+		if (n_fds != 2)
+			return -EBADF;
+		ret = check_file_fd(&po, fds[0], &writable_fd);
+		if (ret < 0)
+			return ret;
+		ret = resume_object(s->d, OBJECT_FILE, fds[0], fds[1], writable_fd, &po.obj);
+	} else {
+		if (n_fds != 1)
+			return -EBADF;
+		if (!po.shared)
+			return -EINVAL;
+		ret = resume_object(s->d, OBJECT_ANON, -1, fds[0], true, &po.obj);
+	}
+	if (ret < 0)
+		return ret;
+	if (po.obj) {
+		po.may_write = po.shared && writable_fd;
+		po.shared = po.may_write;
+		if ((po.may_write && po.obj->kind == OBJECT_FILE && po.obj->fd_write < 0) ||
+		    s->n_opens == MAX_PENDING_OPENS) {
+			object_unref(po.obj);
+			return -EACCES;
+		}
+		s->opens[s->n_opens++] = po;
+		ra.u.region_add.object_id = po.obj->id;
+	}
+	ra.u.region_add.addr = rs->addr;
+	ra.u.region_add.length = rs->length;
+	ra.u.region_add.offset = rs->offset;
+	ra.u.region_add.prot = rs->prot;
+	ra.u.region_add.flags = flags;
+	return do_region_add(s, &ra);
 }
 
 static int do_msync(struct session *s, const struct upager_msg *req)
@@ -827,7 +919,8 @@ static int dispatch(struct session *s, const struct upager_msg *req, int *fds, s
 	}
 	if (!s->hello)
 		return -ENOTCONN;
-	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN && req->op != UPAGER_OP_CONTROL)
+	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN && req->op != UPAGER_OP_CONTROL &&
+	    req->op != UPAGER_OP_RESUME)
 		return -EBADF;
 	/* Kernel events of the client read ahead of time come first, as if handled as read: an
 	 * unmap read before this request names addresses that this request may map anew. */
@@ -852,6 +945,8 @@ static int dispatch(struct session *s, const struct upager_msg *req, int *fds, s
 		return do_control(s, fds, n_fds);
 	case UPAGER_OP_GROWTH_LIMIT:
 		return do_growth_limit(s, req);
+	case UPAGER_OP_RESUME:
+		return do_resume(s, req, fds, n_fds);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -981,6 +1076,9 @@ static void session_close(struct session *s)
 	s->n_opens = 0;
 	s->converting = view_unref(s->converting);
 	if (s->space) {
+		/* A space held for a resume that did not end has no table to serve from. */
+		if (s->resuming && !s->resumed_space)
+			space_kill(s->space);
 		s->space->attached = false;
 		space_check_alive(s->space);
 		s->space = space_unref(s->space);

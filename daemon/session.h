@@ -70,6 +70,8 @@ struct session {
 	size_t n_opens;
 	struct last_reply last;
 	bool adopted; /* taken over: its first request may be one the dead daemon answered */
+	bool resuming; /* HELLO with RESUME: RESUME requests until the end of them */
+	bool resumed_space; /* the space outlived the connection: RESUME has nothing to do */
 	struct list_head link;
 	uint8_t buf[UPAGER_MSG_MAX];
 };

@@ -379,6 +379,39 @@ void space_wake(struct space *s)
 	}
 }
 
+/* The top of the user address space of x86-64 with 4-level page tables. */
+#define USER_TOP (1ULL << 47)
+
+/**
+ * space_hold() - stop reading the space's userfaultfd while a client declares its mappings again
+ * @s: the space
+ *
+ * Faults and events wait in the kernel meanwhile: one read now would find no region yet.
+ */
+void space_hold(struct space *s)
+{
+	if (s->polling)
+		uv_poll_stop(&s->poll);
+}
+
+/**
+ * space_release() - read the space's userfaultfd again, and wake every thread waiting on a fault
+ * @s: the space, held by space_hold()
+ *
+ * A fault the dead daemon had read is in no queue any more: its thread faults again once woken,
+ * anywhere in the address space, also in a range the client did not declare again (which then
+ * gets SIGBUS as a fault outside every region).
+ */
+void space_release(struct space *s)
+{
+	uint64_t low = uffdio_lowest_addr();
+
+	if (s->polling)
+		uv_poll_start(&s->poll, UV_READABLE, on_uffd);
+	space_wake(s);
+	uffdio_wake(s->uffd, low, USER_TOP - low);
+}
+
 /** space_find_by_pid() - a live space of @pid that no session acts for yet, or NULL */
 struct space *space_find_by_pid(struct daemon *d, pid_t pid)
 {

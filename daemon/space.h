@@ -46,6 +46,8 @@ bool space_check_alive(struct space *s);
 bool region_tracks_writes(const struct space *s, const struct region *r);
 bool space_protect_object(struct object *o, uint64_t first, uint64_t count);
 void space_wake(struct space *s);
+void space_hold(struct space *s);
+void space_release(struct space *s);
 int space_add_region(struct space *s, const struct region *r);
 int space_drop_range(struct space *s, uint64_t start, uint64_t end, struct wb_wait *w);
 int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct wb_wait *w);

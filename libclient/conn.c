@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,6 +32,8 @@ static struct {
 	bool user_mode_only; /* made with UFFD_USER_MODE_ONLY: faults the kernel takes fail */
 	void *token; /* token page, see docs/design.md */
 	bool forked; /* we are a child of a client: adopt the space the kernel made */
+	unsigned
+		gen; /* connections opened so far, so that the watcher knows which one it saw end */
 	uint32_t seq;
 	uint8_t buf[UPAGER_MSG_MAX];
 } conn = { .fd = -1, .uffd = -1 };
@@ -50,11 +53,42 @@ static void atfork_child(void)
 		close(conn.uffd);
 		conn.uffd = -1;
 	}
+	upager__resume_forget_all();
 }
 
 static void init_once(void)
 {
 	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/**
+ * upager__thread_start() - start a detached thread of the library
+ * @fn: what it runs
+ * @arg: its argument
+ * @stack: its stack, static memory: never pager memory, nor a mapping the thread's work might move
+ * @size: the stack's size
+ *
+ * The thread starts with every signal blocked, and keeps them so: a handler never runs on it and
+ * it is never the target of a process signal.
+ *
+ * Return: 0 or a negative errno.
+ */
+int upager__thread_start(void *(*fn)(void *), void *arg, void *stack, size_t size)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstack(&attr, stack, size);
+	ret = -pthread_create(&t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
 }
 
 /** upager__lock() - take the connection lock */
@@ -158,6 +192,17 @@ static int adopt_forked_space(void)
 	return ret;
 }
 
+/*
+ * The daemon we had died, and one listens again: hand it our userfaultfd, which still holds our
+ * registrations, and every mapping it is to serve (resume.c).
+ */
+static int resume_space(void)
+{
+	int ret = hello(UPAGER_HELLO_RESUME, conn.uffd);
+
+	return ret < 0 ? ret : upager__resume_send();
+}
+
 static int open_space(void)
 {
 	int ret;
@@ -209,18 +254,50 @@ int upager__connect(void)
 	conn.fd = ret;
 	conn.pid = getpid();
 
+	conn.gen++;
+
 	ret = -ESRCH;
 	if (conn.forked && conn.token)
 		ret = adopt_forked_space();
+	else if (conn.uffd >= 0)
+		ret = resume_space();
 	if (ret == -ESRCH)
 		ret = open_space();
 	if (ret < 0) {
-		close(conn.fd);
+		if (conn.fd >= 0)
+			close(conn.fd);
 		conn.fd = -1;
 		return ret;
 	}
 	conn.forked = false;
 	return 0;
+}
+
+/**
+ * upager__watch_fd() - a descriptor of this process's connection to watch for its end (lock held)
+ * @gen: set to the connection's number, for upager__disconnect()
+ *
+ * Return: a new descriptor of the connection's socket, the caller's to close; or -1 if there is
+ * no connection.
+ */
+int upager__watch_fd(unsigned *gen)
+{
+	*gen = conn.gen;
+	if (!upager__connected())
+		return -1;
+	return fcntl(conn.fd, F_DUPFD_CLOEXEC, 3);
+}
+
+/**
+ * upager__disconnect() - close connection number @gen, which the daemon closed (lock held)
+ * @gen: as upager__watch_fd() gave it; a newer connection is left alone
+ */
+void upager__disconnect(unsigned gen)
+{
+	if (conn.gen == gen && conn.fd >= 0) {
+		close(conn.fd);
+		conn.fd = -1;
+	}
 }
 
 /**
@@ -296,6 +373,8 @@ int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct up
 	return rep->status;
 
 broken:
+	/* Shut down, not only closed: the watcher's descriptor of the socket then sees it end. */
+	shutdown(conn.fd, SHUT_RDWR);
 	close(conn.fd);
 	conn.fd = -1;
 	return ret;

@@ -174,9 +174,6 @@ static void *grow_thread(void *arg)
 int upager__grow_start(void)
 {
 	struct upager_msg req = { .op = UPAGER_OP_CONTROL }, rep;
-	sigset_t all, old;
-	pthread_attr_t attr;
-	pthread_t t;
 	int sv[2], ret;
 
 	if (grow.pid == getpid())
@@ -190,15 +187,8 @@ int upager__grow_start(void)
 		return ret;
 	}
 
-	/* The thread starts with every signal blocked, and keeps them so. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstack(&attr, grow_stack, sizeof(grow_stack));
-	ret = -pthread_create(&t, &attr, grow_thread, (void *)(intptr_t)sv[0]);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ret = upager__thread_start(grow_thread, (void *)(intptr_t)sv[0], grow_stack,
+				   sizeof(grow_stack));
 	if (ret < 0) {
 		close(sv[0]); /* the daemon sees the channel close and refuses every growth */
 		return ret;

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto/codec.h"
 
@@ -22,5 +23,14 @@ int upager__reconnect_if_mapped(void);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fds, size_t n_rep_fds);
 int upager__grow_start(void);
+int upager__thread_start(void *(*fn)(void *), void *arg, void *stack, size_t size);
+int upager__watch_fd(unsigned *gen);
+void upager__disconnect(unsigned gen);
+
+int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t offset, int fd,
+			  int memfd);
+void upager__resume_forget(uintptr_t addr, size_t length);
+void upager__resume_forget_all(void);
+int upager__resume_send(void);
 
 void upager__nonlinear_forget(uintptr_t addr, size_t length);

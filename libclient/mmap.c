@@ -285,6 +285,8 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 		munmap(p, length);
 		return fail(-ret);
 	}
+	/* Without a record, a daemon that takes over after a crash does not serve it: SIGBUS. */
+	(void)upager__resume_record(p, length, prot, flags, offset, fd, memfd);
 	return p;
 }
 
@@ -345,6 +347,7 @@ _public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int 
 _public_ int upager_munmap(void *addr, size_t length)
 {
 	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep = { 0 };
+	bool reached = false;
 	int ret, err;
 
 	if (!IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) || length == 0 ||
@@ -354,10 +357,12 @@ _public_ int upager_munmap(void *addr, size_t length)
 	}
 	upager__lock();
 	upager__nonlinear_forget((uintptr_t)addr, length);
+	upager__resume_forget((uintptr_t)addr, length);
 	if (upager__reconnect_if_mapped() == 0) {
 		req.u.range.addr = (uintptr_t)addr;
 		req.u.range.length = length;
-		if (upager__call(&req, NULL, 0, &rep, NULL, 0) < 0)
+		reached = upager__call(&req, NULL, 0, &rep, NULL, 0) >= 0 || upager__connected();
+		if (!reached)
 			rep.u.range.addr = 0;
 	}
 	/* A grown MAP_GROWSDOWN mapping goes whole: its grown pages and guard page too. */
@@ -369,10 +374,15 @@ _public_ int upager_munmap(void *addr, size_t length)
 	 * event, and returns only once it has (the daemon handles each event as it reads it). A
 	 * mapping another thread makes at these addresses must reach the daemon after that event,
 	 * which would otherwise take it out of the daemon's table: its faults would get SIGBUS.
+	 * With no daemon, munmap(2) waits for the next one to read the event, and the watcher
+	 * thread needs the lock to bring it in (resume.c).
 	 */
+	if (!reached)
+		upager__unlock();
 	ret = munmap(addr, length);
 	err = errno;
-	upager__unlock();
+	if (reached)
+		upager__unlock();
 	errno = err;
 	return ret;
 }

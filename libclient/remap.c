@@ -373,6 +373,9 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 			p = mmap((void *)start, length, (int)rep.u.remap_reply.prot,
 				 (int)rep.u.remap_reply.map_type | MAP_FIXED, fds[0], 0);
 		ret = p == MAP_FAILED ? (fds[0] < 0 ? -EBADMSG : neg_errno()) : 0;
+		/* A view is not resumed after a crash of a daemon without an fd store. */
+		if (ret == 0)
+			upager__resume_forget(start, length);
 		if (ret == 0) {
 			req.u.remap.phase = 2;
 			ret = upager__call(&req, NULL, 0, &rep, NULL, 0);

@@ -30,16 +30,11 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-void harness_start(void)
-{
-	harness_start_args(NULL);
-}
+/* The last daemon's extra arguments, for harness_daemon_restart(). */
+static const char *const *daemon_args;
 
-/**
- * harness_start_args() - harness_start() with more arguments for upagerd
- * @args: NULL-terminated, at most 11; NULL for none
- */
-void harness_start_args(const char *const *args)
+/* Start upagerd on the test's socket, appending to its log, and wait until it listens. */
+static void daemon_start(void)
 {
 	const char *argv[16] = { "upagerd", "--verbose", "--socket", sock_path };
 	size_t argc = 4;
@@ -48,23 +43,21 @@ void harness_start_args(const char *const *args)
 	char log[320];
 
 	cr_assert(bin, "UPAGERD is not set; run the tests through meson test");
-	strcpy(tmpdir, "/tmp/upager-test-XXXXXX");
-	cr_assert(mkdtemp(tmpdir));
-	snprintf(sock_path, sizeof(sock_path), "%s/upager.sock", tmpdir);
 	snprintf(log, sizeof(log), "%s/upagerd.log", tmpdir);
-	logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	daemon_pid = fork();
+	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	for (size_t i = 0; daemon_args && daemon_args[i] && argc < ARRAY_SIZE(argv) - 1; i++)
+		argv[argc++] = daemon_args[i];
+	/* A daemon started by hand, even when the tests run under a service manager. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDS");
+	/* vfork, not fork: a fork of a client whose daemon died waits for a daemon to read its
+	 * fork event, which would be this one; the child makes system calls only. */
+	daemon_pid = vfork();
 	cr_assert(daemon_pid >= 0);
 	if (daemon_pid == 0) {
 		/* Never outlive the test, even one that dies before its .fini runs. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(logfd, 2);
-		/* A daemon started by hand, even when the tests run under a service manager. */
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("LISTEN_FDS");
-		for (size_t i = 0; args && args[i] && argc < ARRAY_SIZE(argv) - 1; i++)
-			argv[argc++] = args[i];
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
@@ -80,6 +73,44 @@ void harness_start_args(const char *const *args)
 		sleep_ms(10);
 	}
 	cr_assert_fail("upagerd did not start listening on %s", sock_path);
+}
+
+void harness_start(void)
+{
+	harness_start_args(NULL);
+}
+
+/**
+ * harness_start_args() - harness_start() with more arguments for upagerd
+ * @args: NULL-terminated, at most 11; NULL for none
+ */
+void harness_start_args(const char *const *args)
+{
+	strcpy(tmpdir, "/tmp/upager-test-XXXXXX");
+	cr_assert(mkdtemp(tmpdir));
+	snprintf(sock_path, sizeof(sock_path), "%s/upager.sock", tmpdir);
+	daemon_args = args;
+	daemon_start();
+}
+
+/**
+ * harness_daemon_kill() - kill the test's upagerd with SIGKILL, as a crash would, and reap it; its
+ * socket stays where it was
+ */
+void harness_daemon_kill(void)
+{
+	int status;
+
+	cr_assert_gt(daemon_pid, 0);
+	kill(daemon_pid, SIGKILL);
+	cr_assert_eq(waitpid(daemon_pid, &status, 0), daemon_pid);
+	daemon_pid = 0;
+}
+
+/** harness_daemon_restart() - start a new upagerd on the socket of the one killed */
+void harness_daemon_restart(void)
+{
+	daemon_start();
 }
 
 /* The daemon's log onto our stderr, where meson's test log keeps it (a sanitizer's report too). */

@@ -26,6 +26,9 @@ void harness_start(void);
 void harness_start_args(const char *const *args);
 void harness_stop(void);
 pid_t harness_daemon_pid(void);
+/* A crash of the daemon (SIGKILL, no fd store), and a new one on the same socket. */
+void harness_daemon_kill(void);
+void harness_daemon_restart(void);
 const char *harness_socket(void);
 const char *harness_tmpdir(void);
 

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Going on after the daemon died (docs/design.md, "When the daemon dies"). The library keeps a
+ * record of each live mapping, with a descriptor of the file and of the memfd it maps, and a
+ * watcher thread waits for the connection to end. Then it connects again every 100 ms; once a
+ * new upagerd listens on the socket, it sends HELLO with RESUME and our userfaultfd, which still
+ * holds every registration, then one RESUME per record, with its descriptors. Meanwhile a fault
+ * on a page not yet served waits, as on an NFS hard mount; with UPAGER_DAEMON_TIMEOUT=SECONDS,
+ * after that long the watcher answers such faults itself with SIGBUS (UFFDIO_POISON on our own
+ * userfaultfd), as a soft mount answers EIO, until a daemon is back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "internal.h"
+#include "upager.h"
+
+#define RETRY_MS 100
+
+struct mapping {
+	uintptr_t start;
+	size_t length;
+	int prot, flags;
+	off_t offset;
+	uint32_t kind; /* UPAGER_RESUME_ANON_PRIVATE, UPAGER_OBJECT_FILE or _ANON_SHARED */
+	int fd; /* the file, or -1 */
+	int memfd; /* the memfd mapped, or -1 */
+};
+
+/* Under the connection lock. */
+static struct {
+	struct mapping *v;
+	size_t n, cap;
+	pid_t watcher; /* the process that has a watcher thread, 0 if none */
+} rec;
+
+/* The watcher's stack: never pager memory, so that it runs while every fault waits. */
+static uint8_t watch_stack[64 * 1024] __attribute__((aligned(4096)));
+
+static void mapping_close(struct mapping *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->memfd >= 0)
+		close(m->memfd);
+}
+
+static int dup_fd(int fd)
+{
+	return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+static int append(const struct mapping *m)
+{
+	if (rec.n == rec.cap) {
+		size_t cap = rec.cap ? rec.cap * 2 : 16;
+		struct mapping *v = realloc(rec.v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rec.v = v;
+		rec.cap = cap;
+	}
+	rec.v[rec.n++] = *m;
+	return 0;
+}
+
+static void drop(size_t i)
+{
+	mapping_close(&rec.v[i]);
+	rec.v[i] = rec.v[--rec.n];
+}
+
+/**
+ * upager__resume_forget() - forget what the records hold of [addr, addr+length) (lock held)
+ * @addr: start, page-aligned
+ * @length: bytes
+ */
+void upager__resume_forget(uintptr_t addr, size_t length)
+{
+	uintptr_t end = addr + ALIGN_UP(length, UPAGER_PAGE_SIZE);
+
+	for (size_t i = 0; i < rec.n; i++) {
+		struct mapping *m = &rec.v[i];
+		uintptr_t m_end = m->start + m->length;
+
+		if (m_end <= addr || m->start >= end)
+			continue;
+		if (m->start < addr && m_end > end) {
+			/* A hole in the middle: the part above is a record of its own. */
+			struct mapping above = *m;
+
+			above.start = end;
+			above.length = m_end - end;
+			above.offset += (off_t)(end - m->start);
+			above.fd = dup_fd(m->fd);
+			above.memfd = dup_fd(m->memfd);
+			if (append(&above) < 0)
+				mapping_close(&above);
+			m = &rec.v[i];
+		}
+		if (m->start < addr) {
+			m->length = addr - m->start;
+		} else if (m_end > end) {
+			m->offset += (off_t)(end - m->start);
+			m->length = m_end - end;
+			m->start = end;
+		} else {
+			drop(i--);
+		}
+	}
+}
+
+/** upager__resume_forget_all() - forget every record: a forked child resumes nothing */
+void upager__resume_forget_all(void)
+{
+	while (rec.n)
+		drop(rec.n - 1);
+	rec.watcher = 0;
+}
+
+/* Seconds of UPAGER_DAEMON_TIMEOUT, 0 for none: wait for ever. */
+static double timeout_seconds(void)
+{
+	const char *s = getenv("UPAGER_DAEMON_TIMEOUT");
+	char *end;
+	double t;
+
+	if (!s || !*s)
+		return 0;
+	t = strtod(s, &end);
+	return *end || t < 0 ? 0 : t;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Answer one fault ourselves: SIGBUS for a missing page, the write let through for a WP one. */
+static void answer(int uffd, const struct uffd_msg *msg)
+{
+	struct uffdio_range range = {
+		.start = msg->arg.pagefault.address & ~(uint64_t)(UPAGER_PAGE_SIZE - 1),
+		.len = UPAGER_PAGE_SIZE,
+	};
+
+	if (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
+		struct uffdio_writeprotect wp = { .range = range };
+
+		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0)
+			return;
+	} else {
+		struct uffdio_poison p = { .range = range };
+
+		if (ioctl(uffd, UFFDIO_POISON, &p) == 0)
+			return;
+	}
+	ioctl(uffd, UFFDIO_WAKE, &range); /* served meanwhile: the thread faults again */
+}
+
+/*
+ * With no daemon past the bound: read our userfaultfd for up to @ms and answer what waits. The
+ * kernel's events are ours to read now too: an unmap or a move ends a record; a fork gives a
+ * userfaultfd of the child's that is kept open, so that the child's faults wait (closed, they
+ * would fill its shared pages with zeroes).
+ */
+static void serve_alone(int uffd, int ms)
+{
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msgs[16];
+	ssize_t n;
+
+	if (poll(&p, 1, ms) <= 0)
+		return;
+	n = read(uffd, msgs, sizeof(msgs));
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+		const struct uffd_msg *m = &msgs[i];
+
+		switch (m->event) {
+		case UFFD_EVENT_PAGEFAULT:
+			answer(uffd, m);
+			break;
+		case UFFD_EVENT_UNMAP:
+			upager__lock();
+			upager__resume_forget(m->arg.remove.start,
+					      m->arg.remove.end - m->arg.remove.start);
+			upager__unlock();
+			break;
+		case UFFD_EVENT_REMAP:
+			upager__lock();
+			upager__resume_forget(m->arg.remap.from, m->arg.remap.len);
+			upager__unlock();
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Connect again until a daemon takes us back; past the bound, answer faults meanwhile. */
+static void reconnect(void)
+{
+	double bound = timeout_seconds(), since = now();
+	int ret, uffd;
+
+	for (;;) {
+		upager__lock();
+		ret = upager__connect();
+		uffd = upager__uffd();
+		upager__unlock();
+		if (ret == 0 || uffd < 0)
+			return;
+		if (bound > 0 && now() - since >= bound)
+			serve_alone(uffd, RETRY_MS);
+		else
+			poll(NULL, 0, RETRY_MS);
+	}
+}
+
+static void *watch(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd p = { .events = POLLRDHUP };
+		unsigned gen;
+
+		upager__lock();
+		p.fd = upager__watch_fd(&gen);
+		upager__unlock();
+		while (p.fd >= 0 && !(p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)))
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				break;
+		if (p.fd >= 0)
+			close(p.fd);
+		upager__lock();
+		upager__disconnect(gen);
+		upager__unlock();
+		reconnect();
+	}
+	return NULL;
+}
+
+/**
+ * upager__resume_record() - keep what a new daemon needs to serve a new mapping (lock held)
+ * @addr: the mapping
+ * @length: its length
+ * @prot: its protection
+ * @flags: its mmap flags
+ * @offset: its offset in the file
+ * @fd: the file, borrowed (-1 for anonymous memory)
+ * @memfd: the memfd mapped, borrowed (-1 for private anonymous memory)
+ *
+ * The first record of a process starts its watcher thread.
+ *
+ * Return: 0 or a negative errno.
+ */
+int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t offset, int fd,
+			  int memfd)
+{
+	struct mapping m = {
+		.start = (uintptr_t)addr,
+		.length = ALIGN_UP(length, UPAGER_PAGE_SIZE),
+		.prot = prot,
+		.flags = flags,
+		.offset = offset,
+		.kind = !(flags & MAP_ANONYMOUS)	    ? UPAGER_OBJECT_FILE
+			: (flags & MAP_TYPE) == MAP_PRIVATE ? UPAGER_RESUME_ANON_PRIVATE
+							    : UPAGER_OBJECT_ANON_SHARED,
+		.fd = -1,
+		.memfd = -1,
+	};
+	int ret;
+
+	upager__resume_forget(m.start, m.length);
+	m.fd = dup_fd(m.kind == UPAGER_OBJECT_FILE ? fd : -1);
+	m.memfd = dup_fd(m.kind == UPAGER_RESUME_ANON_PRIVATE ? -1 : memfd);
+	if ((m.kind == UPAGER_OBJECT_FILE && m.fd < 0) ||
+	    (m.kind != UPAGER_RESUME_ANON_PRIVATE && m.memfd < 0)) {
+		mapping_close(&m);
+		return -EMFILE;
+	}
+	ret = append(&m);
+	if (ret < 0) {
+		mapping_close(&m);
+		return ret;
+	}
+	if (rec.watcher != getpid()) {
+		ret = upager__thread_start(watch, NULL, watch_stack, sizeof(watch_stack));
+		if (ret < 0)
+			return ret;
+		rec.watcher = getpid();
+	}
+	return 0;
+}
+
+/**
+ * upager__resume_send() - declare every recorded mapping to a new daemon, after HELLO with RESUME
+ * (lock held, connected)
+ *
+ * A mapping the daemon refuses is forgotten: its faults get SIGBUS from then on.
+ *
+ * Return: 0, or a negative errno if the connection broke.
+ */
+int upager__resume_send(void)
+{
+	struct upager_msg req = { .op = UPAGER_OP_RESUME }, rep;
+	int ret;
+
+	for (size_t i = 0; i < rec.n; i++) {
+		const struct mapping *m = &rec.v[i];
+		int fds[2] = { m->fd, m->memfd };
+
+		req.u.resume.kind = m->kind;
+		req.u.resume.prot = (uint32_t)m->prot;
+		req.u.resume.flags = (uint32_t)m->flags;
+		req.u.resume.addr = m->start;
+		req.u.resume.length = m->length;
+		req.u.resume.offset = (uint64_t)m->offset;
+		ret = upager__call(&req, m->fd >= 0 ? fds : &fds[1], (m->fd >= 0) + (m->memfd >= 0),
+				   &rep, NULL, 0);
+		if (ret < 0 && !upager__connected())
+			return ret;
+		if (ret < 0)
+			drop(i--);
+	}
+	memset(&req.u.resume, 0, sizeof(req.u.resume));
+	req.u.resume.kind = UPAGER_RESUME_END;
+	return upager__call(&req, NULL, 0, &rep, NULL, 0);
+}

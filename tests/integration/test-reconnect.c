@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * A daemon that dies with no fd store: the client's faults wait, a new upagerd on the same socket
+ * takes the client back with every byte it had (also shared file pages written and not written
+ * back), UPAGER_DAEMON_TIMEOUT bounds the wait with SIGBUS, and a cache another user forges is
+ * refused.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fdmsg.h"
+#include "common/uffd.h"
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(reconnect, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+#define FILE_PAGES 16
+#define ANON_PAGES 8
+
+struct toucher {
+	char *priv, *file, *shared;
+	volatile int done;
+	uint64_t file_word, shared_word;
+};
+
+/* Touches a page of each mapping that no one touched before the daemon died. */
+static void *touch_untouched(void *arg)
+{
+	struct toucher *t = arg;
+
+	t->priv[6 * PAGE] = 'x';
+	t->file_word = *(volatile uint64_t *)(t->file + 10 * PAGE);
+	t->shared_word = *(volatile uint64_t *)(t->shared + 3 * PAGE + 8);
+	t->done = 1;
+	return NULL;
+}
+
+static bool touched(void *arg)
+{
+	return ((struct toucher *)arg)->done;
+}
+
+static uint64_t word_of(int fd, off_t off)
+{
+	uint64_t v = 0;
+
+	cr_assert_eq(pread(fd, &v, sizeof(v), off), (ssize_t)sizeof(v));
+	return v;
+}
+
+Test(reconnect, a_new_daemon_takes_the_client_back_with_every_byte)
+{
+	struct toucher t = { 0 };
+	pthread_t th;
+	int fd = make_pattern_file("data", FILE_PAGES * PAGE, NULL);
+
+	t.priv = upager_mmap(NULL, ANON_PAGES * PAGE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	t.file = upager_mmap(NULL, FILE_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	t.shared = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			       -1, 0);
+	cr_assert(t.priv != MAP_FAILED && t.file != MAP_FAILED && t.shared != MAP_FAILED);
+	for (int i = 0; i < 4; i++) {
+		memset(t.priv + i * PAGE, 'A' + i, PAGE);
+		*(uint64_t *)(t.file + i * PAGE) = 0xdead0000 + (uint64_t)i;
+	}
+	cr_assert_eq(*(volatile uint64_t *)(t.file + 4 * PAGE), pattern_at(4 * PAGE));
+	memset(t.shared, 's', 2 * PAGE);
+
+	harness_daemon_kill();
+	cr_assert_eq(pthread_create(&th, NULL, touch_untouched, &t), 0);
+	cr_assert_not(wait_until(touched, &t, 300), "a fault with no daemon was served");
+	harness_daemon_restart();
+	cr_assert(wait_until(touched, &t, 5000),
+		  "the fault waits still after a new daemon started");
+	pthread_join(th, NULL);
+
+	for (size_t i = 0; i < ANON_PAGES * PAGE; i++) {
+		char want = i < 4 * PAGE ? (char)('A' + i / PAGE) : i == 6 * PAGE ? 'x' : 0;
+
+		cr_assert_eq(t.priv[i], want, "private anonymous byte %zu", i);
+	}
+	for (size_t off = 0; off < FILE_PAGES * PAGE; off += 8) {
+		uint64_t want = off % PAGE == 0 && off < 4 * PAGE ? 0xdead0000 + off / PAGE
+								  : pattern_at(off);
+
+		cr_assert_eq(*(uint64_t *)(t.file + off), want, "file byte %zu", off);
+	}
+	cr_assert_eq(t.file_word, pattern_at(10 * PAGE));
+	for (size_t i = 0; i < 4 * PAGE; i++)
+		cr_assert_eq(t.shared[i], i < 2 * PAGE ? 's' : 0, "shared anonymous byte %zu", i);
+	cr_assert_eq(t.shared_word, 0);
+
+	/* The writes were never written back; the new daemon writes them. */
+	cr_assert_eq(word_of(fd, 0), pattern_at(0));
+	cr_assert_eq(upager_msync(t.file, FILE_PAGES * PAGE, MS_SYNC), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(word_of(fd, i * PAGE), 0xdead0000 + (uint64_t)i, "file page %d", i);
+	cr_assert_eq(word_of(fd, 4 * PAGE), pattern_at(4 * PAGE));
+	close(fd);
+}
+
+static int elapsed_pipe = -1;
+static struct timespec touch_at;
+
+static void on_sigbus(int sig)
+{
+	struct timespec now;
+	long ms;
+
+	(void)sig;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (now.tv_sec - touch_at.tv_sec) * 1000 + (now.tv_nsec - touch_at.tv_nsec) / 1000000;
+	(void)!write(elapsed_pipe, &ms, sizeof(ms));
+	_exit(42);
+}
+
+Test(reconnect, a_bound_on_the_wait_turns_a_fault_into_sigbus)
+{
+	int ready[2], go[2], result[2], status;
+	long ms = -1;
+	pid_t pid;
+	char c;
+
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(result), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char *p;
+
+		alarm(10);
+		setenv("UPAGER_DAEMON_TIMEOUT", "1", 1);
+		elapsed_pipe = result[1];
+		signal(SIGBUS, on_sigbus);
+		p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				-1, 0);
+		if (p == MAP_FAILED)
+			_exit(1);
+		p[0] = 1;
+		(void)!write(ready[1], "r", 1);
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		clock_gettime(CLOCK_MONOTONIC, &touch_at);
+		p[PAGE] = 1;
+		_exit(3);
+	}
+	cr_assert_eq(read(ready[0], &c, 1), 1);
+	harness_daemon_kill();
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 42,
+		  "status %#x: the fault did not end in SIGBUS", status);
+	cr_assert_eq(read(result[0], &ms, sizeof(ms)), (ssize_t)sizeof(ms));
+	cr_assert(ms >= 500 && ms <= 3000, "SIGBUS after %ld ms, not about 1 s", ms);
+}
+
+static int send_recv(int sock, struct upager_msg *req, const int *fds, size_t n_fds)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	int rfds[FDMSG_MAX_FDS];
+	size_t n_rfds = 0;
+	struct upager_msg rep;
+	int len = upager_msg_encode(buf, sizeof(buf), req);
+	ssize_t n;
+
+	if (len < 0 || fdmsg_send(sock, buf, (size_t)len, fds, n_fds) < 0)
+		return 90;
+	n = fdmsg_recv(sock, buf, sizeof(buf), rfds, &n_rfds);
+	fdmsg_close_fds(rfds, n_rfds);
+	if (n <= 0 || upager_msg_decode(buf, (size_t)n, &rep) < 0)
+		return 91;
+	return rep.status;
+}
+
+/*
+ * As user 65534: resume "a mapping" of @path, which it may only read, handing a memfd of its own
+ * named and sealed as the daemon's cache of that file, full of its own bytes. Exits 0 if the
+ * daemon refuses that memfd with EBADF.
+ */
+static void forge_cache(void *arg)
+{
+	struct upager_msg req = { .op = UPAGER_OP_HELLO, .seq = 1 };
+	char name[64];
+	struct stat st;
+	int fd, memfd, uffd, sock, fds[2], ret;
+	void *token, *p;
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+	fd = open(arg, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		_exit(98);
+	snprintf(name, sizeof(name), "upager:file:%" PRIx64 ":%" PRIx64, (uint64_t)st.st_dev,
+		 (uint64_t)st.st_ino);
+	memfd = memfd_create(name, MFD_ALLOW_SEALING);
+	if (memfd < 0 || ftruncate(memfd, (off_t)st.st_size) < 0 || fchmod(memfd, 0600) < 0)
+		_exit(97);
+	for (off_t off = 0; off < st.st_size; off += 4)
+		(void)!pwrite(memfd, "EVIL", 4, off);
+	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		_exit(96);
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, memfd, 0);
+	token = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	sock = harness_connect_raw();
+	if (p == MAP_FAILED || token == MAP_FAILED || uffd < 0 || sock < 0)
+		_exit(95);
+
+	req.u.hello.version_min = req.u.hello.version_max = 1;
+	req.u.hello.flags = UPAGER_HELLO_RESUME;
+	req.u.hello.token_addr = (uintptr_t)token;
+	if (send_recv(sock, &req, &uffd, 1) != 0)
+		_exit(94);
+	memset(&req, 0, sizeof(req));
+	req.op = UPAGER_OP_RESUME;
+	req.seq = 2;
+	req.u.resume.kind = UPAGER_OBJECT_FILE;
+	req.u.resume.prot = PROT_READ;
+	req.u.resume.flags = MAP_SHARED;
+	req.u.resume.addr = (uintptr_t)p;
+	req.u.resume.length = (uint64_t)st.st_size;
+	fds[0] = fd;
+	fds[1] = memfd;
+	ret = send_recv(sock, &req, fds, 2);
+	_exit(ret == -EBADF ? 0 : ret < 0 ? -ret : ret);
+}
+
+Test(reconnect, a_cache_another_user_forges_is_refused)
+{
+	char path[400];
+	int fd = make_pattern_file("secret", 4 * PAGE, path), status;
+	uint64_t *p;
+
+	cr_assert_eq(fchmod(fd, 0644), 0);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	harness_daemon_kill();
+	harness_daemon_restart();
+	status = run_child(forge_cache, path);
+	cr_assert(WIFEXITED(status), "status %#x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "the forged cache was not refused with EBADF: %d",
+		     WEXITSTATUS(status));
+
+	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert(p != MAP_FAILED);
+	for (size_t off = 0; off < 4 * PAGE; off += 8)
+		cr_assert_eq(p[off / 8], pattern_at(off), "root sees the attacker's byte at %zu",
+			     off);
+	p[0] = pattern_at(0);
+	cr_assert_eq(upager_msync(p, 4 * PAGE, MS_SYNC), 0);
+	for (off_t off = 0; off < 4 * (off_t)PAGE; off += 8)
+		cr_assert_eq(word_of(fd, off), pattern_at((uint64_t)off));
+	close(fd);
+}
