@@ -70,7 +70,8 @@ static int memfd_named(const char *name)
 
 	if (!dir)
 		return -1;
-	snprintf(want, sizeof(want), "/memfd:%s (deleted)", name);
+	/* A file's cache is named after its device and inode too: "upager:file:DEV:INO". */
+	snprintf(want, sizeof(want), "/memfd:%s", name);
 	while ((e = readdir(dir))) {
 		ssize_t n;
 
@@ -79,7 +80,8 @@ static int memfd_named(const char *name)
 		if (n < 0)
 			continue;
 		target[n] = 0;
-		if (strcmp(target, want) == 0)
+		if (strncmp(target, want, strlen(want)) == 0 &&
+		    (target[strlen(want)] == ' ' || target[strlen(want)] == ':'))
 			found = atoi(e->d_name);
 	}
 	closedir(dir);
