@@ -37,22 +37,20 @@
 /* Whether @fd is a memfd a daemon made for @name ("upager:NAME"), sealed with @seals. */
 static bool genuine_cache(int fd, const char *name, unsigned seals, struct stat *st)
 {
-	char link[64], target[128], want[128];
 	int have = fcntl(fd, F_GET_SEALS);
-	ssize_t n;
+	char want[128], *target;
+	bool same;
 
 	if (have < 0 || ((unsigned)have & (seals | F_SEAL_SEAL)) != (seals | F_SEAL_SEAL))
 		return false;
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_uid != geteuid() ||
 	    (st->st_mode & 07777) != 0600)
 		return false;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = 0;
 	snprintf(want, sizeof(want), "/memfd:upager:%s (deleted)", name);
-	return strcmp(target, want) == 0;
+	target = fd_path(fd);
+	same = target && strcmp(target, want) == 0;
+	free(target);
+	return same;
 }
 
 /* The object whose cache is the memfd of @st, or NULL. */
