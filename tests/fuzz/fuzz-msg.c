@@ -58,8 +58,8 @@ static bool valid_by_spec(const struct upager_msg *m)
 	switch (m->op) {
 	case UPAGER_OP_HELLO:
 		return m->u.hello.version_min <= m->u.hello.version_max &&
-		       !(m->u.hello.flags &
-			 ~(uint32_t)(UPAGER_HELLO_UFFD | UPAGER_HELLO_FORKED | UPAGER_HELLO_CTL));
+		       !(m->u.hello.flags & ~(uint32_t)(UPAGER_HELLO_UFFD | UPAGER_HELLO_FORKED |
+							UPAGER_HELLO_CTL | UPAGER_HELLO_RESUME));
 	case UPAGER_OP_OBJECT_OPEN:
 		return m->u.object_open.kind == UPAGER_OBJECT_FILE ||
 		       m->u.object_open.kind == UPAGER_OBJECT_ANON_SHARED;
@@ -71,6 +71,12 @@ static bool valid_by_spec(const struct upager_msg *m)
 		       m->u.grow.action == UPAGER_GROW_GUARD;
 	case UPAGER_OP_GROW | UPAGER_OP_REPLY:
 		return m->u.grow_reply.sentinel <= 1;
+	case UPAGER_OP_RESUME:
+		/* The end carries nothing. */
+		return m->u.resume.kind < UPAGER_RESUME_END ||
+		       (m->u.resume.kind == UPAGER_RESUME_END && !m->u.resume.prot &&
+			!m->u.resume.flags && !m->u.resume.addr && !m->u.resume.length &&
+			!m->u.resume.offset);
 	default:
 		return true;
 	}

@@ -22,4 +22,6 @@ static inline void codec_make_valid(struct upager_msg *m)
 		m->u.grow.action = UPAGER_GROW_EXTEND;
 	if (m->op == (UPAGER_OP_GROW | UPAGER_OP_REPLY))
 		m->u.grow_reply.sentinel &= 1;
+	if (m->op == UPAGER_OP_RESUME)
+		m->u.resume.kind = UPAGER_OBJECT_FILE;
 }
