@@ -357,7 +357,9 @@ static int object_revalidate(struct object *o, const struct stat *st)
 	uint64_t run = 0, n;
 	int ret;
 
-	if (!stat_changed(o, st))
+	/* A write-back under way changes the file's times itself, and the pages it writes are
+	 * taken for clean before they are in the file: none may be dropped and read again now. */
+	if (!stat_changed(o, st) || !wb_idle(o))
 		return 0;
 	log_debug("%s changed on disk; refreshing the cache", o->path);
 	n = MIN(object_pages(o), size >> UPAGER_PAGE_SHIFT);
@@ -835,7 +837,7 @@ static void wb_done(struct worker_job *wj, int status)
 	}
 	if (o->wb_running == job)
 		o->wb_running = NULL;
-	if (ret == 0 && !job->last) {
+	if (ret == 0 && !job->last && !o->d->stopping) {
 		/* The rest of the request goes next, before any other. */
 		list_add(&req->link, &o->wb_queue);
 	} else {
@@ -860,6 +862,9 @@ static void wb_free(struct worker_job *wj)
 /* Start the object's next write-back, unless one runs. */
 static void wb_kick(struct object *o)
 {
+	/* A daemon that stops writes back on its own thread (object_stop()). */
+	if (o->d->stopping)
+		return;
 	while (!o->wb_running && !list_empty(&o->wb_queue)) {
 		struct wb_req *req = list_first_entry(&o->wb_queue, struct wb_req, link);
 		struct wb_job *job = calloc(1, sizeof(*job));

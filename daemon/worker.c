@@ -10,10 +10,14 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "common/macro.h"
 #include "log.h"
 #include "worker.h"
+
+/* How long a stopping pool waits for the jobs in threads to be over. */
+#define STOP_WAIT_S 2
 
 struct worker_pool {
 	uv_loop_t *loop;
@@ -55,6 +59,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		job->run(job);
 		pthread_mutex_lock(&p->lock);
+		job->ran = true;
 		p->running--;
 		list_add_tail(&job->link, &p->over);
 		uv_async_send(&p->async);
@@ -285,6 +290,7 @@ void worker_pool_free(struct worker_pool *p)
 	if (!p)
 		return;
 	struct list_head queued;
+	struct timespec until;
 
 	list_init(&queued);
 	list_splice_init(&p->held, &queued);
@@ -292,14 +298,23 @@ void worker_pool_free(struct worker_pool *p)
 	p->stopping = true;
 	list_splice_init(&p->queue, &queued);
 	pthread_cond_broadcast(&p->wake);
-	/* The idle threads go at once; the ones in a run when it is over. */
-	while (p->threads > p->running)
-		pthread_cond_wait(&p->gone, &p->lock);
+	/* The idle threads go at once; the ones in a run when it is over, for which the pool
+	 * waits a little, so that what they did is answered and freed here. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += STOP_WAIT_S;
+	while (p->threads > 0) {
+		if (p->threads > p->running)
+			pthread_cond_wait(&p->gone, &p->lock);
+		else if (pthread_cond_timedwait(&p->gone, &p->lock, &until) == ETIMEDOUT)
+			break;
+	}
+	list_splice_init(&p->over, &queued);
 	pthread_mutex_unlock(&p->lock);
+	/* Jobs over are answered as they would have been; jobs never started are cancelled. */
 	list_for_each_entry_safe (job, tmp, &queued, link) {
 		list_del_init(&job->link);
 		list_del_init(&job->link_all);
-		job_answer(job, -ECANCELED);
+		job_answer(job, job->ran ? 0 : -ECANCELED);
 		job->free(job);
 	}
 	uv_close((uv_handle_t *)&p->timer, NULL);

@@ -33,6 +33,7 @@ struct worker_job {
 	uint64_t deadline_ms;
 	bool answered;
 	bool held; /* waits for one of its owner's jobs to be over */
+	bool ran; /* its run is over (set under the pool's lock) */
 	struct list_head link; /* in the queue, or over */
 	struct list_head link_all; /* the loop's list of the pool's jobs */
 };

@@ -233,6 +233,8 @@ static void drain(struct round *r, size_t c, int wait_ms)
 		ssize_t n = fdmsg_recv(r->conn[c], buf, sizeof(buf), fds, &n_fds);
 
 		fdmsg_close_fds(fds, n_fds);
+		if (n == -EAGAIN) /* woken with nothing to read: the datagram went with a close */
+			continue;
 		if (n == 0 || n == -ECONNRESET) {
 			/* Closed by the daemon (a bad message): a fresh connection takes its place. */
 			close(r->conn[c]);
