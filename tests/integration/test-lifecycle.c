@@ -209,13 +209,14 @@ Test(lifecycle, mremap_that_grows_a_mapping_in_place)
 	uint64_t *f, *g, *a, *b;
 	struct region_info r;
 
-	/* Keep room after each mapping so that it can grow where it stands. */
+	/* Keep room after each mapping so that it can grow where it stands: reserved until the
+	 * mremap, so that nothing the library maps meanwhile (its threads' stacks) lands there. */
 	f = mmap(NULL, 32 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(f, MAP_FAILED);
-	munmap(f + 4 * PAGE / 8, 28 * PAGE);
 	f = upager_mmap(f, 4 * PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
 	cr_assert_neq(f, MAP_FAILED);
 	cr_assert_eq(f[0], pattern_at(0));
+	munmap(f + 4 * PAGE / 8, 28 * PAGE);
 	g = mremap(f, 4 * PAGE, 12 * PAGE, 0);
 	cr_assert_eq(g, f, "mremap: %m");
 	cr_assert_eq(g[9 * PAGE / 8], pattern_at(9 * PAGE));
@@ -223,11 +224,11 @@ Test(lifecycle, mremap_that_grows_a_mapping_in_place)
 	cr_assert_eq(r.length, 12 * PAGE);
 
 	a = mmap(NULL, 32 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	munmap(a + 2 * PAGE / 8, 30 * PAGE);
 	a = upager_mmap(a, 2 * PAGE, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	cr_assert_neq(a, MAP_FAILED);
 	a[0] = 3;
+	munmap(a + 2 * PAGE / 8, 30 * PAGE);
 	b = mremap(a, 2 * PAGE, 6 * PAGE, 0);
 	cr_assert_eq(b, a, "mremap: %m");
 	cr_assert_eq(b[5 * PAGE / 8], 0);
