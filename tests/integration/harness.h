@@ -14,6 +14,13 @@
 
 #define PAGE 4096UL
 
+/* A -Db_sanitize build (meson defines UPAGER_SANITIZED): its allocator maps memory at any time. */
+#ifdef UPAGER_SANITIZED
+#define RUNNING_UNDER_SANITIZER 1
+#else
+#define RUNNING_UNDER_SANITIZER 0
+#endif
+
 struct region_info {
 	uint64_t start, length, offset, resident_pages, faults, object_id;
 	uint64_t pages_populated, pages_read, bytes_read, latency_avg_ns, latency_max_ns;

@@ -50,6 +50,22 @@ static int count_maps(void)
 	return n;
 }
 
+/* The VMAs of this process that overlap [addr, addr + len). */
+static int count_maps_in(const void *addr, size_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	uintptr_t a = (uintptr_t)addr, start, end;
+	char line[512];
+	int n = 0;
+
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start < a + len && end > a)
+			n++;
+	fclose(f);
+	return n;
+}
+
 Test(nonlinear, pages_show_the_file_pages_the_table_names)
 {
 	int fd = make_pattern_file("f", 16 * PAGE, NULL);
@@ -75,8 +91,12 @@ Test(nonlinear, pages_show_the_file_pages_the_table_names)
 	cr_assert_eq(upager_remap_file_pages(m + 8 * PAGE, PAGE, 0, 10, 0), 0);
 	cr_assert_eq(shows(m, 8), PAGE_NO(10));
 	cr_assert_eq(shows(m, 2), PAGE_NO(10));
-	/* One VMA for the whole mapping's table the library shares with the daemon, none per range. */
-	cr_assert_eq(count_maps(), maps + 1, "remapping made new VMAs");
+	/* The mapping is still one VMA, and the process has one more, for the table the library
+	 * shares with the daemon, not one per range. (Under a sanitizer its allocator maps memory
+	 * of its own at any time, so there the count of the whole process is not asked.) */
+	cr_assert_eq(count_maps_in(m, 16 * PAGE), 1, "remapping split the mapping");
+	if (!RUNNING_UNDER_SANITIZER)
+		cr_assert_eq(count_maps(), maps + 1, "remapping made new VMAs");
 	cr_assert(harness_region(getpid(), m, &r));
 	cr_assert_eq(r.length, 16 * PAGE);
 	cr_assert_str_neq(r.backing, "anon");
