@@ -217,6 +217,35 @@ static uint64_t write_window(struct region *r, uint64_t p)
 	return MAX(MIN(n, end - p), 1);
 }
 
+/*
+ * A page of a shared anonymous object that no one has made yet: zeroed through the faulting
+ * client's mapping (fill_anon_into()), so that the client's memory cgroup pays for it, with the
+ * absent pages after it up to the window of a sequential toucher, as read-ahead has. Return:
+ * whether the fault is served.
+ */
+static bool anon_zero(struct space *s, struct region *r, uint64_t addr, uint64_t p)
+{
+	struct object *o = r->obj;
+	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(o));
+	uint64_t want = p == r->ra_next && r->ra_window ? r->ra_window : 1, n;
+	int ret;
+
+	if (o->kind != OBJECT_ANON || !r->shared || !list_empty(&o->views) || o->pages[p])
+		return false;
+	for (n = 1; n < want && p + n < end && o->pages[p + n] == PAGE_ABSENT; n++)
+		;
+	next_window(&o->d->config, &r->ra_window, p, r->ra_next);
+	ret = fill_anon_into(o, s->uffd, addr, p, n, r->may_write);
+	if (ret == -EEXIST && n > 1) {
+		n = 1;
+		ret = fill_anon_into(o, s->uffd, addr, p, n, r->may_write);
+	}
+	if (ret < 0 && ret != -ESRCH)
+		return false; /* made meanwhile by another client: as any other page */
+	r->ra_next = p + n;
+	return true;
+}
+
 static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			 uint64_t t0)
 {
@@ -255,6 +284,10 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		return;
 	}
 
+	if (anon_zero(s, r, addr, p)) {
+		fault_account(s, r, t0);
+		return;
+	}
 	read_ahead(r, p);
 	if (fill_ready_run(o, p, 1)) {
 		if (map_ready(s, r, addr, c.write)) {

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "object.h"
 #include "ring.h"
+#include "uffdio.h"
 #include "view.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -509,4 +510,32 @@ int fill_job_arm(struct fill_job *job, int waits)
 	}
 	free(job);
 	return 1;
+}
+
+/**
+ * fill_anon_into() - make absent pages of a shared anonymous object by zeroing them through a
+ * client's mapping, so that the memory is charged to that client's memory cgroup, not the daemon's
+ * @o: a shared anonymous object without nonlinear mappings
+ * @uffd: the client's userfaultfd
+ * @addr: where object page @first is in the client's mapping (registered, shared)
+ * @first: first object page
+ * @count: pages, all absent
+ * @writable: the client may write them (they are write-back candidates, see object.h)
+ *
+ * UFFDIO_ZEROPAGE on a shared shmem mapping allocates each page in the memfd, charged to the
+ * mapping's mm, and maps it. A page someone else made meanwhile makes the call fail (-EEXIST):
+ * the caller then fills as for any other object.
+ *
+ * Return: 0 (the pages are ready and mapped in the client), or a negative errno.
+ */
+int fill_anon_into(struct object *o, int uffd, uint64_t addr, uint64_t first, uint64_t count,
+		   bool writable)
+{
+	int ret = uffdio_zeropage(uffd, addr, count << UPAGER_PAGE_SHIFT);
+
+	if (ret < 0)
+		return ret;
+	for (uint64_t i = 0; i < count; i++)
+		o->pages[first + i] = PAGE_READY | (writable ? PAGE_WRITABLE : 0);
+	return 0;
 }

@@ -37,3 +37,5 @@ uint64_t fill_ready_run(const struct object *o, uint64_t first, uint64_t max);
 int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count);
 #define FILL_NOW_MAX_PAGES 16
 void fill_small_now(struct object *o, uint64_t first, uint64_t count);
+int fill_anon_into(struct object *o, int uffd, uint64_t addr, uint64_t first, uint64_t count,
+		   bool writable);

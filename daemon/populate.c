@@ -71,6 +71,30 @@ static uint64_t install(struct space *s, struct region *r)
 	return n;
 }
 
+/*
+ * A shared anonymous region: its absent pages are zeroed through the client's mapping
+ * (fill_anon_into()), so that the client, not the daemon, pays for them; install() maps the rest.
+ */
+static void populate_anon(struct space *s, struct region *r)
+{
+	uint64_t first = r->offset >> UPAGER_PAGE_SHIFT, pages = r->length >> UPAGER_PAGE_SHIFT;
+	struct object *o = r->obj;
+
+	for (uint64_t i = 0; i < pages && first + i < object_pages(o);) {
+		uint64_t run = 0;
+
+		while (i + run < pages && first + i + run < object_pages(o) &&
+		       o->pages[first + i + run] == PAGE_ABSENT)
+			run++;
+		if (run > 0 && fill_anon_into(o, s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
+					      first + i, run, r->may_write) == 0) {
+			r->pages_populated += run;
+			s->d->stats.pages_populated += run;
+		}
+		i += MAX(run, 1);
+	}
+}
+
 /* Map what is ready, tell the caller if it waits, and free the job. */
 static void populate_finish(void *userdata)
 {
@@ -120,7 +144,10 @@ int populate_region(struct space *s, uint64_t start, bool nonblock, populate_don
 	job->space = space_ref(s);
 	job->start = start;
 
-	if (r->obj) {
+	if (r->obj && r->obj->kind == OBJECT_ANON && r->shared && list_empty(&r->obj->views) &&
+	    !nonblock) {
+		populate_anon(s, r);
+	} else if (r->obj) {
 		first = r->offset >> UPAGER_PAGE_SHIFT;
 		count = r->length >> UPAGER_PAGE_SHIFT;
 		if (nonblock) {
