@@ -38,6 +38,22 @@ static struct {
 	uint8_t buf[UPAGER_MSG_MAX];
 } conn = { .fd = -1, .uffd = -1 };
 
+/* What the floor above (resume.c) does at a resume and after a fork; see upager__conn_hooks(). */
+static struct {
+	int (*resumed)(void);
+	void (*forked)(void);
+} hooks;
+
+/**
+ * upager__conn_hooks() - what to do once a new daemon took this process back (@resumed: declare
+ * the mappings; its result is the resume's) and in a child after fork() (@forked) (lock held)
+ */
+void upager__conn_hooks(int (*resumed)(void), void (*forked)(void))
+{
+	hooks.resumed = resumed;
+	hooks.forked = forked;
+}
+
 static void atfork_child(void)
 {
 	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
@@ -53,7 +69,8 @@ static void atfork_child(void)
 		close(conn.uffd);
 		conn.uffd = -1;
 	}
-	upager__resume_forget_all();
+	if (hooks.forked)
+		hooks.forked();
 }
 
 static void init_once(void)
@@ -200,7 +217,7 @@ static int resume_space(void)
 {
 	int ret = hello(UPAGER_HELLO_RESUME, conn.uffd);
 
-	return ret < 0 ? ret : upager__resume_send();
+	return ret < 0 || !hooks.resumed ? ret : hooks.resumed();
 }
 
 static int open_space(void)

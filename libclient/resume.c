@@ -119,8 +119,10 @@ void upager__resume_forget(uintptr_t addr, size_t length)
 	}
 }
 
-/** upager__resume_forget_all() - forget every record: a forked child resumes nothing */
-void upager__resume_forget_all(void)
+static int resume_send(void);
+
+/* Forget every record: a forked child resumes nothing. */
+static void forget_all(void)
 {
 	while (rec.n)
 		drop(rec.n - 1);
@@ -296,6 +298,7 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
 		mapping_close(&m);
 		return ret;
 	}
+	upager__conn_hooks(resume_send, forget_all);
 	if (rec.watcher != getpid()) {
 		ret = upager__thread_start(watch, NULL, watch_stack, sizeof(watch_stack));
 		if (ret < 0)
@@ -305,15 +308,15 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
 	return 0;
 }
 
-/**
- * upager__resume_send() - declare every recorded mapping to a new daemon, after HELLO with RESUME
+/*
+ * Declare every recorded mapping to a new daemon, after HELLO with RESUME
  * (lock held, connected)
  *
  * A mapping the daemon refuses is forgotten: its faults get SIGBUS from then on.
  *
  * Return: 0, or a negative errno if the connection broke.
  */
-int upager__resume_send(void)
+static int resume_send(void)
 {
 	struct upager_msg req = { .op = UPAGER_OP_RESUME }, rep;
 	int ret;
