@@ -74,8 +74,14 @@ static void fill_finish(struct fill *f, int error)
 		log_limited(LOG_WARNING, "reading %s at page %" PRIu64 ": %s", o->path, f->first,
 			    strerror(-error));
 	ready = MIN(ready, f->count);
-	for (uint64_t i = 0; i < f->count; i++)
-		set_state(o, f->first + i, i < ready ? PAGE_READY : PAGE_ABSENT);
+	for (uint64_t i = 0; i < f->count; i++) {
+		/* A write to a copy of the page while it was read (view_fault()) took its data
+		 * away: what the read brought is older and stays invalid; the waiters find the
+		 * page away and bring it home. */
+		bool away = o->pages[f->first + i] & PAGE_AWAY;
+
+		set_state(o, f->first + i, i < ready && !away ? PAGE_READY : PAGE_ABSENT);
+	}
 	d->stats.pages_read += ready;
 	o->pages_read += ready;
 	list_del_init(&f->link);

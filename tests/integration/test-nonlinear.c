@@ -1088,3 +1088,61 @@ Test(nonlinear, faults_that_wait_while_their_mapping_goes_nonlinear_are_served_b
 	}
 	cr_assert_eq(main_signals, 0, "%d writes to a live mapping raised a signal", main_signals);
 }
+
+struct linear_read {
+	volatile uint64_t *word;
+	volatile pid_t tid;
+	volatile bool done;
+};
+
+static void *read_word(void *arg)
+{
+	struct linear_read *r = arg;
+
+	r->tid = gettid();
+	(void)*r->word;
+	r->done = true;
+	return NULL;
+}
+
+Test(nonlinear, a_write_to_a_clean_copy_while_its_home_page_is_read_again_wins)
+{
+	enum {
+		N = 512
+	};
+	int fd = make_pattern_file("f", N * PAGE, NULL);
+	volatile uint64_t *v, *l;
+	int stale = 0;
+
+	warm_page_cache(fd, N);
+	v = upager_mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	l = upager_mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(v, MAP_FAILED);
+	cr_assert_neq(l, MAP_FAILED);
+	/* Clean read-only copies of every page, straight from the page cache; no home pages. */
+	cr_assert_eq(upager_remap_file_pages((void *)v, PAGE, 0, 0, MAP_NONBLOCK), 0, "%m");
+	for (size_t p = 1; p < N; p++)
+		cr_assert_eq(v[p * PAGE / 8], pattern_at(p * PAGE));
+	/* The file's pages leave the page cache, so that reading a home page takes a while. */
+	cr_assert_eq(fdatasync(fd), 0);
+	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	/* A linear read of a page in another order each time (no read-ahead) fills its home page
+	 * from the file, and the copy is written while that read is under way: the read's data is
+	 * older than the copy's and must not become the home page. */
+	for (size_t k = 1; k < N; k++) {
+		size_t p = k * 37 % N;
+		struct linear_read r = { .word = &l[p * PAGE / 8 + 1] };
+		pthread_t t;
+
+		if (p == 0)
+			continue;
+		cr_assert_eq(pthread_create(&t, NULL, read_word, &r), 0);
+		while (!r.done && (!r.tid || !waits_on_userfaultfd(getpid(), r.tid)))
+			;
+		v[p * PAGE / 8 + 1] = 0xc0ffee00 + p;
+		cr_assert_eq(pthread_join(t, NULL), 0);
+		if (l[p * PAGE / 8 + 1] != 0xc0ffee00 + p)
+			stale++;
+	}
+	cr_assert_eq(stale, 0, "%d of %d linear pages hold the file's older data", stale, N - 1);
+}
