@@ -339,8 +339,17 @@ static int object_resize(struct object *o, uint64_t size)
 	return 0;
 }
 
+/*
+ * Whether the file's status @st says it changed since the daemon last looked. A status whose
+ * change time is older than the one the daemon recorded was read before the daemon's own latest
+ * change (a write-back or a time update that finished after a worker read @st): it says nothing
+ * new, since no one can set a change time back.
+ */
 static bool stat_changed(const struct object *o, const struct stat *st)
 {
+	if (st->st_ctim.tv_sec < o->ctime.tv_sec ||
+	    (st->st_ctim.tv_sec == o->ctime.tv_sec && st->st_ctim.tv_nsec < o->ctime.tv_nsec))
+		return false;
 	return (uint64_t)st->st_size != o->file_size || st->st_mtim.tv_sec != o->mtime.tv_sec ||
 	       st->st_mtim.tv_nsec != o->mtime.tv_nsec || st->st_ctim.tv_sec != o->ctime.tv_sec ||
 	       st->st_ctim.tv_nsec != o->ctime.tv_nsec;
