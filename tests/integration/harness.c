@@ -405,3 +405,12 @@ int harness_count_fds(pid_t pid)
 	closedir(d);
 	return n;
 }
+
+/** harness_now_ms() - a monotonic clock in milliseconds */
+uint64_t harness_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -57,6 +57,8 @@ bool page_present(const void *addr);
 /* A file in the test's directory with size bytes, each 8-byte word holding its own offset. */
 int make_pattern_file(const char *name, size_t size, char *path_out);
 uint64_t pattern_at(uint64_t offset);
+/* A monotonic clock in milliseconds. */
+uint64_t harness_now_ms(void);
 /* How many descriptors process pid has open. */
 int harness_count_fds(pid_t pid);
 /* Run fn in a child; return its wait status. */

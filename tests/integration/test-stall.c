@@ -28,14 +28,6 @@ static void start_with_a_short_timeout(void)
 
 TestSuite(stall, .init = start_with_a_short_timeout, .fini = harness_stop, .timeout = 60);
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 struct stallfs {
 	char mnt[400], flag[400], data[420];
 	pid_t pid;
@@ -95,6 +87,25 @@ static void stallfs_stop(struct stallfs *fs)
 	cr_assert_eq(waitpid(fs->pid, &status, 0), fs->pid);
 }
 
+/*
+ * A while after a client's request began to wait on the stalled file, another client maps 4 pages
+ * of the pattern file @fd and reads them, in well under a second. Return: the mapping.
+ */
+static uint64_t *served_at_once(int fd)
+{
+	uint64_t t0, *m;
+
+	usleep(200 * 1000);
+	t0 = harness_now_ms();
+	m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(m[i * PAGE / 8], pattern_at(i * PAGE));
+	cr_assert_lt(harness_now_ms() - t0, 500, "another client waited %llu ms",
+		     (unsigned long long)(harness_now_ms() - t0));
+	return m;
+}
+
 Test(stall, a_stalled_file_system_fails_its_own_request_and_no_one_waits)
 {
 	struct stallfs fs;
@@ -114,19 +125,14 @@ Test(stall, a_stalled_file_system_fails_its_own_request_and_no_one_waits)
 		void *p;
 
 		alarm(20);
-		t0 = now_ms();
+		t0 = harness_now_ms();
 		p = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		/* The daemon's timeout is 1 s: EAGAIN after it, not when the stall ends. */
-		_exit(p == MAP_FAILED && errno == EAGAIN ? now_ms() - t0 < 5000 ? 0 : 2 : 1);
+		_exit(p == MAP_FAILED && errno == EAGAIN ? harness_now_ms() - t0 < 5000 ? 0 : 2
+							 : 1);
 	}
 	/* While the daemon's call on the stalled file waits, another client is served. */
-	usleep(200 * 1000);
-	t0 = now_ms();
-	mine = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, ofd, 0);
-	cr_assert_neq(mine, MAP_FAILED);
-	cr_assert_eq(mine[3 * PAGE / 8], pattern_at(3 * PAGE));
-	cr_assert_lt(now_ms() - t0, 500, "another client waited %llu ms",
-		     (unsigned long long)(now_ms() - t0));
+	mine = served_at_once(ofd);
 	cr_assert_eq(waitpid(child, &status, 0), child);
 	cr_assert(WIFEXITED(status), "status %x", status);
 	cr_assert_eq(WEXITSTATUS(status), 0, "the stalled request: step %d", WEXITSTATUS(status));
@@ -150,7 +156,7 @@ Test(stall, a_write_and_an_msync_to_a_stalled_file_wait_alone)
 	struct stallfs fs;
 	char other[512];
 	int ofd = make_pattern_file("other", 4 * PAGE, other), fd, status, up[2], down[2];
-	uint64_t t0, *mine, word = 0;
+	uint64_t *mine, word = 0;
 	pid_t child;
 
 	stallfs_start(&fs);
@@ -179,13 +185,7 @@ Test(stall, a_write_and_an_msync_to_a_stalled_file_wait_alone)
 	stallfs_set(&fs, true);
 	cr_assert_eq(write(down[1], "s", 1), 1);
 	/* The child's msync waits on the stalled file while another client is served. */
-	usleep(200 * 1000);
-	t0 = now_ms();
-	mine = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, ofd, 0);
-	cr_assert_neq(mine, MAP_FAILED);
-	cr_assert_eq(mine[2 * PAGE / 8], pattern_at(2 * PAGE));
-	cr_assert_lt(now_ms() - t0, 500, "another client waited %llu ms",
-		     (unsigned long long)(now_ms() - t0));
+	mine = served_at_once(ofd);
 	cr_assert_eq(waitpid(child, &status, WNOHANG), 0, "the msync did not wait for the file");
 	stallfs_set(&fs, false);
 	cr_assert_eq(waitpid(child, &status, 0), child);

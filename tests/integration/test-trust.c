@@ -342,14 +342,6 @@ Test(trust, a_reader_gets_a_view_it_cannot_write)
 	child_passes(private_view_child, path);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* A client holds a write lease on its file while it maps it: the daemon must not wait for the
  * lease to be broken (lease-break-time, 45 s by default), neither for it nor for anyone else. */
 static void lease_child(void *arg)
@@ -367,11 +359,11 @@ static void lease_child(void *arg)
 		_exit(1);
 	if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0)
 		_exit(2);
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	p = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		_exit(3);
-	if (now_ms() - t0 > 5000)
+	if (harness_now_ms() - t0 > 5000)
 		_exit(4);
 	if (*(volatile uint64_t *)(p + PAGE) != pattern_at(PAGE))
 		_exit(5);
