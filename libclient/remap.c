@@ -247,7 +247,8 @@ static int copy_in(uintptr_t page, size_t pgoff)
 	struct nonlinear *n = nonlinear_at(page);
 	struct upager_view_table *t;
 	struct upager_view_claim *c;
-	uint64_t i, want, claim = UPAGER_CLAIM_ACTIVE;
+	uint64_t i, want;
+	__u64 claim = UPAGER_CLAIM_ACTIVE;
 	uint8_t state;
 	__u64 entry;
 	ssize_t got;
