@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +17,7 @@
 #include "common/fdmsg.h"
 #include "common/macro.h"
 #include "harness.h"
+#include "tests/procfs.h"
 
 static char tmpdir[256];
 static char sock_path[300];
@@ -392,17 +392,9 @@ int harness_ctl_list_json(char *out, size_t size)
 /** harness_count_fds() - how many descriptors process @pid has open */
 int harness_count_fds(pid_t pid)
 {
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
+	int n = procfs_count_fds(pid);
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	cr_assert(d, "%s: %m", path);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
+	cr_assert_geq(n, 0, "/proc/%d/fd: %m", (int)pid);
 	return n;
 }
 

@@ -13,7 +13,6 @@
  * At the end every mapping is gone and the file, read with pread(2), must hold the last version
  * of every page.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,6 +27,7 @@
 #include <upager.h>
 
 #include "soak.h"
+#include "tests/procfs.h"
 
 #define PAGE 4096u
 #define WORDS (PAGE / sizeof(uint64_t))
@@ -253,23 +253,6 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* A figure of `upagerctl stats --json`, or -1. */
 static long long ctl_stat(const struct soak_config *c, const char *key)
 {
@@ -369,7 +352,7 @@ int soak_run(const struct soak_config *c, struct soak_result *r)
 	written0 = ctl_stat(c, "bytes_written");
 	spaces0 = ctl_stat(c, "spaces");
 	*r = (struct soak_result){ .rss_start_kb = rss_kb(c->daemon_pid),
-				   .fds_start = count_fds(c->daemon_pid) };
+				   .fds_start = procfs_count_fds(c->daemon_pid) };
 	for (unsigned i = 0; i < c->procs; i++) {
 		pids[i] = fork();
 		if (pids[i] == 0)
@@ -403,7 +386,7 @@ int soak_run(const struct soak_config *c, struct soak_result *r)
 	r->stale_file = check_file(path, sh, pages);
 	r->bytes_written = (uint64_t)(ctl_stat(c, "bytes_written") - written0);
 	r->rss_end_kb = rss_kb(c->daemon_pid);
-	r->fds_end = count_fds(c->daemon_pid);
+	r->fds_end = procfs_count_fds(c->daemon_pid);
 	munmap(sh, shsize);
 	unlink(path);
 	return 0;
