@@ -93,8 +93,7 @@ static void grow_to(struct space *s, struct region *r, uint64_t addr, bool new_g
 			r->sentinel = next - UPAGER_PAGE_SIZE;
 	}
 	r->grown_pages += (r->start - addr) >> UPAGER_PAGE_SHIFT;
-	r->length += r->start - addr;
-	r->start = addr;
+	region_resize(&s->regions, r, addr, region_end(r));
 	daemon_touch(s->d);
 	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
 	if (ret < 0 && ret != -ESRCH)
@@ -191,13 +190,11 @@ static bool in_flight(struct grow_channel *c, uint64_t addr)
 /* The MAP_GROWSDOWN region closest above addr, or NULL. */
 static struct region *growsdown_above(struct space *s, uint64_t addr)
 {
-	for (size_t i = 0; i < s->regions.n; i++) {
-		struct region *r = &s->regions.v[i];
+	struct region *r = region_lower(&s->regions, addr + 1);
 
-		if (r->start > addr)
-			return r->flags & MAP_GROWSDOWN ? r : NULL;
-	}
-	return NULL;
+	if (r && r->start <= addr)
+		r = region_next(&s->regions, r);
+	return r && r->flags & MAP_GROWSDOWN ? r : NULL;
 }
 
 /*
@@ -387,9 +384,11 @@ void grow_detach(struct space *s)
 /** grow_forget_guards() - guard pages in [start, end) left the client (an UNMAP event) */
 void grow_forget_guards(struct space *s, uint64_t start, uint64_t end)
 {
-	for (size_t i = 0; i < s->regions.n; i++) {
-		struct region *r = &s->regions.v[i];
+	struct region *r;
 
+	/* A guard page is the page below its region, a sentinel the one below that. */
+	region_for_each_in(r, &s->regions, start, end + 2 * UPAGER_PAGE_SIZE)
+	{
 		if (r->guard && r->guard >= start && r->guard < end) {
 			r->guard = 0;
 			daemon_touch(s->d);
@@ -412,9 +411,10 @@ void grow_forget_guards(struct space *s, uint64_t start, uint64_t end)
 uint64_t grow_munmap_start(struct space *s, uint64_t start, uint64_t end)
 {
 	uint64_t lo = start;
+	struct region *r;
 
-	for (size_t i = 0; i < s->regions.n; i++) {
-		struct region *r = &s->regions.v[i];
+	region_for_each_in(r, &s->regions, start, end)
+	{
 		uint64_t low = r->sentinel ? r->sentinel : r->guard ? r->guard : r->start;
 
 		if (!(r->flags & MAP_GROWSDOWN) || r->start >= end || region_end(r) <= start)

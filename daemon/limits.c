@@ -70,8 +70,7 @@ int limits_mapping(struct daemon *d, uid_t uid, uint64_t length)
 		if (s->uid != uid || s->dead)
 			continue;
 		n += s->regions.n;
-		for (size_t i = 0; i < s->regions.n; i++)
-			mapped += s->regions.v[i].length;
+		mapped += s->regions.bytes;
 	}
 	if ((l->mappings && n > l->mappings) || (l->mapped && mapped > l->mapped))
 		return -ENOMEM;

@@ -1,34 +1,50 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The region table of one space: a sorted array of non-overlapping ranges. Lookups are a binary
- * search; inserts and removals move the tail, which is fine for the few hundred regions a process
+ * The region table of one space: non-overlapping ranges in an AVL tree keyed by start address, so
+ * that a lookup, an insert and a removal cost O(log n) whatever the number of mappings a client
  * holds. Splitting and trimming keep each piece's object offset right, and every piece that leaves
- * the table goes through the caller's drop function (write-back, object reference).
+ * the table goes through the caller's drop function (write-back, object reference). What a region
+ * refers to is held and released only through the table's ops: this file knows no object or view.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/macro.h"
-#include "object.h"
 #include "region.h"
-#include "view.h"
 
-/* A copy of a region holds references to what the region holds. */
-static void hold(struct region *r)
+static void hold(const struct region_table *t, struct region *r)
 {
-	if (r->obj)
-		object_ref(r->obj);
-	if (r->view)
-		view_ref(r->view);
+	if (t->ops && t->ops->hold)
+		t->ops->hold(r);
 }
 
-static void release(struct region *r)
+static void release(const struct region_table *t, struct region *r)
 {
-	if (r->view)
-		view_unref(r->view);
-	if (r->obj)
-		object_unref(r->obj);
+	if (t->ops && t->ops->release)
+		t->ops->release(r);
+}
+
+static int by_start(const struct avl_node *a, const struct avl_node *b)
+{
+	const struct region *x = container_of(a, struct region, node);
+	const struct region *y = container_of(b, struct region, node);
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static bool ends_above(const struct avl_node *n, const void *key)
+{
+	return region_end(container_of(n, const struct region, node)) > *(const uint64_t *)key;
+}
+
+/* Take r out of the table and free it; its references are the caller's to pass on. */
+static void remove_node(struct region_table *t, struct region *r)
+{
+	avl_remove(&t->tree, &r->node);
+	t->n--;
+	t->bytes -= r->length;
+	free(r);
 }
 
 /* Move a region's start forward by delta bytes (its head was cut off). */
@@ -43,96 +59,91 @@ static void advance(struct region *r, uint64_t delta)
 		r->guard = r->sentinel = 0;
 }
 
-/** region_table_init() - an empty table */
-void region_table_init(struct region_table *t)
+/** region_table_init() - an empty table whose copies are held and released through @ops */
+void region_table_init(struct region_table *t, const struct region_ops *ops)
 {
-	*t = (struct region_table){ 0 };
+	*t = (struct region_table){ .tree.cmp = by_start, .ops = ops };
 }
 
 /**
- * region_table_deinit() - drop every region and free the table
+ * region_table_deinit() - drop every region, in address order, and empty the table
  * @t: the table
  * @drop: called for each region, or NULL
  * @userdata: passed to @drop
  */
 void region_table_deinit(struct region_table *t, region_drop_fn drop, void *userdata)
 {
-	for (size_t i = 0; i < t->n; i++)
+	struct region *r;
+
+	while ((r = region_lower(t, 0))) {
+		struct region piece = *r;
+
+		remove_node(t, r);
 		if (drop)
-			drop(&t->v[i], userdata);
-	free(t->v);
-	*t = (struct region_table){ 0 };
+			drop(&piece, userdata);
+	}
+	region_table_init(t, t->ops);
 }
 
-/* Index of the first region whose end is above addr. */
-static size_t lower_bound(const struct region_table *t, uint64_t addr)
+/**
+ * region_lower() - the first region whose end is above an address
+ * Return: the region, or NULL if every region ends at or below @addr.
+ */
+struct region *region_lower(const struct region_table *t, uint64_t addr)
 {
-	size_t lo = 0, hi = t->n;
+	struct avl_node *n = avl_first_where(&t->tree, ends_above, &addr);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
+	return n ? container_of(n, struct region, node) : NULL;
+}
 
-		if (region_end(&t->v[mid]) <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+/** region_next() - the region after @r in address order, or NULL */
+struct region *region_next(const struct region_table *t, const struct region *r)
+{
+	return region_lower(t, region_end(r));
 }
 
 /**
  * region_find() - the region holding an address
- * Return: the region, or NULL. Valid until the table changes.
+ * Return: the region, or NULL. Valid until it leaves the table.
  */
-struct region *region_find(struct region_table *t, uint64_t addr)
+struct region *region_find(const struct region_table *t, uint64_t addr)
 {
-	size_t i = lower_bound(t, addr);
+	struct region *r = region_lower(t, addr);
 
-	if (i < t->n && t->v[i].start <= addr)
-		return &t->v[i];
-	return NULL;
+	return r && r->start <= addr ? r : NULL;
 }
 
-static int reserve(struct region_table *t, size_t extra)
+/* Link a heap copy of r into the table. */
+static int link_copy(struct region_table *t, const struct region *r)
 {
-	struct region *v;
-	size_t cap;
+	struct region *n = malloc(sizeof(*n));
 
-	if (t->n + extra <= t->cap)
-		return 0;
-	cap = MAX(t->cap * 2, t->n + extra);
-	cap = MAX(cap, (size_t)8);
-	v = realloc(t->v, cap * sizeof(*v));
-	if (!v)
+	if (!n)
 		return -ENOMEM;
-	t->v = v;
-	t->cap = cap;
+	*n = *r;
+	avl_insert(&t->tree, &n->node);
+	t->n++;
+	t->bytes += n->length;
 	return 0;
 }
 
 /**
  * region_insert() - add a region that overlaps none in the table
  * @t: the table
- * @r: copied in; the table takes over the object reference it holds
+ * @r: copied in; the table takes over the references it holds
  *
- * Return: 0, -EEXIST if it overlaps, -ENOMEM.
+ * Return: 0, -EEXIST if it overlaps, -EINVAL if it is empty, -ENOMEM.
  */
 int region_insert(struct region_table *t, const struct region *r)
 {
-	size_t i = lower_bound(t, r->start);
-	int ret;
+	const struct region *next;
 
 	if (r->length == 0)
 		return -EINVAL;
-	if (i < t->n && t->v[i].start < region_end(r))
+	next = region_lower(t, r->start);
+	if (next && next->start < region_end(r))
 		return -EEXIST;
-	ret = reserve(t, 1);
-	if (ret < 0)
-		return ret;
-	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
-	t->v[i] = *r;
-	t->n++;
-	return 0;
+	return link_copy(t, r);
 }
 
 /**
@@ -140,78 +151,84 @@ int region_insert(struct region_table *t, const struct region *r)
  * @t: the table
  * @start: first byte
  * @end: one past the last byte
- * @drop: called with each piece that leaves, a temporary copy whose object reference the callee
- *        must release; may be NULL
+ * @drop: called with each piece that leaves, a temporary copy whose references the callee must
+ *        release; may be NULL
  * @userdata: for @drop
  *
- * Regions that straddle an edge are trimmed or split. Every piece handed to @drop carries a
- * reference of its own; a split also takes one for the new tail.
+ * Regions that straddle an edge are trimmed or split. Every piece handed to @drop carries
+ * references of its own; a split also takes them for the new tail.
  *
  * Return: the number of pieces dropped, or -ENOMEM (the table is then unchanged).
  */
 int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, region_drop_fn drop,
 			void *userdata)
 {
-	size_t i = lower_bound(t, start);
+	struct region *r = region_lower(t, start);
 	int dropped = 0;
 
 	if (end <= start)
 		return 0;
 	/* A region that holds the whole range on both sides splits into two. */
-	if (i < t->n && t->v[i].start < start && region_end(&t->v[i]) > end) {
-		struct region *r, piece, tail;
+	if (r && r->start < start && region_end(r) > end) {
+		struct region piece = *r, tail = *r;
 
-		if (reserve(t, 1) < 0)
-			return -ENOMEM;
-		r = &t->v[i];
-		piece = *r;
 		advance(&piece, start - r->start);
 		piece.length = end - start;
-		tail = *r;
 		advance(&tail, end - r->start);
+		if (link_copy(t, &tail) < 0)
+			return -ENOMEM;
+		t->bytes -= region_end(r) - start;
 		r->length = start - r->start;
-		memmove(&t->v[i + 2], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
-		t->v[i + 1] = tail;
-		t->n++;
-		/* The tail and the piece handed out each need a reference of their own. */
-		hold(&tail);
-		hold(&piece);
+		/* The tail and the piece handed out each need references of their own. */
+		hold(t, &tail);
+		hold(t, &piece);
 		if (drop)
 			drop(&piece, userdata);
 		return 1;
 	}
 
-	while (i < t->n && t->v[i].start < end) {
-		struct region *r = &t->v[i];
+	while (r && r->start < end) {
+		struct region *next = region_next(t, r);
 		struct region piece = *r;
 
 		if (r->start < start) {
 			/* Keep the head, drop the rest of this region. */
 			advance(&piece, start - r->start);
+			t->bytes -= piece.length;
 			r->length = start - r->start;
-			hold(&piece);
-			i++;
+			hold(t, &piece);
 		} else if (region_end(r) > end) {
-			/* Drop the head, keep the tail. */
+			/* Drop the head, keep the tail: its start stays between its neighbours. */
 			piece.length = end - r->start;
+			t->bytes -= piece.length;
 			advance(r, end - r->start);
-			hold(&piece);
-			i++;
+			hold(t, &piece);
 		} else {
-			memmove(r, r + 1, (t->n - i - 1) * sizeof(*t->v));
-			t->n--;
+			remove_node(t, r); /* its references pass to the piece */
 		}
 		if (drop)
 			drop(&piece, userdata);
 		dropped++;
+		r = next;
 	}
 	return dropped;
 }
 
-static void drop_unref(struct region *piece, void *userdata)
+/**
+ * region_resize() - a region's range changes in place (a MAP_GROWSDOWN growth, a mapping the kernel
+ * merged): it must stay clear of its neighbours, so the order of the table holds
+ */
+void region_resize(struct region_table *t, struct region *r, uint64_t start, uint64_t end)
 {
-	(void)userdata;
-	release(piece);
+	t->bytes -= r->length;
+	r->start = start;
+	r->length = end - start;
+	t->bytes += r->length;
+}
+
+static void drop_release(struct region *piece, void *userdata)
+{
+	release(userdata, piece);
 }
 
 /**
@@ -228,65 +245,62 @@ static void drop_unref(struct region *piece, void *userdata)
  */
 int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len)
 {
-	struct region_table moved;
+	struct region *r, *moved;
+	size_t n = 0, cap = 0;
 	int ret;
 
-	region_table_init(&moved);
-	ret = reserve(&moved, t->n + 1);
-	if (ret < 0)
-		return ret;
-	for (size_t i = 0; i < t->n; i++) {
-		struct region *r = &t->v[i];
-		uint64_t s = MAX(r->start, from), e = MIN(region_end(r), from + len);
-
-		if (s >= e)
-			continue;
-		moved.v[moved.n] = *r;
-		advance(&moved.v[moved.n], s - r->start);
-		moved.v[moved.n].start = s - from + to;
-		moved.v[moved.n].length = e - s;
-		moved.v[moved.n].guard = moved.v[moved.n].sentinel = 0; /* they did not move */
-		moved.v[moved.n].base = moved.v[moved.n].start;
-		moved.n++;
-	}
-	if (moved.n == 0) {
-		free(moved.v);
+	region_for_each_in(r, t, from, from + len) cap++;
+	if (cap == 0)
 		return -ENOENT;
+	moved = calloc(cap, sizeof(*moved));
+	if (!moved)
+		return -ENOMEM;
+	region_for_each_in(r, t, from, from + len)
+	{
+		uint64_t s = MAX(r->start, from), e = MIN(region_end(r), from + len);
+		struct region *m = &moved[n++];
+
+		*m = *r;
+		advance(m, s - r->start);
+		m->start = s - from + to;
+		m->length = e - s;
+		m->guard = m->sentinel = 0; /* they did not move */
+		m->base = m->start;
 	}
-	/* Without a drop function, the reference of each removed piece passes to its copy here. */
+	/* Without a drop function, the references of each removed piece pass to its copy here. */
 	ret = region_remove_range(t, from, from + len, NULL, NULL);
 	if (ret < 0) {
-		free(moved.v);
+		free(moved);
 		return ret;
 	}
-	region_remove_range(t, to, to + len, drop_unref, NULL);
-	for (size_t i = 0; i < moved.n; i++)
-		if (region_insert(t, &moved.v[i]) < 0)
-			release(&moved.v[i]);
-	free(moved.v);
+	region_remove_range(t, to, to + len, drop_release, t);
+	for (size_t i = 0; i < n; i++)
+		if (region_insert(t, &moved[i]) < 0)
+			release(t, &moved[i]);
+	free(moved);
 	return 0;
 }
 
 /**
- * region_table_copy() - duplicate a table for a forked child, taking object references
- * Return: 0 or -ENOMEM.
+ * region_table_copy() - duplicate a table for a forked child, holding what each copy refers to
+ * Return: 0 or -ENOMEM (@dst is then empty).
  */
 int region_table_copy(struct region_table *dst, const struct region_table *src)
 {
-	region_table_init(dst);
-	if (src->n == 0)
-		return 0;
-	dst->v = malloc(src->n * sizeof(*src->v));
-	if (!dst->v)
-		return -ENOMEM;
-	memcpy(dst->v, src->v, src->n * sizeof(*src->v));
-	dst->n = dst->cap = src->n;
-	for (size_t i = 0; i < dst->n; i++) {
-		struct region *r = &dst->v[i];
+	struct region *r;
 
-		r->faults = r->pages_populated = r->pages_read = r->bytes_read = 0;
-		r->latency_sum_ns = r->latency_max_ns = 0;
-		hold(r);
+	region_table_init(dst, src->ops);
+	region_for_each(r, src)
+	{
+		struct region c = *r;
+
+		c.faults = c.pages_populated = c.pages_read = c.bytes_read = 0;
+		c.latency_sum_ns = c.latency_max_ns = 0;
+		if (link_copy(dst, &c) < 0) {
+			region_table_deinit(dst, drop_release, dst);
+			return -ENOMEM;
+		}
+		hold(dst, &c);
 	}
 	return 0;
 }

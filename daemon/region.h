@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A space's region table: sorted, non-overlapping ranges of one client address space. */
+/*
+ * A space's region table: non-overlapping ranges of one client address space, in a balanced tree
+ * ordered by address. The table is a container only: what a region refers to (its object, its view)
+ * is held and released through the two functions the owner of the table gives it.
+ */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/avl.h"
 
 struct object;
 struct view;
@@ -39,24 +45,43 @@ struct region {
 	/* The same for a sequential writer of pages that came in write-protected (fault.c). */
 	uint64_t wr_next;
 	uint32_t wr_window;
+	struct avl_node node; /* in the table, by start */
+};
+
+/* What the owner of a table does when a region is copied (a split, a fork) and when a copy goes. */
+struct region_ops {
+	void (*hold)(struct region *r);
+	void (*release)(struct region *r);
 };
 
 struct region_table {
-	struct region *v;
-	size_t n, cap;
+	struct avl_tree tree;
+	size_t n; /* regions */
+	uint64_t bytes; /* their lengths together */
+	const struct region_ops *ops;
 };
 
 /* Called for each piece of a region that leaves the table. */
 typedef void (*region_drop_fn)(struct region *piece, void *userdata);
 
-void region_table_init(struct region_table *t);
+void region_table_init(struct region_table *t, const struct region_ops *ops);
 void region_table_deinit(struct region_table *t, region_drop_fn drop, void *userdata);
-struct region *region_find(struct region_table *t, uint64_t addr);
+struct region *region_find(const struct region_table *t, uint64_t addr);
+struct region *region_lower(const struct region_table *t, uint64_t addr);
+struct region *region_next(const struct region_table *t, const struct region *r);
 int region_insert(struct region_table *t, const struct region *r);
 int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, region_drop_fn drop,
 			void *userdata);
+void region_resize(struct region_table *t, struct region *r, uint64_t start, uint64_t end);
 int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len);
 int region_table_copy(struct region_table *dst, const struct region_table *src);
+
+/* Every region of table t, in address order; r may not leave the table inside the loop. */
+#define region_for_each(r, t) for (r = region_lower(t, 0); r; r = region_next(t, r))
+
+/* Every region of table t that overlaps [lo, hi), in address order. */
+#define region_for_each_in(r, t, lo, hi) \
+	for (r = region_lower(t, lo); r && r->start < (hi); r = region_next(t, r))
 
 static inline uint64_t region_end(const struct region *r)
 {

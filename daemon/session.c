@@ -676,7 +676,7 @@ static int do_control(struct session *s, int *fds, size_t n_fds)
 
 static int do_growth_limit(struct session *s, const struct upager_msg *req)
 {
-	struct region *r;
+	struct region *r, *p;
 
 	if (!s->space)
 		return -EPERM;
@@ -684,9 +684,8 @@ static int do_growth_limit(struct session *s, const struct upager_msg *req)
 	if (!r || !(r->flags & MAP_GROWSDOWN))
 		return -EINVAL;
 	/* Every piece of the mapping left after a partial munmap is the same mapping. */
-	for (size_t i = 0; i < s->space->regions.n; i++) {
-		struct region *p = &s->space->regions.v[i];
-
+	region_for_each(p, &s->space->regions)
+	{
 		if ((p->flags & MAP_GROWSDOWN) && p->base == r->base)
 			p->max_length = ALIGN_UP(req->u.growth_limit.max_length, UPAGER_PAGE_SIZE);
 	}
@@ -707,6 +706,7 @@ static int do_list(struct session *s, const struct upager_msg *req)
 	size_t used = 0;
 	uint32_t index = 0, cursor = req->u.list.cursor, count = 0;
 	struct space *sp, *tmp;
+	struct region *r;
 
 	/* A forked child that exited since the last liveness round is not listed. */
 	list_for_each_entry_safe (sp, tmp, &s->d->spaces, link)
@@ -714,8 +714,8 @@ static int do_list(struct session *s, const struct upager_msg *req)
 	list_for_each_entry (sp, &s->d->spaces, link) {
 		if (!may_see(s, sp) || (req->u.list.pid && (pid_t)req->u.list.pid != sp->pid))
 			continue;
-		for (size_t i = 0; i < sp->regions.n; i++, index++) {
-			struct region *r = &sp->regions.v[i];
+		region_for_each(r, &sp->regions)
+		{
 			struct upager_list_entry e = {
 				.pid = (uint32_t)sp->pid,
 				.uid = sp->uid,
@@ -742,7 +742,7 @@ static int do_list(struct session *s, const struct upager_msg *req)
 			};
 			int n;
 
-			if (index < cursor)
+			if (index++ < cursor)
 				continue;
 			if (r->obj && r->obj->kind == OBJECT_ANON)
 				e.path = "anon";
@@ -750,7 +750,7 @@ static int do_list(struct session *s, const struct upager_msg *req)
 			e.resident_pages = space_resident_pages(sp, r);
 			n = upager_list_entry_encode(entries + used, room - used, &e);
 			if (n == -EMSGSIZE) {
-				m.u.list_reply.next_cursor = index;
+				m.u.list_reply.next_cursor = index - 1;
 				goto send;
 			}
 			if (n < 0)

@@ -34,6 +34,25 @@ struct space_msg {
 
 static void on_uffd(uv_poll_t *h, int status, int events);
 
+/* A copy of a region (a split, a fork) holds what the region holds. */
+static void region_hold(struct region *r)
+{
+	if (r->obj)
+		object_ref(r->obj);
+	if (r->view)
+		view_ref(r->view);
+}
+
+static void region_release(struct region *r)
+{
+	if (r->view)
+		view_unref(r->view);
+	if (r->obj)
+		object_unref(r->obj);
+}
+
+static const struct region_ops region_refs = { .hold = region_hold, .release = region_release };
+
 /**
  * space_new() - a space for a userfaultfd of a client's mm
  * @d: the daemon
@@ -69,7 +88,7 @@ int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_a
 	s->pid = pid;
 	s->uid = uid;
 	s->token_addr = token_addr;
-	region_table_init(&s->regions);
+	region_table_init(&s->regions, &region_refs);
 	uv_poll_init(d->loop, &s->poll, uffd);
 	s->poll.data = s;
 	uv_poll_start(&s->poll, UV_READABLE, on_uffd);
@@ -181,8 +200,10 @@ static uint64_t unregistered_page(const struct space *s)
 			a += UPAGER_PAGE_SIZE;
 			moved = true;
 		}
-		for (size_t i = 0; i < s->regions.n; i++) {
-			const struct region *r = &s->regions.v[i];
+		const struct region *r;
+
+		region_for_each(r, &s->regions)
+		{
 			uint64_t low = r->sentinel ? r->sentinel : r->guard ? r->guard : r->start;
 
 			if (a >= low && a < region_end(r)) {
@@ -216,8 +237,10 @@ static bool for_each_writer(struct object *o, uint64_t first, uint64_t count,
 	struct space *s;
 
 	list_for_each_entry (s, &o->d->spaces, link) {
-		for (size_t i = 0; i < s->regions.n; i++) {
-			struct region *r = &s->regions.v[i];
+		struct region *r;
+
+		region_for_each(r, &s->regions)
+		{
 			uint64_t a = MAX(first << UPAGER_PAGE_SHIFT, r->offset);
 			uint64_t b =
 				MIN((first + count) << UPAGER_PAGE_SHIFT, r->offset + r->length);
@@ -327,10 +350,11 @@ int space_drop_range(struct space *s, uint64_t start, uint64_t end, struct wb_wa
  */
 int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct wb_wait *w)
 {
+	struct region *r;
 	int ret = 0;
 
-	for (size_t i = 0; i < s->regions.n; i++) {
-		struct region *r = &s->regions.v[i];
+	region_for_each_in(r, &s->regions, start, end)
+	{
 		uint64_t a = MAX(start, r->start), b = MIN(end, region_end(r));
 		uint64_t first, last;
 		int k;
@@ -370,9 +394,10 @@ void space_wake(struct space *s)
 {
 	if (s->token_addr)
 		uffdio_wake(s->uffd, s->token_addr, UPAGER_PAGE_SIZE);
-	for (size_t i = 0; i < s->regions.n; i++) {
-		const struct region *r = &s->regions.v[i];
+	const struct region *r;
 
+	region_for_each(r, &s->regions)
+	{
 		/* A MAP_GROWSDOWN mapping's guard page is where a growth waits. */
 		uffdio_wake(s->uffd, r->guard ? r->guard : r->start,
 			    r->length + (r->guard ? UPAGER_PAGE_SIZE : 0));
@@ -489,13 +514,13 @@ struct region *space_follow_growth(struct space *s, uint64_t addr)
 			continue;
 		r = region_find(&s->regions, start);
 		if (r && region_end(r) <= addr) {
-			size_t i = (size_t)(r - s->regions.v);
+			const struct region *next = region_next(&s->regions, r);
 
 			/* Never over the next region. */
-			if (i + 1 < s->regions.n)
-				end = MIN(end, s->regions.v[i + 1].start);
+			if (next)
+				end = MIN(end, next->start);
 			if (addr < end) {
-				r->length = end - r->start;
+				region_resize(&s->regions, r, r->start, end);
 				daemon_touch(s->d);
 			}
 		}
@@ -562,9 +587,10 @@ static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t
 	case UFFD_EVENT_REMAP:
 		daemon_touch(s->d);
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
-		for (size_t i = 0; i < s->regions.n; i++) {
-			struct region *r = &s->regions.v[i];
+		struct region *r;
 
+		region_for_each(r, &s->regions)
+		{
 			if (r->view && r->view->space == s) {
 				view_attach(r->view, s,
 					    r->start - (r->view_index << UPAGER_PAGE_SHIFT));

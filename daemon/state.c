@@ -343,6 +343,7 @@ static void save_all(struct daemon *d, struct state *st)
 {
 	struct io io = { .out = st };
 	struct space *sp;
+	struct region *r;
 	struct object *o;
 	struct session *se;
 	size_t at;
@@ -372,8 +373,8 @@ static void save_all(struct daemon *d, struct state *st)
 		}
 	}
 	list_for_each_entry (sp, &d->spaces, link) {
-		for (size_t i = 0; i < sp->regions.n; i++) {
-			struct region *r = &sp->regions.v[i];
+		region_for_each(r, &sp->regions)
+		{
 			uint64_t space_id = sp->id, obj_id = r->obj ? r->obj->id : 0;
 			uint64_t view_id = r->view ? r->view->id : 0;
 

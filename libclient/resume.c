@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/avl.h"
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "internal.h"
@@ -33,14 +34,23 @@ struct mapping {
 	uint32_t kind; /* UPAGER_RESUME_ANON_PRIVATE, UPAGER_OBJECT_FILE or _ANON_SHARED */
 	int fd; /* the file, or -1 */
 	int memfd; /* the memfd mapped, or -1 */
+	struct avl_node node; /* in rec.tree, by start */
 };
 
-/* Under the connection lock. */
+static int by_start(const struct avl_node *a, const struct avl_node *b)
+{
+	const struct mapping *x = container_of(a, struct mapping, node);
+	const struct mapping *y = container_of(b, struct mapping, node);
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Under the connection lock: the records, in a tree so that forgetting a range costs
+ * O(log n) whatever the number of mappings. */
 static struct {
-	struct mapping *v;
-	size_t n, cap;
+	struct avl_tree tree;
 	pid_t watcher; /* the process that has a watcher thread, 0 if none */
-} rec;
+} rec = { .tree.cmp = by_start };
 
 /* The watcher's stack: never pager memory, so that it runs while every fault waits. */
 static uint8_t watch_stack[64 * 1024] __attribute__((aligned(4096)));
@@ -60,23 +70,35 @@ static int dup_fd(int fd)
 
 static int append(const struct mapping *m)
 {
-	if (rec.n == rec.cap) {
-		size_t cap = rec.cap ? rec.cap * 2 : 16;
-		struct mapping *v = realloc(rec.v, cap * sizeof(*v));
+	struct mapping *copy = malloc(sizeof(*copy));
 
-		if (!v)
-			return -ENOMEM;
-		rec.v = v;
-		rec.cap = cap;
-	}
-	rec.v[rec.n++] = *m;
+	if (!copy)
+		return -ENOMEM;
+	*copy = *m;
+	avl_insert(&rec.tree, &copy->node);
 	return 0;
 }
 
-static void drop(size_t i)
+static void drop(struct mapping *m)
 {
-	mapping_close(&rec.v[i]);
-	rec.v[i] = rec.v[--rec.n];
+	avl_remove(&rec.tree, &m->node);
+	mapping_close(m);
+	free(m);
+}
+
+static bool ends_above(const struct avl_node *n, const void *key)
+{
+	const struct mapping *m = container_of(n, const struct mapping, node);
+
+	return m->start + m->length > *(const uintptr_t *)key;
+}
+
+/* The first record that ends above addr, or NULL. */
+static struct mapping *first_above(uintptr_t addr)
+{
+	struct avl_node *n = avl_first_where(&rec.tree, ends_above, &addr);
+
+	return n ? container_of(n, struct mapping, node) : NULL;
 }
 
 /**
@@ -87,13 +109,12 @@ static void drop(size_t i)
 void upager__resume_forget(uintptr_t addr, size_t length)
 {
 	uintptr_t end = addr + ALIGN_UP(length, UPAGER_PAGE_SIZE);
+	struct mapping *m, *next;
 
-	for (size_t i = 0; i < rec.n; i++) {
-		struct mapping *m = &rec.v[i];
+	for (m = first_above(addr); m && m->start < end; m = next) {
 		uintptr_t m_end = m->start + m->length;
 
-		if (m_end <= addr || m->start >= end)
-			continue;
+		next = first_above(m_end);
 		if (m->start < addr && m_end > end) {
 			/* A hole in the middle: the part above is a record of its own. */
 			struct mapping above = *m;
@@ -103,18 +124,20 @@ void upager__resume_forget(uintptr_t addr, size_t length)
 			above.offset += (off_t)(end - m->start);
 			above.fd = dup_fd(m->fd);
 			above.memfd = dup_fd(m->memfd);
+			m->length = addr - m->start;
 			if (append(&above) < 0)
 				mapping_close(&above);
-			m = &rec.v[i];
+			return;
 		}
 		if (m->start < addr) {
 			m->length = addr - m->start;
 		} else if (m_end > end) {
+			/* The tail stays: its start moves up, still below the next record's. */
 			m->offset += (off_t)(end - m->start);
 			m->length = m_end - end;
 			m->start = end;
 		} else {
-			drop(i--);
+			drop(m);
 		}
 	}
 }
@@ -124,8 +147,10 @@ static int resume_send(void);
 /* Forget every record: a forked child resumes nothing. */
 static void forget_all(void)
 {
-	while (rec.n)
-		drop(rec.n - 1);
+	struct mapping *m;
+
+	while ((m = first_above(0)))
+		drop(m);
 	rec.watcher = 0;
 }
 
@@ -319,12 +344,13 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
 static int resume_send(void)
 {
 	struct upager_msg req = { .op = UPAGER_OP_RESUME }, rep;
+	struct mapping *m, *next;
 	int ret;
 
-	for (size_t i = 0; i < rec.n; i++) {
-		const struct mapping *m = &rec.v[i];
+	for (m = first_above(0); m; m = next) {
 		int fds[2] = { m->fd, m->memfd };
 
+		next = first_above(m->start + m->length);
 		req.u.resume.kind = m->kind;
 		req.u.resume.prot = (uint32_t)m->prot;
 		req.u.resume.flags = (uint32_t)m->flags;
@@ -336,7 +362,7 @@ static int resume_send(void)
 		if (ret < 0 && !upager__connected())
 			return ret;
 		if (ret < 0)
-			drop(i--);
+			drop(m);
 	}
 	memset(&req.u.resume, 0, sizeof(req.u.resume));
 	req.u.resume.kind = UPAGER_RESUME_END;

@@ -28,7 +28,6 @@ TestSuite(limits, .init = setup);
 static struct session sessions[4];
 static struct object objects[3];
 static struct space spaces[2];
-static struct region regions[2][4];
 
 static void add_session(int i, uid_t uid)
 {
@@ -64,10 +63,8 @@ Test(limits, caches_are_charged_to_the_user_that_made_them)
 static void add_space(int i, uid_t uid, size_t n, uint64_t pages_each)
 {
 	spaces[i].uid = uid;
-	spaces[i].regions.v = regions[i];
 	spaces[i].regions.n = n;
-	for (size_t k = 0; k < n; k++)
-		regions[i][k].length = pages_each * 4096;
+	spaces[i].regions.bytes = n * pages_each * 4096;
 	list_add_tail(&spaces[i].link, &d.spaces);
 }
 
@@ -79,6 +76,7 @@ Test(limits, mappings_and_bytes_count_every_process_of_the_user)
 	cr_assert_eq(limits_mapping(&d, 1000, 6 * 4096), 0);
 	cr_assert_eq(limits_mapping(&d, 1000, 7 * 4096), -ENOMEM);
 	spaces[1].regions.n = 2;
+	spaces[1].regions.bytes += 2 * 4096;
 	cr_assert_eq(limits_mapping(&d, 1000, 4096), -ENOMEM, "a fourth mapping");
 	/* A space that is gone holds nothing. */
 	spaces[1].dead = true;
