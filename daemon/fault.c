@@ -87,7 +87,7 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 	}
 	if (r->may_write && !wp)
 		for (uint64_t i = 0; i < n; i++)
-			o->pages[p + i] |= PAGE_WRITABLE;
+			object_page_set(o, p + i, o->pages[p + i] | PAGE_WRITABLE);
 	ret = uffdio_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
 	if (ret == -EEXIST || ret == -EAGAIN || (ret < 0 && ret != -ESRCH && ret != -EFAULT))
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
@@ -274,7 +274,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 			if (k > 0 && ((o->pages[q] & PAGE_STATE_MASK) != PAGE_READY ||
 				      (!list_empty(&o->views) && view_has_copies(o, q))))
 				break;
-			o->pages[q] |= PAGE_WRITABLE;
+			object_page_set(o, q, o->pages[q] | PAGE_WRITABLE);
 		}
 		r->wr_next = p + k;
 		ret = uffdio_writeprotect(s->uffd, addr, k << UPAGER_PAGE_SHIFT, false);
@@ -295,7 +295,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 			return;
 		}
 		/* The page left the memfd (MADV_REMOVE by a client): read it again. */
-		o->pages[p] &= (uint8_t)~PAGE_STATE_MASK;
+		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
 	}
 	{
 		uint64_t started = 0;

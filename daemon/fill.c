@@ -52,7 +52,7 @@ static void set_state(struct object *o, uint64_t p, uint8_t state)
 {
 	bool was_free = o->pages[p] == PAGE_ABSENT;
 
-	o->pages[p] = (uint8_t)((o->pages[p] & ~PAGE_STATE_MASK) | state);
+	object_page_set(o, p, (uint8_t)((o->pages[p] & ~PAGE_STATE_MASK) | state));
 	/* A page no one held gets a home page: a library may be copying it in alone. */
 	if (was_free && state != PAGE_ABSENT && !list_empty(&o->views))
 		view_claims_settle(o, p);
@@ -542,6 +542,6 @@ int fill_anon_into(struct object *o, int uffd, uint64_t addr, uint64_t first, ui
 	if (ret < 0)
 		return ret;
 	for (uint64_t i = 0; i < count; i++)
-		o->pages[first + i] = PAGE_READY | (writable ? PAGE_WRITABLE : 0);
+		object_page_set(o, first + i, PAGE_READY | (writable ? PAGE_WRITABLE : 0));
 	return 0;
 }

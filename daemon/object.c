@@ -137,12 +137,18 @@ int object_pages_fd(struct object *o)
 static int object_map(struct object *o, int memfd, int pages_fd)
 {
 	_cleanup_close_ int mfd = memfd, pfd = pages_fd;
+	uint64_t chunks =
+		((o->reserve >> UPAGER_PAGE_SHIFT) + OBJECT_CHUNK - 1) >> OBJECT_CHUNK_SHIFT;
+	bool adopted = pages_fd >= 0;
 	void *res;
 	int ret;
 
+	o->maybe_dirty = calloc((chunks + 63) / 64 + 1, sizeof(uint64_t));
+	if (!o->maybe_dirty)
+		return -ENOMEM;
 	ret = pages_map(o->reserve, o->d->fdstore, &pfd, &o->pages);
 	if (ret < 0)
-		return ret;
+		goto fail_dirty;
 	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (res == MAP_FAILED) {
 		ret = neg_errno();
@@ -157,11 +163,20 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 	o->map = res;
 	o->memfd = fd_take(&mfd);
 	o->pages_fd = fd_take(&pfd);
+	/* The states a previous daemon left: counted once here, every chunk taken for dirty. */
+	if (adopted) {
+		for (uint64_t p = 0; p < object_pages(o); p++)
+			o->cached += (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY;
+		memset(o->maybe_dirty, 0xff, ((chunks + 63) / 64) * sizeof(uint64_t));
+	}
 	return 0;
 
 fail_pages:
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
 	o->pages = NULL;
+fail_dirty:
+	free(o->maybe_dirty);
+	o->maybe_dirty = NULL;
 	return ret;
 }
 
@@ -280,7 +295,7 @@ int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd
 	for (uint64_t p = 0; p < object_pages(o); p++) {
 		if ((o->pages[p] & PAGE_STATE_MASK) != PAGE_FILLING)
 			continue;
-		o->pages[p] &= (uint8_t)~PAGE_STATE_MASK;
+		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
 		fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			  (off_t)(p << UPAGER_PAGE_SHIFT), UPAGER_PAGE_SIZE);
 	}
@@ -331,8 +346,9 @@ static int object_resize(struct object *o, uint64_t size)
 		if (fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)size,
 			      (off_t)(o->size - size)) < 0)
 			return neg_errno();
-		memset(o->pages + (size >> UPAGER_PAGE_SHIFT), 0,
-		       (o->size - size) >> UPAGER_PAGE_SHIFT);
+		for (uint64_t p = size >> UPAGER_PAGE_SHIFT; p < object_pages(o); p++)
+			if (o->pages[p])
+				object_page_set(o, p, PAGE_ABSENT);
 	}
 	o->size = size;
 	daemon_touch(o->d);
@@ -376,7 +392,7 @@ static int object_revalidate(struct object *o, const struct stat *st)
 		bool stale = p < n && o->pages[p] == PAGE_READY;
 
 		if (stale) {
-			o->pages[p] = PAGE_ABSENT;
+			object_page_set(o, p, PAGE_ABSENT);
 			run++;
 			continue;
 		}
@@ -628,6 +644,7 @@ static void object_free(struct object *o)
 	d->n_objects--;
 	munmap(o->map, o->reserve);
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
+	free(o->maybe_dirty);
 	close(o->memfd);
 	closep(&o->pages_fd);
 	if (o->fd_write >= 0 && o->fd_write != o->fd_read)
@@ -723,6 +740,24 @@ static void wb_kick(struct object *o);
  * for clean and copied out of the cache: the worker writes the copy, so that the loop may go on
  * changing the cache (fills, nonlinear copies taking pages away) while it does.
  */
+/*
+ * Whether the chunk of pages from @first (a chunk's first page) holds a page to write back or to
+ * bring home; a chunk found to hold none is marked so, and skipped until a page there becomes
+ * PAGE_WRITABLE or PAGE_AWAY again (object_page_set()).
+ */
+static bool chunk_dirty(struct object *o, uint64_t first)
+{
+	const uint8_t *s = o->pages + first;
+
+	if (!object_chunk_maybe_dirty(o, first))
+		return false;
+	for (uint64_t i = 0; i < OBJECT_CHUNK; i++)
+		if (s[i] & (PAGE_WRITABLE | PAGE_AWAY))
+			return true;
+	object_chunk_mark(o, first, false);
+	return false;
+}
+
 static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 {
 	const uint8_t want = PAGE_READY | PAGE_WRITABLE;
@@ -732,6 +767,11 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 	for (p = req->next; p <= end; p++) {
 		struct wb_run *r;
 
+		if (p < end && run == 0 && (p & (OBJECT_CHUNK - 1)) == 0 &&
+		    p + OBJECT_CHUNK <= end && !chunk_dirty(o, p)) {
+			p += OBJECT_CHUNK - 1; /* nothing to write back in this chunk */
+			continue;
+		}
 		if (p < end && (o->pages[p] & PAGE_AWAY))
 			view_restore_home(o, p);
 		if (p < end && o->pages[p] == want && taken + run < WB_JOB_PAGES) {
@@ -755,11 +795,13 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 		r->cleaned = o->d->protect && o->d->protect(o, r->first, r->count);
 		if (r->cleaned)
 			for (uint64_t q = r->first; q < p; q++)
-				o->pages[q] &= (uint8_t)~PAGE_WRITABLE;
+				object_page_set(o, q, o->pages[q] & (uint8_t)~PAGE_WRITABLE);
 		taken += run;
 		run = 0;
-		if (taken == WB_JOB_PAGES)
+		if (taken == WB_JOB_PAGES) {
+			object_chunk_mark(o, p, true); /* the rest of its chunk was not looked at */
 			break;
+		}
 	}
 	req->next = MIN(p, end);
 	job->last = req->next == end;
@@ -835,7 +877,7 @@ static void wb_done(struct worker_job *wj, int status)
 			     job->runs[i].cleaned && p < job->runs[i].first + job->runs[i].count;
 			     p++)
 				if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
-					o->pages[p] |= PAGE_WRITABLE;
+					object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
 		log_limited(LOG_WARNING, "write-back of %s: %s", o->path, strerror(-ret));
 	}
 	if (job->have_st) {
@@ -997,7 +1039,7 @@ int object_writeback_now(struct object *o)
 			for (uint64_t p = busy->runs[i].first;
 			     p < busy->runs[i].first + busy->runs[i].count; p++)
 				if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
-					o->pages[p] |= PAGE_WRITABLE;
+					object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
 	}
 	while (!list_empty(&o->wb_queue)) {
 		struct wb_req *r = list_first_entry(&o->wb_queue, struct wb_req, link);
@@ -1069,9 +1111,5 @@ void object_touched(struct object *o, const struct stat *st)
 /** object_cached_pages() - pages of the object that are valid in its cache */
 uint64_t object_cached_pages(const struct object *o)
 {
-	uint64_t n = 0;
-
-	for (uint64_t p = 0; p < object_pages(o); p++)
-		n += (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY;
-	return n;
+	return o->cached;
 }

@@ -47,6 +47,11 @@ struct object {
 	uint8_t *
 		pages; /* one state byte per page of reserve, in pages_fd: it outlives the daemon */
 	int pages_fd; /* a memfd of reserve / page size bytes, or -1 (object_pages_fd()) */
+	/* Kept by object_page_set(), the one place a state changes: pages PAGE_READY, and a bit
+	 * per chunk of OBJECT_CHUNK pages that may hold a PAGE_WRITABLE or PAGE_AWAY page, so that
+	 * write-back skips what was never written, whatever the size of the object. */
+	uint64_t cached;
+	uint64_t *maybe_dirty;
 
 	/* OBJECT_FILE */
 	int fd_read; /* the first descriptor a client handed over */
@@ -118,4 +123,39 @@ uint64_t object_cached_pages(const struct object *o);
 static inline uint64_t object_pages(const struct object *o)
 {
 	return o->size >> 12;
+}
+
+#define OBJECT_CHUNK_SHIFT 12 /* a chunk of object.maybe_dirty is 4096 pages */
+#define OBJECT_CHUNK (1ULL << OBJECT_CHUNK_SHIFT)
+
+static inline bool object_chunk_maybe_dirty(const struct object *o, uint64_t p)
+{
+	uint64_t c = p >> OBJECT_CHUNK_SHIFT;
+
+	return o->maybe_dirty[c >> 6] & (1ULL << (c & 63));
+}
+
+static inline void object_chunk_mark(struct object *o, uint64_t p, bool dirty)
+{
+	uint64_t c = p >> OBJECT_CHUNK_SHIFT;
+
+	if (dirty)
+		o->maybe_dirty[c >> 6] |= 1ULL << (c & 63);
+	else
+		o->maybe_dirty[c >> 6] &= ~(1ULL << (c & 63));
+}
+
+/** object_page_set() - the state of page @p becomes @state: the one place a state changes */
+static inline void object_page_set(struct object *o, uint64_t p, uint8_t state)
+{
+	bool was = (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY;
+	bool is = (state & PAGE_STATE_MASK) == PAGE_READY;
+
+	if (is && !was)
+		o->cached++;
+	else if (was && !is)
+		o->cached--;
+	if (state & (PAGE_WRITABLE | PAGE_AWAY))
+		object_chunk_mark(o, p, true);
+	o->pages[p] = state;
 }

@@ -62,7 +62,8 @@ static uint64_t install(struct space *s, struct region *r)
 		}
 		if (r->may_write && !wp)
 			for (uint64_t k = 0; k < run; k++)
-				r->obj->pages[p + k] |= PAGE_WRITABLE;
+				object_page_set(r->obj, p + k,
+						r->obj->pages[p + k] | PAGE_WRITABLE);
 		if (uffdio_continue(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
 				    run << UPAGER_PAGE_SHIFT, wp) == 0)
 			n += run;

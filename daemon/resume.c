@@ -84,8 +84,9 @@ static void mark_present(struct object *o, bool dirty)
 
 			if (st == PAGE_FILLING)
 				continue;
-			o->pages[p] = (uint8_t)(PAGE_READY | (dirty ? PAGE_WRITABLE : 0) |
-						(st == PAGE_READY ? o->pages[p] : 0));
+			object_page_set(o, p,
+					(uint8_t)(PAGE_READY | (dirty ? PAGE_WRITABLE : 0) |
+						  (st == PAGE_READY ? o->pages[p] : 0)));
 		}
 		data = hole;
 	}

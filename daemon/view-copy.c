@@ -55,7 +55,7 @@ static void claim_adopt(struct view *v, uint64_t i, uint64_t p)
 	v->copy[i] = COPY_RO;
 	/* The page was no one's (or the file's and clean copies'); a fill may have begun since. */
 	if ((o->pages[p] & ~PAGE_AWAY & ~PAGE_CLEAN) == PAGE_ABSENT)
-		o->pages[p] = PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN;
+		object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN);
 	o->d->stats.bytes_from_page_cache += UPAGER_PAGE_SIZE;
 	daemon_touch(o->d);
 }
@@ -183,7 +183,7 @@ static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 		uint8_t dirty = o->pages[p] & PAGE_WRITABLE;
 
 		view_punch(o->memfd, p, 1);
-		o->pages[p] = PAGE_ABSENT | PAGE_AWAY | dirty;
+		object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | dirty);
 	}
 	map_copy(s, addr, true);
 	return 0;
@@ -266,7 +266,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 			if (o->pages[p] == PAGE_ABSENT) {
 				/* Clean copies only (view_restore_home()): a library may be copying
 				 * the page in as well. */
-				o->pages[p] = PAGE_ABSENT | PAGE_AWAY;
+				object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY);
 				view_claims_settle(o, p);
 			}
 			view_invalidate_copies(o, p, v, i);
@@ -274,10 +274,10 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 				uint8_t dirty = o->pages[p] & PAGE_WRITABLE;
 
 				view_punch(o->memfd, p, 1);
-				o->pages[p] = PAGE_ABSENT | PAGE_AWAY | dirty;
+				object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | dirty);
 			}
 			/* From now on only the copy has the data. */
-			o->pages[p] &= (uint8_t)~PAGE_CLEAN;
+			object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_CLEAN);
 			v->copy[i] = COPY_RW;
 		}
 		if (uffdio_writeprotect(s->uffd, addr, UPAGER_PAGE_SIZE, false) < 0)
@@ -396,7 +396,7 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 	if (ret < 0)
 		goto fail;
 	v->copy[i] = COPY_RO;
-	o->pages[p] = PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN;
+	object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN);
 	view_claims_settle(o, p); /* a library's copy of the page is one more clean copy */
 	o->d->stats.bytes_from_page_cache += (uint64_t)got;
 	if (!v->may_write) {

@@ -231,7 +231,7 @@ static int restore_home(struct object *o, uint64_t p, bool force)
 			src = &cs->e[k];
 	if (!src || ((o->pages[p] & PAGE_CLEAN) && src->v->copy[src->index] != COPY_RW)) {
 		/* Nothing to copy, or read-only copies of what the file holds: read it again. */
-		o->pages[p] = PAGE_ABSENT;
+		object_page_set(o, p, PAGE_ABSENT);
 		return -ENOENT;
 	}
 	/* Read-only copies are as dirty as the home page was when it went. */
@@ -240,7 +240,7 @@ static int restore_home(struct object *o, uint64_t p, bool force)
 		return -EAGAIN;
 	memcpy(o->map + (p << UPAGER_PAGE_SHIFT), src->v->map + (src->index << UPAGER_PAGE_SHIFT),
 	       UPAGER_PAGE_SIZE);
-	o->pages[p] = PAGE_READY | dirty;
+	object_page_set(o, p, PAGE_READY | dirty);
 	return 0;
 }
 
