@@ -18,7 +18,9 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "events.h"
 #include "fdstore.h"
+#include "grow.h"
 #include "log.h"
 #include "notify.h"
 #include "object.h"
@@ -158,7 +160,9 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->protect = space_protect_object;
 	uv_idle_init(loop, &d->queued);
 	d->queued.data = d;
-	uffdio_set_drain(space_drain, d);
+	uffdio_set_drain(events_drain, d);
+	d->space_hooks.readable = events_on_uffd;
+	d->space_hooks.killed = grow_detach;
 	list_init(&d->sessions);
 	list_init(&d->spaces);
 	list_init(&d->objects);
@@ -309,72 +313,4 @@ void daemon_deinit(struct daemon *d)
 {
 	state_free(d);
 	free(d->socket_path);
-}
-
-/** daemon_count_regions() - regions in every space */
-unsigned daemon_count_regions(struct daemon *d)
-{
-	struct space *s;
-	unsigned n = 0;
-
-	list_for_each_entry (s, &d->spaces, link)
-		n += (unsigned)s->regions.n;
-	return n;
-}
-
-/** daemon_now_ns() - CLOCK_MONOTONIC in nanoseconds */
-uint64_t daemon_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-/* Histogram buckets: exact below 8 ns, then 8 buckets for each power of two. */
-static unsigned latency_bucket(uint64_t ns)
-{
-	unsigned e;
-
-	if (ns < 8)
-		return (unsigned)ns;
-	e = 63 - (unsigned)__builtin_clzll(ns);
-	return (e - 2) * 8 + (unsigned)((ns >> (e - 3)) & 7);
-}
-
-static uint64_t latency_bucket_top(unsigned b)
-{
-	unsigned e = b / 8 + 2;
-
-	if (b < 8)
-		return b;
-	return ((uint64_t)(8 + b % 8 + 1) << (e - 3)) - 1;
-}
-
-/** daemon_record_latency() - count one served fault that took @ns */
-void daemon_record_latency(struct daemon *d, uint64_t ns)
-{
-	d->stats.latency_hist[latency_bucket(ns)]++;
-	if (ns > d->stats.latency_max_ns)
-		d->stats.latency_max_ns = ns;
-}
-
-/**
- * daemon_latency_percentile() - fault latency below which @pct percent of faults fell
- * Return: the upper bound of the histogram bucket (within 12.5%), in ns; 0 before any fault.
- */
-uint64_t daemon_latency_percentile(const struct daemon *d, unsigned pct)
-{
-	uint64_t total = 0, seen = 0;
-
-	for (unsigned b = 0; b < LATENCY_BUCKETS; b++)
-		total += d->stats.latency_hist[b];
-	if (total == 0)
-		return 0;
-	for (unsigned b = 0; b < LATENCY_BUCKETS; b++) {
-		seen += d->stats.latency_hist[b];
-		if (seen * 100 >= total * pct)
-			return MIN(latency_bucket_top(b), d->stats.latency_max_ns);
-	}
-	return d->stats.latency_max_ns;
 }

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "common/list.h"
+#include "latency.h"
 #include "limits.h"
 
 struct object;
@@ -21,8 +22,6 @@ struct worker_pool;
  */
 typedef bool (*daemon_protect_fn)(struct object *o, uint64_t first, uint64_t count);
 
-#define LATENCY_BUCKETS 496 /* 8 per power of two: within 12.5% */
-
 struct daemon_stats {
 	uint64_t faults;
 	uint64_t pages_read;
@@ -30,8 +29,7 @@ struct daemon_stats {
 	uint64_t bytes_from_page_cache; /* copied from the kernel's page cache without waiting */
 	uint64_t bytes_written;
 	uint64_t pages_populated;
-	uint64_t latency_hist[LATENCY_BUCKETS]; /* faults by latency, see daemon_record_latency() */
-	uint64_t latency_max_ns;
+	struct latency latency;
 };
 
 /* Tunables, from the command line (see upagerd(8)). */
@@ -42,6 +40,14 @@ struct daemon_config {
 	uint64_t guard_gap; /* bytes a MAP_GROWSDOWN mapping keeps free below it, >= a page */
 	uint64_t file_timeout_ms; /* how long a call on a client's file may block a request */
 	struct user_limits limits; /* of each user but root */
+};
+
+struct space;
+
+/* What the floors above spaces do with one: read its userfaultfd, and let go of it as it ends. */
+struct space_hooks {
+	uv_poll_cb readable;
+	void (*killed)(struct space *s);
 };
 
 struct daemon {
@@ -75,6 +81,8 @@ struct daemon {
 	bool restoring; /* taking over the tables of a previous daemon: nothing is stored anew */
 	bool state_dirty; /* the tables changed since they were last saved */
 	struct state *state; /* where they are saved, or NULL */
+	void (*save)(struct daemon *d); /* saves them there: state_flush(), given by state.c */
+	struct space_hooks space_hooks;
 	daemon_protect_fn protect; /* for object_writeback(); NULL: nothing is ever clean again */
 };
 
@@ -85,10 +93,13 @@ static inline void daemon_touch(struct daemon *d)
 	d->state_dirty = true;
 }
 
+/* Save the tables now if they changed: before a reply that tells a client about a change. */
+static inline void daemon_save(struct daemon *d)
+{
+	if (d->save && d->state_dirty)
+		d->save(d);
+}
+
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path);
 void daemon_deinit(struct daemon *d);
 void daemon_stop(struct daemon *d);
-unsigned daemon_count_regions(struct daemon *d);
-void daemon_record_latency(struct daemon *d, uint64_t ns);
-uint64_t daemon_latency_percentile(const struct daemon *d, unsigned pct);
-uint64_t daemon_now_ns(void);

@@ -45,23 +45,6 @@ static struct region *region_of(struct space *s, uint64_t start, uint64_t addr)
 	return r && r->start == start ? r : NULL;
 }
 
-/**
- * fault_account() - count a served fault in the daemon's and the mapping's latency figures
- * @s: the space
- * @r: the mapping, or NULL if it went meanwhile
- * @t0: when the fault was read
- */
-void fault_account(struct space *s, struct region *r, uint64_t t0)
-{
-	uint64_t ns = daemon_now_ns() - t0;
-
-	daemon_record_latency(s->d, ns);
-	if (r) {
-		r->latency_sum_ns += ns;
-		r->latency_max_ns = MAX(r->latency_max_ns, ns);
-	}
-}
-
 /*
  * Map the ready page at addr and, for a sequential reader, the ready pages after it up to its
  * window; then wake the faulting thread. Returns how many pages were mapped.
@@ -131,7 +114,7 @@ static void fault_wait_done(struct fill_waiter *w)
 			}
 		}
 		if (!accounted)
-			fault_account(s, r, fw->t0);
+			space_account_fault(s, r, fw->t0);
 	}
 	space_unref(s);
 	free(fw);
@@ -280,18 +263,18 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		ret = uffdio_writeprotect(s->uffd, addr, k << UPAGER_PAGE_SHIFT, false);
 		if (ret < 0 && ret != -ESRCH)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-		fault_account(s, r, t0);
+		space_account_fault(s, r, t0);
 		return;
 	}
 
 	if (anon_zero(s, r, addr, p)) {
-		fault_account(s, r, t0);
+		space_account_fault(s, r, t0);
 		return;
 	}
 	read_ahead(r, p);
 	if (fill_ready_run(o, p, 1)) {
 		if (map_ready(s, r, addr, c.write)) {
-			fault_account(s, r, t0);
+			space_account_fault(s, r, t0);
 			return;
 		}
 		/* The page left the memfd (MADV_REMOVE by a client): read it again. */
@@ -306,13 +289,13 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	if (ret == 0 && fill_ready_run(o, p, 1)) {
 		/* Filled at once (shared anonymous memory). */
 		map_ready(s, r, addr, c.write);
-		fault_account(s, r, t0);
+		space_account_fault(s, r, t0);
 		return;
 	}
 	if (ret == -EAGAIN) {
 		/* Its data is in a nonlinear mapping's writable copy, for now: fault again. */
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-		fault_account(s, r, t0);
+		space_account_fault(s, r, t0);
 	} else if (ret <= 0) {
 		log_limited(LOG_WARNING, "cannot fill %s page %" PRIu64 ": %s", o->path, p,
 			    strerror(ret < 0 ? -ret : EIO));
@@ -325,7 +308,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
  * @s: the space the fault came from
  * @addr: faulting address
  * @flags: UFFD_PAGEFAULT_FLAG_*
- * @t0: when the daemon read the fault (daemon_now_ns()), for the latency figures
+ * @t0: when the daemon read the fault (now_ns()), for the latency figures
  */
 static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			   uint64_t t0);
@@ -445,7 +428,7 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 
 	if (r->view) {
 		view_fault(s, r, addr, flags, t0);
-		fault_account(s, r, t0);
+		space_account_fault(s, r, t0);
 		return;
 	}
 	if (r->obj) {
@@ -455,5 +438,5 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
 	if (ret < 0 && ret != -ESRCH)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-	fault_account(s, r, t0);
+	space_account_fault(s, r, t0);
 }

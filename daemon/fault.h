@@ -8,4 +8,3 @@ struct region;
 struct space;
 
 void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0);
-void fault_account(struct space *s, struct region *r, uint64_t t0);

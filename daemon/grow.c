@@ -118,7 +118,7 @@ static void finish_guard(struct space *s, struct grow_req *q, int status, bool s
 		}
 		uffdio_wake(s->uffd, q->addr, UPAGER_PAGE_SIZE);
 	}
-	fault_account(s, r, q->t0);
+	space_account_fault(s, r, q->t0);
 }
 
 static void finish(struct space *s, struct grow_req *q, int status, bool sentinel)
@@ -141,7 +141,7 @@ static void finish(struct space *s, struct grow_req *q, int status, bool sentine
 		}
 		uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
 	}
-	fault_account(s, r, q->t0);
+	space_account_fault(s, r, q->t0);
 }
 
 static int send_req(struct grow_channel *c, uint32_t action, const struct region *r, uint64_t addr,
@@ -218,7 +218,7 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 			    "SIGBUS",
 			    (int)s->pid, addr);
 		uffdio_sigbus(s->uffd, addr, s->pid);
-		fault_account(s, r, t0);
+		space_account_fault(s, r, t0);
 		return true;
 	}
 	if (s->grow && in_flight(s->grow, addr))
@@ -228,7 +228,7 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 	    send_req(s->grow, UPAGER_GROW_GUARD, r, addr, t0) == 0)
 		return true;
 	grow_to(s, r, addr, false, false);
-	fault_account(s, r, t0);
+	space_account_fault(s, r, t0);
 	return true;
 }
 
@@ -269,7 +269,7 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 				    (int)s->pid, addr);
 			uffdio_sigbus(s->uffd, addr, s->pid);
 		}
-		fault_account(s, r, t0);
+		space_account_fault(s, r, t0);
 		return true;
 	}
 	ret = send_req(c, fits ? UPAGER_GROW_EXTEND : UPAGER_GROW_REFUSE, r, addr, t0);
@@ -345,7 +345,7 @@ int grow_attach(struct space *s, int fd)
 	c->space = s;
 	c->fd = fd;
 	/* Numbers a daemon before this one used on the channel are not taken again soon. */
-	c->seq = (uint32_t)(daemon_now_ns() >> 8);
+	c->seq = (uint32_t)(now_ns() >> 8);
 	list_init(&c->inflight);
 	uv_poll_init(s->d->loop, &c->poll, fd);
 	c->poll.data = c;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "notify.h"
 #include "object.h"
+#include "space.h"
 
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
@@ -43,7 +44,7 @@ void notify_status(struct daemon *d)
 		cached += object_cached_pages(o);
 	snprintf(status, sizeof(status),
 		 "STATUS=%u clients, %u mappings, %llu cached pages, %llu faults served",
-		 d->n_sessions, daemon_count_regions(d), (unsigned long long)cached,
+		 d->n_sessions, space_count_regions(d), (unsigned long long)cached,
 		 (unsigned long long)d->stats.faults);
 	if (strcmp(status, last) == 0)
 		return;

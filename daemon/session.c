@@ -20,6 +20,7 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
+#include "events.h"
 #include "fdstore.h"
 #include "grow.h"
 #include "limits.h"
@@ -30,7 +31,6 @@
 #include "resume.h"
 #include "session.h"
 #include "space.h"
-#include "state.h"
 #include "uffdio.h"
 #include "view.h"
 #include "worker.h"
@@ -81,7 +81,7 @@ static int reply(struct session *s, struct upager_msg *m, int status, const int 
 		return len;
 	remember(s, m, s->buf, len, n_fds);
 	/* What the client is told has happened must survive a crash of the daemon. */
-	state_flush(s->d);
+	daemon_save(s->d);
 	return fdmsg_send(s->fd, s->buf, (size_t)len, fds, n_fds);
 }
 
@@ -774,7 +774,7 @@ static int do_stats(struct session *s, const struct upager_msg *req)
 
 	m.u.stats_reply.sessions = d->n_sessions;
 	m.u.stats_reply.spaces = d->n_spaces;
-	m.u.stats_reply.regions = daemon_count_regions(d);
+	m.u.stats_reply.regions = space_count_regions(d);
 	m.u.stats_reply.objects = d->n_objects;
 	list_for_each_entry (o, &d->objects, link)
 		m.u.stats_reply.cached_pages += object_cached_pages(o);
@@ -785,9 +785,9 @@ static int do_stats(struct session *s, const struct upager_msg *req)
 	m.u.stats_reply.uptime_ms = uv_now(d->loop) - d->start_ms;
 	m.u.stats_reply.pages_populated = d->stats.pages_populated;
 	m.u.stats_reply.bytes_from_page_cache = d->stats.bytes_from_page_cache;
-	m.u.stats_reply.latency_p50_ns = daemon_latency_percentile(d, 50);
-	m.u.stats_reply.latency_p99_ns = daemon_latency_percentile(d, 99);
-	m.u.stats_reply.latency_max_ns = d->stats.latency_max_ns;
+	m.u.stats_reply.latency_p50_ns = latency_percentile(&d->stats.latency, 50);
+	m.u.stats_reply.latency_p99_ns = latency_percentile(&d->stats.latency, 99);
+	m.u.stats_reply.latency_max_ns = d->stats.latency.max_ns;
 	return reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : 1;
 }
 
@@ -925,7 +925,7 @@ static int dispatch(struct session *s, const struct upager_msg *req, int *fds, s
 	/* Kernel events of the client read ahead of time come first, as if handled as read: an
 	 * unmap read before this request names addresses that this request may map anew. */
 	if (s->space)
-		space_dispatch_queued(s->space);
+		events_dispatch_queued(s->space);
 	switch (req->op) {
 	case UPAGER_OP_OBJECT_OPEN:
 		return do_object_open(s, req, fds, n_fds);
@@ -1023,7 +1023,7 @@ static bool request_end(struct session *s, const struct upager_msg *req, int ret
 {
 	if (ret <= 0 && reply_status(s, req, ret) < 0)
 		ret = -EPIPE;
-	state_flush(s->d); /* a reply that waits for a populate is saved as given */
+	daemon_save(s->d); /* a reply that waits for a populate is saved as given */
 	if (s->d->state && fdmsg_drop(s->fd) < 0)
 		ret = -EPIPE;
 	if (ret == -EPIPE || ret == -EPROTONOSUPPORT || ret == -ENOTCONN || ret == -EALREADY) {

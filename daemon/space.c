@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * Spaces: one per client address space. The daemon reads the space's userfaultfd on the loop and
- * dispatches page faults to the fault path and the kernel's events (fork, mremap, munmap,
- * MADV_DONTNEED) to the region table. A space lives as long as its mm; see space_check_alive().
+ * Spaces: one per client address space, with its userfaultfd and its region table. What is read
+ * from the userfaultfd goes through events.c (the daemon's space_hooks); a space lives as long as
+ * its mm, see space_check_alive().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,24 +15,12 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "daemon.h"
-#include "grow.h"
-#include "fault.h"
 #include "fdstore.h"
 #include "log.h"
 #include "object.h"
 #include "space.h"
 #include "uffdio.h"
 #include "view.h"
-
-#define UFFD_MSG_BATCH 64
-
-/* A message read from a space's userfaultfd, and when. */
-struct space_msg {
-	struct uffd_msg msg;
-	uint64_t t0;
-};
-
-static void on_uffd(uv_poll_t *h, int status, int events);
 
 /* A copy of a region (a split, a fork) holds what the region holds. */
 static void region_hold(struct region *r)
@@ -91,7 +79,7 @@ int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_a
 	region_table_init(&s->regions, &region_refs);
 	uv_poll_init(d->loop, &s->poll, uffd);
 	s->poll.data = s;
-	uv_poll_start(&s->poll, UV_READABLE, on_uffd);
+	uv_poll_start(&s->poll, UV_READABLE, d->space_hooks.readable);
 	s->polling = true;
 	list_add_tail(&s->link, &d->spaces);
 	d->n_spaces++;
@@ -172,7 +160,8 @@ void space_kill(struct space *s)
 	for (; s->queue_head < s->queue_len; s->queue_head++)
 		if (s->queue[s->queue_head].msg.event == UFFD_EVENT_FORK)
 			close((int)s->queue[s->queue_head].msg.arg.fork.ufd);
-	grow_detach(s);
+	if (d->space_hooks.killed)
+		d->space_hooks.killed(s);
 	region_table_deinit(&s->regions, drop_piece, NULL);
 	list_del_init(&s->link);
 	d->n_spaces--;
@@ -432,7 +421,7 @@ void space_release(struct space *s)
 	uint64_t low = uffdio_lowest_addr();
 
 	if (s->polling)
-		uv_poll_start(&s->poll, UV_READABLE, on_uffd);
+		uv_poll_start(&s->poll, UV_READABLE, s->d->space_hooks.readable);
 	space_wake(s);
 	uffdio_wake(s->uffd, low, USER_TOP - low);
 }
@@ -531,205 +520,30 @@ struct region *space_follow_growth(struct space *s, uint64_t addr)
 	return r;
 }
 
-/* The thread id of a fault names the process of a forked child's space. */
-static void space_learn_pid(struct space *s, uint32_t tid)
-{
-	char path[64], line[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%u/status", tid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		int tgid;
-
-		if (sscanf(line, "Tgid: %d", &tgid) == 1) {
-			s->pid = tgid;
-			daemon_touch(s->d);
-			log_debug("forked space belongs to pid %d", tgid);
-			break;
-		}
-	}
-	fclose(f);
-}
-
-static void space_on_fork(struct space *parent, int ufd)
-{
-	struct space *child;
-	int ret;
-
-	ret = space_new(parent->d, ufd, 0, parent->uid, parent->token_addr, &child);
-	if (ret < 0) {
-		log_error("cannot follow a fork of pid %d: %s", (int)parent->pid, strerror(-ret));
-		return;
-	}
-	child->features = parent->features;
-	daemon_touch(parent->d);
-	ret = region_table_copy(&child->regions, &parent->regions);
-	if (ret < 0)
-		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
-			  strerror(-ret));
-	space_unref(child); /* the loop's reference keeps it */
-}
-
-static void space_dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
-{
-	switch (m->event) {
-	case UFFD_EVENT_PAGEFAULT:
-		if (s->pid == 0 && m->arg.pagefault.feat.ptid)
-			space_learn_pid(s, m->arg.pagefault.feat.ptid);
-		fault_handle(s, m->arg.pagefault.address, m->arg.pagefault.flags, t0);
-		break;
-	case UFFD_EVENT_FORK:
-		space_on_fork(s, (int)m->arg.fork.ufd);
-		break;
-	case UFFD_EVENT_REMAP:
-		daemon_touch(s->d);
-		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
-		struct region *r;
-
-		region_for_each(r, &s->regions)
-		{
-			if (r->view && r->view->space == s) {
-				view_attach(r->view, s,
-					    r->start - (r->view_index << UPAGER_PAGE_SHIFT));
-				view_publish(r->view, false); /* the library's address is stale */
-			}
-		}
-		break;
-	case UFFD_EVENT_UNMAP:
-		/* The client replacing a mapping by its view (upager_remap_file_pages) keeps it. */
-		if (!s->converting || s->converting != m->arg.remove.start)
-			space_drop_range(s, m->arg.remove.start, m->arg.remove.end, NULL);
-		grow_forget_guards(s, m->arg.remove.start, m->arg.remove.end);
-		break;
-	case UFFD_EVENT_REMOVE:
-		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again. */
-		break;
-	default:
-		log_warning("unknown userfaultfd event %u", m->event);
-		break;
-	}
-}
-
-/*
- * Read what is queued on the space's userfaultfd onto the end of its queue, in one read(2).
- * Return: the number of messages read, 0 if there were none, or a negative errno.
- */
-static int space_read(struct space *s)
-{
-	struct uffd_msg msgs[UFFD_MSG_BATCH];
-	size_t k;
-	ssize_t n;
-	uint64_t t0;
-
-	if (s->queue_head == s->queue_len)
-		s->queue_head = s->queue_len = 0;
-	/* Room first: a message read is the kernel's no more, and must not be lost. */
-	if (s->queue_cap - s->queue_len < UFFD_MSG_BATCH) {
-		size_t cap = s->queue_len + UFFD_MSG_BATCH * 2;
-		struct space_msg *q = realloc(s->queue, cap * sizeof(*q));
-
-		if (!q)
-			return -ENOMEM;
-		s->queue = q;
-		s->queue_cap = cap;
-	}
-	do
-		n = read(s->uffd, msgs, sizeof(msgs));
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return n < 0 && errno != EAGAIN ? neg_errno() : 0;
-	t0 = daemon_now_ns();
-	k = (size_t)n / sizeof(msgs[0]);
-	for (size_t i = 0; i < k; i++)
-		s->queue[s->queue_len++] = (struct space_msg){ msgs[i], t0 };
-	return (int)k;
-}
-
 /**
- * space_dispatch_queued() - dispatch the messages queued on the space (space_drain()), in order,
- * those queued meanwhile too
+ * space_account_fault() - count a served fault in the daemon's and the mapping's latency figures
  * @s: the space
+ * @r: the mapping, or NULL if it went meanwhile
+ * @t0: when the fault was read
  */
-void space_dispatch_queued(struct space *s)
+void space_account_fault(struct space *s, struct region *r, uint64_t t0)
 {
-	space_ref(s);
-	while (!s->dead && s->queue_head < s->queue_len) {
-		/* A copy: dispatching may queue more, and move the queue. */
-		struct space_msg m = s->queue[s->queue_head++];
+	uint64_t ns = now_ns() - t0;
 
-		space_dispatch(s, &m.msg, m.t0);
+	latency_record(&s->d->stats.latency, ns);
+	if (r) {
+		r->latency_sum_ns += ns;
+		r->latency_max_ns = MAX(r->latency_max_ns, ns);
 	}
-	space_unref(s);
 }
 
-/* The loop's idle handle, while messages that space_drain() read wait in some space's queue. */
-static void on_queued(uv_idle_t *h)
+/** space_count_regions() - regions in every space of the daemon */
+unsigned space_count_regions(struct daemon *d)
 {
-	struct daemon *d = h->data;
 	struct space *s;
+	unsigned n = 0;
 
-again:
 	list_for_each_entry (s, &d->spaces, link)
-		if (s->queue_head < s->queue_len) {
-			space_dispatch_queued(s);
-			goto again; /* the list may have changed */
-		}
-	uv_idle_stop(h);
-}
-
-/**
- * space_drain() - read the messages queued on a client's userfaultfd now, to dispatch them later
- * @data: the daemon
- * @uffd: the userfaultfd of one of its spaces
- *
- * The uffdio_drain_fn of the daemon (uffdio_set_drain()): an ioctl on @uffd met an event of the
- * client's mm that the daemon has not read (the kernel fails the ioctl with EAGAIN until it has).
- * Reading it completes it; the messages read go to the end of the space's queue and are
- * dispatched in order after what is being done now, page faults read with them included.
- *
- * Return: the number of messages read, 0 if none, or a negative errno.
- */
-int space_drain(void *data, int uffd)
-{
-	struct daemon *d = data;
-	struct space *s;
-	int n;
-
-	list_for_each_entry (s, &d->spaces, link) {
-		if (s->uffd != uffd || s->dead)
-			continue;
-		n = space_read(s);
-		if (n > 0)
-			uv_idle_start(&d->queued, on_queued);
-		return n;
-	}
-	return 0;
-}
-
-static void on_uffd(uv_poll_t *h, int status, int events)
-{
-	struct space *s = h->data;
-
-	(void)events;
-	if (status < 0) {
-		space_check_alive(s);
-		return;
-	}
-	space_ref(s);
-	while (!s->dead) {
-		/* What space_drain() read comes first: it was queued before what is queued now. */
-		if (s->queue_head == s->queue_len) {
-			int n = space_read(s);
-
-			if (n < 0)
-				space_check_alive(s);
-			if (n <= 0)
-				break;
-		}
-		space_dispatch_queued(s);
-	}
-	space_unref(s);
+		n += (unsigned)s->regions.n;
+	return n;
 }

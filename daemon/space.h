@@ -8,13 +8,19 @@
 #include <uv.h>
 
 #include "common/list.h"
+#include "common/uffd.h"
 #include "region.h"
 
 struct daemon;
 struct grow_channel;
 struct object;
-struct space_msg;
 struct wb_wait;
+
+/* A message read from a space's userfaultfd, and when (events.c). */
+struct space_msg {
+	struct uffd_msg msg;
+	uint64_t t0;
+};
 
 struct space {
 	struct daemon *d;
@@ -54,5 +60,5 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct
 struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
-int space_drain(void *data, int uffd);
-void space_dispatch_queued(struct space *s);
+void space_account_fault(struct space *s, struct region *r, uint64_t t0);
+unsigned space_count_regions(struct daemon *d);

@@ -760,6 +760,7 @@ int state_init(struct daemon *d, struct fdstore_passed *passed)
 		}
 	}
 	d->state = st;
+	d->save = state_flush;
 	daemon_touch(d);
 	state_flush(d);
 	return 0;
@@ -777,4 +778,5 @@ void state_free(struct daemon *d)
 	free(st->buf);
 	free(st);
 	d->state = NULL;
+	d->save = NULL;
 }

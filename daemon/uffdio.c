@@ -13,6 +13,7 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "log.h"
+#include "latency.h"
 #include "uffdio.h"
 
 /*
@@ -53,14 +54,6 @@ static int xioctl(int fd, unsigned long req, void *arg)
 		r = ioctl(fd, req, arg);
 	while (r < 0 && errno == EINTR);
 	return r < 0 ? neg_errno() : 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 /*

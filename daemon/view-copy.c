@@ -96,9 +96,8 @@ static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64
 			/* A UFFDIO_COPY and two stores: let the client's thread finish them, unless
 			 * it once made the daemon wait for nothing. */
 			if (!deadline) {
-				deadline =
-					daemon_now_ns() + (v->claims_stalled ? 0 : CLAIM_WAIT_NS);
-			} else if (daemon_now_ns() > deadline &&
+				deadline = now_ns() + (v->claims_stalled ? 0 : CLAIM_WAIT_NS);
+			} else if (now_ns() > deadline &&
 				   __atomic_compare_exchange_n(
 					   &c->state, &state, UPAGER_CLAIM_REVOKED, false,
 					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The events of a space's userfaultfd, read on the loop and dispatched in order: page faults to the
+ * fault path (fault.c), the kernel's events to the region table (fork, mremap, munmap) and to
+ * growth (a guard page unmapped). Messages read early, while an ioctl waited for them
+ * (events_drain()), are queued on the space and dispatched after what is being done.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "daemon.h"
+#include "events.h"
+#include "fault.h"
+#include "grow.h"
+#include "latency.h"
+#include "log.h"
+#include "space.h"
+#include "view.h"
+
+#define UFFD_MSG_BATCH 64
+
+/* The thread id of a fault names the process of a forked child's space. */
+static void learn_pid(struct space *s, uint32_t tid)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		int tgid;
+
+		if (sscanf(line, "Tgid: %d", &tgid) == 1) {
+			s->pid = tgid;
+			daemon_touch(s->d);
+			log_debug("forked space belongs to pid %d", tgid);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void on_fork(struct space *parent, int ufd)
+{
+	struct space *child;
+	int ret;
+
+	ret = space_new(parent->d, ufd, 0, parent->uid, parent->token_addr, &child);
+	if (ret < 0) {
+		log_error("cannot follow a fork of pid %d: %s", (int)parent->pid, strerror(-ret));
+		return;
+	}
+	child->features = parent->features;
+	daemon_touch(parent->d);
+	ret = region_table_copy(&child->regions, &parent->regions);
+	if (ret < 0)
+		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
+			  strerror(-ret));
+	space_unref(child); /* the loop's reference keeps it */
+}
+
+static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
+{
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		if (s->pid == 0 && m->arg.pagefault.feat.ptid)
+			learn_pid(s, m->arg.pagefault.feat.ptid);
+		fault_handle(s, m->arg.pagefault.address, m->arg.pagefault.flags, t0);
+		break;
+	case UFFD_EVENT_FORK:
+		on_fork(s, (int)m->arg.fork.ufd);
+		break;
+	case UFFD_EVENT_REMAP:
+		daemon_touch(s->d);
+		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		struct region *r;
+
+		region_for_each(r, &s->regions)
+		{
+			if (r->view && r->view->space == s) {
+				view_attach(r->view, s,
+					    r->start - (r->view_index << UPAGER_PAGE_SHIFT));
+				view_publish(r->view, false); /* the library's address is stale */
+			}
+		}
+		break;
+	case UFFD_EVENT_UNMAP:
+		/* The client replacing a mapping by its view (upager_remap_file_pages) keeps it. */
+		if (!s->converting || s->converting != m->arg.remove.start)
+			space_drop_range(s, m->arg.remove.start, m->arg.remove.end, NULL);
+		grow_forget_guards(s, m->arg.remove.start, m->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMOVE:
+		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again. */
+		break;
+	default:
+		log_warning("unknown userfaultfd event %u", m->event);
+		break;
+	}
+}
+
+/*
+ * Read what is queued on the space's userfaultfd onto the end of its queue, in one read(2).
+ * Return: the number of messages read, 0 if there were none, or a negative errno.
+ */
+static int read_queue(struct space *s)
+{
+	struct uffd_msg msgs[UFFD_MSG_BATCH];
+	size_t k;
+	ssize_t n;
+	uint64_t t0;
+
+	if (s->queue_head == s->queue_len)
+		s->queue_head = s->queue_len = 0;
+	/* Room first: a message read is the kernel's no more, and must not be lost. */
+	if (s->queue_cap - s->queue_len < UFFD_MSG_BATCH) {
+		size_t cap = s->queue_len + UFFD_MSG_BATCH * 2;
+		struct space_msg *q = realloc(s->queue, cap * sizeof(*q));
+
+		if (!q)
+			return -ENOMEM;
+		s->queue = q;
+		s->queue_cap = cap;
+	}
+	do
+		n = read(s->uffd, msgs, sizeof(msgs));
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n < 0 && errno != EAGAIN ? neg_errno() : 0;
+	t0 = now_ns();
+	k = (size_t)n / sizeof(msgs[0]);
+	for (size_t i = 0; i < k; i++)
+		s->queue[s->queue_len++] = (struct space_msg){ msgs[i], t0 };
+	return (int)k;
+}
+
+/**
+ * events_dispatch_queued() - dispatch the messages queued on the space (events_drain()), in order,
+ * those queued meanwhile too
+ * @s: the space
+ */
+void events_dispatch_queued(struct space *s)
+{
+	space_ref(s);
+	while (!s->dead && s->queue_head < s->queue_len) {
+		/* A copy: dispatching may queue more, and move the queue. */
+		struct space_msg m = s->queue[s->queue_head++];
+
+		dispatch(s, &m.msg, m.t0);
+	}
+	space_unref(s);
+}
+
+/* The loop's idle handle, while messages that events_drain() read wait in some space's queue. */
+static void on_queued(uv_idle_t *h)
+{
+	struct daemon *d = h->data;
+	struct space *s;
+
+again:
+	list_for_each_entry (s, &d->spaces, link)
+		if (s->queue_head < s->queue_len) {
+			events_dispatch_queued(s);
+			goto again; /* the list may have changed */
+		}
+	uv_idle_stop(h);
+}
+
+/**
+ * events_drain() - read the messages queued on a client's userfaultfd now, to dispatch them later
+ * @data: the daemon
+ * @uffd: the userfaultfd of one of its spaces
+ *
+ * The uffdio_drain_fn of the daemon (uffdio_set_drain()): an ioctl on @uffd met an event of the
+ * client's mm that the daemon has not read (the kernel fails the ioctl with EAGAIN until it has).
+ * Reading it completes it; the messages read go to the end of the space's queue and are
+ * dispatched in order after what is being done now, page faults read with them included.
+ *
+ * Return: the number of messages read, 0 if none, or a negative errno.
+ */
+int events_drain(void *data, int uffd)
+{
+	struct daemon *d = data;
+	struct space *s;
+	int n;
+
+	list_for_each_entry (s, &d->spaces, link) {
+		if (s->uffd != uffd || s->dead)
+			continue;
+		n = read_queue(s);
+		if (n > 0)
+			uv_idle_start(&d->queued, on_queued);
+		return n;
+	}
+	return 0;
+}
+
+/**
+ * events_on_uffd() - the space's userfaultfd is readable: read and dispatch until it is empty
+ * The daemon's space_hooks.readable, the poll callback of every space.
+ */
+void events_on_uffd(uv_poll_t *h, int status, int events)
+{
+	struct space *s = h->data;
+
+	(void)events;
+	if (status < 0) {
+		space_check_alive(s);
+		return;
+	}
+	space_ref(s);
+	while (!s->dead) {
+		/* What events_drain() read comes first: it was queued before what is queued now. */
+		if (s->queue_head == s->queue_len) {
+			int n = read_queue(s);
+
+			if (n < 0)
+				space_check_alive(s);
+			if (n <= 0)
+				break;
+		}
+		events_dispatch_queued(s);
+	}
+	space_unref(s);
+}
