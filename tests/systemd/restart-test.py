@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 
+from checks import PAGE, check, failures, file_pattern
 from manager import Lines, Manager
 
 if os.environ.get("UPAGER_SANITIZE"):
@@ -26,21 +27,7 @@ if os.environ.get("UPAGER_SANITIZE"):
     sys.exit(77)
 
 upagerd, client_bin, ctl, shim = sys.argv[1:5]
-STEPS, STEP_USEC, NL_PAGES, PAGE = 1024, 3000, 32, 4096
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def file_pattern(p, salt):
-    return struct.pack("<Q", p) + bytes([(p * 13 + 1 + salt * 101) & 0xff]) * (PAGE - 8)
-
-
+STEPS, STEP_USEC, NL_PAGES = 1024, 3000, 32
 def own_pattern(p, k):
     head = 0xc0ffee0000000000 | (k << 32) | p
     return struct.pack("<Q", head) + bytes([(p * 7 + 3 + k * 31) & 0xff]) * (PAGE - 8)

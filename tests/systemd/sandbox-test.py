@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -30,24 +29,17 @@ if os.environ.get("UPAGER_SANITIZE"):
     sys.exit(77)
 import time
 
+from checks import PAGE, check, failures, file_pattern
 from manager import Lines, Manager
 
 unit_in, upagerd, launcher, client_bin, restart_bin = sys.argv[1:6]
-PAGE, STEPS, NL_PAGES = 4096, 256, 32
+STEPS, NL_PAGES = 256, 32
 SKIP = 77
-failures = []
 
 # Lines of [Service] that are not hardening: the launcher is given every other one.
 NOT_SANDBOX = {"Type", "NotifyAccess", "ExecStart", "Restart", "RestartSec",
                "FileDescriptorStoreMax", "TimeoutStopSec", "RuntimeDirectoryPreserve",
                "LimitNOFILE"}
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 def parse_unit(path):
@@ -256,10 +248,6 @@ if directives.get("PrivateNetwork") == "yes":
 
 
 # 3. The daemon under all of it, with real clients.
-def file_pattern(p, salt):
-    return struct.pack("<Q", p) + bytes([(p * 13 + 1 + salt * 101) & 0xff]) * (PAGE - 8)
-
-
 sock = os.path.join(runtime, "upager.sock")
 lsock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 lsock.bind(sock)

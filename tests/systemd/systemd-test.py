@@ -9,18 +9,10 @@ import sys
 import tempfile
 import time
 
+from checks import check, failures
 from manager import Manager
 
 units, upagerd, demo = sys.argv[1], sys.argv[2], sys.argv[3]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
 # 1. The units pass systemd-analyze verify.
 r = subprocess.run(["systemd-analyze", "verify", "--man=no",
                     os.path.join(units, "upagerd.socket"), os.path.join(units, "upagerd.service")],
