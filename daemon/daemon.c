@@ -24,6 +24,7 @@
 #include "log.h"
 #include "notify.h"
 #include "object.h"
+#include "request.h"
 #include "ring.h"
 #include "session.h"
 #include "space.h"
@@ -163,6 +164,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	uffdio_set_drain(events_drain, d);
 	d->space_hooks.readable = events_on_uffd;
 	d->space_hooks.killed = grow_detach;
+	d->handle_request = request_handle;
 	list_init(&d->sessions);
 	list_init(&d->spaces);
 	list_init(&d->objects);

@@ -42,7 +42,9 @@ struct daemon_config {
 	struct user_limits limits; /* of each user but root */
 };
 
+struct session;
 struct space;
+struct upager_msg;
 
 /* What the floors above spaces do with one: read its userfaultfd, and let go of it as it ends. */
 struct space_hooks {
@@ -83,6 +85,9 @@ struct daemon {
 	struct state *state; /* where they are saved, or NULL */
 	void (*save)(struct daemon *d); /* saves them there: state_flush(), given by state.c */
 	struct space_hooks space_hooks;
+	/* Does a session's request: request_handle(), see session.h for what it returns. */
+	int (*handle_request)(struct session *s, const struct upager_msg *req, int *fds,
+			      size_t n_fds);
 	daemon_protect_fn protect; /* for object_writeback(); NULL: nothing is ever clean again */
 };
 

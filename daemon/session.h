@@ -76,6 +76,18 @@ struct session {
 	uint8_t buf[UPAGER_MSG_MAX];
 };
 
+/* What a request handler returns, besides 0 or a negative errno to reply with. */
+enum {
+	REQUEST_REPLIED = 1, /* it replied itself */
+	REQUEST_LATER = 2, /* a worker's answer or write-backs reply later: session_resume() */
+};
+
+int session_reply(struct session *s, struct upager_msg *m, int status, const int *fds,
+		  size_t n_fds);
+int session_reply_status(struct session *s, const struct upager_msg *req, int status);
+int session_wait_populate(struct session *s, const struct upager_msg *req);
+void session_populated(void *userdata);
+void session_resume(struct session *s, const struct upager_msg *req, int ret);
 int session_accept(struct daemon *d, int fd);
 int session_adopt(struct daemon *d, struct session *saved, int fd);
 void session_free_all(struct daemon *d);

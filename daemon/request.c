@@ -1,0 +1,762 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The requests a client sends, one handler each: HELLO, OBJECT_OPEN, REGION_ADD, MUNMAP, MSYNC,
+ * REMAP, CONTROL, GROWTH_LIMIT, RESUME (LIST and STATS are report.c's). A handler acts only on
+ * its session's own space, and ends in one of the outcomes of session.h: a status to reply with,
+ * REQUEST_REPLIED, or REQUEST_LATER when a worker, a populate or write-backs answer later
+ * (session_resume()).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fdseal.h"
+#include "common/macro.h"
+#include "daemon.h"
+#include "events.h"
+#include "grow.h"
+#include "limits.h"
+#include "object.h"
+#include "populate.h"
+#include "proto/codec.h"
+#include "report.h"
+#include "request.h"
+#include "resume.h"
+#include "session.h"
+#include "space.h"
+#include "uffdio.h"
+#include "view.h"
+#include "worker.h"
+
+#define WANT_FEATURES                                                                       \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
+	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | \
+	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
+	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+
+static bool is_userfaultfd(int fd)
+{
+	char link[64], target[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = 0;
+	return strcmp(target, "anon_inode:[userfaultfd]") == 0;
+}
+
+static int do_hello(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	uint32_t flags = req->u.hello.flags;
+	uint64_t features = 0;
+	int ret;
+
+	if (req->u.hello.version_min > UPAGER_PROTO_VERSION ||
+	    req->u.hello.version_max < UPAGER_PROTO_VERSION_MIN)
+		return -EPROTONOSUPPORT;
+	if (__builtin_popcount(flags) != 1)
+		return -EINVAL;
+	if (flags & (UPAGER_HELLO_UFFD | UPAGER_HELLO_RESUME)) {
+		uint64_t token = req->u.hello.token_addr;
+		struct space *sp;
+
+		if (n_fds != 1 || !is_userfaultfd(fds[0]))
+			return -EBADF;
+		if (!token || !IS_ALIGNED(token, UPAGER_PAGE_SIZE))
+			return -EINVAL;
+		s->resuming = flags & UPAGER_HELLO_RESUME;
+		sp = s->resuming ? space_find_by_pid(s->d, s->pid) : NULL;
+		if (sp) {
+			/* Only the connection broke: this daemon serves the space still. */
+			s->space = space_ref(sp);
+			sp->attached = true;
+			s->resumed_space = true;
+			features = sp->features;
+			goto done;
+		}
+		features = WANT_FEATURES & s->d->uffd_features;
+		ret = uffdio_api(fds[0], features, &features);
+		if (ret == -EINVAL && uffdio_register(fds[0], token, UPAGER_PAGE_SIZE,
+						      UFFDIO_REGISTER_MODE_MISSING) == 0)
+			/* The request again, after the daemon that did UFFDIO_API crashed. */
+			ret = 0;
+		if (ret < 0)
+			return ret;
+		ret = uffdio_register(fds[0], token, UPAGER_PAGE_SIZE,
+				      UFFDIO_REGISTER_MODE_MISSING);
+		if (ret < 0)
+			return ret;
+		ret = space_new(s->d, fd_take(&fds[0]), s->pid, s->uid, token, &s->space);
+		if (ret < 0)
+			return ret;
+		s->space->features = features;
+		s->space->attached = true;
+		/* The regions come first: a fault read now would find none. */
+		if (s->resuming)
+			space_hold(s->space);
+	} else if (flags & UPAGER_HELLO_FORKED) {
+		struct space *sp = space_find_by_pid(s->d, s->pid);
+
+		if (n_fds)
+			return -EBADF;
+		if (!sp)
+			return -ESRCH;
+		s->space = space_ref(sp);
+		sp->attached = true;
+		sp->uid = s->uid; /* the child may have changed its uid since the fork */
+		features = sp->features;
+	} else {
+		if (n_fds)
+			return -EBADF;
+		s->ctl = true;
+	}
+done:
+	s->hello = true;
+	m.u.hello_reply.version = UPAGER_PROTO_VERSION;
+	m.u.hello_reply.page_size = UPAGER_PAGE_SIZE;
+	m.u.hello_reply.features = features;
+	return session_reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
+}
+
+static bool map_shared(uint32_t flags)
+{
+	uint32_t type = flags & MAP_TYPE;
+
+	return type == MAP_SHARED || type == MAP_SHARED_VALIDATE;
+}
+
+/* What a mapping @po may do with the client's file @fd: -EACCES or -EPERM if not what it asks. */
+static int check_file_fd(const struct pending_open *po, int fd, bool *writable_fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return neg_errno();
+	if ((fl & O_ACCMODE) == O_WRONLY || (fl & O_PATH))
+		return -EACCES;
+	*writable_fd = (fl & O_ACCMODE) == O_RDWR;
+	if (po->shared && (po->prot & PROT_WRITE) && !*writable_fd)
+		return -EACCES;
+	/* A file sealed against writes is one the client may not write through a mapping. */
+	if (*writable_fd && fd_write_sealed(fd)) {
+		if (po->shared && (po->prot & PROT_WRITE))
+			return -EPERM;
+		*writable_fd = false;
+	}
+	return 0;
+}
+
+/*
+ * The rest of an OBJECT_OPEN once its object is had (@po->obj, a reference the call takes): the
+ * reply with a descriptor of the cache. Return: 1 (replied) or a negative errno.
+ */
+static int object_open_reply(struct session *s, const struct upager_msg *req,
+			     struct pending_open *po, bool writable_fd)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	_cleanup_close_ int memfd = -1;
+	int ret;
+
+	/* A client that may not write the file gets a descriptor that cannot write the cache;
+	 * userfaultfd registers a shared mapping only if it may write, so that one maps it private. */
+	memfd = object_reopen_memfd(po->obj, writable_fd);
+	if (memfd < 0) {
+		object_unref(po->obj);
+		return memfd;
+	}
+	m.u.object_open_reply.object_id = po->obj->id;
+	m.u.object_open_reply.map_type = po->shared && writable_fd ? MAP_SHARED : MAP_PRIVATE;
+	m.u.object_open_reply.object_size = po->obj->size;
+	po->shared = m.u.object_open_reply.map_type == MAP_SHARED;
+	/* Entered before the reply, so that the tables saved with the reply hold it. */
+	s->opens[s->n_opens++] = *po;
+	s->last.fd = REPLY_FD_OBJECT;
+	s->last.fd_id = po->obj->id;
+	s->last.fd_writable = writable_fd;
+	ret = session_reply(s, &m, 0, &memfd, 1);
+	if (ret < 0) {
+		s->n_opens--;
+		object_unref(po->obj);
+		return ret;
+	}
+	return REQUEST_REPLIED;
+}
+
+/* An OBJECT_OPEN of a file, waiting for file_access_probe() in a worker thread. */
+struct open_job {
+	struct worker_job job;
+	struct session *s; /* opening: the session waits for the answer */
+	struct upager_msg req;
+	struct pending_open po;
+	bool writable_fd;
+	int client_fd; /* a duplicate of the client's */
+	struct file_access fa;
+};
+
+static void open_run(struct worker_job *job)
+{
+	struct open_job *oj = container_of(job, struct open_job, job);
+
+	file_access_probe(oj->client_fd, &oj->fa);
+}
+
+static void open_free(struct worker_job *job)
+{
+	struct open_job *oj = container_of(job, struct open_job, job);
+
+	file_access_release(&oj->fa);
+	close(oj->client_fd);
+	free(oj);
+}
+
+static void open_done(struct worker_job *job, int status)
+{
+	struct open_job *oj = container_of(job, struct open_job, job);
+	struct session *s = oj->s;
+	struct pending_open *po = &oj->po;
+	int ret;
+
+	s->opening = false;
+	if (s->closing) {
+		session_resume(s, &oj->req, -ECANCELED);
+		return;
+	}
+	/* A file whose file system did not answer in time: the client may try again. */
+	ret = status == -ETIMEDOUT ? -EAGAIN : status;
+	if (ret == 0 && oj->fa.err == 0 && !object_find_file(s->d, &oj->fa.st))
+		ret = limits_object(s->d, s->uid);
+	if (ret == 0)
+		ret = object_open_file(s->d, &oj->fa, s->uid, &po->obj);
+	if (ret == 0) {
+		po->may_write = po->shared && oj->writable_fd;
+		if (po->may_write && po->obj->fd_write < 0) {
+			/* Writes could never be written back: refuse rather than lose them. */
+			object_unref(po->obj);
+			ret = -EACCES;
+		}
+	}
+	if (ret == 0)
+		ret = object_open_reply(s, &oj->req, po, oj->writable_fd);
+	session_resume(s, &oj->req, ret);
+}
+
+/* Look the file up in a worker thread: the reply comes from open_done(). */
+static int object_open_start(struct session *s, const struct upager_msg *req,
+			     const struct pending_open *po, bool writable_fd, int client_fd)
+{
+	struct open_job *oj = calloc(1, sizeof(*oj));
+	int ret;
+
+	if (!oj)
+		return -ENOMEM;
+	oj->client_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	if (oj->client_fd < 0) {
+		free(oj);
+		return neg_errno();
+	}
+	oj->job = (struct worker_job){ .run = open_run,
+				       .done = open_done,
+				       .free = open_free,
+				       .owner = s->uid,
+				       .timeout_ms = s->d->config.file_timeout_ms };
+	oj->s = s;
+	oj->req = *req;
+	oj->po = *po;
+	oj->writable_fd = writable_fd;
+	oj->fa.reader = -1;
+	ret = worker_submit(s->d->workers, &oj->job);
+	if (ret < 0) {
+		open_free(&oj->job);
+		return ret;
+	}
+	s->opening = true;
+	return REQUEST_LATER;
+}
+
+static int do_object_open(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	struct pending_open po = {
+		.prot = req->u.object_open.prot,
+		.flags = req->u.object_open.flags,
+		.offset = req->u.object_open.offset,
+		.length = req->u.object_open.length,
+	};
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (s->n_opens == MAX_PENDING_OPENS) {
+		/* A client whose mmap(2) of the memfd failed never claims its open: forget the oldest. */
+		object_unref(s->opens[0].obj);
+		memmove(&s->opens[0], &s->opens[1], (MAX_PENDING_OPENS - 1) * sizeof(s->opens[0]));
+		s->n_opens--;
+	}
+	if (po.length == 0 || !IS_ALIGNED(po.offset, UPAGER_PAGE_SIZE) ||
+	    po.offset + po.length < po.offset)
+		return -EINVAL;
+	/* Refused before the client maps anything; REGION_ADD checks again. */
+	ret = limits_mapping(s->d, s->space->uid, po.length);
+	if (ret < 0)
+		return ret;
+	po.shared = map_shared(po.flags);
+
+	if (req->u.object_open.kind == UPAGER_OBJECT_FILE) {
+		bool writable_fd;
+
+		if (n_fds != 1)
+			return -EBADF;
+		ret = check_file_fd(&po, fds[0], &writable_fd);
+		if (ret < 0)
+			return ret;
+		return object_open_start(s, req, &po, writable_fd, fds[0]);
+	}
+	if (n_fds)
+		return -EBADF;
+	if (!po.shared)
+		return -EINVAL;
+	ret = limits_object(s->d, s->uid);
+	if (ret < 0)
+		return ret;
+	ret = object_new_anon(s->d, po.length, s->uid, &po.obj);
+	if (ret < 0)
+		return ret;
+	/* Nothing to write back, but writes to track all the same once a nonlinear mapping holds
+	 * copies of its pages (view.c). */
+	po.may_write = true;
+	return object_open_reply(s, req, &po, true);
+}
+
+static int do_region_add(struct session *s, const struct upager_msg *req)
+{
+	const typeof(req->u.region_add) *ra = &req->u.region_add;
+	struct region r = {
+		.start = ra->addr,
+		.length = ALIGN_UP(ra->length, UPAGER_PAGE_SIZE),
+		.offset = ra->offset,
+		.prot = ra->prot,
+		.flags = ra->flags,
+		.ra_next =
+			ra->offset >> UPAGER_PAGE_SHIFT, /* a reader from the start is sequential */
+		.base = ra->addr,
+	};
+	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (!r.start || !IS_ALIGNED(r.start, UPAGER_PAGE_SIZE) || r.length == 0 ||
+	    r.start + r.length < r.start)
+		return -EINVAL;
+	ret = limits_mapping(s->d, s->space->uid, r.length);
+	if (ret < 0)
+		return ret;
+	if (ra->object_id) {
+		size_t i;
+
+		for (i = 0; i < s->n_opens; i++) {
+			struct pending_open *po = &s->opens[i];
+
+			if (po->obj->id == ra->object_id && po->offset == ra->offset &&
+			    po->length == ra->length && po->prot == ra->prot &&
+			    po->flags == ra->flags)
+				break;
+		}
+		if (i == s->n_opens)
+			return -ENOENT;
+		r.obj = s->opens[i].obj;
+		r.shared = s->opens[i].shared;
+		r.may_write = s->opens[i].may_write;
+		s->opens[i] = s->opens[--s->n_opens];
+		mode |= UFFDIO_REGISTER_MODE_MINOR;
+		/* Write-protect mode serves read-only views of writable files, and pages that have
+		 * copies in nonlinear mappings (view.c). */
+		if (r.may_write && (s->space->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
+			mode |= UFFDIO_REGISTER_MODE_WP;
+			r.wp = !(r.prot & PROT_WRITE);
+			if (!r.wp)
+				r.obj->linear_writers++;
+		}
+	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
+		return -EINVAL;
+	}
+	if (ra->guard_addr || ra->sentinel_addr || ra->max_length) {
+		/* MAP_GROWSDOWN: the guard page sits right below, the sentinel below it. */
+		if (!(ra->flags & MAP_GROWSDOWN) || ra->object_id ||
+		    (ra->guard_addr && ra->guard_addr != r.start - UPAGER_PAGE_SIZE) ||
+		    (ra->sentinel_addr &&
+		     (!ra->guard_addr || ra->sentinel_addr != ra->guard_addr - UPAGER_PAGE_SIZE)))
+			return -EINVAL;
+		r.guard = ra->guard_addr;
+		r.sentinel = ra->sentinel_addr;
+		r.max_length = ALIGN_UP(ra->max_length, UPAGER_PAGE_SIZE);
+	}
+
+	ret = uffdio_register(s->space->uffd, r.guard ? r.guard : r.start,
+			      r.length + (r.guard ? UPAGER_PAGE_SIZE : 0), mode);
+	/* The sentinel is registered too, so that an unmap of it comes as an event. */
+	if (ret == 0 && r.sentinel &&
+	    uffdio_register(s->space->uffd, r.sentinel, UPAGER_PAGE_SIZE,
+			    UFFDIO_REGISTER_MODE_MISSING) < 0)
+		r.sentinel = 0;
+	if (ret < 0) {
+		object_unref(r.obj);
+		return ret;
+	}
+	ret = space_add_region(s->space, &r);
+	/* MAP_LOCKED populates as well, MAP_NONBLOCK or not, as in Linux. */
+	if (ret < 0 || !(ra->flags & (MAP_POPULATE | MAP_LOCKED)))
+		return ret;
+	ret = populate_region(s->space, r.start,
+			      (ra->flags & MAP_NONBLOCK) && !(ra->flags & MAP_LOCKED),
+			      session_populated, s);
+	if (ret != 0)
+		return 0; /* populated, or not: a failure to populate does not fail the call */
+	/* Reply when the reads are done; read nothing else from this client meanwhile. */
+	return session_wait_populate(s, req);
+}
+
+/* The write-backs an msync or munmap waited for are over: its reply. */
+static void wb_over(struct wb_wait *w)
+{
+	struct session *s = container_of(w, struct session, wb);
+	int ret = w->ret;
+
+	s->syncing = false;
+	if (s->closing) {
+		session_resume(s, &s->wb_req, -ECANCELED);
+		return;
+	}
+	/* A munmap's reply names the range; write-back errors are msync's to report. */
+	if (s->wb_req.op == UPAGER_OP_MUNMAP)
+		ret = session_reply(s, &s->wb_reply, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
+	session_resume(s, &s->wb_req, ret);
+}
+
+/* Before a request asks for write-backs: the session waits for them (holding one count). */
+static void wb_begin(struct session *s, const struct upager_msg *req)
+{
+	s->wb = (struct wb_wait){ .pending = 1, .done = wb_over };
+	s->wb_req = *req;
+}
+
+/*
+ * After: REQUEST_LATER if write-backs are under way (wb_over() replies), else @ret or the first
+ * error of those that are over.
+ */
+static int wb_end(struct session *s, int ret)
+{
+	if (ret < 0 && s->wb.ret == 0)
+		s->wb.ret = ret;
+	if (--s->wb.pending == 0)
+		return s->wb.ret;
+	s->syncing = true;
+	return REQUEST_LATER;
+}
+
+/*
+ * RESUME: a mapping of the client of a daemon that died, with the memfd it maps; registered
+ * again and entered as REGION_ADD would. See docs/design.md, "When the daemon dies".
+ */
+static int do_resume(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	const typeof(req->u.resume) *rs = &req->u.resume;
+	uint32_t flags = rs->flags & ~(uint32_t)(MAP_POPULATE | MAP_LOCKED);
+	struct pending_open po = {
+		.prot = rs->prot,
+		.flags = flags,
+		.offset = rs->offset,
+		.length = rs->length,
+		.shared = map_shared(flags),
+	};
+	struct upager_msg ra = { .op = UPAGER_OP_REGION_ADD, .seq = req->seq };
+	bool writable_fd = true;
+	int ret = 0;
+
+	if (!s->resuming)
+		return -EPERM;
+	if (rs->kind == UPAGER_RESUME_END) {
+		s->resuming = false;
+		if (!s->resumed_space)
+			space_release(s->space);
+		return 0;
+	}
+	if (s->resumed_space)
+		return 0;
+	if (rs->kind == UPAGER_RESUME_ANON_PRIVATE) {
+		if (n_fds)
+			return -EBADF;
+	} else if (rs->kind == UPAGER_OBJECT_FILE) {
+		if (n_fds != 2)
+			return -EBADF;
+		ret = check_file_fd(&po, fds[0], &writable_fd);
+		if (ret < 0)
+			return ret;
+		ret = resume_object(s->d, OBJECT_FILE, fds[0], fds[1], writable_fd, &po.obj);
+	} else {
+		if (n_fds != 1)
+			return -EBADF;
+		if (!po.shared)
+			return -EINVAL;
+		ret = resume_object(s->d, OBJECT_ANON, -1, fds[0], true, &po.obj);
+	}
+	if (ret < 0)
+		return ret;
+	if (po.obj) {
+		po.may_write = po.shared && writable_fd;
+		po.shared = po.may_write;
+		if ((po.may_write && po.obj->kind == OBJECT_FILE && po.obj->fd_write < 0) ||
+		    s->n_opens == MAX_PENDING_OPENS) {
+			object_unref(po.obj);
+			return -EACCES;
+		}
+		s->opens[s->n_opens++] = po;
+		ra.u.region_add.object_id = po.obj->id;
+	}
+	ra.u.region_add.addr = rs->addr;
+	ra.u.region_add.length = rs->length;
+	ra.u.region_add.offset = rs->offset;
+	ra.u.region_add.prot = rs->prot;
+	ra.u.region_add.flags = flags;
+	return do_region_add(s, &ra);
+}
+
+static int do_msync(struct session *s, const struct upager_msg *req)
+{
+	uint64_t a = req->u.msync.addr, len = req->u.msync.length;
+
+	if (!s->space)
+		return -EPERM;
+	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || a + len < a)
+		return -EINVAL;
+	wb_begin(s, req);
+	return wb_end(s, space_msync(s->space, a, a + len, req->u.msync.flags & MS_SYNC, &s->wb));
+}
+
+static int do_munmap(struct session *s, const struct upager_msg *req)
+{
+	uint64_t a = req->u.range.addr, len = ALIGN_UP(req->u.range.length, UPAGER_PAGE_SIZE);
+	struct upager_msg rep;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || len == 0 || a + len < a)
+		return -EINVAL;
+	/* The reply names where the client's unmap starts: lower for a grown MAP_GROWSDOWN. */
+	a = grow_munmap_start(s->space, a, a + len);
+	rep = *req;
+	rep.u.range.addr = a;
+	rep.u.range.length = req->u.range.addr + len - a;
+	s->wb_reply = rep;
+	/* The reply waits for the write-back of what the range may have dirtied. */
+	wb_begin(s, req);
+	ret = space_drop_range(s->space, a, req->u.range.addr + len, &s->wb);
+	ret = wb_end(s, ret < 0 ? ret : 0);
+	if (ret == REQUEST_LATER || ret < 0)
+		return ret;
+	return session_reply(s, &rep, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
+}
+
+static int do_control(struct session *s, int *fds, size_t n_fds)
+{
+	struct stat st;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (n_fds != 1 || fstat(fds[0], &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -EBADF;
+	ret = grow_attach(s->space, fds[0]);
+	fds[0] = -1; /* taken, also on failure */
+	return ret;
+}
+
+static int do_growth_limit(struct session *s, const struct upager_msg *req)
+{
+	struct region *r, *p;
+
+	if (!s->space)
+		return -EPERM;
+	r = region_find(&s->space->regions, req->u.growth_limit.addr);
+	if (!r || !(r->flags & MAP_GROWSDOWN))
+		return -EINVAL;
+	/* Every piece of the mapping left after a partial munmap is the same mapping. */
+	region_for_each(p, &s->space->regions)
+	{
+		if ((p->flags & MAP_GROWSDOWN) && p->base == r->base)
+			p->max_length = ALIGN_UP(req->u.growth_limit.max_length, UPAGER_PAGE_SIZE);
+	}
+	daemon_touch(s->d);
+	return 0;
+}
+
+static bool flags_shared(uint32_t flags)
+{
+	return (flags & MAP_TYPE) == MAP_SHARED || (flags & MAP_TYPE) == MAP_SHARED_VALIDATE;
+}
+
+/* Phase 1 of the first remap of a mapping: hand the client a view to map over it. */
+static int remap_convert(struct session *s, const struct upager_msg *req, struct region *r)
+{
+	struct upager_msg m = { .op = req->op, .seq = req->seq };
+	_cleanup_close_ int fd = -1, pages_fd = -1, file_fd = -1;
+	struct view *v;
+	int fds[4];
+	int ret;
+
+	ret = view_new(r->obj, r->length >> UPAGER_PAGE_SHIFT, r->offset >> UPAGER_PAGE_SHIFT,
+		       r->may_write, &v);
+	if (ret < 0)
+		return ret;
+	fd = view_reopen_memfd(v);
+	if (fd < 0) {
+		view_unref(v);
+		return fd;
+	}
+	m.u.remap_reply.convert = 1;
+	m.u.remap_reply.start = r->start;
+	m.u.remap_reply.length = r->length;
+	m.u.remap_reply.prot = r->prot;
+	m.u.remap_reply.map_type = r->may_write ? MAP_SHARED : MAP_PRIVATE;
+	view_unref(s->converting);
+	s->converting = v;
+	s->space->converting = r->start;
+	s->last.fd = REPLY_FD_VIEW;
+	s->last.fd_id = v->id;
+	fds[0] = fd;
+	fds[1] = view_table_fd(v);
+	/* A shared view of a file the client may write may have pages copied in by the library
+	 * alone: it reads the page states and the file (docs/design.md, "Nonlinear mappings"). */
+	if (r->may_write && r->obj->kind == OBJECT_FILE) {
+		int states = object_pages_fd(r->obj);
+
+		pages_fd = states < 0 ? states : fd_reopen(states, false);
+		file_fd = fd_reopen(r->obj->fd_read, false);
+	}
+	fds[2] = pages_fd;
+	fds[3] = file_fd;
+	if (session_reply(s, &m, 0, fds, fds[1] < 0 ? 1 : pages_fd < 0 || file_fd < 0 ? 2 : 4) < 0)
+		return -EPIPE;
+	return REQUEST_REPLIED;
+}
+
+/* Phase 2: the client mapped the view over the region; register it and make the region a view's. */
+static int remap_adopt(struct session *s, struct region *r)
+{
+	struct view *v = s->converting;
+	uint64_t mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR;
+	int ret;
+
+	if (!v || s->space->converting != r->start || r->view ||
+	    v->pages != r->length >> UPAGER_PAGE_SHIFT)
+		return -EINVAL;
+	if (s->space->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+		mode |= UFFDIO_REGISTER_MODE_WP;
+	ret = uffdio_register(s->space->uffd, r->start, r->length, mode);
+	if (ret < 0)
+		return ret;
+	/* Whatever a thread of the client touched while the view was not registered goes. */
+	fallocate(v->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		  (off_t)(v->pages << UPAGER_PAGE_SHIFT));
+	r->view = v;
+	r->view_index = 0;
+	view_attach(v, s->space, r->start);
+	view_publish(v, true);
+	s->converting = NULL;
+	s->space->converting = 0;
+	return 0;
+}
+
+static int do_remap(struct session *s, const struct upager_msg *req)
+{
+	uint64_t addr = ALIGN_DOWN(req->u.remap.addr, UPAGER_PAGE_SIZE);
+	uint64_t size = ALIGN_DOWN(req->u.remap.size, UPAGER_PAGE_SIZE);
+	uint64_t pgoff = req->u.remap.pgoff, pages = size >> UPAGER_PAGE_SHIFT;
+	struct region *r;
+	int ret;
+
+	if (!s->space)
+		return -EPERM;
+	if (size == 0 || addr + size <= addr)
+		return -EINVAL;
+	/* A shared mapping of a file or shared anonymous memory (shmem underneath, as Linux's). */
+	r = region_find(&s->space->regions, addr);
+	if (!r || !r->obj || !flags_shared(r->flags) || addr + size > region_end(r))
+		return -EINVAL;
+	if (pgoff + pages < pgoff || pgoff + pages > object_pages(r->obj))
+		return -EINVAL;
+	if (req->u.remap.phase == 2) {
+		ret = remap_adopt(s, r);
+		if (ret < 0)
+			return ret;
+	} else if (!r->view) {
+		return remap_convert(s, req, r);
+	}
+	view_remap(r->view, r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT), pages, pgoff);
+	if (req->u.remap.flags & MAP_NONBLOCK)
+		return 0; /* as Linux, map nothing: what the library does when it remaps alone */
+	ret = view_populate(s->space, addr, pages, session_populated, s);
+	if (ret != 0)
+		return 0;
+	return session_wait_populate(s, req);
+}
+
+/**
+ * request_handle() - do one request of a session (the daemon's session handler)
+ * @s: the session
+ * @req: the request, checked by the codec
+ * @fds: descriptors that came with it; a handler that keeps one sets its slot to -1
+ * @n_fds: how many
+ *
+ * Return: 0 or a negative errno to reply with, REQUEST_REPLIED, or REQUEST_LATER (see session.h).
+ */
+int request_handle(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
+{
+	if (req->op == UPAGER_OP_HELLO) {
+		if (s->hello)
+			return -EALREADY;
+		return do_hello(s, req, fds, n_fds);
+	}
+	if (!s->hello)
+		return -ENOTCONN;
+	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN && req->op != UPAGER_OP_CONTROL &&
+	    req->op != UPAGER_OP_RESUME)
+		return -EBADF;
+	/* Kernel events of the client read ahead of time come first, as if handled as read: an
+	 * unmap read before this request names addresses that this request may map anew. */
+	if (s->space)
+		events_dispatch_queued(s->space);
+	switch (req->op) {
+	case UPAGER_OP_OBJECT_OPEN:
+		return do_object_open(s, req, fds, n_fds);
+	case UPAGER_OP_REGION_ADD:
+		return do_region_add(s, req);
+	case UPAGER_OP_MUNMAP:
+		return do_munmap(s, req);
+	case UPAGER_OP_MSYNC:
+		return do_msync(s, req);
+	case UPAGER_OP_LIST:
+		return report_list(s, req);
+	case UPAGER_OP_STATS:
+		return report_stats(s, req);
+	case UPAGER_OP_REMAP:
+		return do_remap(s, req);
+	case UPAGER_OP_CONTROL:
+		return do_control(s, fds, n_fds);
+	case UPAGER_OP_GROWTH_LIMIT:
+		return do_growth_limit(s, req);
+	case UPAGER_OP_RESUME:
+		return do_resume(s, req, fds, n_fds);
+	default:
+		return -EOPNOTSUPP;
+	}
+}
