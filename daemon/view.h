@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
-#include "proto/upager-proto.h"
+#include "proto/view-table.h"
 #include "populate.h"
 
 struct daemon;

@@ -24,6 +24,7 @@
 #include "common/uffd.h"
 #include "internal.h"
 #include "proto/upager-proto.h"
+#include "proto/view-table.h"
 #include "upager.h"
 
 /* A nonlinear mapping of this process and its shared table. Under the connection lock. */

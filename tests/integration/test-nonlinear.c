@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proto/view-table.h"
 #include "upager.h"
 
 TestSuite(nonlinear, .init = harness_start, .fini = harness_stop, .timeout = 120);
