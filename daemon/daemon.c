@@ -29,6 +29,7 @@
 #include "session.h"
 #include "space.h"
 #include "state.h"
+#include "tables.h"
 #include "uffdio.h"
 #include "worker.h"
 
@@ -226,7 +227,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	uv_timer_init(loop, &d->accept_pause);
 	d->accept_pause.data = d;
 
-	ret = state_init(d, &passed);
+	ret = state_init(d, &passed, &tables_ops);
 	fdstore_passed_release(d, &passed);
 	if (ret < 0) {
 		log_error("saving the tables: %s", strerror(-ret));

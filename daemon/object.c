@@ -28,6 +28,7 @@
 #include "object.h"
 #include "view.h"
 #include "worker.h"
+#include "state.h"
 
 #define RESERVE_MIN (1ULL << 30)
 
@@ -1112,4 +1113,61 @@ void object_touched(struct object *o, const struct stat *st)
 uint64_t object_cached_pages(const struct object *o)
 {
 	return o->cached;
+}
+
+/* The page states are not here: they are in the object's own memfd. */
+static void object_fields(struct state_io *io, struct object *o, bool *has_read, bool *has_write)
+{
+	STATE_NUM(io, 1, o->id);
+	STATE_NUM(io, 2, o->kind);
+	STATE_NUM(io, 3, o->reserve);
+	STATE_NUM(io, 4, o->file_size);
+	STATE_NUM(io, 5, o->dev);
+	STATE_NUM(io, 6, o->ino);
+	STATE_NUM(io, 7, o->mtime.tv_sec);
+	STATE_NUM(io, 8, o->mtime.tv_nsec);
+	STATE_NUM(io, 9, o->ctime.tv_sec);
+	STATE_NUM(io, 10, o->ctime.tv_nsec);
+	state_str(io, 11, &o->path);
+	STATE_NUM(io, 12, o->pages_read);
+	STATE_NUM(io, 13, o->bytes_read);
+	STATE_NUM(io, 14, o->linear_writers);
+	STATE_NUM(io, 15, *has_read);
+	STATE_NUM(io, 16, *has_write);
+	STATE_NUM(io, 17, o->size); /* the memfd may be larger, see object_resize() */
+}
+
+/** object_save() - the record of object @o into @st */
+void object_save(struct object *o, struct state *st)
+{
+	bool has_read = o->fd_read >= 0, has_write = o->fd_write >= 0;
+	struct state_io io;
+
+	state_begin(&io, st, STATE_REC_OBJECT);
+	object_fields(&io, o, &has_read, &has_write);
+	state_end(&io);
+}
+
+/** object_load() - take an object back from its record and its descriptors in the fd store */
+void object_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p)
+{
+	struct object saved = { 0 }, *o;
+	bool has_read = false, has_write = false;
+	int memfd, pages_fd, rd = -1, wr = -1, ret;
+
+	object_fields(io, &saved, &has_read, &has_write);
+	memfd = fdstore_passed_take(p, "ob", saved.id);
+	pages_fd = fdstore_passed_take(p, "pg", saved.id);
+	if (has_read)
+		rd = fdstore_passed_take(p, "rd", saved.id);
+	if (has_write)
+		wr = fdstore_passed_take(p, "wr", saved.id);
+	/* The service manager passes one descriptor of an open file description stored twice. */
+	if (has_write && wr < 0 && rd >= 0)
+		wr = fcntl(rd, F_DUPFD_CLOEXEC, 3);
+	ret = object_adopt(d, &saved, memfd, pages_fd, rd, wr, &o);
+	if (ret < 0)
+		log_warning("object %s was not passed back: %s", saved.path ? saved.path : "?",
+			    strerror(-ret));
+	free(saved.path);
 }

@@ -159,3 +159,9 @@ static inline void object_page_set(struct object *o, uint64_t p, uint8_t state)
 		object_chunk_mark(o, p, true);
 	o->pages[p] = state;
 }
+
+struct fdstore_passed;
+struct state;
+struct state_io;
+void object_save(struct object *o, struct state *st);
+void object_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p);

@@ -12,6 +12,7 @@
 
 #include "common/macro.h"
 #include "region.h"
+#include "state.h"
 
 static void hold(const struct region_table *t, struct region *r)
 {
@@ -303,4 +304,67 @@ int region_table_copy(struct region_table *dst, const struct region_table *src)
 		hold(dst, &c);
 	}
 	return 0;
+}
+
+/* Keys of a region's fields: a new field of struct region gets a new key and one line below. */
+enum {
+	RK_SPACE = 1,
+	RK_START,
+	RK_LENGTH,
+	RK_OFFSET,
+	RK_PROT,
+	RK_FLAGS,
+	RK_OBJECT,
+	RK_VIEW,
+	RK_VIEW_INDEX,
+	RK_SHARED,
+	RK_MAY_WRITE,
+	RK_WP,
+	RK_FAULTS,
+	RK_PAGES_POPULATED,
+	RK_PAGES_READ,
+	RK_BYTES_READ,
+	RK_LATENCY_SUM,
+	RK_LATENCY_MAX,
+	RK_RA_NEXT,
+	RK_RA_WINDOW,
+	RK_GUARD,
+	RK_SENTINEL,
+	RK_BASE,
+	RK_MAX_LENGTH,
+	RK_GROWN_PAGES,
+};
+
+/**
+ * region_fields() - every field of struct region, saved or loaded through @io (state.h). The object and view are saved as their ids;
+ * the figures are as they were at the last table change (faults do not save them).
+ */
+void region_fields(struct state_io *io, struct region *r, uint64_t *space_id, uint64_t *obj_id,
+		   uint64_t *view_id)
+{
+	STATE_NUM(io, RK_SPACE, *space_id);
+	STATE_NUM(io, RK_START, r->start);
+	STATE_NUM(io, RK_LENGTH, r->length);
+	STATE_NUM(io, RK_OFFSET, r->offset);
+	STATE_NUM(io, RK_PROT, r->prot);
+	STATE_NUM(io, RK_FLAGS, r->flags);
+	STATE_NUM(io, RK_OBJECT, *obj_id);
+	STATE_NUM(io, RK_VIEW, *view_id);
+	STATE_NUM(io, RK_VIEW_INDEX, r->view_index);
+	STATE_NUM(io, RK_SHARED, r->shared);
+	STATE_NUM(io, RK_MAY_WRITE, r->may_write);
+	STATE_NUM(io, RK_WP, r->wp);
+	STATE_NUM(io, RK_FAULTS, r->faults);
+	STATE_NUM(io, RK_PAGES_POPULATED, r->pages_populated);
+	STATE_NUM(io, RK_PAGES_READ, r->pages_read);
+	STATE_NUM(io, RK_BYTES_READ, r->bytes_read);
+	STATE_NUM(io, RK_LATENCY_SUM, r->latency_sum_ns);
+	STATE_NUM(io, RK_LATENCY_MAX, r->latency_max_ns);
+	STATE_NUM(io, RK_RA_NEXT, r->ra_next);
+	STATE_NUM(io, RK_RA_WINDOW, r->ra_window);
+	STATE_NUM(io, RK_GUARD, r->guard);
+	STATE_NUM(io, RK_SENTINEL, r->sentinel);
+	STATE_NUM(io, RK_BASE, r->base);
+	STATE_NUM(io, RK_MAX_LENGTH, r->max_length);
+	STATE_NUM(io, RK_GROWN_PAGES, r->grown_pages);
 }

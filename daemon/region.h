@@ -87,3 +87,7 @@ static inline uint64_t region_end(const struct region *r)
 {
 	return r->start + r->length;
 }
+
+struct state_io;
+void region_fields(struct state_io *io, struct region *r, uint64_t *space_id, uint64_t *obj_id,
+		   uint64_t *view_id);

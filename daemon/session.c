@@ -25,6 +25,7 @@
 #include "session.h"
 #include "space.h"
 #include "view.h"
+#include "state.h"
 
 static void session_close(struct session *s);
 static void on_readable(uv_poll_t *h, int status, int events);
@@ -381,4 +382,105 @@ void session_free_all(struct daemon *d)
 
 	list_for_each_entry_safe (s, tmp, &d->sessions, link)
 		session_close(s);
+}
+
+static void session_fields(struct state_io *io, struct session *s, uint64_t *space_id,
+			   uint64_t *view_id)
+{
+	STATE_NUM(io, 1, s->id);
+	STATE_NUM(io, 2, s->pid);
+	STATE_NUM(io, 3, s->uid);
+	STATE_NUM(io, 4, s->hello);
+	STATE_NUM(io, 5, s->ctl);
+	STATE_NUM(io, 6, s->busy);
+	STATE_NUM(io, 7, s->pending.op);
+	STATE_NUM(io, 8, s->pending.seq);
+	STATE_NUM(io, 9, *space_id);
+	STATE_NUM(io, 10, *view_id);
+	STATE_NUM(io, 11, s->last.seq);
+	state_bytes(io, 12, s->last.msg, &s->last.len, sizeof(s->last.msg));
+	STATE_NUM(io, 13, s->last.fd);
+	STATE_NUM(io, 14, s->last.fd_id);
+	STATE_NUM(io, 15, s->last.fd_writable);
+}
+
+static void open_fields(struct state_io *io, struct pending_open *po, uint64_t *session_id,
+			uint64_t *obj_id)
+{
+	STATE_NUM(io, 1, *session_id);
+	STATE_NUM(io, 2, *obj_id);
+	STATE_NUM(io, 3, po->prot);
+	STATE_NUM(io, 4, po->flags);
+	STATE_NUM(io, 5, po->offset);
+	STATE_NUM(io, 6, po->length);
+	STATE_NUM(io, 7, po->shared);
+	STATE_NUM(io, 8, po->may_write);
+}
+
+/** session_save() - the record of session @s, and one per object it holds for a mapping */
+void session_save(struct session *s, struct state *st)
+{
+	uint64_t space_id = s->space && !s->space->dead ? s->space->id : 0;
+	uint64_t view_id = s->converting ? s->converting->id : 0;
+	struct state_io io;
+
+	state_begin(&io, st, STATE_REC_SESSION);
+	session_fields(&io, s, &space_id, &view_id);
+	state_end(&io);
+	for (size_t i = 0; i < s->n_opens; i++) {
+		uint64_t obj_id = s->opens[i].obj->id;
+
+		state_begin(&io, st, STATE_REC_OPEN);
+		open_fields(&io, &s->opens[i], &s->id, &obj_id);
+		state_end(&io);
+	}
+}
+
+static struct session *find_session(struct daemon *d, uint64_t id)
+{
+	struct session *s;
+
+	list_for_each_entry (s, &d->sessions, link)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/** session_load() - take a session back from its record and its socket in the fd store */
+void session_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p)
+{
+	uint64_t space_id = 0, view_id = 0;
+	struct session *saved = calloc(1, sizeof(*saved));
+	struct space *sp;
+	struct view *v;
+	int fd;
+
+	if (!saved)
+		return;
+	session_fields(io, saved, &space_id, &view_id);
+	fd = fdstore_passed_take(p, "cl", saved->id);
+	if (fd >= 0) {
+		sp = space_find(d, space_id);
+		v = view_find(d, view_id);
+		saved->space = sp ? space_ref(sp) : NULL;
+		saved->converting = v ? view_ref(v) : NULL;
+		session_adopt(d, saved, fd);
+	}
+	free(saved);
+}
+
+/** session_load_open() - an object handed out and not yet mapped, back into its session */
+void session_load_open(struct daemon *d, struct state_io *io)
+{
+	uint64_t session_id = 0, obj_id = 0;
+	struct pending_open po = { 0 };
+	struct session *s;
+
+	open_fields(io, &po, &session_id, &obj_id);
+	s = find_session(d, session_id);
+	po.obj = object_find(d, obj_id);
+	if (!s || !po.obj || s->n_opens == MAX_PENDING_OPENS)
+		return;
+	object_ref(po.obj);
+	s->opens[s->n_opens++] = po;
 }

@@ -91,3 +91,10 @@ void session_resume(struct session *s, const struct upager_msg *req, int ret);
 int session_accept(struct daemon *d, int fd);
 int session_adopt(struct daemon *d, struct session *saved, int fd);
 void session_free_all(struct daemon *d);
+
+struct fdstore_passed;
+struct state;
+struct state_io;
+void session_save(struct session *s, struct state *st);
+void session_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p);
+void session_load_open(struct daemon *d, struct state_io *io);

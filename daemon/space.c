@@ -21,6 +21,7 @@
 #include "space.h"
 #include "uffdio.h"
 #include "view.h"
+#include "state.h"
 
 /* A copy of a region (a split, a fork) holds what the region holds. */
 static void region_hold(struct region *r)
@@ -546,4 +547,100 @@ unsigned space_count_regions(struct daemon *d)
 	list_for_each_entry (s, &d->spaces, link)
 		n += (unsigned)s->regions.n;
 	return n;
+}
+
+/* The fields of a space's record. */
+static void space_fields(struct state_io *io, struct space *s)
+{
+	STATE_NUM(io, 1, s->id);
+	STATE_NUM(io, 2, s->pid);
+	STATE_NUM(io, 3, s->uid);
+	STATE_NUM(io, 4, s->token_addr);
+	STATE_NUM(io, 5, s->features);
+	STATE_NUM(io, 6, s->converting);
+}
+
+/** space_save() - the record of space @s into @st */
+void space_save(struct space *s, struct state *st)
+{
+	struct state_io io;
+
+	state_begin(&io, st, STATE_REC_SPACE);
+	space_fields(&io, s);
+	state_end(&io);
+}
+
+/** space_save_regions() - one record per region of space @s into @st, after those of objects */
+void space_save_regions(struct space *s, struct state *st)
+{
+	struct region *r;
+
+	region_for_each(r, &s->regions)
+	{
+		uint64_t space_id = s->id, obj_id = r->obj ? r->obj->id : 0;
+		uint64_t view_id = r->view ? r->view->id : 0;
+		struct state_io io;
+
+		state_begin(&io, st, STATE_REC_REGION);
+		region_fields(&io, r, &space_id, &obj_id, &view_id);
+		state_end(&io);
+	}
+}
+
+/** space_find() - the live space whose fd-store name is @id, or NULL */
+struct space *space_find(struct daemon *d, uint64_t id)
+{
+	struct space *s;
+
+	list_for_each_entry (s, &d->spaces, link)
+		if (id && s->id == id)
+			return s;
+	return NULL;
+}
+
+/**
+ * space_load() - take a space back from its record and its userfaultfd in the fd store
+ * Return: the space, held by the loop, or NULL.
+ */
+struct space *space_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p)
+{
+	struct space saved = { 0 }, *s;
+	int uffd;
+
+	space_fields(io, &saved);
+	uffd = fdstore_passed_take(p, "uf", saved.id);
+	if (uffd < 0 || space_new(d, uffd, saved.pid, saved.uid, saved.token_addr, &s) < 0) {
+		log_warning("the userfaultfd of pid %d was not passed back", (int)saved.pid);
+		return NULL;
+	}
+	s->id = saved.id;
+	s->features = saved.features;
+	s->converting = saved.converting;
+	space_unref(s); /* the loop's reference keeps it */
+	return s;
+}
+
+/** space_load_region() - put a region back into its space from its record */
+void space_load_region(struct daemon *d, struct state_io *io)
+{
+	uint64_t space_id = 0, obj_id = 0, view_id = 0;
+	struct region r = { 0 };
+	struct space *s;
+
+	region_fields(io, &r, &space_id, &obj_id, &view_id);
+	s = space_find(d, space_id);
+	r.obj = object_find(d, obj_id);
+	r.view = view_find(d, view_id);
+	if (!s || (obj_id && !r.obj) || (view_id && !r.view)) {
+		log_warning("a mapping at %#" PRIx64 " lost what it maps", r.start);
+		return;
+	}
+	if (r.obj)
+		object_ref(r.obj);
+	if (r.view)
+		view_ref(r.view);
+	if (region_insert(&s->regions, &r) < 0) {
+		view_unref(r.view);
+		object_unref(r.obj);
+	}
 }

@@ -62,3 +62,12 @@ uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
 void space_account_fault(struct space *s, struct region *r, uint64_t t0);
 unsigned space_count_regions(struct daemon *d);
+
+struct fdstore_passed;
+struct state;
+struct state_io;
+struct space *space_find(struct daemon *d, uint64_t id);
+void space_save(struct space *s, struct state *st);
+void space_save_regions(struct space *s, struct state *st);
+struct space *space_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p);
+void space_load_region(struct daemon *d, struct state_io *io);

@@ -51,6 +51,7 @@
 #include "uffdio.h"
 #include "view.h"
 #include "view-internal.h"
+#include "state.h"
 
 struct copyref {
 	struct view *v;
@@ -674,4 +675,71 @@ uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count)
 		prev = p;
 	}
 	return n;
+}
+
+/*
+ * The table and copy states are not here: they are in the view's own memfds, the daemon's (vm)
+ * and the one shared with the client's library (vt).
+ */
+static void view_fields(struct state_io *io, struct view *v, uint64_t *obj_id, uint64_t *space_id)
+{
+	STATE_NUM(io, 1, v->id);
+	STATE_NUM(io, 2, *obj_id);
+	STATE_NUM(io, 3, v->pages);
+	STATE_NUM(io, 4, v->base);
+	STATE_NUM(io, 5, v->may_write);
+	STATE_NUM(io, 6, *space_id);
+	STATE_NUM(io, 7, v->start);
+	STATE_NUM(io, 8, v->shared_size); /* 0: a daemon that shared no table saved this */
+	STATE_NUM(io, 9, v->local);
+}
+
+/** view_save() - the record of view @v into @st */
+void view_save(struct view *v, struct state *st)
+{
+	uint64_t obj_id = v->obj->id;
+	uint64_t space_id = v->space && !v->space->dead ? v->space->id : 0;
+	struct state_io io;
+
+	state_begin(&io, st, STATE_REC_VIEW);
+	view_fields(&io, v, &obj_id, &space_id);
+	state_end(&io);
+}
+
+/**
+ * view_load() - take a view back from its record and its memfds in the fd store
+ * @d: the daemon
+ * @io: the record
+ * @p: what the service manager passed
+ * @space_of: the live space of an id (the view attaches to it), or NULL
+ */
+void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
+	       struct space *(*space_of)(struct daemon *d, uint64_t id))
+{
+	struct view saved = { 0 }, *v;
+	uint64_t obj_id = 0, space_id = 0;
+	struct object *o;
+	int memfd, meta_fd, table_fd;
+
+	view_fields(io, &saved, &obj_id, &space_id);
+	memfd = fdstore_passed_take(p, "vw", saved.id);
+	meta_fd = fdstore_passed_take(p, "vm", saved.id);
+	table_fd = fdstore_passed_take(p, "vt", saved.id);
+	o = object_find(d, obj_id);
+	if (!o || view_adopt(o, &saved, memfd, meta_fd, table_fd, &v) < 0) {
+		if (!o) {
+			closep(&memfd);
+			closep(&meta_fd);
+			closep(&table_fd);
+		}
+		log_warning("a nonlinear mapping was not passed back");
+		return;
+	}
+	view_attach(v, space_of(d, space_id), saved.start);
+	/*
+	 * The library goes on remapping alone only if both the saved tables and the shared one
+	 * say it may: an unsaved change (the mapping moved) has always stopped it.
+	 */
+	view_publish(v, saved.local && v->space &&
+				__atomic_load_n(&v->shared->start, __ATOMIC_ACQUIRE) == v->start);
 }

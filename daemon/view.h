@@ -70,3 +70,11 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 			    uint64_t keep_index);
 bool view_has_copies(const struct object *o, uint64_t p);
 void view_claims_settle(struct object *o, uint64_t p);
+
+struct daemon;
+struct fdstore_passed;
+struct state;
+struct state_io;
+void view_save(struct view *v, struct state *st);
+void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
+	       struct space *(*space_of)(struct daemon *d, uint64_t id));
