@@ -13,7 +13,7 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
-#include "daemon.h"
+#include "context.h"
 #include "events.h"
 #include "fault.h"
 #include "grow.h"

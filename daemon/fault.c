@@ -17,7 +17,7 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
-#include "daemon.h"
+#include "context.h"
 #include "fault.h"
 #include "fill.h"
 #include "grow.h"

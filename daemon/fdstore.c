@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "fdstore.h"
 #include "log.h"
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "fill.h"
 #include "log.h"
 #include "object.h"

@@ -24,7 +24,7 @@
 #include "common/list.h"
 #include "common/macro.h"
 #include "common/uffd.h"
-#include "daemon.h"
+#include "context.h"
 #include "fault.h"
 #include "fdstore.h"
 #include "grow.h"

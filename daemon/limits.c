@@ -9,7 +9,7 @@
  */
 #include <errno.h>
 
-#include "daemon.h"
+#include "context.h"
 #include "limits.h"
 #include "object.h"
 #include "session.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "daemon.h"
+#include "context.h"
 #include "log.h"
 #include "notify.h"
 #include "object.h"

@@ -21,14 +21,14 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "fdstore.h"
 #include "log.h"
 #include "memfd.h"
 #include "object.h"
+#include "state.h"
 #include "view.h"
 #include "worker.h"
-#include "state.h"
 
 #define RESERVE_MIN (1ULL << 30)
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "fill.h"
 #include "log.h"
 #include "object.h"

@@ -5,7 +5,7 @@
 #include <sys/mman.h>
 
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "latency.h"
 #include "object.h"
 #include "proto/codec.h"

@@ -18,7 +18,7 @@
 
 #include "common/fdseal.h"
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "events.h"
 #include "grow.h"
 #include "limits.h"

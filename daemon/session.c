@@ -18,14 +18,14 @@
 
 #include "common/fdmsg.h"
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "fdstore.h"
 #include "log.h"
 #include "proto/codec.h"
 #include "session.h"
 #include "space.h"
-#include "view.h"
 #include "state.h"
+#include "view.h"
 
 static void session_close(struct session *s);
 static void on_readable(uv_poll_t *h, int status, int events);

@@ -14,14 +14,14 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
-#include "daemon.h"
+#include "context.h"
 #include "fdstore.h"
 #include "log.h"
 #include "object.h"
 #include "space.h"
+#include "state.h"
 #include "uffdio.h"
 #include "view.h"
-#include "state.h"
 
 /* A copy of a region (a split, a fork) holds what the region holds. */
 static void region_hold(struct region *r)

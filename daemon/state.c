@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "daemon.h"
+#include "context.h"
 #include "fdstore.h"
 #include "log.h"
 #include "memfd.h"

@@ -5,9 +5,9 @@
  * names: spaces, objects and their views, regions, sessions and the objects they hold.
  */
 #include "common/list.h"
-#include "daemon.h"
-#include "grow.h"
+#include "context.h"
 #include "fdstore.h"
+#include "grow.h"
 #include "object.h"
 #include "session.h"
 #include "space.h"

@@ -12,8 +12,8 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
-#include "log.h"
 #include "latency.h"
+#include "log.h"
 #include "uffdio.h"
 
 /*

@@ -18,14 +18,14 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
-#include "daemon.h"
+#include "context.h"
 #include "fill.h"
 #include "object.h"
 #include "region.h"
 #include "space.h"
 #include "uffdio.h"
-#include "view.h"
 #include "view-internal.h"
+#include "view.h"
 
 /* view_fault() again after the fill it waited on, not a fault of the kernel's */
 #define VIEW_RETRY (1ULL << 63)

@@ -40,7 +40,7 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
-#include "daemon.h"
+#include "context.h"
 #include "fdstore.h"
 #include "fill.h"
 #include "log.h"
@@ -48,10 +48,10 @@
 #include "object.h"
 #include "region.h"
 #include "space.h"
-#include "uffdio.h"
-#include "view.h"
-#include "view-internal.h"
 #include "state.h"
+#include "uffdio.h"
+#include "view-internal.h"
+#include "view.h"
 
 struct copyref {
 	struct view *v;

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "codec-test.h"
 #include "common/macro.h"
+#include "codec-test.h"
 #include "proto/codec.h"
 
 static struct upager_list_entry sample_entry(unsigned i, const char *path, size_t path_len)

@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/macro.h"
 #include "codec-test.h"
 #include "codec-valid.h"
-#include "common/macro.h"
 #include "proto/codec.h"
 
 static uint8_t buf[UPAGER_MSG_MAX + 64] __attribute__((aligned(8)));

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
+#include "daemon/context.h"
 #include "daemon/limits.h"
 #include "daemon/object.h"
 #include "daemon/session.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
+#include "daemon/context.h"
 #include "daemon/fdstore.h"
 #include "daemon/state.h"
 

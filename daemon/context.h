@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon's context, which every floor may reach, as libuv's modules reach their loop: its
+ * tables (sessions, spaces, objects), its tunables, its figures, and the hooks through which the
+ * floors below call the ones above. daemon.c, on the top floor, sets it up and tears it down.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/list.h"
+#include "latency.h"
+#include "limits.h"
+
+struct object;
+struct ring;
+struct state;
+struct worker_pool;
+
+/*
+ * Write-protect object pages [first, first+count) in every client mapping that may write them,
+ * before they are written back, so that a later write faults and makes them dirty again. False
+ * if a mapping that may write them cannot be protected (they stay dirty). space.c gives it.
+ */
+typedef bool (*daemon_protect_fn)(struct object *o, uint64_t first, uint64_t count);
+
+struct daemon_stats {
+	uint64_t faults;
+	uint64_t pages_read;
+	uint64_t bytes_read;
+	uint64_t bytes_from_page_cache; /* copied from the kernel's page cache without waiting */
+	uint64_t bytes_written;
+	uint64_t pages_populated;
+	struct latency latency;
+};
+
+/* Tunables, from the command line (see upagerd(8)). */
+struct daemon_config {
+	uint32_t readahead_min_pages; /* first read-ahead window of a sequential reader */
+	uint32_t readahead_max_pages; /* the window doubles up to this */
+	uint32_t fill_max_pages; /* largest single read */
+	uint64_t guard_gap; /* bytes a MAP_GROWSDOWN mapping keeps free below it, >= a page */
+	uint64_t file_timeout_ms; /* how long a call on a client's file may block a request */
+	struct user_limits limits; /* of each user but root */
+};
+
+struct session;
+struct space;
+struct upager_msg;
+
+/* What the floors above spaces do with one: read its userfaultfd, and let go of it as it ends. */
+struct space_hooks {
+	uv_poll_cb readable;
+	void (*killed)(struct space *s);
+};
+
+struct daemon {
+	uv_loop_t *loop;
+	uv_poll_t listen_poll;
+	uv_timer_t accept_pause; /* accept(2) ran out of descriptors: listen again later */
+	int listen_fd;
+	char *socket_path;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t liveness;
+	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
+	uv_idle_t queued; /* while spaces hold messages read ahead of time (space_drain()) */
+	struct ring *ring;
+	struct worker_pool *workers; /* blocking calls on clients' files */
+
+	uint64_t uffd_features; /* what the kernel offers */
+	uint64_t next_object_id;
+	uint64_t next_id; /* of sessions, spaces and views: their names in the fd store */
+	uint64_t start_ms;
+
+	struct list_head sessions;
+	struct list_head spaces;
+	struct list_head objects;
+	unsigned n_sessions, n_spaces, n_objects;
+
+	struct daemon_config config;
+	struct daemon_stats stats;
+	bool stopping;
+	bool activated; /* the listening socket came from systemd */
+	bool fdstore; /* descriptors go to the service manager's fd store (see fdstore.c) */
+	bool restoring; /* taking over the tables of a previous daemon: nothing is stored anew */
+	bool state_dirty; /* the tables changed since they were last saved */
+	struct state *state; /* where they are saved, or NULL */
+	void (*save)(struct daemon *d); /* saves them there: state_flush(), given by state.c */
+	struct space_hooks space_hooks;
+	/* Does a session's request: request_handle(), see session.h for what it returns. */
+	int (*handle_request)(struct session *s, const struct upager_msg *req, int *fds,
+			      size_t n_fds);
+	daemon_protect_fn protect; /* for object_writeback(); NULL: nothing is ever clean again */
+};
+
+/* The tables changed (a region, object, space, session or view came, went or changed): they are
+ * saved before the next reply and at the end of the loop iteration. Never on the fault path. */
+static inline void daemon_touch(struct daemon *d)
+{
+	d->state_dirty = true;
+}
+
+/* Save the tables now if they changed: before a reply that tells a client about a change. */
+static inline void daemon_save(struct daemon *d)
+{
+	if (d->save && d->state_dirty)
+		d->save(d);
+}
