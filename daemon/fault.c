@@ -248,8 +248,18 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		 * of it in a nonlinear mapping is stale. A sequential writer of a writable mapping
 		 * gets the ready pages after it writable too, in a window that grows as read-ahead
 		 * does, so that it takes one such fault per window rather than per page. */
-		uint64_t n = write_window(r, p), k;
+		uint64_t n, k;
 
+		if ((o->pages[p] & (PAGE_STATE_MASK | PAGE_AWAY)) != PAGE_READY) {
+			/* The page the write faulted on left the cache before the daemon read the
+			 * fault (a copy took it away, a refresh dropped it): its copies may hold the
+			 * only data now and stay. The write comes again as the fault of a missing
+			 * page, which brings the page home first. */
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+			space_account_fault(s, r, t0);
+			return;
+		}
+		n = write_window(r, p);
 		view_invalidate_copies(o, p, NULL, 0);
 		for (k = 0; k < n; k++) {
 			uint64_t q = p + k;

@@ -260,6 +260,11 @@ static bool protect(struct space *s, struct region *r, uint64_t addr, uint64_t l
 	return ret == 0 || ret == -ENOENT || ret == -ESRCH;
 }
 
+static bool protect_tracked(struct space *s, struct region *r, uint64_t addr, uint64_t len)
+{
+	return !region_tracks_writes(s, r) || protect(s, r, addr, len);
+}
+
 /**
  * space_protect_object() - write-protect object pages [first, first+count) in every linear
  * mapping of every client that may write them (a write then faults: fault_object())
@@ -276,6 +281,24 @@ bool space_protect_object(struct object *o, uint64_t first, uint64_t count)
 {
 	return for_each_writer(o, first, count, tracked) &&
 	       for_each_writer(o, first, count, protect);
+}
+
+/**
+ * space_protect_tracked() - write-protect object pages [first, first+count) in every linear
+ * mapping that may write them and tracks its writes (region_tracks_writes()), before their data
+ * is copied elsewhere: a write from then on faults and waits for the daemon, so none lands
+ * unseen between the copy and what the daemon does next. Mappings that track no write cannot be
+ * protected and are left as they are.
+ * @o: the object
+ * @first: first page
+ * @count: pages
+ *
+ * Return: true if each of them is protected now; false if one could not be (its client's mm kept
+ * changing, see uffdio_writeprotect()).
+ */
+bool space_protect_tracked(struct object *o, uint64_t first, uint64_t count)
+{
+	return for_each_writer(o, first, count, protect_tracked);
 }
 
 /**

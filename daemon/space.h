@@ -51,6 +51,7 @@ void space_kill(struct space *s);
 bool space_check_alive(struct space *s);
 bool region_tracks_writes(const struct space *s, const struct region *r);
 bool space_protect_object(struct object *o, uint64_t first, uint64_t count);
+bool space_protect_tracked(struct object *o, uint64_t first, uint64_t count);
 void space_wake(struct space *s);
 void space_hold(struct space *s);
 void space_release(struct space *s);

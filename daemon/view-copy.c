@@ -158,7 +158,8 @@ static void map_copy(struct space *s, uint64_t addr, bool wp)
 
 /*
  * Copy home page p into view page i and map it, write-protected, at addr of space s.
- * Return: 0, -EAGAIN if the library remapped view page i since p was read, or -ENOMEM.
+ * Return: 0, -EAGAIN if the library remapped view page i since p was read or a linear mapping
+ * that may be writing the home page could not be write-protected now, or -ENOMEM.
  */
 static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i, uint64_t p)
 {
@@ -168,6 +169,15 @@ static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 
 	if (!view_hold(v, i, p))
 		return -EAGAIN;
+	/* A linear mapping may hold the home page writable and write it right now: a write
+	 * between the copy and the punch below would be lost with the home page. Protected first,
+	 * such a write faults and waits, then finds the page away and brings it home from the copy
+	 * (fault_object()). */
+	if (first && o->linear_writers > 0 && (o->pages[p] & PAGE_WRITABLE) &&
+	    !space_protect_tracked(o, p, 1)) {
+		view_release(v, i);
+		return -EAGAIN;
+	}
 	memcpy(v->map + (i << UPAGER_PAGE_SHIFT), o->map + (p << UPAGER_PAGE_SHIFT),
 	       UPAGER_PAGE_SIZE);
 	ret = view_copies_add(o, p, v, i);
