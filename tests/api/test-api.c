@@ -30,3 +30,21 @@ Test(api, every_exported_function)
 	cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
 	cr_assert_eq(upager_munmap(m2, PAGE), 0);
 }
+
+Test(api, growth_limit_of_a_growsdown_mapping)
+{
+	char *g = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+	char *m = upager_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(g, MAP_FAILED, "%m");
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	cr_assert_eq(upager_set_growth_limit(g, 4 * PAGE), 0, "%m");
+	*(volatile char *)(g - PAGE) = 1; /* the guard page: grows by a page */
+	cr_assert_eq(g[-(long)PAGE], 1);
+	errno = 0;
+	cr_assert_eq(upager_set_growth_limit(m, 4 * PAGE), -1);
+	cr_assert_eq(errno, EINVAL); /* not a MAP_GROWSDOWN mapping */
+	cr_assert_eq(upager_munmap(g - PAGE, 3 * PAGE), 0);
+	cr_assert_eq(upager_munmap(m, PAGE), 0);
+}

@@ -71,6 +71,12 @@ Test(errors, bad_calls_fail_as_mmap_fails)
 	const struct call calls[] = {
 		{ NULL, 0, PROT_READ, MAP_SHARED, rw, 0, EINVAL, "length 0" },
 		{ NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, EINVAL, "anon length 0" },
+		/* Length 0 is refused before the file is looked at, but after the descriptor. */
+		{ NULL, 0, PROT_READ, MAP_PRIVATE, dir, 0, EINVAL, "length 0, a directory" },
+		{ NULL, 0, PROT_READ, MAP_PRIVATE, pfd[0], 0, EINVAL, "length 0, a pipe" },
+		{ NULL, 0, PROT_READ, MAP_PRIVATE, wo, 0, EINVAL, "length 0, fd write-only" },
+		{ NULL, 0, PROT_READ, MAP_SHARED, -1, 0, EBADF, "length 0, fd -1" },
+		{ NULL, 0, PROT_READ, MAP_PRIVATE, 9999, 0, EBADF, "length 0, fd not open" },
 		{ NULL, PAGE, PROT_READ, MAP_SHARED, rw, 100, EINVAL, "unaligned offset" },
 		{ NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 4095, EINVAL,
 		  "anon unaligned offset" },
