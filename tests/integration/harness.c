@@ -39,6 +39,7 @@ static void daemon_start(void)
 	const char *argv[16] = { "upagerd", "--verbose", "--socket", sock_path };
 	size_t argc = 4;
 	const char *bin = getenv("UPAGERD");
+	pid_t parent = getpid();
 	int logfd;
 	char log[320];
 
@@ -55,8 +56,11 @@ static void daemon_start(void)
 	daemon_pid = vfork();
 	cr_assert(daemon_pid >= 0);
 	if (daemon_pid == 0) {
-		/* Never outlive the test, even one that dies before its .fini runs. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* Never outlive the test, even one that dies before its .fini runs (killed by its
+		 * timeout): SIGKILL, since a daemon may not stop on SIGTERM while a write-back
+		 * stalls. A test that died before the prctl sends nothing: check it lives. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(127);
 		dup2(logfd, 2);
 		execv(bin, (char *const *)argv);
 		_exit(127);

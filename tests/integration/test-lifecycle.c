@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -201,6 +202,59 @@ Test(lifecycle, a_killed_client_vanishes_within_a_second)
 	cr_assert(wait_until(regions_gone, &g, 1000), "the killed client's mappings remain");
 	cr_assert_eq(harness_stats(&st), 0);
 	cr_assert_eq(st.u.stats_reply.cached_pages, 0);
+}
+
+struct started {
+	pid_t daemon;
+	char tmpdir[256];
+};
+
+/* Whether process *pid is gone: no such process, or a zombie no one reaped yet. */
+static bool process_gone(void *p)
+{
+	char path[64], state = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)*(pid_t *)p);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state == 'Z' || state == 'X';
+}
+
+Test(lifecycle, a_daemon_dies_with_the_test_that_started_it)
+{
+	struct started s = { 0 };
+	int pfd[2];
+	char cmd[300];
+	bool gone;
+	pid_t test;
+
+	cr_assert_eq(pipe(pfd), 0);
+	test = fork(); /* a test of its own, with its own daemon */
+	if (test == 0) {
+		harness_start();
+		s.daemon = harness_daemon_pid();
+		snprintf(s.tmpdir, sizeof(s.tmpdir), "%s", harness_tmpdir());
+		(void)!write(pfd[1], &s, sizeof(s));
+		pause();
+		_exit(0);
+	}
+	cr_assert_eq(read(pfd[0], &s, sizeof(s)), (ssize_t)sizeof(s));
+	cr_assert_gt(s.daemon, 0);
+	/* A daemon that would not stop on SIGTERM (a stalled write-back) must go all the same. */
+	cr_assert_eq(kill(s.daemon, SIGSTOP), 0);
+	kill(test, SIGKILL); /* as meson's timeout kills a test */
+	cr_assert_eq(waitpid(test, NULL, 0), test);
+	gone = wait_until(process_gone, &s.daemon, 1000);
+	if (!gone) /* it holds meson's output pipe: meson would wait for it */
+		kill(s.daemon, SIGKILL);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", s.tmpdir);
+	(void)!system(cmd);
+	cr_assert(gone, "upagerd %d outlived the test that started it", (int)s.daemon);
 }
 
 Test(lifecycle, mremap_that_grows_a_mapping_in_place)
