@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -297,4 +298,49 @@ Test(populate, map_locked_fails_as_the_kernel_past_the_lock_limits)
 	status = run_child(lock_limits, path);
 	cr_assert(WIFEXITED(status), "status %x", status);
 	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+}
+
+static void touch_and_die(void *p)
+{
+	/* Under ASan its own handler would report the SIGBUS and exit: die of it as a program does. */
+	signal(SIGBUS, SIG_DFL);
+	(void)*(volatile char *)p;
+	_exit(0);
+}
+
+/*
+ * A file of size bytes, not a whole number of pages, mapped over two pages more than it has and
+ * read from the start, in one read of 16 pages or more (read-ahead, or populate): what the file
+ * holds, zeroes past its end in its last page, and SIGBUS on a page wholly past it.
+ */
+static void check_tail_of(const char *name, size_t size, int flags)
+{
+	size_t pages = (size + PAGE - 1) / PAGE;
+	int fd = make_pattern_file(name, size, NULL), status;
+	const volatile char *m;
+
+	evict(fd);
+	m = upager_mmap(NULL, (pages + 2) * PAGE, PROT_READ, MAP_SHARED | flags, fd, 0);
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	for (size_t i = 0; i + 8 <= size; i += 8)
+		cr_assert_eq(*(const volatile uint64_t *)(m + i), pattern_at(i), "%s: offset %zu",
+			     name, i);
+	for (size_t i = size; i < pages * PAGE; i++)
+		cr_assert_eq(m[i], 0, "%s: byte %zu past the end of a file of %zu is %d", name, i,
+			     size, m[i]);
+	status = run_child(touch_and_die, (void *)(m + pages * PAGE));
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+		  "%s: a touch past the end of the file: status %x", name, status);
+	cr_assert_eq(upager_munmap((void *)m, (pages + 2) * PAGE), 0);
+}
+
+Test(populate, large_reads_leave_zeroes_past_the_end_of_the_file)
+{
+	const size_t size = 100 * 1024 + 123;
+
+	/* Files read in large reads before: their buffers are used again. */
+	check_tail_of("before", 26 * PAGE, 0);
+	check_tail_of("read", size, 0);
+	check_tail_of("before-populate", 26 * PAGE, MAP_POPULATE);
+	check_tail_of("populate", size, MAP_POPULATE);
 }
