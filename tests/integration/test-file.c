@@ -410,3 +410,170 @@ Test(file, a_page_past_a_shrunk_end_of_file_that_was_write_protected_raises_sigb
 	cr_assert(WIFSIGNALED(status), "status %x", status);
 	cr_assert_eq(WTERMSIG(status), SIGBUS, "signal %d", WTERMSIG(status));
 }
+
+/* A client of its own that maps fd shared and holds it until killed; returns its pid once it
+ * has touched the first page. */
+static pid_t hold_mapping(int fd)
+{
+	int pfd[2];
+	char c;
+	pid_t p;
+
+	cr_assert_eq(pipe(pfd), 0);
+	p = fork();
+	cr_assert(p >= 0);
+	if (p == 0) {
+		volatile char *m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+
+		if (m == MAP_FAILED)
+			_exit(2);
+		(void)m[0];
+		(void)!write(pfd[1], "x", 1);
+		pause();
+		_exit(0);
+	}
+	cr_assert_eq(read(pfd[0], &c, 1), 1);
+	close(pfd[0]);
+	close(pfd[1]);
+	return p;
+}
+
+Test(file, munmap_writes_back_while_another_mapping_of_the_file_stays)
+{
+	enum {
+		N = 4096 /* 16 MiB to write back: the call must wait for it */
+	};
+	int fd = make_pattern_file("f", N * PAGE, NULL);
+	pid_t other = hold_mapping(fd); /* forked before this process is a client */
+	uint64_t *a, *b, *c;
+
+	a = upager_mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	b = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(a, MAP_FAILED);
+	cr_assert_neq(b, MAP_FAILED);
+	for (size_t p = 0; p < N; p++)
+		a[p * PAGE / 8] = 11 + p;
+	(void)b[2 * PAGE / 8];
+	cr_assert_eq(upager_munmap(a, N * PAGE), 0);
+	cr_assert_eq(file_word(fd, (N - 1) * PAGE), 10 + N, "a mapping of this process stays");
+	cr_assert_eq(file_word(fd, PAGE), 12);
+	b[2 * PAGE / 8] = 22;
+	cr_assert_eq(upager_munmap(b, 4 * PAGE), 0);
+	cr_assert_eq(file_word(fd, 2 * PAGE), 22, "another process's mapping stays");
+	c = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(c, MAP_FAILED);
+	cr_assert_eq(c[PAGE / 8], 12);
+	cr_assert_eq(c[2 * PAGE / 8], 22);
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+}
+
+/* A client that writes through a plain shared mapping and then exits, or is killed, while
+ * another process maps the file: its writes reach the file within a second. */
+static void writer_leaves_while_another_maps(bool killed)
+{
+	struct writer w = { .fd = make_pattern_file("f", 4 * PAGE, NULL), .do_exit = !killed };
+	pid_t other = hold_mapping(w.fd), p;
+	int pfd[2], status;
+	char c;
+
+	cr_assert_eq(pipe(pfd), 0);
+	w.ready = pfd[1];
+	p = fork();
+	if (p == 0)
+		write_and_wait(&w);
+	if (killed) {
+		cr_assert_eq(read(pfd[0], &c, 1), 1);
+		kill(p, SIGKILL);
+	}
+	cr_assert_eq(waitpid(p, &status, 0), p);
+	cr_assert(killed ? WIFSIGNALED(status) : WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "status %x", status);
+	cr_assert(wait_until(file_has_writes, &w.fd, 1000), "the writes of a client that %s",
+		  killed ? "was killed were lost" : "exited were lost");
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+}
+
+Test(file, shared_writes_of_a_client_that_exits_reach_the_file_while_others_map_it)
+{
+	writer_leaves_while_another_maps(false);
+}
+
+Test(file, shared_writes_of_a_killed_client_reach_the_file_while_others_map_it)
+{
+	writer_leaves_while_another_maps(true);
+}
+
+/* The file's modification time, in nanoseconds. */
+static int64_t mtime_ns(int fd)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+Test(file, the_first_write_to_a_page_read_before_reaches_the_daemon)
+{
+	const struct timespec old[2] = { { 946684800, 0 }, { 946684800, 0 } };
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	volatile uint64_t *m;
+	int64_t t0;
+
+	cr_assert_eq(futimens(fd, old), 0);
+	t0 = mtime_ns(fd);
+	m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(m[2 * PAGE / 8], pattern_at(2 * PAGE));
+	cr_assert_eq(mtime_ns(fd), t0, "a read changed the file's times");
+	m[2 * PAGE / 8] = 0xfeed; /* the same page */
+	cr_assert_gt(mtime_ns(fd), t0, "the write did not change the file's times");
+	cr_assert_eq(upager_msync((void *)m, 4 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(file_word(fd, 2 * PAGE), 0xfeed);
+}
+
+Test(file, a_page_only_read_is_never_written_over_a_later_write_to_the_file)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	volatile uint64_t *m =
+		upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	uint64_t v = 0xabcd;
+
+	cr_assert_neq(m, MAP_FAILED);
+	for (int p = 0; p < 4; p++)
+		cr_assert_eq(m[p * PAGE / 8 + 1], pattern_at(p * PAGE + 8));
+	m[3 * PAGE / 8] = 1; /* another page is written */
+	cr_assert_eq(pwrite(fd, &v, sizeof(v), PAGE + 8), (ssize_t)sizeof(v));
+	cr_assert_eq(upager_msync((void *)m, 4 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(file_word(fd, PAGE + 8), 0xabcd, "msync wrote a page only read");
+	cr_assert_eq(upager_munmap((void *)m, 4 * PAGE), 0);
+	cr_assert_eq(file_word(fd, PAGE + 8), 0xabcd, "munmap wrote a page only read");
+	cr_assert_eq(file_word(fd, 3 * PAGE), 1);
+}
+
+static void sees_the_write(void *p)
+{
+	int fd = *(int *)p;
+	volatile uint64_t *m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+
+	_exit(m != MAP_FAILED && m[PAGE / 8] == 0x1111 && m[2 * PAGE / 8] == 0x2222 ? 0 : 1);
+}
+
+Test(file, a_shared_mapping_made_writable_by_mprotect_writes_the_file)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL), status;
+	uint64_t *m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(m[PAGE / 8], pattern_at(PAGE)); /* read before; page 2 never */
+	cr_assert_eq(mprotect(m, 4 * PAGE, PROT_READ | PROT_WRITE), 0, "%m");
+	m[PAGE / 8] = 0x1111;
+	m[2 * PAGE / 8] = 0x2222;
+	status = run_child(sees_the_write, &fd);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "another process: status %x",
+		  status);
+	cr_assert_eq(upager_msync(m, 4 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(file_word(fd, PAGE), 0x1111);
+	cr_assert_eq(file_word(fd, 2 * PAGE), 0x2222);
+}
