@@ -149,52 +149,112 @@ Test(stall, a_stalled_file_system_fails_its_own_request_and_no_one_waits)
 	stallfs_stop(&fs);
 }
 
+/* The stalled file's mappings in the client of client_across_a_stall(). */
+static uint64_t *client_map, *client_map2;
+
+/*
+ * Mount stallfs and fork a client of its file (opened O_RDWR into *fd): it maps 16 pages shared
+ * writable and writes 77 to page 3, then runs before() if given, waits until the file system
+ * stalls, and exits with during()'s status. Return: its pid, once the file system stalls.
+ */
+static pid_t client_across_a_stall(struct stallfs *fs, int *fd, bool (*before)(int fd),
+				   int (*during)(void))
+{
+	int up[2], down[2];
+	pid_t child;
+
+	stallfs_start(fs);
+	*fd = open(fs->data, O_RDWR);
+	cr_assert_geq(*fd, 0);
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(down), 0);
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		char c;
+
+		alarm(20);
+		client_map =
+			upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+		if (client_map == MAP_FAILED || (before && !before(*fd)))
+			_exit(1);
+		client_map[3 * PAGE / 8] =
+			77; /* written before the stall: its times are set then */
+		if (write(up[1], "w", 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(2);
+		_exit(during());
+	}
+	cr_assert_eq(read(up[0], &(char){ 0 }, 1), 1);
+	stallfs_set(fs, true);
+	cr_assert_eq(write(down[1], "s", 1), 1);
+	return child;
+}
+
+/* The client's request waited on the stalled file: it ends once the stall does, and its write
+ * reached the file. */
+static void client_waited(struct stallfs *fs, pid_t child, int fd, const char *request)
+{
+	uint64_t word = 0;
+	pid_t ended = waitpid(child, NULL, WNOHANG);
+	int status;
+
+	/* The stall ends first: a daemon stuck in it would outlive the test. */
+	stallfs_set(fs, false);
+	cr_assert_eq(ended, 0, "the %s did not wait for the file", request);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
+	cr_assert_eq(pread(fd, &word, 8, 3 * PAGE), 8);
+	cr_assert_eq(word, 77);
+}
+
+static int write_and_msync(void)
+{
+	/* A first write to another page sets the file's times, then msync: both wait. */
+	client_map[5 * PAGE / 8] = 88;
+	return upager_msync(client_map, 16 * PAGE, MS_SYNC) == 0 ? 0 : 3;
+}
+
 /* A write-back to a stalled file, and a first write that sets its times, wait for it in the
  * client that asked (as msync(2) would), and no one else waits: the calls run in worker threads. */
 Test(stall, a_write_and_an_msync_to_a_stalled_file_wait_alone)
 {
 	struct stallfs fs;
 	char other[512];
-	int ofd = make_pattern_file("other", 4 * PAGE, other), fd, status, up[2], down[2];
+	int ofd = make_pattern_file("other", 4 * PAGE, other), fd;
 	uint64_t *mine, word = 0;
-	pid_t child;
+	pid_t child = client_across_a_stall(&fs, &fd, NULL, write_and_msync);
 
-	stallfs_start(&fs);
-	fd = open(fs.data, O_RDWR);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(pipe(up), 0);
-	cr_assert_eq(pipe(down), 0);
-	child = fork();
-	cr_assert(child >= 0);
-	if (child == 0) {
-		uint64_t *p;
-		char c;
-
-		alarm(20);
-		p = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (p == MAP_FAILED)
-			_exit(1);
-		p[3 * PAGE / 8] = 77; /* written before the stall: its times are set then */
-		if (write(up[1], "w", 1) != 1 || read(down[0], &c, 1) != 1)
-			_exit(2);
-		/* A first write to another page sets the file's times, then msync: both wait. */
-		p[5 * PAGE / 8] = 88;
-		_exit(upager_msync(p, 16 * PAGE, MS_SYNC) == 0 ? 0 : 3);
-	}
-	cr_assert_eq(read(up[0], &(char){ 0 }, 1), 1);
-	stallfs_set(&fs, true);
-	cr_assert_eq(write(down[1], "s", 1), 1);
 	/* The child's msync waits on the stalled file while another client is served. */
 	mine = served_at_once(ofd);
-	cr_assert_eq(waitpid(child, &status, WNOHANG), 0, "the msync did not wait for the file");
-	stallfs_set(&fs, false);
-	cr_assert_eq(waitpid(child, &status, 0), child);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
-	cr_assert_eq(pread(fd, &word, 8, 3 * PAGE), 8);
-	cr_assert_eq(word, 77);
+	client_waited(&fs, child, fd, "msync");
 	cr_assert_eq(pread(fd, &word, 8, 5 * PAGE), 8);
 	cr_assert_eq(word, 88);
 	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
+	close(fd);
+	stallfs_stop(&fs);
+}
+
+static bool map_again(int fd)
+{
+	client_map2 = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	return client_map2 != MAP_FAILED && client_map2[0] == pattern_at(0);
+}
+
+static int unmap_the_first(void)
+{
+	return upager_munmap(client_map, 16 * PAGE) == 0 && client_map2[3 * PAGE / 8] == 77 ? 0 : 3;
+}
+
+/* A munmap writes back what the range may have dirtied before it returns, also while another
+ * mapping of the file stays: it waits for a stalled file as msync would. */
+Test(stall, a_munmap_waits_for_its_write_back_while_another_mapping_stays)
+{
+	struct stallfs fs;
+	int fd;
+	pid_t child = client_across_a_stall(&fs, &fd, map_again, unmap_the_first);
+
+	usleep(300 * 1000);
+	client_waited(&fs, child, fd, "munmap");
 	close(fd);
 	stallfs_stop(&fs);
 }
