@@ -19,7 +19,6 @@
 #include "object.h"
 #include "ring.h"
 #include "uffdio.h"
-#include "view.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -54,8 +53,8 @@ static void set_state(struct object *o, uint64_t p, uint8_t state)
 
 	object_page_set(o, p, (uint8_t)((o->pages[p] & ~PAGE_STATE_MASK) | state));
 	/* A page no one held gets a home page: a library may be copying it in alone. */
-	if (was_free && state != PAGE_ABSENT && !list_empty(&o->views))
-		view_claims_settle(o, p);
+	if (was_free && state != PAGE_ABSENT && o->view_ops)
+		o->view_ops->claims_settle(o, p);
 }
 
 static uint8_t get_state(const struct object *o, uint64_t p)
@@ -281,7 +280,7 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 		uint64_t run = 1;
 
 		/* The data lives in a nonlinear mapping's copy: bring it home, never read the file. */
-		if ((o->pages[p] & PAGE_AWAY) && view_restore_home(o, p) == -EAGAIN) {
+		if (object_restore_home(o, p) == -EAGAIN) {
 			away = true;
 			p++;
 			continue;

@@ -27,7 +27,6 @@
 #include "memfd.h"
 #include "object.h"
 #include "state.h"
-#include "view.h"
 #include "worker.h"
 
 #define RESERVE_MIN (1ULL << 30)
@@ -657,7 +656,8 @@ static void object_free(struct object *o)
 	fdstore_remove(d, "rd", o->id);
 	fdstore_remove(d, "wr", o->id);
 	daemon_touch(d);
-	free(o->copies);
+	if (o->view_ops)
+		o->view_ops->object_free(o);
 	free(o->path);
 	free(o);
 }
@@ -773,8 +773,8 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 			p += OBJECT_CHUNK - 1; /* nothing to write back in this chunk */
 			continue;
 		}
-		if (p < end && (o->pages[p] & PAGE_AWAY))
-			view_restore_home(o, p);
+		if (p < end)
+			object_restore_home(o, p);
 		if (p < end && o->pages[p] == want && taken + run < WB_JOB_PAGES) {
 			run++;
 			continue;

@@ -12,6 +12,19 @@
 #include "common/list.h"
 
 struct daemon;
+struct object;
+
+/*
+ * What the nonlinear mappings of an object do for its cache, which knows nothing of them (view.c
+ * sets them with the object's first view): bring a page whose data is in a view's writable copy
+ * home (PAGE_AWAY; 0, or -EAGAIN to try again later), settle the library's claims on a page
+ * before the daemon changes it, and free the views' per-object data with the object.
+ */
+struct object_view_ops {
+	int (*restore_home)(struct object *o, uint64_t p);
+	void (*claims_settle)(struct object *o, uint64_t p);
+	void (*object_free)(struct object *o);
+};
 
 enum object_kind {
 	OBJECT_FILE = 1,
@@ -64,10 +77,11 @@ struct object {
 
 	uint64_t pages_read, bytes_read; /* from the backing store, over the object's life */
 
-	/* Nonlinear mappings of the object (view.c). */
+	/* Nonlinear mappings of the object: the views' own (view.c), which the cache reaches
+	 * through view_ops only. */
 	struct list_head views;
-	struct copyset **copies; /* per page, the copies in views; NULL until the first copy */
-	uint64_t copies_len;
+	const struct object_view_ops *view_ops; /* NULL until the first view */
+	void *view_data; /* the views' per-object data */
 	unsigned linear_writers; /* regions that map the cache writable without write-protect */
 
 	struct list_head link; /* daemon.objects */
@@ -123,6 +137,12 @@ uint64_t object_cached_pages(const struct object *o);
 static inline uint64_t object_pages(const struct object *o)
 {
 	return o->size >> 12;
+}
+
+/* Bring page @p home from a view's copy if its data is there: 0, or -EAGAIN to try later. */
+static inline int object_restore_home(struct object *o, uint64_t p)
+{
+	return (o->pages[p] & PAGE_AWAY) && o->view_ops ? o->view_ops->restore_home(o, p) : 0;
 }
 
 #define OBJECT_CHUNK_SHIFT 12 /* a chunk of object.maybe_dirty is 4096 pages */

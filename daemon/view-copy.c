@@ -6,8 +6,7 @@
  * A fault copies the object page the table names from the home page, filling it first if needed,
  * or, for a page no one has, straight from the kernel's page cache (copy_from_page_cache()). The
  * library copies pages no one holds in alone too, under a claim in the shared table that the
- * daemon settles before it changes the page (view_claims_settle(); docs/design.md, "Nonlinear
- * mappings").
+ * daemon settles before it changes the page (view.c; docs/design.md, "Nonlinear mappings").
  */
 #include <errno.h>
 #include <sched.h>
@@ -29,119 +28,6 @@
 
 /* view_fault() again after the fill it waited on, not a fault of the kernel's */
 #define VIEW_RETRY (1ULL << 63)
-
-/* How long the daemon waits for a library that is copying a page in (a claim COPYING). */
-#define CLAIM_WAIT_NS (20ULL * 1000 * 1000)
-
-/*
- * Take the copy the library made alone at view page i (a claim DONE) as the daemon's own: the
- * state copy_from_page_cache() leaves. The claim comes from the client: what does not look like
- * one goes, and the page faults again.
- */
-static void claim_adopt(struct view *v, uint64_t i, uint64_t p)
-{
-	struct object *o = v->obj;
-
-	if (i >= v->pages || v->copy[i] != COPY_NONE)
-		return;
-	if (p >= object_pages(o) ||
-	    __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE) !=
-		    (view_encode(v, i, p) | UPAGER_VIEW_HELD) ||
-	    view_copies_add(o, p, v, i) < 0) {
-		view_punch(v->memfd, i, 1);
-		return;
-	}
-	v->table[i] = p;
-	v->copy[i] = COPY_RO;
-	/* The page was no one's (or the file's and clean copies'); a fill may have begun since. */
-	if ((o->pages[p] & ~PAGE_AWAY & ~PAGE_CLEAN) == PAGE_ABSENT)
-		object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN);
-	o->d->stats.bytes_from_page_cache += UPAGER_PAGE_SIZE;
-	daemon_touch(o->d);
-}
-
-/*
- * Settle one claim of the library on view v (struct upager_view_table): a copy it has made (DONE)
- * becomes the daemon's; a claim on object page p or at view page i (UINT64_MAX: none), or any
- * claim if all, is revoked, after waiting for a copy under way (COPYING) to be done.
- */
-static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64_t p, uint64_t i,
-			     bool all)
-{
-	uint64_t deadline = 0;
-
-	for (;;) {
-		__u64 state = __atomic_load_n(&c->state, __ATOMIC_SEQ_CST);
-		uint64_t ci = __atomic_load_n(&c->index, __ATOMIC_RELAXED);
-		uint64_t cp = __atomic_load_n(&c->page, __ATOMIC_RELAXED);
-
-		switch (state) {
-		case UPAGER_CLAIM_IDLE:
-		case UPAGER_CLAIM_REVOKED:
-			return;
-		case UPAGER_CLAIM_DONE:
-			claim_adopt(v, ci, cp);
-			__atomic_store_n(&c->state, UPAGER_CLAIM_IDLE, __ATOMIC_RELEASE);
-			return;
-		case UPAGER_CLAIM_ACTIVE:
-			if (!all && cp != p && ci != i)
-				return;
-			if (__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_REVOKED,
-							false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-				return;
-			continue;
-		case UPAGER_CLAIM_COPYING:
-			if (!all && cp != p && ci != i)
-				return;
-			/* A UFFDIO_COPY and two stores: let the client's thread finish them, unless
-			 * it once made the daemon wait for nothing. */
-			if (!deadline) {
-				deadline = now_ns() + (v->claims_stalled ? 0 : CLAIM_WAIT_NS);
-			} else if (now_ns() > deadline &&
-				   __atomic_compare_exchange_n(
-					   &c->state, &state, UPAGER_CLAIM_REVOKED, false,
-					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-				/* A stopped client: its copy goes, and it takes it back itself. */
-				v->claims_stalled = true;
-				if (ci < v->pages && v->copy[ci] == COPY_NONE)
-					view_punch(v->memfd, ci, 1);
-				return;
-			}
-			sched_yield();
-			continue;
-		default: /* not a state: the client's doing */
-			__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_IDLE, false,
-						    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-			return;
-		}
-	}
-}
-
-/* Settle every claim of the library on view v, as claim_settle_one(). */
-void view_settle(struct view *v, uint64_t p, uint64_t i, bool all)
-{
-	for (size_t k = 0; v->shared && k < UPAGER_VIEW_CLAIMS; k++)
-		claim_settle_one(v, &v->shared->claim[k], p, i, all);
-}
-
-/**
- * view_claims_settle() - settle the library's claims on object page @p (struct
- * upager_view_table) before the daemon acts on the page
- * @o: the object
- * @p: the page, whose state byte the caller has just made non-zero
- *
- * A library copies a page in alone only while its state byte is 0, which it checks after it has
- * published its claim; the daemon makes the byte non-zero before it looks at the claims. So either
- * the library sees the byte and gives up, or the daemon sees the claim here.
- */
-void view_claims_settle(struct object *o, uint64_t p)
-{
-	struct view *v;
-
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	list_for_each_entry (v, &o->views, link)
-		view_settle(v, p, UINT64_MAX, false);
-}
 
 /*
  * Map the copy in view page at addr of space s (write-protected if wp) and wake the faulting

@@ -64,9 +64,17 @@ struct copyset {
 	struct copyref e[];
 };
 
+/* The views' own data of an object (object.view_data): per object page, its copies. */
+struct object_copies {
+	struct copyset **copies; /* NULL until the first copy */
+	uint64_t len;
+};
+
 static struct copyset *copies_of(const struct object *o, uint64_t p)
 {
-	return o->copies && p < o->copies_len ? o->copies[p] : NULL;
+	const struct object_copies *oc = o->view_data;
+
+	return oc && oc->copies && p < oc->len ? oc->copies[p] : NULL;
 }
 
 /** view_has_copies() - whether object page @p has a copy in some view */
@@ -79,19 +87,20 @@ bool view_has_copies(const struct object *o, uint64_t p)
 
 int view_copies_add(struct object *o, uint64_t p, struct view *v, uint64_t index)
 {
+	struct object_copies *oc = o->view_data;
 	struct copyset *cs;
 
-	if (!o->copies || p >= o->copies_len) {
+	if (!oc->copies || p >= oc->len) {
 		uint64_t len = MAX(object_pages(o), p + 1);
-		struct copyset **c = realloc(o->copies, len * sizeof(*c));
+		struct copyset **c = realloc(oc->copies, len * sizeof(*c));
 
 		if (!c)
 			return -ENOMEM;
-		memset(c + o->copies_len, 0, (len - o->copies_len) * sizeof(*c));
-		o->copies = c;
-		o->copies_len = len;
+		memset(c + oc->len, 0, (len - oc->len) * sizeof(*c));
+		oc->copies = c;
+		oc->len = len;
 	}
-	cs = o->copies[p];
+	cs = oc->copies[p];
 	if (!cs || cs->n == cs->cap) {
 		uint32_t cap = cs ? cs->cap * 2 : 2;
 		struct copyset *n = realloc(cs, sizeof(*n) + cap * sizeof(n->e[0]));
@@ -101,7 +110,7 @@ int view_copies_add(struct object *o, uint64_t p, struct view *v, uint64_t index
 		if (!cs)
 			n->n = 0;
 		n->cap = cap;
-		o->copies[p] = cs = n;
+		oc->copies[p] = cs = n;
 	}
 	cs->e[cs->n++] = (struct copyref){ v, index };
 	return 0;
@@ -120,7 +129,7 @@ static void copies_remove(struct object *o, uint64_t p, const struct view *v, ui
 		}
 	if (cs->n == 0) {
 		free(cs);
-		o->copies[p] = NULL;
+		((struct object_copies *)o->view_data)->copies[p] = NULL;
 	}
 }
 
@@ -285,7 +294,7 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 	}
 	if (cs && cs->n == 0) {
 		free(cs);
-		o->copies[p] = NULL;
+		((struct object_copies *)o->view_data)->copies[p] = NULL;
 	}
 }
 
@@ -370,6 +379,35 @@ static void shared_header(struct view *v)
 	__atomic_store_n(&v->shared->object_pages, object_pages(v->obj), __ATOMIC_RELAXED);
 }
 
+static void object_copies_free(struct object *o)
+{
+	struct object_copies *oc = o->view_data;
+
+	if (oc)
+		free(oc->copies); /* each page's copies went with its last copy */
+	free(oc);
+	o->view_data = NULL;
+}
+
+/* What views do for the cache of their object (struct object_view_ops). */
+static const struct object_view_ops view_object_ops = {
+	.restore_home = view_restore_home,
+	.claims_settle = view_claims_settle,
+	.object_free = object_copies_free,
+};
+
+/* The object learns of its views at the first one. Return: 0 or -ENOMEM. */
+static int views_of(struct object *o)
+{
+	if (o->view_ops)
+		return 0;
+	o->view_data = calloc(1, sizeof(struct object_copies));
+	if (!o->view_data)
+		return -ENOMEM;
+	o->view_ops = &view_object_ops;
+	return 0;
+}
+
 /**
  * view_new() - a view of @pages pages over object @o, mapping it linearly from @first_page
  * @o: the file object
@@ -387,6 +425,9 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	struct view *v;
 	int ret;
 
+	ret = views_of(o);
+	if (ret < 0)
+		return ret;
 	ret = memfd_new("upager:view", pages << UPAGER_PAGE_SHIFT, MEMFD_FIXED_SIZE, &memfd);
 	if (ret < 0)
 		return ret;
@@ -489,7 +530,7 @@ int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_f
 	int ret;
 
 	/* A view that had a shared table cannot go on without it: the client writes into it. */
-	if (memfd < 0 || meta_fd < 0 || (saved->shared_size && table_fd < 0) ||
+	if (views_of(o) < 0 || memfd < 0 || meta_fd < 0 || (saved->shared_size && table_fd < 0) ||
 	    fstat(meta_fd, &st) < 0 || (uint64_t)st.st_size < meta_size(saved->pages)) {
 		closep(&memfd);
 		closep(&meta_fd);
@@ -742,4 +783,119 @@ void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
 	 */
 	view_publish(v, saved.local && v->space &&
 				__atomic_load_n(&v->shared->start, __ATOMIC_ACQUIRE) == v->start);
+}
+
+/* The library's claims (struct upager_view_table): settled before the daemon changes a page. */
+
+/* How long the daemon waits for a library that is copying a page in (a claim COPYING). */
+#define CLAIM_WAIT_NS (20ULL * 1000 * 1000)
+
+/*
+ * Take the copy the library made alone at view page i (a claim DONE) as the daemon's own: the
+ * state copy_from_page_cache() leaves. The claim comes from the client: what does not look like
+ * one goes, and the page faults again.
+ */
+static void claim_adopt(struct view *v, uint64_t i, uint64_t p)
+{
+	struct object *o = v->obj;
+
+	if (i >= v->pages || v->copy[i] != COPY_NONE)
+		return;
+	if (p >= object_pages(o) ||
+	    __atomic_load_n(&v->shared->entry[i], __ATOMIC_ACQUIRE) !=
+		    (view_encode(v, i, p) | UPAGER_VIEW_HELD) ||
+	    view_copies_add(o, p, v, i) < 0) {
+		view_punch(v->memfd, i, 1);
+		return;
+	}
+	v->table[i] = p;
+	v->copy[i] = COPY_RO;
+	/* The page was no one's (or the file's and clean copies'); a fill may have begun since. */
+	if ((o->pages[p] & ~PAGE_AWAY & ~PAGE_CLEAN) == PAGE_ABSENT)
+		object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN);
+	o->d->stats.bytes_from_page_cache += UPAGER_PAGE_SIZE;
+	daemon_touch(o->d);
+}
+
+/*
+ * Settle one claim of the library on view v (struct upager_view_table): a copy it has made (DONE)
+ * becomes the daemon's; a claim on object page p or at view page i (UINT64_MAX: none), or any
+ * claim if all, is revoked, after waiting for a copy under way (COPYING) to be done.
+ */
+static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64_t p, uint64_t i,
+			     bool all)
+{
+	uint64_t deadline = 0;
+
+	for (;;) {
+		__u64 state = __atomic_load_n(&c->state, __ATOMIC_SEQ_CST);
+		uint64_t ci = __atomic_load_n(&c->index, __ATOMIC_RELAXED);
+		uint64_t cp = __atomic_load_n(&c->page, __ATOMIC_RELAXED);
+
+		switch (state) {
+		case UPAGER_CLAIM_IDLE:
+		case UPAGER_CLAIM_REVOKED:
+			return;
+		case UPAGER_CLAIM_DONE:
+			claim_adopt(v, ci, cp);
+			__atomic_store_n(&c->state, UPAGER_CLAIM_IDLE, __ATOMIC_RELEASE);
+			return;
+		case UPAGER_CLAIM_ACTIVE:
+			if (!all && cp != p && ci != i)
+				return;
+			if (__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_REVOKED,
+							false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+				return;
+			continue;
+		case UPAGER_CLAIM_COPYING:
+			if (!all && cp != p && ci != i)
+				return;
+			/* A UFFDIO_COPY and two stores: let the client's thread finish them, unless
+			 * it once made the daemon wait for nothing. */
+			if (!deadline) {
+				deadline = now_ns() + (v->claims_stalled ? 0 : CLAIM_WAIT_NS);
+			} else if (now_ns() > deadline &&
+				   __atomic_compare_exchange_n(
+					   &c->state, &state, UPAGER_CLAIM_REVOKED, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+				/* A stopped client: its copy goes, and it takes it back itself. */
+				v->claims_stalled = true;
+				if (ci < v->pages && v->copy[ci] == COPY_NONE)
+					view_punch(v->memfd, ci, 1);
+				return;
+			}
+			sched_yield();
+			continue;
+		default: /* not a state: the client's doing */
+			__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_IDLE, false,
+						    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+			return;
+		}
+	}
+}
+
+/* Settle every claim of the library on view v, as claim_settle_one(). */
+void view_settle(struct view *v, uint64_t p, uint64_t i, bool all)
+{
+	for (size_t k = 0; v->shared && k < UPAGER_VIEW_CLAIMS; k++)
+		claim_settle_one(v, &v->shared->claim[k], p, i, all);
+}
+
+/**
+ * view_claims_settle() - settle the library's claims on object page @p (struct
+ * upager_view_table) before the daemon acts on the page
+ * @o: the object
+ * @p: the page, whose state byte the caller has just made non-zero
+ *
+ * A library copies a page in alone only while its state byte is 0, which it checks after it has
+ * published its claim; the daemon makes the byte non-zero before it looks at the claims. So either
+ * the library sees the byte and gives up, or the daemon sees the claim here.
+ */
+void view_claims_settle(struct object *o, uint64_t p)
+{
+	struct view *v;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	list_for_each_entry (v, &o->views, link)
+		view_settle(v, p, UINT64_MAX, false);
 }
