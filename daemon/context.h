@@ -12,7 +12,6 @@
 
 #include "common/list.h"
 #include "latency.h"
-#include "limits.h"
 
 struct object;
 struct ring;
@@ -34,6 +33,14 @@ struct daemon_stats {
 	uint64_t bytes_written;
 	uint64_t pages_populated;
 	struct latency latency;
+};
+
+/* Per-user limits (limits.c). 0: no limit. The daemon's own user (root) has none. */
+struct user_limits {
+	unsigned connections;
+	unsigned objects; /* caches the user made: each costs the daemon 2 to 4 descriptors */
+	unsigned mappings;
+	uint64_t mapped; /* bytes of all the user's mappings together */
 };
 
 /* Tunables, from the command line (see upagerd(8)). */

@@ -5,15 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct daemon;
-
-/* 0: no limit. The daemon's own user (root) has none. */
-struct user_limits {
-	unsigned connections;
-	unsigned objects; /* caches the user made: each costs the daemon 2 to 4 descriptors */
-	unsigned mappings;
-	uint64_t mapped; /* bytes of all the user's mappings together */
-};
+#include "context.h" /* struct user_limits */
 
 int limits_connection(struct daemon *d, uid_t uid);
 int limits_object(struct daemon *d, uid_t uid);

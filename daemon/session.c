@@ -20,6 +20,7 @@
 #include "common/macro.h"
 #include "context.h"
 #include "fdstore.h"
+#include "limits.h"
 #include "log.h"
 #include "proto/codec.h"
 #include "session.h"

@@ -386,7 +386,14 @@ int soak_run(const struct soak_config *c, struct soak_result *r)
 	r->stale_file = check_file(path, sh, pages);
 	r->bytes_written = (uint64_t)(ctl_stat(c, "bytes_written") - written0);
 	r->rss_end_kb = rss_kb(c->daemon_pid);
-	r->fds_end = procfs_count_fds(c->daemon_pid);
+	/* The daemon closes upagerctl's connection and the file's cache when it has seen them go,
+	 * which may be a moment after: up to 2 s for its descriptors to come back. */
+	for (int i = 0; i < 200; i++) {
+		r->fds_end = procfs_count_fds(c->daemon_pid);
+		if (r->fds_end <= r->fds_start)
+			break;
+		usleep(10000);
+	}
 	munmap(sh, shsize);
 	unlink(path);
 	return 0;
