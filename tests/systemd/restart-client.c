@@ -9,7 +9,8 @@
  * without pause, so that the daemon always has faults in hand when it dies. A child forked at the
  * start waits until the parent is done, then reads the file and the shared memory through the
  * mappings it inherited, served by whatever daemon took over its address space, and faults in
- * fresh private pages; a MAP_GROWSDOWN mapping grows by a page each step. At the end the parent syncs, unmaps and checks the file on disk. Progress goes to stdout ("step N"); any wrong byte is a
+ * fresh private pages; a MAP_GROWSDOWN mapping grows by a page every few steps, before and after
+ * each restart. At the end the parent syncs, unmaps and checks the file on disk. Progress goes to stdout ("step N"); any wrong byte is a
  * "FAIL" line and exit status 1.
  *
  * Usage: restart-client FILE NLFILE STEPS STEP_USEC
@@ -35,6 +36,7 @@
 #define SPIN_PAGES 1024UL /* what the second thread faults in and drops, again and again */
 #define NL_PAGES 32UL
 #define GROW_PAGES 200UL /* what the MAP_GROWSDOWN mapping grows by, within stack_guard_gap */
+#define GROW_EVERY 4UL /* steps per page grown: it grows across every restart */
 
 static atomic_bool stop_spin;
 static int failures;
@@ -130,7 +132,7 @@ int main(int argc, char **argv)
 {
 	uint8_t want[PAGE];
 	uint8_t *file, *anon, *shanon, *nl, *spinmem, *gd;
-	unsigned long steps, usec;
+	unsigned long steps, usec, grown = 0;
 	int fd, nlfd, go[2], status;
 	pthread_t th;
 	pid_t kid;
@@ -171,8 +173,8 @@ int main(int argc, char **argv)
 	}
 	close(go[0]);
 	/*
-	 * A MAP_GROWSDOWN mapping that grows by a page each step: its growth channel must carry
-	 * over to each new daemon. Mappings made later go where the kernel's stack_guard_gap below
+	 * A MAP_GROWSDOWN mapping that grows by a page every few steps: its growth channel must
+	 * carry over to each new daemon. Mappings made later go where the kernel's stack_guard_gap below
 	 * it ends, as they would below the kernel's own MAP_GROWSDOWN mapping: it grows within that.
 	 */
 	setrlimit(RLIMIT_STACK, &(struct rlimit){ (steps + 64) * PAGE, (steps + 64) * PAGE });
@@ -204,12 +206,13 @@ int main(int argc, char **argv)
 			own_pattern(want, p, k);
 			memcpy(m + p * PAGE, want, PAGE);
 		}
-		if (p < GROW_PAGES) {
+		if (p % GROW_EVERY == 0 && grown < GROW_PAGES) {
 			memset(want, 0, PAGE);
-			if (!same(gd - (p + 1) * PAGE, want))
-				FAIL("grown page %lu not zero", p);
-			own_pattern(want, p, 4);
-			memcpy(gd - (p + 1) * PAGE, want, PAGE);
+			if (!same(gd - (grown + 1) * PAGE, want))
+				FAIL("grown page %lu not zero", grown);
+			own_pattern(want, grown, 4);
+			memcpy(gd - (grown + 1) * PAGE, want, PAGE);
+			grown++;
 		}
 		if (p < NL_PAGES / 2) {
 			file_pattern(want, NL_PAGES - 1 - p, 1);
@@ -233,7 +236,7 @@ int main(int argc, char **argv)
 				if (!same(shanon + q * PAGE, want))
 					FAIL("shared anonymous page %lu changed", q);
 				own_pattern(want, q, 4);
-				if (q < GROW_PAGES && !same(gd - (q + 1) * PAGE, want))
+				if (q < grown && !same(gd - (q + 1) * PAGE, want))
 					FAIL("grown page %lu changed", q);
 			}
 			for (unsigned long q = 0; q < NL_PAGES / 2 && q <= p; q++) {
