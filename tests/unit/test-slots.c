@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The swap store's slot allocator: runs, next fit, merging, ENOSPC, and a model to compare with. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/slots.h"
+
+static uint64_t must_alloc(struct slots *s, uint64_t pages)
+{
+	uint64_t slot = UINT64_MAX;
+	int ret = slots_alloc(s, pages, &slot);
+
+	cr_assert_eq(ret, 0, "alloc %lu: %d", (unsigned long)pages, ret);
+	return slot;
+}
+
+Test(slots, allocations_one_after_another_are_adjacent)
+{
+	struct slots s;
+
+	cr_assert_eq(slots_init(&s, 4096), 0);
+	cr_assert_eq(must_alloc(&s, 1), 0);
+	cr_assert_eq(must_alloc(&s, 1), 1);
+	cr_assert_eq(must_alloc(&s, 3), 2);
+	cr_assert_eq(must_alloc(&s, 8), 5);
+	cr_assert_eq(s.used, 13);
+	slots_deinit(&s);
+}
+
+Test(slots, a_new_cursor_prefers_a_long_run_to_a_small_hole)
+{
+	struct slots s;
+	uint64_t slot;
+
+	cr_assert_eq(slots_init(&s, 2000), 0);
+	cr_assert_eq(must_alloc(&s, 10), 0);
+	cr_assert_eq(must_alloc(&s, 1990), 10);
+	cr_assert_eq(slots_free(&s, 0, 10), 0); /* a hole of 10 */
+	cr_assert_eq(slots_free(&s, 1000, 600), 0); /* a run of 600 */
+	/* Best fit would take the hole; next fit takes the run and stays in it. */
+	cr_assert_eq(must_alloc(&s, 1), 1000);
+	cr_assert_eq(must_alloc(&s, 1), 1001);
+	cr_assert_eq(must_alloc(&s, 100), 1002);
+	/* The run is shorter than SLOTS_RUN now, yet the cursor stays in it. */
+	cr_assert_eq(must_alloc(&s, 1), 1102);
+	cr_assert_eq(slots_alloc(&s, 498, &slot), -ENOSPC);
+	cr_assert_eq(must_alloc(&s, 497), 1103);
+	/* Only the hole is left. */
+	cr_assert_eq(must_alloc(&s, 1), 0);
+	cr_assert_eq(must_alloc(&s, 9), 1);
+	cr_assert_eq(slots_alloc(&s, 1, &slot), -ENOSPC);
+	slots_deinit(&s);
+}
+
+Test(slots, freed_neighbours_merge_into_one_run)
+{
+	struct slots s;
+	uint64_t slot;
+
+	cr_assert_eq(slots_init(&s, 100), 0);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(must_alloc(&s, 10), (uint64_t)i * 10);
+	cr_assert_eq(slots_free(&s, 10, 10), 0);
+	cr_assert_eq(slots_free(&s, 30, 10), 0);
+	cr_assert_eq(slots_alloc(&s, 11, &slot), -ENOSPC);
+	cr_assert_eq(slots_free(&s, 20, 10), 0); /* both sides */
+	cr_assert_eq(slots_free(&s, 50, 10), 0);
+	cr_assert_eq(slots_free(&s, 40, 10), 0); /* the left only */
+	cr_assert_eq(must_alloc(&s, 50), 10);
+	cr_assert_eq(slots_free(&s, 80, 10), 0);
+	cr_assert_eq(slots_free(&s, 70, 10), 0); /* the right only */
+	cr_assert_eq(must_alloc(&s, 20), 70);
+	cr_assert_eq(s.used, 100);
+	slots_deinit(&s);
+}
+
+Test(slots, full_is_enospc_and_a_free_in_the_middle_makes_room)
+{
+	struct slots s;
+	uint64_t slot;
+
+	cr_assert_eq(slots_init(&s, 64), 0);
+	cr_assert_eq(slots_alloc(&s, 65, &slot), -ENOSPC);
+	cr_assert_eq(slots_alloc(&s, 0, &slot), -EINVAL);
+	cr_assert_eq(must_alloc(&s, 64), 0);
+	cr_assert_eq(slots_alloc(&s, 1, &slot), -ENOSPC);
+	cr_assert_eq(slots_free(&s, 20, 4), 0);
+	cr_assert_eq(s.used, 60);
+	cr_assert_eq(slots_alloc(&s, 5, &slot), -ENOSPC);
+	cr_assert_eq(must_alloc(&s, 4), 20);
+	cr_assert_eq(slots_alloc(&s, 1, &slot), -ENOSPC);
+	slots_deinit(&s);
+}
+
+Test(slots, a_double_free_or_one_past_the_end_is_refused)
+{
+	struct slots s;
+
+	cr_assert_eq(slots_init(&s, 64), 0);
+	cr_assert_eq(slots_free(&s, 0, 1), -EINVAL);
+	cr_assert_eq(must_alloc(&s, 32), 0);
+	cr_assert(slots_allocated(&s, 0, 32));
+	cr_assert_not(slots_allocated(&s, 0, 33));
+	cr_assert_not(slots_allocated(&s, 31, 0));
+	cr_assert_eq(slots_free(&s, 8, 8), 0);
+	cr_assert_not(slots_allocated(&s, 4, 8));
+	cr_assert_eq(slots_free(&s, 8, 8), -EINVAL);
+	cr_assert_eq(slots_free(&s, 4, 5), -EINVAL); /* its last page is free */
+	cr_assert_eq(slots_free(&s, 15, 2), -EINVAL); /* its first page is free */
+	cr_assert_eq(slots_free(&s, 30, 4), -EINVAL); /* past what was allocated */
+	cr_assert_eq(slots_free(&s, 60, 8), -EINVAL); /* past the end */
+	cr_assert_eq(slots_free(&s, UINT64_MAX, 2), -EINVAL);
+	cr_assert_eq(s.used, 24);
+	cr_assert_eq(slots_free(&s, 0, 8), 0);
+	cr_assert_eq(slots_free(&s, 16, 16), 0);
+	cr_assert_eq(s.used, 0);
+	cr_assert_eq(must_alloc(&s, 64), 0); /* all merged again */
+	slots_deinit(&s);
+}
+
+/* The longest run of free pages in the model. */
+static uint64_t longest_free(const bool *used, uint64_t pages)
+{
+	uint64_t best = 0, run = 0;
+
+	for (uint64_t i = 0; i < pages; i++) {
+		run = used[i] ? 0 : run + 1;
+		if (run > best)
+			best = run;
+	}
+	return best;
+}
+
+Test(slots, random_work_agrees_with_a_model)
+{
+	enum {
+		PAGES = 3000,
+		LIVE = 400
+	};
+	struct {
+		uint64_t slot, pages;
+	} live[LIVE];
+	bool used[PAGES] = { false };
+	unsigned nlive = 0;
+	uint64_t in_use = 0;
+	struct slots s;
+
+	srand(42);
+	cr_assert_eq(slots_init(&s, PAGES), 0);
+	for (int step = 0; step < 20000; step++) {
+		if (nlive < LIVE && (nlive == 0 || rand() % 3 != 0)) {
+			uint64_t pages =
+				1 + (uint64_t)(rand() % 4 == 0 ? rand() % 200 : rand() % 8);
+			uint64_t slot;
+			int ret = slots_alloc(&s, pages, &slot);
+
+			if (ret == -ENOSPC) {
+				cr_assert_lt(longest_free(used, PAGES), pages,
+					     "ENOSPC for %lu with a free run long enough",
+					     (unsigned long)pages);
+				continue;
+			}
+			cr_assert_eq(ret, 0);
+			cr_assert_leq(slot + pages, PAGES);
+			for (uint64_t i = slot; i < slot + pages; i++) {
+				cr_assert_not(used[i], "slot %lu given twice", (unsigned long)i);
+				used[i] = true;
+			}
+			live[nlive].slot = slot;
+			live[nlive++].pages = pages;
+			in_use += pages;
+		} else {
+			unsigned k = (unsigned)rand() % nlive;
+			uint64_t slot = live[k].slot, pages = live[k].pages;
+
+			cr_assert_eq(slots_free(&s, slot, pages), 0);
+			for (uint64_t i = slot; i < slot + pages; i++)
+				used[i] = false;
+			live[k] = live[--nlive];
+			in_use -= pages;
+			cr_assert_eq(slots_free(&s, slot, pages), -EINVAL);
+		}
+		cr_assert_eq(s.used, in_use);
+	}
+	slots_deinit(&s);
+}
+
+/* A fragmented store still allocates in O(log n): a scan per call would take minutes here. */
+Test(slots, a_fragmented_store_allocates_quickly)
+{
+	enum {
+		PAGES = 1 << 20
+	};
+	struct timespec t0, t1;
+	struct slots s;
+	double secs;
+
+	cr_assert_eq(slots_init(&s, PAGES), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (uint64_t i = 0; i < PAGES; i++)
+		cr_assert_eq(must_alloc(&s, 1), i);
+	for (uint64_t i = 0; i < PAGES; i += 2)
+		cr_assert_eq(slots_free(&s, i, 1), 0);
+	for (uint64_t i = 0; i < PAGES / 2; i++)
+		must_alloc(&s, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_eq(s.used, PAGES);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	cr_assert_lt(secs, 10.0, "%.1f s for 2.5 million calls", secs);
+	slots_deinit(&s);
+}
