@@ -396,29 +396,34 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct
 	return ret;
 }
 
+/*
+ * The end of the user address space of x86-64 with 4-level page tables (TASK_SIZE_MAX): the
+ * kernel refuses (EINVAL) a UFFDIO_WAKE whose range goes past it.
+ */
+#define USER_END ((1ULL << 47) - UPAGER_PAGE_SIZE)
+
 /**
- * space_wake() - wake every thread of the space that waits on a fault in one of its regions
+ * space_wake() - wake every thread of the space that waits on a fault
  * @s: the space
  *
  * A daemon that takes over after another died calls this: faults the dead daemon had read but not
- * resolved are in no queue any more, and their threads fault again once woken.
+ * resolved are in no queue any more, and their threads fault again once woken. Not only in the
+ * regions: below a MAP_GROWSDOWN mapping, a touch of its sentinel or of the pages the kernel grew
+ * the sentinel by, or of a page the dead daemon grew the mapping by and did not save, waits too.
  */
 void space_wake(struct space *s)
 {
-	if (s->token_addr)
-		uffdio_wake(s->uffd, s->token_addr, UPAGER_PAGE_SIZE);
+	uint64_t low = uffdio_lowest_addr();
 	const struct region *r;
 
+	uffdio_wake(s->uffd, low, USER_END - low);
+	/* Past it: a mapping placed there with a hint, under 5-level page tables. */
 	region_for_each(r, &s->regions)
 	{
-		/* A MAP_GROWSDOWN mapping's guard page is where a growth waits. */
-		uffdio_wake(s->uffd, r->guard ? r->guard : r->start,
-			    r->length + (r->guard ? UPAGER_PAGE_SIZE : 0));
+		if (region_end(r) > USER_END)
+			uffdio_wake(s->uffd, r->start, r->length);
 	}
 }
-
-/* The top of the user address space of x86-64 with 4-level page tables. */
-#define USER_TOP (1ULL << 47)
 
 /**
  * space_hold() - stop reading the space's userfaultfd while a client declares its mappings again
@@ -442,12 +447,9 @@ void space_hold(struct space *s)
  */
 void space_release(struct space *s)
 {
-	uint64_t low = uffdio_lowest_addr();
-
 	if (s->polling)
 		uv_poll_start(&s->poll, UV_READABLE, s->d->space_hooks.readable);
 	space_wake(s);
-	uffdio_wake(s->uffd, low, USER_TOP - low);
 }
 
 /** space_find_by_pid() - a live space of @pid that no session acts for yet, or NULL */

@@ -2,12 +2,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """upagerd restarts without losing clients. This harness plays systemd's part (manager.py): it
 holds the listening socket and the fd store, starts upagerd with them, kills it with SIGKILL while
-a client works, starts it again with the stored descriptors, three times, then stops it with
+a client works, starts it again with the stored descriptors, six times, then stops it with
 SIGTERM (as `systemctl restart` does) and starts it once more. Before each kill a shim
-(stall-shim.c) makes the daemon hang in the middle of something: resolving a fault it has read
-(the new daemon must wake the thread that waits on it), doing an msync it has read (the new
-daemon must do it), sending the reply to a mapping it has made (the new daemon must send it). The client (restart-client.c) must see every
-byte right throughout, and the files on disk must hold what it wrote."""
+(stall-shim.c) makes the daemon hang in the middle of something: taking the answer of the
+client's growth thread, which mapped the next guard page of a MAP_GROWSDOWN mapping (the new
+daemon must grow the mapping on from there), twice, or saving the growth it made; resolving a
+fault it has read (the new daemon must wake the thread that waits on it), doing an msync it has
+read (the new daemon must do it), sending the reply to a mapping it has made (the new daemon must
+send it). The client (restart-client.c) must see every byte right throughout, and the files on
+disk must hold what it wrote."""
 import os
 import signal
 import socket
@@ -96,10 +99,42 @@ with tempfile.TemporaryDirectory() as tmp:
         return start(mgr, lsock, sock,
                      dict(os.environ, LD_PRELOAD=shim, UPAGER_STALL=stall, UPAGER_STALL_CALL=call))
 
-    d = start_stalling("continue")
+    def crash(d, call, what):
+        """Make the daemon d hang in call (start_stalling()), then SIGKILL it."""
+        open(stall, "w").close()
+        end = time.monotonic() + 30
+        while not os.path.exists(stall + ".stalled") and time.monotonic() < end:
+            time.sleep(0.01)
+        check(os.path.exists(stall + ".stalled"), "upagerd hangs with " + what)
+        os.kill(d, signal.SIGKILL)
+        os.waitpid(d, 0)
+
+    def goes_on(d, line, what):
+        ok = client.wait_line(line, 30)
+        ended = None if ok or "EOF" not in client.lines else client.proc.wait(timeout=10)
+        if not check(ok, "the client goes on after %s (it %s)" %
+                     (what, "runs" if ended is None else "ended with status %d" % ended)):
+            client.proc.kill()
+            os.kill(d, signal.SIGKILL)
+            sys.exit(1)
+
+    d = start_stalling("grow")
     check(mgr.names() == ["upager.st.0", "upager.st.1"], "the state memfds are stored")
     client = Client([client_bin, path, nlpath, str(STEPS), str(STEP_USEC)], env)
-    check(client.wait_line("step 128", 60), "the client works")
+    # Crashes while the client's MAP_GROWSDOWN mapping grows (by leaps below its guard page from
+    # 16 pages grown to 47), between what its growth thread does and what the daemon knows of
+    # it. Each new daemon stalls in the next crash's call.
+    growth_rounds = [
+        ("grow", "grow", 8, "a growth done by the client and not by the daemon"),
+        ("grow", "grown", 24, "a leap done by the client and not by the daemon"),
+        ("grown", "continue", 48, "a growth done and not saved"),
+    ]
+    check(client.wait_line("grown 8", 60), "the client works")
+    for call, next_call, at, what in growth_rounds:
+        check(client.wait_line("grown %d" % at, 60), "the client grew by %d pages" % at)
+        crash(d, call, what)
+        d = start_stalling(next_call)
+        goes_on(d, "grown %d" % (at + 8), "a crash with " + what)
     leaver_path = os.path.join(tmp, "leaver")
     with open(leaver_path, "wb") as f:
         f.write(bytes(8 * PAGE))
@@ -119,13 +154,7 @@ with tempfile.TemporaryDirectory() as tmp:
     ]
     for call, next_call, at, what in rounds:
         check(client.wait_line("step %d" % at, 60), "the client reaches step %d" % at)
-        open(stall, "w").close()
-        end = time.monotonic() + 30
-        while not os.path.exists(stall + ".stalled") and time.monotonic() < end:
-            time.sleep(0.01)
-        check(os.path.exists(stall + ".stalled"), "upagerd hangs with " + what)
-        os.kill(d, signal.SIGKILL)
-        os.waitpid(d, 0)
+        crash(d, call, what)
         if leaver:
             # It exits while no daemon runs; its writes are in the cache only.
             leaver.communicate("exit\n", timeout=30)
@@ -151,11 +180,7 @@ with tempfile.TemporaryDirectory() as tmp:
             with open(leaver_path, "rb") as f:
                 check(f.read() == want,
                       "the new daemon writes back what a client that exited meanwhile wrote")
-        if not check(client.wait_line("step %d" % (at + 64), 30),
-                     "the client goes on after a crash with " + what):
-            client.proc.kill()
-            os.kill(d, signal.SIGKILL)
-            sys.exit(1)
+        goes_on(d, "step %d" % (at + 64), "a crash with " + what)
 
     # A restart: SIGTERM, as systemctl restart sends.
     check(client.wait_line("step 640", 60), "the client reaches step 640")

@@ -10,6 +10,12 @@
  *   sendmsg    the reply to a REGION_ADD: the request is done and the tables saved, the reply
  *              never sent; a new daemon must send it again (doing it again fails: the
  *              OBJECT_OPEN it claims is claimed)
+ *   grow       the answer of a client's growth thread, once read: the client mapped a new guard
+ *              page and sentinel below its MAP_GROWSDOWN mapping, and the daemon neither
+ *              registered them nor woke the faulting thread; a new daemon must grow on from there
+ *   grown      the saving of the tables after an answer of the growth thread was read: the
+ *              daemon registered the new guard page and sentinel and let the faulting thread go
+ *              on, but the tables a new daemon reads have the mapping as it was before
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -25,20 +31,31 @@
 int ioctl(int fd, unsigned long req, ...);
 int fdatasync(int fd);
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t recv(int fd, void *buf, size_t len, int flags);
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off);
+
+static int grown; /* a growth answer was read once the stall file existed */
 
 static void *next(const char *name)
 {
 	return dlsym(RTLD_NEXT, name);
 }
 
-static void maybe_stall(const char *call)
+/* Whether call is the one to stall in, and the stall file exists. */
+static int armed(const char *call)
 {
 	const char *stall = getenv("UPAGER_STALL"), *which = getenv("UPAGER_STALL_CALL");
+
+	return stall && which && !strcmp(which, call) && access(stall, F_OK) == 0;
+}
+
+static void maybe_stall(const char *call)
+{
 	char path[4096];
 
-	if (!stall || !which || strcmp(which, call) || access(stall, F_OK) < 0)
+	if (!armed(call))
 		return;
-	snprintf(path, sizeof(path), "%s.stalled", stall);
+	snprintf(path, sizeof(path), "%s.stalled", getenv("UPAGER_STALL"));
 	close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
 	for (;;)
 		pause();
@@ -78,4 +95,37 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	    msg->msg_iov[0].iov_len >= 8 && m[6] == 0x03 && m[7] == 0x80)
 		maybe_stall("sendmsg");
 	return real(fd, msg, flags);
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	ssize_t (*real)(int, void *, size_t, int) = next("recv");
+	ssize_t n = real(fd, buf, len, flags);
+	const unsigned char *m = buf;
+
+	/* Only the growth channel is read with recv(2): an answer is op 0x800a at offset 6. */
+	if (n >= 8 && m[6] == 0x0a && m[7] == 0x80) {
+		maybe_stall("grow");
+		grown = grown || armed("grown");
+	}
+	return n;
+}
+
+/* Whether fd is one of the daemon's memfds of its tables. */
+static int is_state(int fd)
+{
+	char path[64], target[256] = "";
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return readlink(path, target, sizeof(target) - 1) > 0 &&
+	       strstr(target, "memfd:upager:state") != NULL;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	ssize_t (*real)(int, const void *, size_t, off_t) = next("pwrite");
+
+	if (grown && is_state(fd))
+		maybe_stall("grown");
+	return real(fd, buf, n, off);
 }
