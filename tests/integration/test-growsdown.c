@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -46,12 +47,12 @@ static bool mapped(const void *addr)
 
 static sigjmp_buf segv_jmp;
 static volatile void *segv_addr;
-static volatile int segv_code;
+static volatile int segv_code, segv_sig;
 
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig;
 	(void)uc;
+	segv_sig = sig;
 	segv_addr = si->si_addr;
 	segv_code = si->si_code;
 	siglongjmp(segv_jmp, 1);
@@ -63,6 +64,22 @@ static void catch_segv(void)
 
 	sigemptyset(&sa.sa_mask);
 	cr_assert_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
+}
+
+/*
+ * Write to addr, within 10 s (SIGALRM kills the process past that): the signal it raised (its
+ * address in segv_addr), or 0.
+ */
+static int touch_signal(char *addr)
+{
+	segv_sig = 0;
+	segv_addr = NULL;
+	alarm(10);
+	if (!sigsetjmp(segv_jmp, 1))
+		*(volatile char *)addr = 1;
+	alarm(0);
+	return segv_sig;
 }
 
 /* Touch the pages below top one by one, writing a mark; return how many took it. */
@@ -101,15 +118,24 @@ static void set_stack_limit(rlim_t bytes)
 	cr_assert_eq(setrlimit(RLIMIT_STACK, &rl), 0, "setrlimit: %m");
 }
 
+/* A MAP_GROWSDOWN mapping of four pages, RLIMIT_STACK well above what a test grows it by. */
+static char *four_pages(void)
+{
+	char *p;
+
+	set_stack_limit(64 << 20);
+	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, GROWSDOWN, -1, 0);
+	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	return p;
+}
+
 Test(growsdown, touching_the_guard_page_grows_the_mapping_page_by_page)
 {
 	const long grow = 5000;
 	struct region_info r;
 	char *p;
 
-	set_stack_limit(64 << 20);
-	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, GROWSDOWN, -1, 0);
-	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	p = four_pages();
 	memset(p, 0x5a, 4 * PAGE);
 	cr_assert(region_holding(p, &r));
 	cr_assert_eq(r.start, (uintptr_t)p);
@@ -385,9 +411,7 @@ Test(growsdown, a_touch_below_the_guard_page_grows_the_mapping_down_to_it)
 	struct region_info r;
 	char *p;
 
-	set_stack_limit(64 << 20);
-	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, GROWSDOWN, -1, 0);
-	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	p = four_pages();
 	/* Two pages down, past the guard page: both join the mapping. */
 	cr_assert_eq(*(volatile char *)(p - 2 * PAGE), 0);
 	p[-2 * (long)PAGE] = 2;
@@ -406,6 +430,43 @@ Test(growsdown, a_touch_below_the_guard_page_grows_the_mapping_down_to_it)
 	cr_assert_eq(touch_down(p - 42 * PAGE, 10), 10);
 	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
 	cr_assert_not(mapped(p - 20 * PAGE));
+}
+
+Test(growsdown, a_touch_below_the_guard_page_past_the_limit_gets_sigbus)
+{
+	struct region_info r;
+	char *p;
+
+	p = four_pages();
+	cr_assert_eq(upager_set_growth_limit(p, 8 * PAGE), 0, "%m");
+	catch_segv();
+	/* Within the kernel's stack_guard_gap of the sentinel, which it grows down to the touch. */
+	cr_assert_eq(touch_signal(p - 20 * PAGE), SIGBUS);
+	cr_assert_eq((uintptr_t)segv_addr & ~(PAGE - 1), (uintptr_t)(p - 20 * PAGE));
+	cr_assert(region_holding(p, &r));
+	cr_assert_eq(r.length, 4 * PAGE, "the mapping did not grow");
+}
+
+Test(growsdown, a_forked_child_growing_past_the_limit_gets_sigbus)
+{
+	int status;
+	pid_t kid;
+	char *p;
+
+	p = four_pages();
+	cr_assert_eq(upager_set_growth_limit(p, 4 * PAGE), 0, "%m");
+	kid = fork();
+	cr_assert_geq(kid, 0);
+	if (kid == 0) {
+		/* No growth thread here to unmap the guard page: SIGBUS. */
+		catch_segv();
+		_exit(touch_signal(p - PAGE) == SIGBUS &&
+				      ((uintptr_t)segv_addr & ~(PAGE - 1)) == (uintptr_t)(p - PAGE)
+			      ? 0
+			      : 1);
+	}
+	cr_assert_eq(waitpid(kid, &status, 0), kid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
 }
 
 /* Through a volatile pointer: the compiler can neither drop the frame nor reorder its writes. */
