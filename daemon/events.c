@@ -80,12 +80,13 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 	case UFFD_EVENT_REMAP:
 		daemon_touch(s->d);
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		struct view_host h = space_host(s);
 		struct region *r;
 
 		region_for_each(r, &s->regions)
 		{
-			if (r->view && r->view->space == s) {
-				view_attach(r->view, s,
+			if (r->view && r->view->host.id == s->id) {
+				view_attach(r->view, &h,
 					    r->start - (r->view_index << UPAGER_PAGE_SHIFT));
 				view_publish(r->view, false); /* the library's address is stale */
 			}

@@ -25,6 +25,7 @@
 #include "object.h"
 #include "space.h"
 #include "uffdio.h"
+#include "view-copy.h"
 #include "view.h"
 #include "worker.h"
 

@@ -25,7 +25,6 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "context.h"
-#include "fault.h"
 #include "fdstore.h"
 #include "grow.h"
 #include "log.h"

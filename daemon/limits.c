@@ -12,7 +12,6 @@
 #include "context.h"
 #include "limits.h"
 #include "object.h"
-#include "session.h"
 #include "space.h"
 
 static const struct user_limits *limits_of(struct daemon *d, uid_t uid)
@@ -23,19 +22,14 @@ static const struct user_limits *limits_of(struct daemon *d, uid_t uid)
 }
 
 /**
- * limits_connection() - whether user @uid may have one more connection
+ * limits_connection() - whether user @uid, which has @have connections, may have one more
  * Return: 0, or -EMFILE if it has as many as it may.
  */
-int limits_connection(struct daemon *d, uid_t uid)
+int limits_connection(struct daemon *d, uid_t uid, unsigned have)
 {
-	unsigned max = limits_of(d, uid)->connections, n = 0;
-	struct session *s;
+	unsigned max = limits_of(d, uid)->connections;
 
-	if (!max)
-		return 0;
-	list_for_each_entry (s, &d->sessions, link)
-		n += s->uid == uid;
-	return n < max ? 0 : -EMFILE;
+	return !max || have < max ? 0 : -EMFILE;
 }
 
 /**

@@ -31,6 +31,7 @@
 #include "session.h"
 #include "space.h"
 #include "uffdio.h"
+#include "view-copy.h"
 #include "view.h"
 #include "worker.h"
 
@@ -669,7 +670,9 @@ static int remap_adopt(struct session *s, struct region *r)
 		  (off_t)(v->pages << UPAGER_PAGE_SHIFT));
 	r->view = v;
 	r->view_index = 0;
-	view_attach(v, s->space, r->start);
+	struct view_host h = space_host(s->space);
+
+	view_attach(v, &h, r->start);
 	view_publish(v, true);
 	s->converting = NULL;
 	s->space->converting = 0;

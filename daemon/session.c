@@ -296,6 +296,17 @@ static void session_start(struct session *s)
 	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
 }
 
+/* The connections of user @uid. */
+static unsigned sessions_of(struct daemon *d, uid_t uid)
+{
+	struct session *s;
+	unsigned n = 0;
+
+	list_for_each_entry (s, &d->sessions, link)
+		n += s->uid == uid;
+	return n;
+}
+
 /**
  * session_accept() - start a session on a new connection
  * @d: the daemon
@@ -315,7 +326,7 @@ int session_accept(struct daemon *d, int fd)
 		close(fd);
 		return ret;
 	}
-	if (limits_connection(d, cred.uid) < 0) {
+	if (limits_connection(d, cred.uid, sessions_of(d, cred.uid)) < 0) {
 		log_limited(LOG_WARNING, "uid %d has as many connections as it may; closing one",
 			    (int)cred.uid);
 		close(fd);

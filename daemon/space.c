@@ -152,6 +152,7 @@ static void on_poll_closed(uv_handle_t *h)
 void space_kill(struct space *s)
 {
 	struct daemon *d = s->d;
+	struct region *r;
 
 	if (s->dead)
 		return;
@@ -163,6 +164,12 @@ void space_kill(struct space *s)
 			close((int)s->queue[s->queue_head].msg.arg.fork.ufd);
 	if (d->space_hooks.killed)
 		d->space_hooks.killed(s);
+	/* Its views may outlive it (a session holds one it is converting to): not mapped here. */
+	region_for_each(r, &s->regions)
+	{
+		if (r->view && r->view->host.id == s->id)
+			view_attach(r->view, NULL, r->view->start);
+	}
 	region_table_deinit(&s->regions, drop_piece, NULL);
 	list_del_init(&s->link);
 	d->n_spaces--;
@@ -610,6 +617,22 @@ void space_save_regions(struct space *s, struct state *st)
 		region_fields(&io, r, &space_id, &obj_id, &view_id);
 		state_end(&io);
 	}
+}
+
+/** space_host() - what a view mapped in space @s needs of it (view_attach()) */
+struct view_host space_host(const struct space *s)
+{
+	return (struct view_host){ .id = s->id, .uffd = s->uffd, .pid = s->pid };
+}
+
+/** space_view_host() - space_host() of the live space @id, for view_load(); false if none */
+bool space_view_host(struct daemon *d, uint64_t id, struct view_host *h)
+{
+	struct space *s = space_find(d, id);
+
+	if (s)
+		*h = space_host(s);
+	return s != NULL;
 }
 
 /** space_find() - the live space whose fd-store name is @id, or NULL */

@@ -10,6 +10,7 @@
 #include "common/list.h"
 #include "common/uffd.h"
 #include "region.h"
+#include "view.h"
 
 struct daemon;
 struct grow_channel;
@@ -68,6 +69,8 @@ struct fdstore_passed;
 struct state;
 struct state_io;
 struct space *space_find(struct daemon *d, uint64_t id);
+struct view_host space_host(const struct space *s);
+bool space_view_host(struct daemon *d, uint64_t id, struct view_host *h);
 void space_save(struct space *s, struct state *st);
 void space_save_regions(struct space *s, struct state *st);
 struct space *space_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p);

@@ -65,7 +65,7 @@ static void tables_load(struct daemon *d, enum state_rec type, struct state_io *
 		object_load(d, io, p);
 		break;
 	case STATE_REC_VIEW:
-		view_load(d, io, p, space_find);
+		view_load(d, io, p, space_view_host);
 		break;
 	case STATE_REC_REGION:
 		space_load_region(d, io);

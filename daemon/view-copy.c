@@ -23,6 +23,7 @@
 #include "region.h"
 #include "space.h"
 #include "uffdio.h"
+#include "view-copy.h"
 #include "view-internal.h"
 #include "view.h"
 

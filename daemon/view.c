@@ -47,7 +47,6 @@
 #include "memfd.h"
 #include "object.h"
 #include "region.h"
-#include "space.h"
 #include "state.h"
 #include "uffdio.h"
 #include "view-internal.h"
@@ -202,12 +201,12 @@ static int downgrade(struct view *v, uint64_t index)
 
 	if (v->copy[index] != COPY_RW)
 		return 0;
-	if (v->space && !v->space->dead)
-		ret = uffdio_writeprotect(v->space->uffd, page_addr(v, index), UPAGER_PAGE_SIZE,
+	if (v->host.uffd >= 0)
+		ret = uffdio_writeprotect(v->host.uffd, page_addr(v, index), UPAGER_PAGE_SIZE,
 					  true);
 	if (ret < 0 && ret != -ENOENT && ret != -ESRCH) {
 		log_limited(LOG_WARNING, "cannot write-protect a copy of pid %d: %s",
-			    (int)v->space->pid, strerror(-ret));
+			    (int)v->host.pid, strerror(-ret));
 		return -EAGAIN;
 	}
 	v->copy[index] = COPY_RO;
@@ -435,6 +434,7 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	if (!v)
 		return -ENOMEM;
 	v->refs = 1;
+	v->host.uffd = -1; /* mapped nowhere until view_attach() */
 	v->pages = pages;
 	v->may_write = may_write;
 	ret = view_map(v, fd_take(&memfd), -1, -1);
@@ -546,6 +546,7 @@ int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_f
 	}
 	v->id = saved->id;
 	v->refs = 1;
+	v->host.uffd = -1;
 	v->pages = saved->pages;
 	v->base = saved->base;
 	v->may_write = saved->may_write;
@@ -640,13 +641,12 @@ void view_publish(struct view *v, bool local)
 	}
 }
 
-/** view_attach() - the view is mapped at @start in space @s */
-void view_attach(struct view *v, struct space *s, uint64_t start)
+/** view_attach() - the view is mapped at @start in the space @h says (NULL: none any more) */
+void view_attach(struct view *v, const struct view_host *h, uint64_t start)
 {
-	v->space = s;
+	v->host = h ? *h : (struct view_host){ .uffd = -1 };
 	v->start = start;
-	if (s)
-		daemon_touch(s->d);
+	daemon_touch(v->obj->d);
 }
 
 /**
@@ -739,7 +739,7 @@ static void view_fields(struct state_io *io, struct view *v, uint64_t *obj_id, u
 void view_save(struct view *v, struct state *st)
 {
 	uint64_t obj_id = v->obj->id;
-	uint64_t space_id = v->space && !v->space->dead ? v->space->id : 0;
+	uint64_t space_id = v->host.id;
 	struct state_io io;
 
 	state_begin(&io, st, STATE_REC_VIEW);
@@ -752,12 +752,13 @@ void view_save(struct view *v, struct state *st)
  * @d: the daemon
  * @io: the record
  * @p: what the service manager passed
- * @space_of: the live space of an id (the view attaches to it), or NULL
+ * @host_of: what the view needs of the live space of an id (it attaches to it); false: none
  */
 void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
-	       struct space *(*space_of)(struct daemon *d, uint64_t id))
+	       bool (*host_of)(struct daemon *d, uint64_t id, struct view_host *h))
 {
 	struct view saved = { 0 }, *v;
+	struct view_host h;
 	uint64_t obj_id = 0, space_id = 0;
 	struct object *o;
 	int memfd, meta_fd, table_fd;
@@ -776,12 +777,12 @@ void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
 		log_warning("a nonlinear mapping was not passed back");
 		return;
 	}
-	view_attach(v, space_of(d, space_id), saved.start);
+	view_attach(v, host_of(d, space_id, &h) ? &h : NULL, saved.start);
 	/*
 	 * The library goes on remapping alone only if both the saved tables and the shared one
 	 * say it may: an unsaved change (the mapping moved) has always stopped it.
 	 */
-	view_publish(v, saved.local && v->space &&
+	view_publish(v, saved.local && v->host.uffd >= 0 &&
 				__atomic_load_n(&v->shared->start, __ATOMIC_ACQUIRE) == v->start);
 }
 

@@ -10,13 +10,24 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include <sys/types.h>
+
 #include "proto/view-table.h"
-#include "populate.h"
 
 struct daemon;
 struct object;
 struct region;
 struct space;
+
+/*
+ * The client address space a view is mapped in, as the view knows it: enough to write-protect a
+ * page there. space_host() gives it; none (uffd -1) once that space is gone.
+ */
+struct view_host {
+	uint64_t id; /* the space's name in the fd store, 0: none */
+	int uffd;
+	pid_t pid;
+};
 
 enum {
 	COPY_NONE = 0,
@@ -38,7 +49,7 @@ struct view {
 	int table_memfd; /* the table shared with the client's library, in the fd store too */
 	struct upager_view_table *shared; /* the daemon's mapping of it */
 	uint64_t shared_size; /* its size; 0 in the saved state of a daemon that shared none */
-	struct space *space; /* the space that maps it; not a reference */
+	struct view_host host; /* the space that maps it */
 	uint64_t start; /* where view page 0 is (or would be) in that space */
 	bool may_write;
 	bool local; /* the library may remap pages without copies itself (view_publish()) */
@@ -55,14 +66,11 @@ struct view *view_ref(struct view *v);
 struct view *view_unref(struct view *v);
 int view_reopen_memfd(struct view *v);
 int view_table_fd(struct view *v);
-void view_attach(struct view *v, struct space *s, uint64_t start);
+void view_attach(struct view *v, const struct view_host *h, uint64_t start);
 void view_publish(struct view *v, bool local);
 uint64_t view_page(const struct view *v, uint64_t i);
-void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0);
 void view_drop_range(struct view *v, uint64_t first, uint64_t count);
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff);
-int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_fn done,
-		  void *userdata);
 uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count);
 
 int view_restore_home(struct object *o, uint64_t p);
@@ -77,4 +85,4 @@ struct state;
 struct state_io;
 void view_save(struct view *v, struct state *st);
 void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
-	       struct space *(*space_of)(struct daemon *d, uint64_t id));
+	       bool (*host_of)(struct daemon *d, uint64_t id, struct view_host *h));

@@ -7,7 +7,6 @@
 #include "daemon/context.h"
 #include "daemon/limits.h"
 #include "daemon/object.h"
-#include "daemon/session.h"
 #include "daemon/space.h"
 
 static struct daemon d;
@@ -25,28 +24,17 @@ static void setup(void)
 
 TestSuite(limits, .init = setup);
 
-static struct session sessions[4];
 static struct object objects[3];
 static struct space spaces[2];
 
-static void add_session(int i, uid_t uid)
+Test(limits, connections_of_a_user_are_bounded)
 {
-	sessions[i].uid = uid;
-	list_add_tail(&sessions[i].link, &d.sessions);
-}
-
-Test(limits, connections_are_counted_per_user)
-{
-	add_session(0, 1000);
-	cr_assert_eq(limits_connection(&d, 1000), 0);
-	add_session(1, 1000);
-	cr_assert_eq(limits_connection(&d, 1000), -EMFILE);
-	cr_assert_eq(limits_connection(&d, 1001), 0, "another user is not charged");
-	add_session(2, 0);
-	add_session(3, 0);
-	cr_assert_eq(limits_connection(&d, 0), 0, "root has no limit");
+	/* The limit here is 2 (setup()); session.c counts the user's connections. */
+	cr_assert_eq(limits_connection(&d, 1000, 1), 0);
+	cr_assert_eq(limits_connection(&d, 1000, 2), -EMFILE);
+	cr_assert_eq(limits_connection(&d, 0, 1000), 0, "root has no limit");
 	d.config.limits.connections = 0;
-	cr_assert_eq(limits_connection(&d, 1000), 0, "0 is no limit");
+	cr_assert_eq(limits_connection(&d, 1000, 1000), 0, "0 is no limit");
 }
 
 Test(limits, caches_are_charged_to_the_user_that_made_them)
