@@ -425,6 +425,12 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 	}
 	munmap(fmap, len);
 
+	/* A page whose data is in a nonlinear mapping's copy comes home from there, as in
+	 * fill_range(); one whose copy cannot be taken back now stays away: the file holds an older
+	 * page, never to be read into it. */
+	for (uint64_t p = first; p < end; p++)
+		if (object_restore_home(o, p) == -EAGAIN)
+			vec[p - first] = 0;
 	for (uint64_t p = first; p < end;) {
 		uint64_t run = 0;
 

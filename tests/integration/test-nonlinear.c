@@ -1147,3 +1147,22 @@ Test(nonlinear, a_write_to_a_clean_copy_while_its_home_page_is_read_again_wins)
 	}
 	cr_assert_eq(stale, 0, "%d of %d linear pages hold the file's older data", stale, N - 1);
 }
+
+Test(nonlinear, a_nonblocking_populate_maps_what_a_writable_copy_holds_not_the_page_cache)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	volatile uint64_t *v, *l;
+
+	warm_page_cache(fd, 4);
+	v = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(v, MAP_FAILED);
+	/* Page 1's data is in v's writable copy only; the page cache holds the file's older page. */
+	cr_assert_eq(upager_remap_file_pages((void *)v, PAGE, 0, 0, MAP_NONBLOCK), 0, "%m");
+	v[PAGE / 8 + 1] = 0xc0ffee;
+	/* A mapping populated with what is in memory shows the copy's data, not the file's. */
+	l = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE | MAP_NONBLOCK, fd, 0);
+	cr_assert_neq(l, MAP_FAILED, "%m");
+	cr_assert_eq(l[PAGE / 8 + 1], 0xc0ffee, "the page shows the file's word %#" PRIx64,
+		     (uint64_t)l[PAGE / 8 + 1]);
+	cr_assert(page_present((const void *)&l[PAGE / 8]));
+}
