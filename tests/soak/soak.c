@@ -81,24 +81,29 @@ static void add(uint64_t *counter, uint64_t n)
 	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
 }
 
-static void tell(struct worker *w, const char *what, uint64_t p, uint64_t want, uint64_t w0)
+/* Tell of a read of page p that found w0 at word k where version want was due. */
+static void tell(struct worker *w, const char *what, uint64_t p, uint64_t want, unsigned k,
+		 uint64_t w0)
 {
 	if (w->reported++ >= REPORT_MAX)
 		return;
 	fprintf(stderr,
 		"soak: thread %u: %s page %" PRIu64 ": want version %" PRIu64
-		", found page %" PRIu64 " version %" PRIu64 "\n",
-		w->id, what, p, want, word_page(w0), word_version(w0));
+		", found page %" PRIu64 " version %" PRIu64 " at word %u\n",
+		w->id, what, p, want, word_page(w0), word_version(w0), k);
 }
 
-/* An owned page must hold exactly its last version. */
-static bool check_own(struct worker *w, const uint64_t *page, uint64_t p)
+/*
+ * An owned page must hold exactly its last version. what: how it was read (through the page
+ * itself, or another page remapped to show it), for the report.
+ */
+static bool check_own(struct worker *w, const uint64_t *page, uint64_t p, const char *what)
 {
 	uint64_t v = w->sh->version[p];
 
 	for (unsigned k = 0; k < WORDS; k++)
 		if (page[k] != word(p, v, k)) {
-			tell(w, "own", p, v, page[k]);
+			tell(w, what, p, v, k, page[k]);
 			add(&w->sh->sum.stale_own, 1);
 			return false;
 		}
@@ -114,7 +119,7 @@ static void check_any(struct worker *w, const volatile uint64_t *page, uint64_t 
 		uint64_t x = page[k];
 
 		if (word_page(x) != p || (x & 511) != k || word_version(x) < (v & 0x7fffffff)) {
-			tell(w, "any", p, v, x);
+			tell(w, "any", p, v, k, x);
 			add(&w->sh->sum.stale_any, 1);
 			return;
 		}
@@ -139,10 +144,10 @@ static int remap_once(struct worker *w, char *m, uint64_t a, uint64_t b)
 
 	if (upager_remap_file_pages(at, PAGE, 0, b, 0) < 0)
 		return -errno;
-	check_own(w, (const uint64_t *)at, b);
+	check_own(w, (const uint64_t *)at, b, "own (remapped)");
 	if (upager_remap_file_pages(at, PAGE, 0, a, 0) < 0)
 		return -errno;
-	check_own(w, (const uint64_t *)at, a);
+	check_own(w, (const uint64_t *)at, a, "own (remapped back)");
 	return 0;
 }
 
@@ -190,7 +195,7 @@ static void *worker_main(void *arg)
 			check_any(w, (const volatile uint64_t *)(m + q * PAGE), q);
 			n.reads++;
 		} else if (op < 60) {
-			check_own(w, (const uint64_t *)(m + p * PAGE), p);
+			check_own(w, (const uint64_t *)(m + p * PAGE), p, "own");
 			n.verifies++;
 		} else {
 			uint64_t v = w->sh->version[p] + 1;
