@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * A short soak (soak.h) against a daemon of its own: 4 processes of 4 threads on one 16 MiB file
- * for 15 s. scripts/soak runs the same for 10 minutes, with nonlinear remaps; here they are off
- * until a copy's write-protection survives a client whose mm is changing (docs/design.md,
- * "Nonlinear mappings", known limits).
+ * for 15 s, with nonlinear remaps. scripts/soak runs the same for 10 minutes.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -24,7 +22,7 @@ Test(soak, four_processes_of_four_threads_lose_no_write_and_see_no_stale_page)
 		.procs = 4,
 		.threads = 4,
 		.file_size = 16 << 20,
-		.remaps = false,
+		.remaps = true,
 		.seed = 11,
 	};
 	struct soak_result r;
