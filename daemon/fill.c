@@ -74,9 +74,9 @@ static void fill_finish(struct fill *f, int error)
 			    strerror(-error));
 	ready = MIN(ready, f->count);
 	for (uint64_t i = 0; i < f->count; i++) {
-		/* A write to a copy of the page while it was read (view_fault()) took its data
-		 * away: what the read brought is older and stays invalid; the waiters find the
-		 * page away and bring it home. */
+		/* A page whose data went to a nonlinear mapping's copy while it was read keeps
+		 * it there: what the read brought is older. (A write to a copy waits for the read
+		 * of its home page, view_fault(), so that the copy never goes home under it.) */
 		bool away = o->pages[f->first + i] & PAGE_AWAY;
 
 		set_state(o, f->first + i, i < ready && !away ? PAGE_READY : PAGE_ABSENT);

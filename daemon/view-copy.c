@@ -90,6 +90,7 @@ struct view_wait {
 	struct space *space; /* a reference */
 	uint64_t addr, region_start, t0;
 	uint64_t page; /* the object page waited for */
+	uint64_t flags; /* of the fault that waits: a write to a copy is done again */
 };
 
 static void view_wait_done(struct fill_waiter *w)
@@ -102,7 +103,8 @@ static void view_wait_done(struct fill_waiter *w)
 		uint64_t i = r->view_index + ((vw->addr - r->start) >> UPAGER_PAGE_SHIFT);
 
 		/* Remapped meanwhile: a new fault, which may have to wait for a fill of its own. */
-		view_fault(s, r, vw->addr, view_page(r->view, i) == vw->page ? VIEW_RETRY : 0,
+		view_fault(s, r, vw->addr,
+			   vw->flags | (view_page(r->view, i) == vw->page ? VIEW_RETRY : 0),
 			   vw->t0);
 	} else if (!s->dead)
 		uffdio_wake(s->uffd, vw->addr, UPAGER_PAGE_SIZE);
@@ -112,7 +114,7 @@ static void view_wait_done(struct fill_waiter *w)
 
 struct view_wait_ctx {
 	struct space *s;
-	uint64_t addr, region_start, t0, page;
+	uint64_t addr, region_start, t0, page, flags;
 };
 
 static struct fill_waiter *view_waiter(void *userdata)
@@ -128,11 +130,22 @@ static struct fill_waiter *view_waiter(void *userdata)
 	vw->region_start = c->region_start;
 	vw->t0 = c->t0;
 	vw->page = c->page;
+	vw->flags = c->flags;
 	return &vw->w;
 }
 
 static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 				uint64_t p);
+
+/* Serve the write fault at addr again once the read of its home page p under way is over. */
+static void view_wait_write(struct space *s, struct region *r, uint64_t addr, uint64_t p,
+			    uint64_t flags, uint64_t t0)
+{
+	struct view_wait_ctx c = { s, addr, r->start, t0, p, flags };
+
+	if (fill_range(r->view->obj, p, 1, view_waiter, &c, NULL) <= 0)
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE); /* it comes again */
+}
 
 /**
  * view_fault() - serve a fault in a nonlinear mapping
@@ -158,6 +171,14 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	}
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a read-only copy: it becomes the one writable copy. */
+		if (v->copy[i] != COPY_NONE && (o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING) {
+			/* Its home page is being read from the file (a refresh, or clean copies):
+			 * the read lands in the home page when it completes, over whatever is there
+			 * then, which would be this write if the page were taken home meanwhile
+			 * (view_restore_home()). The write waits for the read. */
+			view_wait_write(s, r, addr, p, flags, t0);
+			return;
+		}
 		if (v->copy[i] != COPY_NONE) {
 			if (o->pages[p] == PAGE_ABSENT) {
 				/* Clean copies only (view_restore_home()): a library may be copying
@@ -209,7 +230,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		return;
 	}
 	{
-		struct view_wait_ctx c = { s, addr, r->start, t0, p };
+		struct view_wait_ctx c = { s, addr, r->start, t0, p, 0 };
 		uint64_t started = 0;
 
 		ret = fill_range(o, p, 1, view_waiter, &c, &started);
