@@ -261,7 +261,7 @@ static int wait_on(struct fill *f, fill_waiter_fn waiter, void *userdata)
  * once; pages being filled already are waited on where they are.
  *
  * Return: the number of waiters hung (0: every page is ready now), or a negative errno; fills
- * started before an error go on. -EAGAIN: nothing is waited on, but a page's data is in a
+ * started before an error go on, and so do the waiters hung on them. -EAGAIN: nothing is waited on, but a page's data is in a
  * nonlinear mapping's writable copy that cannot be taken back now (view_restore_home()); such a
  * page is never read from the file, and its fault must be tried again.
  */
@@ -449,7 +449,8 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 }
 
 struct fill_job {
-	unsigned pending;
+	unsigned pending; /* waiters hung and not woken yet */
+	bool armed; /* fill_job_arm() was called: the last waiter woken finishes the job */
 	fill_job_fn finish;
 	void *userdata;
 };
@@ -480,7 +481,7 @@ static void fill_job_wait_done(struct fill_waiter *w)
 	struct fill_job *job = jw->job;
 
 	free(jw);
-	if (--job->pending == 0) {
+	if (--job->pending == 0 && job->armed) {
 		fill_job_fn finish = job->finish;
 		void *userdata = job->userdata;
 
@@ -502,21 +503,24 @@ struct fill_waiter *fill_job_waiter(void *job)
 		return NULL;
 	jw->w.done = fill_job_wait_done;
 	jw->job = job;
+	jw->job->pending++;
 	return &jw->w;
 }
 
 /**
- * fill_job_arm() - start waiting, once fill_range() said how many waiters it hung
+ * fill_job_arm() - start waiting, once fill_range() has hung the job's waiters
  * @job: the job
- * @waits: fill_range()'s result
+ *
+ * The job counts the waiters it hung itself: fill_range() may fail after it hung some, and those
+ * fills wake them all the same.
  *
  * Return: 0 if the job's function will be called when the fills are over; 1 if nothing is waited
- * on (an error included): the job is freed and its function is not called, the caller goes on.
+ * on: the job is freed and its function is not called, the caller goes on.
  */
-int fill_job_arm(struct fill_job *job, int waits)
+int fill_job_arm(struct fill_job *job)
 {
-	if (waits > 0) {
-		job->pending = (unsigned)waits;
+	if (job->pending > 0) {
+		job->armed = true;
 		return 0;
 	}
 	free(job);

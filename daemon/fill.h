@@ -29,7 +29,7 @@ typedef void (*fill_job_fn)(void *userdata);
 
 struct fill_job *fill_job_new(fill_job_fn finish, void *userdata);
 struct fill_waiter *fill_job_waiter(void *job);
-int fill_job_arm(struct fill_job *job, int waits);
+int fill_job_arm(struct fill_job *job);
 
 int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn waiter,
 	       void *userdata, uint64_t *started);

@@ -163,7 +163,7 @@ int populate_region(struct space *s, uint64_t start, bool nonblock, populate_don
 		}
 		if (ret < 0)
 			log_warning("populating %s: %s", r->obj->path, strerror(-ret));
-		if (wait && fill_job_arm(wait, ret) == 0) {
+		if (wait && fill_job_arm(wait) == 0) {
 			job->done = done;
 			job->userdata = userdata;
 			return 0;

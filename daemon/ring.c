@@ -31,7 +31,43 @@ struct ring {
 	unsigned queued;
 	unsigned inflight;
 	unsigned closing; /* handles whose close callback has yet to run */
+#ifdef UPAGER_FAULT_INJECTION
+	unsigned long reads; /* ring_read() calls so far */
+	unsigned long fail_read; /* the one that fails, 0: none */
+#endif
 };
+
+#ifdef UPAGER_FAULT_INJECTION
+/*
+ * Tests only: $UPAGER_FAIL_READ=N makes the N-th ring_read() fail to queue, as with a full ring
+ * (-EBUSY), so that a fill can fail in the middle of a range. Read once, by ring_new().
+ */
+static void fail_read_init(struct ring *r)
+{
+	const char *v = getenv("UPAGER_FAIL_READ");
+
+	r->fail_read = v ? strtoul(v, NULL, 10) : 0;
+}
+
+static bool fail_read_now(struct ring *r)
+{
+	if (!r->fail_read || ++r->reads != r->fail_read)
+		return false;
+	log_warning("fault injection: ring read %lu fails", r->reads);
+	return true;
+}
+#else
+static void fail_read_init(struct ring *r)
+{
+	(void)r;
+}
+
+static bool fail_read_now(struct ring *r)
+{
+	(void)r;
+	return false;
+}
+#endif
 
 static void ring_reap(struct ring *r)
 {
@@ -114,6 +150,7 @@ int ring_new(uv_loop_t *loop, unsigned entries, struct ring **out)
 	uv_prepare_init(loop, &r->prepare);
 	r->prepare.data = r;
 	uv_prepare_start(&r->prepare, on_prepare);
+	fail_read_init(r);
 	*out = r;
 	return 0;
 
@@ -212,6 +249,8 @@ static int ring_rw(struct ring *r, bool write, int fd, void *buf, uint32_t len, 
 int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, ring_done_fn done,
 	      void *userdata)
 {
+	if (fail_read_now(r))
+		return -EBUSY;
 	return ring_rw(r, false, fd, buf, len, offset, done, userdata);
 }
 

@@ -399,7 +399,6 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_
 		uint64_t first = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
 		struct fill_job *wait = fill_job_new(view_populate_finish, job);
 		uint64_t started = 0, direct = 0;
-		int waits;
 
 		/* Pages no one has go straight from the page cache into the view, as long as the
 		 * page cache has them. */
@@ -410,7 +409,7 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_
 		r->pages_populated += direct;
 		if (direct == count) {
 			if (wait)
-				fill_job_arm(wait, 0);
+				fill_job_arm(wait);
 			view_populate_finish(job);
 			return 1;
 		}
@@ -418,12 +417,12 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_
 		 * table says which). A failure to read does not fail the call: what could not be
 		 * read faults in later. */
 		fill_small_now(v->obj, v->table[first] + direct, count - direct);
-		waits = wait ? fill_range(v->obj, v->table[first] + direct, count - direct,
-					  fill_job_waiter, wait, &started)
-			     : -ENOMEM;
+		if (wait)
+			fill_range(v->obj, v->table[first] + direct, count - direct,
+				   fill_job_waiter, wait, &started);
 		r->pages_read += started;
 		r->bytes_read += started << UPAGER_PAGE_SHIFT;
-		if (wait && fill_job_arm(wait, waits) == 0) {
+		if (wait && fill_job_arm(wait) == 0) {
 			job->done = done;
 			job->userdata = userdata;
 			return 0;

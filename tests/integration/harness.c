@@ -180,6 +180,36 @@ const char *harness_tmpdir(void)
 	return tmpdir;
 }
 
+/**
+ * harness_start_failing_read() - harness_start() with a daemon that reads at most 4 pages at a
+ * time and whose second read fails to start (UPAGER_FAIL_READ, daemon/ring.c; in builds with
+ * fault injection only)
+ */
+void harness_start_failing_read(void)
+{
+	static const char *const args[] = { "--read-max", "16", NULL };
+
+	setenv("UPAGER_FAIL_READ", "2", 1);
+	harness_start_args(args);
+}
+
+/** harness_daemon_logged() - whether the daemon's log holds @what */
+bool harness_daemon_logged(const char *what)
+{
+	static char buf[1 << 16];
+	char path[320];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/upagerd.log", tmpdir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "%s: %m", path);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return strstr(buf, what) != NULL;
+}
+
 int harness_connect_raw(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };

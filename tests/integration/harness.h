@@ -38,6 +38,10 @@ void harness_daemon_kill(void);
 void harness_daemon_restart(void);
 const char *harness_socket(void);
 const char *harness_tmpdir(void);
+/* A daemon whose reads are 4 pages at most and whose second read fails to start. */
+void harness_start_failing_read(void);
+/* Whether the daemon's log holds what. */
+bool harness_daemon_logged(const char *what);
 
 /* The daemon's view of our (or another pid's) mappings; returns the count, fills up to max. */
 int harness_list(pid_t pid, struct region_info *out, int max);

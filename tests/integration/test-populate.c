@@ -344,3 +344,30 @@ Test(populate, large_reads_leave_zeroes_past_the_end_of_the_file)
 	check_tail_of("before-populate", 26 * PAGE, MAP_POPULATE);
 	check_tail_of("populate", size, MAP_POPULATE);
 }
+
+/*
+ * A populate that cannot start one of its reads waits for those it started before and maps their
+ * pages; the rest fault in as usual. (Once, it stopped waiting at the error and freed what the
+ * reads under way would wake: a use after free, which a -Db_sanitize build reports.)
+ */
+Test(populate, a_read_failing_to_start_midway_leaves_the_reads_before_it_populated,
+     .init = harness_start_failing_read)
+{
+	size_t pages = 16;
+	int fd = make_pattern_file("f", pages * PAGE, NULL);
+	volatile uint64_t *m;
+	struct region_info r;
+
+#ifndef UPAGER_FAULT_INJECTION
+	cr_skip_test("built without fault injection");
+#endif
+	m = upager_mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	cr_assert_neq(m, MAP_FAILED, "%m");
+	cr_assert(harness_daemon_logged("ring read 2 fails"), "the second read did not fail");
+	cr_assert_eq(count_present((void *)m, 4), 4, "the first read's pages are not mapped");
+	cr_assert_eq(count_present((void *)(m + 4 * PAGE / 8), 4), 0);
+	cr_assert(harness_region(getpid(), (void *)m, &r));
+	cr_assert_eq(r.pages_populated, 4);
+	for (size_t i = 0; i < pages; i++)
+		cr_assert_eq(m[i * PAGE / 8], pattern_at(i * PAGE), "page %zu", i);
+}
