@@ -29,9 +29,8 @@
 #include "view.h"
 #include "worker.h"
 
-/* A fault waiting for a fill. */
+/* A fault waiting for a fill (fill_wait()). */
 struct fault_wait {
-	struct fill_waiter w;
 	struct space *space; /* a reference */
 	uint64_t addr; /* faulting page */
 	uint64_t region_start;
@@ -84,9 +83,9 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			 uint64_t t0);
 
-static void fault_wait_done(struct fill_waiter *w)
+static void fault_wait_done(void *userdata)
 {
-	struct fault_wait *fw = container_of(w, struct fault_wait, w);
+	struct fault_wait *fw = userdata;
 	struct space *s = fw->space;
 
 	if (!s->dead) {
@@ -121,39 +120,38 @@ static void fault_wait_done(struct fill_waiter *w)
 	free(fw);
 }
 
-struct fault_ctx {
-	struct space *s;
-	struct region *r;
-	uint64_t addr, t0;
-	bool write;
-	bool hung;
-};
-
-static struct fill_waiter *fault_waiter(void *userdata)
-{
-	struct fault_ctx *c = userdata;
-	struct fault_wait *fw;
-
-	if (c->hung) /* only the fill of the faulting page itself is waited on */
-		return NULL;
-	fw = calloc(1, sizeof(*fw));
-	if (!fw)
-		return NULL;
-	fw->w.done = fault_wait_done;
-	fw->space = space_ref(c->s);
-	fw->addr = c->addr;
-	fw->write = c->write;
-	fw->region_start = c->r->start;
-	fw->t0 = c->t0;
-	c->hung = true;
-	return &fw->w;
-}
-
 /* Count the reads a mapping's faults started. */
 static void count_reads(struct region *r, uint64_t pages)
 {
 	r->pages_read += pages;
 	r->bytes_read += pages << UPAGER_PAGE_SHIFT;
+}
+
+/*
+ * Serve the fault at addr of region r (write: a write fault) again once the fill of object page p
+ * is over. Return: fill_wait()'s; unless FILL_WAITING, nothing waits.
+ */
+static int wait_fill(struct space *s, struct region *r, uint64_t addr, uint64_t p, bool write,
+		     uint64_t t0)
+{
+	struct fault_wait *fw = calloc(1, sizeof(*fw));
+	uint64_t started = 0;
+	int ret;
+
+	if (!fw)
+		return -ENOMEM;
+	*fw = (struct fault_wait){ .space = space_ref(s),
+				   .addr = addr,
+				   .region_start = r->start,
+				   .t0 = t0,
+				   .write = write };
+	ret = fill_wait(r->obj, p, 1, fault_wait_done, fw, &started);
+	count_reads(r, started);
+	if (ret != FILL_WAITING) {
+		space_unref(s);
+		free(fw);
+	}
+	return ret;
 }
 
 /*
@@ -179,7 +177,7 @@ static void read_ahead(struct region *r, uint64_t p)
 		return;
 	ahead = MIN(p + 1 + 2 * (uint64_t)r->ra_window, end);
 	if (ahead > p + 1)
-		fill_range(r->obj, p + 1, ahead - p - 1, NULL, NULL, &started);
+		fill_range(r->obj, p + 1, ahead - p - 1, &started);
 	count_reads(r, started);
 }
 
@@ -235,9 +233,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 {
 	struct object *o = r->obj;
 	uint64_t p = (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
-	struct fault_ctx c = {
-		.s = s, .r = r, .addr = addr, .t0 = t0, .write = flags & UFFD_PAGEFAULT_FLAG_WRITE
-	};
+	bool write = flags & UFFD_PAGEFAULT_FLAG_WRITE;
 	int ret;
 
 	if (p >= object_pages(o)) {
@@ -284,22 +280,19 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	}
 	read_ahead(r, p);
 	if (fill_ready_run(o, p, 1)) {
-		if (map_ready(s, r, addr, c.write)) {
+		if (map_ready(s, r, addr, write)) {
 			space_account_fault(s, r, t0);
 			return;
 		}
 		/* The page left the memfd (MADV_REMOVE by a client): read it again. */
 		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
 	}
-	{
-		uint64_t started = 0;
-
-		ret = fill_range(o, p, 1, fault_waiter, &c, &started);
-		count_reads(r, started);
-	}
+	ret = wait_fill(s, r, addr, p, write, t0);
+	if (ret == FILL_WAITING)
+		return;
 	if (ret == 0 && fill_ready_run(o, p, 1)) {
 		/* Filled at once (shared anonymous memory). */
-		map_ready(s, r, addr, c.write);
+		map_ready(s, r, addr, write);
 		space_account_fault(s, r, t0);
 		return;
 	}
@@ -307,7 +300,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		/* Its data is in a nonlinear mapping's writable copy, for now: fault again. */
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		space_account_fault(s, r, t0);
-	} else if (ret <= 0) {
+	} else {
 		log_limited(LOG_WARNING, "cannot fill %s page %" PRIu64 ": %s", o->path, p,
 			    strerror(ret < 0 ? -ret : EIO));
 		uffdio_sigbus(s->uffd, addr, s->pid);

@@ -62,6 +62,34 @@ static uint8_t get_state(const struct object *o, uint64_t p)
 	return o->pages[p] & PAGE_STATE_MASK;
 }
 
+/* Something waiting for any number of fills: its function runs once, when the last is over. */
+struct fill_job {
+	unsigned pending; /* waiters hung and not woken yet */
+	bool armed; /* fill_wait() is done hanging: the last waiter woken finishes the job */
+	fill_done_fn done;
+	void *userdata;
+};
+
+/* A job's waiter on one fill. */
+struct fill_waiter {
+	struct list_head link; /* fill.waiters */
+	struct fill_job *job;
+};
+
+static void waiter_done(struct fill_waiter *w)
+{
+	struct fill_job *job = w->job;
+
+	free(w);
+	if (--job->pending == 0 && job->armed) {
+		fill_done_fn done = job->done;
+		void *userdata = job->userdata;
+
+		free(job);
+		done(userdata);
+	}
+}
+
 static void fill_finish(struct fill *f, int error)
 {
 	struct object *o = f->obj;
@@ -86,7 +114,7 @@ static void fill_finish(struct fill *f, int error)
 	list_del_init(&f->link);
 	list_for_each_entry_safe (w, tmp, &f->waiters, link) {
 		list_del_init(&w->link);
-		w->done(w);
+		waiter_done(w);
 	}
 	if (f->bounce) {
 		bounce_in_use -= f->count << UPAGER_PAGE_SHIFT;
@@ -235,44 +263,39 @@ static struct fill *fill_find(struct object *o, uint64_t p)
 	return NULL;
 }
 
-static int wait_on(struct fill *f, fill_waiter_fn waiter, void *userdata)
+/* Hang a waiter of @job, if any, on @f: 0, or -ENOMEM. */
+static int wait_on(struct fill *f, struct fill_job *job)
 {
 	struct fill_waiter *w;
 
-	if (!waiter)
+	if (!job)
 		return 0;
-	w = waiter(userdata);
+	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
+	w->job = job;
+	job->pending++;
 	list_add_tail(&w->link, &f->waiters);
-	return 1;
+	return 0;
 }
 
-/**
- * fill_range() - make sure pages [first, first+count) of an object are ready or on their way
- * @o: the object
- * @first: first page
- * @count: pages; clipped to the object
- * @waiter: makes a waiter for each fill the range waits on; NULL to only start the fills
- * @userdata: for @waiter
- * @started: if not NULL, increased by the pages whose reads this call started
- *
- * Runs of absent pages are read in fills of at most the configured fill size, all in flight at
- * once; pages being filled already are waited on where they are.
- *
- * Return: the number of waiters hung (0: every page is ready now), or a negative errno; fills
- * started before an error go on, and so do the waiters hung on them. -EAGAIN: nothing is waited on, but a page's data is in a
- * nonlinear mapping's writable copy that cannot be taken back now (view_restore_home()); such a
- * page is never read from the file, and its fault must be tried again.
+/*
+ * Make sure pages [first, first+count) of @o are ready or on their way, hanging a waiter of @job
+ * (if not NULL) on each fill they wait for. Runs of absent pages are read in fills of at most the
+ * configured fill size, all in flight at once; pages being filled already are waited on where
+ * they are. Return: 0, or a negative errno; fills started before an error go on, and so do the
+ * waiters hung on them. -EAGAIN: a page's data is in a nonlinear mapping's writable copy that
+ * cannot be taken back now (view_restore_home()); such a page is never read from the file, and
+ * its fault must be tried again.
  */
-int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn waiter,
-	       void *userdata, uint64_t *started)
+static int start_range(struct object *o, uint64_t first, uint64_t count, struct fill_job *job,
+		       uint64_t *started)
 {
 	uint64_t max_fill = o->d->config.fill_max_pages;
 	uint64_t end = MIN(first + count, object_pages(o));
 	struct fill *last = NULL;
-	int waits = 0, ret;
 	bool away = false;
+	int ret;
 
 	for (uint64_t p = first; p < end;) {
 		uint8_t st;
@@ -306,15 +329,71 @@ int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn 
 				*started += run;
 		}
 		if (f && f != last) {
-			ret = wait_on(f, waiter, userdata);
+			ret = wait_on(f, job);
 			if (ret < 0)
 				return ret;
-			waits += ret;
 			last = f;
 		}
 		p += run;
 	}
-	return waits == 0 && away ? -EAGAIN : waits;
+	return away && (!job || job->pending == 0) ? -EAGAIN : 0;
+}
+
+/**
+ * fill_range() - start the fills that pages [first, first+count) of an object need, without
+ * waiting for them (read-ahead)
+ * @o: the object
+ * @first: first page
+ * @count: pages; clipped to the object
+ * @started: if not NULL, increased by the pages whose reads this call started
+ *
+ * Return: 0, or a negative errno; fills started before an error go on.
+ */
+int fill_range(struct object *o, uint64_t first, uint64_t count, uint64_t *started)
+{
+	return start_range(o, first, count, NULL, started);
+}
+
+/**
+ * fill_wait() - make sure pages [first, first+count) of an object are ready or on their way, and
+ * call @done(@userdata) once the fills they wait for are over
+ * @o: the object
+ * @first: first page
+ * @count: pages; clipped to the object
+ * @done: called on the loop when the last fill waited for is over, its pages ready or absent
+ * @userdata: for @done
+ * @started: if not NULL, increased by the pages whose reads this call started
+ *
+ * This is the one way to wait for pages (a fault, a populate): the fills own the waiters and
+ * wake them as they end. Runs of absent pages are read in fills of at most the configured fill
+ * size, all in flight at once; pages being filled already are waited on where they are.
+ *
+ * Return: FILL_WAITING if @done will be called; it is then, even if a later fill of the range
+ * failed to start (its pages stay absent). Otherwise @done is not called, and: 0 if no page is
+ * waited for (each is ready, or could not be had), -EAGAIN if a page's data is in a nonlinear
+ * mapping's writable copy that cannot be taken back now (view_restore_home(); such a page is
+ * never read from the file, and its fault must be tried again), or another negative errno.
+ */
+int fill_wait(struct object *o, uint64_t first, uint64_t count, fill_done_fn done, void *userdata,
+	      uint64_t *started)
+{
+	struct fill_job *job = calloc(1, sizeof(*job));
+	int ret;
+
+	if (!job)
+		return -ENOMEM;
+	job->done = done;
+	job->userdata = userdata;
+	ret = start_range(o, first, count, job, started);
+	if (job->pending == 0) {
+		free(job);
+		return ret;
+	}
+	if (ret < 0)
+		log_limited(LOG_WARNING, "reading %s from page %" PRIu64 ": %s", o->path, first,
+			    strerror(-ret));
+	job->armed = true;
+	return FILL_WAITING;
 }
 
 /**
@@ -446,85 +525,6 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
 	}
 	free(vec);
 	return (int)MIN(n, (uint64_t)INT32_MAX);
-}
-
-struct fill_job {
-	unsigned pending; /* waiters hung and not woken yet */
-	bool armed; /* fill_job_arm() was called: the last waiter woken finishes the job */
-	fill_job_fn finish;
-	void *userdata;
-};
-
-struct fill_job_wait {
-	struct fill_waiter w;
-	struct fill_job *job;
-};
-
-/**
- * fill_job_new() - a job that calls @finish(@userdata) once the fills it waits on are over
- * Return: the job, or NULL without memory.
- */
-struct fill_job *fill_job_new(fill_job_fn finish, void *userdata)
-{
-	struct fill_job *job = calloc(1, sizeof(*job));
-
-	if (job) {
-		job->finish = finish;
-		job->userdata = userdata;
-	}
-	return job;
-}
-
-static void fill_job_wait_done(struct fill_waiter *w)
-{
-	struct fill_job_wait *jw = container_of(w, struct fill_job_wait, w);
-	struct fill_job *job = jw->job;
-
-	free(jw);
-	if (--job->pending == 0 && job->armed) {
-		fill_job_fn finish = job->finish;
-		void *userdata = job->userdata;
-
-		free(job);
-		finish(userdata);
-	}
-}
-
-/**
- * fill_job_waiter() - a fill_waiter_fn: hangs a waiter of the job on a fill
- * @job: the job, as fill_range()'s userdata
- * Return: the waiter, or NULL without memory.
- */
-struct fill_waiter *fill_job_waiter(void *job)
-{
-	struct fill_job_wait *jw = calloc(1, sizeof(*jw));
-
-	if (!jw)
-		return NULL;
-	jw->w.done = fill_job_wait_done;
-	jw->job = job;
-	jw->job->pending++;
-	return &jw->w;
-}
-
-/**
- * fill_job_arm() - start waiting, once fill_range() has hung the job's waiters
- * @job: the job
- *
- * The job counts the waiters it hung itself: fill_range() may fail after it hung some, and those
- * fills wake them all the same.
- *
- * Return: 0 if the job's function will be called when the fills are over; 1 if nothing is waited
- * on: the job is freed and its function is not called, the caller goes on.
- */
-int fill_job_arm(struct fill_job *job)
-{
-	if (job->pending > 0) {
-		job->armed = true;
-		return 0;
-	}
-	free(job);
-	return 1;
 }
 
 /**

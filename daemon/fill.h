@@ -2,37 +2,25 @@
 /*
  * Fills: bringing object pages into the cache. A fill reads a run of absent pages of a file object
  * into the daemon's mapping of its memfd (io_uring), or makes zero pages of a shared anonymous
- * object at once. Anything that must wait for pages (a fault, a populate) hangs a waiter on the
- * fill, and the waiter's callback runs when the fill is over, its pages ready or absent again.
+ * object at once. Anything that must wait for pages (a fault, a populate) waits with fill_wait(): the
+ * fills hang its waiters, and its function runs when the last is over, its pages ready or absent.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/list.h"
-
 struct object;
-struct fill;
 
-struct fill_waiter {
-	struct list_head link;
-	void (*done)(struct fill_waiter *w);
-};
+/* Called when the fills waited for are over (fill_wait()). */
+typedef void (*fill_done_fn)(void *userdata);
 
-/* Called for each fill a range needs, to make the waiter to hang on it; NULL: do not wait. */
-typedef struct fill_waiter *(*fill_waiter_fn)(void *userdata);
+/* fill_wait(): the function will be called once the fills are over. */
+#define FILL_WAITING 1
 
-/* A job waits for any number of fills, then calls its function once. */
-struct fill_job;
-typedef void (*fill_job_fn)(void *userdata);
-
-struct fill_job *fill_job_new(fill_job_fn finish, void *userdata);
-struct fill_waiter *fill_job_waiter(void *job);
-int fill_job_arm(struct fill_job *job);
-
-int fill_range(struct object *o, uint64_t first, uint64_t count, fill_waiter_fn waiter,
-	       void *userdata, uint64_t *started);
+int fill_range(struct object *o, uint64_t first, uint64_t count, uint64_t *started);
+int fill_wait(struct object *o, uint64_t first, uint64_t count, fill_done_fn done, void *userdata,
+	      uint64_t *started);
 uint64_t fill_ready_run(const struct object *o, uint64_t first, uint64_t max);
 int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count);
 #define FILL_NOW_MAX_PAGES 16

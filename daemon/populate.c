@@ -22,15 +22,8 @@
 #include "uffdio.h"
 #include "view.h"
 
-struct populate {
-	struct space *space; /* a reference */
-	uint64_t start; /* the region, found again by its start when the reads are done */
-	populate_done_fn done; /* NULL when populate_region() returns 1 */
-	void *userdata;
-};
-
 /* Map every ready page of the region; return how many were mapped. */
-static uint64_t install(struct space *s, struct region *r)
+static uint64_t map_ready_runs(struct space *s, struct region *r)
 {
 	uint64_t pages = r->length >> UPAGER_PAGE_SHIFT, n = 0;
 
@@ -74,7 +67,8 @@ static uint64_t install(struct space *s, struct region *r)
 
 /*
  * A shared anonymous region: its absent pages are zeroed through the client's mapping
- * (fill_anon_into()), so that the client, not the daemon, pays for them; install() maps the rest.
+ * (fill_anon_into()), so that the client, not the daemon, pays for them; map_ready_runs() maps
+ * the rest.
  */
 static void populate_anon(struct space *s, struct region *r)
 {
@@ -96,23 +90,86 @@ static void populate_anon(struct space *s, struct region *r)
 	}
 }
 
-/* Map what is ready, tell the caller if it waits, and free the job. */
-static void populate_finish(void *userdata)
+/* Map what is ready in the region that starts at @start, populated from its start. */
+static void install_region(struct space *s, uint64_t start, uint64_t count)
 {
-	struct populate *job = userdata;
-	struct space *s = job->space;
-	struct region *r = s->dead ? NULL : region_find(&s->regions, job->start);
+	struct region *r = region_find(&s->regions, start);
 
-	if (r && r->start == job->start) {
-		uint64_t n = install(s, r);
+	(void)count;
+	if (r && r->start == start) {
+		uint64_t n = map_ready_runs(s, r);
 
 		r->pages_populated += n;
 		s->d->stats.pages_populated += n;
 	}
-	if (job->done)
-		job->done(job->userdata);
-	space_unref(s);
+}
+
+/* A populate waiting for its reads. */
+struct populate {
+	struct space *space; /* a reference */
+	uint64_t addr, count; /* for install */
+	populate_install_fn install;
+	populate_done_fn done;
+	void *userdata;
+};
+
+static void populate_finish(void *userdata)
+{
+	struct populate *job = userdata;
+
+	if (!job->space->dead)
+		job->install(job->space, job->addr, job->count);
+	job->done(job->userdata);
+	space_unref(job->space);
 	free(job);
+}
+
+/**
+ * populate_read() - read object pages for a populate, then map them
+ * @s: the space
+ * @r: the region populated, whose figures count the reads
+ * @o: the object read
+ * @first: first object page to read
+ * @count: pages to read
+ * @install: maps what is ready of [@addr, @addr + @pages pages) in @s once the reads are over,
+ *	unless the space is dead
+ * @addr: for @install
+ * @pages: for @install
+ * @done: called after @install, unless this returns 1
+ * @userdata: for @done
+ *
+ * A failure to read does not fail the populate: what could not be read faults in later.
+ *
+ * Return: 1 if nothing was to wait for and @install ran already (@done is not called), 0 if
+ * @done will be called once the reads are over.
+ */
+int populate_read(struct space *s, struct region *r, struct object *o, uint64_t first,
+		  uint64_t count, populate_install_fn install, uint64_t addr, uint64_t pages,
+		  populate_done_fn done, void *userdata)
+{
+	struct populate *job = calloc(1, sizeof(*job));
+	uint64_t started = 0;
+	int ret;
+
+	if (job) {
+		*job = (struct populate){ .space = space_ref(s),
+					  .addr = addr,
+					  .count = pages,
+					  .install = install,
+					  .done = done,
+					  .userdata = userdata };
+		ret = fill_wait(o, first, count, populate_finish, job, &started);
+		r->pages_read += started;
+		r->bytes_read += started << UPAGER_PAGE_SHIFT;
+		if (ret == FILL_WAITING)
+			return 0;
+		space_unref(s);
+		free(job);
+		if (ret < 0 && ret != -EAGAIN)
+			log_warning("populating %s: %s", o->path, strerror(-ret));
+	}
+	install(s, addr, pages);
+	return 1;
 }
 
 /**
@@ -130,45 +187,25 @@ int populate_region(struct space *s, uint64_t start, bool nonblock, populate_don
 		    void *userdata)
 {
 	struct region *r = region_find(&s->regions, start);
-	struct fill_job *wait = NULL;
-	struct populate *job;
-	uint64_t first, count, started = 0;
 	int ret;
 
 	if (!r || r->start != start)
 		return -ENOENT;
 	if (!r->obj && nonblock)
 		return 1; /* nothing of a new anonymous region is in memory */
-	job = calloc(1, sizeof(*job));
-	if (!job)
-		return -ENOMEM;
-	job->space = space_ref(s);
-	job->start = start;
-
-	if (r->obj && r->obj->kind == OBJECT_ANON && r->shared && list_empty(&r->obj->views) &&
-	    !nonblock) {
-		populate_anon(s, r);
-	} else if (r->obj) {
-		first = r->offset >> UPAGER_PAGE_SHIFT;
-		count = r->length >> UPAGER_PAGE_SHIFT;
-		if (nonblock) {
-			ret = fill_from_page_cache(r->obj, first, count);
-		} else {
-			wait = fill_job_new(populate_finish, job);
-			ret = wait ? fill_range(r->obj, first, count, fill_job_waiter, wait,
-						&started)
-				   : -ENOMEM;
-			r->pages_read += started;
-			r->bytes_read += started << UPAGER_PAGE_SHIFT;
-		}
+	if (r->obj && !nonblock &&
+	    !(r->obj->kind == OBJECT_ANON && r->shared && list_empty(&r->obj->views)))
+		return populate_read(s, r, r->obj, r->offset >> UPAGER_PAGE_SHIFT,
+				     r->length >> UPAGER_PAGE_SHIFT, install_region, start, 0, done,
+				     userdata);
+	if (r->obj && nonblock) {
+		ret = fill_from_page_cache(r->obj, r->offset >> UPAGER_PAGE_SHIFT,
+					   r->length >> UPAGER_PAGE_SHIFT);
 		if (ret < 0)
 			log_warning("populating %s: %s", r->obj->path, strerror(-ret));
-		if (wait && fill_job_arm(wait) == 0) {
-			job->done = done;
-			job->userdata = userdata;
-			return 0;
-		}
+	} else if (r->obj) {
+		populate_anon(s, r);
 	}
-	populate_finish(job);
+	install_region(s, start, 0);
 	return 1;
 }

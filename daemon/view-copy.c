@@ -85,17 +85,17 @@ static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 	return 0;
 }
 
+/* A fault of a view waiting for a fill (fill_wait()). */
 struct view_wait {
-	struct fill_waiter w;
 	struct space *space; /* a reference */
 	uint64_t addr, region_start, t0;
 	uint64_t page; /* the object page waited for */
 	uint64_t flags; /* of the fault that waits: a write to a copy is done again */
 };
 
-static void view_wait_done(struct fill_waiter *w)
+static void view_wait_done(void *userdata)
 {
-	struct view_wait *vw = container_of(w, struct view_wait, w);
+	struct view_wait *vw = userdata;
 	struct space *s = vw->space;
 	struct region *r = s->dead ? NULL : region_find(&s->regions, vw->addr);
 
@@ -112,26 +112,33 @@ static void view_wait_done(struct fill_waiter *w)
 	free(vw);
 }
 
-struct view_wait_ctx {
-	struct space *s;
-	uint64_t addr, region_start, t0, page, flags;
-};
-
-static struct fill_waiter *view_waiter(void *userdata)
+/*
+ * Serve the fault at addr of view region r (flags: of the fault) again once the fill of object
+ * page p is over. Return: fill_wait()'s; unless FILL_WAITING, nothing waits.
+ */
+static int view_wait(struct space *s, struct region *r, uint64_t addr, uint64_t p, uint64_t flags,
+		     uint64_t t0)
 {
-	struct view_wait_ctx *c = userdata;
 	struct view_wait *vw = calloc(1, sizeof(*vw));
+	uint64_t started = 0;
+	int ret;
 
 	if (!vw)
-		return NULL;
-	vw->w.done = view_wait_done;
-	vw->space = space_ref(c->s);
-	vw->addr = c->addr;
-	vw->region_start = c->region_start;
-	vw->t0 = c->t0;
-	vw->page = c->page;
-	vw->flags = c->flags;
-	return &vw->w;
+		return -ENOMEM;
+	*vw = (struct view_wait){ .space = space_ref(s),
+				  .addr = addr,
+				  .region_start = r->start,
+				  .t0 = t0,
+				  .page = p,
+				  .flags = flags };
+	ret = fill_wait(r->view->obj, p, 1, view_wait_done, vw, &started);
+	r->pages_read += started;
+	r->bytes_read += started << UPAGER_PAGE_SHIFT;
+	if (ret != FILL_WAITING) {
+		space_unref(s);
+		free(vw);
+	}
+	return ret;
 }
 
 static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, uint64_t i,
@@ -141,9 +148,7 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 static void view_wait_write(struct space *s, struct region *r, uint64_t addr, uint64_t p,
 			    uint64_t flags, uint64_t t0)
 {
-	struct view_wait_ctx c = { s, addr, r->start, t0, p, flags };
-
-	if (fill_range(r->view->obj, p, 1, view_waiter, &c, NULL) <= 0)
+	if (view_wait(s, r, addr, p, flags, t0) != FILL_WAITING)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE); /* it comes again */
 }
 
@@ -229,21 +234,16 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		uffdio_sigbus(s->uffd, addr, s->pid);
 		return;
 	}
-	{
-		struct view_wait_ctx c = { s, addr, r->start, t0, p, 0 };
-		uint64_t started = 0;
-
-		ret = fill_range(o, p, 1, view_waiter, &c, &started);
-		r->pages_read += started;
-		r->bytes_read += started << UPAGER_PAGE_SHIFT;
-		if (ret == 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
-			if (make_copy(s, addr, v, i, p) < 0)
-				uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-		} else if (ret == -EAGAIN) {
+	ret = view_wait(s, r, addr, p, 0, t0);
+	if (ret == FILL_WAITING)
+		return;
+	if (ret == 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
+		if (make_copy(s, addr, v, i, p) < 0)
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
-		} else if (ret <= 0) {
-			uffdio_sigbus(s->uffd, addr, s->pid);
-		}
+	} else if (ret == -EAGAIN) {
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	} else {
+		uffdio_sigbus(s->uffd, addr, s->pid);
 	}
 }
 
@@ -327,13 +327,6 @@ fail:
 	return ret;
 }
 
-struct view_populate {
-	struct space *space; /* a reference */
-	uint64_t addr, count;
-	populate_done_fn done; /* NULL when view_populate() returns 1 */
-	void *userdata;
-};
-
 /* Copy in and map every page of the range whose data is in memory. */
 static void view_install(struct space *s, uint64_t addr, uint64_t count)
 {
@@ -358,18 +351,6 @@ static void view_install(struct space *s, uint64_t addr, uint64_t count)
 	}
 }
 
-static void view_populate_finish(void *userdata)
-{
-	struct view_populate *job = userdata;
-
-	if (!job->space->dead)
-		view_install(job->space, job->addr, job->count);
-	if (job->done)
-		job->done(job->userdata);
-	space_unref(job->space);
-	free(job);
-}
-
 /**
  * view_populate() - copy in and map the remapped pages [addr, addr + count pages)
  * @s: the space
@@ -384,50 +365,25 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_
 		  void *userdata)
 {
 	struct region *r = region_find(&s->regions, addr);
-	struct view_populate *job;
+	uint64_t first, direct = 0;
+	struct view *v;
 
 	if (!r || !r->view)
 		return -EINVAL;
-	job = calloc(1, sizeof(*job));
-	if (!job)
-		return -ENOMEM;
-	job->space = space_ref(s);
-	job->addr = addr;
-	job->count = count;
-	{
-		struct view *v = r->view;
-		uint64_t first = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
-		struct fill_job *wait = fill_job_new(view_populate_finish, job);
-		uint64_t started = 0, direct = 0;
-
-		/* Pages no one has go straight from the page cache into the view, as long as the
-		 * page cache has them. */
-		while (direct < count && direct < FILL_NOW_MAX_PAGES &&
-		       copy_from_page_cache(s, addr + (direct << UPAGER_PAGE_SHIFT), v,
-					    first + direct, v->table[first + direct]) == 0)
-			direct++;
-		r->pages_populated += direct;
-		if (direct == count) {
-			if (wait)
-				fill_job_arm(wait);
-			view_populate_finish(job);
-			return 1;
-		}
-		/* view_remap() just made the range show consecutive object pages (the daemon's
-		 * table says which). A failure to read does not fail the call: what could not be
-		 * read faults in later. */
-		fill_small_now(v->obj, v->table[first] + direct, count - direct);
-		if (wait)
-			fill_range(v->obj, v->table[first] + direct, count - direct,
-				   fill_job_waiter, wait, &started);
-		r->pages_read += started;
-		r->bytes_read += started << UPAGER_PAGE_SHIFT;
-		if (wait && fill_job_arm(wait) == 0) {
-			job->done = done;
-			job->userdata = userdata;
-			return 0;
-		}
-	}
-	view_populate_finish(job);
-	return 1;
+	v = r->view;
+	first = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
+	/* Pages no one has go straight from the page cache into the view, as long as the page
+	 * cache has them. */
+	while (direct < count && direct < FILL_NOW_MAX_PAGES &&
+	       copy_from_page_cache(s, addr + (direct << UPAGER_PAGE_SHIFT), v, first + direct,
+				    v->table[first + direct]) == 0)
+		direct++;
+	r->pages_populated += direct;
+	if (direct == count)
+		return 1;
+	/* view_remap() just made the range show consecutive object pages (the daemon's table
+	 * says which). */
+	fill_small_now(v->obj, v->table[first] + direct, count - direct);
+	return populate_read(s, r, v->obj, v->table[first] + direct, count - direct, view_install,
+			     addr, count, done, userdata);
 }
