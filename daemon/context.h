@@ -7,9 +7,11 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
+#include "cache.h"
 #include "common/list.h"
 #include "latency.h"
 
@@ -18,19 +20,8 @@ struct ring;
 struct state;
 struct worker_pool;
 
-/*
- * Write-protect object pages [first, first+count) in every client mapping that may write them,
- * before they are written back, so that a later write faults and makes them dirty again. False
- * if a mapping that may write them cannot be protected (they stay dirty). space.c gives it.
- */
-typedef bool (*daemon_protect_fn)(struct object *o, uint64_t first, uint64_t count);
-
 struct daemon_stats {
 	uint64_t faults;
-	uint64_t pages_read;
-	uint64_t bytes_read;
-	uint64_t bytes_from_page_cache; /* copied from the kernel's page cache without waiting */
-	uint64_t bytes_written;
 	uint64_t pages_populated;
 	struct latency latency;
 };
@@ -73,18 +64,15 @@ struct daemon {
 	uv_timer_t liveness;
 	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
 	uv_idle_t queued; /* while spaces hold messages read ahead of time (space_drain()) */
-	struct ring *ring;
-	struct worker_pool *workers; /* blocking calls on clients' files */
+	struct cache cache; /* objects, the ring and workers, and their figures */
 
 	uint64_t uffd_features; /* what the kernel offers */
-	uint64_t next_object_id;
 	uint64_t next_id; /* of sessions, spaces and views: their names in the fd store */
 	uint64_t start_ms;
 
 	struct list_head sessions;
 	struct list_head spaces;
-	struct list_head objects;
-	unsigned n_sessions, n_spaces, n_objects;
+	unsigned n_sessions, n_spaces;
 
 	struct daemon_config config;
 	struct daemon_stats stats;
@@ -99,8 +87,13 @@ struct daemon {
 	/* Does a session's request: request_handle(), see session.h for what it returns. */
 	int (*handle_request)(struct session *s, const struct upager_msg *req, int *fds,
 			      size_t n_fds);
-	daemon_protect_fn protect; /* for object_writeback(); NULL: nothing is ever clean again */
 };
+
+/* The daemon that embeds cache @c: for the floors above the cache. */
+static inline struct daemon *cache_daemon(struct cache *c)
+{
+	return (struct daemon *)((char *)c - offsetof(struct daemon, cache));
+}
 
 /* The tables changed (a region, object, space, session or view came, went or changed): they are
  * saved before the next reply and at the end of the loop iteration. Never on the fault path. */

@@ -153,13 +153,37 @@ static int listen_on(const char *path)
  *
  * Return: 0 or a negative errno.
  */
+static int cache_store_in_fdstore(struct cache *c, int fd, const char *kind, uint64_t id)
+{
+	return fdstore_add(cache_daemon(c), fd, kind, id);
+}
+
+static void cache_unstore_from_fdstore(struct cache *c, const char *kind, uint64_t id)
+{
+	fdstore_remove(cache_daemon(c), kind, id);
+}
+
+static void cache_touched(struct cache *c)
+{
+	daemon_touch(cache_daemon(c));
+}
+
+/* How the cache reaches the daemon. */
+static const struct cache_hooks cache_hooks = {
+	.store_fd = cache_store_in_fdstore,
+	.unstore_fd = cache_unstore_from_fdstore,
+	.touch = cache_touched,
+	.protect = space_protect_object,
+};
+
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 {
 	struct fdstore_passed passed;
 	int ret;
 
 	d->loop = loop;
-	d->protect = space_protect_object;
+	d->cache.hooks = &cache_hooks;
+	d->cache.fill_max_pages = d->config.fill_max_pages;
 	uv_idle_init(loop, &d->queued);
 	d->queued.data = d;
 	uffdio_set_drain(events_drain, d);
@@ -168,7 +192,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->handle_request = request_handle;
 	list_init(&d->sessions);
 	list_init(&d->spaces);
-	list_init(&d->objects);
+	list_init(&d->cache.objects);
 	d->start_ms = uv_now(loop);
 	d->uffd_features = uffdio_probe_features();
 	if (!d->uffd_features) {
@@ -187,12 +211,12 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	if (!(d->uffd_features & UFFD_FEATURE_POISON))
 		log_warning("the kernel lacks UFFDIO_POISON; I/O errors cannot raise SIGBUS");
 
-	ret = ring_new(loop, RING_ENTRIES, &d->ring);
+	ret = ring_new(loop, RING_ENTRIES, &d->cache.ring);
 	if (ret < 0) {
 		log_error("io_uring: %s", strerror(-ret));
 		return ret;
 	}
-	ret = worker_pool_new(loop, WORKER_THREADS, WORKER_JOBS_PER_UID, &d->workers);
+	ret = worker_pool_new(loop, WORKER_THREADS, WORKER_JOBS_PER_UID, &d->cache.workers);
 	if (ret < 0) {
 		log_error("worker threads: %s", strerror(-ret));
 		return ret;
@@ -201,6 +225,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	if (!d->socket_path)
 		return -ENOMEM;
 	fdstore_init(d);
+	d->cache.fdstore = d->fdstore;
 	ret = fdstore_passed_collect(&passed);
 	if (ret < 0) {
 		log_error("descriptors from the service manager: %s", strerror(-ret));
@@ -229,6 +254,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 
 	ret = state_init(d, &passed, &tables_ops);
 	fdstore_passed_release(d, &passed);
+	d->cache.fdstore = d->fdstore; /* no store after all: see state_init() */
 	if (ret < 0) {
 		log_error("saving the tables: %s", strerror(-ret));
 		return ret;
@@ -260,7 +286,7 @@ static void daemon_hand_over(struct daemon *d)
 {
 	struct object *o;
 
-	list_for_each_entry (o, &d->objects, link)
+	list_for_each_entry (o, &d->cache.objects, link)
 		object_writeback_now(o);
 	state_flush(d);
 	notify_stopping();
@@ -283,6 +309,7 @@ void daemon_stop(struct daemon *d)
 	if (d->state)
 		daemon_hand_over(d);
 	d->stopping = true;
+	d->cache.stopping = true;
 	notify_stopping();
 	uv_poll_stop(&d->listen_poll);
 	uv_close((uv_handle_t *)&d->listen_poll, NULL);
@@ -294,12 +321,12 @@ void daemon_stop(struct daemon *d)
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_kill(s);
 	/* The write-backs the clients' ends asked for are done here, not left to the workers. */
-	list_for_each_entry_safe (o, otmp, &d->objects, link)
+	list_for_each_entry_safe (o, otmp, &d->cache.objects, link)
 		object_stop(o);
-	ring_free(d->ring);
-	d->ring = NULL;
-	worker_pool_free(d->workers);
-	d->workers = NULL;
+	ring_free(d->cache.ring);
+	d->cache.ring = NULL;
+	worker_pool_free(d->cache.workers);
+	d->cache.workers = NULL;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_timer_stop(&d->liveness);

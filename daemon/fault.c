@@ -173,7 +173,7 @@ static void read_ahead(struct region *r, uint64_t p)
 	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(r->obj));
 	uint64_t ahead, started = 0;
 
-	if (!next_window(&r->obj->d->config, &r->ra_window, p, r->ra_next))
+	if (!next_window(&cache_daemon(r->obj->c)->config, &r->ra_window, p, r->ra_next))
 		return;
 	ahead = MIN(p + 1 + 2 * (uint64_t)r->ra_window, end);
 	if (ahead > p + 1)
@@ -195,7 +195,7 @@ static uint64_t write_window(struct region *r, uint64_t p)
 		r->wr_window = 0;
 		return 1;
 	}
-	n = next_window(&r->obj->d->config, &r->wr_window, p, r->wr_next);
+	n = next_window(&cache_daemon(r->obj->c)->config, &r->wr_window, p, r->wr_next);
 	return MAX(MIN(n, end - p), 1);
 }
 
@@ -216,7 +216,7 @@ static bool anon_zero(struct space *s, struct region *r, uint64_t addr, uint64_t
 		return false;
 	for (n = 1; n < want && p + n < end && o->pages[p + n] == PAGE_ABSENT; n++)
 		;
-	next_window(&o->d->config, &r->ra_window, p, r->ra_next);
+	next_window(&cache_daemon(o->c)->config, &r->ra_window, p, r->ra_next);
 	ret = fill_anon_into(o, s->uffd, addr, p, n, r->may_write);
 	if (ret == -EEXIST && n > 1) {
 		n = 1;
@@ -387,7 +387,7 @@ static bool touch_first(struct space *s, struct region *r, uint64_t addr, uint64
 	tj->addr = addr;
 	tj->flags = flags;
 	tj->t0 = t0;
-	if (worker_submit(s->d->workers, &tj->job) == 0)
+	if (worker_submit(s->d->cache.workers, &tj->job) == 0)
 		return true;
 	/* Too many of this user's calls wait on their files: the times are left as they are. */
 	touch_free(&tj->job);

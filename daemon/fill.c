@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "context.h"
+#include "cache.h"
 #include "fill.h"
 #include "log.h"
 #include "object.h"
@@ -93,7 +93,7 @@ static void waiter_done(struct fill_waiter *w)
 static void fill_finish(struct fill *f, int error)
 {
 	struct object *o = f->obj;
-	struct daemon *d = o->d;
+	struct cache *c = o->c;
 	uint64_t ready = error ? 0 : ALIGN_UP(f->done, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT;
 	struct fill_waiter *w, *tmp;
 
@@ -109,7 +109,7 @@ static void fill_finish(struct fill *f, int error)
 
 		set_state(o, f->first + i, i < ready && !away ? PAGE_READY : PAGE_ABSENT);
 	}
-	d->stats.pages_read += ready;
+	c->stats.pages_read += ready;
 	o->pages_read += ready;
 	list_del_init(&f->link);
 	list_for_each_entry_safe (w, tmp, &f->waiters, link) {
@@ -131,7 +131,7 @@ static void fill_write_rest(struct fill *f)
 {
 	int ret;
 
-	ret = ring_write(f->obj->d->ring, f->obj->memfd, f->bounce + f->written,
+	ret = ring_write(f->obj->c->ring, f->obj->memfd, f->bounce + f->written,
 			 (uint32_t)(f->done - f->written),
 			 (f->first << UPAGER_PAGE_SHIFT) + f->written, fill_write_done, f);
 	if (ret < 0)
@@ -184,7 +184,7 @@ static void fill_read_done(void *userdata, int res)
 		fill_finish(f, res);
 		return;
 	}
-	f->obj->d->stats.bytes_read += (uint64_t)res;
+	f->obj->c->stats.bytes_read += (uint64_t)res;
 	f->obj->bytes_read += (uint64_t)res;
 	f->done += (uint64_t)res;
 	if (res > 0 && f->done < want) {
@@ -202,7 +202,7 @@ static int fill_submit(struct fill *f)
 	uint64_t off = (f->first << UPAGER_PAGE_SHIFT) + f->done;
 	uint64_t len = (f->count << UPAGER_PAGE_SHIFT) - f->done;
 
-	return ring_read(f->obj->d->ring, f->obj->fd_read,
+	return ring_read(f->obj->c->ring, f->obj->fd_read,
 			 f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len, off,
 			 fill_read_done, f);
 }
@@ -291,7 +291,7 @@ static int wait_on(struct fill *f, struct fill_job *job)
 static int start_range(struct object *o, uint64_t first, uint64_t count, struct fill_job *job,
 		       uint64_t *started)
 {
-	uint64_t max_fill = o->d->config.fill_max_pages;
+	uint64_t max_fill = o->c->fill_max_pages;
 	uint64_t end = MIN(first + count, object_pages(o));
 	struct fill *last = NULL;
 	bool away = false;
@@ -427,7 +427,7 @@ static uint64_t read_nowait(struct object *o, uint64_t p, uint64_t run)
 	ready = MIN(run, bytes >> UPAGER_PAGE_SHIFT);
 	for (uint64_t i = 0; i < ready; i++)
 		set_state(o, p + i, PAGE_READY);
-	o->d->stats.bytes_from_page_cache += (uint64_t)got;
+	o->c->stats.bytes_from_page_cache += (uint64_t)got;
 	return ready;
 }
 

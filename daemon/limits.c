@@ -43,7 +43,7 @@ int limits_object(struct daemon *d, uid_t uid)
 
 	if (!max)
 		return 0;
-	list_for_each_entry (o, &d->objects, link)
+	list_for_each_entry (o, &d->cache.objects, link)
 		n += o->owner == uid;
 	return n < max ? 0 : -ENFILE;
 }

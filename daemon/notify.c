@@ -40,7 +40,7 @@ void notify_status(struct daemon *d)
 	uint64_t cached = 0;
 	struct object *o;
 
-	list_for_each_entry (o, &d->objects, link)
+	list_for_each_entry (o, &d->cache.objects, link)
 		cached += object_cached_pages(o);
 	snprintf(status, sizeof(status),
 		 "STATUS=%u clients, %u mappings, %llu cached pages, %llu faults served",

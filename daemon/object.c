@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "context.h"
+#include "cache.h"
 #include "fdstore.h"
 #include "log.h"
 #include "memfd.h"
@@ -126,7 +126,7 @@ int object_pages_fd(struct object *o)
 	    MAP_FAILED)
 		return neg_errno();
 	o->pages_fd = fd_take(&fd);
-	fdstore_add(o->d, o->pages_fd, "pg", o->id);
+	cache_store_fd(o->c, o->pages_fd, "pg", o->id);
 	return o->pages_fd;
 }
 
@@ -146,7 +146,7 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 	o->maybe_dirty = calloc((chunks + 63) / 64 + 1, sizeof(uint64_t));
 	if (!o->maybe_dirty)
 		return -ENOMEM;
-	ret = pages_map(o->reserve, o->d->fdstore, &pfd, &o->pages);
+	ret = pages_map(o->reserve, o->c->fdstore, &pfd, &o->pages);
 	if (ret < 0)
 		goto fail_dirty;
 	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -180,13 +180,13 @@ fail_dirty:
 	return ret;
 }
 
-static struct object *object_blank(struct daemon *d, enum object_kind kind)
+static struct object *object_blank(struct cache *c, enum object_kind kind)
 {
 	struct object *o = calloc(1, sizeof(*o));
 
 	if (!o)
 		return NULL;
-	o->d = d;
+	o->c = c;
 	o->kind = kind;
 	o->refs = 1;
 	o->memfd = o->pages_fd = o->fd_read = o->fd_write = -1;
@@ -198,7 +198,7 @@ static struct object *object_blank(struct daemon *d, enum object_kind kind)
 }
 
 /* Create the memfd, reserve address space and map it. */
-static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, const char *name,
+static int object_alloc(struct cache *c, enum object_kind kind, uint64_t size, const char *name,
 			struct object **out)
 {
 	_cleanup_close_ int memfd = -1;
@@ -211,7 +211,7 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
 	if (ret < 0)
 		return ret;
 
-	o = object_blank(d, kind);
+	o = object_blank(c, kind);
 	if (!o)
 		return -ENOMEM;
 	o->size = size;
@@ -221,13 +221,13 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
 		free(o);
 		return ret;
 	}
-	o->id = ++d->next_object_id;
-	list_add_tail(&o->link, &d->objects);
-	d->n_objects++;
-	fdstore_add(d, o->memfd, "ob", o->id);
+	o->id = ++c->next_object_id;
+	list_add_tail(&o->link, &c->objects);
+	c->n_objects++;
+	cache_store_fd(c, o->memfd, "ob", o->id);
 	if (o->pages_fd >= 0)
-		fdstore_add(d, o->pages_fd, "pg", o->id);
-	daemon_touch(d);
+		cache_store_fd(c, o->pages_fd, "pg", o->id);
+	cache_touch(c);
 	*out = o;
 	return 0;
 }
@@ -247,7 +247,7 @@ static int object_alloc(struct daemon *d, enum object_kind kind, uint64_t size, 
  *
  * Return: 0 or a negative errno; the descriptors are closed on failure.
  */
-int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd, int fd_read,
+int object_adopt(struct cache *c, struct object *saved, int memfd, int pages_fd, int fd_read,
 		 int fd_write, struct object **out)
 {
 	_cleanup_close_ int rd = fd_read, wr = fd_write;
@@ -267,7 +267,7 @@ int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd
 	    memfd_protect(pages_fd, MEMFD_FIXED_SIZE) < 0)
 		log_warning("%s: a cache of an older daemon cannot be sealed",
 			    saved->path ? saved->path : "?");
-	o = object_blank(d, saved->kind);
+	o = object_blank(c, saved->kind);
 	if (!o) {
 		close(memfd);
 		close(pages_fd);
@@ -303,8 +303,8 @@ int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd
 	o->fd_write = fd_take(&wr);
 	if (!o->path)
 		o->path = strdup("?");
-	list_add_tail(&o->link, &d->objects);
-	d->n_objects++;
+	list_add_tail(&o->link, &c->objects);
+	c->n_objects++;
 	*out = o;
 	return 0;
 }
@@ -351,7 +351,7 @@ static int object_resize(struct object *o, uint64_t size)
 				object_page_set(o, p, PAGE_ABSENT);
 	}
 	o->size = size;
-	daemon_touch(o->d);
+	cache_touch(o->c);
 	return 0;
 }
 
@@ -412,7 +412,7 @@ static int object_revalidate(struct object *o, const struct stat *st)
 	o->file_size = (uint64_t)st->st_size;
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
-	daemon_touch(o->d);
+	cache_touch(o->c);
 	return 0;
 }
 
@@ -512,11 +512,11 @@ void file_access_release(struct file_access *fa)
 }
 
 /** object_find_file() - the object of the file whose status is @st, or NULL */
-struct object *object_find_file(struct daemon *d, const struct stat *st)
+struct object *object_find_file(struct cache *c, const struct stat *st)
 {
 	struct object *o;
 
-	list_for_each_entry (o, &d->objects, link)
+	list_for_each_entry (o, &c->objects, link)
 		if (o->kind == OBJECT_FILE && o->dev == st->st_dev && o->ino == st->st_ino)
 			return o;
 	return NULL;
@@ -536,7 +536,7 @@ struct object *object_find_file(struct daemon *d, const struct stat *st)
  *
  * Return: 0 or a negative errno.
  */
-int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, struct object **out)
+int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struct object **out)
 {
 	const struct stat *st = &fa->st;
 	char name[64];
@@ -545,7 +545,7 @@ int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, stru
 
 	if (fa->err < 0)
 		return fa->err;
-	o = object_find_file(d, st);
+	o = object_find_file(c, st);
 	if (o) {
 		ret = object_revalidate(o, st);
 		if (ret < 0)
@@ -556,7 +556,7 @@ int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, stru
 
 	/* The name ties the cache to its file for a daemon that takes it back (resume.c). */
 	snprintf(name, sizeof(name), OBJECT_FILE_NAME, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-	ret = object_alloc(d, OBJECT_FILE, ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE), name,
+	ret = object_alloc(c, OBJECT_FILE, ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE), name,
 			   &o);
 	if (ret < 0)
 		return ret;
@@ -570,15 +570,15 @@ int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, stru
 	fa->path = NULL;
 	/* One description reads and, if it may, writes back. */
 	o->fd_read = fa->reader;
-	fdstore_add(d, o->fd_read, "rd", o->id);
+	cache_store_fd(c, o->fd_read, "rd", o->id);
 	if (!fa->rw)
 		fa->reader = -1;
 keep_writer:
 	if (o->fd_write < 0 && fa->rw && fa->reader >= 0) {
 		o->fd_write = fd_take(&fa->reader);
-		fdstore_add(d, o->fd_write, "wr", o->id);
+		cache_store_fd(c, o->fd_write, "wr", o->id);
 	}
-	daemon_touch(d);
+	cache_touch(c);
 	*out = o;
 	return 0;
 }
@@ -587,12 +587,12 @@ keep_writer:
  * object_new_anon() - a shared anonymous object of @length bytes, zero-filled, charged to @owner
  * Return: 0 and a reference in *@out, or a negative errno.
  */
-int object_new_anon(struct daemon *d, uint64_t length, uid_t owner, struct object **out)
+int object_new_anon(struct cache *c, uint64_t length, uid_t owner, struct object **out)
 {
 	struct object *o;
 	int ret;
 
-	ret = object_alloc(d, OBJECT_ANON, ALIGN_UP(length, UPAGER_PAGE_SIZE), OBJECT_ANON_NAME,
+	ret = object_alloc(c, OBJECT_ANON, ALIGN_UP(length, UPAGER_PAGE_SIZE), OBJECT_ANON_NAME,
 			   &o);
 	if (ret < 0)
 		return ret;
@@ -603,11 +603,11 @@ int object_new_anon(struct daemon *d, uint64_t length, uid_t owner, struct objec
 }
 
 /** object_find() - the object with id @id, or NULL */
-struct object *object_find(struct daemon *d, uint64_t id)
+struct object *object_find(struct cache *c, uint64_t id)
 {
 	struct object *o;
 
-	list_for_each_entry (o, &d->objects, link)
+	list_for_each_entry (o, &c->objects, link)
 		if (id && o->id == id)
 			return o;
 	return NULL;
@@ -638,10 +638,10 @@ struct object *object_unref(struct object *o)
 
 static void object_free(struct object *o)
 {
-	struct daemon *d = o->d;
+	struct cache *c = o->c;
 
 	list_del_init(&o->link);
-	d->n_objects--;
+	c->n_objects--;
 	munmap(o->map, o->reserve);
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
 	free(o->maybe_dirty);
@@ -651,11 +651,11 @@ static void object_free(struct object *o)
 		close(o->fd_write);
 	if (o->fd_read >= 0)
 		close(o->fd_read);
-	fdstore_remove(d, "ob", o->id);
-	fdstore_remove(d, "pg", o->id);
-	fdstore_remove(d, "rd", o->id);
-	fdstore_remove(d, "wr", o->id);
-	daemon_touch(d);
+	cache_unstore_fd(c, "ob", o->id);
+	cache_unstore_fd(c, "pg", o->id);
+	cache_unstore_fd(c, "rd", o->id);
+	cache_unstore_fd(c, "wr", o->id);
+	cache_touch(c);
 	if (o->view_ops)
 		o->view_ops->object_free(o);
 	free(o->path);
@@ -793,7 +793,7 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 		r = &job->runs[job->n_runs++];
 		r->first = p - run;
 		r->count = run;
-		r->cleaned = o->d->protect && o->d->protect(o, r->first, r->count);
+		r->cleaned = o->c->hooks && o->c->hooks->protect(o, r->first, r->count);
 		if (r->cleaned)
 			for (uint64_t q = r->first; q < p; q++)
 				object_page_set(o, q, o->pages[q] & (uint8_t)~PAGE_WRITABLE);
@@ -871,7 +871,7 @@ static void wb_done(struct worker_job *wj, int status)
 	struct wb_req *req = job->req;
 	int ret = status < 0 ? status : job->ret;
 
-	o->d->stats.bytes_written += job->written;
+	o->c->stats.bytes_written += job->written;
 	if (ret < 0) {
 		for (size_t i = 0; i < job->n_runs; i++)
 			for (uint64_t p = job->runs[i].first;
@@ -885,11 +885,11 @@ static void wb_done(struct worker_job *wj, int status)
 		o->file_size = (uint64_t)job->st.st_size;
 		o->mtime = job->st.st_mtim;
 		o->ctime = job->st.st_ctim;
-		daemon_touch(o->d);
+		cache_touch(o->c);
 	}
 	if (o->wb_running == job)
 		o->wb_running = NULL;
-	if (ret == 0 && !job->last && !o->d->stopping) {
+	if (ret == 0 && !job->last && !o->c->stopping) {
 		/* The rest of the request goes next, before any other. */
 		list_add(&req->link, &o->wb_queue);
 	} else {
@@ -915,7 +915,7 @@ static void wb_free(struct worker_job *wj)
 static void wb_kick(struct object *o)
 {
 	/* A daemon that stops writes back on its own thread (object_stop()). */
-	if (o->d->stopping)
+	if (o->c->stopping)
 		return;
 	while (!o->wb_running && !list_empty(&o->wb_queue)) {
 		struct wb_req *req = list_first_entry(&o->wb_queue, struct wb_req, link);
@@ -941,7 +941,7 @@ static void wb_kick(struct object *o)
 							.free = wb_free,
 							.owner = 0x80000000u | (uint32_t)o->id };
 			o->wb_running = job;
-			ret = worker_submit(o->d->workers, &job->job);
+			ret = worker_submit(o->c->workers, &job->job);
 			if (ret == 0)
 				return;
 			o->wb_running = NULL;
@@ -1057,7 +1057,7 @@ int object_writeback_now(struct object *o)
 			job.ret = -ENOMEM;
 		else
 			wb_run(&job.job);
-		o->d->stats.bytes_written += job.written;
+		o->c->stats.bytes_written += job.written;
 	} while (!job.last && job.ret == 0);
 	free(job.runs);
 	free(job.data);
@@ -1106,7 +1106,7 @@ void object_touched(struct object *o, const struct stat *st)
 {
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
-	daemon_touch(o->d);
+	cache_touch(o->c);
 }
 
 /** object_cached_pages() - pages of the object that are valid in its cache */
@@ -1149,7 +1149,7 @@ void object_save(struct object *o, struct state *st)
 }
 
 /** object_load() - take an object back from its record and its descriptors in the fd store */
-void object_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p)
+void object_load(struct cache *c, struct state_io *io, struct fdstore_passed *p)
 {
 	struct object saved = { 0 }, *o;
 	bool has_read = false, has_write = false;
@@ -1165,7 +1165,7 @@ void object_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p
 	/* The service manager passes one descriptor of an open file description stored twice. */
 	if (has_write && wr < 0 && rd >= 0)
 		wr = fcntl(rd, F_DUPFD_CLOEXEC, 3);
-	ret = object_adopt(d, &saved, memfd, pages_fd, rd, wr, &o);
+	ret = object_adopt(c, &saved, memfd, pages_fd, rd, wr, &o);
 	if (ret < 0)
 		log_warning("object %s was not passed back: %s", saved.path ? saved.path : "?",
 			    strerror(-ret));

@@ -11,7 +11,7 @@
 
 #include "common/list.h"
 
-struct daemon;
+struct cache;
 struct object;
 
 /*
@@ -47,7 +47,7 @@ enum {
 #define OBJECT_ANON_NAME "anon"
 
 struct object {
-	struct daemon *d;
+	struct cache *c;
 	uint64_t id;
 	unsigned refs;
 	enum object_kind kind;
@@ -102,12 +102,12 @@ struct file_access {
 
 void file_access_probe(int client_fd, struct file_access *fa);
 void file_access_release(struct file_access *fa);
-struct object *object_find_file(struct daemon *d, const struct stat *st);
-int object_open_file(struct daemon *d, struct file_access *fa, uid_t owner, struct object **out);
-int object_new_anon(struct daemon *d, uint64_t length, uid_t owner, struct object **out);
-int object_adopt(struct daemon *d, struct object *saved, int memfd, int pages_fd, int fd_read,
+struct object *object_find_file(struct cache *c, const struct stat *st);
+int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struct object **out);
+int object_new_anon(struct cache *c, uint64_t length, uid_t owner, struct object **out);
+int object_adopt(struct cache *c, struct object *saved, int memfd, int pages_fd, int fd_read,
 		 int fd_write, struct object **out);
-struct object *object_find(struct daemon *d, uint64_t id);
+struct object *object_find(struct cache *c, uint64_t id);
 struct object *object_ref(struct object *o);
 struct object *object_unref(struct object *o);
 int object_reopen_memfd(struct object *o, bool writable);
@@ -184,4 +184,4 @@ struct fdstore_passed;
 struct state;
 struct state_io;
 void object_save(struct object *o, struct state *st);
-void object_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p);
+void object_load(struct cache *c, struct state_io *io, struct fdstore_passed *p);

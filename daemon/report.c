@@ -98,16 +98,16 @@ int report_stats(struct session *s, const struct upager_msg *req)
 	m.u.stats_reply.sessions = d->n_sessions;
 	m.u.stats_reply.spaces = d->n_spaces;
 	m.u.stats_reply.regions = space_count_regions(d);
-	m.u.stats_reply.objects = d->n_objects;
-	list_for_each_entry (o, &d->objects, link)
+	m.u.stats_reply.objects = d->cache.n_objects;
+	list_for_each_entry (o, &d->cache.objects, link)
 		m.u.stats_reply.cached_pages += object_cached_pages(o);
 	m.u.stats_reply.faults = d->stats.faults;
-	m.u.stats_reply.pages_read = d->stats.pages_read;
-	m.u.stats_reply.bytes_read = d->stats.bytes_read;
-	m.u.stats_reply.bytes_written = d->stats.bytes_written;
+	m.u.stats_reply.pages_read = d->cache.stats.pages_read;
+	m.u.stats_reply.bytes_read = d->cache.stats.bytes_read;
+	m.u.stats_reply.bytes_written = d->cache.stats.bytes_written;
 	m.u.stats_reply.uptime_ms = uv_now(d->loop) - d->start_ms;
 	m.u.stats_reply.pages_populated = d->stats.pages_populated;
-	m.u.stats_reply.bytes_from_page_cache = d->stats.bytes_from_page_cache;
+	m.u.stats_reply.bytes_from_page_cache = d->cache.stats.bytes_from_page_cache;
 	m.u.stats_reply.latency_p50_ns = latency_percentile(&d->stats.latency, 50);
 	m.u.stats_reply.latency_p99_ns = latency_percentile(&d->stats.latency, 99);
 	m.u.stats_reply.latency_max_ns = d->stats.latency.max_ns;

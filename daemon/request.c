@@ -233,10 +233,10 @@ static void open_done(struct worker_job *job, int status)
 	}
 	/* A file whose file system did not answer in time: the client may try again. */
 	ret = status == -ETIMEDOUT ? -EAGAIN : status;
-	if (ret == 0 && oj->fa.err == 0 && !object_find_file(s->d, &oj->fa.st))
+	if (ret == 0 && oj->fa.err == 0 && !object_find_file(&s->d->cache, &oj->fa.st))
 		ret = limits_object(s->d, s->uid);
 	if (ret == 0)
-		ret = object_open_file(s->d, &oj->fa, s->uid, &po->obj);
+		ret = object_open_file(&s->d->cache, &oj->fa, s->uid, &po->obj);
 	if (ret == 0) {
 		po->may_write = po->shared && oj->writable_fd;
 		if (po->may_write && po->obj->fd_write < 0) {
@@ -274,7 +274,7 @@ static int object_open_start(struct session *s, const struct upager_msg *req,
 	oj->po = *po;
 	oj->writable_fd = writable_fd;
 	oj->fa.reader = -1;
-	ret = worker_submit(s->d->workers, &oj->job);
+	ret = worker_submit(s->d->cache.workers, &oj->job);
 	if (ret < 0) {
 		open_free(&oj->job);
 		return ret;
@@ -327,7 +327,7 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 	ret = limits_object(s->d, s->uid);
 	if (ret < 0)
 		return ret;
-	ret = object_new_anon(s->d, po.length, s->uid, &po.obj);
+	ret = object_new_anon(&s->d->cache, po.length, s->uid, &po.obj);
 	if (ret < 0)
 		return ret;
 	/* Nothing to write back, but writes to track all the same once a nonlinear mapping holds

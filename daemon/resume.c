@@ -59,7 +59,7 @@ static struct object *find_by_cache(struct daemon *d, const struct stat *st)
 	struct object *o;
 	struct stat ost;
 
-	list_for_each_entry (o, &d->objects, link)
+	list_for_each_entry (o, &d->cache.objects, link)
 		if (fstat(o->memfd, &ost) == 0 && ost.st_dev == st->st_dev &&
 		    ost.st_ino == st->st_ino)
 			return o;
@@ -90,7 +90,7 @@ static void mark_present(struct object *o, bool dirty)
 		}
 		data = hole;
 	}
-	daemon_touch(o->d);
+	daemon_touch(cache_daemon(o->c));
 }
 
 /* A writer vouches for the cache: its pages are candidates, the file's times are taken as now. */
@@ -104,7 +104,7 @@ static int vouch(struct object *o, int file_fd, const struct stat *fst)
 			o->fd_write = -1;
 			return ret;
 		}
-		fdstore_add(o->d, o->fd_write, "wr", o->id);
+		fdstore_add(cache_daemon(o->c), o->fd_write, "wr", o->id);
 	}
 	o->file_size = (uint64_t)fst->st_size;
 	o->mtime = fst->st_mtim;
@@ -140,7 +140,7 @@ static int adopt(struct daemon *d, enum object_kind kind, int memfd, const struc
 		saved.path = strdup("anon");
 	}
 	saved.reserve = object_reserve_for(saved.size);
-	saved.id = ++d->next_object_id;
+	saved.id = ++d->cache.next_object_id;
 	cache = fd_reopen(memfd, true);
 	ret = memfd_new("upager:pages", saved.reserve >> UPAGER_PAGE_SHIFT, MEMFD_FIXED_SIZE,
 			&pages_fd);
@@ -151,7 +151,7 @@ static int adopt(struct daemon *d, enum object_kind kind, int memfd, const struc
 			close(cache);
 		return ret < 0 ? ret : cache;
 	}
-	ret = object_adopt(d, &saved, cache, pages_fd, rd, -1, &o);
+	ret = object_adopt(&d->cache, &saved, cache, pages_fd, rd, -1, &o);
 	free(saved.path);
 	if (ret < 0)
 		return ret;
@@ -203,7 +203,7 @@ int resume_object(struct daemon *d, enum object_kind kind, int file_fd, int memf
 	if (o) {
 		object_ref(o);
 	} else {
-		list_for_each_entry (o, &d->objects, link)
+		list_for_each_entry (o, &d->cache.objects, link)
 			if (kind == OBJECT_FILE && o->kind == OBJECT_FILE && o->dev == fst.st_dev &&
 			    o->ino == fst.st_ino)
 				return -EEXIST;

@@ -84,7 +84,7 @@ static int reply_again(struct session *s)
 	struct view *v = NULL;
 	int fds[2];
 
-	if (s->last.fd == REPLY_FD_OBJECT && (o = object_find(s->d, s->last.fd_id)))
+	if (s->last.fd == REPLY_FD_OBJECT && (o = object_find(&s->d->cache, s->last.fd_id)))
 		fd = object_reopen_memfd(o, s->last.fd_writable);
 	else if (s->last.fd == REPLY_FD_VIEW && (v = view_find(s->d, s->last.fd_id)))
 		fd = view_reopen_memfd(v);
@@ -490,7 +490,7 @@ void session_load_open(struct daemon *d, struct state_io *io)
 
 	open_fields(io, &po, &session_id, &obj_id);
 	s = find_session(d, session_id);
-	po.obj = object_find(d, obj_id);
+	po.obj = object_find(&d->cache, obj_id);
 	if (!s || !po.obj || s->n_opens == MAX_PENDING_OPENS)
 		return;
 	object_ref(po.obj);

@@ -233,7 +233,7 @@ static bool for_each_writer(struct object *o, uint64_t first, uint64_t count,
 {
 	struct space *s;
 
-	list_for_each_entry (s, &o->d->spaces, link) {
+	list_for_each_entry (s, &cache_daemon(o->c)->spaces, link) {
 		struct region *r;
 
 		region_for_each(r, &s->regions)
@@ -677,7 +677,7 @@ void space_load_region(struct daemon *d, struct state_io *io)
 
 	region_fields(io, &r, &space_id, &obj_id, &view_id);
 	s = space_find(d, space_id);
-	r.obj = object_find(d, obj_id);
+	r.obj = object_find(&d->cache, obj_id);
 	r.view = view_find(d, view_id);
 	if (!s || (obj_id && !r.obj) || (view_id && !r.view)) {
 		log_warning("a mapping at %#" PRIx64 " lost what it maps", r.start);

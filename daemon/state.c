@@ -303,7 +303,7 @@ int state_init(struct daemon *d, struct fdstore_passed *passed, const struct sta
 		d->restoring = false;
 		st->gen = h[cur].gen;
 		log_info("took over %u clients, %u spaces, %u objects from the previous daemon",
-			 d->n_sessions, d->n_spaces, d->n_objects);
+			 d->n_sessions, d->n_spaces, d->cache.n_objects);
 	} else if (st->fd[0] >= 0 || st->fd[1] >= 0) {
 		log_error(
 			"the saved tables cannot be read; clients of the previous daemon are lost");

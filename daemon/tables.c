@@ -17,7 +17,7 @@
 
 static void daemon_fields(struct state_io *io, struct daemon *d)
 {
-	STATE_NUM(io, 1, d->next_object_id);
+	STATE_NUM(io, 1, d->cache.next_object_id);
 	STATE_NUM(io, 2, d->next_id);
 }
 
@@ -34,7 +34,7 @@ static void tables_save(struct daemon *d, struct state *st)
 	state_end(&io);
 	list_for_each_entry (sp, &d->spaces, link)
 		space_save(sp, st);
-	list_for_each_entry (o, &d->objects, link) {
+	list_for_each_entry (o, &d->cache.objects, link) {
 		object_save(o, st);
 		list_for_each_entry (v, &o->views, link)
 			view_save(v, st);
@@ -62,7 +62,7 @@ static void tables_load(struct daemon *d, enum state_rec type, struct state_io *
 			grow_attach(s, fd);
 		break;
 	case STATE_REC_OBJECT:
-		object_load(d, io, p);
+		object_load(&d->cache, io, p);
 		break;
 	case STATE_REC_VIEW:
 		view_load(d, io, p, space_view_host);
@@ -88,13 +88,13 @@ static void tables_loaded(struct daemon *d)
 	struct space *s;
 
 	/* Objects and views came with one reference each, for the time of the load. */
-	list_for_each_entry_safe (o, otmp, &d->objects, link) {
+	list_for_each_entry_safe (o, otmp, &d->cache.objects, link) {
 		object_ref(o);
 		list_for_each_entry_safe (v, vtmp, &o->views, link)
 			view_unref(v);
 		object_unref(o);
 	}
-	list_for_each_entry_safe (o, otmp, &d->objects, link)
+	list_for_each_entry_safe (o, otmp, &d->cache.objects, link)
 		object_unref(o);
 	list_for_each_entry (s, &d->spaces, link)
 		space_wake(s);

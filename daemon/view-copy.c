@@ -315,7 +315,7 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 	v->copy[i] = COPY_RO;
 	object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN);
 	view_claims_settle(o, p); /* a library's copy of the page is one more clean copy */
-	o->d->stats.bytes_from_page_cache += (uint64_t)got;
+	o->c->stats.bytes_from_page_cache += (uint64_t)got;
 	if (!v->may_write) {
 		map_copy(s, addr, true);
 	}

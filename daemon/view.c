@@ -446,12 +446,12 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	v->base = first_page;
 	v->obj = object_ref(o);
 	shared_header(v);
-	v->id = ++o->d->next_id;
+	v->id = ++cache_daemon(o->c)->next_id;
 	list_add_tail(&v->link, &o->views);
-	fdstore_add(o->d, v->memfd, "vw", v->id);
-	fdstore_add(o->d, v->meta_fd, "vm", v->id);
-	fdstore_add(o->d, v->table_memfd, "vt", v->id);
-	daemon_touch(o->d);
+	fdstore_add(cache_daemon(o->c), v->memfd, "vw", v->id);
+	fdstore_add(cache_daemon(o->c), v->meta_fd, "vm", v->id);
+	fdstore_add(cache_daemon(o->c), v->table_memfd, "vt", v->id);
+	daemon_touch(cache_daemon(o->c));
 	*out = v;
 	return 0;
 }
@@ -563,7 +563,7 @@ int view_adopt(struct object *o, const struct view *saved, int memfd, int meta_f
 	/* A copy the library made while no daemon ran is taken; one under way is not. */
 	view_settle(v, UINT64_MAX, UINT64_MAX, true);
 	if (!saved->shared_size)
-		fdstore_add(o->d, v->table_memfd, "vt", v->id);
+		fdstore_add(cache_daemon(o->c), v->table_memfd, "vt", v->id);
 	*out = v;
 	return 0;
 }
@@ -574,7 +574,7 @@ struct view *view_find(struct daemon *d, uint64_t id)
 	struct object *o;
 	struct view *v;
 
-	list_for_each_entry (o, &d->objects, link)
+	list_for_each_entry (o, &d->cache.objects, link)
 		list_for_each_entry (v, &o->views, link)
 			if (id && v->id == id)
 				return v;
@@ -605,10 +605,10 @@ struct view *view_unref(struct view *v)
 	close(v->memfd);
 	close(v->meta_fd);
 	close(v->table_memfd);
-	fdstore_remove(v->obj->d, "vw", v->id);
-	fdstore_remove(v->obj->d, "vm", v->id);
-	fdstore_remove(v->obj->d, "vt", v->id);
-	daemon_touch(v->obj->d);
+	fdstore_remove(cache_daemon(v->obj->c), "vw", v->id);
+	fdstore_remove(cache_daemon(v->obj->c), "vm", v->id);
+	fdstore_remove(cache_daemon(v->obj->c), "vt", v->id);
+	daemon_touch(cache_daemon(v->obj->c));
 	object_unref(v->obj);
 	free(v);
 	return NULL;
@@ -637,7 +637,7 @@ void view_publish(struct view *v, bool local)
 	__atomic_store_n(&v->shared->start, local ? v->start : 0, __ATOMIC_RELEASE);
 	if (v->local != local) {
 		v->local = local;
-		daemon_touch(v->obj->d);
+		daemon_touch(cache_daemon(v->obj->c));
 	}
 }
 
@@ -646,7 +646,7 @@ void view_attach(struct view *v, const struct view_host *h, uint64_t start)
 {
 	v->host = h ? *h : (struct view_host){ .uffd = -1 };
 	v->start = start;
-	daemon_touch(v->obj->d);
+	daemon_touch(cache_daemon(v->obj->c));
 }
 
 /**
@@ -695,7 +695,7 @@ void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
 		__atomic_store_n(&v->shared->entry[first + k], view_encode(v, first + k, pgoff + k),
 				 __ATOMIC_RELEASE);
 	}
-	daemon_touch(v->obj->d);
+	daemon_touch(cache_daemon(v->obj->c));
 }
 
 /**
@@ -767,7 +767,7 @@ void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
 	memfd = fdstore_passed_take(p, "vw", saved.id);
 	meta_fd = fdstore_passed_take(p, "vm", saved.id);
 	table_fd = fdstore_passed_take(p, "vt", saved.id);
-	o = object_find(d, obj_id);
+	o = object_find(&d->cache, obj_id);
 	if (!o || view_adopt(o, &saved, memfd, meta_fd, table_fd, &v) < 0) {
 		if (!o) {
 			closep(&memfd);
@@ -814,8 +814,8 @@ static void claim_adopt(struct view *v, uint64_t i, uint64_t p)
 	/* The page was no one's (or the file's and clean copies'); a fill may have begun since. */
 	if ((o->pages[p] & ~PAGE_AWAY & ~PAGE_CLEAN) == PAGE_ABSENT)
 		object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN);
-	o->d->stats.bytes_from_page_cache += UPAGER_PAGE_SIZE;
-	daemon_touch(o->d);
+	o->c->stats.bytes_from_page_cache += UPAGER_PAGE_SIZE;
+	daemon_touch(cache_daemon(o->c));
 }
 
 /*

@@ -16,7 +16,7 @@ static void setup(void)
 	memset(&d, 0, sizeof(d));
 	list_init(&d.sessions);
 	list_init(&d.spaces);
-	list_init(&d.objects);
+	list_init(&d.cache.objects);
 	d.config.limits = (struct user_limits){
 		.connections = 2, .objects = 1, .mappings = 3, .mapped = 10 * 4096
 	};
@@ -40,11 +40,11 @@ Test(limits, connections_of_a_user_are_bounded)
 Test(limits, caches_are_charged_to_the_user_that_made_them)
 {
 	objects[0].owner = 1000;
-	list_add_tail(&objects[0].link, &d.objects);
+	list_add_tail(&objects[0].link, &d.cache.objects);
 	cr_assert_eq(limits_object(&d, 1000), -ENFILE);
 	cr_assert_eq(limits_object(&d, 1001), 0);
 	objects[1].owner = 0;
-	list_add_tail(&objects[1].link, &d.objects);
+	list_add_tail(&objects[1].link, &d.cache.objects);
 	cr_assert_eq(limits_object(&d, 0), 0);
 }
 
