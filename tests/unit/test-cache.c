@@ -117,10 +117,9 @@ static void on_filled(void *userdata)
 
 Test(cache, an_object_reads_its_file_into_the_cache_and_counts_it)
 {
-	struct fill_job *job;
 	struct object *o;
 	uint64_t started = 0;
-	int fd, waits;
+	int fd;
 
 	o = file_object(&fd);
 	cr_assert_eq(cache.n_objects, 1);
@@ -131,12 +130,8 @@ Test(cache, an_object_reads_its_file_into_the_cache_and_counts_it)
 	cr_assert_eq(fill_ready_run(o, 0, 1), 0);
 
 	filled = false;
-	job = fill_job_new(on_filled, NULL);
-	cr_assert_not_null(job);
-	waits = fill_range(o, 0, PAGES + 1, fill_job_waiter, job, &started);
-	cr_assert_gt(waits, 1, "the range is read in fills of at most 16 pages");
+	cr_assert_eq(fill_wait(o, 0, PAGES + 1, on_filled, NULL, &started), FILL_WAITING);
 	cr_assert_eq(started, PAGES + 1);
-	cr_assert_eq(fill_job_arm(job), 0);
 	while (!filled)
 		uv_run(&loop, UV_RUN_ONCE);
 	cr_assert_eq(fill_ready_run(o, 0, PAGES + 1), PAGES + 1, "every page is ready");
