@@ -23,6 +23,7 @@
 #include "grow.h"
 #include "log.h"
 #include "object.h"
+#include "resolve.h"
 #include "space.h"
 #include "uffdio.h"
 #include "view-copy.h"
@@ -60,20 +61,10 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 	uint64_t room = (region_end(r) - addr) >> UPAGER_PAGE_SHIFT;
 	uint64_t want = p == r->ra_next && r->ra_window ? MIN((uint64_t)r->ra_window, room) : 1;
 	uint64_t n = MAX(fill_ready_run(o, p, want), 1);
-	bool wp = r->wp || (!write && region_tracks_writes(s, r));
+	bool wp = resolve_linear(s, r, p, write, &n);
 	int ret;
 
-	if (!list_empty(&o->views)) {
-		/* A page with copies in nonlinear mappings goes in write-protected, one at a time. */
-		n = 1;
-		wp = wp || view_has_copies(o, p);
-	}
-	if (r->may_write && !wp)
-		for (uint64_t i = 0; i < n; i++)
-			object_page_set(o, p + i, o->pages[p + i] | PAGE_WRITABLE);
-	ret = uffdio_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
-	if (ret == -EEXIST || ret == -EAGAIN || (ret < 0 && ret != -ESRCH && ret != -EFAULT))
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	ret = uffdio_resolve_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
 	if (ret == -EFAULT)
 		return 0;
 	r->ra_next = p + n;
@@ -258,18 +249,17 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		}
 		n = write_window(r, p);
 		view_invalidate_copies(o, p, NULL, 0);
-		for (k = 0; k < n; k++) {
-			uint64_t q = p + k;
+		/* The page written goes writable; the pages after it as they would for a write. */
+		object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
+		for (k = 1; k < n; k++) {
+			uint64_t one = 1;
 
-			if (k > 0 && ((o->pages[q] & PAGE_STATE_MASK) != PAGE_READY ||
-				      (!list_empty(&o->views) && view_has_copies(o, q))))
+			if ((o->pages[p + k] & PAGE_STATE_MASK) != PAGE_READY ||
+			    resolve_linear(s, r, p + k, true, &one))
 				break;
-			object_page_set(o, q, o->pages[q] | PAGE_WRITABLE);
 		}
 		r->wr_next = p + k;
-		ret = uffdio_writeprotect(s->uffd, addr, k << UPAGER_PAGE_SHIFT, false);
-		if (ret < 0 && ret != -ESRCH)
-			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		uffdio_resolve_unprotect(s->uffd, addr, k << UPAGER_PAGE_SHIFT);
 		space_account_fault(s, r, t0);
 		return;
 	}
@@ -397,13 +387,10 @@ static bool touch_first(struct space *s, struct region *r, uint64_t addr, uint64
 void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 {
 	struct region *r;
-	int ret;
 
 	addr = ALIGN_DOWN(addr, UPAGER_PAGE_SIZE);
 	if (addr == s->token_addr) {
-		ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
-		if (ret < 0 && ret != -ESRCH)
-			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
 		return;
 	}
 	s->d->stats.faults++;
@@ -428,8 +415,6 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			   uint64_t t0)
 {
-	int ret;
-
 	if (r->view) {
 		view_fault(s, r, addr, flags, t0);
 		space_account_fault(s, r, t0);
@@ -439,8 +424,6 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 		fault_object(s, r, addr, flags, t0);
 		return;
 	}
-	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
-	if (ret < 0 && ret != -ESRCH)
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
 	space_account_fault(s, r, t0);
 }

@@ -438,7 +438,7 @@ static uint64_t read_nowait(struct object *o, uint64_t p, uint64_t run)
  * @first: first page
  * @count: pages; at most FILL_NOW_MAX_PAGES are tried
  *
- * For a caller that would otherwise wait for fill_range(): a read from the page cache costs less
+ * For a caller that would otherwise wait for fill_wait(): a read from the page cache costs less
  * than a trip through io_uring's workers and back. It never waits for the disk, but unlike
  * fill_from_page_cache() it may start the kernel's read-ahead, so it is not for MAP_NONBLOCK.
  */

@@ -94,9 +94,7 @@ static void grow_to(struct space *s, struct region *r, uint64_t addr, bool new_g
 	r->grown_pages += (r->start - addr) >> UPAGER_PAGE_SHIFT;
 	region_resize(&s->regions, r, addr, region_end(r));
 	daemon_touch(s->d);
-	ret = uffdio_zeropage(s->uffd, addr, UPAGER_PAGE_SIZE);
-	if (ret < 0 && ret != -ESRCH)
-		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
 }
 
 /* The answer to GUARD, asked for by leap(). */

@@ -18,9 +18,9 @@
 #include "log.h"
 #include "object.h"
 #include "populate.h"
+#include "resolve.h"
 #include "space.h"
 #include "uffdio.h"
-#include "view.h"
 
 /* Map every ready page of the region; return how many were mapped. */
 static uint64_t map_ready_runs(struct space *s, struct region *r)
@@ -39,24 +39,14 @@ static uint64_t map_ready_runs(struct space *s, struct region *r)
 	for (uint64_t i = 0; i < pages;) {
 		uint64_t p = (r->offset >> UPAGER_PAGE_SHIFT) + i;
 		uint64_t run = fill_ready_run(r->obj, p, pages - i);
-		/* Read-populated, as Linux populates a shared mapping: write-protected until the
-		 * first write, where writes are tracked (map_ready() in fault.c). */
-		bool wp = r->wp || region_tracks_writes(s, r);
+		bool wp;
 
 		if (run == 0) {
 			i++;
 			continue;
 		}
-		if (!list_empty(&r->obj->views)) {
-			/* A page with copies in nonlinear mappings goes in write-protected, so that
-			 * a write reaches the daemon, which drops the copies (view.c). */
-			run = 1;
-			wp = wp || view_has_copies(r->obj, p);
-		}
-		if (r->may_write && !wp)
-			for (uint64_t k = 0; k < run; k++)
-				object_page_set(r->obj, p + k,
-						r->obj->pages[p + k] | PAGE_WRITABLE);
+		/* Read-populated, as Linux populates a shared mapping. */
+		wp = resolve_linear(s, r, p, false, &run);
 		if (uffdio_continue(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
 				    run << UPAGER_PAGE_SHIFT, wp) == 0)
 			n += run;

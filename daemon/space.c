@@ -215,7 +215,7 @@ static uint64_t unregistered_page(const struct space *s)
 /**
  * region_tracks_writes() - whether the pages of region @r of space @s go in write-protected until
  * their first write: a shared mapping of a file the client may write, registered in write-protect
- * mode (see map_ready() in fault.c)
+ * mode (see resolve_linear() in resolve.c)
  */
 bool region_tracks_writes(const struct space *s, const struct region *r)
 {

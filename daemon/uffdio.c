@@ -227,6 +227,56 @@ int uffdio_wake(int uffd, uint64_t start, uint64_t len)
 	return xioctl(uffd, UFFDIO_WAKE, &r);
 }
 
+/*
+ * The rules that end a fault: the ioctl that maps its page, and if that fails, a wake, so that
+ * the faulting thread faults again rather than waits for ever (unless its mm is gone: -ESRCH).
+ */
+
+/**
+ * uffdio_resolve_zero() - end a fault with zero pages over [start, start+len)
+ * Return: uffdio_zeropage()'s.
+ */
+int uffdio_resolve_zero(int uffd, uint64_t start, uint64_t len)
+{
+	int ret = uffdio_zeropage(uffd, start, len);
+
+	if (ret < 0 && ret != -ESRCH)
+		uffdio_wake(uffd, start, len);
+	return ret;
+}
+
+/**
+ * uffdio_resolve_continue() - end a fault by mapping the cache pages of [start, start+len)
+ * @wp: map them write-protected
+ *
+ * -EFAULT (a page is not in the cache) wakes no one: the caller fills the page and ends the
+ * fault then.
+ *
+ * Return: uffdio_continue()'s.
+ */
+int uffdio_resolve_continue(int uffd, uint64_t start, uint64_t len, bool wp)
+{
+	int ret = uffdio_continue(uffd, start, len, wp);
+
+	if (ret < 0 && ret != -ESRCH && ret != -EFAULT)
+		uffdio_wake(uffd, start, len);
+	return ret;
+}
+
+/**
+ * uffdio_resolve_unprotect() - end a write-protect fault: lift the protection of [start,
+ * start+len), which wakes the writer
+ * Return: uffdio_writeprotect()'s.
+ */
+int uffdio_resolve_unprotect(int uffd, uint64_t start, uint64_t len)
+{
+	int ret = uffdio_writeprotect(uffd, start, len, false);
+
+	if (ret < 0 && ret != -ESRCH)
+		uffdio_wake(uffd, start, len);
+	return ret;
+}
+
 /* Whether the client's page at addr is in its page tables (pagemap bit 63); true if unknown. */
 static bool page_mapped(pid_t pid, uint64_t addr)
 {

@@ -19,6 +19,9 @@ int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp
 int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_zeropage(int uffd, uint64_t start, uint64_t len);
 int uffdio_poison(int uffd, uint64_t start, uint64_t len);
+int uffdio_resolve_zero(int uffd, uint64_t start, uint64_t len);
+int uffdio_resolve_continue(int uffd, uint64_t start, uint64_t len, bool wp);
+int uffdio_resolve_unprotect(int uffd, uint64_t start, uint64_t len);
 void uffdio_sigbus(int uffd, uint64_t addr, pid_t pid);
 int uffdio_wake(int uffd, uint64_t start, uint64_t len);
 int uffdio_alive(int uffd, uint64_t addr);

@@ -21,6 +21,7 @@
 #include "fill.h"
 #include "object.h"
 #include "region.h"
+#include "resolve.h"
 #include "space.h"
 #include "uffdio.h"
 #include "view-copy.h"
@@ -31,15 +32,13 @@
 #define VIEW_RETRY (1ULL << 63)
 
 /*
- * Map the copy in view page at addr of space s (write-protected if wp) and wake the faulting
- * thread; whatever went wrong (the mapping changing or gone), the thread goes on, to fault again
- * or to fail as its access must.
+ * Map the copy in page i of view v at addr of space s (resolve_view() says how) and wake the
+ * faulting thread; whatever went wrong (the mapping changing or gone), the thread goes on, to
+ * fault again or to fail as its access must.
  */
-static void map_copy(struct space *s, uint64_t addr, bool wp)
+static void map_copy(struct space *s, uint64_t addr, const struct view *v, uint64_t i)
 {
-	int ret = uffdio_continue(s->uffd, addr, UPAGER_PAGE_SIZE, wp);
-
-	if (ret < 0 && ret != -ESRCH)
+	if (uffdio_resolve_continue(s->uffd, addr, UPAGER_PAGE_SIZE, resolve_view(v, i)) == -EFAULT)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 }
 
@@ -81,7 +80,7 @@ static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 		view_punch(o->memfd, p, 1);
 		object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | dirty);
 	}
-	map_copy(s, addr, true);
+	map_copy(s, addr, v, i);
 	return 0;
 }
 
@@ -202,13 +201,12 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 			object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_CLEAN);
 			v->copy[i] = COPY_RW;
 		}
-		if (uffdio_writeprotect(s->uffd, addr, UPAGER_PAGE_SIZE, false) < 0)
-			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		uffdio_resolve_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
 		return;
 	}
 	if (v->copy[i] != COPY_NONE) {
 		/* The copy exists but this client lost its page table entry (MADV_DONTNEED). */
-		map_copy(s, addr, v->copy[i] != COPY_RW);
+		map_copy(s, addr, v, i);
 		return;
 	}
 	/* A page no one has: straight from the kernel's page cache, if it is there. */
@@ -317,7 +315,7 @@ static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, 
 	view_claims_settle(o, p); /* a library's copy of the page is one more clean copy */
 	o->c->stats.bytes_from_page_cache += (uint64_t)got;
 	if (!v->may_write) {
-		map_copy(s, addr, true);
+		map_copy(s, addr, v, i);
 	}
 	return 0;
 fail:

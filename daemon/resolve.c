@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The one place that decides how a page goes into a client's mapping, for faults, populates and
+ * nonlinear mappings alike: writable, or write-protected so that the next write reaches the
+ * daemon. The ioctls that then map the page and end the fault are uffdio.c's.
+ */
+#include "common/list.h"
+#include "common/macro.h"
+#include "object.h"
+#include "region.h"
+#include "resolve.h"
+#include "space.h"
+#include "view.h"
+
+/**
+ * resolve_protect() - whether a page goes into a client's mapping write-protected
+ * @facts: RESOLVE_* about the page and the mapping
+ *
+ * Return: true for a mapping without PROT_WRITE now, for a page with copies elsewhere, and for a
+ * page of a mapping whose writes are tracked unless it goes in for a write.
+ */
+bool resolve_protect(unsigned facts)
+{
+	if (facts & (RESOLVE_READ_ONLY | RESOLVE_COPIES))
+		return true;
+	return (facts & RESOLVE_TRACKED) && !(facts & RESOLVE_WRITE);
+}
+
+/**
+ * resolve_linear() - how ready object pages from @p on go into linear region @r of space @s
+ * @s: the space
+ * @r: the region, object-backed and linear
+ * @p: the first object page
+ * @write: they go in for a write fault on page @p
+ * @n: in, the ready pages from @p the caller would map (at least 1); out, how many go in at once
+ *	under the answer: 1 where the object has nonlinear mappings, whose copies each page has or
+ *	has not
+ *
+ * Pages that go in writable in a mapping that may write are marked PAGE_WRITABLE: write-back
+ * candidates, as a shared mapping's pages are with the kernel.
+ *
+ * Return: true to map them write-protected.
+ */
+bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool write, uint64_t *n)
+{
+	struct object *o = r->obj;
+	unsigned facts = (r->wp ? RESOLVE_READ_ONLY : 0) |
+			 (region_tracks_writes(s, r) ? RESOLVE_TRACKED : 0) |
+			 (write ? RESOLVE_WRITE : 0);
+	bool wp;
+
+	if (!list_empty(&o->views)) {
+		*n = 1;
+		if (view_has_copies(o, p))
+			facts |= RESOLVE_COPIES;
+	}
+	wp = resolve_protect(facts);
+	if (r->may_write && !wp)
+		for (uint64_t i = 0; i < *n; i++)
+			object_page_set(o, p + i, o->pages[p + i] | PAGE_WRITABLE);
+	return wp;
+}
+
+/**
+ * resolve_view() - whether the copy in page @i of view @v goes into a client write-protected:
+ * every copy does but the one writable copy
+ */
+bool resolve_view(const struct view *v, uint64_t i)
+{
+	return resolve_protect(v->copy[i] == COPY_RW ? 0 : RESOLVE_COPIES);
+}
