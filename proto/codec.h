@@ -2,7 +2,9 @@
 /*
  * Codec of the upager wire protocol: host structs in, checked little-endian datagrams out, and back.
  * Every function returns a byte count or 0 on success and a negative errno on failure; nothing here
- * allocates, does I/O, or keeps state.
+ * allocates, does I/O, or keeps state. codec.c describes each message body once, as a list of its
+ * fields and their rules, and makes all of these from it; codec-fields.h gives the description as
+ * data.
  */
 #pragma once
 
