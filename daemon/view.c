@@ -40,6 +40,7 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
+#include "proto/claim.h"
 #include "context.h"
 #include "fdstore.h"
 #include "fill.h"
@@ -829,9 +830,8 @@ static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64
 	uint64_t deadline = 0;
 
 	for (;;) {
-		__u64 state = __atomic_load_n(&c->state, __ATOMIC_SEQ_CST);
-		uint64_t ci = __atomic_load_n(&c->index, __ATOMIC_RELAXED);
-		uint64_t cp = __atomic_load_n(&c->page, __ATOMIC_RELAXED);
+		uint64_t ci, cp;
+		__u64 state = claim_read(c, &ci, &cp);
 
 		switch (state) {
 		case UPAGER_CLAIM_IDLE:
@@ -839,13 +839,12 @@ static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64
 			return;
 		case UPAGER_CLAIM_DONE:
 			claim_adopt(v, ci, cp);
-			__atomic_store_n(&c->state, UPAGER_CLAIM_IDLE, __ATOMIC_RELEASE);
+			claim_take_done(c);
 			return;
 		case UPAGER_CLAIM_ACTIVE:
 			if (!all && cp != p && ci != i)
 				return;
-			if (__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_REVOKED,
-							false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			if (claim_revoke(c, state))
 				return;
 			continue;
 		case UPAGER_CLAIM_COPYING:
@@ -855,10 +854,7 @@ static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64
 			 * it once made the daemon wait for nothing. */
 			if (!deadline) {
 				deadline = now_ns() + (v->claims_stalled ? 0 : CLAIM_WAIT_NS);
-			} else if (now_ns() > deadline &&
-				   __atomic_compare_exchange_n(
-					   &c->state, &state, UPAGER_CLAIM_REVOKED, false,
-					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			} else if (now_ns() > deadline && claim_revoke(c, state)) {
 				/* A stopped client: its copy goes, and it takes it back itself. */
 				v->claims_stalled = true;
 				if (ci < v->pages && v->copy[ci] == COPY_NONE)
@@ -868,8 +864,7 @@ static void claim_settle_one(struct view *v, struct upager_view_claim *c, uint64
 			sched_yield();
 			continue;
 		default: /* not a state: the client's doing */
-			__atomic_compare_exchange_n(&c->state, &state, UPAGER_CLAIM_IDLE, false,
-						    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+			claim_reset(c, state);
 			return;
 		}
 	}
@@ -896,7 +891,7 @@ void view_claims_settle(struct object *o, uint64_t p)
 {
 	struct view *v;
 
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	claim_settle_fence();
 	list_for_each_entry (v, &o->views, link)
 		view_settle(v, p, UINT64_MAX, false);
 }

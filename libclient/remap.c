@@ -23,6 +23,7 @@
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "internal.h"
+#include "proto/claim.h"
 #include "proto/upager-proto.h"
 #include "proto/view-table.h"
 #include "upager.h"
@@ -201,21 +202,6 @@ static int remap_local(uintptr_t addr, size_t size, size_t pgoff)
 #define RWF_NOWAIT 0x00000008
 #endif
 
-/* Give a claim up: the library's only way out of ACTIVE or COPYING, and of REVOKED. */
-static void claim_drop(struct upager_view_claim *c)
-{
-	__atomic_store_n(&c->state, UPAGER_CLAIM_IDLE, __ATOMIC_RELEASE);
-}
-
-/* A free claim slot, or NULL while the daemon has yet to take every copy made. */
-static struct upager_view_claim *claim_slot(struct upager_view_table *t)
-{
-	for (size_t k = 0; k < UPAGER_VIEW_CLAIMS; k++)
-		if (__atomic_load_n(&t->claim[k].state, __ATOMIC_ACQUIRE) == UPAGER_CLAIM_IDLE)
-			return &t->claim[k];
-	return NULL;
-}
-
 /*
  * Take a copy back that the daemon will not have (the claim revoked): from this process's page
  * tables and from the view, so that nothing stale is left for the next touch.
@@ -249,7 +235,6 @@ static int copy_in(uintptr_t page, size_t pgoff)
 	struct upager_view_table *t;
 	struct upager_view_claim *c;
 	uint64_t i, want;
-	__u64 claim = UPAGER_CLAIM_ACTIVE;
 	uint8_t state;
 	__u64 entry;
 	ssize_t got;
@@ -263,26 +248,22 @@ static int copy_in(uintptr_t page, size_t pgoff)
 		return -EBUSY;
 	i = (page - n->start) / UPAGER_PAGE_SIZE;
 	want = pgoff ^ (n->base + i);
-	__atomic_store_n(&c->index, i, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->page, pgoff, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->state, UPAGER_CLAIM_ACTIVE, __ATOMIC_SEQ_CST);
 	/* The claim is visible before the state byte is read (the daemon does the reverse). */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	claim_begin(c, i, pgoff);
 	if (pread(n->states_fd, &state, 1, (off_t)pgoff) != 1 || state != 0 ||
 	    __atomic_load_n(&t->entry[i], __ATOMIC_ACQUIRE) != want) {
-		claim_drop(c);
+		claim_abandon(c);
 		return -EAGAIN;
 	}
 	got = preadv2(n->file_fd, &(struct iovec){ buf, UPAGER_PAGE_SIZE }, 1,
 		      (off_t)(pgoff * UPAGER_PAGE_SIZE), RWF_NOWAIT);
 	if (got <= 0) {
-		claim_drop(c);
+		claim_abandon(c);
 		return got < 0 ? neg_errno() : -EAGAIN;
 	}
 	memset(buf + got, 0, UPAGER_PAGE_SIZE - (size_t)got); /* the end of the file */
-	if (!__atomic_compare_exchange_n(&c->state, &claim, UPAGER_CLAIM_COPYING, false,
-					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-		claim_drop(c); /* revoked: the daemon is about to change the page */
+	if (!claim_copying(c)) {
+		claim_abandon(c); /* revoked: the daemon is about to change the page */
 		return -EAGAIN;
 	}
 	if (ioctl(uffd, UFFDIO_COPY,
@@ -292,18 +273,16 @@ static int copy_in(uintptr_t page, size_t pgoff)
 					 .mode = UFFDIO_COPY_MODE_WP }) < 0) {
 		int ret = neg_errno();
 
-		claim_drop(c);
+		claim_abandon(c);
 		return ret;
 	}
 	/* From now on the entry is the daemon's, as for any page with a copy. */
 	entry = want;
-	claim = UPAGER_CLAIM_COPYING;
 	if (!__atomic_compare_exchange_n(&t->entry[i], &entry, want | UPAGER_VIEW_HELD, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
-	    !__atomic_compare_exchange_n(&c->state, &claim, UPAGER_CLAIM_DONE, false,
-					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+	    !claim_done(c)) {
 		copy_undo(n, page);
-		claim_drop(c);
+		claim_abandon(c);
 		return -EAGAIN;
 	}
 	return 0;

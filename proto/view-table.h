@@ -33,7 +33,8 @@
  * DONE once the copy is mapped and the entry HELD; and from ACTIVE or REVOKED back to IDLE when
  * it gives up. The daemon moves ACTIVE (or, after waiting long enough, COPYING) to REVOKED when
  * it is about to change that object page, and DONE to IDLE once it has taken the copy as its
- * own, which it does at its next look at the view.
+ * own, which it does at its next look at the view. Each of these moves is a function of
+ * proto/claim.h, which both sides use.
  */
 enum {
 	UPAGER_CLAIM_IDLE = 0,
