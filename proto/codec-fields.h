@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
 
 enum upager_codec_rule {
 	UPAGER_CODEC_ANY, /* any value */
