@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
 enum upager_codec_rule {
 	UPAGER_CODEC_ANY, /* any value */
 	UPAGER_CODEC_ZERO, /* reserved: zero on the wire, nothing on the host side */
