@@ -15,6 +15,7 @@
 struct cache;
 struct object;
 struct ring;
+struct swap;
 struct worker_pool;
 
 struct cache_hooks {
@@ -36,6 +37,12 @@ struct cache_stats {
 	uint64_t bytes_read;
 	uint64_t bytes_from_page_cache; /* copied from the kernel's page cache without waiting */
 	uint64_t bytes_written;
+	/* Paging out (evict.c). */
+	uint64_t pages_out; /* pages that left memory: dropped clean, or to the swap store */
+	uint64_t pages_written_out; /* of those, dirty file pages written back first */
+	uint64_t pages_in; /* pages read back from the swap store */
+	uint64_t refaults; /* fills of pages that had been paged out (file or swap) */
+	uint64_t over_budget; /* times fills went on above the budget: nothing could go */
 };
 
 struct cache {
@@ -49,7 +56,26 @@ struct cache {
 	bool stopping; /* write-backs are done now, not queued */
 	struct cache_stats stats;
 	const struct cache_hooks *hooks;
+
+	/* The budget (evict.c): pages of every object's memfd that are valid (cached, kept by
+	 * object_page_set()) plus those being read (inflight) stay within budget_pages (0: none). */
+	uint64_t budget_pages;
+	uint64_t cached;
+	uint64_t inflight;
+	struct list_head deferred; /* struct fill.link: fills waiting for room (fill.c) */
+	uint64_t deferred_pages;
+	uint64_t hand_object; /* the clock's hand: the object id and page it looks at next */
+	uint64_t hand_page;
+	/* The swap store, when there is one: its size and slots in use, in pages. */
+	struct swap *swap;
+	uint64_t swap_pages, swap_used;
 };
+
+/* Whether @pages more pages fit in the budget. */
+static inline bool cache_room(const struct cache *c, uint64_t pages)
+{
+	return c->budget_pages == 0 || c->cached + c->inflight + pages <= c->budget_pages;
+}
 
 static inline int cache_store_fd(struct cache *c, int fd, const char *kind, uint64_t id)
 {

@@ -76,6 +76,7 @@ struct object {
 	char *path;
 
 	uint64_t pages_read, bytes_read; /* from the backing store, over the object's life */
+	uint64_t pages_out, refaults; /* pages paged out, and read again after (evict.c) */
 
 	/* Nonlinear mappings of the object: the views' own (view.c), which the cache reaches
 	 * through view_ops only. */
