@@ -41,6 +41,7 @@ struct daemon_config {
 	uint32_t fill_max_pages; /* largest single read */
 	uint64_t guard_gap; /* bytes a MAP_GROWSDOWN mapping keeps free below it, >= a page */
 	uint64_t file_timeout_ms; /* how long a call on a client's file may block a request */
+	uint64_t memory_max; /* the budget of pages in memory, bytes (budget.c) */
 	struct user_limits limits; /* of each user but root */
 };
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,8 @@
 #include "common/uffd.h"
 #include "daemon.h"
 #include "events.h"
+#include "evict.h"
+#include "fill.h"
 #include "fdstore.h"
 #include "grow.h"
 #include "log.h"
@@ -78,7 +81,11 @@ static void on_listen(uv_poll_t *h, int status, int events)
 
 static void on_flush(uv_check_t *h)
 {
-	state_flush(h->data);
+	struct daemon *d = h->data;
+
+	if (!d->stopping)
+		cache_balance(&d->cache);
+	state_flush(d);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -193,6 +200,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	list_init(&d->sessions);
 	list_init(&d->spaces);
 	list_init(&d->cache.objects);
+	list_init(&d->cache.deferred);
+	d->cache.budget_pages = d->config.memory_max >> UPAGER_PAGE_SHIFT;
 	d->start_ms = uv_now(loop);
 	d->uffd_features = uffdio_probe_features();
 	if (!d->uffd_features) {
@@ -272,7 +281,8 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	uv_timer_init(loop, &d->liveness);
 	d->liveness.data = d;
 	uv_timer_start(&d->liveness, on_liveness, LIVENESS_MS, LIVENESS_MS);
-	log_info("listening on %s", socket_path);
+	log_info("listening on %s; memory budget %" PRIu64 " MiB%s", socket_path,
+		 d->config.memory_max >> 20, d->config.memory_max ? "" : " (none)");
 	notify_ready(d);
 	return 0;
 }
@@ -321,6 +331,7 @@ void daemon_stop(struct daemon *d)
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_kill(s);
 	/* The write-backs the clients' ends asked for are done here, not left to the workers. */
+	fill_cancel_deferred(&d->cache);
 	list_for_each_entry_safe (o, otmp, &d->cache.objects, link)
 		object_stop(o);
 	ring_free(d->cache.ring);

@@ -67,6 +67,7 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 	ret = uffdio_resolve_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
 	if (ret == -EFAULT)
 		return 0;
+	object_used(o, p, n);
 	r->ra_next = p + n;
 	return n;
 }
@@ -259,6 +260,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 				break;
 		}
 		r->wr_next = p + k;
+		object_used(o, p, k);
 		uffdio_resolve_unprotect(s->uffd, addr, k << UPAGER_PAGE_SHIFT);
 		space_account_fault(s, r, t0);
 		return;

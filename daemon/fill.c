@@ -45,6 +45,8 @@ struct fill {
 	uint64_t written; /* bytes of bounce written into the memfd */
 	struct list_head waiters;
 	struct list_head link; /* obj->fills */
+	struct list_head deferred; /* cache.deferred while it waits for room in the budget */
+	bool submitted; /* counted in cache.inflight */
 };
 
 static void set_state(struct object *o, uint64_t p, uint8_t state)
@@ -111,6 +113,12 @@ static void fill_finish(struct fill *f, int error)
 	}
 	c->stats.pages_read += ready;
 	o->pages_read += ready;
+	if (f->submitted)
+		c->inflight -= f->count;
+	if (!list_empty(&f->deferred)) {
+		list_del_init(&f->deferred);
+		c->deferred_pages -= f->count;
+	}
 	list_del_init(&f->link);
 	list_for_each_entry_safe (w, tmp, &f->waiters, link) {
 		list_del_init(&w->link);
@@ -199,21 +207,91 @@ static void fill_read_done(void *userdata, int res)
 
 static int fill_submit(struct fill *f)
 {
+	struct cache *c = f->obj->c;
 	uint64_t off = (f->first << UPAGER_PAGE_SHIFT) + f->done;
 	uint64_t len = (f->count << UPAGER_PAGE_SHIFT) - f->done;
 
-	return ring_read(f->obj->c->ring, f->obj->fd_read,
-			 f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len, off,
-			 fill_read_done, f);
+	int ret;
+
+	ret = ring_read(c->ring, f->obj->fd_read,
+			f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len, off,
+			fill_read_done, f);
+	if (ret == 0 && !f->submitted) {
+		f->submitted = true;
+		c->inflight += f->count;
+	}
+	return ret;
 }
 
-/* Start one fill of [first, first+count), all absent. *out: the fill, NULL if done already. */
+/* Submit the fill's read, into a bounce buffer if it is large (see struct fill). */
+static int fill_go(struct fill *f)
+{
+	uint64_t bytes = f->count << UPAGER_PAGE_SHIFT;
+
+	if (f->count >= BOUNCE_MIN_PAGES && !f->bounce && bounce_in_use + bytes <= BOUNCE_BUDGET) {
+		f->bounce = malloc(bytes);
+		if (f->bounce)
+			bounce_in_use += bytes;
+	}
+	return fill_submit(f);
+}
+
+/**
+ * fill_start_deferred() - start the fills that waited for room in the budget, in order, as long
+ * as they fit
+ * @c: the cache
+ * @force: start them all, room or not (nothing can leave memory for them)
+ */
+void fill_start_deferred(struct cache *c, bool force)
+{
+	while (!list_empty(&c->deferred)) {
+		struct fill *f = list_first_entry(&c->deferred, struct fill, deferred);
+		int ret;
+
+		if (!force && !cache_room(c, f->count))
+			break;
+		list_del_init(&f->deferred);
+		c->deferred_pages -= f->count;
+		ret = fill_go(f);
+		if (ret < 0)
+			fill_finish(f, ret);
+	}
+}
+
+/** fill_cancel_deferred() - the daemon stops: the fills that wait for room end, their pages absent */
+void fill_cancel_deferred(struct cache *c)
+{
+	while (!list_empty(&c->deferred))
+		fill_finish(list_first_entry(&c->deferred, struct fill, deferred), -ECANCELED);
+}
+
+/* Pages [first, first+count) are filled anew: those paged out before are refaults. */
+static void count_refaults(struct object *o, uint64_t first, uint64_t count)
+{
+	uint64_t *out = object_out_bits(o);
+
+	for (uint64_t p = first; p < first + count; p++) {
+		if (!object_bit(out, p))
+			continue;
+		object_bit_set(out, p, false);
+		o->refaults++;
+		o->c->stats.refaults++;
+	}
+}
+
+/*
+ * Start one fill of [first, first+count), all absent. *out: the fill, NULL if done already. A
+ * fill that does not fit in the budget waits on cache.deferred, its pages filling, until
+ * fill_start_deferred() finds room for it.
+ */
 static int fill_start(struct object *o, uint64_t first, uint64_t count, struct fill **out)
 {
+	struct cache *c = o->c;
 	struct fill *f;
 	int ret;
 
 	*out = NULL;
+	count_refaults(o, first, count);
 	if (o->kind == OBJECT_ANON) {
 		if (madvise(o->map + (first << UPAGER_PAGE_SHIFT), count << UPAGER_PAGE_SHIFT,
 			    MADV_POPULATE_WRITE) < 0)
@@ -228,15 +306,20 @@ static int fill_start(struct object *o, uint64_t first, uint64_t count, struct f
 	f->obj = object_ref(o);
 	f->first = first;
 	f->count = count;
-	if (count >= BOUNCE_MIN_PAGES &&
-	    bounce_in_use + (count << UPAGER_PAGE_SHIFT) <= BOUNCE_BUDGET) {
-		f->bounce = malloc(count << UPAGER_PAGE_SHIFT);
-		if (f->bounce)
-			bounce_in_use += count << UPAGER_PAGE_SHIFT;
-	}
 	list_init(&f->waiters);
+	list_init(&f->deferred);
 	list_add_tail(&f->link, &o->fills);
-	ret = fill_submit(f);
+	if (!cache_room(c, count) || !list_empty(&c->deferred)) {
+		/* A fault's few pages go before the long runs of a populate. */
+		if (count <= FILL_NOW_MAX_PAGES)
+			list_add(&f->deferred, &c->deferred);
+		else
+			list_add_tail(&f->deferred, &c->deferred);
+		c->deferred_pages += count;
+		ret = 0;
+	} else {
+		ret = fill_go(f);
+	}
 	if (ret < 0) {
 		list_del_init(&f->link);
 		if (f->bounce) {
@@ -322,6 +405,9 @@ static int start_range(struct object *o, uint64_t first, uint64_t count, struct 
 		} else {
 			while (p + run < end && run < max_fill && o->pages[p + run] == PAGE_ABSENT)
 				run++;
+			/* Read-ahead is only for room to spare. */
+			if (!job && !cache_room(o->c, run))
+				return 0;
 			ret = fill_start(o, p, run, &f);
 			if (ret < 0)
 				return ret;
@@ -417,6 +503,8 @@ static uint64_t read_nowait(struct object *o, uint64_t p, uint64_t run)
 	uint64_t off = p << UPAGER_PAGE_SHIFT, bytes, ready;
 	ssize_t got;
 
+	if (!cache_room(o->c, run))
+		return 0;
 	got = preadv2(o->fd_read, &(struct iovec){ o->map + off, run << UPAGER_PAGE_SHIFT }, 1,
 		      (off_t)off, RWF_NOWAIT);
 	if (got <= 0)
@@ -425,6 +513,7 @@ static uint64_t read_nowait(struct object *o, uint64_t p, uint64_t run)
 	bytes = off + (uint64_t)got >= o->file_size ? ALIGN_UP((uint64_t)got, UPAGER_PAGE_SIZE)
 						    : ALIGN_DOWN((uint64_t)got, UPAGER_PAGE_SIZE);
 	ready = MIN(run, bytes >> UPAGER_PAGE_SHIFT);
+	count_refaults(o, p, ready);
 	for (uint64_t i = 0; i < ready; i++)
 		set_state(o, p + i, PAGE_READY);
 	o->c->stats.bytes_from_page_cache += (uint64_t)got;
@@ -552,5 +641,6 @@ int fill_anon_into(struct object *o, int uffd, uint64_t addr, uint64_t first, ui
 		return ret;
 	for (uint64_t i = 0; i < count; i++)
 		object_page_set(o, first + i, PAGE_READY | (writable ? PAGE_WRITABLE : 0));
+	object_used(o, first, count);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -30,6 +31,10 @@ static void usage(FILE *f)
 		"      --file-timeout SECS  how long a call on a client's file may take before "
 		"its\n"
 		"                           request fails with EAGAIN (10)\n"
+		"      --memory-max SIZE    the most memory the pages of all mappings take, K M G "
+		"T\n"
+		"                           suffixes, 0 for no limit (half of physical memory, or\n"
+		"                           of the daemon's cgroup limit if lower)\n"
 		"Limits of each user but root (0 for none, see upagerd(8)):\n"
 		"      --max-connections N  connections (128)\n"
 		"      --max-caches N       files and shared anonymous areas it has cached (1024)\n"
@@ -107,6 +112,7 @@ int main(int argc, char **argv)
 		{ "max-caches", required_argument, NULL, 'O' },
 		{ "max-mappings", required_argument, NULL, 'N' },
 		{ "max-mapped", required_argument, NULL, 'B' },
+		{ "memory-max", required_argument, NULL, 'm' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -125,6 +131,7 @@ int main(int argc, char **argv)
 			},
 		},
 	};
+	bool memory_max_set = false;
 	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
@@ -196,6 +203,16 @@ int main(int argc, char **argv)
 				d.config.limits.mapped = v;
 			break;
 		}
+		case 'm':
+			if (parse_size(optarg, true, &d.config.memory_max) < 0 ||
+			    (d.config.memory_max && d.config.memory_max < BUDGET_MIN)) {
+				fprintf(stderr,
+					"upagerd: bad memory budget '%s' (1M or more, or 0)\n",
+					optarg);
+				return 2;
+			}
+			memory_max_set = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -205,6 +222,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!memory_max_set)
+		d.config.memory_max =
+			budget_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
+				       budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 

@@ -33,11 +33,6 @@
 
 static void object_free(struct object *o);
 
-static bool wb_idle(const struct object *o)
-{
-	return !o->wb_running && list_empty(&o->wb_queue);
-}
-
 /**
  * object_reserve_for() - the address space the daemon reserves for an object of @size bytes, so
  * that it can grow without moving
@@ -134,6 +129,12 @@ int object_pages_fd(struct object *o)
  * Reserve address space and map the memfd (of size bytes) and the page states into it. Takes
  * @memfd and @pages_fd (-1: make a new one), also on failure.
  */
+/* The bytes of object.used: two bits per page of the reservation. */
+static size_t used_bytes(const struct object *o)
+{
+	return 2 * (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * sizeof(uint64_t);
+}
+
 static int object_map(struct object *o, int memfd, int pages_fd)
 {
 	_cleanup_close_ int mfd = memfd, pfd = pages_fd;
@@ -146,6 +147,13 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 	o->maybe_dirty = calloc((chunks + 63) / 64 + 1, sizeof(uint64_t));
 	if (!o->maybe_dirty)
 		return -ENOMEM;
+	o->used = mmap(NULL, used_bytes(o), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (o->used == MAP_FAILED) {
+		o->used = NULL;
+		ret = neg_errno();
+		goto fail_dirty;
+	}
 	ret = pages_map(o->reserve, o->c->fdstore, &pfd, &o->pages);
 	if (ret < 0)
 		goto fail_dirty;
@@ -167,6 +175,7 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 	if (adopted) {
 		for (uint64_t p = 0; p < object_pages(o); p++)
 			o->cached += (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY;
+		o->c->cached += o->cached;
 		memset(o->maybe_dirty, 0xff, ((chunks + 63) / 64) * sizeof(uint64_t));
 	}
 	return 0;
@@ -175,6 +184,9 @@ fail_pages:
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
 	o->pages = NULL;
 fail_dirty:
+	if (o->used)
+		munmap(o->used, used_bytes(o));
+	o->used = NULL;
 	free(o->maybe_dirty);
 	o->maybe_dirty = NULL;
 	return ret;
@@ -384,7 +396,7 @@ static int object_revalidate(struct object *o, const struct stat *st)
 
 	/* A write-back under way changes the file's times itself, and the pages it writes are
 	 * taken for clean before they are in the file: none may be dropped and read again now. */
-	if (!stat_changed(o, st) || !wb_idle(o))
+	if (!stat_changed(o, st) || !object_wb_idle(o))
 		return 0;
 	log_debug("%s changed on disk; refreshing the cache", o->path);
 	n = MIN(object_pages(o), size >> UPAGER_PAGE_SHIFT);
@@ -631,7 +643,7 @@ struct object *object_unref(struct object *o)
 	/* The last reference: what may be dirty goes to the file first; the object is freed
 	 * when that is over (wb_free()), unless a new mapping takes it again meanwhile. */
 	object_writeback(o, 0, object_pages(o), false, NULL);
-	if (wb_idle(o))
+	if (object_wb_idle(o))
 		object_free(o);
 	return NULL;
 }
@@ -642,8 +654,10 @@ static void object_free(struct object *o)
 
 	list_del_init(&o->link);
 	c->n_objects--;
+	c->cached -= o->cached;
 	munmap(o->map, o->reserve);
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
+	munmap(o->used, used_bytes(o));
 	free(o->maybe_dirty);
 	close(o->memfd);
 	closep(&o->pages_fd);
@@ -907,7 +921,7 @@ static void wb_free(struct worker_job *wj)
 	free(job->runs);
 	free(job->data);
 	free(job);
-	if (o->refs == 0 && wb_idle(o))
+	if (o->refs == 0 && object_wb_idle(o))
 		object_free(o);
 }
 
@@ -1012,7 +1026,7 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 void object_stop(struct object *o)
 {
 	object_writeback_now(o);
-	if (o->refs == 0 && wb_idle(o))
+	if (o->refs == 0 && object_wb_idle(o))
 		object_free(o);
 }
 
@@ -1107,6 +1121,32 @@ void object_touched(struct object *o, const struct stat *st)
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
 	cache_touch(o->c);
+}
+
+/**
+ * object_drop() - pages [first, first+count) of @o leave memory: punched out of the memfd, which
+ * unmaps them from every client too; the next touch faults and fills them again
+ * @o: the object
+ * @first: first page
+ * @count: pages, each ready and clean (in the file, or in the swap store)
+ *
+ * Return: 0, or a negative errno (the pages stay).
+ */
+int object_drop(struct object *o, uint64_t first, uint64_t count)
+{
+	uint64_t *out = object_out_bits(o);
+
+	if (fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(first << UPAGER_PAGE_SHIFT), (off_t)(count << UPAGER_PAGE_SHIFT)) < 0)
+		return neg_errno();
+	for (uint64_t p = first; p < first + count; p++) {
+		object_page_set(o, p, PAGE_ABSENT);
+		object_bit_set(o->used, p, false);
+		object_bit_set(out, p, true);
+	}
+	o->pages_out += count;
+	o->c->stats.pages_out += count;
+	return 0;
 }
 
 /** object_cached_pages() - pages of the object that are valid in its cache */

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "cache.h"
 #include "common/list.h"
 
 struct cache;
@@ -65,6 +66,10 @@ struct object {
 	 * write-back skips what was never written, whatever the size of the object. */
 	uint64_t cached;
 	uint64_t *maybe_dirty;
+	/* A bit per page of reserve (a sparse mapping): the page was mapped into a client since
+	 * the clock's hand last passed it (object_used(), evict.c); and, in the second half, the
+	 * page was paged out and not read again since (a later fill of it is a refault). */
+	uint64_t *used;
 
 	/* OBJECT_FILE */
 	int fd_read; /* the first descriptor a client handed over */
@@ -134,6 +139,13 @@ void object_touched(struct object *o, const struct stat *st);
 char *fd_path(int fd);
 uint64_t object_reserve_for(uint64_t size);
 uint64_t object_cached_pages(const struct object *o);
+int object_drop(struct object *o, uint64_t first, uint64_t count);
+
+/* No write-back of the object is asked for or running. */
+static inline bool object_wb_idle(const struct object *o)
+{
+	return !o->wb_running && list_empty(&o->wb_queue);
+}
 
 static inline uint64_t object_pages(const struct object *o)
 {
@@ -172,13 +184,42 @@ static inline void object_page_set(struct object *o, uint64_t p, uint8_t state)
 	bool was = (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY;
 	bool is = (state & PAGE_STATE_MASK) == PAGE_READY;
 
-	if (is && !was)
+	if (is && !was) {
 		o->cached++;
-	else if (was && !is)
+		o->c->cached++;
+	} else if (was && !is) {
 		o->cached--;
+		o->c->cached--;
+	}
 	if (state & (PAGE_WRITABLE | PAGE_AWAY))
 		object_chunk_mark(o, p, true);
 	o->pages[p] = state;
+}
+
+static inline bool object_bit(const uint64_t *bits, uint64_t p)
+{
+	return bits[p >> 6] & (1ULL << (p & 63));
+}
+
+static inline void object_bit_set(uint64_t *bits, uint64_t p, bool on)
+{
+	if (on)
+		bits[p >> 6] |= 1ULL << (p & 63);
+	else
+		bits[p >> 6] &= ~(1ULL << (p & 63));
+}
+
+/* The second half of object.used: pages paged out and not read again since. */
+static inline uint64_t *object_out_bits(const struct object *o)
+{
+	return o->used + (((o->reserve >> 12) + 63) >> 6);
+}
+
+/** object_used() - pages [p, p+n) were mapped into a client: the clock spares them once */
+static inline void object_used(struct object *o, uint64_t p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		object_bit_set(o->used, p + i, true);
 }
 
 struct fdstore_passed;

@@ -48,8 +48,10 @@ static uint64_t map_ready_runs(struct space *s, struct region *r)
 		/* Read-populated, as Linux populates a shared mapping. */
 		wp = resolve_linear(s, r, p, false, &run);
 		if (uffdio_continue(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
-				    run << UPAGER_PAGE_SHIFT, wp) == 0)
+				    run << UPAGER_PAGE_SHIFT, wp) == 0) {
+			object_used(r->obj, p, run);
 			n += run;
+		}
 		i += run;
 	}
 	return n;

@@ -15,85 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "harness.h"
 #include "upager.h"
 
 TestSuite(charge, .init = harness_start, .fini = harness_stop, .timeout = 60);
-
-struct cgroup {
-	char dir[600];
-	const char *usage; /* the file with its memory use in bytes */
-};
-
-/* A new memory cgroup, or a skip if this machine has none we may make. */
-static void cgroup_new(struct cgroup *cg, const char *name)
-{
-	if (access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0) {
-		snprintf(cg->dir, sizeof(cg->dir), "/sys/fs/cgroup/memory/upager-%s-%d", name,
-			 (int)getpid());
-		cg->usage = "memory.usage_in_bytes";
-	} else if (access("/sys/fs/cgroup/cgroup.controllers", R_OK) == 0) {
-		snprintf(cg->dir, sizeof(cg->dir), "/sys/fs/cgroup/upager-%s-%d", name,
-			 (int)getpid());
-		cg->usage = "memory.current";
-	} else {
-		cr_skip_test("no memory cgroup here");
-	}
-	if (mkdir(cg->dir, 0755) < 0 && errno != EEXIST)
-		cr_skip_test("cannot make a cgroup in %s: %m", cg->dir);
-}
-
-static void cgroup_enter(struct cgroup *cg, pid_t pid)
-{
-	char path[700];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cg->dir);
-	f = fopen(path, "w");
-	cr_assert(f, "%s: %m", path);
-	fprintf(f, "%d\n", (int)pid);
-	cr_assert_eq(fclose(f), 0, "moving %d into %s: %m", (int)pid, cg->dir);
-}
-
-static uint64_t cgroup_usage(struct cgroup *cg)
-{
-	char path[700];
-	unsigned long long v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", cg->dir, cg->usage);
-	f = fopen(path, "r");
-	cr_assert(f, "%s: %m", path);
-	cr_assert_eq(fscanf(f, "%llu", &v), 1);
-	fclose(f);
-	return v;
-}
-
-/* Leave the cgroups (to the one the test process is in) and remove them. */
-static void cgroup_remove(struct cgroup *cg, pid_t pid)
-{
-	char path[700], line[512];
-	FILE *f = fopen("/proc/self/cgroup", "r");
-
-	while (f && fgets(line, sizeof(line), f)) {
-		char *m = strstr(line, ":memory:"), *v2 = strncmp(line, "0::", 3) ? NULL : line + 3;
-		char *rel = m ? m + 8 : v2;
-		struct cgroup home;
-
-		if (!rel || (v2 && strstr(cg->dir, "/memory/")))
-			continue;
-		rel[strcspn(rel, "\n")] = 0;
-		snprintf(home.dir, sizeof(home.dir), "%s%s",
-			 m ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup", rel);
-		if (pid > 0)
-			cgroup_enter(&home, pid);
-		break;
-	}
-	if (f)
-		fclose(f);
-	snprintf(path, sizeof(path), "%s", cg->dir);
-	rmdir(path);
-}
 
 #define SIZE (64UL << 20)
 

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The default memory budget: half of physical memory, or half of the daemon's memory cgroup limit
+ * (the lowest limit on the way from its cgroup up to the root, cgroup v1 or v2) if that is lower,
+ * so that by default the pages of upager mappings cannot get the daemon killed by its own limit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "common/macro.h"
+
+/* The number in the file at @path ("max" and absent files: no limit, UINT64_MAX). */
+static uint64_t read_limit(const char *path)
+{
+	char buf[64];
+	unsigned long long v;
+	FILE *f = fopen(path, "re");
+	bool ok;
+
+	if (!f)
+		return UINT64_MAX;
+	ok = fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu", &v) == 1;
+	fclose(f);
+	return ok ? (uint64_t)v : UINT64_MAX;
+}
+
+/**
+ * budget_cgroup_limit() - the memory limit of the cgroup a process is in, and of its ancestors
+ * @proc_cgroup: its /proc/PID/cgroup
+ * @root: where the cgroup file systems are mounted ("/sys/fs/cgroup")
+ *
+ * Return: the lowest limit, in bytes; UINT64_MAX for none.
+ */
+uint64_t budget_cgroup_limit(const char *proc_cgroup, const char *root)
+{
+	uint64_t lowest = UINT64_MAX;
+	char line[4096];
+	FILE *f = fopen(proc_cgroup, "re");
+
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *path, *nl;
+		bool v1;
+
+		if (!ctl || !(path = strchr(ctl + 1, ':')))
+			continue;
+		*path++ = '\0';
+		ctl++;
+		if ((nl = strchr(path, '\n')))
+			*nl = '\0';
+		/* v1: "N:memory:/path" (or with other controllers, comma separated); v2: "0::/path" */
+		v1 = strstr(ctl, "memory") != NULL;
+		if (!v1 && *ctl)
+			continue;
+		for (;;) {
+			char file[4352];
+			char *slash;
+
+			snprintf(file, sizeof(file), "%s%s%s/%s", root, v1 ? "/memory" : "", path,
+				 v1 ? "memory.limit_in_bytes" : "memory.max");
+			lowest = MIN(lowest, read_limit(file));
+			slash = strrchr(path, '/');
+			if (!slash || slash[1] == '\0')
+				break;
+			slash[slash == path ? 1 : 0] = '\0';
+		}
+	}
+	fclose(f);
+	return lowest;
+}
+
+/**
+ * budget_default() - the budget for a machine of @phys bytes, the daemon's cgroup limit @limit
+ */
+uint64_t budget_default(uint64_t phys, uint64_t limit)
+{
+	return ALIGN_DOWN(MIN(phys, limit) / 2, UPAGER_PAGE_SIZE);
+}

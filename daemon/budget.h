@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The default memory budget (budget.c). */
+#pragma once
+
+#include <stdint.h>
+
+#define BUDGET_MIN (1ULL << 20) /* the smallest budget upagerd takes: 1 MiB */
+
+uint64_t budget_cgroup_limit(const char *proc_cgroup, const char *root);
+uint64_t budget_default(uint64_t phys, uint64_t limit);

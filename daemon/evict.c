@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The budget: which pages leave memory, and when. The pages in memory are the valid pages of
+ * every object's memfd (cache.cached) and those being read (cache.inflight); a fill that would
+ * take them past the budget waits (fill.c), and read-ahead is not started. Once per loop
+ * iteration, at a point where no fault or populate is half done (cache_balance(), from the
+ * daemon's check handle), the clock's hand sweeps the objects' pages and sends pages out until
+ * the total is a slack below the budget again, then starts the fills that waited.
+ *
+ * The clock: a page mapped into a client since the hand last passed it (object.used, set as a
+ * fault or a populate maps it) is spared once, its bit cleared; any other page goes. So pages
+ * read ahead and never touched go at the first pass, and a page that keeps faulting stays. A page
+ * that clients keep touching without faulting looks unused to the daemon (the accessed bit of
+ * another process's page table is not visible to it, see docs/design.md): it goes at the second
+ * pass and comes back at its next touch, a refault.
+ *
+ * Which pages may go, and how: a clean page of a file is punched out of the memfd, which unmaps
+ * it from every client; a dirty one is written back first (write-protected in every client, then
+ * written: object_writeback()), and punched by a later sweep if no write came meanwhile. Nothing
+ * of an object is touched while any write-back of it is asked for or under way, since pages being
+ * written back are taken for clean before they are in the file. Not sent out: pages of objects
+ * with nonlinear mappings, of shared anonymous objects while there is no swap store, and pages
+ * being filled; a page that some client may write without write-protect faults never becomes
+ * clean (object.c), so it stays too.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "cache.h"
+#include "evict.h"
+#include "fill.h"
+#include "log.h"
+#include "object.h"
+
+/**
+ * cache_slack() - how far below the budget a sweep brings the pages in memory: 1/32 of the
+ * budget, at least 64 pages and at most 4096 (16 MiB), and never more than a quarter of it
+ */
+uint64_t cache_slack(const struct cache *c)
+{
+	return MIN(MIN(MAX(c->budget_pages / 32, 64), 4096), c->budget_pages / 4);
+}
+
+static bool evictable(const struct object *o)
+{
+	return o->kind == OBJECT_FILE && o->cached > 0 && list_empty(&o->views) &&
+	       object_wb_idle(o);
+}
+
+struct sweep {
+	uint64_t want; /* pages still to send out */
+	uint64_t scan; /* ready pages the hand may still look at */
+	uint64_t written; /* dirty pages whose write-back it asked for */
+	uint64_t dropped;
+};
+
+/* Send out a run of clean pages [first, first+n). */
+static void drop_run(struct object *o, uint64_t first, uint64_t n, struct sweep *sw)
+{
+	int ret;
+
+	if (n == 0)
+		return;
+	ret = object_drop(o, first, n);
+	if (ret < 0) {
+		log_limited(LOG_WARNING, "paging out %s: %s", o->path, strerror(-ret));
+		return;
+	}
+	sw->dropped += n;
+	sw->want -= MIN(n, sw->want);
+}
+
+/*
+ * Sweep @o from page @p on until the sweep has what it wants, has looked at enough, or has asked
+ * for a write-back of the object (the object is then left alone until it is over). Return: the
+ * page the hand stops at, object_pages(o) if it went through the whole object.
+ */
+static uint64_t sweep_object(struct object *o, uint64_t p, struct sweep *sw)
+{
+	uint64_t end = object_pages(o), clean = 0, dirty = 0;
+
+	for (; p < end && sw->want > clean && sw->scan > 0; p++) {
+		uint8_t st = o->pages[p];
+
+		/* Runs of absent pages (most of a sparse object) are skipped eight at a time. */
+		if (st == PAGE_ABSENT && (p & 7) == 0 && p + 8 <= end &&
+		    *(const uint64_t *)(o->pages + p) == 0 && clean == 0 && dirty == 0) {
+			p += 7;
+			continue;
+		}
+		if ((st & (PAGE_STATE_MASK | PAGE_AWAY)) != PAGE_READY) {
+			if (dirty)
+				break;
+			drop_run(o, p - clean, clean, sw);
+			clean = 0;
+			continue;
+		}
+		sw->scan--;
+		if (object_bit(o->used, p)) {
+			object_bit_set(o->used, p, false);
+			if (dirty)
+				break;
+			drop_run(o, p - clean, clean, sw);
+			clean = 0;
+			continue;
+		}
+		if (st & PAGE_WRITABLE) {
+			drop_run(o, p - clean, clean, sw);
+			clean = 0;
+			dirty++;
+			continue;
+		}
+		if (dirty)
+			break;
+		clean++;
+	}
+	drop_run(o, p - clean, clean, sw);
+	if (dirty) {
+		int ret = object_writeback(o, p - dirty, dirty, false, NULL);
+
+		if (ret == 0) {
+			sw->written += dirty;
+			sw->want -= MIN(dirty, sw->want);
+			o->c->stats.pages_written_out += dirty;
+		}
+	}
+	return p;
+}
+
+static struct object *object_at_or_after(struct cache *c, uint64_t id)
+{
+	struct object *o;
+
+	list_for_each_entry (o, &c->objects, link)
+		if (o->id >= id)
+			return o;
+	return list_empty(&c->objects) ? NULL : list_first_entry(&c->objects, struct object, link);
+}
+
+static struct object *object_next(struct cache *c, struct object *o)
+{
+	return o->link.next == &c->objects ? list_first_entry(&c->objects, struct object, link)
+					   : list_entry(o->link.next, struct object, link);
+}
+
+/* Move the hand through the objects until the sweep has what it wants or has gone round twice. */
+static void sweep(struct cache *c, struct sweep *sw)
+{
+	struct object *o = object_at_or_after(c, c->hand_object);
+	uint64_t visits = 2 * (uint64_t)c->n_objects + 1;
+	uint64_t p = o && o->id == c->hand_object ? c->hand_page : 0;
+
+	for (; o && visits > 0 && sw->want > 0 && sw->scan > 0; visits--) {
+		if (evictable(o))
+			p = sweep_object(o, p, sw);
+		else
+			p = object_pages(o);
+		if (p < object_pages(o))
+			break;
+		o = object_next(c, o);
+		p = 0;
+	}
+	if (o) {
+		c->hand_object = o->id;
+		c->hand_page = p;
+	}
+}
+
+static bool writeback_pending(struct cache *c)
+{
+	struct object *o;
+
+	list_for_each_entry (o, &c->objects, link)
+		if (!object_wb_idle(o))
+			return true;
+	return false;
+}
+
+/**
+ * cache_balance() - keep the pages in memory within the budget: send pages out while they are
+ * above it less half the slack, down to it less the slack, then start the fills that waited for
+ * room; if nothing can go and nothing is under way to make room, start them anyway (counted in
+ * over_budget) rather than wait for ever
+ * @c: the cache; called where no fault or populate is half done
+ */
+void cache_balance(struct cache *c)
+{
+	uint64_t slack = cache_slack(c), use, low;
+	struct sweep sw = { 0 };
+
+	if (c->budget_pages == 0) {
+		fill_start_deferred(c, true);
+		return;
+	}
+	use = c->cached + c->inflight + MIN(c->deferred_pages, slack);
+	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
+	if (use > c->budget_pages - slack / 2 || c->deferred_pages) {
+		sw.want = use > low ? use - low : 0;
+		sw.scan = 2 * c->cached + 64;
+		if (sw.want)
+			sweep(c, &sw);
+	}
+	fill_start_deferred(c, false);
+	if (!list_empty(&c->deferred) && c->inflight == 0 && sw.dropped == 0 && sw.written == 0 &&
+	    !writeback_pending(c)) {
+		c->stats.over_budget++;
+		log_limited(LOG_WARNING,
+			    "%" PRIu64 " pages in memory, budget %" PRIu64
+			    ": none can be paged out; reading on above the budget",
+			    c->cached, c->budget_pages);
+		fill_start_deferred(c, true);
+	}
+}

@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The memory budget: which pages leave memory, and when (evict.c). */
+#pragma once
+
+#include <stdint.h>
+
+struct cache;
+
+uint64_t cache_slack(const struct cache *c);
+void cache_balance(struct cache *c);

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Paging out: upagerd with a memory budget and a client in one memory cgroup limited to the budget
+ * and some headroom, without swap, and workloads 8 times the budget. Every page's data is checked,
+ * and the cgroup's own figure of shared memory (the daemon's caches) is sampled all along.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "harness.h"
+#include "upager.h"
+
+#define BUDGET (16UL << 20)
+#define WORKLOAD (8 * BUDGET)
+#define HEADROOM (64UL << 20)
+/* What the cache may hold above the budget: a fill under way is counted in it already; the
+ * cgroup's shared memory also holds the page-state arrays and such small change. */
+#define SLACK (1UL << 20)
+
+static void start(void)
+{
+	static const char *const args[] = { "--memory-max", "16M", NULL };
+
+	harness_start_args(args);
+}
+
+TestSuite(pageout, .init = start, .fini = harness_stop, .timeout = 300);
+
+/* Samples the cgroup's shared memory until told to stop. */
+struct watch {
+	struct cgroup *cg;
+	volatile bool stop;
+	uint64_t max_shmem;
+	pthread_t thread;
+};
+
+static void *watch_run(void *arg)
+{
+	struct watch *w = arg;
+
+	while (!w->stop) {
+		uint64_t v = cgroup_stat(w->cg, "shmem");
+
+		if (v > w->max_shmem)
+			w->max_shmem = v;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/*
+ * Run @fn in a child, the daemon and the child in one cgroup of BUDGET + HEADROOM, and check that
+ * the child succeeded, that no one was killed and that the daemon's caches stayed in the budget.
+ */
+static void run_limited(void (*fn)(void *), void *arg)
+{
+	struct cgroup cg;
+	struct watch w = { .cg = &cg };
+	int status;
+	pid_t child;
+
+	cgroup_new(&cg, "pageout");
+	cgroup_limit(&cg, BUDGET + HEADROOM);
+	cgroup_enter(&cg, harness_daemon_pid());
+	cr_assert_eq(pthread_create(&w.thread, NULL, watch_run, &w), 0);
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(200);
+		cgroup_enter(&cg, getpid());
+		fn(arg);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	w.stop = true;
+	pthread_join(w.thread, NULL);
+	bool killed = cgroup_oom_killed(&cg);
+	cgroup_remove(&cg, harness_daemon_pid());
+	cr_assert(!killed, "the cgroup's OOM killer killed a process");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	cr_assert_leq(w.max_shmem, BUDGET + SLACK,
+		      "the caches took %llu KiB, the budget is %lu KiB",
+		      (unsigned long long)w.max_shmem >> 10, BUDGET >> 10);
+	cr_assert_gt(w.max_shmem, BUDGET / 2, "the caches took only %llu KiB: nothing to page out",
+		     (unsigned long long)w.max_shmem >> 10);
+}
+
+static char file_path[512];
+
+/* Exit 3 + the page's number mod 100 at the first page whose first word is not @xor's. */
+static void check_pages(const uint64_t *p, uint64_t first, uint64_t count, uint64_t xor)
+{
+	for (uint64_t i = first; i < first + count; i++) {
+		uint64_t off = i * PAGE, want = pattern_at(off) ^ xor;
+
+		if (p[off / 8] != want ||
+		    p[(off + PAGE - 8) / 8] != (pattern_at(off + PAGE - 8) ^ xor))
+			_exit(3);
+	}
+}
+
+/* The workload file mapped shared; *fdp: its descriptor. The child exits if it cannot. */
+static uint64_t *map_file(int prot, int *fdp)
+{
+	int fd = open(file_path, prot & PROT_WRITE ? O_RDWR : O_RDONLY);
+	uint64_t *p;
+
+	if (fd < 0)
+		_exit(10);
+	p = upager_mmap(NULL, WORKLOAD, prot, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		_exit(11);
+	if (fdp)
+		*fdp = fd;
+	return p;
+}
+
+static void read_file_twice(void *arg)
+{
+	uint64_t *p = map_file(PROT_READ, NULL);
+
+	(void)arg;
+	for (int round = 0; round < 2; round++)
+		check_pages(p, 0, WORKLOAD / PAGE, 0);
+	srandom(1);
+	for (int i = 0; i < 20000; i++)
+		check_pages(p, (uint64_t)random() % (WORKLOAD / PAGE), 1, 0);
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+}
+
+Test(pageout, a_file_eight_times_the_budget_is_read_in_the_budget)
+{
+	close(make_pattern_file("big", WORKLOAD, file_path));
+	run_limited(read_file_twice, NULL);
+}
+
+#define XOR 0xffULL
+
+static void write_then_read(void *arg)
+{
+	uint64_t *p = map_file(PROT_READ | PROT_WRITE, NULL);
+
+	(void)arg;
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++) {
+		p[i * PAGE / 8] ^= XOR;
+		p[(i * PAGE + PAGE - 8) / 8] ^= XOR;
+	}
+	check_pages(p, 0, WORKLOAD / PAGE, XOR);
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+}
+
+Test(pageout, dirty_pages_are_written_back_before_they_leave_and_read_again_after)
+{
+	uint64_t word;
+	int fd = make_pattern_file("dirty", WORKLOAD, file_path);
+
+	run_limited(write_then_read, NULL);
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++) {
+		cr_assert_eq(pread(fd, &word, 8, (off_t)(i * PAGE)), 8);
+		cr_assert_eq(word, pattern_at(i * PAGE) ^ XOR, "page %llu of the file",
+			     (unsigned long long)i);
+	}
+	close(fd);
+}
+
+/*
+ * Writes racing the eviction of their pages: threads keep writing a counter into pages of their
+ * own while a reader streams through the rest of the file, so that the written pages are written
+ * back, write-protected and sent out again and again. The file must end with the last counters.
+ */
+#define WRITERS 4
+#define WRITER_PAGES 64
+
+struct writer {
+	uint64_t *map;
+	int index;
+	volatile bool *stop;
+};
+
+static void *writer_run(void *arg)
+{
+	struct writer *w = arg;
+
+	for (uint64_t n = 1; !*w->stop; n++) {
+		for (int i = 0; i < WRITER_PAGES; i++)
+			w->map[(uint64_t)(w->index * WRITER_PAGES + i) * PAGE / 8] = n;
+		/* Read back while the pages may be leaving: a write lost shows at once. */
+		for (int i = 0; i < WRITER_PAGES; i++)
+			if (w->map[(uint64_t)(w->index * WRITER_PAGES + i) * PAGE / 8] != n)
+				_exit(5);
+	}
+	return NULL;
+}
+
+static void race(void *arg)
+{
+	struct writer w[WRITERS];
+	pthread_t t[WRITERS];
+	volatile bool stop = false;
+	uint64_t last[WRITERS * WRITER_PAGES];
+	int fd;
+	uint64_t *p = map_file(PROT_READ | PROT_WRITE, &fd);
+
+	(void)arg;
+	for (int i = 0; i < WRITERS; i++) {
+		w[i] = (struct writer){ .map = p, .index = i, .stop = &stop };
+		pthread_create(&t[i], NULL, writer_run, &w[i]);
+	}
+	for (int round = 0; round < 3; round++)
+		check_pages(p, WRITERS * WRITER_PAGES, WORKLOAD / PAGE - WRITERS * WRITER_PAGES, 0);
+	stop = true;
+	for (int i = 0; i < WRITERS; i++)
+		pthread_join(t[i], NULL);
+	/* What the mapping shows last must be what the file holds: sent to the parent after the
+	 * pages, through the file. */
+	for (uint64_t k = 0; k < WRITERS * WRITER_PAGES; k++)
+		last[k] = p[k * PAGE / 8];
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+	if (pwrite(fd, last, sizeof(last), (off_t)WORKLOAD) != (ssize_t)sizeof(last))
+		_exit(13);
+}
+
+Test(pageout, a_write_racing_the_eviction_of_its_page_reaches_the_file)
+{
+	int fd = make_pattern_file("race", WORKLOAD, file_path);
+
+	run_limited(race, NULL);
+	for (uint64_t k = 0; k < WRITERS * WRITER_PAGES; k++) {
+		uint64_t last, word;
+
+		cr_assert_eq(pread(fd, &last, 8, (off_t)(WORKLOAD + k * 8)), 8);
+		cr_assert_gt(last, 1, "page %llu was written only %llu times",
+			     (unsigned long long)k, (unsigned long long)last);
+		cr_assert_eq(pread(fd, &word, 8, (off_t)(k * PAGE)), 8);
+		cr_assert_eq(word, last, "page %llu holds %llu, its last write was %llu",
+			     (unsigned long long)k, (unsigned long long)word,
+			     (unsigned long long)last);
+	}
+	close(fd);
+}

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The default budget (budget.c), from cgroup trees of v1 and v2 made in a temporary directory. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "daemon/budget.h"
+
+static char dir[] = "/tmp/upager-budget-XXXXXX";
+
+static void setup(void)
+{
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[96];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(budget, .init = setup, .fini = teardown);
+
+static void put(const char *rel, const char *text)
+{
+	char path[256], cmd[300];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p $(dirname %s/%s)", dir, rel);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static uint64_t limit(void)
+{
+	char proc[256];
+
+	snprintf(proc, sizeof(proc), "%s/proc-cgroup", dir);
+	return budget_cgroup_limit(proc, dir);
+}
+
+Test(budget, v1_takes_the_lowest_limit_from_the_cgroup_up)
+{
+	put("proc-cgroup",
+	    "12:pids:/x\n4:memory:/system.slice/upagerd.service\n1:name=systemd:/y\n");
+	put("memory/memory.limit_in_bytes", "9223372036854771712\n");
+	put("memory/system.slice/memory.limit_in_bytes", "2147483648\n");
+	put("memory/system.slice/upagerd.service/memory.limit_in_bytes", "9223372036854771712\n");
+	cr_assert_eq(limit(), 2147483648ULL, "the parent's limit binds the service");
+}
+
+Test(budget, v2_reads_memory_max_and_max_is_no_limit)
+{
+	put("proc-cgroup", "0::/a/b\n");
+	put("a/b/memory.max", "max\n");
+	put("a/memory.max", "1073741824\n");
+	cr_assert_eq(limit(), 1073741824ULL);
+	put("a/memory.max", "max\n");
+	cr_assert_eq(limit(), UINT64_MAX);
+}
+
+Test(budget, no_cgroup_file_is_no_limit)
+{
+	cr_assert_eq(limit(), UINT64_MAX);
+}
+
+Test(budget, the_default_is_half_of_memory_or_of_the_limit)
+{
+	cr_assert_eq(budget_default(8ULL << 30, UINT64_MAX), 4ULL << 30);
+	cr_assert_eq(budget_default(8ULL << 30, 1ULL << 30), 512ULL << 20);
+	cr_assert_eq(budget_default(8ULL << 30, (1ULL << 30) + 4095), 512ULL << 20, "page aligned");
+}

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The budget alone (evict.c): fills that wait for room, the clock that sends pages out, dirty
+ * pages written back before they go, over the cache of a real file.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cache-fixture.h"
+#include "daemon/evict.h"
+#include "daemon/fill.h"
+#include "daemon/object.h"
+
+TestSuite(evict, .init = cache_fixture_setup, .fini = cache_fixture_teardown);
+
+static bool filled;
+
+static void on_filled(void *userdata)
+{
+	(void)userdata;
+	filled = true;
+}
+
+/* Run the loop, balancing at each turn as the daemon does, until *flag; the most seen in memory. */
+static uint64_t run_until(bool *flag)
+{
+	uint64_t most = 0;
+
+	while (!*flag) {
+		cache_balance(&cache);
+		most = cache.cached + cache.inflight > most ? cache.cached + cache.inflight : most;
+		uv_run(&loop, UV_RUN_ONCE);
+		most = cache.cached + cache.inflight > most ? cache.cached + cache.inflight : most;
+	}
+	return most;
+}
+
+/* Fill pages [first, first+n) of @o and wait, balancing; the most pages seen in memory. */
+static uint64_t fill(struct object *o, uint64_t first, uint64_t n)
+{
+	filled = false;
+	cr_assert_eq(fill_wait(o, first, n, on_filled, NULL, NULL), FILL_WAITING);
+	return run_until(&filled);
+}
+
+static void check_page(struct object *o, uint64_t p)
+{
+	cr_assert_eq(o->pages[p] & PAGE_STATE_MASK, PAGE_READY, "page %lu is ready",
+		     (unsigned long)p);
+	for (uint64_t i = 0; i < 4096; i += 509)
+		cr_assert_eq(o->map[p * 4096 + i], pattern(p, i), "page %lu byte %lu",
+			     (unsigned long)p, (unsigned long)i);
+}
+
+Test(evict, fills_beyond_the_budget_wait_for_pages_to_leave)
+{
+	struct object *o;
+	uint64_t most;
+	int fd;
+
+	cache.budget_pages = 8;
+	cache.fill_max_pages = 4;
+	o = file_object(&fd);
+	filled = false;
+	cr_assert_eq(fill_wait(o, 0, PAGES, on_filled, NULL, NULL), FILL_WAITING);
+	cr_assert_leq(cache.cached + cache.inflight, 8, "the reads started fit in the budget");
+	cr_assert_gt(cache.deferred_pages, 0, "the rest waits");
+	most = run_until(&filled);
+	cr_assert_leq(most, 8, "%lu pages were in memory at once", (unsigned long)most);
+	cr_assert_eq(cache.deferred_pages, 0);
+	cr_assert_geq(cache.stats.pages_out, PAGES - 8);
+	cr_assert_geq(o->pages_out, PAGES - 8);
+	/* The pages that stayed hold the file's data; those that left are absent, to be read. */
+	for (uint64_t p = 0; p < PAGES; p++)
+		if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
+			check_page(o, p);
+	object_unref(o);
+	close(fd);
+}
+
+Test(evict, a_page_paged_out_and_read_again_is_a_refault_with_the_same_data)
+{
+	struct object *o;
+	int fd;
+
+	cache.budget_pages = 8;
+	cache.fill_max_pages = 4;
+	o = file_object(&fd);
+	fill(o, 0, PAGES);
+	cr_assert_eq(o->pages[0] & PAGE_STATE_MASK, PAGE_ABSENT, "the first pages went first");
+	fill(o, 0, 1);
+	check_page(o, 0);
+	cr_assert_eq(o->refaults, 1);
+	cr_assert_eq(cache.stats.refaults, 1);
+	object_unref(o);
+	close(fd);
+}
+
+Test(evict, pages_mapped_since_the_hand_passed_are_spared_once)
+{
+	struct object *o;
+	int fd;
+
+	cache.budget_pages = 24;
+	o = file_object(&fd);
+	fill(o, 0, 16);
+	cr_assert_eq(cache.cached, 16, "below the budget, nothing goes");
+	object_used(o, 0, 4);
+	/* Eight more pages: some must go, and not the four a client has just used. */
+	fill(o, 24, 8);
+	for (uint64_t p = 0; p < 4; p++)
+		check_page(o, p);
+	cr_assert_eq(o->pages[4] & PAGE_STATE_MASK, PAGE_ABSENT, "an unused page went instead");
+	cr_assert_leq(cache.cached, 24);
+	object_unref(o);
+	close(fd);
+}
+
+static bool synced;
+
+static void on_synced(struct wb_wait *w)
+{
+	(void)w;
+	synced = true;
+}
+
+Test(evict, a_dirty_page_is_written_back_before_it_leaves)
+{
+	struct wb_wait w = { .pending = 1, .done = on_synced };
+	uint8_t buf[4096];
+	struct object *o;
+	int fd;
+
+	cache.budget_pages = 16;
+	o = file_object(&fd);
+	fill(o, 0, 16);
+	for (uint64_t p = 0; p < 16; p++) {
+		object_page_set(o, p, PAGE_READY | PAGE_WRITABLE);
+		memset(o->map + p * 4096, 0xcd, 4096);
+	}
+	/* Room for more: the dirty pages are written (write-protected first), then dropped. */
+	fill(o, 16, 8);
+	cr_assert_geq(protected_pages, 8, "pages were write-protected before they were written");
+	cr_assert_geq(cache.stats.pages_written_out, 8);
+	for (uint64_t p = 0; p < 16; p++) {
+		cr_assert_eq(pread(fd, buf, sizeof(buf), (off_t)(p * 4096)), 4096);
+		if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_ABSENT)
+			cr_assert_eq(buf[100], 0xcd, "page %lu left before it was in the file",
+				     (unsigned long)p);
+	}
+	/* Nothing is lost, whatever stayed: a last write-back writes the rest. */
+	cr_assert_eq(object_writeback(o, 0, PAGES, true, &w), 0);
+	wb_wait_put(&w, 0);
+	synced = false;
+	run_until(&synced);
+	for (uint64_t p = 0; p < 16; p++) {
+		cr_assert_eq(pread(fd, buf, sizeof(buf), (off_t)(p * 4096)), 4096);
+		cr_assert_eq(buf[100], 0xcd);
+	}
+	object_unref(o);
+	close(fd);
+}
+
+Test(evict, the_slack_is_a_thirty_second_of_the_budget_within_bounds)
+{
+	cache.budget_pages = 1024;
+	cr_assert_eq(cache_slack(&cache), 64);
+	cache.budget_pages = 32768;
+	cr_assert_eq(cache_slack(&cache), 1024);
+	cache.budget_pages = 1 << 20;
+	cr_assert_eq(cache_slack(&cache), 4096);
+}
