@@ -23,6 +23,7 @@ struct worker_pool {
 	uv_loop_t *loop;
 	uv_async_t async; /* a run is over */
 	uv_timer_t timer; /* deadlines */
+	unsigned closing; /* handles whose close callback has yet to run */
 	unsigned max_threads, max_per_owner;
 
 	/* Under lock, shared with the threads. */
@@ -267,8 +268,11 @@ static void on_closed(uv_handle_t *h)
 	struct worker_pool *p = h->data;
 	bool left;
 
-	/* The timer is closed first, then the async handle: this is the last callback. A thread
-	 * still blocked in a run holds the pool: it is left to the process's exit. */
+	/* libuv runs close callbacks in no order it promises (it runs the last closed first): the
+	 * pool goes with the last of its two. A thread still blocked in a run holds the pool: it is
+	 * left to the process's exit. */
+	if (--p->closing > 0)
+		return;
 	pthread_mutex_lock(&p->lock);
 	left = p->threads > 0;
 	pthread_mutex_unlock(&p->lock);
@@ -317,7 +321,8 @@ void worker_pool_free(struct worker_pool *p)
 		job_answer(job, job->ran ? 0 : -ECANCELED);
 		job->free(job);
 	}
-	uv_close((uv_handle_t *)&p->timer, NULL);
+	p->closing = 2;
+	uv_close((uv_handle_t *)&p->timer, on_closed);
 	uv_close((uv_handle_t *)&p->async, on_closed);
 }
 
