@@ -141,7 +141,16 @@
 	F(bytes_from_page_cache, ANY) \
 	F(latency_p50_ns, ANY)        \
 	F(latency_p99_ns, ANY)        \
-	F(latency_max_ns, ANY)
+	F(latency_max_ns, ANY)        \
+	F(budget_bytes, ANY)          \
+	F(memory_pages, ANY)          \
+	F(pages_out, ANY)             \
+	F(pages_written_out, ANY)     \
+	F(pages_in, ANY)              \
+	F(refaults, ANY)              \
+	F(over_budget, ANY)           \
+	F(swap_bytes, ANY)            \
+	F(swap_used_bytes, ANY)
 
 /* A LIST entry, but for entry_len, which frames it as the header's len frames a message. */
 #define LIST_ENTRY(F, Z)                       \
@@ -165,7 +174,9 @@
 	F(nonlinear, ANY)                      \
 	F(remapped_ranges, ANY)                \
 	F(grown_pages, ANY)                    \
-	F(max_length, ANY)
+	F(max_length, ANY)                     \
+	F(object_pages_out, ANY)               \
+	F(object_refaults, ANY)
 
 /* Rules that tie fields of one message together. */
 static bool hello_bad(const struct upager_msg *m)

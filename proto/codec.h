@@ -87,6 +87,9 @@ struct upager_msg {
 				uptime_ms;
 			uint64_t pages_populated, bytes_from_page_cache;
 			uint64_t latency_p50_ns, latency_p99_ns, latency_max_ns;
+			uint64_t budget_bytes, memory_pages;
+			uint64_t pages_out, pages_written_out, pages_in, refaults, over_budget;
+			uint64_t swap_bytes, swap_used_bytes;
 		} stats_reply;
 	} u;
 };
@@ -100,6 +103,7 @@ struct upager_list_entry {
 	uint64_t pages_populated, pages_read, bytes_read, latency_avg_ns, latency_max_ns;
 	uint32_t nonlinear, remapped_ranges;
 	uint64_t grown_pages, max_length;
+	uint64_t object_pages_out, object_refaults; /* of the mapping's object */
 	const char *path; /* not NUL-terminated */
 	size_t path_len;
 };

@@ -262,6 +262,8 @@ struct upager_wire_list_entry {
 	__le32 remapped_ranges; /* ranges that are not where a linear mapping has them */
 	__le64 grown_pages; /* MAP_GROWSDOWN: pages added below the original start */
 	__le64 max_length; /* MAP_GROWSDOWN: the most it may grow to, 0 for no limit */
+	__le64 object_pages_out; /* of the mapping's object: pages paged out; 0 for private anon */
+	__le64 object_refaults; /* of the mapping's object: paged-out pages read back */
 };
 
 /* STATS reply */
@@ -281,6 +283,16 @@ struct upager_wire_stats_reply {
 	__le64 latency_p50_ns; /* fault latency percentiles, within 12.5% */
 	__le64 latency_p99_ns;
 	__le64 latency_max_ns;
+	/* Paging out: the memory budget and what holding to it did. */
+	__le64 budget_bytes; /* 0: no budget */
+	__le64 memory_pages; /* pages of the caches in memory or being read */
+	__le64 pages_out; /* pages that left memory: dropped clean, or to the swap store */
+	__le64 pages_written_out; /* of those, dirty file pages written back first */
+	__le64 pages_in; /* pages read back from the swap store */
+	__le64 refaults; /* fills of pages that had been paged out */
+	__le64 over_budget; /* times fills went on above the budget: nothing could go */
+	__le64 swap_bytes; /* the swap store's size, 0 without one */
+	__le64 swap_used_bytes;
 };
 
 #endif /* UPAGER_PROTO_H */

@@ -124,12 +124,14 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(sizeof(struct upager_wire_resume), 40);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, grown_pages), 120);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, max_length), 128);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_pages_out), 136);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_refaults), 144);
 	cr_assert_eq(sizeof(struct upager_wire_range), 16);
 	cr_assert_eq(sizeof(struct upager_wire_msync), 24);
 	cr_assert_eq(sizeof(struct upager_wire_list), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_reply), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_entry), ENTRY_FIXED);
-	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 104);
+	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 176);
 	/* Fields added later are appended: what was there before keeps its place. */
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, reserved), 70);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, pages_populated), 72);
@@ -147,6 +149,15 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_p50_ns), 80);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_p99_ns), 88);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, latency_max_ns), 96);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, budget_bytes), 104);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, memory_pages), 112);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, pages_out), 120);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, pages_written_out), 128);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, pages_in), 136);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, refaults), 144);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, over_budget), 152);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, swap_bytes), 160);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, swap_used_bytes), 168);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 40);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_CONTROL), 16);
@@ -402,7 +413,16 @@ Test(codec, stats_round_trip)
 	m.u.stats_reply.latency_p50_ns = 0x0d0d0d0d0d0d0d0dull;
 	m.u.stats_reply.latency_p99_ns = 0x0e0e0e0e0e0e0e0eull;
 	m.u.stats_reply.latency_max_ns = 0x0f0f0f0f0f0f0f0full;
-	roundtrip(&m, HDR + RPL + 104);
+	m.u.stats_reply.budget_bytes = 0x1010101010101010ull;
+	m.u.stats_reply.memory_pages = 0x1111111111111111ull;
+	m.u.stats_reply.pages_out = 0x1212121212121212ull;
+	m.u.stats_reply.pages_written_out = 0x1313131313131313ull;
+	m.u.stats_reply.pages_in = 0x1414141414141414ull;
+	m.u.stats_reply.refaults = 0x1515151515151515ull;
+	m.u.stats_reply.over_budget = 0x1616161616161616ull;
+	m.u.stats_reply.swap_bytes = 0x1717171717171717ull;
+	m.u.stats_reply.swap_used_bytes = 0x1818181818181818ull;
+	roundtrip(&m, HDR + RPL + 176);
 }
 
 Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
@@ -422,8 +442,17 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	m.u.stats_reply.latency_p50_ns = 0x9091929394959697ull;
 	m.u.stats_reply.latency_p99_ns = 0xa0a1a2a3a4a5a6a7ull;
 	m.u.stats_reply.latency_max_ns = 0xb0b1b2b3b4b5b6b7ull;
-	memset(buf, 0xaa, HDR + RPL + 128);
-	cr_assert_eq(encode(&m), HDR + RPL + 104);
+	m.u.stats_reply.budget_bytes = 0xc0c1c2c3c4c5c6c7ull;
+	m.u.stats_reply.memory_pages = 0xd0d1d2d3d4d5d6d7ull;
+	m.u.stats_reply.pages_out = 0xe0e1e2e3e4e5e6e7ull;
+	m.u.stats_reply.pages_written_out = 0xf0f1f2f3f4f5f6f7ull;
+	m.u.stats_reply.pages_in = 0x1819202122232425ull;
+	m.u.stats_reply.refaults = 0x2829303132333435ull;
+	m.u.stats_reply.over_budget = 0x3839404142434445ull;
+	m.u.stats_reply.swap_bytes = 0x4849505152535455ull;
+	m.u.stats_reply.swap_used_bytes = 0x5859606162636465ull;
+	memset(buf, 0xaa, HDR + RPL + 200);
+	cr_assert_eq(encode(&m), HDR + RPL + 176);
 	cr_assert_eq(rd64(body + 16), m.u.stats_reply.cached_pages);
 	cr_assert_eq(rd64(body + 24), m.u.stats_reply.faults);
 	cr_assert_eq(rd64(body + 32), m.u.stats_reply.pages_read);
@@ -435,7 +464,16 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	cr_assert_eq(rd64(body + 80), m.u.stats_reply.latency_p50_ns);
 	cr_assert_eq(rd64(body + 88), m.u.stats_reply.latency_p99_ns);
 	cr_assert_eq(rd64(body + 96), m.u.stats_reply.latency_max_ns);
-	cr_assert_eq(body[104], 0xaa, "encode wrote past the message");
+	cr_assert_eq(rd64(body + 104), m.u.stats_reply.budget_bytes);
+	cr_assert_eq(rd64(body + 112), m.u.stats_reply.memory_pages);
+	cr_assert_eq(rd64(body + 120), m.u.stats_reply.pages_out);
+	cr_assert_eq(rd64(body + 128), m.u.stats_reply.pages_written_out);
+	cr_assert_eq(rd64(body + 136), m.u.stats_reply.pages_in);
+	cr_assert_eq(rd64(body + 144), m.u.stats_reply.refaults);
+	cr_assert_eq(rd64(body + 152), m.u.stats_reply.over_budget);
+	cr_assert_eq(rd64(body + 160), m.u.stats_reply.swap_bytes);
+	cr_assert_eq(rd64(body + 168), m.u.stats_reply.swap_used_bytes);
+	cr_assert_eq(body[176], 0xaa, "encode wrote past the message");
 }
 
 Test(codec, header_is_little_endian_on_the_wire)
