@@ -60,6 +60,8 @@ int report_list(struct session *s, const struct upager_msg *req)
 							   : 0,
 				.grown_pages = r->grown_pages,
 				.max_length = r->max_length,
+				.object_pages_out = r->obj ? r->obj->pages_out : 0,
+				.object_refaults = r->obj ? r->obj->refaults : 0,
 				.path = r->obj ? r->obj->path : "anon",
 			};
 			int n;
@@ -88,6 +90,20 @@ send:
 	return session_reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
 }
 
+/* The budget and what holding to it did, from the cache's figures; the wire speaks of bytes. */
+static void report_paging(const struct cache *c, struct upager_msg *m)
+{
+	m->u.stats_reply.budget_bytes = c->budget_pages << UPAGER_PAGE_SHIFT;
+	m->u.stats_reply.memory_pages = c->cached + c->inflight;
+	m->u.stats_reply.pages_out = c->stats.pages_out;
+	m->u.stats_reply.pages_written_out = c->stats.pages_written_out;
+	m->u.stats_reply.pages_in = c->stats.pages_in;
+	m->u.stats_reply.refaults = c->stats.refaults;
+	m->u.stats_reply.over_budget = c->stats.over_budget;
+	m->u.stats_reply.swap_bytes = c->swap_pages << UPAGER_PAGE_SHIFT;
+	m->u.stats_reply.swap_used_bytes = c->swap_used << UPAGER_PAGE_SHIFT;
+}
+
 /** report_stats() - STATS: the daemon's figures */
 int report_stats(struct session *s, const struct upager_msg *req)
 {
@@ -111,5 +127,6 @@ int report_stats(struct session *s, const struct upager_msg *req)
 	m.u.stats_reply.latency_p50_ns = latency_percentile(&d->stats.latency, 50);
 	m.u.stats_reply.latency_p99_ns = latency_percentile(&d->stats.latency, 99);
 	m.u.stats_reply.latency_max_ns = d->stats.latency.max_ns;
+	report_paging(&d->cache, &m);
 	return session_reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
 }
