@@ -51,19 +51,33 @@ int ctl_mappings_each(struct ctl *c, uint32_t pid, ctl_mapping_fn fn, void *arg)
 /** ctl_mapping_table_header() - the header line of the mapping table */
 void ctl_mapping_table_header(void)
 {
-	printf("%-7s %-14s %9s %-4s %-28s %9s %9s %10s  %s\n", "PID", "START", "LENGTH", "PROT",
-	       "FLAGS", "OFFSET", "RESIDENT", "FAULTS", "BACKING");
+	printf("%-7s %-14s %9s %-4s %-28s %9s %9s %10s %9s %7s  %s\n", "PID", "START", "LENGTH",
+	       "PROT", "FLAGS", "OFFSET", "RESIDENT", "FAULTS", "OUT", "REFLT", "BACKING");
+}
+
+/* A figure of the mapping's object, or "-" for private anonymous memory, which has none. */
+static const char *object_figure(const struct upager_list_entry *e, uint64_t figure, char *buf,
+				 size_t size)
+{
+	if (!e->object_id)
+		return "-";
+	snprintf(buf, size, "%" PRIu64, figure);
+	return buf;
 }
 
 /** ctl_mapping_table_row() - one line of the mapping table */
 void ctl_mapping_table_row(const struct upager_list_entry *e)
 {
-	char prot[4], flags[128], len[32];
+	char prot[4], flags[128], len[32], out[24], refaults[24];
 
-	printf("%-7u %-14" PRIx64 " %9s %-4s %-28s %9" PRIu64 " %9" PRIu64 " %10" PRIu64 "  %.*s",
+	printf("%-7u %-14" PRIx64 " %9s %-4s %-28s %9" PRIu64 " %9" PRIu64 " %10" PRIu64
+	       " %9s %7s  %.*s",
 	       e->pid, e->start, ctl_size_str(e->length, len, sizeof(len)),
 	       ctl_prot_str(e->prot, prot), ctl_flags_str(e->flags, flags, sizeof(flags)),
-	       e->offset, e->resident_pages, e->faults, (int)e->path_len, e->path);
+	       e->offset, e->resident_pages, e->faults,
+	       object_figure(e, e->object_pages_out, out, sizeof(out)),
+	       object_figure(e, e->object_refaults, refaults, sizeof(refaults)), (int)e->path_len,
+	       e->path);
 	if (e->nonlinear)
 		printf(" (nonlinear, %u remapped ranges)", e->remapped_ranges);
 	if (e->flags & MAP_GROWSDOWN)
@@ -83,10 +97,12 @@ void ctl_mapping_json(const struct upager_list_entry *e)
 	       ", \"pages_read\": %" PRIu64 ", \"bytes_read\": %" PRIu64
 	       ", \"fault_latency_avg_ns\": %" PRIu64 ", \"fault_latency_max_ns\": %" PRIu64
 	       ", \"nonlinear\": %s, \"remapped_ranges\": %u, \"grown_pages\": %" PRIu64
-	       ", \"max_length\": %" PRIu64 "}",
+	       ", \"max_length\": %" PRIu64 ", \"object_pages_out\": %" PRIu64
+	       ", \"object_refaults\": %" PRIu64 "}",
 	       e->offset, e->resident_pages, e->faults, e->object_id, e->pages_populated,
 	       e->pages_read, e->bytes_read, e->latency_avg_ns, e->latency_max_ns,
-	       e->nonlinear ? "true" : "false", e->remapped_ranges, e->grown_pages, e->max_length);
+	       e->nonlinear ? "true" : "false", e->remapped_ranges, e->grown_pages, e->max_length,
+	       e->object_pages_out, e->object_refaults);
 }
 
 /**
@@ -109,7 +125,7 @@ void ctl_mapping_json_end(unsigned int count)
 /** ctl_mapping_detail() - one mapping, one "key: value" line for each figure */
 void ctl_mapping_detail(const struct upager_list_entry *e)
 {
-	char prot[4], flags[128], len[32], max[32];
+	char prot[4], flags[128], len[32], max[32], out[24], refaults[24];
 
 	printf("pid:               %u\n"
 	       "uid:               %u\n"
@@ -129,7 +145,9 @@ void ctl_mapping_detail(const struct upager_list_entry *e)
 	       "nonlinear:         %s\n"
 	       "remapped ranges:   %u\n"
 	       "grown pages:       %" PRIu64 "\n"
-	       "growth limit:      %s\n",
+	       "growth limit:      %s\n"
+	       "object paged out:  %s\n"
+	       "object refaults:   %s\n",
 	       e->pid, e->uid, e->start, e->start + e->length,
 	       ctl_size_str(e->length, len, sizeof(len)), e->length, ctl_prot_str(e->prot, prot),
 	       ctl_flags_str(e->flags, flags, sizeof(flags)), (int)e->path_len, e->path, e->offset,
@@ -138,5 +156,7 @@ void ctl_mapping_detail(const struct upager_list_entry *e)
 	       e->nonlinear ? "yes" : "no", e->remapped_ranges, e->grown_pages,
 	       !(e->flags & MAP_GROWSDOWN) ? "-"
 	       : e->max_length		   ? ctl_size_str(e->max_length, max, sizeof(max))
-					   : "none");
+					   : "none",
+	       object_figure(e, e->object_pages_out, out, sizeof(out)),
+	       object_figure(e, e->object_refaults, refaults, sizeof(refaults)));
 }

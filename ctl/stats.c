@@ -16,15 +16,22 @@ void ctl_stats_json(const struct upager_msg *rep)
 	       ", \"bytes_read\": %" PRIu64 ", \"bytes_written\": %" PRIu64
 	       ", \"uptime_ms\": %" PRIu64 ", \"pages_populated\": %" PRIu64
 	       ", \"bytes_from_page_cache\": %" PRIu64 ", \"fault_latency_p50_ns\": %" PRIu64
-	       ", \"fault_latency_p99_ns\": %" PRIu64 ", \"fault_latency_max_ns\": %" PRIu64 "}",
+	       ", \"fault_latency_p99_ns\": %" PRIu64 ", \"fault_latency_max_ns\": %" PRIu64,
 	       s->sessions, s->spaces, s->regions, s->objects, s->cached_pages, s->faults,
 	       s->pages_read, s->bytes_read, s->bytes_written, s->uptime_ms, s->pages_populated,
 	       s->bytes_from_page_cache, s->latency_p50_ns, s->latency_p99_ns, s->latency_max_ns);
+	printf(", \"budget_bytes\": %" PRIu64 ", \"memory_pages\": %" PRIu64
+	       ", \"pages_out\": %" PRIu64 ", \"pages_written_out\": %" PRIu64
+	       ", \"pages_in\": %" PRIu64 ", \"refaults\": %" PRIu64 ", \"over_budget\": %" PRIu64
+	       ", \"swap_bytes\": %" PRIu64 ", \"swap_used_bytes\": %" PRIu64 "}",
+	       s->budget_bytes, s->memory_pages, s->pages_out, s->pages_written_out, s->pages_in,
+	       s->refaults, s->over_budget, s->swap_bytes, s->swap_used_bytes);
 }
 
 static void stats_text(const struct upager_msg *rep)
 {
 	const __typeof__(rep->u.stats_reply) *s = &rep->u.stats_reply;
+	char budget[32], swap[32], used[32];
 
 	printf("clients (connections): %u\n"
 	       "address spaces:        %u\n"
@@ -43,6 +50,20 @@ static void stats_text(const struct upager_msg *rep)
 	       s->pages_read, s->bytes_read, s->bytes_written, s->uptime_ms, s->pages_populated,
 	       s->bytes_from_page_cache, s->latency_p50_ns / 1e3, s->latency_p99_ns / 1e3,
 	       s->latency_max_ns / 1e3);
+	printf("memory budget:         %s\n"
+	       "pages in memory:       %" PRIu64 "\n"
+	       "pages paged out:       %" PRIu64 "\n"
+	       "pages written out:     %" PRIu64 "\n"
+	       "pages paged in:        %" PRIu64 "\n"
+	       "refaults:              %" PRIu64 "\n"
+	       "over budget:           %" PRIu64 " times\n"
+	       "swap store size:       %s\n"
+	       "swap store used:       %s\n",
+	       s->budget_bytes ? ctl_size_str(s->budget_bytes, budget, sizeof(budget)) : "none",
+	       s->memory_pages, s->pages_out, s->pages_written_out, s->pages_in, s->refaults,
+	       s->over_budget,
+	       s->swap_bytes ? ctl_size_str(s->swap_bytes, swap, sizeof(swap)) : "none",
+	       ctl_size_str(s->swap_used_bytes, used, sizeof(used)));
 }
 
 static int stats_run(struct ctl *c, char **args)

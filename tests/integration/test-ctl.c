@@ -93,6 +93,20 @@ static void assert_field(const char *block, const char *key, const char *value)
 		  "%s: expected '%s' in\n%s", key, value, block);
 }
 
+/* The number after "key": in a line of JSON; the key must be there. */
+static unsigned long long json_num(const char *json, const char *key)
+{
+	char quoted[64];
+	const char *at;
+	unsigned long long x;
+
+	snprintf(quoted, sizeof(quoted), "\"%s\": ", key);
+	at = strstr(json, quoted);
+	cr_assert(at, "no %s in %s", quoted, json);
+	cr_assert_eq(sscanf(at + strlen(quoted), "%llu", &x), 1, "%s", at);
+	return x;
+}
+
 /* The show block whose range starts at addr, or NULL. */
 static const char *block_of(const char *out, const void *addr)
 {
@@ -169,6 +183,9 @@ Test(ctl, show_pid_details_every_mapping_of_the_process)
 	cr_assert_eq(field_num(a, "resident pages"), 3);
 	cr_assert_eq(field_num(a, "pages read"), 0);
 	assert_field(a, "nonlinear", "no");
+	/* Private anonymous memory has no object, so no object figures. */
+	assert_field(a, "object paged out", "-");
+	assert_field(a, "object refaults", "-");
 
 	f = block_of(r.out, m.file);
 	cr_assert(f, "no mapping at %p in\n%s", m.file, r.out);
@@ -183,6 +200,9 @@ Test(ctl, show_pid_details_every_mapping_of_the_process)
 	cr_assert_eq(field_num(f, "pages populated"), 0);
 	cr_assert_eq(field_num(f, "remapped ranges"), 0);
 	cr_assert(strstr(f, "fault latency:"), "no latency in\n%s", f);
+	/* Nothing was paged out: no budget is near. */
+	cr_assert_eq(field_num(f, "object paged out"), 0);
+	cr_assert_eq(field_num(f, "object refaults"), 0);
 }
 
 Test(ctl, show_address_details_the_mapping_that_contains_it)
@@ -232,7 +252,8 @@ Test(ctl, show_json_is_an_array_of_list_objects)
 	cr_assert_eq(resident, 3);
 	cr_assert_eq(faults, 3);
 	cr_assert(strstr(r.out, "\"fault_latency_max_ns\": "));
-	cr_assert(strstr(r.out, "\"remapped_ranges\": 0, \"grown_pages\": 0, \"max_length\": 0}"),
+	cr_assert(strstr(r.out, "\"remapped_ranges\": 0, \"grown_pages\": 0, \"max_length\": 0, "
+				"\"object_pages_out\": 0, \"object_refaults\": 0}"),
 		  "%s", r.out);
 }
 
@@ -371,6 +392,15 @@ Test(ctl, stats_json_has_every_key)
 		"fault_latency_p50_ns",
 		"fault_latency_p99_ns",
 		"fault_latency_max_ns",
+		"budget_bytes",
+		"memory_pages",
+		"pages_out",
+		"pages_written_out",
+		"pages_in",
+		"refaults",
+		"over_budget",
+		"swap_bytes",
+		"swap_used_bytes",
 	};
 	char *p = upager_mmap(NULL, 8 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	static struct run r;
@@ -388,6 +418,62 @@ Test(ctl, stats_json_has_every_key)
 	}
 	cr_assert(strstr(r.out, "\"regions\": 1, "), "%s", r.out);
 	cr_assert(strstr(r.out, "\"faults\": 4, "), "%s", r.out);
+	/* Parts are never more than their whole, whatever the budget. */
+	cr_assert_leq(json_num(r.out, "pages_written_out"), json_num(r.out, "pages_out"), "%s",
+		      r.out);
+	cr_assert_leq(json_num(r.out, "swap_used_bytes"), json_num(r.out, "swap_bytes"), "%s",
+		      r.out);
+	cr_assert_eq(json_num(r.out, "budget_bytes") % PAGE, 0, "%s", r.out);
+	cr_assert_eq(json_num(r.out, "swap_bytes") % PAGE, 0, "%s", r.out);
+}
+
+Test(ctl, stats_text_has_the_paging_figures)
+{
+	static const char *const lines[] = {
+		"\nmemory budget:         ", "\npages in memory:       ",
+		"\npages paged out:       ", "\npages written out:     ",
+		"\npages paged in:        ", "\nrefaults:              ",
+		"\nover budget:           ", "\nswap store size:       ",
+		"\nswap store used:       ",
+	};
+	static struct run r;
+
+	run_ctl(&r, "stats");
+	cr_assert_eq(r.status, 0, "exit %d, stderr %s", r.status, r.err);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		cr_assert_eq(count_of(r.out, lines[i]), 1, "no '%s' line in\n%s", lines[i] + 1,
+			     r.out);
+	cr_assert(strstr(r.out, " times\nswap store size:"), "%s", r.out);
+}
+
+Test(ctl, list_table_shows_the_objects_paging_figures)
+{
+	struct two_maps m;
+	static struct run r;
+	char out[2][24], refaults[2][24], backing[2][400], row[64];
+
+	map_two(&m);
+	run_ctl(&r, "list --pid %d", (int)getpid());
+	cr_assert_eq(r.status, 0, "exit %d, stderr %s", r.status, r.err);
+	cr_assert(strstr(r.out, " FAULTS       OUT   REFLT  BACKING\n"), "%s", r.out);
+	for (int i = 0; i < 2; i++) {
+		const char *at;
+
+		snprintf(row, sizeof(row), "%-7d %-14" PRIxPTR " ", (int)getpid(),
+			 (uintptr_t)(i ? m.file : m.anon));
+		at = strstr(r.out, row);
+		cr_assert(at, "no row for %s in\n%s", row, r.out);
+		cr_assert_eq(sscanf(at, "%*u %*x %*s %*s %*s %*u %*u %*u %23s %23s %399s", out[i],
+				    refaults[i], backing[i]),
+			     3, "%s", at);
+	}
+	/* Private anonymous memory has no object; the file's object paged nothing out. */
+	cr_assert_str_eq(out[0], "-");
+	cr_assert_str_eq(refaults[0], "-");
+	cr_assert_str_eq(backing[0], "anon");
+	cr_assert_str_eq(out[1], "0");
+	cr_assert_str_eq(refaults[1], "0");
+	cr_assert_str_eq(backing[1], m.path);
 }
 
 Test(ctl, list_table_shows_sizes_and_flag_names)
