@@ -71,6 +71,16 @@ struct cache {
 	uint64_t swap_pages, swap_used;
 };
 
+/* How many more pages fit in the budget (UINT64_MAX: no budget). */
+static inline uint64_t cache_room_pages(const struct cache *c)
+{
+	uint64_t use = c->cached + c->inflight;
+
+	if (c->budget_pages == 0)
+		return UINT64_MAX;
+	return use < c->budget_pages ? c->budget_pages - use : 0;
+}
+
 /* Whether @pages more pages fit in the budget. */
 static inline bool cache_room(const struct cache *c, uint64_t pages)
 {

@@ -32,6 +32,7 @@
 #include "session.h"
 #include "space.h"
 #include "state.h"
+#include "swap.h"
 #include "tables.h"
 #include "uffdio.h"
 #include "worker.h"
@@ -183,6 +184,29 @@ static const struct cache_hooks cache_hooks = {
 	.protect = space_protect_object,
 };
 
+/*
+ * Open the swap store. Without one, or under an fd store (the store's index does not survive a
+ * restart yet), shared anonymous pages stay in memory.
+ */
+static void open_swap(struct daemon *d)
+{
+	int ret;
+
+	if (!d->config.swap_path || !*d->config.swap_path)
+		return;
+	if (d->fdstore) {
+		log_info("swap: not with the fd store yet; shared anonymous pages stay in memory");
+		return;
+	}
+	ret = swap_open(d->cache.ring, d->config.swap_path, d->config.swap_max, &d->cache.swap);
+	if (ret < 0)
+		log_warning("swap: cannot use %s: %s; shared anonymous pages stay in memory",
+			    d->config.swap_path, strerror(-ret));
+	else
+		log_info("swap: %s, up to %" PRIu64 " MiB", d->config.swap_path,
+			 d->config.swap_max >> 20);
+}
+
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 {
 	struct fdstore_passed passed;
@@ -268,6 +292,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 		log_error("saving the tables: %s", strerror(-ret));
 		return ret;
 	}
+	open_swap(d);
 	uv_check_init(loop, &d->flush);
 	d->flush.data = d;
 	uv_check_start(&d->flush, on_flush);
@@ -334,6 +359,9 @@ void daemon_stop(struct daemon *d)
 	fill_cancel_deferred(&d->cache);
 	list_for_each_entry_safe (o, otmp, &d->cache.objects, link)
 		object_stop(o);
+	if (d->cache.swap)
+		swap_close(d->cache.swap);
+	d->cache.swap = NULL;
 	ring_free(d->cache.ring);
 	d->cache.ring = NULL;
 	worker_pool_free(d->cache.workers);

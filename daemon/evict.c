@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/macro.h"
@@ -33,20 +34,132 @@
 #include "fill.h"
 #include "log.h"
 #include "object.h"
+#include "swap.h"
 
 /**
- * cache_slack() - how far below the budget a sweep brings the pages in memory: 1/32 of the
- * budget, at least 64 pages and at most 4096 (16 MiB), and never more than a quarter of it
+ * cache_slack() - how far below the budget a sweep brings the pages in memory: 1/16 of the
+ * budget, at least 64 pages and at most 16384 (64 MiB), and never more than a quarter of it
  */
 uint64_t cache_slack(const struct cache *c)
 {
-	return MIN(MIN(MAX(c->budget_pages / 32, 64), 4096), c->budget_pages / 4);
+	return MIN(MIN(MAX(c->budget_pages / 16, 64), 16384), c->budget_pages / 4);
 }
 
 static bool evictable(const struct object *o)
 {
-	return o->kind == OBJECT_FILE && o->cached > 0 && list_empty(&o->views) &&
+	return (o->kind == OBJECT_FILE || o->c->swap) && o->cached > 0 && list_empty(&o->views) &&
 	       object_wb_idle(o);
+}
+
+/* The most pages one write to the swap store takes, and page-outs under way in all. */
+#define SWAP_OUT_MAX_PAGES 256
+#define SWAP_OUTS_MAX 64
+
+/* A run of a shared anonymous object's pages on their way to the swap store. */
+struct swap_out {
+	struct list_head link; /* object.swap_outs */
+	struct object *o; /* a reference */
+	uint64_t first, count, slot;
+};
+
+static unsigned swap_outs_running;
+
+static bool swapping_out(const struct object *o, uint64_t p)
+{
+	const struct swap_out *so;
+
+	list_for_each_entry (so, &o->swap_outs, link)
+		if (p >= so->first && p < so->first + so->count)
+			return true;
+	return false;
+}
+
+/*
+ * The write of a run is over: each page still clean (no write since it was write-protected)
+ * leaves memory and keeps its slot; a page written meanwhile stays, and its slot is freed.
+ */
+static void swap_out_done(void *userdata, int res)
+{
+	struct swap_out *so = userdata;
+	struct object *o = so->o;
+	uint64_t run = 0;
+
+	list_del_init(&so->link);
+	swap_outs_running--;
+	if (res < 0)
+		log_limited(LOG_WARNING, "paging out to the swap store: %s", strerror(-res));
+	for (uint64_t i = 0; i <= so->count; i++) {
+		uint64_t p = so->first + i;
+		bool out = i < so->count && res == 0 &&
+			   (o->pages[p] & (PAGE_STATE_MASK | PAGE_AWAY | PAGE_WRITABLE)) ==
+				   PAGE_READY &&
+			   list_empty(&o->views);
+
+		if (i < so->count && !out) {
+			swap_free(o->c->swap, so->slot + i, 1);
+			if (res < 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
+				object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
+		}
+		if (out) {
+			run++;
+			continue;
+		}
+		if (run && object_drop(o, p - run, run) == 0) {
+			for (uint64_t q = p - run; q < p; q++)
+				object_slot_set(o, q, (int64_t)(so->slot + (q - so->first)));
+		} else {
+			for (uint64_t q = p - run; q < p; q++)
+				swap_free(o->c->swap, so->slot + (q - so->first), 1);
+		}
+		run = 0;
+	}
+	object_unref(o);
+	free(so);
+}
+
+/*
+ * Send pages [first, first+n) of a shared anonymous object to the swap store: write-protected in
+ * every client, taken for clean, written; swap_out_done() drops what stayed clean. Return: 0, or
+ * a negative errno (the pages stay, dirty).
+ */
+static int swap_out(struct object *o, uint64_t first, uint64_t n)
+{
+	struct cache *c = o->c;
+	struct swap_out *so;
+	uint64_t slot;
+	int ret;
+
+	if (swap_outs_running >= SWAP_OUTS_MAX)
+		return -EBUSY;
+	ret = object_slots_map(o);
+	if (ret < 0)
+		return ret;
+	if (!c->hooks || !c->hooks->protect(o, first, n))
+		return -EBUSY;
+	ret = swap_alloc(c->swap, n, &slot);
+	if (ret < 0)
+		return ret;
+	so = calloc(1, sizeof(*so));
+	if (!so) {
+		swap_free(c->swap, slot, n);
+		return -ENOMEM;
+	}
+	*so = (struct swap_out){ .o = object_ref(o), .first = first, .count = n, .slot = slot };
+	for (uint64_t p = first; p < first + n; p++)
+		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_WRITABLE);
+	ret = swap_write(c->swap, slot, o->map + (first << UPAGER_PAGE_SHIFT), n, swap_out_done,
+			 so);
+	if (ret < 0) {
+		for (uint64_t p = first; p < first + n; p++)
+			object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
+		swap_free(c->swap, slot, n);
+		object_unref(o);
+		free(so);
+		return ret;
+	}
+	list_add_tail(&so->link, &o->swap_outs);
+	swap_outs_running++;
+	return 0;
 }
 
 struct sweep {
@@ -74,14 +187,17 @@ static void drop_run(struct object *o, uint64_t first, uint64_t n, struct sweep 
 
 /*
  * Sweep @o from page @p on until the sweep has what it wants, has looked at enough, or has asked
- * for a write-back of the object (the object is then left alone until it is over). Return: the
- * page the hand stops at, object_pages(o) if it went through the whole object.
+ * for one write of dirty pages: a write-back of a file (the object is then left alone until it is
+ * over) or a page-out of a shared anonymous run to the swap store (*more: the sweep may go on).
+ * Return: the page the hand stops at, object_pages(o) if it went through the whole object.
  */
-static uint64_t sweep_object(struct object *o, uint64_t p, struct sweep *sw)
+static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *more)
 {
 	uint64_t end = object_pages(o), clean = 0, dirty = 0;
+	bool anon = o->kind == OBJECT_ANON;
 
-	for (; p < end && sw->want > clean && sw->scan > 0; p++) {
+	*more = false;
+	for (; p < end && sw->want > clean + dirty && sw->scan > 0; p++) {
 		uint8_t st = o->pages[p];
 
 		/* Runs of absent pages (most of a sparse object) are skipped eight at a time. */
@@ -90,7 +206,8 @@ static uint64_t sweep_object(struct object *o, uint64_t p, struct sweep *sw)
 			p += 7;
 			continue;
 		}
-		if ((st & (PAGE_STATE_MASK | PAGE_AWAY)) != PAGE_READY) {
+		if ((st & (PAGE_STATE_MASK | PAGE_AWAY)) != PAGE_READY ||
+		    (anon && (dirty == SWAP_OUT_MAX_PAGES || swapping_out(o, p)))) {
 			if (dirty)
 				break;
 			drop_run(o, p - clean, clean, sw);
@@ -106,7 +223,7 @@ static uint64_t sweep_object(struct object *o, uint64_t p, struct sweep *sw)
 			clean = 0;
 			continue;
 		}
-		if (st & PAGE_WRITABLE) {
+		if (anon || (st & PAGE_WRITABLE)) {
 			drop_run(o, p - clean, clean, sw);
 			clean = 0;
 			dirty++;
@@ -117,7 +234,18 @@ static uint64_t sweep_object(struct object *o, uint64_t p, struct sweep *sw)
 		clean++;
 	}
 	drop_run(o, p - clean, clean, sw);
-	if (dirty) {
+	if (dirty && anon) {
+		int ret = swap_out(o, p - dirty, dirty);
+
+		if (ret == 0) {
+			sw->written += dirty;
+			sw->want -= MIN(dirty, sw->want);
+			*more = true;
+		} else if (ret != -EBUSY) {
+			log_limited(LOG_WARNING, "paging out to the swap store: %s",
+				    strerror(-ret));
+		}
+	} else if (dirty) {
 		int ret = object_writeback(o, p - dirty, dirty, false, NULL);
 
 		if (ret == 0) {
@@ -126,6 +254,16 @@ static uint64_t sweep_object(struct object *o, uint64_t p, struct sweep *sw)
 			o->c->stats.pages_written_out += dirty;
 		}
 	}
+	return p;
+}
+
+/* Sweep @o from page @p on: the runs of one object, see sweep_run(). */
+static uint64_t sweep_object(struct object *o, uint64_t p, struct sweep *sw)
+{
+	bool more = true;
+
+	while (more && p < object_pages(o) && sw->want > 0 && sw->scan > 0)
+		p = sweep_run(o, p, sw, &more);
 	return p;
 }
 
@@ -172,6 +310,8 @@ static bool writeback_pending(struct cache *c)
 {
 	struct object *o;
 
+	if (swap_outs_running)
+		return true;
 	list_for_each_entry (o, &c->objects, link)
 		if (!object_wb_idle(o))
 			return true;
@@ -190,6 +330,13 @@ void cache_balance(struct cache *c)
 	uint64_t slack = cache_slack(c), use, low;
 	struct sweep sw = { 0 };
 
+	if (c->swap) {
+		struct swap_stats st;
+
+		swap_stats(c->swap, &st);
+		c->swap_pages = st.size_bytes >> UPAGER_PAGE_SHIFT;
+		c->swap_used = st.used_pages;
+	}
 	if (c->budget_pages == 0) {
 		fill_start_deferred(c, true);
 		return;

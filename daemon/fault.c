@@ -204,9 +204,11 @@ static bool anon_zero(struct space *s, struct region *r, uint64_t addr, uint64_t
 	uint64_t want = p == r->ra_next && r->ra_window ? r->ra_window : 1, n;
 	int ret;
 
-	if (o->kind != OBJECT_ANON || !r->shared || !list_empty(&o->views) || o->pages[p])
+	if (o->kind != OBJECT_ANON || !r->shared || !list_empty(&o->views) ||
+	    !object_page_blank(o, p) || !cache_room(o->c, 1))
 		return false;
-	for (n = 1; n < want && p + n < end && o->pages[p + n] == PAGE_ABSENT; n++)
+	for (n = 1;
+	     n < want && p + n < end && object_page_blank(o, p + n) && cache_room(o->c, n + 1); n++)
 		;
 	next_window(&cache_daemon(o->c)->config, &r->ra_window, p, r->ra_next);
 	ret = fill_anon_into(o, s->uffd, addr, p, n, r->may_write);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "object.h"
 #include "ring.h"
+#include "swap.h"
 #include "uffdio.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -47,6 +48,7 @@ struct fill {
 	struct list_head link; /* obj->fills */
 	struct list_head deferred; /* cache.deferred while it waits for room in the budget */
 	bool submitted; /* counted in cache.inflight */
+	int64_t slot; /* a shared anonymous object's pages from the swap store: the first slot */
 };
 
 static void set_state(struct object *o, uint64_t p, uint8_t state)
@@ -110,9 +112,20 @@ static void fill_finish(struct fill *f, int error)
 		bool away = o->pages[f->first + i] & PAGE_AWAY;
 
 		set_state(o, f->first + i, i < ready && !away ? PAGE_READY : PAGE_ABSENT);
+		/* Back from the swap store: the data is in memory only from now on, and any
+		 * client may write it. A page that could not be read keeps its slot, and its
+		 * faults end in SIGBUS, never in zeroes. */
+		if (f->slot >= 0 && i < ready) {
+			object_slot_set(o, f->first + i, -1);
+			object_page_set(o, f->first + i, o->pages[f->first + i] | PAGE_WRITABLE);
+		}
 	}
-	c->stats.pages_read += ready;
-	o->pages_read += ready;
+	if (f->slot >= 0)
+		c->stats.pages_in += ready;
+	if (o->kind == OBJECT_FILE) {
+		c->stats.pages_read += ready;
+		o->pages_read += ready;
+	}
 	if (f->submitted)
 		c->inflight -= f->count;
 	if (!list_empty(&f->deferred)) {
@@ -205,17 +218,38 @@ static void fill_read_done(void *userdata, int res)
 	fill_read_complete(f);
 }
 
+static void fill_swap_done(void *userdata, int res)
+{
+	struct fill *f = userdata;
+
+	if (res == 0)
+		f->done = f->count << UPAGER_PAGE_SHIFT;
+	fill_finish(f, res);
+}
+
 static int fill_submit(struct fill *f)
 {
 	struct cache *c = f->obj->c;
 	uint64_t off = (f->first << UPAGER_PAGE_SHIFT) + f->done;
 	uint64_t len = (f->count << UPAGER_PAGE_SHIFT) - f->done;
-
 	int ret;
 
-	ret = ring_read(c->ring, f->obj->fd_read,
-			f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len, off,
-			fill_read_done, f);
+	if (f->obj->kind == OBJECT_ANON && f->slot < 0) {
+		/* Zeroes that waited for room: made now, and the fill is over. */
+		if (madvise(f->obj->map + off, len, MADV_POPULATE_WRITE) < 0)
+			return neg_errno();
+		f->done = f->count << UPAGER_PAGE_SHIFT;
+		fill_finish(f, 0);
+		return 0;
+	}
+	if (f->slot >= 0)
+		ret = c->swap ? swap_read(c->swap, (uint64_t)f->slot, f->obj->map + off, f->count,
+					  fill_swap_done, f)
+			      : -EIO;
+	else
+		ret = ring_read(c->ring, f->obj->fd_read,
+				f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len,
+				off, fill_read_done, f);
 	if (ret == 0 && !f->submitted) {
 		f->submitted = true;
 		c->inflight += f->count;
@@ -228,7 +262,8 @@ static int fill_go(struct fill *f)
 {
 	uint64_t bytes = f->count << UPAGER_PAGE_SHIFT;
 
-	if (f->count >= BOUNCE_MIN_PAGES && !f->bounce && bounce_in_use + bytes <= BOUNCE_BUDGET) {
+	if (f->slot < 0 && f->count >= BOUNCE_MIN_PAGES && !f->bounce &&
+	    bounce_in_use + bytes <= BOUNCE_BUDGET) {
 		f->bounce = malloc(bytes);
 		if (f->bounce)
 			bounce_in_use += bytes;
@@ -292,7 +327,8 @@ static int fill_start(struct object *o, uint64_t first, uint64_t count, struct f
 
 	*out = NULL;
 	count_refaults(o, first, count);
-	if (o->kind == OBJECT_ANON) {
+	if (o->kind == OBJECT_ANON && object_slot(o, first) < 0 && cache_room(c, count) &&
+	    list_empty(&c->deferred)) {
 		if (madvise(o->map + (first << UPAGER_PAGE_SHIFT), count << UPAGER_PAGE_SHIFT,
 			    MADV_POPULATE_WRITE) < 0)
 			return neg_errno();
@@ -306,6 +342,7 @@ static int fill_start(struct object *o, uint64_t first, uint64_t count, struct f
 	f->obj = object_ref(o);
 	f->first = first;
 	f->count = count;
+	f->slot = object_slot(o, first);
 	list_init(&f->waiters);
 	list_init(&f->deferred);
 	list_add_tail(&f->link, &o->fills);
@@ -363,6 +400,17 @@ static int wait_on(struct fill *f, struct fill_job *job)
 }
 
 /*
+ * Whether absent page @q continues one fill with page @p: both from the file, both zeroes, or
+ * from slots next to each other in the swap store.
+ */
+static bool run_continues(const struct object *o, uint64_t p, uint64_t q)
+{
+	int64_t a = object_slot(o, p), b = object_slot(o, q);
+
+	return o->pages[q] == PAGE_ABSENT && (a < 0 ? b < 0 : b == a + (int64_t)(q - p));
+}
+
+/*
  * Make sure pages [first, first+count) of @o are ready or on their way, hanging a waiter of @job
  * (if not NULL) on each fill they wait for. Runs of absent pages are read in fills of at most the
  * configured fill size, all in flight at once; pages being filled already are waited on where
@@ -403,11 +451,14 @@ static int start_range(struct object *o, uint64_t first, uint64_t count, struct 
 				return -EIO;
 			run = f->first + f->count - p;
 		} else {
-			while (p + run < end && run < max_fill && o->pages[p + run] == PAGE_ABSENT)
+			while (p + run < end && run < max_fill && run_continues(o, p, p + run))
 				run++;
 			/* Read-ahead is only for room to spare. */
-			if (!job && !cache_room(o->c, run))
-				return 0;
+			if (!job) {
+				run = MIN(run, cache_room_pages(o->c));
+				if (run == 0)
+					return 0;
+			}
 			ret = fill_start(o, p, run, &f);
 			if (ret < 0)
 				return ret;

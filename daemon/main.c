@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "budget.h"
@@ -16,6 +17,7 @@
 #include "log.h"
 
 #define DEFAULT_SOCKET "/run/upager/upager.sock"
+#define DEFAULT_SWAP_DIR "/var/lib/upager"
 
 static void usage(FILE *f)
 {
@@ -35,6 +37,12 @@ static void usage(FILE *f)
 		"T\n"
 		"                           suffixes, 0 for no limit (half of physical memory, or\n"
 		"                           of the daemon's cgroup limit if lower)\n"
+		"      --swap PATH          the swap store of shared anonymous pages, a file "
+		"(made\n"
+		"                           if missing) or a block device; \"\" for none\n"
+		"                           ($STATE_DIRECTORY/swap, else " DEFAULT_SWAP_DIR
+		"/swap)\n"
+		"      --swap-max SIZE      the most it holds (twice the physical memory)\n"
 		"Limits of each user but root (0 for none, see upagerd(8)):\n"
 		"      --max-connections N  connections (128)\n"
 		"      --max-caches N       files and shared anonymous areas it has cached (1024)\n"
@@ -96,6 +104,22 @@ static void raise_nofile(void)
 	}
 }
 
+/* The swap store by default: in the unit's state directory, else in DEFAULT_SWAP_DIR if it is. */
+static const char *default_swap(char *buf, size_t size)
+{
+	const char *dir = getenv("STATE_DIRECTORY");
+	struct stat st;
+
+	if (!dir || !*dir) {
+		if (stat(DEFAULT_SWAP_DIR, &st) < 0 || !S_ISDIR(st.st_mode))
+			return NULL;
+		dir = DEFAULT_SWAP_DIR;
+	}
+	/* STATE_DIRECTORY may list several, separated by colons: the first is ours. */
+	snprintf(buf, size, "%.*s/swap", (int)strcspn(dir, ":"), dir);
+	return buf;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -113,6 +137,8 @@ int main(int argc, char **argv)
 		{ "max-mappings", required_argument, NULL, 'N' },
 		{ "max-mapped", required_argument, NULL, 'B' },
 		{ "memory-max", required_argument, NULL, 'm' },
+		{ "swap", required_argument, NULL, 'S' },
+		{ "swap-max", required_argument, NULL, 'X' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -123,6 +149,7 @@ int main(int argc, char **argv)
 			.fill_max_pages = 256,
 			.guard_gap = 4096,
 			.file_timeout_ms = 10000,
+			.swap_max = 2 * (uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
 			.limits = {
 				.connections = 128,
 				.objects = 1024,
@@ -131,6 +158,7 @@ int main(int argc, char **argv)
 			},
 		},
 	};
+	char swap_default[4096];
 	bool memory_max_set = false;
 	int c, ret;
 
@@ -213,6 +241,16 @@ int main(int argc, char **argv)
 			}
 			memory_max_set = true;
 			break;
+		case 'S':
+			d.config.swap_path = optarg;
+			break;
+		case 'X':
+			if (parse_size(optarg, true, &d.config.swap_max) < 0 ||
+			    d.config.swap_max < 4096) {
+				fprintf(stderr, "upagerd: bad swap size '%s'\n", optarg);
+				return 2;
+			}
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -226,6 +264,8 @@ int main(int argc, char **argv)
 		d.config.memory_max =
 			budget_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
 				       budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
+	if (!d.config.swap_path)
+		d.config.swap_path = default_swap(swap_default, sizeof(swap_default));
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 

@@ -27,6 +27,7 @@
 #include "memfd.h"
 #include "object.h"
 #include "state.h"
+#include "swap.h"
 #include "worker.h"
 
 #define RESERVE_MIN (1ULL << 30)
@@ -135,6 +136,12 @@ static size_t used_bytes(const struct object *o)
 	return 2 * (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * sizeof(uint64_t);
 }
 
+/* The bytes of object.slot. */
+static size_t slot_bytes(const struct object *o)
+{
+	return (o->reserve >> UPAGER_PAGE_SHIFT) * sizeof(uint32_t);
+}
+
 static int object_map(struct object *o, int memfd, int pages_fd)
 {
 	_cleanup_close_ int mfd = memfd, pfd = pages_fd;
@@ -205,6 +212,7 @@ static struct object *object_blank(struct cache *c, enum object_kind kind)
 	list_init(&o->fills);
 	list_init(&o->views);
 	list_init(&o->wb_queue);
+	list_init(&o->swap_outs);
 	list_init(&o->link);
 	return o;
 }
@@ -658,6 +666,12 @@ static void object_free(struct object *o)
 	munmap(o->map, o->reserve);
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
 	munmap(o->used, used_bytes(o));
+	if (o->slot) {
+		for (uint64_t p = 0; p < object_pages(o); p++)
+			if (o->slot[p])
+				object_slot_set(o, p, -1);
+		munmap(o->slot, slot_bytes(o));
+	}
 	free(o->maybe_dirty);
 	close(o->memfd);
 	closep(&o->pages_fd);
@@ -1147,6 +1161,41 @@ int object_drop(struct object *o, uint64_t first, uint64_t count)
 	o->pages_out += count;
 	o->c->stats.pages_out += count;
 	return 0;
+}
+
+/**
+ * object_slots_map() - give a shared anonymous object its table of swap slots, if it has none
+ * @o: the object
+ *
+ * Return: 0, or a negative errno.
+ */
+int object_slots_map(struct object *o)
+{
+	void *m;
+
+	if (o->slot)
+		return 0;
+	m = mmap(NULL, slot_bytes(o), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return neg_errno();
+	o->slot = m;
+	return 0;
+}
+
+/**
+ * object_slot_set() - page @p of @o is in swap slot @slot from now on (-1: in none); a slot it
+ * was in before is freed
+ */
+void object_slot_set(struct object *o, uint64_t p, int64_t slot)
+{
+	struct cache *c = o->c;
+	int64_t old = object_slot(o, p);
+
+	if (old >= 0 && c->swap)
+		swap_free(c->swap, (uint64_t)old, 1);
+	if (o->slot)
+		o->slot[p] = slot >= 0 ? (uint32_t)(slot + 1) : 0;
 }
 
 /** object_cached_pages() - pages of the object that are valid in its cache */

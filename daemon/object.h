@@ -70,6 +70,10 @@ struct object {
 	 * the clock's hand last passed it (object_used(), evict.c); and, in the second half, the
 	 * page was paged out and not read again since (a later fill of it is a refault). */
 	uint64_t *used;
+	/* OBJECT_ANON with a swap store: per page, 1 + the slot that holds its data while it is
+	 * out of memory, or 0 (a sparse mapping, made with the first page-out). */
+	uint32_t *slot;
+	struct list_head swap_outs; /* page-outs to the swap store under way (evict.c) */
 
 	/* OBJECT_FILE */
 	int fd_read; /* the first descriptor a client handed over */
@@ -140,6 +144,8 @@ char *fd_path(int fd);
 uint64_t object_reserve_for(uint64_t size);
 uint64_t object_cached_pages(const struct object *o);
 int object_drop(struct object *o, uint64_t first, uint64_t count);
+int object_slots_map(struct object *o);
+void object_slot_set(struct object *o, uint64_t p, int64_t slot);
 
 /* No write-back of the object is asked for or running. */
 static inline bool object_wb_idle(const struct object *o)
@@ -213,6 +219,18 @@ static inline void object_bit_set(uint64_t *bits, uint64_t p, bool on)
 static inline uint64_t *object_out_bits(const struct object *o)
 {
 	return o->used + (((o->reserve >> 12) + 63) >> 6);
+}
+
+/* The swap slot that holds page @p of @o, or -1. */
+static inline int64_t object_slot(const struct object *o, uint64_t p)
+{
+	return o->slot && o->slot[p] ? (int64_t)o->slot[p] - 1 : -1;
+}
+
+/* Page @p of @o was never made, or was dropped: absent, and in no swap slot. */
+static inline bool object_page_blank(const struct object *o, uint64_t p)
+{
+	return o->pages[p] == PAGE_ABSENT && object_slot(o, p) < 0;
 }
 
 /** object_used() - pages [p, p+n) were mapped into a client: the clock spares them once */

@@ -70,8 +70,9 @@ static void populate_anon(struct space *s, struct region *r)
 	for (uint64_t i = 0; i < pages && first + i < object_pages(o);) {
 		uint64_t run = 0;
 
+		/* What fits in the budget; the rest is made by the faults to come. */
 		while (i + run < pages && first + i + run < object_pages(o) &&
-		       o->pages[first + i + run] == PAGE_ABSENT)
+		       object_page_blank(o, first + i + run) && cache_room(o->c, run + 1))
 			run++;
 		if (run > 0 && fill_anon_into(o, s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
 					      first + i, run, r->may_write) == 0) {

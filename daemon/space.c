@@ -219,8 +219,17 @@ static uint64_t unregistered_page(const struct space *s)
  */
 bool region_tracks_writes(const struct space *s, const struct region *r)
 {
-	return r->may_write && r->obj && r->obj->kind == OBJECT_FILE &&
-	       (s->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	return region_may_protect(s, r) && r->obj->kind == OBJECT_FILE;
+}
+
+/**
+ * region_may_protect() - whether region @r of space @s is registered in write-protect mode: a
+ * shared mapping of an object the client may write (request.c), whose pages the daemon can
+ * write-protect before it writes them out, so that a later write faults
+ */
+bool region_may_protect(const struct space *s, const struct region *r)
+{
+	return r->may_write && r->obj && (s->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 }
 
 /*
@@ -255,7 +264,7 @@ static bool tracked(struct space *s, struct region *r, uint64_t addr, uint64_t l
 {
 	(void)addr;
 	(void)len;
-	return region_tracks_writes(s, r);
+	return region_may_protect(s, r);
 }
 
 static bool protect(struct space *s, struct region *r, uint64_t addr, uint64_t len)

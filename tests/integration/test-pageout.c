@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,14 +27,24 @@
  * cgroup's shared memory also holds the page-state arrays and such small change. */
 #define SLACK (1UL << 20)
 
+static char swap_path[256];
+
 static void start(void)
 {
-	static const char *const args[] = { "--memory-max", "16M", NULL };
+	static const char *args[] = { "--memory-max", "16M", "--swap", swap_path, NULL };
 
+	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-test-swap-%d", (int)getpid());
+	unlink(swap_path);
 	harness_start_args(args);
 }
 
-TestSuite(pageout, .init = start, .fini = harness_stop, .timeout = 300);
+static void stop(void)
+{
+	harness_stop();
+	unlink(swap_path);
+}
+
+TestSuite(pageout, .init = start, .fini = stop, .timeout = 300);
 
 /* Samples the cgroup's shared memory until told to stop. */
 struct watch {
@@ -250,4 +261,109 @@ Test(pageout, a_write_racing_the_eviction_of_its_page_reaches_the_file)
 			     (unsigned long long)last);
 	}
 	close(fd);
+}
+
+/* Shared anonymous memory 8 times the budget: written, paged out to the swap store, read back. */
+static uint64_t anon_word(uint64_t page, uint64_t round)
+{
+	return page * 0x9e3779b97f4a7c15ULL ^ round;
+}
+
+static void check_anon(const uint64_t *p, uint64_t first, uint64_t count, uint64_t round)
+{
+	for (uint64_t i = first; i < first + count; i++)
+		if (p[i * PAGE / 8] != anon_word(i, round) ||
+		    p[(i * PAGE + PAGE - 8) / 8] != anon_word(i, round) + 1)
+			_exit(3);
+}
+
+static void write_anon(uint64_t *p, uint64_t first, uint64_t count, uint64_t round)
+{
+	for (uint64_t i = first; i < first + count; i++) {
+		p[i * PAGE / 8] = anon_word(i, round);
+		p[(i * PAGE + PAGE - 8) / 8] = anon_word(i, round) + 1;
+	}
+}
+
+static void shared_anon(void *arg)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p;
+	int status;
+	pid_t child;
+
+	(void)arg;
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(11);
+	write_anon(p, 0, pages, 1);
+	check_anon(p, 0, pages, 1);
+	srandom(2);
+	for (int i = 0; i < 4000; i++)
+		check_anon(p, (uint64_t)random() % pages, 1, 1);
+	/* A child shares the pages: its writes, paged out and in, are the parent's to see. */
+	child = fork();
+	if (child == 0) {
+		check_anon(p, 0, pages, 1);
+		write_anon(p, 0, pages / 2, 2);
+		_exit(0);
+	}
+	if (child < 0 || waitpid(child, &status, 0) != child || status != 0)
+		_exit(20);
+	check_anon(p, 0, pages / 2, 2);
+	check_anon(p, pages / 2, pages - pages / 2, 1);
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+}
+
+/* The blocks the swap store holds on disk, in KiB. */
+static uint64_t swap_kib(void)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(swap_path, &st), 0, "%s: %m", swap_path);
+	return (uint64_t)st.st_blocks / 2;
+}
+
+Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_store_and_back)
+{
+	struct stat st;
+
+	run_limited(shared_anon, NULL);
+	cr_assert_eq(stat(swap_path, &st), 0, "the swap store was made: %m");
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	/* The client is gone: its slots are freed, their blocks given back. */
+	for (int i = 0; i < 100 && swap_kib() > 1024; i++)
+		usleep(20 * 1000);
+	cr_assert_leq(swap_kib(), 1024, "the swap store still holds %llu KiB",
+		      (unsigned long long)swap_kib());
+}
+
+/* MAP_POPULATE of more than the budget maps what fits and succeeds, for a file and for shared
+ * anonymous memory; every page reads right after. */
+static void populate_big(void *arg)
+{
+	int fd = open(file_path, O_RDONLY);
+	uint64_t *f, *a;
+
+	(void)arg;
+	if (fd < 0)
+		_exit(10);
+	f = upager_mmap(NULL, WORKLOAD, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (f == MAP_FAILED)
+		_exit(11);
+	check_pages(f, 0, WORKLOAD / PAGE, 0);
+	a = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (a == MAP_FAILED)
+		_exit(12);
+	write_anon(a, 0, WORKLOAD / PAGE, 3);
+	check_anon(a, 0, WORKLOAD / PAGE, 3);
+	if (upager_munmap(f, WORKLOAD) < 0 || upager_munmap(a, WORKLOAD) < 0)
+		_exit(13);
+}
+
+Test(pageout, a_populate_larger_than_the_budget_maps_what_fits_and_succeeds)
+{
+	close(make_pattern_file("populate", WORKLOAD, file_path));
+	run_limited(populate_big, NULL);
 }

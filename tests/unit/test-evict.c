@@ -163,12 +163,14 @@ Test(evict, a_dirty_page_is_written_back_before_it_leaves)
 	close(fd);
 }
 
-Test(evict, the_slack_is_a_thirty_second_of_the_budget_within_bounds)
+Test(evict, the_slack_is_a_sixteenth_of_the_budget_within_bounds)
 {
 	cache.budget_pages = 1024;
 	cr_assert_eq(cache_slack(&cache), 64);
 	cache.budget_pages = 32768;
-	cr_assert_eq(cache_slack(&cache), 1024);
+	cr_assert_eq(cache_slack(&cache), 2048);
 	cache.budget_pages = 1 << 20;
-	cr_assert_eq(cache_slack(&cache), 4096);
+	cr_assert_eq(cache_slack(&cache), 16384);
+	cache.budget_pages = 100;
+	cr_assert_eq(cache_slack(&cache), 25);
 }
