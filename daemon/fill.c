@@ -48,6 +48,7 @@ struct fill {
 	struct list_head link; /* obj->fills */
 	struct list_head deferred; /* cache.deferred while it waits for room in the budget */
 	bool submitted; /* counted in cache.inflight */
+	bool uncached; /* its read is RWF_DONTCACHE */
 	int64_t slot; /* a shared anonymous object's pages from the swap store: the first slot */
 };
 
@@ -189,12 +190,20 @@ static void fill_read_complete(struct fill *f)
 
 static int fill_submit(struct fill *f);
 
+/* No double caching: reads leave no page in the kernel's page cache that was not there, where
+ * the kernel has RWF_DONTCACHE; cleared at the first read that says it has not. */
+static bool read_uncached = true;
+
 static void fill_read_done(void *userdata, int res)
 {
 	struct fill *f = userdata;
 	uint64_t want = f->count << UPAGER_PAGE_SHIFT;
 	int ret;
 
+	if (f->uncached && (res == -EOPNOTSUPP || res == -EINVAL)) {
+		read_uncached = false;
+		res = -EAGAIN; /* read again, plainly */
+	}
 	if (res == -EINTR || res == -EAGAIN) {
 		ret = fill_submit(f);
 		if (ret < 0)
@@ -247,9 +256,11 @@ static int fill_submit(struct fill *f)
 					  fill_swap_done, f)
 			      : -EIO;
 	else
-		ret = ring_read(c->ring, f->obj->fd_read,
-				f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len,
-				off, fill_read_done, f);
+		ret = (read_uncached ? ring_read_uncached : ring_read)(
+			c->ring, f->obj->fd_read,
+			f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len, off,
+			fill_read_done, f);
+	f->uncached = read_uncached;
 	if (ret == 0 && !f->submitted) {
 		f->submitted = true;
 		c->inflight += f->count;

@@ -198,7 +198,7 @@ void ring_free(struct ring *r)
 }
 
 static int ring_rw(struct ring *r, bool write, int fd, void *buf, uint32_t len, uint64_t offset,
-		   ring_done_fn done, void *userdata)
+		   int rw_flags, ring_done_fn done, void *userdata)
 {
 	struct io_uring_sqe *sqe;
 	struct ring_op *op;
@@ -221,6 +221,7 @@ static int ring_rw(struct ring *r, bool write, int fd, void *buf, uint32_t len, 
 		io_uring_prep_write(sqe, fd, buf, len, offset);
 	else
 		io_uring_prep_read(sqe, fd, buf, len, offset);
+	sqe->rw_flags = rw_flags;
 	/*
 	 * Large transfers (read-ahead, populate) go to io_uring's workers: a read of cached data
 	 * would otherwise copy inline, on the loop's thread, while faults wait. A small one is
@@ -251,7 +252,20 @@ int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, 
 {
 	if (fail_read_now(r))
 		return -EBUSY;
-	return ring_rw(r, false, fd, buf, len, offset, done, userdata);
+	return ring_rw(r, false, fd, buf, len, offset, 0, done, userdata);
+}
+
+/**
+ * ring_read_uncached() - ring_read() with RWF_DONTCACHE (Linux 6.14): the pages the read brings
+ * into the kernel's page cache leave it once read; pages that were there stay. A kernel or file
+ * system without it fails the read with -EOPNOTSUPP (or -EINVAL): read again with ring_read().
+ */
+int ring_read_uncached(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset,
+		       ring_done_fn done, void *userdata)
+{
+	if (fail_read_now(r))
+		return -EBUSY;
+	return ring_rw(r, false, fd, buf, len, offset, RING_RWF_DONTCACHE, done, userdata);
 }
 
 /**
@@ -261,5 +275,5 @@ int ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t offset, 
 int ring_write(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t offset,
 	       ring_done_fn done, void *userdata)
 {
-	return ring_rw(r, true, fd, (void *)buf, len, offset, done, userdata);
+	return ring_rw(r, true, fd, (void *)buf, len, offset, 0, done, userdata);
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,6 +88,15 @@ static bool written_all(const struct swap *s, uint64_t slot, uint64_t pages)
 	return true;
 }
 
+/* Zeroes of @bytes that take memory only where written, or NULL. */
+static void *sparse_alloc(size_t bytes)
+{
+	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return m == MAP_FAILED ? NULL : m;
+}
+
 static void swap_destroy(struct swap *s)
 {
 	/* Nothing in the slots outlives the store: give the file's blocks back. */
@@ -95,8 +105,10 @@ static void swap_destroy(struct swap *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	slots_deinit(&s->slots);
-	free(s->crc);
-	free(s->written);
+	if (s->crc)
+		munmap(s->crc, s->slots.pages * sizeof(*s->crc));
+	if (s->written)
+		munmap(s->written, (s->slots.pages + 63) / 64 * sizeof(*s->written));
 	free(s);
 }
 
@@ -250,9 +262,9 @@ int swap_open(struct ring *ring, const char *path, uint64_t max_bytes, struct sw
 	ret = slots_init(&s->slots, pages);
 	if (ret < 0)
 		return ret;
-	/* calloc() of a large size maps zero pages: only what is used costs memory. */
-	s->crc = calloc(pages, sizeof(*s->crc));
-	s->written = calloc((pages + 63) / 64, sizeof(*s->written));
+	/* Sparse mappings: only the part of the tables that slots in use touch costs memory. */
+	s->crc = sparse_alloc(pages * sizeof(*s->crc));
+	s->written = sparse_alloc((pages + 63) / 64 * sizeof(*s->written));
 	if (!s->crc || !s->written)
 		return -ENOMEM;
 	s->file_pages = s->device ? pages : 0;

@@ -36,7 +36,8 @@ static const char *const *daemon_args;
 /* Start upagerd on the test's socket, appending to its log, and wait until it listens. */
 static void daemon_start(void)
 {
-	const char *argv[16] = { "upagerd", "--verbose", "--socket", sock_path };
+	const char *argv[20] = { "upagerd", "--verbose", "--socket", sock_path };
+	static char swap[320];
 	size_t argc = 4;
 	const char *bin = getenv("UPAGERD");
 	pid_t parent = getpid();
@@ -46,6 +47,15 @@ static void daemon_start(void)
 	cr_assert(bin, "UPAGERD is not set; run the tests through meson test");
 	snprintf(log, sizeof(log), "%s/upagerd.log", tmpdir);
 	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* The suite run again with a small budget (meson's "budget" suite): pages leave memory in
+	 * every test, shared anonymous ones to a swap store of the test's own. */
+	if (getenv("UPAGER_TEST_MEMORY_MAX")) {
+		snprintf(swap, sizeof(swap), "%s/swap", tmpdir);
+		argv[argc++] = "--memory-max";
+		argv[argc++] = getenv("UPAGER_TEST_MEMORY_MAX");
+		argv[argc++] = "--swap";
+		argv[argc++] = swap;
+	}
 	for (size_t i = 0; daemon_args && daemon_args[i] && argc < ARRAY_SIZE(argv) - 1; i++)
 		argv[argc++] = daemon_args[i];
 	/* A daemon started by hand, even when the tests run under a service manager. */

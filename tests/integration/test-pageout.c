@@ -51,6 +51,7 @@ struct watch {
 	struct cgroup *cg;
 	volatile bool stop;
 	uint64_t max_shmem;
+	uint64_t max_file; /* the kernel's page cache of files: no double caching */
 	pthread_t thread;
 };
 
@@ -60,9 +61,13 @@ static void *watch_run(void *arg)
 
 	while (!w->stop) {
 		uint64_t v = cgroup_stat(w->cg, "shmem");
+		uint64_t f =
+			cgroup_stat(w->cg, "active_file") + cgroup_stat(w->cg, "inactive_file");
 
 		if (v > w->max_shmem)
 			w->max_shmem = v;
+		if (f > w->max_file)
+			w->max_file = f;
 		usleep(1000);
 	}
 	return NULL;
@@ -72,7 +77,7 @@ static void *watch_run(void *arg)
  * Run @fn in a child, the daemon and the child in one cgroup of BUDGET + HEADROOM, and check that
  * the child succeeded, that no one was killed and that the daemon's caches stayed in the budget.
  */
-static void run_limited(void (*fn)(void *), void *arg)
+static uint64_t run_limited(void (*fn)(void *), void *arg)
 {
 	struct cgroup cg;
 	struct watch w = { .cg = &cg };
@@ -104,6 +109,7 @@ static void run_limited(void (*fn)(void *), void *arg)
 		      (unsigned long long)w.max_shmem >> 10, BUDGET >> 10);
 	cr_assert_gt(w.max_shmem, BUDGET / 2, "the caches took only %llu KiB: nothing to page out",
 		     (unsigned long long)w.max_shmem >> 10);
+	return w.max_file;
 }
 
 static char file_path[512];
@@ -152,8 +158,16 @@ static void read_file_twice(void *arg)
 
 Test(pageout, a_file_eight_times_the_budget_is_read_in_the_budget)
 {
+	uint64_t page_cache;
+
 	close(make_pattern_file("big", WORKLOAD, file_path));
-	run_limited(read_file_twice, NULL);
+	/* Written just now: the file's pages leave the page cache before the reads begin. */
+	cr_assert_eq(system("sync; echo 1 > /proc/sys/vm/drop_caches"), 0);
+	page_cache = run_limited(read_file_twice, NULL);
+	/* Read with RWF_DONTCACHE where the kernel has it: the kernel's page cache does not hold
+	 * the file a second time (no double caching). */
+	cr_assert_leq(page_cache, BUDGET, "the kernel's page cache held %llu KiB of the file",
+		      (unsigned long long)page_cache >> 10);
 }
 
 #define XOR 0xffULL
