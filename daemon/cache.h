@@ -64,8 +64,8 @@ struct cache {
 	uint64_t inflight;
 	struct list_head deferred; /* struct fill.link: fills waiting for room (fill.c) */
 	uint64_t deferred_pages;
-	uint64_t hand_object; /* the clock's hand: the object id and page it looks at next */
-	uint64_t hand_page;
+	uint64_t hand_object; /* the clock's hand: the object it looks at next (object.hand) */
+	uint64_t uid_share_pages; /* a user's share of the budget: its pages go first above it */
 	/* The swap store, when there is one: its size and slots in use, in pages. */
 	struct swap *swap;
 	uint64_t swap_pages, swap_used;

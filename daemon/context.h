@@ -42,6 +42,7 @@ struct daemon_config {
 	uint64_t guard_gap; /* bytes a MAP_GROWSDOWN mapping keeps free below it, >= a page */
 	uint64_t file_timeout_ms; /* how long a call on a client's file may block a request */
 	uint64_t memory_max; /* the budget of pages in memory, bytes (budget.c) */
+	uint64_t uid_memory_max; /* a user's share of it, bytes (0: none) */
 	const char *swap_path; /* the swap store of shared anonymous pages, or NULL for none */
 	uint64_t swap_max; /* the most bytes it may hold */
 	struct user_limits limits; /* of each user but root */

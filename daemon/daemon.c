@@ -226,6 +226,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	list_init(&d->cache.objects);
 	list_init(&d->cache.deferred);
 	d->cache.budget_pages = d->config.memory_max >> UPAGER_PAGE_SHIFT;
+	d->cache.uid_share_pages = d->config.uid_memory_max >> UPAGER_PAGE_SHIFT;
 	d->start_ms = uv_now(loop);
 	d->uffd_features = uffdio_probe_features();
 	if (!d->uffd_features) {

@@ -283,27 +283,76 @@ static struct object *object_next(struct cache *c, struct object *o)
 					   : list_entry(o->link.next, struct object, link);
 }
 
-/* Move the hand through the objects until the sweep has what it wants or has gone round twice. */
-static void sweep(struct cache *c, struct sweep *sw)
+/*
+ * Move the hand through the objects (of user @owner only, unless it is NULL) until the sweep has
+ * what it wants or has gone round twice. Each object keeps where its hand stopped.
+ */
+static void sweep(struct cache *c, struct sweep *sw, const uid_t *owner)
 {
 	struct object *o = object_at_or_after(c, c->hand_object);
 	uint64_t visits = 2 * (uint64_t)c->n_objects + 1;
-	uint64_t p = o && o->id == c->hand_object ? c->hand_page : 0;
 
 	for (; o && visits > 0 && sw->want > 0 && sw->scan > 0; visits--) {
-		if (evictable(o))
-			p = sweep_object(o, p, sw);
-		else
-			p = object_pages(o);
-		if (p < object_pages(o))
-			break;
+		if (evictable(o) && (!owner || o->owner == *owner)) {
+			o->hand = sweep_object(o, o->hand, sw);
+			if (o->hand < object_pages(o))
+				break;
+			o->hand = 0;
+		}
 		o = object_next(c, o);
-		p = 0;
 	}
-	if (o) {
+	if (o && !owner)
 		c->hand_object = o->id;
-		c->hand_page = p;
+}
+
+struct user_pages {
+	uid_t uid;
+	uint64_t pages;
+};
+
+static int by_uid(const void *a, const void *b)
+{
+	const struct user_pages *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/*
+ * The users whose objects hold more than their share of the budget give pages first, each as
+ * much as it is over, up to what the sweep wants.
+ */
+static void sweep_users_over_share(struct cache *c, struct sweep *sw)
+{
+	struct user_pages *u;
+	struct object *o;
+	size_t n = 0;
+
+	if (!c->uid_share_pages || c->n_objects == 0)
+		return;
+	u = calloc(c->n_objects, sizeof(*u));
+	if (!u)
+		return;
+	list_for_each_entry (o, &c->objects, link)
+		u[n++] = (struct user_pages){ o->owner, o->cached };
+	qsort(u, n, sizeof(*u), by_uid);
+	for (size_t i = 0; i < n && sw->want > 0;) {
+		uint64_t pages = 0;
+		size_t j = i;
+
+		for (; j < n && u[j].uid == u[i].uid; j++)
+			pages += u[j].pages;
+		if (pages > c->uid_share_pages) {
+			struct sweep mine = { .want = MIN(pages - c->uid_share_pages, sw->want),
+					      .scan = 2 * pages + 64 };
+
+			sweep(c, &mine, &u[i].uid);
+			sw->want -= MIN(sw->want, mine.dropped + mine.written);
+			sw->dropped += mine.dropped;
+			sw->written += mine.written;
+		}
+		i = j;
 	}
+	free(u);
 }
 
 static bool writeback_pending(struct cache *c)
@@ -346,8 +395,9 @@ void cache_balance(struct cache *c)
 	if (use > c->budget_pages - slack / 2 || c->deferred_pages) {
 		sw.want = use > low ? use - low : 0;
 		sw.scan = 2 * c->cached + 64;
+		sweep_users_over_share(c, &sw);
 		if (sw.want)
-			sweep(c, &sw);
+			sweep(c, &sw, NULL);
 	}
 	fill_start_deferred(c, false);
 	if (!list_empty(&c->deferred) && c->inflight == 0 && sw.dropped == 0 && sw.written == 0 &&

@@ -37,6 +37,8 @@ static void usage(FILE *f)
 		"T\n"
 		"                           suffixes, 0 for no limit (half of physical memory, or\n"
 		"                           of the daemon's cgroup limit if lower)\n"
+		"      --uid-memory-max SIZE  a user's share of it: above it, its pages go first\n"
+		"                           (half of the budget)\n"
 		"      --swap PATH          the swap store of shared anonymous pages, a file "
 		"(made\n"
 		"                           if missing) or a block device; \"\" for none\n"
@@ -138,6 +140,7 @@ int main(int argc, char **argv)
 		{ "max-mapped", required_argument, NULL, 'B' },
 		{ "memory-max", required_argument, NULL, 'm' },
 		{ "swap", required_argument, NULL, 'S' },
+		{ "uid-memory-max", required_argument, NULL, 'U' },
 		{ "swap-max", required_argument, NULL, 'X' },
 		{},
 	};
@@ -159,7 +162,7 @@ int main(int argc, char **argv)
 		},
 	};
 	char swap_default[4096];
-	bool memory_max_set = false;
+	bool memory_max_set = false, uid_memory_max_set = false;
 	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
@@ -241,6 +244,13 @@ int main(int argc, char **argv)
 			}
 			memory_max_set = true;
 			break;
+		case 'U':
+			if (parse_size(optarg, true, &d.config.uid_memory_max) < 0) {
+				fprintf(stderr, "upagerd: bad share '%s'\n", optarg);
+				return 2;
+			}
+			uid_memory_max_set = true;
+			break;
 		case 'S':
 			d.config.swap_path = optarg;
 			break;
@@ -264,6 +274,8 @@ int main(int argc, char **argv)
 		d.config.memory_max =
 			budget_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
 				       budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
+	if (!uid_memory_max_set)
+		d.config.uid_memory_max = d.config.memory_max / 2;
 	if (!d.config.swap_path)
 		d.config.swap_path = default_swap(swap_default, sizeof(swap_default));
 	signal(SIGPIPE, SIG_IGN);

@@ -70,6 +70,7 @@ struct object {
 	 * the clock's hand last passed it (object_used(), evict.c); and, in the second half, the
 	 * page was paged out and not read again since (a later fill of it is a refault). */
 	uint64_t *used;
+	uint64_t hand; /* the page the clock's hand looks at next in this object */
 	/* OBJECT_ANON with a swap store: per page, 1 + the slot that holds its data while it is
 	 * out of memory, or 0 (a sparse mapping, made with the first page-out). */
 	uint32_t *slot;

@@ -381,3 +381,58 @@ Test(pageout, a_populate_larger_than_the_budget_maps_what_fits_and_succeeds)
 	close(make_pattern_file("populate", WORKLOAD, file_path));
 	run_limited(populate_big, NULL);
 }
+
+/*
+ * Fairness: a user streaming a file 8 times the budget is over its share (half the budget by
+ * default), so its own pages go first, and another user's small working set stays in memory
+ * although the daemon never sees it touched (no faults).
+ */
+#define SET_PAGES 512
+
+static void stream_as_nobody(void *arg)
+{
+	uint64_t *p;
+
+	(void)arg;
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(30);
+	p = map_file(PROT_READ, NULL);
+	for (;;)
+		check_pages(p, 0, WORKLOAD / PAGE, 0);
+}
+
+Test(pageout, a_user_over_its_share_gives_pages_first)
+{
+	char set_path[512];
+	struct region_info info;
+	uint64_t *p;
+	pid_t streamer;
+	int fd, status;
+
+	close(make_pattern_file("stream", WORKLOAD, file_path));
+	cr_assert_eq(chmod(file_path, 0644), 0);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	fd = make_pattern_file("set", SET_PAGES * PAGE, set_path);
+	streamer = fork();
+	cr_assert(streamer >= 0);
+	if (streamer == 0) {
+		alarm(100);
+		stream_as_nobody(NULL);
+	}
+	p = upager_mmap(NULL, SET_PAGES * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert(p != MAP_FAILED);
+	for (int round = 0; round < 40; round++) {
+		for (uint64_t i = 0; i < SET_PAGES; i++)
+			cr_assert_eq(p[i * PAGE / 8], pattern_at(i * PAGE));
+		usleep(50 * 1000);
+	}
+	cr_assert(harness_region(getpid(), p, &info));
+	kill(streamer, SIGKILL);
+	cr_assert_eq(waitpid(streamer, &status, 0), streamer);
+	cr_assert(WIFSIGNALED(status), "the streamer ended with %#x", status);
+	cr_assert_leq(info.pages_read, 2 * SET_PAGES,
+		      "the working set was read %llu times over while another user streamed",
+		      (unsigned long long)(info.pages_read / SET_PAGES));
+	upager_munmap(p, SET_PAGES * PAGE);
+	close(fd);
+}
