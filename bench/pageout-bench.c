@@ -9,7 +9,7 @@
  * word per page), uniform random 4 KiB reads and Zipf (s = 0.99) random 4 KiB reads, as many as
  * twice the file's pages each, the same pages in the same order for both (fixed seeds). A run stops
  * reading after --max-seconds (60 s) and counts the reads it did: the kernel's read-around can
- * take an hour over a random workload in a small cgroup (docs/benchmarks.md). For information, the
+ * take many minutes over a random workload in a small cgroup (docs/benchmarks.md). For information, the
  * random workloads are also read through the kernel's mapping with MADV_RANDOM. Every word read is
  * checked against the file's pattern, and at the end every word of every page is read back through
  * upager once more, under the budget: a wrong word is an error, never a figure.
