@@ -30,6 +30,9 @@ struct cache_hooks {
 	 * again. False if a mapping that may write them cannot be protected (they stay dirty).
 	 */
 	bool (*protect)(struct object *o, uint64_t first, uint64_t count);
+	/* Whether any of object pages [first, first+count) is locked in memory in a client
+	 * (MAP_LOCKED, mlock(2)): such pages never leave memory. NULL: none is. */
+	bool (*pinned)(struct object *o, uint64_t first, uint64_t count);
 };
 
 struct cache_stats {

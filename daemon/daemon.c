@@ -182,6 +182,7 @@ static const struct cache_hooks cache_hooks = {
 	.unstore_fd = cache_unstore_from_fdstore,
 	.touch = cache_touched,
 	.protect = space_protect_object,
+	.pinned = space_pinned,
 };
 
 /*

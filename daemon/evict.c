@@ -51,6 +51,63 @@ static bool evictable(const struct object *o)
 	       object_wb_idle(o);
 }
 
+struct sweep {
+	uint64_t want; /* pages still to send out */
+	uint64_t scan; /* ready pages the hand may still look at */
+	uint64_t written; /* dirty pages whose write-back it asked for */
+	uint64_t dropped;
+};
+
+/* Whether any of pages [first, first+n) of @o is locked in memory in a client. */
+static bool pinned(struct object *o, uint64_t first, uint64_t n)
+{
+	const struct cache_hooks *h = o->c->hooks;
+
+	return h && h->pinned && h->pinned(o, first, n);
+}
+
+/*
+ * Punch the pages of [first, first+n) of @o that no client has locked in memory (a punched page
+ * leaves even a locked mapping); *kept: the others. Return: pages dropped.
+ */
+static uint64_t drop_unpinned(struct object *o, uint64_t first, uint64_t n, uint64_t *kept)
+{
+	int ret;
+
+	*kept = 0;
+	if (n == 0)
+		return 0;
+	if (pinned(o, first, n)) {
+		uint64_t dropped = 0, k;
+
+		if (n == 1) {
+			*kept = 1;
+			return 0;
+		}
+		dropped += drop_unpinned(o, first, n / 2, &k);
+		*kept += k;
+		dropped += drop_unpinned(o, first + n / 2, n - n / 2, &k);
+		*kept += k;
+		return dropped;
+	}
+	ret = object_drop(o, first, n);
+	if (ret < 0) {
+		log_limited(LOG_WARNING, "paging out %s: %s", o->path, strerror(-ret));
+		*kept = n;
+		return 0;
+	}
+	return n;
+}
+
+/* Send out a run of clean pages [first, first+n). */
+static void drop_run(struct object *o, uint64_t first, uint64_t n, struct sweep *sw)
+{
+	uint64_t kept, dropped = drop_unpinned(o, first, n, &kept);
+
+	sw->dropped += dropped;
+	sw->want -= MIN(dropped, sw->want);
+}
+
 /* The most pages one write to the swap store takes, and page-outs under way in all. */
 #define SWAP_OUT_MAX_PAGES 256
 #define SWAP_OUTS_MAX 64
@@ -104,11 +161,13 @@ static void swap_out_done(void *userdata, int res)
 			run++;
 			continue;
 		}
-		if (run && object_drop(o, p - run, run) == 0) {
-			for (uint64_t q = p - run; q < p; q++)
+		for (uint64_t q = p - run; q < p; q++) {
+			uint64_t kept;
+
+			/* Locked meanwhile, or not punched: it stays, and so does its data. */
+			if (drop_unpinned(o, q, 1, &kept) == 1)
 				object_slot_set(o, q, (int64_t)(so->slot + (q - so->first)));
-		} else {
-			for (uint64_t q = p - run; q < p; q++)
+			else
 				swap_free(o->c->swap, so->slot + (q - so->first), 1);
 		}
 		run = 0;
@@ -129,7 +188,7 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
 	uint64_t slot;
 	int ret;
 
-	if (swap_outs_running >= SWAP_OUTS_MAX)
+	if (swap_outs_running >= SWAP_OUTS_MAX || pinned(o, first, n))
 		return -EBUSY;
 	ret = object_slots_map(o);
 	if (ret < 0)
@@ -160,29 +219,6 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
 	list_add_tail(&so->link, &o->swap_outs);
 	swap_outs_running++;
 	return 0;
-}
-
-struct sweep {
-	uint64_t want; /* pages still to send out */
-	uint64_t scan; /* ready pages the hand may still look at */
-	uint64_t written; /* dirty pages whose write-back it asked for */
-	uint64_t dropped;
-};
-
-/* Send out a run of clean pages [first, first+n). */
-static void drop_run(struct object *o, uint64_t first, uint64_t n, struct sweep *sw)
-{
-	int ret;
-
-	if (n == 0)
-		return;
-	ret = object_drop(o, first, n);
-	if (ret < 0) {
-		log_limited(LOG_WARNING, "paging out %s: %s", o->path, strerror(-ret));
-		return;
-	}
-	sw->dropped += n;
-	sw->want -= MIN(n, sw->want);
 }
 
 /*

@@ -5,6 +5,7 @@
  * its mm, see space_check_alive().
  */
 #include <errno.h>
+#include <sys/mman.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -107,6 +108,7 @@ struct space *space_unref(struct space *s)
 	if (!s || --s->refs > 0)
 		return NULL;
 	free(s->queue);
+	locked_free(&s->locked);
 	close(s->uffd);
 	fdstore_remove(s->d, "uf", s->id);
 	free(s);
@@ -234,11 +236,11 @@ bool region_may_protect(const struct space *s, const struct region *r)
 
 /*
  * Call fn on the part of each linear mapping of object @o, in every live space, that shows object
- * pages [first, first+count) and may write them; stop at the first false.
+ * pages [first, first+count) (and may write them, if @writers); stop at the first false.
  */
-static bool for_each_writer(struct object *o, uint64_t first, uint64_t count,
-			    bool (*fn)(struct space *s, struct region *r, uint64_t addr,
-				       uint64_t len))
+static bool for_each_mapping(struct object *o, uint64_t first, uint64_t count, bool writers,
+			     bool (*fn)(struct space *s, struct region *r, uint64_t addr,
+					uint64_t len))
 {
 	struct space *s;
 
@@ -251,7 +253,7 @@ static bool for_each_writer(struct object *o, uint64_t first, uint64_t count,
 			uint64_t b =
 				MIN((first + count) << UPAGER_PAGE_SHIFT, r->offset + r->length);
 
-			if (r->obj != o || r->view || !r->may_write || a >= b)
+			if (r->obj != o || r->view || (writers && !r->may_write) || a >= b)
 				continue;
 			if (!fn(s, r, r->start + (a - r->offset), b - a))
 				return false;
@@ -295,8 +297,8 @@ static bool protect_tracked(struct space *s, struct region *r, uint64_t addr, ui
  */
 bool space_protect_object(struct object *o, uint64_t first, uint64_t count)
 {
-	return for_each_writer(o, first, count, tracked) &&
-	       for_each_writer(o, first, count, protect);
+	return for_each_mapping(o, first, count, true, tracked) &&
+	       for_each_mapping(o, first, count, true, protect);
 }
 
 /**
@@ -314,7 +316,28 @@ bool space_protect_object(struct object *o, uint64_t first, uint64_t count)
  */
 bool space_protect_tracked(struct object *o, uint64_t first, uint64_t count)
 {
-	return for_each_writer(o, first, count, protect_tracked);
+	return for_each_mapping(o, first, count, true, protect_tracked);
+}
+
+/* False if the part of @r at [addr, addr+len) is locked in memory. */
+static bool not_pinned(struct space *s, struct region *r, uint64_t addr, uint64_t len)
+{
+	if (r->flags & MAP_LOCKED)
+		return false;
+	locked_refresh(&s->locked, s->pid, uv_now(s->d->loop));
+	return !locked_overlaps(&s->locked, addr, addr + len);
+}
+
+/**
+ * space_pinned() - whether any of object pages [first, first+count) is locked in memory in a
+ * client (MAP_LOCKED, mlock(2), mlockall(2)): such pages never leave memory
+ * @o: the object
+ * @first: first page
+ * @count: pages
+ */
+bool space_pinned(struct object *o, uint64_t first, uint64_t count)
+{
+	return !for_each_mapping(o, first, count, false, not_pinned);
 }
 
 /**

@@ -9,6 +9,7 @@
 
 #include "common/list.h"
 #include "common/uffd.h"
+#include "locked.h"
 #include "region.h"
 #include "view.h"
 
@@ -41,6 +42,7 @@ struct space {
 	struct space_msg *queue; /* messages read from uffd and not yet dispatched, in order */
 	size_t queue_head, queue_len, queue_cap;
 	struct region_table regions;
+	struct locked_ranges locked; /* what the client has locked in memory (locked.c) */
 	struct list_head link; /* daemon.spaces */
 };
 
@@ -54,6 +56,7 @@ bool region_may_protect(const struct space *s, const struct region *r);
 bool region_tracks_writes(const struct space *s, const struct region *r);
 bool space_protect_object(struct object *o, uint64_t first, uint64_t count);
 bool space_protect_tracked(struct object *o, uint64_t first, uint64_t count);
+bool space_pinned(struct object *o, uint64_t first, uint64_t count);
 void space_wake(struct space *s);
 void space_hold(struct space *s);
 void space_release(struct space *s);

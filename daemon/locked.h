@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Which address ranges of a client are locked in memory (locked.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct locked_range {
+	uint64_t start, end;
+};
+
+struct locked_ranges {
+	struct locked_range *r;
+	size_t n, cap;
+	bool read; /* read at least once */
+	uint64_t when; /* the clock when last read */
+	int error; /* of the last read: everything is taken for locked */
+};
+
+int locked_parse(FILE *smaps, struct locked_ranges *l);
+int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now);
+bool locked_overlaps(const struct locked_ranges *l, uint64_t start, uint64_t end);
+void locked_free(struct locked_ranges *l);
