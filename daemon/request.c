@@ -192,53 +192,109 @@ static int object_open_reply(struct session *s, const struct upager_msg *req,
 	return REQUEST_REPLIED;
 }
 
-/* An OBJECT_OPEN of a file, waiting for file_access_probe() in a worker thread. */
-struct open_job {
+/*
+ * A request that needs the calls on a client's file that may block (its status, the daemon's own
+ * descriptions of it: file_access_probe()): they run in a worker thread, and the request goes on
+ * on the loop in then(), whose result is the reply (OBJECT_OPEN, RESUME of a file).
+ */
+struct probe_job {
 	struct worker_job job;
 	struct session *s; /* opening: the session waits for the answer */
 	struct upager_msg req;
 	struct pending_open po;
 	bool writable_fd;
 	int client_fd; /* a duplicate of the client's */
+	int memfd; /* RESUME: a duplicate of the cache the client hands back; else -1 */
 	struct file_access fa;
+	int (*then)(struct probe_job *pj);
 };
 
-static void open_run(struct worker_job *job)
+static void probe_run(struct worker_job *job)
 {
-	struct open_job *oj = container_of(job, struct open_job, job);
+	struct probe_job *pj = container_of(job, struct probe_job, job);
 
-	file_access_probe(oj->client_fd, &oj->fa);
+	file_access_probe(pj->client_fd, &pj->fa);
 }
 
-static void open_free(struct worker_job *job)
+static void probe_free(struct worker_job *job)
 {
-	struct open_job *oj = container_of(job, struct open_job, job);
+	struct probe_job *pj = container_of(job, struct probe_job, job);
 
-	file_access_release(&oj->fa);
-	close(oj->client_fd);
-	free(oj);
+	file_access_release(&pj->fa);
+	closep(&pj->client_fd);
+	closep(&pj->memfd);
+	free(pj);
 }
 
-static void open_done(struct worker_job *job, int status)
+static void probe_done(struct worker_job *job, int status)
 {
-	struct open_job *oj = container_of(job, struct open_job, job);
-	struct session *s = oj->s;
-	struct pending_open *po = &oj->po;
+	struct probe_job *pj = container_of(job, struct probe_job, job);
+	struct session *s = pj->s;
 	int ret;
 
 	s->opening = false;
 	if (s->closing) {
-		session_resume(s, &oj->req, -ECANCELED);
+		session_resume(s, &pj->req, -ECANCELED);
 		return;
 	}
 	/* A file whose file system did not answer in time: the client may try again. */
 	ret = status == -ETIMEDOUT ? -EAGAIN : status;
-	if (ret == 0 && oj->fa.err == 0 && !object_find_file(&s->d->cache, &oj->fa.st))
+	if (ret == 0)
+		ret = pj->then(pj);
+	if (ret != REQUEST_LATER)
+		session_resume(s, &pj->req, ret);
+}
+
+/* Probe the client's @client_fd in a worker thread, then(): the reply comes from probe_done(). */
+static int probe_start(struct session *s, const struct upager_msg *req,
+		       const struct pending_open *po, bool writable_fd, int client_fd, int memfd,
+		       int (*then)(struct probe_job *pj))
+{
+	struct probe_job *pj = calloc(1, sizeof(*pj));
+	int ret;
+
+	if (!pj)
+		return -ENOMEM;
+	pj->fa.reader = -1;
+	pj->client_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
+	pj->memfd = memfd >= 0 ? fcntl(memfd, F_DUPFD_CLOEXEC, 3) : -1;
+	if (pj->client_fd < 0 || (memfd >= 0 && pj->memfd < 0)) {
+		ret = neg_errno();
+		probe_free(&pj->job);
+		return ret;
+	}
+	pj->job = (struct worker_job){ .run = probe_run,
+				       .done = probe_done,
+				       .free = probe_free,
+				       .owner = s->uid,
+				       .timeout_ms = s->d->config.file_timeout_ms };
+	pj->s = s;
+	pj->req = *req;
+	pj->po = *po;
+	pj->writable_fd = writable_fd;
+	pj->then = then;
+	ret = worker_submit(s->d->cache.workers, &pj->job);
+	if (ret < 0) {
+		probe_free(&pj->job);
+		return ret;
+	}
+	s->opening = true;
+	return REQUEST_LATER;
+}
+
+/* OBJECT_OPEN of a file, once its probe is done. */
+static int object_open_probed(struct probe_job *pj)
+{
+	struct session *s = pj->s;
+	struct pending_open *po = &pj->po;
+	int ret = 0;
+
+	if (pj->fa.err == 0 && !object_find_file(&s->d->cache, &pj->fa.st))
 		ret = limits_object(s->d, s->uid);
 	if (ret == 0)
-		ret = object_open_file(&s->d->cache, &oj->fa, s->uid, &po->obj);
+		ret = object_open_file(&s->d->cache, &pj->fa, s->uid, &po->obj);
 	if (ret == 0) {
-		po->may_write = po->shared && oj->writable_fd;
+		po->may_write = po->shared && pj->writable_fd;
 		if (po->may_write && po->obj->fd_write < 0) {
 			/* Writes could never be written back: refuse rather than lose them. */
 			object_unref(po->obj);
@@ -246,41 +302,8 @@ static void open_done(struct worker_job *job, int status)
 		}
 	}
 	if (ret == 0)
-		ret = object_open_reply(s, &oj->req, po, oj->writable_fd);
-	session_resume(s, &oj->req, ret);
-}
-
-/* Look the file up in a worker thread: the reply comes from open_done(). */
-static int object_open_start(struct session *s, const struct upager_msg *req,
-			     const struct pending_open *po, bool writable_fd, int client_fd)
-{
-	struct open_job *oj = calloc(1, sizeof(*oj));
-	int ret;
-
-	if (!oj)
-		return -ENOMEM;
-	oj->client_fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
-	if (oj->client_fd < 0) {
-		free(oj);
-		return neg_errno();
-	}
-	oj->job = (struct worker_job){ .run = open_run,
-				       .done = open_done,
-				       .free = open_free,
-				       .owner = s->uid,
-				       .timeout_ms = s->d->config.file_timeout_ms };
-	oj->s = s;
-	oj->req = *req;
-	oj->po = *po;
-	oj->writable_fd = writable_fd;
-	oj->fa.reader = -1;
-	ret = worker_submit(s->d->cache.workers, &oj->job);
-	if (ret < 0) {
-		open_free(&oj->job);
-		return ret;
-	}
-	s->opening = true;
-	return REQUEST_LATER;
+		ret = object_open_reply(s, &pj->req, po, pj->writable_fd);
+	return ret;
 }
 
 static int do_object_open(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
@@ -318,7 +341,7 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 		ret = check_file_fd(&po, fds[0], &writable_fd);
 		if (ret < 0)
 			return ret;
-		return object_open_start(s, req, &po, writable_fd, fds[0]);
+		return probe_start(s, req, &po, writable_fd, fds[0], -1, object_open_probed);
 	}
 	if (n_fds)
 		return -EBADF;
@@ -464,8 +487,46 @@ static int wb_end(struct session *s, int ret)
 }
 
 /*
- * RESUME: a mapping of the client of a daemon that died, with the memfd it maps; registered
- * again and entered as REGION_ADD would. See docs/design.md, "When the daemon dies".
+ * The mapping a RESUME hands back, once its object is known: registered again and entered as
+ * REGION_ADD would.
+ */
+static int resume_region(struct session *s, const struct upager_msg *req, struct pending_open *po,
+			 bool writable_fd)
+{
+	const typeof(req->u.resume) *rs = &req->u.resume;
+	struct upager_msg ra = { .op = UPAGER_OP_REGION_ADD, .seq = req->seq };
+
+	if (po->obj) {
+		po->may_write = po->shared && writable_fd;
+		po->shared = po->may_write;
+		if ((po->may_write && po->obj->kind == OBJECT_FILE && po->obj->fd_write < 0) ||
+		    s->n_opens == MAX_PENDING_OPENS) {
+			object_unref(po->obj);
+			return -EACCES;
+		}
+		s->opens[s->n_opens++] = *po;
+		ra.u.region_add.object_id = po->obj->id;
+	}
+	ra.u.region_add.addr = rs->addr;
+	ra.u.region_add.length = rs->length;
+	ra.u.region_add.offset = rs->offset;
+	ra.u.region_add.prot = rs->prot;
+	ra.u.region_add.flags = po->flags;
+	return do_region_add(s, &ra);
+}
+
+/* RESUME of a file's mapping, once its probe is done. */
+static int resume_probed(struct probe_job *pj)
+{
+	int ret = resume_object(pj->s->d, OBJECT_FILE, &pj->fa, pj->memfd, pj->writable_fd,
+				&pj->po.obj);
+
+	return ret < 0 ? ret : resume_region(pj->s, &pj->req, &pj->po, pj->writable_fd);
+}
+
+/*
+ * RESUME: a mapping of the client of a daemon that died, with the memfd it maps. See
+ * docs/design.md, "When the daemon dies".
  */
 static int do_resume(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
 {
@@ -478,7 +539,6 @@ static int do_resume(struct session *s, const struct upager_msg *req, int *fds, 
 		.length = rs->length,
 		.shared = map_shared(flags),
 	};
-	struct upager_msg ra = { .op = UPAGER_OP_REGION_ADD, .seq = req->seq };
 	bool writable_fd = true;
 	int ret = 0;
 
@@ -501,33 +561,17 @@ static int do_resume(struct session *s, const struct upager_msg *req, int *fds, 
 		ret = check_file_fd(&po, fds[0], &writable_fd);
 		if (ret < 0)
 			return ret;
-		ret = resume_object(s->d, OBJECT_FILE, fds[0], fds[1], writable_fd, &po.obj);
+		return probe_start(s, req, &po, writable_fd, fds[0], fds[1], resume_probed);
 	} else {
 		if (n_fds != 1)
 			return -EBADF;
 		if (!po.shared)
 			return -EINVAL;
-		ret = resume_object(s->d, OBJECT_ANON, -1, fds[0], true, &po.obj);
+		ret = resume_object(s->d, OBJECT_ANON, NULL, fds[0], true, &po.obj);
 	}
 	if (ret < 0)
 		return ret;
-	if (po.obj) {
-		po.may_write = po.shared && writable_fd;
-		po.shared = po.may_write;
-		if ((po.may_write && po.obj->kind == OBJECT_FILE && po.obj->fd_write < 0) ||
-		    s->n_opens == MAX_PENDING_OPENS) {
-			object_unref(po.obj);
-			return -EACCES;
-		}
-		s->opens[s->n_opens++] = po;
-		ra.u.region_add.object_id = po.obj->id;
-	}
-	ra.u.region_add.addr = rs->addr;
-	ra.u.region_add.length = rs->length;
-	ra.u.region_add.offset = rs->offset;
-	ra.u.region_add.prot = rs->prot;
-	ra.u.region_add.flags = flags;
-	return do_region_add(s, &ra);
+	return resume_region(s, req, &po, writable_fd);
 }
 
 static int do_msync(struct session *s, const struct upager_msg *req)

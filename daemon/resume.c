@@ -94,15 +94,17 @@ static void mark_present(struct object *o, bool dirty)
 }
 
 /* A writer vouches for the cache: its pages are candidates, the file's times are taken as now. */
-static int vouch(struct object *o, int file_fd, const struct stat *fst)
+static int vouch(struct object *o, const struct file_access *fa)
 {
-	if (o->fd_write < 0) {
-		o->fd_write = fd_reopen(file_fd, true);
-		if (o->fd_write < 0) {
-			int ret = o->fd_write;
+	const struct stat *fst = &fa->st;
 
+	if (o->fd_write < 0) {
+		if (!fa->rw)
+			return -EACCES;
+		o->fd_write = fcntl(fa->reader, F_DUPFD_CLOEXEC, 3);
+		if (o->fd_write < 0) {
 			o->fd_write = -1;
-			return ret;
+			return neg_errno();
 		}
 		fdstore_add(cache_daemon(o->c), o->fd_write, "wr", o->id);
 	}
@@ -115,8 +117,9 @@ static int vouch(struct object *o, int file_fd, const struct stat *fst)
 
 /* Take @memfd (the client's descriptor, borrowed) as the cache of a new object. */
 static int adopt(struct daemon *d, enum object_kind kind, int memfd, const struct stat *mst,
-		 int file_fd, const struct stat *fst, struct object **out)
+		 const struct file_access *fa, struct object **out)
 {
+	const struct stat *fst = fa ? &fa->st : NULL;
 	struct object saved = { .kind = kind };
 	int cache, pages_fd, rd = -1;
 	struct object *o;
@@ -129,13 +132,12 @@ static int adopt(struct daemon *d, enum object_kind kind, int memfd, const struc
 		saved.ino = fst->st_ino;
 		saved.file_size = (uint64_t)fst->st_size;
 		/* Times unknown until a writer vouches: see the top of this file. */
-		saved.path = fd_path(file_fd);
-		rd = fd_reopen(file_fd, false);
+		saved.path = strdup(fa->path ? fa->path : "?");
+		rd = fcntl(fa->reader, F_DUPFD_CLOEXEC, 3);
 		if (rd < 0) {
 			free(saved.path);
-			return rd;
+			return neg_errno();
 		}
-		posix_fadvise(rd, 0, 0, POSIX_FADV_RANDOM);
 	} else {
 		saved.path = strdup("anon");
 	}
@@ -169,7 +171,8 @@ static int adopt(struct daemon *d, enum object_kind kind, int memfd, const struc
  * resume_object() - the object whose cache a client of a dead daemon hands back
  * @d: the daemon
  * @kind: OBJECT_FILE or OBJECT_ANON
- * @file_fd: the client's descriptor of the file (OBJECT_FILE), borrowed
+ * @fa: what a worker found of the client's descriptor of the file (file_access_probe()), for
+ *      OBJECT_FILE; NULL for OBJECT_ANON
  * @memfd: the memfd the client maps, borrowed
  * @writer: the client may write the file (@file_fd is O_RDWR)
  * @out: a new reference to the object
@@ -180,8 +183,8 @@ static int adopt(struct daemon *d, enum object_kind kind, int memfd, const struc
  * Return: 0; -EBADF for a memfd no daemon made for this object; -EEXIST if the file has an object
  * with another cache; or another negative errno.
  */
-int resume_object(struct daemon *d, enum object_kind kind, int file_fd, int memfd, bool writer,
-		  struct object **out)
+int resume_object(struct daemon *d, enum object_kind kind, const struct file_access *fa, int memfd,
+		  bool writer, struct object **out)
 {
 	struct stat mst, fst = { 0 };
 	char name[64] = OBJECT_ANON_NAME;
@@ -189,8 +192,9 @@ int resume_object(struct daemon *d, enum object_kind kind, int file_fd, int memf
 	int ret;
 
 	if (kind == OBJECT_FILE) {
-		if (fstat(file_fd, &fst) < 0)
-			return neg_errno();
+		if (!fa || fa->err < 0 || fa->reader < 0)
+			return fa && fa->err < 0 ? fa->err : -EBADF;
+		fst = fa->st;
 		if (!S_ISREG(fst.st_mode))
 			return -EACCES;
 		snprintf(name, sizeof(name), OBJECT_FILE_NAME, (uint64_t)fst.st_dev,
@@ -207,12 +211,12 @@ int resume_object(struct daemon *d, enum object_kind kind, int file_fd, int memf
 			if (kind == OBJECT_FILE && o->kind == OBJECT_FILE && o->dev == fst.st_dev &&
 			    o->ino == fst.st_ino)
 				return -EEXIST;
-		ret = adopt(d, kind, memfd, &mst, file_fd, &fst, &o);
+		ret = adopt(d, kind, memfd, &mst, kind == OBJECT_FILE ? fa : NULL, &o);
 		if (ret < 0)
 			return ret;
 	}
 	if (kind == OBJECT_FILE && writer) {
-		ret = vouch(o, file_fd, &fst);
+		ret = vouch(o, fa);
 		if (ret < 0) {
 			object_unref(o);
 			return ret;

@@ -6,5 +6,6 @@
 
 #include "object.h"
 
-int resume_object(struct daemon *d, enum object_kind kind, int file_fd, int memfd, bool writer,
-		  struct object **out);
+struct file_access;
+int resume_object(struct daemon *d, enum object_kind kind, const struct file_access *fa, int memfd,
+		  bool writer, struct object **out);

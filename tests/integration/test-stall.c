@@ -258,3 +258,50 @@ Test(stall, a_munmap_waits_for_its_write_back_while_another_mapping_stays)
 	close(fd);
 	stallfs_stop(&fs);
 }
+
+/*
+ * A client of a daemon that died hands its mappings back to the next daemon (RESUME): that
+ * daemon's calls on the client's stalled file (its status, its own descriptions of it) run in a
+ * worker thread too, and everyone else is served meanwhile.
+ */
+Test(stall, a_resume_whose_file_stalls_keeps_no_one_else_waiting)
+{
+	struct stallfs fs;
+	char other[512];
+	int ofd = make_pattern_file("other", 4 * PAGE, other), fd, up[2];
+	uint64_t *mine;
+	pid_t child;
+
+	stallfs_start(&fs);
+	/* Not inherited by the daemon started below, which would keep the file system busy. */
+	fd = open(fs.data, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pipe2(up, O_CLOEXEC), 0);
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		uint64_t *p;
+
+		alarm(20);
+		p = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			_exit(1);
+		p[3 * PAGE / 8] = 77;
+		if (write(up[1], "m", 1) != 1)
+			_exit(2);
+		pause();
+		_exit(0);
+	}
+	cr_assert_eq(read(up[0], &(char){ 0 }, 1), 1);
+	harness_daemon_kill();
+	stallfs_set(&fs, true);
+	harness_daemon_restart();
+	/* The client reconnects and hands its mapping back; its file does not answer. */
+	mine = served_at_once(ofd);
+	stallfs_set(&fs, false);
+	kill(child, SIGKILL);
+	cr_assert_eq(waitpid(child, NULL, 0), child);
+	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
+	close(fd);
+	stallfs_stop(&fs);
+}
