@@ -119,6 +119,15 @@ static uint64_t run_limited(void (*fn)(void *), void *arg)
 
 static char file_path[512];
 
+/* The daemon's paging figures (upagerctl stats). */
+static struct upager_msg figures(void)
+{
+	struct upager_msg rep;
+
+	cr_assert_eq(harness_stats(&rep), 0);
+	return rep;
+}
+
 /* Exit 3 + the page's number mod 100 at the first page whose first word is not @xor's. */
 static void check_pages(const uint64_t *p, uint64_t first, uint64_t count, uint64_t xor)
 {
@@ -173,6 +182,16 @@ Test(pageout, a_file_eight_times_the_budget_is_read_in_the_budget)
 	 * the file a second time (no double caching). */
 	cr_assert_leq(page_cache, BUDGET, "the kernel's page cache held %llu KiB of the file",
 		      (unsigned long long)page_cache >> 10);
+	/* The daemon's own figures say the same. */
+	struct upager_msg f = figures();
+
+	cr_assert_eq(f.u.stats_reply.budget_bytes, BUDGET);
+	cr_assert_geq(f.u.stats_reply.pages_out, 2 * (WORKLOAD - BUDGET) / PAGE,
+		      "two reads of the file sent %llu pages out",
+		      (unsigned long long)f.u.stats_reply.pages_out);
+	cr_assert_geq(f.u.stats_reply.refaults, (WORKLOAD - BUDGET) / PAGE);
+	cr_assert_eq(f.u.stats_reply.pages_written_out, 0, "nothing was written");
+	cr_assert_eq(f.u.stats_reply.over_budget, 0, "every page could leave");
 }
 
 #define XOR 0xffULL
@@ -197,6 +216,7 @@ Test(pageout, dirty_pages_are_written_back_before_they_leave_and_read_again_afte
 	int fd = make_pattern_file("dirty", WORKLOAD, file_path);
 
 	run_limited(write_then_read, NULL);
+	cr_assert_geq(figures().u.stats_reply.pages_written_out, (WORKLOAD - BUDGET) / PAGE);
 	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++) {
 		cr_assert_eq(pread(fd, &word, 8, (off_t)(i * PAGE)), 8);
 		cr_assert_eq(word, pattern_at(i * PAGE) ^ XOR, "page %llu of the file",
@@ -348,6 +368,11 @@ Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_st
 	struct stat st;
 
 	run_limited(shared_anon, NULL);
+	struct upager_msg f = figures();
+
+	cr_assert_geq(f.u.stats_reply.pages_in, (WORKLOAD - BUDGET) / PAGE,
+		      "the pages came back from the swap store");
+	cr_assert_gt(f.u.stats_reply.swap_bytes, WORKLOAD);
 	cr_assert_eq(stat(swap_path, &st), 0, "the swap store was made: %m");
 	cr_assert_eq(st.st_mode & 0777, 0600);
 	/* The client is gone: its slots are freed, their blocks given back. */
@@ -355,6 +380,8 @@ Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_st
 		usleep(20 * 1000);
 	cr_assert_leq(swap_kib(), 1024, "the swap store still holds %llu KiB",
 		      (unsigned long long)swap_kib());
+	cr_assert_eq(figures().u.stats_reply.swap_used_bytes, 0);
+	cr_assert_eq(figures().u.stats_reply.memory_pages, 0);
 }
 
 /* MAP_POPULATE of more than the budget maps what fits and succeeds, for a file and for shared
