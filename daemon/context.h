@@ -85,6 +85,7 @@ struct daemon {
 	bool fdstore; /* descriptors go to the service manager's fd store (see fdstore.c) */
 	bool restoring; /* taking over the tables of a previous daemon: nothing is stored anew */
 	bool state_dirty; /* the tables changed since they were last saved */
+	uint64_t turn; /* loop iterations, counted by the check handle: what was read in one */
 	struct state *state; /* where they are saved, or NULL */
 	void (*save)(struct daemon *d); /* saves them there: state_flush(), given by state.c */
 	struct space_hooks space_hooks;

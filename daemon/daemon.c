@@ -84,6 +84,7 @@ static void on_flush(uv_check_t *h)
 {
 	struct daemon *d = h->data;
 
+	d->turn++;
 	if (!d->stopping)
 		cache_balance(&d->cache);
 	state_flush(d);

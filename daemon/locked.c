@@ -90,7 +90,7 @@ int locked_parse(FILE *smaps, struct locked_ranges *l)
  * locked_refresh() - read again which ranges process @pid has locked, unless read at @now already
  * @l: the ranges
  * @pid: the process
- * @now: a clock that changes at least once per loop iteration
+ * @now: a count that changes once per loop iteration (daemon.turn)
  *
  * Return: 0, or a negative errno (the ranges are then taken for all of the address space, so that
  * nothing of the process is paged out on a guess). A process that is gone, or a forked child whose

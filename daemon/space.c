@@ -324,7 +324,7 @@ static bool not_pinned(struct space *s, struct region *r, uint64_t addr, uint64_
 {
 	if (r->flags & MAP_LOCKED)
 		return false;
-	locked_refresh(&s->locked, s->pid, uv_now(s->d->loop));
+	locked_refresh(&s->locked, s->pid, s->d->turn);
 	return !locked_overlaps(&s->locked, addr, addr + len);
 }
 
