@@ -30,22 +30,6 @@
 #include "view.h"
 #include "worker.h"
 
-/* A fault waiting for a fill (fill_wait()). */
-struct fault_wait {
-	struct space *space; /* a reference */
-	uint64_t addr; /* faulting page */
-	uint64_t region_start;
-	uint64_t t0;
-	bool write; /* a write fault */
-};
-
-static struct region *region_of(struct space *s, uint64_t start, uint64_t addr)
-{
-	struct region *r = region_find(&s->regions, addr);
-
-	return r && r->start == start ? r : NULL;
-}
-
 /*
  * Map the ready page at addr and, for a sequential reader, the ready pages after it up to its
  * window; then wake the faulting thread. Returns how many pages were mapped.
@@ -75,41 +59,36 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			 uint64_t t0);
 
-static void fault_wait_done(void *userdata)
+/* The object page that @addr of region @r shows (a linear mapping's). */
+static uint64_t region_page(const struct region *r, uint64_t addr)
 {
-	struct fault_wait *fw = userdata;
-	struct space *s = fw->space;
+	return (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
+}
 
-	if (!s->dead) {
-		struct region *r = region_of(s, fw->region_start, fw->addr);
-		bool accounted = false;
+/* A fault that waited for a fill (space_wait_fill()): serve it again. */
+static void fault_wait_done(struct space_wait *w, struct region *r)
+{
+	struct space *s = w->space;
+	bool write = w->flags & UFFD_PAGEFAULT_FLAG_WRITE;
 
-		if (!r) {
-			uffdio_wake(s->uffd, fw->addr, UPAGER_PAGE_SIZE);
-		} else if (r->view) {
-			/* The mapping was made nonlinear while the fault waited: its page is the
-			 * one the view's table names now. */
-			view_fault(s, r, fw->addr, fw->write ? UFFD_PAGEFAULT_FLAG_WRITE : 0,
-				   fw->t0);
-		} else {
-			uint64_t p = (r->offset + (fw->addr - r->start)) >> UPAGER_PAGE_SHIFT;
-
-			if (fill_ready_run(r->obj, p, 1) && map_ready(s, r, fw->addr, fw->write)) {
-				/* served */
-			} else if (r->obj->pages[p] & PAGE_AWAY) {
-				/* A nonlinear mapping's copy took the page as the fill ended (view-copy.c's
-				 * make_copy()): the fault starts over, which brings it home. */
-				fault_object(s, r, fw->addr, 0, fw->t0);
-				accounted = true;
-			} else {
-				uffdio_sigbus(s->uffd, fw->addr, s->pid);
-			}
-		}
-		if (!accounted)
-			space_account_fault(s, r, fw->t0);
+	if (!r) {
+		uffdio_wake(s->uffd, w->addr, UPAGER_PAGE_SIZE);
+	} else if (r->view) {
+		/* The mapping was made nonlinear while the fault waited: its page is the one the
+		 * view's table names now. */
+		view_fault(s, r, w->addr, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0, w->t0);
+	} else if (fill_ready_run(r->obj, region_page(r, w->addr), 1) &&
+		   map_ready(s, r, w->addr, write)) {
+		/* served */
+	} else if (r->obj->pages[region_page(r, w->addr)] & PAGE_AWAY) {
+		/* A nonlinear mapping's copy took the page as the fill ended (view-copy.c's
+		 * make_copy()): the fault starts over, which brings it home. */
+		fault_object(s, r, w->addr, 0, w->t0);
+		return;
+	} else {
+		uffdio_sigbus(s->uffd, w->addr, s->pid);
 	}
-	space_unref(s);
-	free(fw);
+	space_account_fault(s, r, w->t0);
 }
 
 /* Count the reads a mapping's faults started. */
@@ -117,33 +96,6 @@ static void count_reads(struct region *r, uint64_t pages)
 {
 	r->pages_read += pages;
 	r->bytes_read += pages << UPAGER_PAGE_SHIFT;
-}
-
-/*
- * Serve the fault at addr of region r (write: a write fault) again once the fill of object page p
- * is over. Return: fill_wait()'s; unless FILL_WAITING, nothing waits.
- */
-static int wait_fill(struct space *s, struct region *r, uint64_t addr, uint64_t p, bool write,
-		     uint64_t t0)
-{
-	struct fault_wait *fw = calloc(1, sizeof(*fw));
-	uint64_t started = 0;
-	int ret;
-
-	if (!fw)
-		return -ENOMEM;
-	*fw = (struct fault_wait){ .space = space_ref(s),
-				   .addr = addr,
-				   .region_start = r->start,
-				   .t0 = t0,
-				   .write = write };
-	ret = fill_wait(r->obj, p, 1, fault_wait_done, fw, &started);
-	count_reads(r, started);
-	if (ret != FILL_WAITING) {
-		space_unref(s);
-		free(fw);
-	}
-	return ret;
 }
 
 /*
@@ -281,7 +233,8 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		/* The page left the memfd (MADV_REMOVE by a client): read it again. */
 		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
 	}
-	ret = wait_fill(s, r, addr, p, write, t0);
+	ret = space_wait_fill(s, r, o, addr, p, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0, t0,
+			      fault_wait_done);
 	if (ret == FILL_WAITING)
 		return;
 	if (ret == 0 && fill_ready_run(o, p, 1)) {

@@ -17,6 +17,7 @@
 #include "common/uffd.h"
 #include "context.h"
 #include "fdstore.h"
+#include "fill.h"
 #include "log.h"
 #include "object.h"
 #include "space.h"
@@ -338,6 +339,60 @@ static bool not_pinned(struct space *s, struct region *r, uint64_t addr, uint64_
 bool space_pinned(struct object *o, uint64_t first, uint64_t count)
 {
 	return !for_each_mapping(o, first, count, false, not_pinned);
+}
+
+static void wait_done(void *userdata)
+{
+	struct space_wait *w = userdata;
+	struct space *s = w->space;
+	struct region *r = s->dead ? NULL : region_find(&s->regions, w->addr);
+
+	if (!s->dead)
+		w->then(w, r && r->start == w->region_start ? r : NULL);
+	space_unref(s);
+	free(w);
+}
+
+/**
+ * space_wait_fill() - the fault at @addr of region @r waits for the fill of page @p of @o
+ * @s: the space
+ * @r: the region
+ * @o: the object (the region's, or its view's)
+ * @addr: the faulting page
+ * @p: the object page
+ * @flags: of the fault, kept for @then
+ * @t0: when the daemon read the fault
+ * @then: called on the loop once the fill is over (unless the space died meanwhile)
+ *
+ * The reads this starts are counted in the region's figures.
+ *
+ * Return: fill_wait()'s; unless FILL_WAITING, @then is not called and nothing waits.
+ */
+int space_wait_fill(struct space *s, struct region *r, struct object *o, uint64_t addr, uint64_t p,
+		    uint64_t flags, uint64_t t0,
+		    void (*then)(struct space_wait *w, struct region *r))
+{
+	struct space_wait *w = calloc(1, sizeof(*w));
+	uint64_t started = 0;
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	*w = (struct space_wait){ .space = space_ref(s),
+				  .addr = addr,
+				  .region_start = r->start,
+				  .t0 = t0,
+				  .page = p,
+				  .flags = flags,
+				  .then = then };
+	ret = fill_wait(o, p, 1, wait_done, w, &started);
+	r->pages_read += started;
+	r->bytes_read += started << UPAGER_PAGE_SHIFT;
+	if (ret != FILL_WAITING) {
+		space_unref(s);
+		free(w);
+	}
+	return ret;
 }
 
 /**

@@ -67,6 +67,23 @@ struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
 void space_account_fault(struct space *s, struct region *r, uint64_t t0);
+
+/* A fault of a space that waits for the fill of an object page (space_wait_fill()). */
+struct space_wait {
+	struct space *space; /* a reference */
+	uint64_t addr; /* the faulting page */
+	uint64_t region_start; /* of the region it faulted in */
+	uint64_t t0; /* when the daemon read the fault */
+	uint64_t page; /* the object page waited for */
+	uint64_t flags; /* of the fault */
+	/* Called once the fill is over, with the region that starts at region_start and holds
+	 * addr now (NULL: none, or the space died): serve the fault again, or wake it. */
+	void (*then)(struct space_wait *w, struct region *r);
+};
+
+int space_wait_fill(struct space *s, struct region *r, struct object *o, uint64_t addr, uint64_t p,
+		    uint64_t flags, uint64_t t0,
+		    void (*then)(struct space_wait *w, struct region *r));
 unsigned space_count_regions(struct daemon *d);
 
 struct fdstore_passed;

@@ -85,30 +85,18 @@ static int make_copy(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 }
 
 /* A fault of a view waiting for a fill (fill_wait()). */
-struct view_wait {
-	struct space *space; /* a reference */
-	uint64_t addr, region_start, t0;
-	uint64_t page; /* the object page waited for */
-	uint64_t flags; /* of the fault that waits: a write to a copy is done again */
-};
-
-static void view_wait_done(void *userdata)
+/* A view fault that waited for a fill (space_wait_fill()): serve it again, or wake it. */
+static void view_wait_done(struct space_wait *w, struct region *r)
 {
-	struct view_wait *vw = userdata;
-	struct space *s = vw->space;
-	struct region *r = s->dead ? NULL : region_find(&s->regions, vw->addr);
-
-	if (r && r->view && r->start == vw->region_start) {
-		uint64_t i = r->view_index + ((vw->addr - r->start) >> UPAGER_PAGE_SHIFT);
+	if (r && r->view) {
+		uint64_t i = r->view_index + ((w->addr - r->start) >> UPAGER_PAGE_SHIFT);
 
 		/* Remapped meanwhile: a new fault, which may have to wait for a fill of its own. */
-		view_fault(s, r, vw->addr,
-			   vw->flags | (view_page(r->view, i) == vw->page ? VIEW_RETRY : 0),
-			   vw->t0);
-	} else if (!s->dead)
-		uffdio_wake(s->uffd, vw->addr, UPAGER_PAGE_SIZE);
-	space_unref(s);
-	free(vw);
+		view_fault(w->space, r, w->addr,
+			   w->flags | (view_page(r->view, i) == w->page ? VIEW_RETRY : 0), w->t0);
+	} else {
+		uffdio_wake(w->space->uffd, w->addr, UPAGER_PAGE_SIZE);
+	}
 }
 
 /*
@@ -118,26 +106,7 @@ static void view_wait_done(void *userdata)
 static int view_wait(struct space *s, struct region *r, uint64_t addr, uint64_t p, uint64_t flags,
 		     uint64_t t0)
 {
-	struct view_wait *vw = calloc(1, sizeof(*vw));
-	uint64_t started = 0;
-	int ret;
-
-	if (!vw)
-		return -ENOMEM;
-	*vw = (struct view_wait){ .space = space_ref(s),
-				  .addr = addr,
-				  .region_start = r->start,
-				  .t0 = t0,
-				  .page = p,
-				  .flags = flags };
-	ret = fill_wait(r->view->obj, p, 1, view_wait_done, vw, &started);
-	r->pages_read += started;
-	r->bytes_read += started << UPAGER_PAGE_SHIFT;
-	if (ret != FILL_WAITING) {
-		space_unref(s);
-		free(vw);
-	}
-	return ret;
+	return space_wait_fill(s, r, r->view->obj, addr, p, flags, t0, view_wait_done);
 }
 
 static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, uint64_t i,
