@@ -27,6 +27,22 @@ void cgroup_new(struct cgroup *cg, const char *name)
 	}
 	if (mkdir(cg->dir, 0755) < 0 && errno != EEXIST)
 		cr_skip_test("cannot make a cgroup in %s: %m", cg->dir);
+	/* v2: the memory controller must be on for the root's children (systemd turns it on). */
+	if (!cg->v1) {
+		char max[700];
+
+		snprintf(max, sizeof(max), "%s/memory.max", cg->dir);
+		if (access(max, F_OK) < 0) {
+			FILE *f = fopen("/sys/fs/cgroup/cgroup.subtree_control", "w");
+
+			if (f) {
+				fputs("+memory\n", f);
+				fclose(f);
+			}
+		}
+		if (access(max, F_OK) < 0)
+			cr_skip_test("no memory controller in %s", cg->dir);
+	}
 }
 
 /* Write @value into the cgroup's file @name: 0, or -1 with errno (@must: a failed assertion). */
