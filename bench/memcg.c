@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Memory cgroups for the benchmarks: a fresh cgroup next to the root's others (v1:
- * /sys/fs/cgroup/memory, v2: /sys/fs/cgroup), limited, with no kernel swap, that this process
+ * /sys/fs/cgroup/memory, v2: /sys/fs/cgroup), limited, with no kernel swap unless allowed, that this process
  * enters and leaves by writing "0" into cgroup.procs (the writer's own process, all its threads).
  * Memory stays charged where it was allocated, so what a benchmark allocates before it enters a
  * cgroup does not count against that cgroup's limit. memcg_leave() and memcg_remove() only open,
@@ -123,6 +123,18 @@ int memcg_new(struct memcg *cg, const char *name, uint64_t limit)
 	/* Not the kernel's swap either, where swap is accounted: what does not fit is dropped. */
 	write_key(cg, cg->v1 ? "memory.memsw.limit_in_bytes" : "memory.swap.max", cg->v1 ? v : "0");
 	return 0;
+}
+
+/**
+ * memcg_allow_swap() - let @cg use the kernel's swap without limit (the reference of the anonymous
+ * memory benchmark): v1 memory.memsw.limit_in_bytes, v2 memory.swap.max
+ *
+ * Return: 0, or a negative errno (-ENOENT: swap is not accounted, v1 without swapaccount).
+ */
+int memcg_allow_swap(const struct memcg *cg)
+{
+	return write_key(cg, cg->v1 ? "memory.memsw.limit_in_bytes" : "memory.swap.max",
+			 cg->v1 ? "-1" : "max");
 }
 
 /** memcg_enter() - move this process, every thread of it, into @cg */

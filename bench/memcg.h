@@ -16,6 +16,7 @@ struct memcg {
 };
 
 int memcg_new(struct memcg *cg, const char *name, uint64_t limit);
+int memcg_allow_swap(const struct memcg *cg);
 int memcg_enter(const struct memcg *cg);
 int memcg_leave(void);
 void memcg_remove(struct memcg *cg);

@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +35,10 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "fatal.h"
+#include "ctl.h"
 #include "memcg.h"
+#include "options.h"
 #include "upager.h"
 #include "zipf.h"
 
@@ -104,34 +106,6 @@ static void cleanup(void)
 	memcg_remove(&conf.upager_cg);
 	if (conf.path[0])
 		unlink(conf.path);
-}
-
-static void on_fatal_signal(int sig)
-{
-	static const char msg[] = PROG ": timed out or interrupted; the daemon's log is kept in ";
-
-	(void)sig;
-	(void)!write(2, msg, sizeof(msg) - 1);
-	(void)!write(2, conf.dir, strlen(conf.dir));
-	(void)!write(2, "\n", 1);
-	cleanup();
-	_exit(2);
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (the daemon's log: %s/upagerd.log)\n", conf.dir);
-	cleanup();
-	/* The folder with the log stays: daemon.c's exit handler would remove it. */
-	_exit(1);
 }
 
 /* The 8-byte word at offset @off of the test file (file_create() in sys.c). */
@@ -232,47 +206,22 @@ static void kernel_sample(enum workload w, struct sample *s, int advice)
 
 	s->cold = make_file_cold();
 	if (memcg_enter(&conf.kernel_cg) < 0)
-		fail("entering %s: %s", conf.kernel_cg.dir, strerror(errno));
+		fatal("entering %s: %s", conf.kernel_cg.dir, strerror(errno));
 	getrusage(RUSAGE_SELF, &r0);
 	t0 = now_ns();
 	p = mmap(NULL, conf.file_size, PROT_READ, MAP_SHARED, conf.fd, 0);
 	if (p == MAP_FAILED)
-		fail("mmap: %s", strerror(errno));
+		fatal("mmap: %s", strerror(errno));
 	if (advice != MADV_NORMAL && madvise(p, conf.file_size, advice) < 0)
-		fail("madvise: %s", strerror(errno));
+		fatal("madvise: %s", strerror(errno));
 	bad = workload_run(w, p, t0, &s->reads);
 	s->ns = (double)(now_ns() - t0);
 	getrusage(RUSAGE_SELF, &r1);
 	munmap(p, conf.file_size);
 	memcg_leave();
 	if (bad >= 0)
-		fail("%s, kernel: page %ld read wrong", workload_name[w], bad);
+		fatal("%s, kernel: page %ld read wrong", workload_name[w], bad);
 	s->majflt = r1.ru_majflt - r0.ru_majflt;
-}
-
-/*
- * The daemon's refault count from `upagerctl stats --json`, if it has one. Return: 0, or -ENOENT
- * if the reply has no "refaults" (or there is no upagerctl), or another negative errno.
- */
-static int ctl_refaults(uint64_t *out)
-{
-	char cmd[512], line[4096], *at;
-	bool found = false;
-	FILE *f;
-
-	if (!conf.upagerctl || access(conf.upagerctl, X_OK) < 0)
-		return -ENOENT;
-	snprintf(cmd, sizeof(cmd), "'%s' stats --json 2>/dev/null", conf.upagerctl);
-	f = popen(cmd, "r");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (!found && (at = strstr(line, "\"refaults\":"))) {
-			*out = strtoull(at + strlen("\"refaults\":"), NULL, 10);
-			found = true;
-		}
-	pclose(f);
-	return found ? 0 : -ENOENT;
 }
 
 static void upager_sample(enum workload w, struct sample *s)
@@ -285,34 +234,34 @@ static void upager_sample(enum workload w, struct sample *s)
 
 	ret = daemon_wait_empty(10000);
 	if (ret < 0)
-		fail("the daemon does not let go of the file's pages: %s", strerror(-ret));
+		fatal("the daemon does not let go of the file's pages: %s", strerror(-ret));
 	s->cold = make_file_cold();
-	s->refaults_known = ctl_refaults(&rf0) == 0;
+	s->refaults_known = ctl_stat(conf.upagerctl, "refaults", &rf0) == 0;
 	ret = daemon_stats(&st0);
 	if (ret < 0)
-		fail("STATS: %s", strerror(-ret));
+		fatal("STATS: %s", strerror(-ret));
 	if (memcg_enter(&conf.upager_cg) < 0)
-		fail("entering %s: %s", conf.upager_cg.dir, strerror(errno));
+		fatal("entering %s: %s", conf.upager_cg.dir, strerror(errno));
 	t0 = now_ns();
 	p = upager_mmap(NULL, conf.file_size, PROT_READ, MAP_SHARED, conf.fd, 0);
 	if (p == MAP_FAILED)
-		fail("upager_mmap: %s", strerror(errno));
+		fatal("upager_mmap: %s", strerror(errno));
 	bad = workload_run(w, p, t0, &s->reads);
 	s->ns = (double)(now_ns() - t0);
 	s->shmem = memcg_stat(&conf.upager_cg, "shmem");
 	upager_munmap(p, conf.file_size);
 	memcg_leave();
 	if (bad >= 0)
-		fail("%s, upager: page %ld read wrong", workload_name[w], bad);
+		fatal("%s, upager: page %ld read wrong", workload_name[w], bad);
 	if (!daemon_alive())
-		fail("upagerd exited during the %s%s", workload_name[w],
-		     memcg_oom_killed(&conf.upager_cg) ? " (OOM-killed in its cgroup)" : "");
+		fatal("upagerd exited during the %s%s", workload_name[w],
+		      memcg_oom_killed(&conf.upager_cg) ? " (OOM-killed in its cgroup)" : "");
 	ret = daemon_stats(&st1);
 	if (ret < 0)
-		fail("STATS: %s", strerror(-ret));
+		fatal("STATS: %s", strerror(-ret));
 	s->faults = st1.faults - st0.faults;
 	s->pages_read = st1.pages_read - st0.pages_read;
-	s->refaults_known = s->refaults_known && ctl_refaults(&rf1) == 0;
+	s->refaults_known = s->refaults_known && ctl_stat(conf.upagerctl, "refaults", &rf1) == 0;
 	s->refaults = rf1 - rf0;
 }
 
@@ -323,17 +272,17 @@ static void upager_verify(void)
 
 	daemon_wait_empty(10000);
 	if (memcg_enter(&conf.upager_cg) < 0)
-		fail("entering %s: %s", conf.upager_cg.dir, strerror(errno));
+		fatal("entering %s: %s", conf.upager_cg.dir, strerror(errno));
 	p = upager_mmap(NULL, conf.file_size, PROT_READ, MAP_SHARED, conf.fd, 0);
 	if (p == MAP_FAILED)
-		fail("upager_mmap: %s", strerror(errno));
+		fatal("upager_mmap: %s", strerror(errno));
 	for (size_t i = 0; i < conf.pages; i++)
 		if (!page_right(p, i))
-			fail("the check of every word, upager: page %zu read wrong", i);
+			fatal("the check of every word, upager: page %zu read wrong", i);
 	upager_munmap(p, conf.file_size);
 	memcg_leave();
 	if (!daemon_alive())
-		fail("upagerd exited during the check of every word");
+		fatal("upagerd exited during the check of every word");
 }
 
 static double rate(const struct sample *s)
@@ -444,47 +393,6 @@ static void print_results(void)
 	printf("%u of %d targets met\n", met, N_WORKLOADS);
 }
 
-/* A size with an optional K, M or G suffix (powers of 1024); 0 if it is not one. */
-static uint64_t parse_size(const char *s)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	switch (*end) {
-	case 'K':
-	case 'k':
-		v <<= 10;
-		end++;
-		break;
-	case 'M':
-	case 'm':
-		v <<= 20;
-		end++;
-		break;
-	case 'G':
-	case 'g':
-		v <<= 30;
-		end++;
-		break;
-	}
-	return *end || end == s ? 0 : v;
-}
-
-static uint64_t size_option(const char *arg, const char *env, uint64_t none)
-{
-	const char *s = arg ? arg : getenv(env);
-	uint64_t v;
-
-	if (!s)
-		return none;
-	v = parse_size(s);
-	if (v == 0 || v % PAGE) {
-		fprintf(stderr, PROG ": bad size '%s' (a multiple of 4 KiB; K, M, G)\n", s);
-		exit(2);
-	}
-	return v;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -512,36 +420,26 @@ static void parse_args(int argc, char **argv)
 	const char *budget = NULL, *file_size = NULL, *headroom = NULL;
 	const char *max_s = getenv("UPAGER_BENCH_MAX_SECONDS"), *repeat = "1";
 	bool quick;
+	const struct option_value opts[] = {
+		{ "--budget", &budget },
+		{ "--file-size", &file_size },
+		{ "--headroom", &headroom },
+		{ "--repeat", &repeat },
+		{ "--max-seconds", &max_s },
+		{ "--upagerd", &conf.upagerd },
+		{ NULL, NULL },
+	};
 
-	for (int i = 1; i < argc; i++) {
-		const char **value = !strcmp(argv[i], "--budget")	 ? &budget
-				     : !strcmp(argv[i], "--file-size")	 ? &file_size
-				     : !strcmp(argv[i], "--headroom")	 ? &headroom
-				     : !strcmp(argv[i], "--repeat")	 ? &repeat
-				     : !strcmp(argv[i], "--max-seconds") ? &max_s
-				     : !strcmp(argv[i], "--upagerd")	 ? &conf.upagerd
-									 : NULL;
-
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			exit(0);
-		}
-		if (value && i + 1 < argc)
-			*value = argv[++i];
-		else if (strcmp(argv[i], "--quick")) {
-			usage(stderr);
-			exit(2);
-		}
-	}
+	options_parse(argc, argv, opts, usage);
 	conf.upagerd = daemon_args(argc, argv, &quick);
 	conf.repeat = (unsigned)atoi(repeat);
 	if (conf.repeat < 1 || conf.repeat > MAX_REPEAT) {
 		fprintf(stderr, PROG ": --repeat takes 1 to %d\n", MAX_REPEAT);
 		exit(2);
 	}
-	conf.budget = size_option(budget, "UPAGER_BENCH_BUDGET", quick ? 16 * MIB : 64 * MIB);
-	conf.file_size = size_option(file_size, "UPAGER_BENCH_FILE_SIZE", 4 * conf.budget);
-	conf.headroom = size_option(headroom, "UPAGER_BENCH_HEADROOM", 64 * MIB);
+	conf.budget = size_option(PROG, budget, "UPAGER_BENCH_BUDGET", quick ? 16 * MIB : 64 * MIB);
+	conf.file_size = size_option(PROG, file_size, "UPAGER_BENCH_FILE_SIZE", 4 * conf.budget);
+	conf.headroom = size_option(PROG, headroom, "UPAGER_BENCH_HEADROOM", 64 * MIB);
 	conf.pages = conf.file_size / PAGE;
 	if (conf.pages > UINT32_MAX) {
 		fprintf(stderr, PROG ": the file may have at most 2^32 pages\n");
@@ -552,20 +450,6 @@ static void parse_args(int argc, char **argv)
 		fprintf(stderr, PROG ": --max-seconds takes more than 0 and at most 600\n");
 		exit(2);
 	}
-}
-
-/* upagerctl: $UPAGERCTL, or next to upagerd. */
-static void find_upagerctl(void)
-{
-	static char path[4096];
-	const char *slash = strrchr(conf.upagerd, '/');
-
-	conf.upagerctl = getenv("UPAGERCTL");
-	if (conf.upagerctl || !slash)
-		return;
-	snprintf(path, sizeof(path), "%.*supagerctl", (int)(slash - conf.upagerd + 1),
-		 conf.upagerd);
-	conf.upagerctl = path;
 }
 
 /* Run as daemon.c's upagerd: the real one, with the budget added to its arguments. */
@@ -598,32 +482,33 @@ static void setup(void)
 	setenv("UPAGER_BENCH_UPAGERD", conf.upagerd, 1);
 	setenv("UPAGER_BENCH_MEMORY_MAX", max, 1);
 	if (memcg_enter(&conf.upager_cg) < 0)
-		fail("entering %s: %s", conf.upager_cg.dir, strerror(errno));
+		fatal("entering %s: %s", conf.upager_cg.dir, strerror(errno));
 	ret = daemon_start_private(self_exe(), conf.dir);
 	memcg_leave();
 	atexit(cleanup); /* runs before daemon.c's, which removes the folder */
 	if (ret < 0)
-		fail("starting %s: %s", conf.upagerd, strerror(-ret));
+		fatal("starting %s: %s", conf.upagerd, strerror(-ret));
 	snprintf(conf.path, sizeof(conf.path), "%s/file", conf.dir);
 	ret = file_create(conf.path, conf.file_size);
 	if (ret < 0)
-		fail("writing %s: %s", conf.path, strerror(-ret));
+		fatal("writing %s: %s", conf.path, strerror(-ret));
 	conf.fd = open(conf.path, O_RDONLY | O_CLOEXEC);
 	if (conf.fd < 0)
-		fail("%s: %s", conf.path, strerror(errno));
+		fatal("%s: %s", conf.path, strerror(errno));
 	ret = plans_make();
 	if (ret < 0)
-		fail("the workloads' pages: %s", strerror(-ret));
+		fatal("the workloads' pages: %s", strerror(-ret));
 }
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_fatal_signal };
+	struct sigaction sa = { .sa_handler = fatal_on_signal };
 
 	if (argc == 3 && strcmp(argv[1], "--socket") == 0)
 		return exec_daemon(argv[2]);
 	parse_args(argc, argv);
-	find_upagerctl();
+	fatal_init(PROG, conf.dir, cleanup);
+	conf.upagerctl = ctl_find(conf.upagerd);
 	if (!self_exe()) {
 		fprintf(stderr, PROG ": cannot find /proc/self/exe\n");
 		return 1;
