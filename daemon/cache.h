@@ -69,7 +69,9 @@ struct cache {
 	uint64_t deferred_pages;
 	uint64_t hand_object; /* the clock's hand: the object it looks at next (object.hand) */
 	uint64_t uid_share_pages; /* a user's share of the budget: its pages go first above it */
-	/* The swap store, when there is one: its size and slots in use, in pages. */
+	/* Where shared anonymous pages go when they leave memory (store.h), or NULL: its size and
+	 * slots in use, in pages. The daemon opens the swap store behind it (swap). */
+	struct store *store;
 	struct swap *swap;
 	uint64_t swap_pages, swap_used;
 };

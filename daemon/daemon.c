@@ -32,6 +32,7 @@
 #include "session.h"
 #include "space.h"
 #include "state.h"
+#include "swap-store.h"
 #include "swap.h"
 #include "tables.h"
 #include "uffdio.h"
@@ -201,6 +202,14 @@ static void open_swap(struct daemon *d)
 		return;
 	}
 	ret = swap_open(d->cache.ring, d->config.swap_path, d->config.swap_max, &d->cache.swap);
+	if (ret == 0) {
+		d->cache.store = swap_store_new(d->cache.swap);
+		if (!d->cache.store) {
+			swap_close(d->cache.swap);
+			d->cache.swap = NULL;
+			ret = -ENOMEM;
+		}
+	}
 	if (ret < 0)
 		log_warning("swap: cannot use %s: %s; shared anonymous pages stay in memory",
 			    d->config.swap_path, strerror(-ret));
@@ -365,6 +374,8 @@ void daemon_stop(struct daemon *d)
 	if (d->cache.swap)
 		swap_close(d->cache.swap);
 	d->cache.swap = NULL;
+	swap_store_free(d->cache.store);
+	d->cache.store = NULL;
 	ring_free(d->cache.ring);
 	d->cache.ring = NULL;
 	worker_pool_free(d->cache.workers);

@@ -34,7 +34,7 @@
 #include "fill.h"
 #include "log.h"
 #include "object.h"
-#include "swap.h"
+#include "store.h"
 
 /**
  * cache_slack() - how far below the budget a sweep brings the pages in memory: 1/16 of the
@@ -47,7 +47,7 @@ uint64_t cache_slack(const struct cache *c)
 
 static bool evictable(const struct object *o)
 {
-	return (o->kind == OBJECT_FILE || o->c->swap) && o->cached > 0 && list_empty(&o->views) &&
+	return (o->kind == OBJECT_FILE || o->c->store) && o->cached > 0 && list_empty(&o->views) &&
 	       object_wb_idle(o);
 }
 
@@ -153,7 +153,7 @@ static void swap_out_done(void *userdata, int res)
 			   list_empty(&o->views);
 
 		if (i < so->count && !out) {
-			swap_free(o->c->swap, so->slot + i, 1);
+			store_free(o->c->store, so->slot + i, 1);
 			if (res < 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
 				object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
 		}
@@ -168,7 +168,7 @@ static void swap_out_done(void *userdata, int res)
 			if (drop_unpinned(o, q, 1, &kept) == 1)
 				object_slot_set(o, q, (int64_t)(so->slot + (q - so->first)));
 			else
-				swap_free(o->c->swap, so->slot + (q - so->first), 1);
+				store_free(o->c->store, so->slot + (q - so->first), 1);
 		}
 		run = 0;
 	}
@@ -195,23 +195,23 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
 		return ret;
 	if (!c->hooks || !c->hooks->protect(o, first, n))
 		return -EBUSY;
-	ret = swap_alloc(c->swap, n, &slot);
+	ret = store_alloc(c->store, n, &slot);
 	if (ret < 0)
 		return ret;
 	so = calloc(1, sizeof(*so));
 	if (!so) {
-		swap_free(c->swap, slot, n);
+		store_free(c->store, slot, n);
 		return -ENOMEM;
 	}
 	*so = (struct swap_out){ .o = object_ref(o), .first = first, .count = n, .slot = slot };
 	for (uint64_t p = first; p < first + n; p++)
 		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_WRITABLE);
-	ret = swap_write(c->swap, slot, o->map + (first << UPAGER_PAGE_SHIFT), n, swap_out_done,
-			 so);
+	ret = store_write(c->store, slot, o->map + (first << UPAGER_PAGE_SHIFT), n, swap_out_done,
+			  so);
 	if (ret < 0) {
 		for (uint64_t p = first; p < first + n; p++)
 			object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
-		swap_free(c->swap, slot, n);
+		store_free(c->store, slot, n);
 		object_unref(o);
 		free(so);
 		return ret;
@@ -415,13 +415,8 @@ void cache_balance(struct cache *c)
 	uint64_t slack = cache_slack(c), use, low;
 	struct sweep sw = { 0 };
 
-	if (c->swap) {
-		struct swap_stats st;
-
-		swap_stats(c->swap, &st);
-		c->swap_pages = st.size_bytes >> UPAGER_PAGE_SHIFT;
-		c->swap_used = st.used_pages;
-	}
+	if (c->store)
+		c->store->ops->figures(c->store, &c->swap_pages, &c->swap_used);
 	if (c->budget_pages == 0) {
 		fill_start_deferred(c, true);
 		return;
@@ -429,7 +424,11 @@ void cache_balance(struct cache *c)
 	use = c->cached + c->inflight + MIN(c->deferred_pages, slack);
 	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
 	if (use > c->budget_pages - slack / 2 || c->deferred_pages) {
-		sw.want = use > low ? use - low : 0;
+		/* Down to the budget less the slack, and room for the first fill that waits. */
+		uint64_t head = c->cached + c->inflight + fill_deferred_head(c);
+
+		sw.want = MAX(use > low ? use - low : 0,
+			      head > c->budget_pages ? head - c->budget_pages : 0);
 		sw.scan = 2 * c->cached + 64;
 		sweep_users_over_share(c, &sw);
 		if (sw.want)

@@ -18,7 +18,7 @@
 #include "log.h"
 #include "object.h"
 #include "ring.h"
-#include "swap.h"
+#include "store.h"
 #include "uffdio.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -252,9 +252,9 @@ static int fill_submit(struct fill *f)
 		return 0;
 	}
 	if (f->slot >= 0)
-		ret = c->swap ? swap_read(c->swap, (uint64_t)f->slot, f->obj->map + off, f->count,
-					  fill_swap_done, f)
-			      : -EIO;
+		ret = c->store ? store_read(c->store, (uint64_t)f->slot, f->obj->map + off,
+					    f->count, fill_swap_done, f)
+			       : -EIO;
 	else
 		ret = (read_uncached ? ring_read_uncached : ring_read)(
 			c->ring, f->obj->fd_read,
@@ -302,6 +302,14 @@ void fill_start_deferred(struct cache *c, bool force)
 		if (ret < 0)
 			fill_finish(f, ret);
 	}
+}
+
+/** fill_deferred_head() - the pages of the first fill waiting for room, or 0 */
+uint64_t fill_deferred_head(const struct cache *c)
+{
+	return list_empty(&c->deferred)
+		       ? 0
+		       : list_first_entry(&c->deferred, struct fill, deferred)->count;
 }
 
 /** fill_cancel_deferred() - the daemon stops: the fills that wait for room end, their pages absent */

@@ -27,7 +27,7 @@
 #include "memfd.h"
 #include "object.h"
 #include "state.h"
-#include "swap.h"
+#include "store.h"
 #include "worker.h"
 
 #define RESERVE_MIN (1ULL << 30)
@@ -1192,8 +1192,8 @@ void object_slot_set(struct object *o, uint64_t p, int64_t slot)
 	struct cache *c = o->c;
 	int64_t old = object_slot(o, p);
 
-	if (old >= 0 && c->swap)
-		swap_free(c->swap, (uint64_t)old, 1);
+	if (old >= 0 && c->store)
+		store_free(c->store, (uint64_t)old, 1);
 	if (o->slot)
 		o->slot[p] = slot >= 0 ? (uint32_t)(slot + 1) : 0;
 }

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The swap store (swap.c) as a page store of the cache (store.h). */
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "common/macro.h"
+#include "swap-store.h"
+#include "swap.h"
+
+struct swap_store {
+	struct store store;
+	struct swap *swap;
+};
+
+static struct swap *swap_of(struct store *st)
+{
+	return container_of(st, struct swap_store, store)->swap;
+}
+
+static int ss_alloc(struct store *st, uint64_t pages, uint64_t *key)
+{
+	return swap_alloc(swap_of(st), pages, key);
+}
+
+static void ss_free(struct store *st, uint64_t key, uint64_t pages)
+{
+	swap_free(swap_of(st), key, pages);
+}
+
+static int ss_write(struct store *st, uint64_t key, const void *buf, uint64_t pages,
+		    store_done_fn done, void *userdata)
+{
+	return swap_write(swap_of(st), key, buf, pages, done, userdata);
+}
+
+static int ss_read(struct store *st, uint64_t key, void *buf, uint64_t pages, store_done_fn done,
+		   void *userdata)
+{
+	return swap_read(swap_of(st), key, buf, pages, done, userdata);
+}
+
+static void ss_figures(struct store *st, uint64_t *pages, uint64_t *used)
+{
+	struct swap_stats s;
+
+	swap_stats(swap_of(st), &s);
+	*pages = s.size_bytes >> UPAGER_PAGE_SHIFT;
+	*used = s.used_pages;
+}
+
+static const struct store_ops swap_store_ops = {
+	.alloc = ss_alloc,
+	.free = ss_free,
+	.write = ss_write,
+	.read = ss_read,
+	.figures = ss_figures,
+};
+
+/**
+ * swap_store_new() - the page store of @swap, for the cache; free() it after swap_close()
+ * Return: the store, or NULL without memory.
+ */
+struct store *swap_store_new(struct swap *swap)
+{
+	struct swap_store *ss = calloc(1, sizeof(*ss));
+
+	if (!ss)
+		return NULL;
+	ss->store.ops = &swap_store_ops;
+	ss->swap = swap;
+	return &ss->store;
+}
+
+/** swap_store_free() - free a store of swap_store_new() */
+void swap_store_free(struct store *st)
+{
+	if (st)
+		free(container_of(st, struct swap_store, store));
+}
