@@ -667,9 +667,17 @@ static void object_free(struct object *o)
 	munmap(o->pages, o->reserve >> UPAGER_PAGE_SHIFT);
 	munmap(o->used, used_bytes(o));
 	if (o->slot) {
-		for (uint64_t p = 0; p < object_pages(o); p++)
-			if (o->slot[p])
-				object_slot_set(o, p, -1);
+		/* Runs of slots next to each other go back together (swap_free()). */
+		for (uint64_t p = 0, n; p < object_pages(o); p += MAX(n, 1)) {
+			int64_t first = object_slot(o, p);
+
+			for (n = 0; first >= 0 && p + n < object_pages(o) &&
+				    object_slot(o, p + n) == first + (int64_t)n;
+			     n++)
+				;
+			if (n && c->store)
+				store_free(c->store, (uint64_t)first, n);
+		}
 		munmap(o->slot, slot_bytes(o));
 	}
 	free(o->maybe_dirty);

@@ -208,6 +208,26 @@ int slots_free(struct slots *s, uint64_t slot, uint64_t pages)
 }
 
 /**
+ * slots_free_run() - the run of free slots that holds @slot
+ * @s: the allocator
+ * @slot: a free slot
+ * @start: its first slot
+ * @pages: its length
+ *
+ * Return: false if @slot is not free.
+ */
+bool slots_free_run(const struct slots *s, uint64_t slot, uint64_t *start, uint64_t *pages)
+{
+	struct extent *e = find_start(s, ends_after, slot);
+
+	if (!e || e->start > slot)
+		return false;
+	*start = e->start;
+	*pages = e->pages;
+	return true;
+}
+
+/**
  * slots_allocated() - whether every slot of a run is allocated
  * @s: the allocator
  * @slot: its first slot

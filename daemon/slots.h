@@ -27,3 +27,4 @@ void slots_deinit(struct slots *s);
 int slots_alloc(struct slots *s, uint64_t pages, uint64_t *slot);
 int slots_free(struct slots *s, uint64_t slot, uint64_t pages);
 bool slots_allocated(const struct slots *s, uint64_t slot, uint64_t pages);
+bool slots_free_run(const struct slots *s, uint64_t slot, uint64_t *start, uint64_t *pages);

@@ -316,6 +316,9 @@ int swap_alloc(struct swap *s, uint64_t pages, uint64_t *slot)
 	return 0;
 }
 
+/* Freed runs this long give their blocks back at once (see swap_free()). */
+#define SWAP_TRIM_PAGES 16
+
 /* Give the disk blocks of freed slots back, if the store can; a store that cannot still works. */
 static void swap_trim(struct swap *s, uint64_t slot, uint64_t pages)
 {
@@ -342,7 +345,8 @@ static void swap_trim(struct swap *s, uint64_t slot, uint64_t pages)
 }
 
 /**
- * swap_free() - free slots and give their blocks back (a hole punched, or a discard)
+ * swap_free() - free slots and give their blocks back (a hole punched, or a discard): at once for
+ * a run of 16 or more, else once the free run around them is 2 MiB long or the store is empty
  * @s: the store
  * @slot: the first
  * @pages: how many
@@ -353,13 +357,23 @@ static void swap_trim(struct swap *s, uint64_t slot, uint64_t pages)
  */
 int swap_free(struct swap *s, uint64_t slot, uint64_t pages)
 {
+	uint64_t run_start, run_pages;
 	int ret = slots_free(&s->slots, slot, pages);
 
 	if (ret < 0)
 		return ret;
 	written_set(s, slot, pages, false);
-	swap_trim(s, slot, pages);
 	s->stats.used_pages = s->slots.used;
+	/* A punch costs the file system as much for one page as for many, and the blocks are
+	 * allocated again at the next write there: the pages faulted back one at a time keep
+	 * theirs until the free run around them is SLOTS_RUN long, or the store is empty. */
+	if (s->slots.used == 0 && s->file_pages)
+		swap_trim(s, 0, s->file_pages);
+	else if (pages >= SWAP_TRIM_PAGES)
+		swap_trim(s, slot, pages);
+	else if (slots_free_run(&s->slots, slot, &run_start, &run_pages) &&
+		 run_pages >= SLOTS_RUN && run_pages - pages < SLOTS_RUN)
+		swap_trim(s, run_start, run_pages);
 	return 0;
 }
 
