@@ -306,6 +306,33 @@ Test(swap, freed_slots_give_their_blocks_back)
 	free(out);
 }
 
+Test(swap, slots_freed_one_by_one_keep_their_blocks_until_their_run_is_long)
+{
+	char *out = pages_new(1024, 2);
+	struct stat before;
+	struct swap *s;
+	uint64_t slot;
+
+	s = store_new(64 << 20);
+	slot = must_alloc(s, 1024);
+	cr_assert_eq(write_wait(s, slot, out, 1024), 0);
+	before = stat_of(path);
+	/* Pages faulted back one at a time: no punch each. */
+	for (uint64_t i = 0; i < 511; i++)
+		cr_assert_eq(swap_free(s, slot + i, 1), 0);
+	cr_assert_geq(stat_of(path).st_blocks, before.st_blocks - 8, "%ld blocks, %ld before",
+		      (long)stat_of(path).st_blocks, (long)before.st_blocks);
+	/* The 512th makes a free run of 2 MiB: given back whole. */
+	cr_assert_eq(swap_free(s, slot + 511, 1), 0);
+	cr_assert_leq(stat_of(path).st_blocks, before.st_blocks - 512 * 8, "%ld blocks, %ld before",
+		      (long)stat_of(path).st_blocks, (long)before.st_blocks);
+	/* The store empty: nothing kept. */
+	cr_assert_eq(swap_free(s, slot + 512, 512), 0);
+	cr_assert_lt(stat_of(path).st_blocks, 64);
+	swap_close(s);
+	free(out);
+}
+
 Test(swap, io_only_on_slots_allocated_and_written)
 {
 	char *buf = pages_new(4, 1);
