@@ -120,6 +120,7 @@ struct swap_out {
 };
 
 static unsigned swap_outs_running;
+static uint64_t swap_out_pages; /* pages of those: leaving, still in memory until written */
 
 static bool swapping_out(const struct object *o, uint64_t p)
 {
@@ -143,6 +144,7 @@ static void swap_out_done(void *userdata, int res)
 
 	list_del_init(&so->link);
 	swap_outs_running--;
+	swap_out_pages -= so->count;
 	if (res < 0)
 		log_limited(LOG_WARNING, "paging out to the swap store: %s", strerror(-res));
 	for (uint64_t i = 0; i <= so->count; i++) {
@@ -218,6 +220,7 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
 	}
 	list_add_tail(&so->link, &o->swap_outs);
 	swap_outs_running++;
+	swap_out_pages += n;
 	return 0;
 }
 
@@ -421,11 +424,14 @@ void cache_balance(struct cache *c)
 		fill_start_deferred(c, true);
 		return;
 	}
+	/* Pages on their way to the store are gone already, as far as the sweep is concerned:
+	 * sweeping for them again would send out more than the budget needs. */
 	use = c->cached + c->inflight + MIN(c->deferred_pages, slack);
+	use -= MIN(use, swap_out_pages);
 	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
 	if (use > c->budget_pages - slack / 2 || c->deferred_pages) {
 		/* Down to the budget less the slack, and room for the first fill that waits. */
-		uint64_t head = c->cached + c->inflight + fill_deferred_head(c);
+		uint64_t head = c->cached + c->inflight + fill_deferred_head(c) - swap_out_pages;
 
 		sw.want = MAX(use > low ? use - low : 0,
 			      head > c->budget_pages ? head - c->budget_pages : 0);
