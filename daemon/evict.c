@@ -136,6 +136,13 @@ static bool swapping_out(const struct object *o, uint64_t p)
  * The write of a run is over: each page still clean (no write since it was write-protected)
  * leaves memory and keeps its slot; a page written meanwhile stays, and its slot is freed.
  */
+/* A slot written for nothing: free it, unless the store is gone (the daemon stops). */
+static void slot_free(struct object *o, uint64_t slot)
+{
+	if (o->c->store)
+		store_free(o->c->store, slot, 1);
+}
+
 static void swap_out_done(void *userdata, int res)
 {
 	struct swap_out *so = userdata;
@@ -155,7 +162,7 @@ static void swap_out_done(void *userdata, int res)
 			   list_empty(&o->views);
 
 		if (i < so->count && !out) {
-			store_free(o->c->store, so->slot + i, 1);
+			slot_free(o, so->slot + i);
 			if (res < 0 && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
 				object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
 		}
@@ -163,14 +170,18 @@ static void swap_out_done(void *userdata, int res)
 			run++;
 			continue;
 		}
-		for (uint64_t q = p - run; q < p; q++) {
+		if (run) {
 			uint64_t kept;
 
-			/* Locked meanwhile, or not punched: it stays, and so does its data. */
-			if (drop_unpinned(o, q, 1, &kept) == 1)
-				object_slot_set(o, q, (int64_t)(so->slot + (q - so->first)));
-			else
-				store_free(o->c->store, so->slot + (q - so->first), 1);
+			drop_unpinned(o, p - run, run, &kept);
+			/* A page locked meanwhile, or not punched, stays, and so does its data. */
+			for (uint64_t q = p - run; q < p; q++) {
+				if ((o->pages[q] & PAGE_STATE_MASK) == PAGE_ABSENT)
+					object_slot_set(o, q,
+							(int64_t)(so->slot + (q - so->first)));
+				else
+					slot_free(o, so->slot + (q - so->first));
+			}
 		}
 		run = 0;
 	}
