@@ -154,6 +154,7 @@ static void swap_out_done(void *userdata, int res)
 	swap_out_pages -= so->count;
 	if (res < 0)
 		log_limited(LOG_WARNING, "paging out to the swap store: %s", strerror(-res));
+	res = res < 0 ? res : 0;
 	for (uint64_t i = 0; i <= so->count; i++) {
 		uint64_t p = so->first + i;
 		bool out = i < so->count && res == 0 &&

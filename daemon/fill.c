@@ -18,6 +18,7 @@
 #include "log.h"
 #include "object.h"
 #include "ring.h"
+#include "file-store.h"
 #include "store.h"
 #include "uffdio.h"
 
@@ -48,7 +49,6 @@ struct fill {
 	struct list_head link; /* obj->fills */
 	struct list_head deferred; /* cache.deferred while it waits for room in the budget */
 	bool submitted; /* counted in cache.inflight */
-	bool uncached; /* its read is RWF_DONTCACHE */
 	int64_t slot; /* a shared anonymous object's pages from the swap store: the first slot */
 };
 
@@ -188,52 +188,21 @@ static void fill_read_complete(struct fill *f)
 		fill_write_rest(f);
 }
 
-static int fill_submit(struct fill *f);
-
-/* No double caching: reads leave no page in the kernel's page cache that was not there, where
- * the kernel has RWF_DONTCACHE; cleared at the first read that says it has not. */
-static bool read_uncached = true;
-
+/* The store's read is over: @res bytes (short at end of file) or a negative errno. */
 static void fill_read_done(void *userdata, int res)
 {
 	struct fill *f = userdata;
-	uint64_t want = f->count << UPAGER_PAGE_SHIFT;
-	int ret;
 
-	if (f->uncached && (res == -EOPNOTSUPP || res == -EINVAL)) {
-		read_uncached = false;
-		res = -EAGAIN; /* read again, plainly */
-	}
-	if (res == -EINTR || res == -EAGAIN) {
-		ret = fill_submit(f);
-		if (ret < 0)
-			fill_finish(f, ret);
-		return;
-	}
 	if (res < 0) {
 		fill_finish(f, res);
 		return;
 	}
-	f->obj->c->stats.bytes_read += (uint64_t)res;
-	f->obj->bytes_read += (uint64_t)res;
-	f->done += (uint64_t)res;
-	if (res > 0 && f->done < want) {
-		/* A short read that is not at end of file: read the rest. */
-		ret = fill_submit(f);
-		if (ret < 0)
-			fill_finish(f, ret);
-		return;
+	if (f->slot < 0) {
+		f->obj->c->stats.bytes_read += (uint64_t)res;
+		f->obj->bytes_read += (uint64_t)res;
 	}
+	f->done = (uint64_t)res;
 	fill_read_complete(f);
-}
-
-static void fill_swap_done(void *userdata, int res)
-{
-	struct fill *f = userdata;
-
-	if (res == 0)
-		f->done = f->count << UPAGER_PAGE_SHIFT;
-	fill_finish(f, res);
 }
 
 static int fill_submit(struct fill *f)
@@ -251,16 +220,18 @@ static int fill_submit(struct fill *f)
 		fill_finish(f, 0);
 		return 0;
 	}
+	/* From the swap store (a page of shared anonymous memory that left), else the file. */
+	if (f->slot < 0 && !f->obj->store && f->obj->fd_read >= 0)
+		f->obj->store = file_store_new(c->ring, f->obj->fd_read);
 	if (f->slot >= 0)
 		ret = c->store ? store_read(c->store, (uint64_t)f->slot, f->obj->map + off,
-					    f->count, fill_swap_done, f)
+					    f->count, fill_read_done, f)
 			       : -EIO;
 	else
-		ret = (read_uncached ? ring_read_uncached : ring_read)(
-			c->ring, f->obj->fd_read,
-			f->bounce ? f->bounce + f->done : f->obj->map + off, (uint32_t)len, off,
-			fill_read_done, f);
-	f->uncached = read_uncached;
+		ret = f->obj->store ? store_read(f->obj->store, f->first,
+						 f->bounce ? f->bounce : f->obj->map + off,
+						 f->count, fill_read_done, f)
+				    : -EBADF;
 	if (ret == 0 && !f->submitted) {
 		f->submitted = true;
 		c->inflight += f->count;

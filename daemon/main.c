@@ -162,6 +162,7 @@ int main(int argc, char **argv)
 		},
 	};
 	char swap_default[4096];
+	sigset_t stop_signals;
 	bool memory_max_set = false, uid_memory_max_set = false;
 	int c, ret;
 
@@ -281,7 +282,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 
+	/* A SIGTERM that comes while the daemon starts (its socket listens before its handlers are
+	 * in place) waits for them, rather than kill it without a word. */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop_signals, NULL);
 	ret = daemon_init(&d, uv_default_loop(), socket_path);
+	sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
 	if (ret < 0)
 		return EXIT_FAILURE;
 	uv_run(d.loop, UV_RUN_DEFAULT);

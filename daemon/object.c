@@ -27,6 +27,7 @@
 #include "memfd.h"
 #include "object.h"
 #include "state.h"
+#include "file-store.h"
 #include "store.h"
 #include "worker.h"
 
@@ -681,6 +682,7 @@ static void object_free(struct object *o)
 		munmap(o->slot, slot_bytes(o));
 	}
 	free(o->maybe_dirty);
+	file_store_free(o->store);
 	close(o->memfd);
 	closep(&o->pages_fd);
 	if (o->fd_write >= 0 && o->fd_write != o->fd_read)

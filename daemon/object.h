@@ -78,6 +78,7 @@ struct object {
 
 	/* OBJECT_FILE */
 	int fd_read; /* the first descriptor a client handed over */
+	struct store *store; /* the file as a page store (file-store.c), made at the first read */
 	int fd_write; /* an O_RDWR one, once a client had it; -1 before; may be fd_read */
 	dev_t dev;
 	ino_t ino;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * A page store: where the cache keeps the pages of shared anonymous memory that leave memory, by
- * key (a run of slots it hands out). The swap store (swap.c) is one; the cache knows only this
- * interface, so that another store (a remote one) plugs in beside it, and a test can give the
- * cache one of its own.
+ * A page store: where the cache reads pages from and keeps the pages that leave memory, by key.
+ * A file is the store of its object (file-store.c: the key is the page in the file; read only, its
+ * write-back is object.c's); the swap store (swap.c, swap-store.c) keeps shared anonymous pages
+ * in slots it hands out. The cache knows only this interface, so that another store (a remote
+ * one) plugs in beside them, and a test can give the cache one of its own.
  */
 #pragma once
 
@@ -11,11 +12,15 @@
 
 struct store;
 
-/* A completion, on the loop: 0 or a negative errno (-EIO: the data came back different). */
+/*
+ * A completion, on the loop: the bytes moved (a read may end short at the end of a file: the rest
+ * is zeroes), or a negative errno (-EIO: the data came back different).
+ */
 typedef void (*store_done_fn)(void *userdata, int result);
 
 struct store_ops {
-	/* @pages contiguous slots: 0 and *key, or -ENOSPC. */
+	/* @pages contiguous slots: 0 and *key, or -ENOSPC. NULL where keys are not handed out
+	 * (a file), as are free and write. */
 	int (*alloc)(struct store *st, uint64_t pages, uint64_t *key);
 	void (*free)(struct store *st, uint64_t key, uint64_t pages);
 	/* Queue a transfer of @pages pages from or to the page-aligned @buf; @done is called

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The swap store (swap.c) as a page store of the cache (store.h). */
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -27,16 +29,47 @@ static void ss_free(struct store *st, uint64_t key, uint64_t pages)
 	swap_free(swap_of(st), key, pages);
 }
 
+/* A transfer of the swap store, whose completion says 0: the bytes, as the cache counts them. */
+struct ss_op {
+	uint64_t bytes;
+	store_done_fn done;
+	void *userdata;
+};
+
+static void ss_done(void *userdata, int result)
+{
+	struct ss_op op = *(struct ss_op *)userdata;
+
+	free(userdata);
+	op.done(op.userdata, result < 0 ? result : (int)op.bytes);
+}
+
+static int ss_io(struct store *st, bool write, uint64_t key, void *buf, uint64_t pages,
+		 store_done_fn done, void *userdata)
+{
+	struct ss_op *op = malloc(sizeof(*op));
+	int ret;
+
+	if (!op)
+		return -ENOMEM;
+	*op = (struct ss_op){ pages << UPAGER_PAGE_SHIFT, done, userdata };
+	ret = write ? swap_write(swap_of(st), key, buf, pages, ss_done, op)
+		    : swap_read(swap_of(st), key, buf, pages, ss_done, op);
+	if (ret < 0)
+		free(op);
+	return ret;
+}
+
 static int ss_write(struct store *st, uint64_t key, const void *buf, uint64_t pages,
 		    store_done_fn done, void *userdata)
 {
-	return swap_write(swap_of(st), key, buf, pages, done, userdata);
+	return ss_io(st, true, key, (void *)buf, pages, done, userdata);
 }
 
 static int ss_read(struct store *st, uint64_t key, void *buf, uint64_t pages, store_done_fn done,
 		   void *userdata)
 {
-	return swap_read(swap_of(st), key, buf, pages, done, userdata);
+	return ss_io(st, false, key, buf, pages, done, userdata);
 }
 
 static void ss_figures(struct store *st, uint64_t *pages, uint64_t *used)

@@ -199,6 +199,7 @@ struct fake_store {
 	struct fake_op {
 		store_done_fn done;
 		void *userdata;
+		int bytes;
 	} ops[STORE_PAGES];
 	unsigned n_ops;
 };
@@ -239,14 +240,14 @@ static void fake_fire(uv_async_t *a)
 		struct fake_op op = fake.ops[0];
 
 		memmove(fake.ops, fake.ops + 1, --fake.n_ops * sizeof(op));
-		op.done(op.userdata, 0);
+		op.done(op.userdata, op.bytes);
 	}
 }
 
-static void fake_later(store_done_fn done, void *userdata)
+static void fake_later(store_done_fn done, void *userdata, uint64_t pages)
 {
 	cr_assert_lt(fake.n_ops, STORE_PAGES);
-	fake.ops[fake.n_ops++] = (struct fake_op){ done, userdata };
+	fake.ops[fake.n_ops++] = (struct fake_op){ done, userdata, (int)(pages * 4096) };
 	uv_async_send(&fake.async);
 }
 
@@ -256,7 +257,7 @@ static int fake_write(struct store *st, uint64_t key, const void *buf, uint64_t 
 	(void)st;
 	memcpy(fake.data[key], buf, pages * 4096);
 	fake.writes += pages;
-	fake_later(done, userdata);
+	fake_later(done, userdata, pages);
 	return 0;
 }
 
@@ -266,7 +267,7 @@ static int fake_read(struct store *st, uint64_t key, void *buf, uint64_t pages, 
 	(void)st;
 	memcpy(buf, fake.data[key], pages * 4096);
 	fake.reads += pages;
-	fake_later(done, userdata);
+	fake_later(done, userdata, pages);
 	return 0;
 }
 
