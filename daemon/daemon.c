@@ -188,40 +188,61 @@ static const struct cache_hooks cache_hooks = {
 };
 
 /*
- * Open the swap store. Without one, or under an fd store (the store's index does not survive a
- * restart yet), shared anonymous pages stay in memory.
+ * Open the swap store: under an fd store, the one the previous daemon kept (@fd and its tables
+ * @tables_fd, taken), as it left it, else a new one at the configured path, kept in the fd store
+ * with its tables. The slots that the objects taken over name are claimed in it: in a new store
+ * they were never written, so their pages fault with SIGBUS, never as zeroes. Without a store,
+ * shared anonymous pages stay in memory.
  */
-static void open_swap(struct daemon *d)
+static void open_swap(struct daemon *d, int fd, int tables_fd)
 {
+	struct cache *c = &d->cache;
 	int ret;
 
-	if (!d->config.swap_path || !*d->config.swap_path)
-		return;
-	if (d->fdstore) {
-		log_info("swap: not with the fd store yet; shared anonymous pages stay in memory");
-		return;
-	}
-	ret = swap_open(d->cache.ring, d->config.swap_path, d->config.swap_max, &d->cache.swap);
-	if (ret == 0) {
-		d->cache.store = swap_store_new(d->cache.swap);
-		if (!d->cache.store) {
-			swap_close(d->cache.swap);
-			d->cache.swap = NULL;
-			ret = -ENOMEM;
+	if (fd >= 0 || tables_fd >= 0) {
+		ret = swap_adopt(c->ring, fd, tables_fd, &c->swap);
+		if (ret < 0) {
+			log_error(
+				"swap: the store of the previous daemon cannot be taken over (%s): "
+				"the pages it held are lost",
+				strerror(-ret));
+			fdstore_remove(d, "sw", 0);
+			fdstore_remove(d, "sx", 0);
+		} else {
+			log_info("swap: took over the store of the previous daemon");
 		}
 	}
-	if (ret < 0)
-		log_warning("swap: cannot use %s: %s; shared anonymous pages stay in memory",
-			    d->config.swap_path, strerror(-ret));
-	else
+	if (!c->swap && d->config.swap_path && *d->config.swap_path) {
+		ret = swap_open(c->ring, d->config.swap_path, d->config.swap_max,
+				d->fdstore ? SWAP_KEPT : 0, &c->swap);
+		if (ret < 0) {
+			log_warning(
+				"swap: cannot use %s: %s; shared anonymous pages stay in memory",
+				d->config.swap_path, strerror(-ret));
+			return;
+		}
 		log_info("swap: %s, up to %" PRIu64 " MiB", d->config.swap_path,
 			 d->config.swap_max >> 20);
+		if (d->fdstore) {
+			fdstore_add(d, swap_fd(c->swap), "sw", 0);
+			fdstore_add(d, swap_tables_fd(c->swap), "sx", 0);
+		}
+	}
+	if (!c->swap)
+		return;
+	c->store = swap_store_new(c->swap);
+	if (!c->store) {
+		/* Not closed: the pages of objects taken over are in it. */
+		log_error("swap: out of memory; shared anonymous pages stay in memory");
+		return;
+	}
+	object_slots_claim_all(c);
 }
 
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 {
 	struct fdstore_passed passed;
-	int ret;
+	int ret, swap_fd, swap_tables_fd;
 
 	d->loop = loop;
 	d->cache.hooks = &cache_hooks;
@@ -298,13 +319,17 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->accept_pause.data = d;
 
 	ret = state_init(d, &passed, &tables_ops);
+	swap_fd = fdstore_passed_take(&passed, "sw", 0);
+	swap_tables_fd = fdstore_passed_take(&passed, "sx", 0);
 	fdstore_passed_release(d, &passed);
 	d->cache.fdstore = d->fdstore; /* no store after all: see state_init() */
 	if (ret < 0) {
 		log_error("saving the tables: %s", strerror(-ret));
+		closep(&swap_fd);
+		closep(&swap_tables_fd);
 		return ret;
 	}
-	open_swap(d);
+	open_swap(d, swap_fd, swap_tables_fd);
 	uv_check_init(loop, &d->flush);
 	d->flush.data = d;
 	uv_check_start(&d->flush, on_flush);

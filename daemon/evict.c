@@ -174,15 +174,15 @@ static void swap_out_done(void *userdata, int res)
 		if (run) {
 			uint64_t kept;
 
+			/* The slots first: a daemon killed before the punch is over finds the
+			 * pages in them (object_slots_adopt()). A page locked meanwhile, or not
+			 * punched, stays, and so does its data; its slot is freed. */
+			for (uint64_t q = p - run; q < p; q++)
+				object_slot_set(o, q, (int64_t)(so->slot + (q - so->first)));
 			drop_unpinned(o, p - run, run, &kept);
-			/* A page locked meanwhile, or not punched, stays, and so does its data. */
-			for (uint64_t q = p - run; q < p; q++) {
-				if ((o->pages[q] & PAGE_STATE_MASK) == PAGE_ABSENT)
-					object_slot_set(o, q,
-							(int64_t)(so->slot + (q - so->first)));
-				else
-					slot_free(o, so->slot + (q - so->first));
-			}
+			for (uint64_t q = p - run; q < p; q++)
+				if ((o->pages[q] & PAGE_STATE_MASK) != PAGE_ABSENT)
+					object_slot_set(o, q, -1);
 		}
 		run = 0;
 	}

@@ -57,14 +57,15 @@ static unsigned object_seals(enum object_kind kind)
 }
 
 /*
- * The page state array: one byte per page of the reservation. Under an fd store it is a memfd,
- * mapped shared, so that a daemon that takes over finds it; else plain memory until a descriptor
- * of it is needed (object_pages_fd()).
+ * A table of an object of @len bytes, zeroes at first: the page states (one byte per page of the
+ * reservation) and the swap slots. Under an fd store (@need_fd) it is a memfd, *@fd (taken) or a
+ * new one named @name, mapped shared, so that a daemon that takes over finds it; else plain
+ * memory, which costs only what is written (the page states move to a memfd when a descriptor of
+ * them is needed, object_pages_fd()).
  */
-static int pages_map(uint64_t reserve, bool need_fd, int *pages_fd, uint8_t **pages)
+static int table_map(const char *name, uint64_t len, bool need_fd, int *table_fd, void **table)
 {
-	uint64_t len = reserve >> UPAGER_PAGE_SHIFT;
-	_cleanup_close_ int fd = *pages_fd;
+	_cleanup_close_ int fd = *table_fd;
 	void *m;
 
 	if (fd < 0 && !need_fd) {
@@ -72,11 +73,11 @@ static int pages_map(uint64_t reserve, bool need_fd, int *pages_fd, uint8_t **pa
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m == MAP_FAILED)
 			return neg_errno();
-		*pages = m;
+		*table = m;
 		return 0;
 	}
 	if (fd < 0) {
-		int ret = memfd_new("upager:pages", len, MEMFD_FIXED_SIZE, &fd);
+		int ret = memfd_new(name, len, MEMFD_FIXED_SIZE, &fd);
 
 		if (ret < 0)
 			return ret;
@@ -84,8 +85,8 @@ static int pages_map(uint64_t reserve, bool need_fd, int *pages_fd, uint8_t **pa
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
 		return neg_errno();
-	*pages = m;
-	*pages_fd = fd_take(&fd);
+	*table = m;
+	*table_fd = fd_take(&fd);
 	return 0;
 }
 
@@ -162,7 +163,8 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 		ret = neg_errno();
 		goto fail_dirty;
 	}
-	ret = pages_map(o->reserve, o->c->fdstore, &pfd, &o->pages);
+	ret = table_map("upager:pages", o->reserve >> UPAGER_PAGE_SHIFT, o->c->fdstore, &pfd,
+			(void **)&o->pages);
 	if (ret < 0)
 		goto fail_dirty;
 	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -209,7 +211,7 @@ static struct object *object_blank(struct cache *c, enum object_kind kind)
 	o->c = c;
 	o->kind = kind;
 	o->refs = 1;
-	o->memfd = o->pages_fd = o->fd_read = o->fd_write = -1;
+	o->memfd = o->pages_fd = o->slot_fd = o->fd_read = o->fd_write = -1;
 	list_init(&o->fills);
 	list_init(&o->views);
 	list_init(&o->wb_queue);
@@ -251,6 +253,14 @@ static int object_alloc(struct cache *c, enum object_kind kind, uint64_t size, c
 	cache_touch(c);
 	*out = o;
 	return 0;
+}
+
+/* Page @p of @o is taken for @state, and punched out of the memfd, whatever it held. */
+static void page_punch(struct object *o, uint64_t p, uint8_t state)
+{
+	object_page_set(o, p, state);
+	fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(p << UPAGER_PAGE_SHIFT), UPAGER_PAGE_SIZE);
 }
 
 /**
@@ -313,13 +323,9 @@ int object_adopt(struct cache *c, struct object *saved, int memfd, int pages_fd,
 		free(o);
 		return ret;
 	}
-	for (uint64_t p = 0; p < object_pages(o); p++) {
-		if ((o->pages[p] & PAGE_STATE_MASK) != PAGE_FILLING)
-			continue;
-		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
-		fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(p << UPAGER_PAGE_SHIFT), UPAGER_PAGE_SIZE);
-	}
+	for (uint64_t p = 0; p < object_pages(o); p++)
+		if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING)
+			page_punch(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
 	o->fd_read = fd_take(&rd);
 	o->fd_write = fd_take(&wr);
 	if (!o->path)
@@ -685,12 +691,14 @@ static void object_free(struct object *o)
 	file_store_free(o->store);
 	close(o->memfd);
 	closep(&o->pages_fd);
+	closep(&o->slot_fd);
 	if (o->fd_write >= 0 && o->fd_write != o->fd_read)
 		close(o->fd_write);
 	if (o->fd_read >= 0)
 		close(o->fd_read);
 	cache_unstore_fd(c, "ob", o->id);
 	cache_unstore_fd(c, "pg", o->id);
+	cache_unstore_fd(c, "sl", o->id);
 	cache_unstore_fd(c, "rd", o->id);
 	cache_unstore_fd(c, "wr", o->id);
 	cache_touch(c);
@@ -1177,20 +1185,100 @@ int object_drop(struct object *o, uint64_t first, uint64_t count)
  * object_slots_map() - give a shared anonymous object its table of swap slots, if it has none
  * @o: the object
  *
+ * Under an fd store the table is a memfd of the store ("sl"), so that a daemon that takes over
+ * knows which slot each page that left memory is in.
+ *
  * Return: 0, or a negative errno.
  */
 int object_slots_map(struct object *o)
 {
-	void *m;
+	int ret;
 
 	if (o->slot)
 		return 0;
-	m = mmap(NULL, slot_bytes(o), PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
-		return neg_errno();
-	o->slot = m;
+	ret = table_map("upager:slots", slot_bytes(o), o->c->fdstore, &o->slot_fd,
+			(void **)&o->slot);
+	if (ret < 0)
+		return ret;
+	if (o->slot_fd >= 0)
+		cache_store_fd(o->c, o->slot_fd, "sl", o->id);
 	return 0;
+}
+
+/*
+ * The slot table a previous daemon left for @o (@fd, taken). A page that has a slot and is not
+ * absent was on its way out (its slot set, maybe punched already: swap_out_done()) or back in
+ * (read, its slot not yet freed: fill.c); either way no client changed it since it was written
+ * (it was write-protected). If the memfd holds it, it stays there and its slot is let go;
+ * else it is absent, and read back from its slot on its next touch.
+ */
+static int object_slots_adopt(struct object *o, int fd)
+{
+	struct stat st;
+	int ret;
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != slot_bytes(o)) {
+		close(fd);
+		return -EBADF;
+	}
+	o->slot_fd = fd;
+	ret = table_map("upager:slots", slot_bytes(o), true, &o->slot_fd, (void **)&o->slot);
+	if (ret < 0) {
+		o->slot_fd = -1;
+		return ret;
+	}
+	for (uint64_t p = 0; p < object_pages(o); p++) {
+		off_t off = (off_t)(p << UPAGER_PAGE_SHIFT);
+
+		if (!o->slot[p] || (o->pages[p] & PAGE_STATE_MASK) == PAGE_ABSENT)
+			continue;
+		if (lseek(o->memfd, off, SEEK_DATA) == off)
+			o->slot[p] = 0; /* not claimed: free in the store */
+		else
+			page_punch(o, p, PAGE_ABSENT);
+	}
+	return 0;
+}
+
+/**
+ * object_slots_claim_all() - the slots that the pages of every object are in, claimed in a page
+ * store just taken over (store_claim()); the other slots stay free
+ * @c: the cache, its store set
+ *
+ * Return: 0, or the first negative errno of store_claim() (a slot named twice: logged, and the
+ * pages stay in the slots they name).
+ */
+int object_slots_claim_all(struct cache *c)
+{
+	struct object *o;
+	int err = 0;
+
+	list_for_each_entry (o, &c->objects, link) {
+		uint64_t n = object_pages(o), p = 0;
+
+		while (o->slot && p < n) {
+			int64_t first = object_slot(o, p);
+			uint64_t run = 1;
+			int ret;
+
+			if (first < 0) {
+				p++;
+				continue;
+			}
+			while (p + run < n && object_slot(o, p + run) == first + (int64_t)run)
+				run++;
+			ret = store_claim(c->store, (uint64_t)first, run);
+			if (ret < 0) {
+				log_limited(LOG_ERR,
+					    "swap: object %" PRIu64 " pages %" PRIu64 "+%" PRIu64
+					    " name slots not free: %s",
+					    o->id, p, run, strerror(-ret));
+				err = err ? err : ret;
+			}
+			p += run;
+		}
+	}
+	return err;
 }
 
 /**
@@ -1202,10 +1290,12 @@ void object_slot_set(struct object *o, uint64_t p, int64_t slot)
 	struct cache *c = o->c;
 	int64_t old = object_slot(o, p);
 
-	if (old >= 0 && c->store)
-		store_free(c->store, (uint64_t)old, 1);
+	/* The table first: a daemon that takes over never finds a page in a slot that was freed
+	 * (object_slots_adopt()). */
 	if (o->slot)
 		o->slot[p] = slot >= 0 ? (uint32_t)(slot + 1) : 0;
+	if (old >= 0 && c->store)
+		store_free(c->store, (uint64_t)old, 1);
 }
 
 /** object_cached_pages() - pages of the object that are valid in its cache */
@@ -1252,11 +1342,12 @@ void object_load(struct cache *c, struct state_io *io, struct fdstore_passed *p)
 {
 	struct object saved = { 0 }, *o;
 	bool has_read = false, has_write = false;
-	int memfd, pages_fd, rd = -1, wr = -1, ret;
+	int memfd, pages_fd, slot_fd, rd = -1, wr = -1, ret;
 
 	object_fields(io, &saved, &has_read, &has_write);
 	memfd = fdstore_passed_take(p, "ob", saved.id);
 	pages_fd = fdstore_passed_take(p, "pg", saved.id);
+	slot_fd = fdstore_passed_take(p, "sl", saved.id);
 	if (has_read)
 		rd = fdstore_passed_take(p, "rd", saved.id);
 	if (has_write)
@@ -1268,5 +1359,11 @@ void object_load(struct cache *c, struct state_io *io, struct fdstore_passed *p)
 	if (ret < 0)
 		log_warning("object %s was not passed back: %s", saved.path ? saved.path : "?",
 			    strerror(-ret));
+	if (ret < 0 || slot_fd < 0)
+		closep(&slot_fd);
+	else if ((ret = object_slots_adopt(o, slot_fd)) < 0)
+		log_error("object %" PRIu64 ": its swap slots are lost (%s): its pages that were "
+			  "paged out fault with SIGBUS",
+			  o->id, strerror(-ret));
 	free(saved.path);
 }

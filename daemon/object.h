@@ -74,6 +74,7 @@ struct object {
 	/* OBJECT_ANON with a swap store: per page, 1 + the slot that holds its data while it is
 	 * out of memory, or 0 (a sparse mapping, made with the first page-out). */
 	uint32_t *slot;
+	int slot_fd; /* under an fd store, the memfd of slot, or -1 (object_slots_map()) */
 	struct list_head swap_outs; /* page-outs to the swap store under way (evict.c) */
 
 	/* OBJECT_FILE */
@@ -147,6 +148,7 @@ uint64_t object_reserve_for(uint64_t size);
 uint64_t object_cached_pages(const struct object *o);
 int object_drop(struct object *o, uint64_t first, uint64_t count);
 int object_slots_map(struct object *o);
+int object_slots_claim_all(struct cache *c);
 void object_slot_set(struct object *o, uint64_t p, int64_t slot);
 
 /* No write-back of the object is asked for or running. */

@@ -228,6 +228,53 @@ bool slots_free_run(const struct slots *s, uint64_t slot, uint64_t *start, uint6
 }
 
 /**
+ * slots_claim() - allocate the run [@slot, @slot+@pages) itself, free until now
+ * @s: the allocator
+ * @slot: its first slot
+ * @pages: its length
+ *
+ * For a store taken over: the slots that the pages a previous daemon paged out are in. The
+ * cursor stays where it was.
+ *
+ * Return: 0; -EINVAL if any of them is allocated already or past the end, or for 0 pages;
+ * -ENOMEM.
+ */
+int slots_claim(struct slots *s, uint64_t slot, uint64_t pages)
+{
+	struct extent *e, *right;
+	uint64_t end;
+
+	if (pages == 0 || slot >= s->pages || pages > s->pages - slot)
+		return -EINVAL;
+	e = find_start(s, ends_after, slot);
+	if (!e || e->start > slot || extent_end(e) < slot + pages)
+		return -EINVAL;
+	end = extent_end(e);
+	if (end > slot + pages && e->start < slot) {
+		right = malloc(sizeof(*right));
+		if (!right)
+			return -ENOMEM;
+		*right = (struct extent){ .start = slot + pages, .pages = end - slot - pages };
+		extent_insert(s, right);
+	}
+	avl_remove(&s->by_size, &e->by_size);
+	if (e->start < slot) {
+		e->pages = slot - e->start; /* what is left before the run */
+	} else {
+		e->start = slot + pages; /* what is left after it: still in its place by page */
+		e->pages = end - e->start;
+	}
+	if (e->pages > 0) {
+		avl_insert(&s->by_size, &e->by_size);
+	} else {
+		avl_remove(&s->by_start, &e->by_start);
+		free(e);
+	}
+	s->used += pages;
+	return 0;
+}
+
+/**
  * slots_allocated() - whether every slot of a run is allocated
  * @s: the allocator
  * @slot: its first slot

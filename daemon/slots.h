@@ -26,5 +26,6 @@ int slots_init(struct slots *s, uint64_t pages);
 void slots_deinit(struct slots *s);
 int slots_alloc(struct slots *s, uint64_t pages, uint64_t *slot);
 int slots_free(struct slots *s, uint64_t slot, uint64_t pages);
+int slots_claim(struct slots *s, uint64_t slot, uint64_t pages);
 bool slots_allocated(const struct slots *s, uint64_t slot, uint64_t pages);
 bool slots_free_run(const struct slots *s, uint64_t slot, uint64_t *start, uint64_t *pages);

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <stdint.h>
 
 struct store;
@@ -31,6 +32,10 @@ struct store_ops {
 		    void *userdata);
 	/* Its size and the slots in use, in pages. */
 	void (*figures)(struct store *st, uint64_t *pages, uint64_t *used);
+	/* A store a previous daemon left (under the fd store): slots [key, key+pages) hold pages
+	 * of the cache, allocated again; 0, or -EINVAL if any is in use or past the end. NULL: a
+	 * store that never outlives the daemon. */
+	int (*claim)(struct store *st, uint64_t key, uint64_t pages);
 };
 
 struct store {
@@ -51,6 +56,11 @@ static inline int store_write(struct store *st, uint64_t key, const void *buf, u
 			      store_done_fn done, void *userdata)
 {
 	return st->ops->write(st, key, buf, pages, done, userdata);
+}
+
+static inline int store_claim(struct store *st, uint64_t key, uint64_t pages)
+{
+	return st->ops->claim ? st->ops->claim(st, key, pages) : -EINVAL;
 }
 
 static inline int store_read(struct store *st, uint64_t key, void *buf, uint64_t pages,

@@ -72,6 +72,11 @@ static int ss_read(struct store *st, uint64_t key, void *buf, uint64_t pages, st
 	return ss_io(st, false, key, buf, pages, done, userdata);
 }
 
+static int ss_claim(struct store *st, uint64_t key, uint64_t pages)
+{
+	return swap_claim(swap_of(st), key, pages);
+}
+
 static void ss_figures(struct store *st, uint64_t *pages, uint64_t *used)
 {
 	struct swap_stats s;
@@ -87,6 +92,7 @@ static const struct store_ops swap_store_ops = {
 	.write = ss_write,
 	.read = ss_read,
 	.figures = ss_figures,
+	.claim = ss_claim,
 };
 
 /**

@@ -5,8 +5,10 @@
  *
  * Page 0 holds a header that says the store is one of upager's; slot N is page N + 1. What the
  * slots hold lives only as long as the store: a file is cut back to its header when it is opened
- * and when it is closed, and the checksums that vouch for the slots are in memory only. A file is
- * sparse: it grows with ftruncate() as slots are used, and a freed slot is punched out of it (a
+ * and when it is closed. The checksums that vouch for the slots, and which slots are written, are
+ * the store's tables: memory of the daemon's, or, for a store that outlives the daemon under the
+ * service manager's fd store (SWAP_KEPT), a memfd that the next daemon takes over with the store's
+ * descriptor (swap_adopt()), the file untouched. A file is sparse: it grows with ftruncate() as slots are used, and a freed slot is punched out of it (a
  * device's is discarded), so the store costs disk only for what it holds.
  *
  * I/O goes through the daemon's io_uring with O_DIRECT where the file system has it: a page
@@ -28,12 +30,14 @@
 #include "common/macro.h"
 #include "crc32c.h"
 #include "log.h"
+#include "memfd.h"
 #include "ring.h"
 #include "slots.h"
 #include "swap.h"
 
 #define PAGE UPAGER_PAGE_SIZE
 #define SWAP_MAGIC "upager swap store, format 1\n"
+#define SWAP_TABLES_MAGIC "upager swap tables, format 1\n"
 #define SWAP_BLANK_BYTES (1U << 20) /* what must be zeroes in a store never used */
 #define SWAP_GROW_PAGES 256 /* a file grows by 1 MiB at a time */
 #define SWAP_IO_MAX (64U << 20) /* the most one ring request moves */
@@ -47,6 +51,8 @@ struct swap {
 	bool trim; /* punching holes or discarding still works */
 	uint64_t file_pages; /* slots the file is long enough for */
 	struct slots slots;
+	void *tables; /* a header page, then crc, then written (tables_bytes()) */
+	int tables_fd; /* their memfd (SWAP_KEPT), or -1: private memory */
 	uint32_t *crc; /* per slot, valid where written */
 	uint64_t *written; /* bit per slot: written whole and not freed since */
 	unsigned inflight;
@@ -88,13 +94,50 @@ static bool written_all(const struct swap *s, uint64_t slot, uint64_t pages)
 	return true;
 }
 
-/* Zeroes of @bytes that take memory only where written, or NULL. */
-static void *sparse_alloc(size_t bytes)
-{
-	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+/* The first page of the tables: what they are, and for how many slots. */
+struct swap_tables_header {
+	char magic[32];
+	uint64_t pages;
+};
 
-	return m == MAP_FAILED ? NULL : m;
+static uint64_t crc_bytes(uint64_t pages)
+{
+	return ALIGN_UP(pages * sizeof(uint32_t), (uint64_t)PAGE);
+}
+
+/* The tables of a store of @pages slots: a header page, the checksums, the written bits. */
+static uint64_t tables_bytes(uint64_t pages)
+{
+	return PAGE + crc_bytes(pages) + ALIGN_UP((pages + 63) / 64 * sizeof(uint64_t), PAGE);
+}
+
+/*
+ * Map the tables of @s (slots.pages set): @fd's if not -1, else a new memfd if @kept, else
+ * private memory. Either way only the part that slots in use touch costs memory.
+ */
+static int tables_map(struct swap *s, int fd, bool kept)
+{
+	uint64_t bytes = tables_bytes(s->slots.pages);
+	void *m;
+	int ret;
+
+	if (fd < 0 && kept) {
+		ret = memfd_new("upager:swap", bytes, MEMFD_FIXED_SIZE, &fd);
+		if (ret < 0)
+			return ret;
+	}
+	s->tables_fd = fd;
+	if (fd >= 0)
+		m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	else
+		m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return neg_errno();
+	s->tables = m;
+	s->crc = (uint32_t *)((char *)m + PAGE);
+	s->written = (uint64_t *)((char *)m + PAGE + crc_bytes(s->slots.pages));
+	return 0;
 }
 
 static void swap_destroy(struct swap *s)
@@ -104,11 +147,11 @@ static void swap_destroy(struct swap *s)
 		log_warning("swap: cannot cut the file back: %m");
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->tables_fd >= 0)
+		close(s->tables_fd);
+	if (s->tables)
+		munmap(s->tables, tables_bytes(s->slots.pages));
 	slots_deinit(&s->slots);
-	if (s->crc)
-		munmap(s->crc, s->slots.pages * sizeof(*s->crc));
-	if (s->written)
-		munmap(s->written, (s->slots.pages + 63) / 64 * sizeof(*s->written));
 	free(s);
 }
 
@@ -187,6 +230,23 @@ static int swap_size(int fd, bool device, uint64_t max_bytes, uint64_t *pages)
 	return 0;
 }
 
+/* The first @bytes of the store, zeroes past its end, into a buffer O_DIRECT can use. */
+static int read_head(struct swap *s, size_t bytes, char **out)
+{
+	_cleanup_free_ char *buf = aligned_alloc(PAGE, bytes);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = pread(s->fd, buf, bytes, 0);
+	if (n < 0)
+		return neg_errno();
+	memset(buf + n, 0, bytes - (size_t)n);
+	*out = buf;
+	buf = NULL;
+	return 0;
+}
+
 /*
  * A store already used holds our header; a new one holds nothing: its first MiB (where partition
  * tables, file systems and volume labels keep their signatures) is zeroes, or it is empty. Anything
@@ -194,15 +254,12 @@ static int swap_size(int fd, bool device, uint64_t max_bytes, uint64_t *pages)
  */
 static int swap_header(struct swap *s)
 {
-	_cleanup_free_ char *buf = aligned_alloc(PAGE, SWAP_BLANK_BYTES);
+	_cleanup_free_ char *buf = NULL;
 	ssize_t n;
+	int ret = read_head(s, SWAP_BLANK_BYTES, &buf);
 
-	if (!buf)
-		return -ENOMEM;
-	n = pread(s->fd, buf, SWAP_BLANK_BYTES, 0);
-	if (n < 0)
-		return neg_errno();
-	memset(buf + n, 0, SWAP_BLANK_BYTES - (size_t)n);
+	if (ret < 0)
+		return ret;
 	if (memcmp(buf, SWAP_MAGIC, sizeof(SWAP_MAGIC)) != 0 &&
 	    (buf[0] != 0 || memcmp(buf, buf + 1, SWAP_BLANK_BYTES - 1) != 0))
 		return -EEXIST;
@@ -219,11 +276,25 @@ static int swap_header(struct swap *s)
 	return 0;
 }
 
+static struct swap *swap_blank(struct ring *ring)
+{
+	struct swap *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->fd = s->tables_fd = -1;
+	s->ring = ring;
+	s->trim = true;
+	return s;
+}
+
 /**
  * swap_open() - open a swap store on a file or a block device
  * @ring: the daemon's ring, for the store's I/O; it outlives the store
  * @path: a regular file, made (mode 0600) if missing, or a block device
  * @max_bytes: the most a file may hold; a device's size if 0, else at most this
+ * @flags: SWAP_KEPT: the tables are in a memfd (swap_tables_fd()), so that the store and what it
+ *         holds outlive the daemon (swap_adopt())
  * @out: the store
  *
  * A file is cut back to its header: what it held before is gone. Neither a file nor a device is
@@ -233,19 +304,16 @@ static int swap_header(struct swap *s)
  * page; -EPERM if another user, or a file's group or others, may write it; -EBUSY if another
  * store or a mount has it; -EEXIST if it holds other data; or another negative errno.
  */
-int swap_open(struct ring *ring, const char *path, uint64_t max_bytes, struct swap **out)
+int swap_open(struct ring *ring, const char *path, uint64_t max_bytes, unsigned flags,
+	      struct swap **out)
 {
-	_cleanup_(swap_closep) struct swap *s = NULL;
+	_cleanup_(swap_closep) struct swap *s = swap_blank(ring);
 	struct stat st;
 	uint64_t pages;
 	int ret, fl;
 
-	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->fd = -1;
-	s->ring = ring;
-	s->trim = true;
 	ret = swap_open_fd(path, &st, &s->fd);
 	if (ret < 0)
 		return ret;
@@ -262,16 +330,129 @@ int swap_open(struct ring *ring, const char *path, uint64_t max_bytes, struct sw
 	ret = slots_init(&s->slots, pages);
 	if (ret < 0)
 		return ret;
-	/* Sparse mappings: only the part of the tables that slots in use touch costs memory. */
-	s->crc = sparse_alloc(pages * sizeof(*s->crc));
-	s->written = sparse_alloc((pages + 63) / 64 * sizeof(*s->written));
-	if (!s->crc || !s->written)
-		return -ENOMEM;
+	ret = tables_map(s, -1, flags & SWAP_KEPT);
+	if (ret < 0)
+		return ret;
+	memcpy(s->tables, SWAP_TABLES_MAGIC, sizeof(SWAP_TABLES_MAGIC));
+	((struct swap_tables_header *)s->tables)->pages = pages;
 	s->file_pages = s->device ? pages : 0;
 	s->stats.size_bytes = pages * PAGE;
 	*out = s;
 	s = NULL;
 	return 0;
+}
+
+/* The store on @s->fd holds our header. */
+static int swap_header_ours(struct swap *s)
+{
+	_cleanup_free_ char *buf = NULL;
+	int ret = read_head(s, PAGE, &buf);
+
+	if (ret < 0)
+		return ret;
+	return memcmp(buf, SWAP_MAGIC, sizeof(SWAP_MAGIC)) == 0 ? 0 : -EINVAL;
+}
+
+/* How many slots the tables in @fd are for: 0 if they are not a swap store's tables. */
+static uint64_t tables_pages(int fd)
+{
+	struct swap_tables_header h;
+	struct stat st;
+
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fstat(fd, &st) < 0 ||
+	    memcmp(h.magic, SWAP_TABLES_MAGIC, sizeof(SWAP_TABLES_MAGIC)) != 0 || h.pages == 0 ||
+	    h.pages > UINT32_MAX || (uint64_t)st.st_size != tables_bytes(h.pages))
+		return 0;
+	return h.pages;
+}
+
+/**
+ * swap_adopt() - take over a store that a previous daemon opened with SWAP_KEPT, as it left it
+ * @ring: the daemon's ring, for the store's I/O; it outlives the store
+ * @fd: the store's descriptor (swap_fd()), taken
+ * @tables_fd: its tables (swap_tables_fd()), taken
+ * @out: the store
+ *
+ * Nothing in the store is cut back or changed: each slot keeps its data, checksum and written
+ * bit. Every slot is free until swap_claim() takes it: the caller claims those that its pages
+ * are in, and the others (a page-out in flight when the previous daemon died) are free again.
+ *
+ * Return: 0; -EBADF if either descriptor is missing (-1); -EINVAL if they are not a store and its
+ * tables; or another negative errno. The descriptors are closed on failure, and the store is
+ * left as it was.
+ */
+int swap_adopt(struct ring *ring, int fd, int tables_fd, struct swap **out)
+{
+	_cleanup_(swap_closep) struct swap *s = swap_blank(ring);
+	_cleanup_close_ int tfd = tables_fd;
+	struct stat st;
+	uint64_t pages;
+	int ret;
+
+	if (!s) {
+		closep(&fd);
+		return -ENOMEM;
+	}
+	s->fd = fd;
+	if (fd < 0 || tfd < 0)
+		return -EBADF;
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return -EINVAL;
+	s->device = S_ISBLK(st.st_mode);
+	ret = swap_header_ours(s);
+	if (ret < 0)
+		return ret;
+	pages = tables_pages(tfd);
+	if (pages == 0)
+		return -EINVAL;
+	ret = slots_init(&s->slots, pages);
+	if (ret < 0)
+		return ret;
+	ret = tables_map(s, fd_take(&tfd), true);
+	if (ret < 0)
+		return ret;
+	if (s->device)
+		s->file_pages = pages;
+	else if ((uint64_t)st.st_size > PAGE)
+		s->file_pages = MIN((uint64_t)st.st_size / PAGE - 1, pages);
+	s->stats.size_bytes = pages * PAGE;
+	s->ours = true;
+	*out = s;
+	s = NULL;
+	return 0;
+}
+
+/**
+ * swap_claim() - slots of a store taken over (swap_adopt()) that hold a page: allocated again
+ * @s: the store
+ * @slot: the first
+ * @pages: how many
+ *
+ * Return: 0; -EINVAL if any of them is allocated already or past the end; -ENOMEM.
+ */
+int swap_claim(struct swap *s, uint64_t slot, uint64_t pages)
+{
+	int ret = slots_claim(&s->slots, slot, pages);
+
+	if (ret < 0)
+		return ret;
+	s->stats.used_pages = s->slots.used;
+	s->stats.peak_pages = MAX(s->stats.peak_pages, s->slots.used);
+	return 0;
+}
+
+/** swap_fd() - the store's descriptor, still the store's: for the fd store */
+int swap_fd(const struct swap *s)
+{
+	return s->fd;
+}
+
+/** swap_tables_fd() - the memfd of the store's tables (SWAP_KEPT), or -1; still the store's */
+int swap_tables_fd(const struct swap *s)
+{
+	return s->tables_fd;
 }
 
 /* A file grows, sparse, to hold slot @end - 1, by SWAP_GROW_PAGES at a time. */
@@ -310,6 +491,8 @@ int swap_alloc(struct swap *s, uint64_t pages, uint64_t *slot)
 		(void)slots_free(&s->slots, first, pages);
 		return ret;
 	}
+	/* A store taken over may have written bits left on free slots (swap_adopt()). */
+	written_set(s, first, pages, false);
 	s->stats.used_pages = s->slots.used;
 	s->stats.peak_pages = MAX(s->stats.peak_pages, s->slots.used);
 	*slot = first;

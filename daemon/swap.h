@@ -21,7 +21,15 @@ struct swap_stats {
 	uint64_t errors; /* of those, the ones that failed, a bad checksum included */
 };
 
-int swap_open(struct ring *ring, const char *path, uint64_t max_bytes, struct swap **out);
+/* swap_open(): the store's tables go to a memfd, so that the store outlives the daemon. */
+#define SWAP_KEPT 1U
+
+int swap_open(struct ring *ring, const char *path, uint64_t max_bytes, unsigned flags,
+	      struct swap **out);
+int swap_adopt(struct ring *ring, int fd, int tables_fd, struct swap **out);
+int swap_claim(struct swap *s, uint64_t slot, uint64_t pages);
+int swap_fd(const struct swap *s);
+int swap_tables_fd(const struct swap *s);
 void swap_close(struct swap *s);
 int swap_alloc(struct swap *s, uint64_t pages, uint64_t *slot);
 int swap_free(struct swap *s, uint64_t slot, uint64_t pages);

@@ -114,6 +114,15 @@ class Manager:
             self.store = {}
 
 
+def listening_socket(path):
+    """The listening socket that systemd's upagerd.socket would hold, at path."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock.bind(path)
+    os.chmod(path, 0o666)
+    sock.listen(128)
+    return sock
+
+
 class Lines:
     """The lines a client process prints on its stdout, collected by a thread, "EOF" at the end."""
 

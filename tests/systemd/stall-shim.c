@@ -16,6 +16,10 @@
  *   grown      the saving of the tables after an answer of the growth thread was read: the
  *              daemon registered the new guard page and sentinel and let the faulting thread go
  *              on, but the tables a new daemon reads have the mapping as it was before
+ *   pageout    the return of the punch of shared anonymous pages out of their cache once their
+ *              write to the swap store is over: they are out of memory, and the daemon has not
+ *              yet taken them for absent; a new daemon must take the store over and find them
+ *              in their slots (swap-restart-test.py)
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -33,6 +37,7 @@ int fdatasync(int fd);
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t recv(int fd, void *buf, size_t len, int flags);
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off);
+int fallocate(int fd, int mode, off_t off, off_t len);
 
 static int grown; /* a growth answer was read once the stall file existed */
 
@@ -111,14 +116,19 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 	return n;
 }
 
-/* Whether fd is one of the daemon's memfds of its tables. */
-static int is_state(int fd)
+/* Whether fd is a memfd of the daemon's named name. */
+static int is_memfd(int fd, const char *name)
 {
 	char path[64], target[256] = "";
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	return readlink(path, target, sizeof(target) - 1) > 0 &&
-	       strstr(target, "memfd:upager:state") != NULL;
+	return readlink(path, target, sizeof(target) - 1) > 0 && strstr(target, name) != NULL;
+}
+
+/* Whether fd is one of the daemon's memfds of its tables. */
+static int is_state(int fd)
+{
+	return is_memfd(fd, "memfd:upager:state");
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -128,4 +138,14 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 	if (grown && is_state(fd))
 		maybe_stall("grown");
 	return real(fd, buf, n, off);
+}
+
+int fallocate(int fd, int mode, off_t off, off_t len)
+{
+	int (*real)(int, int, off_t, off_t) = next("fallocate");
+	int ret = real(fd, mode, off, len);
+
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && armed("pageout") && is_memfd(fd, "memfd:upager:anon"))
+		maybe_stall("pageout");
+	return ret;
 }

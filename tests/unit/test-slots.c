@@ -212,3 +212,40 @@ Test(slots, a_fragmented_store_allocates_quickly)
 	cr_assert_lt(secs, 10.0, "%.1f s for 2.5 million calls", secs);
 	slots_deinit(&s);
 }
+
+Test(slots, a_claimed_run_is_allocated_where_it_is)
+{
+	struct slots s;
+	uint64_t slot;
+
+	cr_assert_eq(slots_init(&s, 64), 0);
+	cr_assert_eq(slots_claim(&s, 8, 4), 0); /* in the middle: the free extent splits */
+	cr_assert_eq(slots_claim(&s, 0, 2), 0); /* at the start of one */
+	cr_assert_eq(slots_claim(&s, 60, 4), 0); /* at the end of the store */
+	cr_assert_eq(slots_claim(&s, 7, 1), 0); /* at the end of one */
+	cr_assert_eq(s.used, 11);
+	cr_assert(slots_allocated(&s, 7, 5));
+	cr_assert_not(slots_allocated(&s, 2, 1));
+	cr_assert_eq(slots_claim(&s, 10, 4), -EINVAL, "in part claimed already");
+	cr_assert_eq(slots_claim(&s, 62, 4), -EINVAL, "past the end");
+	cr_assert_eq(slots_claim(&s, 20, 0), -EINVAL);
+	cr_assert_eq(s.used, 11);
+	/* What is free is what was not claimed: 2..6, 12..59. */
+	cr_assert_eq(slots_alloc(&s, 6, &slot), 0);
+	cr_assert_eq(slot, 12);
+	cr_assert_eq(slots_alloc(&s, 5, &slot), 0);
+	cr_assert_geq(slot, 18);
+	cr_assert_eq(slots_free(&s, slot, 5), 0);
+	cr_assert_eq(slots_alloc(&s, 5, &slot), 0);
+	cr_assert(slot == 2 || slot >= 18, "slot %lu", (unsigned long)slot);
+	cr_assert_eq(slots_free(&s, slot, 5), 0);
+	cr_assert_eq(slots_free(&s, 12, 6), 0);
+	/* Freed, claimed runs merge with their neighbours again. */
+	cr_assert_eq(slots_free(&s, 0, 2), 0);
+	cr_assert_eq(slots_free(&s, 7, 5), 0);
+	cr_assert_eq(slots_free(&s, 60, 4), 0);
+	cr_assert_eq(s.used, 0);
+	cr_assert_eq(slots_alloc(&s, 64, &slot), 0);
+	cr_assert_eq(slot, 0);
+	slots_deinit(&s);
+}

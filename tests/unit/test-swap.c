@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -85,7 +86,7 @@ static char *pages_new(uint64_t pages, unsigned seed)
 static struct swap *store_new(uint64_t max_bytes)
 {
 	struct swap *s = NULL;
-	int ret = swap_open(ring, path, max_bytes, &s);
+	int ret = swap_open(ring, path, max_bytes, 0, &s);
 
 	cr_assert_eq(ret, 0, "%s: %s", path, strerror(-ret));
 	return s;
@@ -395,7 +396,7 @@ static void assert_refused(const char *p, uint64_t max_bytes, int err)
 {
 	struct swap *s = NULL;
 
-	cr_assert_eq(swap_open(ring, p, max_bytes, &s), err, "%s", p);
+	cr_assert_eq(swap_open(ring, p, max_bytes, 0, &s), err, "%s", p);
 	cr_assert_null(s);
 }
 
@@ -416,7 +417,7 @@ Test(swap, what_another_may_write_or_holds_data_is_refused)
 	s = store_new(1 << 20);
 	assert_refused(path, 1 << 20, -EBUSY); /* one store at a time */
 	swap_close(s);
-	cr_assert_eq(swap_open(ring, path, 1 << 20, &s), 0, "a store of its own is reopened");
+	cr_assert_eq(swap_open(ring, path, 1 << 20, 0, &s), 0, "a store of its own is reopened");
 	swap_close(s);
 
 	snprintf(other, sizeof(other), "%s/data", dir);
@@ -432,7 +433,7 @@ Test(swap, what_another_may_write_or_holds_data_is_refused)
 	/* Made with truncate(1) or fallocate(1) beforehand: zeroes are free to take. */
 	cr_assert_eq(truncate(other, 0), 0);
 	cr_assert_eq(truncate(other, 4 << 20), 0);
-	cr_assert_eq(swap_open(ring, other, 1 << 20, &s), 0);
+	cr_assert_eq(swap_open(ring, other, 1 << 20, 0, &s), 0);
 	swap_close(s);
 	snprintf(other, sizeof(other), "%s/fifo", dir);
 	cr_assert_eq(mkfifo(other, 0600), 0);
@@ -484,11 +485,11 @@ Test(swap, a_block_device_is_a_store_too)
 
 	snprintf(backing, sizeof(backing), "%s/disk", dir);
 	lfd = loop_new(backing, 8 << 20, dev, sizeof(dev));
-	cr_assert_eq(swap_open(ring, dev, 1 << 20, &s), 0);
+	cr_assert_eq(swap_open(ring, dev, 1 << 20, 0, &s), 0);
 	swap_stats(s, &st);
 	cr_assert_eq(st.size_bytes, 1 << 20, "as large as asked");
 	swap_close(s);
-	cr_assert_eq(swap_open(ring, dev, 0, &s), 0);
+	cr_assert_eq(swap_open(ring, dev, 0, 0, &s), 0);
 	swap_stats(s, &st);
 	cr_assert_eq(st.size_bytes, (8 << 20) - PAGE, "the whole device but its header");
 	slot = must_alloc(s, 300);
@@ -510,4 +511,92 @@ Test(swap, a_block_device_is_a_store_too)
 	close(lfd);
 	free(out);
 	free(in);
+}
+
+/* The descriptors a daemon hands to the fd store, duplicated: the store itself stays open, as a
+ * daemon killed with SIGKILL leaves it. */
+static void kept_fds(struct swap *s, int *fd, int *tables_fd)
+{
+	*fd = dup(swap_fd(s));
+	*tables_fd = dup(swap_tables_fd(s));
+	cr_assert_geq(*fd, 0);
+	cr_assert_geq(*tables_fd, 0);
+}
+
+Test(swap, a_kept_store_is_taken_over_as_it_was)
+{
+	char *out = pages_new(64, 3), *in = pages_new(64, 0);
+	struct swap *s = NULL, *t = NULL;
+	struct swap_stats st;
+	struct stat before;
+	int fd, tfd;
+	uint64_t slot;
+
+	cr_assert_eq(swap_open(ring, path, 8 << 20, SWAP_KEPT, &s), 0);
+	cr_assert_geq(swap_tables_fd(s), 0);
+	cr_assert_eq(must_alloc(s, 64), 0);
+	cr_assert_eq(write_wait(s, 0, out, 64), 0);
+	cr_assert_eq(swap_free(s, 16, 16), 0);
+	/* A page-out in flight when the daemon dies: allocated, never written. */
+	slot = must_alloc(s, 8);
+	kept_fds(s, &fd, &tfd);
+	before = stat_of(path);
+
+	cr_assert_eq(swap_adopt(ring, fd, tfd, &t), 0);
+	cr_assert_eq(stat_of(path).st_size, before.st_size, "not cut back");
+	swap_stats(t, &st);
+	cr_assert_eq(st.used_pages, 0, "every slot is free until claimed");
+	cr_assert_eq(st.size_bytes, 8 << 20);
+	cr_assert_eq(swap_claim(t, 0, 16), 0);
+	cr_assert_eq(swap_claim(t, 32, 32), 0);
+	cr_assert_eq(swap_claim(t, 40, 1), -EINVAL, "claimed twice");
+	cr_assert_eq(swap_claim(t, 2048, 1), -EINVAL, "past the end");
+	swap_stats(t, &st);
+	cr_assert_eq(st.used_pages, 48);
+	cr_assert_eq(read_wait(t, 0, in, 16), 0);
+	cr_assert_eq(memcmp(in, out, 16 * PAGE), 0, "the data and checksums survive");
+	cr_assert_eq(read_wait(t, 32, in + 32 * PAGE, 32), 0);
+	cr_assert_eq(memcmp(in + 32 * PAGE, out + 32 * PAGE, 32 * PAGE), 0);
+	cr_assert_eq(swap_read_now(t, 16, in, 1), -EINVAL, "freed before: not claimed");
+	/* The slots claimed are not handed out again; the others are, and work. */
+	for (int i = 0; i < 4; i++) {
+		uint64_t got = must_alloc(t, 8);
+
+		cr_assert(got >= 64 || (got >= 16 && got + 8 <= 32), "slot %lu",
+			  (unsigned long)got);
+		if (got == slot)
+			cr_assert_eq(swap_read_now(t, got, in, 8), -EINVAL, "never written");
+		cr_assert_eq(swap_write_now(t, got, out, 8), 0);
+		cr_assert_eq(swap_read_now(t, got, in, 8), 0);
+	}
+	swap_close(t);
+	cr_assert_eq(stat_of(path).st_size, PAGE, "closed: cut back to its header");
+	swap_close(s);
+	free(out);
+	free(in);
+}
+
+Test(swap, what_is_not_a_kept_store_is_not_taken_over)
+{
+	struct swap *s = NULL, *t = NULL;
+	int fd, tfd, other;
+
+	cr_assert_eq(swap_open(ring, path, 1 << 20, 0, &s), 0);
+	cr_assert_eq(swap_tables_fd(s), -1, "tables in memory only");
+	swap_close(s);
+	cr_assert_eq(swap_open(ring, path, 1 << 20, SWAP_KEPT, &s), 0);
+	kept_fds(s, &fd, &tfd);
+	cr_assert_eq(swap_adopt(ring, dup(fd), -1, &t), -EBADF);
+	cr_assert_eq(swap_adopt(ring, -1, dup(tfd), &t), -EBADF);
+	cr_assert_eq(swap_adopt(ring, dup(tfd), dup(tfd), &t), -EINVAL, "tables for a store");
+	cr_assert_eq(swap_adopt(ring, dup(fd), dup(fd), &t), -EINVAL, "a store for tables");
+	other = memfd_create("empty", MFD_CLOEXEC);
+	cr_assert_eq(ftruncate(other, 1 << 20), 0);
+	cr_assert_eq(swap_adopt(ring, dup(other), dup(tfd), &t), -EINVAL, "no header");
+	cr_assert_eq(swap_adopt(ring, dup(fd), dup(other), &t), -EINVAL, "no tables");
+	cr_assert_null(t);
+	close(other);
+	cr_assert_eq(swap_adopt(ring, fd, tfd, &t), 0);
+	swap_close(t);
+	swap_close(s);
 }
