@@ -218,8 +218,10 @@ def test(c, root):
         check(client.proc.returncode == 0 and "done ok" in client.lines and not bad,
               "the client read and wrote every byte right (status %s): %s" %
               (client.proc.returncode, "; ".join(bad[:5] or client.lines[-2:])))
-        got = c.wait_show("upagerd.service", {"NFileDescriptorStore": "2"}, 10)
-        check(got["NFileDescriptorStore"] == "2",
+        # The daemon's own: the two memfds of its saved tables, and its swap store (in the
+        # unit's StateDirectory) with the memfd of its tables.
+        got = c.wait_show("upagerd.service", {"NFileDescriptorStore": "4"}, 10)
+        check(got["NFileDescriptorStore"] == "4",
               "the store keeps only the daemon's state once the client exited: %s" % got)
     finally:
         if client.proc.poll() is None:

@@ -10,7 +10,8 @@
  * The directives are the unit's own lines, SystemCallFilter= with its groups already expanded
  * (systemd-analyze syscall-filter). A directive this launcher does not know is an error, so that a
  * directive added to the unit is not silently left out of the test. RuntimeDirectory=NAME is
- * DIR/NAME instead of /run/NAME. The program is opened before the mounts and run by descriptor:
+ * DIR/NAME instead of /run/NAME, StateDirectory=NAME DIR/state-NAME (in $STATE_DIRECTORY)
+ * instead of /var/lib/NAME. The program is opened before the mounts and run by descriptor:
  * it may live where the sandbox hides (a build directory under /tmp or /home).
  *
  * --self-check tries what the directives forbid and what the daemon needs, one line each:
@@ -126,6 +127,8 @@ struct sandbox {
 	const char *runtime_root;
 	char *runtime_dirs[8];
 	int n_runtime_dirs;
+	char *state_dirs[8]; /* StateDirectory=: DIR/state-NAME, named in $STATE_DIRECTORY */
+	int n_state_dirs;
 };
 
 static void die(const char *what, int err)
@@ -266,6 +269,10 @@ static void parse_directive(struct sandbox *s, char *arg)
 		for (tok = strtok_r(v, " ", &save); tok && s->n_runtime_dirs < 8;
 		     tok = strtok_r(NULL, " ", &save))
 			s->runtime_dirs[s->n_runtime_dirs++] = tok;
+	} else if (!strcmp(k, "StateDirectory")) {
+		for (tok = strtok_r(v, " ", &save); tok && s->n_state_dirs < 8;
+		     tok = strtok_r(NULL, " ", &save))
+			s->state_dirs[s->n_state_dirs++] = tok;
 	} else {
 		fprintf(stderr, "sandbox-launch: directive %s not known\n", k);
 		exit(2);
@@ -362,6 +369,14 @@ static void apply_mounts(struct sandbox *s)
 			die(path, errno);
 		do_mount(path, path, NULL, MS_BIND, NULL);
 	}
+	for (int i = 0; i < s->n_state_dirs; i++) {
+		snprintf(path, sizeof(path), "%s/state-%s", s->runtime_root, s->state_dirs[i]);
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			die(path, errno);
+		do_mount(path, path, NULL, MS_BIND, NULL);
+		if (i == 0)
+			setenv("STATE_DIRECTORY", path, 1);
+	}
 	if (s->private_tmp) {
 		do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 		if (exists("/var/tmp"))
@@ -418,6 +433,10 @@ static void apply_mounts(struct sandbox *s)
 	}
 	for (int i = 0; i < s->n_runtime_dirs; i++) {
 		snprintf(path, sizeof(path), "%s/%s", s->runtime_root, s->runtime_dirs[i]);
+		set_readonly(path, false, false);
+	}
+	for (int i = 0; i < s->n_state_dirs; i++) {
+		snprintf(path, sizeof(path), "%s/state-%s", s->runtime_root, s->state_dirs[i]);
 		set_readonly(path, false, false);
 	}
 	if (s->protect_tunables) {

@@ -126,8 +126,9 @@ atexit.register(cleanup)
 def sandboxed(argv, only=None):
     """argv under the unit's directives (or only those named)."""
     pick = directives if only is None else {k: directives[k] for k in only if k in directives}
-    if "RuntimeDirectory" in directives:
-        pick["RuntimeDirectory"] = directives["RuntimeDirectory"]
+    for keep in ("RuntimeDirectory", "StateDirectory"):
+        if keep in directives:
+            pick[keep] = directives[keep]
     return ([launcher, "--runtime-root", rt] + ["%s=%s" % kv for kv in pick.items()] + ["--"]
             + argv)
 
@@ -212,7 +213,7 @@ if untestable:
 
 for key, value in directives.items():
     want = [c for c in forbidden(key, value) if base.get(c) == "allowed"]
-    if key in ("SystemCallErrorNumber", "RuntimeDirectory"):
+    if key in ("SystemCallErrorNumber", "RuntimeDirectory", "StateDirectory"):
         continue
     only = [key, "SystemCallErrorNumber"] if key == "SystemCallFilter" else [key]
     rc, res, _ = self_check(sandboxed(CHECK, only))
