@@ -530,3 +530,40 @@ Test(pageout, locked_pages_never_leave)
 	close(make_pattern_file("stream", WORKLOAD, file_path));
 	run_limited(locked_stay, small);
 }
+
+/*
+ * A swap store too small for what must leave: pages that cannot go stay in memory (the budget is
+ * exceeded and counted), every page keeps its data, and the daemon lives on (upager_mmap(3)).
+ */
+static void start_small_store(void)
+{
+	static const char *args[] = { "--memory-max", "4M", "--swap", swap_path,
+				      "--swap-max",   "1M", NULL };
+
+	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-test-swap-%d", (int)getpid());
+	unlink(swap_path);
+	harness_start_args(args);
+}
+
+TestSuite(swapfull, .init = start_small_store, .fini = stop, .timeout = 120);
+
+Test(swapfull, a_full_swap_store_keeps_pages_in_memory_and_the_daemon_alive)
+{
+	size_t size = 16UL << 20, pages = size / PAGE;
+	uint64_t *p =
+		upager_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct upager_msg f;
+
+	cr_assert_neq(p, MAP_FAILED);
+	for (uint64_t i = 0; i < pages; i++)
+		p[i * PAGE / 8] = anon_word(i, 9);
+	for (uint64_t i = 0; i < pages; i++)
+		cr_assert_eq(p[i * PAGE / 8], anon_word(i, 9), "page %llu", (unsigned long long)i);
+	f = figures();
+	cr_assert_leq(f.u.stats_reply.swap_used_bytes, 1UL << 20, "the store holds what it can");
+	cr_assert_gt(f.u.stats_reply.pages_out, 0, "what fits went out");
+	cr_assert_gt(f.u.stats_reply.over_budget, 0, "the rest stayed, counted");
+	cr_assert_gt(f.u.stats_reply.memory_pages, (4UL << 20) / PAGE, "above the budget");
+	cr_assert_eq(upager_munmap(p, size), 0);
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon lives");
+}
