@@ -89,7 +89,7 @@ static inline uint64_t cache_room_pages(const struct cache *c)
 /* Whether @pages more pages fit in the budget. */
 static inline bool cache_room(const struct cache *c, uint64_t pages)
 {
-	return c->budget_pages == 0 || c->cached + c->inflight + pages <= c->budget_pages;
+	return cache_room_pages(c) >= pages;
 }
 
 static inline int cache_store_fd(struct cache *c, int fd, const char *kind, uint64_t id)

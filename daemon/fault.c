@@ -91,13 +91,6 @@ static void fault_wait_done(struct space_wait *w, struct region *r)
 	space_account_fault(s, r, w->t0);
 }
 
-/* Count the reads a mapping's faults started. */
-static void count_reads(struct region *r, uint64_t pages)
-{
-	r->pages_read += pages;
-	r->bytes_read += pages << UPAGER_PAGE_SHIFT;
-}
-
 /*
  * The window of a sequential run that has reached object page p, expected at next: 0 for a random
  * access (p is not next); else *window doubled, from the read-ahead minimum up to its maximum.
@@ -122,7 +115,7 @@ static void read_ahead(struct region *r, uint64_t p)
 	ahead = MIN(p + 1 + 2 * (uint64_t)r->ra_window, end);
 	if (ahead > p + 1)
 		fill_range(r->obj, p + 1, ahead - p - 1, &started);
-	count_reads(r, started);
+	region_count_reads(r, started);
 }
 
 /*

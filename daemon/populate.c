@@ -152,8 +152,7 @@ int populate_read(struct space *s, struct region *r, struct object *o, uint64_t 
 					  .done = done,
 					  .userdata = userdata };
 		ret = fill_wait(o, first, count, populate_finish, job, &started);
-		r->pages_read += started;
-		r->bytes_read += started << UPAGER_PAGE_SHIFT;
+		region_count_reads(r, started);
 		if (ret == FILL_WAITING)
 			return 0;
 		space_unref(s);

@@ -341,6 +341,13 @@ bool space_pinned(struct object *o, uint64_t first, uint64_t count)
 	return !for_each_mapping(o, first, count, false, not_pinned);
 }
 
+/** region_count_reads() - @pages read from the backing store for the faults or populate of @r */
+void region_count_reads(struct region *r, uint64_t pages)
+{
+	r->pages_read += pages;
+	r->bytes_read += pages << UPAGER_PAGE_SHIFT;
+}
+
 static void wait_done(void *userdata)
 {
 	struct space_wait *w = userdata;
@@ -386,8 +393,7 @@ int space_wait_fill(struct space *s, struct region *r, struct object *o, uint64_
 				  .flags = flags,
 				  .then = then };
 	ret = fill_wait(o, p, 1, wait_done, w, &started);
-	r->pages_read += started;
-	r->bytes_read += started << UPAGER_PAGE_SHIFT;
+	region_count_reads(r, started);
 	if (ret != FILL_WAITING) {
 		space_unref(s);
 		free(w);

@@ -67,6 +67,7 @@ struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
 void space_account_fault(struct space *s, struct region *r, uint64_t t0);
+void region_count_reads(struct region *r, uint64_t pages);
 
 /* A fault of a space that waits for the fill of an object page (space_wait_fill()). */
 struct space_wait {
