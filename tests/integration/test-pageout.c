@@ -92,7 +92,9 @@ static uint64_t run_limited(void (*fn)(void *), void *arg)
 	cgroup_new(&cg, "pageout");
 	cgroup_limit(&cg, BUDGET + HEADROOM);
 	cgroup_enter(&cg, harness_daemon_pid());
-	cr_assert_eq(pthread_create(&w.thread, NULL, watch_run, &w), 0);
+	/* The watcher starts after the fork: a child forked while another thread holds the
+	 * allocator's lock (the watcher reads files) would wait on it for ever, as a sanitizer's
+	 * allocator showed. */
 	child = fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
@@ -102,6 +104,7 @@ static uint64_t run_limited(void (*fn)(void *), void *arg)
 		_exit(0);
 	}
 	w.child = child;
+	cr_assert_eq(pthread_create(&w.thread, NULL, watch_run, &w), 0);
 	cr_assert_eq(waitpid(child, &status, 0), child);
 	w.stop = true;
 	pthread_join(w.thread, NULL);
