@@ -18,7 +18,6 @@
 #include "log.h"
 #include "object.h"
 #include "ring.h"
-#include "file-store.h"
 #include "store.h"
 #include "uffdio.h"
 
@@ -221,17 +220,16 @@ static int fill_submit(struct fill *f)
 		return 0;
 	}
 	/* From the swap store (a page of shared anonymous memory that left), else the file. */
-	if (f->slot < 0 && !f->obj->store && f->obj->fd_read >= 0)
-		f->obj->store = file_store_new(c->ring, f->obj->fd_read);
 	if (f->slot >= 0)
 		ret = c->store ? store_read(c->store, (uint64_t)f->slot, f->obj->map + off,
 					    f->count, fill_read_done, f)
 			       : -EIO;
 	else
-		ret = f->obj->store ? store_read(f->obj->store, f->first,
-						 f->bounce ? f->bounce : f->obj->map + off,
-						 f->count, fill_read_done, f)
-				    : -EBADF;
+		ret = object_file_store(f->obj)
+			      ? store_read(f->obj->store, f->first,
+					   f->bounce ? f->bounce : f->obj->map + off, f->count,
+					   fill_read_done, f)
+			      : -EBADF;
 	if (ret == 0 && !f->submitted) {
 		f->submitted = true;
 		c->inflight += f->count;

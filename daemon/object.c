@@ -29,7 +29,6 @@
 #include "state.h"
 #include "file-store.h"
 #include "store.h"
-#include "worker.h"
 
 #define RESERVE_MIN (1ULL << 30)
 
@@ -656,7 +655,7 @@ struct object *object_unref(struct object *o)
 	if (!o || --o->refs > 0)
 		return NULL;
 	/* The last reference: what may be dirty goes to the file first; the object is freed
-	 * when that is over (wb_free()), unless a new mapping takes it again meanwhile. */
+	 * when that is over (wb_over()), unless a new mapping takes it again meanwhile. */
 	object_writeback(o, 0, object_pages(o), false, NULL);
 	if (object_wb_idle(o))
 		object_free(o);
@@ -739,14 +738,15 @@ int object_reopen_memfd(struct object *o, bool writable)
 
 /*
  * Write-back. A page may be dirty from the time a client may write it (PAGE_WRITABLE) until it is
- * written back while no client may write it: before its run is handed to a worker, it is
- * write-protected in every client, so that a write from then on faults and makes it dirty again,
- * and only then taken for clean (a page a client may write unprotected stays dirty). So a page is
- * written back once per write fault, not at every write-back. The writes and fdatasync(2) run in
- * a worker thread, never on the loop: a file system that stalls costs the clients that wait for
- * that write-back (an msync, a munmap), no one else. An object's write-backs run one at a time,
- * in the order asked, so that an MS_SYNC that comes after another write-back of the same pages
- * returns only once those writes are done too (its fdatasync covers them).
+ * written back while no client may write it: before its run is copied for the file's page store,
+ * it is write-protected in every client, so that a write from then on faults and makes it dirty
+ * again, and only then taken for clean (a page a client may write unprotected stays dirty). So a
+ * page is written back once per write fault, not at every write-back. The copy goes to the store
+ * as the swap store gets shared anonymous pages (store_write()), then a flush (store_flush(),
+ * durable for MS_SYNC): the file store writes in a worker thread, never on the loop, so a file
+ * system that stalls costs the clients that wait for that write-back (an msync, a munmap), no one
+ * else. An object's write-backs run one at a time, in the order asked, so that an MS_SYNC that
+ * comes after another write-back of the same pages returns only once those writes are done too.
  */
 struct wb_req {
 	struct list_head link; /* object.wb_queue */
@@ -765,26 +765,23 @@ struct wb_run {
 };
 
 struct wb_job {
-	struct worker_job job;
 	struct object *o;
 	struct wb_req *req;
 	struct wb_run *runs;
 	size_t n_runs;
 	uint8_t *data; /* the runs' pages, one after the other, copied on the loop */
 	bool last; /* the request's last job: it syncs */
-	int fd;
-	/* Results, from the worker. */
-	int ret;
+	bool now; /* object_writeback_now()'s: over when the store is */
+	unsigned pending; /* transfers of the store not over, and one while they are asked */
+	int ret; /* the first error */
 	uint64_t written;
-	struct stat st;
-	bool have_st;
 };
 
 static void wb_kick(struct object *o);
 
 /*
  * The next runs of dirty pages of @req, up to WB_JOB_PAGES, write-protected in every client, taken
- * for clean and copied out of the cache: the worker writes the copy, so that the loop may go on
+ * for clean and copied out of the cache: the store writes the copy, so that the loop may go on
  * changing the cache (fills, nonlinear copies taking pages away) while it does.
  */
 /*
@@ -867,94 +864,119 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 	return 0;
 }
 
-/* In a worker thread: the runs' bytes below end of file, from the cache to the file. */
-static void wb_run(struct worker_job *wj)
+/* The file's status after the store's writes: our own change, none behind the cache's back. */
+static void wb_status(void *userdata, const struct stat *st)
 {
-	struct wb_job *job = container_of(wj, struct wb_job, job);
-	uint64_t eof, taken = 0;
-	struct stat st;
+	struct object *o = userdata;
 
-	if (fstat(job->fd, &st) < 0) {
-		job->ret = neg_errno();
-		return;
-	}
-	eof = (uint64_t)st.st_size;
-	for (size_t i = 0; i < job->n_runs && job->ret == 0; i++) {
-		uint64_t off = job->runs[i].first << UPAGER_PAGE_SHIFT;
-		uint64_t len = job->runs[i].count << UPAGER_PAGE_SHIFT;
-		const uint8_t *src = job->data + taken;
-
-		taken += len;
-		if (off >= eof)
-			continue;
-		len = MIN(len, eof - off);
-		while (len > 0) {
-			ssize_t n = pwrite(job->fd, src, len, (off_t)off);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				job->ret = n < 0 ? neg_errno() : -EIO;
-				break;
-			}
-			job->written += (uint64_t)n;
-			src += n;
-			off += (uint64_t)n;
-			len -= (uint64_t)n;
-		}
-	}
-	if (job->req->sync && job->last && fdatasync(job->fd) < 0 && job->ret == 0)
-		job->ret = neg_errno();
-	/* Our own writes are no change behind the cache's back. */
-	job->have_st = job->written && fstat(job->fd, &job->st) == 0;
+	o->file_size = (uint64_t)st->st_size;
+	o->mtime = st->st_mtim;
+	o->ctime = st->st_ctim;
+	cache_touch(o->c);
 }
 
-/* On the loop: the results, then the next write-back of the object. */
-static void wb_done(struct worker_job *wj, int status)
+/**
+ * object_file_store() - the file of @o as its page store (file-store.c), made now if it has none
+ * Return: the store, or NULL (no memory, or no descriptor of the file).
+ */
+struct store *object_file_store(struct object *o)
 {
-	struct wb_job *job = container_of(wj, struct wb_job, job);
+	if (!o->store && o->kind == OBJECT_FILE && o->fd_read >= 0)
+		o->store = file_store_new(o->c->ring, o->c->workers, 0x80000000u | (uint32_t)o->id,
+					  o->fd_read, &o->fd_write, wb_status, o);
+	return o->store;
+}
+
+static void wb_job_free(struct wb_job *job)
+{
+	free(job->runs);
+	free(job->data);
+	free(job);
+}
+
+/*
+ * The job's transfers are over: its results, then the object's next write-back. @later: called
+ * from a completion of the store, so an object no one holds any more is freed here (else the one
+ * that asked, object_unref(), does it).
+ */
+static void wb_over(struct wb_job *job, bool later)
+{
 	struct object *o = job->o;
 	struct wb_req *req = job->req;
-	int ret = status < 0 ? status : job->ret;
 
 	o->c->stats.bytes_written += job->written;
-	if (ret < 0) {
+	if (job->ret < 0) {
 		for (size_t i = 0; i < job->n_runs; i++)
 			for (uint64_t p = job->runs[i].first;
 			     job->runs[i].cleaned && p < job->runs[i].first + job->runs[i].count;
 			     p++)
 				if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
 					object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
-		log_limited(LOG_WARNING, "write-back of %s: %s", o->path, strerror(-ret));
+		log_limited(LOG_WARNING, "write-back of %s: %s", o->path, strerror(-job->ret));
 	}
-	if (job->have_st) {
-		o->file_size = (uint64_t)job->st.st_size;
-		o->mtime = job->st.st_mtim;
-		o->ctime = job->st.st_ctim;
-		cache_touch(o->c);
-	}
+	if (job->now)
+		return;
 	if (o->wb_running == job)
 		o->wb_running = NULL;
-	if (ret == 0 && !job->last && !o->c->stopping) {
+	if (job->ret == 0 && !job->last && !o->c->stopping) {
 		/* The rest of the request goes next, before any other. */
 		list_add(&req->link, &o->wb_queue);
 	} else {
-		wb_wait_put(req->w, ret);
+		wb_wait_put(req->w, job->ret);
 		free(req);
 	}
+	wb_job_free(job);
 	wb_kick(o);
+	if (later && o->refs == 0 && object_wb_idle(o))
+		object_free(o);
 }
 
-static void wb_free(struct worker_job *wj)
+/* A transfer of the store is over: the bytes written, or a negative errno. */
+static void wb_written(void *userdata, int result)
 {
-	struct wb_job *job = container_of(wj, struct wb_job, job);
-	struct object *o = job->o;
+	struct wb_job *job = userdata;
 
-	free(job->runs);
-	free(job->data);
-	free(job);
-	if (o->refs == 0 && object_wb_idle(o))
-		object_free(o);
+	if (result < 0 && job->ret == 0)
+		job->ret = result;
+	if (result > 0)
+		job->written += (uint64_t)result;
+	/* Never the last while wb_submit() asks: it holds one. */
+	if (--job->pending == 0)
+		wb_over(job, true);
+}
+
+/*
+ * Hand the job's runs to the file's store, and a flush after them.
+ * Return: true if the job is over already (nothing went, or the store was set to write now): the
+ * caller calls wb_over(); else a completion of the store does.
+ */
+static bool wb_submit(struct wb_job *job)
+{
+	struct store *st = object_file_store(job->o);
+	uint64_t taken = 0;
+	int ret = st ? 0 : -ENOMEM;
+
+	/* One held while they are asked: a transfer may be over before its call returns. */
+	job->pending = 1;
+	for (size_t i = 0; i < job->n_runs && ret == 0; i++) {
+		job->pending++;
+		ret = store_write(st, job->runs[i].first, job->data + (taken << UPAGER_PAGE_SHIFT),
+				  job->runs[i].count, wb_written, job);
+		job->pending -= ret != 0;
+		taken += job->runs[i].count;
+	}
+	/* Also after a write refused: those asked before it go. */
+	if (st) {
+		int err;
+
+		job->pending++;
+		err = store_flush(st, job->last && job->req->sync, wb_written, job);
+		job->pending -= err != 0;
+		ret = ret < 0 || err > 0 ? ret : err;
+	}
+	if (ret < 0)
+		job->ret = ret;
+	return --job->pending == 0;
 }
 
 /* Start the object's next write-back, unless one runs. */
@@ -972,7 +994,6 @@ static void wb_kick(struct object *o)
 		if (job) {
 			job->o = o;
 			job->req = req;
-			job->fd = o->fd_write;
 			ret = wb_collect(o, req, job);
 		}
 		if (ret == 0 && job->n_runs == 0 && !req->sync) {
@@ -980,23 +1001,14 @@ static void wb_kick(struct object *o)
 			ret = 1;
 		}
 		if (ret == 0) {
-			/* One job per object at a time, so the object's own id is its owner: it is
-			 * never refused for another's. */
-			job->job = (struct worker_job){ .run = wb_run,
-							.done = wb_done,
-							.free = wb_free,
-							.owner = 0x80000000u | (uint32_t)o->id };
+			/* One job per object at a time: its store writes in the order asked. */
 			o->wb_running = job;
-			ret = worker_submit(o->c->workers, &job->job);
-			if (ret == 0)
-				return;
-			o->wb_running = NULL;
+			if (wb_submit(job))
+				wb_over(job, false);
+			return;
 		}
-		if (job) {
-			free(job->runs);
-			free(job->data);
-		}
-		free(job);
+		if (job)
+			wb_job_free(job);
 		wb_wait_put(req->w, ret < 0 ? ret : 0);
 		free(req);
 	}
@@ -1024,7 +1036,7 @@ void wb_wait_put(struct wb_wait *w, int ret)
  * @sync: wait for the data to reach the disk (fdatasync)
  * @w: who waits for it (its pending count is raised until it is over), or NULL
  *
- * The write-back runs in a worker thread after those of the object asked before (see above).
+ * The write-back goes to the file's store after those of the object asked before (see above).
  * Only bytes below the file's current end are written; the rest of the last page never reaches
  * the file. Shared anonymous objects have nothing to write.
  *
@@ -1052,7 +1064,7 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 
 /**
  * object_stop() - the daemon stops: write back on the loop's own thread, and free the object if
- * no one holds it (and no worker still writes from it)
+ * no one holds it (and no write-back of it is under way)
  * @o: the object
  */
 void object_stop(struct object *o)
@@ -1067,15 +1079,17 @@ void object_stop(struct object *o)
  * @o: the object
  *
  * For a daemon that stops, whose worker threads will not be waited for: the pages of a
- * write-back under way in a worker are taken for dirty again, everything is written and synced
- * here, and the write-backs still asked for are over.
+ * write-back under way are taken for dirty again, the write-backs still asked for are over, and
+ * everything is written and synced here, by the file's store set to write now.
  *
  * Return: 0 or a negative errno.
  */
 int object_writeback_now(struct object *o)
 {
 	struct wb_req req = { .first = 0, .count = object_pages(o), .sync = true };
-	struct wb_job job = { .o = o, .req = &req, .fd = o->fd_write };
+	struct store *st;
+	int ret = 0;
+	bool last;
 
 	if (o->kind != OBJECT_FILE || o->fd_write < 0)
 		return 0;
@@ -1095,19 +1109,25 @@ int object_writeback_now(struct object *o)
 		wb_wait_put(r->w, 0);
 		free(r);
 	}
+	st = object_file_store(o);
+	if (!st)
+		return -ENOMEM;
+	st->now = true;
 	do {
+		struct wb_job job = { .o = o, .req = &req, .now = true };
+
+		ret = wb_collect(o, &req, &job);
+		/* Over at once: a store set to write now makes its transfers in the call. */
+		if (ret == 0 && wb_submit(&job)) {
+			wb_over(&job, false);
+			ret = job.ret;
+		}
+		last = job.last;
 		free(job.runs);
 		free(job.data);
-		job = (struct wb_job){ .o = o, .req = &req, .fd = o->fd_write, .ret = job.ret };
-		if (wb_collect(o, &req, &job) < 0)
-			job.ret = -ENOMEM;
-		else
-			wb_run(&job.job);
-		o->c->stats.bytes_written += job.written;
-	} while (!job.last && job.ret == 0);
-	free(job.runs);
-	free(job.data);
-	return job.ret;
+	} while (!last && ret == 0);
+	st->now = false;
+	return ret;
 }
 
 /**

@@ -79,7 +79,7 @@ struct object {
 
 	/* OBJECT_FILE */
 	int fd_read; /* the first descriptor a client handed over */
-	struct store *store; /* the file as a page store (file-store.c), made at the first read */
+	struct store *store; /* the file as a page store (object_file_store()), made at first use */
 	int fd_write; /* an O_RDWR one, once a client had it; -1 before; may be fd_read */
 	dev_t dev;
 	ino_t ino;
@@ -100,7 +100,7 @@ struct object {
 	struct list_head link; /* daemon.objects */
 	struct list_head fills; /* struct fill.link, fills under way */
 	struct list_head wb_queue; /* write-backs asked for, in order (object.c) */
-	struct wb_job *wb_running; /* the one in a worker thread, or NULL */
+	struct wb_job *wb_running; /* the one whose copy the file's store writes, or NULL */
 };
 
 /* What a client's descriptor of a file gives the daemon (file_access_probe()). */
@@ -138,6 +138,7 @@ struct wb_job;
 int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync,
 		     struct wb_wait *w);
 int object_writeback_now(struct object *o);
+struct store *object_file_store(struct object *o);
 void object_stop(struct object *o);
 void wb_wait_put(struct wb_wait *w, int ret);
 bool object_touch_due(const struct object *o);

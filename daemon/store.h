@@ -1,31 +1,36 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * A page store: where the cache reads pages from and keeps the pages that leave memory, by key.
- * A file is the store of its object (file-store.c: the key is the page in the file; read only, its
- * write-back is object.c's); the swap store (swap.c, swap-store.c) keeps shared anonymous pages
- * in slots it hands out. The cache knows only this interface, so that another store (a remote
- * one) plugs in beside them, and a test can give the cache one of its own.
+ * A page store: where the cache reads pages from and writes the pages that leave memory or are
+ * written back, by key. A file is the store of its object (file-store.c: the key is the page in
+ * the file; the cache's write-back writes dirty runs there and flushes); the swap store (swap.c,
+ * swap-store.c) keeps shared anonymous pages in slots it hands out. The cache knows only this
+ * interface, so that another store (a remote one) plugs in beside them, and a test can give the
+ * cache one of its own.
  */
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct store;
 
 /*
- * A completion, on the loop: the bytes moved (a read may end short at the end of a file: the rest
- * is zeroes), or a negative errno (-EIO: the data came back different).
+ * A completion, on the loop, not before the call that asked returns (but within store.now's calls,
+ * and within a flush whose writes no thread can take): the bytes moved (a read may end short at the
+ * end of a file: the rest is zeroes; a write to a file writes nothing past its end), or a negative
+ * errno (-EIO: the data came back different).
  */
 typedef void (*store_done_fn)(void *userdata, int result);
 
 struct store_ops {
 	/* @pages contiguous slots: 0 and *key, or -ENOSPC. NULL where keys are not handed out
-	 * (a file), as are free and write. */
+	 * (a file), as is free. */
 	int (*alloc)(struct store *st, uint64_t pages, uint64_t *key);
 	void (*free)(struct store *st, uint64_t key, uint64_t pages);
-	/* Queue a transfer of @pages pages from or to the page-aligned @buf; @done is called
-	 * unless this returns a negative errno. */
+	/* Queue a transfer of @pages pages from or to the page-aligned @buf, which stays valid
+	 * until @done; @done is called unless this returns a negative errno. A store may hold
+	 * writes until a flush (a file's), and makes them in the order asked. */
 	int (*write)(struct store *st, uint64_t key, const void *buf, uint64_t pages,
 		     store_done_fn done, void *userdata);
 	int (*read)(struct store *st, uint64_t key, void *buf, uint64_t pages, store_done_fn done,
@@ -36,10 +41,17 @@ struct store_ops {
 	 * of the cache, allocated again; 0, or -EINVAL if any is in use or past the end. NULL: a
 	 * store that never outlives the daemon. */
 	int (*claim)(struct store *st, uint64_t key, uint64_t pages);
+	/* The writes queued before go now; @done once they are over, with 0 or a negative errno,
+	 * their data on stable storage if @durable (fdatasync). NULL: writes need none (swap):
+	 * store_flush() says 1 and calls no done. */
+	int (*flush)(struct store *st, bool durable, store_done_fn done, void *userdata);
 };
 
 struct store {
 	const struct store_ops *ops;
+	/* Set for a daemon that stops and runs its loop no more: a store with a flush makes each
+	 * write and flush on the caller's thread, done called before it returns. */
+	bool now;
 };
 
 static inline int store_alloc(struct store *st, uint64_t pages, uint64_t *key)
@@ -61,6 +73,11 @@ static inline int store_write(struct store *st, uint64_t key, const void *buf, u
 static inline int store_claim(struct store *st, uint64_t key, uint64_t pages)
 {
 	return st->ops->claim ? st->ops->claim(st, key, pages) : -EINVAL;
+}
+
+static inline int store_flush(struct store *st, bool durable, store_done_fn done, void *userdata)
+{
+	return st->ops->flush ? st->ops->flush(st, durable, done, userdata) : 1;
 }
 
 static inline int store_read(struct store *st, uint64_t key, void *buf, uint64_t pages,

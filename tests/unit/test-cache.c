@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -105,6 +106,43 @@ Test(cache, write_back_writes_only_the_pages_written_and_protects_them_first)
 	while (!synced)
 		uv_run(&loop, UV_RUN_ONCE);
 	cr_assert_eq(cache.stats.bytes_written, 2 * 4096, "nothing more was written");
+	object_unref(o);
+	close(fd);
+}
+
+/*
+ * A daemon that stops writes back on its own thread: the write-backs asked for are over, and the
+ * dirty pages are in the file when object_writeback_now() returns, the loop never run; the tail of
+ * the last page, past the file's end, is not written.
+ */
+Test(cache, a_stopping_daemon_writes_back_at_once_and_never_past_the_end)
+{
+	struct wb_wait w = { .pending = 1, .done = on_synced };
+	uint8_t buf[4096];
+	struct stat st;
+	struct object *o;
+	int fd;
+
+	o = file_object(&fd);
+	for (uint64_t p = 1; p <= PAGES; p += PAGES - 1) {
+		object_page_set(o, p, PAGE_READY | PAGE_WRITABLE);
+		memset(o->map + p * 4096, 0x5a, 4096);
+	}
+	cache.stopping = true;
+	synced = false;
+	cr_assert_eq(object_writeback(o, 0, PAGES + 1, true, &w), 0);
+	wb_wait_put(&w, 0);
+	cr_assert_eq(object_writeback_now(o), 0);
+	cr_assert(synced, "the write-back asked for is over");
+	cr_assert_eq(pread(fd, buf, sizeof(buf), 4096), 4096);
+	cr_assert_eq(buf[4095], 0x5a);
+	cr_assert_eq(pread(fd, buf, sizeof(buf), PAGES * 4096), 100);
+	cr_assert_eq(buf[99], 0x5a);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_size, PAGES * 4096 + 100, "nothing was written past the end");
+	cr_assert_eq(cache.stats.bytes_written, 4096 + 100, "%lu",
+		     (unsigned long)cache.stats.bytes_written);
+	cache.stopping = false;
 	object_unref(o);
 	close(fd);
 }

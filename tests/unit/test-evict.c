@@ -193,7 +193,8 @@ struct fake_store {
 	struct store store;
 	uint8_t data[STORE_PAGES][4096];
 	bool used[STORE_PAGES];
-	uint64_t writes, reads, in_use;
+	uint64_t writes, reads, in_use, flushes, durable;
+	int fail; /* a negative errno: what every write says */
 	/* Completions to come, on the loop (an async handle wakes it): a real store's come so. */
 	uv_async_t async;
 	struct fake_op {
@@ -244,10 +245,10 @@ static void fake_fire(uv_async_t *a)
 	}
 }
 
-static void fake_later(store_done_fn done, void *userdata, uint64_t pages)
+static void fake_later(store_done_fn done, void *userdata, int result)
 {
 	cr_assert_lt(fake.n_ops, STORE_PAGES);
-	fake.ops[fake.n_ops++] = (struct fake_op){ done, userdata, (int)(pages * 4096) };
+	fake.ops[fake.n_ops++] = (struct fake_op){ done, userdata, result };
 	uv_async_send(&fake.async);
 }
 
@@ -257,7 +258,7 @@ static int fake_write(struct store *st, uint64_t key, const void *buf, uint64_t 
 	(void)st;
 	memcpy(fake.data[key], buf, pages * 4096);
 	fake.writes += pages;
-	fake_later(done, userdata, pages);
+	fake_later(done, userdata, fake.fail ? fake.fail : (int)(pages * 4096));
 	return 0;
 }
 
@@ -267,7 +268,7 @@ static int fake_read(struct store *st, uint64_t key, void *buf, uint64_t pages, 
 	(void)st;
 	memcpy(buf, fake.data[key], pages * 4096);
 	fake.reads += pages;
-	fake_later(done, userdata, pages);
+	fake_later(done, userdata, (int)(pages * 4096));
 	return 0;
 }
 
@@ -278,8 +279,21 @@ static void fake_figures(struct store *st, uint64_t *pages, uint64_t *used)
 	*used = fake.in_use;
 }
 
-static const struct store_ops fake_ops = { fake_alloc, fake_free, fake_write, fake_read,
-					   fake_figures };
+static int fake_flush(struct store *st, bool durable, store_done_fn done, void *userdata)
+{
+	(void)st;
+	fake.flushes++;
+	fake.durable += durable;
+	fake_later(done, userdata, 0);
+	return 0;
+}
+
+static const struct store_ops fake_ops = { .alloc = fake_alloc,
+					   .free = fake_free,
+					   .write = fake_write,
+					   .read = fake_read,
+					   .figures = fake_figures,
+					   .flush = fake_flush };
 
 /* After the suite's own setup (cache_fixture_setup()). */
 static void fake_setup(void)
@@ -327,5 +341,61 @@ Test(evict, shared_anonymous_pages_go_to_the_store_and_come_back)
 	/* Freed with the object: no slot stays taken. */
 	object_unref(o);
 	cr_assert_eq(fake.in_use, 0, "%lu slots still taken", (unsigned long)fake.in_use);
+	fake_teardown();
+}
+
+/* Write back @o's pages and wait; the write-back's result. */
+static int write_back(struct object *o)
+{
+	struct wb_wait w = { .pending = 1, .done = on_synced };
+
+	synced = false;
+	cr_assert_eq(object_writeback(o, 0, PAGES + 1, true, &w), 0);
+	wb_wait_put(&w, 0);
+	run_until(&synced);
+	return w.ret;
+}
+
+/*
+ * A file's dirty pages are written back through its page store, as shared anonymous pages go to
+ * theirs: the runs to the store's write, then a durable flush for MS_SYNC; a write the store fails
+ * is reported and leaves the pages dirty.
+ */
+Test(evict, a_files_dirty_pages_are_written_back_through_its_store)
+{
+	uint8_t buf[4096];
+	struct object *o;
+	int fd;
+
+	fake_setup();
+	o = file_object(&fd);
+	o->store = &fake.store; /* the file's store is the test's */
+	for (uint64_t p = 2; p <= 7; p += 5) {
+		object_page_set(o, p, PAGE_READY | PAGE_WRITABLE);
+		memset(o->map + p * 4096, 0xee, 4096);
+	}
+	cr_assert_eq(write_back(o), 0);
+	cr_assert_eq(fake.writes, 2, "%lu pages went to the store", (unsigned long)fake.writes);
+	cr_assert_eq(fake.data[2][0], 0xee);
+	cr_assert_eq(fake.data[7][4095], 0xee);
+	cr_assert_eq(fake.flushes, 1);
+	cr_assert_eq(fake.durable, 1, "an MS_SYNC write-back flushes to stable storage");
+	cr_assert_eq(cache.stats.bytes_written, 2 * 4096);
+	cr_assert_geq(protected_pages, 2, "write-protected before they were copied");
+	cr_assert_eq(o->pages[2], PAGE_READY, "written back: clean");
+	cr_assert_eq(pread(fd, buf, sizeof(buf), 2 * 4096), 4096);
+	cr_assert_eq(buf[0], pattern(2, 0), "nothing went around the store to the file");
+
+	/* The store fails the write: the error comes back, and the page stays dirty. */
+	fake.fail = -EIO;
+	object_page_set(o, 3, PAGE_READY | PAGE_WRITABLE);
+	cr_assert_eq(write_back(o), -EIO);
+	cr_assert_eq(o->pages[3], PAGE_READY | PAGE_WRITABLE, "dirty again after the error");
+	fake.fail = 0;
+	cr_assert_eq(write_back(o), 0);
+	cr_assert_eq(o->pages[3], PAGE_READY);
+	o->store = NULL;
+	object_unref(o);
+	close(fd);
 	fake_teardown();
 }
