@@ -5,7 +5,10 @@
  * unmaps each; the figures are the mean cost of one mmap, one first touch and one munmap at each
  * N, and how much they grow from the smallest N to the largest (the goal: within 1.5x). Then the
  * cost of munmap of a shared mapping of a sparse file with 64 pages written, at sizes from 1 GiB
- * up: it should follow the pages touched, not the size of the range.
+ * up: it should follow the pages touched, not the size of the range. Last, the mappings again with
+ * the daemon under an fd store, as under systemd: $NOTIFY_SOCKET is a datagram socket of ours,
+ * drained by a thread that closes the descriptors the daemon stores, and the daemon saves its
+ * tables for a restart (daemon/state.c) as it serves.
  *
  * Client and daemon are pinned to one CPU (see docs/benchmarks.md).
  *
@@ -20,7 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -78,6 +85,75 @@ static struct costs run(size_t n, map_fn map, unmap_fn unmap, const char *what)
 	return c;
 }
 
+/* A service manager's notify socket that takes what the daemon sends and closes the descriptors. */
+static void *drain(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[4096], cbuf[CMSG_SPACE(253 * sizeof(int))];
+
+	for (;;) {
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c;
+
+		if (recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+				for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				     i++)
+					close(((int *)(void *)CMSG_DATA(c))[i]);
+	}
+}
+
+/* $NOTIFY_SOCKET for the daemons started from now on. */
+static void notify_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	pthread_t t;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", dir);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("notify socket");
+	if (pthread_create(&t, NULL, drain, (void *)(intptr_t)fd))
+		die("drain thread");
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+}
+
+/* The mappings at each N, upager's next to the kernel's, and how they grow. */
+static void rows(bool quick, int nc)
+{
+	static const size_t counts[] = { 1000, 4000, 16000, 32000 };
+	struct costs u[4], k[4];
+
+	pin_pair(0, daemon_pid());
+	/* Not counted: heaps and the connection settle. */
+	run(100, upager_mmap, upager_munmap, "upager warm-up");
+	for (int i = 0; i < nc; i++) {
+		size_t n = quick && i == 1 ? 32000 : counts[i];
+
+		k[i] = run(n, mmap, munmap, "kernel");
+		u[i] = run(n, upager_mmap, upager_munmap, "upager");
+		printf("N = %5zu   mmap %7.2f us (kernel %5.2f)   touch %6.2f us (kernel %5.2f)   "
+		       "munmap %7.2f us (kernel %5.2f)\n",
+		       n, u[i].map / 1e3, k[i].map / 1e3, u[i].touch / 1e3, k[i].touch / 1e3,
+		       u[i].unmap / 1e3, k[i].unmap / 1e3);
+	}
+	printf("%-34s %8s %8s\n", "growth from the first N to the last", "upager", "kernel");
+	printf("%-34s %7.2fx %7.2fx\n", "mmap", u[nc - 1].map / u[0].map, k[nc - 1].map / k[0].map);
+	printf("%-34s %7.2fx %7.2fx\n", "touch", u[nc - 1].touch / u[0].touch,
+	       k[nc - 1].touch / k[0].touch);
+	printf("%-34s %7.2fx %7.2fx\n", "munmap", u[nc - 1].unmap / u[0].unmap,
+	       k[nc - 1].unmap / k[0].unmap);
+}
+
 /* munmap of a shared mapping of a sparse file of size bytes with TOUCHED pages written: ns. */
 static double sparse_unmap(size_t size, bool upager)
 {
@@ -105,50 +181,13 @@ static double sparse_unmap(size_t size, bool upager)
 	return (double)t;
 }
 
-int main(int argc, char **argv)
+/* The rows and the sparse files against a daemon started by hand. */
+static void plain(bool quick)
 {
-	static const size_t counts[] = { 1000, 4000, 16000, 32000 };
 	static const size_t sizes[] = { 1UL << 30, 64UL << 30, 1UL << 40 };
-	struct costs u[4], k[4];
-	struct rlimit rl = { 1 << 20, 1 << 20 };
-	const char *bin;
-	bool quick;
-	int nc, ns;
+	int ns = quick ? 2 : 3;
 
-	bin = daemon_args(argc, argv, &quick);
-	nc = quick ? 2 : 4;
-	ns = quick ? 2 : 3;
-	alarm(quick ? 120 : 600);
-	setrlimit(RLIMIT_NOFILE, &rl);
-	{
-		int ret = daemon_start_private(bin, dir);
-
-		if (ret < 0) {
-			errno = -ret;
-			die("starting upagerd");
-		}
-	}
-	pin_pair(0, daemon_pid());
-
-	/* Not counted: heaps and the connection settle. */
-	run(100, upager_mmap, upager_munmap, "upager warm-up");
-	for (int i = 0; i < nc; i++) {
-		size_t n = quick && i == 1 ? 32000 : counts[i];
-
-		k[i] = run(n, mmap, munmap, "kernel");
-		u[i] = run(n, upager_mmap, upager_munmap, "upager");
-		printf("N = %5zu   mmap %7.2f us (kernel %5.2f)   touch %6.2f us (kernel %5.2f)   "
-		       "munmap %7.2f us (kernel %5.2f)\n",
-		       n, u[i].map / 1e3, k[i].map / 1e3, u[i].touch / 1e3, k[i].touch / 1e3,
-		       u[i].unmap / 1e3, k[i].unmap / 1e3);
-	}
-	printf("%-34s %8s %8s\n", "growth from the first N to the last", "upager", "kernel");
-	printf("%-34s %7.2fx %7.2fx\n", "mmap", u[nc - 1].map / u[0].map, k[nc - 1].map / k[0].map);
-	printf("%-34s %7.2fx %7.2fx\n", "touch", u[nc - 1].touch / u[0].touch,
-	       k[nc - 1].touch / k[0].touch);
-	printf("%-34s %7.2fx %7.2fx\n", "munmap", u[nc - 1].unmap / u[0].unmap,
-	       k[nc - 1].unmap / k[0].unmap);
-
+	rows(quick, quick ? 2 : 4);
 	printf("munmap of a shared mapping of a sparse file, %d pages written:\n", TOUCHED);
 	for (int i = 0; i < ns; i++) {
 		double ut = sparse_unmap(sizes[i], true), kt = sparse_unmap(sizes[i], false);
@@ -156,5 +195,57 @@ int main(int argc, char **argv)
 		printf("  %5zu GiB   upager %9.1f us   kernel %9.1f us   ratio %7.1fx\n",
 		       sizes[i] >> 30, ut / 1e3, kt / 1e3, ut / kt);
 	}
+}
+
+/*
+ * Each daemon in a child of its own: a process that mapped through upager waits at fork(2) for
+ * its daemon to read the fork event, and a stopped daemon never does.
+ */
+static void in_child(const char *bin, bool quick, bool fdstore)
+{
+	pid_t child = fork();
+	int ret, status;
+
+	if (child < 0)
+		die("fork");
+	if (child > 0) {
+		if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+			exit(1);
+		return;
+	}
+	if (fdstore)
+		notify_socket();
+	ret = daemon_start(bin, dir);
+	if (ret < 0) {
+		errno = -ret;
+		die("starting upagerd");
+	}
+	if (fdstore) {
+		printf("under an fd store (the tables saved for a restart, as under systemd):\n");
+		rows(quick, quick ? 2 : 4);
+	} else {
+		plain(quick);
+	}
+	daemon_stop();
+	exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	struct rlimit rl = { 1 << 20, 1 << 20 };
+	const char *bin;
+	bool quick;
+	char cmd[160];
+
+	bin = daemon_args(argc, argv, &quick);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	alarm(quick ? 180 : 900);
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (!mkdtemp(dir))
+		die("mkdtemp");
+	in_child(bin, quick, false);
+	in_child(bin, quick, true);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
 	return 0;
 }
