@@ -15,6 +15,7 @@
 struct cache;
 struct object;
 struct ring;
+struct state;
 struct swap;
 struct worker_pool;
 
@@ -22,8 +23,8 @@ struct cache_hooks {
 	/* The fd store keeps @fd as @kind of @id (fdstore_add()), or lets it go. */
 	int (*store_fd)(struct cache *c, int fd, const char *kind, uint64_t id);
 	void (*unstore_fd)(struct cache *c, const char *kind, uint64_t id);
-	/* An object came, went or changed: the saved tables are out of date. */
-	void (*touch)(struct cache *c);
+	/* An object id was taken: the daemon's saved counters changed. */
+	void (*id_taken)(struct cache *c);
 	/*
 	 * Write-protect object pages [first, first+count) in every client mapping that may write
 	 * them, before they are written back, so that a later write faults and makes them dirty
@@ -59,6 +60,7 @@ struct cache {
 	bool stopping; /* write-backs are done now, not queued */
 	struct cache_stats stats;
 	const struct cache_hooks *hooks;
+	struct state *state; /* where objects are saved (state.c), or NULL */
 
 	/* The budget (evict.c): pages of every object's memfd that are valid (cached, kept by
 	 * object_page_set()) plus those being read (inflight) stay within budget_pages (0: none). */
@@ -103,8 +105,8 @@ static inline void cache_unstore_fd(struct cache *c, const char *kind, uint64_t 
 		c->hooks->unstore_fd(c, kind, id);
 }
 
-static inline void cache_touch(struct cache *c)
+static inline void cache_id_taken(struct cache *c)
 {
 	if (c->hooks)
-		c->hooks->touch(c);
+		c->hooks->id_taken(c);
 }

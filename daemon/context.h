@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "common/list.h"
 #include "latency.h"
+#include "state.h"
 
 struct object;
 struct ring;
@@ -84,10 +85,10 @@ struct daemon {
 	bool activated; /* the listening socket came from systemd */
 	bool fdstore; /* descriptors go to the service manager's fd store (see fdstore.c) */
 	bool restoring; /* taking over the tables of a previous daemon: nothing is stored anew */
-	bool state_dirty; /* the tables changed since they were last saved */
 	uint64_t turn; /* loop iterations, counted by the check handle: what was read in one */
-	struct state *state; /* where they are saved, or NULL */
-	void (*save)(struct daemon *d); /* saves them there: state_flush(), given by state.c */
+	struct state *state; /* where the tables are saved, or NULL (also cache.state) */
+	struct state_handle saved; /* of the daemon's own record: its counters of ids */
+	void (*save)(struct daemon *d); /* saves what changed there: state_flush(), by state.c */
 	struct space_hooks space_hooks;
 	/* Does a session's request: request_handle(), see session.h for what it returns. */
 	int (*handle_request)(struct session *s, const struct upager_msg *req, int *fds,
@@ -100,16 +101,9 @@ static inline struct daemon *cache_daemon(struct cache *c)
 	return (struct daemon *)((char *)c - offsetof(struct daemon, cache));
 }
 
-/* The tables changed (a region, object, space, session or view came, went or changed): they are
- * saved before the next reply and at the end of the loop iteration. Never on the fault path. */
-static inline void daemon_touch(struct daemon *d)
-{
-	d->state_dirty = true;
-}
-
-/* Save the tables now if they changed: before a reply that tells a client about a change. */
+/* Save what changed in the tables now: before a reply that tells a client about a change. */
 static inline void daemon_save(struct daemon *d)
 {
-	if (d->save && d->state_dirty)
+	if (d->save)
 		d->save(d);
 }

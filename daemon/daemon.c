@@ -173,16 +173,16 @@ static void cache_unstore_from_fdstore(struct cache *c, const char *kind, uint64
 	fdstore_remove(cache_daemon(c), kind, id);
 }
 
-static void cache_touched(struct cache *c)
+static void daemon_object_id_taken(struct cache *c)
 {
-	daemon_touch(cache_daemon(c));
+	state_mark_daemon(cache_daemon(c));
 }
 
 /* How the cache reaches the daemon. */
 static const struct cache_hooks cache_hooks = {
 	.store_fd = cache_store_in_fdstore,
 	.unstore_fd = cache_unstore_from_fdstore,
-	.touch = cache_touched,
+	.id_taken = daemon_object_id_taken,
 	.protect = space_protect_object,
 	.pinned = space_pinned,
 };

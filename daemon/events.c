@@ -39,7 +39,7 @@ static void learn_pid(struct space *s, uint32_t tid)
 
 		if (sscanf(line, "Tgid: %d", &tgid) == 1) {
 			s->pid = tgid;
-			daemon_touch(s->d);
+			space_mark(s);
 			log_debug("forked space belongs to pid %d", tgid);
 			break;
 		}
@@ -58,7 +58,7 @@ static void on_fork(struct space *parent, int ufd)
 		return;
 	}
 	child->features = parent->features;
-	daemon_touch(parent->d);
+	space_mark(child);
 	ret = region_table_copy(&child->regions, &parent->regions);
 	if (ret < 0)
 		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
@@ -78,7 +78,6 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		on_fork(s, (int)m->arg.fork.ufd);
 		break;
 	case UFFD_EVENT_REMAP:
-		daemon_touch(s->d);
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		struct view_host h = space_host(s);
 		struct region *r;

@@ -93,7 +93,6 @@ static void grow_to(struct space *s, struct region *r, uint64_t addr, bool new_g
 	}
 	r->grown_pages += (r->start - addr) >> UPAGER_PAGE_SHIFT;
 	region_resize(&s->regions, r, addr, region_end(r));
-	daemon_touch(s->d);
 	uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
 }
 
@@ -111,7 +110,7 @@ static void finish_guard(struct space *s, struct grow_req *q, int status, bool s
 		/* No room below: the growth thread unmapped the pages up to the mapping. */
 		if (r) {
 			r->guard = r->sentinel = 0;
-			daemon_touch(s->d);
+			space_mark_region(s, r);
 		}
 		uffdio_wake(s->uffd, q->addr, UPAGER_PAGE_SIZE);
 	}
@@ -134,7 +133,7 @@ static void finish(struct space *s, struct grow_req *q, int status, bool sentine
 		/* Refused: the guard page is gone from the client, the access faults for good. */
 		if (r) {
 			r->guard = r->sentinel = 0;
-			daemon_touch(s->d);
+			space_mark_region(s, r);
 		}
 		uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
 	}
@@ -388,11 +387,11 @@ void grow_forget_guards(struct space *s, uint64_t start, uint64_t end)
 	{
 		if (r->guard && r->guard >= start && r->guard < end) {
 			r->guard = 0;
-			daemon_touch(s->d);
+			space_mark_region(s, r);
 		}
 		if (r->sentinel && r->sentinel >= start && r->sentinel < end) {
 			r->sentinel = 0;
-			daemon_touch(s->d);
+			space_mark_region(s, r);
 		}
 	}
 }

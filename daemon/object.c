@@ -249,7 +249,8 @@ static int object_alloc(struct cache *c, enum object_kind kind, uint64_t size, c
 	cache_store_fd(c, o->memfd, "ob", o->id);
 	if (o->pages_fd >= 0)
 		cache_store_fd(c, o->pages_fd, "pg", o->id);
-	cache_touch(c);
+	cache_id_taken(c);
+	object_mark(o);
 	*out = o;
 	return 0;
 }
@@ -331,6 +332,7 @@ int object_adopt(struct cache *c, struct object *saved, int memfd, int pages_fd,
 		o->path = strdup("?");
 	list_add_tail(&o->link, &c->objects);
 	c->n_objects++;
+	object_mark(o);
 	*out = o;
 	return 0;
 }
@@ -377,7 +379,7 @@ static int object_resize(struct object *o, uint64_t size)
 				object_page_set(o, p, PAGE_ABSENT);
 	}
 	o->size = size;
-	cache_touch(o->c);
+	object_mark(o);
 	return 0;
 }
 
@@ -438,7 +440,7 @@ static int object_revalidate(struct object *o, const struct stat *st)
 	o->file_size = (uint64_t)st->st_size;
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
-	cache_touch(o->c);
+	object_mark(o);
 	return 0;
 }
 
@@ -604,7 +606,7 @@ keep_writer:
 		o->fd_write = fd_take(&fa->reader);
 		cache_store_fd(c, o->fd_write, "wr", o->id);
 	}
-	cache_touch(c);
+	object_mark(o);
 	*out = o;
 	return 0;
 }
@@ -700,7 +702,7 @@ static void object_free(struct object *o)
 	cache_unstore_fd(c, "sl", o->id);
 	cache_unstore_fd(c, "rd", o->id);
 	cache_unstore_fd(c, "wr", o->id);
-	cache_touch(c);
+	state_forget(c->state, &o->saved);
 	if (o->view_ops)
 		o->view_ops->object_free(o);
 	free(o->path);
@@ -872,7 +874,7 @@ static void wb_status(void *userdata, const struct stat *st)
 	o->file_size = (uint64_t)st->st_size;
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
-	cache_touch(o->c);
+	object_mark(o);
 }
 
 /**
@@ -1172,7 +1174,7 @@ void object_touched(struct object *o, const struct stat *st)
 {
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
-	cache_touch(o->c);
+	object_mark(o);
 }
 
 /**
@@ -1346,15 +1348,21 @@ static void object_fields(struct state_io *io, struct object *o, bool *has_read,
 	STATE_NUM(io, 17, o->size); /* the memfd may be larger, see object_resize() */
 }
 
-/** object_save() - the record of object @o into @st */
-void object_save(struct object *o, struct state *st)
+static void object_save(struct state_handle *h, struct state *st)
 {
+	struct object *o = container_of(h, struct object, saved);
 	bool has_read = o->fd_read >= 0, has_write = o->fd_write >= 0;
 	struct state_io io;
 
 	state_begin(&io, st, STATE_REC_OBJECT);
 	object_fields(&io, o, &has_read, &has_write);
 	state_end(&io);
+}
+
+/** object_mark() - the saved record of object @o changed, or is new */
+void object_mark(struct object *o)
+{
+	state_mark(o->c->state, &o->saved, object_save, NULL);
 }
 
 /** object_load() - take an object back from its record and its descriptors in the fd store */

@@ -11,6 +11,7 @@
 
 #include "cache.h"
 #include "common/list.h"
+#include "state.h"
 
 struct cache;
 struct object;
@@ -98,6 +99,7 @@ struct object {
 	unsigned linear_writers; /* regions that map the cache writable without write-protect */
 
 	struct list_head link; /* daemon.objects */
+	struct state_handle saved; /* its record in the saved tables (object_mark()) */
 	struct list_head fills; /* struct fill.link, fills under way */
 	struct list_head wb_queue; /* write-backs asked for, in order (object.c) */
 	struct wb_job *wb_running; /* the one whose copy the file's store writes, or NULL */
@@ -248,5 +250,5 @@ static inline void object_used(struct object *o, uint64_t p, uint64_t n)
 struct fdstore_passed;
 struct state;
 struct state_io;
-void object_save(struct object *o, struct state *st);
+void object_mark(struct object *o);
 void object_load(struct cache *c, struct state_io *io, struct fdstore_passed *p);

@@ -26,6 +26,12 @@ static void release(const struct region_table *t, struct region *r)
 		t->ops->release(r);
 }
 
+static void changed(struct region_table *t, struct region *r)
+{
+	if (t->ops && t->ops->changed)
+		t->ops->changed(t, r);
+}
+
 static int by_start(const struct avl_node *a, const struct avl_node *b)
 {
 	const struct region *x = container_of(a, struct region, node);
@@ -42,6 +48,8 @@ static bool ends_above(const struct avl_node *n, const void *key)
 /* Take r out of the table and free it; its references are the caller's to pass on. */
 static void remove_node(struct region_table *t, struct region *r)
 {
+	if (t->ops && t->ops->gone)
+		t->ops->gone(t, r);
 	avl_remove(&t->tree, &r->node);
 	t->n--;
 	t->bytes -= r->length;
@@ -122,9 +130,11 @@ static int link_copy(struct region_table *t, const struct region *r)
 	if (!n)
 		return -ENOMEM;
 	*n = *r;
+	n->saved = (struct state_handle){ 0 };
 	avl_insert(&t->tree, &n->node);
 	t->n++;
 	t->bytes += n->length;
+	changed(t, n);
 	return 0;
 }
 
@@ -180,6 +190,7 @@ int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, re
 			return -ENOMEM;
 		t->bytes -= region_end(r) - start;
 		r->length = start - r->start;
+		changed(t, r);
 		/* The tail and the piece handed out each need references of their own. */
 		hold(t, &tail);
 		hold(t, &piece);
@@ -197,12 +208,14 @@ int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, re
 			advance(&piece, start - r->start);
 			t->bytes -= piece.length;
 			r->length = start - r->start;
+			changed(t, r);
 			hold(t, &piece);
 		} else if (region_end(r) > end) {
 			/* Drop the head, keep the tail: its start stays between its neighbours. */
 			piece.length = end - r->start;
 			t->bytes -= piece.length;
 			advance(r, end - r->start);
+			changed(t, r);
 			hold(t, &piece);
 		} else {
 			remove_node(t, r); /* its references pass to the piece */
@@ -225,6 +238,7 @@ void region_resize(struct region_table *t, struct region *r, uint64_t start, uin
 	r->start = start;
 	r->length = end - start;
 	t->bytes += r->length;
+	changed(t, r);
 }
 
 static void drop_release(struct region *piece, void *userdata)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/avl.h"
+#include "state.h"
 
 struct object;
 struct view;
@@ -46,12 +47,19 @@ struct region {
 	uint64_t wr_next;
 	uint32_t wr_window;
 	struct avl_node node; /* in the table, by start */
+	struct state_handle saved; /* its record in the saved tables; a copy starts without one */
 };
 
-/* What the owner of a table does when a region is copied (a split, a fork) and when a copy goes. */
+/*
+ * What the owner of a table does when a region is copied (a split, a fork) and when a copy goes;
+ * and when a region of the table is new or changed, and when it leaves the table.
+ */
+struct region_table;
 struct region_ops {
 	void (*hold)(struct region *r);
 	void (*release)(struct region *r);
+	void (*changed)(struct region_table *t, struct region *r);
+	void (*gone)(struct region_table *t, struct region *r);
 };
 
 struct region_table {

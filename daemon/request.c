@@ -101,6 +101,7 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 			return ret;
 		s->space->features = features;
 		s->space->attached = true;
+		space_mark(s->space);
 		/* The regions come first: a fault read now would find none. */
 		if (s->resuming)
 			space_hold(s->space);
@@ -180,12 +181,14 @@ static int object_open_reply(struct session *s, const struct upager_msg *req,
 	po->shared = m.u.object_open_reply.map_type == MAP_SHARED;
 	/* Entered before the reply, so that the tables saved with the reply hold it. */
 	s->opens[s->n_opens++] = *po;
+	session_open_changed(s, s->n_opens - 1);
 	s->last.fd = REPLY_FD_OBJECT;
 	s->last.fd_id = po->obj->id;
 	s->last.fd_writable = writable_fd;
 	ret = session_reply(s, &m, 0, &memfd, 1);
 	if (ret < 0) {
 		s->n_opens--;
+		session_open_changed(s, s->n_opens);
 		object_unref(po->obj);
 		return ret;
 	}
@@ -323,6 +326,8 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 		object_unref(s->opens[0].obj);
 		memmove(&s->opens[0], &s->opens[1], (MAX_PENDING_OPENS - 1) * sizeof(s->opens[0]));
 		s->n_opens--;
+		for (size_t i = 0; i < MAX_PENDING_OPENS; i++)
+			session_open_changed(s, i);
 	}
 	if (po.length == 0 || !IS_ALIGNED(po.offset, UPAGER_PAGE_SIZE) ||
 	    po.offset + po.length < po.offset)
@@ -400,14 +405,18 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		r.shared = s->opens[i].shared;
 		r.may_write = s->opens[i].may_write;
 		s->opens[i] = s->opens[--s->n_opens];
+		session_open_changed(s, i);
+		session_open_changed(s, s->n_opens);
 		mode |= UFFDIO_REGISTER_MODE_MINOR;
 		/* Write-protect mode serves read-only views of writable files, and pages that have
 		 * copies in nonlinear mappings (view.c). */
 		if (r.may_write && (s->space->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
 			mode |= UFFDIO_REGISTER_MODE_WP;
 			r.wp = !(r.prot & PROT_WRITE);
-			if (!r.wp)
+			if (!r.wp) {
 				r.obj->linear_writers++;
+				object_mark(r.obj);
+			}
 		}
 	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
 		return -EINVAL;
@@ -505,6 +514,7 @@ static int resume_region(struct session *s, const struct upager_msg *req, struct
 			return -EACCES;
 		}
 		s->opens[s->n_opens++] = *po;
+		session_open_changed(s, s->n_opens - 1);
 		ra.u.region_add.object_id = po->obj->id;
 	}
 	ra.u.region_add.addr = rs->addr;
@@ -637,10 +647,11 @@ static int do_growth_limit(struct session *s, const struct upager_msg *req)
 	/* Every piece of the mapping left after a partial munmap is the same mapping. */
 	region_for_each(p, &s->space->regions)
 	{
-		if ((p->flags & MAP_GROWSDOWN) && p->base == r->base)
+		if ((p->flags & MAP_GROWSDOWN) && p->base == r->base) {
 			p->max_length = ALIGN_UP(req->u.growth_limit.max_length, UPAGER_PAGE_SIZE);
+			space_mark_region(s->space, p);
+		}
 	}
-	daemon_touch(s->d);
 	return 0;
 }
 
@@ -675,6 +686,7 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	view_unref(s->converting);
 	s->converting = v;
 	s->space->converting = r->start;
+	space_mark(s->space);
 	s->last.fd = REPLY_FD_VIEW;
 	s->last.fd_id = v->id;
 	fds[0] = fd;
@@ -714,12 +726,14 @@ static int remap_adopt(struct session *s, struct region *r)
 		  (off_t)(v->pages << UPAGER_PAGE_SHIFT));
 	r->view = v;
 	r->view_index = 0;
+	space_mark_region(s->space, r);
 	struct view_host h = space_host(s->space);
 
 	view_attach(v, &h, r->start);
 	view_publish(v, true);
 	s->converting = NULL;
 	s->space->converting = 0;
+	space_mark(s->space);
 	return 0;
 }
 

@@ -90,7 +90,7 @@ static void mark_present(struct object *o, bool dirty)
 		}
 		data = hole;
 	}
-	daemon_touch(cache_daemon(o->c));
+	object_mark(o);
 }
 
 /* A writer vouches for the cache: its pages are candidates, the file's times are taken as now. */
@@ -143,6 +143,7 @@ static int adopt(struct daemon *d, enum object_kind kind, int memfd, const struc
 	}
 	saved.reserve = object_reserve_for(saved.size);
 	saved.id = ++d->cache.next_object_id;
+	state_mark_daemon(d);
 	cache = fd_reopen(memfd, true);
 	ret = memfd_new("upager:pages", saved.reserve >> UPAGER_PAGE_SHIFT, MEMFD_FIXED_SIZE,
 			&pages_fd);

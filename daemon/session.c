@@ -49,7 +49,7 @@ static void remember(struct session *s, const struct upager_msg *m, const uint8_
 	s->last.seq = m->seq;
 	s->last.len = (size_t)len <= sizeof(s->last.msg) ? (uint16_t)len : 0;
 	memcpy(s->last.msg, msg, s->last.len);
-	daemon_touch(s->d);
+	session_mark(s);
 }
 
 /**
@@ -167,8 +167,9 @@ static void on_readable(uv_poll_t *h, int status, int events)
 			return;
 		}
 	}
+	/* What a request changes in the session (busy, pending, ...) is saved with it. */
 	if (changes_tables(req.op))
-		daemon_touch(s->d);
+		session_mark(s);
 	ret = s->d->handle_request(s, &req, fds, n_fds);
 	fdmsg_close_fds(fds, n_fds);
 	if (ret == REQUEST_LATER) {
@@ -265,8 +266,10 @@ static void session_close(struct session *s)
 		uv_poll_stop(&s->poll);
 		return;
 	}
-	for (size_t i = 0; i < s->n_opens; i++)
+	for (size_t i = 0; i < s->n_opens; i++) {
 		object_unref(s->opens[i].obj);
+		state_forget(d->state, &s->open_saved[i]);
+	}
 	s->n_opens = 0;
 	s->converting = view_unref(s->converting);
 	if (s->space) {
@@ -279,7 +282,7 @@ static void session_close(struct session *s)
 	}
 	list_del_init(&s->link);
 	d->n_sessions--;
-	daemon_touch(d);
+	state_forget(d->state, &s->saved);
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 }
@@ -290,7 +293,7 @@ static void session_start(struct session *s)
 
 	list_add_tail(&s->link, &d->sessions);
 	d->n_sessions++;
-	daemon_touch(d);
+	session_mark(s);
 	uv_poll_init(d->loop, &s->poll, s->fd);
 	s->poll.data = s;
 	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
@@ -342,6 +345,7 @@ int session_accept(struct daemon *d, int fd)
 	s->pid = cred.pid;
 	s->uid = cred.uid;
 	s->id = ++d->next_id;
+	state_mark_daemon(d);
 	session_start(s);
 	fdstore_add(d, fd, "cl", s->id);
 	log_debug("client pid %d uid %d connected", (int)s->pid, (int)s->uid);
@@ -429,9 +433,9 @@ static void open_fields(struct state_io *io, struct pending_open *po, uint64_t *
 	STATE_NUM(io, 8, po->may_write);
 }
 
-/** session_save() - the record of session @s, and one per object it holds for a mapping */
-void session_save(struct session *s, struct state *st)
+static void session_save(struct state_handle *h, struct state *st)
 {
+	struct session *s = container_of(h, struct session, saved);
 	uint64_t space_id = s->space && !s->space->dead ? s->space->id : 0;
 	uint64_t view_id = s->converting ? s->converting->id : 0;
 	struct state_io io;
@@ -439,13 +443,44 @@ void session_save(struct session *s, struct state *st)
 	state_begin(&io, st, STATE_REC_SESSION);
 	session_fields(&io, s, &space_id, &view_id);
 	state_end(&io);
-	for (size_t i = 0; i < s->n_opens; i++) {
-		uint64_t obj_id = s->opens[i].obj->id;
+}
 
-		state_begin(&io, st, STATE_REC_OPEN);
-		open_fields(&io, &s->opens[i], &s->id, &obj_id);
-		state_end(&io);
-	}
+/* An object the session holds for a mapping: its record names the session. */
+static void open_save(struct state_handle *h, struct state *st)
+{
+	struct session *s = h->owner;
+	struct pending_open *po = &s->opens[h - s->open_saved];
+	uint64_t obj_id = po->obj->id;
+	struct state_io io;
+
+	state_begin(&io, st, STATE_REC_OPEN);
+	open_fields(&io, po, &s->id, &obj_id);
+	state_end(&io);
+}
+
+/**
+ * session_mark() - the saved record of session @s changed, or is new; with a new session, the
+ * records of its opens[] too
+ */
+void session_mark(struct session *s)
+{
+	bool fresh = !s->saved.key;
+
+	state_mark(s->d->state, &s->saved, session_save, NULL);
+	for (size_t i = 0; fresh && i < s->n_opens; i++)
+		session_open_changed(s, i);
+}
+
+/**
+ * session_open_changed() - opens[@i] of session @s changed or came (@i < n_opens) or went (the
+ * others): its record is saved again or deleted
+ */
+void session_open_changed(struct session *s, size_t i)
+{
+	if (i < s->n_opens)
+		state_mark(s->d->state, &s->open_saved[i], open_save, s);
+	else
+		state_forget(s->d->state, &s->open_saved[i]);
 }
 
 static struct session *find_session(struct daemon *d, uint64_t id)

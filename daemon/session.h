@@ -11,6 +11,7 @@
 #include "common/list.h"
 #include "object.h"
 #include "proto/codec.h"
+#include "state.h"
 
 struct daemon;
 struct object;
@@ -73,6 +74,8 @@ struct session {
 	bool resuming; /* HELLO with RESUME: RESUME requests until the end of them */
 	bool resumed_space; /* the space outlived the connection: RESUME has nothing to do */
 	struct list_head link;
+	struct state_handle saved; /* its record in the saved tables (session_mark()) */
+	struct state_handle open_saved[MAX_PENDING_OPENS]; /* those of opens[] */
 	uint8_t buf[UPAGER_MSG_MAX];
 };
 
@@ -95,6 +98,7 @@ void session_free_all(struct daemon *d);
 struct fdstore_passed;
 struct state;
 struct state_io;
-void session_save(struct session *s, struct state *st);
+void session_mark(struct session *s);
+void session_open_changed(struct session *s, size_t i);
 void session_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p);
 void session_load_open(struct daemon *d, struct state_io *io);

@@ -42,7 +42,46 @@ static void region_release(struct region *r)
 		object_unref(r->obj);
 }
 
-static const struct region_ops region_refs = { .hold = region_hold, .release = region_release };
+static void region_save(struct state_handle *h, struct state *st)
+{
+	struct region *r = container_of(h, struct region, saved);
+	struct space *s = h->owner;
+	uint64_t space_id = s->id, obj_id = r->obj ? r->obj->id : 0;
+	uint64_t view_id = r->view ? r->view->id : 0;
+	struct state_io io;
+
+	state_begin(&io, st, STATE_REC_REGION);
+	region_fields(&io, r, &space_id, &obj_id, &view_id);
+	state_end(&io);
+}
+
+/* The table changed a region, or made one: its record is saved again. */
+static void region_changed(struct region_table *t, struct region *r)
+{
+	struct space *s = container_of(t, struct space, regions);
+
+	state_mark(s->d->state, &r->saved, region_save, s);
+}
+
+static void region_gone(struct region_table *t, struct region *r)
+{
+	struct space *s = container_of(t, struct space, regions);
+
+	state_forget(s->d->state, &r->saved);
+}
+
+static const struct region_ops region_refs = {
+	.hold = region_hold,
+	.release = region_release,
+	.changed = region_changed,
+	.gone = region_gone,
+};
+
+/** space_mark_region() - a field of region @r of space @s changed: its record is saved again */
+void space_mark_region(struct space *s, struct region *r)
+{
+	region_changed(&s->regions, r);
+}
 
 /**
  * space_new() - a space for a userfaultfd of a client's mm
@@ -88,7 +127,8 @@ int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_a
 	d->n_spaces++;
 	s->id = ++d->next_id;
 	fdstore_add(d, uffd, "uf", s->id);
-	daemon_touch(d);
+	state_mark_daemon(d);
+	space_mark(s);
 	*out = s;
 	return 0;
 }
@@ -110,6 +150,7 @@ struct space *space_unref(struct space *s)
 		return NULL;
 	free(s->queue);
 	locked_free(&s->locked);
+	state_forget(s->d->state, &s->saved);
 	close(s->uffd);
 	fdstore_remove(s->d, "uf", s->id);
 	free(s);
@@ -176,7 +217,7 @@ void space_kill(struct space *s)
 	region_table_deinit(&s->regions, drop_piece, NULL);
 	list_del_init(&s->link);
 	d->n_spaces--;
-	daemon_touch(d);
+	state_forget(d->state, &s->saved);
 	if (s->polling) {
 		uv_poll_stop(&s->poll);
 		uv_close((uv_handle_t *)&s->poll, on_poll_closed);
@@ -428,7 +469,6 @@ int space_add_region(struct space *s, const struct region *r)
 {
 	int ret;
 
-	daemon_touch(s->d);
 	region_remove_range(&s->regions, r->start, region_end(r), drop_piece, NULL);
 	ret = region_insert(&s->regions, r);
 	if (ret < 0 && r->obj)
@@ -447,7 +487,6 @@ int space_add_region(struct space *s, const struct region *r)
  */
 int space_drop_range(struct space *s, uint64_t start, uint64_t end, struct wb_wait *w)
 {
-	daemon_touch(s->d);
 	return region_remove_range(&s->regions, start, end, drop_piece, w);
 }
 
@@ -636,7 +675,6 @@ struct region *space_follow_growth(struct space *s, uint64_t addr)
 				end = MIN(end, next->start);
 			if (addr < end) {
 				region_resize(&s->regions, r, r->start, end);
-				daemon_touch(s->d);
 			}
 		}
 		r = region_find(&s->regions, addr);
@@ -685,30 +723,30 @@ static void space_fields(struct state_io *io, struct space *s)
 	STATE_NUM(io, 6, s->converting);
 }
 
-/** space_save() - the record of space @s into @st */
-void space_save(struct space *s, struct state *st)
+static void space_save(struct state_handle *h, struct state *st)
 {
 	struct state_io io;
 
 	state_begin(&io, st, STATE_REC_SPACE);
-	space_fields(&io, s);
+	space_fields(&io, container_of(h, struct space, saved));
 	state_end(&io);
 }
 
-/** space_save_regions() - one record per region of space @s into @st, after those of objects */
-void space_save_regions(struct space *s, struct state *st)
+/** space_mark() - the saved record of space @s changed, or is new */
+void space_mark(struct space *s)
+{
+	if (!s->dead)
+		state_mark(s->d->state, &s->saved, space_save, NULL);
+}
+
+/** space_mark_regions() - every region of space @s is saved again (state_ops.mark_all) */
+void space_mark_regions(struct space *s)
 {
 	struct region *r;
 
 	region_for_each(r, &s->regions)
 	{
-		uint64_t space_id = s->id, obj_id = r->obj ? r->obj->id : 0;
-		uint64_t view_id = r->view ? r->view->id : 0;
-		struct state_io io;
-
-		state_begin(&io, st, STATE_REC_REGION);
-		region_fields(&io, r, &space_id, &obj_id, &view_id);
-		state_end(&io);
+		region_changed(&s->regions, r);
 	}
 }
 

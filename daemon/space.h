@@ -44,6 +44,7 @@ struct space {
 	struct region_table regions;
 	struct locked_ranges locked; /* what the client has locked in memory (locked.c) */
 	struct list_head link; /* daemon.spaces */
+	struct state_handle saved; /* its record in the saved tables (space_mark()) */
 };
 
 int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_addr,
@@ -93,7 +94,8 @@ struct state_io;
 struct space *space_find(struct daemon *d, uint64_t id);
 struct view_host space_host(const struct space *s);
 bool space_view_host(struct daemon *d, uint64_t id, struct view_host *h);
-void space_save(struct space *s, struct state *st);
-void space_save_regions(struct space *s, struct state *st);
+void space_mark(struct space *s);
+void space_mark_region(struct space *s, struct region *r);
+void space_mark_regions(struct space *s);
 struct space *space_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p);
 void space_load_region(struct daemon *d, struct state_io *io);

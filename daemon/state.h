@@ -1,21 +1,27 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The daemon's tables, saved in memfds of the fd store so that a new daemon can take them over.
- * This file keeps the framing: two slots written in turn, each with a generation and a checksum,
- * holding records of tagged fields. What a record holds is the business of the module that owns
- * its struct (space.c, region.c, object.c, view.c, session.c), and the order of the records that
- * of tables.c.
+ * This file keeps the journal: two slots, each a snapshot of every record followed by the records
+ * that changed since, entry by entry, each checksummed. What a record holds is the business of the
+ * module that owns its struct (space.c, region.c, object.c, view.c, session.c); that module marks
+ * it when it changes. The order in which records are taken back is that of their kinds.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/list.h"
 
 struct daemon;
 struct fdstore_passed;
 struct state;
 
-/* The kinds of record. A new kind is a new number; a loader skips the kinds it does not know. */
+/*
+ * The kinds of record, in the order they are taken back (a record names only records of kinds
+ * before its own). A new kind is a new number; a loader skips the kinds it does not know.
+ */
 enum state_rec {
 	STATE_REC_DAEMON = 1,
 	STATE_REC_SPACE = 2,
@@ -58,14 +64,39 @@ void state_bytes(struct state_io *io, uint16_t key, uint8_t *buf, uint16_t *len,
 void state_begin(struct state_io *io, struct state *st, enum state_rec type);
 void state_end(struct state_io *io);
 
-/* What the owner of the tables gives: how they are saved, and how each record is taken back. */
+struct state_handle;
+
+/* Saves the one record of what @h is embedded in: state_begin(), its fields, state_end(). */
+typedef void state_save_fn(struct state_handle *h, struct state *st);
+
+/*
+ * A saved record's place in the journal, embedded in the struct it saves (all zero: not saved
+ * yet). The module that owns the struct marks it when the record changes and forgets it when the
+ * struct goes; a copy of a struct must not keep the original's handle.
+ */
+struct state_handle {
+	uint64_t key; /* the record's name in the journal while it lives; 0: none yet */
+	struct list_head live; /* state.live, in key order */
+	struct list_head dirty; /* state.dirty while marked */
+	state_save_fn *save;
+	void *owner; /* for save, if the struct alone does not say enough */
+	uint32_t len; /* bytes of its last entry, 0 if none was written */
+	bool marked;
+};
+
+void state_mark(struct state *st, struct state_handle *h, state_save_fn *save, void *owner);
+void state_forget(struct state *st, struct state_handle *h);
+
+/* What the owner of the tables gives: how every record is marked, and how each is taken back. */
 struct state_ops {
-	void (*save)(struct daemon *d, struct state *st);
+	void (*mark_all)(struct daemon *d); /* after a load, or on a fresh start */
+	state_save_fn *save_daemon; /* the daemon's own record (struct daemon.saved) */
 	void (*load)(struct daemon *d, enum state_rec type, struct state_io *io,
 		     struct fdstore_passed *p);
 	void (*loaded)(struct daemon *d); /* after the last record */
 };
 
 int state_init(struct daemon *d, struct fdstore_passed *passed, const struct state_ops *ops);
+void state_mark_daemon(struct daemon *d);
 void state_flush(struct daemon *d);
 void state_free(struct daemon *d);

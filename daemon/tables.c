@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The daemon's tables as saved records (state.c keeps the file): which records, in which order,
- * and how each kind is taken back. A record refers to others by id, so it comes after what it
- * names: spaces, objects and their views, regions, sessions and the objects they hold.
+ * The daemon's tables as saved records (state.c keeps the journal): the daemon's own record, every
+ * record marked anew after a load, and how each kind is taken back. A record refers to others by
+ * id, so it is loaded after what it names: spaces, objects and their views, regions, sessions and
+ * the objects they hold (the order of enum state_rec).
  */
 #include "common/list.h"
 #include "context.h"
@@ -21,28 +22,35 @@ static void daemon_fields(struct state_io *io, struct daemon *d)
 	STATE_NUM(io, 2, d->next_id);
 }
 
-static void tables_save(struct daemon *d, struct state *st)
+static void daemon_record_save(struct state_handle *h, struct state *st)
 {
 	struct state_io io;
+
+	state_begin(&io, st, STATE_REC_DAEMON);
+	daemon_fields(&io, h->owner);
+	state_end(&io);
+}
+
+/* Every record, kind by kind, so that their keys follow the order in which they are loaded. */
+static void tables_mark_all(struct daemon *d)
+{
 	struct session *se;
 	struct space *sp;
 	struct object *o;
 	struct view *v;
 
-	state_begin(&io, st, STATE_REC_DAEMON);
-	daemon_fields(&io, d);
-	state_end(&io);
+	state_mark_daemon(d);
 	list_for_each_entry (sp, &d->spaces, link)
-		space_save(sp, st);
+		space_mark(sp);
 	list_for_each_entry (o, &d->cache.objects, link) {
-		object_save(o, st);
+		object_mark(o);
 		list_for_each_entry (v, &o->views, link)
-			view_save(v, st);
+			view_mark(v);
 	}
 	list_for_each_entry (sp, &d->spaces, link)
-		space_save_regions(sp, st);
+		space_mark_regions(sp);
 	list_for_each_entry (se, &d->sessions, link)
-		session_save(se, st);
+		session_mark(se);
 }
 
 static void tables_load(struct daemon *d, enum state_rec type, struct state_io *io,
@@ -101,7 +109,8 @@ static void tables_loaded(struct daemon *d)
 }
 
 const struct state_ops tables_ops = {
-	.save = tables_save,
+	.mark_all = tables_mark_all,
+	.save_daemon = daemon_record_save,
 	.load = tables_load,
 	.loaded = tables_loaded,
 };

@@ -452,7 +452,8 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	fdstore_add(cache_daemon(o->c), v->memfd, "vw", v->id);
 	fdstore_add(cache_daemon(o->c), v->meta_fd, "vm", v->id);
 	fdstore_add(cache_daemon(o->c), v->table_memfd, "vt", v->id);
-	daemon_touch(cache_daemon(o->c));
+	state_mark_daemon(cache_daemon(o->c));
+	view_mark(v);
 	*out = v;
 	return 0;
 }
@@ -609,7 +610,7 @@ struct view *view_unref(struct view *v)
 	fdstore_remove(cache_daemon(v->obj->c), "vw", v->id);
 	fdstore_remove(cache_daemon(v->obj->c), "vm", v->id);
 	fdstore_remove(cache_daemon(v->obj->c), "vt", v->id);
-	daemon_touch(cache_daemon(v->obj->c));
+	state_forget(v->obj->c->state, &v->saved);
 	object_unref(v->obj);
 	free(v);
 	return NULL;
@@ -638,7 +639,7 @@ void view_publish(struct view *v, bool local)
 	__atomic_store_n(&v->shared->start, local ? v->start : 0, __ATOMIC_RELEASE);
 	if (v->local != local) {
 		v->local = local;
-		daemon_touch(cache_daemon(v->obj->c));
+		view_mark(v);
 	}
 }
 
@@ -647,7 +648,7 @@ void view_attach(struct view *v, const struct view_host *h, uint64_t start)
 {
 	v->host = h ? *h : (struct view_host){ .uffd = -1 };
 	v->start = start;
-	daemon_touch(cache_daemon(v->obj->c));
+	view_mark(v);
 }
 
 /**
@@ -696,7 +697,6 @@ void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff)
 		__atomic_store_n(&v->shared->entry[first + k], view_encode(v, first + k, pgoff + k),
 				 __ATOMIC_RELEASE);
 	}
-	daemon_touch(cache_daemon(v->obj->c));
 }
 
 /**
@@ -736,9 +736,9 @@ static void view_fields(struct state_io *io, struct view *v, uint64_t *obj_id, u
 	STATE_NUM(io, 9, v->local);
 }
 
-/** view_save() - the record of view @v into @st */
-void view_save(struct view *v, struct state *st)
+static void view_save(struct state_handle *h, struct state *st)
 {
+	struct view *v = container_of(h, struct view, saved);
 	uint64_t obj_id = v->obj->id;
 	uint64_t space_id = v->host.id;
 	struct state_io io;
@@ -746,6 +746,12 @@ void view_save(struct view *v, struct state *st)
 	state_begin(&io, st, STATE_REC_VIEW);
 	view_fields(&io, v, &obj_id, &space_id);
 	state_end(&io);
+}
+
+/** view_mark() - the saved record of view @v changed, or is new */
+void view_mark(struct view *v)
+{
+	state_mark(v->obj->c->state, &v->saved, view_save, NULL);
 }
 
 /**
@@ -816,7 +822,6 @@ static void claim_adopt(struct view *v, uint64_t i, uint64_t p)
 	if ((o->pages[p] & ~PAGE_AWAY & ~PAGE_CLEAN) == PAGE_ABSENT)
 		object_page_set(o, p, PAGE_ABSENT | PAGE_AWAY | PAGE_CLEAN);
 	o->c->stats.bytes_from_page_cache += UPAGER_PAGE_SIZE;
-	daemon_touch(cache_daemon(o->c));
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include "state.h"
 #include <sys/types.h>
 
 #include "proto/view-table.h"
@@ -55,6 +56,7 @@ struct view {
 	bool local; /* the library may remap pages without copies itself (view_publish()) */
 	bool claims_stalled; /* a claim of the library's kept the daemon waiting: wait no more */
 	struct list_head link; /* obj->views */
+	struct state_handle saved; /* its record in the saved tables (view_mark()) */
 };
 
 int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_write,
@@ -83,6 +85,6 @@ struct daemon;
 struct fdstore_passed;
 struct state;
 struct state_io;
-void view_save(struct view *v, struct state *st);
+void view_mark(struct view *v);
 void view_load(struct daemon *d, struct state_io *io, struct fdstore_passed *p,
 	       bool (*host_of)(struct daemon *d, uint64_t id, struct view_host *h));
