@@ -23,7 +23,7 @@
 #include "evict.h"
 #include "fill.h"
 #include "fdstore.h"
-#include "grow.h"
+#include "channel.h"
 #include "log.h"
 #include "notify.h"
 #include "object.h"
@@ -251,7 +251,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->queued.data = d;
 	uffdio_set_drain(events_drain, d);
 	d->space_hooks.readable = events_on_uffd;
-	d->space_hooks.killed = grow_detach;
+	d->space_hooks.killed = channel_detach;
 	d->handle_request = request_handle;
 	list_init(&d->sessions);
 	list_init(&d->spaces);

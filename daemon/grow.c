@@ -3,15 +3,15 @@
  * MAP_GROWSDOWN mappings. Each has one guard page right below it in the client, mapped by the
  * library and registered with the space's userfaultfd, so that a touch of it comes here as a
  * fault. The daemon decides: the mapping may grow by that page if it stays within its limit; the
- * client's growth thread (libclient/grow.c) then maps a new guard page below, after checking with
+ * client's control thread (libclient/grow.c) then maps a new guard page below, after checking with
  * MAP_FIXED_NOREPLACE that the configured gap to the next lower mapping stays free. When that
  * thread answers, the new guard is registered, the old one is filled with zeroes and the faulting
  * thread goes on. A growth refused, by the limit here or by the lack of room there, ends with the
  * guard page unmapped by the growth thread and the faulting thread woken: its access, retried,
  * meets no mapping and gets the kernel's own SIGSEGV.
  *
- * Requests travel in order on one SOCK_SEQPACKET socket per space, and the growth thread answers
- * them in order; the faults stay parked in the kernel meanwhile, and the loop goes on.
+ * Requests travel on the space's control channel (channel.c); the faults stay parked in the
+ * kernel meanwhile, and the loop goes on.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,11 +21,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "common/list.h"
 #include "common/macro.h"
 #include "common/uffd.h"
 #include "context.h"
-#include "fdstore.h"
 #include "grow.h"
 #include "log.h"
 #include "proto/codec.h"
@@ -34,23 +34,17 @@
 
 /* A request the growth thread has not answered yet. */
 struct grow_req {
-	struct list_head link;
-	uint32_t seq;
+	struct chan_req req;
+	struct list_head link; /* growing */
+	struct space *space; /* not a reference: the request ends before the space goes */
 	uint32_t action;
 	uint64_t guard; /* the guard page acted on, or asked for (GUARD) */
 	uint64_t addr; /* the faulting page */
 	uint64_t t0;
 };
 
-struct grow_channel {
-	struct space *space; /* not a reference: the space detaches before it goes */
-	int fd;
-	uv_poll_t poll;
-	uint32_t seq;
-	struct list_head inflight;
-};
-
-static void on_readable(uv_poll_t *h, int status, int events);
+/* Every growth request waiting for its answer, of every space: there are few. */
+static struct list_head growing = LIST_HEAD_INIT(growing);
 
 /* The region that the guard page at addr belongs to, or NULL. */
 static struct region *guarded_region(struct space *s, uint64_t addr)
@@ -140,45 +134,45 @@ static void finish(struct space *s, struct grow_req *q, int status, bool sentine
 	space_account_fault(s, r, q->t0);
 }
 
-static int send_req(struct grow_channel *c, uint32_t action, const struct region *r, uint64_t addr,
+static void grow_answered(struct space *s, struct chan_req *req, const struct upager_msg *m);
+
+static int send_req(struct space *s, uint32_t action, const struct region *r, uint64_t addr,
 		    uint64_t t0)
 {
 	uint64_t guard = action == UPAGER_GROW_GUARD ? addr - UPAGER_PAGE_SIZE : r->guard;
-	struct upager_msg m = { .op = UPAGER_OP_GROW, .version = UPAGER_PROTO_VERSION };
+	struct upager_msg m = { .op = UPAGER_OP_GROW };
 	struct grow_req *q;
-	uint8_t buf[128];
-	int len;
+	int ret;
 
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	m.seq = ++c->seq;
 	m.u.grow.guard_addr = guard;
-	m.u.grow.gap = c->space->d->config.guard_gap;
+	m.u.grow.gap = s->d->config.guard_gap;
 	/* GUARD: the top of what leaps, which goes if the growth cannot be. */
 	m.u.grow.sentinel_addr = action == UPAGER_GROW_GUARD ? r->start : r->sentinel;
 	m.u.grow.action = action;
 	m.u.grow.prot = r->prot;
-	len = upager_msg_encode(buf, sizeof(buf), &m);
-	if (len < 0 || send(c->fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+	ret = channel_send(s, &m, &q->req, grow_answered);
+	if (ret < 0) {
 		free(q);
-		return len < 0 ? len : neg_errno();
+		return ret;
 	}
-	q->seq = m.seq;
+	q->space = s;
 	q->action = action;
 	q->guard = guard;
 	q->addr = addr;
 	q->t0 = t0;
-	list_add_tail(&q->link, &c->inflight);
+	list_add_tail(&q->link, &growing);
 	return 0;
 }
 
-static bool in_flight(struct grow_channel *c, uint64_t addr)
+static bool in_flight(struct space *s, uint64_t addr)
 {
 	struct grow_req *q;
 
-	list_for_each_entry (q, &c->inflight, link)
-		if (q->addr == addr)
+	list_for_each_entry (q, &growing, link)
+		if (q->space == s && q->addr == addr)
 			return true;
 	return false;
 }
@@ -217,11 +211,11 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 		space_account_fault(s, r, t0);
 		return true;
 	}
-	if (s->grow && in_flight(s->grow, addr))
+	if (in_flight(s, addr))
 		return true;
 	/* The new guard page and sentinel first, registered before the thread goes on. */
-	if (s->grow && addr >= 2 * UPAGER_PAGE_SIZE &&
-	    send_req(s->grow, UPAGER_GROW_GUARD, r, addr, t0) == 0)
+	if (s->chan && addr >= 2 * UPAGER_PAGE_SIZE &&
+	    send_req(s, UPAGER_GROW_GUARD, r, addr, t0) == 0)
 		return true;
 	grow_to(s, r, addr, false, false);
 	space_account_fault(s, r, t0);
@@ -239,18 +233,17 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 {
 	struct region *r = guarded_region(s, addr);
-	struct grow_channel *c = s->grow;
 	bool fits;
 	int ret;
 
 	if (!r)
 		return leap(s, addr, t0);
 	r->faults++;
-	if (c && in_flight(c, addr))
+	if (in_flight(s, addr))
 		return true; /* another thread touched it too: the answer wakes both */
 	fits = (!r->max_length || r->length + UPAGER_PAGE_SIZE <= r->max_length) &&
 	       addr >= s->d->config.guard_gap;
-	if (!c) {
+	if (!s->chan) {
 		/*
 		 * No growth thread (a forked child that has not made a MAP_GROWSDOWN mapping of its
 		 * own): the client's address space cannot change, so the guard page is the last
@@ -268,113 +261,27 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 		space_account_fault(s, r, t0);
 		return true;
 	}
-	ret = send_req(c, fits ? UPAGER_GROW_EXTEND : UPAGER_GROW_REFUSE, r, addr, t0);
+	ret = send_req(s, fits ? UPAGER_GROW_EXTEND : UPAGER_GROW_REFUSE, r, addr, t0);
 	if (ret < 0) {
 		log_limited(LOG_WARNING, "pid %d: cannot reach the growth thread: %s", (int)s->pid,
 			    strerror(-ret));
-		grow_detach(s);
+		channel_detach(s);
 		return grow_fault(s, addr, t0);
 	}
 	return true;
 }
 
-static void on_readable(uv_poll_t *h, int status, int events)
+/* The answer to a growth request, or none: the channel closed and the fault is woken to retry. */
+static void grow_answered(struct space *s, struct chan_req *req, const struct upager_msg *m)
 {
-	struct grow_channel *c = h->data;
-	struct space *s = c->space;
-	uint8_t buf[128];
+	struct grow_req *q = container_of(req, struct grow_req, req);
 
-	(void)events;
-	while (status == 0) {
-		struct upager_msg m;
-		struct grow_req *q;
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0)
-			break;
-		q = list_empty(&c->inflight) ? NULL
-					     : list_entry(c->inflight.next, struct grow_req, link);
-		if (upager_msg_decode(buf, (size_t)n, &m) < 0 ||
-		    m.op != (UPAGER_OP_GROW | UPAGER_OP_REPLY)) {
-			log_limited(LOG_INFO, "pid %d: bad message on the growth channel; closing",
-				    (int)s->pid);
-			break;
-		}
-		if (!q || m.seq != q->seq) {
-			/* The answer to a request of a daemon that ran before this one. */
-			log_debug("pid %d: growth answer %u not asked for", (int)s->pid, m.seq);
-			continue;
-		}
-		list_del_init(&q->link);
-		finish(s, q, m.status, m.u.grow_reply.sentinel);
-		free(q);
-	}
-	grow_detach(s);
-}
-
-static void on_closed(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-/**
- * grow_attach() - take the client's end of a growth channel
- * @s: the space
- * @fd: a connected SOCK_SEQPACKET socket; owned from now on, also on failure
- *
- * Return: 0 or a negative errno.
- */
-int grow_attach(struct space *s, int fd)
-{
-	struct grow_channel *c;
-
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return -ENOMEM;
-	}
-	grow_detach(s);
-	c->space = s;
-	c->fd = fd;
-	/* Numbers a daemon before this one used on the channel are not taken again soon. */
-	c->seq = (uint32_t)(now_ns() >> 8);
-	list_init(&c->inflight);
-	uv_poll_init(s->d->loop, &c->poll, fd);
-	c->poll.data = c;
-	uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, on_readable);
-	s->grow = c;
-	fdstore_add(s->d, fd, "gr", s->id);
-	return 0;
-}
-
-/**
- * grow_detach() - close the growth channel of a space
- *
- * The faults waiting for an answer are woken: they fault again, and are served without a growth
- * thread if the space lives on.
- */
-void grow_detach(struct space *s)
-{
-	struct grow_channel *c = s->grow;
-	struct grow_req *q, *tmp;
-
-	if (!c)
-		return;
-	s->grow = NULL;
-	list_for_each_entry_safe (q, tmp, &c->inflight, link) {
-		if (!s->dead)
-			uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
-		list_del_init(&q->link);
-		free(q);
-	}
-	fdstore_remove(s->d, "gr", s->id);
-	uv_poll_stop(&c->poll);
-	close(c->fd);
-	uv_close((uv_handle_t *)&c->poll, on_closed);
+	list_del_init(&q->link);
+	if (m)
+		finish(s, q, m->status, m->u.grow_reply.sentinel);
+	else if (!s->dead)
+		uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
+	free(q);
 }
 
 /** grow_forget_guards() - guard pages in [start, end) left the client (an UNMAP event) */

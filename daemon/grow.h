@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* MAP_GROWSDOWN: growth decided here, done by the client's growth thread over a control socket. */
+/* MAP_GROWSDOWN: growth decided here, done by the client's thread over the control channel. */
 #pragma once
 
 #include <stdbool.h>
@@ -7,8 +7,6 @@
 
 struct space;
 
-int grow_attach(struct space *s, int fd);
-void grow_detach(struct space *s);
 bool grow_fault(struct space *s, uint64_t addr, uint64_t t0);
 void grow_forget_guards(struct space *s, uint64_t start, uint64_t end);
 uint64_t grow_munmap_start(struct space *s, uint64_t start, uint64_t end);

@@ -20,6 +20,7 @@
 #include "common/macro.h"
 #include "context.h"
 #include "events.h"
+#include "channel.h"
 #include "grow.h"
 #include "limits.h"
 #include "object.h"
@@ -630,7 +631,7 @@ static int do_control(struct session *s, int *fds, size_t n_fds)
 		return -EPERM;
 	if (n_fds != 1 || fstat(fds[0], &st) < 0 || !S_ISSOCK(st.st_mode))
 		return -EBADF;
-	ret = grow_attach(s->space, fds[0]);
+	ret = channel_attach(s->space, fds[0]);
 	fds[0] = -1; /* taken, also on failure */
 	return ret;
 }

@@ -14,7 +14,7 @@
 #include "view.h"
 
 struct daemon;
-struct grow_channel;
+struct channel;
 struct object;
 struct wb_wait;
 
@@ -38,7 +38,7 @@ struct space {
 	uint64_t converting; /* start of a region the client is remapping onto its view, or 0 */
 	uint64_t token_addr;
 	uint64_t features;
-	struct grow_channel *grow; /* to the client's growth thread, or NULL */
+	struct channel *chan; /* to the client's control thread, or NULL (channel.c) */
 	struct space_msg *queue; /* messages read from uffd and not yet dispatched, in order */
 	size_t queue_head, queue_len, queue_cap;
 	struct region_table regions;

@@ -8,7 +8,7 @@
 #include "common/list.h"
 #include "context.h"
 #include "fdstore.h"
-#include "grow.h"
+#include "channel.h"
 #include "object.h"
 #include "session.h"
 #include "space.h"
@@ -67,7 +67,7 @@ static void tables_load(struct daemon *d, enum state_rec type, struct state_io *
 		s = space_load(d, io, p);
 		fd = s ? fdstore_passed_take(p, "gr", s->id) : -1;
 		if (fd >= 0)
-			grow_attach(s, fd);
+			channel_attach(s, fd);
 		break;
 	case STATE_REC_OBJECT:
 		object_load(&d->cache, io, p);
