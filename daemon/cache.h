@@ -76,12 +76,23 @@ struct cache {
 	struct store *store;
 	struct swap *swap;
 	uint64_t swap_pages, swap_used;
+	/* Private anonymous pages of clients (private.c): in memory, and of those on their way
+	 * out. They count in the budget while they can leave it (private_out: a swap store, and
+	 * no fd store, whose restart would not find them); else they are the client's own. */
+	uint64_t private_pages, private_leaving;
+	bool private_out;
 };
+
+/* The private anonymous pages the budget counts. */
+static inline uint64_t cache_private_use(const struct cache *c)
+{
+	return c->private_out ? c->private_pages - c->private_leaving : 0;
+}
 
 /* How many more pages fit in the budget (UINT64_MAX: no budget). */
 static inline uint64_t cache_room_pages(const struct cache *c)
 {
-	uint64_t use = c->cached + c->inflight;
+	uint64_t use = c->cached + c->inflight + cache_private_use(c);
 
 	if (c->budget_pages == 0)
 		return UINT64_MAX;

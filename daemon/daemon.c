@@ -25,6 +25,7 @@
 #include "fdstore.h"
 #include "channel.h"
 #include "log.h"
+#include "private.h"
 #include "notify.h"
 #include "object.h"
 #include "request.h"
@@ -81,13 +82,22 @@ static void on_listen(uv_poll_t *h, int status, int events)
 	}
 }
 
+/* A space whose client is gone: its control channel closes, its private pages' slots are freed. */
+static void space_killed(struct space *s)
+{
+	channel_detach(s);
+	private_free(s);
+}
+
 static void on_flush(uv_check_t *h)
 {
 	struct daemon *d = h->data;
 
 	d->turn++;
-	if (!d->stopping)
+	if (!d->stopping) {
+		private_balance(d);
 		cache_balance(&d->cache);
+	}
 	state_flush(d);
 }
 
@@ -237,6 +247,9 @@ static void open_swap(struct daemon *d, int fd, int tables_fd)
 		return;
 	}
 	object_slots_claim_all(c);
+	/* Private anonymous pages in the store are not in the saved tables yet: under an fd store
+	 * they stay in memory, so that a restart loses none. */
+	c->private_out = !d->fdstore;
 }
 
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
@@ -251,7 +264,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	d->queued.data = d;
 	uffdio_set_drain(events_drain, d);
 	d->space_hooks.readable = events_on_uffd;
-	d->space_hooks.killed = channel_detach;
+	d->space_hooks.killed = space_killed;
 	d->handle_request = request_handle;
 	list_init(&d->sessions);
 	list_init(&d->spaces);

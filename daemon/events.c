@@ -19,6 +19,7 @@
 #include "grow.h"
 #include "latency.h"
 #include "log.h"
+#include "private.h"
 #include "space.h"
 #include "view.h"
 
@@ -63,6 +64,7 @@ static void on_fork(struct space *parent, int ufd)
 	if (ret < 0)
 		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
 			  strerror(-ret));
+	private_fork(parent, child);
 	space_unref(child); /* the loop's reference keeps it */
 }
 
@@ -79,6 +81,7 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		break;
 	case UFFD_EVENT_REMAP:
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		private_move(s, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		struct view_host h = space_host(s);
 		struct region *r;
 
@@ -95,10 +98,13 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		/* The client replacing a mapping by its view (upager_remap_file_pages) keeps it. */
 		if (!s->converting || s->converting != m->arg.remove.start)
 			space_drop_range(s, m->arg.remove.start, m->arg.remove.end, NULL);
+		private_forget(s, m->arg.remove.start, m->arg.remove.end);
 		grow_forget_guards(s, m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_REMOVE:
-		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again. */
+		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again,
+		 * and a private page maps zeroes then. */
+		private_forget(s, m->arg.remove.start, m->arg.remove.end);
 		break;
 	default:
 		log_warning("unknown userfaultfd event %u", m->event);

@@ -438,12 +438,13 @@ void cache_balance(struct cache *c)
 	}
 	/* Pages on their way to the store are gone already, as far as the sweep is concerned:
 	 * sweeping for them again would send out more than the budget needs. */
-	use = c->cached + c->inflight + MIN(c->deferred_pages, slack);
+	use = c->cached + c->inflight + cache_private_use(c) + MIN(c->deferred_pages, slack);
 	use -= MIN(use, swap_out_pages);
 	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
 	if (use > c->budget_pages - slack / 2 || c->deferred_pages) {
 		/* Down to the budget less the slack, and room for the first fill that waits. */
-		uint64_t head = c->cached + c->inflight + fill_deferred_head(c) - swap_out_pages;
+		uint64_t head = c->cached + c->inflight + cache_private_use(c) +
+				fill_deferred_head(c) - swap_out_pages;
 
 		sw.want = MAX(use > low ? use - low : 0,
 			      head > c->budget_pages ? head - c->budget_pages : 0);

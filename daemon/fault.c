@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The fault path. A fault on private anonymous memory gets the zero page. A fault on an object
+ * The fault path. A fault on private anonymous memory goes to private.c. A fault on an object
  * page that is ready in the cache is resolved at once with UFFDIO_CONTINUE; one on a page that is
  * not starts (or joins) a fill and is resolved when the fill is over. Nothing here blocks the loop.
  *
@@ -23,6 +23,7 @@
 #include "grow.h"
 #include "log.h"
 #include "object.h"
+#include "private.h"
 #include "resolve.h"
 #include "space.h"
 #include "uffdio.h"
@@ -374,6 +375,6 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 		fault_object(s, r, addr, flags, t0);
 		return;
 	}
-	uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
+	private_fault(s, addr, flags);
 	space_account_fault(s, r, t0);
 }

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "object.h"
 #include "populate.h"
+#include "private.h"
 #include "resolve.h"
 #include "space.h"
 #include "uffdio.h"
@@ -29,11 +30,18 @@ static uint64_t map_ready_runs(struct space *s, struct region *r)
 
 	if (!r->obj) {
 		/* A new private anonymous region: every page is the zero page. */
-		if (uffdio_zeropage(s->uffd, r->start, r->length) == 0)
+		if (uffdio_zeropage(s->uffd, r->start, r->length) == 0) {
+			private_filled(s, r->start, r->length);
 			return pages;
-		for (uint64_t i = 0; i < pages; i++)
-			n += uffdio_zeropage(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
-					     UPAGER_PAGE_SIZE) == 0;
+		}
+		for (uint64_t i = 0; i < pages; i++) {
+			uint64_t a = r->start + (i << UPAGER_PAGE_SHIFT);
+
+			if (uffdio_zeropage(s->uffd, a, UPAGER_PAGE_SIZE) == 0) {
+				private_filled(s, a, UPAGER_PAGE_SIZE);
+				n++;
+			}
+		}
 		return n;
 	}
 	for (uint64_t i = 0; i < pages;) {

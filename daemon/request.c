@@ -27,6 +27,7 @@
 #include "populate.h"
 #include "proto/codec.h"
 #include "report.h"
+#include "private.h"
 #include "request.h"
 #include "resume.h"
 #include "session.h"
@@ -40,7 +41,7 @@
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
 	 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM | \
 	 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
-	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MOVE)
 
 static bool is_userfaultfd(int fd)
 {
@@ -421,6 +422,10 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 		}
 	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
 		return -EINVAL;
+	} else if ((s->space->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
+		   !(ra->flags & MAP_GROWSDOWN)) {
+		/* Pages on their way to the swap store are write-protected (private.c). */
+		mode |= UFFDIO_REGISTER_MODE_WP;
 	}
 	if (ra->guard_addr || ra->sentinel_addr || ra->max_length) {
 		/* MAP_GROWSDOWN: the guard page sits right below, the sentinel below it. */
@@ -615,6 +620,7 @@ static int do_munmap(struct session *s, const struct upager_msg *req)
 	s->wb_reply = rep;
 	/* The reply waits for the write-back of what the range may have dirtied. */
 	wb_begin(s, req);
+	private_forget(s->space, a, req->u.range.addr + len);
 	ret = space_drop_range(s->space, a, req->u.range.addr + len, &s->wb);
 	ret = wb_end(s, ret < 0 ? ret : 0);
 	if (ret == REQUEST_LATER || ret < 0)
@@ -622,7 +628,7 @@ static int do_munmap(struct session *s, const struct upager_msg *req)
 	return session_reply(s, &rep, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
 }
 
-static int do_control(struct session *s, int *fds, size_t n_fds)
+static int do_control(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
 {
 	struct stat st;
 	int ret;
@@ -633,6 +639,8 @@ static int do_control(struct session *s, int *fds, size_t n_fds)
 		return -EBADF;
 	ret = channel_attach(s->space, fds[0]);
 	fds[0] = -1; /* taken, also on failure */
+	if (ret == 0)
+		ret = private_set_spare(s->space, req->u.range.addr, req->u.range.length);
 	return ret;
 }
 
@@ -813,7 +821,7 @@ int request_handle(struct session *s, const struct upager_msg *req, int *fds, si
 	case UPAGER_OP_REMAP:
 		return do_remap(s, req);
 	case UPAGER_OP_CONTROL:
-		return do_control(s, fds, n_fds);
+		return do_control(s, req, fds, n_fds);
 	case UPAGER_OP_GROWTH_LIMIT:
 		return do_growth_limit(s, req);
 	case UPAGER_OP_RESUME:

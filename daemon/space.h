@@ -10,6 +10,7 @@
 #include "common/list.h"
 #include "common/uffd.h"
 #include "locked.h"
+#include "private.h"
 #include "region.h"
 #include "view.h"
 
@@ -43,6 +44,7 @@ struct space {
 	size_t queue_head, queue_len, queue_cap;
 	struct region_table regions;
 	struct locked_ranges locked; /* what the client has locked in memory (locked.c) */
+	struct private_pages priv; /* its private anonymous pages (private.c) */
 	struct list_head link; /* daemon.spaces */
 	struct state_handle saved; /* its record in the saved tables (space_mark()) */
 };

@@ -1,39 +1,22 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The growth thread of MAP_GROWSDOWN mappings. The daemon decides every growth, but only the
- * process itself can change its address space; so a process that makes a MAP_GROWSDOWN mapping
- * starts one thread that waits on a control socket and does what the daemon asks: map a new guard
- * page below a mapping that grows, or unmap the guard page of one that may not, so that the
- * faulting access, retried, meets no mapping and gets the SIGSEGV the kernel gives.
- *
- * The thread blocks every signal, keeps no lock of the library, and touches no pager memory, so it
- * runs while any other thread of the process waits in a page fault.
+ * The growth of MAP_GROWSDOWN mappings. The daemon decides every growth, but only the process
+ * itself can change its address space; so the control thread (control.c) does what the daemon
+ * asks: map a new guard page below a mapping that grows, or unmap the guard page of one that may
+ * not, so that the faulting access, retried, meets no mapping and gets the SIGSEGV the kernel
+ * gives.
  *
  * A daemon that takes over after another died may know less than the thread did: it asks again for
  * a growth whose answer the dead daemon never took, or for one it made and did not save. The
  * thread then finds the guard page and sentinel it mapped already, and takes them as they are.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/macro.h"
 #include "internal.h"
-
-static struct {
-	pid_t pid; /* the process whose thread serves the channel; 0 if none */
-} grow;
-
-/*
- * The thread's stack. Not from mmap(): a stack mapped when the first MAP_GROWSDOWN mapping is
- * made would be placed by the kernel in the first hole that fits, quite possibly the very room
- * left free below a MAP_GROWSDOWN mapping to grow into.
- */
-static uint8_t grow_stack[128 * 1024] __attribute__((aligned(4096)));
 
 /* Map [addr, addr+len) where nothing is mapped; false if anything is. */
 static bool map_free(uintptr_t addr, size_t len, int prot, int flags)
@@ -164,12 +147,15 @@ static int place(uint64_t guard, uint64_t top, uint64_t gap, int prot)
 	return ret;
 }
 
-static int act(const struct upager_msg *m)
+/**
+ * upager__grow_act() - do what a GROW request of the daemon asks (control.c's thread)
+ *
+ * Return: 1 with a new sentinel, 0 without, or a negative errno.
+ */
+int upager__grow_act(const struct upager_msg *m)
 {
 	uint64_t guard = m->u.grow.guard_addr, sentinel = m->u.grow.sentinel_addr;
 
-	if (m->op != UPAGER_OP_GROW)
-		return -EOPNOTSUPP;
 	if (!IS_ALIGNED(guard, UPAGER_PAGE_SIZE) || guard < UPAGER_PAGE_SIZE ||
 	    !IS_ALIGNED(sentinel, UPAGER_PAGE_SIZE))
 		return -EINVAL;
@@ -178,64 +164,5 @@ static int act(const struct upager_msg *m)
 	if (m->u.grow.action == UPAGER_GROW_GUARD)
 		return place(guard, sentinel, m->u.grow.gap, (int)m->u.grow.prot);
 	refuse(guard, sentinel);
-	return 0;
-}
-
-static void *grow_thread(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-	uint8_t buf[128];
-
-	for (;;) {
-		struct upager_msg m;
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		int len, ret;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* the daemon is gone */
-		if (upager_msg_decode(buf, (size_t)n, &m) < 0)
-			break;
-		ret = act(&m);
-		m.status = MIN(ret, 0);
-		m.u.grow_reply.sentinel = ret > 0;
-		m.op |= UPAGER_OP_REPLY;
-		len = upager_msg_encode(buf, sizeof(buf), &m);
-		if (len < 0 || send(fd, buf, (size_t)len, MSG_NOSIGNAL) < 0)
-			break;
-	}
-	close(fd);
-	return NULL;
-}
-
-/**
- * upager__grow_start() - make sure this process has its growth thread (lock held, connected)
- *
- * Return: 0 or a negative errno.
- */
-int upager__grow_start(void)
-{
-	struct upager_msg req = { .op = UPAGER_OP_CONTROL }, rep;
-	int sv[2], ret;
-
-	if (grow.pid == getpid())
-		return 0;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return neg_errno();
-	ret = upager__call(&req, &sv[1], 1, &rep, NULL, 0);
-	close(sv[1]);
-	if (ret < 0) {
-		close(sv[0]);
-		return ret;
-	}
-
-	ret = upager__thread_start(grow_thread, (void *)(intptr_t)sv[0], grow_stack,
-				   sizeof(grow_stack));
-	if (ret < 0) {
-		close(sv[0]); /* the daemon sees the channel close and refuses every growth */
-		return ret;
-	}
-	grow.pid = getpid();
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libupager internals: the process-wide connection to upagerd, the growth thread. */
+/* libupager internals: the process-wide connection to upagerd, the control thread. */
 #pragma once
 
 #include <stdbool.h>
@@ -22,7 +22,8 @@ int upager__uffd(void);
 int upager__reconnect_if_mapped(void);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fds, size_t n_rep_fds);
-int upager__grow_start(void);
+int upager__control_start(void);
+int upager__grow_act(const struct upager_msg *m);
 int upager__thread_start(void *(*fn)(void *), void *arg, void *stack, size_t size);
 int upager__watch_fd(unsigned *gen);
 void upager__disconnect(unsigned gen);

@@ -193,7 +193,7 @@ static void *map_growsdown(void *addr, size_t length, int prot, int flags, uint6
 	void *p, *guard = NULL, *sentinel = NULL;
 	int ret;
 
-	ret = upager__grow_start();
+	ret = upager__control_start();
 	if (ret < 0)
 		return fail(-ret);
 	if (length > SIZE_MAX - UPAGER_PAGE_SIZE - GROWSDOWN_ROOM_MAX)
@@ -264,6 +264,8 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 	if ((flags & MAP_TYPE) == MAP_PRIVATE && (flags & MAP_ANONYMOUS)) {
 		kflags |= MAP_PRIVATE | MAP_ANONYMOUS;
 		offset = 0;
+		/* The thread that drops the pages the daemon pages out; without it they stay. */
+		(void)upager__control_start();
 	} else {
 		if (flags & MAP_ANONYMOUS)
 			offset = 0;

@@ -83,6 +83,18 @@
 	F(sentinel, RANGE(0, 1)) \
 	Z(reserved)
 
+#define DROP(F, Z)                                \
+	F(addr, ANY)                              \
+	F(spare, ANY)                             \
+	F(pages, RANGE(1, UPAGER_DROP_MAX_PAGES)) \
+	Z(reserved)
+
+#define DROP_REPLY(F, Z) \
+	F(moved[0], ANY) \
+	F(moved[1], ANY) \
+	F(moved[2], ANY) \
+	F(moved[3], ANY)
+
 #define GROWTH_LIMIT(F, Z) \
 	F(addr, ANY)       \
 	F(max_length, ANY)
@@ -217,10 +229,13 @@ static bool never_bad(const struct upager_msg *m)
 	M(REPLY(UPAGER_OP_STATS), upager_wire_stats_reply, stats_reply, STATS_REPLY, never_bad)    \
 	M(UPAGER_OP_REMAP, upager_wire_remap, remap, REMAP, never_bad)                             \
 	M(REPLY(UPAGER_OP_REMAP), upager_wire_remap_reply, remap_reply, REMAP_REPLY, never_bad)    \
+	M(UPAGER_OP_CONTROL, upager_wire_range, range, RANGE_FIELDS, never_bad)                    \
 	M(UPAGER_OP_GROW, upager_wire_grow, grow, GROW, never_bad)                                 \
 	M(REPLY(UPAGER_OP_GROW), upager_wire_grow_reply, grow_reply, GROW_REPLY, never_bad)        \
 	M(UPAGER_OP_GROWTH_LIMIT, upager_wire_growth_limit, growth_limit, GROWTH_LIMIT, never_bad) \
-	M(UPAGER_OP_RESUME, upager_wire_resume, resume, RESUME, resume_bad)
+	M(UPAGER_OP_RESUME, upager_wire_resume, resume, RESUME, resume_bad)                        \
+	M(UPAGER_OP_DROP, upager_wire_drop, drop, DROP, never_bad)                                 \
+	M(REPLY(UPAGER_OP_DROP), upager_wire_drop_reply, drop_reply, DROP_REPLY, never_bad)
 
 /* Byte-order helpers over unaligned memory; @width is a constant where they are used. */
 static inline void put(uint8_t *p, size_t width, uint64_t v)

@@ -55,6 +55,13 @@ struct upager_msg {
 			uint32_t sentinel;
 		} grow_reply;
 		struct {
+			uint64_t addr, spare;
+			uint32_t pages;
+		} drop;
+		struct {
+			uint64_t moved[UPAGER_DROP_MAX_PAGES / 64];
+		} drop_reply;
+		struct {
 			uint64_t addr, max_length;
 		} growth_limit;
 		struct {

@@ -30,6 +30,7 @@ enum upager_op {
 	UPAGER_OP_GROW = 10,
 	UPAGER_OP_GROWTH_LIMIT = 11,
 	UPAGER_OP_RESUME = 12,
+	UPAGER_OP_DROP = 13,
 	_UPAGER_OP_MAX,
 	UPAGER_OP_REPLY = 0x8000, /* or'ed into the opcode of a reply */
 };
@@ -130,9 +131,12 @@ struct upager_wire_munmap_reply {
 };
 
 /*
- * CONTROL: client -> daemon, once per process before its first MAP_GROWSDOWN mapping, with one
- * end of a SOCK_SEQPACKET pair attached. On it the daemon sends GROW requests, which a thread of
- * the client serves; nothing else travels on it. No body either way.
+ * CONTROL: client -> daemon, once per process before its first MAP_GROWSDOWN or private anonymous
+ * mapping, with one end of a SOCK_SEQPACKET pair attached. On it the daemon sends GROW and DROP
+ * requests, which a thread of the client serves; nothing else travels on it. The request's body is
+ * a struct upager_wire_range: the client's spare area (private anonymous, read-write, never touched
+ * by the client itself), into which the daemon moves pages that leave memory before it asks for a
+ * DROP of them; or zeroes for none. The reply has no body.
  */
 
 /*
@@ -163,6 +167,25 @@ struct upager_wire_grow {
 struct upager_wire_grow_reply {
 	__le32 sentinel; /* EXTEND: 1 if a new sentinel is mapped below the new guard page */
 	__le32 reserved;
+};
+
+/*
+ * DROP: daemon -> client on the control socket: of the pages [addr, addr + pages), those still
+ * write-protected by the daemon (userfaultfd-wp, /proc/self/pagemap bit 57) and present are in the
+ * daemon's swap store now: move them (UFFDIO_MOVE) to the same offsets from spare, a part of the
+ * spare area, then MADV_DONTNEED that part. The reply says which moved, a bit per page.
+ */
+#define UPAGER_DROP_MAX_PAGES 256
+
+struct upager_wire_drop {
+	__le64 addr;
+	__le64 spare;
+	__le32 pages; /* 1 to UPAGER_DROP_MAX_PAGES */
+	__le32 reserved;
+};
+
+struct upager_wire_drop_reply {
+	__le64 moved[UPAGER_DROP_MAX_PAGES / 64];
 };
 
 /* GROWTH_LIMIT: upager_set_growth_limit(). */

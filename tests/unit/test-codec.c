@@ -160,7 +160,9 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, swap_used_bytes), 168);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 40);
-	cr_assert_eq(upager_msg_size(UPAGER_OP_CONTROL), 16);
+	cr_assert_eq(upager_msg_size(UPAGER_OP_CONTROL), 32);
+	cr_assert_eq(upager_msg_size(UPAGER_OP_DROP), 40);
+	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_DROP)), 56);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_GROW)), 32);
 	cr_assert_eq(upager_msg_size(0), 0);
 	cr_assert_eq(upager_msg_size(_UPAGER_OP_MAX), 0);
@@ -278,7 +280,9 @@ Test(codec, control_and_growth_limit_round_trip)
 	struct upager_msg m;
 
 	msg_init(&m, UPAGER_OP_CONTROL, 13);
-	roundtrip(&m, HDR);
+	m.u.range.addr = 0x00007ffff7c00000ull;
+	m.u.range.length = 0x0000000000400000ull | 0x0101010101010000ull;
+	roundtrip(&m, HDR + 16);
 	msg_init(&m, REPLY(UPAGER_OP_CONTROL), 13);
 	roundtrip(&m, HDR + RPL);
 
@@ -286,6 +290,25 @@ Test(codec, control_and_growth_limit_round_trip)
 	m.u.growth_limit.addr = 0x00007ffff7dd1234ull;
 	m.u.growth_limit.max_length = 0x8000000000000001ull;
 	roundtrip(&m, HDR + 16);
+}
+
+Test(codec, drop_round_trip)
+{
+	struct upager_msg m;
+
+	msg_init(&m, UPAGER_OP_DROP, 16);
+	m.u.drop.addr = 0x01017ffff7dd1000ull;
+	m.u.drop.spare = 0x01027ffff7c01000ull;
+	m.u.drop.pages = UPAGER_DROP_MAX_PAGES;
+	roundtrip(&m, HDR + 24);
+	msg_init(&m, REPLY(UPAGER_OP_DROP), 16);
+	for (int i = 0; i < UPAGER_DROP_MAX_PAGES / 64; i++)
+		m.u.drop_reply.moved[i] = 0x8101010101010101ull + (uint64_t)i;
+	roundtrip(&m, HDR + RPL + 32);
+	/* No page, or more than a part of the spare area: refused. */
+	msg_init(&m, UPAGER_OP_DROP, 17);
+	m.u.drop.pages = 0;
+	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "no page");
 }
 
 Test(codec, resume_round_trip)

@@ -1,0 +1,939 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Private anonymous pages. They live in the client's mm, not in a memfd of the daemon: the daemon
+ * maps them (the zero page at a first touch, UFFDIO_COPY at a page-in) and counts them in the
+ * budget, but only the client can let them go (UFFDIO_MOVE works within the mm of its caller, and
+ * process_madvise() has no MADV_DONTNEED for another process). So a page-out goes:
+ *
+ *   write-protect the run (UFFDIO_WRITEPROTECT) -> read it (process_vm_readv) -> write it to the
+ *   swap store -> DROP to the client's control thread, which moves the pages still
+ *   write-protected into its spare area (UFFDIO_MOVE) and empties that (MADV_DONTNEED), and says
+ *   which moved.
+ *
+ * A write after the write-protect faults here: before the DROP the page stays (dirty again) and
+ * its slot is freed; once the DROP is sent, any fault on the run's pages waits for its answer. The
+ * control thread moves only pages that still carry the write-protection (pagemap bit 57), so an
+ * address that holds another mapping by the time it acts loses nothing. A touch after the move is
+ * a missing fault: the page comes back from the store (UFFDIO_COPY), charged to the client's
+ * memory cgroup as any of its pages. A run of zeroes goes without a write.
+ *
+ * After fork() both processes map the same pages: UFFDIO_MOVE refuses them (-EBUSY) until one of
+ * them writes, so they stay. The slots of pages out at the fork are shared: the child's table gets
+ * them with a reference each, and whichever process faults its page back reads its own copy.
+ *
+ * Pages are kept by 64-page chunks, in a tree by address: a bit each for in memory, touched since
+ * the clock's hand passed (used), leaving (a page-out under way), being read back; and the slots.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+
+#include "channel.h"
+#include "common/macro.h"
+#include "context.h"
+#include "evict.h"
+#include "log.h"
+#include "private.h"
+#include "proto/codec.h"
+#include "space.h"
+#include "store.h"
+#include "uffdio.h"
+
+#define CHUNK_PAGES 64
+#define CHUNK_BYTES ((uint64_t)CHUNK_PAGES << UPAGER_PAGE_SHIFT)
+#define SPARE_PARTS 4
+#define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
+
+struct pchunk {
+	struct avl_node node;
+	uint64_t base; /* the address of its first page */
+	uint64_t present, used, leaving, reading; /* a bit per page */
+	uint32_t *slot; /* NULL, or a slot + 1 per page (0: none) */
+};
+
+/* A run of private pages on its way out. */
+struct page_out {
+	struct list_head link; /* private_pages.outs */
+	struct chan_req req; /* its DROP */
+	struct space *s; /* a reference */
+	uint64_t addr, n;
+	int64_t slot; /* the first of n slots, or -1: all zeroes, nothing written */
+	unsigned part;
+	bool dropping; /* the DROP is sent: faults on its pages wait for the answer */
+	struct held_fault *held;
+	size_t n_held;
+	void *buf;
+};
+
+struct held_fault {
+	uint64_t addr, flags;
+};
+
+static int by_base(const struct avl_node *a, const struct avl_node *b)
+{
+	const struct pchunk *x = container_of(a, struct pchunk, node);
+	const struct pchunk *y = container_of(b, struct pchunk, node);
+
+	return x->base < y->base ? -1 : x->base > y->base;
+}
+
+static bool base_at_or_past(const struct avl_node *n, const void *key)
+{
+	return container_of(n, struct pchunk, node)->base >= *(const uint64_t *)key;
+}
+
+/* The first chunk at or after @addr's chunk, or NULL. */
+static struct pchunk *chunk_from(const struct private_pages *pp, uint64_t addr)
+{
+	uint64_t base = ALIGN_DOWN(addr, CHUNK_BYTES);
+	struct avl_node *n = avl_first_where(&pp->chunks, base_at_or_past, &base);
+
+	return n ? container_of(n, struct pchunk, node) : NULL;
+}
+
+static struct pchunk *chunk_find(const struct private_pages *pp, uint64_t addr)
+{
+	struct pchunk *ch = chunk_from(pp, addr);
+
+	return ch && ch->base == ALIGN_DOWN(addr, CHUNK_BYTES) ? ch : NULL;
+}
+
+static struct pchunk *chunk_get(struct private_pages *pp, uint64_t addr)
+{
+	struct pchunk *ch = chunk_find(pp, addr);
+
+	if (ch)
+		return ch;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return NULL;
+	ch->base = ALIGN_DOWN(addr, CHUNK_BYTES);
+	avl_insert(&pp->chunks, &ch->node);
+	return ch;
+}
+
+static unsigned page_index(const struct pchunk *ch, uint64_t addr)
+{
+	return (unsigned)((addr - ch->base) >> UPAGER_PAGE_SHIFT);
+}
+
+static bool bit(uint64_t word, unsigned i)
+{
+	return word >> i & 1;
+}
+
+static void chunk_drop_if_empty(struct private_pages *pp, struct pchunk *ch)
+{
+	if (ch->present | ch->leaving | ch->reading)
+		return;
+	for (unsigned i = 0; ch->slot && i < CHUNK_PAGES; i++)
+		if (ch->slot[i])
+			return;
+	avl_remove(&pp->chunks, &ch->node);
+	free(ch->slot);
+	free(ch);
+}
+
+/*
+ * Slots shared after a fork: the references past the first, by slot (grown as needed). A slot
+ * freed while it has one loses that reference instead.
+ */
+static uint16_t *extra_refs;
+static size_t n_extra_refs;
+
+static void slot_ref(uint64_t slot)
+{
+	if (slot >= n_extra_refs) {
+		size_t n = MAX(slot + 1, 2 * n_extra_refs);
+		uint16_t *p = realloc(extra_refs, n * sizeof(*p));
+
+		if (!p)
+			return; /* then the slot is freed at the first put: a page lost to SIGBUS */
+		memset(p + n_extra_refs, 0, (n - n_extra_refs) * sizeof(*p));
+		extra_refs = p;
+		n_extra_refs = n;
+	}
+	if (extra_refs[slot] < UINT16_MAX)
+		extra_refs[slot]++;
+}
+
+static void slot_put(struct cache *c, uint64_t slot)
+{
+	if (slot < n_extra_refs && extra_refs[slot]) {
+		extra_refs[slot]--;
+		return;
+	}
+	if (c->store)
+		store_free(c->store, slot, 1);
+}
+
+/* The slot of page @i of @ch, or -1. */
+static int64_t slot_of(const struct pchunk *ch, unsigned i)
+{
+	return ch->slot && ch->slot[i] ? (int64_t)ch->slot[i] - 1 : -1;
+}
+
+static int slot_set(struct pchunk *ch, unsigned i, uint64_t slot)
+{
+	if (slot >= UINT32_MAX)
+		return -ENOSPC;
+	if (!ch->slot) {
+		ch->slot = calloc(CHUNK_PAGES, sizeof(*ch->slot));
+		if (!ch->slot)
+			return -ENOMEM;
+	}
+	ch->slot[i] = (uint32_t)slot + 1;
+	return 0;
+}
+
+static void slot_clear(struct cache *c, struct private_pages *pp, struct pchunk *ch, unsigned i)
+{
+	int64_t slot = slot_of(ch, i);
+
+	if (slot < 0)
+		return;
+	ch->slot[i] = 0;
+	pp->out--;
+	slot_put(c, (uint64_t)slot);
+}
+
+static void set_present(struct cache *c, struct private_pages *pp, struct pchunk *ch, unsigned i,
+			bool on)
+{
+	if (bit(ch->present, i) == on)
+		return;
+	ch->present ^= 1ULL << i;
+	pp->present += on ? 1 : (uint64_t)-1;
+	c->private_pages += on ? 1 : (uint64_t)-1;
+}
+
+static void set_leaving(struct cache *c, struct pchunk *ch, unsigned i, bool on)
+{
+	if (bit(ch->leaving, i) == on)
+		return;
+	ch->leaving ^= 1ULL << i;
+	c->private_leaving += on ? 1 : (uint64_t)-1;
+}
+
+/* A space's private_pages start zeroed, and are made ready at their first use here. */
+static struct private_pages *ready(struct space *s)
+{
+	struct private_pages *pp = &s->priv;
+
+	if (!pp->chunks.cmp) {
+		pp->chunks.cmp = by_base;
+		list_init(&pp->outs);
+	}
+	return pp;
+}
+
+/**
+ * private_set_spare() - the client's spare area, into which pages that leave memory are moved
+ * (CONTROL); registered here on the space's userfaultfd, as UFFDIO_MOVE wants its target
+ *
+ * Return: 0 or a negative errno.
+ */
+int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
+{
+	struct private_pages *pp = ready(s);
+	struct region *r;
+	int ret;
+
+	if (!addr && !len)
+		return 0;
+	r = region_lower(&s->regions, addr);
+	if (!addr || !IS_ALIGNED(addr, UPAGER_PAGE_SIZE) ||
+	    len != SPARE_PARTS * (OUT_MAX_PAGES << UPAGER_PAGE_SHIFT) || addr + len < addr ||
+	    (r && r->start < addr + len))
+		return -EINVAL;
+	ret = uffdio_register(s->uffd, addr, len, UFFDIO_REGISTER_MODE_MISSING);
+	if (ret < 0)
+		return ret;
+	pp->spare = addr;
+	pp->spare_len = len;
+	pp->spare_busy = 0;
+	return 0;
+}
+
+/* Map the zero page at @addr: a first touch, or a page that went out all zeroes. */
+static void zero_in(struct space *s, struct pchunk *ch, uint64_t addr)
+{
+	int ret = uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
+
+	if (ch && (ret == 0 || ret == -EEXIST)) {
+		set_present(&s->d->cache, &s->priv, ch, page_index(ch, addr), true);
+		ch->used |= 1ULL << page_index(ch, addr);
+	}
+}
+
+struct page_in {
+	struct space *s; /* a reference */
+	uint64_t addr;
+	void *buf;
+};
+
+static void page_in_done(void *userdata, int res)
+{
+	struct page_in *pi = userdata;
+	struct space *s = pi->s;
+	struct cache *c = &s->d->cache;
+	struct pchunk *ch = s->dead ? NULL : chunk_find(&s->priv, pi->addr);
+	unsigned i = ch ? page_index(ch, pi->addr) : 0;
+
+	/* Not reading any more: the range was unmapped or moved meanwhile, and its slot with it. */
+	if (ch && bit(ch->reading, i)) {
+		ch->reading &= ~(1ULL << i);
+		if (res < 0) {
+			log_limited(LOG_WARNING,
+				    "pid %d: reading a page back from the swap store: %s",
+				    (int)s->pid, strerror(-res));
+			uffdio_sigbus(s->uffd, pi->addr, s->pid);
+		} else {
+			int ret = uffdio_copy(s->uffd, pi->addr, pi->buf, UPAGER_PAGE_SIZE, false);
+
+			if (ret == 0 || ret == -EEXIST) {
+				slot_clear(c, &s->priv, ch, i);
+				set_present(c, &s->priv, ch, i, true);
+				ch->used |= 1ULL << i;
+				c->stats.pages_in++;
+				c->stats.refaults++;
+			} else if (ret != -ESRCH) {
+				log_limited(LOG_WARNING, "pid %d: mapping a page read back: %s",
+					    (int)s->pid, strerror(-ret));
+				uffdio_wake(s->uffd, pi->addr, UPAGER_PAGE_SIZE);
+			}
+		}
+		chunk_drop_if_empty(&s->priv, ch);
+	}
+	free(pi->buf);
+	space_unref(s);
+	free(pi);
+}
+
+/* Read page @i of @ch back from the store; the fault waits for it. */
+static void page_in(struct space *s, struct pchunk *ch, unsigned i, uint64_t slot)
+{
+	struct cache *c = &s->d->cache;
+	uint64_t addr = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+	struct page_in *pi = calloc(1, sizeof(*pi));
+	int ret = -ENOMEM;
+
+	if (pi)
+		pi->buf = aligned_alloc(UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE);
+	if (pi && pi->buf) {
+		pi->s = space_ref(s);
+		pi->addr = addr;
+		ch->reading |= 1ULL << i;
+		ret = store_read(c->store, slot, pi->buf, 1, page_in_done, pi);
+		if (ret == 0)
+			return;
+		ch->reading &= ~(1ULL << i);
+		space_unref(s);
+	}
+	if (pi)
+		free(pi->buf);
+	free(pi);
+	log_limited(LOG_WARNING, "pid %d: cannot read a page back from the swap store: %s",
+		    (int)s->pid, strerror(-ret));
+	uffdio_sigbus(s->uffd, addr, s->pid);
+}
+
+/*
+ * A fault on a page whose DROP is under way waits for its answer: until then the page may be in
+ * the client or moved out. Return: whether it waits.
+ */
+static bool hold(struct space *s, uint64_t addr, uint64_t flags)
+{
+	struct page_out *po;
+
+	list_for_each_entry (po, &s->priv.outs, link) {
+		struct held_fault *h;
+
+		if (!po->dropping || addr < po->addr ||
+		    addr >= po->addr + (po->n << UPAGER_PAGE_SHIFT))
+			continue;
+		h = realloc(po->held, (po->n_held + 1) * sizeof(*h));
+		if (!h)
+			return false;
+		po->held = h;
+		h[po->n_held++] = (struct held_fault){ addr, flags };
+		return true;
+	}
+	return false;
+}
+
+/**
+ * private_fault() - serve a fault on a page of a private anonymous mapping of @s
+ * @addr: the page
+ * @flags: the fault's (UFFD_PAGEFAULT_FLAG_*)
+ *
+ * Return: whether the fault is served (or waits for the store); false: the caller maps zeroes.
+ */
+bool private_fault(struct space *s, uint64_t addr, uint64_t flags)
+{
+	struct cache *c = &s->d->cache;
+	struct pchunk *ch = chunk_find(ready(s), addr);
+	unsigned i = ch ? page_index(ch, addr) : 0;
+	int64_t slot;
+
+	if (ch && bit(ch->leaving, i) && hold(s, addr, flags))
+		return true;
+	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		/* A write to a page on its way out: it stays, dirty; or one the protection of its
+		 * parent's page-out came to with fork(): the write goes on. */
+		if (ch && bit(ch->leaving, i))
+			set_leaving(c, ch, i, false);
+		if (ch)
+			ch->used |= 1ULL << i;
+		uffdio_resolve_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
+		return true;
+	}
+	if (ch && bit(ch->reading, i))
+		return true; /* the page being read back wakes this fault too */
+	slot = ch ? slot_of(ch, i) : -1;
+	/* Above the budget, with pages on their way out: the touch waits for them to be gone. */
+	if (c->private_out && c->private_leaving && !cache_room(c, 1)) {
+		struct private_wait *w = realloc(s->priv.waits, (s->priv.n_waits + 1) * sizeof(*w));
+
+		if (w) {
+			s->priv.waits = w;
+			w[s->priv.n_waits++] = (struct private_wait){ addr, flags };
+			return true;
+		}
+	}
+	if (slot >= 0 && c->store) {
+		page_in(s, ch, i, (uint64_t)slot);
+		return true;
+	}
+	zero_in(s, ch ? ch : chunk_get(&s->priv, addr), addr);
+	return true;
+}
+
+/** private_filled() - [addr, addr+len) of @s is in memory now (a populate) */
+void private_filled(struct space *s, uint64_t addr, uint64_t len)
+{
+	ready(s);
+
+	for (uint64_t a = addr; a < addr + len; a += UPAGER_PAGE_SIZE) {
+		struct pchunk *ch = chunk_get(&s->priv, a);
+
+		if (!ch)
+			return;
+		set_present(&s->d->cache, &s->priv, ch, page_index(ch, a), true);
+	}
+}
+
+/*
+ * Call fn on every chunk that overlaps [start, end), with the first and last page index in it;
+ * fn may free the chunk.
+ */
+static void for_each_chunk(struct private_pages *pp, uint64_t start, uint64_t end,
+			   void (*fn)(struct pchunk *ch, unsigned lo, unsigned hi, void *data),
+			   void *data)
+{
+	struct pchunk *ch = chunk_from(pp, start);
+
+	while (ch && ch->base < end) {
+		uint64_t next = ch->base + CHUNK_BYTES;
+		unsigned lo = start > ch->base ? page_index(ch, start) : 0;
+		unsigned hi = end < next ? page_index(ch, end) : CHUNK_PAGES;
+
+		bool last = next < ch->base; /* the top of the address space */
+
+		fn(ch, lo, hi, data); /* may free ch */
+		if (last)
+			return;
+		ch = chunk_from(pp, next);
+	}
+}
+
+struct forget {
+	struct space *s;
+};
+
+static void forget_chunk(struct pchunk *ch, unsigned lo, unsigned hi, void *data)
+{
+	struct space *s = ((struct forget *)data)->s;
+	struct cache *c = &s->d->cache;
+
+	for (unsigned i = lo; i < hi; i++) {
+		set_present(c, &s->priv, ch, i, false);
+		set_leaving(c, ch, i, false);
+		ch->reading &= ~(1ULL << i);
+		ch->used &= ~(1ULL << i);
+		slot_clear(c, &s->priv, ch, i);
+	}
+	chunk_drop_if_empty(&s->priv, ch);
+}
+
+/**
+ * private_forget() - [start, end) of @s left the client, or its pages did (munmap, MADV_DONTNEED):
+ * their slots are freed, and a touch there maps zeroes
+ */
+void private_forget(struct space *s, uint64_t start, uint64_t end)
+{
+	struct forget f = { s };
+	ready(s);
+
+	if (start >= end)
+		return;
+	for_each_chunk(&s->priv, start, end, forget_chunk, &f);
+}
+
+/* A page's state, taken out of one place to be put in another. */
+struct moved_page {
+	uint64_t addr;
+	bool present, used;
+	int64_t slot;
+};
+
+struct take {
+	struct space *s;
+	struct moved_page *pages;
+	size_t n, cap;
+};
+
+static void take_chunk(struct pchunk *ch, unsigned lo, unsigned hi, void *data)
+{
+	struct take *t = data;
+	struct cache *c = &t->s->d->cache;
+
+	for (unsigned i = lo; i < hi; i++) {
+		struct moved_page m = { ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT),
+					bit(ch->present, i), bit(ch->used, i), slot_of(ch, i) };
+
+		if (!m.present && m.slot < 0)
+			continue;
+		if (t->n == t->cap) {
+			size_t cap = MAX(2 * t->cap, 64);
+			struct moved_page *p = realloc(t->pages, cap * sizeof(*p));
+
+			if (!p)
+				break;
+			t->pages = p;
+			t->cap = cap;
+		}
+		t->pages[t->n++] = m;
+		if (m.slot >= 0) {
+			ch->slot[i] = 0; /* the slot goes with the page */
+			t->s->priv.out--;
+		}
+	}
+	/* A page-out or a read under way there ends without effect. */
+	for (unsigned i = lo; i < hi; i++) {
+		set_present(c, &t->s->priv, ch, i, false);
+		set_leaving(c, ch, i, false);
+		ch->reading &= ~(1ULL << i);
+		ch->used &= ~(1ULL << i);
+	}
+	chunk_drop_if_empty(&t->s->priv, ch);
+}
+
+/** private_move() - mremap() moved [from, from+len) of @s to @to: its pages' states go along */
+void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len)
+{
+	struct cache *c = &s->d->cache;
+	struct take t = { .s = s };
+	ready(s);
+
+	if (from + len < from)
+		return;
+	for_each_chunk(&s->priv, from, from + len, take_chunk, &t);
+	private_forget(s, to, to + len);
+	for (size_t k = 0; k < t.n; k++) {
+		uint64_t addr = t.pages[k].addr - from + to;
+		struct pchunk *ch = chunk_get(&s->priv, addr);
+		unsigned i;
+
+		if (!ch) {
+			if (t.pages[k].slot >= 0)
+				slot_put(c, (uint64_t)t.pages[k].slot);
+			continue;
+		}
+		i = page_index(ch, addr);
+		set_present(c, &s->priv, ch, i, t.pages[k].present);
+		if (t.pages[k].used)
+			ch->used |= 1ULL << i;
+		if (t.pages[k].slot >= 0) {
+			if (slot_set(ch, i, (uint64_t)t.pages[k].slot) == 0)
+				s->priv.out++;
+			else
+				slot_put(c, (uint64_t)t.pages[k].slot);
+		}
+	}
+	free(t.pages);
+}
+
+/**
+ * private_fork() - @child is a fork of @parent: it shares the slots of the pages out now (a
+ * reference each); its pages in memory are its parent's, shared until written, and not counted
+ */
+void private_fork(struct space *parent, struct space *child)
+{
+	struct pchunk *ch;
+	ready(parent);
+	ready(child);
+
+	for (ch = chunk_from(&parent->priv, 0); ch;
+	     ch = ch->base + CHUNK_BYTES ? chunk_from(&parent->priv, ch->base + CHUNK_BYTES)
+					 : NULL) {
+		struct pchunk *to = NULL;
+
+		for (unsigned i = 0; ch->slot && i < CHUNK_PAGES; i++) {
+			int64_t slot = slot_of(ch, i);
+
+			if (slot < 0)
+				continue;
+			if (!to)
+				to = chunk_get(&child->priv, ch->base);
+			if (!to || slot_set(to, i, (uint64_t)slot) < 0)
+				continue; /* the child's touch maps zeroes there: SIGBUS would be
+					   * better, but memory is short */
+			slot_ref((uint64_t)slot);
+			child->priv.out++;
+		}
+	}
+}
+
+/** private_free() - @s is gone: the slots of its pages are freed */
+void private_free(struct space *s)
+{
+	ready(s);
+
+	private_forget(s, 0, UINT64_MAX);
+	free(s->priv.waits);
+	s->priv.waits = NULL;
+	s->priv.n_waits = 0;
+}
+
+/* Serve the touches that waited for room, while there is room or nothing more is leaving. */
+static void serve_waits(struct daemon *d)
+{
+	struct cache *c = &d->cache;
+	struct space *s;
+
+	list_for_each_entry (s, &d->spaces, link) {
+		size_t k = 0, n = s->priv.n_waits;
+		struct private_wait *w = s->priv.waits;
+
+		if (!n)
+			continue;
+		s->priv.waits = NULL;
+		s->priv.n_waits = 0;
+		for (; k < n && (cache_room(c, 1) || !c->private_leaving || s->dead); k++)
+			if (!s->dead)
+				private_fault(s, w[k].addr, w[k].flags);
+		/* What still waits goes back, before anything parked meanwhile. */
+		for (; k < n; k++) {
+			struct private_wait *nw =
+				realloc(s->priv.waits, (s->priv.n_waits + 1) * sizeof(*nw));
+
+			if (!nw) {
+				private_fault(s, w[k].addr, w[k].flags);
+				continue;
+			}
+			s->priv.waits = nw;
+			nw[s->priv.n_waits++] = w[k];
+		}
+		free(w);
+	}
+}
+
+static void page_out_free(struct page_out *po)
+{
+	po->s->priv.n_outs--;
+	list_del_init(&po->link);
+	space_unref(po->s);
+	free(po->held);
+	free(po->buf);
+	free(po);
+}
+
+/*
+ * The answer to a DROP (@moved: a bit per page that left the client), or none (@moved NULL: the
+ * channel closed; the pages still leaving are taken for moved, so that none is lost: a page that
+ * did not move and is touched again just keeps its slot unused). Then the faults that waited.
+ */
+static void drop_settle(struct page_out *po, const uint64_t *moved)
+{
+	struct space *s = po->s;
+	struct cache *c = &s->d->cache;
+
+	for (uint64_t k = 0; k < po->n; k++) {
+		uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
+		struct pchunk *ch = chunk_find(&s->priv, a);
+		unsigned i = ch ? page_index(ch, a) : 0;
+		bool leaving = ch && bit(ch->leaving, i);
+		bool gone = moved ? moved[k / 64] >> (k % 64) & 1 : leaving;
+
+		if (leaving)
+			set_leaving(c, ch, i, false);
+		if (gone && ch) {
+			set_present(c, &s->priv, ch, i, false);
+			ch->used &= ~(1ULL << i);
+			/* Its chunk has its slot table (page_out()). */
+			if (po->slot >= 0 && slot_set(ch, i, (uint64_t)po->slot + k) == 0)
+				s->priv.out++;
+			else if (po->slot >= 0)
+				slot_put(c, (uint64_t)po->slot + k);
+			c->stats.pages_out++;
+		} else {
+			/* Written meanwhile, gone from the client, or shared with a fork: it stays,
+			 * and its slot is freed. */
+			if (po->slot >= 0)
+				slot_put(c, (uint64_t)po->slot + k);
+			if (leaving)
+				uffdio_writeprotect(s->uffd, a, UPAGER_PAGE_SIZE, false);
+		}
+		if (ch)
+			chunk_drop_if_empty(&s->priv, ch);
+	}
+	for (size_t k = 0; k < po->n_held && !s->dead; k++)
+		private_fault(s, po->held[k].addr, po->held[k].flags);
+}
+
+static void dropped(struct space *s, struct chan_req *req, const struct upager_msg *reply)
+{
+	struct page_out *po = container_of(req, struct page_out, req);
+
+	/* Without an answer the part stays taken: the client holds its pages, if it lives. */
+	if (reply && reply->status == 0)
+		s->priv.spare_busy &= ~(1u << po->part);
+	if (!s->dead)
+		drop_settle(po, reply && reply->status == 0 ? reply->u.drop_reply.moved : NULL);
+	else if (po->slot >= 0)
+		for (uint64_t k = 0; k < po->n; k++)
+			slot_put(&s->d->cache, (uint64_t)po->slot + k);
+	page_out_free(po);
+}
+
+static void page_out_done(void *userdata, int res)
+{
+	struct page_out *po = userdata;
+	struct space *s = po->s;
+	struct cache *c = &s->d->cache;
+	struct upager_msg m = { .op = UPAGER_OP_DROP };
+	uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
+
+	if (s->dead) {
+		if (po->slot >= 0)
+			for (uint64_t k = 0; k < po->n; k++)
+				slot_put(c, (uint64_t)po->slot + k);
+		page_out_free(po);
+		return;
+	}
+	if (res < 0) {
+		log_limited(LOG_WARNING, "paging out to the swap store: %s", strerror(-res));
+		s->priv.spare_busy &= ~(1u << po->part);
+		drop_settle(po, none);
+		page_out_free(po);
+		return;
+	}
+	m.u.drop.addr = po->addr;
+	m.u.drop.pages = (uint32_t)po->n;
+	m.u.drop.spare =
+		s->priv.spare + ((uint64_t)po->part * UPAGER_DROP_MAX_PAGES << UPAGER_PAGE_SHIFT);
+	if (channel_send(s, &m, &po->req, dropped) < 0) {
+		s->priv.spare_busy &= ~(1u << po->part);
+		drop_settle(po, none);
+		page_out_free(po);
+		return;
+	}
+	po->dropping = true;
+}
+
+static bool all_zero(const void *buf, size_t len)
+{
+	const uint64_t *p = buf;
+
+	for (size_t k = 0; k < len / sizeof(*p); k++)
+		if (p[k])
+			return false;
+	return true;
+}
+
+/*
+ * Send the run [addr, addr + n pages) of @s out (all in memory, in one private anonymous mapping,
+ * no page leaving). Return: 0, or a negative errno (-EBUSY: not now; the pages stay).
+ */
+static int page_out(struct space *s, uint64_t addr, uint64_t n)
+{
+	struct cache *c = &s->d->cache;
+	uint64_t len = n << UPAGER_PAGE_SHIFT;
+	struct iovec local, remote = { (void *)(uintptr_t)addr, len };
+	struct page_out *po;
+	unsigned part;
+	uint64_t slot;
+	int ret;
+
+	for (part = 0; part < SPARE_PARTS && s->priv.spare_busy & (1u << part); part++)
+		;
+	if (part == SPARE_PARTS)
+		return -EBUSY;
+	po = calloc(1, sizeof(*po));
+	if (!po)
+		return -ENOMEM;
+	po->buf = aligned_alloc(UPAGER_PAGE_SIZE, len);
+	if (!po->buf) {
+		free(po);
+		return -ENOMEM;
+	}
+	ret = uffdio_writeprotect(s->uffd, addr, len, true);
+	local = (struct iovec){ po->buf, len };
+	if (ret == 0 && process_vm_readv(s->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
+		ret = errno == EPERM ? -EPERM : -EFAULT;
+	if (ret == 0 && !all_zero(po->buf, len))
+		ret = store_alloc(c->store, n, &slot);
+	else
+		slot = UINT64_MAX;
+	/* The slot tables the run's pages will need, now: a page moved out must have its slot. */
+	for (uint64_t a = ALIGN_DOWN(addr, CHUNK_BYTES);
+	     ret == 0 && slot != UINT64_MAX && a < addr + len; a += CHUNK_BYTES) {
+		struct pchunk *ch = chunk_find(&s->priv, a);
+
+		if (!ch->slot)
+			ch->slot = calloc(CHUNK_PAGES, sizeof(*ch->slot));
+		if (!ch->slot || slot + n >= UINT32_MAX)
+			ret = -ENOMEM;
+		if (ret < 0)
+			store_free(c->store, slot, n);
+	}
+	if (ret < 0) {
+		uffdio_writeprotect(s->uffd, addr, len, false);
+		free(po->buf);
+		free(po);
+		return ret;
+	}
+	*po = (struct page_out){ .s = space_ref(s),
+				 .addr = addr,
+				 .n = n,
+				 .slot = slot == UINT64_MAX ? -1 : (int64_t)slot,
+				 .part = part,
+				 .buf = po->buf };
+	s->priv.spare_busy |= 1u << part;
+	s->priv.n_outs++;
+	list_add_tail(&po->link, &s->priv.outs);
+	for (uint64_t a = addr; a < addr + len; a += UPAGER_PAGE_SIZE) {
+		struct pchunk *ch = chunk_find(&s->priv, a);
+
+		set_leaving(c, ch, page_index(ch, a), true);
+	}
+	if (po->slot < 0) {
+		page_out_done(po, 0);
+		return 0;
+	}
+	ret = store_write(c->store, slot, po->buf, n, page_out_done, po);
+	if (ret < 0)
+		page_out_done(po, ret);
+	return 0;
+}
+
+/* Whether the clock may take pages of @s: a live client with a spare area, a thread to drop
+ * them, and pages in memory. */
+static bool may_page_out(const struct space *s)
+{
+	return !s->dead && s->pid > 0 && s->chan && s->priv.spare && s->priv.present &&
+	       (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && (s->features & UFFD_FEATURE_MOVE);
+}
+
+/* Whether [addr, addr+len) is one private anonymous mapping that may go out now. */
+static bool run_ok(struct space *s, uint64_t addr, uint64_t len)
+{
+	struct region *r = region_find(&s->regions, addr);
+
+	if (!r || r->obj || r->view || addr + len > region_end(r) || (r->flags & MAP_LOCKED) ||
+	    (r->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
+		return false;
+	locked_refresh(&s->locked, s->pid, s->d->turn);
+	return !locked_overlaps(&s->locked, addr, addr + len);
+}
+
+/*
+ * Move the hand of @s over its pages: a page used since the hand passed is spared once; others
+ * go in runs of up to OUT_MAX_PAGES within a chunk row. Return: pages sent out.
+ */
+static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
+{
+	struct private_pages *pp = &s->priv;
+	uint64_t sent = 0, run_start = 0, run = 0;
+	struct pchunk *ch = chunk_from(pp, pp->hand);
+	bool wrapped = false;
+
+	while (sent<want && * scan> 0 && s->priv.n_outs < SPARE_PARTS) {
+		if (!ch) {
+			if (wrapped)
+				break;
+			wrapped = true;
+			ch = chunk_from(pp, 0);
+			continue;
+		}
+		for (unsigned i = 0; i < CHUNK_PAGES && sent + run < want; i++) {
+			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+			bool take =
+				bit(ch->present, i) && !bit(ch->leaving, i) && !bit(ch->reading, i);
+
+			if (take) {
+				(*scan)--;
+				if (bit(ch->used, i)) {
+					ch->used &= ~(1ULL << i);
+					take = false;
+				}
+			}
+			if (take && run && a == run_start + (run << UPAGER_PAGE_SHIFT) &&
+			    run < OUT_MAX_PAGES) {
+				run++;
+				continue;
+			}
+			if (run && run_ok(s, run_start, run << UPAGER_PAGE_SHIFT) &&
+			    page_out(s, run_start, run) == 0)
+				sent += run;
+			run = 0;
+			if (take) {
+				run_start = a;
+				run = 1;
+			}
+		}
+		pp->hand = ch->base + CHUNK_BYTES;
+		ch = pp->hand ? chunk_from(pp, pp->hand) : NULL;
+	}
+	if (run && s->priv.n_outs < SPARE_PARTS && run_ok(s, run_start, run << UPAGER_PAGE_SHIFT) &&
+	    page_out(s, run_start, run) == 0)
+		sent += run;
+	return sent;
+}
+
+/**
+ * private_balance() - send private anonymous pages out, their share of what the budget wants
+ * to go: as many of the pages over it as private pages are of the pages in memory
+ * @d: the daemon; called where no fault is half done, before the cache's own balance
+ */
+void private_balance(struct daemon *d)
+{
+	struct cache *c = &d->cache;
+	uint64_t slack = cache_slack(c), use, low, want, scan;
+	struct space *s;
+
+	serve_waits(d);
+	if (!c->budget_pages || !c->private_out || !c->private_pages)
+		return;
+	use = c->cached + c->inflight + cache_private_use(c);
+	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
+	if (use <= c->budget_pages - slack / 2)
+		return;
+	want = (use - low) * (c->private_pages - c->private_leaving) / use + 1;
+	scan = 2 * c->private_pages + 64;
+	list_for_each_entry (s, &d->spaces, link) {
+		uint64_t sent;
+
+		if (!may_page_out(s))
+			continue;
+		sent = sweep_space(s, want, &scan);
+		want -= MIN(sent, want);
+		if (!want || !scan)
+			break;
+	}
+	serve_waits(d);
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The control thread. Only a process can change its own address space, so a process that makes a
+ * mapping the daemon may need to change (MAP_GROWSDOWN, which grows; private anonymous, whose pages
+ * the daemon pages out) starts one thread that waits on a control socket and does what the daemon
+ * asks: a growth (grow.c), or dropping pages that are in the daemon's swap store now (DROP).
+ *
+ * The thread blocks every signal, keeps no lock of the library, and touches no pager memory, so it
+ * runs while any other thread of the process waits in a page fault.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "common/uffd.h"
+#include "internal.h"
+
+/* The spare area: 4 parts, one per page-out the daemon may have under way. */
+#define SPARE_BYTES (4 * UPAGER_DROP_MAX_PAGES * UPAGER_PAGE_SIZE)
+
+static struct {
+	pid_t pid; /* the process whose thread serves the channel; 0 if none */
+	uintptr_t spare; /* the spare area, or 0 */
+} control;
+
+/*
+ * The thread's stack. Not from mmap(): a stack mapped when the first MAP_GROWSDOWN mapping is
+ * made would be placed by the kernel in the first hole that fits, quite possibly the very room
+ * left free below a MAP_GROWSDOWN mapping to grow into.
+ */
+static uint8_t control_stack[128 * 1024] __attribute__((aligned(4096)));
+
+/*
+ * DROP: of pages [addr, addr + pages), those present and still write-protected by the daemon
+ * (pagemap bit 57: no write since it read them) have their data in its swap store: they move to
+ * the same offsets in a part of the spare area, which is then emptied. A page written meanwhile,
+ * or an address that holds another mapping by now, is not write-protected and stays. *moved: a
+ * bit per page that moved.
+ */
+static int drop(const struct upager_msg *m, uintptr_t spare, uint64_t *moved)
+{
+	uint64_t addr = m->u.drop.addr, dst = m->u.drop.spare, n = m->u.drop.pages;
+	uint64_t len = n << UPAGER_PAGE_SHIFT, entries[UPAGER_DROP_MAX_PAGES];
+	int uffd = upager__uffd(), fd;
+	ssize_t got;
+
+	if (!spare || dst < spare || len > SPARE_BYTES || dst - spare > SPARE_BYTES - len ||
+	    !IS_ALIGNED(dst, UPAGER_PAGE_SIZE) || !IS_ALIGNED(addr, UPAGER_PAGE_SIZE) ||
+	    addr + len < addr)
+		return -EINVAL;
+	if (uffd < 0)
+		return -EBADF;
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	got = pread(fd, entries, n * sizeof(entries[0]), (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8);
+	close(fd);
+	if (got != (ssize_t)(n * sizeof(entries[0])))
+		return -EIO;
+	for (uint64_t i = 0; i < n;) {
+		struct uffdio_move mv = { .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES };
+		uint64_t run = 0;
+
+		while (i + run < n && (entries[i + run] >> 63 & 1) && (entries[i + run] >> 57 & 1))
+			run++;
+		if (run == 0) {
+			i++;
+			continue;
+		}
+		mv.dst = dst + (i << UPAGER_PAGE_SHIFT);
+		mv.src = addr + (i << UPAGER_PAGE_SHIFT);
+		mv.len = run << UPAGER_PAGE_SHIFT;
+		if (ioctl(uffd, UFFDIO_MOVE, &mv) < 0 && mv.move <= 0)
+			mv.move = 0;
+		for (uint64_t k = 0; k < (uint64_t)mv.move >> UPAGER_PAGE_SHIFT; k++)
+			moved[(i + k) / 64] |= 1ULL << ((i + k) % 64);
+		/* A page that would not move (shared with a fork) stays, and those after it are
+		 * tried again. */
+		i += ((uint64_t)mv.move >> UPAGER_PAGE_SHIFT) + ((uint64_t)mv.move < mv.len);
+	}
+	return madvise((void *)(uintptr_t)dst, len, MADV_DONTNEED) < 0 ? neg_errno() : 0;
+}
+
+static void *control_thread(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	uintptr_t spare = control.spare;
+	uint8_t buf[128];
+
+	for (;;) {
+		uint64_t moved[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
+		struct upager_msg m;
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		int len, ret;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* the daemon is gone */
+		if (upager_msg_decode(buf, (size_t)n, &m) < 0)
+			break;
+		if (m.op == UPAGER_OP_GROW)
+			ret = upager__grow_act(&m);
+		else if (m.op == UPAGER_OP_DROP)
+			ret = drop(&m, spare, moved);
+		else
+			ret = -EOPNOTSUPP;
+		m.status = MIN(ret, 0);
+		if (m.op == UPAGER_OP_DROP)
+			memcpy(m.u.drop_reply.moved, moved, sizeof(moved));
+		if (m.op == UPAGER_OP_GROW)
+			m.u.grow_reply.sentinel = ret > 0;
+		m.op |= UPAGER_OP_REPLY;
+		len = upager_msg_encode(buf, sizeof(buf), &m);
+		if (len < 0 || send(fd, buf, (size_t)len, MSG_NOSIGNAL) < 0)
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+/**
+ * upager__control_start() - make sure this process has its control thread (lock held, connected)
+ *
+ * Return: 0 or a negative errno.
+ */
+int upager__control_start(void)
+{
+	struct upager_msg req = { .op = UPAGER_OP_CONTROL }, rep;
+	void *spare;
+	int sv[2], ret;
+
+	if (control.pid == getpid())
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return neg_errno();
+	/* A forked child keeps its parent's spare area, which the daemon does not use for it. */
+	spare = mmap(NULL, SPARE_BYTES, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	control.spare = spare == MAP_FAILED ? 0 : (uintptr_t)spare;
+	req.u.range.addr = control.spare;
+	req.u.range.length = control.spare ? SPARE_BYTES : 0;
+	ret = upager__call(&req, &sv[1], 1, &rep, NULL, 0);
+	close(sv[1]);
+	if (ret < 0) {
+		close(sv[0]);
+		if (control.spare)
+			munmap(spare, SPARE_BYTES);
+		control.spare = 0;
+		return ret;
+	}
+
+	ret = upager__thread_start(control_thread, (void *)(intptr_t)sv[0], control_stack,
+				   sizeof(control_stack));
+	if (ret < 0) {
+		close(sv[0]); /* the daemon sees the channel close and refuses every growth */
+		return ret;
+	}
+	control.pid = getpid();
+	return 0;
+}
