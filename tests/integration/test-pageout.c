@@ -455,6 +455,29 @@ Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_
 		     (unsigned long long)before.u.stats_reply.swap_used_bytes);
 }
 
+/* MADV_DONTNEED of private pages in the swap store frees their slots; they read zeroes after. */
+Test(pageout, madv_dontneed_frees_the_swap_slots_of_private_pages)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p, used = 0;
+
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	write_anon(p, 0, pages, 5);
+	for (int i = 0; i < 100 && used < (WORKLOAD - 2 * BUDGET); i++) {
+		used = figures().u.stats_reply.swap_used_bytes;
+		usleep(20 * 1000);
+	}
+	cr_assert_geq(used, WORKLOAD - 2 * BUDGET, "%llu bytes in the swap store",
+		      (unsigned long long)used);
+	cr_assert_eq(madvise(p, WORKLOAD, MADV_DONTNEED), 0);
+	for (int i = 0; i < 100 && figures().u.stats_reply.swap_used_bytes; i++)
+		usleep(20 * 1000);
+	cr_assert_eq(figures().u.stats_reply.swap_used_bytes, 0);
+	for (uint64_t i = 0; i < pages; i += 7)
+		cr_assert_eq(p[i * PAGE / 8], 0, "page %llu", (unsigned long long)i);
+	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
+}
+
 /* MAP_POPULATE of more than the budget maps what fits and succeeds, for a file and for shared
  * anonymous memory; every page reads right after. */
 static void populate_big(void *arg)
@@ -590,6 +613,42 @@ static void locked_stay(void *arg)
 	check_pages(mlocked, 0, LOCKED_PAGES, 0);
 	check_pages(maplocked, 0, LOCKED_PAGES, 0);
 	check_anon(anon, 0, LOCKED_PAGES, 7);
+}
+
+/* Private pages locked in memory stay there while other private pages 8x the budget go out. */
+static void private_locked_stay(void *arg)
+{
+	uint64_t *stream, *mlocked, *maplocked;
+
+	(void)arg;
+	stream = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     -1, 0);
+	mlocked = upager_mmap(NULL, LOCKED_PAGES * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	maplocked = upager_mmap(NULL, LOCKED_PAGES * PAGE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+	if (stream == MAP_FAILED || mlocked == MAP_FAILED || maplocked == MAP_FAILED)
+		_exit(11);
+	write_anon(mlocked, 0, LOCKED_PAGES, 8);
+	write_anon(maplocked, 0, LOCKED_PAGES, 9);
+	if (syscall(SYS_mlock, mlocked, LOCKED_PAGES * PAGE) < 0)
+		_exit(14);
+	for (uint64_t round = 0; round < 2; round++) {
+		write_anon(stream, 0, WORKLOAD / PAGE, round);
+		check_anon(stream, 0, WORKLOAD / PAGE, round);
+		if (!all_present(mlocked, LOCKED_PAGES))
+			_exit(40);
+		if (!all_present(maplocked, LOCKED_PAGES))
+			_exit(41);
+	}
+	check_anon(mlocked, 0, LOCKED_PAGES, 8);
+	check_anon(maplocked, 0, LOCKED_PAGES, 9);
+}
+
+Test(pageout, locked_private_pages_never_leave)
+{
+	run_limited_caches(private_locked_stay, NULL, false);
+	cr_assert_geq(figures().u.stats_reply.pages_out, (WORKLOAD - BUDGET) / PAGE);
 }
 
 Test(pageout, locked_pages_never_leave)
