@@ -6,7 +6,8 @@
 
 /*
  * Give the constrained fields of @m valid values, leaving the others alone: HELLO's versions and
- * flags, OBJECT_OPEN's kind, REMAP's phase, GROW's action and the GROW reply's sentinel.
+ * flags, OBJECT_OPEN's kind, REMAP's phase, GROW's action, the GROW reply's sentinel and DROP's
+ * page count.
  */
 static inline void codec_make_valid(struct upager_msg *m)
 {
@@ -24,4 +25,6 @@ static inline void codec_make_valid(struct upager_msg *m)
 		m->u.grow_reply.sentinel &= 1;
 	if (m->op == UPAGER_OP_RESUME)
 		m->u.resume.kind = UPAGER_OBJECT_FILE;
+	if (m->op == UPAGER_OP_DROP)
+		m->u.drop.pages = 1 + m->u.drop.pages % UPAGER_DROP_MAX_PAGES;
 }
