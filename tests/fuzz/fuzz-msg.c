@@ -71,6 +71,8 @@ static bool valid_by_spec(const struct upager_msg *m)
 		       m->u.grow.action == UPAGER_GROW_GUARD;
 	case UPAGER_OP_GROW | UPAGER_OP_REPLY:
 		return m->u.grow_reply.sentinel <= 1;
+	case UPAGER_OP_DROP:
+		return m->u.drop.pages >= 1 && m->u.drop.pages <= UPAGER_DROP_MAX_PAGES;
 	case UPAGER_OP_RESUME:
 		/* The end carries nothing. */
 		return m->u.resume.kind < UPAGER_RESUME_END ||
