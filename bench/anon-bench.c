@@ -7,9 +7,12 @@
  * The kernel: a swap file made here (fallocate, mkswap, swapon; swapoff and removed at the end, on
  * an error or a signal too), a child process in a memory cgroup limited to B with swap allowed,
  * on MAP_PRIVATE|MAP_ANONYMOUS memory and, for information, MAP_SHARED|MAP_ANONYMOUS. Without
- * swapon (a container, no root) the kernel's side is skipped with a message. upager: upagerd and
- * this process in one cgroup of B plus a headroom, without the kernel's swap, on
- * upager_mmap(MAP_SHARED|MAP_ANONYMOUS): upagerd does not page private anonymous memory out yet.
+ * swapon (a container, no root) the kernel's side is skipped with a message. upager likewise, on
+ * upager_mmap(MAP_PRIVATE|MAP_ANONYMOUS) (the target's side: a page-out ends in a DROP to the
+ * client's control thread, a page-in is a UFFDIO_COPY of a page read from the store) and, for
+ * information, MAP_SHARED|MAP_ANONYMOUS (pages go out of and back into the daemon's memfd): each
+ * side an upagerd of its own and a child, both in one cgroup of B plus a headroom, without the
+ * kernel's swap, so that the daemon's figures (pages out and in, CPU time) are the side's.
  *
  * Each side maps the memory (timed), writes all of it in order (each word its offset and a
  * version), then does N random page reads and writes, 50/50, the same pages in the same order
@@ -35,6 +38,7 @@
 #include <sys/resource.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -55,6 +59,7 @@
 enum side {
 	KERNEL_PRIVATE,
 	KERNEL_SHARED,
+	UPAGER_PRIVATE,
 	UPAGER_SHARED,
 	N_SIDES
 };
@@ -62,6 +67,7 @@ enum side {
 static const char *const side_name[N_SIDES] = {
 	"kernel MAP_PRIVATE",
 	"kernel MAP_SHARED",
+	"upager MAP_PRIVATE",
 	"upager MAP_SHARED",
 };
 
@@ -77,7 +83,7 @@ struct latency {
 	float us[N_PINS][MAX_SAMPLES];
 };
 
-/* What one side measured; in shared memory, since the kernel's sides run in a child. */
+/* What one side measured; in shared memory, since each side runs in a child. */
 struct result {
 	bool done;
 	char error[320];
@@ -85,8 +91,10 @@ struct result {
 	uint64_t ops; /* done before the time was up */
 	long majflt;
 	uint64_t faults; /* upager: the daemon's over the random phase */
-	uint64_t pages_out, pages_in; /* upager: the whole run's, from upagerctl */
+	uint64_t pages_out, pages_in; /* upager: the whole side's, from upagerctl */
 	bool paging_known;
+	uint64_t daemon_cpu_ns; /* upager: the daemon's CPU time over the side */
+	uint64_t threads_cpu_ns; /* upager: the CPU time of the library's threads in the client */
 	uint64_t peak; /* the cgroup's peak */
 	struct latency lat;
 };
@@ -315,10 +323,24 @@ static void workload(struct result *r, char *p, uint64_t t0, uint8_t *ver, pid_t
 	r->done = !r->error[0];
 }
 
-/* A kernel side, in a child in the kernel's cgroup: its memory and swap go when it exits. */
-static void kernel_child(enum side s)
+/* The CPU time of this process's threads other than the calling one (the library's, for upager). */
+static uint64_t other_threads_cpu_ns(void)
+{
+	struct timespec ts;
+	uint64_t all = process_cpu_ns(getpid()), self;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	self = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return all > self ? all - self : 0;
+}
+
+/* A side, in a child in its cgroup: its memory and swap go when it exits. */
+static void side_child(enum side s, const struct memcg *cg)
 {
 	struct result *r = &conf.res[s];
+	bool upager = s == UPAGER_PRIVATE || s == UPAGER_SHARED;
+	int flags = (s == KERNEL_PRIVATE || s == UPAGER_PRIVATE ? MAP_PRIVATE : MAP_SHARED) |
+		    MAP_ANONYMOUS;
 	uint8_t *ver = calloc(conf.pages, 1);
 	struct rusage r0, r1;
 	uint64_t t0;
@@ -326,30 +348,60 @@ static void kernel_child(enum side s)
 
 	signal(SIGINT, SIG_DFL); /* the parent cleans up */
 	signal(SIGTERM, SIG_DFL);
-	if (!ver || memcg_enter(&conf.kernel_cg) < 0) {
-		snprintf(r->error, sizeof(r->error), "entering %s: %s", conf.kernel_cg.dir,
-			 strerror(errno));
+	if (ver)
+		memset(ver, 0, conf.pages); /* charged here, not to the side's cgroup */
+	if (!ver || memcg_enter(cg) < 0) {
+		snprintf(r->error, sizeof(r->error), "entering %s: %s", cg->dir, strerror(errno));
 		_exit(1);
 	}
 	getrusage(RUSAGE_SELF, &r0);
 	t0 = now_ns();
-	p = mmap(NULL, conf.size, PROT_READ | PROT_WRITE,
-		 (s == KERNEL_PRIVATE ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
+	if (upager)
+		p = upager_mmap(NULL, conf.size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	else
+		p = mmap(NULL, conf.size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (p == MAP_FAILED) {
-		snprintf(r->error, sizeof(r->error), "mmap: %s", strerror(errno));
+		snprintf(r->error, sizeof(r->error), "%s: %s", upager ? "upager_mmap" : "mmap",
+			 strerror(errno));
 		_exit(1);
 	}
-	workload(r, p, t0, ver, 0);
+	workload(r, p, t0, ver, upager ? daemon_pid() : 0);
 	getrusage(RUSAGE_SELF, &r1);
 	r->majflt = r1.ru_majflt - r0.ru_majflt;
+	if (upager) {
+		r->threads_cpu_ns = other_threads_cpu_ns();
+		upager_munmap(p, conf.size);
+	}
 	_exit(r->done ? 0 : 1);
+}
+
+/* Run side @s in a child in @cg and wait for it; exit if it did not finish. */
+static void side_run(enum side s, const struct memcg *cg)
+{
+	struct result *r = &conf.res[s];
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0)
+		side_child(s, cg);
+	conf.child = pid;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	conf.child = 0;
+	r->peak = memcg_peak(cg);
+	if (!r->done)
+		fatal("%s: %s", side_name[s],
+		      r->error[0]	     ? r->error
+		      : memcg_oom_killed(cg) ? "OOM-killed in its cgroup"
+					     : "the child died");
 }
 
 static void kernel_side(enum side s)
 {
-	struct result *r = &conf.res[s];
-	int status, ret;
-	pid_t pid;
+	int ret;
 
 	memcg_remove(&conf.kernel_cg);
 	ret = memcg_new(&conf.kernel_cg, "bench-anon-kernel", conf.budget);
@@ -357,55 +409,55 @@ static void kernel_side(enum side s)
 		ret = memcg_allow_swap(&conf.kernel_cg);
 	if (ret < 0)
 		fatal("a memory cgroup with swap for the kernel: %s", strerror(-ret));
-	pid = fork();
-	if (pid < 0)
-		fatal("fork: %s", strerror(errno));
-	if (pid == 0)
-		kernel_child(s);
-	conf.child = pid;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	conf.child = 0;
-	r->peak = memcg_peak(&conf.kernel_cg);
-	if (!r->done)
-		fatal("%s: %s", side_name[s],
-		      r->error[0]			  ? r->error
-		      : memcg_oom_killed(&conf.kernel_cg) ? "OOM-killed in its cgroup"
-							  : "the child died");
+	side_run(s, &conf.kernel_cg);
 }
 
-static void upager_side(void)
+/* An upagerd of the side's own, in a new cgroup of upager's; its swap store beside its socket. */
+static void upager_start(void)
 {
-	struct result *r = &conf.res[UPAGER_SHARED];
-	uint8_t *ver = calloc(conf.pages, 1);
-	uint64_t t0, out0 = 0, in0 = 0, out1 = 0, in1 = 0;
-	char *p;
+	static bool dir_made;
+	char max[32];
+	int ret;
 
-	if (!ver)
-		fatal("out of memory");
-	r->paging_known = ctl_stat(conf.upagerctl, "pages_out", &out0) == 0 &&
-			  ctl_stat(conf.upagerctl, "pages_in", &in0) == 0;
-	memset(ver, 0, conf.pages); /* charged here, not to upager's cgroup */
+	memcg_remove(&conf.upager_cg);
+	ret = memcg_new(&conf.upager_cg, "bench-anon-upager", conf.budget + conf.headroom);
+	if (ret < 0)
+		fatal("cannot make a memory cgroup: %s", strerror(-ret));
+	snprintf(max, sizeof(max), "%" PRIu64, conf.budget);
+	setenv("UPAGER_BENCH_UPAGERD", conf.upagerd, 1);
+	setenv("UPAGER_BENCH_MEMORY_MAX", max, 1);
 	if (memcg_enter(&conf.upager_cg) < 0)
 		fatal("entering %s: %s", conf.upager_cg.dir, strerror(errno));
-	t0 = now_ns();
-	p = upager_mmap(NULL, conf.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		fatal("upager_mmap: %s", strerror(errno));
-	workload(r, p, t0, ver, daemon_pid());
-	r->peak = memcg_peak(&conf.upager_cg);
-	upager_munmap(p, conf.size);
+	if (dir_made)
+		ret = daemon_start(self_exe(), conf.dir);
+	else
+		ret = daemon_start_private(self_exe(), conf.dir);
+	dir_made = true;
 	memcg_leave();
-	free(ver);
+	if (ret < 0)
+		fatal("starting %s: %s", conf.upagerd, strerror(-ret));
+}
+
+/* An upager side: its daemon's figures are read here, where no upager mapping is. */
+static void upager_side(enum side s)
+{
+	struct result *r = &conf.res[s];
+	uint64_t out0 = 0, in0 = 0, out1 = 0, in1 = 0, cpu0;
+
+	upager_start();
+	r->paging_known = ctl_stat(conf.upagerctl, "pages_out", &out0) == 0 &&
+			  ctl_stat(conf.upagerctl, "pages_in", &in0) == 0;
+	cpu0 = process_cpu_ns(daemon_pid());
+	side_run(s, &conf.upager_cg);
+	r->daemon_cpu_ns = process_cpu_ns(daemon_pid()) - cpu0;
+	if (!daemon_alive())
+		fatal("upagerd exited%s",
+		      memcg_oom_killed(&conf.upager_cg) ? " (OOM-killed in its cgroup)" : "");
 	r->paging_known = r->paging_known && ctl_stat(conf.upagerctl, "pages_out", &out1) == 0 &&
 			  ctl_stat(conf.upagerctl, "pages_in", &in1) == 0;
 	r->pages_out = out1 - out0;
 	r->pages_in = in1 - in0;
-	if (!r->done)
-		fatal("%s: %s", side_name[UPAGER_SHARED], r->error);
-	if (!daemon_alive())
-		fatal("upagerd exited%s",
-		      memcg_oom_killed(&conf.upager_cg) ? " (OOM-killed in its cgroup)" : "");
+	daemon_stop();
 }
 
 /* The disk's own 4 KiB O_DIRECT random reads, on a file of the memory's size next to the swaps. */
@@ -519,9 +571,23 @@ static void print_latency_row(const char *name, double u, double d, const char *
 				: "NOT MET");
 }
 
+/* An upager side's figures, after its notes line: faults, paging, CPU time of daemon and library. */
+static void print_upager_note(const struct result *r)
+{
+	uint64_t moved = r->pages_out + r->pages_in;
+
+	printf("; %" PRIu64 " faults in the random phase", r->faults);
+	if (r->paging_known)
+		printf("; pages out %" PRIu64 ", in %" PRIu64, r->pages_out, r->pages_in);
+	printf("; CPU: upagerd %.1f s", r->daemon_cpu_ns / 1e9);
+	if (r->paging_known && moved)
+		printf(" (%.1f us per page out or in)", r->daemon_cpu_ns / 1e3 / (double)moved);
+	printf(", the library's threads in the client %.1f s\n", r->threads_cpu_ns / 1e9);
+}
+
 static void print_results(void)
 {
-	const struct result *u = &conf.res[UPAGER_SHARED];
+	const struct result *u = &conf.res[UPAGER_PRIVATE];
 	static const char *const pin_name[N_PINS] = { "free", "pinned" };
 	bool kernel = !conf.kernel_skipped[0];
 	unsigned met = 0, targets = 1;
@@ -533,9 +599,9 @@ static void print_results(void)
 
 		targets++;
 		met += ok;
-		print_rate_row("upager shared / kernel private, swap file", u,
+		print_rate_row("upager private / kernel private, swap file", u,
 			       &conf.res[KERNEL_PRIVATE], ">= 1.0x", ok);
-		print_rate_row("upager shared / kernel shared, swap file", u,
+		print_rate_row("upager shared / kernel shared, swap file", &conf.res[UPAGER_SHARED],
 			       &conf.res[KERNEL_SHARED], "-", true);
 	} else {
 		printf("  the kernel with a swap file: skipped (%s)\n", conf.kernel_skipped);
@@ -547,7 +613,7 @@ static void print_results(void)
 		printf("disk 4 KiB O_DIRECT %-6s %8.1f %8.1f   %u\n", pin_name[k],
 		       percentile(d->us[k], d->n[k], 50), percentile(d->us[k], d->n[k], 99),
 		       d->n[k]);
-		for (int s = kernel ? 0 : UPAGER_SHARED; s < N_SIDES; s++) {
+		for (int s = kernel ? 0 : UPAGER_PRIVATE; s < N_SIDES; s++) {
 			const struct latency *l = &conf.res[s].lat;
 
 			printf("%-18s %-6s %8.1f %8.1f   %u (%u)\n", side_name[s], pin_name[k],
@@ -561,18 +627,22 @@ static void print_results(void)
 		       dp = percentile(d->us[k], d->n[k], 50);
 		char name[80];
 
-		snprintf(name, sizeof(name), "upager page-in p50 / disk read p50, %s", pin_name[k]);
+		snprintf(name, sizeof(name), "upager private page-in / disk, p50 %s", pin_name[k]);
 		print_latency_row(name, up, dp, k == PINNED ? "<= 1.3x" : "-", up <= 1.3 * dp);
 		if (k == PINNED) {
 			met += up <= 1.3 * dp;
-			snprintf(name, sizeof(name), "upager page-in p99 / disk read p99, %s",
+			snprintf(name, sizeof(name), "upager private page-in / disk, p99 %s",
 				 pin_name[k]);
 			print_latency_row(name, percentile(l->us[k], l->n[k], 99),
 					  percentile(d->us[k], d->n[k], 99), "-", true);
+			l = &conf.res[UPAGER_SHARED].lat;
+			snprintf(name, sizeof(name), "upager shared page-in / disk, p50 %s",
+				 pin_name[k]);
+			print_latency_row(name, percentile(l->us[k], l->n[k], 50), dp, "-", true);
 		}
 	}
 	printf("\nnotes:\n");
-	for (int s = kernel ? 0 : UPAGER_SHARED; s < N_SIDES; s++) {
+	for (int s = kernel ? 0 : UPAGER_PRIVATE; s < N_SIDES; s++) {
 		const struct result *r = &conf.res[s];
 
 		printf("  %s: map and first write of all %.0f MiB %.2f s (%.0f MB/s); %" PRIu64
@@ -580,17 +650,15 @@ static void print_results(void)
 		       side_name[s], (double)conf.size / MIB, r->map_fill_ns / 1e9,
 		       (double)conf.size / r->map_fill_ns * 1e3, r->ops, conf.ops, r->ops_ns / 1e9,
 		       (double)r->peak / MIB);
-		if (s == UPAGER_SHARED && r->paging_known)
-			printf("; %" PRIu64 " faults in the random phase; pages out %" PRIu64
-			       ", in %" PRIu64 " in the whole run\n",
-			       r->faults, r->pages_out, r->pages_in);
-		else if (s == UPAGER_SHARED)
-			printf("; %" PRIu64 " faults in the random phase\n", r->faults);
+		if (s == UPAGER_PRIVATE || s == UPAGER_SHARED)
+			print_upager_note(r);
 		else
 			printf("; %ld major faults\n", r->majflt);
 	}
-	printf("  upagerd pages out shared anonymous memory only: private anonymous upager "
-	       "mappings are not paged out yet, so upager runs MAP_SHARED\n");
+	printf("  each upager side had an upagerd of its own. MAP_PRIVATE: a page-out ends in a "
+	       "DROP answered by the client's control thread (UFFDIO_MOVE, MADV_DONTNEED), a "
+	       "page-in is a UFFDIO_COPY of a page read from the store; MAP_SHARED: pages leave "
+	       "and come back through the daemon's memfd (UFFDIO_CONTINUE)\n");
 	printf("  every word read was checked\n%u of %u targets met\n", met, targets);
 }
 
@@ -672,26 +740,6 @@ static int exec_daemon(const char *socket_path)
 	return 127;
 }
 
-/* Our upagerd, started in upager's cgroup; its folder, with its swap store, under /var/tmp. */
-static void upager_start(void)
-{
-	char max[32];
-	int ret;
-
-	ret = memcg_new(&conf.upager_cg, "bench-anon-upager", conf.budget + conf.headroom);
-	if (ret < 0)
-		fatal("cannot make a memory cgroup: %s", strerror(-ret));
-	snprintf(max, sizeof(max), "%" PRIu64, conf.budget);
-	setenv("UPAGER_BENCH_UPAGERD", conf.upagerd, 1);
-	setenv("UPAGER_BENCH_MEMORY_MAX", max, 1);
-	if (memcg_enter(&conf.upager_cg) < 0)
-		fatal("entering %s: %s", conf.upager_cg.dir, strerror(errno));
-	ret = daemon_start_private(self_exe(), conf.dir);
-	memcg_leave();
-	if (ret < 0)
-		fatal("starting %s: %s", conf.upagerd, strerror(-ret));
-}
-
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = fatal_on_signal };
@@ -739,12 +787,12 @@ int main(int argc, char **argv)
 		printf("  the kernel with a swap file: skipped (%s)\n", conf.kernel_skipped);
 		kernel_swap_off();
 	}
-	alarm(RUN_ALARM_S);
-	upager_start();
-	upager_side();
-	printf("  %s: %.1f MB/s\n", side_name[UPAGER_SHARED], rate(&conf.res[UPAGER_SHARED]));
+	for (int s = UPAGER_PRIVATE; s <= UPAGER_SHARED; s++) {
+		alarm(RUN_ALARM_S);
+		upager_side(s);
+		printf("  %s: %.1f MB/s\n", side_name[s], rate(&conf.res[s]));
+	}
 	alarm(0);
-	daemon_stop();
 	print_results();
 	return 0;
 }
