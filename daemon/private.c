@@ -567,6 +567,34 @@ void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 	free(t.pages);
 }
 
+/*
+ * Pages whose DROP is under way at the fork may have left the parent before it forked, so the
+ * child has no copy of them: it gets their slots too (a reference each). Where the page did not
+ * leave, the child maps its own copy and never reads the slot.
+ */
+static void fork_dropping(struct space *parent, struct space *child)
+{
+	struct page_out *po;
+
+	list_for_each_entry (po, &parent->priv.outs, link) {
+		if (!po->dropping || po->slot < 0)
+			continue;
+		for (uint64_t k = 0; k < po->n; k++) {
+			uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
+			struct pchunk *ch = chunk_find(&parent->priv, a), *to;
+
+			if (!ch || !bit(ch->leaving, page_index(ch, a)))
+				continue;
+			to = chunk_get(&child->priv, a);
+			if (!to || slot_of(to, page_index(to, a)) >= 0 ||
+			    slot_set(to, page_index(to, a), (uint64_t)po->slot + k) < 0)
+				continue;
+			slot_ref((uint64_t)po->slot + k);
+			child->priv.out++;
+		}
+	}
+}
+
 /**
  * private_fork() - @child is a fork of @parent: it shares the slots of the pages out now (a
  * reference each); its pages in memory are its parent's, shared until written, and not counted
@@ -596,6 +624,7 @@ void private_fork(struct space *parent, struct space *child)
 			child->priv.out++;
 		}
 	}
+	fork_dropping(parent, child);
 }
 
 /** private_free() - @s is gone: the slots of its pages are freed */
