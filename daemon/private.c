@@ -21,8 +21,8 @@
  * them writes, so they stay. The slots of pages out at the fork are shared: the child's table gets
  * them with a reference each, and whichever process faults its page back reads its own copy.
  *
- * Pages are kept by 64-page chunks, in a tree by address: a bit each for in memory, touched since
- * the clock's hand passed (used), leaving (a page-out under way), being read back; and the slots.
+ * Which pages are in memory, leaving, being read back or out is the space's table (ptable.c); the
+ * cache's totals of private pages follow its counts.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,17 +42,8 @@
 #include "store.h"
 #include "uffdio.h"
 
-#define CHUNK_PAGES 64
-#define CHUNK_BYTES ((uint64_t)CHUNK_PAGES << UPAGER_PAGE_SHIFT)
 #define SPARE_PARTS 4
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
-
-struct pchunk {
-	struct avl_node node;
-	uint64_t base; /* the address of its first page */
-	uint64_t present, used, leaving, reading; /* a bit per page */
-	uint32_t *slot; /* NULL, or a slot + 1 per page (0: none) */
-};
 
 /* A run of private pages on its way out. */
 struct page_out {
@@ -72,150 +63,25 @@ struct held_fault {
 	uint64_t addr, flags;
 };
 
-static int by_base(const struct avl_node *a, const struct avl_node *b)
-{
-	const struct pchunk *x = container_of(a, struct pchunk, node);
-	const struct pchunk *y = container_of(b, struct pchunk, node);
-
-	return x->base < y->base ? -1 : x->base > y->base;
-}
-
-static bool base_at_or_past(const struct avl_node *n, const void *key)
-{
-	return container_of(n, struct pchunk, node)->base >= *(const uint64_t *)key;
-}
-
-/* The first chunk at or after @addr's chunk, or NULL. */
-static struct pchunk *chunk_from(const struct private_pages *pp, uint64_t addr)
-{
-	uint64_t base = ALIGN_DOWN(addr, CHUNK_BYTES);
-	struct avl_node *n = avl_first_where(&pp->chunks, base_at_or_past, &base);
-
-	return n ? container_of(n, struct pchunk, node) : NULL;
-}
-
-static struct pchunk *chunk_find(const struct private_pages *pp, uint64_t addr)
-{
-	struct pchunk *ch = chunk_from(pp, addr);
-
-	return ch && ch->base == ALIGN_DOWN(addr, CHUNK_BYTES) ? ch : NULL;
-}
-
-static struct pchunk *chunk_get(struct private_pages *pp, uint64_t addr)
-{
-	struct pchunk *ch = chunk_find(pp, addr);
-
-	if (ch)
-		return ch;
-	ch = calloc(1, sizeof(*ch));
-	if (!ch)
-		return NULL;
-	ch->base = ALIGN_DOWN(addr, CHUNK_BYTES);
-	avl_insert(&pp->chunks, &ch->node);
-	return ch;
-}
-
-static unsigned page_index(const struct pchunk *ch, uint64_t addr)
-{
-	return (unsigned)((addr - ch->base) >> UPAGER_PAGE_SHIFT);
-}
-
-static bool bit(uint64_t word, unsigned i)
-{
-	return word >> i & 1;
-}
-
-static void chunk_drop_if_empty(struct private_pages *pp, struct pchunk *ch)
-{
-	if (ch->present | ch->leaving | ch->reading)
-		return;
-	for (unsigned i = 0; ch->slot && i < CHUNK_PAGES; i++)
-		if (ch->slot[i])
-			return;
-	avl_remove(&pp->chunks, &ch->node);
-	free(ch->slot);
-	free(ch);
-}
-
-/*
- * Slots shared after a fork: the references past the first, by slot (grown as needed). A slot
- * freed while it has one loses that reference instead.
- */
-static uint16_t *extra_refs;
-static size_t n_extra_refs;
-
-static void slot_ref(uint64_t slot)
-{
-	if (slot >= n_extra_refs) {
-		size_t n = MAX(slot + 1, 2 * n_extra_refs);
-		uint16_t *p = realloc(extra_refs, n * sizeof(*p));
-
-		if (!p)
-			return; /* then the slot is freed at the first put: a page lost to SIGBUS */
-		memset(p + n_extra_refs, 0, (n - n_extra_refs) * sizeof(*p));
-		extra_refs = p;
-		n_extra_refs = n;
-	}
-	if (extra_refs[slot] < UINT16_MAX)
-		extra_refs[slot]++;
-}
-
-static void slot_put(struct cache *c, uint64_t slot)
-{
-	if (slot < n_extra_refs && extra_refs[slot]) {
-		extra_refs[slot]--;
-		return;
-	}
-	if (c->store)
-		store_free(c->store, slot, 1);
-}
-
-/* The slot of page @i of @ch, or -1. */
-static int64_t slot_of(const struct pchunk *ch, unsigned i)
-{
-	return ch->slot && ch->slot[i] ? (int64_t)ch->slot[i] - 1 : -1;
-}
-
-static int slot_set(struct pchunk *ch, unsigned i, uint64_t slot)
-{
-	if (slot >= UINT32_MAX)
-		return -ENOSPC;
-	if (!ch->slot) {
-		ch->slot = calloc(CHUNK_PAGES, sizeof(*ch->slot));
-		if (!ch->slot)
-			return -ENOMEM;
-	}
-	ch->slot[i] = (uint32_t)slot + 1;
-	return 0;
-}
-
-static void slot_clear(struct cache *c, struct private_pages *pp, struct pchunk *ch, unsigned i)
-{
-	int64_t slot = slot_of(ch, i);
-
-	if (slot < 0)
-		return;
-	ch->slot[i] = 0;
-	pp->out--;
-	slot_put(c, (uint64_t)slot);
-}
-
-static void set_present(struct cache *c, struct private_pages *pp, struct pchunk *ch, unsigned i,
+static void set_present(struct cache *c, struct ptable *t, struct ptable_chunk *ch, unsigned i,
 			bool on)
 {
-	if (bit(ch->present, i) == on)
-		return;
-	ch->present ^= 1ULL << i;
-	pp->present += on ? 1 : (uint64_t)-1;
-	c->private_pages += on ? 1 : (uint64_t)-1;
+	if (ptable_set_present(t, ch, i, on))
+		c->private_pages += on ? 1 : (uint64_t)-1;
 }
 
-static void set_leaving(struct cache *c, struct pchunk *ch, unsigned i, bool on)
+static void set_leaving(struct cache *c, struct ptable *t, struct ptable_chunk *ch, unsigned i,
+			bool on)
 {
-	if (bit(ch->leaving, i) == on)
-		return;
-	ch->leaving ^= 1ULL << i;
-	c->private_leaving += on ? 1 : (uint64_t)-1;
+	if (ptable_set_leaving(t, ch, i, on))
+		c->private_leaving += on ? 1 : (uint64_t)-1;
+}
+
+/* After a change to many pages of @t, whose counts were @present and @leaving before. */
+static void account(struct cache *c, const struct ptable *t, uint64_t present, uint64_t leaving)
+{
+	c->private_pages += t->present - present;
+	c->private_leaving += t->leaving - leaving;
 }
 
 /* A space's private_pages start zeroed, and are made ready at their first use here. */
@@ -223,10 +89,8 @@ static struct private_pages *ready(struct space *s)
 {
 	struct private_pages *pp = &s->priv;
 
-	if (!pp->chunks.cmp) {
-		pp->chunks.cmp = by_base;
+	if (!pp->outs.next)
 		list_init(&pp->outs);
-	}
 	return pp;
 }
 
@@ -259,13 +123,13 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
 }
 
 /* Map the zero page at @addr: a first touch, or a page that went out all zeroes. */
-static void zero_in(struct space *s, struct pchunk *ch, uint64_t addr)
+static void zero_in(struct space *s, struct ptable_chunk *ch, uint64_t addr)
 {
 	int ret = uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
 
 	if (ch && (ret == 0 || ret == -EEXIST)) {
-		set_present(&s->d->cache, &s->priv, ch, page_index(ch, addr), true);
-		ch->used |= 1ULL << page_index(ch, addr);
+		set_present(&s->d->cache, &s->priv.table, ch, ptable_index(ch, addr), true);
+		ch->used |= 1ULL << ptable_index(ch, addr);
 	}
 }
 
@@ -280,11 +144,12 @@ static void page_in_done(void *userdata, int res)
 	struct page_in *pi = userdata;
 	struct space *s = pi->s;
 	struct cache *c = &s->d->cache;
-	struct pchunk *ch = s->dead ? NULL : chunk_find(&s->priv, pi->addr);
-	unsigned i = ch ? page_index(ch, pi->addr) : 0;
+	struct ptable *t = &s->priv.table;
+	struct ptable_chunk *ch = s->dead ? NULL : ptable_find(t, pi->addr);
+	unsigned i = ch ? ptable_index(ch, pi->addr) : 0;
 
 	/* Not reading any more: the range was unmapped or moved meanwhile, and its slot with it. */
-	if (ch && bit(ch->reading, i)) {
+	if (ch && ptable_bit(ch->reading, i)) {
 		ch->reading &= ~(1ULL << i);
 		if (res < 0) {
 			log_limited(LOG_WARNING,
@@ -295,8 +160,8 @@ static void page_in_done(void *userdata, int res)
 			int ret = uffdio_copy(s->uffd, pi->addr, pi->buf, UPAGER_PAGE_SIZE, false);
 
 			if (ret == 0 || ret == -EEXIST) {
-				slot_clear(c, &s->priv, ch, i);
-				set_present(c, &s->priv, ch, i, true);
+				ptable_clear_slot(t, c->store, ch, i);
+				set_present(c, t, ch, i, true);
 				ch->used |= 1ULL << i;
 				c->stats.pages_in++;
 				c->stats.refaults++;
@@ -306,7 +171,7 @@ static void page_in_done(void *userdata, int res)
 				uffdio_wake(s->uffd, pi->addr, UPAGER_PAGE_SIZE);
 			}
 		}
-		chunk_drop_if_empty(&s->priv, ch);
+		ptable_drop_if_empty(t, ch);
 	}
 	free(pi->buf);
 	space_unref(s);
@@ -314,7 +179,7 @@ static void page_in_done(void *userdata, int res)
 }
 
 /* Read page @i of @ch back from the store; the fault waits for it. */
-static void page_in(struct space *s, struct pchunk *ch, unsigned i, uint64_t slot)
+static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64_t slot)
 {
 	struct cache *c = &s->d->cache;
 	uint64_t addr = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
@@ -375,25 +240,26 @@ static bool hold(struct space *s, uint64_t addr, uint64_t flags)
 bool private_fault(struct space *s, uint64_t addr, uint64_t flags)
 {
 	struct cache *c = &s->d->cache;
-	struct pchunk *ch = chunk_find(ready(s), addr);
-	unsigned i = ch ? page_index(ch, addr) : 0;
+	struct ptable *t = &ready(s)->table;
+	struct ptable_chunk *ch = ptable_find(t, addr);
+	unsigned i = ch ? ptable_index(ch, addr) : 0;
 	int64_t slot;
 
-	if (ch && bit(ch->leaving, i) && hold(s, addr, flags))
+	if (ch && ptable_bit(ch->leaving, i) && hold(s, addr, flags))
 		return true;
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a page on its way out: it stays, dirty; or one the protection of its
 		 * parent's page-out came to with fork(): the write goes on. */
-		if (ch && bit(ch->leaving, i))
-			set_leaving(c, ch, i, false);
+		if (ch && ptable_bit(ch->leaving, i))
+			set_leaving(c, t, ch, i, false);
 		if (ch)
 			ch->used |= 1ULL << i;
 		uffdio_resolve_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
 		return true;
 	}
-	if (ch && bit(ch->reading, i))
+	if (ch && ptable_bit(ch->reading, i))
 		return true; /* the page being read back wakes this fault too */
-	slot = ch ? slot_of(ch, i) : -1;
+	slot = ch ? ptable_slot(ch, i) : -1;
 	/* Above the budget, with pages on their way out: the touch waits for them to be gone. */
 	if (c->private_out && c->private_leaving && !cache_room(c, 1)) {
 		struct private_wait *w = realloc(s->priv.waits, (s->priv.n_waits + 1) * sizeof(*w));
@@ -408,7 +274,7 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags)
 		page_in(s, ch, i, (uint64_t)slot);
 		return true;
 	}
-	zero_in(s, ch ? ch : chunk_get(&s->priv, addr), addr);
+	zero_in(s, ch ? ch : ptable_get(t, addr), addr);
 	return true;
 }
 
@@ -418,55 +284,12 @@ void private_filled(struct space *s, uint64_t addr, uint64_t len)
 	ready(s);
 
 	for (uint64_t a = addr; a < addr + len; a += UPAGER_PAGE_SIZE) {
-		struct pchunk *ch = chunk_get(&s->priv, a);
+		struct ptable_chunk *ch = ptable_get(&s->priv.table, a);
 
 		if (!ch)
 			return;
-		set_present(&s->d->cache, &s->priv, ch, page_index(ch, a), true);
+		set_present(&s->d->cache, &s->priv.table, ch, ptable_index(ch, a), true);
 	}
-}
-
-/*
- * Call fn on every chunk that overlaps [start, end), with the first and last page index in it;
- * fn may free the chunk.
- */
-static void for_each_chunk(struct private_pages *pp, uint64_t start, uint64_t end,
-			   void (*fn)(struct pchunk *ch, unsigned lo, unsigned hi, void *data),
-			   void *data)
-{
-	struct pchunk *ch = chunk_from(pp, start);
-
-	while (ch && ch->base < end) {
-		uint64_t next = ch->base + CHUNK_BYTES;
-		unsigned lo = start > ch->base ? page_index(ch, start) : 0;
-		unsigned hi = end < next ? page_index(ch, end) : CHUNK_PAGES;
-
-		bool last = next < ch->base; /* the top of the address space */
-
-		fn(ch, lo, hi, data); /* may free ch */
-		if (last)
-			return;
-		ch = chunk_from(pp, next);
-	}
-}
-
-struct forget {
-	struct space *s;
-};
-
-static void forget_chunk(struct pchunk *ch, unsigned lo, unsigned hi, void *data)
-{
-	struct space *s = ((struct forget *)data)->s;
-	struct cache *c = &s->d->cache;
-
-	for (unsigned i = lo; i < hi; i++) {
-		set_present(c, &s->priv, ch, i, false);
-		set_leaving(c, ch, i, false);
-		ch->reading &= ~(1ULL << i);
-		ch->used &= ~(1ULL << i);
-		slot_clear(c, &s->priv, ch, i);
-	}
-	chunk_drop_if_empty(&s->priv, ch);
 }
 
 /**
@@ -475,96 +298,21 @@ static void forget_chunk(struct pchunk *ch, unsigned lo, unsigned hi, void *data
  */
 void private_forget(struct space *s, uint64_t start, uint64_t end)
 {
-	struct forget f = { s };
-	ready(s);
+	struct ptable *t = &ready(s)->table;
+	uint64_t present = t->present, leaving = t->leaving;
 
-	if (start >= end)
-		return;
-	for_each_chunk(&s->priv, start, end, forget_chunk, &f);
-}
-
-/* A page's state, taken out of one place to be put in another. */
-struct moved_page {
-	uint64_t addr;
-	bool present, used;
-	int64_t slot;
-};
-
-struct take {
-	struct space *s;
-	struct moved_page *pages;
-	size_t n, cap;
-};
-
-static void take_chunk(struct pchunk *ch, unsigned lo, unsigned hi, void *data)
-{
-	struct take *t = data;
-	struct cache *c = &t->s->d->cache;
-
-	for (unsigned i = lo; i < hi; i++) {
-		struct moved_page m = { ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT),
-					bit(ch->present, i), bit(ch->used, i), slot_of(ch, i) };
-
-		if (!m.present && m.slot < 0)
-			continue;
-		if (t->n == t->cap) {
-			size_t cap = MAX(2 * t->cap, 64);
-			struct moved_page *p = realloc(t->pages, cap * sizeof(*p));
-
-			if (!p)
-				break;
-			t->pages = p;
-			t->cap = cap;
-		}
-		t->pages[t->n++] = m;
-		if (m.slot >= 0) {
-			ch->slot[i] = 0; /* the slot goes with the page */
-			t->s->priv.out--;
-		}
-	}
-	/* A page-out or a read under way there ends without effect. */
-	for (unsigned i = lo; i < hi; i++) {
-		set_present(c, &t->s->priv, ch, i, false);
-		set_leaving(c, ch, i, false);
-		ch->reading &= ~(1ULL << i);
-		ch->used &= ~(1ULL << i);
-	}
-	chunk_drop_if_empty(&t->s->priv, ch);
+	ptable_forget(t, s->d->cache.store, start, end);
+	account(&s->d->cache, t, present, leaving);
 }
 
 /** private_move() - mremap() moved [from, from+len) of @s to @to: its pages' states go along */
 void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 {
-	struct cache *c = &s->d->cache;
-	struct take t = { .s = s };
-	ready(s);
+	struct ptable *t = &ready(s)->table;
+	uint64_t present = t->present, leaving = t->leaving;
 
-	if (from + len < from)
-		return;
-	for_each_chunk(&s->priv, from, from + len, take_chunk, &t);
-	private_forget(s, to, to + len);
-	for (size_t k = 0; k < t.n; k++) {
-		uint64_t addr = t.pages[k].addr - from + to;
-		struct pchunk *ch = chunk_get(&s->priv, addr);
-		unsigned i;
-
-		if (!ch) {
-			if (t.pages[k].slot >= 0)
-				slot_put(c, (uint64_t)t.pages[k].slot);
-			continue;
-		}
-		i = page_index(ch, addr);
-		set_present(c, &s->priv, ch, i, t.pages[k].present);
-		if (t.pages[k].used)
-			ch->used |= 1ULL << i;
-		if (t.pages[k].slot >= 0) {
-			if (slot_set(ch, i, (uint64_t)t.pages[k].slot) == 0)
-				s->priv.out++;
-			else
-				slot_put(c, (uint64_t)t.pages[k].slot);
-		}
-	}
-	free(t.pages);
+	ptable_move(t, s->d->cache.store, from, to, len);
+	account(&s->d->cache, t, present, leaving);
 }
 
 /*
@@ -581,16 +329,10 @@ static void fork_dropping(struct space *parent, struct space *child)
 			continue;
 		for (uint64_t k = 0; k < po->n; k++) {
 			uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
-			struct pchunk *ch = chunk_find(&parent->priv, a), *to;
+			struct ptable_chunk *ch = ptable_find(&parent->priv.table, a);
 
-			if (!ch || !bit(ch->leaving, page_index(ch, a)))
-				continue;
-			to = chunk_get(&child->priv, a);
-			if (!to || slot_of(to, page_index(to, a)) >= 0 ||
-			    slot_set(to, page_index(to, a), (uint64_t)po->slot + k) < 0)
-				continue;
-			slot_ref((uint64_t)po->slot + k);
-			child->priv.out++;
+			if (ch && ptable_bit(ch->leaving, ptable_index(ch, a)))
+				ptable_share(&child->priv.table, a, (uint64_t)po->slot + k);
 		}
 	}
 }
@@ -601,29 +343,7 @@ static void fork_dropping(struct space *parent, struct space *child)
  */
 void private_fork(struct space *parent, struct space *child)
 {
-	struct pchunk *ch;
-	ready(parent);
-	ready(child);
-
-	for (ch = chunk_from(&parent->priv, 0); ch;
-	     ch = ch->base + CHUNK_BYTES ? chunk_from(&parent->priv, ch->base + CHUNK_BYTES)
-					 : NULL) {
-		struct pchunk *to = NULL;
-
-		for (unsigned i = 0; ch->slot && i < CHUNK_PAGES; i++) {
-			int64_t slot = slot_of(ch, i);
-
-			if (slot < 0)
-				continue;
-			if (!to)
-				to = chunk_get(&child->priv, ch->base);
-			if (!to || slot_set(to, i, (uint64_t)slot) < 0)
-				continue; /* the child's touch maps zeroes there: SIGBUS would be
-					   * better, but memory is short */
-			slot_ref((uint64_t)slot);
-			child->priv.out++;
-		}
-	}
+	ptable_fork(&ready(parent)->table, &ready(child)->table);
 	fork_dropping(parent, child);
 }
 
@@ -671,6 +391,13 @@ static void serve_waits(struct daemon *d)
 	}
 }
 
+/* The slots of @po, written to or not, go back to the store. */
+static void page_out_put_slots(struct page_out *po)
+{
+	for (uint64_t k = 0; po->slot >= 0 && k < po->n; k++)
+		ptable_put(po->s->d->cache.store, (uint64_t)po->slot + k);
+}
+
 static void page_out_free(struct page_out *po)
 {
 	po->s->priv.n_outs--;
@@ -690,35 +417,34 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 {
 	struct space *s = po->s;
 	struct cache *c = &s->d->cache;
+	struct ptable *t = &s->priv.table;
 
 	for (uint64_t k = 0; k < po->n; k++) {
 		uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
-		struct pchunk *ch = chunk_find(&s->priv, a);
-		unsigned i = ch ? page_index(ch, a) : 0;
-		bool leaving = ch && bit(ch->leaving, i);
+		struct ptable_chunk *ch = ptable_find(t, a);
+		unsigned i = ch ? ptable_index(ch, a) : 0;
+		bool leaving = ch && ptable_bit(ch->leaving, i);
 		bool gone = moved ? moved[k / 64] >> (k % 64) & 1 : leaving;
 
 		if (leaving)
-			set_leaving(c, ch, i, false);
+			set_leaving(c, t, ch, i, false);
 		if (gone && ch) {
-			set_present(c, &s->priv, ch, i, false);
+			set_present(c, t, ch, i, false);
 			ch->used &= ~(1ULL << i);
 			/* Its chunk has its slot table (page_out()). */
-			if (po->slot >= 0 && slot_set(ch, i, (uint64_t)po->slot + k) == 0)
-				s->priv.out++;
-			else if (po->slot >= 0)
-				slot_put(c, (uint64_t)po->slot + k);
+			if (po->slot >= 0)
+				ptable_set_slot(t, c->store, ch, i, (uint64_t)po->slot + k);
 			c->stats.pages_out++;
 		} else {
 			/* Written meanwhile, gone from the client, or shared with a fork: it stays,
 			 * and its slot is freed. */
 			if (po->slot >= 0)
-				slot_put(c, (uint64_t)po->slot + k);
+				ptable_put(c->store, (uint64_t)po->slot + k);
 			if (leaving)
 				uffdio_writeprotect(s->uffd, a, UPAGER_PAGE_SIZE, false);
 		}
 		if (ch)
-			chunk_drop_if_empty(&s->priv, ch);
+			ptable_drop_if_empty(t, ch);
 	}
 	for (size_t k = 0; k < po->n_held && !s->dead; k++)
 		private_fault(s, po->held[k].addr, po->held[k].flags);
@@ -733,9 +459,8 @@ static void dropped(struct space *s, struct chan_req *req, const struct upager_m
 		s->priv.spare_busy &= ~(1u << po->part);
 	if (!s->dead)
 		drop_settle(po, reply && reply->status == 0 ? reply->u.drop_reply.moved : NULL);
-	else if (po->slot >= 0)
-		for (uint64_t k = 0; k < po->n; k++)
-			slot_put(&s->d->cache, (uint64_t)po->slot + k);
+	else
+		page_out_put_slots(po);
 	page_out_free(po);
 }
 
@@ -743,14 +468,11 @@ static void page_out_done(void *userdata, int res)
 {
 	struct page_out *po = userdata;
 	struct space *s = po->s;
-	struct cache *c = &s->d->cache;
 	struct upager_msg m = { .op = UPAGER_OP_DROP };
 	uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
 
 	if (s->dead) {
-		if (po->slot >= 0)
-			for (uint64_t k = 0; k < po->n; k++)
-				slot_put(c, (uint64_t)po->slot + k);
+		page_out_put_slots(po);
 		page_out_free(po);
 		return;
 	}
@@ -819,14 +541,8 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n)
 	else
 		slot = UINT64_MAX;
 	/* The slot tables the run's pages will need, now: a page moved out must have its slot. */
-	for (uint64_t a = ALIGN_DOWN(addr, CHUNK_BYTES);
-	     ret == 0 && slot != UINT64_MAX && a < addr + len; a += CHUNK_BYTES) {
-		struct pchunk *ch = chunk_find(&s->priv, a);
-
-		if (!ch->slot)
-			ch->slot = calloc(CHUNK_PAGES, sizeof(*ch->slot));
-		if (!ch->slot || slot + n >= UINT32_MAX)
-			ret = -ENOMEM;
+	if (ret == 0 && slot != UINT64_MAX) {
+		ret = ptable_reserve_slots(&s->priv.table, addr, n, slot);
 		if (ret < 0)
 			store_free(c->store, slot, n);
 	}
@@ -846,9 +562,9 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n)
 	s->priv.n_outs++;
 	list_add_tail(&po->link, &s->priv.outs);
 	for (uint64_t a = addr; a < addr + len; a += UPAGER_PAGE_SIZE) {
-		struct pchunk *ch = chunk_find(&s->priv, a);
+		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
 
-		set_leaving(c, ch, page_index(ch, a), true);
+		set_leaving(c, &s->priv.table, ch, ptable_index(ch, a), true);
 	}
 	if (po->slot < 0) {
 		page_out_done(po, 0);
@@ -864,7 +580,7 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n)
  * them, and pages in memory. */
 static bool may_page_out(const struct space *s)
 {
-	return !s->dead && s->pid > 0 && s->chan && s->priv.spare && s->priv.present &&
+	return !s->dead && s->pid > 0 && s->chan && s->priv.spare && s->priv.table.present &&
 	       (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && (s->features & UFFD_FEATURE_MOVE);
 }
 
@@ -888,7 +604,7 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 {
 	struct private_pages *pp = &s->priv;
 	uint64_t sent = 0, run_start = 0, run = 0;
-	struct pchunk *ch = chunk_from(pp, pp->hand);
+	struct ptable_chunk *ch = ptable_from(&pp->table, pp->hand);
 	bool wrapped = false;
 
 	while (sent<want && * scan> 0 && s->priv.n_outs < SPARE_PARTS) {
@@ -896,17 +612,17 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 			if (wrapped)
 				break;
 			wrapped = true;
-			ch = chunk_from(pp, 0);
+			ch = ptable_from(&pp->table, 0);
 			continue;
 		}
-		for (unsigned i = 0; i < CHUNK_PAGES && sent + run < want; i++) {
+		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES && sent + run < want; i++) {
 			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
-			bool take =
-				bit(ch->present, i) && !bit(ch->leaving, i) && !bit(ch->reading, i);
+			bool take = ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
+				    !ptable_bit(ch->reading, i);
 
 			if (take) {
 				(*scan)--;
-				if (bit(ch->used, i)) {
+				if (ptable_bit(ch->used, i)) {
 					ch->used &= ~(1ULL << i);
 					take = false;
 				}
@@ -925,8 +641,8 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 				run = 1;
 			}
 		}
-		pp->hand = ch->base + CHUNK_BYTES;
-		ch = pp->hand ? chunk_from(pp, pp->hand) : NULL;
+		pp->hand = ch->base + PTABLE_CHUNK_BYTES;
+		ch = pp->hand ? ptable_from(&pp->table, pp->hand) : NULL;
 	}
 	if (run && s->priv.n_outs < SPARE_PARTS && run_ok(s, run_start, run << UPAGER_PAGE_SHIFT) &&
 	    page_out(s, run_start, run) == 0)

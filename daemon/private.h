@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/avl.h"
 #include "common/list.h"
+#include "ptable.h"
 
 struct daemon;
 
@@ -19,9 +19,8 @@ struct private_wait {
 struct space;
 
 struct private_pages {
-	struct avl_tree chunks; /* struct pchunk, by address */
-	uint64_t present; /* pages in memory the daemon knows of (faulted, populated) */
-	uint64_t out; /* pages in the swap store */
+	struct ptable table; /* which pages are in memory the daemon knows of (faulted,
+			      * populated), which in the swap store */
 	uint64_t hand; /* the address the clock looks at next */
 	uint64_t spare, spare_len; /* the client's spare area, or 0 */
 	unsigned spare_busy; /* a bit per part of it that holds moved pages */

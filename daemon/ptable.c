@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The private page table of a space: chunks of 64 pages in an AVL tree by address, their bits and
+ * slots, the references to slots that tables share after fork(), and the range operations that
+ * munmap(), MADV_DONTNEED, mremap() and fork() make on it. See ptable.h.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptable.h"
+#include "store.h"
+
+static int by_base(const struct avl_node *a, const struct avl_node *b)
+{
+	const struct ptable_chunk *x = container_of(a, struct ptable_chunk, node);
+	const struct ptable_chunk *y = container_of(b, struct ptable_chunk, node);
+
+	return x->base < y->base ? -1 : x->base > y->base;
+}
+
+static bool base_at_or_past(const struct avl_node *n, const void *key)
+{
+	return container_of(n, struct ptable_chunk, node)->base >= *(const uint64_t *)key;
+}
+
+/** ptable_from() - the first chunk of @t at or after @addr's chunk, or NULL */
+struct ptable_chunk *ptable_from(const struct ptable *t, uint64_t addr)
+{
+	uint64_t base = ALIGN_DOWN(addr, PTABLE_CHUNK_BYTES);
+	struct avl_node *n = avl_first_where(&t->chunks, base_at_or_past, &base);
+
+	return n ? container_of(n, struct ptable_chunk, node) : NULL;
+}
+
+/** ptable_next() - the chunk of @t after @ch, or NULL */
+struct ptable_chunk *ptable_next(const struct ptable *t, const struct ptable_chunk *ch)
+{
+	uint64_t next = ch->base + PTABLE_CHUNK_BYTES;
+
+	return next ? ptable_from(t, next) : NULL; /* 0: @ch ends the address space */
+}
+
+/** ptable_find() - the chunk of @t that holds @addr, or NULL */
+struct ptable_chunk *ptable_find(const struct ptable *t, uint64_t addr)
+{
+	struct ptable_chunk *ch = ptable_from(t, addr);
+
+	return ch && ch->base == ALIGN_DOWN(addr, PTABLE_CHUNK_BYTES) ? ch : NULL;
+}
+
+/** ptable_get() - the chunk of @t that holds @addr, made empty if there was none; NULL: ENOMEM */
+struct ptable_chunk *ptable_get(struct ptable *t, uint64_t addr)
+{
+	struct ptable_chunk *ch = ptable_find(t, addr);
+
+	if (ch)
+		return ch;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return NULL;
+	ch->base = ALIGN_DOWN(addr, PTABLE_CHUNK_BYTES);
+	t->chunks.cmp = by_base;
+	avl_insert(&t->chunks, &ch->node);
+	return ch;
+}
+
+/**
+ * ptable_drop_if_empty() - free @ch if none of its pages is in memory, leaving, being read or
+ * out (the used bits alone do not keep it)
+ */
+void ptable_drop_if_empty(struct ptable *t, struct ptable_chunk *ch)
+{
+	if (ch->present | ch->leaving | ch->reading)
+		return;
+	for (unsigned i = 0; ch->slot && i < PTABLE_CHUNK_PAGES; i++)
+		if (ch->slot[i])
+			return;
+	avl_remove(&t->chunks, &ch->node);
+	free(ch->slot);
+	free(ch);
+}
+
+/*
+ * Slots held by more than one table (after a fork): the references past the first, by slot, for
+ * every table of the daemon (grown as needed). A slot let go of while it has one loses that
+ * reference instead of going back to the store.
+ */
+static uint16_t *extra_refs;
+static size_t n_extra_refs;
+
+static void slot_ref(uint64_t slot)
+{
+	if (slot >= n_extra_refs) {
+		size_t n = MAX(slot + 1, 2 * n_extra_refs);
+		uint16_t *p = realloc(extra_refs, n * sizeof(*p));
+
+		if (!p)
+			return; /* then the slot is freed at the first put: a page lost to SIGBUS */
+		memset(p + n_extra_refs, 0, (n - n_extra_refs) * sizeof(*p));
+		extra_refs = p;
+		n_extra_refs = n;
+	}
+	if (extra_refs[slot] < UINT16_MAX)
+		extra_refs[slot]++;
+}
+
+/**
+ * ptable_put() - a table lets go of its reference to @slot: the slot goes back to @st once no
+ * table holds it (@st NULL: nowhere)
+ */
+void ptable_put(struct store *st, uint64_t slot)
+{
+	if (slot < n_extra_refs && extra_refs[slot]) {
+		extra_refs[slot]--;
+		return;
+	}
+	if (st)
+		store_free(st, slot, 1);
+}
+
+/** ptable_slot() - the slot of page @i of @ch, or -1 */
+int64_t ptable_slot(const struct ptable_chunk *ch, unsigned i)
+{
+	return ch->slot && ch->slot[i] ? (int64_t)ch->slot[i] - 1 : -1;
+}
+
+static int slot_alloc_table(struct ptable_chunk *ch)
+{
+	if (!ch->slot)
+		ch->slot = calloc(PTABLE_CHUNK_PAGES, sizeof(*ch->slot));
+	return ch->slot ? 0 : -ENOMEM;
+}
+
+static int slot_set(struct ptable_chunk *ch, unsigned i, uint64_t slot)
+{
+	if (slot >= UINT32_MAX)
+		return -ENOSPC;
+	if (slot_alloc_table(ch) < 0)
+		return -ENOMEM;
+	ch->slot[i] = (uint32_t)slot + 1;
+	return 0;
+}
+
+/** ptable_clear_slot() - page @i of @ch lets go of its slot, if it has one (ptable_put()) */
+void ptable_clear_slot(struct ptable *t, struct store *st, struct ptable_chunk *ch, unsigned i)
+{
+	int64_t slot = ptable_slot(ch, i);
+
+	if (slot < 0)
+		return;
+	ch->slot[i] = 0;
+	t->out--;
+	ptable_put(st, (uint64_t)slot);
+}
+
+/**
+ * ptable_set_slot() - page @i of @ch holds @slot now (a reference the caller had), instead of
+ * the one it held
+ *
+ * Return: 0, or a negative errno (-ENOSPC, -ENOMEM), and then @slot is let go of.
+ */
+int ptable_set_slot(struct ptable *t, struct store *st, struct ptable_chunk *ch, unsigned i,
+		    uint64_t slot)
+{
+	int ret;
+
+	ptable_clear_slot(t, st, ch, i);
+	ret = slot_set(ch, i, slot);
+	if (ret < 0) {
+		ptable_put(st, slot);
+		return ret;
+	}
+	t->out++;
+	return 0;
+}
+
+/**
+ * ptable_reserve_slots() - make sure that the @n pages from @addr can take slots @slot to
+ * @slot + @n - 1 (ptable_set_slot() cannot fail there): the slot tables of their chunks, made now
+ *
+ * Return: 0, -ENOSPC (a slot the table cannot hold) or -ENOMEM.
+ */
+int ptable_reserve_slots(struct ptable *t, uint64_t addr, uint64_t n, uint64_t slot)
+{
+	if (slot + n >= UINT32_MAX)
+		return -ENOSPC;
+	for (uint64_t a = ALIGN_DOWN(addr, PTABLE_CHUNK_BYTES); a < addr + (n << UPAGER_PAGE_SHIFT);
+	     a += PTABLE_CHUNK_BYTES) {
+		struct ptable_chunk *ch = ptable_find(t, a);
+
+		if (ch && slot_alloc_table(ch) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Bit @i of @word, counted in @count. Return: whether it changed. */
+static bool set_counted(uint64_t *word, uint64_t *count, unsigned i, bool on)
+{
+	if (ptable_bit(*word, i) == on)
+		return false;
+	*word ^= 1ULL << i;
+	*count += on ? 1 : (uint64_t)-1;
+	return true;
+}
+
+/** ptable_set_present() - page @i of @ch is in memory or not. Return: whether that changed. */
+bool ptable_set_present(struct ptable *t, struct ptable_chunk *ch, unsigned i, bool on)
+{
+	return set_counted(&ch->present, &t->present, i, on);
+}
+
+/** ptable_set_leaving() - page @i of @ch is on its way out or not. Return: whether that changed. */
+bool ptable_set_leaving(struct ptable *t, struct ptable_chunk *ch, unsigned i, bool on)
+{
+	return set_counted(&ch->leaving, &t->leaving, i, on);
+}
+
+/*
+ * Call fn on every chunk that overlaps [start, end), with the first and last page index in it;
+ * fn may free the chunk.
+ */
+static void for_each_chunk(struct ptable *t, uint64_t start, uint64_t end,
+			   void (*fn)(struct ptable *t, struct ptable_chunk *ch, unsigned lo,
+				      unsigned hi, void *data),
+			   void *data)
+{
+	struct ptable_chunk *ch = ptable_from(t, start);
+
+	while (ch && ch->base < end) {
+		uint64_t next = ch->base + PTABLE_CHUNK_BYTES;
+		unsigned lo = start > ch->base ? ptable_index(ch, start) : 0;
+		unsigned hi = end < next ? ptable_index(ch, end) : PTABLE_CHUNK_PAGES;
+
+		bool last = next < ch->base; /* the top of the address space */
+
+		fn(t, ch, lo, hi, data); /* may free ch */
+		if (last)
+			return;
+		ch = ptable_from(t, next);
+	}
+}
+
+/* Pages [lo, hi) of @ch are no page of the table any more, apart from their slots. */
+static void clear_pages(struct ptable *t, struct ptable_chunk *ch, unsigned lo, unsigned hi)
+{
+	for (unsigned i = lo; i < hi; i++) {
+		ptable_set_present(t, ch, i, false);
+		ptable_set_leaving(t, ch, i, false);
+		ch->reading &= ~(1ULL << i);
+		ch->used &= ~(1ULL << i);
+	}
+}
+
+static void forget_chunk(struct ptable *t, struct ptable_chunk *ch, unsigned lo, unsigned hi,
+			 void *data)
+{
+	struct store *st = data;
+
+	clear_pages(t, ch, lo, hi);
+	for (unsigned i = lo; i < hi; i++)
+		ptable_clear_slot(t, st, ch, i);
+	ptable_drop_if_empty(t, ch);
+}
+
+/**
+ * ptable_forget() - [start, end) holds no page of @t any more (munmap, MADV_DONTNEED): its bits
+ * are cleared and its slots let go of (ptable_put() into @st)
+ */
+void ptable_forget(struct ptable *t, struct store *st, uint64_t start, uint64_t end)
+{
+	if (start >= end)
+		return;
+	for_each_chunk(t, start, end, forget_chunk, st);
+}
+
+/* A page's state, taken out of one place to be put in another. */
+struct moved_page {
+	uint64_t addr;
+	bool present, used;
+	int64_t slot;
+};
+
+struct take {
+	struct moved_page *pages;
+	size_t n, cap;
+};
+
+static void take_chunk(struct ptable *t, struct ptable_chunk *ch, unsigned lo, unsigned hi,
+		       void *data)
+{
+	struct take *tk = data;
+
+	for (unsigned i = lo; i < hi; i++) {
+		struct moved_page m = { ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT),
+					ptable_bit(ch->present, i), ptable_bit(ch->used, i),
+					ptable_slot(ch, i) };
+
+		if (!m.present && m.slot < 0)
+			continue;
+		if (tk->n == tk->cap) {
+			size_t cap = MAX(2 * tk->cap, 64);
+			struct moved_page *p = realloc(tk->pages, cap * sizeof(*p));
+
+			if (!p)
+				break;
+			tk->pages = p;
+			tk->cap = cap;
+		}
+		tk->pages[tk->n++] = m;
+		if (m.slot >= 0) {
+			ch->slot[i] = 0; /* the slot goes with the page */
+			t->out--;
+		}
+	}
+	/* A page-out or a read under way there ends without effect. */
+	clear_pages(t, ch, lo, hi);
+	ptable_drop_if_empty(t, ch);
+}
+
+/**
+ * ptable_move() - mremap() moved [from, from+len) to [to, to+len) (the two may overlap): the
+ * pages' states go along (in memory, used, their slots), what was at @to is forgotten, a
+ * page-out or a read under way in either ends without effect
+ */
+void ptable_move(struct ptable *t, struct store *st, uint64_t from, uint64_t to, uint64_t len)
+{
+	struct take tk = { 0 };
+
+	if (from + len < from)
+		return;
+	for_each_chunk(t, from, from + len, take_chunk, &tk);
+	ptable_forget(t, st, to, to + len);
+	for (size_t k = 0; k < tk.n; k++) {
+		uint64_t addr = tk.pages[k].addr - from + to;
+		struct ptable_chunk *ch = ptable_get(t, addr);
+		unsigned i;
+
+		if (!ch) {
+			if (tk.pages[k].slot >= 0)
+				ptable_put(st, (uint64_t)tk.pages[k].slot);
+			continue;
+		}
+		i = ptable_index(ch, addr);
+		ptable_set_present(t, ch, i, tk.pages[k].present);
+		if (tk.pages[k].used)
+			ch->used |= 1ULL << i;
+		if (tk.pages[k].slot >= 0)
+			ptable_set_slot(t, st, ch, i, (uint64_t)tk.pages[k].slot);
+	}
+	free(tk.pages);
+}
+
+/**
+ * ptable_share() - page @addr of @t holds @slot too, a slot another table holds (a reference more)
+ *
+ * Return: 0, -EEXIST (the page holds a slot already), -ENOSPC or -ENOMEM.
+ */
+int ptable_share(struct ptable *t, uint64_t addr, uint64_t slot)
+{
+	struct ptable_chunk *ch = ptable_get(t, addr);
+	unsigned i;
+	int ret;
+
+	if (!ch)
+		return -ENOMEM;
+	i = ptable_index(ch, addr);
+	ret = ptable_slot(ch, i) >= 0 ? -EEXIST : slot_set(ch, i, slot);
+	if (ret < 0) {
+		ptable_drop_if_empty(t, ch);
+		return ret;
+	}
+	slot_ref(slot);
+	t->out++;
+	return 0;
+}
+
+/**
+ * ptable_fork() - @child is the table of a fork of @parent's space: it holds the slots of
+ * @parent's pages out now, a reference each; its pages in memory are its parent's, shared until
+ * written, and not in the table
+ */
+void ptable_fork(const struct ptable *parent, struct ptable *child)
+{
+	for (struct ptable_chunk *ch = ptable_from(parent, 0); ch; ch = ptable_next(parent, ch))
+		for (unsigned i = 0; ch->slot && i < PTABLE_CHUNK_PAGES; i++)
+			if (ptable_slot(ch, i) >= 0)
+				/* On failure the child's touch maps zeroes there: SIGBUS would
+				 * be better, but memory is short. */
+				ptable_share(child, ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT),
+					     (uint64_t)ptable_slot(ch, i));
+}
