@@ -232,7 +232,12 @@ static void for_each_chunk(struct ptable *t, uint64_t start, uint64_t end,
 	while (ch && ch->base < end) {
 		uint64_t next = ch->base + PTABLE_CHUNK_BYTES;
 		unsigned lo = start > ch->base ? ptable_index(ch, start) : 0;
-		unsigned hi = end < next ? ptable_index(ch, end) : PTABLE_CHUNK_PAGES;
+		uint64_t span = end - ch->base; /* not end < next: next is 0 after the top chunk */
+		/* A page partly in the range is in it: [x, UINT64_MAX) reaches the top. */
+		unsigned hi =
+			span < PTABLE_CHUNK_BYTES
+				? (unsigned)((span + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT)
+				: PTABLE_CHUNK_PAGES;
 
 		bool last = next < ch->base; /* the top of the address space */
 

@@ -253,6 +253,33 @@ Test(ptable, forget_up_to_the_top_of_the_address_space_keeps_what_is_below)
 	forget_all(&t);
 }
 
+/* A range inside the last chunk of the address space ends where it ends, not at the chunk's. */
+Test(ptable, a_range_that_ends_in_the_top_chunk_ends_there)
+{
+	struct ptable t = { 0 };
+	uint64_t top = UINT64_MAX - CB + 1;
+
+	fill(&t, top, 64, 0);
+	ptable_forget(&t, &store, top + 8 * P, top + 16 * P);
+	for (uint64_t k = 0; k < 64; k++) {
+		expect_page(&t, top + k * P, k >= 8 && k < 16 ? none : pattern(k, 0), "forget");
+		cr_assert_eq(freed[k], k >= 8 && k < 16 && k % 3 == 0, "slot %llu",
+			     (unsigned long long)k);
+	}
+	ptable_move(&t, &store, top + 20 * P, top + 40 * P, 4 * P);
+	for (uint64_t k = 16; k < 64; k++) {
+		struct page want = pattern(k, 0);
+
+		if (k >= 20 && k < 24)
+			want = none;
+		else if (k >= 40 && k < 44)
+			want = pattern(k - 20, 0);
+		expect_page(&t, top + k * P, want, "move");
+	}
+	cr_assert_eq(n_chunks(&t), 1, "nothing went past the top");
+	forget_all(&t);
+}
+
 /* mremap() of @pages from @from to @to, any overlap: the range's pages must be found at @to. */
 static void check_move(uint64_t from, uint64_t to, uint64_t pages)
 {
