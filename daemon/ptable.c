@@ -90,20 +90,26 @@ void ptable_drop_if_empty(struct ptable *t, struct ptable_chunk *ch)
 static uint16_t *extra_refs;
 static size_t n_extra_refs;
 
-static void slot_ref(uint64_t slot)
+/*
+ * A reference more to @slot. Return: 0, or -ENOMEM or -EMLINK (as many as can be counted), and
+ * then the slot must not be shared: it would go back to the store while a table holds it.
+ */
+static int slot_ref(uint64_t slot)
 {
 	if (slot >= n_extra_refs) {
 		size_t n = MAX(slot + 1, 2 * n_extra_refs);
 		uint16_t *p = realloc(extra_refs, n * sizeof(*p));
 
 		if (!p)
-			return; /* then the slot is freed at the first put: a page lost to SIGBUS */
+			return -ENOMEM;
 		memset(p + n_extra_refs, 0, (n - n_extra_refs) * sizeof(*p));
 		extra_refs = p;
 		n_extra_refs = n;
 	}
-	if (extra_refs[slot] < UINT16_MAX)
-		extra_refs[slot]++;
+	if (extra_refs[slot] == UINT16_MAX)
+		return -EMLINK;
+	extra_refs[slot]++;
+	return 0;
 }
 
 /**
@@ -361,7 +367,8 @@ void ptable_move(struct ptable *t, struct store *st, uint64_t from, uint64_t to,
 /**
  * ptable_share() - page @addr of @t holds @slot too, a slot another table holds (a reference more)
  *
- * Return: 0, -EEXIST (the page holds a slot already), -ENOSPC or -ENOMEM.
+ * Return: 0, -EEXIST (the page holds a slot already), -ENOSPC, -ENOMEM or -EMLINK (the slot is
+ * held by as many tables as can be counted).
  */
 int ptable_share(struct ptable *t, uint64_t addr, uint64_t slot)
 {
@@ -373,11 +380,15 @@ int ptable_share(struct ptable *t, uint64_t addr, uint64_t slot)
 		return -ENOMEM;
 	i = ptable_index(ch, addr);
 	ret = ptable_slot(ch, i) >= 0 ? -EEXIST : slot_set(ch, i, slot);
+	if (ret == 0) {
+		ret = slot_ref(slot);
+		if (ret < 0)
+			ch->slot[i] = 0;
+	}
 	if (ret < 0) {
 		ptable_drop_if_empty(t, ch);
 		return ret;
 	}
-	slot_ref(slot);
 	t->out++;
 	return 0;
 }

@@ -405,6 +405,35 @@ Test(ptable, a_slot_three_tables_hold_is_freed_by_the_last)
 	cr_assert_eq(total_freed(), 1);
 }
 
+/*
+ * A slot held by more tables than its share count can count is not shared any more: the table
+ * that would go past it does not get the slot (its touch maps zeroes), rather than the slot be
+ * freed while a table still holds it.
+ */
+Test(ptable, a_slot_is_freed_once_however_many_tables_hold_it)
+{
+	enum {
+		N = UINT16_MAX + 2
+	};
+	struct ptable parent = { 0 }, *children = calloc(N, sizeof(*children));
+	unsigned shared = 0;
+
+	cr_assert_not_null(children);
+	set_page(&parent, BASE, (struct page){ .slot = 5 });
+	for (unsigned k = 0; k < N; k++) {
+		ptable_fork(&parent, &children[k]);
+		shared += children[k].out;
+	}
+	cr_assert_geq(shared, UINT16_MAX, "shared %u times", shared);
+	for (unsigned k = 0; k < N; k++) {
+		ptable_forget(&children[k], &store, 0, UINT64_MAX);
+		cr_assert_eq(freed[5], 0, "freed while the parent holds it (child %u)", k);
+	}
+	forget_all(&parent);
+	cr_assert_eq(freed[5], 1, "freed %u times", freed[5]);
+	free(children);
+}
+
 /* The slot of a page whose DROP was under way at the fork: the child gets it by ptable_share(). */
 Test(ptable, a_shared_slot_is_freed_once_both_let_go)
 {
