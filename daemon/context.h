@@ -14,7 +14,7 @@
 #include "cache.h"
 #include "common/list.h"
 #include "latency.h"
-#include "state.h"
+#include "state-handle.h"
 
 struct object;
 struct ring;

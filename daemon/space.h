@@ -10,7 +10,7 @@
 #include "common/list.h"
 #include "common/uffd.h"
 #include "locked.h"
-#include "private.h"
+#include "private-pages.h"
 #include "region.h"
 #include "view.h"
 

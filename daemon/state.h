@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include "state-handle.h"
 
 struct daemon;
 struct fdstore_passed;
@@ -63,26 +64,6 @@ void state_bytes(struct state_io *io, uint16_t key, uint8_t *buf, uint16_t *len,
 
 void state_begin(struct state_io *io, struct state *st, enum state_rec type);
 void state_end(struct state_io *io);
-
-struct state_handle;
-
-/* Saves the one record of what @h is embedded in: state_begin(), its fields, state_end(). */
-typedef void state_save_fn(struct state_handle *h, struct state *st);
-
-/*
- * A saved record's place in the journal, embedded in the struct it saves (all zero: not saved
- * yet). The module that owns the struct marks it when the record changes and forgets it when the
- * struct goes; a copy of a struct must not keep the original's handle.
- */
-struct state_handle {
-	uint64_t key; /* the record's name in the journal while it lives; 0: none yet */
-	struct list_head live; /* state.live, in key order */
-	struct list_head dirty; /* state.dirty while marked */
-	state_save_fn *save;
-	void *owner; /* for save, if the struct alone does not say enough */
-	uint32_t len; /* bytes of its last entry, 0 if none was written */
-	bool marked;
-};
 
 void state_mark(struct state *st, struct state_handle *h, state_save_fn *save, void *owner);
 void state_forget(struct state *st, struct state_handle *h);

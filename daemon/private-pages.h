@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What a space keeps of its private anonymous pages (struct space.priv): the data only, so that the
+ * space can hold it; private.c does everything with it.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/list.h"
+#include "ptable.h"
+
+/* A first touch waiting for room in the budget. */
+struct private_wait {
+	uint64_t addr, flags;
+};
+
+struct private_pages {
+	struct ptable table; /* which pages are in memory the daemon knows of (faulted,
+			      * populated), which in the swap store */
+	uint64_t hand; /* the address the clock looks at next */
+	uint64_t spare, spare_len; /* the client's spare area, or 0 */
+	unsigned spare_busy; /* a bit per part of it that holds moved pages */
+	unsigned n_outs; /* page-outs under way */
+	struct list_head outs; /* struct page_out.link */
+	struct private_wait *waits; /* first touches waiting for room in the budget */
+	size_t n_waits;
+};
