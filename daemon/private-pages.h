@@ -11,7 +11,7 @@
 #include "common/list.h"
 #include "ptable.h"
 
-/* A first touch waiting for room in the budget. */
+/* A fault that waits: for room in the budget, or for the answer to a DROP (private.c). */
 struct private_wait {
 	uint64_t addr, flags;
 };
@@ -20,7 +20,7 @@ struct private_pages {
 	struct ptable table; /* which pages are in memory the daemon knows of (faulted,
 			      * populated), which in the swap store */
 	uint64_t hand; /* the address the clock looks at next */
-	uint64_t spare, spare_len; /* the client's spare area, or 0 */
+	uint64_t spare; /* the client's spare area, or 0 */
 	unsigned spare_busy; /* a bit per part of it that holds moved pages */
 	unsigned n_outs; /* page-outs under way */
 	struct list_head outs; /* struct page_out.link */

@@ -54,13 +54,9 @@ struct page_out {
 	int64_t slot; /* the first of n slots, or -1: all zeroes, nothing written */
 	unsigned part;
 	bool dropping; /* the DROP is sent: faults on its pages wait for the answer */
-	struct held_fault *held;
+	struct private_wait *held;
 	size_t n_held;
-	void *buf;
-};
-
-struct held_fault {
-	uint64_t addr, flags;
+	void *buf; /* the run read from the client, until it is written */
 };
 
 static void set_present(struct cache *c, struct ptable *t, struct ptable_chunk *ch, unsigned i,
@@ -117,7 +113,6 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
 	if (ret < 0)
 		return ret;
 	pp->spare = addr;
-	pp->spare_len = len;
 	pp->spare_busy = 0;
 	return 0;
 }
@@ -206,6 +201,18 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	uffdio_sigbus(s->uffd, addr, s->pid);
 }
 
+/* Park the fault at @addr on @v; false if there is no memory for it (it is served now). */
+static bool wait_push(struct private_wait **v, size_t *n, uint64_t addr, uint64_t flags)
+{
+	struct private_wait *w = realloc(*v, (*n + 1) * sizeof(*w));
+
+	if (!w)
+		return false;
+	*v = w;
+	w[(*n)++] = (struct private_wait){ addr, flags };
+	return true;
+}
+
 /*
  * A fault on a page whose DROP is under way waits for its answer: until then the page may be in
  * the client or moved out. Return: whether it waits.
@@ -214,19 +221,10 @@ static bool hold(struct space *s, uint64_t addr, uint64_t flags)
 {
 	struct page_out *po;
 
-	list_for_each_entry (po, &s->priv.outs, link) {
-		struct held_fault *h;
-
-		if (!po->dropping || addr < po->addr ||
-		    addr >= po->addr + (po->n << UPAGER_PAGE_SHIFT))
-			continue;
-		h = realloc(po->held, (po->n_held + 1) * sizeof(*h));
-		if (!h)
-			return false;
-		po->held = h;
-		h[po->n_held++] = (struct held_fault){ addr, flags };
-		return true;
-	}
+	list_for_each_entry (po, &s->priv.outs, link)
+		if (po->dropping && addr >= po->addr &&
+		    addr < po->addr + (po->n << UPAGER_PAGE_SHIFT))
+			return wait_push(&po->held, &po->n_held, addr, flags);
 	return false;
 }
 
@@ -261,15 +259,9 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags)
 		return true; /* the page being read back wakes this fault too */
 	slot = ch ? ptable_slot(ch, i) : -1;
 	/* Above the budget, with pages on their way out: the touch waits for them to be gone. */
-	if (c->private_out && c->private_leaving && !cache_room(c, 1)) {
-		struct private_wait *w = realloc(s->priv.waits, (s->priv.n_waits + 1) * sizeof(*w));
-
-		if (w) {
-			s->priv.waits = w;
-			w[s->priv.n_waits++] = (struct private_wait){ addr, flags };
-			return true;
-		}
-	}
+	if (c->private_out && c->private_leaving && !cache_room(c, 1) &&
+	    wait_push(&s->priv.waits, &s->priv.n_waits, addr, flags))
+		return true;
 	if (slot >= 0 && c->store) {
 		page_in(s, ch, i, (uint64_t)slot);
 		return true;
@@ -375,18 +367,10 @@ static void serve_waits(struct daemon *d)
 		for (; k < n && (cache_room(c, 1) || !c->private_leaving || s->dead); k++)
 			if (!s->dead)
 				private_fault(s, w[k].addr, w[k].flags);
-		/* What still waits goes back, before anything parked meanwhile. */
-		for (; k < n; k++) {
-			struct private_wait *nw =
-				realloc(s->priv.waits, (s->priv.n_waits + 1) * sizeof(*nw));
-
-			if (!nw) {
+		/* What still waits goes back. */
+		for (; k < n; k++)
+			if (!wait_push(&s->priv.waits, &s->priv.n_waits, w[k].addr, w[k].flags))
 				private_fault(s, w[k].addr, w[k].flags);
-				continue;
-			}
-			s->priv.waits = nw;
-			nw[s->priv.n_waits++] = w[k];
-		}
 		free(w);
 	}
 }
@@ -464,12 +448,21 @@ static void dropped(struct space *s, struct chan_req *req, const struct upager_m
 	page_out_free(po);
 }
 
+/* A page-out that ends before its DROP: every page stays, its part of the spare area is free. */
+static void page_out_abandon(struct page_out *po)
+{
+	uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
+
+	po->s->priv.spare_busy &= ~(1u << po->part);
+	drop_settle(po, none);
+	page_out_free(po);
+}
+
 static void page_out_done(void *userdata, int res)
 {
 	struct page_out *po = userdata;
 	struct space *s = po->s;
 	struct upager_msg m = { .op = UPAGER_OP_DROP };
-	uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
 
 	if (s->dead) {
 		page_out_put_slots(po);
@@ -478,19 +471,18 @@ static void page_out_done(void *userdata, int res)
 	}
 	if (res < 0) {
 		log_limited(LOG_WARNING, "paging out to the swap store: %s", strerror(-res));
-		s->priv.spare_busy &= ~(1u << po->part);
-		drop_settle(po, none);
-		page_out_free(po);
+		page_out_abandon(po);
 		return;
 	}
+	/* Written: the copy is not needed any more. */
+	free(po->buf);
+	po->buf = NULL;
 	m.u.drop.addr = po->addr;
 	m.u.drop.pages = (uint32_t)po->n;
 	m.u.drop.spare =
 		s->priv.spare + ((uint64_t)po->part * UPAGER_DROP_MAX_PAGES << UPAGER_PAGE_SHIFT);
 	if (channel_send(s, &m, &po->req, dropped) < 0) {
-		s->priv.spare_busy &= ~(1u << po->part);
-		drop_settle(po, none);
-		page_out_free(po);
+		page_out_abandon(po);
 		return;
 	}
 	po->dropping = true;
@@ -680,5 +672,4 @@ void private_balance(struct daemon *d)
 		if (!want || !scan)
 			break;
 	}
-	serve_waits(d);
 }

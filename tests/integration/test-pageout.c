@@ -335,21 +335,29 @@ static void write_anon(uint64_t *p, uint64_t first, uint64_t count, uint64_t rou
 	}
 }
 
-static void shared_anon(void *arg)
+/* WORKLOAD of anonymous memory (MAP_SHARED or MAP_PRIVATE), written, read in order and at random. */
+static uint64_t *anon_written(int type, unsigned seed)
 {
 	uint64_t pages = WORKLOAD / PAGE, *p;
-	int status;
-	pid_t child;
 
-	(void)arg;
-	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		_exit(11);
 	write_anon(p, 0, pages, 1);
 	check_anon(p, 0, pages, 1);
-	srandom(2);
+	srandom(seed);
 	for (int i = 0; i < 4000; i++)
 		check_anon(p, (uint64_t)random() % pages, 1, 1);
+	return p;
+}
+
+static void shared_anon(void *arg)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p = anon_written(MAP_SHARED, 2);
+	int status;
+	pid_t child;
+
+	(void)arg;
 	/* A child shares the pages: its writes, paged out and in, are the parent's to see. */
 	child = fork();
 	if (child == 0) {
@@ -402,19 +410,11 @@ Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_st
  */
 static void private_anon(void *arg)
 {
-	uint64_t pages = WORKLOAD / PAGE, *p;
+	uint64_t pages = WORKLOAD / PAGE, *p = anon_written(MAP_PRIVATE, 3);
 	int status;
 	pid_t child;
 
 	(void)arg;
-	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		_exit(11);
-	write_anon(p, 0, pages, 1);
-	check_anon(p, 0, pages, 1);
-	srandom(3);
-	for (int i = 0; i < 4000; i++)
-		check_anon(p, (uint64_t)random() % pages, 1, 1);
 	/* A forked child has no control thread of its own until it maps something: its pages stay
 	 * in memory, so it touches a part only (docs/design.md). */
 	child = fork();
