@@ -384,8 +384,8 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 
 	if (!s->space)
 		return -EPERM;
-	if (!r.start || !IS_ALIGNED(r.start, UPAGER_PAGE_SIZE) || r.length == 0 ||
-	    r.start + r.length < r.start)
+	/* Address 0 is the client's to map (the kernel checked vm.mmap_min_addr). */
+	if (!IS_ALIGNED(r.start, UPAGER_PAGE_SIZE) || r.length == 0 || r.start + r.length < r.start)
 		return -EINVAL;
 	ret = limits_mapping(s->d, s->space->uid, r.length);
 	if (ret < 0)
