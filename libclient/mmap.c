@@ -292,12 +292,8 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 	return p;
 }
 
-/**
- * upager_mmap() - map a file or anonymous memory, served by upagerd; see upager_mmap(3)
- *
- * Return: the address of the mapping, or MAP_FAILED with errno set.
- */
-_public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+/* A mapping with Linux's flags only. */
+static void *map(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
 	void *p;
 	int ret;
@@ -327,6 +323,77 @@ _public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int f
 	}
 	errno = ret;
 	return p;
+}
+
+/* The flags of NetBSD's mmap(2) that upager.h offers. */
+#define NETBSD_FLAGS (UPAGER_MAP_TRYFIXED | UPAGER_MAP_WIRED | UPAGER_MAP_ALIGNMENT_MASK)
+
+/*
+ * MAP_ALIGNED(n) of NetBSD, placed by the kernel: a reservation large enough to hold an aligned
+ * range of length bytes, the mapping made over that range, the rest given back.
+ */
+static void *map_aligned(void *addr, size_t length, int prot, int flags, int fd, off_t offset,
+			 size_t align)
+{
+	size_t span;
+	char *area, *p, *end;
+	int err;
+
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+		return IS_ALIGNED((uintptr_t)addr, align)
+			       ? map(addr, length, prot, flags, fd, offset)
+			       : fail(EINVAL);
+	if (length == 0 || length > TASK_SIZE)
+		return map(addr, length, prot, flags, fd, offset); /* its errno */
+	span = ALIGN_UP(length, UPAGER_PAGE_SIZE) + align - UPAGER_PAGE_SIZE;
+	area = mmap(addr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (area == MAP_FAILED)
+		return MAP_FAILED;
+	p = (char *)ALIGN_UP((uintptr_t)area, align);
+	if (map(p, length, prot, flags | MAP_FIXED, fd, offset) == MAP_FAILED) {
+		err = errno;
+		munmap(area, span);
+		return fail(err);
+	}
+	end = p + ALIGN_UP(length, UPAGER_PAGE_SIZE);
+	if (p > area)
+		munmap(area, (size_t)(p - area));
+	if (end < area + span)
+		munmap(end, (size_t)(area + span - end));
+	return p;
+}
+
+/**
+ * upager_mmap() - map a file or anonymous memory, served by upagerd; see upager_mmap(3)
+ *
+ * Return: the address of the mapping, or MAP_FAILED with errno set.
+ */
+_public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	unsigned int n =
+		((unsigned int)flags & UPAGER_MAP_ALIGNMENT_MASK) >> UPAGER_MAP_ALIGNMENT_SHIFT;
+	bool tryfixed = flags & UPAGER_MAP_TRYFIXED;
+	void *p;
+
+	/* MAP_SHARED_VALIDATE knows Linux's flags only, and refuses others (EOPNOTSUPP). */
+	if (!(flags & NETBSD_FLAGS) || (flags & MAP_TYPE) == MAP_SHARED_VALIDATE)
+		return map(addr, length, prot, flags, fd, offset);
+	if (flags & UPAGER_MAP_WIRED)
+		flags |= MAP_LOCKED; /* locked and populated */
+	flags &= ~NETBSD_FLAGS;
+	if (n == UPAGER_MAP_ALIGNMENT_MASK >> UPAGER_MAP_ALIGNMENT_SHIFT)
+		return fail(EINVAL);
+	/* A hint taken only if all of it is free, else the kernel's choice: never a clobber. */
+	if (tryfixed && addr && IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) &&
+	    (!n || IS_ALIGNED((uintptr_t)addr, (size_t)1 << (n + 11))) &&
+	    !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))) {
+		p = map(addr, length, prot, flags | MAP_FIXED_NOREPLACE, fd, offset);
+		if (p != MAP_FAILED || errno != EEXIST)
+			return p;
+	}
+	if (n)
+		return map_aligned(addr, length, prot, flags, fd, offset, (size_t)1 << (n + 11));
+	return map(addr, length, prot, flags, fd, offset);
 }
 
 /**

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Flags of mmap(2) beyond the common ones, each checked against what the kernel's own mmap(2) does
- * with the same call: MAP_FIXED at address 0.
+ * with the same call: MAP_FIXED at address 0; and NetBSD's MAP_ALIGNED, MAP_TRYFIXED and MAP_WIRED.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <linux/capability.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -87,4 +88,161 @@ Test(flags, map_fixed_at_zero_as_the_kernel)
 		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 			  "type %#x without CAP_SYS_RAWIO: status %#x", types[i], status);
 	}
+}
+
+/* The bytes of PROT_NONE mappings in /proc/self/maps (a reservation left behind shows here). */
+static uint64_t prot_none_bytes(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long lo, hi;
+	char perms[5], line[512];
+	uint64_t sum = 0;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && !strcmp(perms, "---p"))
+			sum += hi - lo;
+	fclose(f);
+	return sum;
+}
+
+/* An address range of length bytes that nothing maps now. */
+static char *free_range(size_t length)
+{
+	char *p = mmap(NULL, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED);
+	munmap(p, length);
+	return p;
+}
+
+/* NetBSD's MAP_ALIGNED(n): the mapping starts at a multiple of 2^n, with nothing left around it. */
+Test(flags, map_aligned_aligns_to_two_to_the_n)
+{
+	const int shifts[] = { 12, 16, 21, 24, 30 };
+	int fd = make_pattern_file("aligned", 8 * PAGE, NULL);
+
+	for (size_t i = 0; i < sizeof(shifts) / sizeof(shifts[0]); i++) {
+		size_t align = (size_t)1 << shifts[i];
+		uint64_t none = prot_none_bytes();
+		uint64_t *f = upager_mmap(NULL, 8 * PAGE, PROT_READ,
+					  MAP_SHARED | UPAGER_MAP_ALIGNED(shifts[i]), fd, 0);
+		char *a = upager_mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | UPAGER_MAP_ALIGNED(shifts[i]),
+				      -1, 0);
+
+		cr_assert_neq(f, MAP_FAILED, "n=%d: %s", shifts[i], strerror(errno));
+		cr_assert_neq(a, MAP_FAILED, "n=%d: %s", shifts[i], strerror(errno));
+		cr_assert_eq((uintptr_t)f % align, 0, "n=%d: file mapping at %p", shifts[i], f);
+		cr_assert_eq((uintptr_t)a % align, 0, "n=%d: anonymous mapping at %p", shifts[i],
+			     a);
+		cr_assert_eq(f[5 * PAGE / 8 + 3], pattern_at(5 * PAGE + 24));
+		cr_assert_eq(a[2 * PAGE], 0);
+		a[2 * PAGE] = 7;
+		cr_assert_eq(a[2 * PAGE], 7);
+		cr_assert_eq(prot_none_bytes(), none, "n=%d: the reservation stayed", shifts[i]);
+		cr_assert_eq(upager_munmap(f, 8 * PAGE), 0);
+		cr_assert_eq(upager_munmap(a, 3 * PAGE), 0);
+	}
+}
+
+/* n below the page size's, or beyond what the flags can hold, is EINVAL; so is a fixed addr
+ * that is not a multiple of 2^n. */
+Test(flags, map_aligned_refuses_what_it_cannot_align)
+{
+	const int bad[] = { 1, 11, 42, 63, -1 };
+	char *hole = free_range(4 << 20);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		cr_assert_eq(upager_mmap(NULL, PAGE, PROT_READ,
+					 MAP_PRIVATE | MAP_ANONYMOUS | UPAGER_MAP_ALIGNED(bad[i]),
+					 -1, 0),
+			     MAP_FAILED, "n=%d accepted", bad[i]);
+		cr_assert_eq(errno, EINVAL, "n=%d: %s", bad[i], strerror(errno));
+	}
+	hole = (char *)(((uintptr_t)hole + (1 << 20) - 1) & ~(uintptr_t)((1 << 20) - 1));
+	errno = 0;
+	cr_assert_eq(upager_mmap(hole + PAGE, PAGE, PROT_READ,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | UPAGER_MAP_ALIGNED(20),
+				 -1, 0),
+		     MAP_FAILED);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(upager_mmap(hole, PAGE, PROT_READ,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | UPAGER_MAP_ALIGNED(20),
+				 -1, 0),
+		     hole);
+	cr_assert_eq(upager_munmap(hole, PAGE), 0);
+}
+
+/*
+ * NetBSD's MAP_TRYFIXED: the hint is taken whenever it is free, also in the gap the kernel keeps
+ * below a stack (a plain hint there is moved), and replaced when anything is mapped there, which
+ * stays as it was.
+ */
+Test(flags, map_tryfixed_takes_a_free_hint_and_clobbers_nothing)
+{
+	char *hole = free_range(8 << 20);
+	char *stack = mmap(hole + (4 << 20), 4 * PAGE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, -1, 0);
+	char *below = stack - 16 * PAGE, *other = hole + PAGE, *p;
+
+	cr_assert_eq(stack, hole + (4 << 20));
+	p = mmap(below, 4 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, below, "the kernel took a hint in the stack's gap");
+	munmap(p, 4 * PAGE);
+	p = upager_mmap(below, 4 * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | UPAGER_MAP_TRYFIXED, -1, 0);
+	cr_assert_eq(p, below, "a free hint was moved to %p", p);
+	p[0] = 1;
+	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
+
+	cr_assert_eq(mmap(other, 2 * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+		     other);
+	other[PAGE] = 'k';
+	p = upager_mmap(other - PAGE, 4 * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | UPAGER_MAP_TRYFIXED, -1, 0);
+	cr_assert_neq(p, MAP_FAILED, "%s", strerror(errno));
+	cr_assert(p + 4 * PAGE <= other || p >= other + 2 * PAGE, "mapped over %p at %p", other, p);
+	cr_assert_eq(other[PAGE], 'k');
+	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
+	munmap(other, 2 * PAGE);
+	munmap(stack, 4 * PAGE);
+}
+
+/* VmLck of /proc/self/status, in bytes. */
+static uint64_t locked_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long kb = 0;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+/* NetBSD's MAP_WIRED: the whole mapping is in memory and locked when the call returns. */
+Test(flags, map_wired_is_locked_and_populated)
+{
+	int fd = make_pattern_file("wired", 16 * PAGE, NULL);
+	uint64_t before = locked_bytes();
+	uint64_t *f = upager_mmap(NULL, 16 * PAGE, PROT_READ, MAP_SHARED | UPAGER_MAP_WIRED, fd, 0);
+	char *a = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | UPAGER_MAP_WIRED, -1, 0);
+
+	cr_assert_neq(f, MAP_FAILED, "%s", strerror(errno));
+	cr_assert_neq(a, MAP_FAILED, "%s", strerror(errno));
+	cr_assert_eq(locked_bytes() - before, 32 * PAGE);
+	for (size_t i = 0; i < 16; i++) {
+		cr_assert(page_present((char *)f + i * PAGE), "file page %zu not present", i);
+		cr_assert(page_present(a + i * PAGE), "anonymous page %zu not present", i);
+	}
+	cr_assert_eq(f[9 * PAGE / 8], pattern_at(9 * PAGE));
+	cr_assert_eq(upager_munmap(f, 16 * PAGE), 0);
+	cr_assert_eq(upager_munmap(a, 16 * PAGE), 0);
 }
