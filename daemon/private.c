@@ -21,6 +21,9 @@
  * them writes, so they stay. The slots of pages out at the fork are shared: the child's table gets
  * them with a reference each, and whichever process faults its page back reads its own copy.
  *
+ * Pages of MAP_DROPPABLE mappings go before any other, used or not, and are neither read nor
+ * written: once moved out, a touch maps zeroes, as Linux's dropped pages read.
+ *
  * Which pages are in memory, leaving, being read back or out is the space's table (ptable.c); the
  * cache's totals of private pages follow its counts.
  */
@@ -33,6 +36,7 @@
 
 #include "channel.h"
 #include "common/macro.h"
+#include "common/mman.h"
 #include "context.h"
 #include "evict.h"
 #include "log.h"
@@ -500,9 +504,10 @@ static bool all_zero(const void *buf, size_t len)
 
 /*
  * Send the run [addr, addr + n pages) of @s out (all in memory, in one private anonymous mapping,
- * no page leaving). Return: 0, or a negative errno (-EBUSY: not now; the pages stay).
+ * no page leaving); @discard: its data is not kept (MAP_DROPPABLE). Return: 0, or a negative
+ * errno (-EBUSY: not now; the pages stay).
  */
-static int page_out(struct space *s, uint64_t addr, uint64_t n)
+static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard)
 {
 	struct cache *c = &s->d->cache;
 	uint64_t len = n << UPAGER_PAGE_SHIFT;
@@ -519,16 +524,17 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n)
 	po = calloc(1, sizeof(*po));
 	if (!po)
 		return -ENOMEM;
-	po->buf = aligned_alloc(UPAGER_PAGE_SIZE, len);
-	if (!po->buf) {
+	po->buf = discard ? NULL : aligned_alloc(UPAGER_PAGE_SIZE, len);
+	if (!discard && !po->buf) {
 		free(po);
 		return -ENOMEM;
 	}
 	ret = uffdio_writeprotect(s->uffd, addr, len, true);
 	local = (struct iovec){ po->buf, len };
-	if (ret == 0 && process_vm_readv(s->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
+	if (ret == 0 && !discard &&
+	    process_vm_readv(s->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
 		ret = errno == EPERM ? -EPERM : -EFAULT;
-	if (ret == 0 && !all_zero(po->buf, len))
+	if (ret == 0 && !discard && !all_zero(po->buf, len))
 		ret = store_alloc(c->store, n, &slot);
 	else
 		slot = UINT64_MAX;
@@ -576,16 +582,26 @@ static bool may_page_out(const struct space *s)
 	       (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && (s->features & UFFD_FEATURE_MOVE);
 }
 
-/* Whether [addr, addr+len) is one private anonymous mapping that may go out now. */
-static bool run_ok(struct space *s, uint64_t addr, uint64_t len)
+/* The private anonymous mapping that holds all of [addr, addr+len), if it may go out now. */
+static const struct region *run_region(struct space *s, uint64_t addr, uint64_t len)
 {
 	struct region *r = region_find(&s->regions, addr);
 
 	if (!r || r->obj || r->view || addr + len > region_end(r) || (r->flags & MAP_LOCKED) ||
 	    (r->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
-		return false;
+		return NULL;
 	locked_refresh(&s->locked, s->pid, s->d->turn);
-	return !locked_overlaps(&s->locked, addr, addr + len);
+	return locked_overlaps(&s->locked, addr, addr + len) ? NULL : r;
+}
+
+/* Send the run [addr, addr + n pages) of @s out if it may go. Return: n once sent, else 0. */
+static uint64_t run_out(struct space *s, uint64_t addr, uint64_t n)
+{
+	const struct region *r = run_region(s, addr, n << UPAGER_PAGE_SHIFT);
+
+	if (!r || page_out(s, addr, n, (r->flags & MAP_TYPE) == MAP_DROPPABLE) < 0)
+		return 0;
+	return n;
 }
 
 /*
@@ -624,9 +640,8 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 				run++;
 				continue;
 			}
-			if (run && run_ok(s, run_start, run << UPAGER_PAGE_SHIFT) &&
-			    page_out(s, run_start, run) == 0)
-				sent += run;
+			if (run)
+				sent += run_out(s, run_start, run);
 			run = 0;
 			if (take) {
 				run_start = a;
@@ -636,9 +651,45 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 		pp->hand = ch->base + PTABLE_CHUNK_BYTES;
 		ch = pp->hand ? ptable_from(&pp->table, pp->hand) : NULL;
 	}
-	if (run && s->priv.n_outs < SPARE_PARTS && run_ok(s, run_start, run << UPAGER_PAGE_SHIFT) &&
-	    page_out(s, run_start, run) == 0)
-		sent += run;
+	if (run && s->priv.n_outs < SPARE_PARTS)
+		sent += run_out(s, run_start, run);
+	return sent;
+}
+
+/*
+ * MAP_DROPPABLE pages of @s go before any other, used or not, in runs of up to OUT_MAX_PAGES.
+ * Return: pages sent out.
+ */
+static uint64_t sweep_droppable(struct space *s, uint64_t want)
+{
+	uint64_t sent = 0, run_start = 0, run = 0;
+	struct region *r;
+
+	region_for_each(r, &s->regions)
+	{
+		if ((r->flags & MAP_TYPE) != MAP_DROPPABLE || r->obj)
+			continue;
+		for (uint64_t a = r->start; a < region_end(r); a += UPAGER_PAGE_SIZE) {
+			struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
+			unsigned i = ch ? ptable_index(ch, a) : 0;
+			bool take = ch && ptable_bit(ch->present, i) &&
+				    !ptable_bit(ch->leaving, i) && !ptable_bit(ch->reading, i);
+
+			if (take && run && run < OUT_MAX_PAGES) {
+				run++;
+				continue;
+			}
+			if (run)
+				sent += run_out(s, run_start, run);
+			run = take;
+			run_start = a;
+			if (sent >= want || s->priv.n_outs == SPARE_PARTS)
+				return sent;
+		}
+		if (run)
+			sent += run_out(s, run_start, run);
+		run = 0;
+	}
 	return sent;
 }
 
@@ -659,6 +710,14 @@ void private_balance(struct daemon *d)
 	use = c->cached + c->inflight + cache_private_use(c);
 	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
 	if (use <= c->budget_pages - slack / 2)
+		return;
+	want = use - low + 1;
+	list_for_each_entry (s, &d->spaces, link)
+		if (may_page_out(s))
+			want -= MIN(want, sweep_droppable(s, want));
+	/* What the droppable pages did not cover: the private pages' share of it. */
+	use = c->cached + c->inflight + cache_private_use(c);
+	if (!want || use <= low)
 		return;
 	want = (use - low) * (c->private_pages - c->private_leaving) / use + 1;
 	scan = 2 * c->private_pages + 64;

@@ -18,6 +18,7 @@
 
 #include "common/fdseal.h"
 #include "common/macro.h"
+#include "common/mman.h"
 #include "context.h"
 #include "events.h"
 #include "channel.h"
@@ -420,7 +421,7 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 				object_mark(r.obj);
 			}
 		}
-	} else if ((ra->flags & MAP_TYPE) != MAP_PRIVATE || !(ra->flags & MAP_ANONYMOUS)) {
+	} else if (!map_private_anon((int)ra->flags)) {
 		return -EINVAL;
 	} else if ((s->space->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
 		   !(ra->flags & MAP_GROWSDOWN)) {

@@ -17,6 +17,7 @@
 
 #include "common/fdseal.h"
 #include "common/macro.h"
+#include "common/mman.h"
 #include "internal.h"
 #include "upager.h"
 
@@ -83,8 +84,9 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -ENOMEM;
 	if (!anon && (offset < 0 || (uint64_t)offset > (uint64_t)OFF_MAX - length))
 		return -EOVERFLOW;
-	/* Linux knows MAP_SHARED_VALIDATE for files only. */
-	if (type != MAP_SHARED && type != MAP_PRIVATE && (type != MAP_SHARED_VALIDATE || anon))
+	/* Linux knows MAP_SHARED_VALIDATE for files only, MAP_DROPPABLE for anonymous memory. */
+	if (type != MAP_SHARED && type != MAP_PRIVATE && (type != MAP_SHARED_VALIDATE || anon) &&
+	    (type != MAP_DROPPABLE || !anon))
 		return -EINVAL;
 	if (type == MAP_SHARED_VALIDATE && ((unsigned)flags & ~(unsigned)KNOWN_FLAGS))
 		return -EOPNOTSUPP;
@@ -93,6 +95,9 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -EINVAL;
 	if (flags & MAP_HUGETLB)
 		return -EINVAL; /* upager serves base pages only */
+	/* Linux: droppable pages are neither locked nor a stack. */
+	if (type == MAP_DROPPABLE && (flags & (MAP_LOCKED | MAP_GROWSDOWN)))
+		return -EINVAL;
 	if (anon)
 		return (flags & MAP_GROWSDOWN) && type != MAP_PRIVATE ? -EINVAL : 0;
 
@@ -261,7 +266,7 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 	if (flags & MAP_GROWSDOWN)
 		return map_growsdown(addr, length, prot, flags, growth_limit());
 
-	if ((flags & MAP_TYPE) == MAP_PRIVATE && (flags & MAP_ANONYMOUS)) {
+	if (map_private_anon(flags)) {
 		kflags |= MAP_PRIVATE | MAP_ANONYMOUS;
 		offset = 0;
 		/* The thread that drops the pages the daemon pages out; without it they stay. */
@@ -282,6 +287,9 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 	p = mmap(addr, length, prot, kflags, memfd, map_offset);
 	if (p == MAP_FAILED)
 		return MAP_FAILED;
+	/* As Linux's MAP_DROPPABLE: a child gets zeroes, a core dump none of it. */
+	if ((flags & MAP_TYPE) == MAP_DROPPABLE)
+		(void)(madvise(p, length, MADV_WIPEONFORK) + madvise(p, length, MADV_DONTDUMP));
 	ret = region_add(object_id, p, length, prot, flags, offset, NULL, NULL, 0);
 	if (ret < 0) {
 		munmap(p, length);

@@ -20,6 +20,7 @@
 
 #include "common/avl.h"
 #include "common/macro.h"
+#include "common/mman.h"
 #include "common/uffd.h"
 #include "internal.h"
 #include "upager.h"
@@ -302,9 +303,9 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
 		.prot = prot,
 		.flags = flags,
 		.offset = offset,
-		.kind = !(flags & MAP_ANONYMOUS)	    ? UPAGER_OBJECT_FILE
-			: (flags & MAP_TYPE) == MAP_PRIVATE ? UPAGER_RESUME_ANON_PRIVATE
-							    : UPAGER_OBJECT_ANON_SHARED,
+		.kind = !(flags & MAP_ANONYMOUS)  ? UPAGER_OBJECT_FILE
+			: map_private_anon(flags) ? UPAGER_RESUME_ANON_PRIVATE
+						  : UPAGER_OBJECT_ANON_SHARED,
 		.fd = -1,
 		.memfd = -1,
 	};

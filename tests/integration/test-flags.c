@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Flags of mmap(2) beyond the common ones, each checked against what the kernel's own mmap(2) does
- * with the same call: MAP_FIXED at address 0; and NetBSD's MAP_ALIGNED, MAP_TRYFIXED and MAP_WIRED.
+ * with the same call: MAP_FIXED at address 0, MAP_DROPPABLE; and NetBSD's MAP_ALIGNED, MAP_TRYFIXED and MAP_WIRED.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -10,8 +10,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/mman.h"
 #include "harness.h"
 #include "upager.h"
 
@@ -88,6 +90,55 @@ Test(flags, map_fixed_at_zero_as_the_kernel)
 		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 			  "type %#x without CAP_SYS_RAWIO: status %#x", types[i], status);
 	}
+}
+
+/* In a child: the droppable mapping reads zeroes (MADV_WIPEONFORK, as Linux's). */
+static void droppable_child(void *arg)
+{
+	volatile char *p = arg;
+
+	_exit(p[0] == 0 && p[PAGE] == 0 ? 0 : 1);
+}
+
+/*
+ * MAP_DROPPABLE (Linux 6.11): private anonymous memory, refused (EINVAL) for a file, with
+ * MAP_LOCKED and with MAP_GROWSDOWN, as by the kernel; a forked child sees zeroes. Its pages
+ * going first under the budget is test-pageout's.
+ */
+Test(flags, map_droppable_is_private_anonymous_memory)
+{
+	int fd = make_pattern_file("droppable", PAGE, NULL);
+	const struct {
+		int flags, fd;
+	} bad[] = {
+		{ MAP_DROPPABLE, fd },
+		{ MAP_DROPPABLE | MAP_ANONYMOUS | MAP_LOCKED, -1 },
+		{ MAP_DROPPABLE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1 },
+	};
+	char *p;
+	int status;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		cr_assert_eq(mmap(NULL, PAGE, PROT_READ, bad[i].flags, bad[i].fd, 0), MAP_FAILED);
+		cr_assert_eq(errno, EINVAL);
+		errno = 0;
+		cr_assert_eq(upager_mmap(NULL, PAGE, PROT_READ, bad[i].flags, bad[i].fd, 0),
+			     MAP_FAILED, "flags %#x accepted", bad[i].flags);
+		cr_assert_eq(errno, EINVAL, "flags %#x: %s", bad[i].flags, strerror(errno));
+	}
+	p = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1,
+			0);
+	cr_assert_neq(p, MAP_FAILED, "%s", strerror(errno));
+	cr_assert_eq(p[PAGE], 0);
+	p[0] = 'd';
+	p[PAGE] = 'e';
+	cr_assert_eq(p[0] + p[PAGE], 'd' + 'e');
+	status = run_child(droppable_child, p);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child saw the parent's pages");
+	cr_assert_eq(p[0], 'd');
+	cr_assert_eq(upager_munmap(p, 2 * PAGE), 0);
 }
 
 /* The bytes of PROT_NONE mappings in /proc/self/maps (a reservation left behind shows here). */

@@ -19,6 +19,7 @@
 
 #include "cgroup.h"
 #include "harness.h"
+#include "common/mman.h"
 #include "upager.h"
 
 #define BUDGET (16UL << 20)
@@ -478,6 +479,46 @@ Test(pageout, madv_dontneed_frees_the_swap_slots_of_private_pages)
 	for (uint64_t i = 0; i < pages; i += 7)
 		cr_assert_eq(p[i * PAGE / 8], 0, "page %llu", (unsigned long long)i);
 	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
+}
+
+/*
+ * MAP_DROPPABLE pages go first under the budget: private pages mapped and written before them
+ * stay in memory, nothing reaches the swap store, and a page that went reads zeroes.
+ */
+Test(pageout, droppable_pages_go_first_and_read_zeroes)
+{
+	uint64_t keep_pages = BUDGET / 2 / PAGE, drop_pages = 2 * BUDGET / PAGE, zeroes = 0;
+	struct upager_msg before = figures();
+	uint64_t *keep, *drop;
+	unsigned char vec[BUDGET / 2 / PAGE];
+
+	keep = upager_mmap(NULL, BUDGET / 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	drop = upager_mmap(NULL, 2 * BUDGET, PROT_READ | PROT_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS,
+			   -1, 0);
+	cr_assert_neq(keep, MAP_FAILED, "%m");
+	cr_assert_neq(drop, MAP_FAILED, "%m");
+	write_anon(keep, 0, keep_pages, 4);
+	write_anon(drop, 0, drop_pages, 5);
+	cr_assert_eq(mincore(keep, BUDGET / 2, vec), 0);
+	for (uint64_t i = 0; i < keep_pages; i++)
+		cr_assert(vec[i] & 1, "page %llu of the private mapping left before droppable ones",
+			  (unsigned long long)i);
+	for (uint64_t i = 0; i < drop_pages; i++) {
+		uint64_t w = drop[i * PAGE / 8];
+
+		cr_assert(w == 0 || w == anon_word(i, 5), "droppable page %llu reads %#llx",
+			  (unsigned long long)i, (unsigned long long)w);
+		zeroes += w == 0;
+	}
+	cr_assert_geq(zeroes, drop_pages + keep_pages - 2 * BUDGET / PAGE, "%llu pages went",
+		      (unsigned long long)zeroes);
+	cr_assert_geq(figures().u.stats_reply.pages_out - before.u.stats_reply.pages_out, zeroes);
+	cr_assert_eq(figures().u.stats_reply.swap_used_bytes, before.u.stats_reply.swap_used_bytes,
+		     "droppable pages were written out");
+	check_anon(keep, 0, keep_pages, 4);
+	cr_assert_eq(upager_munmap(drop, 2 * BUDGET), 0);
+	cr_assert_eq(upager_munmap(keep, BUDGET / 2), 0);
 }
 
 /* MAP_POPULATE of more than the budget maps what fits and succeeds, for a file and for shared
