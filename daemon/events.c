@@ -68,6 +68,32 @@ static void on_fork(struct space *parent, int ufd)
 	space_unref(child); /* the loop's reference keeps it */
 }
 
+/*
+ * Whether @addr of process @pid is mapped: after a move by mremap(2), only with MREMAP_DONTUNMAP
+ * (which the event does not tell). A child whose pid is not known yet is taken for not.
+ */
+static bool still_mapped(pid_t pid, uint64_t addr)
+{
+	char path[64], line[512];
+	unsigned long lo, hi;
+	bool found = false, line_start = true;
+	FILE *f;
+
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		found = line_start && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= addr &&
+			addr < hi;
+		line_start = strchr(line, '\n') != NULL; /* a long path goes on in the next read */
+	}
+	fclose(f);
+	return found;
+}
+
 static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 {
 	switch (m->event) {
@@ -82,6 +108,10 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 	case UFFD_EVENT_REMAP:
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		private_move(s, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		/* MREMAP_DONTUNMAP: the old range stays, empty and registered, and faults here. */
+		if (still_mapped(s->pid, m->arg.remap.from))
+			region_copy(&s->regions, m->arg.remap.to, m->arg.remap.from,
+				    m->arg.remap.len);
 		struct view_host h = space_host(s);
 		struct region *r;
 

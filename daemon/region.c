@@ -246,6 +246,38 @@ static void drop_release(struct region *piece, void *userdata)
 	release(userdata, piece);
 }
 
+/*
+ * Copies of the pieces of [from, from+len), placed at @to, in *@out (the caller frees it); they
+ * share the references of their originals. Return: how many, -ENOENT for none, -ENOMEM.
+ */
+static ssize_t pieces_at(const struct region_table *t, uint64_t from, uint64_t to, uint64_t len,
+			 struct region **out)
+{
+	struct region *r, *pieces;
+	size_t n = 0, cap = 0;
+
+	region_for_each_in(r, t, from, from + len) cap++;
+	if (cap == 0)
+		return -ENOENT;
+	pieces = calloc(cap, sizeof(*pieces));
+	if (!pieces)
+		return -ENOMEM;
+	region_for_each_in(r, t, from, from + len)
+	{
+		uint64_t s = MAX(r->start, from), e = MIN(region_end(r), from + len);
+		struct region *m = &pieces[n++];
+
+		*m = *r;
+		advance(m, s - r->start);
+		m->start = s - from + to;
+		m->length = e - s;
+		m->guard = m->sentinel = 0; /* they did not move */
+		m->base = m->start;
+	}
+	*out = pieces;
+	return (ssize_t)n;
+}
+
 /**
  * region_move() - follow an mremap() that moved [from, from+len) to to
  * @t: the table
@@ -260,28 +292,12 @@ static void drop_release(struct region *piece, void *userdata)
  */
 int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len)
 {
-	struct region *r, *moved;
-	size_t n = 0, cap = 0;
+	struct region *moved;
+	ssize_t n = pieces_at(t, from, to, len, &moved);
 	int ret;
 
-	region_for_each_in(r, t, from, from + len) cap++;
-	if (cap == 0)
-		return -ENOENT;
-	moved = calloc(cap, sizeof(*moved));
-	if (!moved)
-		return -ENOMEM;
-	region_for_each_in(r, t, from, from + len)
-	{
-		uint64_t s = MAX(r->start, from), e = MIN(region_end(r), from + len);
-		struct region *m = &moved[n++];
-
-		*m = *r;
-		advance(m, s - r->start);
-		m->start = s - from + to;
-		m->length = e - s;
-		m->guard = m->sentinel = 0; /* they did not move */
-		m->base = m->start;
-	}
+	if (n < 0)
+		return (int)n;
 	/* Without a drop function, the references of each removed piece pass to its copy here. */
 	ret = region_remove_range(t, from, from + len, NULL, NULL);
 	if (ret < 0) {
@@ -289,10 +305,35 @@ int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len
 		return ret;
 	}
 	region_remove_range(t, to, to + len, drop_release, t);
-	for (size_t i = 0; i < n; i++)
+	for (ssize_t i = 0; i < n; i++)
 		if (region_insert(t, &moved[i]) < 0)
 			release(t, &moved[i]);
 	free(moved);
+	return 0;
+}
+
+/**
+ * region_copy() - follow an mremap(MREMAP_DONTUNMAP) that left [to, to+len) mapped after moving
+ * it to @from: the pieces at @from are copied to @to (where the table holds nothing), each with
+ * references of its own; pieces of nonlinear mappings are not
+ *
+ * Return: 0, -ENOENT if nothing of [from, from+len) is in the table, -ENOMEM.
+ */
+int region_copy(struct region_table *t, uint64_t from, uint64_t to, uint64_t len)
+{
+	struct region *copies;
+	ssize_t n = pieces_at(t, from, to, len, &copies);
+
+	if (n < 0)
+		return (int)n;
+	for (ssize_t i = 0; i < n; i++) {
+		if (copies[i].view)
+			continue;
+		hold(t, &copies[i]);
+		if (region_insert(t, &copies[i]) < 0)
+			release(t, &copies[i]);
+	}
+	free(copies);
 	return 0;
 }
 

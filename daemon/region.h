@@ -82,6 +82,7 @@ int region_remove_range(struct region_table *t, uint64_t start, uint64_t end, re
 			void *userdata);
 void region_resize(struct region_table *t, struct region *r, uint64_t start, uint64_t end);
 int region_move(struct region_table *t, uint64_t from, uint64_t to, uint64_t len);
+int region_copy(struct region_table *t, uint64_t from, uint64_t to, uint64_t len);
 int region_table_copy(struct region_table *dst, const struct region_table *src);
 
 /* Every region of table t, in address order; r may not leave the table inside the loop. */

@@ -647,3 +647,20 @@ Test(region, many_regions_in_any_order_stay_ordered_and_balanced)
 	region_table_deinit(&t, drop_record_quiet, NULL);
 	expect_refs(1, 1, 1);
 }
+
+/* mremap(MREMAP_DONTUNMAP): the moved pieces are copied back to the old range, a reference each. */
+Test(region, copy_back_after_a_move_that_left_the_old_range)
+{
+	struct region_table t;
+
+	region_table_init(&t, &ops);
+	add(&t, 0, 4 * P, 8 * P, A);
+	add(&t, 6 * P, 2 * P, 0, B);
+	cr_assert_eq(region_move(&t, 2 * P, 20 * P, 6 * P), 0);
+	cr_assert_eq(region_copy(&t, 20 * P, 2 * P, 6 * P), 0);
+	EXPECT_TABLE(&t, { 0, 2 * P, 8 * P, A }, { 2 * P, 2 * P, 10 * P, A },
+		     { 6 * P, 2 * P, 0, B }, { 20 * P, 2 * P, 10 * P, A }, { 24 * P, 2 * P, 0, B });
+	expect_refs(4, 3, 1);
+	cr_assert_eq(region_copy(&t, 40 * P, 50 * P, P), -ENOENT);
+	finish(&t, 5);
+}
