@@ -323,6 +323,15 @@ static void *map(void *addr, size_t length, int prot, int flags, int fd, off_t o
 	p = map_locked(addr, length, prot, flags, fd, offset);
 	ret = errno;
 	upager__unlock();
+	/*
+	 * As Linux, whose populate of a private writable mapping faults for writing: each page gets
+	 * its private copy now, and later writes to the file do not show through. What cannot be
+	 * had (past end of file) stays unmapped, as the daemon left it.
+	 */
+	if (p != MAP_FAILED && !(flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_PRIVATE &&
+	    (prot & PROT_WRITE) &&
+	    ((flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE || (flags & MAP_LOCKED)))
+		(void)madvise(p, length, MADV_POPULATE_WRITE);
 	if (p != MAP_FAILED && (flags & MAP_LOCKED) && mlock2(p, length, MLOCK_ONFAULT) < 0) {
 		/* As Linux: EPERM without the right to lock memory, EAGAIN past RLIMIT_MEMLOCK. */
 		ret = errno == ENOMEM ? EAGAIN : errno;
