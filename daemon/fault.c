@@ -139,32 +139,22 @@ static uint64_t write_window(struct region *r, uint64_t p)
 
 /*
  * A page of a shared anonymous object that no one has made yet: zeroed through the faulting
- * client's mapping (fill_anon_into()), so that the client's memory cgroup pays for it, with the
- * absent pages after it up to the window of a sequential toucher, as read-ahead has. Return:
- * whether the fault is served.
+ * client's mapping (fill_anon_into()), so that the client's memory cgroup pays for it. Only that
+ * page: as with the kernel, the object has the pages touched and no others (mincore(2) shows
+ * them). Return: whether the fault is served.
  */
 static bool anon_zero(struct space *s, struct region *r, uint64_t addr, uint64_t p)
 {
 	struct object *o = r->obj;
-	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(o));
-	uint64_t want = p == r->ra_next && r->ra_window ? r->ra_window : 1, n;
 	int ret;
 
 	if (o->kind != OBJECT_ANON || !r->shared || !list_empty(&o->views) ||
 	    !object_page_blank(o, p) || !cache_room(o->c, 1))
 		return false;
-	for (n = 1;
-	     n < want && p + n < end && object_page_blank(o, p + n) && cache_room(o->c, n + 1); n++)
-		;
-	next_window(&cache_daemon(o->c)->config, &r->ra_window, p, r->ra_next);
-	ret = fill_anon_into(o, s->uffd, addr, p, n, r->may_write);
-	if (ret == -EEXIST && n > 1) {
-		n = 1;
-		ret = fill_anon_into(o, s->uffd, addr, p, n, r->may_write);
-	}
+	ret = fill_anon_into(o, s->uffd, addr, p, 1, r->may_write);
 	if (ret < 0 && ret != -ESRCH)
 		return false; /* made meanwhile by another client: as any other page */
-	r->ra_next = p + n;
+	r->ra_next = p + 1;
 	return true;
 }
 

@@ -247,3 +247,39 @@ Test(fault, unprivileged_clients_fall_back_to_user_mode_only)
 	cr_assert(WIFEXITED(status), "status %x", status);
 	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
 }
+
+/* mincore(2) of 64 pages of shared anonymous memory after writes to pages 0 to 3, then 10. */
+static void touched_shared_anon(void *(*map)(void *, size_t, int, int, int, off_t),
+				unsigned char vec[64])
+{
+	char *p = map(NULL, 64 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED, "%m");
+	for (int i = 0; i < 4; i++)
+		p[i * PAGE] = 1;
+	p[10 * PAGE] = 1;
+	cr_assert_eq(mincore(p, 64 * PAGE, vec), 0);
+	munmap(p, 64 * PAGE);
+}
+
+static void *kernel_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
+{
+	return mmap(a, l, p, f, fd, o);
+}
+
+/*
+ * Shared anonymous memory has the pages a program touched and no others, as with the kernel, also
+ * for a sequential toucher (LTP mlock201 counts them with mincore(2)).
+ */
+Test(fault, shared_anonymous_memory_has_only_the_pages_touched)
+{
+	unsigned char want[64], got[64];
+
+	touched_shared_anon(kernel_mmap, want);
+	touched_shared_anon(upager_mmap, got);
+	for (int i = 0; i < 64; i++) {
+		cr_assert_eq(want[i] & 1, i < 4 || i == 10, "the kernel's page %d", i);
+		cr_assert_eq(got[i] & 1, want[i] & 1, "page %d: %d, the kernel's %d", i, got[i] & 1,
+			     want[i] & 1);
+	}
+}
