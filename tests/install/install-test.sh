@@ -11,15 +11,18 @@ meson install -C "$build" --destdir "$root" --no-rebuild --quiet >/dev/null
 prefix=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
 pc=$(dirname "$(find "$root" -name upager.pc | head -n 1)")
 test -n "$pc" || { echo "no upager.pc installed"; exit 1; }
-for f in "$prefix/include/upager.h" "$prefix/sbin/upagerd" "$prefix/bin/upagerctl"; do
+for f in "$prefix/include/upager.h" "$prefix/sbin/upagerd" "$prefix/bin/upagerctl" \
+         "$prefix/bin/upager-run"; do
   test -e "$root$f" || { echo "not installed: $f"; exit 1; }
 done
 find "$root" -name 'upager_mmap2.3*' | grep -q . || { echo "man pages not installed"; exit 1; }
+find "$root" -name 'upager-run.1*' | grep -q . || { echo "upager-run(1) not installed"; exit 1; }
 if [ "$units" = units ]; then
   find "$root" -name 'upagerd.service' | grep -q . || { echo "units not installed"; exit 1; }
 fi
 flags=$(PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$root" pkg-config --cflags --libs upager)
 libdir=$(PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$root" pkg-config --variable=libdir upager)
+find "$libdir" -name 'libupager-preload.so' | grep -q . || { echo "no libupager-preload.so"; exit 1; }
 cc -o "$root/client" "$src/tests/install/client.c" $flags -Wl,-rpath,"$root$libdir"
 "$root$prefix/sbin/upagerd" --socket "$root/upager.sock" 2>/dev/null &
 daemon=$!

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The kernel's own memory calls. They need no dlsym() and no constructor, so that they serve the
+ * calls other libraries' constructors make before ours ran, and they never come back into the
+ * preload. The build links the preload's copy of libupager with --wrap for each of these names:
+ * its calls of mmap(), munmap() and the others land in the __wrap_ functions here, so that what the
+ * library maps for itself (the memfd of a mapping, its token page, its threads' spare pages) goes
+ * to the kernel, from any of its threads, never through the routing.
+ */
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kernel.h"
+
+void *kernel_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	return (void *)syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
+}
+
+int kernel_munmap(void *addr, size_t length)
+{
+	return (int)syscall(SYS_munmap, addr, length);
+}
+
+int kernel_msync(void *addr, size_t length, int flags)
+{
+	return (int)syscall(SYS_msync, addr, length, flags);
+}
+
+void *kernel_mremap(void *old, size_t old_length, size_t new_length, int flags, void *new_addr)
+{
+	return (void *)syscall(SYS_mremap, old, old_length, new_length, flags, new_addr);
+}
+
+int kernel_mprotect(void *addr, size_t length, int prot)
+{
+	return (int)syscall(SYS_mprotect, addr, length, prot);
+}
+
+int kernel_madvise(void *addr, size_t length, int advice)
+{
+	return (int)syscall(SYS_madvise, addr, length, advice);
+}
+
+/* The names libupager's objects call, renamed by the linker (see preload/meson.build). */
+void *__wrap_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
+void *__wrap_mmap64(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
+int __wrap_munmap(void *addr, size_t length);
+int __wrap_msync(void *addr, size_t length, int flags);
+void *__wrap_mremap(void *old, size_t old_length, size_t new_length, int flags, ...);
+int __wrap_mprotect(void *addr, size_t length, int prot);
+int __wrap_madvise(void *addr, size_t length, int advice);
+
+void *__wrap_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	return kernel_mmap(addr, length, prot, flags, fd, offset);
+}
+
+void *__wrap_mmap64(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	return kernel_mmap(addr, length, prot, flags, fd, offset);
+}
+
+int __wrap_munmap(void *addr, size_t length)
+{
+	return kernel_munmap(addr, length);
+}
+
+int __wrap_msync(void *addr, size_t length, int flags)
+{
+	return kernel_msync(addr, length, flags);
+}
+
+void *__wrap_mremap(void *old, size_t old_length, size_t new_length, int flags, ...)
+{
+	void *new_addr = NULL;
+	va_list ap;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	return kernel_mremap(old, old_length, new_length, flags, new_addr);
+}
+
+int __wrap_mprotect(void *addr, size_t length, int prot)
+{
+	return kernel_mprotect(addr, length, prot);
+}
+
+int __wrap_madvise(void *addr, size_t length, int advice)
+{
+	return kernel_madvise(addr, length, advice);
+}

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The table of the ranges the preload mapped through libupager, sorted by address, so that a call
+ * on any other range goes to the kernel after one look. Its memory comes from the kernel (never
+ * malloc(), which a signal handler must not call), and its lock is taken over fork() so that a
+ * child finds the table whole. A process that mapped nothing through upager pays one load.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "kernel.h"
+#include "ranges.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct range *table;
+static size_t cap;
+static atomic_size_t count;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+static void atfork_release(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+__attribute__((constructor)) static void ranges_init(void)
+{
+	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+/** ranges_empty() - whether no range is upager's; needs no lock */
+bool ranges_empty(void)
+{
+	return atomic_load_explicit(&count, memory_order_relaxed) == 0;
+}
+
+/** ranges_lock() - take the table's lock */
+void ranges_lock(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+/** ranges_unlock() - release the table's lock */
+void ranges_unlock(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+/* The index of the first range that ends after addr (count if none). */
+static size_t first_after(uintptr_t addr)
+{
+	size_t lo = 0, hi = atomic_load_explicit(&count, memory_order_relaxed);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (table[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int reserve(size_t n)
+{
+	size_t new_cap, bytes;
+	void *p;
+
+	if (n <= cap)
+		return 0;
+	new_cap = MAX(cap * 2, UPAGER_PAGE_SIZE / sizeof(*table));
+	bytes = ALIGN_UP(new_cap * sizeof(*table), UPAGER_PAGE_SIZE);
+	if (table)
+		p = kernel_mremap(table, ALIGN_UP(cap * sizeof(*table), UPAGER_PAGE_SIZE), bytes,
+				  MREMAP_MAYMOVE, NULL);
+	else
+		p = kernel_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				-1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	table = p;
+	cap = bytes / sizeof(*table);
+	return 0;
+}
+
+static int insert_at(size_t i, const struct range *r)
+{
+	size_t n = atomic_load_explicit(&count, memory_order_relaxed);
+	int ret = reserve(n + 1);
+
+	if (ret < 0)
+		return ret;
+	memmove(&table[i + 1], &table[i], (n - i) * sizeof(*table));
+	table[i] = *r;
+	atomic_store_explicit(&count, n + 1, memory_order_relaxed);
+	return 0;
+}
+
+static void remove_at(size_t i)
+{
+	size_t n = atomic_load_explicit(&count, memory_order_relaxed);
+
+	if (table[i].fd >= 0)
+		close(table[i].fd);
+	memmove(&table[i], &table[i + 1], (n - i - 1) * sizeof(*table));
+	atomic_store_explicit(&count, n - 1, memory_order_relaxed);
+}
+
+/*
+ * Whether b continues a, as the pages an mremap() grew a mapping by do: then a later mremap() of
+ * the whole finds one range.
+ */
+static bool joins(const struct range *a, const struct range *b)
+{
+	return a->end == b->start && a->fd >= 0 && b->fd >= 0 && a->dev == b->dev &&
+	       a->ino == b->ino && a->offset + (off_t)(a->end - a->start) == b->offset &&
+	       a->prot == b->prot && a->flags == b->flags && a->writable == b->writable;
+}
+
+/**
+ * ranges_add() - note a range mapped through upager (lock held)
+ * @r: the range; the table takes its descriptor, also on failure (closed then)
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int ranges_add(const struct range *r)
+{
+	size_t i = first_after(r->start);
+	int ret;
+
+	if (i > 0 && joins(&table[i - 1], r)) {
+		table[i - 1].end = r->end;
+		if (r->fd >= 0)
+			close(r->fd);
+		return 0;
+	}
+	ret = insert_at(i, r);
+
+	if (ret < 0 && r->fd >= 0)
+		close(r->fd);
+	return ret;
+}
+
+/**
+ * ranges_forget() - take [@start, @start + @length) out of the table, trimming or splitting the
+ * ranges it cuts (lock held); a piece split off gets a descriptor of its own, or none if the
+ * process has no descriptor left (it then cannot grow with mremap())
+ *
+ * Return: whether any range met it.
+ */
+bool ranges_forget(uintptr_t start, size_t length)
+{
+	uintptr_t end = start + ALIGN_UP(length, UPAGER_PAGE_SIZE);
+	size_t i = first_after(start);
+	bool met = false;
+
+	while (i < atomic_load_explicit(&count, memory_order_relaxed) && table[i].start < end) {
+		struct range *r = &table[i];
+
+		met = true;
+		if (r->start < start && r->end > end) {
+			struct range tail = *r;
+
+			tail.offset += (off_t)(end - r->start);
+			tail.start = end;
+			tail.fd = r->fd >= 0 ? fcntl(r->fd, F_DUPFD_CLOEXEC, 3) : -1;
+			r->end = start;
+			if (insert_at(i + 1, &tail) < 0 && tail.fd >= 0)
+				close(tail.fd);
+			break;
+		}
+		if (r->start < start) {
+			r->end = start;
+			i++;
+		} else if (r->end > end) {
+			r->offset += (off_t)(end - r->start);
+			r->start = end;
+			break;
+		} else {
+			remove_at(i);
+		}
+	}
+	return met;
+}
+
+/**
+ * ranges_overlap() - whether a range meets [@start, @start + @length) (lock held)
+ * @which: if not NULL, only ranges for which it is true count
+ */
+bool ranges_overlap(uintptr_t start, size_t length, bool (*which)(const struct range *))
+{
+	uintptr_t end = start + ALIGN_UP(length, UPAGER_PAGE_SIZE);
+
+	for (size_t i = first_after(start);
+	     i < atomic_load_explicit(&count, memory_order_relaxed) && table[i].start < end; i++)
+		if (!which || which(&table[i]))
+			return true;
+	return false;
+}
+
+/** ranges_protect() - ranges wholly in [@start, @start + @length) now have @prot (lock held) */
+void ranges_protect(uintptr_t start, size_t length, int prot)
+{
+	uintptr_t end = start + ALIGN_UP(length, UPAGER_PAGE_SIZE);
+
+	for (size_t i = first_after(start);
+	     i < atomic_load_explicit(&count, memory_order_relaxed) && table[i].start < end; i++)
+		if (table[i].start >= start && table[i].end <= end)
+			table[i].prot = prot;
+}
+
+/** ranges_find() - the range that holds @addr, or NULL (lock held) */
+struct range *ranges_find(uintptr_t addr)
+{
+	size_t i = first_after(addr);
+
+	if (i < atomic_load_explicit(&count, memory_order_relaxed) && table[i].start <= addr)
+		return &table[i];
+	return NULL;
+}

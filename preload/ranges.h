@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The ranges of a process that the preload mapped through libupager. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct range {
+	uintptr_t start, end;
+	off_t offset; /* the file offset of start */
+	int fd; /* the preload's duplicate of the file's descriptor; -1 for anonymous memory */
+	dev_t dev; /* the file's, so that pieces of one mapping join up */
+	ino_t ino;
+	int prot, flags;
+	bool writable; /* the file's descriptor was O_RDWR */
+};
+
+bool ranges_empty(void);
+void ranges_lock(void);
+void ranges_unlock(void);
+int ranges_add(const struct range *r);
+bool ranges_forget(uintptr_t start, size_t length);
+bool ranges_overlap(uintptr_t start, size_t length, bool (*which)(const struct range *));
+void ranges_protect(uintptr_t start, size_t length, int prot);
+struct range *ranges_find(uintptr_t addr);
