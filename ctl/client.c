@@ -13,6 +13,7 @@
 
 #include "common/fdmsg.h"
 #include "common/macro.h"
+#include "common/mman.h"
 #include "ctl.h"
 
 /**
@@ -149,10 +150,11 @@ const char *ctl_flags_str(uint32_t flags, char *buf, size_t size)
 	size_t n;
 
 	n = (size_t)snprintf(buf, size, "%s",
-			     type == MAP_PRIVATE  ? "PRIVATE"
-			     : type == MAP_SHARED ? "SHARED"
-			     : type == 3	  ? "SHARED_VALIDATE"
-						  : "?");
+			     type == MAP_PRIVATE     ? "PRIVATE"
+			     : type == MAP_SHARED    ? "SHARED"
+			     : type == 3	     ? "SHARED_VALIDATE"
+			     : type == MAP_DROPPABLE ? "DROPPABLE"
+						     : "?");
 	for (size_t i = 0; i < ARRAY_SIZE(names) && n < size; i++)
 		if (flags & names[i].flag)
 			n += (size_t)snprintf(buf + n, size - n, "|%s", names[i].name);

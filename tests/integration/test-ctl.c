@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/mman.h"
 #include "harness.h"
 #include "upager.h"
 
@@ -152,6 +153,22 @@ static void map_two(struct two_maps *m)
 	/* Far apart and out of order: each is a random fault, one page read and mapped. */
 	for (int i = 9; i != 0; i = i == 9 ? 3 : i == 3 ? 14 : 0)
 		cr_assert_eq(*(uint64_t *)(m->file + i * PAGE), pattern_at((uint64_t)i * PAGE));
+}
+
+/* A MAP_DROPPABLE mapping shows as such. */
+Test(ctl, show_names_a_droppable_mapping)
+{
+	static struct run r;
+	void *p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1,
+			      0);
+	const char *b;
+
+	cr_assert_neq(p, MAP_FAILED, "%m");
+	run_ctl(&r, "show %d", (int)getpid());
+	cr_assert_eq(r.status, 0, "exit %d, stderr %s", r.status, r.err);
+	b = block_of(r.out, p);
+	cr_assert(b, "no mapping at %p in\n%s", p, r.out);
+	assert_field(b, "flags", "DROPPABLE|ANONYMOUS");
 }
 
 Test(ctl, show_pid_details_every_mapping_of_the_process)
