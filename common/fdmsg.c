@@ -65,10 +65,12 @@ void fdmsg_close_fds(int *fds, size_t n_fds)
 		}
 }
 
-static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_fds, int flags)
+static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_fds, int flags,
+			  uid_t *uid)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * FDMSG_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * FDMSG_MAX_FDS) +
+			 CMSG_SPACE(sizeof(struct ucred))];
 		struct cmsghdr align;
 	} control;
 	struct iovec iov = { .iov_base = buf, .iov_len = size };
@@ -81,6 +83,8 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
 	ssize_t n;
 
 	*n_fds = 0;
+	if (uid)
+		*uid = (uid_t)-1;
 	do
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
 	while (n < 0 && errno == EINTR);
@@ -90,6 +94,13 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		size_t k;
 
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && uid &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+			struct ucred cred;
+
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			*uid = cred.uid;
+		}
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -126,7 +137,7 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
  */
 ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
 {
-	return recv_flags(sock, buf, size, fds, n_fds, 0);
+	return recv_flags(sock, buf, size, fds, n_fds, 0, NULL);
 }
 
 /**
@@ -136,7 +147,19 @@ ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
  */
 ssize_t fdmsg_peek(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
 {
-	return recv_flags(sock, buf, size, fds, n_fds, MSG_PEEK);
+	return recv_flags(sock, buf, size, fds, n_fds, MSG_PEEK, NULL);
+}
+
+/**
+ * fdmsg_recv_uid() - fdmsg_recv() or, if @peek, fdmsg_peek(), on a socket with SO_PASSCRED
+ * @uid: set to the user ID the sender had when it sent the datagram (from the kernel), or -1
+ *
+ * Return: as fdmsg_recv().
+ */
+ssize_t fdmsg_recv_uid(int sock, void *buf, size_t size, int *fds, size_t *n_fds, bool peek,
+		       uid_t *uid)
+{
+	return recv_flags(sock, buf, size, fds, n_fds, peek ? MSG_PEEK : 0, uid);
 }
 
 /**
@@ -150,7 +173,7 @@ int fdmsg_drop(int sock)
 	char byte;
 	ssize_t n;
 
-	n = recv_flags(sock, &byte, 1, fds, &n_fds, 0);
+	n = recv_flags(sock, &byte, 1, fds, &n_fds, 0, NULL);
 	fdmsg_close_fds(fds, n_fds);
 	return n < 0 && n != -EMSGSIZE ? (int)n : 0;
 }

@@ -2,6 +2,7 @@
 /* One datagram with file descriptors attached, over a SOCK_SEQPACKET socket. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -10,5 +11,7 @@
 int fdmsg_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
 ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds);
 ssize_t fdmsg_peek(int sock, void *buf, size_t size, int *fds, size_t *n_fds);
+ssize_t fdmsg_recv_uid(int sock, void *buf, size_t size, int *fds, size_t *n_fds, bool peek,
+		       uid_t *uid);
 int fdmsg_drop(int sock);
 void fdmsg_close_fds(int *fds, size_t n_fds);

@@ -62,7 +62,7 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 	struct upager_msg m = { .op = req->op, .seq = req->seq };
 	uint32_t flags = req->u.hello.flags;
 	uint64_t features = 0;
-	int ret;
+	int ret, uffd = -1;
 
 	if (req->u.hello.version_min > UPAGER_PROTO_VERSION ||
 	    req->u.hello.version_max < UPAGER_PROTO_VERSION_MIN)
@@ -117,6 +117,13 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 			return -ESRCH;
 		s->space = space_ref(sp);
 		sp->attached = true;
+		/*
+		 * The child's own userfaultfd, as a process that connected itself has one; not to
+		 * a child that changed its uid since the fork: its parent may have made one that
+		 * handles the kernel's faults too, which an unprivileged process may not hold.
+		 */
+		if (sp->uid == s->uid)
+			uffd = sp->uffd;
 		sp->uid = s->uid; /* the child may have changed its uid since the fork */
 		features = sp->features;
 	} else {
@@ -129,7 +136,7 @@ done:
 	m.u.hello_reply.version = UPAGER_PROTO_VERSION;
 	m.u.hello_reply.page_size = UPAGER_PAGE_SIZE;
 	m.u.hello_reply.features = features;
-	return session_reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
+	return session_reply(s, &m, 0, &uffd, uffd >= 0) < 0 ? -EPIPE : REQUEST_REPLIED;
 }
 
 static bool map_shared(uint32_t flags)

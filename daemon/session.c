@@ -117,12 +117,29 @@ int session_reply_status(struct session *s, const struct upager_msg *req, int st
 	return session_reply(s, &m, status, NULL, 0);
 }
 
+/*
+ * The client's user ID changed since it connected (setuid(2) after a fork whose child connected
+ * at once): its requests are that user's from now on, and so is its space, as a process that
+ * drops privileges drops them here too.
+ */
+static void set_uid(struct session *s, uid_t uid)
+{
+	log_debug("client pid %d: uid %d -> %d", (int)s->pid, (int)s->uid, (int)uid);
+	s->uid = uid;
+	session_mark(s);
+	if (s->space && !s->ctl) {
+		s->space->uid = uid;
+		space_mark(s->space);
+	}
+}
+
 static void on_readable(uv_poll_t *h, int status, int events)
 {
 	struct session *s = h->data;
 	struct upager_msg req;
 	int fds[FDMSG_MAX_FDS];
 	size_t n_fds = 0;
+	uid_t uid;
 	bool keep;
 	ssize_t n;
 	int ret;
@@ -136,10 +153,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
 	 * dies meanwhile, the one that takes over reads it again. Without a store no daemon takes
 	 * over, and one recvmsg(2) instead of a peek and a drop saves 1-2 us a request. */
 	keep = s->d->state != NULL;
-	if (keep)
-		n = fdmsg_peek(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
-	else
-		n = fdmsg_recv(s->fd, s->buf, sizeof(s->buf), fds, &n_fds);
+	n = fdmsg_recv_uid(s->fd, s->buf, sizeof(s->buf), fds, &n_fds, keep, &uid);
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
@@ -167,6 +181,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
 			return;
 		}
 	}
+	if (uid != (uid_t)-1 && uid != s->uid)
+		set_uid(s, uid);
 	/* What a request changes in the session (busy, pending, ...) is saved with it. */
 	if (changes_tables(req.op))
 		session_mark(s);
@@ -340,6 +356,8 @@ int session_accept(struct daemon *d, int fd)
 		close(fd);
 		return -ENOMEM;
 	}
+	/* Each request carries the uid its sender has when it sends it (set_uid()). */
+	setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &(int){ 1 }, sizeof(int));
 	s->d = d;
 	s->fd = fd;
 	s->pid = cred.pid;

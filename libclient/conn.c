@@ -131,7 +131,7 @@ bool upager__user_mode_only(void)
 	return conn.user_mode_only;
 }
 
-/** upager__uffd() - this process's userfaultfd, or -1 in a forked child (lock held) */
+/** upager__uffd() - this process's userfaultfd, or -1 in a forked child not yet connected (lock held) */
 int upager__uffd(void)
 {
 	return conn.uffd;
@@ -187,7 +187,8 @@ static int socket_connect(void)
 	return fd_take(&fd);
 }
 
-static int hello(uint32_t flags, int uffd)
+/* HELLO; @got: where the daemon's reply may put a descriptor (a forked child's userfaultfd) */
+static int hello(uint32_t flags, int uffd, int *got)
 {
 	struct upager_msg req = { .op = UPAGER_OP_HELLO }, rep;
 
@@ -195,16 +196,21 @@ static int hello(uint32_t flags, int uffd)
 	req.u.hello.version_max = UPAGER_PROTO_VERSION;
 	req.u.hello.flags = flags;
 	req.u.hello.token_addr = (uintptr_t)conn.token;
-	return upager__call(&req, &uffd, uffd >= 0 ? 1 : 0, &rep, NULL, 0);
+	return upager__call(&req, &uffd, uffd >= 0 ? 1 : 0, &rep, got, got ? 1 : 0);
 }
 
-/* A forked child: show the daemon our pid through a fault on the token page, then adopt. */
+/*
+ * A forked child: show the daemon our pid through a fault on the token page, then adopt. The
+ * daemon hands over the userfaultfd the kernel made for the child at the fork: the child's own
+ * from now on, as a process that connected itself has (its control thread moves pages with it,
+ * and a new daemon takes it back through it).
+ */
 static int adopt_forked_space(void)
 {
 	int ret;
 
 	(void)*(volatile char *)conn.token;
-	ret = hello(UPAGER_HELLO_FORKED, -1);
+	ret = hello(UPAGER_HELLO_FORKED, -1, &conn.uffd);
 	madvise(conn.token, UPAGER_PAGE_SIZE, MADV_DONTNEED);
 	return ret;
 }
@@ -215,7 +221,7 @@ static int adopt_forked_space(void)
  */
 static int resume_space(void)
 {
-	int ret = hello(UPAGER_HELLO_RESUME, conn.uffd);
+	int ret = hello(UPAGER_HELLO_RESUME, conn.uffd, NULL);
 
 	return ret < 0 || !hooks.resumed ? ret : hooks.resumed();
 }
@@ -238,7 +244,7 @@ static int open_space(void)
 		conn.uffd = -1;
 		return ret;
 	}
-	ret = hello(UPAGER_HELLO_UFFD, conn.uffd);
+	ret = hello(UPAGER_HELLO_UFFD, conn.uffd, NULL);
 	if (ret < 0) {
 		close(conn.uffd);
 		conn.uffd = -1;

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <stdint.h>
@@ -27,7 +28,8 @@
 static struct {
 	pid_t pid; /* the process whose thread serves the channel; 0 if none */
 	uintptr_t spare; /* the spare area, or 0 */
-} control;
+	pthread_once_t once; /* watch_forks() */
+} control = { .once = PTHREAD_ONCE_INIT };
 
 /*
  * The thread's stack. Not from mmap(): a stack mapped when the first MAP_GROWSDOWN mapping is
@@ -125,6 +127,30 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * A child forked by a process with a control thread has none (fork copies one thread), yet it
+ * holds the same private pages, which the daemon pages out through that thread, and the same
+ * MAP_GROWSDOWN mappings, which grow through it. So the child connects and starts its own before
+ * fork() returns in it: from its first instruction it is served as its parent is. A child made
+ * by posix_spawn(3) or vfork(2) runs no fork handler and pays nothing.
+ */
+static void forked(void)
+{
+	if (!control.pid)
+		return;
+	control.pid = 0;
+	upager__lock();
+	if (upager__connect() == 0)
+		upager__control_start();
+	upager__unlock();
+}
+
+/* After conn.c's own handler, which makes the library usable in the child (registered first). */
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, forked);
+}
+
 /**
  * upager__control_start() - make sure this process has its control thread (lock held, connected)
  *
@@ -140,10 +166,15 @@ int upager__control_start(void)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return neg_errno();
-	/* A forked child keeps its parent's spare area, which the daemon does not use for it. */
-	spare = mmap(NULL, SPARE_BYTES, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	control.spare = spare == MAP_FAILED ? 0 : (uintptr_t)spare;
+	if (control.spare) {
+		/* A forked child's copy of its parent's, emptied: a DROP may have been under way. */
+		spare = (void *)control.spare;
+		madvise(spare, SPARE_BYTES, MADV_DONTNEED);
+	} else {
+		spare = mmap(NULL, SPARE_BYTES, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		control.spare = spare == MAP_FAILED ? 0 : (uintptr_t)spare;
+	}
 	req.u.range.addr = control.spare;
 	req.u.range.length = control.spare ? SPARE_BYTES : 0;
 	ret = upager__call(&req, &sv[1], 1, &rep, NULL, 0);
@@ -163,5 +194,6 @@ int upager__control_start(void)
 		return ret;
 	}
 	control.pid = getpid();
+	pthread_once(&control.once, watch_forks);
 	return 0;
 }
