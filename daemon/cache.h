@@ -77,8 +77,8 @@ struct cache {
 	struct swap *swap;
 	uint64_t swap_pages, swap_used;
 	/* Private anonymous pages of clients (private.c): in memory, and of those on their way
-	 * out. They count in the budget while they can leave it (private_out: a swap store, and
-	 * no fd store, whose restart would not find them); else they are the client's own. */
+	 * out. They count in the budget while they can leave it (private_out: a swap store);
+	 * else they are the client's own. */
 	uint64_t private_pages, private_leaving;
 	bool private_out;
 };

@@ -247,9 +247,7 @@ static void open_swap(struct daemon *d, int fd, int tables_fd)
 		return;
 	}
 	object_slots_claim_all(c);
-	/* Private anonymous pages in the store are not in the saved tables yet: under an fd store
-	 * they stay in memory, so that a restart loses none. */
-	c->private_out = !d->fdstore;
+	c->private_out = true;
 }
 
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
@@ -343,6 +341,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 		return ret;
 	}
 	open_swap(d, swap_fd, swap_tables_fd);
+	private_adopt(d);
 	uv_check_init(loop, &d->flush);
 	d->flush.data = d;
 	uv_check_start(&d->flush, on_flush);

@@ -28,11 +28,13 @@
  * cache's totals of private pages follow its counts.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "common/macro.h"
@@ -43,6 +45,7 @@
 #include "private.h"
 #include "proto/codec.h"
 #include "space.h"
+#include "state.h"
 #include "store.h"
 #include "uffdio.h"
 
@@ -58,6 +61,7 @@ struct page_out {
 	int64_t slot; /* the first of n slots, or -1: all zeroes, nothing written */
 	unsigned part;
 	bool dropping; /* the DROP is sent: faults on its pages wait for the answer */
+	bool slots_given; /* its slots are in the table (or let go of) now, not its own */
 	struct private_wait *held;
 	size_t n_held;
 	void *buf; /* the run read from the client, until it is written */
@@ -84,14 +88,144 @@ static void account(struct cache *c, const struct ptable *t, uint64_t present, u
 	c->private_leaving += t->leaving - leaving;
 }
 
+/*
+ * Under an fd store each chunk that holds a slot is a saved record: which of its pages are in the
+ * swap store, and where. What is in memory is not saved: a daemon that takes over reads it from
+ * the client's pagemap (private_adopt()).
+ */
+static void chunk_save(struct state_handle *h, struct state *st)
+{
+	struct ptable_chunk *ch = container_of(h, struct ptable_chunk, saved);
+	struct space *s = h->owner;
+	uint32_t slots[PTABLE_CHUNK_PAGES] = { 0 };
+	uint16_t len = sizeof(slots);
+	struct state_io io;
+
+	if (ch->slot)
+		memcpy(slots, ch->slot, sizeof(slots));
+	state_begin(&io, st, STATE_REC_PRIVATE);
+	STATE_NUM(&io, 1, s->id);
+	STATE_NUM(&io, 2, ch->base);
+	state_bytes(&io, 3, (uint8_t *)slots, &len, sizeof(slots));
+	state_end(&io);
+}
+
+static void chunk_changed(struct ptable *t, struct ptable_chunk *ch)
+{
+	struct space *s = container_of(t, struct space, priv.table);
+
+	if (!s->dead)
+		state_mark(s->d->state, &ch->saved, chunk_save, s);
+}
+
+static void chunk_gone(struct ptable *t, struct ptable_chunk *ch)
+{
+	struct space *s = container_of(t, struct space, priv.table);
+
+	state_forget(s->d->state, &ch->saved);
+}
+
 /* A space's private_pages start zeroed, and are made ready at their first use here. */
 static struct private_pages *ready(struct space *s)
 {
 	struct private_pages *pp = &s->priv;
 
-	if (!pp->outs.next)
+	if (!pp->outs.next) {
 		list_init(&pp->outs);
+		pp->table.changed = chunk_changed;
+		pp->table.gone = chunk_gone;
+	}
 	return pp;
+}
+
+/** private_mark_all() - every chunk of @s that holds a slot is saved again (state_ops.mark_all) */
+void private_mark_all(struct space *s)
+{
+	struct ptable *t = &ready(s)->table;
+
+	for (struct ptable_chunk *ch = ptable_from(t, 0); ch; ch = ptable_next(t, ch))
+		if (ch->slot)
+			chunk_changed(t, ch);
+}
+
+/** private_load() - take back the saved record of a chunk of private pages (STATE_REC_PRIVATE) */
+void private_load(struct daemon *d, struct state_io *io)
+{
+	uint32_t slots[PTABLE_CHUNK_PAGES] = { 0 };
+	uint16_t len = 0;
+	uint64_t id = 0, base = 0;
+	struct space *s;
+
+	STATE_NUM(io, 1, id);
+	STATE_NUM(io, 2, base);
+	state_bytes(io, 3, (uint8_t *)slots, &len, sizeof(slots));
+	s = space_find(d, id);
+	if (!s || len != sizeof(slots) || base % PTABLE_CHUNK_BYTES ||
+	    ptable_load_slots(&ready(s)->table, base, slots) < 0)
+		log_limited(LOG_ERR, "a saved chunk of private pages at %#" PRIx64 " is lost",
+			    base);
+}
+
+/*
+ * The pages of @s in memory, after a take-over: those of its private anonymous regions that its
+ * pagemap shows present (the daemon mapped each of them).
+ */
+static void adopt_present(struct space *s)
+{
+	char path[64];
+	struct region *r;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
+	fd = s->pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0)
+		return;
+	region_for_each(r, &s->regions)
+	{
+		uint64_t entries[512];
+
+		if (r->obj || r->view)
+			continue;
+		for (uint64_t a = r->start; a < region_end(r);) {
+			uint64_t n = MIN((region_end(r) - a) >> UPAGER_PAGE_SHIFT, 512);
+			ssize_t got =
+				pread(fd, entries, n * 8, (off_t)(a >> UPAGER_PAGE_SHIFT) * 8);
+
+			if (got <= 0)
+				break;
+			for (uint64_t k = 0; k < (uint64_t)got / 8; k++) {
+				uint64_t page = a + (k << UPAGER_PAGE_SHIFT);
+				struct ptable_chunk *ch;
+
+				if (!(entries[k] >> 63 & 1) ||
+				    !(ch = ptable_get(&s->priv.table, page)))
+					continue;
+				set_present(&s->d->cache, &s->priv.table, ch,
+					    ptable_index(ch, page), true);
+			}
+			a += (uint64_t)got / 8 << UPAGER_PAGE_SHIFT;
+		}
+	}
+	close(fd);
+}
+
+/**
+ * private_adopt() - after a take-over: the slots of every space's private pages allocated again
+ * in the store taken over, and the pages in memory counted
+ */
+void private_adopt(struct daemon *d)
+{
+	struct space *s;
+
+	list_for_each_entry (s, &d->spaces, link) {
+		struct ptable *t = &ready(s)->table;
+
+		if (d->cache.store && ptable_adopt_slots(t, d->cache.store) < 0)
+			log_error("pid %d: slots of private pages taken over are not free in the "
+				  "swap store; reading them back fails",
+				  (int)s->pid);
+		adopt_present(s);
+	}
 }
 
 /**
@@ -118,6 +252,7 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
 		return ret;
 	pp->spare = addr;
 	pp->spare_busy = 0;
+	space_mark(s);
 	return 0;
 }
 
@@ -311,36 +446,15 @@ void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 	account(&s->d->cache, t, present, leaving);
 }
 
-/*
- * Pages whose DROP is under way at the fork may have left the parent before it forked, so the
- * child has no copy of them: it gets their slots too (a reference each). Where the page did not
- * leave, the child maps its own copy and never reads the slot.
- */
-static void fork_dropping(struct space *parent, struct space *child)
-{
-	struct page_out *po;
-
-	list_for_each_entry (po, &parent->priv.outs, link) {
-		if (!po->dropping || po->slot < 0)
-			continue;
-		for (uint64_t k = 0; k < po->n; k++) {
-			uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
-			struct ptable_chunk *ch = ptable_find(&parent->priv.table, a);
-
-			if (ch && ptable_bit(ch->leaving, ptable_index(ch, a)))
-				ptable_share(&child->priv.table, a, (uint64_t)po->slot + k);
-		}
-	}
-}
-
 /**
  * private_fork() - @child is a fork of @parent: it shares the slots of the pages out now (a
  * reference each); its pages in memory are its parent's, shared until written, and not counted
  */
 void private_fork(struct space *parent, struct space *child)
 {
+	/* Pages whose DROP is under way may have left the parent before it forked: their slots
+	 * are in its table already (page_out_give_slots()), so the child gets them too. */
 	ptable_fork(&ready(parent)->table, &ready(child)->table);
-	fork_dropping(parent, child);
 }
 
 /** private_free() - @s is gone: the slots of its pages are freed */
@@ -379,11 +493,37 @@ static void serve_waits(struct daemon *d)
 	}
 }
 
-/* The slots of @po, written to or not, go back to the store. */
+/* The slots of @po, written to or not, go back to the store, unless the table has them. */
 static void page_out_put_slots(struct page_out *po)
 {
-	for (uint64_t k = 0; po->slot >= 0 && k < po->n; k++)
+	for (uint64_t k = 0; po->slot >= 0 && !po->slots_given && k < po->n; k++)
 		ptable_put(po->s->d->cache.store, (uint64_t)po->slot + k);
+	po->slots_given = true;
+}
+
+/*
+ * The run is in the store: each page still leaving holds its slot in the table from now on, saved
+ * before the DROP goes, so that a daemon that takes over after the client moved the pages knows
+ * where they are. A page no longer leaving lets its slot go.
+ */
+static void page_out_give_slots(struct page_out *po)
+{
+	struct space *s = po->s;
+	struct cache *c = &s->d->cache;
+
+	for (uint64_t k = 0; po->slot >= 0 && k < po->n; k++) {
+		uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
+		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
+
+		/* Its chunk has its slot table (page_out()). */
+		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a)))
+			ptable_set_slot(&s->priv.table, c->store, ch, ptable_index(ch, a),
+					(uint64_t)po->slot + k);
+		else
+			ptable_put(c->store, (uint64_t)po->slot + k);
+	}
+	po->slots_given = true;
+	daemon_save(s->d);
 }
 
 static void page_out_free(struct page_out *po)
@@ -413,21 +553,21 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		unsigned i = ch ? ptable_index(ch, a) : 0;
 		bool leaving = ch && ptable_bit(ch->leaving, i);
 		bool gone = moved ? moved[k / 64] >> (k % 64) & 1 : leaving;
+		/* The page holds the run's slot still (page_out_give_slots()), or none was written:
+		 * not unmapped, moved or written meanwhile. */
+		bool ours = ch && (po->slot < 0 || ptable_slot(ch, i) == po->slot + (int64_t)k);
 
 		if (leaving)
 			set_leaving(c, t, ch, i, false);
-		if (gone && ch) {
+		if (gone && ours) {
 			set_present(c, t, ch, i, false);
 			ch->used &= ~(1ULL << i);
-			/* Its chunk has its slot table (page_out()). */
-			if (po->slot >= 0)
-				ptable_set_slot(t, c->store, ch, i, (uint64_t)po->slot + k);
 			c->stats.pages_out++;
 		} else {
 			/* Written meanwhile, gone from the client, or shared with a fork: it stays,
 			 * and its slot is freed. */
-			if (po->slot >= 0)
-				ptable_put(c->store, (uint64_t)po->slot + k);
+			if (ours && po->slot >= 0)
+				ptable_clear_slot(t, c->store, ch, i);
 			if (leaving)
 				uffdio_writeprotect(s->uffd, a, UPAGER_PAGE_SIZE, false);
 		}
@@ -458,6 +598,7 @@ static void page_out_abandon(struct page_out *po)
 	uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
 
 	po->s->priv.spare_busy &= ~(1u << po->part);
+	page_out_put_slots(po);
 	drop_settle(po, none);
 	page_out_free(po);
 }
@@ -481,6 +622,7 @@ static void page_out_done(void *userdata, int res)
 	/* Written: the copy is not needed any more. */
 	free(po->buf);
 	po->buf = NULL;
+	page_out_give_slots(po);
 	m.u.drop.addr = po->addr;
 	m.u.drop.pages = (uint32_t)po->n;
 	m.u.drop.spare =

@@ -77,6 +77,8 @@ void ptable_drop_if_empty(struct ptable *t, struct ptable_chunk *ch)
 	for (unsigned i = 0; ch->slot && i < PTABLE_CHUNK_PAGES; i++)
 		if (ch->slot[i])
 			return;
+	if (t->gone)
+		t->gone(t, ch);
 	avl_remove(&t->chunks, &ch->node);
 	free(ch->slot);
 	free(ch);
@@ -139,13 +141,21 @@ static int slot_alloc_table(struct ptable_chunk *ch)
 	return ch->slot ? 0 : -ENOMEM;
 }
 
-static int slot_set(struct ptable_chunk *ch, unsigned i, uint64_t slot)
+/* The slots of @ch changed: its owner saves them. */
+static void changed(struct ptable *t, struct ptable_chunk *ch)
+{
+	if (t->changed)
+		t->changed(t, ch);
+}
+
+static int slot_set(struct ptable *t, struct ptable_chunk *ch, unsigned i, uint64_t slot)
 {
 	if (slot >= UINT32_MAX)
 		return -ENOSPC;
 	if (slot_alloc_table(ch) < 0)
 		return -ENOMEM;
 	ch->slot[i] = (uint32_t)slot + 1;
+	changed(t, ch);
 	return 0;
 }
 
@@ -158,6 +168,7 @@ void ptable_clear_slot(struct ptable *t, struct store *st, struct ptable_chunk *
 		return;
 	ch->slot[i] = 0;
 	t->out--;
+	changed(t, ch);
 	ptable_put(st, (uint64_t)slot);
 }
 
@@ -173,7 +184,7 @@ int ptable_set_slot(struct ptable *t, struct store *st, struct ptable_chunk *ch,
 	int ret;
 
 	ptable_clear_slot(t, st, ch, i);
-	ret = slot_set(ch, i, slot);
+	ret = slot_set(t, ch, i, slot);
 	if (ret < 0) {
 		ptable_put(st, slot);
 		return ret;
@@ -324,6 +335,7 @@ static void take_chunk(struct ptable *t, struct ptable_chunk *ch, unsigned lo, u
 		if (m.slot >= 0) {
 			ch->slot[i] = 0; /* the slot goes with the page */
 			t->out--;
+			changed(t, ch);
 		}
 	}
 	/* A page-out or a read under way there ends without effect. */
@@ -379,11 +391,11 @@ int ptable_share(struct ptable *t, uint64_t addr, uint64_t slot)
 	if (!ch)
 		return -ENOMEM;
 	i = ptable_index(ch, addr);
-	ret = ptable_slot(ch, i) >= 0 ? -EEXIST : slot_set(ch, i, slot);
+	ret = ptable_slot(ch, i) >= 0 ? -EEXIST : slot_set(t, ch, i, slot);
 	if (ret == 0) {
 		ret = slot_ref(slot);
 		if (ret < 0)
-			ch->slot[i] = 0;
+			ch->slot[i] = 0; /* its record, marked, is saved as it is at the flush */
 	}
 	if (ret < 0) {
 		ptable_drop_if_empty(t, ch);
@@ -407,4 +419,56 @@ void ptable_fork(const struct ptable *parent, struct ptable *child)
 				 * be better, but memory is short. */
 				ptable_share(child, ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT),
 					     (uint64_t)ptable_slot(ch, i));
+}
+
+/**
+ * ptable_load_slots() - the slots of the chunk at @base, as a saved record had them (a slot + 1
+ * per page, 0: none), put in @t; they are claimed with ptable_adopt_slots()
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int ptable_load_slots(struct ptable *t, uint64_t base, const uint32_t *slots)
+{
+	struct ptable_chunk *ch = ptable_get(t, base);
+
+	if (!ch || slot_alloc_table(ch) < 0)
+		return -ENOMEM;
+	for (unsigned i = 0; i < PTABLE_CHUNK_PAGES; i++) {
+		if (ch->slot[i])
+			t->out--;
+		ch->slot[i] = slots[i];
+		if (slots[i])
+			t->out++;
+	}
+	ptable_drop_if_empty(t, ch);
+	return 0;
+}
+
+/**
+ * ptable_adopt_slots() - the slots of @t, loaded with ptable_load_slots(), allocated again in @st,
+ * a store just taken over: a slot that another table claimed already is a reference more
+ *
+ * Return: 0, or the first negative errno (a slot that can be neither claimed nor shared: logged
+ * by the caller; the page keeps it, and a read of it fails rather than giving another's data).
+ */
+int ptable_adopt_slots(struct ptable *t, struct store *st)
+{
+	uint64_t pages = 0, used;
+	int err = 0;
+
+	if (st->ops->figures)
+		st->ops->figures(st, &pages, &used);
+	for (struct ptable_chunk *ch = ptable_from(t, 0); ch; ch = ptable_next(t, ch))
+		for (unsigned i = 0; ch->slot && i < PTABLE_CHUNK_PAGES; i++) {
+			int64_t slot = ptable_slot(ch, i);
+			int ret;
+
+			if (slot < 0)
+				continue;
+			ret = store_claim(st, (uint64_t)slot, 1);
+			if (ret == -EINVAL && (uint64_t)slot < pages)
+				ret = slot_ref((uint64_t)slot); /* held by a table before */
+			err = err ? err : ret;
+		}
+	return err;
 }

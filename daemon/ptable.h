@@ -17,6 +17,7 @@
 
 #include "common/avl.h"
 #include "common/macro.h"
+#include "state-handle.h"
 
 #define PTABLE_CHUNK_PAGES 64
 #define PTABLE_CHUNK_BYTES ((uint64_t)PTABLE_CHUNK_PAGES << UPAGER_PAGE_SHIFT)
@@ -25,6 +26,7 @@ struct store;
 
 struct ptable_chunk {
 	struct avl_node node;
+	struct state_handle saved; /* its record while it holds a slot (struct ptable.changed) */
 	uint64_t base; /* the address of its first page */
 	uint64_t present, used, leaving, reading; /* a bit per page */
 	uint32_t *slot; /* NULL, or a slot + 1 per page (0: none) */
@@ -32,6 +34,9 @@ struct ptable_chunk {
 
 struct ptable {
 	struct avl_tree chunks; /* struct ptable_chunk, by base */
+	/* The owner's hooks, or NULL: the slots of @ch changed; @ch is freed now */
+	void (*changed)(struct ptable *t, struct ptable_chunk *ch);
+	void (*gone)(struct ptable *t, struct ptable_chunk *ch);
 	uint64_t present; /* pages in memory */
 	uint64_t leaving; /* of those, on their way out */
 	uint64_t out; /* pages with a slot */
@@ -64,3 +69,5 @@ void ptable_forget(struct ptable *t, struct store *st, uint64_t start, uint64_t 
 void ptable_move(struct ptable *t, struct store *st, uint64_t from, uint64_t to, uint64_t len);
 int ptable_share(struct ptable *t, uint64_t addr, uint64_t slot);
 void ptable_fork(const struct ptable *parent, struct ptable *child);
+int ptable_load_slots(struct ptable *t, uint64_t base, const uint32_t *slots);
+int ptable_adopt_slots(struct ptable *t, struct store *st);

@@ -721,6 +721,7 @@ static void space_fields(struct state_io *io, struct space *s)
 	STATE_NUM(io, 4, s->token_addr);
 	STATE_NUM(io, 5, s->features);
 	STATE_NUM(io, 6, s->converting);
+	STATE_NUM(io, 7, s->priv.spare);
 }
 
 static void space_save(struct state_handle *h, struct state *st)
@@ -795,6 +796,7 @@ struct space *space_load(struct daemon *d, struct state_io *io, struct fdstore_p
 	s->id = saved.id;
 	s->features = saved.features;
 	s->converting = saved.converting;
+	s->priv.spare = saved.priv.spare;
 	space_unref(s); /* the loop's reference keeps it */
 	return s;
 }

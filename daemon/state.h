@@ -31,6 +31,7 @@ enum state_rec {
 	STATE_REC_REGION = 5,
 	STATE_REC_SESSION = 6,
 	STATE_REC_OPEN = 7,
+	STATE_REC_PRIVATE = 8, /* a chunk of a space's private pages with slots (private.c) */
 };
 
 struct state_field {

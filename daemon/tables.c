@@ -10,6 +10,7 @@
 #include "fdstore.h"
 #include "channel.h"
 #include "object.h"
+#include "private.h"
 #include "session.h"
 #include "space.h"
 #include "state.h"
@@ -51,6 +52,8 @@ static void tables_mark_all(struct daemon *d)
 		space_mark_regions(sp);
 	list_for_each_entry (se, &d->sessions, link)
 		session_mark(se);
+	list_for_each_entry (sp, &d->spaces, link)
+		private_mark_all(sp);
 }
 
 static void tables_load(struct daemon *d, enum state_rec type, struct state_io *io,
@@ -83,6 +86,9 @@ static void tables_load(struct daemon *d, enum state_rec type, struct state_io *
 		break;
 	case STATE_REC_OPEN:
 		session_load_open(d, io);
+		break;
+	case STATE_REC_PRIVATE:
+		private_load(d, io);
 		break;
 	default: /* a newer daemon's: nothing to do with it */
 		break;

@@ -20,11 +20,15 @@
  *              write to the swap store is over: they are out of memory, and the daemon has not
  *              yet taken them for absent; a new daemon must take the store over and find them
  *              in their slots (swap-restart-test.py)
+ *   drop       the return of the send of a DROP to a client's control thread: the client moves
+ *              the private pages out while no daemon lives; a new daemon must find them in
+ *              their slots (swap-restart-test.py)
  */
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +40,7 @@ int ioctl(int fd, unsigned long req, ...);
 int fdatasync(int fd);
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t recv(int fd, void *buf, size_t len, int flags);
+ssize_t send(int fd, const void *buf, size_t len, int flags);
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off);
 int fallocate(int fd, int mode, off_t off, off_t len);
 
@@ -147,5 +152,20 @@ int fallocate(int fd, int mode, off_t off, off_t len)
 
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && armed("pageout") && is_memfd(fd, "memfd:upager:anon"))
 		maybe_stall("pageout");
+	return ret;
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	ssize_t (*real)(int, const void *, size_t, int) = next("send");
+	ssize_t ret = real(fd, buf, len, flags);
+	uint16_t op;
+
+	/* The op of the wire header: after its magic and version (proto/upager-proto.h). */
+	if (ret > 0 && len >= 8 && armed("drop")) {
+		memcpy(&op, (const char *)buf + 6, sizeof(op));
+		if (op == 13) /* UPAGER_OP_DROP */
+			maybe_stall("drop");
+	}
 	return ret;
 }

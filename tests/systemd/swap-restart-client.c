@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The client of swap-restart-test.py: shared anonymous memory of PAGES pages through upager_mmap(),
- * larger than the daemon's budget, so that most of it is in the daemon's swap store. It reads
+ * The client of swap-restart-test.py: anonymous memory of PAGES pages through upager_mmap(), shared
+ * (or private with a second argument "private"), larger than the daemon's budget, so that most of
+ * it is in the daemon's swap store. It reads
  * commands on stdin, one a line, and answers on stdout:
  *   write R   every page gets the pattern of round R; says "at R N" every PROGRESS pages
  *             written, and answers "written R"
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
 	uint64_t pages = argc > 1 ? strtoull(argv[1], NULL, 0) : 0;
 	static uint8_t want[PAGE];
 	char line[64], cmd[16];
+	int type = argc > 2 && !strcmp(argv[2], "private") ? MAP_PRIVATE : MAP_SHARED;
 	uint8_t *mem;
 	unsigned r;
 
@@ -42,8 +44,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PAGES\n", argv[0]);
 		return 2;
 	}
-	mem = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			  -1, 0);
+	mem = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		printf("FAIL upager_mmap: %s\n", strerror(errno));
 		return 1;

@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The swap store survives a restart under the fd store. This harness plays systemd's part
 (manager.py) for upagerd --memory-max 8M --swap PATH; a client (swap-restart-client.c) writes
-shared anonymous memory six times the budget, so that most of it is in the swap store. The daemon
-is killed with SIGKILL twice while it pages out: once stalled (stall-shim.c, "pageout") between
-the write of pages to the store and their punch out of memory while the client reads every page
-back, once a third into a round of writes, with page-outs and page-ins in flight. Each time a new daemon takes the store over
-from the fd store: every page must read back as last written, and the new daemon must page out
-and in itself."""
+anonymous memory six times the budget, shared and then private, so that most of it is in the swap
+store. The daemon is killed with SIGKILL twice while it pages out: once stalled (stall-shim.c)
+while the client reads every page back, between the write of pages to the store and their punch
+out of memory ("pageout", shared) or right after it sent the DROP that has the client move them
+out ("drop", private); once a third into a round of writes, with page-outs and page-ins in flight.
+Each time a new daemon takes the store over from the fd store: every page must read back as last
+written, and the new daemon must page out and in itself."""
 import json
 import os
 import signal
@@ -86,59 +87,68 @@ with tempfile.TemporaryDirectory() as tmp:
         os.kill(d, signal.SIGKILL)
         os.waitpid(d, 0)
 
-    d = start("pageout")
-    client = Client([client_bin, str(PAGES)], dict(os.environ, UPAGER_SOCKET=sock))
-    if not check(client.answer("mapped", 30) == "mapped", "the client maps shared anonymous memory"):
+    def scenario(kind, stall_call):
+        d = start(stall_call)
+        global client
+        client = Client([client_bin, str(PAGES), kind], dict(os.environ, UPAGER_SOCKET=sock))
+        if not check(client.answer("mapped", 30) == "mapped", "the client maps %s anonymous memory" % kind):
+            kill(d)
+            sys.exit(1)
+        client.send("write 1")
+        check(client.answer("written 1") is not None, "the client writes round 1")
+        s = stats()
+        check(s.get("swap_used_bytes", 0) >= PAGES * PAGE // 2,
+              "most of it is in the swap store: %d MiB" % (s.get("swap_used_bytes", 0) >> 20))
+        names = mgr.names()
+        check("upager.sw.0" in names and "upager.sx.0" in names
+              and (kind == "private" or any(n.startswith("upager.sl.") for n in names)),
+              "the fd store holds the swap store, its tables and the slot table: " + " ".join(names))
+
+        # Killed at the stall, while the client reads every page back.
+        open(stall, "w").close()
+        client.send("check 1")
+        end = time.monotonic() + 60
+        while not os.path.exists(stall + ".stalled") and time.monotonic() < end:
+            time.sleep(0.01)
+        check(os.path.exists(stall + ".stalled"), "upagerd hangs paging out (%s)" % stall_call)
         kill(d)
-        sys.exit(1)
-    client.send("write 1")
-    check(client.answer("written 1") is not None, "the client writes round 1")
-    s = stats()
-    check(s.get("swap_used_bytes", 0) >= PAGES * PAGE // 2,
-          "most of it is in the swap store: %d MiB" % (s.get("swap_used_bytes", 0) >> 20))
-    names = mgr.names()
-    check("upager.sw.0" in names and "upager.sx.0" in names
-          and any(n.startswith("upager.sl.") for n in names),
-          "the fd store holds the swap store, its tables and the slot table: " + " ".join(names))
+        os.unlink(stall)
+        os.unlink(stall + ".stalled")
+        d = start()
+        round_ok(1)
 
-    # Killed between the write of a run to the store and its punch out of memory, while the
-    # client reads every page back.
-    open(stall, "w").close()
-    client.send("check 1")
-    end = time.monotonic() + 60
-    while not os.path.exists(stall + ".stalled") and time.monotonic() < end:
-        time.sleep(0.01)
-    check(os.path.exists(stall + ".stalled"), "upagerd hangs paging out")
-    kill(d)
-    d = start()
-    round_ok(1)
+        # Killed at some point of a round of writes, with page-outs and page-ins under way.
+        client.send("write 2")
+        check(client.answer("at 2 4096") is not None, "the client is a third through round 2")
+        check("written 2" not in client.lines, "the daemon is killed in the middle of round 2")
+        kill(d)
+        d = start()
+        check(client.answer("written 2") is not None, "the client goes on writing round 2")
+        client.send("check 2")
+        round_ok(2)
+        s = stats()
+        check(s.get("pages_out", 0) > 0 and s.get("pages_in", 0) > 0
+              and s.get("swap_used_bytes", 0) > 0,
+              "the new daemon pages out and in: %d out, %d in, %d MiB in the store"
+              % (s.get("pages_out", 0), s.get("pages_in", 0), s.get("swap_used_bytes", 0) >> 20))
 
-    # Killed at some point of a round of writes, with page-outs and page-ins under way.
-    client.send("write 2")
-    check(client.answer("at 2 4096") is not None, "the client is a third through round 2")
-    check("written 2" not in client.lines, "the daemon is killed in the middle of round 2")
-    kill(d)
-    d = start()
-    check(client.answer("written 2") is not None, "the client goes on writing round 2")
-    client.send("check 2")
-    round_ok(2)
-    s = stats()
-    check(s.get("pages_out", 0) > 0 and s.get("pages_in", 0) > 0
-          and s.get("swap_used_bytes", 0) > 0,
-          "the new daemon pages out and in: %d out, %d in, %d MiB in the store"
-          % (s.get("pages_out", 0), s.get("pages_in", 0), s.get("swap_used_bytes", 0) >> 20))
+        client.proc.stdin.close()
+        check(client.proc.wait(timeout=60) == 0, "the client exits with 0")
+        end = time.monotonic() + 10
+        while any(n.startswith("upager.sl.") for n in mgr.names()) and time.monotonic() < end:
+            time.sleep(0.1)
+        names = mgr.names()
+        check(not any(n.startswith("upager.sl.") for n in names) and "upager.sw.0" in names,
+              "the slot table leaves the store with its object, the store stays: " + " ".join(names))
+        end = time.monotonic() + 10
+        while stats().get("swap_used_bytes", -1) != 0 and time.monotonic() < end:
+            time.sleep(0.1)
+        check(stats().get("swap_used_bytes", -1) == 0, "the client's slots are free")
+        os.kill(d, signal.SIGTERM)
+        os.waitpid(d, 0)
 
-    client.proc.stdin.close()
-    check(client.proc.wait(timeout=60) == 0, "the client exits with 0")
-    end = time.monotonic() + 10
-    while any(n.startswith("upager.sl.") for n in mgr.names()) and time.monotonic() < end:
-        time.sleep(0.1)
-    names = mgr.names()
-    check(not any(n.startswith("upager.sl.") for n in names) and "upager.sw.0" in names,
-          "the slot table leaves the store with its object, the store stays: " + " ".join(names))
-    check(stats().get("swap_used_bytes", -1) == 0, "the client's slots are free")
-    os.kill(d, signal.SIGTERM)
-    os.waitpid(d, 0)
+    scenario("shared", "pageout")
+    scenario("private", "drop")
     mgr.close()
     lsock.close()
 

@@ -588,3 +588,88 @@ Test(ptable, random_operations_match_a_model)
 	}
 	forget_all(&t);
 }
+
+/* A store taken over: each slot may be claimed once; past NSLOTS there is none. */
+static unsigned claimed[NSLOTS];
+
+static int fake_claim(struct store *st, uint64_t key, uint64_t pages)
+{
+	(void)st;
+	if (pages != 1 || key >= NSLOTS || claimed[key])
+		return -EINVAL;
+	claimed[key]++;
+	return 0;
+}
+
+static void fake_figures(struct store *st, uint64_t *pages, uint64_t *used)
+{
+	(void)st;
+	*pages = NSLOTS;
+	*used = 0;
+}
+
+static const struct store_ops adopted_ops = { .free = fake_free,
+					      .claim = fake_claim,
+					      .figures = fake_figures };
+static struct store adopted = { .ops = &adopted_ops };
+
+Test(ptable, slots_loaded_from_records_are_claimed_once_and_shared_after)
+{
+	struct ptable parent = { 0 }, child = { 0 }, empty = { 0 };
+	uint32_t a[PTABLE_CHUNK_PAGES] = { 0 }, b[PTABLE_CHUNK_PAGES] = { 0 };
+	uint32_t none_set[PTABLE_CHUNK_PAGES] = { 0 };
+
+	a[3] = 10 + 1;
+	a[5] = 11 + 1;
+	b[3] = 10 + 1; /* the child of a fork holds slot 10 too */
+	cr_assert_eq(ptable_load_slots(&parent, BASE, a), 0);
+	cr_assert_eq(ptable_load_slots(&child, BASE, b), 0);
+	cr_assert_eq(ptable_load_slots(&empty, BASE, none_set), 0);
+	cr_assert_eq(n_chunks(&empty), 0, "a record without slots leaves no chunk");
+	cr_assert_eq(parent.out, 2);
+	cr_assert_eq(child.out, 1);
+	cr_assert_eq(ptable_adopt_slots(&parent, &adopted), 0);
+	cr_assert_eq(ptable_adopt_slots(&child, &adopted), 0);
+	cr_assert_eq(claimed[10], 1, "a slot two tables hold is claimed once");
+	cr_assert_eq(claimed[11], 1);
+	expect_page(&child, BASE + 3 * P, (struct page){ .slot = 10 }, "loaded");
+	forget_all(&parent);
+	cr_assert_eq(freed[11], 1);
+	cr_assert_eq(freed[10], 0, "the child holds it still");
+	forget_all(&child);
+	cr_assert_eq(freed[10], 1);
+}
+
+static unsigned n_changed, n_gone;
+
+static void count_changed(struct ptable *t, struct ptable_chunk *ch)
+{
+	(void)t;
+	(void)ch;
+	n_changed++;
+}
+
+static void count_gone(struct ptable *t, struct ptable_chunk *ch)
+{
+	(void)t;
+	(void)ch;
+	n_gone++;
+}
+
+Test(ptable, its_owner_hears_of_each_change_of_slots_and_of_each_chunk_freed)
+{
+	struct ptable t = { .changed = count_changed, .gone = count_gone };
+	struct ptable_chunk *ch = ptable_get(&t, BASE);
+
+	cr_assert_eq(ptable_set_slot(&t, &store, ch, 3, 10), 0);
+	cr_assert_geq(n_changed, 1, "a slot set");
+	n_changed = 0;
+	ptable_set_present(&t, ch, 4, true);
+	cr_assert_eq(n_changed, 0, "a page in memory is not a change of slots");
+	ptable_move(&t, &store, BASE, BASE + 2 * CB, CB);
+	cr_assert_geq(n_changed, 2, "a move takes the slot from one chunk to another");
+	cr_assert_geq(n_gone, 1, "the chunk left empty is freed");
+	n_changed = 0;
+	forget_all(&t);
+	cr_assert_geq(n_changed, 1, "a slot let go of");
+}
