@@ -24,6 +24,7 @@
 #include "log.h"
 #include "object.h"
 #include "private.h"
+#include "reserve.h"
 #include "resolve.h"
 #include "space.h"
 #include "uffdio.h"
@@ -194,7 +195,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 			uint64_t one = 1;
 
 			if ((o->pages[p + k] & PAGE_STATE_MASK) != PAGE_READY ||
-			    resolve_linear(s, r, p + k, true, &one))
+			    reserve_due(o, p + k) || resolve_linear(s, r, p + k, true, &one))
 				break;
 		}
 		r->wr_next = p + k;
@@ -248,80 +249,124 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			   uint64_t t0);
 
-/* A write fault that sets the file's times first, in a worker: the fault goes on after. */
-struct touch_job {
+/*
+ * A write fault that first sets the file's times and reserves the page's blocks, in a worker: the
+ * fault goes on after, or is refused if the file system has no room for the page.
+ */
+struct first_write_job {
 	struct worker_job job;
 	struct space *space; /* a reference */
 	struct object *obj; /* a reference */
 	uint64_t addr, flags, t0;
+	bool touch, reserve;
 	int ret;
 	struct stat st;
+	struct reserve rv;
 };
 
-static void touch_run(struct worker_job *job)
+static void first_write_run(struct worker_job *job)
 {
-	struct touch_job *tj = container_of(job, struct touch_job, job);
+	struct first_write_job *fj = container_of(job, struct first_write_job, job);
 
-	tj->ret = object_touch_file(tj->obj->fd_write, &tj->st);
-}
-
-static void touch_done(struct worker_job *job, int status)
-{
-	struct touch_job *tj = container_of(job, struct touch_job, job);
-	struct space *s = tj->space;
-	struct region *r;
-
-	if (status == 0 && tj->ret == 0)
-		object_touched(tj->obj, &tj->st);
-	if (s->dead)
-		return;
-	/* The mapping may have changed while the times were set: look it up again. */
-	r = region_find(&s->regions, tj->addr);
-	if (r && (r->obj == tj->obj || (r->view && r->view->obj == tj->obj)))
-		fault_dispatch(s, r, tj->addr, tj->flags, tj->t0);
-	else
-		uffdio_wake(s->uffd, tj->addr, UPAGER_PAGE_SIZE);
-}
-
-static void touch_free(struct worker_job *job)
-{
-	struct touch_job *tj = container_of(job, struct touch_job, job);
-
-	space_unref(tj->space);
-	object_unref(tj->obj);
-	free(tj);
+	if (fj->reserve)
+		reserve_run(&fj->rv);
+	if (fj->touch)
+		fj->ret = object_touch_file(fj->obj->fd_write, &fj->st);
 }
 
 /*
- * A write to a shared mapping of a file the client may write sets the file's times first (see
- * object_touch_due()). futimens(2) may block for as long as the file system takes, so it runs in
- * a worker and the fault is served when it is over. Return: whether the fault waits for that.
+ * The file system has no block for the page written (ENOSPC, EDQUOT): the writer gets SIGBUS at
+ * that write, as the kernel's page_mkwrite gives it. A page mapped write-protected is punched out
+ * of the cache first, which unmaps it (UFFDIO_POISON needs an empty entry); it is clean: the
+ * file's hole reads as zeroes again.
  */
-static bool touch_first(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
+static void refuse_write(struct space *s, struct region *r, uint64_t addr, int err)
+{
+	struct object *o = r->obj;
+	uint64_t p = region_page(r, addr);
+
+	log_limited(LOG_WARNING, "write to %s page %" PRIu64 " by pid %d refused: %s", o->path, p,
+		    (int)s->pid, strerror(-err));
+	if (o->pages[p] == PAGE_READY)
+		object_page_punch(o, p, PAGE_ABSENT);
+	uffdio_sigbus(s->uffd, addr, s->pid);
+}
+
+static void first_write_done(struct worker_job *job, int status)
+{
+	struct first_write_job *fj = container_of(job, struct first_write_job, job);
+	struct space *s = fj->space;
+	struct region *r;
+
+	if (status == 0 && fj->touch && fj->ret == 0)
+		object_touched(fj->obj, &fj->st);
+	if (status == 0 && fj->reserve)
+		reserve_done(fj->obj, &fj->rv);
+	if (s->dead)
+		return;
+	/* The mapping may have changed while the worker ran: look it up again. */
+	r = region_find(&s->regions, fj->addr);
+	if (r && r->obj == fj->obj && !r->view && fj->reserve && status == 0 &&
+	    (fj->rv.ret == -ENOSPC || fj->rv.ret == -EDQUOT)) {
+		refuse_write(s, r, fj->addr, fj->rv.ret);
+		space_account_fault(s, r, fj->t0);
+	} else if (r && (r->obj == fj->obj || (r->view && r->view->obj == fj->obj))) {
+		fault_dispatch(s, r, fj->addr, fj->flags, fj->t0);
+	} else {
+		uffdio_wake(s->uffd, fj->addr, UPAGER_PAGE_SIZE);
+	}
+}
+
+static void first_write_free(struct worker_job *job)
+{
+	struct first_write_job *fj = container_of(job, struct first_write_job, job);
+
+	space_unref(fj->space);
+	object_unref(fj->obj);
+	free(fj);
+}
+
+/*
+ * A write to a shared mapping of a file the client may write first sets the file's times (see
+ * object_touch_due()) and, for a page in a hole of the file, reserves its blocks (reserve.c).
+ * Those calls may block for as long as the file system takes, so they run in a worker and the
+ * fault is served when they are over. Return: whether the fault waits for that.
+ */
+static bool first_write(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			uint64_t t0)
 {
 	struct object *o = r->view ? r->view->obj : r->obj;
-	struct touch_job *tj;
+	struct first_write_job *fj;
+	bool touch, reserve;
 
-	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || !o || !r->may_write || !object_touch_due(o))
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || !o || !r->may_write)
 		return false;
-	tj = calloc(1, sizeof(*tj));
-	if (!tj)
+	touch = object_touch_due(o);
+	reserve = !r->view && reserve_due(o, region_page(r, addr));
+	if (!touch && !reserve)
 		return false;
-	tj->job = (struct worker_job){ .run = touch_run,
-				       .done = touch_done,
-				       .free = touch_free,
+	fj = calloc(1, sizeof(*fj));
+	if (!fj)
+		return false;
+	fj->job = (struct worker_job){ .run = first_write_run,
+				       .done = first_write_done,
+				       .free = first_write_free,
 				       .owner = s->uid,
 				       .timeout_ms = s->d->config.file_timeout_ms };
-	tj->space = space_ref(s);
-	tj->obj = object_ref(o);
-	tj->addr = addr;
-	tj->flags = flags;
-	tj->t0 = t0;
-	if (worker_submit(s->d->cache.workers, &tj->job) == 0)
+	fj->space = space_ref(s);
+	fj->obj = object_ref(o);
+	fj->addr = addr;
+	fj->flags = flags;
+	fj->t0 = t0;
+	fj->touch = touch;
+	fj->reserve = reserve;
+	if (reserve)
+		reserve_plan(o, region_page(r, addr), &fj->rv);
+	if (worker_submit(s->d->cache.workers, &fj->job) == 0)
 		return true;
-	/* Too many of this user's calls wait on their files: the times are left as they are. */
-	touch_free(&tj->job);
+	/* Too many of this user's calls wait on their files: the times are left as they are, and
+	 * the blocks are left to write-back. */
+	first_write_free(&fj->job);
 	return false;
 }
 
@@ -347,7 +392,7 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		return;
 	}
 	r->faults++;
-	if (touch_first(s, r, addr, flags, t0))
+	if (first_write(s, r, addr, flags, t0))
 		return;
 	fault_dispatch(s, r, addr, flags, t0);
 }

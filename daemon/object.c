@@ -131,10 +131,10 @@ int object_pages_fd(struct object *o)
  * Reserve address space and map the memfd (of size bytes) and the page states into it. Takes
  * @memfd and @pages_fd (-1: make a new one), also on failure.
  */
-/* The bytes of object.used: two bits per page of the reservation. */
+/* The bytes of object.used: three bits per page of the reservation. */
 static size_t used_bytes(const struct object *o)
 {
-	return 2 * (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * sizeof(uint64_t);
+	return 3 * (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * sizeof(uint64_t);
 }
 
 /* The bytes of object.slot. */
@@ -255,8 +255,11 @@ static int object_alloc(struct cache *c, enum object_kind kind, uint64_t size, c
 	return 0;
 }
 
-/* Page @p of @o is taken for @state, and punched out of the memfd, whatever it held. */
-static void page_punch(struct object *o, uint64_t p, uint8_t state)
+/**
+ * object_page_punch() - page @p of @o is taken for @state, and punched out of the memfd (which
+ * unmaps it from every client), whatever it held
+ */
+void object_page_punch(struct object *o, uint64_t p, uint8_t state)
 {
 	object_page_set(o, p, state);
 	fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -325,9 +328,12 @@ int object_adopt(struct cache *c, struct object *saved, int memfd, int pages_fd,
 	}
 	for (uint64_t p = 0; p < object_pages(o); p++)
 		if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING)
-			page_punch(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
+			object_page_punch(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
 	o->fd_read = fd_take(&rd);
 	o->fd_write = fd_take(&wr);
+	/* Whose description the writer is, and the file's holes, are not known: first writes
+	 * reserve their blocks without asking for the file's extents first (reserve.c). */
+	o->holes = o->kind == OBJECT_FILE;
 	if (!o->path)
 		o->path = strdup("?");
 	list_add_tail(&o->link, &c->objects);
@@ -404,7 +410,7 @@ static bool stat_changed(const struct object *o, const struct stat *st)
  * shared mapping ever held, so the next touch reads the file as it is now. Punching the hole
  * unmaps the page from every client too.
  */
-static int object_revalidate(struct object *o, const struct stat *st)
+static int object_revalidate(struct object *o, const struct stat *st, bool holes)
 {
 	uint64_t size = ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE);
 	uint64_t run = 0, n;
@@ -437,6 +443,9 @@ static int object_revalidate(struct object *o, const struct stat *st)
 	ret = object_resize(o, size);
 	if (ret < 0)
 		return ret;
+	/* Blocks may have gone too (a hole punched): they are asked for again. */
+	o->holes = holes;
+	memset(object_backed_bits(o), 0, (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * 8);
 	o->file_size = (uint64_t)st->st_size;
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
@@ -517,6 +526,9 @@ void file_access_probe(int client_fd, struct file_access *fa)
 		if (fa->reader >= 0) {
 			posix_fadvise(fa->reader, 0, 0, POSIX_FADV_RANDOM);
 			fa->rw = rdwr;
+			fa->own = true;
+			/* Its own offset: SEEK_HOLE moves no client's. */
+			fa->holes = lseek(fa->reader, 0, SEEK_HOLE) < fa->st.st_size;
 			goto out;
 		}
 	}
@@ -524,6 +536,7 @@ void file_access_probe(int client_fd, struct file_access *fa)
 	 * without O_APPEND (pwrite(2) appends on such a description). */
 	fa->reader = fcntl(client_fd, F_DUPFD_CLOEXEC, 3);
 	fa->rw = rdwr && !(fa->flags & O_APPEND);
+	fa->holes = true; /* not asked: it would move the client's offset */
 out:
 	if (fa->reader < 0)
 		fa->err = neg_errno();
@@ -575,7 +588,7 @@ int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struc
 		return fa->err;
 	o = object_find_file(c, st);
 	if (o) {
-		ret = object_revalidate(o, st);
+		ret = object_revalidate(o, st, fa->holes);
 		if (ret < 0)
 			return ret;
 		object_ref(o);
@@ -596,6 +609,7 @@ int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struc
 	o->ctime = st->st_ctim;
 	o->path = fa->path ? fa->path : strdup("?");
 	fa->path = NULL;
+	o->holes = fa->holes;
 	/* One description reads and, if it may, writes back. */
 	o->fd_read = fa->reader;
 	cache_store_fd(c, o->fd_read, "rd", o->id);
@@ -603,6 +617,7 @@ int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struc
 		fa->reader = -1;
 keep_writer:
 	if (o->fd_write < 0 && fa->rw && fa->reader >= 0) {
+		o->fd_write_own = fa->own;
 		o->fd_write = fd_take(&fa->reader);
 		cache_store_fd(c, o->fd_write, "wr", o->id);
 	}
@@ -1257,7 +1272,7 @@ static int object_slots_adopt(struct object *o, int fd)
 		if (lseek(o->memfd, off, SEEK_DATA) == off)
 			o->slot[p] = 0; /* not claimed: free in the store */
 		else
-			page_punch(o, p, PAGE_ABSENT);
+			object_page_punch(o, p, PAGE_ABSENT);
 	}
 	return 0;
 }

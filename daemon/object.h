@@ -68,8 +68,9 @@ struct object {
 	uint64_t cached;
 	uint64_t *maybe_dirty;
 	/* A bit per page of reserve (a sparse mapping): the page was mapped into a client since
-	 * the clock's hand last passed it (object_used(), evict.c); and, in the second half, the
-	 * page was paged out and not read again since (a later fill of it is a refault). */
+	 * the clock's hand last passed it (object_used(), evict.c); in the second third, the
+	 * page was paged out and not read again since (a later fill of it is a refault); in the
+	 * last, the file has blocks for it (reserve.c). */
 	uint64_t *used;
 	uint64_t hand; /* the page the clock's hand looks at next in this object */
 	/* OBJECT_ANON with a swap store: per page, 1 + the slot that holds its data while it is
@@ -82,6 +83,13 @@ struct object {
 	int fd_read; /* the first descriptor a client handed over */
 	struct store *store; /* the file as a page store (object_file_store()), made at first use */
 	int fd_write; /* an O_RDWR one, once a client had it; -1 before; may be fd_read */
+	bool fd_write_own; /* fd_write is the daemon's own description, not a client's */
+	bool holes; /* the file may have holes: first writes reserve blocks (reserve.c) */
+	/* The first write-back error no msync has reported yet (0: none), over the pages
+	 * [wb_err_first, wb_err_end) of the writes that failed; failed write-backs in all. */
+	int wb_err;
+	uint64_t wb_err_first, wb_err_end;
+	uint64_t wb_errors;
 	dev_t dev;
 	ino_t ino;
 	uint64_t file_size;
@@ -112,6 +120,8 @@ struct file_access {
 	int flags; /* the client's description's F_GETFL */
 	int reader; /* a description of the daemon's, or -1 */
 	bool rw; /* reader may write back too */
+	bool own; /* reader is the daemon's own description (else the client's) */
+	bool holes; /* the file had a hole when probed */
 	char *path;
 };
 
@@ -150,6 +160,7 @@ char *fd_path(int fd);
 uint64_t object_reserve_for(uint64_t size);
 uint64_t object_cached_pages(const struct object *o);
 int object_drop(struct object *o, uint64_t first, uint64_t count);
+void object_page_punch(struct object *o, uint64_t p, uint8_t state);
 int object_slots_map(struct object *o);
 int object_slots_claim_all(struct cache *c);
 void object_slot_set(struct object *o, uint64_t p, int64_t slot);
@@ -222,10 +233,16 @@ static inline void object_bit_set(uint64_t *bits, uint64_t p, bool on)
 		bits[p >> 6] &= ~(1ULL << (p & 63));
 }
 
-/* The second half of object.used: pages paged out and not read again since. */
+/* The second third of object.used: pages paged out and not read again since. */
 static inline uint64_t *object_out_bits(const struct object *o)
 {
 	return o->used + (((o->reserve >> 12) + 63) >> 6);
+}
+
+/* The last third of object.used: pages the file has blocks for (reserve.c). */
+static inline uint64_t *object_backed_bits(const struct object *o)
+{
+	return o->used + 2 * (((o->reserve >> 12) + 63) >> 6);
 }
 
 /* The swap slot that holds page @p of @o, or -1. */

@@ -8,6 +8,7 @@
 #include "common/macro.h"
 #include "object.h"
 #include "region.h"
+#include "reserve.h"
 #include "resolve.h"
 #include "space.h"
 #include "view.h"
@@ -34,7 +35,7 @@ bool resolve_protect(unsigned facts)
  * @write: they go in for a write fault on page @p
  * @n: in, the ready pages from @p the caller would map (at least 1); out, how many go in at once
  *	under the answer: 1 where the object has nonlinear mappings, whose copies each page has or
- *	has not
+ *	has not; for a write, only those whose blocks the file has (reserve_backed())
  *
  * Pages that go in writable in a mapping that may write are marked PAGE_WRITABLE: write-back
  * candidates, as a shared mapping's pages are with the kernel.
@@ -55,6 +56,10 @@ bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool wr
 			facts |= RESOLVE_COPIES;
 	}
 	wp = resolve_protect(facts);
+	/* Pages of a hole whose blocks are not reserved go in protected: their first write
+	 * reserves them (reserve.c). */
+	if (write && r->may_write && !wp)
+		*n = reserve_backed(o, p, *n);
 	if (r->may_write && !wp)
 		for (uint64_t i = 0; i < *n; i++)
 			object_page_set(o, p + i, o->pages[p + i] | PAGE_WRITABLE);
