@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <sys/mman.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "ctl.h"
 
@@ -82,6 +83,9 @@ void ctl_mapping_table_row(const struct upager_list_entry *e)
 		printf(" (nonlinear, %u remapped ranges)", e->remapped_ranges);
 	if (e->flags & MAP_GROWSDOWN)
 		printf(" (grown by %" PRIu64 " pages)", e->grown_pages);
+	if (e->object_writeback_error)
+		printf(" (write-back failed: %s, not reported yet)",
+		       strerror((int)e->object_writeback_error));
 	putchar('\n');
 }
 
@@ -98,11 +102,16 @@ void ctl_mapping_json(const struct upager_list_entry *e)
 	       ", \"fault_latency_avg_ns\": %" PRIu64 ", \"fault_latency_max_ns\": %" PRIu64
 	       ", \"nonlinear\": %s, \"remapped_ranges\": %u, \"grown_pages\": %" PRIu64
 	       ", \"max_length\": %" PRIu64 ", \"object_pages_out\": %" PRIu64
-	       ", \"object_refaults\": %" PRIu64 "}",
+	       ", \"object_refaults\": %" PRIu64 ", \"object_writeback_errors\": %" PRIu64
+	       ", \"object_writeback_error\": ",
 	       e->offset, e->resident_pages, e->faults, e->object_id, e->pages_populated,
 	       e->pages_read, e->bytes_read, e->latency_avg_ns, e->latency_max_ns,
 	       e->nonlinear ? "true" : "false", e->remapped_ranges, e->grown_pages, e->max_length,
-	       e->object_pages_out, e->object_refaults);
+	       e->object_pages_out, e->object_refaults, e->object_writeback_errors);
+	if (e->object_writeback_error)
+		printf("\"%s\"}", strerrorname_np((int)e->object_writeback_error) ?: "?");
+	else
+		printf("null}");
 }
 
 /**
@@ -147,7 +156,8 @@ void ctl_mapping_detail(const struct upager_list_entry *e)
 	       "grown pages:       %" PRIu64 "\n"
 	       "growth limit:      %s\n"
 	       "object paged out:  %s\n"
-	       "object refaults:   %s\n",
+	       "object refaults:   %s\n"
+	       "write-back error:  %s\n",
 	       e->pid, e->uid, e->start, e->start + e->length,
 	       ctl_size_str(e->length, len, sizeof(len)), e->length, ctl_prot_str(e->prot, prot),
 	       ctl_flags_str(e->flags, flags, sizeof(flags)), (int)e->path_len, e->path, e->offset,
@@ -158,5 +168,6 @@ void ctl_mapping_detail(const struct upager_list_entry *e)
 	       : e->max_length		   ? ctl_size_str(e->max_length, max, sizeof(max))
 					   : "none",
 	       object_figure(e, e->object_pages_out, out, sizeof(out)),
-	       object_figure(e, e->object_refaults, refaults, sizeof(refaults)));
+	       object_figure(e, e->object_refaults, refaults, sizeof(refaults)),
+	       e->object_writeback_error ? strerror((int)e->object_writeback_error) : "none");
 }

@@ -23,9 +23,10 @@ void ctl_stats_json(const struct upager_msg *rep)
 	printf(", \"budget_bytes\": %" PRIu64 ", \"memory_pages\": %" PRIu64
 	       ", \"pages_out\": %" PRIu64 ", \"pages_written_out\": %" PRIu64
 	       ", \"pages_in\": %" PRIu64 ", \"refaults\": %" PRIu64 ", \"over_budget\": %" PRIu64
-	       ", \"swap_bytes\": %" PRIu64 ", \"swap_used_bytes\": %" PRIu64 "}",
+	       ", \"swap_bytes\": %" PRIu64 ", \"swap_used_bytes\": %" PRIu64
+	       ", \"writeback_errors\": %" PRIu64 "}",
 	       s->budget_bytes, s->memory_pages, s->pages_out, s->pages_written_out, s->pages_in,
-	       s->refaults, s->over_budget, s->swap_bytes, s->swap_used_bytes);
+	       s->refaults, s->over_budget, s->swap_bytes, s->swap_used_bytes, s->writeback_errors);
 }
 
 static void stats_text(const struct upager_msg *rep)
@@ -58,12 +59,13 @@ static void stats_text(const struct upager_msg *rep)
 	       "refaults:              %" PRIu64 "\n"
 	       "over budget:           %" PRIu64 " times\n"
 	       "swap store size:       %s\n"
-	       "swap store used:       %s\n",
+	       "swap store used:       %s\n"
+	       "write-back errors:     %" PRIu64 "\n",
 	       s->budget_bytes ? ctl_size_str(s->budget_bytes, budget, sizeof(budget)) : "none",
 	       s->memory_pages, s->pages_out, s->pages_written_out, s->pages_in, s->refaults,
 	       s->over_budget,
 	       s->swap_bytes ? ctl_size_str(s->swap_bytes, swap, sizeof(swap)) : "none",
-	       ctl_size_str(s->swap_used_bytes, used, sizeof(used)));
+	       ctl_size_str(s->swap_used_bytes, used, sizeof(used)), s->writeback_errors);
 }
 
 static int stats_run(struct ctl *c, char **args)

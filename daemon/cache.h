@@ -47,6 +47,7 @@ struct cache_stats {
 	uint64_t pages_in; /* pages read back from the swap store */
 	uint64_t refaults; /* fills of pages that had been paged out (file or swap) */
 	uint64_t over_budget; /* times fills went on above the budget: nothing could go */
+	uint64_t wb_errors; /* write-backs that failed (object.c) */
 };
 
 struct cache {

@@ -683,6 +683,11 @@ static void object_free(struct object *o)
 {
 	struct cache *c = o->c;
 
+	if (o->wb_err)
+		log_error("%s: a write-back failed (%s) and no msync reported it: writes to pages "
+			  "%" PRIu64 "-%" PRIu64 " may be lost",
+			  o->path, strerror(-o->wb_err), o->wb_err_first, o->wb_err_end - 1);
+
 	list_del_init(&o->link);
 	c->n_objects--;
 	c->cached -= o->cached;
@@ -912,6 +917,30 @@ static void wb_job_free(struct wb_job *job)
 }
 
 /*
+ * A write-back failed: counted and logged, and, unless an msync waits for it (which reports it),
+ * kept on the object for the next msync of its pages. Its pages stay dirty and go again with the
+ * next write-back.
+ */
+static void wb_failed(struct object *o, const struct wb_job *job, bool reported)
+{
+	o->wb_errors++;
+	o->c->stats.wb_errors++;
+	log_limited(LOG_ERR, "write-back of %s: %s%s", o->path, strerror(-job->ret),
+		    reported ? "" : " (kept for the next msync)");
+	if (reported || job->n_runs == 0)
+		return;
+	if (o->wb_err == 0) {
+		o->wb_err = job->ret;
+		o->wb_err_first = job->runs[0].first;
+		o->wb_err_end = 0;
+	}
+	for (size_t i = 0; i < job->n_runs; i++) {
+		o->wb_err_first = MIN(o->wb_err_first, job->runs[i].first);
+		o->wb_err_end = MAX(o->wb_err_end, job->runs[i].first + job->runs[i].count);
+	}
+}
+
+/*
  * The job's transfers are over: its results, then the object's next write-back. @later: called
  * from a completion of the store, so an object no one holds any more is freed here (else the one
  * that asked, object_unref(), does it).
@@ -929,7 +958,7 @@ static void wb_over(struct wb_job *job, bool later)
 			     p++)
 				if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY)
 					object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
-		log_limited(LOG_WARNING, "write-back of %s: %s", o->path, strerror(-job->ret));
+		wb_failed(o, job, req->w && req->w->reports);
 	}
 	if (job->now)
 		return;
@@ -1065,6 +1094,13 @@ int object_writeback(struct object *o, uint64_t first, uint64_t count, bool sync
 
 	if (o->kind != OBJECT_FILE || o->fd_write < 0)
 		return 0;
+	if (w && w->reports && o->wb_err && first < o->wb_err_end &&
+	    first + count > o->wb_err_first) {
+		/* An earlier write-back of these pages failed: this msync reports it, once. */
+		if (w->ret == 0)
+			w->ret = o->wb_err;
+		o->wb_err = 0;
+	}
 	req = calloc(1, sizeof(*req));
 	if (!req)
 		return -ENOMEM;

@@ -142,6 +142,7 @@ int fd_reopen(int fd, bool writable);
 struct wb_wait {
 	unsigned pending; /* write-backs not over, plus any the waiter holds itself */
 	int ret; /* the first error */
+	bool reports; /* an msync: it reports errors, the object's kept ones too */
 	void (*done)(struct wb_wait *w); /* on the loop, when pending drops to 0 */
 };
 

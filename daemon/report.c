@@ -62,6 +62,8 @@ int report_list(struct session *s, const struct upager_msg *req)
 				.max_length = r->max_length,
 				.object_pages_out = r->obj ? r->obj->pages_out : 0,
 				.object_refaults = r->obj ? r->obj->refaults : 0,
+				.object_writeback_errors = r->obj ? r->obj->wb_errors : 0,
+				.object_writeback_error = r->obj ? (uint32_t)-r->obj->wb_err : 0,
 				.path = r->obj ? r->obj->path : "anon",
 			};
 			int n;
@@ -102,6 +104,7 @@ static void report_paging(const struct cache *c, struct upager_msg *m)
 	m->u.stats_reply.over_budget = c->stats.over_budget;
 	m->u.stats_reply.swap_bytes = c->swap_pages << UPAGER_PAGE_SHIFT;
 	m->u.stats_reply.swap_used_bytes = c->swap_used << UPAGER_PAGE_SHIFT;
+	m->u.stats_reply.writeback_errors = c->stats.wb_errors;
 }
 
 /** report_stats() - STATS: the daemon's figures */

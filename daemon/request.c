@@ -491,7 +491,9 @@ static void wb_over(struct wb_wait *w)
 /* Before a request asks for write-backs: the session waits for them (holding one count). */
 static void wb_begin(struct session *s, const struct upager_msg *req)
 {
-	s->wb = (struct wb_wait){ .pending = 1, .done = wb_over };
+	s->wb = (struct wb_wait){ .pending = 1,
+				  .reports = req->op == UPAGER_OP_MSYNC,
+				  .done = wb_over };
 	s->wb_req = *req;
 }
 

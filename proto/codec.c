@@ -162,7 +162,8 @@
 	F(refaults, ANY)              \
 	F(over_budget, ANY)           \
 	F(swap_bytes, ANY)            \
-	F(swap_used_bytes, ANY)
+	F(swap_used_bytes, ANY)       \
+	F(writeback_errors, ANY)
 
 /* A LIST entry, but for entry_len, which frames it as the header's len frames a message. */
 #define LIST_ENTRY(F, Z)                       \
@@ -188,7 +189,10 @@
 	F(grown_pages, ANY)                    \
 	F(max_length, ANY)                     \
 	F(object_pages_out, ANY)               \
-	F(object_refaults, ANY)
+	F(object_refaults, ANY)                \
+	F(object_writeback_errors, ANY)        \
+	F(object_writeback_error, ANY)         \
+	Z(reserved2)
 
 /* Rules that tie fields of one message together. */
 static bool hello_bad(const struct upager_msg *m)

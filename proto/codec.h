@@ -97,6 +97,7 @@ struct upager_msg {
 			uint64_t budget_bytes, memory_pages;
 			uint64_t pages_out, pages_written_out, pages_in, refaults, over_budget;
 			uint64_t swap_bytes, swap_used_bytes;
+			uint64_t writeback_errors;
 		} stats_reply;
 	} u;
 };
@@ -111,6 +112,8 @@ struct upager_list_entry {
 	uint32_t nonlinear, remapped_ranges;
 	uint64_t grown_pages, max_length;
 	uint64_t object_pages_out, object_refaults; /* of the mapping's object */
+	uint64_t object_writeback_errors; /* of the mapping's object: failed write-backs */
+	uint32_t object_writeback_error; /* of the mapping's object: errno no msync reported yet */
 	const char *path; /* not NUL-terminated */
 	size_t path_len;
 };

@@ -287,6 +287,9 @@ struct upager_wire_list_entry {
 	__le64 max_length; /* MAP_GROWSDOWN: the most it may grow to, 0 for no limit */
 	__le64 object_pages_out; /* of the mapping's object: pages paged out; 0 for private anon */
 	__le64 object_refaults; /* of the mapping's object: paged-out pages read back */
+	__le64 object_writeback_errors; /* of the mapping's object: failed write-backs */
+	__le32 object_writeback_error; /* of the mapping's object: the errno no msync reported yet */
+	__le32 reserved2;
 };
 
 /* STATS reply */
@@ -316,6 +319,7 @@ struct upager_wire_stats_reply {
 	__le64 over_budget; /* times fills went on above the budget: nothing could go */
 	__le64 swap_bytes; /* the swap store's size, 0 without one */
 	__le64 swap_used_bytes;
+	__le64 writeback_errors; /* write-backs that failed */
 };
 
 #endif /* UPAGER_PROTO_H */

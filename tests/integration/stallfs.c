@@ -5,9 +5,11 @@
  * offsets, as the harness's pattern files do (pattern_at()). While the file named by $STALLFS_FLAG exists, every
  * open, read, write, fsync and utimens waits until the flag is gone; lookup and getattr answer,
  * so that a descriptor opened before the stall can still be handed to the daemon (libupager
- * reads its status first).
+ * reads its status first). While the file named by $STALLFS_FAIL exists, every write and fsync
+ * fails with EIO, as a failing disk's would.
  *
- *   STALLFS_FLAG=/tmp/stall stallfs MOUNTPOINT   (foreground; fusermount3 -u to stop)
+ *   STALLFS_FLAG=/tmp/stall [STALLFS_FAIL=/tmp/fail] stallfs MOUNTPOINT
+ *   (foreground; fusermount3 -u to stop)
  */
 #define FUSE_USE_VERSION 35
 #include <errno.h>
@@ -20,13 +22,19 @@
 
 #define FILE_SIZE (16 * 4096)
 
-static const char *flag;
+static const char *flag, *fail;
 static uint8_t data[FILE_SIZE];
 
 static void stall(void)
 {
 	while (access(flag, F_OK) == 0)
 		usleep(10000);
+}
+
+/* Whether writes fail now (-EIO), or 0. */
+static int failing(void)
+{
+	return fail && access(fail, F_OK) == 0 ? -EIO : 0;
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -73,6 +81,8 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 	(void)path;
 	(void)fi;
 	stall();
+	if (failing())
+		return failing();
 	if (off >= FILE_SIZE)
 		return -EFBIG;
 	if (size > (size_t)(FILE_SIZE - off))
@@ -87,7 +97,7 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	(void)datasync;
 	(void)fi;
 	stall();
-	return 0;
+	return failing();
 }
 
 static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
@@ -118,6 +128,7 @@ int main(int argc, char **argv)
 			 NULL };
 
 	flag = getenv("STALLFS_FLAG");
+	fail = getenv("STALLFS_FAIL");
 	if (!flag || argc != 2)
 		return 2;
 	for (uint64_t off = 0; off < FILE_SIZE; off += 8) {

@@ -269,8 +269,10 @@ Test(ctl, show_json_is_an_array_of_list_objects)
 	cr_assert_eq(resident, 3);
 	cr_assert_eq(faults, 3);
 	cr_assert(strstr(r.out, "\"fault_latency_max_ns\": "));
-	cr_assert(strstr(r.out, "\"remapped_ranges\": 0, \"grown_pages\": 0, \"max_length\": 0, "
-				"\"object_pages_out\": 0, \"object_refaults\": 0}"),
+	cr_assert(strstr(r.out,
+			 "\"remapped_ranges\": 0, \"grown_pages\": 0, \"max_length\": 0, "
+			 "\"object_pages_out\": 0, \"object_refaults\": 0, "
+			 "\"object_writeback_errors\": 0, \"object_writeback_error\": null}"),
 		  "%s", r.out);
 }
 

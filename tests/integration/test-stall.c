@@ -29,7 +29,7 @@ static void start_with_a_short_timeout(void)
 TestSuite(stall, .init = start_with_a_short_timeout, .fini = harness_stop, .timeout = 60);
 
 struct stallfs {
-	char mnt[400], flag[400], data[420];
+	char mnt[400], flag[400], fail[400], data[420];
 	pid_t pid;
 };
 
@@ -49,24 +49,32 @@ static void stallfs_start(struct stallfs *fs)
 		cr_skip_test("no FUSE here (STALLFS unset or no /dev/fuse)");
 	snprintf(fs->mnt, sizeof(fs->mnt), "%s/mnt", harness_tmpdir());
 	snprintf(fs->flag, sizeof(fs->flag), "%s/stall", harness_tmpdir());
+	snprintf(fs->fail, sizeof(fs->fail), "%s/fail", harness_tmpdir());
 	snprintf(fs->data, sizeof(fs->data), "%s/data", fs->mnt);
 	cr_assert_eq(mkdir(fs->mnt, 0755), 0);
 	fs->pid = fork();
 	cr_assert(fs->pid >= 0);
 	if (fs->pid == 0) {
 		setenv("STALLFS_FLAG", fs->flag, 1);
+		setenv("STALLFS_FAIL", fs->fail, 1);
 		execl(bin, "stallfs", fs->mnt, (char *)NULL);
 		_exit(127);
 	}
 	cr_assert(wait_until(mounted, fs, 5000), "stallfs did not mount %s", fs->mnt);
 }
 
+/* Set or clear one of the file system's flags (its stall, its failing writes). */
+static void flag_set(const char *path, bool on)
+{
+	if (on)
+		close(open(path, O_WRONLY | O_CREAT, 0644));
+	else
+		cr_assert_eq(unlink(path), 0);
+}
+
 static void stallfs_set(struct stallfs *fs, bool stalled)
 {
-	if (stalled)
-		close(open(fs->flag, O_WRONLY | O_CREAT, 0644));
-	else
-		cr_assert_eq(unlink(fs->flag), 0);
+	flag_set(fs->flag, stalled);
 }
 
 static bool unmounted(void *arg)
@@ -302,6 +310,50 @@ Test(stall, a_resume_whose_file_stalls_keeps_no_one_else_waiting)
 	kill(child, SIGKILL);
 	cr_assert_eq(waitpid(child, NULL, 0), child);
 	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
+	close(fd);
+	stallfs_stop(&fs);
+}
+
+/*
+ * A write-back that fails where no msync waits for it (the munmap of another mapping of the file)
+ * is kept on the object: upagerctl shows it, and the next msync of those pages reports it, once;
+ * the pages stay dirty, and a later write-back that succeeds brings the data to the file.
+ */
+Test(stall, a_failed_write_back_is_reported_by_the_next_msync)
+{
+	struct stallfs fs;
+	struct upager_msg st;
+	char json[16384], buf[8];
+	char *a, *b;
+	int fd;
+
+	stallfs_start(&fs);
+	fd = open(fs.data, O_RDWR);
+	cr_assert(fd >= 0);
+	a = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	b = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(a, MAP_FAILED);
+	cr_assert_neq(b, MAP_FAILED);
+	memcpy(b, "written", 8);
+
+	flag_set(fs.fail, true);
+	cr_assert_eq(upager_munmap(b, PAGE), 0); /* as munmap(2): write-back errors are not its */
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_geq(st.u.stats_reply.writeback_errors, 1);
+	cr_assert_eq(WEXITSTATUS(harness_ctl_list_json(json, sizeof(json))), 0);
+	cr_assert(strstr(json, "\"object_writeback_error\": \"EIO\""), "%s", json);
+	cr_assert(harness_daemon_logged("kept for the next msync"));
+	flag_set(fs.fail, false);
+
+	errno = 0;
+	cr_assert_eq(upager_msync(a, 16 * PAGE, MS_SYNC), -1);
+	cr_assert_eq(errno, EIO, "%s", strerror(errno));
+	cr_assert_eq(upager_msync(a, 16 * PAGE, MS_SYNC), 0, "reported twice: %s", strerror(errno));
+	cr_assert_eq(pread(fd, buf, 8, 0), 8);
+	cr_assert_str_eq(buf, "written");
+	cr_assert_eq(WEXITSTATUS(harness_ctl_list_json(json, sizeof(json))), 0);
+	cr_assert(strstr(json, "\"object_writeback_error\": null"), "%s", json);
+	cr_assert_eq(upager_munmap(a, 16 * PAGE), 0);
 	close(fd);
 	stallfs_stop(&fs);
 }

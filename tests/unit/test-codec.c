@@ -126,12 +126,14 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, max_length), 128);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_pages_out), 136);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_refaults), 144);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_writeback_errors), 152);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_writeback_error), 160);
 	cr_assert_eq(sizeof(struct upager_wire_range), 16);
 	cr_assert_eq(sizeof(struct upager_wire_msync), 24);
 	cr_assert_eq(sizeof(struct upager_wire_list), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_reply), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_entry), ENTRY_FIXED);
-	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 176);
+	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 184);
 	/* Fields added later are appended: what was there before keeps its place. */
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, reserved), 70);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, pages_populated), 72);
@@ -158,6 +160,7 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, over_budget), 152);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, swap_bytes), 160);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, swap_used_bytes), 168);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, writeback_errors), 176);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 40);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_CONTROL), 32);
@@ -445,7 +448,8 @@ Test(codec, stats_round_trip)
 	m.u.stats_reply.over_budget = 0x1616161616161616ull;
 	m.u.stats_reply.swap_bytes = 0x1717171717171717ull;
 	m.u.stats_reply.swap_used_bytes = 0x1818181818181818ull;
-	roundtrip(&m, HDR + RPL + 176);
+	m.u.stats_reply.writeback_errors = 0x1919191919191919ull;
+	roundtrip(&m, HDR + RPL + 184);
 }
 
 Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
@@ -474,8 +478,9 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	m.u.stats_reply.over_budget = 0x3839404142434445ull;
 	m.u.stats_reply.swap_bytes = 0x4849505152535455ull;
 	m.u.stats_reply.swap_used_bytes = 0x5859606162636465ull;
+	m.u.stats_reply.writeback_errors = 0x6869707172737475ull;
 	memset(buf, 0xaa, HDR + RPL + 200);
-	cr_assert_eq(encode(&m), HDR + RPL + 176);
+	cr_assert_eq(encode(&m), HDR + RPL + 184);
 	cr_assert_eq(rd64(body + 16), m.u.stats_reply.cached_pages);
 	cr_assert_eq(rd64(body + 24), m.u.stats_reply.faults);
 	cr_assert_eq(rd64(body + 32), m.u.stats_reply.pages_read);
@@ -496,7 +501,8 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	cr_assert_eq(rd64(body + 152), m.u.stats_reply.over_budget);
 	cr_assert_eq(rd64(body + 160), m.u.stats_reply.swap_bytes);
 	cr_assert_eq(rd64(body + 168), m.u.stats_reply.swap_used_bytes);
-	cr_assert_eq(body[176], 0xaa, "encode wrote past the message");
+	cr_assert_eq(rd64(body + 176), m.u.stats_reply.writeback_errors);
+	cr_assert_eq(body[184], 0xaa, "encode wrote past the message");
 }
 
 Test(codec, header_is_little_endian_on_the_wire)
