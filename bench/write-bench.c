@@ -9,7 +9,11 @@
  * a window of the following pages made writable with it. Each figure is the median of the runs,
  * each run on fresh mappings; client and daemon are pinned to one CPU.
  *
- * Usage: upager-bench-write [--quick] [--upagerd PATH]   ($UPAGERD is the default path)
+ * The file is sparse (a hole the size of the file), so that upager's first write to each 64 KiB
+ * also reserves the file's blocks (daemon/reserve.c); with --dense it is written full of zeroes
+ * first, and has no hole.
+ *
+ * Usage: upager-bench-write [--quick] [--dense] [--upagerd PATH]   ($UPAGERD is the default path)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,10 +71,24 @@ static void run(map_fn map, unmap_fn unmap, int fd, size_t pages, double out[3])
 		die("munmap");
 }
 
+/* The file anew: @pages of zeroes, a hole or (@dense) written, all in the page cache. */
+static void file_reset(int fd, size_t pages, bool dense)
+{
+	static char zeroes[1 << 20];
+
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0)
+		die("file");
+	for (size_t off = 0; dense && off < pages * PAGE; off += sizeof(zeroes))
+		if (pwrite(fd, zeroes, sizeof(zeroes), (off_t)off) != (ssize_t)sizeof(zeroes))
+			die("file");
+	if ((dense && fsync(fd) < 0) || file_read_all(fd, pages * PAGE) < 0)
+		die("file");
+}
+
 int main(int argc, char **argv)
 {
 	const char *bin;
-	bool quick;
+	bool quick, dense = false;
 	size_t pages;
 	double k[RUNS][3], u[RUNS][3];
 	const char *what[3] = { "read, one byte per page", "first write, in order",
@@ -78,6 +96,8 @@ int main(int argc, char **argv)
 	char path[128];
 	int fd, ret, runs;
 
+	for (int i = 1; i < argc; i++)
+		dense |= !strcmp(argv[i], "--dense");
 	bin = daemon_args(argc, argv, &quick);
 	pages = quick ? 4096 : 32768; /* 16 MiB or 128 MiB */
 	runs = quick ? 1 : RUNS;
@@ -89,24 +109,20 @@ int main(int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "%s/file", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0 ||
-	    file_read_all(fd, pages * PAGE) < 0)
+	if (fd < 0)
 		die("file");
+	file_reset(fd, pages, dense);
 	pin_pair(0, daemon_pid());
 	for (int r = 0; r < runs; r++) {
 		/* The writes leave the bytes nonzero: zero them again for the next read pass. */
 		run(mmap, munmap, fd, pages, k[r]);
-		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0 ||
-		    file_read_all(fd, pages * PAGE) < 0)
-			die("file");
+		file_reset(fd, pages, dense);
 		run(upager_mmap, upager_munmap, fd, pages, u[r]);
-		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0 ||
-		    file_read_all(fd, pages * PAGE) < 0)
-			die("file");
+		file_reset(fd, pages, dense);
 	}
-	printf("a shared mapping of %zu MiB of a file in the page cache, read then written; median "
-	       "of %d runs, us per page\nclient and daemon pinned to CPU 0\n",
-	       pages * PAGE >> 20, runs);
+	printf("a shared mapping of %zu MiB of a %s file in the page cache, read then written; "
+	       "median of %d runs, us per page\nclient and daemon pinned to CPU 0\n",
+	       pages * PAGE >> 20, dense ? "written (no hole)" : "sparse", runs);
 	printf("%-32s %10s %10s %8s\n", "figure", "upager", "kernel", "ratio");
 	for (int f = 0; f < 3; f++) {
 		double kv[RUNS], uv[RUNS], km, um;
