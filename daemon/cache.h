@@ -34,6 +34,8 @@ struct cache_hooks {
 	/* Whether any of object pages [first, first+count) is locked in memory in a client
 	 * (MAP_LOCKED, mlock(2)): such pages never leave memory. NULL: none is. */
 	bool (*pinned)(struct object *o, uint64_t first, uint64_t count);
+	/* The object of a file goes: stop following the file (watch.c). NULL: nothing to do. */
+	void (*forget)(struct object *o);
 };
 
 struct cache_stats {

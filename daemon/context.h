@@ -70,6 +70,7 @@ struct daemon {
 	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
 	uv_idle_t queued; /* while spaces hold messages read ahead of time (space_drain()) */
 	struct cache cache; /* objects, the ring and workers, and their figures */
+	struct watch *watch; /* follows the files of objects (watch.c), or NULL */
 
 	uint64_t uffd_features; /* what the kernel offers */
 	uint64_t next_id; /* of sessions, spaces and views: their names in the fd store */

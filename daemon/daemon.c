@@ -38,6 +38,7 @@
 #include "tables.h"
 #include "uffdio.h"
 #include "worker.h"
+#include "watch.h"
 
 #define LIVENESS_MS 200
 #define RING_ENTRIES 256
@@ -188,6 +189,11 @@ static void daemon_object_id_taken(struct cache *c)
 	state_mark_daemon(cache_daemon(c));
 }
 
+static void daemon_forget_file(struct object *o)
+{
+	watch_forget(cache_daemon(o->c)->watch, o);
+}
+
 /* How the cache reaches the daemon. */
 static const struct cache_hooks cache_hooks = {
 	.store_fd = cache_store_in_fdstore,
@@ -195,6 +201,7 @@ static const struct cache_hooks cache_hooks = {
 	.id_taken = daemon_object_id_taken,
 	.protect = space_protect_object,
 	.pinned = space_pinned,
+	.forget = daemon_forget_file,
 };
 
 /*
@@ -298,6 +305,11 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 		log_error("worker threads: %s", strerror(-ret));
 		return ret;
 	}
+	ret = watch_new(loop, &d->cache, &d->watch);
+	if (ret < 0)
+		log_warning("inotify: %s; live mappings do not follow changes of their files by "
+			    "other processes",
+			    strerror(-ret));
 	d->socket_path = strdup(socket_path);
 	if (!d->socket_path)
 		return -ENOMEM;
@@ -417,6 +429,8 @@ void daemon_stop(struct daemon *d)
 	d->cache.ring = NULL;
 	worker_pool_free(d->cache.workers);
 	d->cache.workers = NULL;
+	watch_free(d->watch);
+	d->watch = NULL;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_timer_stop(&d->liveness);

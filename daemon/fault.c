@@ -60,6 +60,11 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 
 static void fault_object(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
 			 uint64_t t0);
+static bool file_job(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0,
+		     bool touch, bool reserve);
+
+/* A fault past the object's end whose file's size was read again: SIGBUS if it is still past. */
+#define FAULT_RESTATTED (1ULL << 63)
 
 /* The object page that @addr of region @r shows (a linear mapping's). */
 static uint64_t region_page(const struct region *r, uint64_t addr)
@@ -168,6 +173,10 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	int ret;
 
 	if (p >= object_pages(o)) {
+		/* Past the end the daemon knows of: the file may have grown since. */
+		if (o->kind == OBJECT_FILE && !(flags & FAULT_RESTATTED) &&
+		    file_job(s, r, addr, flags, t0, false, false))
+			return;
 		uffdio_sigbus(s->uffd, addr, s->pid);
 		return;
 	}
@@ -250,28 +259,32 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 			   uint64_t t0);
 
 /*
- * A write fault that first sets the file's times and reserves the page's blocks, in a worker: the
- * fault goes on after, or is refused if the file system has no room for the page.
+ * A fault that waits for calls on its file in a worker: a write fault that first sets the file's
+ * times and reserves the page's blocks (refused if the file system has no room for the page), or
+ * a fault past the object's end that reads the file's size again (restat). The fault goes on
+ * after.
  */
-struct first_write_job {
+struct file_job {
 	struct worker_job job;
 	struct space *space; /* a reference */
 	struct object *obj; /* a reference */
 	uint64_t addr, flags, t0;
-	bool touch, reserve;
+	bool touch, reserve; /* neither: restat */
 	int ret;
 	struct stat st;
 	struct reserve rv;
 };
 
-static void first_write_run(struct worker_job *job)
+static void file_job_run(struct worker_job *job)
 {
-	struct first_write_job *fj = container_of(job, struct first_write_job, job);
+	struct file_job *fj = container_of(job, struct file_job, job);
 
 	if (fj->reserve)
 		reserve_run(&fj->rv);
 	if (fj->touch)
 		fj->ret = object_touch_file(fj->obj->fd_write, &fj->st);
+	else if (!fj->reserve)
+		fj->ret = fstat(fj->obj->fd_read, &fj->st) < 0 ? neg_errno() : 0;
 }
 
 /*
@@ -292,9 +305,10 @@ static void refuse_write(struct space *s, struct region *r, uint64_t addr, int e
 	uffdio_sigbus(s->uffd, addr, s->pid);
 }
 
-static void first_write_done(struct worker_job *job, int status)
+static void file_job_done(struct worker_job *job, int status)
 {
-	struct first_write_job *fj = container_of(job, struct first_write_job, job);
+	struct file_job *fj = container_of(job, struct file_job, job);
+	bool restat = !fj->touch && !fj->reserve;
 	struct space *s = fj->space;
 	struct region *r;
 
@@ -302,6 +316,8 @@ static void first_write_done(struct worker_job *job, int status)
 		object_touched(fj->obj, &fj->st);
 	if (status == 0 && fj->reserve)
 		reserve_done(fj->obj, &fj->rv);
+	if (status == 0 && restat && fj->ret == 0 && (uint64_t)fj->st.st_size > fj->obj->file_size)
+		object_follow_size(fj->obj, &fj->st);
 	if (s->dead)
 		return;
 	/* The mapping may have changed while the worker ran: look it up again. */
@@ -311,46 +327,33 @@ static void first_write_done(struct worker_job *job, int status)
 		refuse_write(s, r, fj->addr, fj->rv.ret);
 		space_account_fault(s, r, fj->t0);
 	} else if (r && (r->obj == fj->obj || (r->view && r->view->obj == fj->obj))) {
-		fault_dispatch(s, r, fj->addr, fj->flags, fj->t0);
+		fault_dispatch(s, r, fj->addr, fj->flags | (restat ? FAULT_RESTATTED : 0), fj->t0);
 	} else {
 		uffdio_wake(s->uffd, fj->addr, UPAGER_PAGE_SIZE);
 	}
 }
 
-static void first_write_free(struct worker_job *job)
+static void file_job_free(struct worker_job *job)
 {
-	struct first_write_job *fj = container_of(job, struct first_write_job, job);
+	struct file_job *fj = container_of(job, struct file_job, job);
 
 	space_unref(fj->space);
 	object_unref(fj->obj);
 	free(fj);
 }
 
-/*
- * A write to a shared mapping of a file the client may write first sets the file's times (see
- * object_touch_due()) and, for a page in a hole of the file, reserves its blocks (reserve.c).
- * Those calls may block for as long as the file system takes, so they run in a worker and the
- * fault is served when they are over. Return: whether the fault waits for that.
- */
-static bool first_write(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
-			uint64_t t0)
+/* Start a file job for the fault at @addr of @r. Return: whether the fault waits for it. */
+static bool file_job(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0,
+		     bool touch, bool reserve)
 {
 	struct object *o = r->view ? r->view->obj : r->obj;
-	struct first_write_job *fj;
-	bool touch, reserve;
+	struct file_job *fj = calloc(1, sizeof(*fj));
 
-	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || !o || !r->may_write)
-		return false;
-	touch = object_touch_due(o);
-	reserve = !r->view && reserve_due(o, region_page(r, addr));
-	if (!touch && !reserve)
-		return false;
-	fj = calloc(1, sizeof(*fj));
 	if (!fj)
 		return false;
-	fj->job = (struct worker_job){ .run = first_write_run,
-				       .done = first_write_done,
-				       .free = first_write_free,
+	fj->job = (struct worker_job){ .run = file_job_run,
+				       .done = file_job_done,
+				       .free = file_job_free,
 				       .owner = s->uid,
 				       .timeout_ms = s->d->config.file_timeout_ms };
 	fj->space = space_ref(s);
@@ -364,10 +367,31 @@ static bool first_write(struct space *s, struct region *r, uint64_t addr, uint64
 		reserve_plan(o, region_page(r, addr), &fj->rv);
 	if (worker_submit(s->d->cache.workers, &fj->job) == 0)
 		return true;
-	/* Too many of this user's calls wait on their files: the times are left as they are, and
-	 * the blocks are left to write-back. */
-	first_write_free(&fj->job);
+	/* Too many of this user's calls wait on their files: the times are left as they are, the
+	 * blocks to write-back, and a touch past the end is SIGBUS. */
+	file_job_free(&fj->job);
 	return false;
+}
+
+/*
+ * A write to a shared mapping of a file the client may write first sets the file's times (see
+ * object_touch_due()) and, for a page in a hole of the file, reserves its blocks (reserve.c).
+ * Those calls may block for as long as the file system takes, so they run in a worker and the
+ * fault is served when they are over. Return: whether the fault waits for that.
+ */
+static bool first_write(struct space *s, struct region *r, uint64_t addr, uint64_t flags,
+			uint64_t t0)
+{
+	struct object *o = r->view ? r->view->obj : r->obj;
+	bool touch, reserve;
+
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || !o || !r->may_write)
+		return false;
+	touch = object_touch_due(o);
+	reserve = !r->view && reserve_due(o, region_page(r, addr));
+	if (!touch && !reserve)
+		return false;
+	return file_job(s, r, addr, flags, t0, touch, reserve);
 }
 
 void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)

@@ -210,7 +210,7 @@ static struct object *object_blank(struct cache *c, enum object_kind kind)
 	o->c = c;
 	o->kind = kind;
 	o->refs = 1;
-	o->memfd = o->pages_fd = o->slot_fd = o->fd_read = o->fd_write = -1;
+	o->memfd = o->pages_fd = o->slot_fd = o->fd_read = o->fd_write = o->watch_wd = -1;
 	list_init(&o->fills);
 	list_init(&o->views);
 	list_init(&o->wb_queue);
@@ -389,6 +389,64 @@ static int object_resize(struct object *o, uint64_t size)
 	return 0;
 }
 
+/**
+ * object_cover() - make the cache at least @end bytes long (within the reservation), without
+ * growing the object, so that a client mapping up to @end takes a fault, not shmem's SIGBUS,
+ * past the object's end: the daemon then looks whether the file grew (object_follow_size())
+ * @o: the object (a file's)
+ * @end: the end of a mapping of it, in bytes
+ *
+ * Return: 0 or a negative errno.
+ */
+int object_cover(struct object *o, uint64_t end)
+{
+	struct stat st;
+
+	end = MIN(ALIGN_UP(end, UPAGER_PAGE_SIZE), o->reserve);
+	if (o->kind != OBJECT_FILE || end <= o->size)
+		return 0;
+	if (fstat(o->memfd, &st) < 0)
+		return neg_errno();
+	if ((uint64_t)st.st_size < end && ftruncate(o->memfd, (off_t)end) < 0)
+		return neg_errno();
+	return 0;
+}
+
+/**
+ * object_follow_size() - the cache follows the file's size @st->st_size, changed behind it
+ * (ftruncate(2), a write(2) past the end, fallocate(2) by any process)
+ * @o: the object (a file's)
+ * @st: the file's status, just read
+ *
+ * Growth makes the new pages absent (a touch reads them). Truncation drops every page wholly past
+ * the new end, dirty or not, as the kernel does, which unmaps it from every client (a touch there
+ * gets SIGBUS), and zeroes the last page past the end.
+ *
+ * Return: 0, or a negative errno (-EBUSY: pages past the new end are being read; the caller tries
+ * again later).
+ */
+int object_follow_size(struct object *o, const struct stat *st)
+{
+	uint64_t len = (uint64_t)st->st_size;
+	uint64_t size = ALIGN_UP(len, UPAGER_PAGE_SIZE);
+	uint64_t tail = len & (UPAGER_PAGE_SIZE - 1);
+	int ret;
+
+	if (o->kind != OBJECT_FILE || len == o->file_size)
+		return 0;
+	if (size < o->size && !object_wb_idle(o))
+		return -EBUSY; /* a write-back copy of pages past the end is on its way */
+	ret = object_resize(o, size);
+	if (ret < 0)
+		return ret;
+	if (len < o->file_size && tail &&
+	    (o->pages[len >> UPAGER_PAGE_SHIFT] & PAGE_STATE_MASK) == PAGE_READY)
+		memset(o->map + len, 0, UPAGER_PAGE_SIZE - tail);
+	o->file_size = len;
+	object_mark(o);
+	return 0;
+}
+
 /*
  * Whether the file's status @st says it changed since the daemon last looked. A status whose
  * change time is older than the one the daemon recorded was read before the daemon's own latest
@@ -412,7 +470,6 @@ static bool stat_changed(const struct object *o, const struct stat *st)
  */
 static int object_revalidate(struct object *o, const struct stat *st, bool holes)
 {
-	uint64_t size = ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE);
 	uint64_t run = 0, n;
 	int ret;
 
@@ -421,7 +478,8 @@ static int object_revalidate(struct object *o, const struct stat *st, bool holes
 	if (!stat_changed(o, st) || !object_wb_idle(o))
 		return 0;
 	log_debug("%s changed on disk; refreshing the cache", o->path);
-	n = MIN(object_pages(o), size >> UPAGER_PAGE_SHIFT);
+	n = MIN(object_pages(o),
+		ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT);
 	for (uint64_t p = 0; p <= n; p++) {
 		bool stale = p < n && o->pages[p] == PAGE_READY;
 
@@ -440,17 +498,49 @@ static int object_revalidate(struct object *o, const struct stat *st, bool holes
 			run = 0;
 		}
 	}
-	ret = object_resize(o, size);
+	ret = object_follow_size(o, st);
 	if (ret < 0)
 		return ret;
 	/* Blocks may have gone too (a hole punched): they are asked for again. */
 	o->holes = holes;
 	memset(object_backed_bits(o), 0, (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * 8);
-	o->file_size = (uint64_t)st->st_size;
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
 	object_mark(o);
 	return 0;
+}
+
+/**
+ * object_follow_file() - the file changed behind the cache (watch.c): as object_revalidate()
+ * @o: the object
+ * @st: the file's status, just read
+ *
+ * Return: 0, -EBUSY if the cache cannot follow now (a write-back or a read past the new end under
+ * way: the caller tries again later), or another negative errno.
+ */
+int object_follow_file(struct object *o, const struct stat *st)
+{
+	if (!stat_changed(o, st))
+		return 0;
+	if (!object_wb_idle(o))
+		return -EBUSY;
+	return object_revalidate(o, st, true);
+}
+
+/** object_maybe_dirty() - whether a page of [first, first+count) of @o may need writing back */
+bool object_maybe_dirty(const struct object *o, uint64_t first, uint64_t count)
+{
+	uint64_t end = MIN(first + count, object_pages(o));
+
+	for (uint64_t p = first; p < end; p++) {
+		if (!object_chunk_maybe_dirty(o, p)) {
+			p |= OBJECT_CHUNK - 1;
+			continue;
+		}
+		if (o->pages[p] & (PAGE_WRITABLE | PAGE_AWAY))
+			return true;
+	}
+	return false;
 }
 
 /** fd_path() - what @fd names (its /proc/self/fd link), malloc'ed; "?" if unknown */
@@ -687,6 +777,9 @@ static void object_free(struct object *o)
 		log_error("%s: a write-back failed (%s) and no msync reported it: writes to pages "
 			  "%" PRIu64 "-%" PRIu64 " may be lost",
 			  o->path, strerror(-o->wb_err), o->wb_err_first, o->wb_err_end - 1);
+
+	if (o->kind == OBJECT_FILE && c->hooks && c->hooks->forget)
+		c->hooks->forget(o);
 
 	list_del_init(&o->link);
 	c->n_objects--;

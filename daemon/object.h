@@ -95,6 +95,8 @@ struct object {
 	uint64_t file_size;
 	struct timespec mtime, ctime;
 	char *path;
+	int watch_wd; /* its inotify watch (watch.c), or -1 */
+	bool watch_stale; /* the file changed: the cache follows it when it can (watch.c) */
 
 	uint64_t pages_read, bytes_read; /* from the backing store, over the object's life */
 	uint64_t pages_out, refaults; /* pages paged out, and read again after (evict.c) */
@@ -162,6 +164,10 @@ uint64_t object_reserve_for(uint64_t size);
 uint64_t object_cached_pages(const struct object *o);
 int object_drop(struct object *o, uint64_t first, uint64_t count);
 void object_page_punch(struct object *o, uint64_t p, uint8_t state);
+int object_cover(struct object *o, uint64_t end);
+int object_follow_size(struct object *o, const struct stat *st);
+int object_follow_file(struct object *o, const struct stat *st);
+bool object_maybe_dirty(const struct object *o, uint64_t first, uint64_t count);
 int object_slots_map(struct object *o);
 int object_slots_claim_all(struct cache *c);
 void object_slot_set(struct object *o, uint64_t p, int64_t slot);

@@ -36,6 +36,7 @@
 #include "uffdio.h"
 #include "view-copy.h"
 #include "view.h"
+#include "watch.h"
 #include "worker.h"
 
 #define WANT_FEATURES                                                                       \
@@ -180,7 +181,8 @@ static int object_open_reply(struct session *s, const struct upager_msg *req,
 
 	/* A client that may not write the file gets a descriptor that cannot write the cache;
 	 * userfaultfd registers a shared mapping only if it may write, so that one maps it private. */
-	memfd = object_reopen_memfd(po->obj, writable_fd);
+	ret = object_cover(po->obj, po->offset + po->length);
+	memfd = ret < 0 ? ret : object_reopen_memfd(po->obj, writable_fd);
 	if (memfd < 0) {
 		object_unref(po->obj);
 		return memfd;
@@ -307,6 +309,7 @@ static int object_open_probed(struct probe_job *pj)
 	if (ret == 0)
 		ret = object_open_file(&s->d->cache, &pj->fa, s->uid, &po->obj);
 	if (ret == 0) {
+		watch_object(s->d->watch, po->obj);
 		po->may_write = po->shared && pj->writable_fd;
 		if (po->may_write && po->obj->fd_write < 0) {
 			/* Writes could never be written back: refuse rather than lose them. */
@@ -547,6 +550,8 @@ static int resume_probed(struct probe_job *pj)
 	int ret = resume_object(pj->s->d, OBJECT_FILE, &pj->fa, pj->memfd, pj->writable_fd,
 				&pj->po.obj);
 
+	if (ret == 0)
+		watch_object(pj->s->d->watch, pj->po.obj);
 	return ret < 0 ? ret : resume_region(pj->s, &pj->req, &pj->po, pj->writable_fd);
 }
 
@@ -608,6 +613,9 @@ static int do_msync(struct session *s, const struct upager_msg *req)
 		return -EPERM;
 	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || a + len < a)
 		return -EINVAL;
+	/* MS_INVALIDATE: what others changed in the file by now shows in the mappings. */
+	if (req->u.msync.flags & MS_INVALIDATE)
+		watch_sync(s->d->watch);
 	wb_begin(s, req);
 	return wb_end(s, space_msync(s->space, a, a + len, req->u.msync.flags & MS_SYNC, &s->wb));
 }

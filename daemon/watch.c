@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The files behind the cache, changed by processes other than the daemon (write(2), ftruncate(2),
+ * fallocate(2), copy_file_range(2), by anyone): the cache follows them. Two kernel interfaces:
+ *
+ * - inotify (no privilege, every file system): IN_MODIFY after any change of a file's data or
+ *   size. The daemon then reads the file's status and the cache follows it (object_follow_file():
+ *   new size, clean pages dropped). It comes after the change: live mappings follow within the
+ *   time the loop takes to read it.
+ * - fanotify pre-content events (FAN_PRE_ACCESS, Linux 6.14, CAP_SYS_ADMIN, file systems that
+ *   allow them, such as ext4, xfs, btrfs): before another process's read(2), write(2), truncate
+ *   or fallocate of a range goes ahead, which waits for the daemon's answer. The daemon first
+ *   writes back the pages of the range that mappings may have written, so that a read(2) sees
+ *   them and a write(2) is not overwritten later.
+ *   The kernel decides whether a file generates them when it is opened: descriptors opened before
+ *   the daemon marked the file never do (nor do the daemon's own, opened before it marks), and
+ *   their accesses are followed through inotify only. The daemon's own accesses through a
+ *   descriptor opened later (a writer that came with a later client) are allowed at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "cache.h"
+#include "log.h"
+#include "object.h"
+#include "watch.h"
+
+/* Linux 6.14's, which older headers lack. */
+#ifndef FAN_PRE_ACCESS
+#define FAN_PRE_ACCESS 0x00100000
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+
+struct fan_range {
+	struct fanotify_event_info_header hdr;
+	uint32_t pad;
+	uint64_t offset, count;
+};
+
+#define RETRY_MS 10
+
+struct watch {
+	struct cache *c;
+	pid_t self;
+	int ino_fd;
+	uv_poll_t ino_poll;
+	int fan_fd; /* -1: no pre-content events */
+	uv_poll_t fan_poll;
+	uv_timer_t retry; /* objects whose change could not be followed yet */
+	bool retrying;
+	unsigned open_handles; /* freed when the last is closed */
+};
+
+/* A pre-content event that waits for write-backs before it is answered. */
+struct pre_wait {
+	struct wb_wait wb;
+	struct watch *w;
+	struct object *obj; /* a reference */
+	int fd; /* the event's, closed with the answer */
+};
+
+static void answer(struct watch *w, int fd, bool allow)
+{
+	struct fanotify_response r = { .fd = fd, .response = allow ? FAN_ALLOW : FAN_DENY };
+
+	if (write(w->fan_fd, &r, sizeof(r)) < 0)
+		log_limited(LOG_WARNING, "fanotify: answering an access: %m");
+	close(fd);
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* Read the file's status again and follow it; later if the object is busy. */
+static void follow(struct watch *w, struct object *o)
+{
+	struct stat st;
+	int ret;
+
+	o->watch_stale = false;
+	if (o->fd_read < 0 || fstat(o->fd_read, &st) < 0)
+		return;
+	ret = object_follow_file(o, &st);
+	if (ret == -EBUSY) {
+		o->watch_stale = true;
+		if (!w->retrying) {
+			w->retrying = true;
+			uv_timer_start(&w->retry, on_retry, RETRY_MS, 0);
+		}
+	} else if (ret < 0) {
+		log_limited(LOG_WARNING, "%s changed and the cache cannot follow: %s", o->path,
+			    strerror(-ret));
+	}
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	struct watch *w = t->data;
+	struct object *o;
+
+	w->retrying = false;
+	list_for_each_entry (o, &w->c->objects, link)
+		if (o->watch_stale)
+			follow(w, o);
+}
+
+static void read_inotify(struct watch *w)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(w->ino_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+			struct object *o;
+
+			p += sizeof(*ev) + ev->len;
+			list_for_each_entry (o, &w->c->objects, link)
+				if (o->kind == OBJECT_FILE && o->watch_wd == ev->wd)
+					o->watch_stale = true;
+		}
+	}
+}
+
+/* Follow every object inotify named. */
+static void follow_stale(struct watch *w)
+{
+	struct object *o, *tmp;
+
+	list_for_each_entry_safe (o, tmp, &w->c->objects, link)
+		if (o->watch_stale)
+			follow(w, o);
+}
+
+static void on_inotify(uv_poll_t *h, int status, int events)
+{
+	struct watch *w = h->data;
+
+	(void)status;
+	(void)events;
+	read_inotify(w);
+	follow_stale(w);
+}
+
+static void pre_done(struct wb_wait *wb)
+{
+	struct pre_wait *pw = container_of(wb, struct pre_wait, wb);
+
+	answer(pw->w, pw->fd, true);
+	object_unref(pw->obj);
+	free(pw);
+}
+
+/* Another process is about to access [off, off+len) of the file @fd names. */
+static void pre_access(struct watch *w, int fd, uint64_t off, uint64_t len)
+{
+	uint64_t first = off >> UPAGER_PAGE_SHIFT, count;
+	struct pre_wait *pw;
+	struct object *o;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !(o = object_find_file(w->c, &st))) {
+		answer(w, fd, true);
+		return;
+	}
+	count = len ? (ALIGN_UP(off + len, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT) - first
+		    : object_pages(o);
+	if (first >= object_pages(o) || !object_maybe_dirty(o, first, count) ||
+	    !(pw = calloc(1, sizeof(*pw)))) {
+		answer(w, fd, true);
+		return;
+	}
+	count = MIN(count, object_pages(o) - first);
+	*pw = (struct pre_wait){
+		.wb = { .pending = 1, .done = pre_done }, .w = w, .obj = object_ref(o), .fd = fd
+	};
+	object_writeback(o, first, count, false, &pw->wb);
+	wb_wait_put(&pw->wb, 0);
+}
+
+static void read_fanotify(struct watch *w)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+	ssize_t n;
+
+	while ((n = read(w->fan_fd, buf, sizeof(buf))) > 0) {
+		struct fanotify_event_metadata *m = (void *)buf;
+
+		for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+			uint64_t off = 0, len = 0;
+
+			if (m->fd < 0)
+				continue;
+			if (!(m->mask & FAN_PRE_ACCESS)) {
+				close(m->fd);
+				continue;
+			}
+			if (m->pid == w->self) {
+				answer(w, m->fd, true);
+				continue;
+			}
+			for (char *q = (char *)m + m->metadata_len; q < (char *)m + m->event_len;) {
+				const struct fan_range *r = (const void *)q;
+
+				if (r->hdr.len == 0)
+					break;
+				if (r->hdr.info_type == FAN_EVENT_INFO_TYPE_RANGE) {
+					off = r->offset;
+					len = r->count;
+				}
+				q += r->hdr.len;
+			}
+			pre_access(w, m->fd, off, len);
+		}
+	}
+}
+
+static void on_fanotify(uv_poll_t *h, int status, int events)
+{
+	(void)status;
+	(void)events;
+	read_fanotify(h->data);
+}
+
+/**
+ * watch_new() - start following files: inotify always, fanotify's pre-content events where the
+ * kernel and the daemon's privileges allow them
+ * @loop: the event loop
+ * @c: the cache whose objects it follows
+ * @out: the watch
+ *
+ * Return: 0 or a negative errno (no inotify).
+ */
+int watch_new(uv_loop_t *loop, struct cache *c, struct watch **out)
+{
+	struct watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->c = c;
+	w->self = getpid();
+	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->ino_fd < 0) {
+		int ret = neg_errno();
+
+		free(w);
+		return ret;
+	}
+	uv_poll_init(loop, &w->ino_poll, w->ino_fd);
+	w->ino_poll.data = w;
+	uv_poll_start(&w->ino_poll, UV_READABLE, on_inotify);
+	uv_timer_init(loop, &w->retry);
+	w->retry.data = w;
+	w->fan_fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+				  O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+	if (w->fan_fd < 0) {
+		/* Without CAP_SYS_ADMIN (the systemd unit does not give it) or before Linux
+		 * 6.14: inotify alone. */
+		log_debug("no fanotify pre-content events: read(2) and write(2) of mapped files "
+			  "by other processes are followed after they return");
+	} else {
+		uv_poll_init(loop, &w->fan_poll, w->fan_fd);
+		w->fan_poll.data = w;
+		uv_poll_start(&w->fan_poll, UV_READABLE, on_fanotify);
+	}
+	*out = w;
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct watch *w = h->data;
+
+	if (--w->open_handles == 0)
+		free(w);
+}
+
+/** watch_free() - stop following files; what waits for an answer goes ahead */
+void watch_free(struct watch *w)
+{
+	if (!w)
+		return;
+	close(w->ino_fd);
+	if (w->fan_fd >= 0)
+		close(w->fan_fd);
+	w->open_handles = w->fan_fd >= 0 ? 3 : 2;
+	uv_close((uv_handle_t *)&w->ino_poll, on_closed);
+	uv_close((uv_handle_t *)&w->retry, on_closed);
+	if (w->fan_fd >= 0)
+		uv_close((uv_handle_t *)&w->fan_poll, on_closed);
+}
+
+/**
+ * watch_object() - follow the file of @o (once; nothing for shared anonymous memory)
+ * @w: the watch
+ * @o: the object, whose descriptors are open already, so that its own accesses are not marked
+ */
+void watch_object(struct watch *w, struct object *o)
+{
+	char path[64];
+
+	if (!w || o->kind != OBJECT_FILE || o->watch_wd >= 0 || o->fd_read < 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd_read);
+	o->watch_wd = inotify_add_watch(w->ino_fd, path, IN_MODIFY);
+	if (o->watch_wd < 0)
+		log_limited(LOG_WARNING, "%s: inotify: %m; changes by others are not followed",
+			    o->path);
+	if (w->fan_fd >= 0 &&
+	    fanotify_mark(w->fan_fd, FAN_MARK_ADD, FAN_PRE_ACCESS, o->fd_read, NULL) < 0)
+		log_limited(LOG_DEBUG, "%s: no pre-content events on its file system", o->path);
+}
+
+/** watch_forget() - stop following the file of @o, which goes */
+void watch_forget(struct watch *w, struct object *o)
+{
+	if (!w || o->watch_wd < 0)
+		return;
+	inotify_rm_watch(w->ino_fd, o->watch_wd);
+	o->watch_wd = -1;
+	if (w->fan_fd >= 0 && o->fd_read >= 0)
+		fanotify_mark(w->fan_fd, FAN_MARK_REMOVE, FAN_PRE_ACCESS, o->fd_read, NULL);
+}
+
+/**
+ * watch_sync() - follow every change queued by now (an msync with MS_INVALIDATE): a change
+ * whose call returned before this one is in the cache when it returns
+ * @w: the watch
+ */
+void watch_sync(struct watch *w)
+{
+	if (!w)
+		return;
+	read_inotify(w);
+	follow_stale(w);
+}

@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The file is the truth: live mappings follow a file that another process changes with
+ * ftruncate(2), write(2) or fallocate(2), and that process's read(2) sees what was written
+ * through a shared mapping (docs/design.md, "Coherence and write-back of shared mappings"). The
+ * other process is a plain child that never calls libupager and opens the file by name.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upager.h"
+
+TestSuite(follow, .init = harness_start, .fini = harness_stop, .timeout = 60);
+
+static char path[400];
+
+/* What the other process does to the file, by name. */
+enum change {
+	GROW_TRUNCATE,
+	GROW_WRITE,
+	GROW_FALLOCATE,
+	SHRINK,
+	WRITE,
+	READ
+};
+
+struct change_arg {
+	enum change how;
+	off_t len; /* the new size; for WRITE and READ, where */
+	const char *data; /* WRITE: what is written; READ: what must be read */
+};
+
+static void change_file(void *arg)
+{
+	const struct change_arg *c = arg;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		_exit(2);
+	switch (c->how) {
+	case GROW_TRUNCATE:
+	case SHRINK:
+		if (ftruncate(fd, c->len) < 0)
+			_exit(3);
+		break;
+	case GROW_WRITE:
+		if (pwrite(fd, "w", 1, c->len - 1) != 1)
+			_exit(3);
+		break;
+	case GROW_FALLOCATE:
+		if (fallocate(fd, 0, 0, c->len) < 0)
+			_exit(3);
+		break;
+	case WRITE:
+		if (pwrite(fd, c->data, strlen(c->data), c->len) != (ssize_t)strlen(c->data))
+			_exit(3);
+		break;
+	case READ: {
+		char buf[64] = { 0 };
+
+		if (pread(fd, buf, strlen(c->data), c->len) != (ssize_t)strlen(c->data) ||
+		    memcmp(buf, c->data, strlen(c->data)))
+			_exit(4);
+		break;
+	}
+	}
+	_exit(0);
+}
+
+static void other_process_data(enum change how, off_t len, const char *data)
+{
+	struct change_arg c = { how, len, data };
+	int status = run_child(change_file, &c);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+}
+
+static void other_process(enum change how, off_t len)
+{
+	other_process_data(how, len, NULL);
+}
+
+static sigjmp_buf bus_jump;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jump, 1);
+}
+
+/* Whether a read of @a raises SIGBUS; else its byte in *@out. */
+static bool read_sigbus(const volatile char *a, char *out)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	bool bus = false;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jump, 1))
+		bus = true;
+	else
+		*out = *a;
+	sigaction(SIGBUS, &old, NULL);
+	return bus;
+}
+
+/* A mapping of three pages of a one-page file; the file then grows by @how to @len bytes. */
+static void grown_by(enum change how, int flags)
+{
+	int fd = make_pattern_file("f", PAGE, path);
+	volatile char *m = upager_mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, flags, fd, 0);
+	off_t len = 2 * PAGE;
+	char c, b;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_not(read_sigbus(m, &c));
+	other_process(how, len);
+	cr_assert_not(read_sigbus(m + PAGE, &c), "the grown page raises SIGBUS");
+	cr_assert_eq(c, 0);
+	if (how == GROW_WRITE)
+		cr_assert_eq(m[len - 1], 'w');
+	cr_assert(read_sigbus(m + 2 * PAGE, &c), "a page past the new end does not raise SIGBUS");
+	m[PAGE + 7] = 'x';
+	cr_assert_eq(m[PAGE + 7], 'x');
+	if (flags & MAP_SHARED) {
+		/* The write reaches the file. */
+		cr_assert_eq(upager_msync((void *)m, 3 * PAGE, MS_SYNC), 0);
+		cr_assert_eq(pread(fd, &b, 1, PAGE + 7), 1);
+		cr_assert_eq(b, 'x');
+	}
+	cr_assert_eq(upager_munmap((void *)m, 3 * PAGE), 0);
+	close(fd);
+}
+
+Test(follow, a_shared_mapping_sees_the_file_grown_by_ftruncate)
+{
+	grown_by(GROW_TRUNCATE, MAP_SHARED);
+}
+
+Test(follow, a_shared_mapping_sees_the_file_grown_by_a_write_past_the_end)
+{
+	grown_by(GROW_WRITE, MAP_SHARED);
+}
+
+Test(follow, a_shared_mapping_sees_the_file_grown_by_fallocate)
+{
+	grown_by(GROW_FALLOCATE, MAP_SHARED);
+}
+
+Test(follow, a_private_mapping_sees_the_file_grown_by_ftruncate)
+{
+	grown_by(GROW_TRUNCATE, MAP_PRIVATE);
+}
+
+/* Whether the page at @arg raises SIGBUS now. */
+static bool page_gone(void *arg)
+{
+	char c;
+
+	return read_sigbus(arg, &c);
+}
+
+/*
+ * A mapping of a two-page file, read; the file then shrinks to a page and a bit. With @barrier,
+ * upager_msync(MS_INVALIDATE) comes first, after which the mapping shows the file as it is; else
+ * the mapping follows within a bound (the time the daemon takes to read inotify's event).
+ */
+static void truncated(int flags, bool barrier)
+{
+	int fd = make_pattern_file("f", 2 * PAGE, path);
+	volatile char *m = upager_mmap(NULL, 2 * PAGE, PROT_READ, flags, fd, 0);
+	uint64_t word, t0;
+	char c;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(*(volatile uint64_t *)(m + PAGE), pattern_at(PAGE));
+	other_process(SHRINK, PAGE + 100);
+	if (barrier)
+		cr_assert_eq(upager_msync((void *)m, 2 * PAGE, MS_INVALIDATE), 0);
+	word = *(volatile uint64_t *)(m + PAGE);
+	cr_assert_eq(word, pattern_at(PAGE), "the bytes below the new end changed");
+	t0 = harness_now_ms();
+	for (int i = 0; !barrier && i < 1000 && m[PAGE + 200] != 0; i++)
+		usleep(1000);
+	cr_assert_eq(m[PAGE + 200], 0, "the last page past the new end is not zero");
+	other_process(SHRINK, 0);
+	if (barrier)
+		cr_assert_eq(upager_msync((void *)m, 2 * PAGE, MS_INVALIDATE), 0);
+	cr_assert(wait_until(page_gone, (void *)m, barrier ? 0 : 1000),
+		  "a page past the new end does not raise SIGBUS");
+	cr_assert(read_sigbus(m + PAGE, &c));
+	if (!barrier)
+		cr_log_info("followed within %" PRIu64 " ms", harness_now_ms() - t0);
+	cr_assert_eq(upager_munmap((void *)m, 2 * PAGE), 0);
+	close(fd);
+}
+
+Test(follow, a_shared_mapping_follows_truncation_by_another_process_at_ms_invalidate)
+{
+	truncated(MAP_SHARED, true);
+}
+
+Test(follow, a_private_mapping_follows_truncation_by_another_process_at_ms_invalidate)
+{
+	truncated(MAP_PRIVATE, true);
+}
+
+Test(follow, a_shared_mapping_follows_truncation_by_another_process_within_a_second)
+{
+	truncated(MAP_SHARED, false);
+}
+
+/* Whether the mapping at @arg shows "hello" at page 1. */
+static bool shows_hello(void *arg)
+{
+	return !memcmp((const char *)arg + PAGE, "hello", 5);
+}
+
+static void written(bool barrier)
+{
+	int fd = make_pattern_file("f", 2 * PAGE, path);
+	volatile char *m = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(*(volatile uint64_t *)(m + PAGE), pattern_at(PAGE));
+	other_process_data(WRITE, PAGE, "hello");
+	if (barrier) {
+		cr_assert_eq(upager_msync((void *)m, 2 * PAGE, MS_INVALIDATE), 0);
+		cr_assert(shows_hello((void *)m), "the mapping does not show the write(2)");
+	} else {
+		cr_assert(wait_until(shows_hello, (void *)m, 1000),
+			  "the mapping does not show the write(2)");
+	}
+	cr_assert_eq(upager_munmap((void *)m, 2 * PAGE), 0);
+	close(fd);
+}
+
+Test(follow, a_live_mapping_shows_a_write_by_another_process_at_ms_invalidate)
+{
+	written(true);
+}
+
+Test(follow, a_live_mapping_shows_a_write_by_another_process_within_a_second)
+{
+	written(false);
+}
+
+Test(follow, a_read_by_another_process_sees_what_a_shared_mapping_wrote)
+{
+	int fd = make_pattern_file("f", 2 * PAGE, path);
+	volatile char *m = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	memcpy((char *)m + PAGE + 10, "mapped", 6);
+	/* No msync: the daemon writes the page back before the read goes ahead. */
+	other_process_data(READ, PAGE + 10, "mapped");
+	cr_assert_eq(upager_munmap((void *)m, 2 * PAGE), 0);
+	close(fd);
+}
