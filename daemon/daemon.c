@@ -382,6 +382,9 @@ static void daemon_hand_over(struct daemon *d)
 {
 	struct object *o;
 
+	/* A writer opened while its file was marked waits for the group's answer: none now. */
+	watch_free(d->watch);
+	d->watch = NULL;
 	list_for_each_entry (o, &d->cache.objects, link)
 		object_writeback_now(o);
 	state_flush(d);
@@ -418,6 +421,10 @@ void daemon_stop(struct daemon *d)
 		space_kill(s);
 	/* The write-backs the clients' ends asked for are done here, not left to the workers. */
 	fill_cancel_deferred(&d->cache);
+	/* The loop writes back itself now: a writer opened while its file was marked (watch.c)
+	 * must not wait for the loop's answer. */
+	watch_free(d->watch);
+	d->watch = NULL;
 	list_for_each_entry_safe (o, otmp, &d->cache.objects, link)
 		object_stop(o);
 	if (d->cache.swap)
@@ -429,8 +436,6 @@ void daemon_stop(struct daemon *d)
 	d->cache.ring = NULL;
 	worker_pool_free(d->cache.workers);
 	d->cache.workers = NULL;
-	watch_free(d->watch);
-	d->watch = NULL;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_timer_stop(&d->liveness);

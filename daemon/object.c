@@ -633,6 +633,30 @@ out:
 	fa->path = fd_path(client_fd);
 }
 
+/**
+ * file_access_reopen() - a new description of the daemon's own in place of @fa's reader, with
+ * the same access, opened now (watch.c: a description carries the file's pre-content marks of
+ * the moment it was opened)
+ * @fa: what file_access_probe() found
+ *
+ * Return: 0, or a negative errno (the reader is the client's description, or the open failed):
+ * the old reader stays.
+ */
+int file_access_reopen(struct file_access *fa)
+{
+	int fd;
+
+	if (fa->err < 0 || !fa->own)
+		return -EBADF;
+	fd = reopen_nonblock(fa->reader, fa->rw ? O_RDWR : O_RDONLY);
+	if (fd < 0)
+		return neg_errno();
+	posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	close(fa->reader);
+	fa->reader = fd;
+	return 0;
+}
+
 /** file_access_release() - close and free what @fa still holds */
 void file_access_release(struct file_access *fa)
 {
@@ -706,6 +730,8 @@ int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struc
 	if (!fa->rw)
 		fa->reader = -1;
 keep_writer:
+	/* Opened while the file was marked, such a writer waits for the daemon's answer to its
+	 * own write (watch.c): only workers write with it, and the loop once the watch is gone. */
 	if (o->fd_write < 0 && fa->rw && fa->reader >= 0) {
 		o->fd_write_own = fa->own;
 		o->fd_write = fd_take(&fa->reader);

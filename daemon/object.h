@@ -129,6 +129,7 @@ struct file_access {
 
 void file_access_probe(int client_fd, struct file_access *fa);
 void file_access_release(struct file_access *fa);
+int file_access_reopen(struct file_access *fa);
 struct object *object_find_file(struct cache *c, const struct stat *st);
 int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struct object **out);
 int object_new_anon(struct cache *c, uint64_t length, uid_t owner, struct object **out);

@@ -221,6 +221,7 @@ struct probe_job {
 	int client_fd; /* a duplicate of the client's */
 	int memfd; /* RESUME: a duplicate of the cache the client hands back; else -1 */
 	struct file_access fa;
+	uint64_t watch_epoch; /* watch_epoch() when the probe started */
 	int (*then)(struct probe_job *pj);
 };
 
@@ -287,6 +288,7 @@ static int probe_start(struct session *s, const struct upager_msg *req,
 	pj->req = *req;
 	pj->po = *po;
 	pj->writable_fd = writable_fd;
+	pj->watch_epoch = watch_epoch(s->d->watch);
 	pj->then = then;
 	ret = worker_submit(s->d->cache.workers, &pj->job);
 	if (ret < 0) {
@@ -297,11 +299,24 @@ static int probe_start(struct session *s, const struct upager_msg *req,
 	return REQUEST_LATER;
 }
 
+/*
+ * Whether the probe's reader was opened while no pre-content mark of the daemon's was on the file
+ * (watch_object()), the kernel deciding at open: if an object of the file lost its mark while the
+ * probe ran, the reader is opened again now, before the file's new object (if any) marks it.
+ */
+static bool probe_reader_unmarked(struct probe_job *pj)
+{
+	if (pj->fa.err < 0 || !pj->fa.own)
+		return false;
+	return watch_epoch(pj->s->d->watch) == pj->watch_epoch || file_access_reopen(&pj->fa) == 0;
+}
+
 /* OBJECT_OPEN of a file, once its probe is done. */
 static int object_open_probed(struct probe_job *pj)
 {
 	struct session *s = pj->s;
 	struct pending_open *po = &pj->po;
+	bool unmarked = probe_reader_unmarked(pj);
 	int ret = 0;
 
 	if (pj->fa.err == 0 && !object_find_file(&s->d->cache, &pj->fa.st))
@@ -309,7 +324,7 @@ static int object_open_probed(struct probe_job *pj)
 	if (ret == 0)
 		ret = object_open_file(&s->d->cache, &pj->fa, s->uid, &po->obj);
 	if (ret == 0) {
-		watch_object(s->d->watch, po->obj);
+		watch_object(s->d->watch, po->obj, unmarked);
 		po->may_write = po->shared && pj->writable_fd;
 		if (po->may_write && po->obj->fd_write < 0) {
 			/* Writes could never be written back: refuse rather than lose them. */
@@ -547,11 +562,12 @@ static int resume_region(struct session *s, const struct upager_msg *req, struct
 /* RESUME of a file's mapping, once its probe is done. */
 static int resume_probed(struct probe_job *pj)
 {
+	bool unmarked = probe_reader_unmarked(pj);
 	int ret = resume_object(pj->s->d, OBJECT_FILE, &pj->fa, pj->memfd, pj->writable_fd,
 				&pj->po.obj);
 
 	if (ret == 0)
-		watch_object(pj->s->d->watch, pj->po.obj);
+		watch_object(pj->s->d->watch, pj->po.obj, unmarked);
 	return ret < 0 ? ret : resume_region(pj->s, &pj->req, &pj->po, pj->writable_fd);
 }
 

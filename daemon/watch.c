@@ -58,6 +58,7 @@ struct watch {
 	uv_poll_t fan_poll;
 	uv_timer_t retry; /* objects whose change could not be followed yet */
 	bool retrying;
+	uint64_t forgets; /* marks taken off files so far (watch_epoch()) */
 	unsigned open_handles; /* freed when the last is closed */
 };
 
@@ -73,7 +74,8 @@ static void answer(struct watch *w, int fd, bool allow)
 {
 	struct fanotify_response r = { .fd = fd, .response = allow ? FAN_ALLOW : FAN_DENY };
 
-	if (write(w->fan_fd, &r, sizeof(r)) < 0)
+	/* After watch_free() the kernel let every access waiting for the group go ahead. */
+	if (w->fan_fd >= 0 && write(w->fan_fd, &r, sizeof(r)) < 0)
 		log_limited(LOG_WARNING, "fanotify: answering an access: %m");
 	close(fd);
 }
@@ -290,21 +292,26 @@ void watch_free(struct watch *w)
 	if (!w)
 		return;
 	close(w->ino_fd);
-	if (w->fan_fd >= 0)
-		close(w->fan_fd);
 	w->open_handles = w->fan_fd >= 0 ? 3 : 2;
 	uv_close((uv_handle_t *)&w->ino_poll, on_closed);
 	uv_close((uv_handle_t *)&w->retry, on_closed);
-	if (w->fan_fd >= 0)
+	if (w->fan_fd >= 0) {
 		uv_close((uv_handle_t *)&w->fan_poll, on_closed);
+		close(w->fan_fd);
+		w->fan_fd = -1;
+	}
 }
 
 /**
  * watch_object() - follow the file of @o (once; nothing for shared anonymous memory)
  * @w: the watch
- * @o: the object, whose descriptors are open already, so that its own accesses are not marked
+ * @o: the object, whose descriptors are open already
+ * @pre_content: whether the object's reader was opened while no mark was on the file. The kernel
+ *	gives a description opened while the file is marked pre-content events, and the daemon's
+ *	loop would then wait for its own answer to its own reads: such an object is followed
+ *	through inotify alone.
  */
-void watch_object(struct watch *w, struct object *o)
+void watch_object(struct watch *w, struct object *o, bool pre_content)
 {
 	char path[64];
 
@@ -315,7 +322,7 @@ void watch_object(struct watch *w, struct object *o)
 	if (o->watch_wd < 0)
 		log_limited(LOG_WARNING, "%s: inotify: %m; changes by others are not followed",
 			    o->path);
-	if (w->fan_fd >= 0 &&
+	if (w->fan_fd >= 0 && pre_content &&
 	    fanotify_mark(w->fan_fd, FAN_MARK_ADD, FAN_PRE_ACCESS, o->fd_read, NULL) < 0)
 		log_limited(LOG_DEBUG, "%s: no pre-content events on its file system", o->path);
 }
@@ -327,8 +334,19 @@ void watch_forget(struct watch *w, struct object *o)
 		return;
 	inotify_rm_watch(w->ino_fd, o->watch_wd);
 	o->watch_wd = -1;
-	if (w->fan_fd >= 0 && o->fd_read >= 0)
-		fanotify_mark(w->fan_fd, FAN_MARK_REMOVE, FAN_PRE_ACCESS, o->fd_read, NULL);
+	if (w->fan_fd >= 0 && o->fd_read >= 0 &&
+	    fanotify_mark(w->fan_fd, FAN_MARK_REMOVE, FAN_PRE_ACCESS, o->fd_read, NULL) == 0)
+		w->forgets++;
+}
+
+/**
+ * watch_epoch() - how many pre-content marks were taken off files so far: a description opened
+ * (in a worker) while the epoch moves may have been opened while its file was marked
+ * @w: the watch, or NULL
+ */
+uint64_t watch_epoch(const struct watch *w)
+{
+	return w ? w->forgets : 0;
 }
 
 /**
