@@ -463,24 +463,13 @@ static bool stat_changed(const struct object *o, const struct stat *st)
 	       st->st_ctim.tv_nsec != o->ctime.tv_nsec;
 }
 
-/*
- * The file changed behind the cache (write(2), truncate): drop every cached page no writable
- * shared mapping ever held, so the next touch reads the file as it is now. Punching the hole
- * unmaps the page from every client too.
- */
-static int object_revalidate(struct object *o, const struct stat *st, bool holes)
+/* Drop the pages of [from, n) that no writable shared mapping ever held (punching a page out
+ * unmaps it from every client too). */
+static void drop_clean(struct object *o, uint64_t from, uint64_t n)
 {
-	uint64_t run = 0, n;
-	int ret;
+	uint64_t run = 0;
 
-	/* A write-back under way changes the file's times itself, and the pages it writes are
-	 * taken for clean before they are in the file: none may be dropped and read again now. */
-	if (!stat_changed(o, st) || !object_wb_idle(o))
-		return 0;
-	log_debug("%s changed on disk; refreshing the cache", o->path);
-	n = MIN(object_pages(o),
-		ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT);
-	for (uint64_t p = 0; p <= n; p++) {
+	for (uint64_t p = from; p <= n; p++) {
 		bool stale = p < n && o->pages[p] == PAGE_READY;
 
 		if (stale) {
@@ -498,6 +487,24 @@ static int object_revalidate(struct object *o, const struct stat *st, bool holes
 			run = 0;
 		}
 	}
+}
+
+/*
+ * The file changed behind the cache (write(2), truncate): drop every cached page no writable
+ * shared mapping ever held, so the next touch reads the file as it is now.
+ */
+static int object_revalidate(struct object *o, const struct stat *st, bool holes)
+{
+	int ret;
+
+	/* A write-back under way changes the file's times itself, and the pages it writes are
+	 * taken for clean before they are in the file: none may be dropped and read again now. */
+	if (!stat_changed(o, st) || !object_wb_idle(o))
+		return 0;
+	log_debug("%s changed on disk; refreshing the cache", o->path);
+	drop_clean(o, 0,
+		   MIN(object_pages(o),
+		       ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT));
 	ret = object_follow_size(o, st);
 	if (ret < 0)
 		return ret;
@@ -525,6 +532,36 @@ int object_follow_file(struct object *o, const struct stat *st)
 	if (!object_wb_idle(o))
 		return -EBUSY;
 	return object_revalidate(o, st, true);
+}
+
+/**
+ * object_refresh() - the file's writer says it wrote pages [first, first+count) of @o, or changed
+ * its size (count 0), and its call has returned: the cache follows the size and drops the range's
+ * pages no writable mapping ever held, which the next touch reads again. A page a mapping may have
+ * written stays: its bytes are the mapping's until written back (docs/design.md).
+ * @o: the object
+ * @first: the first page written
+ * @count: how many
+ *
+ * Return: 0, or a negative errno (-EBUSY while a write-back is under way: its pages are taken for
+ * clean before they are in the file; the caller asks again).
+ */
+int object_refresh(struct object *o, uint64_t first, uint64_t count)
+{
+	struct stat st;
+	int ret;
+
+	if (o->kind != OBJECT_FILE || o->fd_read < 0)
+		return 0;
+	if (!object_wb_idle(o))
+		return -EBUSY;
+	if (fstat(o->fd_read, &st) < 0)
+		return neg_errno();
+	ret = object_follow_size(o, &st);
+	if (ret < 0)
+		return ret;
+	drop_clean(o, MIN(first, object_pages(o)), MIN(first + count, object_pages(o)));
+	return 0;
 }
 
 /** object_maybe_dirty() - whether a page of [first, first+count) of @o may need writing back */

@@ -629,6 +629,8 @@ static int do_msync(struct session *s, const struct upager_msg *req)
 		return -EPERM;
 	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || a + len < a)
 		return -EINVAL;
+	if (req->u.msync.flags == UPAGER_MSYNC_WRITTEN)
+		return space_refresh(s->space, a, a + len);
 	/* MS_INVALIDATE: what others changed in the file by now shows in the mappings. */
 	if (req->u.msync.flags & MS_INVALIDATE)
 		watch_sync(s->d->watch);

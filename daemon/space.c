@@ -535,6 +535,41 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct
 	return ret;
 }
 
+/**
+ * space_refresh() - the client wrote the file bytes that [start, end) of @s shows with write(2) or
+ * the like (start == end: changed the size of the file mapped at start): each file the range maps
+ * follows (object_refresh())
+ * @s: the space
+ * @start: first byte
+ * @end: one past the last
+ *
+ * A nonlinear range follows its file's size only.
+ * Return: 0 or a negative errno (-EBUSY: a write-back is under way; ask again).
+ */
+int space_refresh(struct space *s, uint64_t start, uint64_t end)
+{
+	struct region *r;
+	int ret = 0;
+
+	region_for_each_in(r, &s->regions, start, MAX(end, start + 1))
+	{
+		uint64_t a = MAX(start, r->start), b = MIN(end, region_end(r)), first = 0, last = 0;
+		int k;
+
+		if (!r->obj || r->obj->kind != OBJECT_FILE)
+			continue;
+		if (a < b && !r->view) {
+			first = (r->offset + (a - r->start)) >> UPAGER_PAGE_SHIFT;
+			last = (r->offset + (b - r->start) + UPAGER_PAGE_SIZE - 1) >>
+			       UPAGER_PAGE_SHIFT;
+		}
+		k = object_refresh(r->obj, first, last - first);
+		if (k < 0 && ret == 0)
+			ret = k;
+	}
+	return ret;
+}
+
 /*
  * The end of the user address space of x86-64 with 4-level page tables (TASK_SIZE_MAX): the
  * kernel refuses (EINVAL) a UFFDIO_WAKE whose range goes past it.

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fdseal.h"
@@ -500,31 +501,18 @@ _public_ int upager_set_growth_limit(void *addr, size_t max_length)
 	return 0;
 }
 
-/**
- * upager_msync() - write a mapping's changes back to its file; see upager_msync(3)
- *
- * Return: 0, or -1 with errno set.
- */
-_public_ int upager_msync(void *addr, size_t length, int flags)
+/* MSYNC of [addr, addr+length) with @flags; 0, or -1 with errno set. */
+static int msync_call(void *addr, size_t length, uint32_t flags)
 {
 	struct upager_msg req = { .op = UPAGER_OP_MSYNC }, rep;
-	int ret = 0;
+	int ret;
 
-	if ((flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) ||
-	    ((flags & MS_ASYNC) && (flags & MS_SYNC)) ||
-	    !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE)) {
-		errno = EINVAL;
-		return -1;
-	}
-	/* The kernel checks that the range is mapped (ENOMEM) and what it may lock (EBUSY). */
-	if (msync(addr, length, flags) < 0)
-		return -1;
 	upager__lock();
 	ret = upager__reconnect_if_mapped();
 	if (ret == 0) {
 		req.u.msync.addr = (uintptr_t)addr;
 		req.u.msync.length = length;
-		req.u.msync.flags = (uint32_t)flags;
+		req.u.msync.flags = flags;
 		ret = upager__call(&req, NULL, 0, &rep, NULL, 0);
 	} else if (ret > 0) {
 		ret = 0;
@@ -535,4 +523,43 @@ _public_ int upager_msync(void *addr, size_t length, int flags)
 		return -1;
 	}
 	return 0;
+}
+
+/**
+ * upager_msync() - write a mapping's changes back to its file; see upager_msync(3)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+_public_ int upager_msync(void *addr, size_t length, int flags)
+{
+	if ((flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) ||
+	    ((flags & MS_ASYNC) && (flags & MS_SYNC)) ||
+	    !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE)) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* The kernel checks that the range is mapped (ENOMEM) and what it may lock (EBUSY). */
+	if (msync(addr, length, flags) < 0)
+		return -1;
+	return msync_call(addr, length, (uint32_t)flags);
+}
+
+/**
+ * upager__written() - the caller wrote, with write(2) or the like, the file bytes that [addr,
+ * addr+length) of an upager mapping shows (length 0: changed the size of the file mapped at addr),
+ * and the call returned: return once every mapping of the file shows it (UPAGER_MSYNC_WRITTEN)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+int upager__written(void *addr, size_t length)
+{
+	const struct timespec pause = { .tv_nsec = 100000 };
+	int ret;
+
+	/* The daemon is writing pages of the file back: they are not in the file yet. */
+	for (int tries = 0; (ret = msync_call(addr, length, UPAGER_MSYNC_WRITTEN)) < 0 &&
+			    errno == EBUSY && tries < 10000;
+	     tries++)
+		nanosleep(&pause, NULL);
+	return ret;
 }

@@ -21,6 +21,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct range *table;
 static size_t cap;
 static atomic_size_t count;
+static atomic_uint files_added; /* file ranges added so far */
 
 static void atfork_prepare(void)
 {
@@ -41,6 +42,45 @@ __attribute__((constructor)) static void ranges_init(void)
 bool ranges_empty(void)
 {
 	return atomic_load_explicit(&count, memory_order_relaxed) == 0;
+}
+
+/** ranges_files_added() - how many file ranges were added so far; needs no lock */
+unsigned ranges_files_added(void)
+{
+	return atomic_load_explicit(&files_added, memory_order_acquire);
+}
+
+/**
+ * ranges_of_file() - the address spans of the ranges that show bytes [@off, @off + @len) of the
+ * file @dev, @ino, page-aligned, at most @max of them into @out (lock held). With @len 0, the first
+ * page of one range of the file, if any.
+ * Return: how many.
+ */
+size_t ranges_of_file(dev_t dev, ino_t ino, off_t off, off_t len, struct span *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < atomic_load_explicit(&count, memory_order_relaxed) && n < max; i++) {
+		const struct range *r = &table[i];
+		off_t r_end = r->offset + (off_t)(r->end - r->start), lo, hi;
+
+		if (r->fd < 0 || r->dev != dev || r->ino != ino)
+			continue;
+		lo = len ? MAX(off, r->offset) : r->offset;
+		hi = len ? MIN(off + len, r_end) : r->offset + (off_t)UPAGER_PAGE_SIZE;
+		if (lo >= hi)
+			continue;
+		out[n++] = (struct span){
+			.start = ALIGN_DOWN(r->start + (uintptr_t)(lo - r->offset),
+					    UPAGER_PAGE_SIZE),
+			.end = ALIGN_UP(r->start + (uintptr_t)(hi - r->offset), UPAGER_PAGE_SIZE),
+			.shared_writable =
+				(r->flags & MAP_TYPE) != MAP_PRIVATE && (r->prot & PROT_WRITE),
+		};
+		if (!len)
+			break;
+	}
+	return n;
 }
 
 /** ranges_lock() - take the table's lock */
@@ -138,6 +178,9 @@ int ranges_add(const struct range *r)
 	size_t i = first_after(r->start);
 	int ret;
 
+	/* What a descriptor was found to hold (written.c) is looked at again. */
+	if (r->fd >= 0)
+		atomic_fetch_add_explicit(&files_added, 1, memory_order_release);
 	if (i > 0 && joins(&table[i - 1], r)) {
 		table[i - 1].end = r->end;
 		if (r->fd >= 0)

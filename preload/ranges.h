@@ -17,7 +17,15 @@ struct range {
 	bool writable; /* the file's descriptor was O_RDWR */
 };
 
+/* Where a range of a file shows bytes of it, and whether it may write them (ranges_of_file()). */
+struct span {
+	uintptr_t start, end;
+	bool shared_writable;
+};
+
 bool ranges_empty(void);
+unsigned ranges_files_added(void);
+size_t ranges_of_file(dev_t dev, ino_t ino, off_t off, off_t len, struct span *out, size_t max);
 void ranges_lock(void);
 void ranges_unlock(void);
 int ranges_add(const struct range *r);

@@ -216,7 +216,12 @@ struct upager_wire_resume {
 	__le64 offset;
 };
 
-/* MSYNC */
+/*
+ * MSYNC. With UPAGER_MSYNC_WRITTEN in flags (and no MS_ flag) the client says it has written the
+ * file's bytes that [addr, addr+length) shows with write(2) or the like (length 0: changed its size,
+ * addr inside a mapping of it), and the call returned: the reply comes once the cache shows them.
+ */
+#define UPAGER_MSYNC_WRITTEN 0x10000u
 struct upager_wire_msync {
 	__le64 addr;
 	__le64 length;

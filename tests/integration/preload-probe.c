@@ -7,6 +7,11 @@
  *
  *   preload-probe anon         malloc()s 8 MiB and mmap()s 1 MiB of anonymous memory
  *   preload-probe file PATH    mmap()s PATH shared, and 1 MiB of anonymous memory
+ *   preload-probe writes PATH  mmap()s PATH (64 pages) shared, writes it with write(2) and the
+ *                              like on a descriptor opened before, and reads each write back
+ *                              through the mapping at once: says "stale=N sigbus=B", N the reads
+ *                              that did not show the write, B whether a page past a shrinking
+ *                              ftruncate(2) raised SIGBUS
  *
  * Output: "ready MAPPED MALLOCED sum=N upager=U uffd=F", then "gone=G": MAPPED the address of the
  * mapping of PATH (anon: of the anonymous memory), N the sum of its bytes, U whether
@@ -15,6 +20,9 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/uio.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +69,62 @@ static bool has_userfaultfd(void)
 	return false;
 }
 
+static sigjmp_buf on_bus;
+
+static void bus(int sig)
+{
+	(void)sig;
+	siglongjmp(on_bus, 1);
+}
+
+/* The writes mode: each kind of write, then a read through the mapping. */
+static int writes(const char *path)
+{
+	const size_t page = 4096, length = 64 * page;
+	int fd = open(path, O_RDWR), stale = 0, sigbus = 0;
+	volatile unsigned char *m;
+	unsigned long sum = 0;
+
+	if (fd < 0)
+		return 1;
+	m = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	for (size_t i = 0; i < length; i += page)
+		sum += m[i]; /* every page in the cache */
+	for (int i = 0; i < 200; i++) {
+		off_t off = (off_t)((size_t)(i * 7 % 64) * page + (size_t)(i % 100));
+		unsigned char v = (unsigned char)(i + 1);
+		struct iovec iov = { &v, 1 };
+		ssize_t n;
+
+		/* Odd ones write at the position. */
+		if (i % 2 && lseek(fd, off, SEEK_SET) != off)
+			return 1;
+		if (i % 4 < 2)
+			n = i % 2 ? write(fd, &v, 1) : pwrite(fd, &v, 1, off);
+		else
+			n = i % 2 ? writev(fd, &iov, 1) : pwritev(fd, &iov, 1, off);
+		if (n != 1)
+			return 1;
+		stale += m[off] != v;
+	}
+	/* A byte written through the mapping, one beside it with pwrite(2): both stay. */
+	m[5 * page] = 0xaa;
+	if (pwrite(fd, "\xbb", 1, (off_t)(5 * page + 1)) != 1)
+		return 1;
+	stale += (m[5 * page] != 0xaa) + (m[5 * page + 1] != 0xbb);
+	signal(SIGBUS, bus);
+	if (ftruncate(fd, (off_t)(32 * page)) < 0)
+		return 1;
+	if (sigsetjmp(on_bus, 1) == 0)
+		sum += m[40 * page];
+	else
+		sigbus = 1;
+	printf("stale=%d sigbus=%d\n", stale, sigbus);
+	return sum == 0xffffffff; /* sum is read, so the loop is kept */
+}
+
 int main(int argc, char **argv)
 {
 	bool file = argc == 3 && !strcmp(argv[1], "file");
@@ -72,8 +136,10 @@ int main(int argc, char **argv)
 	bool upager;
 	int fd = -1;
 
+	if (argc == 3 && !strcmp(argv[1], "writes"))
+		return writes(argv[2]);
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
-		fprintf(stderr, "usage: preload-probe anon | file PATH\n");
+		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH\n");
 		return 2;
 	}
 	big = malloc(8UL << 20); /* glibc's malloc() maps this much with its own mmap */

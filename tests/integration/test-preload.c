@@ -246,6 +246,23 @@ Test(preload, file_mapping_routed)
 	cr_expect_eq(harness_list(c.pid, r, 4), 0);
 }
 
+/*
+ * A program's own write(2), pwrite(2), writev(2) and pwritev(2) on a descriptor opened before its
+ * mapping show in the mapping when the call returns, a byte written through the mapping beside
+ * one written with pwrite(2) stays, and a page past a shrinking ftruncate(2) raises SIGBUS at once
+ * (preload/written.c).
+ */
+Test(preload, own_writes_show_in_the_mapping_at_once)
+{
+	const char *path = pattern_file(64 * PAGE);
+	char out[256];
+
+	cr_assert_eq(sh(out, sizeof(out), "%s %s writes %s", env("UPAGER_RUN"),
+			env("PRELOAD_PROBE"), path),
+		     0, "%s", out);
+	cr_expect_str_eq(out, "stale=0 sigbus=1\n");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
@@ -349,16 +366,13 @@ Test(preload, sqlite_queries)
 
 /*
  * Inserts, updates and queries with a page cache of 5 pages, so that pages written with pwrite(2)
- * are read back through the mapping. Disabled until the daemon's cache follows write(2) by the
- * mapping's own process (issue 14, item 2): SQLite writes with pwrite(2) and maps the file again
- * after most transactions (a new mapping drops stale pages, see "write(2) to a mapped file" in
- * docs/design.md), but not after every one. Here the 17th INSERT rewrites the table's last leaf
- * page with pwrite(2) (and grows the file by a page) while the mapping made after the 17th UPDATE
- * stays; the 18th UPDATE then reads that leaf page as the daemon's cache still holds it, and writes
- * its rows back without their new values: the 18th and every later SELECT differ from the plain
- * run, the database keeps three stale rows (3957, 3970 and 3983), and integrity_check says ok.
+ * are read back through the mapping (preload/written.c). SQLite maps the file again after most
+ * transactions, but not after every one: the 17th INSERT rewrites the table's last leaf page with
+ * pwrite(2) while the mapping made after the 17th UPDATE stays, and the 18th UPDATE reads that
+ * page through it. Without the preload's write(2) path the 18th and every later SELECT differ from
+ * the plain run, and the database keeps three stale rows (3957, 3970 and 3983).
  */
-Test(preload, sqlite_writes, .disabled = true)
+Test(preload, sqlite_writes)
 {
 	static char dump1[1 << 20], dump2[1 << 20];
 	const char *script, *db1 = path_in_tmp("w1.db"), *db2 = path_in_tmp("w2.db");
@@ -459,14 +473,13 @@ Test(preload, lmdb_dump_and_stat)
 }
 
 /*
- * mdb_load under upager-run. Disabled until the daemon's cache follows write(2) by the mapping's
- * own process: LMDB writes its pages and meta pages with pwrite(2) and reads them through its
- * mapping. After the first commit (mdb_load commits every 100 records) the next transaction picks
- * the newest meta page (mdb_env_pick_meta()) from the mapping, which still shows both meta pages as
- * the file had them when it was mapped (transaction 0): each batch starts again from the empty
- * tree, and the database ends with the last 100 records. See issue 14, item 2.
+ * mdb_load under upager-run: LMDB writes its pages and meta pages with pwrite(2) and reads them
+ * through its mapping. After each commit (mdb_load commits every 100 records) the next transaction
+ * picks the newest meta page (mdb_env_pick_meta()) from the mapping; without the preload's write(2)
+ * path it still shows both meta pages as the file had them when it was mapped: each batch starts
+ * again from the empty tree, and the database ends with the last 100 records.
  */
-Test(preload, lmdb_load, .disabled = true)
+Test(preload, lmdb_load)
 {
 	static char plain[1 << 20], routed[1 << 20];
 	const char *records, *dir1 = path_in_tmp("lmdb1"), *dir2 = path_in_tmp("lmdb2");
