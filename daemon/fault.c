@@ -434,6 +434,5 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 		fault_object(s, r, addr, flags, t0);
 		return;
 	}
-	private_fault(s, addr, flags);
-	space_account_fault(s, r, t0);
+	private_fault(s, addr, flags, t0);
 }

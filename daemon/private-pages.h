@@ -14,6 +14,7 @@
 /* A fault that waits: for room in the budget, or for the answer to a DROP (private.c). */
 struct private_wait {
 	uint64_t addr, flags;
+	uint64_t t0; /* when the fault was read: its latency is counted once served */
 };
 
 struct private_pages {

@@ -62,6 +62,7 @@ struct page_out {
 	unsigned part;
 	bool dropping; /* the DROP is sent: faults on its pages wait for the answer */
 	bool slots_given; /* its slots are in the table (or let go of) now, not its own */
+	bool clean; /* pages that kept their slots since they came back: nothing to write */
 	struct private_wait *held;
 	size_t n_held;
 	void *buf; /* the run read from the client, until it is written */
@@ -267,10 +268,19 @@ static void zero_in(struct space *s, struct ptable_chunk *ch, uint64_t addr)
 	}
 }
 
+/* The fault at @addr, read at @t0, is served (or will be woken by what serves another). */
+static bool served(struct space *s, uint64_t addr, uint64_t t0)
+{
+	space_account_fault(s, region_find(&s->regions, addr), t0);
+	return true;
+}
+
 struct page_in {
 	struct space *s; /* a reference */
 	uint64_t addr;
 	void *buf;
+	bool keep; /* it keeps its slot, write-protected: a read fault, the store less than half full */
+	uint64_t t0; /* when the fault was read */
 };
 
 static void page_in_done(void *userdata, int res)
@@ -291,10 +301,14 @@ static void page_in_done(void *userdata, int res)
 				    (int)s->pid, strerror(-res));
 			uffdio_sigbus(s->uffd, pi->addr, s->pid);
 		} else {
-			int ret = uffdio_copy(s->uffd, pi->addr, pi->buf, UPAGER_PAGE_SIZE, false);
+			/* A page read keeps its slot and comes back write-protected: unwritten, it
+			 * can go out again without a write. */
+			int ret =
+				uffdio_copy(s->uffd, pi->addr, pi->buf, UPAGER_PAGE_SIZE, pi->keep);
 
 			if (ret == 0 || ret == -EEXIST) {
-				ptable_clear_slot(t, c->store, ch, i);
+				if (!pi->keep || ret == -EEXIST)
+					ptable_clear_slot(t, c->store, ch, i);
 				set_present(c, t, ch, i, true);
 				ch->used |= 1ULL << i;
 				c->stats.pages_in++;
@@ -306,14 +320,16 @@ static void page_in_done(void *userdata, int res)
 			}
 		}
 		ptable_drop_if_empty(t, ch);
+		served(s, pi->addr, pi->t0);
 	}
 	free(pi->buf);
 	space_unref(s);
 	free(pi);
 }
 
-/* Read page @i of @ch back from the store; the fault waits for it. */
-static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64_t slot)
+/* Read page @i of @ch back from the store for a fault (its @flags, read at @t0), which waits. */
+static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64_t slot,
+		    uint64_t flags, uint64_t t0)
 {
 	struct cache *c = &s->d->cache;
 	uint64_t addr = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
@@ -325,6 +341,8 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	if (pi && pi->buf) {
 		pi->s = space_ref(s);
 		pi->addr = addr;
+		pi->t0 = t0;
+		pi->keep = !(flags & UFFD_PAGEFAULT_FLAG_WRITE) && c->swap_used * 2 < c->swap_pages;
 		ch->reading |= 1ULL << i;
 		ret = store_read(c->store, slot, pi->buf, 1, page_in_done, pi);
 		if (ret == 0)
@@ -338,17 +356,19 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	log_limited(LOG_WARNING, "pid %d: cannot read a page back from the swap store: %s",
 		    (int)s->pid, strerror(-ret));
 	uffdio_sigbus(s->uffd, addr, s->pid);
+	served(s, addr, t0);
 }
 
 /* Park the fault at @addr on @v; false if there is no memory for it (it is served now). */
-static bool wait_push(struct private_wait **v, size_t *n, uint64_t addr, uint64_t flags)
+static bool wait_push(struct private_wait **v, size_t *n, uint64_t addr, uint64_t flags,
+		      uint64_t t0)
 {
 	struct private_wait *w = realloc(*v, (*n + 1) * sizeof(*w));
 
 	if (!w)
 		return false;
 	*v = w;
-	w[(*n)++] = (struct private_wait){ addr, flags };
+	w[(*n)++] = (struct private_wait){ addr, flags, t0 };
 	return true;
 }
 
@@ -356,14 +376,14 @@ static bool wait_push(struct private_wait **v, size_t *n, uint64_t addr, uint64_
  * A fault on a page whose DROP is under way waits for its answer: until then the page may be in
  * the client or moved out. Return: whether it waits.
  */
-static bool hold(struct space *s, uint64_t addr, uint64_t flags)
+static bool hold(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 {
 	struct page_out *po;
 
 	list_for_each_entry (po, &s->priv.outs, link)
 		if (po->dropping && addr >= po->addr &&
 		    addr < po->addr + (po->n << UPAGER_PAGE_SHIFT))
-			return wait_push(&po->held, &po->n_held, addr, flags);
+			return wait_push(&po->held, &po->n_held, addr, flags, t0);
 	return false;
 }
 
@@ -371,10 +391,11 @@ static bool hold(struct space *s, uint64_t addr, uint64_t flags)
  * private_fault() - serve a fault on a page of a private anonymous mapping of @s
  * @addr: the page
  * @flags: the fault's (UFFD_PAGEFAULT_FLAG_*)
+ * @t0: when it was read; its latency is counted once it is served (space_account_fault())
  *
  * Return: whether the fault is served (or waits for the store); false: the caller maps zeroes.
  */
-bool private_fault(struct space *s, uint64_t addr, uint64_t flags)
+bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 {
 	struct cache *c = &s->d->cache;
 	struct ptable *t = &ready(s)->table;
@@ -382,30 +403,35 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags)
 	unsigned i = ch ? ptable_index(ch, addr) : 0;
 	int64_t slot;
 
-	if (ch && ptable_bit(ch->leaving, i) && hold(s, addr, flags))
+	if (ch && ptable_bit(ch->leaving, i) && hold(s, addr, flags, t0))
 		return true;
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 		/* A write to a page on its way out: it stays, dirty; or one the protection of its
 		 * parent's page-out came to with fork(): the write goes on. */
 		if (ch && ptable_bit(ch->leaving, i))
 			set_leaving(c, t, ch, i, false);
-		if (ch)
+		if (ch) {
 			ch->used |= 1ULL << i;
+			/* Its copy in the store, if it kept one, is stale from now on. */
+			ptable_clear_slot(t, c->store, ch, i);
+			ptable_drop_if_empty(t, ch);
+		}
 		uffdio_resolve_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
-		return true;
+		return served(s, addr, t0);
 	}
 	if (ch && ptable_bit(ch->reading, i))
-		return true; /* the page being read back wakes this fault too */
+		return served(s, addr, t0); /* the page being read back wakes this one too */
 	slot = ch ? ptable_slot(ch, i) : -1;
 	/* Above the budget, with pages on their way out: the touch waits for them to be gone. */
 	if (c->private_out && c->private_leaving && !cache_room(c, 1) &&
-	    wait_push(&s->priv.waits, &s->priv.n_waits, addr, flags))
+	    wait_push(&s->priv.waits, &s->priv.n_waits, addr, flags, t0))
 		return true;
 	if (slot >= 0 && c->store) {
-		page_in(s, ch, i, (uint64_t)slot);
+		page_in(s, ch, i, (uint64_t)slot, flags, t0);
 		return true;
 	}
 	zero_in(s, ch ? ch : ptable_get(t, addr), addr);
+	served(s, addr, t0);
 	return true;
 }
 
@@ -484,11 +510,12 @@ static void serve_waits(struct daemon *d)
 		s->priv.n_waits = 0;
 		for (; k < n && (cache_room(c, 1) || !c->private_leaving || s->dead); k++)
 			if (!s->dead)
-				private_fault(s, w[k].addr, w[k].flags);
+				private_fault(s, w[k].addr, w[k].flags, w[k].t0);
 		/* What still waits goes back. */
 		for (; k < n; k++)
-			if (!wait_push(&s->priv.waits, &s->priv.n_waits, w[k].addr, w[k].flags))
-				private_fault(s, w[k].addr, w[k].flags);
+			if (!wait_push(&s->priv.waits, &s->priv.n_waits, w[k].addr, w[k].flags,
+				       w[k].t0))
+				private_fault(s, w[k].addr, w[k].flags, w[k].t0);
 		free(w);
 	}
 }
@@ -555,7 +582,9 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		bool gone = moved ? moved[k / 64] >> (k % 64) & 1 : leaving;
 		/* The page holds the run's slot still (page_out_give_slots()), or none was written:
 		 * not unmapped, moved or written meanwhile. */
-		bool ours = ch && (po->slot < 0 || ptable_slot(ch, i) == po->slot + (int64_t)k);
+		bool ours = ch && (po->clean ? ptable_slot(ch, i) >= 0
+					     : po->slot < 0 ||
+						       ptable_slot(ch, i) == po->slot + (int64_t)k);
 
 		if (leaving)
 			set_leaving(c, t, ch, i, false);
@@ -563,6 +592,8 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 			set_present(c, t, ch, i, false);
 			ch->used &= ~(1ULL << i);
 			c->stats.pages_out++;
+		} else if (po->clean) {
+			/* Still clean, it keeps its slot and its protection; written, it lost both. */
 		} else {
 			/* Written meanwhile, gone from the client, or shared with a fork: it stays,
 			 * and its slot is freed. */
@@ -575,7 +606,7 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 			ptable_drop_if_empty(t, ch);
 	}
 	for (size_t k = 0; k < po->n_held && !s->dead; k++)
-		private_fault(s, po->held[k].addr, po->held[k].flags);
+		private_fault(s, po->held[k].addr, po->held[k].flags, po->held[k].t0);
 }
 
 static void dropped(struct space *s, struct chan_req *req, const struct upager_msg *reply)
@@ -646,10 +677,11 @@ static bool all_zero(const void *buf, size_t len)
 
 /*
  * Send the run [addr, addr + n pages) of @s out (all in memory, in one private anonymous mapping,
- * no page leaving); @discard: its data is not kept (MAP_DROPPABLE). Return: 0, or a negative
- * errno (-EBUSY: not now; the pages stay).
+ * no page leaving); @discard: its data is not kept (MAP_DROPPABLE); @clean: its pages kept their
+ * slots and their write-protection since they came back, so only the DROP is left to do.
+ * Return: 0, or a negative errno (-EBUSY: not now; the pages stay).
  */
-static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard)
+static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard, bool clean)
 {
 	struct cache *c = &s->d->cache;
 	uint64_t len = n << UPAGER_PAGE_SHIFT;
@@ -666,12 +698,13 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard)
 	po = calloc(1, sizeof(*po));
 	if (!po)
 		return -ENOMEM;
+	discard |= clean;
 	po->buf = discard ? NULL : aligned_alloc(UPAGER_PAGE_SIZE, len);
 	if (!discard && !po->buf) {
 		free(po);
 		return -ENOMEM;
 	}
-	ret = uffdio_writeprotect(s->uffd, addr, len, true);
+	ret = clean ? 0 : uffdio_writeprotect(s->uffd, addr, len, true);
 	local = (struct iovec){ po->buf, len };
 	if (ret == 0 && !discard &&
 	    process_vm_readv(s->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
@@ -687,7 +720,8 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard)
 			store_free(c->store, slot, n);
 	}
 	if (ret < 0) {
-		uffdio_writeprotect(s->uffd, addr, len, false);
+		if (!clean)
+			uffdio_writeprotect(s->uffd, addr, len, false);
 		free(po->buf);
 		free(po);
 		return ret;
@@ -697,7 +731,9 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard)
 				 .n = n,
 				 .slot = slot == UINT64_MAX ? -1 : (int64_t)slot,
 				 .part = part,
-				 .buf = po->buf };
+				 .buf = po->buf,
+				 .clean = clean,
+				 .slots_given = clean };
 	s->priv.spare_busy |= 1u << part;
 	s->priv.n_outs++;
 	list_add_tail(&po->link, &s->priv.outs);
@@ -737,11 +773,11 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 }
 
 /* Send the run [addr, addr + n pages) of @s out if it may go. Return: n once sent, else 0. */
-static uint64_t run_out(struct space *s, uint64_t addr, uint64_t n)
+static uint64_t run_out(struct space *s, uint64_t addr, uint64_t n, bool clean)
 {
 	const struct region *r = run_region(s, addr, n << UPAGER_PAGE_SHIFT);
 
-	if (!r || page_out(s, addr, n, (r->flags & MAP_TYPE) == MAP_DROPPABLE) < 0)
+	if (!r || page_out(s, addr, n, (r->flags & MAP_TYPE) == MAP_DROPPABLE, clean) < 0)
 		return 0;
 	return n;
 }
@@ -755,7 +791,7 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 	struct private_pages *pp = &s->priv;
 	uint64_t sent = 0, run_start = 0, run = 0;
 	struct ptable_chunk *ch = ptable_from(&pp->table, pp->hand);
-	bool wrapped = false;
+	bool wrapped = false, run_clean = false;
 
 	while (sent<want && * scan> 0 && s->priv.n_outs < SPARE_PARTS) {
 		if (!ch) {
@@ -769,6 +805,7 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
 			bool take = ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
 				    !ptable_bit(ch->reading, i);
+			bool clean = ptable_slot(ch, i) >= 0;
 
 			if (take) {
 				(*scan)--;
@@ -778,23 +815,24 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 				}
 			}
 			if (take && run && a == run_start + (run << UPAGER_PAGE_SHIFT) &&
-			    run < OUT_MAX_PAGES) {
+			    run < OUT_MAX_PAGES && clean == run_clean) {
 				run++;
 				continue;
 			}
 			if (run)
-				sent += run_out(s, run_start, run);
+				sent += run_out(s, run_start, run, run_clean);
 			run = 0;
 			if (take) {
 				run_start = a;
 				run = 1;
+				run_clean = clean;
 			}
 		}
 		pp->hand = ch->base + PTABLE_CHUNK_BYTES;
 		ch = pp->hand ? ptable_from(&pp->table, pp->hand) : NULL;
 	}
 	if (run && s->priv.n_outs < SPARE_PARTS)
-		sent += run_out(s, run_start, run);
+		sent += run_out(s, run_start, run, run_clean);
 	return sent;
 }
 
@@ -822,14 +860,14 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 				continue;
 			}
 			if (run)
-				sent += run_out(s, run_start, run);
+				sent += run_out(s, run_start, run, false);
 			run = take;
 			run_start = a;
 			if (sent >= want || s->priv.n_outs == SPARE_PARTS)
 				return sent;
 		}
 		if (run)
-			sent += run_out(s, run_start, run);
+			sent += run_out(s, run_start, run, false);
 		run = 0;
 	}
 	return sent;

@@ -16,7 +16,7 @@ struct state_io;
 
 void private_free(struct space *s);
 int private_set_spare(struct space *s, uint64_t addr, uint64_t len);
-bool private_fault(struct space *s, uint64_t addr, uint64_t flags);
+bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0);
 void private_filled(struct space *s, uint64_t addr, uint64_t len);
 void private_forget(struct space *s, uint64_t start, uint64_t end);
 void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len);

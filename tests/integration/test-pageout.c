@@ -405,6 +405,27 @@ Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_st
 }
 
 /*
+ * MADV_DONTNEED of shared anonymous memory most of which is in the swap store keeps the data: the
+ * next touch reads it back, as the kernel's shared memory does (madvise(2)).
+ */
+static void shared_anon_dontneed(void *arg)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p = anon_written(MAP_SHARED, 4);
+
+	(void)arg;
+	if (madvise(p, WORKLOAD, MADV_DONTNEED) < 0)
+		_exit(20);
+	check_anon(p, 0, pages, 1);
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+}
+
+Test(pageout, madv_dontneed_keeps_shared_anonymous_pages_in_the_swap_store)
+{
+	run_limited(shared_anon_dontneed, NULL);
+}
+
+/*
  * Private anonymous memory 8 times the budget, in a cgroup that cannot hold it (no kernel swap):
  * written, paged out, read back; a forked child sees the parent's data, and each process its own
  * writes only, while their pages go out and come back.

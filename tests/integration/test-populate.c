@@ -164,8 +164,15 @@ Test(populate, sequential_readers_read_ahead_random_ones_do_not)
 	cr_assert(harness_region(getpid(), (void *)seq, &r));
 	cr_assert_lt(r.faults, pages / 16, "a sequential reader faulted %llu times for %zu pages",
 		     (unsigned long long)r.faults, pages);
-	cr_assert_eq(r.pages_read, pages, "pages read %llu", (unsigned long long)r.pages_read);
-	cr_assert_eq(r.bytes_read, pages * PAGE);
+	/* With a memory budget as small as the file (the budget suite), pages read may leave and be
+	 * read again; each is read at least once, and whole. */
+	if (getenv("UPAGER_TEST_MEMORY_MAX"))
+		cr_assert_geq(r.pages_read, pages, "pages read %llu",
+			      (unsigned long long)r.pages_read);
+	else
+		cr_assert_eq(r.pages_read, pages, "pages read %llu",
+			     (unsigned long long)r.pages_read);
+	cr_assert_eq(r.bytes_read, r.pages_read * PAGE);
 	cr_assert_gt(r.latency_avg_ns, 0);
 	cr_assert_geq(r.latency_max_ns, r.latency_avg_ns, "avg %llu max %llu faults %llu",
 		      (unsigned long long)r.latency_avg_ns, (unsigned long long)r.latency_max_ns,
