@@ -33,6 +33,7 @@
 #include "session.h"
 #include "space.h"
 #include "state.h"
+#include "nbd-store.h"
 #include "swap-store.h"
 #include "swap.h"
 #include "tables.h"
@@ -205,6 +206,26 @@ static const struct cache_hooks cache_hooks = {
 };
 
 /*
+ * A swap store on the NBD server of the configured URI. Its checksums are not kept in the fd
+ * store: the slots that objects taken over name are claimed, never handed out again, and their
+ * pages fault with SIGBUS.
+ */
+static void open_nbd_swap(struct daemon *d)
+{
+	int ret = nbd_store_open(d->loop, d->config.swap_path, d->config.swap_max, &d->cache.store);
+
+	if (ret < 0) {
+		log_warning("swap: cannot use %s: %s; anonymous pages stay in memory",
+			    d->config.swap_path, strerror(-ret));
+		return;
+	}
+	log_info("swap: on the NBD server of %s, up to %" PRIu64 " MiB", d->config.swap_path,
+		 d->config.swap_max >> 20);
+	object_slots_claim_all(&d->cache);
+	d->cache.private_out = !d->fdstore;
+}
+
+/*
  * Open the swap store: under an fd store, the one the previous daemon kept (@fd and its tables
  * @tables_fd, taken), as it left it, else a new one at the configured path, kept in the fd store
  * with its tables. The slots that the objects taken over name are claimed in it: in a new store
@@ -216,6 +237,11 @@ static void open_swap(struct daemon *d, int fd, int tables_fd)
 	struct cache *c = &d->cache;
 	int ret;
 
+	if (fd < 0 && tables_fd < 0 && d->config.swap_path &&
+	    nbd_store_is_uri(d->config.swap_path)) {
+		open_nbd_swap(d);
+		return;
+	}
 	if (fd >= 0 || tables_fd >= 0) {
 		ret = swap_adopt(c->ring, fd, tables_fd, &c->swap);
 		if (ret < 0) {
@@ -247,7 +273,7 @@ static void open_swap(struct daemon *d, int fd, int tables_fd)
 	}
 	if (!c->swap)
 		return;
-	c->store = swap_store_new(c->swap);
+	c->store = swap_store_new(c->swap, d->config.swap_path);
 	if (!c->store) {
 		/* Not closed: the pages of objects taken over are in it. */
 		log_error("swap: out of memory; shared anonymous pages stay in memory");
@@ -427,11 +453,11 @@ void daemon_stop(struct daemon *d)
 	d->watch = NULL;
 	list_for_each_entry_safe (o, otmp, &d->cache.objects, link)
 		object_stop(o);
+	store_close(d->cache.store);
+	d->cache.store = NULL;
 	if (d->cache.swap)
 		swap_close(d->cache.swap);
 	d->cache.swap = NULL;
-	swap_store_free(d->cache.store);
-	d->cache.store = NULL;
 	ring_free(d->cache.ring);
 	d->cache.ring = NULL;
 	worker_pool_free(d->cache.workers);

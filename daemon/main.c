@@ -15,6 +15,7 @@
 #include "budget.h"
 #include "daemon.h"
 #include "log.h"
+#include "nbd-store.h"
 
 #define DEFAULT_SOCKET "/run/upager/upager.sock"
 #define DEFAULT_SWAP_DIR "/var/lib/upager"
@@ -39,9 +40,11 @@ static void usage(FILE *f)
 		"                           of the daemon's cgroup limit if lower)\n"
 		"      --uid-memory-max SIZE  a user's share of it: above it, its pages go first\n"
 		"                           (half of the budget)\n"
-		"      --swap PATH          the swap store of shared anonymous pages, a file "
-		"(made\n"
-		"                           if missing) or a block device; \"\" for none\n"
+		"      --swap PATH|URI      the swap store of anonymous pages, a file (made if\n"
+		"                           missing), a block device, or an NBD server's export\n"
+		"                           (nbd://HOST[:PORT]/EXPORT, "
+		"nbd+unix:///EXPORT?socket=P);\n"
+		"                           \"\" for none\n"
 		"                           ($STATE_DIRECTORY/swap, else " DEFAULT_SWAP_DIR
 		"/swap)\n"
 		"      --swap-max SIZE      the most it holds (twice the physical memory)\n"
@@ -253,6 +256,13 @@ int main(int argc, char **argv)
 			uid_memory_max_set = true;
 			break;
 		case 'S':
+			if (nbd_store_is_uri(optarg) && !nbd_store_available()) {
+				fprintf(stderr,
+					"upagerd: --swap %s: this upagerd was built without "
+					"libnbd\n",
+					optarg);
+				return 2;
+			}
 			d.config.swap_path = optarg;
 			break;
 		case 'X':

@@ -291,3 +291,43 @@ bool slots_allocated(const struct slots *s, uint64_t slot, uint64_t pages)
 	e = find_start(s, ends_after, slot);
 	return !e || e->start >= slot + pages;
 }
+
+/**
+ * slots_trim_due() - after slots_free(@slot, @pages): the slots whose storage to give back now
+ * @s: the allocator
+ * @slot: the first freed
+ * @pages: how many
+ * @top: the end of the slots ever used
+ * @start: the first to give back
+ * @count: how many
+ *
+ * A punch or a trim costs as much for one page as for many, and the storage is taken again at the
+ * next write there: the slots of pages read back one at a time keep theirs until the free run
+ * around them is SLOTS_RUN long, or no slot is in use (then all of [0, @top) goes). A run of
+ * SLOTS_TRIM_PAGES or more goes at once.
+ *
+ * Return: whether there is anything to give back.
+ */
+bool slots_trim_due(const struct slots *s, uint64_t slot, uint64_t pages, uint64_t top,
+		    uint64_t *start, uint64_t *count)
+{
+	uint64_t run_start, run_pages;
+
+	if (s->used == 0 && top) {
+		*start = 0;
+		*count = top;
+		return true;
+	}
+	if (pages >= SLOTS_TRIM_PAGES) {
+		*start = slot;
+		*count = pages;
+		return true;
+	}
+	if (slots_free_run(s, slot, &run_start, &run_pages) && run_pages >= SLOTS_RUN &&
+	    run_pages - pages < SLOTS_RUN) {
+		*start = run_start;
+		*count = run_pages;
+		return true;
+	}
+	return false;
+}

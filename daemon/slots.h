@@ -12,6 +12,8 @@
  * that the page-outs that follow each other land next to each other, in one large write.
  */
 #define SLOTS_RUN 512
+/* Freed runs this long give their storage back at once (slots_trim_due()). */
+#define SLOTS_TRIM_PAGES 16
 
 struct slots {
 	struct avl_tree by_start; /* the free extents in page order */
@@ -28,4 +30,6 @@ int slots_alloc(struct slots *s, uint64_t pages, uint64_t *slot);
 int slots_free(struct slots *s, uint64_t slot, uint64_t pages);
 int slots_claim(struct slots *s, uint64_t slot, uint64_t pages);
 bool slots_allocated(const struct slots *s, uint64_t slot, uint64_t pages);
+bool slots_trim_due(const struct slots *s, uint64_t slot, uint64_t pages, uint64_t top,
+		    uint64_t *start, uint64_t *count);
 bool slots_free_run(const struct slots *s, uint64_t slot, uint64_t *start, uint64_t *pages);

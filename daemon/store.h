@@ -3,9 +3,8 @@
  * A page store: where the cache reads pages from and writes the pages that leave memory or are
  * written back, by key. A file is the store of its object (file-store.c: the key is the page in
  * the file; the cache's write-back writes dirty runs there and flushes); the swap store (swap.c,
- * swap-store.c) keeps shared anonymous pages in slots it hands out. The cache knows only this
- * interface, so that another store (a remote one) plugs in beside them, and a test can give the
- * cache one of its own.
+ * swap-store.c) keeps anonymous pages in slots it hands out, and so does a remote store on an NBD
+ * server (nbd-store.c). The cache knows only this interface, and a test can give it one of its own.
  */
 #pragma once
 
@@ -14,6 +13,16 @@
 #include <stdint.h>
 
 struct store;
+
+/* What upagerctl stats shows of a swap store. */
+struct store_info {
+	const char *kind; /* "file" or "nbd" */
+	const char *where; /* its path, or its URI without credentials */
+	uint64_t inflight; /* requests under way */
+	uint64_t bytes_out, bytes_in; /* written, and read back verified */
+	uint64_t errors; /* requests that failed, a bad checksum included */
+	uint64_t reconnects; /* connections made again after one was lost */
+};
 
 /*
  * A completion, on the loop, not before the call that asked returns (but within store.now's calls,
@@ -45,6 +54,10 @@ struct store_ops {
 	 * their data on stable storage if @durable (fdatasync). NULL: writes need none (swap):
 	 * store_flush() says 1 and calls no done. */
 	int (*flush)(struct store *st, bool durable, store_done_fn done, void *userdata);
+	/* Its kind and figures, for upagerctl stats. NULL: none to show. */
+	void (*info)(struct store *st, struct store_info *out);
+	/* Close the store once the I/O in flight has completed, its done called. */
+	void (*close)(struct store *st);
 };
 
 struct store {
@@ -84,4 +97,10 @@ static inline int store_read(struct store *st, uint64_t key, void *buf, uint64_t
 			     store_done_fn done, void *userdata)
 {
 	return st->ops->read(st, key, buf, pages, done, userdata);
+}
+
+static inline void store_close(struct store *st)
+{
+	if (st && st->ops->close)
+		st->ops->close(st);
 }

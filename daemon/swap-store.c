@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/macro.h"
 #include "swap-store.h"
@@ -12,6 +13,7 @@
 struct swap_store {
 	struct store store;
 	struct swap *swap;
+	char *path;
 };
 
 static struct swap *swap_of(struct store *st)
@@ -86,6 +88,20 @@ static void ss_figures(struct store *st, uint64_t *pages, uint64_t *used)
 	*used = s.used_pages;
 }
 
+static void ss_info(struct store *st, struct store_info *out)
+{
+	struct swap_store *ss = container_of(st, struct swap_store, store);
+	struct swap_stats s;
+
+	swap_stats(ss->swap, &s);
+	*out = (struct store_info){ .kind = "file",
+				    .where = ss->path,
+				    .inflight = s.inflight,
+				    .bytes_out = s.pages_out << UPAGER_PAGE_SHIFT,
+				    .bytes_in = s.pages_in << UPAGER_PAGE_SHIFT,
+				    .errors = s.errors };
+}
+
 static const struct store_ops swap_store_ops = {
 	.alloc = ss_alloc,
 	.free = ss_free,
@@ -93,18 +109,26 @@ static const struct store_ops swap_store_ops = {
 	.read = ss_read,
 	.figures = ss_figures,
 	.claim = ss_claim,
+	.info = ss_info,
+	.close = swap_store_free,
 };
 
 /**
- * swap_store_new() - the page store of @swap, for the cache; free() it after swap_close()
+ * swap_store_new() - the page store of @swap at @path, for the cache; free it (store_close())
+ * before swap_close()
  * Return: the store, or NULL without memory.
  */
-struct store *swap_store_new(struct swap *swap)
+struct store *swap_store_new(struct swap *swap, const char *path)
 {
 	struct swap_store *ss = calloc(1, sizeof(*ss));
 
 	if (!ss)
 		return NULL;
+	ss->path = strdup(path);
+	if (!ss->path) {
+		free(ss);
+		return NULL;
+	}
 	ss->store.ops = &swap_store_ops;
 	ss->swap = swap;
 	return &ss->store;
@@ -113,6 +137,10 @@ struct store *swap_store_new(struct swap *swap)
 /** swap_store_free() - free a store of swap_store_new() */
 void swap_store_free(struct store *st)
 {
-	if (st)
-		free(container_of(st, struct swap_store, store));
+	struct swap_store *ss = st ? container_of(st, struct swap_store, store) : NULL;
+
+	if (ss) {
+		free(ss->path);
+		free(ss);
+	}
 }

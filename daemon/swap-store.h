@@ -6,5 +6,5 @@
 
 struct swap;
 
-struct store *swap_store_new(struct swap *swap);
+struct store *swap_store_new(struct swap *swap, const char *path);
 void swap_store_free(struct store *st);

@@ -28,17 +28,16 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "crc32c.h"
 #include "log.h"
 #include "memfd.h"
+#include "page-sums.h"
 #include "ring.h"
 #include "slots.h"
+#include "store-header.h"
 #include "swap.h"
 
 #define PAGE UPAGER_PAGE_SIZE
-#define SWAP_MAGIC "upager swap store, format 1\n"
 #define SWAP_TABLES_MAGIC "upager swap tables, format 1\n"
-#define SWAP_BLANK_BYTES (1U << 20) /* what must be zeroes in a store never used */
 #define SWAP_GROW_PAGES 256 /* a file grows by 1 MiB at a time */
 #define SWAP_IO_MAX (64U << 20) /* the most one ring request moves */
 #define SWAP_RETRIES 8 /* of a request that failed with EAGAIN or EINTR */
@@ -53,8 +52,7 @@ struct swap {
 	struct slots slots;
 	void *tables; /* a header page, then crc, then written (tables_bytes()) */
 	int tables_fd; /* their memfd (SWAP_KEPT), or -1: private memory */
-	uint32_t *crc; /* per slot, valid where written */
-	uint64_t *written; /* bit per slot: written whole and not freed since */
+	struct page_sums sums; /* in the tables */
 	unsigned inflight;
 	bool closing; /* swap_close() came while I/O was in flight */
 	struct swap_stats stats;
@@ -71,44 +69,16 @@ struct swap_io {
 	void *userdata;
 };
 
-static uint64_t slot_offset(uint64_t slot)
-{
-	return (slot + 1) * PAGE;
-}
-
-static void written_set(struct swap *s, uint64_t slot, uint64_t pages, bool on)
-{
-	for (uint64_t i = slot; i < slot + pages; i++) {
-		if (on)
-			s->written[i / 64] |= 1ULL << (i % 64);
-		else
-			s->written[i / 64] &= ~(1ULL << (i % 64));
-	}
-}
-
-static bool written_all(const struct swap *s, uint64_t slot, uint64_t pages)
-{
-	for (uint64_t i = slot; i < slot + pages; i++)
-		if (!(s->written[i / 64] & (1ULL << (i % 64))))
-			return false;
-	return true;
-}
-
 /* The first page of the tables: what they are, and for how many slots. */
 struct swap_tables_header {
 	char magic[32];
 	uint64_t pages;
 };
 
-static uint64_t crc_bytes(uint64_t pages)
-{
-	return ALIGN_UP(pages * sizeof(uint32_t), (uint64_t)PAGE);
-}
-
 /* The tables of a store of @pages slots: a header page, the checksums, the written bits. */
 static uint64_t tables_bytes(uint64_t pages)
 {
-	return PAGE + crc_bytes(pages) + ALIGN_UP((pages + 63) / 64 * sizeof(uint64_t), PAGE);
+	return PAGE + page_sums_bytes(pages);
 }
 
 /*
@@ -135,8 +105,7 @@ static int tables_map(struct swap *s, int fd, bool kept)
 	if (m == MAP_FAILED)
 		return neg_errno();
 	s->tables = m;
-	s->crc = (uint32_t *)((char *)m + PAGE);
-	s->written = (uint64_t *)((char *)m + PAGE + crc_bytes(s->slots.pages));
+	page_sums_place(&s->sums, (char *)m + PAGE, s->slots.pages);
 	return 0;
 }
 
@@ -256,17 +225,16 @@ static int swap_header(struct swap *s)
 {
 	_cleanup_free_ char *buf = NULL;
 	ssize_t n;
-	int ret = read_head(s, SWAP_BLANK_BYTES, &buf);
+	int ret = read_head(s, STORE_BLANK_BYTES, &buf);
 
 	if (ret < 0)
 		return ret;
-	if (memcmp(buf, SWAP_MAGIC, sizeof(SWAP_MAGIC)) != 0 &&
-	    (buf[0] != 0 || memcmp(buf, buf + 1, SWAP_BLANK_BYTES - 1) != 0))
-		return -EEXIST;
+	ret = store_header_check(buf);
+	if (ret < 0)
+		return ret;
 	if (!s->device && ftruncate(s->fd, 0) < 0)
 		return neg_errno();
-	memset(buf, 0, PAGE);
-	memcpy(buf, SWAP_MAGIC, sizeof(SWAP_MAGIC));
+	store_header_make(buf);
 	n = pwrite(s->fd, buf, PAGE, 0);
 	if (n < 0)
 		return neg_errno();
@@ -350,7 +318,7 @@ static int swap_header_ours(struct swap *s)
 
 	if (ret < 0)
 		return ret;
-	return memcmp(buf, SWAP_MAGIC, sizeof(SWAP_MAGIC)) == 0 ? 0 : -EINVAL;
+	return memcmp(buf, STORE_MAGIC, sizeof(STORE_MAGIC)) == 0 ? 0 : -EINVAL;
 }
 
 /* How many slots the tables in @fd are for: 0 if they are not a swap store's tables. */
@@ -463,7 +431,7 @@ static int swap_grow(struct swap *s, uint64_t end)
 	if (end <= s->file_pages)
 		return 0;
 	n = MIN(ALIGN_UP(end, (uint64_t)SWAP_GROW_PAGES), s->slots.pages);
-	if (ftruncate(s->fd, (off_t)slot_offset(n)) < 0)
+	if (ftruncate(s->fd, (off_t)store_slot_offset(n)) < 0)
 		return neg_errno();
 	s->file_pages = n;
 	return 0;
@@ -492,20 +460,17 @@ int swap_alloc(struct swap *s, uint64_t pages, uint64_t *slot)
 		return ret;
 	}
 	/* A store taken over may have written bits left on free slots (swap_adopt()). */
-	written_set(s, first, pages, false);
+	page_sums_forget(&s->sums, first, pages);
 	s->stats.used_pages = s->slots.used;
 	s->stats.peak_pages = MAX(s->stats.peak_pages, s->slots.used);
 	*slot = first;
 	return 0;
 }
 
-/* Freed runs this long give their blocks back at once (see swap_free()). */
-#define SWAP_TRIM_PAGES 16
-
 /* Give the disk blocks of freed slots back, if the store can; a store that cannot still works. */
 static void swap_trim(struct swap *s, uint64_t slot, uint64_t pages)
 {
-	uint64_t range[2] = { slot_offset(slot), pages * PAGE };
+	uint64_t range[2] = { store_slot_offset(slot), pages * PAGE };
 	int ret;
 
 	if (!s->trim)
@@ -540,59 +505,15 @@ static void swap_trim(struct swap *s, uint64_t slot, uint64_t pages)
  */
 int swap_free(struct swap *s, uint64_t slot, uint64_t pages)
 {
-	uint64_t run_start, run_pages;
+	uint64_t start, count;
 	int ret = slots_free(&s->slots, slot, pages);
 
 	if (ret < 0)
 		return ret;
-	written_set(s, slot, pages, false);
+	page_sums_forget(&s->sums, slot, pages);
 	s->stats.used_pages = s->slots.used;
-	/* A punch costs the file system as much for one page as for many, and the blocks are
-	 * allocated again at the next write there: the pages faulted back one at a time keep
-	 * theirs until the free run around them is SLOTS_RUN long, or the store is empty. */
-	if (s->slots.used == 0 && s->file_pages)
-		swap_trim(s, 0, s->file_pages);
-	else if (pages >= SWAP_TRIM_PAGES)
-		swap_trim(s, slot, pages);
-	else if (slots_free_run(&s->slots, slot, &run_start, &run_pages) &&
-		 run_pages >= SLOTS_RUN && run_pages - pages < SLOTS_RUN)
-		swap_trim(s, run_start, run_pages);
-	return 0;
-}
-
-/* A transfer touches only allocated slots, from a page-aligned buffer (O_DIRECT wants one). */
-static int swap_check(const struct swap *s, bool write, uint64_t slot, const void *buf,
-		      uint64_t pages)
-{
-	if (!IS_ALIGNED((uintptr_t)buf, PAGE) || !slots_allocated(&s->slots, slot, pages))
-		return -EINVAL;
-	if (!write && !written_all(s, slot, pages))
-		return -EINVAL;
-	return 0;
-}
-
-/* Written: the checksums of what the slots now hold. */
-static void swap_commit(struct swap *s, uint64_t slot, const char *buf, uint64_t pages)
-{
-	for (uint64_t i = 0; i < pages; i++)
-		s->crc[slot + i] = crc32c(0, buf + i * PAGE, PAGE);
-	written_set(s, slot, pages, true);
-}
-
-/* Read: the data is what was written, or it is an error. */
-static int swap_verify(struct swap *s, uint64_t slot, const char *buf, uint64_t pages)
-{
-	for (uint64_t i = 0; i < pages; i++) {
-		uint32_t crc = crc32c(0, buf + i * PAGE, PAGE);
-
-		if (crc != s->crc[slot + i]) {
-			log_limited(
-				LOG_ERR,
-				"swap: slot %lu came back corrupt (checksum %08x, written %08x)",
-				(unsigned long)(slot + i), crc, s->crc[slot + i]);
-			return -EIO;
-		}
-	}
+	if (slots_trim_due(&s->slots, slot, pages, s->file_pages, &start, &count))
+		swap_trim(s, start, count);
 	return 0;
 }
 
@@ -600,9 +521,9 @@ static int swap_done(struct swap *s, bool write, uint64_t slot, const char *buf,
 		     int res)
 {
 	if (res == 0 && write)
-		swap_commit(s, slot, buf, pages);
+		page_sums_commit(&s->sums, slot, buf, pages);
 	else if (res == 0)
-		res = swap_verify(s, slot, buf, pages);
+		res = page_sums_verify(&s->sums, "swap", slot, buf, pages);
 	if (write)
 		s->stats.writes++;
 	else
@@ -622,7 +543,7 @@ static int swap_io_submit(struct swap_io *io)
 {
 	struct swap *s = io->swap;
 	uint32_t len = (uint32_t)MIN(io->pages * PAGE - io->done, (uint64_t)SWAP_IO_MAX);
-	uint64_t offset = slot_offset(io->slot) + io->done;
+	uint64_t offset = store_slot_offset(io->slot) + io->done;
 
 	if (io->write)
 		return ring_write(s->ring, s->fd, io->buf + io->done, len, offset, on_io, io);
@@ -684,7 +605,7 @@ static int swap_submit(struct swap *s, bool write, uint64_t slot, void *buf, uin
 
 	if (s->closing)
 		return -ESHUTDOWN;
-	ret = swap_check(s, write, slot, buf, pages);
+	ret = page_sums_check(&s->sums, &s->slots, write, slot, buf, pages);
 	if (ret < 0)
 		return ret;
 	io = malloc(sizeof(*io));
@@ -704,7 +625,7 @@ static int swap_submit(struct swap *s, bool write, uint64_t slot, void *buf, uin
 	}
 	/* Until it is written whole, no one reads what the slots held before. */
 	if (write)
-		written_set(s, slot, pages, false);
+		page_sums_forget(&s->sums, slot, pages);
 	s->inflight++;
 	return 0;
 }
@@ -749,15 +670,15 @@ int swap_read(struct swap *s, uint64_t slot, void *buf, uint64_t pages, swap_don
 static int swap_rw_now(struct swap *s, bool write, uint64_t slot, char *buf, uint64_t pages)
 {
 	uint64_t len = pages * PAGE, done = 0;
-	int ret = swap_check(s, write, slot, buf, pages);
+	int ret = page_sums_check(&s->sums, &s->slots, write, slot, buf, pages);
 
 	if (ret < 0)
 		return ret;
 	if (write)
-		written_set(s, slot, pages, false);
+		page_sums_forget(&s->sums, slot, pages);
 	while (ret == 0) {
 		size_t n = MIN(len - done, (uint64_t)SWAP_IO_MAX);
-		off_t off = (off_t)(slot_offset(slot) + done);
+		off_t off = (off_t)(store_slot_offset(slot) + done);
 		ssize_t r = write ? pwrite(s->fd, buf + done, n, off)
 				  : pread(s->fd, buf + done, n, off);
 
@@ -794,4 +715,5 @@ int swap_read_now(struct swap *s, uint64_t slot, void *buf, uint64_t pages)
 void swap_stats(const struct swap *s, struct swap_stats *out)
 {
 	*out = s->stats;
+	out->inflight = s->inflight;
 }

@@ -19,6 +19,7 @@ struct swap_stats {
 	uint64_t pages_out, pages_in; /* pages written, and read back verified */
 	uint64_t writes, reads; /* swap_write() and swap_read() done */
 	uint64_t errors; /* of those, the ones that failed, a bad checksum included */
+	uint64_t inflight; /* swap_write() and swap_read() under way */
 };
 
 /* swap_open(): the store's tables go to a memfd, so that the store outlives the daemon. */

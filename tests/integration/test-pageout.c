@@ -3,6 +3,9 @@
  * Paging out: upagerd with a memory budget and a client in one memory cgroup limited to the budget
  * and some headroom, without swap, and workloads 8 times the budget. Every page's data is checked,
  * and the cgroup's own figure of shared memory (the daemon's caches) is sampled all along.
+ *
+ * The swap store is a file, or with $UPAGER_TEST_NBD ("unix" or "tcp") the export of an nbdkit
+ * that the test starts (meson runs the anonymous memory tests so a second and a third time).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -19,6 +22,7 @@
 
 #include "cgroup.h"
 #include "harness.h"
+#include "nbd-server.h"
 #include "common/mman.h"
 #include "upager.h"
 
@@ -32,19 +36,56 @@
 
 static char swap_path[256];
 
+/* Whether the swap store is on an NBD server. */
+static bool on_nbd(void)
+{
+	return getenv("UPAGER_TEST_NBD") != NULL;
+}
+
+/* A new swap store in swap_path: a file's path, or the URI of a new server. */
+static void new_swap_store(void)
+{
+	const char *nbd = getenv("UPAGER_TEST_NBD");
+
+	if (nbd) {
+		nbd_server_start(strcmp(nbd, "tcp") == 0 ? NBD_SERVER_TCP : NBD_SERVER_UNIX,
+				 swap_path, sizeof(swap_path));
+		return;
+	}
+	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-test-swap-%d", (int)getpid());
+	unlink(swap_path);
+}
+
+static bool store_taken(void *arg)
+{
+	(void)arg;
+	return harness_daemon_logged("swap: on the NBD server");
+}
+
+/* The daemon listens before it opens its swap store. */
+static void start_daemon(const char *const *args)
+{
+	harness_start_args(args);
+	if (on_nbd())
+		cr_assert(wait_until(store_taken, NULL, 10000), "the daemon did not take %s",
+			  swap_path);
+}
+
 static void start(void)
 {
 	static const char *args[] = { "--memory-max", "16M", "--swap", swap_path, NULL };
 
-	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-test-swap-%d", (int)getpid());
-	unlink(swap_path);
-	harness_start_args(args);
+	new_swap_store();
+	start_daemon(args);
 }
 
 static void stop(void)
 {
 	harness_stop();
-	unlink(swap_path);
+	if (on_nbd())
+		nbd_server_stop();
+	else
+		unlink(swap_path);
 }
 
 TestSuite(pageout, .init = start, .fini = stop, .timeout = 300);
@@ -393,13 +434,17 @@ Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_st
 	cr_assert_geq(f.u.stats_reply.pages_in, (WORKLOAD - BUDGET) / PAGE,
 		      "the pages came back from the swap store");
 	cr_assert_gt(f.u.stats_reply.swap_bytes, WORKLOAD);
-	cr_assert_eq(stat(swap_path, &st), 0, "the swap store was made: %m");
-	cr_assert_eq(st.st_mode & 0777, 0600);
-	/* The client is gone: its slots are freed, their blocks given back. */
-	for (int i = 0; i < 100 && swap_kib() > 1024; i++)
+	if (!on_nbd()) {
+		cr_assert_eq(stat(swap_path, &st), 0, "the swap store was made: %m");
+		cr_assert_eq(st.st_mode & 0777, 0600);
+		/* The client is gone: its slots are freed, their blocks given back. */
+		for (int i = 0; i < 100 && swap_kib() > 1024; i++)
+			usleep(20 * 1000);
+		cr_assert_leq(swap_kib(), 1024, "the swap store still holds %llu KiB",
+			      (unsigned long long)swap_kib());
+	}
+	for (int i = 0; i < 100 && figures().u.stats_reply.swap_used_bytes; i++)
 		usleep(20 * 1000);
-	cr_assert_leq(swap_kib(), 1024, "the swap store still holds %llu KiB",
-		      (unsigned long long)swap_kib());
 	cr_assert_eq(figures().u.stats_reply.swap_used_bytes, 0);
 	cr_assert_eq(figures().u.stats_reply.memory_pages, 0);
 }
@@ -732,9 +777,8 @@ static void start_small_store(void)
 	static const char *args[] = { "--memory-max", "4M", "--swap", swap_path,
 				      "--swap-max",   "1M", NULL };
 
-	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-test-swap-%d", (int)getpid());
-	unlink(swap_path);
-	harness_start_args(args);
+	new_swap_store();
+	start_daemon(args);
 }
 
 Test(pageout, a_full_swap_store_keeps_pages_in_memory_and_the_daemon_alive)

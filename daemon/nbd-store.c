@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * A swap store on an NBD server, behind the page-store interface (store.h): far memory. The
+ * export is laid out as a local store is (store-header.h: our header in page 0, slot N at page
+ * N + 1), and taken only if it holds that header or zeroes in its first MiB.
+ *
+ * One connection through libnbd in its asynchronous mode: its socket is polled in the daemon's
+ * loop (nbd_aio_get_direction() says for what), each transfer is one nbd_aio_pread() or
+ * nbd_aio_pwrite() (pieces of NBD_IO_MAX) with a completion callback, and as many are in flight as
+ * the cache asks. libnbd calls those callbacks inside its own calls, where no libnbd call may be
+ * made: a transfer that ends goes on a list, and its done is called once libnbd has returned.
+ * libnbd sets TCP_NODELAY on a TCP connection itself.
+ *
+ * The server is not trusted with the data: each page written has its CRC32C kept here
+ * (page-sums.c), and a page read back that differs is -EIO, never data. Freed slots are trimmed
+ * where the server can, by the policy of slots_trim_due(); the slots stay allocated until the trim
+ * is over, since the server may reorder a trim and a later write to the same place.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "nbd-store.h"
+
+/** nbd_store_is_uri() - whether @where names an NBD server (nbd:, nbds:, nbd+unix: ...) */
+bool nbd_store_is_uri(const char *where)
+{
+	const char *colon = strchr(where, ':');
+
+	return strncmp(where, "nbd", 3) == 0 && colon && strncmp(colon, "://", 3) == 0 &&
+	       !memchr(where, '/', (size_t)(colon - where));
+}
+
+#ifndef HAVE_LIBNBD
+
+/** nbd_store_available() - whether this daemon was built with libnbd */
+bool nbd_store_available(void)
+{
+	return false;
+}
+
+/** nbd_store_open() - without libnbd: -EPROTONOSUPPORT */
+int nbd_store_open(uv_loop_t *loop, const char *uri, uint64_t max_bytes, struct store **out)
+{
+	(void)loop, (void)uri, (void)max_bytes, (void)out;
+	return -EPROTONOSUPPORT;
+}
+
+#else
+
+#include <libnbd.h>
+
+#include "common/list.h"
+#include "log.h"
+#include "page-sums.h"
+#include "slots.h"
+#include "store-header.h"
+#include "store.h"
+
+#define PAGE UPAGER_PAGE_SIZE
+#define NBD_IO_MAX (4U << 20) /* the most one request moves: servers take 32 MiB at least */
+
+struct nbd_store {
+	struct store store;
+	uv_loop_t *loop;
+	struct nbd_handle *nbd;
+	uv_poll_t poll;
+	int events; /* what the poll waits for */
+	char *where; /* the URI without credentials */
+	bool trim; /* the server can trim */
+	bool closing; /* store_close() came while I/O was in flight */
+	bool delivering;
+	uint64_t top; /* the end of the slots ever allocated */
+	struct slots slots;
+	struct page_sums sums;
+	struct list_head done; /* struct nbd_op.link: ended, their done not called yet */
+	unsigned inflight; /* struct nbd_op issued, not delivered */
+	struct store_info info;
+};
+
+/* One transfer (or trim) of the cache's, in pieces of NBD_IO_MAX. */
+struct nbd_op {
+	struct list_head link;
+	struct nbd_store *ns;
+	enum {
+		OP_READ,
+		OP_WRITE,
+		OP_TRIM
+	} kind;
+	uint64_t slot, pages;
+	char *buf;
+	unsigned pieces, ended; /* issued, and of those ended (their free called) */
+	unsigned completed; /* of those, with a completion and no error */
+	int error;
+	store_done_fn fn;
+	void *userdata;
+};
+
+static struct nbd_store *ns_of(struct store *st)
+{
+	return container_of(st, struct nbd_store, store);
+}
+
+static int nbd_errno(void)
+{
+	int e = nbd_get_errno();
+
+	return e > 0 ? -e : -EIO;
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events);
+
+/* Poll the socket for what libnbd waits for. */
+static void ns_arm(struct nbd_store *ns)
+{
+	unsigned dir = nbd_aio_get_direction(ns->nbd);
+	int events = (dir & LIBNBD_AIO_DIRECTION_READ ? UV_READABLE : 0) |
+		     (dir & LIBNBD_AIO_DIRECTION_WRITE ? UV_WRITABLE : 0);
+
+	if (events == ns->events)
+		return;
+	ns->events = events;
+	if (events)
+		uv_poll_start(&ns->poll, events, on_poll);
+	else
+		uv_poll_stop(&ns->poll);
+}
+
+static void ns_closed(uv_handle_t *h)
+{
+	struct nbd_store *ns = h->data;
+
+	nbd_close(ns->nbd);
+	page_sums_free(&ns->sums, ns->slots.pages);
+	slots_deinit(&ns->slots);
+	free(ns->where);
+	free(ns);
+}
+
+static void ns_destroy(struct nbd_store *ns)
+{
+	uv_close((uv_handle_t *)&ns->poll, ns_closed);
+}
+
+/* A read or write that ended: checked, counted, and its done called. */
+static void op_finish(struct nbd_store *ns, struct nbd_op *op)
+{
+	int res = op->error;
+	uint64_t bytes = op->pages * PAGE;
+
+	if (res == 0 && op->completed != op->pieces)
+		res = -EIO;
+	if (op->kind == OP_TRIM) {
+		(void)slots_free(&ns->slots, op->slot, op->pages);
+		ns->info.errors += res < 0;
+		return;
+	}
+	if (res == 0 && op->kind == OP_WRITE)
+		page_sums_commit(&ns->sums, op->slot, op->buf, op->pages);
+	else if (res == 0)
+		res = page_sums_verify(&ns->sums, "nbd", op->slot, op->buf, op->pages);
+	if (res < 0) {
+		ns->info.errors++;
+		log_limited(LOG_ERR, "nbd: %s of slots %lu+%lu: %s",
+			    op->kind == OP_WRITE ? "write" : "read", (unsigned long)op->slot,
+			    (unsigned long)op->pages, strerror(-res));
+	} else if (op->kind == OP_WRITE) {
+		ns->info.bytes_out += bytes;
+	} else {
+		ns->info.bytes_in += bytes;
+	}
+	op->fn(op->userdata, res < 0 ? res : (int)bytes);
+}
+
+/* The ops that ended, each once, outside libnbd's calls and never nested. */
+static void ns_deliver(struct nbd_store *ns)
+{
+	if (ns->delivering)
+		return;
+	ns->delivering = true;
+	while (!list_empty(&ns->done)) {
+		struct nbd_op *op = list_first_entry(&ns->done, struct nbd_op, link);
+
+		list_del_init(&op->link);
+		op_finish(ns, op);
+		free(op);
+		ns->inflight--;
+	}
+	ns->delivering = false;
+	if (ns->inflight == 0 && ns->closing)
+		ns_destroy(ns);
+}
+
+/* A piece's completion, inside libnbd: its result only. */
+static int piece_completed(void *userdata, int *error)
+{
+	struct nbd_op *op = userdata;
+
+	if (*error)
+		op->error = op->error ? op->error : -*error;
+	else
+		op->completed++;
+	return 1;
+}
+
+/* A piece is over, completed or never sent (libnbd frees each callback once): the op ends with
+ * its last piece. */
+static void piece_freed(void *userdata)
+{
+	struct nbd_op *op = userdata;
+
+	if (++op->ended == op->pieces)
+		list_add_tail(&op->link, &op->ns->done);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+	struct nbd_store *ns = poll->data;
+	int r = 0;
+
+	if (status < 0)
+		events = UV_READABLE; /* libnbd finds the error itself */
+	if (events & UV_READABLE)
+		r = nbd_aio_notify_read(ns->nbd);
+	if (r == 0 && (events & UV_WRITABLE) &&
+	    (nbd_aio_get_direction(ns->nbd) & LIBNBD_AIO_DIRECTION_WRITE))
+		r = nbd_aio_notify_write(ns->nbd);
+	if (r < 0 || nbd_aio_is_dead(ns->nbd) || nbd_aio_is_closed(ns->nbd)) {
+		log_limited(LOG_ERR, "nbd: %s: connection lost: %s", ns->where, nbd_get_error());
+		uv_poll_stop(&ns->poll);
+		ns->events = 0;
+	} else {
+		ns_arm(ns);
+	}
+	ns_deliver(ns);
+}
+
+/* Issue @op's pieces; 0 once one is on its way (done will be called), else a negative errno. */
+static int op_issue(struct nbd_store *ns, struct nbd_op *op)
+{
+	uint64_t len = op->pages * PAGE;
+	int ret = 0;
+
+	op->pieces = 1; /* until all are issued: none ends the op before */
+	for (uint64_t at = 0; at < len; at += NBD_IO_MAX) {
+		size_t n = (size_t)MIN(len - at, (uint64_t)NBD_IO_MAX);
+		uint64_t offset = store_slot_offset(op->slot) + at;
+		nbd_completion_callback cb = { .callback = piece_completed,
+					       .user_data = op,
+					       .free = piece_freed };
+		unsigned ended = op->ended;
+		int64_t cookie;
+
+		op->pieces++;
+		if (op->kind == OP_WRITE)
+			cookie = nbd_aio_pwrite(ns->nbd, op->buf + at, n, offset, cb, 0);
+		else if (op->kind == OP_READ)
+			cookie = nbd_aio_pread(ns->nbd, op->buf + at, n, offset, cb, 0);
+		else
+			cookie = nbd_aio_trim(ns->nbd, n, offset, cb, 0);
+		if (cookie < 0) {
+			ret = nbd_errno();
+			op->error = op->error ? op->error : ret;
+			/* Not sent: over, whether libnbd freed the callback or not. */
+			if (op->ended == ended)
+				op->ended++;
+			break;
+		}
+	}
+	if (--op->pieces == op->ended) {
+		/* Nothing on its way: no done. */
+		list_del_init(&op->link);
+		return ret < 0 ? ret : -EIO;
+	}
+	ns->inflight++;
+	ns_arm(ns);
+	return 0;
+}
+
+static int ns_submit(struct nbd_store *ns, int kind, uint64_t slot, void *buf, uint64_t pages,
+		     store_done_fn done, void *userdata)
+{
+	struct nbd_op *op;
+	int ret;
+
+	if (ns->closing)
+		return -ESHUTDOWN;
+	if (kind != OP_TRIM) {
+		ret = page_sums_check(&ns->sums, &ns->slots, kind == OP_WRITE, slot, buf, pages);
+		if (ret < 0)
+			return ret;
+	}
+	op = malloc(sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	*op = (struct nbd_op){ .ns = ns,
+			       .kind = kind,
+			       .slot = slot,
+			       .pages = pages,
+			       .buf = buf,
+			       .fn = done,
+			       .userdata = userdata };
+	list_init(&op->link);
+	/* Until it is written whole, no one reads what the slots held before. */
+	if (kind == OP_WRITE)
+		page_sums_forget(&ns->sums, slot, pages);
+	ret = op_issue(ns, op);
+	if (ret < 0) {
+		ns->info.errors++;
+		free(op);
+	}
+	return ret;
+}
+
+static int ns_write(struct store *st, uint64_t key, const void *buf, uint64_t pages,
+		    store_done_fn done, void *userdata)
+{
+	return ns_submit(ns_of(st), OP_WRITE, key, (void *)buf, pages, done, userdata);
+}
+
+static int ns_read(struct store *st, uint64_t key, void *buf, uint64_t pages, store_done_fn done,
+		   void *userdata)
+{
+	return ns_submit(ns_of(st), OP_READ, key, buf, pages, done, userdata);
+}
+
+static int ns_alloc(struct store *st, uint64_t pages, uint64_t *key)
+{
+	struct nbd_store *ns = ns_of(st);
+	int ret = slots_alloc(&ns->slots, pages, key);
+
+	if (ret < 0)
+		return ret;
+	page_sums_forget(&ns->sums, *key, pages);
+	ns->top = MAX(ns->top, *key + pages);
+	return 0;
+}
+
+static void ns_free(struct store *st, uint64_t key, uint64_t pages)
+{
+	struct nbd_store *ns = ns_of(st);
+	uint64_t start, count;
+
+	if (slots_free(&ns->slots, key, pages) < 0)
+		return;
+	page_sums_forget(&ns->sums, key, pages);
+	if (!ns->trim || ns->closing ||
+	    !slots_trim_due(&ns->slots, key, pages, ns->top, &start, &count))
+		return;
+	/* The server's space goes back; the slots are taken until it has. */
+	if (start == 0 && count == ns->top)
+		ns->top = 0;
+	if (slots_claim(&ns->slots, start, count) == 0 &&
+	    ns_submit(ns, OP_TRIM, start, NULL, count, NULL, NULL) < 0)
+		(void)slots_free(&ns->slots, start, count);
+}
+
+/* A page a previous daemon left in a slot: the slot is not handed out again, and, its checksum
+ * lost with that daemon, not read either (-EINVAL, so the page faults with SIGBUS). */
+static int ns_claim(struct store *st, uint64_t key, uint64_t pages)
+{
+	struct nbd_store *ns = ns_of(st);
+	int ret = slots_claim(&ns->slots, key, pages);
+
+	if (ret == 0) {
+		page_sums_forget(&ns->sums, key, pages);
+		ns->top = MAX(ns->top, key + pages);
+	}
+	return ret;
+}
+
+static void ns_figures(struct store *st, uint64_t *pages, uint64_t *used)
+{
+	struct nbd_store *ns = ns_of(st);
+
+	*pages = ns->slots.pages;
+	*used = ns->slots.used;
+}
+
+static void ns_info(struct store *st, struct store_info *out)
+{
+	struct nbd_store *ns = ns_of(st);
+
+	*out = ns->info;
+	out->kind = "nbd";
+	out->where = ns->where;
+	out->inflight = ns->inflight;
+}
+
+static void ns_close(struct store *st)
+{
+	struct nbd_store *ns = ns_of(st);
+
+	ns->closing = true;
+	if (ns->inflight == 0 && !ns->delivering)
+		ns_destroy(ns);
+}
+
+static const struct store_ops nbd_store_ops = {
+	.alloc = ns_alloc,
+	.free = ns_free,
+	.write = ns_write,
+	.read = ns_read,
+	.figures = ns_figures,
+	.claim = ns_claim,
+	.info = ns_info,
+	.close = ns_close,
+};
+
+/*
+ * @uri as it may be shown: no user name or password before the host, no query parameter but the
+ * socket (tls-psk-file and such name secrets).
+ */
+static char *uri_shown(const char *uri)
+{
+	const char *scheme_end = strstr(uri, "://"), *host = scheme_end + 3;
+	const char *path = host + strcspn(host, "/?"),
+		   *at = memchr(host, '@', (size_t)(path - host));
+	const char *query = strchr(path, '?'), *sock = query ? strstr(query, "socket=") : NULL;
+	size_t n = strlen(uri) + 1;
+	char *out = malloc(n);
+
+	if (!out)
+		return NULL;
+	snprintf(out, n, "%.*s%.*s%s%.*s", (int)(host - uri), uri,
+		 (int)((query ? query : path + strlen(path)) - (at ? at + 1 : host)),
+		 at ? at + 1 : host, sock ? "?" : "", sock ? (int)strcspn(sock, "&") : 0,
+		 sock ? sock : "");
+	return out;
+}
+
+/* Connect, and take the export: our header, or zeroes where it goes. */
+static int ns_connect(struct nbd_store *ns, const char *uri, uint64_t max_bytes)
+{
+	_cleanup_free_ char *head = malloc(STORE_BLANK_BYTES);
+	int64_t size;
+	int ret;
+
+	if (!head)
+		return -ENOMEM;
+	ns->nbd = nbd_create();
+	if (!ns->nbd)
+		return nbd_errno();
+	nbd_set_handle_name(ns->nbd, "upagerd");
+	if (!nbd_supports_uri(ns->nbd))
+		return -EPROTONOSUPPORT;
+	if (nbd_connect_uri(ns->nbd, uri) < 0) {
+		log_error("nbd: %s: %s", ns->where, nbd_get_error());
+		return nbd_errno();
+	}
+	size = nbd_get_size(ns->nbd);
+	if (size < 0)
+		return nbd_errno();
+	if (nbd_is_read_only(ns->nbd) == 1)
+		return -EROFS;
+	if ((uint64_t)size < 2 * PAGE)
+		return -EINVAL;
+	ns->trim = nbd_can_trim(ns->nbd) == 1;
+	ret = slots_init(&ns->slots, MIN((uint64_t)size / PAGE - 1, max_bytes / PAGE));
+	if (ret < 0)
+		return ret;
+	if (nbd_pread(ns->nbd, head, MIN((uint64_t)size, STORE_BLANK_BYTES), 0, 0) < 0)
+		return nbd_errno();
+	if ((uint64_t)size < STORE_BLANK_BYTES)
+		memset(head + size, 0, STORE_BLANK_BYTES - (size_t)size);
+	ret = store_header_check(head);
+	if (ret < 0)
+		return ret;
+	store_header_make(head);
+	if (nbd_pwrite(ns->nbd, head, PAGE, 0, 0) < 0)
+		return nbd_errno();
+	return 0;
+}
+
+/** nbd_store_available() - whether this daemon was built with libnbd */
+bool nbd_store_available(void)
+{
+	return true;
+}
+
+/**
+ * nbd_store_open() - connect to the NBD server of @uri and use its export as a swap store
+ * @loop: the daemon's loop, where the connection's socket is polled
+ * @uri: nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, or another URI of libnbd's
+ * @max_bytes: the most it holds (less if the export is smaller)
+ * @out: the store; store_close() closes it
+ *
+ * Connecting waits. Slots are free, whatever the export held: a new daemon never reads what an
+ * earlier one left.
+ *
+ * Return: 0; -EPROTONOSUPPORT if libnbd cannot parse URIs; -EROFS for a read-only export;
+ * -EINVAL for one smaller than two pages; -EEXIST if it holds other data (neither our header
+ * nor zeroes in its first MiB); or the negative errno of connecting.
+ */
+int nbd_store_open(uv_loop_t *loop, const char *uri, uint64_t max_bytes, struct store **out)
+{
+	struct nbd_store *ns = calloc(1, sizeof(*ns));
+	int ret;
+
+	if (!ns)
+		return -ENOMEM;
+	ns->store.ops = &nbd_store_ops;
+	ns->loop = loop;
+	list_init(&ns->done);
+	ns->where = uri_shown(uri);
+	ret = ns->where ? ns_connect(ns, uri, max_bytes) : -ENOMEM;
+	if (ret == 0)
+		ret = page_sums_new(&ns->sums, ns->slots.pages);
+	if (ret == 0 && uv_poll_init(loop, &ns->poll, nbd_aio_get_fd(ns->nbd)) < 0)
+		ret = -EIO;
+	if (ret < 0) {
+		if (ns->nbd)
+			nbd_close(ns->nbd);
+		page_sums_free(&ns->sums, ns->slots.pages);
+		slots_deinit(&ns->slots);
+		free(ns->where);
+		free(ns);
+		return ret;
+	}
+	ns->poll.data = ns;
+	ns_arm(ns);
+	*out = &ns->store;
+	return 0;
+}
+
+#endif
