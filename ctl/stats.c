@@ -6,6 +6,11 @@
 
 #include "ctl.h"
 
+static const char *store_kind(uint32_t kind)
+{
+	return kind == UPAGER_STORE_NBD ? "nbd" : kind == UPAGER_STORE_FILE ? "file" : "none";
+}
+
 /** ctl_stats_json() - a STATS reply as a JSON object, without a newline */
 void ctl_stats_json(const struct upager_msg *rep)
 {
@@ -24,9 +29,15 @@ void ctl_stats_json(const struct upager_msg *rep)
 	       ", \"pages_out\": %" PRIu64 ", \"pages_written_out\": %" PRIu64
 	       ", \"pages_in\": %" PRIu64 ", \"refaults\": %" PRIu64 ", \"over_budget\": %" PRIu64
 	       ", \"swap_bytes\": %" PRIu64 ", \"swap_used_bytes\": %" PRIu64
-	       ", \"writeback_errors\": %" PRIu64 "}",
+	       ", \"writeback_errors\": %" PRIu64,
 	       s->budget_bytes, s->memory_pages, s->pages_out, s->pages_written_out, s->pages_in,
 	       s->refaults, s->over_budget, s->swap_bytes, s->swap_used_bytes, s->writeback_errors);
+	printf(", \"store\": {\"kind\": \"%s\", \"where\": ", store_kind(s->store_kind));
+	ctl_json_string(s->store_where ? s->store_where : "", s->store_where_len);
+	printf(", \"requests_in_flight\": %u, \"bytes_out\": %" PRIu64 ", \"bytes_in\": %" PRIu64
+	       ", \"errors\": %" PRIu64 ", \"reconnects\": %" PRIu64 "}}",
+	       s->store_inflight, s->store_bytes_out, s->store_bytes_in, s->store_errors,
+	       s->store_reconnects);
 }
 
 static void stats_text(const struct upager_msg *rep)
@@ -66,6 +77,14 @@ static void stats_text(const struct upager_msg *rep)
 	       s->over_budget,
 	       s->swap_bytes ? ctl_size_str(s->swap_bytes, swap, sizeof(swap)) : "none",
 	       ctl_size_str(s->swap_used_bytes, used, sizeof(used)), s->writeback_errors);
+	if (s->store_kind != UPAGER_STORE_NONE)
+		printf("swap store:            %s %.*s\n"
+		       "store requests:        %u in flight, %" PRIu64 " errors, %" PRIu64
+		       " reconnects\n"
+		       "store bytes:           %" PRIu64 " out, %" PRIu64 " in\n",
+		       store_kind(s->store_kind), (int)s->store_where_len,
+		       s->store_where ? s->store_where : "", s->store_inflight, s->store_errors,
+		       s->store_reconnects, s->store_bytes_out, s->store_bytes_in);
 }
 
 static int stats_run(struct ctl *c, char **args)

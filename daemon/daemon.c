@@ -213,13 +213,16 @@ static const struct cache_hooks cache_hooks = {
 static void open_nbd_swap(struct daemon *d)
 {
 	int ret = nbd_store_open(d->loop, d->config.swap_path, d->config.swap_max, &d->cache.store);
+	struct store_info info;
 
+	/* The URI may name credentials: only the store says it, without them. */
 	if (ret < 0) {
-		log_warning("swap: cannot use %s: %s; anonymous pages stay in memory",
-			    d->config.swap_path, strerror(-ret));
+		log_warning("swap: cannot use the NBD server: %s; anonymous pages stay in memory",
+			    strerror(-ret));
 		return;
 	}
-	log_info("swap: on the NBD server of %s, up to %" PRIu64 " MiB", d->config.swap_path,
+	d->cache.store->ops->info(d->cache.store, &info);
+	log_info("swap: on the NBD server of %s, up to %" PRIu64 " MiB", info.where,
 		 d->config.swap_max >> 20);
 	object_slots_claim_all(&d->cache);
 	d->cache.private_out = !d->fdstore;

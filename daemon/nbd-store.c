@@ -444,6 +444,8 @@ static int ns_connect(struct nbd_store *ns, const char *uri, uint64_t max_bytes)
 	if (!ns->nbd)
 		return nbd_errno();
 	nbd_set_handle_name(ns->nbd, "upagerd");
+	/* The administrator's URI may name a TLS key file (tls-psk-file). */
+	nbd_set_uri_allow_local_file(ns->nbd, true);
 	if (!nbd_supports_uri(ns->nbd))
 		return -EPROTONOSUPPORT;
 	if (nbd_connect_uri(ns->nbd, uri) < 0) {

@@ -12,6 +12,7 @@
 #include "report.h"
 #include "session.h"
 #include "space.h"
+#include "store.h"
 #include "view.h"
 
 static bool may_see(const struct session *s, const struct space *sp)
@@ -107,6 +108,25 @@ static void report_paging(const struct cache *c, struct upager_msg *m)
 	m->u.stats_reply.writeback_errors = c->stats.wb_errors;
 }
 
+/* The swap store: its kind, where it is, its requests. */
+static void report_store(struct cache *c, struct upager_msg *m)
+{
+	struct store_info i;
+
+	if (!c->store || !c->store->ops->info)
+		return;
+	c->store->ops->info(c->store, &i);
+	m->u.stats_reply.store_kind =
+		strcmp(i.kind, "nbd") == 0 ? UPAGER_STORE_NBD : UPAGER_STORE_FILE;
+	m->u.stats_reply.store_inflight = (uint32_t)i.inflight;
+	m->u.stats_reply.store_bytes_out = i.bytes_out;
+	m->u.stats_reply.store_bytes_in = i.bytes_in;
+	m->u.stats_reply.store_errors = i.errors;
+	m->u.stats_reply.store_reconnects = i.reconnects;
+	m->u.stats_reply.store_where = i.where;
+	m->u.stats_reply.store_where_len = (uint32_t)strnlen(i.where, UPAGER_PATH_MAX);
+}
+
 /** report_stats() - STATS: the daemon's figures */
 int report_stats(struct session *s, const struct upager_msg *req)
 {
@@ -131,5 +151,6 @@ int report_stats(struct session *s, const struct upager_msg *req)
 	m.u.stats_reply.latency_p99_ns = latency_percentile(&d->stats.latency, 99);
 	m.u.stats_reply.latency_max_ns = d->stats.latency.max_ns;
 	report_paging(&d->cache, &m);
+	report_store(&d->cache, &m);
 	return session_reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
 }

@@ -138,32 +138,38 @@
 	F(count, ANY)    \
 	F(next_cursor, ANY)
 
-#define STATS_REPLY(F, Z)             \
-	F(sessions, ANY)              \
-	F(spaces, ANY)                \
-	F(regions, ANY)               \
-	F(objects, ANY)               \
-	F(cached_pages, ANY)          \
-	F(faults, ANY)                \
-	F(pages_read, ANY)            \
-	F(bytes_read, ANY)            \
-	F(bytes_written, ANY)         \
-	F(uptime_ms, ANY)             \
-	F(pages_populated, ANY)       \
-	F(bytes_from_page_cache, ANY) \
-	F(latency_p50_ns, ANY)        \
-	F(latency_p99_ns, ANY)        \
-	F(latency_max_ns, ANY)        \
-	F(budget_bytes, ANY)          \
-	F(memory_pages, ANY)          \
-	F(pages_out, ANY)             \
-	F(pages_written_out, ANY)     \
-	F(pages_in, ANY)              \
-	F(refaults, ANY)              \
-	F(over_budget, ANY)           \
-	F(swap_bytes, ANY)            \
-	F(swap_used_bytes, ANY)       \
-	F(writeback_errors, ANY)
+#define STATS_REPLY(F, Z)                                         \
+	F(sessions, ANY)                                          \
+	F(spaces, ANY)                                            \
+	F(regions, ANY)                                           \
+	F(objects, ANY)                                           \
+	F(cached_pages, ANY)                                      \
+	F(faults, ANY)                                            \
+	F(pages_read, ANY)                                        \
+	F(bytes_read, ANY)                                        \
+	F(bytes_written, ANY)                                     \
+	F(uptime_ms, ANY)                                         \
+	F(pages_populated, ANY)                                   \
+	F(bytes_from_page_cache, ANY)                             \
+	F(latency_p50_ns, ANY)                                    \
+	F(latency_p99_ns, ANY)                                    \
+	F(latency_max_ns, ANY)                                    \
+	F(budget_bytes, ANY)                                      \
+	F(memory_pages, ANY)                                      \
+	F(pages_out, ANY)                                         \
+	F(pages_written_out, ANY)                                 \
+	F(pages_in, ANY)                                          \
+	F(refaults, ANY)                                          \
+	F(over_budget, ANY)                                       \
+	F(swap_bytes, ANY)                                        \
+	F(swap_used_bytes, ANY)                                   \
+	F(writeback_errors, ANY)                                  \
+	F(store_kind, RANGE(UPAGER_STORE_NONE, UPAGER_STORE_NBD)) \
+	F(store_inflight, ANY)                                    \
+	F(store_bytes_out, ANY)                                   \
+	F(store_bytes_in, ANY)                                    \
+	F(store_errors, ANY)                                      \
+	F(store_reconnects, ANY)
 
 /* A LIST entry, but for entry_len, which frames it as the header's len frames a message. */
 #define LIST_ENTRY(F, Z)                       \
@@ -375,6 +381,8 @@ int upager_msg_encode(void *buf, size_t size, const struct upager_msg *m)
 		return -EINVAL;
 	if (m->op == REPLY(UPAGER_OP_LIST))
 		extra = m->u.list_reply.entries_len;
+	if (m->op == REPLY(UPAGER_OP_STATS))
+		extra = m->u.stats_reply.store_where_len;
 	if (len + extra > size || len + extra > UPAGER_MSG_MAX)
 		return -EMSGSIZE;
 
@@ -393,7 +401,10 @@ int upager_msg_encode(void *buf, size_t size, const struct upager_msg *m)
 		break;
 	}
 	if (extra)
-		memcpy(p + len, m->u.list_reply.entries, extra);
+		memcpy(p + len,
+		       m->op == REPLY(UPAGER_OP_LIST) ? (const void *)m->u.list_reply.entries
+						      : (const void *)m->u.stats_reply.store_where,
+		       extra);
 	return (int)(len + extra);
 }
 
@@ -447,7 +458,8 @@ int upager_msg_decode(const void *buf, size_t len, struct upager_msg *m)
 	if (m->op & ~(UPAGER_OP_REPLY | 0xff))
 		return -EOPNOTSUPP;
 	reply = m->op & UPAGER_OP_REPLY;
-	if (m->op == REPLY(UPAGER_OP_LIST) ? len < fixed : len != fixed)
+	if (m->op == REPLY(UPAGER_OP_LIST) || m->op == REPLY(UPAGER_OP_STATS) ? len < fixed
+									      : len != fixed)
 		return -EBADMSG;
 
 	if (reply) {
@@ -466,6 +478,13 @@ int upager_msg_decode(const void *buf, size_t len, struct upager_msg *m)
 		MESSAGES(DECODE_CASE)
 	default:
 		break;
+	}
+	if (m->op == REPLY(UPAGER_OP_STATS)) {
+		if (len - fixed > UPAGER_PATH_MAX)
+			return -EBADMSG;
+		m->u.stats_reply.store_where_len = (uint32_t)(len - fixed);
+		if (m->u.stats_reply.store_where_len)
+			m->u.stats_reply.store_where = (const char *)p + fixed;
 	}
 	return 0;
 }

@@ -98,6 +98,11 @@ struct upager_msg {
 			uint64_t pages_out, pages_written_out, pages_in, refaults, over_budget;
 			uint64_t swap_bytes, swap_used_bytes;
 			uint64_t writeback_errors;
+			uint32_t store_kind, store_inflight;
+			uint64_t store_bytes_out, store_bytes_in, store_errors, store_reconnects;
+			/* The rest of the datagram: as LIST's entries, no field of the body. */
+			const char *store_where;
+			uint32_t store_where_len;
 		} stats_reply;
 	} u;
 };

@@ -325,6 +325,21 @@ struct upager_wire_stats_reply {
 	__le64 swap_bytes; /* the swap store's size, 0 without one */
 	__le64 swap_used_bytes;
 	__le64 writeback_errors; /* write-backs that failed */
+	/* The swap store: its kind, requests under way, bytes written and read back verified,
+	 * requests failed, connections made again. Where it is (a path, or a URI without
+	 * credentials) is the rest of the datagram, at most UPAGER_PATH_MAX bytes, no NUL. */
+	__le32 store_kind; /* enum upager_store_kind */
+	__le32 store_inflight;
+	__le64 store_bytes_out;
+	__le64 store_bytes_in;
+	__le64 store_errors;
+	__le64 store_reconnects;
+};
+
+enum upager_store_kind {
+	UPAGER_STORE_NONE = 0,
+	UPAGER_STORE_FILE = 1, /* a file or a block device */
+	UPAGER_STORE_NBD = 2, /* an NBD server's export; where is its URI without credentials */
 };
 
 #endif /* UPAGER_PROTO_H */

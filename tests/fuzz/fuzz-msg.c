@@ -39,6 +39,10 @@ static void check_datagram(const uint8_t *data, size_t size)
 				   m.u.list_reply.entries_len == size - upager_msg_size(m.op),
 			   "entries outside the datagram");
 		fuzz_check_entries(m.u.list_reply.entries, m.u.list_reply.entries_len);
+	} else if (m.op == (UPAGER_OP_STATS | UPAGER_OP_REPLY)) {
+		FUZZ_CHECK(m.u.stats_reply.store_where_len == size - upager_msg_size(m.op) &&
+				   m.u.stats_reply.store_where_len <= UPAGER_PATH_MAX,
+			   "where the store is: outside the datagram");
 	} else {
 		FUZZ_CHECK(size == upager_msg_size(m.op), "op %#x in %zu bytes", m.op, size);
 	}
@@ -97,6 +101,12 @@ static void check_message(const uint8_t *data, size_t size)
 	if (m.op == (UPAGER_OP_LIST | UPAGER_OP_REPLY)) {
 		m.u.list_reply.entries = data + head + body;
 		m.u.list_reply.entries_len = size - head - body;
+	}
+	if (m.op == (UPAGER_OP_STATS | UPAGER_OP_REPLY)) {
+		m.u.stats_reply.store_where = (const char *)data + head + body;
+		m.u.stats_reply.store_where_len =
+			(uint32_t)(size - head - body < UPAGER_PATH_MAX ? size - head - body
+									: UPAGER_PATH_MAX);
 	}
 	n = upager_msg_encode(out, sizeof(out), &m);
 	if (upager_msg_size(m.op) == 0) {

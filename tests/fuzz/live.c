@@ -175,6 +175,8 @@ static int make_msg(struct round *r, size_t c, uint8_t *buf)
 	}
 	if (m.op == (UPAGER_OP_LIST | UPAGER_OP_REPLY))
 		m.u.list_reply.entries_len = 0;
+	if (m.op == (UPAGER_OP_STATS | UPAGER_OP_REPLY))
+		m.u.stats_reply.store_where_len = 0;
 	return upager_msg_encode(buf, UPAGER_MSG_MAX, &m);
 }
 

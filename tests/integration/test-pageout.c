@@ -434,6 +434,13 @@ Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_st
 	cr_assert_geq(f.u.stats_reply.pages_in, (WORKLOAD - BUDGET) / PAGE,
 		      "the pages came back from the swap store");
 	cr_assert_gt(f.u.stats_reply.swap_bytes, WORKLOAD);
+	/* upagerctl stats says which store took them, and what went each way. */
+	cr_assert_eq(f.u.stats_reply.store_kind, on_nbd() ? UPAGER_STORE_NBD : UPAGER_STORE_FILE);
+	cr_assert_eq(f.u.stats_reply.store_where_len, strlen(swap_path));
+	cr_assert_eq(memcmp(f.u.stats_reply.store_where, swap_path, strlen(swap_path)), 0);
+	cr_assert_geq(f.u.stats_reply.store_bytes_out, WORKLOAD - BUDGET);
+	cr_assert_geq(f.u.stats_reply.store_bytes_in, WORKLOAD - BUDGET);
+	cr_assert_eq(f.u.stats_reply.store_errors, 0);
 	if (!on_nbd()) {
 		cr_assert_eq(stat(swap_path, &st), 0, "the swap store was made: %m");
 		cr_assert_eq(st.st_mode & 0777, 0600);

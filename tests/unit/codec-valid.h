@@ -25,6 +25,9 @@ static inline void codec_make_valid(struct upager_msg *m)
 		m->u.grow_reply.sentinel &= 1;
 	if (m->op == UPAGER_OP_RESUME)
 		m->u.resume.kind = UPAGER_OBJECT_FILE;
+	if (m->op == (UPAGER_OP_STATS | UPAGER_OP_REPLY)) {
+		m->u.stats_reply.store_kind %= UPAGER_STORE_NBD + 1;
+	}
 	if (m->op == UPAGER_OP_DROP)
 		m->u.drop.pages = 1 + m->u.drop.pages % UPAGER_DROP_MAX_PAGES;
 }

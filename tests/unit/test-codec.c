@@ -133,7 +133,7 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(sizeof(struct upager_wire_list), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_reply), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_entry), ENTRY_FIXED);
-	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 184);
+	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 224);
 	/* Fields added later are appended: what was there before keeps its place. */
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, reserved), 70);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, pages_populated), 72);
@@ -449,7 +449,35 @@ Test(codec, stats_round_trip)
 	m.u.stats_reply.swap_bytes = 0x1717171717171717ull;
 	m.u.stats_reply.swap_used_bytes = 0x1818181818181818ull;
 	m.u.stats_reply.writeback_errors = 0x1919191919191919ull;
-	roundtrip(&m, HDR + RPL + 184);
+	m.u.stats_reply.store_kind = UPAGER_STORE_NBD;
+	m.u.stats_reply.store_inflight = 0x1e1e1e1e;
+	m.u.stats_reply.store_bytes_out = 0x1a1a1a1a1a1a1a1aull;
+	m.u.stats_reply.store_bytes_in = 0x1b1b1b1b1b1b1b1bull;
+	m.u.stats_reply.store_errors = 0x1c1c1c1c1c1c1c1cull;
+	m.u.stats_reply.store_reconnects = 0x1d1d1d1d1d1d1d1dull;
+	roundtrip(&m, HDR + RPL + 224);
+}
+
+/* Where the swap store is: the rest of the datagram, up to a path's length. */
+Test(codec, stats_reply_carries_where_the_store_is)
+{
+	static const char where[] = "nbd://server/export";
+	struct upager_msg m, out;
+	size_t n;
+
+	msg_init(&m, REPLY(UPAGER_OP_STATS), 12);
+	m.u.stats_reply.store_kind = UPAGER_STORE_NBD;
+	m.u.stats_reply.store_where = where;
+	m.u.stats_reply.store_where_len = sizeof(where) - 1;
+	n = encode(&m);
+	cr_assert_eq(n, HDR + RPL + 224 + sizeof(where) - 1);
+	cr_assert_eq(upager_msg_decode(buf, n, &out), 0);
+	cr_assert_eq(out.u.stats_reply.store_where_len, sizeof(where) - 1);
+	cr_assert_eq(memcmp(out.u.stats_reply.store_where, where, sizeof(where) - 1), 0);
+	m.u.stats_reply.store_where_len = UPAGER_PATH_MAX + 1;
+	m.u.stats_reply.store_where = (const char *)buf + 8192;
+	n = encode(&m);
+	cr_assert_eq(upager_msg_decode(buf, n, &out), -EBADMSG, "longer than a path");
 }
 
 Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
@@ -479,8 +507,11 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	m.u.stats_reply.swap_bytes = 0x4849505152535455ull;
 	m.u.stats_reply.swap_used_bytes = 0x5859606162636465ull;
 	m.u.stats_reply.writeback_errors = 0x6869707172737475ull;
-	memset(buf, 0xaa, HDR + RPL + 200);
-	cr_assert_eq(encode(&m), HDR + RPL + 184);
+	m.u.stats_reply.store_inflight = 0x68697071;
+	m.u.stats_reply.store_bytes_out = 0x7273747576777879ull;
+	m.u.stats_reply.store_reconnects = 0x8283848586878889ull;
+	memset(buf, 0xaa, HDR + RPL + 240);
+	cr_assert_eq(encode(&m), HDR + RPL + 224);
 	cr_assert_eq(rd64(body + 16), m.u.stats_reply.cached_pages);
 	cr_assert_eq(rd64(body + 24), m.u.stats_reply.faults);
 	cr_assert_eq(rd64(body + 32), m.u.stats_reply.pages_read);
@@ -502,7 +533,10 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	cr_assert_eq(rd64(body + 160), m.u.stats_reply.swap_bytes);
 	cr_assert_eq(rd64(body + 168), m.u.stats_reply.swap_used_bytes);
 	cr_assert_eq(rd64(body + 176), m.u.stats_reply.writeback_errors);
-	cr_assert_eq(body[184], 0xaa, "encode wrote past the message");
+	cr_assert_eq(rd64(body + 184) >> 32, m.u.stats_reply.store_inflight);
+	cr_assert_eq(rd64(body + 192), m.u.stats_reply.store_bytes_out);
+	cr_assert_eq(rd64(body + 216), m.u.stats_reply.store_reconnects);
+	cr_assert_eq(body[224], 0xaa, "encode wrote past the message");
 }
 
 Test(codec, header_is_little_endian_on_the_wire)
@@ -650,8 +684,8 @@ Test(decode, body_too_long_for_its_opcode)
 	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++) {
 		size_t n = encode_valid(all_ops[i]);
 
-		if (all_ops[i] == REPLY(UPAGER_OP_LIST))
-			continue; /* entries follow; below */
+		if (all_ops[i] == REPLY(UPAGER_OP_LIST) || all_ops[i] == REPLY(UPAGER_OP_STATS))
+			continue; /* entries, or where the store is, follow; below */
 		memset(buf + n, 0, 8);
 		set_len(n + 1);
 		cr_assert_eq(decode(n + 1), -EBADMSG, "op %#x, one byte over", all_ops[i]);
