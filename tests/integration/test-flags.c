@@ -19,9 +19,13 @@
 
 TestSuite(flags, .init = harness_start, .fini = harness_stop, .timeout = 60);
 
-/* A mapping of 4 pages at address 0 through map, written and read back; 0 or the errno. */
-static int map_at_zero(void *(*map)(void *, size_t, int, int, int, off_t),
-		       int (*unmap)(void *, size_t), int flags)
+/*
+ * A mapping of 4 pages at address 0 through map, written and read back; 0 or the errno. Address 0
+ * is what is tested: the sanitizer must not take its use for a null pointer's.
+ */
+__attribute__((no_sanitize("undefined"))) static int
+map_at_zero(void *(*map)(void *, size_t, int, int, int, off_t), int (*unmap)(void *, size_t),
+	    int flags)
 {
 	volatile char *p = map(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
 			       flags | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -191,7 +195,11 @@ Test(flags, map_aligned_aligns_to_two_to_the_n)
 		cr_assert_eq(a[2 * PAGE], 0);
 		a[2 * PAGE] = 7;
 		cr_assert_eq(a[2 * PAGE], 7);
+#ifndef UPAGER_SANITIZED /* the sanitizer's runtime maps and unmaps reserved ranges of its own */
 		cr_assert_eq(prot_none_bytes(), none, "n=%d: the reservation stayed", shifts[i]);
+#else
+		(void)none;
+#endif
 		cr_assert_eq(upager_munmap(f, 8 * PAGE), 0);
 		cr_assert_eq(upager_munmap(a, 3 * PAGE), 0);
 	}

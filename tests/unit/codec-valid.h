@@ -6,8 +6,8 @@
 
 /*
  * Give the constrained fields of @m valid values, leaving the others alone: HELLO's versions and
- * flags, OBJECT_OPEN's kind, REMAP's phase, GROW's action, the GROW reply's sentinel and DROP's
- * page count.
+ * flags, OBJECT_OPEN's kind, REMAP's phase, GROW's action, the GROW reply's sentinel, STATS
+ * reply's store and DROP's page count.
  */
 static inline void codec_make_valid(struct upager_msg *m)
 {
@@ -27,6 +27,9 @@ static inline void codec_make_valid(struct upager_msg *m)
 		m->u.resume.kind = UPAGER_OBJECT_FILE;
 	if (m->op == (UPAGER_OP_STATS | UPAGER_OP_REPLY)) {
 		m->u.stats_reply.store_kind %= UPAGER_STORE_NBD + 1;
+		/* Where the store is: none, rather than the pattern's pointer and length. */
+		m->u.stats_reply.store_where = NULL;
+		m->u.stats_reply.store_where_len = 0;
 	}
 	if (m->op == UPAGER_OP_DROP)
 		m->u.drop.pages = 1 + m->u.drop.pages % UPAGER_DROP_MAX_PAGES;
