@@ -270,21 +270,30 @@ struct file_job {
 	struct object *obj; /* a reference */
 	uint64_t addr, flags, t0;
 	bool touch, reserve; /* neither: restat */
+	bool stated; /* before and st hold the file's status around a touch or a reservation */
 	int ret;
-	struct stat st;
+	struct stat before, st;
 	struct reserve rv;
 };
 
 static void file_job_run(struct worker_job *job)
 {
 	struct file_job *fj = container_of(job, struct file_job, job);
+	int fd = fj->obj->fd_write;
 
+	if (!fj->touch && !fj->reserve) {
+		fj->ret = fstat(fj->obj->fd_read, &fj->st) < 0 ? neg_errno() : 0;
+		return;
+	}
+	/* The daemon's own change of the file's times, told apart from others' (object.c). */
+	fj->stated = fstat(fd, &fj->before) == 0;
 	if (fj->reserve)
 		reserve_run(&fj->rv);
 	if (fj->touch)
-		fj->ret = object_touch_file(fj->obj->fd_write, &fj->st);
-	else if (!fj->reserve)
-		fj->ret = fstat(fj->obj->fd_read, &fj->st) < 0 ? neg_errno() : 0;
+		fj->ret = object_touch_file(fd, &fj->st);
+	else if (fj->stated)
+		fj->stated = fstat(fd, &fj->st) == 0;
+	fj->stated = fj->stated && fj->ret == 0;
 }
 
 /*
@@ -312,8 +321,8 @@ static void file_job_done(struct worker_job *job, int status)
 	struct space *s = fj->space;
 	struct region *r;
 
-	if (status == 0 && fj->touch && fj->ret == 0)
-		object_touched(fj->obj, &fj->st);
+	if (status == 0 && fj->stated)
+		object_own_change(fj->obj, &fj->before, &fj->st);
 	if (status == 0 && fj->reserve)
 		reserve_done(fj->obj, &fj->rv);
 	if (status == 0 && restat && fj->ret == 0 && (uint64_t)fj->st.st_size > fj->obj->file_size)
@@ -337,6 +346,8 @@ static void file_job_free(struct worker_job *job)
 {
 	struct file_job *fj = container_of(job, struct file_job, job);
 
+	if (fj->touch || fj->reserve)
+		fj->obj->own_changes--;
 	space_unref(fj->space);
 	object_unref(fj->obj);
 	free(fj);
@@ -363,6 +374,8 @@ static bool file_job(struct space *s, struct region *r, uint64_t addr, uint64_t 
 	fj->t0 = t0;
 	fj->touch = touch;
 	fj->reserve = reserve;
+	if (touch || reserve)
+		o->own_changes++;
 	if (reserve)
 		reserve_plan(o, region_page(r, addr), &fj->rv);
 	if (worker_submit(s->d->cache.workers, &fj->job) == 0)

@@ -522,14 +522,14 @@ static int object_revalidate(struct object *o, const struct stat *st, bool holes
  * @o: the object
  * @st: the file's status, just read
  *
- * Return: 0, -EBUSY if the cache cannot follow now (a write-back or a read past the new end under
- * way: the caller tries again later), or another negative errno.
+ * Return: 0, -EBUSY if the cache cannot follow now (a write-back, a read past the new end or a
+ * change of the daemon's own under way: the caller tries again later), or another negative errno.
  */
 int object_follow_file(struct object *o, const struct stat *st)
 {
 	if (!stat_changed(o, st))
 		return 0;
-	if (!object_wb_idle(o))
+	if (!object_wb_idle(o) || o->own_changes > 0)
 		return -EBUSY;
 	return object_revalidate(o, st, true);
 }
@@ -1339,11 +1339,17 @@ int object_writeback_now(struct object *o)
 	return ret;
 }
 
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
 /**
  * object_touch_due() - whether a client's write through a shared mapping must set the file's
  * modification and change times first: Linux sets them to now at the first write to a clean page
  * of such a mapping (mmap(2)); not if they are now already, to the granularity of the coarse
- * clock they come from (the daemon's own figure of them, no system call)
+ * clock (a file system with fine-grained times may have set them a little past it), by the
+ * daemon's own figure of them (no system call)
  * @o: the object
  */
 bool object_touch_due(const struct object *o)
@@ -1353,8 +1359,7 @@ bool object_touch_due(const struct object *o)
 	if (o->kind != OBJECT_FILE || o->fd_write < 0 ||
 	    clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
 		return false;
-	return o->mtime.tv_sec != now.tv_sec || o->mtime.tv_nsec != now.tv_nsec ||
-	       o->ctime.tv_sec != now.tv_sec || o->ctime.tv_nsec != now.tv_nsec;
+	return ts_before(&o->mtime, &now) || ts_before(&o->ctime, &now);
 }
 
 /**
@@ -1372,15 +1377,20 @@ int object_touch_file(int fd, struct stat *st)
 }
 
 /**
- * object_touched() - the times object_touch_file() set: the daemon's own change, no change
- * behind the cache's back
+ * object_own_change() - the daemon changed the file's times itself (object_touch_file(), a
+ * reservation of blocks) and its call is over: the times it set are no change behind the cache's
+ * back, unless the file had changed already before the call (then they are left for the watch to
+ * follow, see object_follow_file())
  * @o: the object
- * @st: what object_touch_file() read
+ * @before: the file's status read just before the call
+ * @after: just after it
  */
-void object_touched(struct object *o, const struct stat *st)
+void object_own_change(struct object *o, const struct stat *before, const struct stat *after)
 {
-	o->mtime = st->st_mtim;
-	o->ctime = st->st_ctim;
+	if (stat_changed(o, before))
+		return;
+	o->mtime = after->st_mtim;
+	o->ctime = after->st_ctim;
 	object_mark(o);
 }
 

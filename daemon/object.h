@@ -85,6 +85,9 @@ struct object {
 	int fd_write; /* an O_RDWR one, once a client had it; -1 before; may be fd_read */
 	bool fd_write_own; /* fd_write is the daemon's own description, not a client's */
 	bool holes; /* the file may have holes: first writes reserve blocks (reserve.c) */
+	/* The daemon's own calls under way that change the file's times (a touch, a
+	 * reservation): until they are over, a change seen on the file may be theirs. */
+	unsigned own_changes;
 	/* The first write-back error no msync has reported yet (0: none), over the pages
 	 * [wb_err_first, wb_err_end) of the writes that failed; failed write-backs in all. */
 	int wb_err;
@@ -159,7 +162,7 @@ void object_stop(struct object *o);
 void wb_wait_put(struct wb_wait *w, int ret);
 bool object_touch_due(const struct object *o);
 int object_touch_file(int fd, struct stat *st);
-void object_touched(struct object *o, const struct stat *st);
+void object_own_change(struct object *o, const struct stat *before, const struct stat *after);
 char *fd_path(int fd);
 uint64_t object_reserve_for(uint64_t size);
 uint64_t object_cached_pages(const struct object *o);

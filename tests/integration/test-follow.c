@@ -268,3 +268,37 @@ Test(follow, a_read_by_another_process_sees_what_a_shared_mapping_wrote)
 	cr_assert_eq(upager_munmap((void *)m, 2 * PAGE), 0);
 	close(fd);
 }
+
+/*
+ * Each first write to a clean page of a shared mapping sets the file's times, a change the watch
+ * sees too: the daemon's own, after which every page cached stays (a cache that took it for
+ * someone else's would drop its clean pages and read them again, and a write fault waiting on a
+ * page it dropped would set the times again, round and round).
+ */
+Test(follow, a_mapping_s_own_writes_are_no_change_behind_the_cache)
+{
+	enum {
+		N = 64
+	};
+	int fd = make_pattern_file("f", N * PAGE, path);
+	volatile uint64_t *m =
+		upager_mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct region_info ri;
+	uint64_t read;
+
+	cr_assert_neq(m, MAP_FAILED);
+	for (size_t p = 0; p < N; p++)
+		cr_assert_eq(m[p * PAGE / 8], pattern_at(p * PAGE));
+	cr_assert(harness_region(getpid(), (void *)m, &ri));
+	read = ri.pages_read;
+	for (size_t p = 0; p < N; p += 2) {
+		m[p * PAGE / 8] = p;
+		usleep(10000); /* the watch's event is read meanwhile */
+	}
+	for (size_t p = 1; p < N; p += 2)
+		cr_assert_eq(m[p * PAGE / 8], pattern_at(p * PAGE));
+	cr_assert(harness_region(getpid(), (void *)m, &ri));
+	cr_assert_eq(ri.pages_read, read, "pages read again: %" PRIu64, ri.pages_read - read);
+	cr_assert_eq(upager_munmap((void *)m, N * PAGE), 0);
+	close(fd);
+}
