@@ -36,6 +36,9 @@ struct cache_hooks {
 	bool (*pinned)(struct object *o, uint64_t first, uint64_t count);
 	/* The object of a file goes: stop following the file (watch.c). NULL: nothing to do. */
 	void (*forget)(struct object *o);
+	/* A page of the object of a file whose reads by others fanotify ignores (watch.c) may become
+	 * dirty: they must wait for its write-back again. NULL: nothing to do. */
+	void (*may_dirty)(struct object *o);
 };
 
 struct cache_stats {

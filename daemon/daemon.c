@@ -195,6 +195,11 @@ static void daemon_forget_file(struct object *o)
 	watch_forget(cache_daemon(o->c)->watch, o);
 }
 
+static void daemon_file_may_dirty(struct object *o)
+{
+	watch_listen(cache_daemon(o->c)->watch, o);
+}
+
 /* How the cache reaches the daemon. */
 static const struct cache_hooks cache_hooks = {
 	.store_fd = cache_store_in_fdstore,
@@ -203,6 +208,7 @@ static const struct cache_hooks cache_hooks = {
 	.protect = space_protect_object,
 	.pinned = space_pinned,
 	.forget = daemon_forget_file,
+	.may_dirty = daemon_file_may_dirty,
 };
 
 /*

@@ -564,6 +564,18 @@ int object_refresh(struct object *o, uint64_t first, uint64_t count)
 	return 0;
 }
 
+/**
+ * object_may_dirty() - a page of @o may become dirty while others' reads of its file go unheard
+ * (object_page_set()): the watch hears them again first
+ * @o: the object
+ */
+void object_may_dirty(struct object *o)
+{
+	o->watch_quiet = false;
+	if (o->c->hooks && o->c->hooks->may_dirty)
+		o->c->hooks->may_dirty(o);
+}
+
 /** object_maybe_dirty() - whether a page of [first, first+count) of @o may need writing back */
 bool object_maybe_dirty(const struct object *o, uint64_t first, uint64_t count)
 {

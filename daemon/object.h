@@ -100,6 +100,7 @@ struct object {
 	char *path;
 	int watch_wd; /* its inotify watch (watch.c), or -1 */
 	bool watch_stale; /* the file changed: the cache follows it when it can (watch.c) */
+	bool watch_quiet; /* no page may be dirty: others' reads ignored by fanotify (watch.c) */
 
 	uint64_t pages_read, bytes_read; /* from the backing store, over the object's life */
 	uint64_t pages_out, refaults; /* pages paged out, and read again after (evict.c) */
@@ -214,6 +215,8 @@ static inline void object_chunk_mark(struct object *o, uint64_t p, bool dirty)
 		o->maybe_dirty[c >> 6] &= ~(1ULL << (c & 63));
 }
 
+void object_may_dirty(struct object *o);
+
 /** object_page_set() - the state of page @p becomes @state: the one place a state changes */
 static inline void object_page_set(struct object *o, uint64_t p, uint8_t state)
 {
@@ -227,8 +230,11 @@ static inline void object_page_set(struct object *o, uint64_t p, uint8_t state)
 		o->cached--;
 		o->c->cached--;
 	}
-	if (state & (PAGE_WRITABLE | PAGE_AWAY))
+	if (state & (PAGE_WRITABLE | PAGE_AWAY)) {
 		object_chunk_mark(o, p, true);
+		if (o->watch_quiet)
+			object_may_dirty(o);
+	}
 	o->pages[p] = state;
 }
 

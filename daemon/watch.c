@@ -174,6 +174,13 @@ static void pre_access(struct watch *w, int fd, uint64_t off, uint64_t len)
 		answer(w, fd, true);
 		return;
 	}
+	/* A file no mapping may have written: the kernel lets others' reads go ahead unheard until
+	 * a page may be dirty again (watch_listen()). A write-back under way is not in the file. */
+	if (!o->watch_quiet && object_wb_idle(o) && !object_maybe_dirty(o, 0, object_pages(o)) &&
+	    fanotify_mark(w->fan_fd,
+			  FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY,
+			  FAN_PRE_ACCESS, fd, NULL) == 0)
+		o->watch_quiet = true;
 	count = len ? (ALIGN_UP(off + len, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT) - first
 		    : object_pages(o);
 	if (first >= object_pages(o) || !object_maybe_dirty(o, first, count) ||
@@ -327,11 +334,28 @@ void watch_object(struct watch *w, struct object *o, bool pre_content)
 		log_limited(LOG_DEBUG, "%s: no pre-content events on its file system", o->path);
 }
 
+/**
+ * watch_listen() - others' reads of the file of @o wait for the daemon again: a page of it may
+ * become dirty (object_may_dirty())
+ * @w: the watch, or NULL
+ * @o: the object, whose watch_quiet was set
+ */
+void watch_listen(struct watch *w, struct object *o)
+{
+	if (w && w->fan_fd >= 0 && o->fd_read >= 0 &&
+	    fanotify_mark(w->fan_fd, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, FAN_PRE_ACCESS,
+			  o->fd_read, NULL) < 0)
+		log_limited(LOG_WARNING,
+			    "%s: fanotify: %m; others' reads may miss mappings' writes", o->path);
+}
+
 /** watch_forget() - stop following the file of @o, which goes */
 void watch_forget(struct watch *w, struct object *o)
 {
 	if (!w || o->watch_wd < 0)
 		return;
+	if (o->watch_quiet)
+		object_may_dirty(o);
 	inotify_rm_watch(w->ino_fd, o->watch_wd);
 	o->watch_wd = -1;
 	if (w->fan_fd >= 0 && o->fd_read >= 0 &&

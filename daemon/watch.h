@@ -14,5 +14,6 @@ int watch_new(uv_loop_t *loop, struct cache *c, struct watch **out);
 void watch_free(struct watch *w);
 void watch_object(struct watch *w, struct object *o, bool pre_content);
 void watch_forget(struct watch *w, struct object *o);
+void watch_listen(struct watch *w, struct object *o);
 uint64_t watch_epoch(const struct watch *w);
 void watch_sync(struct watch *w);

@@ -265,6 +265,10 @@ Test(follow, a_read_by_another_process_sees_what_a_shared_mapping_wrote)
 	memcpy((char *)m + PAGE + 10, "mapped", 6);
 	/* No msync: the daemon writes the page back before the read goes ahead. */
 	other_process_data(READ, PAGE + 10, "mapped");
+	/* Now clean: the kernel lets reads go ahead unheard, until the mapping writes again. */
+	other_process_data(READ, PAGE + 10, "mapped");
+	memcpy((char *)m + 20, "second", 6);
+	other_process_data(READ, 20, "second");
 	cr_assert_eq(upager_munmap((void *)m, 2 * PAGE), 0);
 	close(fd);
 }
