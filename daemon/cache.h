@@ -87,6 +87,8 @@ struct cache {
 	 * else they are the client's own. */
 	uint64_t private_pages, private_leaving;
 	bool private_out;
+	/* Copies in the views of nonlinear mappings (view.c; view-out.c sends them out). */
+	uint64_t copies;
 };
 
 /* The private anonymous pages the budget counts. */
@@ -95,10 +97,16 @@ static inline uint64_t cache_private_use(const struct cache *c)
 	return c->private_out ? c->private_pages - c->private_leaving : 0;
 }
 
+/* The pages the budget counts: the objects' caches, fills under way, private pages, copies. */
+static inline uint64_t cache_use(const struct cache *c)
+{
+	return c->cached + c->inflight + cache_private_use(c) + c->copies;
+}
+
 /* How many more pages fit in the budget (UINT64_MAX: no budget). */
 static inline uint64_t cache_room_pages(const struct cache *c)
 {
-	uint64_t use = c->cached + c->inflight + cache_private_use(c);
+	uint64_t use = cache_use(c);
 
 	if (c->budget_pages == 0)
 		return UINT64_MAX;

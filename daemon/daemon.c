@@ -38,6 +38,8 @@
 #include "swap.h"
 #include "tables.h"
 #include "uffdio.h"
+#include "view-copy.h"
+#include "view-out.h"
 #include "worker.h"
 #include "watch.h"
 
@@ -97,8 +99,13 @@ static void on_flush(uv_check_t *h)
 
 	d->turn++;
 	if (!d->stopping) {
+		uint64_t copies_out;
+		bool leaving;
+
 		private_balance(d);
-		cache_balance(&d->cache);
+		copies_out = views_balance(d);
+		leaving = cache_balance(&d->cache);
+		view_serve_waits(d, copies_out == 0 && !leaving && !cache_room(&d->cache, 1));
 	}
 	state_flush(d);
 }

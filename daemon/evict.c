@@ -18,10 +18,11 @@
  * it from every client; a dirty one is written back first (write-protected in every client, then
  * written: object_writeback()), and punched by a later sweep if no write came meanwhile. Nothing
  * of an object is touched while any write-back of it is asked for or under way, since pages being
- * written back are taken for clean before they are in the file. Not sent out: pages of objects
- * with nonlinear mappings, of shared anonymous objects while there is no swap store, and pages
- * being filled; a page that some client may write without write-protect faults never becomes
- * clean (object.c), so it stays too.
+ * written back are taken for clean before they are in the file. Not sent out: pages that
+ * nonlinear mappings hold copies of (the copies go first, view-out.c), shared anonymous pages
+ * while there is no swap store or while the object has nonlinear mappings, and pages being
+ * filled; a page that some client may write without write-protect faults never becomes clean
+ * (object.c), so it stays too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,8 +48,14 @@ uint64_t cache_slack(const struct cache *c)
 
 static bool evictable(const struct object *o)
 {
-	return (o->kind == OBJECT_FILE || o->c->store) && o->cached > 0 && list_empty(&o->views) &&
-	       object_wb_idle(o);
+	return (o->kind == OBJECT_FILE || (o->c->store && list_empty(&o->views))) &&
+	       o->cached > 0 && object_wb_idle(o);
+}
+
+/* A home page that nonlinear mappings hold copies of stays (view.c: the copies need it valid). */
+static bool has_copies(const struct object *o, uint64_t p)
+{
+	return o->view_ops && o->view_ops->has_copies(o, p);
 }
 
 struct sweep {
@@ -257,7 +264,7 @@ static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *
 			p += 7;
 			continue;
 		}
-		if ((st & (PAGE_STATE_MASK | PAGE_AWAY)) != PAGE_READY ||
+		if ((st & (PAGE_STATE_MASK | PAGE_AWAY)) != PAGE_READY || has_copies(o, p) ||
 		    (anon && (dirty == SWAP_OUT_MAX_PAGES || swapping_out(o, p)))) {
 			if (dirty)
 				break;
@@ -424,8 +431,11 @@ static bool writeback_pending(struct cache *c)
  * room; if nothing can go and nothing is under way to make room, start them anyway (counted in
  * over_budget) rather than wait for ever
  * @c: the cache; called where no fault or populate is half done
+ *
+ * Return: whether pages left memory or are on their way out, so that there will be room for
+ * what waits for it (view-copy.c) without reading on above the budget.
  */
-void cache_balance(struct cache *c)
+bool cache_balance(struct cache *c)
 {
 	uint64_t slack = cache_slack(c), use, low;
 	struct sweep sw = { 0 };
@@ -434,17 +444,16 @@ void cache_balance(struct cache *c)
 		c->store->ops->figures(c->store, &c->swap_pages, &c->swap_used);
 	if (c->budget_pages == 0) {
 		fill_start_deferred(c, true);
-		return;
+		return false;
 	}
 	/* Pages on their way to the store are gone already, as far as the sweep is concerned:
 	 * sweeping for them again would send out more than the budget needs. */
-	use = c->cached + c->inflight + cache_private_use(c) + MIN(c->deferred_pages, slack);
+	use = cache_use(c) + MIN(c->deferred_pages, slack);
 	use -= MIN(use, swap_out_pages);
 	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
 	if (use > c->budget_pages - slack / 2 || c->deferred_pages) {
 		/* Down to the budget less the slack, and room for the first fill that waits. */
-		uint64_t head = c->cached + c->inflight + cache_private_use(c) +
-				fill_deferred_head(c) - swap_out_pages;
+		uint64_t head = cache_use(c) + fill_deferred_head(c) - swap_out_pages;
 
 		sw.want = MAX(use > low ? use - low : 0,
 			      head > c->budget_pages ? head - c->budget_pages : 0);
@@ -463,4 +472,5 @@ void cache_balance(struct cache *c)
 			    c->cached, c->budget_pages);
 		fill_start_deferred(c, true);
 	}
+	return sw.dropped > 0 || sw.written > 0 || writeback_pending(c);
 }

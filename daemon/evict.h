@@ -7,4 +7,4 @@
 struct cache;
 
 uint64_t cache_slack(const struct cache *c);
-void cache_balance(struct cache *c);
+bool cache_balance(struct cache *c);

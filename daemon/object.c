@@ -1006,8 +1006,11 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 			p += OBJECT_CHUNK - 1; /* nothing to write back in this chunk */
 			continue;
 		}
-		if (p < end)
-			object_restore_home(o, p);
+		/* A page whose data was in a copy: above the budget, its read-only copies go once
+		 * it is home, so that writing it back does not take twice its memory. */
+		if (p < end && (o->pages[p] & PAGE_AWAY) && object_restore_home(o, p) == 0 &&
+		    (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY && !cache_room(o->c, 1))
+			o->view_ops->drop_copies(o, p);
 		if (p < end && o->pages[p] == want && taken + run < WB_JOB_PAGES) {
 			run++;
 			continue;

@@ -887,7 +887,7 @@ void private_balance(struct daemon *d)
 	serve_waits(d);
 	if (!c->budget_pages || !c->private_out || !c->private_pages)
 		return;
-	use = c->cached + c->inflight + cache_private_use(c);
+	use = cache_use(c);
 	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
 	if (use <= c->budget_pages - slack / 2)
 		return;
@@ -896,7 +896,7 @@ void private_balance(struct daemon *d)
 		if (may_page_out(s))
 			want -= MIN(want, sweep_droppable(s, want));
 	/* What the droppable pages did not cover: the private pages' share of it. */
-	use = c->cached + c->inflight + cache_private_use(c);
+	use = cache_use(c);
 	if (!want || use <= low)
 		return;
 	want = (use - low) * (c->private_pages - c->private_leaving) / use + 1;

@@ -23,6 +23,7 @@ struct region {
 	struct object *obj; /* NULL: private anonymous */
 	struct view *view; /* a nonlinear mapping's view, or NULL */
 	uint64_t view_index; /* view page at start */
+	uint64_t view_hand; /* its page where the sweep of copies goes on (view-out.c) */
 	bool shared; /* mapped MAP_SHARED from the memfd */
 	bool may_write; /* shared and the client may write the object */
 	bool wp; /* may write, mapped without PROT_WRITE: pages go in write-protected,

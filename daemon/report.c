@@ -97,7 +97,7 @@ send:
 static void report_paging(const struct cache *c, struct upager_msg *m)
 {
 	m->u.stats_reply.budget_bytes = c->budget_pages << UPAGER_PAGE_SHIFT;
-	m->u.stats_reply.memory_pages = c->cached + c->inflight + cache_private_use(c);
+	m->u.stats_reply.memory_pages = cache_use(c);
 	m->u.stats_reply.pages_out = c->stats.pages_out;
 	m->u.stats_reply.pages_written_out = c->stats.pages_written_out;
 	m->u.stats_reply.pages_in = c->stats.pages_in;

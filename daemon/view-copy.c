@@ -112,6 +112,78 @@ static int view_wait(struct space *s, struct region *r, uint64_t addr, uint64_t 
 static int copy_from_page_cache(struct space *s, uint64_t addr, struct view *v, uint64_t i,
 				uint64_t p);
 
+/* A fault that waits for room in the budget before it makes a copy (view_serve_waits()). */
+struct room_wait {
+	struct space *space; /* a reference */
+	uint64_t addr, flags, t0;
+};
+
+static struct room_wait *room_waits;
+static size_t n_room_waits, room_waits_cap;
+
+/*
+ * Above the budget, with copies that may leave, a new copy waits for the next balance (daemon.c)
+ * to make room, as a fill waits (fill.c). Return: whether the fault at addr of s waits.
+ */
+static bool wait_room(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
+{
+	struct cache *c = s->d->cache.budget_pages ? &s->d->cache : NULL;
+
+	if (!c || cache_room(c, 1) || !c->copies)
+		return false;
+	if (n_room_waits == room_waits_cap) {
+		size_t cap = room_waits_cap ? 2 * room_waits_cap : 16;
+		struct room_wait *w = realloc(room_waits, cap * sizeof(*w));
+
+		if (!w)
+			return false;
+		room_waits = w;
+		room_waits_cap = cap;
+	}
+	room_waits[n_room_waits++] = (struct room_wait){ space_ref(s), addr, flags, t0 };
+	return true;
+}
+
+/**
+ * view_serve_waits() - serve the faults that waited for room, while there is room
+ * @d: the daemon; after the balance, where no fault is half done
+ * @force: nothing is leaving memory that would make room: serve them all the same (above the
+ *         budget) rather than let them wait for ever
+ */
+void view_serve_waits(struct daemon *d, bool force)
+{
+	struct room_wait *w = room_waits;
+	size_t n = n_room_waits, k = 0;
+
+	if (!n)
+		return;
+	room_waits = NULL;
+	n_room_waits = room_waits_cap = 0;
+	for (; k < n && (force || cache_room(&d->cache, 1)); k++) {
+		struct space *s = w[k].space;
+		struct region *r = s->dead ? NULL : region_find(&s->regions, w[k].addr);
+
+		if (r && r->view)
+			view_fault(s, r, w[k].addr, w[k].flags, w[k].t0);
+		else if (!s->dead)
+			uffdio_wake(s->uffd, w[k].addr, UPAGER_PAGE_SIZE);
+		space_unref(s);
+	}
+	/* What still waits goes back, in its order. */
+	for (; k < n; k++) {
+		struct space *s = w[k].space;
+
+		if (s->dead || !wait_room(s, w[k].addr, w[k].flags, w[k].t0)) {
+			struct region *r = s->dead ? NULL : region_find(&s->regions, w[k].addr);
+
+			if (r && r->view)
+				view_fault(s, r, w[k].addr, w[k].flags, w[k].t0);
+		}
+		space_unref(s);
+	}
+	free(w);
+}
+
 /* Serve the write fault at addr again once the read of its home page p under way is over. */
 static void view_wait_write(struct space *s, struct region *r, uint64_t addr, uint64_t p,
 			    uint64_t flags, uint64_t t0)
@@ -178,6 +250,8 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		map_copy(s, addr, v, i);
 		return;
 	}
+	if (wait_room(s, addr, flags, t0))
+		return;
 	/* A page no one has: straight from the kernel's page cache, if it is there. */
 	if (copy_from_page_cache(s, addr, v, i, p) == 0)
 		return;
@@ -308,7 +382,8 @@ static void view_install(struct space *s, uint64_t addr, uint64_t count)
 		v = r->view;
 		i = r->view_index + ((a - r->start) >> UPAGER_PAGE_SHIFT);
 		p = view_page(v, i);
-		if (v->copy[i] != COPY_NONE || p >= object_pages(v->obj))
+		if (v->copy[i] != COPY_NONE || p >= object_pages(v->obj) ||
+		    !cache_room(v->obj->c, 1))
 			continue;
 		if (v->obj->pages[p] & PAGE_AWAY)
 			view_restore_home(v->obj, p);
@@ -341,7 +416,7 @@ int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_
 	first = r->view_index + ((addr - r->start) >> UPAGER_PAGE_SHIFT);
 	/* Pages no one has go straight from the page cache into the view, as long as the page
 	 * cache has them. */
-	while (direct < count && direct < FILL_NOW_MAX_PAGES &&
+	while (direct < count && direct < FILL_NOW_MAX_PAGES && cache_room(v->obj->c, 1) &&
 	       copy_from_page_cache(s, addr + (direct << UPAGER_PAGE_SHIFT), v, first + direct,
 				    v->table[first + direct]) == 0)
 		direct++;

@@ -113,6 +113,7 @@ int view_copies_add(struct object *o, uint64_t p, struct view *v, uint64_t index
 		oc->copies[p] = cs = n;
 	}
 	cs->e[cs->n++] = (struct copyref){ v, index };
+	o->c->copies++;
 	return 0;
 }
 
@@ -125,6 +126,7 @@ static void copies_remove(struct object *o, uint64_t p, const struct view *v, ui
 	for (uint32_t k = 0; k < cs->n; k++)
 		if (cs->e[k].v == v && cs->e[k].index == index) {
 			cs->e[k] = cs->e[--cs->n];
+			o->c->copies--;
 			break;
 		}
 	if (cs->n == 0) {
@@ -291,6 +293,7 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 		view_punch(c.v->memfd, c.index, 1);
 		view_release(c.v, c.index);
 		cs->e[k] = cs->e[--cs->n];
+		o->c->copies--;
 	}
 	if (cs && cs->n == 0) {
 		free(cs);
@@ -389,9 +392,16 @@ static void object_copies_free(struct object *o)
 	o->view_data = NULL;
 }
 
+static void drop_copies(struct object *o, uint64_t p)
+{
+	view_invalidate_copies(o, p, NULL, 0);
+}
+
 /* What views do for the cache of their object (struct object_view_ops). */
 static const struct object_view_ops view_object_ops = {
+	.has_copies = view_has_copies,
 	.restore_home = view_restore_home,
+	.drop_copies = drop_copies,
 	.claims_settle = view_claims_settle,
 	.object_free = object_copies_free,
 };
@@ -651,19 +661,13 @@ void view_attach(struct view *v, const struct view_host *h, uint64_t start)
 	view_mark(v);
 }
 
-/**
- * view_drop_range() - the copies of view pages [first, first+count) leave (remap, munmap)
- *
- * A writable copy goes home first; every copy is punched out of the view, which unmaps it from
- * the client.
- */
-void view_drop_range(struct view *v, uint64_t first, uint64_t count)
+/* Pages of a view dropped at once: the home pages they bring back are punched copies soon. */
+#define DROP_CHUNK 64
+
+static void drop_chunk(struct view *v, uint64_t first, uint64_t end)
 {
 	struct object *o = v->obj;
-	uint64_t end = MIN(first + count, v->pages);
 	bool any = false;
-
-	view_settle(v, UINT64_MAX, UINT64_MAX, true);
 
 	for (uint64_t i = first; i < end; i++) {
 		uint64_t p = v->table[i];
@@ -677,7 +681,7 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 		copies_remove(o, p, v, i);
 		any = true;
 	}
-	if (!any || first >= end)
+	if (!any)
 		return;
 	view_punch(v->memfd, first, end - first);
 	/* Only now, with the copies gone, may the library rewrite their entries. */
@@ -686,6 +690,48 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 			v->copy[i] = COPY_NONE;
 			view_release(v, i);
 		}
+}
+
+/**
+ * view_drop_range() - the copies of view pages [first, first+count) leave (remap, munmap)
+ *
+ * A writable copy goes home first; every copy is punched out of the view, which unmaps it from
+ * the client.
+ */
+void view_drop_range(struct view *v, uint64_t first, uint64_t count)
+{
+	uint64_t end = MIN(first + count, v->pages);
+
+	view_settle(v, UINT64_MAX, UINT64_MAX, true);
+	/* A chunk at a time: the writable copies that go home do not take twice their memory. */
+	for (uint64_t at = first; at < end; at += DROP_CHUNK)
+		drop_chunk(v, at, MIN(at + DROP_CHUNK, end));
+}
+
+/**
+ * view_copies_out() - the copies of view pages [first, first+count) leave memory for the budget
+ * (view-out.c): a writable one goes home first, write-protected again (not if it cannot be now:
+ * it stays, and so do the copies after it); then they are punched as a remap punches them. The
+ * home pages they leave behind are the cache's to send out (evict.c).
+ * @v: the view
+ * @first: first view page
+ * @count: pages, each with a copy
+ *
+ * Return: how many left.
+ */
+uint64_t view_copies_out(struct view *v, uint64_t first, uint64_t count)
+{
+	uint64_t n = 0;
+
+	while (n < count && first + n < v->pages) {
+		uint64_t i = first + n;
+
+		if (v->copy[i] == COPY_RW && restore_home(v->obj, v->table[i], false) < 0)
+			break;
+		n++;
+	}
+	view_drop_range(v, first, n);
+	return n;
 }
 
 /** view_remap() - view pages [first, first+count) show object pages pgoff, pgoff+1, ... */

@@ -72,6 +72,7 @@ void view_attach(struct view *v, const struct view_host *h, uint64_t start);
 void view_publish(struct view *v, bool local);
 uint64_t view_page(const struct view *v, uint64_t i);
 void view_drop_range(struct view *v, uint64_t first, uint64_t count);
+uint64_t view_copies_out(struct view *v, uint64_t first, uint64_t count);
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff);
 uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count);
 

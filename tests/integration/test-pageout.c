@@ -278,6 +278,61 @@ Test(pageout, dirty_pages_are_written_back_before_they_leave_and_read_again_afte
 	close(fd);
 }
 
+/* Nonlinear: each run of 64 pages of the mapping shows the file's runs in reverse order. */
+#define NL_RUN 64
+#define NL_RUNS (WORKLOAD / PAGE / NL_RUN)
+
+static uint64_t nl_file_page(uint64_t i)
+{
+	return (NL_RUNS - 1 - i / NL_RUN) * NL_RUN + i % NL_RUN;
+}
+
+/* Exit 3 at the first page of the nonlinear mapping @p whose words are not the file's ^ @xor. */
+static void check_nonlinear(const uint64_t *p, uint64_t xor)
+{
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++) {
+		uint64_t off = nl_file_page(i) * PAGE;
+
+		if (p[i * PAGE / 8] != (pattern_at(off) ^ xor) ||
+		    p[(i * PAGE + PAGE - 8) / 8] != (pattern_at(off + PAGE - 8) ^ xor))
+			_exit(3);
+	}
+}
+
+static void nonlinear_read_write(void *arg)
+{
+	uint64_t *p = map_file(PROT_READ | PROT_WRITE, NULL);
+
+	(void)arg;
+	for (uint64_t r = 0; r < NL_RUNS; r++)
+		if (upager_remap_file_pages(p + r * NL_RUN * PAGE / 8, NL_RUN * PAGE, 0,
+					    (NL_RUNS - 1 - r) * NL_RUN, 0) < 0)
+			_exit(13);
+	for (int round = 0; round < 2; round++)
+		check_nonlinear(p, 0);
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++) {
+		p[i * PAGE / 8] ^= XOR;
+		p[(i * PAGE + PAGE - 8) / 8] ^= XOR;
+	}
+	check_nonlinear(p, XOR);
+	if (upager_msync(p, WORKLOAD, MS_SYNC) < 0 || upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+}
+
+Test(pageout, a_nonlinear_mapping_eight_times_the_budget_is_read_and_written_in_the_budget)
+{
+	uint64_t word;
+	int fd = make_pattern_file("nonlinear", WORKLOAD, file_path);
+
+	run_limited(nonlinear_read_write, NULL);
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++) {
+		cr_assert_eq(pread(fd, &word, 8, (off_t)(i * PAGE)), 8);
+		cr_assert_eq(word, pattern_at(i * PAGE) ^ XOR, "page %llu of the file",
+			     (unsigned long long)i);
+	}
+	close(fd);
+}
+
 /*
  * Writes racing the eviction of their pages: threads keep writing a counter into pages of their
  * own while a reader streams through the rest of the file, so that the written pages are written

@@ -31,7 +31,7 @@ static uint64_t run_until(bool *flag)
 	uint64_t most = 0;
 
 	while (!*flag) {
-		cache_balance(&cache);
+		(void)cache_balance(&cache);
 		most = cache.cached + cache.inflight > most ? cache.cached + cache.inflight : most;
 		if (*flag)
 			break; /* started and over within the balance */
@@ -122,6 +122,44 @@ Test(evict, pages_mapped_since_the_hand_passed_are_spared_once)
 		check_page(o, p);
 	cr_assert_eq(o->pages[4] & PAGE_STATE_MASK, PAGE_ABSENT, "an unused page went instead");
 	cr_assert_leq(cache.cached, 24);
+	object_unref(o);
+	close(fd);
+}
+
+/* Pages 0 to 3 have copies in a nonlinear mapping. */
+static bool first_four_copied(const struct object *o, uint64_t p)
+{
+	(void)o;
+	return p < 4;
+}
+
+static void settle_none(struct object *o, uint64_t p)
+{
+	(void)o;
+	(void)p;
+}
+
+Test(evict, home_pages_with_copies_stay_and_copies_count_in_the_budget)
+{
+	static const struct object_view_ops ops = { .has_copies = first_four_copied,
+						    .claims_settle = settle_none };
+	struct object *o;
+	int fd;
+
+	cache.budget_pages = 24;
+	o = file_object(&fd);
+	o->view_ops = &ops;
+	fill(o, 0, 16);
+	/* Eight copies elsewhere and eight more pages: twelve of the cache's must go, none of
+	 * the four whose copies need them. */
+	cache.copies = 8;
+	fill(o, 24, 8);
+	for (uint64_t p = 0; p < 4; p++)
+		check_page(o, p);
+	cr_assert_eq(o->pages[4] & PAGE_STATE_MASK, PAGE_ABSENT, "a page without copies went");
+	cr_assert_leq(cache.cached + cache.copies, 24);
+	cache.copies = 0;
+	o->view_ops = NULL;
 	object_unref(o);
 	close(fd);
 }

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Copies of nonlinear mappings leave memory under the budget. The copies in views count in it
+ * (cache.copies); once per loop iteration, before the cache's own sweep, they give their share of
+ * what the budget wants to go, as private pages give theirs: as many of the pages over it as
+ * copies are of the pages in memory. A hand per mapping goes round its pages; each copy it meets
+ * leaves (view_copies_out()): a read-only one is punched, as a remap punches it, and the next
+ * touch copies the page again; a writable one goes home first, where its data is then a dirty
+ * page of the cache, which writes it back before it leaves too. Copies in locked mappings
+ * (MAP_LOCKED, mlock(2)) stay. The daemon sees no touch of a copy once it is mapped, so the hand
+ * gives no second chance: the copies leave in the order it meets them.
+ */
+#include <sys/mman.h>
+
+#include "common/macro.h"
+#include "context.h"
+#include "evict.h"
+#include "locked.h"
+#include "region.h"
+#include "space.h"
+#include "view-out.h"
+#include "view.h"
+
+/* Whether the page at addr of region r of space s is locked in memory. */
+static bool locked(struct space *s, const struct region *r, uint64_t addr)
+{
+	if (r->flags & MAP_LOCKED)
+		return true;
+	locked_refresh(&s->locked, s->pid, s->d->turn);
+	return locked_overlaps(&s->locked, addr, addr + UPAGER_PAGE_SIZE);
+}
+
+/*
+ * Send out up to @want copies of the view pages region @r maps, from its hand on, looking at
+ * *scan copies at most. Return: how many left.
+ */
+static uint64_t region_out(struct space *s, struct region *r, uint64_t want, uint64_t *scan)
+{
+	struct view *v = r->view;
+	uint64_t n = r->length >> UPAGER_PAGE_SHIFT, sent = 0, k;
+
+	if (n == 0 || (r->flags & MAP_LOCKED))
+		return 0;
+	for (k = 0; k < n && sent<want && * scan> 0; k++) {
+		uint64_t j = (r->view_hand + k) % n, i = r->view_index + j;
+
+		if (i >= v->pages || v->copy[i] == COPY_NONE)
+			continue;
+		(*scan)--;
+		if (!locked(s, r, r->start + (j << UPAGER_PAGE_SHIFT)))
+			sent += view_copies_out(v, i, 1);
+	}
+	r->view_hand = (r->view_hand + k) % n;
+	return sent;
+}
+
+/**
+ * views_balance() - send copies of nonlinear mappings out, their share of what the budget wants
+ * to go
+ * @d: the daemon; called where no fault is half done, before the cache's own balance
+ *
+ * Return: how many left.
+ */
+uint64_t views_balance(struct daemon *d)
+{
+	struct cache *c = &d->cache;
+	uint64_t slack = cache_slack(c), use = cache_use(c), low, want, scan, sent = 0;
+	struct space *s;
+
+	if (!c->budget_pages || !c->copies || use <= c->budget_pages - slack / 2)
+		return 0;
+	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
+	want = (use - low) * c->copies / use + 1;
+	scan = 2 * c->copies + 64;
+	list_for_each_entry (s, &d->spaces, link) {
+		struct region *r;
+
+		if (s->dead)
+			continue;
+		region_for_each(r, &s->regions)
+		{
+			if (!r->view)
+				continue;
+			uint64_t n = region_out(s, r, want - sent, &scan);
+
+			sent += n;
+			if (sent >= want || !scan)
+				return sent;
+		}
+	}
+	return sent;
+}
