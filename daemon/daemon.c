@@ -21,6 +21,7 @@
 #include "daemon.h"
 #include "events.h"
 #include "evict.h"
+#include "fault.h"
 #include "fill.h"
 #include "fdstore.h"
 #include "channel.h"
@@ -100,8 +101,11 @@ static void on_flush(uv_check_t *h)
 	d->turn++;
 	if (!d->stopping) {
 		uint64_t copies_out;
+		struct space *s;
 		bool leaving;
 
+		list_for_each_entry (s, &d->spaces, link)
+			fault_past_end_grown(s);
 		private_balance(d);
 		copies_out = views_balance(d);
 		leaving = cache_balance(&d->cache);

@@ -178,6 +178,8 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		    file_job(s, r, addr, flags, t0, false, false))
 			return;
 		uffdio_sigbus(s->uffd, addr, s->pid);
+		if (o->kind == OBJECT_FILE)
+			space_note_past_end(s, addr);
 		return;
 	}
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
@@ -448,4 +450,38 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 		return;
 	}
 	private_fault(s, addr, flags, t0);
+}
+
+/**
+ * fault_past_end_grown() - serve the pages of @s that got SIGBUS for lying past the end of their
+ * file, now that the file covers them: a fault of the daemon's own maps each over the poison its
+ * SIGBUS left (UFFDIO_CONTINUE and UFFDIO_COPY replace it), so that the client's next touch reads
+ * the file as with the kernel, where a page past the end is a fault at every touch
+ * @s: the space; called where no fault is half done
+ */
+void fault_past_end_grown(struct space *s)
+{
+	uint64_t *serve;
+	size_t n = 0, kept = 0;
+
+	if (!s->n_past_end || s->dead)
+		return;
+	serve = malloc(s->n_past_end * sizeof(*serve));
+	if (!serve)
+		return;
+	for (size_t i = 0; i < s->n_past_end; i++) {
+		uint64_t a = s->past_end[i];
+		struct region *r = region_find(&s->regions, a);
+
+		if (!r || !r->obj || r->view || r->obj->kind != OBJECT_FILE)
+			continue; /* unmapped or mapped again since: its poison went with it */
+		if (region_page(r, a) < object_pages(r->obj))
+			serve[n++] = a;
+		else
+			s->past_end[kept++] = a;
+	}
+	s->n_past_end = kept;
+	for (size_t i = 0; i < n; i++)
+		fault_handle(s, serve[i], 0, now_ns());
+	free(serve);
 }

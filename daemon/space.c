@@ -149,6 +149,7 @@ struct space *space_unref(struct space *s)
 	if (!s || --s->refs > 0)
 		return NULL;
 	free(s->queue);
+	free(s->past_end);
 	locked_free(&s->locked);
 	state_forget(s->d->state, &s->saved);
 	close(s->uffd);
@@ -380,6 +381,32 @@ static bool not_pinned(struct space *s, struct region *r, uint64_t addr, uint64_
 bool space_pinned(struct object *o, uint64_t first, uint64_t count)
 {
 	return !for_each_mapping(o, first, count, false, not_pinned);
+}
+
+/* The most pages past the end of their file a space keeps (space_note_past_end()). */
+#define PAST_END_MAX 1024
+
+/**
+ * space_note_past_end() - the page at @addr of @s got SIGBUS for lying past the end of its file
+ * (UFFDIO_POISON, which stays in the page table): kept, to be served once the file covers it, up
+ * to PAST_END_MAX pages (past that, such a page raises SIGBUS until the client unmaps it)
+ * @s: the space
+ * @addr: the page
+ */
+void space_note_past_end(struct space *s, uint64_t addr)
+{
+	uint64_t *v;
+
+	for (size_t i = 0; i < s->n_past_end; i++)
+		if (s->past_end[i] == addr)
+			return;
+	if (s->n_past_end == PAST_END_MAX)
+		return;
+	v = realloc(s->past_end, (s->n_past_end + 1) * sizeof(*v));
+	if (!v)
+		return;
+	s->past_end = v;
+	s->past_end[s->n_past_end++] = addr;
 }
 
 /** region_count_reads() - @pages read from the backing store for the faults or populate of @r */

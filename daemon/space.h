@@ -45,6 +45,10 @@ struct space {
 	struct region_table regions;
 	struct locked_ranges locked; /* what the client has locked in memory (locked.c) */
 	struct private_pages priv; /* its private anonymous pages (private.c) */
+	/* Pages answered with SIGBUS for lying past the end of their file: the poison stays in the
+	 * client's page table, so they are served again once the file covers them (daemon.c). */
+	uint64_t *past_end;
+	size_t n_past_end;
 	struct list_head link; /* daemon.spaces */
 	struct state_handle saved; /* its record in the saved tables (space_mark()) */
 };
@@ -72,6 +76,7 @@ uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
 void space_account_fault(struct space *s, struct region *r, uint64_t t0);
 void region_count_reads(struct region *r, uint64_t pages);
+void space_note_past_end(struct space *s, uint64_t addr);
 
 /* A fault of a space that waits for the fill of an object page (space_wait_fill()). */
 struct space_wait {

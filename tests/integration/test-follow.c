@@ -143,6 +143,46 @@ static void grown_by(enum change how, int flags)
 	close(fd);
 }
 
+static bool page_readable(void *arg)
+{
+	char c;
+
+	return !read_sigbus(arg, &c);
+}
+
+/*
+ * A page past the end raised SIGBUS; the file grows over it: it reads as any other then, once
+ * the daemon has seen the growth (it is told of it as of a truncation, "within a second").
+ */
+static void sigbus_then_grown(int flags)
+{
+	int fd = make_pattern_file("f", PAGE, path);
+	volatile char *m = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, flags, fd, 0);
+	char c;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert(read_sigbus(m + PAGE, &c), "a page past the end does not raise SIGBUS");
+	other_process(GROW_TRUNCATE, 2 * PAGE);
+	cr_assert(wait_until(page_readable, (void *)(m + PAGE), 1000),
+		  "the page still raises SIGBUS after the growth");
+	cr_assert_not(read_sigbus(m + PAGE, &c));
+	cr_assert_eq(c, 0);
+	m[PAGE + 1] = 'y';
+	cr_assert_eq(m[PAGE + 1], 'y');
+	cr_assert_eq(upager_munmap((void *)m, 2 * PAGE), 0);
+	close(fd);
+}
+
+Test(follow, a_shared_page_that_raised_sigbus_reads_once_the_file_grows)
+{
+	sigbus_then_grown(MAP_SHARED);
+}
+
+Test(follow, a_private_page_that_raised_sigbus_reads_once_the_file_grows)
+{
+	sigbus_then_grown(MAP_PRIVATE);
+}
+
 Test(follow, a_shared_mapping_sees_the_file_grown_by_ftruncate)
 {
 	grown_by(GROW_TRUNCATE, MAP_SHARED);
