@@ -465,6 +465,7 @@ void daemon_stop(struct daemon *d)
 	session_free_all(d);
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_kill(s);
+	view_serve_waits(d, true); /* the faults that waited for room: their spaces are dead */
 	/* The write-backs the clients' ends asked for are done here, not left to the workers. */
 	fill_cancel_deferred(&d->cache);
 	/* The loop writes back itself now: a writer opened while its file was marked (watch.c)
