@@ -46,6 +46,7 @@ struct daemon_config {
 	uint64_t uid_memory_max; /* a user's share of it, bytes (0: none) */
 	const char *swap_path; /* the swap store of shared anonymous pages, or NULL for none */
 	uint64_t swap_max; /* the most bytes it may hold */
+	uint64_t swap_timeout_ms; /* how long requests wait for an NBD server that went away */
 	struct user_limits limits; /* of each user but root */
 };
 

@@ -223,26 +223,45 @@ static const struct cache_hooks cache_hooks = {
 };
 
 /*
- * A swap store on the NBD server of the configured URI. Its checksums are not kept in the fd
- * store: the slots that objects taken over name are claimed, never handed out again, and their
- * pages fault with SIGBUS.
+ * A swap store on the NBD server of the configured URI. Under an fd store its tables (the
+ * checksums of its slots) are kept there, and @tables_fd (taken), the previous daemon's, has the
+ * slots that objects taken over name read back as they were written. Tables that do not fit the
+ * export are not taken: those slots are claimed, never handed out again, and their pages fault
+ * with SIGBUS.
  */
-static void open_nbd_swap(struct daemon *d)
+static void open_nbd_swap(struct daemon *d, int tables_fd)
 {
-	int ret = nbd_store_open(d->loop, d->config.swap_path, d->config.swap_max, &d->cache.store);
+	struct nbd_store_opts opts = { .max_bytes = d->config.swap_max,
+				       .timeout_ms = d->config.swap_timeout_ms,
+				       .kept = d->fdstore,
+				       .tables_fd = tables_fd };
+	int ret = nbd_store_open(d->loop, d->config.swap_path, &opts, &d->cache.store);
+	bool took = ret == 0 && tables_fd >= 0;
 	struct store_info info;
 
+	if (ret < 0 && tables_fd >= 0) {
+		log_error(
+			"swap: the tables of the previous daemon's store on the NBD server cannot "
+			"be taken over (%s): the pages it held are lost",
+			strerror(-ret));
+		fdstore_remove(d, "nx", 0);
+		opts.tables_fd = -1;
+		ret = nbd_store_open(d->loop, d->config.swap_path, &opts, &d->cache.store);
+	}
 	/* The URI may name credentials: only the store says it, without them. */
 	if (ret < 0) {
 		log_warning("swap: cannot use the NBD server: %s; anonymous pages stay in memory",
 			    strerror(-ret));
+		fdstore_remove(d, "nx", 0);
 		return;
 	}
 	d->cache.store->ops->info(d->cache.store, &info);
-	log_info("swap: on the NBD server of %s, up to %" PRIu64 " MiB", info.where,
-		 d->config.swap_max >> 20);
+	log_info("swap: on the NBD server of %s, up to %" PRIu64 " MiB%s", info.where,
+		 d->config.swap_max >> 20, took ? "; took over its tables" : "");
+	if (!took)
+		fdstore_add(d, nbd_store_tables_fd(d->cache.store), "nx", 0);
 	object_slots_claim_all(&d->cache);
-	d->cache.private_out = !d->fdstore;
+	d->cache.private_out = true;
 }
 
 /*
@@ -252,16 +271,17 @@ static void open_nbd_swap(struct daemon *d)
  * they were never written, so their pages fault with SIGBUS, never as zeroes. Without a store,
  * shared anonymous pages stay in memory.
  */
-static void open_swap(struct daemon *d, int fd, int tables_fd)
+static void open_swap(struct daemon *d, int fd, int tables_fd, int nbd_tables_fd)
 {
 	struct cache *c = &d->cache;
 	int ret;
 
 	if (fd < 0 && tables_fd < 0 && d->config.swap_path &&
 	    nbd_store_is_uri(d->config.swap_path)) {
-		open_nbd_swap(d);
+		open_nbd_swap(d, nbd_tables_fd);
 		return;
 	}
+	closep(&nbd_tables_fd);
 	if (fd >= 0 || tables_fd >= 0) {
 		ret = swap_adopt(c->ring, fd, tables_fd, &c->swap);
 		if (ret < 0) {
@@ -306,7 +326,7 @@ static void open_swap(struct daemon *d, int fd, int tables_fd)
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 {
 	struct fdstore_passed passed;
-	int ret, swap_fd, swap_tables_fd;
+	int ret, swap_fd, swap_tables_fd, nbd_tables_fd;
 
 	d->loop = loop;
 	d->cache.hooks = &cache_hooks;
@@ -390,15 +410,17 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	ret = state_init(d, &passed, &tables_ops);
 	swap_fd = fdstore_passed_take(&passed, "sw", 0);
 	swap_tables_fd = fdstore_passed_take(&passed, "sx", 0);
+	nbd_tables_fd = fdstore_passed_take(&passed, "nx", 0);
 	fdstore_passed_release(d, &passed);
 	d->cache.fdstore = d->fdstore; /* no store after all: see state_init() */
 	if (ret < 0) {
 		log_error("saving the tables: %s", strerror(-ret));
 		closep(&swap_fd);
 		closep(&swap_tables_fd);
+		closep(&nbd_tables_fd);
 		return ret;
 	}
-	open_swap(d, swap_fd, swap_tables_fd);
+	open_swap(d, swap_fd, swap_tables_fd, nbd_tables_fd);
 	private_adopt(d);
 	uv_check_init(loop, &d->flush);
 	d->flush.data = d;

@@ -48,6 +48,8 @@ static void usage(FILE *f)
 		"                           ($STATE_DIRECTORY/swap, else " DEFAULT_SWAP_DIR
 		"/swap)\n"
 		"      --swap-max SIZE      the most it holds (twice the physical memory)\n"
+		"      --swap-timeout SECS  how long faults wait for an NBD server that went\n"
+		"                           away before they fail with SIGBUS (30)\n"
 		"Limits of each user but root (0 for none, see upagerd(8)):\n"
 		"      --max-connections N  connections (128)\n"
 		"      --max-caches N       files and shared anonymous areas it has cached (1024)\n"
@@ -56,6 +58,18 @@ static void usage(FILE *f)
 		"                           (4 times the physical memory)\n"
 		"  -h, --help         show this help\n"
 		"      --version      show the version\n");
+}
+
+/* A timeout in seconds (fractions allowed, up to a day), in ms: 0 or -EINVAL. */
+static int parse_ms(const char *arg, uint64_t *out)
+{
+	char *end;
+	double secs = strtod(arg, &end);
+
+	if (end == arg || *end || !(secs > 0 && secs <= 86400))
+		return -EINVAL;
+	*out = (uint64_t)(secs * 1000);
+	return 0;
 }
 
 /* A count, or a size with an optional K, M, G or T suffix (powers of 1024). */
@@ -145,6 +159,7 @@ int main(int argc, char **argv)
 		{ "swap", required_argument, NULL, 'S' },
 		{ "uid-memory-max", required_argument, NULL, 'U' },
 		{ "swap-max", required_argument, NULL, 'X' },
+		{ "swap-timeout", required_argument, NULL, 'W' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -155,6 +170,7 @@ int main(int argc, char **argv)
 			.fill_max_pages = 256,
 			.guard_gap = 4096,
 			.file_timeout_ms = 10000,
+			.swap_timeout_ms = 30000,
 			.swap_max = 2 * (uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
 			.limits = {
 				.connections = 128,
@@ -207,17 +223,14 @@ int main(int argc, char **argv)
 			d.config.guard_gap = (uint64_t)pages << 12;
 			break;
 		}
-		case 'T': {
-			char *end;
-			double secs = strtod(optarg, &end);
-
-			if (end == optarg || *end || !(secs > 0 && secs <= 86400)) {
+		case 'T':
+		case 'W':
+			if (parse_ms(optarg, c == 'T' ? &d.config.file_timeout_ms
+						      : &d.config.swap_timeout_ms) < 0) {
 				fprintf(stderr, "upagerd: bad timeout '%s' (seconds)\n", optarg);
 				return 2;
 			}
-			d.config.file_timeout_ms = (uint64_t)(secs * 1000);
 			break;
-		}
 		case 'C':
 		case 'O':
 		case 'N':

@@ -13,4 +13,13 @@ struct store;
 
 bool nbd_store_is_uri(const char *where);
 bool nbd_store_available(void);
-int nbd_store_open(uv_loop_t *loop, const char *uri, uint64_t max_bytes, struct store **out);
+struct nbd_store_opts {
+	uint64_t max_bytes; /* the most it holds */
+	uint64_t timeout_ms; /* how long requests wait for a server that went away */
+	bool kept; /* its tables in a memfd (nbd_store_tables_fd()), for the fd store */
+	int tables_fd; /* the tables of a previous daemon's store on the same export, or -1 */
+};
+
+int nbd_store_open(uv_loop_t *loop, const char *uri, const struct nbd_store_opts *opts,
+		   struct store **out);
+int nbd_store_tables_fd(struct store *st);

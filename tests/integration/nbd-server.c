@@ -14,6 +14,7 @@
 
 static enum nbd_server_kind server_kind;
 static char socket_path[128], pid_path[128], port[16];
+static const char *backing; /* the file plugin's file, or NULL for the memory plugin */
 static pid_t server = -1;
 
 /* A TCP port on loopback that no one listens on now. */
@@ -46,7 +47,10 @@ static void spawn(void)
 	server = fork();
 	cr_assert(server >= 0);
 	if (server == 0) {
-		if (server_kind == NBD_SERVER_UNIX)
+		if (backing)
+			execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",
+			       socket_path, "file", backing, (char *)NULL);
+		else if (server_kind == NBD_SERVER_UNIX)
 			execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",
 			       socket_path, "memory", "1G", (char *)NULL);
 		else
@@ -57,10 +61,10 @@ static void spawn(void)
 	cr_assert(wait_until(pid_file_written, NULL, 10000), "nbdkit did not start");
 }
 
-/** nbd_server_start() - nbdkit's memory plugin (1 GiB) on a Unix socket or on TCP loopback */
-void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size)
+static void start(enum nbd_server_kind kind, const char *file, char *uri, size_t size)
 {
 	server_kind = kind;
+	backing = file;
 	snprintf(socket_path, sizeof(socket_path), "/tmp/upager-nbd-%d.sock", (int)getpid());
 	snprintf(pid_path, sizeof(pid_path), "/tmp/upager-nbd-%d.pid", (int)getpid());
 	if (kind == NBD_SERVER_UNIX)
@@ -72,19 +76,38 @@ void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size)
 	spawn();
 }
 
+/** nbd_server_start() - nbdkit's memory plugin (1 GiB) on a Unix socket or on TCP loopback */
+void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size)
+{
+	start(kind, NULL, uri, size);
+}
+
+/**
+ * nbd_server_start_file() - nbdkit's file plugin on @file, on a Unix socket: what it holds
+ * outlives a restart
+ */
+void nbd_server_start_file(const char *file, char *uri, size_t size)
+{
+	start(NBD_SERVER_UNIX, file, uri, size);
+}
+
 /** nbd_server_stop() - end the server, if it runs */
 void nbd_server_stop(void)
 {
 	if (server <= 0)
 		return;
 	kill(server, SIGTERM);
-	waitpid(server, NULL, 0);
+	/* nbdkit may wait for a client that does not hang up. */
+	for (int i = 0; i < 500 && waitpid(server, NULL, WNOHANG) == 0; i++)
+		usleep(10 * 1000);
+	if (kill(server, SIGKILL) == 0)
+		waitpid(server, NULL, 0);
 	server = -1;
 	unlink(pid_path);
 	unlink(socket_path);
 }
 
-/** nbd_server_restart() - start the server again where it was, empty */
+/** nbd_server_restart() - start the server again where it was: empty, or on the same file */
 void nbd_server_restart(void)
 {
 	spawn();

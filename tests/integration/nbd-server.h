@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * An NBD server for a test's swap store: nbdkit's memory plugin, on a Unix socket or on TCP
- * loopback, started by the test and ended with it.
+ * loopback, or its file plugin, started by the test and ended with it.
  */
 #pragma once
 
@@ -15,6 +15,8 @@ enum nbd_server_kind {
 
 /* Start the server; its URI (for upagerd --swap) in @uri. Asserts that it started. */
 void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size);
+/* The same on a Unix socket with nbdkit's file plugin on @file (which must outlive the server). */
+void nbd_server_start_file(const char *file, char *uri, size_t size);
 /* Stop it (SIGTERM, waited for); again with the same URI by nbd_server_restart(). */
 void nbd_server_stop(void);
 void nbd_server_restart(void);

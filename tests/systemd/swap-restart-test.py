@@ -8,7 +8,11 @@ while the client reads every page back, between the write of pages to the store 
 out of memory ("pageout", shared) or right after it sent the DROP that has the client move them
 out ("drop", private); once a third into a round of writes, with page-outs and page-ins in flight.
 Each time a new daemon takes the store over from the fd store: every page must read back as last
-written, and the new daemon must page out and in itself."""
+written, and the new daemon must page out and in itself.
+
+With a fifth argument "nbd" the store is the export of an nbdkit that the test starts (its file
+plugin on a Unix socket), which outlives each daemon: the fd store keeps the tables (the checksums
+of the slots) in its stead."""
 import json
 import os
 import signal
@@ -26,7 +30,10 @@ if os.environ.get("UPAGER_SANITIZE"):
     sys.exit(77)
 
 upagerd, client_bin, ctl, shim = sys.argv[1:5]
+NBD = sys.argv[5:6] == ["nbd"]
 PAGES = 12288  # 48 MiB: six times the budget
+# What the fd store holds of the swap store: the file and its tables, or the NBD store's tables.
+STORE_NAMES = ["upager.nx.0"] if NBD else ["upager.sw.0", "upager.sx.0"]
 
 
 class Client(Lines):
@@ -55,6 +62,17 @@ class Client(Lines):
 with tempfile.TemporaryDirectory() as tmp:
     sock, swap = os.path.join(tmp, "upager.sock"), os.path.join(tmp, "swap")
     stall = os.path.join(tmp, "stall")
+    nbdkit = None
+    if NBD:
+        with open(swap, "wb") as f:
+            f.truncate(256 << 20)
+        nbd_sock, pidfile = os.path.join(tmp, "nbd.sock"), os.path.join(tmp, "nbd.pid")
+        nbdkit = subprocess.Popen(["nbdkit", "-f", "--exit-with-parent", "-P", pidfile, "-U", nbd_sock, "file", swap])
+        end = time.monotonic() + 10
+        while not os.path.exists(pidfile) and time.monotonic() < end:
+            time.sleep(0.05)
+        check(os.path.exists(pidfile), "nbdkit serves %s" % swap)
+        swap = "nbd+unix:///?socket=" + nbd_sock
     lsock = listening_socket(sock)
     mgr = Manager(os.path.join(tmp, "notify"))
 
@@ -100,7 +118,7 @@ with tempfile.TemporaryDirectory() as tmp:
         check(s.get("swap_used_bytes", 0) >= PAGES * PAGE // 2,
               "most of it is in the swap store: %d MiB" % (s.get("swap_used_bytes", 0) >> 20))
         names = mgr.names()
-        check("upager.sw.0" in names and "upager.sx.0" in names
+        check(all(n in names for n in STORE_NAMES)
               and (kind == "private" or any(n.startswith("upager.sl.") for n in names)),
               "the fd store holds the swap store, its tables and the slot table: " + " ".join(names))
 
@@ -138,7 +156,7 @@ with tempfile.TemporaryDirectory() as tmp:
         while any(n.startswith("upager.sl.") for n in mgr.names()) and time.monotonic() < end:
             time.sleep(0.1)
         names = mgr.names()
-        check(not any(n.startswith("upager.sl.") for n in names) and "upager.sw.0" in names,
+        check(not any(n.startswith("upager.sl.") for n in names) and STORE_NAMES[0] in names,
               "the slot table leaves the store with its object, the store stays: " + " ".join(names))
         end = time.monotonic() + 10
         while stats().get("swap_used_bytes", -1) != 0 and time.monotonic() < end:
@@ -151,5 +169,8 @@ with tempfile.TemporaryDirectory() as tmp:
     scenario("private", "drop")
     mgr.close()
     lsock.close()
+    if nbdkit:
+        nbdkit.terminate()
+        nbdkit.wait(timeout=30)
 
 sys.exit(1 if failures else 0)

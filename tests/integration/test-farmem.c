@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The swap store on an NBD server that goes away: nbdkit's file plugin on a Unix socket, so that
+ * what the export holds outlives a restart of the server (and the test can change it under the
+ * daemon). A client writes shared anonymous memory four times the daemon's budget, so that most
+ * of it is on the server, and reads it back while the server is stopped for a while, for good,
+ * or gives back pages other than those written.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "nbd-server.h"
+#include "upager.h"
+
+#define WORKLOAD (64UL << 20) /* four times the budget */
+#define PAGES (WORKLOAD / PAGE)
+#define EXPORT_BYTES (256UL << 20)
+
+static char store_file[128], uri[256];
+
+static bool store_taken(void *arg)
+{
+	(void)arg;
+	return harness_daemon_logged("swap: on the NBD server");
+}
+
+/* nbdkit on a new sparse file, and a daemon with a budget of 16 MiB and @timeout (or none). */
+static void start(const char *timeout)
+{
+	static const char *args[] = { "--memory-max",	  "16M", "--swap", uri, "--swap-timeout",
+				      NULL /* timeout */, NULL };
+	int fd;
+
+	snprintf(store_file, sizeof(store_file), "/var/tmp/upager-test-farmem-%d", (int)getpid());
+	fd = open(store_file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert(fd >= 0);
+	cr_assert_eq(ftruncate(fd, (off_t)EXPORT_BYTES), 0);
+	close(fd);
+	nbd_server_start_file(store_file, uri, sizeof(uri));
+	args[4] = timeout ? "--swap-timeout" : NULL;
+	args[5] = timeout;
+	harness_start_args(args);
+	cr_assert(wait_until(store_taken, NULL, 10000), "the daemon did not take %s", uri);
+}
+
+static void stop(void)
+{
+	harness_stop();
+	nbd_server_stop();
+	unlink(store_file);
+}
+
+TestSuite(farmem, .fini = stop, .timeout = 300);
+
+static struct upager_msg figures(void)
+{
+	struct upager_msg rep;
+
+	cr_assert_eq(harness_stats(&rep), 0);
+	return rep;
+}
+
+static uint64_t word(uint64_t page)
+{
+	return page * 0x9e3779b97f4a7c15ULL + 1;
+}
+
+/* Exit @code at the first page of [first, first + count) that does not hold its words. */
+static void check(const uint64_t *p, uint64_t first, uint64_t count, int code)
+{
+	for (uint64_t i = first; i < first + count; i++)
+		if (p[i * PAGE / 8] != word(i) || p[(i * PAGE + PAGE - 8) / 8] != ~word(i))
+			_exit(code);
+}
+
+/*
+ * A client (a child): shared anonymous memory written whole, so that most of it goes to the
+ * server; a byte on @ready when it is, then it waits for one on @go. Returns the mapping.
+ */
+static uint64_t *client_written(int ready, int go)
+{
+	uint64_t *p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char c = 0;
+
+	alarm(200); /* a client that hangs fails */
+	if (p == MAP_FAILED)
+		_exit(10);
+	for (uint64_t i = 0; i < PAGES; i++) {
+		p[i * PAGE / 8] = word(i);
+		p[(i * PAGE + PAGE - 8) / 8] = ~word(i);
+	}
+	if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1)
+		_exit(11);
+	return p;
+}
+
+struct client {
+	pid_t pid;
+	int ready, go; /* our ends */
+};
+
+static struct client client_start(void (*fn)(int ready, int go))
+{
+	int r[2], g[2];
+	struct client cl;
+	char c;
+
+	cr_assert_eq(pipe2(r, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(g, O_CLOEXEC), 0);
+	cl.pid = fork();
+	cr_assert(cl.pid >= 0);
+	if (cl.pid == 0) {
+		fn(r[1], g[0]);
+		_exit(0);
+	}
+	close(r[1]);
+	close(g[0]);
+	cl.ready = r[0];
+	cl.go = g[1];
+	cr_assert_eq(read(cl.ready, &c, 1), 1, "the client wrote its memory");
+	return cl;
+}
+
+static void client_go(struct client *cl)
+{
+	cr_assert_eq(write(cl->go, "g", 1), 1);
+}
+
+static int client_wait(struct client *cl)
+{
+	int status;
+
+	cr_assert_eq(waitpid(cl->pid, &status, 0), cl->pid);
+	close(cl->ready);
+	close(cl->go);
+	return status;
+}
+
+/* Most of the client's memory is on the server. */
+static void assert_paged_out(void)
+{
+	struct upager_msg f = figures();
+
+	cr_assert_geq(f.u.stats_reply.store_bytes_out, WORKLOAD / 2, "%llu KiB went to the server",
+		      (unsigned long long)f.u.stats_reply.store_bytes_out >> 10);
+}
+
+static void read_all_back(int ready, int go)
+{
+	uint64_t *p = client_written(ready, go);
+
+	check(p, 0, PAGES, 3);
+	_exit(0);
+}
+
+/*
+ * The server stops for 3 s while the client reads its pages back: the faults wait, the daemon
+ * connects again and makes the requests again, and every page comes back as written.
+ */
+Test(farmem, a_server_away_for_seconds_loses_no_page)
+{
+	struct client cl;
+	int status;
+
+	start(NULL);
+	cl = client_start(read_all_back);
+	assert_paged_out();
+	nbd_server_stop();
+	client_go(&cl);
+	sleep(3);
+	cr_assert_eq(waitpid(cl.pid, &status, WNOHANG), 0,
+		     "the client waits for its pages while the server is away (status %#x)",
+		     status);
+	nbd_server_restart();
+	status = client_wait(&cl);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "every page came back as written: the client ended with %#x", status);
+	struct upager_msg f = figures();
+
+	cr_assert_geq(f.u.stats_reply.store_reconnects, 1);
+	cr_assert_eq(f.u.stats_reply.store_errors, 0);
+	cr_assert_geq(f.u.stats_reply.store_bytes_in, WORKLOAD / 2);
+	cr_assert(harness_daemon_logged("connected again"));
+}
+
+/*
+ * A client reads a page that only the server holds, in a child of its own; the child ends with
+ * SIGBUS. Then the client reads its last pages, which are in memory, and exits 0 if they hold
+ * what it wrote; 4 if the child did not get SIGBUS, 5 if it got it before sigbus_after_ms.
+ */
+static uint64_t sigbus_after_ms;
+
+static void fault_on_the_server(int ready, int go)
+{
+	uint64_t *p = client_written(ready, go), t0 = harness_now_ms();
+	int status;
+	pid_t child = fork();
+
+	if (child == 0) {
+		check(p, 0, 1, 3);
+		_exit(0);
+	}
+	if (child < 0 || waitpid(child, &status, 0) != child || !WIFSIGNALED(status) ||
+	    WTERMSIG(status) != SIGBUS)
+		_exit(4);
+	if (harness_now_ms() - t0 < sigbus_after_ms)
+		_exit(5);
+	check(p, PAGES - 256, 256, 6);
+	_exit(0);
+}
+
+/* Another client: a file read through a mapping, and anonymous memory, while the store is gone. */
+static void other_client(void *arg)
+{
+	const char *path = arg;
+	int fd = open(path, O_RDONLY);
+	uint64_t *f, *a;
+
+	if (fd < 0)
+		_exit(10);
+	f = upager_mmap(NULL, 1 << 20, PROT_READ, MAP_SHARED, fd, 0);
+	a = upager_mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (f == MAP_FAILED || a == MAP_FAILED)
+		_exit(11);
+	for (uint64_t off = 0; off < (1 << 20); off += PAGE) {
+		if (f[off / 8] != pattern_at(off))
+			_exit(12);
+		a[off / 8] = off + 1;
+	}
+	for (uint64_t off = 0; off < (1 << 20); off += PAGE)
+		if (a[off / 8] != off + 1)
+			_exit(13);
+	_exit(0);
+}
+
+/*
+ * The server stops for good: with --swap-timeout 2 a fault on a page that only the server holds
+ * waits that long and ends in SIGBUS; the client's pages in memory stay, and the daemon serves
+ * another client's file and anonymous memory.
+ */
+Test(farmem, a_server_gone_past_the_timeout_ends_faults_on_its_pages_in_sigbus)
+{
+	char path[512];
+	struct client cl;
+	int status;
+
+	start("2");
+	close(make_pattern_file("other", 1 << 20, path));
+	sigbus_after_ms = 1500;
+	cl = client_start(fault_on_the_server);
+	assert_paged_out();
+	nbd_server_stop();
+	client_go(&cl);
+	status = client_wait(&cl);
+	cr_assert(
+		WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"the fault waited, then SIGBUS; pages in memory stayed: the client ended with %#x",
+		status);
+	status = run_child(other_client, path);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "another client's file and anonymous memory work: it ended with %#x", status);
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon lives");
+	cr_assert_geq(figures().u.stats_reply.store_errors, 1);
+	cr_assert(harness_daemon_logged("away for"));
+}
+
+/*
+ * The server gives back pages other than those written (each slot holds its neighbour's page,
+ * stale data of ours): the checksums the daemon keeps make each an error (SIGBUS), never data.
+ */
+Test(farmem, a_stale_page_from_the_server_is_an_error_not_data)
+{
+	size_t len = 32UL << 20;
+	char *buf = malloc(len);
+	struct client cl;
+	uint64_t errors;
+	int fd, status;
+
+	start(NULL);
+	sigbus_after_ms = 0;
+	cl = client_start(fault_on_the_server);
+	errors = figures().u.stats_reply.store_errors;
+	fd = open(store_file, O_RDWR | O_CLOEXEC);
+	assert_paged_out();
+	cr_assert(buf && fd >= 0);
+	/* Slot N (page N + 1 of the export) takes slot N + 1's page. */
+	cr_assert_eq(pread(fd, buf, len, (off_t)(2 * PAGE)), (ssize_t)len);
+	cr_assert_eq(pwrite(fd, buf, len, (off_t)PAGE), (ssize_t)len);
+	cr_assert_eq(fsync(fd), 0);
+	close(fd);
+	free(buf);
+	client_go(&cl);
+	status = client_wait(&cl);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "a fault on a page the server gives back wrong ends in SIGBUS: the client ended "
+		  "with %#x",
+		  status);
+	cr_assert_gt(figures().u.stats_reply.store_errors, errors);
+	cr_assert(harness_daemon_logged("came back corrupt"));
+}
