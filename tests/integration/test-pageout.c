@@ -4,8 +4,8 @@
  * and some headroom, without swap, and workloads 8 times the budget. Every page's data is checked,
  * and the cgroup's own figure of shared memory (the daemon's caches) is sampled all along.
  *
- * The swap store is a file, or with $UPAGER_TEST_NBD ("unix" or "tcp") the export of an nbdkit
- * that the test starts (meson runs the anonymous memory tests so a second and a third time).
+ * The swap store is a file, or with $UPAGER_TEST_NBD ("unix", "tcp", "tls" or "qcow2") the export of
+ * an nbdkit or a qemu-nbd that the test starts (meson runs the anonymous memory tests so again).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -48,8 +48,7 @@ static void new_swap_store(void)
 	const char *nbd = getenv("UPAGER_TEST_NBD");
 
 	if (nbd) {
-		nbd_server_start(strcmp(nbd, "tcp") == 0 ? NBD_SERVER_TCP : NBD_SERVER_UNIX,
-				 swap_path, sizeof(swap_path));
+		nbd_server_start(nbd_server_kind_of(nbd), swap_path, sizeof(swap_path));
 		return;
 	}
 	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-test-swap-%d", (int)getpid());
@@ -481,6 +480,7 @@ static uint64_t swap_kib(void)
 
 Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_store_and_back)
 {
+	const char *where;
 	struct stat st;
 
 	run_limited(shared_anon, NULL);
@@ -491,8 +491,10 @@ Test(pageout, shared_anonymous_memory_eight_times_the_budget_goes_to_the_swap_st
 	cr_assert_gt(f.u.stats_reply.swap_bytes, WORKLOAD);
 	/* upagerctl stats says which store took them, and what went each way. */
 	cr_assert_eq(f.u.stats_reply.store_kind, on_nbd() ? UPAGER_STORE_NBD : UPAGER_STORE_FILE);
-	cr_assert_eq(f.u.stats_reply.store_where_len, strlen(swap_path));
-	cr_assert_eq(memcmp(f.u.stats_reply.store_where, swap_path, strlen(swap_path)), 0);
+	/* A URI without its credentials (TLS's user name and key file). */
+	where = on_nbd() ? nbd_server_uri_shown() : swap_path;
+	cr_assert_eq(f.u.stats_reply.store_where_len, strlen(where));
+	cr_assert_eq(memcmp(f.u.stats_reply.store_where, where, strlen(where)), 0);
 	cr_assert_geq(f.u.stats_reply.store_bytes_out, WORKLOAD - BUDGET);
 	cr_assert_geq(f.u.stats_reply.store_bytes_in, WORKLOAD - BUDGET);
 	cr_assert_eq(f.u.stats_reply.store_errors, 0);
