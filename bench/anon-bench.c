@@ -197,22 +197,7 @@ static double percentile(const float *v, size_t n, unsigned q)
 /* The pages of the first half of the memory, in a random order (the same every run). */
 static uint32_t *latency_order(void)
 {
-	size_t n = conf.pages / 2;
-	uint32_t *order = malloc(n * sizeof(*order));
-	struct rng r = { LATENCY_SEED };
-
-	if (!order)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		order[i] = (uint32_t)i;
-	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = rng_below(&r, i + 1);
-		uint32_t t = order[i];
-
-		order[i] = order[j];
-		order[j] = t;
-	}
-	return order;
+	return rng_permutation(conf.pages / 2, LATENCY_SEED);
 }
 
 /* Pin us (and @other, if any) to conf.cpu, or give both every CPU back. */

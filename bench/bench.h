@@ -106,6 +106,7 @@ int wait_helper(pid_t pid, int timeout_ms);
 struct daemon_stats {
 	uint32_t objects;
 	uint64_t cached_pages, faults, pages_read, bytes_read;
+	uint64_t pages_out, store_bytes_out; /* paged out; written to the swap store */
 };
 
 int daemon_start(const char *bin, const char *dir);

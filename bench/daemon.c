@@ -221,6 +221,8 @@ int daemon_stats(struct daemon_stats *st)
 	st->faults = rep.u.stats_reply.faults;
 	st->pages_read = rep.u.stats_reply.pages_read;
 	st->bytes_read = rep.u.stats_reply.bytes_read;
+	st->pages_out = rep.u.stats_reply.pages_out;
+	st->store_bytes_out = rep.u.stats_reply.store_bytes_out;
 	return 0;
 }
 

@@ -29,6 +29,30 @@ uint64_t rng_below(struct rng *r, uint64_t n)
 }
 
 /**
+ * rng_permutation() - the numbers 0 to @n - 1 in a random order fixed by @seed (Fisher-Yates)
+ *
+ * Return: an array of @n the caller frees, or NULL if out of memory.
+ */
+uint32_t *rng_permutation(size_t n, uint64_t seed)
+{
+	uint32_t *v = malloc(n * sizeof(*v));
+	struct rng r = { seed };
+
+	if (!v)
+		return NULL;
+	for (size_t k = 0; k < n; k++)
+		v[k] = (uint32_t)k;
+	for (size_t k = n - 1; n && k > 0; k--) {
+		size_t j = rng_below(&r, k + 1);
+		uint32_t t = v[k];
+
+		v[k] = v[j];
+		v[j] = t;
+	}
+	return v;
+}
+
+/**
  * zipf_init() - a Zipf sampler of exponent @s over @n pages (1 <= n < 2^32)
  * @seed: of the permutation from ranks to pages
  *
@@ -36,12 +60,11 @@ uint64_t rng_below(struct rng *r, uint64_t n)
  */
 int zipf_init(struct zipf *z, size_t n, double s, uint64_t seed)
 {
-	struct rng r = { seed };
 	double sum = 0;
 
 	z->n = n;
 	z->cdf = malloc(n * sizeof(*z->cdf));
-	z->page = malloc(n * sizeof(*z->page));
+	z->page = rng_permutation(n, seed);
 	if (!z->cdf || !z->page) {
 		zipf_deinit(z);
 		return -ENOMEM;
@@ -53,15 +76,6 @@ int zipf_init(struct zipf *z, size_t n, double s, uint64_t seed)
 	for (size_t k = 0; k < n; k++)
 		z->cdf[k] /= sum;
 	z->cdf[n - 1] = 1.0;
-	for (size_t k = 0; k < n; k++)
-		z->page[k] = (uint32_t)k;
-	for (size_t k = n - 1; k > 0; k--) {
-		size_t j = rng_below(&r, k + 1);
-		uint32_t t = z->page[k];
-
-		z->page[k] = z->page[j];
-		z->page[j] = t;
-	}
 	return 0;
 }
 

@@ -20,6 +20,7 @@ struct zipf {
 
 uint64_t rng_next(struct rng *r);
 uint64_t rng_below(struct rng *r, uint64_t n);
+uint32_t *rng_permutation(size_t n, uint64_t seed);
 int zipf_init(struct zipf *z, size_t n, double s, uint64_t seed);
 void zipf_deinit(struct zipf *z);
 uint32_t zipf_page(const struct zipf *z, struct rng *r);
