@@ -27,4 +27,6 @@ struct private_pages {
 	struct list_head outs; /* struct page_out.link */
 	struct private_wait *waits; /* first touches waiting for room in the budget */
 	size_t n_waits;
+	int pagemap_fd; /* the client's /proc/PID/pagemap, if pagemap_open */
+	bool pagemap_open;
 };

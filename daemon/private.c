@@ -492,6 +492,55 @@ void private_free(struct space *s)
 	free(s->priv.waits);
 	s->priv.waits = NULL;
 	s->priv.n_waits = 0;
+	if (s->priv.pagemap_open)
+		close(s->priv.pagemap_fd);
+	s->priv.pagemap_open = false;
+}
+
+/*
+ * Whether every page of [addr, addr + n pages) is in the client's page tables (pagemap bit 63).
+ * The daemon reads a run with process_vm_readv(), whose touch of a page not there is a fault on
+ * the client's userfaultfd, which only this thread serves: it would wait for itself, and every
+ * client with it, for ever. A page the table has in memory that the client does not is taken out
+ * of the table: with a slot, its data is there; without, it is logged (a fault maps zeroes).
+ */
+static bool run_present(struct space *s, uint64_t addr, uint64_t n)
+{
+	struct cache *c = &s->d->cache;
+	uint64_t entries[OUT_MAX_PAGES];
+	bool all = true;
+	char path[64];
+	ssize_t got;
+
+	if (!s->priv.pagemap_open) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
+		s->priv.pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->priv.pagemap_fd < 0)
+			return false;
+		s->priv.pagemap_open = true;
+	}
+	if (n > OUT_MAX_PAGES)
+		return false;
+	got = pread(s->priv.pagemap_fd, entries, n * 8, (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8);
+	if (got != (ssize_t)(n * 8))
+		return false;
+	for (uint64_t k = 0; k < n; k++) {
+		uint64_t a = addr + (k << UPAGER_PAGE_SHIFT);
+		struct ptable_chunk *ch;
+
+		if (entries[k] >> 63 & 1)
+			continue;
+		all = false;
+		ch = ptable_find(&s->priv.table, a);
+		if (!ch)
+			continue;
+		if (ptable_slot(ch, ptable_index(ch, a)) < 0)
+			log_limited(LOG_ERR, "pid %d: page %#" PRIx64 " is not in memory as it was",
+				    (int)s->pid, a);
+		set_present(c, &s->priv.table, ch, ptable_index(ch, a), false);
+		ptable_drop_if_empty(&s->priv.table, ch);
+	}
+	return all;
 }
 
 /* Serve the touches that waited for room, while there is room or nothing more is leaving. */
@@ -705,6 +754,8 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard, bo
 		return -ENOMEM;
 	}
 	ret = clean ? 0 : uffdio_writeprotect(s->uffd, addr, len, true);
+	if (ret == 0 && !discard && !run_present(s, addr, n))
+		ret = -EBUSY;
 	local = (struct iovec){ po->buf, len };
 	if (ret == 0 && !discard &&
 	    process_vm_readv(s->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
