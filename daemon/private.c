@@ -498,7 +498,8 @@ void private_free(struct space *s)
 }
 
 /*
- * Whether every page of [addr, addr + n pages) is in the client's page tables (pagemap bit 63).
+ * Whether every page of [addr, addr + n pages) is in the client's page tables (pagemap bit 63,
+ * or 62: a swap or migration entry, which the kernel resolves itself).
  * The daemon reads a run with process_vm_readv(), whose touch of a page not there is a fault on
  * the client's userfaultfd, which only this thread serves: it would wait for itself, and every
  * client with it, for ever. A page the table has in memory that the client does not is taken out
@@ -528,8 +529,8 @@ static bool run_present(struct space *s, uint64_t addr, uint64_t n)
 		uint64_t a = addr + (k << UPAGER_PAGE_SHIFT);
 		struct ptable_chunk *ch;
 
-		if (entries[k] >> 63 & 1)
-			continue;
+		if (entries[k] >> 62 & 3)
+			continue; /* present, or swapped or migrating: the read waits for the kernel */
 		all = false;
 		ch = ptable_find(&s->priv.table, a);
 		if (!ch)
