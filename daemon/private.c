@@ -824,6 +824,23 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 	return locked_overlaps(&s->locked, addr, addr + len) ? NULL : r;
 }
 
+/*
+ * Whether the page at @a of @s is in a page-out of @s under way. A page written while its run
+ * was on its way out stays and is no longer leaving, but its run's DROP may still come to it: a
+ * second page-out would write-protect it again, and the first DROP's move would then take it,
+ * answered for a run whose slot it no longer holds (drop_settle() keeps such a page as in memory):
+ * the page would be gone from the client with its data. It waits for the first run to end.
+ */
+static bool in_page_out(const struct space *s, uint64_t a)
+{
+	const struct page_out *po;
+
+	list_for_each_entry (po, &s->priv.outs, link)
+		if (a >= po->addr && a < po->addr + (po->n << UPAGER_PAGE_SHIFT))
+			return true;
+	return false;
+}
+
 /* Send the run [addr, addr + n pages) of @s out if it may go. Return: n once sent, else 0. */
 static uint64_t run_out(struct space *s, uint64_t addr, uint64_t n, bool clean)
 {
@@ -856,7 +873,7 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES && sent + run < want; i++) {
 			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
 			bool take = ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
-				    !ptable_bit(ch->reading, i);
+				    !ptable_bit(ch->reading, i) && !in_page_out(s, a);
 			bool clean = ptable_slot(ch, i) >= 0;
 
 			if (take) {
@@ -905,7 +922,8 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 			struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
 			unsigned i = ch ? ptable_index(ch, a) : 0;
 			bool take = ch && ptable_bit(ch->present, i) &&
-				    !ptable_bit(ch->leaving, i) && !ptable_bit(ch->reading, i);
+				    !ptable_bit(ch->leaving, i) && !ptable_bit(ch->reading, i) &&
+				    !in_page_out(s, a);
 
 			if (take && run && run < OUT_MAX_PAGES) {
 				run++;

@@ -572,14 +572,7 @@ static void private_anon(void *arg)
 		_exit(12);
 }
 
-/*
- * Disabled while a bug is open: in about half the runs under load the forked child reads a wrong
- * page (before 0e7ed22 the daemon hung instead). The daemon's table of a process's private pages
- * then has a page in memory that the process does not have (an empty page table entry); where
- * that comes from is not found yet. Take .disabled away to see it.
- */
-Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_across_fork,
-     .disabled = true)
+Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_across_fork)
 {
 	struct upager_msg before = figures(), f;
 
