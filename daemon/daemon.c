@@ -9,8 +9,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <linux/capability.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -322,6 +324,27 @@ static void open_swap(struct daemon *d, int fd, int tables_fd, int nbd_tables_fd
 	object_slots_claim_all(c);
 	c->private_out = true;
 }
+/*
+ * CAP_SYS_ADMIN is for fanotify_init(2) alone: once the watch made its group (whose marks on files
+ * need no capability), the daemon gives it up from its effective, permitted and inheritable sets
+ * before it hears a client, and under no_new_privs (the unit's NoNewPrivileges=) no execve(2) gives
+ * it back.
+ */
+static void drop_sys_admin(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[_LINUX_CAPABILITY_U32S_3];
+	const uint32_t bit = 1u << (CAP_SYS_ADMIN % 32);
+	const unsigned i = CAP_SYS_ADMIN / 32;
+
+	if (syscall(SYS_capget, &h, c) < 0 || !((c[i].permitted | c[i].effective) & bit))
+		return;
+	c[i].effective &= ~bit;
+	c[i].permitted &= ~bit;
+	c[i].inheritable &= ~bit;
+	if (syscall(SYS_capset, &h, c) < 0)
+		log_error("giving up CAP_SYS_ADMIN: %s", strerror(errno));
+}
 
 int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 {
@@ -376,6 +399,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 		log_warning("inotify: %s; live mappings do not follow changes of their files by "
 			    "other processes",
 			    strerror(-ret));
+	drop_sys_admin();
 	d->socket_path = strdup(socket_path);
 	if (!d->socket_path)
 		return -ENOMEM;

@@ -272,8 +272,8 @@ int watch_new(uv_loop_t *loop, struct cache *c, struct watch **out)
 	w->fan_fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
 				  O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (w->fan_fd < 0) {
-		/* Without CAP_SYS_ADMIN (the systemd unit does not give it) or before Linux
-		 * 6.14: inotify alone. */
+		/* Without CAP_SYS_ADMIN at start, in a container whose filter refuses fanotify,
+		 * or before Linux 6.14: inotify alone. */
 		log_debug("no fanotify pre-content events: read(2) and write(2) of mapped files "
 			  "by other processes are followed after they return");
 	} else {

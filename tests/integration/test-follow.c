@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * The file is the truth: live mappings follow a file that another process changes with
- * ftruncate(2), write(2) or fallocate(2), and that process's read(2) sees what was written
- * through a shared mapping (docs/design.md, "Coherence and write-back of shared mappings"). The
- * other process is a plain child that never calls libupager and opens the file by name.
+ * ftruncate(2), write(2), copy_file_range(2) or fallocate(2) (growth or a hole), and that
+ * process's read(2) sees what was written through a shared mapping (docs/design.md, "Coherence
+ * and write-back of shared mappings"). The other process is a plain child that never calls
+ * libupager and opens the file by name.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -33,6 +34,8 @@ enum change {
 	GROW_FALLOCATE,
 	SHRINK,
 	WRITE,
+	COPY_RANGE,
+	PUNCH,
 	READ
 };
 
@@ -65,6 +68,26 @@ static void change_file(void *arg)
 		break;
 	case WRITE:
 		if (pwrite(fd, c->data, strlen(c->data), c->len) != (ssize_t)strlen(c->data))
+			_exit(3);
+		break;
+	case COPY_RANGE: {
+		/* From another file of the same file system: copy_file_range(2) proper. */
+		char src[sizeof(path) + 8];
+		loff_t in = 0, out = c->len;
+		ssize_t n = (ssize_t)strlen(c->data);
+		int sfd;
+
+		snprintf(src, sizeof(src), "%s.src", path);
+		sfd = open(src, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (sfd < 0 || write(sfd, c->data, (size_t)n) != n)
+			_exit(3);
+		if (copy_file_range(sfd, &in, fd, &out, (size_t)n, 0) != n)
+			_exit(4);
+		unlink(src);
+		break;
+	}
+	case PUNCH:
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, c->len, PAGE) < 0)
 			_exit(3);
 		break;
 	case READ: {
@@ -267,14 +290,14 @@ static bool shows_hello(void *arg)
 	return !memcmp((const char *)arg + PAGE, "hello", 5);
 }
 
-static void written(bool barrier)
+static void written_by(enum change how, bool barrier)
 {
 	int fd = make_pattern_file("f", 2 * PAGE, path);
 	volatile char *m = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
 	cr_assert_neq(m, MAP_FAILED);
 	cr_assert_eq(*(volatile uint64_t *)(m + PAGE), pattern_at(PAGE));
-	other_process_data(WRITE, PAGE, "hello");
+	other_process_data(how, PAGE, "hello");
 	if (barrier) {
 		cr_assert_eq(upager_msync((void *)m, 2 * PAGE, MS_INVALIDATE), 0);
 		cr_assert(shows_hello((void *)m), "the mapping does not show the write(2)");
@@ -288,12 +311,42 @@ static void written(bool barrier)
 
 Test(follow, a_live_mapping_shows_a_write_by_another_process_at_ms_invalidate)
 {
-	written(true);
+	written_by(WRITE, true);
 }
 
 Test(follow, a_live_mapping_shows_a_write_by_another_process_within_a_second)
 {
-	written(false);
+	written_by(WRITE, false);
+}
+
+Test(follow, a_live_mapping_shows_a_copy_file_range_by_another_process_within_a_second)
+{
+	written_by(COPY_RANGE, false);
+}
+
+/* Whether page 1 of the mapping at @arg reads as zeroes. */
+static bool shows_hole(void *arg)
+{
+	const volatile uint64_t *q = (const volatile uint64_t *)((const char *)arg + PAGE);
+
+	for (size_t i = 0; i < PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+Test(follow, a_live_mapping_shows_a_hole_punched_by_another_process_within_a_second)
+{
+	int fd = make_pattern_file("f", 2 * PAGE, path);
+	volatile char *m = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(*(volatile uint64_t *)(m + PAGE), pattern_at(PAGE));
+	other_process(PUNCH, PAGE);
+	cr_assert(wait_until(shows_hole, (void *)m, 1000), "the mapping does not show the hole");
+	cr_assert_eq(*(volatile uint64_t *)m, pattern_at(0), "the page before the hole changed");
+	cr_assert_eq(upager_munmap((void *)m, 2 * PAGE), 0);
+	close(fd);
 }
 
 Test(follow, a_read_by_another_process_sees_what_a_shared_mapping_wrote)

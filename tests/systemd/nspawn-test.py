@@ -58,8 +58,11 @@ class Container:
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.leader = None
+        # nspawn's own seccomp filter leaves fanotify out of containers; the unit's daemon
+        # wants it (its pre-content events), as a host would give it to such a container.
         self.proc = subprocess.Popen(
             ["systemd-nspawn", "--keep-unit", "--register=no", "--console=read-only",
+             "--system-call-filter=fanotify_init fanotify_mark",
              "--machine=" + self.name, "--boot", "--directory=" + root],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -194,6 +197,13 @@ def test(c, root):
               "systemd holds the daemon's descriptors in the fd store: %s" % store)
 
         pid = svc["MainPID"]
+        # The unit lets the daemon make a fanotify group, after which it has no CAP_SYS_ADMIN.
+        caps = c.run(["sh", "-c", "grep ^Cap /proc/%s/status; ls -l /proc/%s/fd" % (pid, pid)])
+        eff = re.search(r"CapEff:\s*([0-9a-f]+)", caps.stdout)
+        check(eff is not None and not int(eff.group(1), 16) & (1 << 21)
+              and "anon_inode:[fanotify]" in caps.stdout,
+              "under systemd the daemon has a fanotify group and no CAP_SYS_ADMIN (CapEff %s)"
+              % (eff.group(1) if eff else "?"))
         c.run(["systemctl", "kill", "--signal=KILL", "upagerd.service"])
         got = c.wait_show("upagerd.service",
                           {"ActiveState": "active", "SubState": "running", "NRestarts": "1",

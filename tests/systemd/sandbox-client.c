@@ -7,7 +7,9 @@
  * A shared file mapping written, msynced and read back from the file; private anonymous memory;
  * MAP_POPULATE of the file (pages present before they are touched, /proc/self/pagemap); a
  * nonlinear mapping (upager_remap_file_pages) showing the file's pages in reverse; a
- * MAP_GROWSDOWN mapping grown by GROW_PAGES pages. A "FAIL" line for each wrong thing, "done ok"
+ * MAP_GROWSDOWN mapping grown by GROW_PAGES pages; a read(2) that sees what a shared mapping wrote
+ * without msync (the daemon's fanotify pre-content events, which need CAP_SYS_ADMIN at its start).
+ * A "FAIL" line for each wrong thing, "done ok"
  * and exit status 0 if none.
  *
  * Usage: sandbox-client FILE
@@ -184,6 +186,30 @@ static void check_growsdown(void)
 	printf("MAP_GROWSDOWN grew by %lu pages ok\n", GROW_PAGES);
 }
 
+/* Through a descriptor opened after the mapping: the kernel asks the daemon before the read. */
+static void check_read_coherent(const char *path, int fd)
+{
+	char got[16] = "";
+	uint8_t *m = upager_mmap(NULL, PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int rfd;
+
+	if (m == MAP_FAILED) {
+		FAIL("upager_mmap MAP_SHARED: %s", strerror(errno));
+		return;
+	}
+	memcpy(m + 3 * PAGE + 100, "coherent", 8);
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0 || pread(rfd, got, 8, (off_t)(3 * PAGE + 100)) != 8)
+		FAIL("reading %s: %s", path, strerror(errno));
+	else if (memcmp(got, "coherent", 8))
+		FAIL("read(2) does not see what the shared mapping wrote (\"%.8s\")", got);
+	else
+		printf("read(2) sees a shared mapping's write ok\n");
+	if (rfd >= 0)
+		close(rfd);
+	upager_munmap(m, PAGES * PAGE);
+}
+
 int main(int argc, char **argv)
 {
 	uint8_t buf[PAGE];
@@ -204,6 +230,7 @@ int main(int argc, char **argv)
 	check_populate(fd);
 	check_nonlinear(fd);
 	check_growsdown();
+	check_read_coherent(argv[1], fd);
 	printf(failures ? "done with %d failures\n" : "done ok\n", failures);
 	return failures ? 1 : 0;
 }

@@ -114,7 +114,8 @@ struct sandbox {
 	uint64_t caps;
 	enum protect_system protect_system;
 	enum protect_home protect_home;
-	bool private_tmp, private_devices, private_network;
+	bool private_tmp, private_devices, private_network, private_mounts;
+	int umask; /* UMask=, or -1 */
 	bool protect_tunables, protect_modules, protect_logs, protect_cgroups, protect_clock;
 	bool protect_hostname;
 	bool families_set;
@@ -210,6 +211,27 @@ static void parse_directive(struct sandbox *s, char *arg)
 		s->private_devices = parse_bool(k, v);
 	} else if (!strcmp(k, "PrivateNetwork")) {
 		s->private_network = parse_bool(k, v);
+	} else if (!strcmp(k, "PrivateMounts")) {
+		/* The launcher always makes a mount namespace, a slave of the host's: as systemd
+		 * does for this directive. */
+		s->private_mounts = parse_bool(k, v);
+	} else if (!strcmp(k, "IPAddressDeny")) {
+		/* systemd's filter on the unit's cgroup (BPF), which this launcher does not install:
+		 * under RestrictAddressFamilies=AF_UNIX and PrivateNetwork= there is no IP traffic
+		 * for it to refuse anyway. Only "any" is known here. */
+		if (strcmp(v, "any")) {
+			fprintf(stderr, "sandbox-launch: IPAddressDeny=%s not handled\n", v);
+			exit(2);
+		}
+	} else if (!strcmp(k, "UMask")) {
+		char *end;
+		long m = strtol(v, &end, 8);
+
+		if (*end || end == v || m < 0 || m > 0777) {
+			fprintf(stderr, "sandbox-launch: UMask=%s: not an octal mode\n", v);
+			exit(2);
+		}
+		s->umask = (int)m;
 	} else if (!strcmp(k, "ProtectKernelTunables")) {
 		s->protect_tunables = parse_bool(k, v);
 	} else if (!strcmp(k, "ProtectKernelModules")) {
@@ -635,7 +657,7 @@ static void drop_capabilities(const struct sandbox *s)
 
 static int launch(int argc, char **argv)
 {
-	struct sandbox s = { 0 };
+	struct sandbox s = { .umask = -1 };
 	int i, exe, ns = CLONE_NEWNS;
 
 	if (argc < 3 || strcmp(argv[1], "--runtime-root"))
@@ -662,6 +684,8 @@ static int launch(int argc, char **argv)
 		drop_capabilities(&s);
 	if (s.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die("PR_SET_NO_NEW_PRIVS", errno);
+	if (s.umask >= 0)
+		umask((mode_t)s.umask);
 	apply_seccomp(&s);
 	execveat(exe, "", argv + i + 1, environ, AT_EMPTY_PATH);
 	die("execveat", errno);

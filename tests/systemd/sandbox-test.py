@@ -278,6 +278,18 @@ def start():
           and all(os.readlink("/proc/%d/ns/%s" % (pid, n)) != me[n] for n in me),
           "upagerd %d runs filtered (%s filters), with no_new_privs, in its own mount and network "
           "namespaces" % (pid, st.get("Seccomp_filters", "?").strip()))
+    # CAP_SYS_ADMIN made its fanotify group and is gone before the first client.
+    admin = 1 << 21
+    fds = [os.readlink("/proc/%d/fd/%s" % (pid, n)) for n in os.listdir("/proc/%d/fd" % pid)]
+    check(not any(int(st.get(k, "0").strip(), 16) & admin for k in ("CapEff", "CapPrm", "CapInh"))
+          and ("CAP_SYS_ADMIN" not in directives.get("CapabilityBoundingSet", "")
+               or "anon_inode:[fanotify]" in fds),
+          "upagerd %d has a fanotify group and no CAP_SYS_ADMIN left (CapEff %s, CapPrm %s)"
+          % (pid, st.get("CapEff", "?").strip(), st.get("CapPrm", "?").strip()))
+    if "UMask" in directives:
+        check(int(st.get("Umask", "0"), 8) == int(directives["UMask"], 8),
+              "upagerd %d runs with UMask=%s (%s)" % (pid, directives["UMask"],
+                                                       st.get("Umask", "?").strip()))
     return pid
 
 
@@ -300,7 +312,7 @@ try:
         print("  client: " + line)
     check(rc == 0 and "done ok" in out,
           "a client whose file the daemon cannot see by name: shared, anonymous, MAP_POPULATE, "
-          "nonlinear, MAP_GROWSDOWN")
+          "nonlinear, MAP_GROWSDOWN, read(2) seeing a shared mapping's write")
 
     path, nlpath = os.path.join(clientdir, "steps"), os.path.join(clientdir, "nonlinear")
     with open(path, "wb") as f:
