@@ -284,6 +284,11 @@ Test(follow, a_shared_mapping_follows_truncation_by_another_process_within_a_sec
 	truncated(MAP_SHARED, false);
 }
 
+Test(follow, a_private_mapping_follows_truncation_by_another_process_within_a_second)
+{
+	truncated(MAP_PRIVATE, false);
+}
+
 /* Whether the mapping at @arg shows "hello" at page 1. */
 static bool shows_hello(void *arg)
 {
