@@ -8,7 +8,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/list.h"
 
@@ -89,6 +91,24 @@ struct cache {
 	bool private_out;
 	/* Copies in the views of nonlinear mappings (view.c; view-out.c sends them out). */
 	uint64_t copies;
+};
+
+/*
+ * The users whose pages in memory are above their share of the budget (uid_share_pages), each with
+ * how many pages it is over: share.c makes the table for a turn of the loop, and whatever sends
+ * pages out takes theirs first, counting what it took off (private_balance(), cache_balance()).
+ */
+struct user_over {
+	uid_t uid;
+	uint64_t pages;
+};
+
+struct users_over {
+	struct user_over *u;
+	size_t n;
+	/* Users over their share have pages on their way out and more to give: the others give
+	 * nothing this turn (what is leaving makes room soon). */
+	bool waiting;
 };
 
 /* The private anonymous pages the budget counts. */

@@ -34,6 +34,7 @@
 #include "request.h"
 #include "ring.h"
 #include "session.h"
+#include "share.h"
 #include "space.h"
 #include "state.h"
 #include "nbd-store.h"
@@ -102,15 +103,18 @@ static void on_flush(uv_check_t *h)
 
 	d->turn++;
 	if (!d->stopping) {
+		struct users_over over;
 		uint64_t copies_out;
 		struct space *s;
 		bool leaving;
 
 		list_for_each_entry (s, &d->spaces, link)
 			fault_past_end_grown(s);
-		private_balance(d);
+		shares_over(d, &over);
+		private_balance(d, &over);
 		copies_out = views_balance(d);
-		leaving = cache_balance(&d->cache);
+		leaving = cache_balance(&d->cache, &over);
+		users_over_free(&over);
 		view_serve_waits(d, copies_out == 0 && !leaving && !cache_room(&d->cache, 1));
 	}
 	state_flush(d);

@@ -363,54 +363,23 @@ static void sweep(struct cache *c, struct sweep *sw, const uid_t *owner)
 		c->hand_object = o->id;
 }
 
-struct user_pages {
-	uid_t uid;
-	uint64_t pages;
-};
-
-static int by_uid(const void *a, const void *b)
+/* The users over their share give pages of their objects first, each what it is still over. */
+static void sweep_users_over_share(struct cache *c, struct sweep *sw, struct users_over *over)
 {
-	const struct user_pages *x = a, *y = b;
+	for (size_t i = 0; over && i < over->n && sw->want > 0; i++) {
+		struct user_over *u = &over->u[i];
+		struct sweep mine = { .want = MIN(u->pages, sw->want), .scan = sw->scan };
+		uint64_t gone;
 
-	return x->uid < y->uid ? -1 : x->uid > y->uid;
-}
-
-/*
- * The users whose objects hold more than their share of the budget give pages first, each as
- * much as it is over, up to what the sweep wants.
- */
-static void sweep_users_over_share(struct cache *c, struct sweep *sw)
-{
-	struct user_pages *u;
-	struct object *o;
-	size_t n = 0;
-
-	if (!c->uid_share_pages || c->n_objects == 0)
-		return;
-	u = calloc(c->n_objects, sizeof(*u));
-	if (!u)
-		return;
-	list_for_each_entry (o, &c->objects, link)
-		u[n++] = (struct user_pages){ o->owner, o->cached };
-	qsort(u, n, sizeof(*u), by_uid);
-	for (size_t i = 0; i < n && sw->want > 0;) {
-		uint64_t pages = 0;
-		size_t j = i;
-
-		for (; j < n && u[j].uid == u[i].uid; j++)
-			pages += u[j].pages;
-		if (pages > c->uid_share_pages) {
-			struct sweep mine = { .want = MIN(pages - c->uid_share_pages, sw->want),
-					      .scan = 2 * pages + 64 };
-
-			sweep(c, &mine, &u[i].uid);
-			sw->want -= MIN(sw->want, mine.dropped + mine.written);
-			sw->dropped += mine.dropped;
-			sw->written += mine.written;
-		}
-		i = j;
+		if (!mine.want)
+			continue;
+		sweep(c, &mine, &u->uid);
+		gone = mine.dropped + mine.written;
+		u->pages -= MIN(u->pages, gone);
+		sw->want -= MIN(sw->want, gone);
+		sw->dropped += mine.dropped;
+		sw->written += mine.written;
 	}
-	free(u);
 }
 
 static bool writeback_pending(struct cache *c)
@@ -431,11 +400,12 @@ static bool writeback_pending(struct cache *c)
  * room; if nothing can go and nothing is under way to make room, start them anyway (counted in
  * over_budget) rather than wait for ever
  * @c: the cache; called where no fault or populate is half done
+ * @over: the users over their share (share.c), whose objects give pages first; or NULL
  *
  * Return: whether pages left memory or are on their way out, so that there will be room for
  * what waits for it (view-copy.c) without reading on above the budget.
  */
-bool cache_balance(struct cache *c)
+bool cache_balance(struct cache *c, struct users_over *over)
 {
 	uint64_t slack = cache_slack(c), use, low;
 	struct sweep sw = { 0 };
@@ -458,8 +428,8 @@ bool cache_balance(struct cache *c)
 		sw.want = MAX(use > low ? use - low : 0,
 			      head > c->budget_pages ? head - c->budget_pages : 0);
 		sw.scan = 2 * c->cached + 64;
-		sweep_users_over_share(c, &sw);
-		if (sw.want)
+		sweep_users_over_share(c, &sw, over);
+		if (sw.want && !(over && over->waiting))
 			sweep(c, &sw, NULL);
 	}
 	fill_start_deferred(c, false);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 struct cache;
+struct users_over;
 
 uint64_t cache_slack(const struct cache *c);
-bool cache_balance(struct cache *c);
+bool cache_balance(struct cache *c, struct users_over *over);

@@ -659,15 +659,29 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		private_fault(s, po->held[k].addr, po->held[k].flags, po->held[k].t0);
 }
 
+/* Whether a DROP's answer says some page moved. */
+static bool any_moved(const struct upager_msg *reply)
+{
+	for (size_t k = 0; k < UPAGER_DROP_MAX_PAGES / 64; k++)
+		if (reply->u.drop_reply.moved[k])
+			return true;
+	return false;
+}
+
 static void dropped(struct space *s, struct chan_req *req, const struct upager_msg *reply)
 {
 	struct page_out *po = container_of(req, struct page_out, req);
 
-	/* Without an answer the part stays taken: the client holds its pages, if it lives. */
-	if (reply && reply->status == 0)
+	/* Without an answer the part stays taken: the client holds its pages, if it lives. A
+	 * failed one says which pages moved all the same; the part stays taken if they may still
+	 * be there (the client could not empty it). */
+	if (reply && (reply->status == 0 || !any_moved(reply)))
 		s->priv.spare_busy &= ~(1u << po->part);
+	if (reply && reply->status < 0)
+		log_limited(LOG_WARNING, "pid %d could not drop pages it was asked to: %s",
+			    (int)s->pid, strerror(-reply->status));
 	if (!s->dead)
-		drop_settle(po, reply && reply->status == 0 ? reply->u.drop_reply.moved : NULL);
+		drop_settle(po, reply ? reply->u.drop_reply.moved : NULL);
 	else
 		page_out_put_slots(po);
 	page_out_free(po);
@@ -943,12 +957,52 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 	return sent;
 }
 
+/** private_use() - the private pages of @s that count in the budget: in memory, not leaving */
+uint64_t private_use(const struct space *s)
+{
+	const struct ptable *t = &s->priv.table;
+
+	return s->d->cache.private_out ? t->present - t->leaving : 0;
+}
+
+/*
+ * The spaces of users over their share send out what those users are over, up to @want; a user
+ * still over with page-outs under way (a space has only so many at a time) sets over->waiting.
+ */
+static uint64_t sweep_users_over(struct daemon *d, struct users_over *over, uint64_t want,
+				 uint64_t *scan)
+{
+	uint64_t sent = 0;
+	struct space *s;
+
+	for (size_t k = 0; over && k < over->n && sent < want; k++) {
+		struct user_over *u = &over->u[k];
+
+		list_for_each_entry (s, &d->spaces, link) {
+			uint64_t n;
+
+			if (!u->pages || sent >= want || !*scan)
+				break;
+			if (s->uid != u->uid || !may_page_out(s))
+				continue;
+			n = sweep_space(s, MIN(u->pages, want - sent), scan);
+			u->pages -= MIN(n, u->pages);
+			sent += n;
+			if (u->pages && s->priv.n_outs)
+				over->waiting = true;
+		}
+	}
+	return sent;
+}
+
 /**
  * private_balance() - send private anonymous pages out, their share of what the budget wants
- * to go: as many of the pages over it as private pages are of the pages in memory
+ * to go: the pages of users over their share first, then as many of the pages over the budget
+ * as private pages are of the pages in memory
  * @d: the daemon; called where no fault is half done, before the cache's own balance
+ * @over: the users over their share (share.c), what they are over taken off as they give; or NULL
  */
-void private_balance(struct daemon *d)
+void private_balance(struct daemon *d, struct users_over *over)
 {
 	struct cache *c = &d->cache;
 	uint64_t slack = cache_slack(c), use, low, want, scan;
@@ -965,12 +1019,14 @@ void private_balance(struct daemon *d)
 	list_for_each_entry (s, &d->spaces, link)
 		if (may_page_out(s))
 			want -= MIN(want, sweep_droppable(s, want));
-	/* What the droppable pages did not cover: the private pages' share of it. */
+	scan = 2 * c->private_pages + 64;
+	want -= MIN(want, sweep_users_over(d, over, want, &scan));
+	/* What the droppable pages and the users over their share did not cover: the private
+	 * pages' share of it. */
 	use = cache_use(c);
-	if (!want || use <= low)
+	if (!want || use <= low || !scan || (over && over->waiting))
 		return;
 	want = (use - low) * (c->private_pages - c->private_leaving) / use + 1;
-	scan = 2 * c->private_pages + 64;
 	list_for_each_entry (s, &d->spaces, link) {
 		uint64_t sent;
 

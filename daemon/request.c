@@ -664,8 +664,20 @@ static int do_munmap(struct session *s, const struct upager_msg *req)
 	return session_reply(s, &rep, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
 }
 
+/*
+ * The client's control channel, and its spare area. The reply carries a descriptor of the
+ * client's own /proc/PID/pagemap, which its control thread reads at each DROP: a process that
+ * changed its user ID without an execve(2) is not dumpable, and may not open its own. Opened by
+ * the daemon, which holds no CAP_SYS_ADMIN by then (daemon.c), it shows no page frame numbers;
+ * the client's memory is still there after the open (its userfaultfd says so), so the pid was
+ * not another process's by then. A reply sent again after a takeover goes without it: the client
+ * opens its own then.
+ */
 static int do_control(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
 {
+	struct upager_msg rep = { .op = req->op, .seq = req->seq };
+	_cleanup_close_ int pagemap = -1;
+	char path[64];
 	struct stat st;
 	int ret;
 
@@ -677,7 +689,14 @@ static int do_control(struct session *s, const struct upager_msg *req, int *fds,
 	fds[0] = -1; /* taken, also on failure */
 	if (ret == 0)
 		ret = private_set_spare(s->space, req->u.range.addr, req->u.range.length);
-	return ret;
+	if (ret < 0)
+		return ret;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->space->pid);
+	pagemap = open(path, O_RDONLY | O_CLOEXEC);
+	if (!space_check_alive(s->space))
+		return -ESRCH;
+	s->last.fd = REPLY_FD_NONE;
+	return session_reply(s, &rep, 0, &pagemap, pagemap >= 0) < 0 ? -EPIPE : REQUEST_REPLIED;
 }
 
 static int do_growth_limit(struct session *s, const struct upager_msg *req)

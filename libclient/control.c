@@ -28,8 +28,9 @@
 static struct {
 	pid_t pid; /* the process whose thread serves the channel; 0 if none */
 	uintptr_t spare; /* the spare area, or 0 */
+	int pagemap; /* this process's /proc/self/pagemap, from the daemon; -1 if none */
 	pthread_once_t once; /* watch_forks() */
-} control = { .once = PTHREAD_ONCE_INIT };
+} control = { .pagemap = -1, .once = PTHREAD_ONCE_INIT };
 
 /*
  * The thread's stack. Not from mmap(): a stack mapped when the first MAP_GROWSDOWN mapping is
@@ -58,11 +59,14 @@ static int drop(const struct upager_msg *m, uintptr_t spare, uint64_t *moved)
 		return -EINVAL;
 	if (uffd < 0)
 		return -EBADF;
-	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	/* A process that changed its user ID without an execve(2) may not open its own. */
+	fd = control.pagemap >= 0 ? control.pagemap
+				  : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return neg_errno();
 	got = pread(fd, entries, n * sizeof(entries[0]), (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8);
-	close(fd);
+	if (fd != control.pagemap)
+		close(fd);
 	if (got != (ssize_t)(n * sizeof(entries[0])))
 		return -EIO;
 	for (uint64_t i = 0; i < n;) {
@@ -177,7 +181,10 @@ int upager__control_start(void)
 	}
 	req.u.range.addr = control.spare;
 	req.u.range.length = control.spare ? SPARE_BYTES : 0;
-	ret = upager__call(&req, &sv[1], 1, &rep, NULL, 0);
+	/* A forked child's is its parent's: its own comes with the reply. */
+	if (control.pagemap >= 0)
+		close(control.pagemap);
+	ret = upager__call(&req, &sv[1], 1, &rep, &control.pagemap, 1);
 	close(sv[1]);
 	if (ret < 0) {
 		close(sv[0]);

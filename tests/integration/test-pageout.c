@@ -738,6 +738,106 @@ Test(pageout, a_user_over_its_share_gives_pages_first)
 	close(fd);
 }
 
+/* Private anonymous memory 8 times the budget, of a process that became another user (no exec). */
+static uint64_t *private_workload_as_nobody(void)
+{
+	uint64_t *p;
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(30);
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(31);
+	return p;
+}
+
+/* Another user writes private anonymous memory 8 times the budget, over and over. */
+static void write_private_as_nobody(void *arg)
+{
+	uint64_t *p = private_workload_as_nobody();
+
+	(void)arg;
+	for (uint64_t round = 0;; round++)
+		write_anon(p, 0, WORKLOAD / PAGE, round);
+}
+
+/*
+ * The same with private anonymous memory on both sides: the user over its share (--uid-memory-max,
+ * half the budget by default) gives its own private pages first; the working set of the other,
+ * which reads it over and over (reads the daemon never sees), stays in memory.
+ */
+Test(pageout, a_user_over_its_share_gives_private_pages_first)
+{
+	uint64_t *p, absent = 0;
+	pid_t writer;
+	int status;
+
+	/* First, lest the writer inherit the working set's mapping, and be counted as its user. */
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	writer = fork();
+	cr_assert(writer >= 0);
+	if (writer == 0) {
+		alarm(100);
+		write_private_as_nobody(NULL);
+	}
+	p = upager_mmap(NULL, SET_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+	cr_assert(p != MAP_FAILED);
+	write_anon(p, 0, SET_PAGES, 5);
+	for (int round = 0; round < 40; round++) {
+		for (uint64_t i = 0; i < SET_PAGES; i++)
+			absent += !page_present(p + i * PAGE / 8);
+		check_anon(p, 0, SET_PAGES, 5);
+		usleep(50 * 1000);
+	}
+	kill(writer, SIGKILL);
+	cr_assert_eq(waitpid(writer, &status, 0), writer);
+	cr_assert(WIFSIGNALED(status), "the writer ended with %#x", status);
+	cr_assert_leq(absent, SET_PAGES / 8,
+		      "%llu pages of the working set were found paged out while another user wrote",
+		      (unsigned long long)absent);
+	upager_munmap(p, SET_PAGES * PAGE);
+}
+
+/*
+ * A process that dropped root for another user without an execve(2) is not dumpable, and may not
+ * open its own /proc/self/pagemap, which its control thread reads to drop the pages the daemon
+ * paged out: the daemon hands it one. Its private memory 8 times the budget goes out and comes
+ * back like anyone's, and the pages in memory stay within the budget.
+ */
+static void private_as_nobody(void *arg)
+{
+	uint64_t *p = private_workload_as_nobody();
+
+	(void)arg;
+	write_anon(p, 0, WORKLOAD / PAGE, 1);
+	check_anon(p, 0, WORKLOAD / PAGE, 1);
+	_exit(0);
+}
+
+Test(pageout, private_memory_of_a_process_that_dropped_privileges_goes_out)
+{
+	struct upager_msg st;
+	int status;
+	pid_t child;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(100);
+		private_as_nobody(NULL);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	cr_assert_eq(harness_stats(&st), 0);
+	cr_assert_geq(st.u.stats_reply.pages_out, WORKLOAD / PAGE - BUDGET / PAGE,
+		      "%llu pages went out", (unsigned long long)st.u.stats_reply.pages_out);
+	cr_assert_geq(st.u.stats_reply.pages_in, WORKLOAD / PAGE - BUDGET / PAGE,
+		      "%llu pages came back", (unsigned long long)st.u.stats_reply.pages_in);
+}
+
 /*
  * Pages locked in memory never leave: a file range locked with mlock(2), a MAP_LOCKED mapping and
  * locked shared anonymous memory stay present (mincore) while a stream 8 times the budget goes by.

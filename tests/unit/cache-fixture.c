@@ -80,13 +80,18 @@ uint8_t pattern(uint64_t page, uint64_t i)
 /* A file of PAGES pages and a tail of 100 bytes, each page its own pattern; its object. */
 struct object *file_object(int *fdp)
 {
+	return file_object_named("f", fdp);
+}
+
+struct object *file_object_named(const char *name, int *fdp)
+{
 	char path[128];
 	uint8_t buf[4096];
 	struct file_access fa;
 	struct object *o;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/f", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	cr_assert_geq(fd, 0);
 	for (uint64_t p = 0; p <= PAGES; p++) {

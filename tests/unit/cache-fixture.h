@@ -22,3 +22,5 @@ void cache_fixture_teardown(void);
 uint8_t pattern(uint64_t page, uint64_t i);
 /* A file of PAGES pages and a tail of 100 bytes, each page its own pattern; its object. */
 struct object *file_object(int *fdp);
+/* The same, a file of that name: another object. */
+struct object *file_object_named(const char *name, int *fdp);

@@ -31,7 +31,7 @@ static uint64_t run_until(bool *flag)
 	uint64_t most = 0;
 
 	while (!*flag) {
-		(void)cache_balance(&cache);
+		(void)cache_balance(&cache, NULL);
 		most = cache.cached + cache.inflight > most ? cache.cached + cache.inflight : most;
 		if (*flag)
 			break; /* started and over within the balance */
@@ -436,4 +436,34 @@ Test(evict, a_files_dirty_pages_are_written_back_through_its_store)
 	object_unref(o);
 	close(fd);
 	fake_teardown();
+}
+
+/* The objects of a user over its share (share.c says by how much) give pages before others'. */
+Test(evict, the_objects_of_a_user_over_its_share_give_pages_first)
+{
+	struct user_over u = { .uid = 7, .pages = 1000 };
+	struct users_over over = { .u = &u, .n = 1 };
+	struct object *mine, *theirs;
+	int fd1, fd2;
+
+	cache.budget_pages = 64;
+	theirs = file_object_named("theirs", &fd2);
+	theirs->owner = 8;
+	mine = file_object_named("mine", &fd1);
+	mine->owner = 7;
+	fill(theirs, 0, 8);
+	fill(mine, 0, 16);
+	cr_assert_eq(cache.cached, 24);
+	/* Now 24 pages is above the budget: 6 must go (the slack of a budget of 24). */
+	cache.budget_pages = 20;
+	(void)cache_balance(&cache, &over);
+	for (uint64_t p = 0; p < 8; p++)
+		check_page(theirs, p);
+	cr_assert_leq(cache.cached, 20 - cache_slack(&cache) + 1, "%lu pages stayed",
+		      (unsigned long)cache.cached);
+	cr_assert_eq(u.pages, 1000 - (24 - cache.cached), "what the user gave is taken off");
+	object_unref(mine);
+	object_unref(theirs);
+	close(fd1);
+	close(fd2);
 }

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * A user's share of the budget (upagerd --uid-memory-max, half the budget by default): when pages
+ * must leave memory, those of the users above their share go first, each up to what it is over,
+ * whatever kind they are. A user's pages are the cached pages of the objects charged to it (its
+ * files and shared anonymous memory, object.owner) and the private anonymous pages of its
+ * processes that count in the budget. Copies of nonlinear mappings are not counted per user: they
+ * leave in proportion to their number (view-out.c). Once per turn of the loop, only when the
+ * budget wants pages to go, shares_over() makes the table that private_balance() and
+ * cache_balance() take from in that order.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "context.h"
+#include "evict.h"
+#include "object.h"
+#include "private.h"
+#include "share.h"
+#include "space.h"
+
+static int by_uid(const void *a, const void *b)
+{
+	const struct user_over *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/**
+ * users_over_sum() - from pages in memory by user, the users above @share and by how much
+ * @pages: (user, pages) entries, several per user allowed; sorted here
+ * @n: how many
+ * @share: a user's share, in pages
+ * @out: the users over it, in order of uid; its table is @pages itself (free that, not @out)
+ *
+ * Return: 0.
+ */
+int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct users_over *out)
+{
+	size_t over = 0;
+
+	if (n)
+		qsort(pages, n, sizeof(*pages), by_uid);
+	for (size_t i = 0, j; i < n; i = j) {
+		uint64_t sum = 0;
+
+		for (j = i; j < n && pages[j].uid == pages[i].uid; j++)
+			sum += pages[j].pages;
+		if (sum > share)
+			pages[over++] = (struct user_over){ pages[i].uid, sum - share };
+	}
+	*out = (struct users_over){ .u = pages, .n = over };
+	return 0;
+}
+
+/**
+ * shares_over() - the users over their share, if the budget wants pages to go now
+ * @d: the daemon
+ * @out: the table (empty if there is none or no page need go); users_over_free() it
+ *
+ * Return: 0, or -ENOMEM (@out empty: the kinds then give in proportion alone).
+ */
+int shares_over(struct daemon *d, struct users_over *out)
+{
+	struct cache *c = &d->cache;
+	uint64_t slack = cache_slack(c);
+	struct user_over *pages;
+	struct object *o;
+	struct space *s;
+	size_t n = 0;
+
+	*out = (struct users_over){ 0 };
+	if (!c->budget_pages || !c->uid_share_pages ||
+	    (cache_use(c) <= c->budget_pages - slack / 2 && !c->deferred_pages))
+		return 0;
+	pages = calloc((size_t)c->n_objects + d->n_spaces + 1, sizeof(*pages));
+	if (!pages)
+		return -ENOMEM;
+	list_for_each_entry (o, &c->objects, link)
+		if (o->cached && n < (size_t)c->n_objects + d->n_spaces)
+			pages[n++] = (struct user_over){ o->owner, o->cached };
+	list_for_each_entry (s, &d->spaces, link)
+		if (!s->dead && private_use(s) && n < (size_t)c->n_objects + d->n_spaces)
+			pages[n++] = (struct user_over){ s->uid, private_use(s) };
+	return users_over_sum(pages, n, c->uid_share_pages, out);
+}
+
+/** users_over_free() - let the table go */
+void users_over_free(struct users_over *o)
+{
+	free(o->u);
+	*o = (struct users_over){ 0 };
+}
