@@ -186,7 +186,7 @@ static void *upager_map_noted(void *addr, size_t length, int prot, int flags, in
 }
 
 /** mmap() - mmap(2), through upager for the mappings it takes; see upager-run(1) */
-_public_ void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+static void *preload_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
 	bool writable;
 	void *p;
@@ -207,13 +207,15 @@ _public_ void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_
 	inside--;
 	return p;
 }
+_public_ void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+	__attribute__((alias("preload_mmap")));
 
 /** mmap64() - mmap(), whose offset is 64 bits wide on this architecture already */
 _public_ void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
-	__attribute__((alias("mmap")));
+	__attribute__((alias("preload_mmap")));
 
 /** munmap() - munmap(2); a range with upager's pages in it is written back first */
-_public_ int munmap(void *addr, size_t length)
+static int preload_munmap(void *addr, size_t length)
 {
 	bool met;
 	int ret;
@@ -228,9 +230,10 @@ _public_ int munmap(void *addr, size_t length)
 	inside--;
 	return ret;
 }
+_public_ int munmap(void *addr, size_t length) __attribute__((alias("preload_munmap")));
 
 /** msync() - msync(2), through upager_msync() on a range with upager's pages */
-_public_ int msync(void *addr, size_t length, int flags)
+static int preload_msync(void *addr, size_t length, int flags)
 {
 	bool met;
 	int ret;
@@ -245,6 +248,7 @@ _public_ int msync(void *addr, size_t length, int flags)
 	inside--;
 	return ret;
 }
+_public_ int msync(void *addr, size_t length, int flags) __attribute__((alias("preload_msync")));
 
 /*
  * A shared mapping of a file opened read-only: the kernel refuses to make it writable. upager maps
@@ -256,7 +260,7 @@ static bool shared_read_only(const struct range *r)
 }
 
 /** mprotect() - mprotect(2), which refuses PROT_WRITE where the kernel's mapping would */
-_public_ int mprotect(void *addr, size_t length, int prot)
+static int preload_mprotect(void *addr, size_t length, int prot)
 {
 	bool denied;
 	int ret;
@@ -281,6 +285,8 @@ _public_ int mprotect(void *addr, size_t length, int prot)
 	inside--;
 	return ret;
 }
+_public_ int mprotect(void *addr, size_t length, int prot)
+	__attribute__((alias("preload_mprotect")));
 
 /* The part of r from a on, as its own range with a descriptor of its own. */
 static struct range piece(const struct range *r, uintptr_t a, size_t length, uintptr_t at)
@@ -421,7 +427,7 @@ static void *remap_ours(const struct range *r, uintptr_t o, size_t old_len, size
 }
 
 /** mremap() - mremap(2); an upager mapping grows with pages upager serves */
-_public_ void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+static void *preload_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
 	uintptr_t o = (uintptr_t)old;
 	void *dst = NULL, *p;
@@ -461,3 +467,5 @@ _public_ void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	inside--;
 	return p;
 }
+_public_ void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+	__attribute__((alias("preload_mremap")));

@@ -125,7 +125,7 @@ static size_t iov_bytes(const struct iovec *iov, int cnt)
 	return n;
 }
 
-_public_ ssize_t write(int fd, const void *buf, size_t count)
+static ssize_t preload_write(int fd, const void *buf, size_t count)
 {
 	ssize_t n;
 
@@ -135,8 +135,10 @@ _public_ ssize_t write(int fd, const void *buf, size_t count)
 		after(fd, BEFORE_POSITION, n, false);
 	return n;
 }
+_public_ ssize_t write(int fd, const void *buf, size_t count)
+	__attribute__((alias("preload_write")));
 
-_public_ ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+static ssize_t preload_pwrite(int fd, const void *buf, size_t count, off_t offset)
 {
 	ssize_t n;
 
@@ -146,11 +148,13 @@ _public_ ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
 		after(fd, offset, n, false);
 	return n;
 }
+_public_ ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+	__attribute__((alias("preload_pwrite")));
 
 _public_ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
-	__attribute__((alias("pwrite")));
+	__attribute__((alias("preload_pwrite")));
 
-_public_ ssize_t writev(int fd, const struct iovec *iov, int cnt)
+static ssize_t preload_writev(int fd, const struct iovec *iov, int cnt)
 {
 	ssize_t n;
 
@@ -160,8 +164,10 @@ _public_ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 		after(fd, BEFORE_POSITION, n, false);
 	return n;
 }
+_public_ ssize_t writev(int fd, const struct iovec *iov, int cnt)
+	__attribute__((alias("preload_writev")));
 
-_public_ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
+static ssize_t preload_pwritev2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
 {
 	bool here = offset == -1;
 	ssize_t n;
@@ -173,18 +179,22 @@ _public_ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t offset
 		after(fd, here ? BEFORE_POSITION : offset, n, false);
 	return n;
 }
+_public_ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
+	__attribute__((alias("preload_pwritev2")));
 
-_public_ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t offset)
+static ssize_t preload_pwritev(int fd, const struct iovec *iov, int cnt, off_t offset)
 {
-	return pwritev2(fd, iov, cnt, offset, 0);
+	return preload_pwritev2(fd, iov, cnt, offset, 0);
 }
+_public_ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t offset)
+	__attribute__((alias("preload_pwritev")));
 
 _public_ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t offset)
-	__attribute__((alias("pwritev")));
+	__attribute__((alias("preload_pwritev")));
 _public_ ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
-	__attribute__((alias("pwritev2")));
+	__attribute__((alias("preload_pwritev2")));
 
-_public_ int ftruncate(int fd, off_t length)
+static int preload_ftruncate(int fd, off_t length)
 {
 	int ret = (int)syscall(SYS_ftruncate, fd, length);
 
@@ -192,10 +202,11 @@ _public_ int ftruncate(int fd, off_t length)
 		after(fd, 0, 0, true);
 	return ret;
 }
+_public_ int ftruncate(int fd, off_t length) __attribute__((alias("preload_ftruncate")));
 
-_public_ int ftruncate64(int fd, off_t length) __attribute__((alias("ftruncate")));
+_public_ int ftruncate64(int fd, off_t length) __attribute__((alias("preload_ftruncate")));
 
-_public_ int fallocate(int fd, int mode, off_t offset, off_t len)
+static int preload_fallocate(int fd, int mode, off_t offset, off_t len)
 {
 	int ret;
 
@@ -205,12 +216,14 @@ _public_ int fallocate(int fd, int mode, off_t offset, off_t len)
 		after(fd, offset, len, true);
 	return ret;
 }
+_public_ int fallocate(int fd, int mode, off_t offset, off_t len)
+	__attribute__((alias("preload_fallocate")));
 
 _public_ int fallocate64(int fd, int mode, off_t offset, off_t len)
-	__attribute__((alias("fallocate")));
+	__attribute__((alias("preload_fallocate")));
 
-_public_ ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
-				 unsigned flags)
+static ssize_t preload_copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out,
+				       size_t len, unsigned flags)
 {
 	off_t at = off_out ? *off_out : AT_POSITION;
 	ssize_t n;
@@ -222,21 +235,26 @@ _public_ ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *of
 		after(fd_out, off_out ? *off_out - n : BEFORE_POSITION, n, false);
 	return n;
 }
+_public_ ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len,
+				 unsigned flags) __attribute__((alias("preload_copy_file_range")));
 
-_public_ int close(int fd)
+static int preload_close(int fd)
 {
 	fd_forget(fd);
 	return (int)syscall(SYS_close, fd);
 }
+_public_ int close(int fd) __attribute__((alias("preload_close")));
 
-_public_ int dup2(int old, int new)
+static int preload_dup2(int old, int new)
 {
 	fd_forget(new);
 	return (int)syscall(SYS_dup2, old, new);
 }
+_public_ int dup2(int old, int new) __attribute__((alias("preload_dup2")));
 
-_public_ int dup3(int old, int new, int flags)
+static int preload_dup3(int old, int new, int flags)
 {
 	fd_forget(new);
 	return (int)syscall(SYS_dup3, old, new, flags);
 }
+_public_ int dup3(int old, int new, int flags) __attribute__((alias("preload_dup3")));
