@@ -735,6 +735,47 @@ static int tables_map(struct nbd_store *ns, int fd, bool kept)
 	return 0;
 }
 
+/* Whether connecting failed because no server is there (yet): refused, no socket, or cut. */
+static bool conn_absent(int error)
+{
+	return conn_error(error) || error == -ECONNREFUSED || error == -ENOENT;
+}
+
+/* Connect, waiting. A previous daemon's pages are on the server if its tables were given: then a
+ * server not there is waited for up to @wait_ms, as a connection lost later would be. */
+static int ns_connect_wait(struct nbd_store *ns, uint64_t wait_ms)
+{
+	uint64_t waited = 0, backoff = BACKOFF_MIN_MS;
+	int ret;
+
+	for (;;) {
+		ns->nbd = nbd_create();
+		if (!ns->nbd)
+			return nbd_errno();
+		nbd_set_handle_name(ns->nbd, "upagerd");
+		/* The administrator's URI may name a TLS key file (tls-psk-file). */
+		nbd_set_uri_allow_local_file(ns->nbd, true);
+		if (!nbd_supports_uri(ns->nbd))
+			return -EPROTONOSUPPORT;
+		if (nbd_connect_uri(ns->nbd, ns->uri) == 0)
+			return 0;
+		ret = nbd_errno();
+		if (!ns->adopted || !conn_absent(ret) || waited >= wait_ms) {
+			log_error("nbd: %s: %s", ns->where, nbd_get_error());
+			return ret;
+		}
+		if (waited == 0)
+			log_warning("nbd: %s: %s; the previous daemon's pages are there: waiting "
+				    "up to %.1f s for it",
+				    ns->where, nbd_get_error(), (double)wait_ms / 1000);
+		nbd_close(ns->nbd);
+		ns->nbd = NULL;
+		usleep((useconds_t)(backoff * 1000));
+		waited += backoff;
+		backoff = MIN(2 * backoff, (uint64_t)BACKOFF_MAX_MS);
+	}
+}
+
 /* Connect, and take the export: our header, or zeroes where it goes (our header only, to take
  * over a previous daemon's tables). */
 static int ns_connect(struct nbd_store *ns, uint64_t max_bytes)
@@ -745,18 +786,9 @@ static int ns_connect(struct nbd_store *ns, uint64_t max_bytes)
 
 	if (!head)
 		return -ENOMEM;
-	ns->nbd = nbd_create();
-	if (!ns->nbd)
-		return nbd_errno();
-	nbd_set_handle_name(ns->nbd, "upagerd");
-	/* The administrator's URI may name a TLS key file (tls-psk-file). */
-	nbd_set_uri_allow_local_file(ns->nbd, true);
-	if (!nbd_supports_uri(ns->nbd))
-		return -EPROTONOSUPPORT;
-	if (nbd_connect_uri(ns->nbd, ns->uri) < 0) {
-		log_error("nbd: %s: %s", ns->where, nbd_get_error());
-		return nbd_errno();
-	}
+	ret = ns_connect_wait(ns, ns->timeout_ms);
+	if (ret < 0)
+		return ret;
 	size = nbd_get_size(ns->nbd);
 	if (size < 0)
 		return nbd_errno();

@@ -4,6 +4,7 @@ FDNAME=, FDSTOREREMOVE=1) and starting a service with $LISTEN_FDS, $LISTEN_PID a
 $LISTEN_FDNAMES, the listening socket first and the fd store after it, as systemd does."""
 import array
 import os
+import signal
 import socket
 import threading
 import time
@@ -128,10 +129,15 @@ class Lines:
 
     def __init__(self, proc):
         self.proc, self.lines, self.cond = proc, [], threading.Condition()
+        self.trigger = None  # (prefix, fn): fn() called by the reader at the next such line
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
+            trigger = self.trigger
+            if trigger and line.startswith(trigger[0]):
+                self.trigger = None
+                trigger[1]()
             with self.cond:
                 self.lines.append(line.strip())
                 self.cond.notify_all()
@@ -148,3 +154,16 @@ class Lines:
                     return False
                 self.cond.wait(left)
             return line in self.lines
+
+
+def kill_all(procs, pids):
+    """At a test's end, whatever happened: SIGKILL the processes of procs (Popen) still running
+    and the children of pids (not waited for yet), and wait for them, so that none is left
+    holding the test's pipes."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

@@ -30,7 +30,7 @@ if os.environ.get("UPAGER_SANITIZE"):
 import time
 
 from checks import PAGE, check, failures, file_pattern
-from manager import Lines, Manager
+from manager import Lines, Manager, kill_all
 
 unit_in, upagerd, launcher, client_bin, restart_bin = sys.argv[1:6]
 STEPS, NL_PAGES = 256, 32
@@ -337,13 +337,7 @@ try:
           + "; ".join(bad[:5] or ["all good"]))
     stop(d, "SIGTERM: upagerd exits with 0 again")
 finally:
-    for p in clients:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    for pid in daemons:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+    kill_all(clients, daemons)
     mgr.close()
     lsock.close()
     os.close(log)
