@@ -38,7 +38,7 @@ struct channel {
 int channel_send(struct space *s, struct upager_msg *m, struct chan_req *q, chan_done_fn done)
 {
 	struct channel *c = s->chan;
-	uint8_t buf[128];
+	uint8_t buf[512]; /* a DROP is the largest: 168 bytes */
 	int len;
 
 	if (!c)

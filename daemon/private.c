@@ -39,6 +39,7 @@
 #include "channel.h"
 #include "common/macro.h"
 #include "common/mman.h"
+#include "common/page-set.h"
 #include "context.h"
 #include "evict.h"
 #include "log.h"
@@ -52,13 +53,13 @@
 #define SPARE_PARTS 4
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 
-/* A run of private pages on its way out. */
+/* Private pages on their way out, one DROP's. */
 struct page_out {
 	struct list_head link; /* private_pages.outs */
 	struct chan_req req; /* its DROP */
 	struct space *s; /* a reference */
-	uint64_t addr, n;
-	int64_t slot; /* the first of n slots, or -1: all zeroes, nothing written */
+	struct page_set set; /* its pages, each the rank of its slot and spare page */
+	int64_t slot; /* the first of set.n slots, or -1: all zeroes, nothing written */
 	unsigned part;
 	bool dropping; /* the DROP is sent: faults on its pages wait for the answer */
 	bool slots_given; /* its slots are in the table (or let go of) now, not its own */
@@ -381,8 +382,7 @@ static bool hold(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	struct page_out *po;
 
 	list_for_each_entry (po, &s->priv.outs, link)
-		if (po->dropping && addr >= po->addr &&
-		    addr < po->addr + (po->n << UPAGER_PAGE_SHIFT))
+		if (po->dropping && page_set_has(&po->set, addr))
 			return wait_push(&po->held, &po->n_held, addr, flags, t0);
 	return false;
 }
@@ -498,17 +498,19 @@ void private_free(struct space *s)
 }
 
 /*
- * Whether every page of [addr, addr + n pages) is in the client's page tables (pagemap bit 63,
- * or 62: a swap or migration entry, which the kernel resolves itself).
- * The daemon reads a run with process_vm_readv(), whose touch of a page not there is a fault on
- * the client's userfaultfd, which only this thread serves: it would wait for itself, and every
+ * Whether every page of @ps is in the client's page tables (pagemap bit 63, or 62: a swap or
+ * migration entry, which the kernel resolves itself).
+ * The daemon reads the pages with process_vm_readv(), whose touch of a page not there is a fault
+ * on the client's userfaultfd, which only this thread serves: it would wait for itself, and every
  * client with it, for ever. A page the table has in memory that the client does not is taken out
  * of the table: with a slot, its data is there; without, it is logged (a fault maps zeroes).
  */
-static bool run_present(struct space *s, uint64_t addr, uint64_t n)
+static bool set_present_in_client(struct space *s, const struct page_set *ps)
 {
+	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
 	struct cache *c = &s->d->cache;
-	uint64_t entries[OUT_MAX_PAGES];
+	uint64_t span = 0, a;
+	uint32_t k = 0;
 	bool all = true;
 	char path[64];
 	ssize_t got;
@@ -520,16 +522,16 @@ static bool run_present(struct space *s, uint64_t addr, uint64_t n)
 			return false;
 		s->priv.pagemap_open = true;
 	}
-	if (n > OUT_MAX_PAGES)
+	while (page_set_next(ps, &k, &a))
+		span = k;
+	got = pread(s->priv.pagemap_fd, entries, span * 8,
+		    (off_t)(ps->base >> UPAGER_PAGE_SHIFT) * 8);
+	if (got != (ssize_t)(span * 8))
 		return false;
-	got = pread(s->priv.pagemap_fd, entries, n * 8, (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8);
-	if (got != (ssize_t)(n * 8))
-		return false;
-	for (uint64_t k = 0; k < n; k++) {
-		uint64_t a = addr + (k << UPAGER_PAGE_SHIFT);
+	for (k = 0; page_set_next(ps, &k, &a);) {
 		struct ptable_chunk *ch;
 
-		if (entries[k] >> 62 & 3)
+		if (entries[k - 1] >> 62 & 3)
 			continue; /* present, or swapped or migrating: the read waits for the kernel */
 		all = false;
 		ch = ptable_find(&s->priv.table, a);
@@ -573,7 +575,7 @@ static void serve_waits(struct daemon *d)
 /* The slots of @po, written to or not, go back to the store, unless the table has them. */
 static void page_out_put_slots(struct page_out *po)
 {
-	for (uint64_t k = 0; po->slot >= 0 && !po->slots_given && k < po->n; k++)
+	for (uint64_t k = 0; po->slot >= 0 && !po->slots_given && k < po->set.n; k++)
 		ptable_put(po->s->d->cache.store, (uint64_t)po->slot + k);
 	po->slots_given = true;
 }
@@ -587,17 +589,18 @@ static void page_out_give_slots(struct page_out *po)
 {
 	struct space *s = po->s;
 	struct cache *c = &s->d->cache;
+	uint64_t rank = 0, a;
+	uint32_t bit = 0;
 
-	for (uint64_t k = 0; po->slot >= 0 && k < po->n; k++) {
-		uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
+	while (po->slot >= 0 && page_set_next(&po->set, &bit, &a)) {
 		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
+		uint64_t slot = (uint64_t)po->slot + rank++;
 
 		/* Its chunk has its slot table (page_out()). */
 		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a)))
-			ptable_set_slot(&s->priv.table, c->store, ch, ptable_index(ch, a),
-					(uint64_t)po->slot + k);
+			ptable_set_slot(&s->priv.table, c->store, ch, ptable_index(ch, a), slot);
 		else
-			ptable_put(c->store, (uint64_t)po->slot + k);
+			ptable_put(c->store, slot);
 	}
 	po->slots_given = true;
 	daemon_save(s->d);
@@ -623,9 +626,10 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 	struct space *s = po->s;
 	struct cache *c = &s->d->cache;
 	struct ptable *t = &s->priv.table;
+	uint32_t bit = 0;
+	uint64_t a;
 
-	for (uint64_t k = 0; k < po->n; k++) {
-		uint64_t a = po->addr + (k << UPAGER_PAGE_SHIFT);
+	for (uint64_t k = 0; page_set_next(&po->set, &bit, &a); k++) {
 		struct ptable_chunk *ch = ptable_find(t, a);
 		unsigned i = ch ? ptable_index(ch, a) : 0;
 		bool leaving = ch && ptable_bit(ch->leaving, i);
@@ -718,8 +722,9 @@ static void page_out_done(void *userdata, int res)
 	free(po->buf);
 	po->buf = NULL;
 	page_out_give_slots(po);
-	m.u.drop.addr = po->addr;
-	m.u.drop.pages = (uint32_t)po->n;
+	m.u.drop.addr = po->set.base;
+	m.u.drop.pages = po->set.n;
+	memcpy(m.u.drop.map, po->set.map, sizeof(m.u.drop.map));
 	m.u.drop.spare =
 		s->priv.spare + ((uint64_t)po->part * UPAGER_DROP_MAX_PAGES << UPAGER_PAGE_SHIFT);
 	if (channel_send(s, &m, &po->req, dropped) < 0) {
@@ -739,18 +744,58 @@ static bool all_zero(const void *buf, size_t len)
 	return true;
 }
 
+/* Write-protect the pages of @ps in @s, or take the protection away. */
+static int protect(struct space *s, const struct page_set *ps, bool on)
+{
+	struct page_set_run r = { 0 };
+	int ret = 0;
+
+	while (page_set_next_run(ps, &r))
+		if (uffdio_writeprotect(s->uffd, r.addr, r.pages << UPAGER_PAGE_SHIFT, on) < 0)
+			ret = on ? -EBUSY : 0;
+	return ret;
+}
+
+/* Read the pages of @ps from the client into @buf, in address order, with one system call. */
+static int read_set(struct space *s, const struct page_set *ps, void *buf)
+{
+	struct iovec remote[UPAGER_DROP_MAX_PAGES],
+		local = { buf, (size_t)ps->n << UPAGER_PAGE_SHIFT };
+	struct page_set_run r = { 0 };
+	unsigned n = 0;
+
+	while (page_set_next_run(ps, &r))
+		remote[n++] =
+			(struct iovec){ (void *)(uintptr_t)r.addr, r.pages << UPAGER_PAGE_SHIFT };
+	if (process_vm_readv(s->pid, &local, 1, remote, n, 0) != (ssize_t)local.iov_len)
+		return errno == EPERM ? -EPERM : -EFAULT;
+	return 0;
+}
+
+/* The slot tables the pages of @ps need for slots @slot on, in their order. */
+static int reserve_slots(struct space *s, const struct page_set *ps, uint64_t slot)
+{
+	struct page_set_run r = { 0 };
+	int ret = 0;
+
+	while (ret == 0 && page_set_next_run(ps, &r))
+		ret = ptable_reserve_slots(&s->priv.table, r.addr, r.pages, slot + r.rank);
+	return ret;
+}
+
 /*
- * Send the run [addr, addr + n pages) of @s out (all in memory, in one private anonymous mapping,
- * no page leaving); @discard: its data is not kept (MAP_DROPPABLE); @clean: its pages kept their
- * slots and their write-protection since they came back, so only the DROP is left to do.
+ * Send the pages of @ps out (all in memory, in private anonymous mappings, none leaving), with
+ * one read from the client, one write of contiguous slots and one DROP; @discard: their data is
+ * not kept (MAP_DROPPABLE); @clean: they kept their slots and their write-protection since they
+ * came back, so only the DROP is left to do.
  * Return: 0, or a negative errno (-EBUSY: not now; the pages stay).
  */
-static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard, bool clean)
+static int page_out(struct space *s, const struct page_set *ps, bool discard, bool clean)
 {
 	struct cache *c = &s->d->cache;
-	uint64_t len = n << UPAGER_PAGE_SHIFT;
-	struct iovec local, remote = { (void *)(uintptr_t)addr, len };
+	uint64_t n = ps->n, len = n << UPAGER_PAGE_SHIFT, a;
 	struct page_out *po;
+	uint32_t bit = 0;
 	unsigned part;
 	uint64_t slot;
 	int ret;
@@ -768,33 +813,30 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard, bo
 		free(po);
 		return -ENOMEM;
 	}
-	ret = clean ? 0 : uffdio_writeprotect(s->uffd, addr, len, true);
-	if (ret == 0 && !discard && !run_present(s, addr, n))
+	ret = clean ? 0 : protect(s, ps, true);
+	if (ret == 0 && !discard && !set_present_in_client(s, ps))
 		ret = -EBUSY;
-	local = (struct iovec){ po->buf, len };
-	if (ret == 0 && !discard &&
-	    process_vm_readv(s->pid, &local, 1, &remote, 1, 0) != (ssize_t)len)
-		ret = errno == EPERM ? -EPERM : -EFAULT;
+	if (ret == 0 && !discard)
+		ret = read_set(s, ps, po->buf);
 	if (ret == 0 && !discard && !all_zero(po->buf, len))
 		ret = store_alloc(c->store, n, &slot);
 	else
 		slot = UINT64_MAX;
-	/* The slot tables the run's pages will need, now: a page moved out must have its slot. */
+	/* The slot tables the pages will need, now: a page moved out must have its slot. */
 	if (ret == 0 && slot != UINT64_MAX) {
-		ret = ptable_reserve_slots(&s->priv.table, addr, n, slot);
+		ret = reserve_slots(s, ps, slot);
 		if (ret < 0)
 			store_free(c->store, slot, n);
 	}
 	if (ret < 0) {
 		if (!clean)
-			uffdio_writeprotect(s->uffd, addr, len, false);
+			protect(s, ps, false);
 		free(po->buf);
 		free(po);
 		return ret;
 	}
 	*po = (struct page_out){ .s = space_ref(s),
-				 .addr = addr,
-				 .n = n,
+				 .set = *ps,
 				 .slot = slot == UINT64_MAX ? -1 : (int64_t)slot,
 				 .part = part,
 				 .buf = po->buf,
@@ -803,7 +845,7 @@ static int page_out(struct space *s, uint64_t addr, uint64_t n, bool discard, bo
 	s->priv.spare_busy |= 1u << part;
 	s->priv.n_outs++;
 	list_add_tail(&po->link, &s->priv.outs);
-	for (uint64_t a = addr; a < addr + len; a += UPAGER_PAGE_SIZE) {
+	while (page_set_next(ps, &bit, &a)) {
 		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
 
 		set_leaving(c, &s->priv.table, ch, ptable_index(ch, a), true);
@@ -839,42 +881,71 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 }
 
 /*
- * Whether the page at @a of @s is in a page-out of @s under way. A page written while its run
- * was on its way out stays and is no longer leaving, but its run's DROP may still come to it: a
+ * Whether the page at @a of @s is in a page-out of @s under way. A page written while its
+ * page-out was under way stays and is no longer leaving, but the DROP may still come to it: a
  * second page-out would write-protect it again, and the first DROP's move would then take it,
- * answered for a run whose slot it no longer holds (drop_settle() keeps such a page as in memory):
- * the page would be gone from the client with its data. It waits for the first run to end.
+ * answered for a page-out whose slot it no longer holds (drop_settle() keeps such a page as in
+ * memory): the page would be gone from the client with its data. It waits for the first to end.
  */
 static bool in_page_out(const struct space *s, uint64_t a)
 {
 	const struct page_out *po;
 
 	list_for_each_entry (po, &s->priv.outs, link)
-		if (a >= po->addr && a < po->addr + (po->n << UPAGER_PAGE_SHIFT))
+		if (page_set_has(&po->set, a))
 			return true;
 	return false;
 }
 
-/* Send the run [addr, addr + n pages) of @s out if it may go. Return: n once sent, else 0. */
-static uint64_t run_out(struct space *s, uint64_t addr, uint64_t n, bool clean)
+/*
+ * Send the pages of @ps out, those that may go: each run of them in one private anonymous mapping
+ * that may go out now, all dropped (MAP_DROPPABLE) or all kept as the first run. @ps is emptied.
+ * Return: the pages sent.
+ */
+static uint64_t set_out(struct space *s, struct page_set *ps, bool clean)
 {
-	const struct region *r = run_region(s, addr, n << UPAGER_PAGE_SHIFT);
+	struct page_set_run r = { 0 };
+	int droppable = -1;
 
-	if (!r || page_out(s, addr, n, (r->flags & MAP_TYPE) == MAP_DROPPABLE, clean) < 0)
-		return 0;
-	return n;
+	while (page_set_next_run(ps, &r)) {
+		const struct region *reg = run_region(s, r.addr, r.pages << UPAGER_PAGE_SHIFT);
+		int d = reg && (reg->flags & MAP_TYPE) == MAP_DROPPABLE;
+
+		if (droppable < 0 && reg)
+			droppable = d;
+		if (!reg || d != droppable)
+			page_set_remove(ps, r.addr, r.pages);
+	}
+	r.pages = ps->n && page_out(s, ps, droppable == 1, clean) == 0 ? ps->n : 0;
+	ps->n = 0;
+	return r.pages;
+}
+
+/* Take the page at @a of @s into @ps, sending @ps out first if it is full or @a is past it. */
+static uint64_t set_take(struct space *s, struct page_set *ps, uint64_t a, bool clean)
+{
+	uint64_t sent = 0;
+
+	if (!page_set_add(ps, a)) {
+		sent = set_out(s, ps, clean);
+		page_set_add(ps, a);
+	}
+	return sent;
 }
 
 /*
- * Move the hand of @s over its pages: a page used since the hand passed is spared once; others
- * go in runs of up to OUT_MAX_PAGES within a chunk row. Return: pages sent out.
+ * Move the hand of @s over its pages: a page used since the hand passed is spared once; others go
+ * in page-outs of up to UPAGER_DROP_MAX_PAGES pages each within a window of
+ * UPAGER_DROP_WINDOW_PAGES, one for pages that kept their slots, one for the others. Return:
+ * pages sent out.
  */
 static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 {
 	struct private_pages *pp = &s->priv;
-	uint64_t sent = 0, run_start = 0, run = 0;
+	struct page_set sets[2] = { 0 }; /* [clean] */
+	uint64_t sent = 0;
 	struct ptable_chunk *ch = ptable_from(&pp->table, pp->hand);
-	bool wrapped = false, run_clean = false;
+	bool wrapped = false;
 
 	while (sent<want && * scan> 0 && s->priv.n_outs < SPARE_PARTS) {
 		if (!ch) {
@@ -884,48 +955,38 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 			ch = ptable_from(&pp->table, 0);
 			continue;
 		}
-		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES && sent + run < want; i++) {
+		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES && sent + sets[0].n + sets[1].n < want;
+		     i++) {
 			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
 			bool take = ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
 				    !ptable_bit(ch->reading, i) && !in_page_out(s, a);
 			bool clean = ptable_slot(ch, i) >= 0;
 
-			if (take) {
-				(*scan)--;
-				if (ptable_bit(ch->used, i)) {
-					ch->used &= ~(1ULL << i);
-					take = false;
-				}
-			}
-			if (take && run && a == run_start + (run << UPAGER_PAGE_SHIFT) &&
-			    run < OUT_MAX_PAGES && clean == run_clean) {
-				run++;
+			if (!take)
 				continue;
-			}
-			if (run)
-				sent += run_out(s, run_start, run, run_clean);
-			run = 0;
-			if (take) {
-				run_start = a;
-				run = 1;
-				run_clean = clean;
-			}
+			(*scan)--;
+			if (ptable_bit(ch->used, i))
+				ch->used &= ~(1ULL << i);
+			else
+				sent += set_take(s, &sets[clean], a, clean);
 		}
 		pp->hand = ch->base + PTABLE_CHUNK_BYTES;
 		ch = pp->hand ? ptable_from(&pp->table, pp->hand) : NULL;
 	}
-	if (run && s->priv.n_outs < SPARE_PARTS)
-		sent += run_out(s, run_start, run, run_clean);
+	for (int clean = 0; clean < 2; clean++)
+		if (sets[clean].n)
+			sent += set_out(s, &sets[clean], clean);
 	return sent;
 }
 
 /*
- * MAP_DROPPABLE pages of @s go before any other, used or not, in runs of up to OUT_MAX_PAGES.
- * Return: pages sent out.
+ * MAP_DROPPABLE pages of @s go before any other, used or not, in page-outs of up to
+ * UPAGER_DROP_MAX_PAGES. Return: pages sent out.
  */
 static uint64_t sweep_droppable(struct space *s, uint64_t want)
 {
-	uint64_t sent = 0, run_start = 0, run = 0;
+	struct page_set ps = { 0 };
+	uint64_t sent = 0;
 	struct region *r;
 
 	region_for_each(r, &s->regions)
@@ -939,21 +1000,14 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 				    !ptable_bit(ch->leaving, i) && !ptable_bit(ch->reading, i) &&
 				    !in_page_out(s, a);
 
-			if (take && run && run < OUT_MAX_PAGES) {
-				run++;
-				continue;
-			}
-			if (run)
-				sent += run_out(s, run_start, run, false);
-			run = take;
-			run_start = a;
-			if (sent >= want || s->priv.n_outs == SPARE_PARTS)
-				return sent;
+			if (sent + ps.n >= want || s->priv.n_outs == SPARE_PARTS)
+				break;
+			if (take)
+				sent += set_take(s, &ps, a, false);
 		}
-		if (run)
-			sent += run_out(s, run_start, run, false);
-		run = 0;
 	}
+	if (ps.n)
+		sent += set_out(s, &ps, false);
 	return sent;
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "common/page-set.h"
 #include "common/uffd.h"
 #include "internal.h"
 
@@ -40,22 +41,33 @@ static struct {
 static uint8_t control_stack[128 * 1024] __attribute__((aligned(4096)));
 
 /*
- * DROP: of pages [addr, addr + pages), those present and still write-protected by the daemon
- * (pagemap bit 57: no write since it read them) have their data in its swap store: they move to
- * the same offsets in a part of the spare area, which is then emptied. A page written meanwhile,
- * or an address that holds another mapping by now, is not write-protected and stays. *moved: a
- * bit per page that moved.
+ * DROP: of the pages of the message's set, those present and still write-protected by the daemon
+ * (pagemap bit 57: no write since it read them) have their data in its swap store: they move,
+ * packed in address order, to a part of the spare area (the set's k-th page to its k-th page),
+ * which is then emptied with one madvise(). A page written meanwhile, or an address that holds
+ * another mapping by now, is not write-protected and stays. *moved: a bit per page that moved, in
+ * the same order.
  */
 static int drop(const struct upager_msg *m, uintptr_t spare, uint64_t *moved)
 {
-	uint64_t addr = m->u.drop.addr, dst = m->u.drop.spare, n = m->u.drop.pages;
-	uint64_t len = n << UPAGER_PAGE_SHIFT, entries[UPAGER_DROP_MAX_PAGES];
+	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES]; /* only this thread uses it */
+	struct page_set ps = { .base = m->u.drop.addr, .n = m->u.drop.pages };
+	uint64_t dst = m->u.drop.spare, n = m->u.drop.pages, span, bits = 0;
+	uint64_t len = n << UPAGER_PAGE_SHIFT;
+	struct page_set_run r = { 0 };
 	int uffd = upager__uffd(), fd;
 	ssize_t got;
 
-	if (!spare || dst < spare || len > SPARE_BYTES || dst - spare > SPARE_BYTES - len ||
-	    !IS_ALIGNED(dst, UPAGER_PAGE_SIZE) || !IS_ALIGNED(addr, UPAGER_PAGE_SIZE) ||
-	    addr + len < addr)
+	memcpy(ps.map, m->u.drop.map, sizeof(ps.map));
+	for (size_t k = 0; k < ARRAY_SIZE(ps.map); k++)
+		bits += (uint64_t)__builtin_popcountll(ps.map[k]);
+	span = UPAGER_DROP_WINDOW_PAGES;
+	while (span && !(ps.map[(span - 1) / 64] >> ((span - 1) % 64) & 1))
+		span--;
+	if (bits != n || !spare || dst < spare || len > SPARE_BYTES ||
+	    dst - spare > SPARE_BYTES - len || !IS_ALIGNED(dst, UPAGER_PAGE_SIZE) ||
+	    !IS_ALIGNED(ps.base, UPAGER_PAGE_SIZE) ||
+	    ps.base + (span << UPAGER_PAGE_SHIFT) < ps.base)
 		return -EINVAL;
 	if (uffd < 0)
 		return -EBADF;
@@ -64,31 +76,38 @@ static int drop(const struct upager_msg *m, uintptr_t spare, uint64_t *moved)
 				  : open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return neg_errno();
-	got = pread(fd, entries, n * sizeof(entries[0]), (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8);
+	got = pread(fd, entries, span * sizeof(entries[0]),
+		    (off_t)(ps.base >> UPAGER_PAGE_SHIFT) * 8);
 	if (fd != control.pagemap)
 		close(fd);
-	if (got != (ssize_t)(n * sizeof(entries[0])))
+	if (got != (ssize_t)(span * sizeof(entries[0])))
 		return -EIO;
-	for (uint64_t i = 0; i < n;) {
-		struct uffdio_move mv = { .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES };
-		uint64_t run = 0;
+	while (page_set_next_run(&ps, &r)) {
+		uint64_t first = (r.addr - ps.base) >> UPAGER_PAGE_SHIFT;
 
-		while (i + run < n && (entries[i + run] >> 63 & 1) && (entries[i + run] >> 57 & 1))
-			run++;
-		if (run == 0) {
-			i++;
-			continue;
+		for (uint64_t i = 0; i < r.pages;) {
+			struct uffdio_move mv = { .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES };
+			uint64_t run = 0, e, rank = r.rank + i;
+
+			while (i + run < r.pages && (e = entries[first + i + run], e >> 63 & 1) &&
+			       (e >> 57 & 1))
+				run++;
+			if (run == 0) {
+				i++;
+				continue;
+			}
+			mv.dst = dst + (rank << UPAGER_PAGE_SHIFT);
+			mv.src = r.addr + (i << UPAGER_PAGE_SHIFT);
+			mv.len = run << UPAGER_PAGE_SHIFT;
+			if (ioctl(uffd, UFFDIO_MOVE, &mv) < 0 && mv.move <= 0)
+				mv.move = 0;
+			for (uint64_t k = 0; k < (uint64_t)mv.move >> UPAGER_PAGE_SHIFT; k++)
+				moved[(rank + k) / 64] |= 1ULL << ((rank + k) % 64);
+			/* A page that would not move (shared with a fork) stays, and those after it
+			 * are tried again. */
+			i += ((uint64_t)mv.move >> UPAGER_PAGE_SHIFT) +
+			     ((uint64_t)mv.move < mv.len);
 		}
-		mv.dst = dst + (i << UPAGER_PAGE_SHIFT);
-		mv.src = addr + (i << UPAGER_PAGE_SHIFT);
-		mv.len = run << UPAGER_PAGE_SHIFT;
-		if (ioctl(uffd, UFFDIO_MOVE, &mv) < 0 && mv.move <= 0)
-			mv.move = 0;
-		for (uint64_t k = 0; k < (uint64_t)mv.move >> UPAGER_PAGE_SHIFT; k++)
-			moved[(i + k) / 64] |= 1ULL << ((i + k) % 64);
-		/* A page that would not move (shared with a fork) stays, and those after it are
-		 * tried again. */
-		i += ((uint64_t)mv.move >> UPAGER_PAGE_SHIFT) + ((uint64_t)mv.move < mv.len);
 	}
 	return madvise((void *)(uintptr_t)dst, len, MADV_DONTNEED) < 0 ? neg_errno() : 0;
 }
@@ -97,7 +116,7 @@ static void *control_thread(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
 	uintptr_t spare = control.spare;
-	uint8_t buf[128];
+	uint8_t buf[512]; /* a DROP is the largest: 168 bytes */
 
 	for (;;) {
 		uint64_t moved[UPAGER_DROP_MAX_PAGES / 64] = { 0 };

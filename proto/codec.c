@@ -83,11 +83,13 @@
 	F(sentinel, RANGE(0, 1)) \
 	Z(reserved)
 
+#define MAP4(F, k) F(map[k], ANY) F(map[k + 1], ANY) F(map[k + 2], ANY) F(map[k + 3], ANY)
 #define DROP(F, Z)                                \
 	F(addr, ANY)                              \
 	F(spare, ANY)                             \
 	F(pages, RANGE(1, UPAGER_DROP_MAX_PAGES)) \
-	Z(reserved)
+	Z(reserved)                               \
+	MAP4(F, 0) MAP4(F, 4) MAP4(F, 8) MAP4(F, 12)
 
 #define DROP_REPLY(F, Z) \
 	F(moved[0], ANY) \

@@ -57,6 +57,7 @@ struct upager_msg {
 		struct {
 			uint64_t addr, spare;
 			uint32_t pages;
+			uint64_t map[UPAGER_DROP_WINDOW_PAGES / 64];
 		} drop;
 		struct {
 			uint64_t moved[UPAGER_DROP_MAX_PAGES / 64];

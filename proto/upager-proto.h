@@ -170,18 +170,21 @@ struct upager_wire_grow_reply {
 };
 
 /*
- * DROP: daemon -> client on the control socket: of the pages [addr, addr + pages), those still
- * write-protected by the daemon (userfaultfd-wp, /proc/self/pagemap bit 57) and present are in the
- * daemon's swap store now: move them (UFFDIO_MOVE) to the same offsets from spare, a part of the
- * spare area, then MADV_DONTNEED that part. The reply says which moved, a bit per page.
+ * DROP: daemon -> client on the control socket: of the pages in map (bit k: the page at addr + k
+ * pages), those still write-protected by the daemon (userfaultfd-wp, /proc/self/pagemap bit 57)
+ * and present are in the daemon's swap store now: move them (UFFDIO_MOVE) to spare, a part of the
+ * spare area, packed in address order (the k-th page of map to spare + k pages), then
+ * MADV_DONTNEED that part. The reply says which moved, a bit per page in the same order.
  */
 #define UPAGER_DROP_MAX_PAGES 256
+#define UPAGER_DROP_WINDOW_PAGES 1024
 
 struct upager_wire_drop {
-	__le64 addr;
+	__le64 addr; /* the first page of the window map covers */
 	__le64 spare;
-	__le32 pages; /* 1 to UPAGER_DROP_MAX_PAGES */
+	__le32 pages; /* the bits set in map: 1 to UPAGER_DROP_MAX_PAGES */
 	__le32 reserved;
+	__le64 map[UPAGER_DROP_WINDOW_PAGES / 64];
 };
 
 struct upager_wire_drop_reply {

@@ -7,7 +7,8 @@
 /*
  * Give the constrained fields of @m valid values, leaving the others alone: HELLO's versions and
  * flags, OBJECT_OPEN's kind, REMAP's phase, GROW's action, the GROW reply's sentinel, STATS
- * reply's store and DROP's page count.
+ * reply's store, and DROP's set of pages (at most UPAGER_DROP_MAX_PAGES, at least one) and its
+ * count.
  */
 static inline void codec_make_valid(struct upager_msg *m)
 {
@@ -31,6 +32,16 @@ static inline void codec_make_valid(struct upager_msg *m)
 		m->u.stats_reply.store_where = NULL;
 		m->u.stats_reply.store_where_len = 0;
 	}
-	if (m->op == UPAGER_OP_DROP)
-		m->u.drop.pages = 1 + m->u.drop.pages % UPAGER_DROP_MAX_PAGES;
+	if (m->op == UPAGER_OP_DROP) {
+		m->u.drop.pages = 0;
+		for (size_t k = 0; k < UPAGER_DROP_WINDOW_PAGES / 64; k++) {
+			if (k >= UPAGER_DROP_MAX_PAGES / 64)
+				m->u.drop.map[k] = 0;
+			m->u.drop.pages += (uint32_t)__builtin_popcountll(m->u.drop.map[k]);
+		}
+		if (!m->u.drop.pages) {
+			m->u.drop.map[0] = 1;
+			m->u.drop.pages = 1;
+		}
+	}
 }

@@ -164,7 +164,7 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 40);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_CONTROL), 32);
-	cr_assert_eq(upager_msg_size(UPAGER_OP_DROP), 40);
+	cr_assert_eq(upager_msg_size(UPAGER_OP_DROP), 168);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_DROP)), 56);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_GROW)), 32);
 	cr_assert_eq(upager_msg_size(0), 0);
@@ -303,7 +303,9 @@ Test(codec, drop_round_trip)
 	m.u.drop.addr = 0x01017ffff7dd1000ull;
 	m.u.drop.spare = 0x01027ffff7c01000ull;
 	m.u.drop.pages = UPAGER_DROP_MAX_PAGES;
-	roundtrip(&m, HDR + 24);
+	for (int i = 0; i < UPAGER_DROP_WINDOW_PAGES / 64; i++)
+		m.u.drop.map[i] = i % 4 ? 0x8040201008040201ull << (i % 8) : ~0ull;
+	roundtrip(&m, HDR + 24 + UPAGER_DROP_WINDOW_PAGES / 8);
 	msg_init(&m, REPLY(UPAGER_OP_DROP), 16);
 	for (int i = 0; i < UPAGER_DROP_MAX_PAGES / 64; i++)
 		m.u.drop_reply.moved[i] = 0x8101010101010101ull + (uint64_t)i;
