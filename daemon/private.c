@@ -3,15 +3,16 @@
  * Private anonymous pages. They live in the client's mm, not in a memfd of the daemon: the daemon
  * maps them (the zero page at a first touch, UFFDIO_COPY at a page-in) and counts them in the
  * budget, but only the client can let them go (UFFDIO_MOVE works within the mm of its caller, and
- * process_madvise() has no MADV_DONTNEED for another process). So a page-out goes:
+ * process_madvise() has no MADV_DONTNEED for another process). So a page-out, of the pages the
+ * clock picks within a window (a page set, common/page-set.h), goes:
  *
- *   write-protect the run (UFFDIO_WRITEPROTECT) -> read it (process_vm_readv) -> write it to the
- *   swap store -> DROP to the client's control thread, which moves the pages still
- *   write-protected into its spare area (UFFDIO_MOVE) and empties that (MADV_DONTNEED), and says
- *   which moved.
+ *   write-protect each run of them (UFFDIO_WRITEPROTECT) -> read them all (one process_vm_readv)
+ *   -> write them to contiguous slots of the swap store -> one DROP to the client's control
+ *   thread, which moves the pages still write-protected into its spare area (UFFDIO_MOVE),
+ *   empties that (MADV_DONTNEED), and says which moved.
  *
  * A write after the write-protect faults here: before the DROP the page stays (dirty again) and
- * its slot is freed; once the DROP is sent, any fault on the run's pages waits for its answer. The
+ * its slot is freed; once the DROP is sent, any fault on the set's pages waits for its answer. The
  * control thread moves only pages that still carry the write-protection (pagemap bit 57), so an
  * address that holds another mapping by the time it acts loses nothing. A touch after the move is
  * a missing fault: the page comes back from the store (UFFDIO_COPY), charged to the client's
