@@ -7,7 +7,8 @@
  * processes that count in the budget. Copies of nonlinear mappings are not counted per user: they
  * leave in proportion to their number (view-out.c). Once per turn of the loop, only when the
  * budget wants pages to go, shares_over() makes the table that private_balance() and
- * cache_balance() take from in that order.
+ * cache_balance() take from in that order; an empty one while no user with pages is under its
+ * share (no one to keep pages for: they go as if there were no shares).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,13 +32,14 @@ static int by_uid(const void *a, const void *b)
  * @pages: (user, pages) entries, several per user allowed; sorted here
  * @n: how many
  * @share: a user's share, in pages
- * @out: the users over it, in order of uid; its table is @pages itself (free that, not @out)
+ * @out: the users over it, in order of uid; its table is @pages itself (free that, not @out).
+ *	Empty if no user with pages is under its share: there is no one to keep pages for.
  *
  * Return: 0.
  */
 int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct users_over *out)
 {
-	size_t over = 0;
+	size_t over = 0, under = 0;
 
 	if (n)
 		qsort(pages, n, sizeof(*pages), by_uid);
@@ -48,8 +50,10 @@ int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct use
 			sum += pages[j].pages;
 		if (sum > share)
 			pages[over++] = (struct user_over){ pages[i].uid, sum - share };
+		else if (sum)
+			under++;
 	}
-	*out = (struct users_over){ .u = pages, .n = over };
+	*out = (struct users_over){ .u = pages, .n = under ? over : 0 };
 	return 0;
 }
 

@@ -30,6 +30,15 @@ Test(share, a_user_at_its_share_is_not_over)
 	cr_assert_eq(o.n, 0);
 }
 
+Test(share, no_one_is_over_when_no_one_is_under)
+{
+	struct user_over pages[] = { { 1, 500 }, { 2, 401 }, { 3, 0 } };
+	struct users_over o;
+
+	cr_assert_eq(users_over_sum(pages, 3, 400, &o), 0);
+	cr_assert_eq(o.n, 0, "all over their share: the pages go as if there were no shares");
+}
+
 Test(share, no_pages_no_one_over)
 {
 	struct users_over o = { .n = 9 };
