@@ -397,3 +397,40 @@ Test(trust, a_lease_on_a_file_does_not_stop_the_daemon)
 	cr_assert_eq(c, 'l');
 	another_file_is_served(ofd);
 }
+
+/*
+ * The descriptor of its own pagemap that a client gets with CONTROL's reply shows its page flags
+ * and no page frame numbers (the daemon opened it without CAP_SYS_ADMIN), and cannot be written.
+ */
+Test(trust, the_pagemap_a_client_is_handed_shows_no_frame_numbers)
+{
+	char want[64], link[PATH_MAX], path[300];
+	uint8_t *p =
+		upager_mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct dirent *e;
+	uint64_t entry = 0;
+	int found = -1;
+	DIR *d;
+
+	cr_assert_neq(p, MAP_FAILED);
+	p[0] = 1;
+	snprintf(want, sizeof(want), "/proc/%d/pagemap", (int)getpid());
+	d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0 && (link[n] = 0, !strcmp(link, want)))
+			found = atoi(e->d_name);
+	}
+	closedir(d);
+	cr_assert_geq(found, 0, "no descriptor of %s", want);
+	cr_assert_eq(pread(found, &entry, 8, (off_t)((uintptr_t)p / 4096 * 8)), 8);
+	cr_assert(entry >> 63, "the page is not present: %#llx", (unsigned long long)entry);
+	cr_assert_eq(entry & ((1ULL << 55) - 1), 0, "a frame number shows: %#llx",
+		     (unsigned long long)entry);
+	cr_assert_lt(write(found, &entry, 8), 0);
+	cr_assert_eq(upager_munmap(p, 4096), 0);
+}
