@@ -35,9 +35,9 @@ void ctl_stats_json(const struct upager_msg *rep)
 	printf(", \"store\": {\"kind\": \"%s\", \"where\": ", store_kind(s->store_kind));
 	ctl_json_string(s->store_where ? s->store_where : "", s->store_where_len);
 	printf(", \"requests_in_flight\": %u, \"bytes_out\": %" PRIu64 ", \"bytes_in\": %" PRIu64
-	       ", \"errors\": %" PRIu64 ", \"reconnects\": %" PRIu64 "}}",
+	       ", \"errors\": %" PRIu64 ", \"reconnects\": %" PRIu64 ", \"connections\": %u}}",
 	       s->store_inflight, s->store_bytes_out, s->store_bytes_in, s->store_errors,
-	       s->store_reconnects);
+	       s->store_reconnects, s->store_connections);
 }
 
 static void stats_text(const struct upager_msg *rep)
@@ -80,11 +80,12 @@ static void stats_text(const struct upager_msg *rep)
 	if (s->store_kind != UPAGER_STORE_NONE)
 		printf("swap store:            %s %.*s\n"
 		       "store requests:        %u in flight, %" PRIu64 " errors, %" PRIu64
-		       " reconnects\n"
+		       " reconnects, %u connections\n"
 		       "store bytes:           %" PRIu64 " out, %" PRIu64 " in\n",
 		       store_kind(s->store_kind), (int)s->store_where_len,
 		       s->store_where ? s->store_where : "", s->store_inflight, s->store_errors,
-		       s->store_reconnects, s->store_bytes_out, s->store_bytes_in);
+		       s->store_reconnects, s->store_connections, s->store_bytes_out,
+		       s->store_bytes_in);
 }
 
 static int stats_run(struct ctl *c, char **args)

@@ -47,6 +47,7 @@ struct daemon_config {
 	const char *swap_path; /* the swap store of shared anonymous pages, or NULL for none */
 	uint64_t swap_max; /* the most bytes it may hold */
 	uint64_t swap_timeout_ms; /* how long requests wait for an NBD server that went away */
+	uint32_t swap_connections; /* to an NBD server that offers multi-conn */
 	struct user_limits limits; /* of each user but root */
 };
 

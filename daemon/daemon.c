@@ -239,6 +239,7 @@ static void open_nbd_swap(struct daemon *d, int tables_fd)
 {
 	struct nbd_store_opts opts = { .max_bytes = d->config.swap_max,
 				       .timeout_ms = d->config.swap_timeout_ms,
+				       .connections = d->config.swap_connections,
 				       .kept = d->fdstore,
 				       .tables_fd = tables_fd };
 	int ret = nbd_store_open(d->loop, d->config.swap_path, &opts, &d->cache.store);

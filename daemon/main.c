@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"      --swap-max SIZE      the most it holds (twice the physical memory)\n"
 		"      --swap-timeout SECS  how long faults wait for an NBD server that went\n"
 		"                           away before they fail with SIGBUS (30)\n"
+		"      --swap-connections N  connections to an NBD server that offers\n"
+		"                           multi-conn, 1 to 16 (4)\n"
 		"Limits of each user but root (0 for none, see upagerd(8)):\n"
 		"      --max-connections N  connections (128)\n"
 		"      --max-caches N       files and shared anonymous areas it has cached (1024)\n"
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
 		{ "uid-memory-max", required_argument, NULL, 'U' },
 		{ "swap-max", required_argument, NULL, 'X' },
 		{ "swap-timeout", required_argument, NULL, 'W' },
+		{ "swap-connections", required_argument, NULL, 'Y' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -171,6 +174,7 @@ int main(int argc, char **argv)
 			.guard_gap = 4096,
 			.file_timeout_ms = 10000,
 			.swap_timeout_ms = 30000,
+			.swap_connections = 4,
 			.swap_max = 2 * (uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
 			.limits = {
 				.connections = 128,
@@ -231,6 +235,19 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'Y': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (end == optarg || *end || n < 1 || n > 16) {
+				fprintf(stderr,
+					"upagerd: bad number of connections '%s' (1 to 16)\n",
+					optarg);
+				return 2;
+			}
+			d.config.swap_connections = (uint32_t)n;
+			break;
+		}
 		case 'C':
 		case 'O':
 		case 'N':

@@ -79,25 +79,39 @@ int nbd_store_tables_fd(struct store *st)
 #define BACKOFF_MIN_MS 50 /* the first attempt to connect again, after a loss */
 #define BACKOFF_MAX_MS 1000 /* attempts double their interval up to this */
 #define CONNECT_MS 5000 /* the longest one attempt may take */
+#define NBD_CONNS_MAX 16 /* the most connections (--swap-connections) */
 
-struct nbd_store {
-	struct store store;
-	uv_loop_t *loop;
+struct nbd_store;
+
+/* One connection to the server: the first, and more if it offers multi-conn. */
+struct nbd_conn {
+	struct nbd_store *ns;
 	struct nbd_handle *nbd; /* the connection, or the one being made; NULL while none */
 	uv_poll_t *poll; /* its socket's */
 	uv_timer_t retry; /* the next attempt to connect, or the end of one under way */
 	int events; /* what the poll waits for */
+	bool up; /* connected: requests go to it */
+	bool off; /* given up: the server no longer offers multi-conn */
+	unsigned gen; /* times it was lost so far */
+	unsigned busy; /* ops on their way on it */
+	uint64_t lost_ms, backoff_ms;
+};
+
+struct nbd_store {
+	struct store store;
+	uv_loop_t *loop;
+	struct nbd_conn conn[NBD_CONNS_MAX];
+	unsigned nconn; /* of conn[] in use: 1, or more where the server offers multi-conn */
+	unsigned timers; /* conn[].retry not closed yet, once destroyed */
 	char *uri; /* with its credentials, to connect again */
 	char *where; /* the URI without credentials */
-	bool up; /* connected: requests go to the server */
-	bool away; /* lost for longer than timeout_ms: requests fail */
+	bool away; /* no connection for longer than timeout_ms: requests fail */
 	bool trim; /* the server can trim */
 	bool closing; /* store_close() came while I/O was in flight */
 	bool destroyed;
 	bool delivering;
 	bool adopted; /* the tables of a previous daemon: claimed slots keep their checksums */
-	unsigned gen; /* connections lost so far */
-	uint64_t lost_ms, backoff_ms, timeout_ms;
+	uint64_t timeout_ms;
 	uint64_t top; /* the end of the slots ever allocated */
 	struct slots slots;
 	struct page_sums sums;
@@ -115,7 +129,7 @@ struct nbd_tables_header {
 	uint64_t pages;
 };
 
-/* One transfer (or trim) of the cache's, in pieces of NBD_IO_MAX. */
+/* One transfer (or trim) of the cache's, in pieces of NBD_IO_MAX, on one connection. */
 struct nbd_op {
 	struct list_head link;
 	struct nbd_store *ns;
@@ -126,7 +140,8 @@ struct nbd_op {
 	} kind;
 	uint64_t slot, pages;
 	char *buf;
-	unsigned gen; /* the connection it was issued on */
+	struct nbd_conn *conn; /* the connection it was issued on, NULL if none yet */
+	unsigned gen; /* conn's gen then */
 	unsigned pieces, ended; /* issued, and of those ended (their free called) */
 	unsigned completed; /* of those, with a completion and no error */
 	int error;
@@ -154,23 +169,33 @@ static bool conn_dead(struct nbd_handle *nbd)
 	return nbd_aio_is_dead(nbd) == 1 || nbd_aio_is_closed(nbd) == 1;
 }
 
+/* The connections up. */
+static unsigned ns_up(struct nbd_store *ns)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ns->nconn; i++)
+		n += ns->conn[i].up;
+	return n;
+}
+
 /* Poll the socket for what libnbd waits for. A connection found dead outside a poll is taken
  * for lost on the loop's next turn. */
-static void ns_arm(struct nbd_store *ns)
+static void conn_arm(struct nbd_conn *c)
 {
-	unsigned dir = nbd_aio_get_direction(ns->nbd);
+	unsigned dir = nbd_aio_get_direction(c->nbd);
 	int events = (dir & LIBNBD_AIO_DIRECTION_READ ? UV_READABLE : 0) |
 		     (dir & LIBNBD_AIO_DIRECTION_WRITE ? UV_WRITABLE : 0);
 
-	if (ns->up && conn_dead(ns->nbd))
-		uv_timer_start(&ns->retry, on_retry, 0, 0);
-	if (events == ns->events)
+	if (c->up && conn_dead(c->nbd))
+		uv_timer_start(&c->retry, on_retry, 0, 0);
+	if (events == c->events)
 		return;
-	ns->events = events;
+	c->events = events;
 	if (events)
-		uv_poll_start(ns->poll, events, on_poll);
+		uv_poll_start(c->poll, events, on_poll);
 	else
-		uv_poll_stop(ns->poll);
+		uv_poll_stop(c->poll);
 }
 
 static void poll_closed(uv_handle_t *h)
@@ -179,22 +204,20 @@ static void poll_closed(uv_handle_t *h)
 }
 
 /* Close the connection or the attempt: the pieces in flight end, their ops on the done list. */
-static void ns_drop(struct nbd_store *ns)
+static void conn_drop(struct nbd_conn *c)
 {
-	if (ns->poll)
-		uv_close((uv_handle_t *)ns->poll, poll_closed);
-	ns->poll = NULL;
-	ns->events = 0;
-	if (ns->nbd)
-		nbd_close(ns->nbd);
-	ns->nbd = NULL;
-	ns->up = false;
+	if (c->poll)
+		uv_close((uv_handle_t *)c->poll, poll_closed);
+	c->poll = NULL;
+	c->events = 0;
+	if (c->nbd)
+		nbd_close(c->nbd);
+	c->nbd = NULL;
+	c->up = false;
 }
 
-static void ns_closed(uv_handle_t *h)
+static void ns_free_all(struct nbd_store *ns)
 {
-	struct nbd_store *ns = h->data;
-
 	if (ns->tables)
 		munmap(ns->tables, PAGE + page_sums_bytes(ns->slots.pages));
 	if (ns->tables_fd >= 0)
@@ -205,13 +228,24 @@ static void ns_closed(uv_handle_t *h)
 	free(ns);
 }
 
+static void timer_closed(uv_handle_t *h)
+{
+	struct nbd_store *ns = ((struct nbd_conn *)h->data)->ns;
+
+	if (--ns->timers == 0)
+		ns_free_all(ns);
+}
+
 static void ns_destroy(struct nbd_store *ns)
 {
 	if (ns->destroyed)
 		return;
 	ns->destroyed = true;
-	ns_drop(ns);
-	uv_close((uv_handle_t *)&ns->retry, ns_closed);
+	ns->timers = ns->nconn;
+	for (unsigned i = 0; i < ns->nconn; i++) {
+		conn_drop(&ns->conn[i]);
+		uv_close((uv_handle_t *)&ns->conn[i].retry, timer_closed);
+	}
 }
 
 /* A read or write that ended: checked, counted, and its done called. */
@@ -246,8 +280,8 @@ static void op_finish(struct nbd_store *ns, struct nbd_op *op)
 
 static int ns_go(struct nbd_store *ns, struct nbd_op *op);
 
-static void ns_lost(struct nbd_store *ns);
-static void ns_attempt(struct nbd_store *ns, bool dial);
+static void conn_lost(struct nbd_conn *c);
+static void conn_attempt(struct nbd_conn *c, bool dial);
 
 /* An error of the connection, not of the request: the server shuts down, or it is gone. */
 static bool conn_error(int error)
@@ -256,17 +290,19 @@ static bool conn_error(int error)
 }
 
 /* An op that failed on a connection lost since (or with an error that says it is): to be made
- * again, unless the server is away for good or the store closes. Return: whether it waits (or
- * went again). */
+ * again, on any connection, unless the server is away for good or the store closes. Return:
+ * whether it waits (or went again). */
 static bool op_again(struct nbd_store *ns, struct nbd_op *op)
 {
-	if (op->error == 0 && op->completed == op->pieces)
+	struct nbd_conn *c = op->conn;
+
+	if ((op->error == 0 && op->completed == op->pieces) || !c)
 		return false;
-	if (op->gen == ns->gen && ns->up && conn_error(op->error)) {
-		ns_lost(ns);
-		ns_attempt(ns, true);
+	if (op->gen == c->gen && c->up && conn_error(op->error)) {
+		conn_lost(c);
+		conn_attempt(c, true);
 	}
-	if (op->gen == ns->gen || ns->away || ns->closing)
+	if (op->gen == c->gen || ns->away || ns->closing)
 		return false;
 	op->pieces = op->ended = op->completed = 0;
 	op->error = 0;
@@ -325,18 +361,23 @@ static void piece_freed(void *userdata)
 {
 	struct nbd_op *op = userdata;
 
-	if (++op->ended == op->pieces)
+	if (++op->ended == op->pieces) {
+		op->conn->busy--;
 		list_add_tail(&op->link, &op->ns->done);
+	}
 }
 
-/* Issue @op's pieces; 0 once one is on its way (done will be called), else a negative errno. */
-static int op_issue(struct nbd_store *ns, struct nbd_op *op)
+/* Issue @op's pieces on @c; 0 once one is on its way (done will be called), else a negative
+ * errno. */
+static int op_issue(struct nbd_conn *c, struct nbd_op *op)
 {
 	uint64_t len = op->pages * PAGE;
 	int ret = 0;
 
-	op->gen = ns->gen;
+	op->conn = c;
+	op->gen = c->gen;
 	op->pieces = 1; /* until all are issued: none ends the op before */
+	c->busy++;
 	for (uint64_t at = 0; at < len; at += NBD_IO_MAX) {
 		size_t n = (size_t)MIN(len - at, (uint64_t)NBD_IO_MAX);
 		uint64_t offset = store_slot_offset(op->slot) + at;
@@ -348,11 +389,11 @@ static int op_issue(struct nbd_store *ns, struct nbd_op *op)
 
 		op->pieces++;
 		if (op->kind == OP_WRITE)
-			cookie = nbd_aio_pwrite(ns->nbd, op->buf + at, n, offset, cb, 0);
+			cookie = nbd_aio_pwrite(c->nbd, op->buf + at, n, offset, cb, 0);
 		else if (op->kind == OP_READ)
-			cookie = nbd_aio_pread(ns->nbd, op->buf + at, n, offset, cb, 0);
+			cookie = nbd_aio_pread(c->nbd, op->buf + at, n, offset, cb, 0);
 		else
-			cookie = nbd_aio_trim(ns->nbd, n, offset, cb, 0);
+			cookie = nbd_aio_trim(c->nbd, n, offset, cb, 0);
 		if (cookie < 0) {
 			ret = nbd_errno();
 			op->error = op->error ? op->error : ret;
@@ -364,126 +405,158 @@ static int op_issue(struct nbd_store *ns, struct nbd_op *op)
 	}
 	if (--op->pieces == op->ended) {
 		/* Nothing on its way: no done. */
+		c->busy--;
 		list_del_init(&op->link);
 		return ret < 0 ? ret : -EIO;
 	}
-	ns_arm(ns);
+	conn_arm(c);
 	return 0;
 }
 
-/* Send @op, or have it wait for the connection: 0, or a negative errno (no done). */
+/* The connection up with the fewest ops on their way, or NULL. */
+static struct nbd_conn *ns_pick(struct nbd_store *ns)
+{
+	struct nbd_conn *best = NULL;
+
+	for (unsigned i = 0; i < ns->nconn; i++) {
+		struct nbd_conn *c = &ns->conn[i];
+
+		if (c->up && !conn_dead(c->nbd) && (!best || c->busy < best->busy))
+			best = c;
+	}
+	return best;
+}
+
+/* Send @op, or have it wait for a connection: 0, or a negative errno (no done). */
 static int ns_go(struct nbd_store *ns, struct nbd_op *op)
 {
+	struct nbd_conn *c;
 	int ret;
 
-	if (ns->up && !conn_dead(ns->nbd)) {
-		ret = op_issue(ns, op);
-		if (ret == 0 || !conn_dead(ns->nbd))
+	while ((c = ns_pick(ns))) {
+		ret = op_issue(c, op);
+		if (ret == 0 || !conn_dead(c->nbd))
 			return ret;
 		op->pieces = op->ended = op->completed = 0;
 		op->error = 0;
-		uv_timer_start(&ns->retry, on_retry, 0, 0);
+		uv_timer_start(&c->retry, on_retry, 0, 0);
 	}
+	op->conn = NULL;
 	list_add_tail(&op->link, &ns->waiting);
 	return 0;
 }
 
 /* Start an attempt to connect to the server; the poll and the timer follow it. */
-static int ns_dial(struct nbd_store *ns)
+static int conn_dial(struct nbd_conn *c)
 {
+	struct nbd_store *ns = c->ns;
 	int ret = -ENOMEM;
 
-	ns->nbd = nbd_create();
-	if (!ns->nbd)
+	c->nbd = nbd_create();
+	if (!c->nbd)
 		return nbd_errno();
-	nbd_set_handle_name(ns->nbd, "upagerd");
+	nbd_set_handle_name(c->nbd, "upagerd");
 	/* The administrator's URI may name a TLS key file (tls-psk-file). */
-	nbd_set_uri_allow_local_file(ns->nbd, true);
-	ns->poll = malloc(sizeof(*ns->poll));
-	if (ns->poll && nbd_aio_connect_uri(ns->nbd, ns->uri) < 0)
+	nbd_set_uri_allow_local_file(c->nbd, true);
+	c->poll = malloc(sizeof(*c->poll));
+	if (c->poll && nbd_aio_connect_uri(c->nbd, ns->uri) < 0)
 		ret = nbd_errno();
-	else if (ns->poll && uv_poll_init(ns->loop, ns->poll, nbd_aio_get_fd(ns->nbd)) < 0)
+	else if (c->poll && uv_poll_init(ns->loop, c->poll, nbd_aio_get_fd(c->nbd)) < 0)
 		ret = -EIO;
-	else if (ns->poll)
+	else if (c->poll)
 		ret = 0;
 	if (ret < 0) {
-		free(ns->poll);
-		ns->poll = NULL;
-		ns_drop(ns);
+		free(c->poll);
+		c->poll = NULL;
+		conn_drop(c);
 		return ret;
 	}
-	ns->poll->data = ns;
-	ns_arm(ns);
-	uv_timer_start(&ns->retry, on_retry, CONNECT_MS, 0);
+	c->poll->data = c;
+	conn_arm(c);
+	uv_timer_start(&c->retry, on_retry, CONNECT_MS, 0);
 	return 0;
 }
 
-/* No connection: past the timeout, the waiting ops fail; an attempt now if @dial, else after a
- * while. */
-static void ns_attempt(struct nbd_store *ns, bool dial)
+/* @c is not connected: past the timeout with no other up, the waiting ops fail; an attempt now
+ * if @dial, else after a while. */
+static void conn_attempt(struct nbd_conn *c, bool dial)
 {
-	uint64_t since = uv_now(ns->loop) - ns->lost_ms, wait = ns->backoff_ms;
+	struct nbd_store *ns = c->ns;
+	uint64_t since = uv_now(ns->loop) - c->lost_ms, wait = c->backoff_ms;
 
-	if (!ns->away && since >= ns->timeout_ms) {
+	if (!ns->away && since >= ns->timeout_ms && ns_up(ns) == 0) {
 		ns->away = true;
 		log_error("nbd: %s: away for %.1f s: its pages fail until it is back", ns->where,
 			  (double)since / 1000);
 		ns_fail_waiting(ns, -EIO);
 	}
-	if (ns->closing || (dial && ns_dial(ns) == 0))
+	if (ns->closing || (dial && conn_dial(c) == 0))
 		return;
-	ns->backoff_ms = MIN(2 * ns->backoff_ms, (uint64_t)BACKOFF_MAX_MS);
-	if (!ns->away)
+	c->backoff_ms = MIN(2 * c->backoff_ms, (uint64_t)BACKOFF_MAX_MS);
+	if (!ns->away && since < ns->timeout_ms)
 		wait = MIN(wait, ns->timeout_ms - since);
-	uv_timer_start(&ns->retry, on_retry, wait, 0);
+	uv_timer_start(&c->retry, on_retry, wait, 0);
 }
 
-/* The connection is lost: its requests wait for the next. */
-static void ns_lost(struct nbd_store *ns)
+/* The connection is lost: its requests go on another or wait for the next. */
+static void conn_lost(struct nbd_conn *c)
 {
-	log_limited(LOG_ERR, "nbd: %s: connection lost: %s; connecting again", ns->where,
+	log_limited(LOG_ERR, "nbd: %s: connection lost: %s; connecting again", c->ns->where,
 		    nbd_get_error() ? nbd_get_error() : "closed");
-	ns_drop(ns);
-	ns->gen++;
-	ns->lost_ms = uv_now(ns->loop);
-	ns->backoff_ms = BACKOFF_MIN_MS;
+	conn_drop(c);
+	c->gen++;
+	c->lost_ms = uv_now(c->ns->loop);
+	c->backoff_ms = BACKOFF_MIN_MS;
 }
 
 /* Whether the export may hold the store: as large as its slots need, and writable. */
-static int export_fits(struct nbd_store *ns)
+static int export_fits(struct nbd_store *ns, struct nbd_handle *nbd)
 {
-	int64_t size = nbd_get_size(ns->nbd);
+	int64_t size = nbd_get_size(nbd);
 
 	if (size < 0)
 		return nbd_errno();
-	if (nbd_is_read_only(ns->nbd) == 1)
+	if (nbd_is_read_only(nbd) == 1)
 		return -EROFS;
 	return (uint64_t)size < store_slot_offset(ns->slots.pages) ? -EINVAL : 0;
 }
 
-/* Connected again: the requests that waited go. */
-static void ns_connected(struct nbd_store *ns)
+/* Connected (again): the requests that waited go. A connection but the first needs multi-conn,
+ * else it is given up. */
+static void conn_connected(struct nbd_conn *c)
 {
+	struct nbd_store *ns = c->ns;
 	struct nbd_op *op, *tmp;
-	int ret = export_fits(ns);
+	int ret = export_fits(ns, c->nbd);
+	struct list_head ready = LIST_HEAD_INIT(ready);
 
+	if (ret == 0 && c != &ns->conn[0] && nbd_can_multi_conn(c->nbd) != 1) {
+		log_warning("nbd: %s: no multi-conn any more: one connection fewer", ns->where);
+		c->off = true;
+		conn_drop(c);
+		uv_timer_stop(&c->retry);
+		return;
+	}
 	if (ret < 0) {
 		log_limited(LOG_ERR, "nbd: %s: the export is no longer ours: %s", ns->where,
 			    strerror(-ret));
-		ns_drop(ns);
-		uv_timer_start(&ns->retry, on_retry, BACKOFF_MAX_MS, 0);
+		conn_drop(c);
+		uv_timer_start(&c->retry, on_retry, BACKOFF_MAX_MS, 0);
 		return;
 	}
-	uv_timer_stop(&ns->retry);
-	log_info("nbd: %s: connected again after %.1f s", ns->where,
-		 (double)(uv_now(ns->loop) - ns->lost_ms) / 1000);
-	ns->up = true;
+	uv_timer_stop(&c->retry);
+	if (c->gen) {
+		log_info("nbd: %s: connected again after %.1f s", ns->where,
+			 (double)(uv_now(ns->loop) - c->lost_ms) / 1000);
+		ns->info.reconnects++;
+	}
+	c->up = true;
 	ns->away = false;
-	ns->info.reconnects++;
-	ns->trim = nbd_can_trim(ns->nbd) == 1;
-	list_for_each_entry_safe (op, tmp, &ns->waiting, link) {
+	ns->trim = nbd_can_trim(c->nbd) == 1;
+	list_splice_init(&ns->waiting, &ready);
+	list_for_each_entry_safe (op, tmp, &ready, link) {
 		list_del_init(&op->link);
-		ret = op_issue(ns, op);
+		ret = ns_go(ns, op);
 		if (ret < 0) {
 			op->error = ret;
 			list_add_tail(&op->link, &ns->done);
@@ -493,46 +566,48 @@ static void ns_connected(struct nbd_store *ns)
 
 static void on_retry(uv_timer_t *t)
 {
-	struct nbd_store *ns = t->data;
+	struct nbd_conn *c = t->data;
+	struct nbd_store *ns = c->ns;
 
-	if (ns->up)
-		ns_lost(ns); /* found dead outside a poll */
-	else if (ns->nbd)
-		ns_drop(ns); /* an attempt that took too long */
+	if (c->up)
+		conn_lost(c); /* found dead outside a poll */
+	else if (c->nbd)
+		conn_drop(c); /* an attempt that took too long */
 	if (ns->closing)
 		ns_fail_waiting(ns, -ESHUTDOWN);
-	else if (!ns->nbd)
-		ns_attempt(ns, true);
+	else if (!c->nbd && !c->off)
+		conn_attempt(c, true);
 	ns_deliver(ns);
 }
 
 static void on_poll(uv_poll_t *poll, int status, int events)
 {
-	struct nbd_store *ns = poll->data;
+	struct nbd_conn *c = poll->data;
+	struct nbd_store *ns = c->ns;
 	int r = 0;
 
 	if (status < 0)
 		events = UV_READABLE; /* libnbd finds the error itself */
 	if (events & UV_READABLE)
-		r = nbd_aio_notify_read(ns->nbd);
+		r = nbd_aio_notify_read(c->nbd);
 	if (r == 0 && (events & UV_WRITABLE) &&
-	    (nbd_aio_get_direction(ns->nbd) & LIBNBD_AIO_DIRECTION_WRITE))
-		r = nbd_aio_notify_write(ns->nbd);
-	if (r < 0 || conn_dead(ns->nbd)) {
-		if (ns->up) {
-			ns_lost(ns);
-			ns_attempt(ns, true);
+	    (nbd_aio_get_direction(c->nbd) & LIBNBD_AIO_DIRECTION_WRITE))
+		r = nbd_aio_notify_write(c->nbd);
+	if (r < 0 || conn_dead(c->nbd)) {
+		if (c->up) {
+			conn_lost(c);
+			conn_attempt(c, true);
 		} else {
 			/* An attempt failed: the next after a while. */
-			ns_drop(ns);
-			ns_attempt(ns, false);
+			conn_drop(c);
+			conn_attempt(c, false);
 		}
-	} else if (!ns->up && nbd_aio_is_ready(ns->nbd) == 1) {
-		ns_connected(ns);
-		if (ns->up)
-			ns_arm(ns);
+	} else if (!c->up && nbd_aio_is_ready(c->nbd) == 1) {
+		conn_connected(c);
+		if (c->up)
+			conn_arm(c);
 	} else {
-		ns_arm(ns);
+		conn_arm(c);
 	}
 	ns_deliver(ns);
 }
@@ -652,6 +727,7 @@ static void ns_info(struct store *st, struct store_info *out)
 	out->kind = "nbd";
 	out->where = ns->where;
 	out->inflight = ns->inflight;
+	out->connections = ns_up(ns);
 }
 
 static void ns_close(struct store *st)
@@ -661,8 +737,8 @@ static void ns_close(struct store *st)
 	ns->closing = true;
 	if (ns->inflight == 0 && !ns->delivering)
 		ns_destroy(ns);
-	else if (!ns->up)
-		uv_timer_start(&ns->retry, on_retry, 0, 0); /* the waiting ops fail */
+	else if (ns_up(ns) == 0)
+		uv_timer_start(&ns->conn[0].retry, on_retry, 0, 0); /* the waiting ops fail */
 }
 
 static const struct store_ops nbd_store_ops = {
@@ -745,19 +821,20 @@ static bool conn_absent(int error)
  * server not there is waited for up to @wait_ms, as a connection lost later would be. */
 static int ns_connect_wait(struct nbd_store *ns, uint64_t wait_ms)
 {
+	struct nbd_handle *nbd;
 	uint64_t waited = 0, backoff = BACKOFF_MIN_MS;
 	int ret;
 
 	for (;;) {
-		ns->nbd = nbd_create();
-		if (!ns->nbd)
+		nbd = ns->conn[0].nbd = nbd_create();
+		if (!nbd)
 			return nbd_errno();
-		nbd_set_handle_name(ns->nbd, "upagerd");
+		nbd_set_handle_name(nbd, "upagerd");
 		/* The administrator's URI may name a TLS key file (tls-psk-file). */
-		nbd_set_uri_allow_local_file(ns->nbd, true);
-		if (!nbd_supports_uri(ns->nbd))
+		nbd_set_uri_allow_local_file(nbd, true);
+		if (!nbd_supports_uri(nbd))
 			return -EPROTONOSUPPORT;
-		if (nbd_connect_uri(ns->nbd, ns->uri) == 0)
+		if (nbd_connect_uri(nbd, ns->uri) == 0)
 			return 0;
 		ret = nbd_errno();
 		if (!ns->adopted || !conn_absent(ret) || waited >= wait_ms) {
@@ -768,8 +845,8 @@ static int ns_connect_wait(struct nbd_store *ns, uint64_t wait_ms)
 			log_warning("nbd: %s: %s; the previous daemon's pages are there: waiting "
 				    "up to %.1f s for it",
 				    ns->where, nbd_get_error(), (double)wait_ms / 1000);
-		nbd_close(ns->nbd);
-		ns->nbd = NULL;
+		nbd_close(nbd);
+		ns->conn[0].nbd = NULL;
 		usleep((useconds_t)(backoff * 1000));
 		waited += backoff;
 		backoff = MIN(2 * backoff, (uint64_t)BACKOFF_MAX_MS);
@@ -781,6 +858,7 @@ static int ns_connect_wait(struct nbd_store *ns, uint64_t wait_ms)
 static int ns_connect(struct nbd_store *ns, uint64_t max_bytes)
 {
 	_cleanup_free_ char *head = malloc(STORE_BLANK_BYTES);
+	struct nbd_handle *nbd;
 	int64_t size;
 	int ret;
 
@@ -789,18 +867,19 @@ static int ns_connect(struct nbd_store *ns, uint64_t max_bytes)
 	ret = ns_connect_wait(ns, ns->timeout_ms);
 	if (ret < 0)
 		return ret;
-	size = nbd_get_size(ns->nbd);
+	nbd = ns->conn[0].nbd;
+	size = nbd_get_size(nbd);
 	if (size < 0)
 		return nbd_errno();
-	if (nbd_is_read_only(ns->nbd) == 1)
+	if (nbd_is_read_only(nbd) == 1)
 		return -EROFS;
 	if ((uint64_t)size < 2 * PAGE)
 		return -EINVAL;
-	ns->trim = nbd_can_trim(ns->nbd) == 1;
+	ns->trim = nbd_can_trim(nbd) == 1;
 	ret = slots_init(&ns->slots, MIN((uint64_t)size / PAGE - 1, max_bytes / PAGE));
 	if (ret < 0)
 		return ret;
-	if (nbd_pread(ns->nbd, head, MIN((uint64_t)size, STORE_BLANK_BYTES), 0, 0) < 0)
+	if (nbd_pread(nbd, head, MIN((uint64_t)size, STORE_BLANK_BYTES), 0, 0) < 0)
 		return nbd_errno();
 	if ((uint64_t)size < STORE_BLANK_BYTES)
 		memset(head + size, 0, STORE_BLANK_BYTES - (size_t)size);
@@ -810,7 +889,7 @@ static int ns_connect(struct nbd_store *ns, uint64_t max_bytes)
 	if (ns->adopted && memcmp(head, STORE_MAGIC, sizeof(STORE_MAGIC)) != 0)
 		return -ENODATA;
 	store_header_make(head);
-	if (nbd_pwrite(ns->nbd, head, PAGE, 0, 0) < 0)
+	if (nbd_pwrite(nbd, head, PAGE, 0, 0) < 0)
 		return nbd_errno();
 	return 0;
 }
@@ -842,11 +921,13 @@ int nbd_store_open(uv_loop_t *loop, const char *uri, const struct nbd_store_opts
 {
 	struct nbd_store *ns = calloc(1, sizeof(*ns));
 	int ret = -ENOMEM, fd = opts->tables_fd;
+	struct nbd_conn *c;
 
 	if (!ns) {
 		closep(&fd);
 		return -ENOMEM;
 	}
+	c = &ns->conn[0];
 	ns->store.ops = &nbd_store_ops;
 	ns->loop = loop;
 	ns->tables_fd = -1;
@@ -856,33 +937,39 @@ int nbd_store_open(uv_loop_t *loop, const char *uri, const struct nbd_store_opts
 	list_init(&ns->waiting);
 	ns->where = uri_shown(uri);
 	ns->uri = strdup(uri);
-	ns->poll = malloc(sizeof(*ns->poll));
-	if (ns->where && ns->uri && ns->poll)
+	c->ns = ns;
+	c->poll = malloc(sizeof(*c->poll));
+	if (ns->where && ns->uri && c->poll)
 		ret = ns_connect(ns, opts->max_bytes);
 	if (ret == 0)
 		ret = tables_map(ns, fd_take(&fd), opts->kept);
-	if (ret == 0 && uv_poll_init(loop, ns->poll, nbd_aio_get_fd(ns->nbd)) < 0)
+	if (ret == 0 && uv_poll_init(loop, c->poll, nbd_aio_get_fd(c->nbd)) < 0)
 		ret = -EIO;
 	if (ret < 0) {
 		closep(&fd);
-		if (ns->nbd)
-			nbd_close(ns->nbd);
-		if (ns->tables)
-			munmap(ns->tables, PAGE + page_sums_bytes(ns->slots.pages));
-		if (ns->tables_fd >= 0)
-			close(ns->tables_fd);
-		slots_deinit(&ns->slots);
-		free(ns->poll);
-		free(ns->uri);
-		free(ns->where);
-		free(ns);
+		if (c->nbd)
+			nbd_close(c->nbd);
+		free(c->poll);
+		ns_free_all(ns);
 		return ret;
 	}
-	uv_timer_init(loop, &ns->retry);
-	ns->retry.data = ns;
-	ns->poll->data = ns;
-	ns->up = true;
-	ns_arm(ns);
+	ns->nconn = 1;
+	if (nbd_can_multi_conn(c->nbd) == 1)
+		ns->nconn = MAX(1U, MIN(opts->connections, (unsigned)NBD_CONNS_MAX));
+	c->poll->data = c;
+	c->up = true;
+	for (unsigned i = 0; i < ns->nconn; i++) {
+		ns->conn[i].ns = ns;
+		uv_timer_init(loop, &ns->conn[i].retry);
+		ns->conn[i].retry.data = &ns->conn[i];
+	}
+	conn_arm(c);
+	/* The others connect as a lost one does: in the loop, waiting for nothing. */
+	for (unsigned i = 1; i < ns->nconn; i++) {
+		ns->conn[i].lost_ms = uv_now(loop);
+		ns->conn[i].backoff_ms = BACKOFF_MIN_MS;
+		conn_attempt(&ns->conn[i], true);
+	}
 	*out = &ns->store;
 	return 0;
 }

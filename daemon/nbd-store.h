@@ -16,6 +16,7 @@ bool nbd_store_available(void);
 struct nbd_store_opts {
 	uint64_t max_bytes; /* the most it holds */
 	uint64_t timeout_ms; /* how long requests wait for a server that went away */
+	unsigned connections; /* how many, if the server offers multi-conn (else one) */
 	bool kept; /* its tables in a memfd (nbd_store_tables_fd()), for the fd store */
 	int tables_fd; /* the tables of a previous daemon's store on the same export, or -1 */
 };

@@ -123,6 +123,7 @@ static void report_store(struct cache *c, struct upager_msg *m)
 	m->u.stats_reply.store_bytes_in = i.bytes_in;
 	m->u.stats_reply.store_errors = i.errors;
 	m->u.stats_reply.store_reconnects = i.reconnects;
+	m->u.stats_reply.store_connections = i.connections;
 	m->u.stats_reply.store_where = i.where;
 	m->u.stats_reply.store_where_len = (uint32_t)strnlen(i.where, UPAGER_PATH_MAX);
 }

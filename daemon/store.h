@@ -22,6 +22,7 @@ struct store_info {
 	uint64_t bytes_out, bytes_in; /* written, and read back verified */
 	uint64_t errors; /* requests that failed, a bad checksum included */
 	uint64_t reconnects; /* connections made again after one was lost */
+	uint32_t connections; /* connections up (a remote store's) */
 };
 
 /*

@@ -31,7 +31,7 @@ struct upager_codec_field {
 };
 
 /* The most fields a body has. */
-#define UPAGER_CODEC_FIELDS_MAX 32
+#define UPAGER_CODEC_FIELDS_MAX 40
 
 size_t upager_codec_fields(uint16_t op, struct upager_codec_field *out, size_t max);
 size_t upager_codec_entry_fields(struct upager_codec_field *out, size_t max);

@@ -171,7 +171,9 @@
 	F(store_bytes_out, ANY)                                   \
 	F(store_bytes_in, ANY)                                    \
 	F(store_errors, ANY)                                      \
-	F(store_reconnects, ANY)
+	F(store_reconnects, ANY)                                  \
+	F(store_connections, ANY)                                 \
+	Z(reserved)
 
 /* A LIST entry, but for entry_len, which frames it as the header's len frames a message. */
 #define LIST_ENTRY(F, Z)                       \

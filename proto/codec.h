@@ -101,6 +101,7 @@ struct upager_msg {
 			uint64_t writeback_errors;
 			uint32_t store_kind, store_inflight;
 			uint64_t store_bytes_out, store_bytes_in, store_errors, store_reconnects;
+			uint32_t store_connections;
 			/* The rest of the datagram: as LIST's entries, no field of the body. */
 			const char *store_where;
 			uint32_t store_where_len;

@@ -329,7 +329,7 @@ struct upager_wire_stats_reply {
 	__le64 swap_used_bytes;
 	__le64 writeback_errors; /* write-backs that failed */
 	/* The swap store: its kind, requests under way, bytes written and read back verified,
-	 * requests failed, connections made again. Where it is (a path, or a URI without
+	 * requests failed, connections made again, connections up. Where it is (a path, or a URI without
 	 * credentials) is the rest of the datagram, at most UPAGER_PATH_MAX bytes, no NUL. */
 	__le32 store_kind; /* enum upager_store_kind */
 	__le32 store_inflight;
@@ -337,6 +337,8 @@ struct upager_wire_stats_reply {
 	__le64 store_bytes_in;
 	__le64 store_errors;
 	__le64 store_reconnects;
+	__le32 store_connections; /* connections to the server up now */
+	__le32 reserved;
 };
 
 enum upager_store_kind {

@@ -19,6 +19,7 @@ static enum nbd_server_kind server_kind;
 static char socket_path[128], pid_path[128], port[16], psk_path[128], qcow2_path[128];
 static char uri_shown[256], uri_plain[256];
 static const char *backing; /* the file plugin's file, or NULL for the memory plugin */
+static const char *const *filters; /* the memory plugin's filters and their parameters, or NULL */
 static pid_t server = -1;
 
 /* A TCP port on loopback that no one listens on now. */
@@ -77,6 +78,26 @@ static bool socket_made(void *arg)
 	return stat(socket_path, &st) == 0;
 }
 
+/* nbdkit's memory plugin on the Unix socket, with the filters. */
+static void exec_filtered(void)
+{
+	const char *argv[64] = { "nbdkit", "-f", "--exit-with-parent", "-P",
+				 pid_path, "-U", socket_path };
+	size_t n = 7;
+
+	for (size_t i = 0; filters[i] && n < 60; i++)
+		if (strncmp(filters[i], "--", 2) == 0)
+			argv[n++] = filters[i];
+	argv[n++] = "memory";
+	argv[n++] = "1G";
+	for (size_t i = 0; filters[i] && n < 63; i++)
+		if (strncmp(filters[i], "--", 2) != 0)
+			argv[n++] = filters[i];
+	argv[n] = NULL;
+	execvp("nbdkit", (char *const *)argv);
+	_exit(127);
+}
+
 /* The server, in the child: nbdkit's memory plugin, or qemu-nbd on the qcow2 file. */
 static void exec_server(void)
 {
@@ -85,6 +106,8 @@ static void exec_server(void)
 	/* qemu-nbd has no --exit-with-parent. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	snprintf(psk, sizeof(psk), "--tls-psk=%s", psk_path);
+	if (filters)
+		exec_filtered();
 	if (backing)
 		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",
 		       socket_path, "file", backing, (char *)NULL);
@@ -139,12 +162,14 @@ enum nbd_server_kind nbd_server_kind_of(const char *name)
 	return NBD_SERVER_UNIX;
 }
 
-static void start(enum nbd_server_kind kind, const char *file, char *uri, size_t size)
+static void start(enum nbd_server_kind kind, const char *file, const char *const *extra, char *uri,
+		  size_t size)
 {
 	int pid = (int)getpid();
 
 	server_kind = kind;
 	backing = file;
+	filters = extra;
 	snprintf(socket_path, sizeof(socket_path), "/tmp/upager-nbd-%d.sock", pid);
 	snprintf(pid_path, sizeof(pid_path), "/tmp/upager-nbd-%d.pid", pid);
 	snprintf(psk_path, sizeof(psk_path), "/tmp/upager-nbd-%d.psk", pid);
@@ -180,7 +205,7 @@ static void start(enum nbd_server_kind kind, const char *file, char *uri, size_t
  */
 void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size)
 {
-	start(kind, NULL, uri, size);
+	start(kind, NULL, NULL, uri, size);
 }
 
 /**
@@ -189,7 +214,16 @@ void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size)
  */
 void nbd_server_start_file(const char *file, char *uri, size_t size)
 {
-	start(NBD_SERVER_UNIX, file, uri, size);
+	start(NBD_SERVER_UNIX, file, NULL, uri, size);
+}
+
+/**
+ * nbd_server_start_filtered() - nbdkit's memory plugin (1 GiB) on a Unix socket with the filters
+ * and parameters of @extra (which must outlive the server)
+ */
+void nbd_server_start_filtered(const char *const *extra, char *uri, size_t size)
+{
+	start(NBD_SERVER_UNIX, NULL, extra, uri, size);
 }
 
 /** nbd_server_uri_shown() - the server's URI as upagerctl stats shows it, without credentials */

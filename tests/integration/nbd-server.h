@@ -22,6 +22,9 @@ enum nbd_server_kind nbd_server_kind_of(const char *name);
 void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size);
 /* The same on a Unix socket with nbdkit's file plugin on @file (which must outlive the server). */
 void nbd_server_start_file(const char *file, char *uri, size_t size);
+/* nbdkit's memory plugin on a Unix socket with filters: @extra, NULL-terminated, "--filter=..."
+ * arguments (before the plugin) and their "key=value" parameters (after it). */
+void nbd_server_start_filtered(const char *const *extra, char *uri, size_t size);
 /* The URI as upagerctl stats shows it: without the TLS user name and key file. */
 const char *nbd_server_uri_shown(void);
 /* The TLS server's URI without TLS (a plain connection it refuses). */

@@ -4,7 +4,8 @@
  * what the export holds outlives a restart of the server (and the test can change it under the
  * daemon). A client writes shared anonymous memory four times the daemon's budget, so that most
  * of it is on the server, and reads it back while the server is stopped for a while, for good,
- * or gives back pages other than those written.
+ * or gives back pages other than those written. On nbdkit's memory plugin with its log filter:
+ * several connections where the server offers multi-conn, one where it does not.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -306,4 +307,106 @@ Test(farmem, a_stale_page_from_the_server_is_an_error_not_data)
 		  status);
 	cr_assert_gt(figures().u.stats_reply.store_errors, errors);
 	cr_assert(harness_daemon_logged("came back corrupt"));
+}
+
+/* nbdkit's memory plugin with its log filter and @filters, and a daemon with a budget of 16 MiB
+ * and --swap-connections 4. */
+static char log_file[128];
+
+static void start_logged(const char *const *filters)
+{
+	static const char *args[] = { "--memory-max",	    "16M", "--swap", uri,
+				      "--swap-connections", "4",   NULL };
+	static char logfile_arg[160];
+	static const char *extra[8];
+	size_t n = 0;
+
+	snprintf(log_file, sizeof(log_file), "/tmp/upager-test-farmem-%d.log", (int)getpid());
+	snprintf(logfile_arg, sizeof(logfile_arg), "logfile=%s", log_file);
+	extra[n++] = "--filter=log";
+	for (size_t i = 0; filters[i] && n < 6; i++)
+		extra[n++] = filters[i];
+	extra[n++] = logfile_arg;
+	extra[n] = NULL;
+	nbd_server_start_filtered(extra, uri, sizeof(uri));
+	harness_start_args(args);
+	cr_assert(wait_until(store_taken, NULL, 10000), "the daemon did not take %s", uri);
+}
+
+static bool connections_are(void *arg)
+{
+	return figures().u.stats_reply.store_connections == *(uint32_t *)arg;
+}
+
+/* In the server's log: the connections made, and those that carried reads or writes. */
+static void server_connections(unsigned *made, unsigned *used)
+{
+	FILE *f = fopen(log_file, "r");
+	bool seen[64] = { false };
+	char line[1024];
+
+	cr_assert(f, "%s: %m", log_file);
+	*made = *used = 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, "connection=");
+		unsigned id;
+
+		if (!at || sscanf(at, "connection=%u", &id) != 1)
+			continue;
+		if (strstr(at, " Connect "))
+			(*made)++;
+		if ((strstr(at, " Write ") || strstr(at, " Read ")) && id < 64 && !seen[id]) {
+			seen[id] = true;
+			(*used)++;
+		}
+	}
+	fclose(f);
+}
+
+/*
+ * On a server with @filters: memory 4x the budget written and read back through a store with
+ * @want connections up; the connections the server saw made, and those that carried I/O.
+ */
+static void workload_on(const char *const *filters, uint32_t want, unsigned *made, unsigned *used)
+{
+	struct client cl;
+	int status;
+
+	start_logged(filters);
+	cr_assert(wait_until(connections_are, &want, 10000), "%u connections are not up", want);
+	cl = client_start(read_all_back);
+	assert_paged_out();
+	client_go(&cl);
+	status = client_wait(&cl);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "every page came back as written: the client ended with %#x", status);
+	cr_assert_eq(figures().u.stats_reply.store_connections, want);
+	cr_assert_eq(figures().u.stats_reply.store_errors, 0);
+	server_connections(made, used);
+	unlink(log_file);
+}
+
+/*
+ * The server offers multi-conn (nbdkit's memory plugin does): the daemon opens four connections
+ * and spreads its requests over them; every page comes back as written.
+ */
+Test(farmem, a_server_with_multi_conn_gets_several_connections)
+{
+	const char *filters[] = { NULL };
+	unsigned made, used;
+
+	workload_on(filters, 4, &made, &used);
+	cr_assert_eq(made, 4, "the server saw %u connections", made);
+	cr_assert_geq(used, 2, "reads and writes came on %u connection(s)", used);
+}
+
+/* A server without multi-conn (nbdkit's multi-conn filter takes it away) gets one connection. */
+Test(farmem, a_server_without_multi_conn_gets_one_connection)
+{
+	const char *filters[] = { "--filter=multi-conn", "multi-conn-mode=disable", NULL };
+	unsigned made, used;
+
+	workload_on(filters, 1, &made, &used);
+	cr_assert_eq(made, 1, "the server saw %u connections", made);
+	cr_assert_eq(used, 1, "reads and writes came on %u connections", used);
 }

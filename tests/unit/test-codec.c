@@ -133,7 +133,7 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(sizeof(struct upager_wire_list), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_reply), 8);
 	cr_assert_eq(sizeof(struct upager_wire_list_entry), ENTRY_FIXED);
-	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 224);
+	cr_assert_eq(sizeof(struct upager_wire_stats_reply), 232);
 	/* Fields added later are appended: what was there before keeps its place. */
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, reserved), 70);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, pages_populated), 72);
@@ -161,6 +161,7 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, swap_bytes), 160);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, swap_used_bytes), 168);
 	cr_assert_eq(offsetof(struct upager_wire_stats_reply, writeback_errors), 176);
+	cr_assert_eq(offsetof(struct upager_wire_stats_reply, store_connections), 224);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_STATS), 16);
 	cr_assert_eq(upager_msg_size(REPLY(UPAGER_OP_MUNMAP)), 40);
 	cr_assert_eq(upager_msg_size(UPAGER_OP_CONTROL), 32);
@@ -457,7 +458,8 @@ Test(codec, stats_round_trip)
 	m.u.stats_reply.store_bytes_in = 0x1b1b1b1b1b1b1b1bull;
 	m.u.stats_reply.store_errors = 0x1c1c1c1c1c1c1c1cull;
 	m.u.stats_reply.store_reconnects = 0x1d1d1d1d1d1d1d1dull;
-	roundtrip(&m, HDR + RPL + 224);
+	m.u.stats_reply.store_connections = 0x1f1f1f1f;
+	roundtrip(&m, HDR + RPL + 232);
 }
 
 /* Where the swap store is: the rest of the datagram, up to a path's length. */
@@ -472,7 +474,7 @@ Test(codec, stats_reply_carries_where_the_store_is)
 	m.u.stats_reply.store_where = where;
 	m.u.stats_reply.store_where_len = sizeof(where) - 1;
 	n = encode(&m);
-	cr_assert_eq(n, HDR + RPL + 224 + sizeof(where) - 1);
+	cr_assert_eq(n, HDR + RPL + 232 + sizeof(where) - 1);
 	cr_assert_eq(upager_msg_decode(buf, n, &out), 0);
 	cr_assert_eq(out.u.stats_reply.store_where_len, sizeof(where) - 1);
 	cr_assert_eq(memcmp(out.u.stats_reply.store_where, where, sizeof(where) - 1), 0);
@@ -512,8 +514,9 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	m.u.stats_reply.store_inflight = 0x68697071;
 	m.u.stats_reply.store_bytes_out = 0x7273747576777879ull;
 	m.u.stats_reply.store_reconnects = 0x8283848586878889ull;
+	m.u.stats_reply.store_connections = 0x92939495;
 	memset(buf, 0xaa, HDR + RPL + 240);
-	cr_assert_eq(encode(&m), HDR + RPL + 224);
+	cr_assert_eq(encode(&m), HDR + RPL + 232);
 	cr_assert_eq(rd64(body + 16), m.u.stats_reply.cached_pages);
 	cr_assert_eq(rd64(body + 24), m.u.stats_reply.faults);
 	cr_assert_eq(rd64(body + 32), m.u.stats_reply.pages_read);
@@ -538,7 +541,8 @@ Test(codec, stats_reply_counters_are_little_endian_at_their_offsets)
 	cr_assert_eq(rd64(body + 184) >> 32, m.u.stats_reply.store_inflight);
 	cr_assert_eq(rd64(body + 192), m.u.stats_reply.store_bytes_out);
 	cr_assert_eq(rd64(body + 216), m.u.stats_reply.store_reconnects);
-	cr_assert_eq(body[224], 0xaa, "encode wrote past the message");
+	cr_assert_eq(rd64(body + 224), m.u.stats_reply.store_connections);
+	cr_assert_eq(body[232], 0xaa, "encode wrote past the message");
 }
 
 Test(codec, header_is_little_endian_on_the_wire)
