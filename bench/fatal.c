@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "fatal.h"
 
 static const char *prog_name = "upager-bench", *log_dir = "";
@@ -20,6 +21,20 @@ void fatal_init(const char *prog, const char *dir, void (*cleanup)(void))
 	prog_name = prog;
 	log_dir = dir;
 	cleanup_fn = cleanup;
+}
+
+/**
+ * fatal_start_daemon() - our upagerd @bin in a folder made from @dir_template
+ * (daemon_start_private()), and fatal_init() for @prog with that folder; fatal() if it did not
+ * start
+ */
+void fatal_start_daemon(const char *prog, const char *bin, char *dir_template)
+{
+	int ret = daemon_start_private(bin, dir_template);
+
+	fatal_init(prog, dir_template, NULL);
+	if (ret < 0)
+		fatal("starting upagerd: %s", strerror(-ret));
 }
 
 /** fatal() - print the message, clean up, and _exit(1) */

@@ -8,3 +8,4 @@
 void fatal_init(const char *prog, const char *dir, void (*cleanup)(void));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void fatal_on_signal(int sig);
+void fatal_start_daemon(const char *prog, const char *bin, char *dir_template);

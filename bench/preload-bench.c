@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 	char map[128];
 	bool quick;
 	long n;
-	int ret, runs;
+	int runs;
 
 	if (argc >= 4 && !strcmp(argv[1], "--work"))
 		return work(argv[3], argc > 4 ? argv[4] : NULL, atol(argv[2]));
@@ -160,12 +160,7 @@ int main(int argc, char **argv)
 	n = quick ? 20000 : 400000;
 	runs = quick ? 1 : RUNS;
 	alarm(quick ? 60 : 600);
-	ret = daemon_start_private(bin, dir);
-	fatal_init("upager-bench-preload", dir, NULL);
-	if (ret < 0) {
-		errno = -ret;
-		die("starting upagerd");
-	}
+	fatal_start_daemon("upager-bench-preload", bin, dir);
 	snprintf(map, sizeof(map), "%s/mapped", dir);
 	if (file_create(map, PAGE) < 0)
 		die("the mapped file");

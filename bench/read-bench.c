@@ -87,19 +87,14 @@ int main(int argc, char **argv)
 	char path[128];
 	const char *bin;
 	size_t pages;
-	int fd, ret, runs;
+	int fd, runs;
 	bool quick;
 
 	bin = daemon_args(argc, argv, &quick);
 	pages = quick ? 4096 : 32768; /* 16 MiB or 128 MiB */
 	runs = quick ? 1 : RUNS;
 	alarm(quick ? 60 : 300);
-	ret = daemon_start_private(bin, dir);
-	fatal_init("upager-bench-read", dir, NULL);
-	if (ret < 0) {
-		errno = -ret;
-		die("starting upagerd");
-	}
+	fatal_start_daemon("upager-bench-read", bin, dir);
 	snprintf(path, sizeof(path), "%s/file", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0 ||
