@@ -46,6 +46,23 @@ uint64_t cache_slack(const struct cache *c)
 	return MIN(MIN(MAX(c->budget_pages / 16, 64), 16384), c->budget_pages / 4);
 }
 
+/** cache_low_mark() - where a sweep brings the pages in memory down to: the budget less the slack */
+uint64_t cache_low_mark(const struct cache *c)
+{
+	uint64_t slack = cache_slack(c);
+
+	return c->budget_pages > slack ? c->budget_pages - slack : 0;
+}
+
+/**
+ * cache_must_page_out() - whether pages must leave memory now: those the budget counts are above
+ * it less half the slack (each kind that can leave gives its share then)
+ */
+bool cache_must_page_out(const struct cache *c)
+{
+	return c->budget_pages && cache_use(c) > c->budget_pages - cache_slack(c) / 2;
+}
+
 static bool evictable(const struct object *o)
 {
 	return (o->kind == OBJECT_FILE || (o->c->store && list_empty(&o->views))) &&
@@ -420,7 +437,7 @@ bool cache_balance(struct cache *c, struct users_over *over)
 	 * sweeping for them again would send out more than the budget needs. */
 	use = cache_use(c) + MIN(c->deferred_pages, slack);
 	use -= MIN(use, swap_out_pages);
-	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
+	low = cache_low_mark(c);
 	if (use > c->budget_pages - slack / 2 || c->deferred_pages) {
 		/* Down to the budget less the slack, and room for the first fill that waits. */
 		uint64_t head = cache_use(c) + fill_deferred_head(c) - swap_out_pages;

@@ -1060,16 +1060,14 @@ static uint64_t sweep_users_over(struct daemon *d, struct users_over *over, uint
 void private_balance(struct daemon *d, struct users_over *over)
 {
 	struct cache *c = &d->cache;
-	uint64_t slack = cache_slack(c), use, low, want, scan;
+	uint64_t use, low, want, scan;
 	struct space *s;
 
 	serve_waits(d);
-	if (!c->budget_pages || !c->private_out || !c->private_pages)
+	if (!c->private_out || !c->private_pages || !cache_must_page_out(c))
 		return;
 	use = cache_use(c);
-	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
-	if (use <= c->budget_pages - slack / 2)
-		return;
+	low = cache_low_mark(c);
 	want = use - low + 1;
 	list_for_each_entry (s, &d->spaces, link)
 		if (may_page_out(s))

@@ -67,7 +67,6 @@ int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct use
 int shares_over(struct daemon *d, struct users_over *out)
 {
 	struct cache *c = &d->cache;
-	uint64_t slack = cache_slack(c);
 	struct user_over *pages;
 	struct object *o;
 	struct space *s;
@@ -75,7 +74,7 @@ int shares_over(struct daemon *d, struct users_over *out)
 
 	*out = (struct users_over){ 0 };
 	if (!c->budget_pages || !c->uid_share_pages ||
-	    (cache_use(c) <= c->budget_pages - slack / 2 && !c->deferred_pages))
+	    (!cache_must_page_out(c) && !c->deferred_pages))
 		return 0;
 	pages = calloc((size_t)c->n_objects + d->n_spaces + 1, sizeof(*pages));
 	if (!pages)

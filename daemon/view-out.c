@@ -64,12 +64,11 @@ static uint64_t region_out(struct space *s, struct region *r, uint64_t want, uin
 uint64_t views_balance(struct daemon *d)
 {
 	struct cache *c = &d->cache;
-	uint64_t slack = cache_slack(c), use = cache_use(c), low, want, scan, sent = 0;
+	uint64_t use = cache_use(c), low = cache_low_mark(c), want, scan, sent = 0;
 	struct space *s;
 
-	if (!c->budget_pages || !c->copies || use <= c->budget_pages - slack / 2)
+	if (!c->copies || !cache_must_page_out(c))
 		return 0;
-	low = c->budget_pages > slack ? c->budget_pages - slack : 0;
 	want = (use - low) * c->copies / use + 1;
 	scan = 2 * c->copies + 64;
 	list_for_each_entry (s, &d->spaces, link) {
