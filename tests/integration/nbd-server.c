@@ -108,6 +108,9 @@ static void exec_server(void)
 	snprintf(psk, sizeof(psk), "--tls-psk=%s", psk_path);
 	if (filters)
 		exec_filtered();
+	if (backing && server_kind == NBD_SERVER_TCP)
+		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-i",
+		       "127.0.0.1", "-p", port, "file", backing, (char *)NULL);
 	if (backing)
 		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",
 		       socket_path, "file", backing, (char *)NULL);
@@ -209,12 +212,12 @@ void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size)
 }
 
 /**
- * nbd_server_start_file() - nbdkit's file plugin on @file, on a Unix socket: what it holds
- * outlives a restart
+ * nbd_server_start_file() - nbdkit's file plugin on @file, on a Unix socket or (@kind
+ * NBD_SERVER_TCP) on TCP loopback: what it holds outlives a restart, on the same socket or port
  */
-void nbd_server_start_file(const char *file, char *uri, size_t size)
+void nbd_server_start_file(enum nbd_server_kind kind, const char *file, char *uri, size_t size)
 {
-	start(NBD_SERVER_UNIX, file, NULL, uri, size);
+	start(kind == NBD_SERVER_TCP ? NBD_SERVER_TCP : NBD_SERVER_UNIX, file, NULL, uri, size);
 }
 
 /**

@@ -20,8 +20,9 @@ enum nbd_server_kind {
 enum nbd_server_kind nbd_server_kind_of(const char *name);
 /* Start the server; its URI (for upagerd --swap) in @uri. Asserts that it started. */
 void nbd_server_start(enum nbd_server_kind kind, char *uri, size_t size);
-/* The same on a Unix socket with nbdkit's file plugin on @file (which must outlive the server). */
-void nbd_server_start_file(const char *file, char *uri, size_t size);
+/* nbdkit's file plugin on @file (which must outlive the server), on a Unix socket, or on TCP
+ * loopback for NBD_SERVER_TCP. */
+void nbd_server_start_file(enum nbd_server_kind kind, const char *file, char *uri, size_t size);
 /* nbdkit's memory plugin on a Unix socket with filters: @extra, NULL-terminated, "--filter=..."
  * arguments (before the plugin) and their "key=value" parameters (after it). */
 void nbd_server_start_filtered(const char *const *extra, char *uri, size_t size);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The swap store on an NBD server that goes away: nbdkit's file plugin on a Unix socket, so that
- * what the export holds outlives a restart of the server (and the test can change it under the
+ * The swap store on an NBD server that goes away: nbdkit's file plugin on a Unix socket (and once
+ * on TCP loopback), so that what the export holds outlives a restart of the server (and the test can change it under the
  * daemon). A client writes shared anonymous memory four times the daemon's budget, so that most
  * of it is on the server, and reads it back while the server is stopped for a while, for good,
  * or gives back pages other than those written. On nbdkit's memory plugin with its log filter:
@@ -33,8 +33,11 @@ static bool store_taken(void *arg)
 	return harness_daemon_logged("swap: on the NBD server");
 }
 
-/* nbdkit on a new sparse file, and a daemon with a budget of 16 MiB and @timeout (or none). */
-static void start(const char *timeout)
+/*
+ * nbdkit on a new sparse file, on a Unix socket or (@kind NBD_SERVER_TCP) on TCP loopback, and a
+ * daemon with a budget of 16 MiB and @timeout (or none).
+ */
+static void start_on(enum nbd_server_kind kind, const char *timeout)
 {
 	static const char *args[] = { "--memory-max",	  "16M", "--swap", uri, "--swap-timeout",
 				      NULL /* timeout */, NULL };
@@ -45,11 +48,16 @@ static void start(const char *timeout)
 	cr_assert(fd >= 0);
 	cr_assert_eq(ftruncate(fd, (off_t)EXPORT_BYTES), 0);
 	close(fd);
-	nbd_server_start_file(store_file, uri, sizeof(uri));
+	nbd_server_start_file(kind, store_file, uri, sizeof(uri));
 	args[4] = timeout ? "--swap-timeout" : NULL;
 	args[5] = timeout;
 	harness_start_args(args);
 	cr_assert(wait_until(store_taken, NULL, 10000), "the daemon did not take %s", uri);
+}
+
+static void start(const char *timeout)
+{
+	start_on(NBD_SERVER_UNIX, timeout);
 }
 
 static void stop(void)
@@ -180,15 +188,15 @@ static void read_all_back(int ready, int go)
 }
 
 /*
- * The server stops for 3 s while the client reads its pages back: the faults wait, the daemon
- * connects again and makes the requests again, and every page comes back as written.
+ * The server (on @kind) stops for 3 s while the client reads its pages back: the faults wait, the
+ * daemon connects again and makes the requests again, and every page comes back as written.
  */
-Test(farmem, a_server_away_for_seconds_loses_no_page)
+static void away_for_seconds(enum nbd_server_kind kind)
 {
 	struct client cl;
 	int status;
 
-	start(NULL);
+	start_on(kind, NULL);
 	cl = client_start(read_all_back);
 	assert_paged_out();
 	nbd_server_stop();
@@ -207,6 +215,18 @@ Test(farmem, a_server_away_for_seconds_loses_no_page)
 	cr_assert_eq(f.u.stats_reply.store_errors, 0);
 	cr_assert_geq(f.u.stats_reply.store_bytes_in, WORKLOAD / 2);
 	cr_assert(harness_daemon_logged("connected again"));
+}
+
+Test(farmem, a_server_away_for_seconds_loses_no_page)
+{
+	away_for_seconds(NBD_SERVER_UNIX);
+}
+
+/* The same over TCP loopback: connections refused while the port is closed, then taken again. */
+Test(farmem, a_server_on_tcp_away_for_seconds_loses_no_page)
+{
+	away_for_seconds(NBD_SERVER_TCP);
+	cr_assert_eq(strncmp(uri, "nbd://127.0.0.1:", 16), 0, "the store is on TCP: %s", uri);
 }
 
 /*
