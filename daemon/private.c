@@ -52,6 +52,7 @@
 #include "uffdio.h"
 
 #define SPARE_PARTS 4
+#define ZERO_AHEAD_MAX_PAGES 256 /* 1 MiB of zeroes at most for a sequential first touch */
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 
 /* Private pages on their way out, one DROP's. */
@@ -260,14 +261,78 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
 }
 
 /* Map the zero page at @addr: a first touch, or a page that went out all zeroes. */
-static void zero_in(struct space *s, struct ptable_chunk *ch, uint64_t addr)
+/* Whether the page at @a of @t is in neither memory nor the store, nor on its way in or out. */
+static bool blank(const struct ptable *t, uint64_t a)
 {
-	int ret = uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
+	const struct ptable_chunk *ch = ptable_find(t, a);
+	unsigned i = ch ? ptable_index(ch, a) : 0;
 
-	if (ch && (ret == 0 || ret == -EEXIST)) {
-		set_present(&s->d->cache, &s->priv.table, ch, ptable_index(ch, addr), true);
-		ch->used |= 1ULL << ptable_index(ch, addr);
+	return !ch || !(ptable_bit(ch->present, i) || ptable_bit(ch->leaving, i) ||
+			ptable_bit(ch->reading, i) || ptable_slot(ch, i) >= 0);
+}
+
+/*
+ * How many pages from the blank page at @addr a first write maps zeroes over: 1 for a random
+ * touch or a read; for a sequential write (at the end of the last run zeroed) a window that
+ * doubles from the read-ahead minimum up to ZERO_AHEAD_MAX_PAGES, within the mapping, the room
+ * the budget has and the blank pages. A program that fills new memory in order then takes one
+ * round trip to the daemon per window rather than per page: its writes to the zero pages are the
+ * kernel's own copy-on-write faults. (A reader gets the page it touched only, as with the kernel:
+ * mincore(2) shows the pages touched and no others.)
+ */
+static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, uint64_t flags)
+{
+	const struct daemon_config *cfg = &s->d->config;
+	uint64_t n, k;
+
+	if (!r)
+		return 1;
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || addr != r->ra_next ||
+	    !cfg->readahead_max_pages) {
+		r->ra_window = 0;
+		return 1;
 	}
+	r->ra_window = r->ra_window ? MIN(r->ra_window * 2, ZERO_AHEAD_MAX_PAGES)
+				    : MIN(MAX(cfg->readahead_min_pages, 1), ZERO_AHEAD_MAX_PAGES);
+	n = MIN(MIN(r->ra_window, cfg->readahead_max_pages),
+		(region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
+	n = MIN(n, cache_room_pages(&s->d->cache));
+	for (k = 1; k < n && blank(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT)); k++)
+		;
+	return k;
+}
+
+/*
+ * A first touch of the blank page at @addr (@flags: the fault's): zeroes there, and for a
+ * sequential writer over the window after it. The pages are in memory and used from now on.
+ */
+static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
+{
+	struct region *r = region_find(&s->regions, addr);
+	uint64_t n = zero_window(s, r, addr, flags), done = 0;
+	struct ptable *t = &s->priv.table;
+	int ret = -EINVAL;
+
+	/* The window may cross a VMA of the client (mprotect() split it): then the pages up to
+	 * there, or the one page faulted on. */
+	if (n > 1)
+		ret = uffdio_zeropage_run(s->uffd, addr, n << UPAGER_PAGE_SHIFT, &done);
+	if (done == 0) {
+		ret = uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
+		/* -EEXIST: the page was in the client already, in memory all the same. */
+		if (ret == 0 || ret == -EEXIST)
+			done = UPAGER_PAGE_SIZE;
+	}
+	for (uint64_t a = addr; a < addr + done; a += UPAGER_PAGE_SIZE) {
+		struct ptable_chunk *ch = ptable_get(t, a);
+
+		if (!ch)
+			break;
+		set_present(&s->d->cache, t, ch, ptable_index(ch, a), true);
+		ch->used |= 1ULL << ptable_index(ch, a);
+	}
+	if (r && done)
+		r->ra_next = addr + done;
 }
 
 /* The fault at @addr, read at @t0, is served (or will be woken by what serves another). */
@@ -431,7 +496,7 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		page_in(s, ch, i, (uint64_t)slot, flags, t0);
 		return true;
 	}
-	zero_in(s, ch ? ch : ptable_get(t, addr), addr);
+	zero_in(s, addr, flags);
 	served(s, addr, t0);
 	return true;
 }

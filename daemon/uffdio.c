@@ -80,25 +80,38 @@ static bool pending_wait(int fd, unsigned attempt, uint64_t *deadline)
 /*
  * UFFDIO_CONTINUE, ZEROPAGE or POISON (the same layout: a range, a mode, then what was done)
  * over [start, start+len). A partial success is -EAGAIN too, with what was done: the rest is
- * tried on its own, so that -EAGAIN means only that the mm kept changing (pending_wait()).
+ * tried on its own, so that -EAGAIN means only that the mm kept changing (pending_wait()). The
+ * bytes done from @start, in order, in @done.
  */
-static int mfill(int fd, unsigned long req, uint64_t start, uint64_t len, uint64_t mode)
+static int mfill_done(int fd, unsigned long req, uint64_t start, uint64_t len, uint64_t mode,
+		      uint64_t *done)
 {
 	uint64_t deadline = 0;
 	unsigned attempt = 0;
 
+	*done = 0;
 	for (;;) {
 		struct uffdio_continue a = { .range = { start, len }, .mode = mode };
 		int r = xioctl(fd, req, &a);
 
+		if (r == 0)
+			*done += len;
 		if (r == -EAGAIN && a.mapped > 0 && (uint64_t)a.mapped < len) {
 			start += (uint64_t)a.mapped;
 			len -= (uint64_t)a.mapped;
+			*done += (uint64_t)a.mapped;
 			continue;
 		}
 		if (r != -EAGAIN || !pending_wait(fd, attempt++, &deadline))
 			return r;
 	}
+}
+
+static int mfill(int fd, unsigned long req, uint64_t start, uint64_t len, uint64_t mode)
+{
+	uint64_t done;
+
+	return mfill_done(fd, req, start, len, mode, &done);
 }
 
 _Static_assert(offsetof(struct uffdio_zeropage, zeropage) ==
@@ -205,6 +218,16 @@ int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp)
 int uffdio_zeropage(int uffd, uint64_t start, uint64_t len)
 {
 	return mfill(uffd, UFFDIO_ZEROPAGE, start, len, 0);
+}
+
+/**
+ * uffdio_zeropage_run() - map the zero page over as much of [start, start+len) as it can, in
+ * order: the bytes mapped from @start in @done, which wakes no one past them
+ * Return: uffdio_zeropage()'s (0 when all of it is mapped).
+ */
+int uffdio_zeropage_run(int uffd, uint64_t start, uint64_t len, uint64_t *done)
+{
+	return mfill_done(uffd, UFFDIO_ZEROPAGE, start, len, 0, done);
 }
 
 /**

@@ -18,6 +18,7 @@ int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp);
 int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_zeropage(int uffd, uint64_t start, uint64_t len);
+int uffdio_zeropage_run(int uffd, uint64_t start, uint64_t len, uint64_t *done);
 int uffdio_poison(int uffd, uint64_t start, uint64_t len);
 int uffdio_resolve_zero(int uffd, uint64_t start, uint64_t len);
 int uffdio_resolve_continue(int uffd, uint64_t start, uint64_t len, bool wp);
