@@ -11,7 +11,9 @@
  * mincore() says is not in memory; every word is checked. Once with `upagerd --swap URI`, once
  * with a swap file under /var/tmp. The floor: the same number of 4 KiB nbd_pread() calls at
  * random offsets of the same server, one at a time, by a plain libnbd client (prefilled first).
- * Target: upager's p50 <= 1.3x the floor's.
+ * Each is taken free, then pinned: the faulting client and upagerd (or the plain client) on one
+ * CPU (--cpu), the server left free as a server elsewhere would be. Target: upager's p50 <=
+ * 1.3x the floor's, pinned.
  *
  * (b) Page-out throughput: the bytes upagerd wrote to the server over the child's write pass (the
  * store's bytes_out) divided by the pass's time, next to a plain libnbd writer that writes as many
@@ -57,14 +59,25 @@ enum side {
 	N_SIDES
 };
 
+enum pin {
+	FREE,
+	PINNED,
+	N_PINS
+};
+
+/* Page-in latencies, sorted. */
+struct samples {
+	uint32_t n, skipped;
+	float us[MAX_SAMPLES];
+};
+
 /* What a side measured, in shared memory: each runs in a child. */
 struct result {
 	bool done;
 	char error[200];
 	double write_ns; /* the write pass */
 	uint64_t bytes_out, pages_out; /* over the write pass */
-	uint32_t n, skipped;
-	float us[MAX_SAMPLES];
+	struct samples lat[N_PINS];
 };
 
 /* What the server's stats filter counted. */
@@ -77,12 +90,13 @@ static struct {
 	uint64_t budget, size;
 	size_t pages;
 	unsigned samples;
+	int cpu;
 	bool tcp;
 	const char *upagerd;
 	char dir[64], sock[128], pidfile[128], statsfile[128], uri[256], swap[128], port[16];
 	pid_t server;
 	struct result *res;
-	struct result *floor; /* its us and n only */
+	struct result *floor; /* its lat only */
 	double floor_write_ns;
 	uint64_t floor_bytes;
 	struct server_stats stats[N_SIDES + 1]; /* the upager sides', then the floor writer's */
@@ -270,15 +284,20 @@ static double floor_write(struct nbd_handle *h, uint64_t bytes)
 	return (double)(now_ns() - t0);
 }
 
-/* The floor: a plain client's 4 KiB reads of pages it wrote, one at a time, at random offsets. */
-static void floor_read(struct nbd_handle *h)
+/*
+ * The floor: a plain client's 4 KiB reads of pages it wrote, one at a time, at random offsets;
+ * pinned to conf.cpu for @k PINNED.
+ */
+static void floor_read(struct nbd_handle *h, enum pin k)
 {
-	struct result *r = conf.floor;
-	struct rng rng = { FLOOR_SEED };
+	struct samples *r = &conf.floor->lat[k];
+	struct rng rng = { FLOOR_SEED + k };
 	char *buf = malloc(PAGE);
 
 	if (!buf)
 		fatal("out of memory");
+	if (k == PINNED && pin_self(conf.cpu) < 0)
+		fatal("pinning to CPU %d: %s", conf.cpu, strerror(errno));
 	for (unsigned i = 0; i < conf.samples; i++) {
 		uint64_t off = rng_below(&rng, conf.size / WRITE_CHUNK) * WRITE_CHUNK +
 			       rng_below(&rng, WRITE_CHUNK / PAGE) * PAGE;
@@ -290,6 +309,8 @@ static void floor_read(struct nbd_handle *h)
 		if (!page_right(buf, off % WRITE_CHUNK))
 			fatal("libnbd: read wrong at %" PRIu64, off);
 	}
+	if (k == PINNED)
+		unpin_self();
 	free(buf);
 	r->n = conf.samples;
 	qsort(r->us, r->n, sizeof(float), cmp_float);
@@ -306,7 +327,8 @@ static void floor_side(void)
 	if (conf.floor_bytes < conf.size)
 		conf.floor_bytes = conf.size; /* the reads need the memory's size written */
 	conf.floor_write_ns = floor_write(h, conf.floor_bytes);
-	floor_read(h);
+	floor_read(h, FREE);
+	floor_read(h, PINNED);
 	client_close(h);
 	server_stop(&conf.stats[N_SIDES]);
 }
@@ -343,25 +365,38 @@ static void side_child(struct result *r)
 	}
 	r->bytes_out = s1.store_bytes_out - s0.store_bytes_out;
 	r->pages_out = s1.pages_out - s0.pages_out;
-	for (size_t i = 0; i < conf.pages / 2 && r->n < conf.samples; i++) {
-		char *page = p + (size_t)order[i] * PAGE;
-		unsigned char vec = 0;
-		uint64_t f0, f1;
+	for (size_t i = 0, k = FREE; k < N_PINS; k++) {
+		struct samples *l = &r->lat[k];
 
-		if (mincore(page, PAGE, &vec) == 0 && (vec & 1)) {
-			r->skipped++;
-			continue;
-		}
-		f0 = now_ns();
-		(void)*(volatile uint64_t *)page;
-		f1 = now_ns();
-		if (!page_right(page, (uint64_t)order[i] * PAGE)) {
-			snprintf(r->error, sizeof(r->error), "page %u read wrong", order[i]);
+		if (k == PINNED &&
+		    (pin_self(conf.cpu) < 0 || pin_process(daemon_pid(), conf.cpu) < 0)) {
+			snprintf(r->error, sizeof(r->error), "pinning to CPU %d: %s", conf.cpu,
+				 strerror(errno));
 			_exit(1);
 		}
-		r->us[r->n++] = (float)(f1 - f0) / 1e3f;
+		for (; i < conf.pages / 2 && l->n < conf.samples; i++) {
+			char *page = p + (size_t)order[i] * PAGE;
+			unsigned char vec = 0;
+			uint64_t f0, f1;
+
+			if (mincore(page, PAGE, &vec) == 0 && (vec & 1)) {
+				l->skipped++;
+				continue;
+			}
+			f0 = now_ns();
+			(void)*(volatile uint64_t *)page;
+			f1 = now_ns();
+			if (!page_right(page, (uint64_t)order[i] * PAGE)) {
+				snprintf(r->error, sizeof(r->error), "page %u read wrong",
+					 order[i]);
+				_exit(1);
+			}
+			l->us[l->n++] = (float)(f1 - f0) / 1e3f;
+		}
+		qsort(l->us, l->n, sizeof(float), cmp_float);
 	}
-	qsort(r->us, r->n, sizeof(float), cmp_float);
+	unpin_process(daemon_pid());
+	unpin_self();
 	upager_munmap(p, conf.size);
 	r->done = true;
 	_exit(0);
@@ -425,21 +460,33 @@ static void print_row(const char *name, double ours, double ref, const char *uni
 
 static void print_results(void)
 {
+	static const char *const pin_name[N_PINS] = { "free", "pinned" };
 	const struct result *n = &conf.res[SIDE_NBD], *f = &conf.res[SIDE_FILE], *fl = conf.floor;
-	double up50 = percentile(n->us, n->n, 50), fl50 = percentile(fl->us, fl->n, 50);
+	const struct samples *np = &n->lat[PINNED], *flp = &fl->lat[PINNED];
+	double up50 = percentile(np->us, np->n, 50), fl50 = percentile(flp->us, flp->n, 50);
 	double up_mbps = mbps(n->bytes_out, n->write_ns),
 	       fl_mbps = mbps(conf.floor_bytes, conf.floor_write_ns);
 	const struct server_stats *sn = &conf.stats[SIDE_NBD], *sf = &conf.stats[N_SIDES];
 	bool lat_ok = up50 <= 1.3 * fl50, rate_ok = up_mbps >= 0.8 * fl_mbps;
+	char name[64];
 
-	printf("\npage-in                                  p50 us   p99 us   samples (in memory, "
-	       "skipped)\n");
-	printf("%-40s %8.1f %8.1f   %u\n", "plain libnbd 4 KiB pread (the floor)", fl50,
-	       percentile(fl->us, fl->n, 99), fl->n);
-	printf("%-40s %8.1f %8.1f   %u (%u)\n", "upager fault, swap store on NBD", up50,
-	       percentile(n->us, n->n, 99), n->n, n->skipped);
-	printf("%-40s %8.1f %8.1f   %u (%u)\n", "upager fault, local swap file",
-	       percentile(f->us, f->n, 50), percentile(f->us, f->n, 99), f->n, f->skipped);
+	printf("\npage-in (pinned: on CPU %d)                       p50 us   p99 us   samples (in "
+	       "memory, skipped)\n",
+	       conf.cpu);
+	for (int k = 0; k < N_PINS; k++) {
+		const struct samples *a = &fl->lat[k], *b = &n->lat[k], *c = &f->lat[k];
+
+		snprintf(name, sizeof(name), "plain libnbd 4 KiB pread (the floor), %s",
+			 pin_name[k]);
+		printf("%-48s %8.1f %8.1f   %u\n", name, percentile(a->us, a->n, 50),
+		       percentile(a->us, a->n, 99), a->n);
+		snprintf(name, sizeof(name), "upager fault, swap store on NBD, %s", pin_name[k]);
+		printf("%-48s %8.1f %8.1f   %u (%u)\n", name, percentile(b->us, b->n, 50),
+		       percentile(b->us, b->n, 99), b->n, b->skipped);
+		snprintf(name, sizeof(name), "upager fault, local swap file, %s", pin_name[k]);
+		printf("%-48s %8.1f %8.1f   %u (%u)\n", name, percentile(c->us, c->n, 50),
+		       percentile(c->us, c->n, 99), c->n, c->skipped);
+	}
 	printf("\npage-out                                 MB/s     MiB     writes   mean write "
 	       "KiB\n");
 	printf("%-40s %8.1f %7.1f %10" PRIu64 " %8.1f\n", "plain libnbd writer, 256 KiB x 16",
@@ -452,11 +499,14 @@ static void print_results(void)
 	       mbps(f->bytes_out, f->write_ns), (double)f->bytes_out / MIB);
 	printf("\n%-40s %16s %16s %8s %8s  %s\n", "", "upager", "reference", "ratio", "target",
 	       "result");
-	print_row("fault from NBD / libnbd pread, p50", up50, fl50, "us", "<= 1.3x", lat_ok);
-	print_row("fault from NBD / libnbd pread, p99", percentile(n->us, n->n, 99),
-		  percentile(fl->us, fl->n, 99), "us", "-", true);
-	print_row("fault from NBD / from swap file, p50", up50, percentile(f->us, f->n, 50), "us",
-		  "-", true);
+	print_row("fault from NBD / libnbd pread, p50 pin", up50, fl50, "us", "<= 1.3x", lat_ok);
+	print_row("fault from NBD / libnbd pread, p99 pin", percentile(np->us, np->n, 99),
+		  percentile(flp->us, flp->n, 99), "us", "-", true);
+	print_row("fault from NBD / libnbd pread, p50 free",
+		  percentile(n->lat[FREE].us, n->lat[FREE].n, 50),
+		  percentile(fl->lat[FREE].us, fl->lat[FREE].n, 50), "us", "-", true);
+	print_row("fault from NBD / from swap file, p50 pin", up50,
+		  percentile(f->lat[PINNED].us, f->lat[PINNED].n, 50), "us", "-", true);
 	print_row("page-out to NBD / libnbd writer", up_mbps, fl_mbps, "MB/s", ">= 0.8x", rate_ok);
 	printf("\nnotes:\n  the upager sides wrote %.0f MiB of MAP_PRIVATE anonymous memory with "
 	       "--memory-max %.0f MiB: %" PRIu64 " pages out to NBD over the write pass, %" PRIu64
@@ -469,6 +519,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: " PROG " [--quick] [--tcp] [--upagerd PATH] [--budget SIZE] [--samples N]\n"
+		"       [--cpu N]\n"
 		"The swap store on an NBD server (an nbdkit of its own) next to a plain libnbd\n"
 		"client of the same server and to a local swap file: the latency of a fault that\n"
 		"reads a page back, and page-out throughput.\n\n"
@@ -478,18 +529,20 @@ static void usage(FILE *f)
 		"      --budget SIZE     upagerd --memory-max (default $UPAGER_BENCH_BUDGET or "
 		"64M);\n"
 		"                        the memory is 4x it\n"
-		"      --samples N       page-in latencies per side (default 4096)\n"
+		"      --samples N       page-in latencies per side, free and pinned each "
+		"(default\n"
+		"                        4096)\n"
+		"      --cpu N           the CPU of the pinned figures (default the last one)\n"
 		"Needs root; needs nbdkit.\n");
 }
 
 static void parse_args(int argc, char **argv)
 {
-	const char *budget = NULL, *samples = "4096";
+	const char *budget = NULL, *samples = "4096", *cpu = NULL;
 	bool quick;
 	const struct option_value opts[] = {
-		{ "--budget", &budget },
-		{ "--samples", &samples },
-		{ "--upagerd", &conf.upagerd },
+		{ "--budget", &budget }, { "--samples", &samples },
+		{ "--cpu", &cpu },	 { "--upagerd", &conf.upagerd },
 		{ NULL, NULL },
 	};
 
@@ -506,7 +559,8 @@ static void parse_args(int argc, char **argv)
 	conf.size = 4 * conf.budget;
 	conf.pages = conf.size / PAGE;
 	conf.samples = (unsigned)atoi(samples);
-	if (conf.pages < 2 || conf.pages > UINT32_MAX || conf.samples < 1 ||
+	conf.cpu = cpu ? atoi(cpu) : cpu_pick();
+	if (conf.pages < 4 || conf.pages > UINT32_MAX || conf.samples < 1 ||
 	    conf.samples > MAX_SAMPLES) {
 		fprintf(stderr, PROG ": the memory takes 2 to 2^32 pages, --samples 1 to %d\n",
 			MAX_SAMPLES);

@@ -2,10 +2,11 @@
 /*
  * The swap store on an NBD server that goes away: nbdkit's file plugin on a Unix socket (and once
  * on TCP loopback), so that what the export holds outlives a restart of the server (and the test
- * can change it under the daemon). A client writes shared anonymous memory four times the daemon's budget, so that most
- * of it is on the server, and reads it back while the server is stopped for a while, for good,
- * or gives back pages other than those written. On nbdkit's memory plugin with its log filter:
- * several connections where the server offers multi-conn, one where it does not.
+ * can change it under the daemon). A client writes shared anonymous memory four times the
+ * daemon's budget, so that most of it is on the server, and reads it back while the server is
+ * stopped for a while, for good, or gives back pages other than those written. On nbdkit's memory
+ * plugin with its log filter: several connections where the server offers multi-conn, one where
+ * it does not.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
