@@ -253,6 +253,8 @@ void events_on_uffd(uv_poll_t *h, int status, int events)
 	}
 	space_ref(s);
 	while (!s->dead) {
+		bool more = true;
+
 		/* What events_drain() read comes first: it was queued before what is queued now. */
 		if (s->queue_head == s->queue_len) {
 			int n = read_queue(s);
@@ -261,8 +263,13 @@ void events_on_uffd(uv_poll_t *h, int status, int events)
 				space_check_alive(s);
 			if (n <= 0)
 				break;
+			/* A read short of a batch emptied the descriptor: what comes later makes it
+			 * readable again, and the poll calls back (no read that finds nothing). */
+			more = n == UFFD_MSG_BATCH;
 		}
 		events_dispatch_queued(s);
+		if (!more)
+			break;
 	}
 	space_unref(s);
 }

@@ -446,18 +446,32 @@ static int ns_go(struct nbd_store *ns, struct nbd_op *op)
 	return 0;
 }
 
+/*
+ * A new libnbd handle, not connected. Simple replies: the store reads and writes whole pages and
+ * asks nothing else, and a simple reply to a read is two receives where a structured one is four.
+ */
+static struct nbd_handle *handle_new(void)
+{
+	struct nbd_handle *nbd = nbd_create();
+
+	if (!nbd)
+		return NULL;
+	nbd_set_handle_name(nbd, "upagerd");
+	/* The administrator's URI may name a TLS key file (tls-psk-file). */
+	nbd_set_uri_allow_local_file(nbd, true);
+	nbd_set_request_structured_replies(nbd, false);
+	return nbd;
+}
+
 /* Start an attempt to connect to the server; the poll and the timer follow it. */
 static int conn_dial(struct nbd_conn *c)
 {
 	struct nbd_store *ns = c->ns;
 	int ret = -ENOMEM;
 
-	c->nbd = nbd_create();
+	c->nbd = handle_new();
 	if (!c->nbd)
 		return nbd_errno();
-	nbd_set_handle_name(c->nbd, "upagerd");
-	/* The administrator's URI may name a TLS key file (tls-psk-file). */
-	nbd_set_uri_allow_local_file(c->nbd, true);
 	c->poll = malloc(sizeof(*c->poll));
 	if (c->poll && nbd_aio_connect_uri(c->nbd, ns->uri) < 0)
 		ret = nbd_errno();
@@ -826,12 +840,9 @@ static int ns_connect_wait(struct nbd_store *ns, uint64_t wait_ms)
 	int ret;
 
 	for (;;) {
-		nbd = ns->conn[0].nbd = nbd_create();
+		nbd = ns->conn[0].nbd = handle_new();
 		if (!nbd)
 			return nbd_errno();
-		nbd_set_handle_name(nbd, "upagerd");
-		/* The administrator's URI may name a TLS key file (tls-psk-file). */
-		nbd_set_uri_allow_local_file(nbd, true);
 		if (!nbd_supports_uri(nbd))
 			return -EPROTONOSUPPORT;
 		if (nbd_connect_uri(nbd, ns->uri) == 0)
