@@ -36,6 +36,21 @@ Test(crc32c, both_ways_agree_on_any_length_and_in_pieces)
 	}
 }
 
+/* Lengths of a page and more, which the instruction takes as three streams at once. */
+Test(crc32c, three_streams_agree_with_the_tables)
+{
+	static uint8_t buf[3 * 4096 + 13];
+
+	srand(11);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)rand();
+	for (size_t len = 4070; len < 4110; len++)
+		cr_assert_eq(crc32c(0, buf, len), crc32c_portable(0, buf, len), "length %zu", len);
+	for (size_t len = 8150; len < sizeof(buf); len += 997)
+		cr_assert_eq(crc32c(0x1234, buf + 1, len - 1),
+			     crc32c_portable(0x1234, buf + 1, len - 1), "length %zu", len);
+}
+
 Test(crc32c, one_bit_changes_it)
 {
 	uint8_t page[4096] = { 0 };
