@@ -6,9 +6,10 @@
  * with --tcp, on TCP loopback; a new one for each phase.
  *
  * (a) A fault that reads a paged-out page back. A child maps anonymous memory 4x upagerd's
- * --memory-max B (upager_mmap, MAP_PRIVATE), writes all of it in order, then reads pages of the
- * first half (paged out by then) in a random order, timing the first load of each page that
- * mincore() says is not in memory; every word is checked. Once with `upagerd --swap URI`, once
+ * --memory-max B (upager_mmap, MAP_PRIVATE), writes all of it in order, waits a second (the write
+ * pass's last page-outs end: right after it a page-in costs up to twice as much for some 100 ms),
+ * then reads pages of the first half (paged out by then) in a random order, timing the first load
+ * of each page that mincore() says is not in memory; every word is checked. Once with `upagerd --swap URI`, once
  * with a swap file under /var/tmp. The floor: the same number of 4 KiB nbd_pread() calls at
  * random offsets of the same server, one at a time, by a plain libnbd client (prefilled first).
  * Each is taken free, then pinned: the faulting client and upagerd (or the plain client) on one
@@ -365,6 +366,9 @@ static void side_child(struct result *r)
 	}
 	r->bytes_out = s1.store_bytes_out - s0.store_bytes_out;
 	r->pages_out = s1.pages_out - s0.pages_out;
+	/* The page-outs the write pass started end first: the page-ins are timed against a store
+	 * that is not busy writing. */
+	sleep_ms(1000);
 	for (size_t i = 0, k = FREE; k < N_PINS; k++) {
 		struct samples *l = &r->lat[k];
 
