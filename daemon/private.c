@@ -52,8 +52,7 @@
 #include "uffdio.h"
 
 #define SPARE_PARTS 4
-#define ZERO_AHEAD_AFTER_PAGES 256 /* a run written in order this long gets zero pages ahead */
-#define ZERO_AHEAD_MAX_PAGES 256 /* 1 MiB of them at most at once */
+#define ZERO_AHEAD_MAX_PAGES 256 /* 1 MiB of zeroes at most for a sequential first touch */
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 
 /* Private pages on their way out, one DROP's. */
@@ -273,15 +272,13 @@ static bool blank(const struct ptable *t, uint64_t a)
 }
 
 /*
- * How many pages from the blank page at @addr a first write maps zeroes over: 1 for a read, a
- * random touch, or the first ZERO_AHEAD_AFTER_PAGES pages of a run written in order; after that a
- * window that grows with the run from the read-ahead minimum up to ZERO_AHEAD_MAX_PAGES, within
- * the mapping, the room the budget has and the blank pages. A program that fills much new memory
- * in order then takes one round trip to the daemon per window rather than per page: its writes to
- * the zero pages are the kernel's own copy-on-write faults. One that writes a few pages, or
- * reads, has the pages it touched in memory and no others, as with the kernel (mincore(2)).
- * The run is r->ra_next (the page after it) and r->ra_window (its pages, a write fault each until
- * the threshold).
+ * How many pages from the blank page at @addr a first write maps zeroes over: 1 for a random
+ * touch or a read; for a sequential write (at the end of the last run zeroed) a window that
+ * doubles from the read-ahead minimum up to ZERO_AHEAD_MAX_PAGES, within the mapping, the room
+ * the budget has and the blank pages. A program that fills new memory in order then takes one
+ * round trip to the daemon per window rather than per page: its writes to the zero pages are the
+ * kernel's own copy-on-write faults. (A reader gets the page it touched only, as with the kernel:
+ * mincore(2) shows the pages touched and no others.)
  */
 static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, uint64_t flags)
 {
@@ -292,14 +289,13 @@ static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, ui
 		return 1;
 	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || addr != r->ra_next ||
 	    !cfg->readahead_max_pages) {
-		r->ra_window = 0; /* a new run, of this page */
+		r->ra_window = 0;
 		return 1;
 	}
-	if (r->ra_window < ZERO_AHEAD_AFTER_PAGES)
-		return 1;
-	n = MAX(r->ra_window - ZERO_AHEAD_AFTER_PAGES, MAX(cfg->readahead_min_pages, 1));
-	n = MIN(MIN(n, ZERO_AHEAD_MAX_PAGES), cfg->readahead_max_pages);
-	n = MIN(n, (region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
+	r->ra_window = r->ra_window ? MIN(r->ra_window * 2, ZERO_AHEAD_MAX_PAGES)
+				    : MIN(MAX(cfg->readahead_min_pages, 1), ZERO_AHEAD_MAX_PAGES);
+	n = MIN(MIN(r->ra_window, cfg->readahead_max_pages),
+		(region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
 	n = MIN(n, cache_room_pages(&s->d->cache));
 	for (k = 1; k < n && blank(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT)); k++)
 		;
@@ -335,11 +331,8 @@ static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 		set_present(&s->d->cache, t, ch, ptable_index(ch, a), true);
 		ch->used |= 1ULL << ptable_index(ch, a);
 	}
-	if (r && done) {
+	if (r && done)
 		r->ra_next = addr + done;
-		r->ra_window = (uint32_t)MIN(r->ra_window + (done >> UPAGER_PAGE_SHIFT),
-					     ZERO_AHEAD_AFTER_PAGES + ZERO_AHEAD_MAX_PAGES);
-	}
 }
 
 /* The fault at @addr, read at @t0, is served (or will be woken by what serves another). */
