@@ -260,7 +260,6 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
 	return 0;
 }
 
-/* Map the zero page at @addr: a first touch, or a page that went out all zeroes. */
 /* Whether the page at @a of @t is in neither memory nor the store, nor on its way in or out. */
 static bool blank(const struct ptable *t, uint64_t a)
 {
@@ -303,8 +302,9 @@ static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, ui
 }
 
 /*
- * A first touch of the blank page at @addr (@flags: the fault's): zeroes there, and for a
- * sequential writer over the window after it. The pages are in memory and used from now on.
+ * A touch of the blank page at @addr (@flags: the fault's), a first one or of a page that went
+ * out all zeroes: the zero page there, and for a sequential writer over the window after it. The
+ * pages are in memory and used from now on.
  */
 static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 {
