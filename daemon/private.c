@@ -52,7 +52,8 @@
 #include "uffdio.h"
 
 #define SPARE_PARTS 4
-#define ZERO_AHEAD_MAX_PAGES 256 /* 1 MiB of zeroes at most for a sequential first touch */
+#define ZERO_AHEAD_AFTER_PAGES 256 /* a run written in order this long gets zero pages ahead */
+#define ZERO_AHEAD_MAX_PAGES 256 /* 1 MiB of them at most at once */
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 
 /* Private pages on their way out, one DROP's. */
@@ -271,13 +272,15 @@ static bool blank(const struct ptable *t, uint64_t a)
 }
 
 /*
- * How many pages from the blank page at @addr a first write maps zeroes over: 1 for a random
- * touch or a read; for a sequential write (at the end of the last run zeroed) a window that
- * doubles from the read-ahead minimum up to ZERO_AHEAD_MAX_PAGES, within the mapping, the room
- * the budget has and the blank pages. A program that fills new memory in order then takes one
- * round trip to the daemon per window rather than per page: its writes to the zero pages are the
- * kernel's own copy-on-write faults. (A reader gets the page it touched only, as with the kernel:
- * mincore(2) shows the pages touched and no others.)
+ * How many pages from the blank page at @addr a first write maps zeroes over: 1 for a read, a
+ * random touch, or the first ZERO_AHEAD_AFTER_PAGES pages of a run written in order; after that a
+ * window that grows with the run from the read-ahead minimum up to ZERO_AHEAD_MAX_PAGES, within
+ * the mapping, the room the budget has and the blank pages. A program that fills much new memory
+ * in order then takes one round trip to the daemon per window rather than per page: its writes to
+ * the zero pages are the kernel's own copy-on-write faults. One that writes a few pages, or
+ * reads, has the pages it touched in memory and no others, as with the kernel (mincore(2)).
+ * The run is r->ra_next (the page after it) and r->ra_window (its pages, a write fault each until
+ * the threshold).
  */
 static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, uint64_t flags)
 {
@@ -288,13 +291,14 @@ static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, ui
 		return 1;
 	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || addr != r->ra_next ||
 	    !cfg->readahead_max_pages) {
-		r->ra_window = 0;
+		r->ra_window = 0; /* a new run, of this page */
 		return 1;
 	}
-	r->ra_window = r->ra_window ? MIN(r->ra_window * 2, ZERO_AHEAD_MAX_PAGES)
-				    : MIN(MAX(cfg->readahead_min_pages, 1), ZERO_AHEAD_MAX_PAGES);
-	n = MIN(MIN(r->ra_window, cfg->readahead_max_pages),
-		(region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
+	if (r->ra_window < ZERO_AHEAD_AFTER_PAGES)
+		return 1;
+	n = MAX(r->ra_window - ZERO_AHEAD_AFTER_PAGES, MAX(cfg->readahead_min_pages, 1));
+	n = MIN(MIN(n, ZERO_AHEAD_MAX_PAGES), cfg->readahead_max_pages);
+	n = MIN(n, (region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
 	n = MIN(n, cache_room_pages(&s->d->cache));
 	for (k = 1; k < n && blank(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT)); k++)
 		;
@@ -303,22 +307,22 @@ static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, ui
 
 /*
  * A touch of the blank page at @addr (@flags: the fault's), a first one or of a page that went
- * out all zeroes: the zero page there, and for a sequential writer over the window after it. The
- * pages are in memory and used from now on.
+ * out all zeroes: the zero page there, and for a long run written in order over the window after
+ * it. The pages are in memory and used from now on.
  */
 static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 {
 	struct region *r = region_find(&s->regions, addr);
 	uint64_t n = zero_window(s, r, addr, flags), done = 0;
 	struct ptable *t = &s->priv.table;
-	int ret = -EINVAL;
 
 	/* The window may cross a VMA of the client (mprotect() split it): then the pages up to
-	 * there, or the one page faulted on. */
+	 * there (done), or the one page faulted on. */
 	if (n > 1)
-		ret = uffdio_zeropage_run(s->uffd, addr, n << UPAGER_PAGE_SHIFT, &done);
+		(void)uffdio_zeropage_run(s->uffd, addr, n << UPAGER_PAGE_SHIFT, &done);
 	if (done == 0) {
-		ret = uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
+		int ret = uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
+
 		/* -EEXIST: the page was in the client already, in memory all the same. */
 		if (ret == 0 || ret == -EEXIST)
 			done = UPAGER_PAGE_SIZE;
@@ -331,8 +335,11 @@ static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 		set_present(&s->d->cache, t, ch, ptable_index(ch, a), true);
 		ch->used |= 1ULL << ptable_index(ch, a);
 	}
-	if (r && done)
+	if (r && done) {
 		r->ra_next = addr + done;
+		r->ra_window = (uint32_t)MIN(r->ra_window + (done >> UPAGER_PAGE_SHIFT),
+					     ZERO_AHEAD_AFTER_PAGES + ZERO_AHEAD_MAX_PAGES);
+	}
 }
 
 /* The fault at @addr, read at @t0, is served (or will be woken by what serves another). */
@@ -612,8 +619,13 @@ static bool set_present_in_client(struct space *s, const struct page_set *ps)
 	return all;
 }
 
-/* Serve the touches that waited for room, while there is room or nothing more is leaving. */
-static void serve_waits(struct daemon *d)
+/**
+ * private_serve_waits() - serve the touches of private pages that waited for room, while there is
+ * room or nothing more is leaving
+ * @d: the daemon; called where no fault is half done, before the budget's balance is worked out
+ * (what these touches bring in counts in it)
+ */
+void private_serve_waits(struct daemon *d)
 {
 	struct cache *c = &d->cache;
 	struct space *s;
@@ -1119,7 +1131,8 @@ static uint64_t sweep_users_over(struct daemon *d, struct users_over *over, uint
  * private_balance() - send private anonymous pages out, their share of what the budget wants
  * to go: the pages of users over their share first, then as many of the pages over the budget
  * as private pages are of the pages in memory
- * @d: the daemon; called where no fault is half done, before the cache's own balance
+ * @d: the daemon; called where no fault is half done, after private_serve_waits() and
+ * shares_over(), before the cache's own balance
  * @over: the users over their share (share.c), what they are over taken off as they give; or NULL
  */
 void private_balance(struct daemon *d, struct users_over *over)
@@ -1128,7 +1141,6 @@ void private_balance(struct daemon *d, struct users_over *over)
 	uint64_t use, low, want, scan;
 	struct space *s;
 
-	serve_waits(d);
 	if (!c->private_out || !c->private_pages || !cache_must_page_out(c))
 		return;
 	use = cache_use(c);
