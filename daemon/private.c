@@ -261,21 +261,11 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
 	return 0;
 }
 
-/* Whether the page at @a of @t is in neither memory nor the store, nor on its way in or out. */
-static bool blank(const struct ptable *t, uint64_t a)
-{
-	const struct ptable_chunk *ch = ptable_find(t, a);
-	unsigned i = ch ? ptable_index(ch, a) : 0;
-
-	return !ch || !(ptable_bit(ch->present, i) || ptable_bit(ch->leaving, i) ||
-			ptable_bit(ch->reading, i) || ptable_slot(ch, i) >= 0);
-}
-
 /*
- * How many pages from the blank page at @addr a first write maps zeroes over: 1 for a read, a
+ * How many pages from the empty page at @addr a first write maps zeroes over: 1 for a read, a
  * random touch, or the first ZERO_AHEAD_AFTER_PAGES pages of a run written in order; after that a
  * window that grows with the run from the read-ahead minimum up to ZERO_AHEAD_MAX_PAGES, within
- * the mapping, the room the budget has and the blank pages. A program that fills much new memory
+ * the mapping, the room the budget has and the empty pages (ptable_page_empty()). A program that fills much new memory
  * in order then takes one round trip to the daemon per window rather than per page: its writes to
  * the zero pages are the kernel's own copy-on-write faults. One that writes a few pages, or
  * reads, has the pages it touched in memory and no others, as with the kernel (mincore(2)).
@@ -300,13 +290,14 @@ static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, ui
 	n = MIN(MIN(n, ZERO_AHEAD_MAX_PAGES), cfg->readahead_max_pages);
 	n = MIN(n, (region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
 	n = MIN(n, cache_room_pages(&s->d->cache));
-	for (k = 1; k < n && blank(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT)); k++)
+	for (k = 1; k < n && ptable_page_empty(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT));
+	     k++)
 		;
 	return k;
 }
 
 /*
- * A touch of the blank page at @addr (@flags: the fault's), a first one or of a page that went
+ * A touch of the empty page at @addr (@flags: the fault's), a first one or of a page that went
  * out all zeroes: the zero page there, and for a long run written in order over the window after
  * it. The pages are in memory and used from now on.
  */

@@ -67,6 +67,19 @@ struct ptable_chunk *ptable_get(struct ptable *t, uint64_t addr)
 }
 
 /**
+ * ptable_page_empty() - whether the page at @addr is in none of the states of @t: not in memory,
+ * leaving, being read back or out (a touch finds nothing there: zeroes)
+ */
+bool ptable_page_empty(const struct ptable *t, uint64_t addr)
+{
+	const struct ptable_chunk *ch = ptable_find(t, addr);
+	unsigned i = ch ? ptable_index(ch, addr) : 0;
+
+	return !ch ||
+	       !(ptable_bit(ch->present | ch->leaving | ch->reading, i) || ptable_slot(ch, i) >= 0);
+}
+
+/**
  * ptable_drop_if_empty() - free @ch if none of its pages is in memory, leaving, being read or
  * out (the used bits alone do not keep it)
  */

@@ -56,6 +56,7 @@ struct ptable_chunk *ptable_from(const struct ptable *t, uint64_t addr);
 struct ptable_chunk *ptable_next(const struct ptable *t, const struct ptable_chunk *ch);
 struct ptable_chunk *ptable_find(const struct ptable *t, uint64_t addr);
 struct ptable_chunk *ptable_get(struct ptable *t, uint64_t addr);
+bool ptable_page_empty(const struct ptable *t, uint64_t addr);
 void ptable_drop_if_empty(struct ptable *t, struct ptable_chunk *ch);
 bool ptable_set_present(struct ptable *t, struct ptable_chunk *ch, unsigned i, bool on);
 bool ptable_set_leaving(struct ptable *t, struct ptable_chunk *ch, unsigned i, bool on);

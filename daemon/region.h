@@ -41,7 +41,9 @@ struct region {
 	uint64_t pages_populated;
 	uint64_t pages_read, bytes_read; /* reads this mapping's faults started */
 	uint64_t latency_sum_ns, latency_max_ns;
-	/* Sequential read-ahead: the object page a sequential reader touches next, and the window. */
+	/* Sequential read-ahead: the object page a sequential reader touches next, and the window.
+	 * In a private anonymous mapping (private.c): the address after the last run of pages
+	 * zeroed for a writer in order, and the pages of that run. */
 	uint64_t ra_next;
 	uint32_t ra_window;
 	/* The same for a sequential writer of pages that came in write-protected (fault.c). */

@@ -98,6 +98,17 @@ static void exec_filtered(void)
 	_exit(127);
 }
 
+/* nbdkit with @plugin and its @arg, on TCP loopback for a TCP server, else on the Unix socket. */
+static void exec_nbdkit(const char *plugin, const char *arg)
+{
+	if (server_kind == NBD_SERVER_TCP)
+		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-i",
+		       "127.0.0.1", "-p", port, plugin, arg, (char *)NULL);
+	else
+		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",
+		       socket_path, plugin, arg, (char *)NULL);
+}
+
 /* The server, in the child: nbdkit's memory plugin, or qemu-nbd on the qcow2 file. */
 static void exec_server(void)
 {
@@ -108,20 +119,12 @@ static void exec_server(void)
 	snprintf(psk, sizeof(psk), "--tls-psk=%s", psk_path);
 	if (filters)
 		exec_filtered();
-	if (backing && server_kind == NBD_SERVER_TCP)
-		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-i",
-		       "127.0.0.1", "-p", port, "file", backing, (char *)NULL);
 	if (backing)
-		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",
-		       socket_path, "file", backing, (char *)NULL);
+		exec_nbdkit("file", backing);
 	switch (server_kind) {
 	case NBD_SERVER_UNIX:
-		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",
-		       socket_path, "memory", "1G", (char *)NULL);
-		break;
 	case NBD_SERVER_TCP:
-		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-i",
-		       "127.0.0.1", "-p", port, "memory", "1G", (char *)NULL);
+		exec_nbdkit("memory", "1G");
 		break;
 	case NBD_SERVER_TLS:
 		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-P", pid_path, "-U",

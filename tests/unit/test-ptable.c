@@ -181,6 +181,29 @@ Test(ptable, pages_set_present_are_counted_once)
 	cr_assert_eq(total_freed(), 0);
 }
 
+/* A page is empty only in none of the states: in memory, leaving, being read back or out. */
+Test(ptable, a_page_in_no_state_is_empty)
+{
+	struct ptable t = { 0 };
+	struct ptable_chunk *ch;
+
+	cr_assert(ptable_page_empty(&t, BASE), "no chunk at all");
+	set_page(&t, BASE + P, (struct page){ .present = true, .slot = -1 });
+	set_page(&t, BASE + 2 * P, (struct page){ .present = true, .leaving = true, .slot = -1 });
+	set_page(&t, BASE + 3 * P, (struct page){ .reading = true, .slot = -1 });
+	set_page(&t, BASE + 4 * P, (struct page){ .slot = 7 });
+	set_page(&t, BASE + 5 * P, (struct page){ .used = true, .slot = -1 });
+	cr_assert(ptable_page_empty(&t, BASE), "a page of a chunk that has others");
+	for (uint64_t k = 1; k <= 4; k++)
+		cr_assert_not(ptable_page_empty(&t, BASE + k * P), "page %llu",
+			      (unsigned long long)k);
+	cr_assert(ptable_page_empty(&t, BASE + 5 * P), "the used bit alone");
+	ch = ptable_find(&t, BASE);
+	ch->reading = 0;
+	forget_all(&t);
+	cr_assert_eq(total_freed(), 1);
+}
+
 Test(ptable, forget_frees_exactly_the_slots_of_its_range_and_clears_its_bits)
 {
 	struct ptable t = { 0 };
