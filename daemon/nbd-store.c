@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +81,7 @@ int nbd_store_tables_fd(struct store *st)
 #define BACKOFF_MAX_MS 1000 /* attempts double their interval up to this */
 #define CONNECT_MS 5000 /* the longest one attempt may take */
 #define NBD_CONNS_MAX 16 /* the most connections (--swap-connections) */
+#define NBD_SNDBUF (4 << 20) /* a Unix socket's send buffer: several page-outs at once */
 
 struct nbd_store;
 
@@ -463,6 +465,24 @@ static struct nbd_handle *handle_new(void)
 	return nbd;
 }
 
+/*
+ * A connection on a Unix socket asks for a send buffer of several page-outs: through the default
+ * (208 KiB) a write of 1 MiB goes in many turns of the loop, each waiting for the server to read,
+ * and page-outs ran at half the speed. SO_SNDBUFFORCE passes net.core.wmem_max where the daemon
+ * may (CAP_NET_ADMIN), else SO_SNDBUF gives twice that at most. TCP tunes its own buffers, and
+ * fixing them would stop that.
+ */
+static void conn_tune(struct nbd_handle *nbd)
+{
+	int fd = (int)nbd_aio_get_fd(nbd), size = NBD_SNDBUF, domain = 0;
+	socklen_t len = sizeof(domain);
+
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 /* Start an attempt to connect to the server; the poll and the timer follow it. */
 static int conn_dial(struct nbd_conn *c)
 {
@@ -565,6 +585,7 @@ static void conn_connected(struct nbd_conn *c)
 		ns->info.reconnects++;
 	}
 	c->up = true;
+	conn_tune(c->nbd);
 	ns->away = false;
 	ns->trim = nbd_can_trim(c->nbd) == 1;
 	list_splice_init(&ns->waiting, &ready);
@@ -969,6 +990,7 @@ int nbd_store_open(uv_loop_t *loop, const char *uri, const struct nbd_store_opts
 		ns->nconn = MAX(1U, MIN(opts->connections, (unsigned)NBD_CONNS_MAX));
 	c->poll->data = c;
 	c->up = true;
+	conn_tune(c->nbd);
 	for (unsigned i = 0; i < ns->nconn; i++) {
 		ns->conn[i].ns = ns;
 		uv_timer_init(loop, &ns->conn[i].retry);
