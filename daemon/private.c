@@ -55,6 +55,7 @@
 #define ZERO_AHEAD_AFTER_PAGES 256 /* a run written in order this long gets zero pages ahead */
 #define ZERO_AHEAD_MAX_PAGES 256 /* 1 MiB of them at most at once */
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
+#define IN_AHEAD_MAX_PAGES 64 /* a page-in of a run read in order: 256 KiB at most at once */
 
 /* Private pages on their way out, one DROP's. */
 struct page_out {
@@ -340,79 +341,167 @@ static bool served(struct space *s, uint64_t addr, uint64_t t0)
 	return true;
 }
 
+/* A page-in: the page faulted on, and the pages read ahead after it from the slots that follow. */
 struct page_in {
 	struct space *s; /* a reference */
-	uint64_t addr;
+	uint64_t addr, pages, slot, flags;
 	void *buf;
-	bool keep; /* it keeps its slot, write-protected: a read fault, the store less than half full */
+	bool keep; /* the first keeps its slot, write-protected: a read fault, the store under half full */
+	bool keep_ahead; /* the others do: the store under half full */
 	uint64_t t0; /* when the fault was read */
 };
+
+/* Page @k of @pi is read (@res: the read's result): mapped in the client, unless it left the
+ * table meanwhile (unmapped, moved, forgotten). Return: whether it was still being read. */
+static bool page_in_one(struct page_in *pi, uint64_t k, int res)
+{
+	struct space *s = pi->s;
+	struct cache *c = &s->d->cache;
+	struct ptable *t = &s->priv.table;
+	uint64_t addr = pi->addr + (k << UPAGER_PAGE_SHIFT);
+	struct ptable_chunk *ch = ptable_find(t, addr);
+	unsigned i = ch ? ptable_index(ch, addr) : 0;
+	bool keep = k ? pi->keep_ahead : pi->keep;
+	int ret;
+
+	if (!ch || !ptable_bit(ch->reading, i))
+		return false;
+	ch->reading &= ~(1ULL << i);
+	if (res < 0) {
+		log_limited(LOG_WARNING, "pid %d: reading a page back from the swap store: %s",
+			    (int)s->pid, strerror(-res));
+		/* A page read ahead stays out: a touch that waited for it faults again. */
+		if (k == 0)
+			uffdio_sigbus(s->uffd, addr, s->pid);
+		else
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+		ptable_drop_if_empty(t, ch);
+		return true;
+	}
+	/* A page read keeps its slot and comes back write-protected: unwritten, it can go out
+	 * again without a write. */
+	ret = uffdio_copy(s->uffd, addr, (char *)pi->buf + (k << UPAGER_PAGE_SHIFT),
+			  UPAGER_PAGE_SIZE, keep);
+	if (ret == 0 || ret == -EEXIST) {
+		if (!keep || ret == -EEXIST)
+			ptable_clear_slot(t, c->store, ch, i);
+		set_present(c, t, ch, i, true);
+		/* A page read ahead and never touched goes first. */
+		if (k == 0)
+			ch->used |= 1ULL << i;
+		c->stats.pages_in++;
+		c->stats.refaults += k == 0;
+	} else if (ret != -ESRCH) {
+		log_limited(LOG_WARNING, "pid %d: mapping a page read back: %s", (int)s->pid,
+			    strerror(-ret));
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	}
+	ptable_drop_if_empty(t, ch);
+	return true;
+}
+
+static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64_t slot,
+		    uint64_t flags, uint64_t t0, bool ahead);
 
 static void page_in_done(void *userdata, int res)
 {
 	struct page_in *pi = userdata;
 	struct space *s = pi->s;
-	struct cache *c = &s->d->cache;
-	struct ptable *t = &s->priv.table;
-	struct ptable_chunk *ch = s->dead ? NULL : ptable_find(t, pi->addr);
+	struct ptable_chunk *ch = s->dead ? NULL : ptable_find(&s->priv.table, pi->addr);
 	unsigned i = ch ? ptable_index(ch, pi->addr) : 0;
 
-	/* Not reading any more: the range was unmapped or moved meanwhile, and its slot with it. */
-	if (ch && ptable_bit(ch->reading, i)) {
+	/* A read of several pages that failed (one page bad is enough): the page faulted on is read
+	 * again alone, so that only a bad page of its own gets SIGBUS. */
+	if (res < 0 && pi->pages > 1 && ch && ptable_bit(ch->reading, i)) {
 		ch->reading &= ~(1ULL << i);
-		if (res < 0) {
-			log_limited(LOG_WARNING,
-				    "pid %d: reading a page back from the swap store: %s",
-				    (int)s->pid, strerror(-res));
-			uffdio_sigbus(s->uffd, pi->addr, s->pid);
-		} else {
-			/* A page read keeps its slot and comes back write-protected: unwritten, it
-			 * can go out again without a write. */
-			int ret =
-				uffdio_copy(s->uffd, pi->addr, pi->buf, UPAGER_PAGE_SIZE, pi->keep);
-
-			if (ret == 0 || ret == -EEXIST) {
-				if (!pi->keep || ret == -EEXIST)
-					ptable_clear_slot(t, c->store, ch, i);
-				set_present(c, t, ch, i, true);
-				ch->used |= 1ULL << i;
-				c->stats.pages_in++;
-				c->stats.refaults++;
-			} else if (ret != -ESRCH) {
-				log_limited(LOG_WARNING, "pid %d: mapping a page read back: %s",
-					    (int)s->pid, strerror(-ret));
-				uffdio_wake(s->uffd, pi->addr, UPAGER_PAGE_SIZE);
-			}
-		}
-		ptable_drop_if_empty(t, ch);
+		page_in(s, ch, i, pi->slot, pi->flags, pi->t0, false);
+	} else if (!s->dead && page_in_one(pi, 0, res))
 		served(s, pi->addr, pi->t0);
-	}
+	for (uint64_t k = 1; !s->dead && k < pi->pages; k++)
+		page_in_one(pi, k, res);
 	free(pi->buf);
 	space_unref(s);
 	free(pi);
 }
 
-/* Read page @i of @ch back from the store for a fault (its @flags, read at @t0), which waits. */
+/*
+ * How many pages from @addr (out, in @slot) a page-in reads: 1, or for a run read back in order
+ * (the page after the last page-in or zero-in run of @r) twice the run so far, from the read-ahead
+ * minimum up to IN_AHEAD_MAX_PAGES, within the mapping and the room the budget has, over the pages
+ * that follow in the next slots (as a page-out of pages in order left them). The run is
+ * r->ra_next and r->ra_window, as for zero windows.
+ */
+static uint64_t in_window(struct space *s, struct region *r, uint64_t addr, uint64_t slot)
+{
+	const struct daemon_config *cfg = &s->d->config;
+	struct ptable *t = &s->priv.table;
+	uint64_t n, k;
+
+	if (!r || addr != r->ra_next || !r->ra_window || !cfg->readahead_max_pages)
+		return 1;
+	n = MAX(2 * (uint64_t)r->ra_window, (uint64_t)cfg->readahead_min_pages);
+	n = MIN(MIN(n, (uint64_t)IN_AHEAD_MAX_PAGES), (uint64_t)cfg->readahead_max_pages);
+	n = MIN(n, (region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
+	n = MIN(n, cache_room_pages(&s->d->cache));
+	for (k = 1; k < n; k++) {
+		uint64_t a = addr + (k << UPAGER_PAGE_SHIFT);
+		struct ptable_chunk *ch = ptable_find(t, a);
+		unsigned i = ch ? ptable_index(ch, a) : 0;
+
+		if (!ch || ptable_bit(ch->present, i) || ptable_bit(ch->leaving, i) ||
+		    ptable_bit(ch->reading, i) || ptable_slot(ch, i) != (int64_t)(slot + k))
+			break;
+	}
+	return k;
+}
+
+/* The page at @a, in the table (in_window() found it), is being read back, or no longer. */
+static void set_reading(struct ptable *t, uint64_t a, bool on)
+{
+	struct ptable_chunk *ch = ptable_find(t, a);
+	uint64_t bit = 1ULL << ptable_index(ch, a);
+
+	ch->reading = on ? ch->reading | bit : ch->reading & ~bit;
+}
+
+/* Read page @i of @ch back from the store for a fault (its @flags, read at @t0), which waits, and
+ * if @ahead the pages after it that in_window() finds. */
 static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64_t slot,
-		    uint64_t flags, uint64_t t0)
+		    uint64_t flags, uint64_t t0, bool ahead)
 {
 	struct cache *c = &s->d->cache;
 	uint64_t addr = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+	struct region *r = region_find(&s->regions, addr);
+	uint64_t n = ahead ? in_window(s, r, addr, slot) : 1;
 	struct page_in *pi = calloc(1, sizeof(*pi));
 	int ret = -ENOMEM;
 
 	if (pi)
-		pi->buf = aligned_alloc(UPAGER_PAGE_SIZE, UPAGER_PAGE_SIZE);
+		pi->buf = aligned_alloc(UPAGER_PAGE_SIZE, n << UPAGER_PAGE_SHIFT);
 	if (pi && pi->buf) {
 		pi->s = space_ref(s);
 		pi->addr = addr;
+		pi->pages = n;
+		pi->slot = slot;
+		pi->flags = flags;
 		pi->t0 = t0;
-		pi->keep = !(flags & UFFD_PAGEFAULT_FLAG_WRITE) && c->swap_used * 2 < c->swap_pages;
-		ch->reading |= 1ULL << i;
-		ret = store_read(c->store, slot, pi->buf, 1, page_in_done, pi);
-		if (ret == 0)
+		pi->keep_ahead = c->swap_used * 2 < c->swap_pages;
+		pi->keep = !(flags & UFFD_PAGEFAULT_FLAG_WRITE) && pi->keep_ahead;
+		for (uint64_t k = 0; k < n; k++)
+			set_reading(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT), true);
+		ret = store_read(c->store, slot, pi->buf, n, page_in_done, pi);
+		if (ret == 0) {
+			if (r) {
+				r->ra_window = addr == r->ra_next ? r->ra_window : 0;
+				r->ra_next = addr + (n << UPAGER_PAGE_SHIFT);
+				r->ra_window = (uint32_t)MIN(r->ra_window + n,
+							     ZERO_AHEAD_AFTER_PAGES +
+								     ZERO_AHEAD_MAX_PAGES);
+			}
 			return;
-		ch->reading &= ~(1ULL << i);
+		}
+		for (uint64_t k = 0; k < n; k++)
+			set_reading(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT), false);
 		space_unref(s);
 	}
 	if (pi)
@@ -491,7 +580,7 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	    wait_push(&s->priv.waits, &s->priv.n_waits, addr, flags, t0))
 		return true;
 	if (slot >= 0 && c->store) {
-		page_in(s, ch, i, (uint64_t)slot, flags, t0);
+		page_in(s, ch, i, (uint64_t)slot, flags, t0, true);
 		return true;
 	}
 	zero_in(s, addr, flags);

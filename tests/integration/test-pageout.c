@@ -590,6 +590,37 @@ Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_
 		     (unsigned long long)before.u.stats_reply.swap_used_bytes);
 }
 
+/*
+ * Private pages paged out in order and read back in order come back a window at a time: the fault
+ * on a page reads the pages after it from the slots that follow, as the kernel's swap read-ahead
+ * does, not one fault a page; every word is right. Without it: a fault for each page out.
+ */
+Test(pageout, private_pages_read_back_in_order_come_a_window_at_a_time)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p, out = 0;
+	struct region_info before, after;
+
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	for (uint64_t i = 0; i < pages; i++)
+		for (uint64_t k = 0; k < PAGE / 8; k += 64)
+			p[i * PAGE / 8 + k] = anon_word(i, 6) + k;
+	for (uint64_t i = 0; i < pages; i++)
+		out += !page_present(p + i * PAGE / 8);
+	cr_assert_geq(out, (WORKLOAD - 2 * BUDGET) / PAGE, "%llu pages out",
+		      (unsigned long long)out);
+	cr_assert(harness_region(getpid(), p, &before));
+	for (uint64_t i = 0; i < pages; i++)
+		for (uint64_t k = 0; k < PAGE / 8; k += 64)
+			cr_assert_eq(p[i * PAGE / 8 + k], anon_word(i, 6) + k,
+				     "page %llu, word %llu", (unsigned long long)i,
+				     (unsigned long long)k);
+	cr_assert(harness_region(getpid(), p, &after));
+	cr_assert_lt(after.faults - before.faults, out / 8, "%llu faults to read %llu pages back",
+		     (unsigned long long)(after.faults - before.faults), (unsigned long long)out);
+	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
+}
+
 /* MADV_DONTNEED of private pages in the swap store frees their slots; they read zeroes after. */
 Test(pageout, madv_dontneed_frees_the_swap_slots_of_private_pages)
 {
