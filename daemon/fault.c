@@ -31,6 +31,7 @@
 #include "view-copy.h"
 #include "view.h"
 #include "worker.h"
+#include "zero-ahead.h"
 
 /*
  * Map the ready page at addr and, for a sequential reader, the ready pages after it up to its
@@ -145,22 +146,34 @@ static uint64_t write_window(struct region *r, uint64_t p)
 
 /*
  * A page of a shared anonymous object that no one has made yet: zeroed through the faulting
- * client's mapping (fill_anon_into()), so that the client's memory cgroup pays for it. Only that
- * page: as with the kernel, the object has the pages touched and no others (mincore(2) shows
- * them). Return: whether the fault is served.
+ * client's mapping (fill_anon_into()), so that the client's memory cgroup pays for it. That page,
+ * and for a write at the end of a long run written in order the window of zero-ahead.h over the
+ * pages not made yet, within the mapping and the room the budget has: as with the kernel, a
+ * program that touches a few pages has those in the object and no others (mincore(2)). The run
+ * is r->ra_next (the object page after it) and r->zero_run. Return: whether the fault is served.
  */
-static bool anon_zero(struct space *s, struct region *r, uint64_t addr, uint64_t p)
+static bool anon_zero(struct space *s, struct region *r, uint64_t addr, uint64_t p, bool write)
 {
 	struct object *o = r->obj;
-	int ret;
+	uint64_t end = MIN((r->offset + r->length) >> UPAGER_PAGE_SHIFT, object_pages(o));
+	uint64_t n = 1, k;
+	int made;
 
 	if (o->kind != OBJECT_ANON || !r->shared || !list_empty(&o->views) ||
 	    !object_page_blank(o, p) || !cache_room(o->c, 1))
 		return false;
-	ret = fill_anon_into(o, s->uffd, addr, p, 1, r->may_write);
-	if (ret < 0 && ret != -ESRCH)
+	if (!write || p != r->ra_next)
+		r->zero_run = 0; /* a new run, of this page */
+	else
+		n = MIN(MIN(zero_ahead_window(&s->d->config, r->zero_run), end - p),
+			cache_room_pages(o->c));
+	for (k = 1; k < n && object_page_blank(o, p + k); k++)
+		;
+	made = fill_anon_into(o, s->uffd, addr, p, k, r->may_write);
+	if (made < 0 && made != -ESRCH)
 		return false; /* made meanwhile by another client: as any other page */
-	r->ra_next = p + 1;
+	r->ra_next = p + (made > 0 ? (uint64_t)made : 1);
+	r->zero_run = zero_ahead_run(r->zero_run, made > 0 ? (uint64_t)made : 1);
 	return true;
 }
 
@@ -216,7 +229,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		return;
 	}
 
-	if (anon_zero(s, r, addr, p)) {
+	if (anon_zero(s, r, addr, p, write)) {
 		space_account_fault(s, r, t0);
 		return;
 	}

@@ -666,20 +666,23 @@ int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count)
  * @writable: the client may write them (they are write-back candidates, see object.h)
  *
  * UFFDIO_ZEROPAGE on a shared shmem mapping allocates each page in the memfd, charged to the
- * mapping's mm, and maps it. A page someone else made meanwhile makes the call fail (-EEXIST):
- * the caller then fills as for any other object.
+ * mapping's mm, and maps it. It stops at a page someone else made meanwhile (-EEXIST): the caller
+ * then fills that one as any other page of the object.
  *
- * Return: 0 (the pages are ready and mapped in the client), or a negative errno.
+ * Return: the pages made from @first on (ready and mapped in the client), or a negative errno if
+ * none.
  */
 int fill_anon_into(struct object *o, int uffd, uint64_t addr, uint64_t first, uint64_t count,
 		   bool writable)
 {
-	int ret = uffdio_zeropage(uffd, addr, count << UPAGER_PAGE_SHIFT);
+	uint64_t done, made;
+	int ret = uffdio_zeropage_run(uffd, addr, count << UPAGER_PAGE_SHIFT, &done);
 
-	if (ret < 0)
-		return ret;
-	for (uint64_t i = 0; i < count; i++)
+	made = done >> UPAGER_PAGE_SHIFT;
+	if (made == 0)
+		return ret < 0 ? ret : -EIO;
+	for (uint64_t i = 0; i < made; i++)
 		object_page_set(o, first + i, PAGE_READY | (writable ? PAGE_WRITABLE : 0));
-	object_used(o, first, count);
-	return 0;
+	object_used(o, first, made);
+	return (int)made;
 }

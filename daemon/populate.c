@@ -82,10 +82,13 @@ static void populate_anon(struct space *s, struct region *r)
 		while (i + run < pages && first + i + run < object_pages(o) &&
 		       object_page_blank(o, first + i + run) && cache_room(o->c, run + 1))
 			run++;
-		if (run > 0 && fill_anon_into(o, s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
-					      first + i, run, r->may_write) == 0) {
-			r->pages_populated += run;
-			s->d->stats.pages_populated += run;
+		int made = run > 0 ? fill_anon_into(o, s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
+						    first + i, run, r->may_write)
+				   : 0;
+
+		if (made > 0) {
+			r->pages_populated += (uint64_t)made;
+			s->d->stats.pages_populated += (uint64_t)made;
 		}
 		i += MAX(run, 1);
 	}

@@ -50,10 +50,9 @@
 #include "state.h"
 #include "store.h"
 #include "uffdio.h"
+#include "zero-ahead.h"
 
 #define SPARE_PARTS 4
-#define ZERO_AHEAD_AFTER_PAGES 256 /* a run written in order this long gets zero pages ahead */
-#define ZERO_AHEAD_MAX_PAGES 256 /* 1 MiB of them at most at once */
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 #define IN_AHEAD_MAX_PAGES 64 /* a page-in of a run read in order: 256 KiB at most at once */
 
@@ -263,32 +262,22 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len)
 }
 
 /*
- * How many pages from the empty page at @addr a first write maps zeroes over: 1 for a read, a
- * random touch, or the first ZERO_AHEAD_AFTER_PAGES pages of a run written in order; after that a
- * window that grows with the run from the read-ahead minimum up to ZERO_AHEAD_MAX_PAGES, within
- * the mapping, the room the budget has and the empty pages (ptable_page_empty()). A program that fills much new memory
- * in order then takes one round trip to the daemon per window rather than per page: its writes to
- * the zero pages are the kernel's own copy-on-write faults. One that writes a few pages, or
- * reads, has the pages it touched in memory and no others, as with the kernel (mincore(2)).
- * The run is r->ra_next (the page after it) and r->ra_window (its pages, a write fault each until
- * the threshold).
+ * How many pages from the empty page at @addr a first write maps zeroes over: zero_ahead_window()
+ * for a write at the end of the run of @r, within the mapping, the room the budget has and the
+ * empty pages (ptable_page_empty()); 1 for anything else. The run is r->ra_next (the page after
+ * it) and r->ra_window (its pages).
  */
 static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, uint64_t flags)
 {
-	const struct daemon_config *cfg = &s->d->config;
 	uint64_t n, k;
 
 	if (!r)
 		return 1;
-	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || addr != r->ra_next ||
-	    !cfg->readahead_max_pages) {
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WRITE) || addr != r->ra_next) {
 		r->ra_window = 0; /* a new run, of this page */
 		return 1;
 	}
-	if (r->ra_window < ZERO_AHEAD_AFTER_PAGES)
-		return 1;
-	n = MAX(r->ra_window - ZERO_AHEAD_AFTER_PAGES, MAX(cfg->readahead_min_pages, 1));
-	n = MIN(MIN(n, ZERO_AHEAD_MAX_PAGES), cfg->readahead_max_pages);
+	n = zero_ahead_window(&s->d->config, r->ra_window);
 	n = MIN(n, (region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
 	n = MIN(n, cache_room_pages(&s->d->cache));
 	for (k = 1; k < n && ptable_page_empty(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT));
@@ -329,8 +318,7 @@ static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 	}
 	if (r && done) {
 		r->ra_next = addr + done;
-		r->ra_window = (uint32_t)MIN(r->ra_window + (done >> UPAGER_PAGE_SHIFT),
-					     ZERO_AHEAD_AFTER_PAGES + ZERO_AHEAD_MAX_PAGES);
+		r->ra_window = zero_ahead_run(r->ra_window, done >> UPAGER_PAGE_SHIFT);
 	}
 }
 
@@ -494,9 +482,7 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 			if (r) {
 				r->ra_window = addr == r->ra_next ? r->ra_window : 0;
 				r->ra_next = addr + (n << UPAGER_PAGE_SHIFT);
-				r->ra_window = (uint32_t)MIN(r->ra_window + n,
-							     ZERO_AHEAD_AFTER_PAGES +
-								     ZERO_AHEAD_MAX_PAGES);
+				r->ra_window = zero_ahead_run(r->ra_window, n);
 			}
 			return;
 		}

@@ -49,6 +49,9 @@ struct region {
 	/* The same for a sequential writer of pages that came in write-protected (fault.c). */
 	uint64_t wr_next;
 	uint32_t wr_window;
+	/* A shared anonymous mapping's writer of new pages in order (fault.c): the pages of its run
+	 * ending at ra_next (zero-ahead.h). */
+	uint32_t zero_run;
 	struct avl_node node; /* in the table, by start */
 	struct state_handle saved; /* its record in the saved tables; a copy starts without one */
 };

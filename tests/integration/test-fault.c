@@ -65,19 +65,19 @@ Test(fault, faults_show_in_upagerctl_json)
 }
 
 /*
- * A program that writes much new private anonymous memory in order takes one fault per window of
+ * A program that writes much new anonymous memory of @type in order takes one fault per window of
  * zero pages once its run is long, not one per page; one that writes a few pages in order, or at
  * random, has those pages in memory and no others, as with the kernel. (6 MiB: within the budget
  * of the suite run with one.)
  */
-Test(fault, a_long_sequential_writer_of_new_memory_takes_a_fault_per_window)
+static void sequential_writer(int type)
 {
 	const size_t pages = 1536;
 	struct region_info r;
-	char *p = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *q = upager_mmap(NULL, 128 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			      -1, 0);
+	char *p = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS, -1,
+			      0);
+	char *q =
+		upager_mmap(NULL, 128 * PAGE, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS, -1, 0);
 
 	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
 	cr_assert_neq(q, MAP_FAILED, "upager_mmap: %m");
@@ -106,6 +106,17 @@ Test(fault, a_long_sequential_writer_of_new_memory_takes_a_fault_per_window)
 	cr_assert_eq(r.faults, 114);
 	upager_munmap(p, pages * PAGE);
 	upager_munmap(q, 128 * PAGE);
+}
+
+Test(fault, a_long_sequential_writer_of_new_memory_takes_a_fault_per_window)
+{
+	sequential_writer(MAP_PRIVATE);
+}
+
+/* The same with shared anonymous memory: the pages are made in the object a window at a time. */
+Test(fault, a_long_sequential_writer_of_new_shared_memory_takes_a_fault_per_window)
+{
+	sequential_writer(MAP_SHARED);
 }
 
 Test(fault, anonymous_private_is_zero_filled_and_writable)
