@@ -268,7 +268,7 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
  */
 static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *more)
 {
-	uint64_t end = object_pages(o), clean = 0, dirty = 0;
+	uint64_t end = object_pages(o), clean = 0, dirty = 0, spared = 0;
 	bool anon = o->kind == OBJECT_ANON;
 
 	*more = false;
@@ -292,6 +292,10 @@ static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *
 		sw->scan--;
 		if (object_bit(o->used, p)) {
 			object_bit_set(o->used, p, false);
+			/* The run ends here, and the hand goes on past this page, whose chance it
+			 * was: the next run starting on it would take it and end at the next used
+			 * page, a page a run through pages all used. */
+			spared = dirty ? 1 : 0;
 			if (dirty)
 				break;
 			drop_run(o, p - clean, clean, sw);
@@ -329,7 +333,7 @@ static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *
 			o->c->stats.pages_written_out += dirty;
 		}
 	}
-	return p;
+	return p + spared;
 }
 
 /* Sweep @o from page @p on: the runs of one object, see sweep_run(). */

@@ -232,6 +232,7 @@ struct fake_store {
 	uint8_t data[STORE_PAGES][4096];
 	bool used[STORE_PAGES];
 	uint64_t writes, reads, in_use, flushes, durable;
+	uint64_t write_calls; /* writes asked, each of one run */
 	int fail; /* a negative errno: what every write says */
 	/* Completions to come, on the loop (an async handle wakes it): a real store's come so. */
 	uv_async_t async;
@@ -296,6 +297,7 @@ static int fake_write(struct store *st, uint64_t key, const void *buf, uint64_t 
 	(void)st;
 	memcpy(fake.data[key], buf, pages * 4096);
 	fake.writes += pages;
+	fake.write_calls++;
 	fake_later(done, userdata, fake.fail ? fake.fail : (int)(pages * 4096));
 	return 0;
 }
@@ -349,18 +351,28 @@ static void fake_teardown(void)
 	cache.store = NULL;
 }
 
+/* A shared anonymous object of @pages, its first @written made and written by a client (page p
+ * all 0x40 + p). */
+static struct object *anon_written(uint64_t pages, uint64_t written)
+{
+	struct object *o;
+
+	cr_assert_eq(object_new_anon(&cache, pages * 4096, getuid(), &o), 0);
+	fill(o, 0, written);
+	for (uint64_t p = 0; p < written; p++) {
+		object_page_set(o, p, PAGE_READY | PAGE_WRITABLE);
+		memset(o->map + p * 4096, (int)(0x40 + p), 4096);
+	}
+	return o;
+}
+
 Test(evict, shared_anonymous_pages_go_to_the_store_and_come_back)
 {
 	struct object *o;
 
 	fake_setup();
 	cache.budget_pages = 16;
-	cr_assert_eq(object_new_anon(&cache, 32 * 4096, getuid(), &o), 0);
-	fill(o, 0, 16);
-	for (uint64_t p = 0; p < 16; p++) {
-		object_page_set(o, p, PAGE_READY | PAGE_WRITABLE);
-		memset(o->map + p * 4096, (int)(0x40 + p), 4096);
-	}
+	o = anon_written(32, 16);
 	/* Sixteen more pages: some of the first go to the store. */
 	fill(o, 16, 16);
 	cr_assert_gt(fake.writes, 0, "pages were written to the store");
@@ -379,6 +391,30 @@ Test(evict, shared_anonymous_pages_go_to_the_store_and_come_back)
 	/* Freed with the object: no slot stays taken. */
 	object_unref(o);
 	cr_assert_eq(fake.in_use, 0, "%lu slots still taken", (unsigned long)fake.in_use);
+	fake_teardown();
+}
+
+/*
+ * Pages all used since the hand last passed go out in runs once each has had its chance, not one
+ * at a time: where a run ends at a used page, the hand goes on past that page (else the next run
+ * started on it, took it and ended at the next used page: a write a page).
+ */
+Test(evict, pages_all_used_go_out_in_runs_after_their_second_chance)
+{
+	struct object *o;
+
+	fake_setup();
+	cache.budget_pages = 48;
+	o = anon_written(64, 48);
+	/* All used but the first, where the hand stands. */
+	object_used(o, 1, 47);
+	/* Sixteen more pages: the first ones go. */
+	fill(o, 48, 16);
+	cr_assert_gt(fake.writes, 0, "pages were written to the store");
+	cr_assert_geq(fake.writes, 4 * fake.write_calls, "%lu pages in %lu writes",
+		      (unsigned long)fake.writes, (unsigned long)fake.write_calls);
+	cr_assert_leq(cache.cached, 48);
+	object_unref(o);
 	fake_teardown();
 }
 
