@@ -172,8 +172,7 @@ static bool anon_zero(struct space *s, struct region *r, uint64_t addr, uint64_t
 	made = fill_anon_into(o, s->uffd, addr, p, k, r->may_write);
 	if (made < 0 && made != -ESRCH)
 		return false; /* made meanwhile by another client: as any other page */
-	r->ra_next = p + (made > 0 ? (uint64_t)made : 1);
-	r->zero_run = zero_ahead_run(r->zero_run, made > 0 ? (uint64_t)made : 1);
+	zero_ahead_step(&r->ra_next, &r->zero_run, p, made > 0 ? (uint64_t)made : 1, 1);
 	return true;
 }
 

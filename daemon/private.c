@@ -316,10 +316,9 @@ static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 		set_present(&s->d->cache, t, ch, ptable_index(ch, a), true);
 		ch->used |= 1ULL << ptable_index(ch, a);
 	}
-	if (r && done) {
-		r->ra_next = addr + done;
-		r->ra_window = zero_ahead_run(r->ra_window, done >> UPAGER_PAGE_SHIFT);
-	}
+	if (r && done)
+		zero_ahead_step(&r->ra_next, &r->ra_window, addr, done >> UPAGER_PAGE_SHIFT,
+				UPAGER_PAGE_SIZE);
 }
 
 /* The fault at @addr, read at @t0, is served (or will be woken by what serves another). */
@@ -479,11 +478,9 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 			set_reading(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT), true);
 		ret = store_read(c->store, slot, pi->buf, n, page_in_done, pi);
 		if (ret == 0) {
-			if (r) {
-				r->ra_window = addr == r->ra_next ? r->ra_window : 0;
-				r->ra_next = addr + (n << UPAGER_PAGE_SHIFT);
-				r->ra_window = zero_ahead_run(r->ra_window, n);
-			}
+			if (r)
+				zero_ahead_step(&r->ra_next, &r->ra_window, addr, n,
+						UPAGER_PAGE_SIZE);
 			return;
 		}
 		for (uint64_t k = 0; k < n; k++)

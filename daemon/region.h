@@ -43,7 +43,7 @@ struct region {
 	uint64_t latency_sum_ns, latency_max_ns;
 	/* Sequential read-ahead: the object page a sequential reader touches next, and the window.
 	 * In a private anonymous mapping (private.c): the address after the last run of pages
-	 * zeroed for a writer in order, and the pages of that run. */
+	 * touched in order (zeroed for a writer, or read back), and the pages of that run. */
 	uint64_t ra_next;
 	uint32_t ra_window;
 	/* The same for a sequential writer of pages that came in write-protected (fault.c). */

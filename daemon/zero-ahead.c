@@ -28,3 +28,18 @@ uint32_t zero_ahead_run(uint32_t run, uint64_t pages)
 {
 	return (uint32_t)MIN((uint64_t)run + pages, ZERO_AHEAD_AFTER_PAGES + ZERO_AHEAD_MAX_PAGES);
 }
+
+/**
+ * zero_ahead_step() - @pages more pages touched in order from @at: the run ending at *@next goes
+ * on if @at is that end, else a new one starts there
+ * @next: the page after the run: an address, or an object page
+ * @run: its pages
+ * @unit: what a page is in @next's terms (its size for an address, 1 for an object page)
+ */
+void zero_ahead_step(uint64_t *next, uint32_t *run, uint64_t at, uint64_t pages, uint64_t unit)
+{
+	if (at != *next)
+		*run = 0;
+	*next = at + pages * unit;
+	*run = zero_ahead_run(*run, pages);
+}

@@ -18,3 +18,4 @@
 
 uint64_t zero_ahead_window(const struct daemon_config *cfg, uint32_t run);
 uint32_t zero_ahead_run(uint32_t run, uint64_t pages);
+void zero_ahead_step(uint64_t *next, uint32_t *run, uint64_t at, uint64_t pages, uint64_t unit);

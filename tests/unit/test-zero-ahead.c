@@ -43,3 +43,20 @@ Test(zero_ahead, the_settings_bound_it_and_zero_turns_it_off)
 	cr_assert_eq(zero_ahead_window(&small, ZERO_AHEAD_AFTER_PAGES + 100), 4);
 	cr_assert_eq(zero_ahead_window(&off, ZERO_AHEAD_AFTER_PAGES + 100), 1);
 }
+
+Test(zero_ahead, a_touch_at_the_end_of_the_run_goes_on_with_it_any_other_starts_one)
+{
+	uint64_t next = 0x10000;
+	uint32_t run = 300;
+
+	zero_ahead_step(&next, &run, 0x10000, 2, 4096);
+	cr_assert_eq(next, 0x12000);
+	cr_assert_eq(run, 302);
+	zero_ahead_step(&next, &run, 0x40000, 1, 4096);
+	cr_assert_eq(next, 0x41000);
+	cr_assert_eq(run, 1, "a new run, of the page touched");
+	next = 7; /* object pages */
+	zero_ahead_step(&next, &run, 7, 16, 1);
+	cr_assert_eq(next, 23);
+	cr_assert_eq(run, 17);
+}
