@@ -644,6 +644,7 @@ static void print_results(void)
 	       "DROP answered by the client's control thread (UFFDIO_MOVE, MADV_DONTNEED), a "
 	       "page-in is a UFFDIO_COPY of a page read from the store; MAP_SHARED: pages leave "
 	       "and come back through the daemon's memfd (UFFDIO_CONTINUE)\n");
+	wake_note(conf.cpu);
 	printf("  every word read was checked\n%u of %u targets met\n", met, targets);
 }
 

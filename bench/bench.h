@@ -102,6 +102,10 @@ const char *self_exe(void);
 pid_t spawn_helper(const char *mode, int fd, const char *arg);
 int wait_helper(pid_t pid, int timeout_ms);
 
+/* wake.c: what waking a sleeping thread costs here, on one CPU and across two. */
+int wake_us(int cpu_a, int cpu_b, double *us);
+void wake_note(int cpu);
+
 /* daemon.c: our own upagerd on a temporary socket, and its STATS. */
 struct daemon_stats {
 	uint32_t objects;
