@@ -288,8 +288,9 @@ static uint64_t zero_window(struct space *s, struct region *r, uint64_t addr, ui
 
 /*
  * A touch of the empty page at @addr (@flags: the fault's), a first one or of a page that went
- * out all zeroes: the zero page there, and for a long run written in order over the window after
- * it. The pages are in memory and used from now on.
+ * out all zeroes: for a read the zero page there; for a write a zeroed page of the process's own
+ * (the zero page would fault again at once), and for a long run written in order over the window
+ * after it too. The pages are in memory and used from now on.
  */
 static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 {
@@ -299,7 +300,9 @@ static void zero_in(struct space *s, uint64_t addr, uint64_t flags)
 
 	/* The window may cross a VMA of the client (mprotect() split it): then the pages up to
 	 * there (done), or the one page faulted on. */
-	if (n > 1)
+	if (flags & UFFD_PAGEFAULT_FLAG_WRITE)
+		(void)uffdio_copy_zeroes(s->uffd, addr, n << UPAGER_PAGE_SHIFT, &done);
+	else if (n > 1)
 		(void)uffdio_zeropage_run(s->uffd, addr, n << UPAGER_PAGE_SHIFT, &done);
 	if (done == 0) {
 		int ret = uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);

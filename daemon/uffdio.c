@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -189,6 +190,65 @@ int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp
 		if (r != -EAGAIN || c.copy > 0 || !pending_wait(uffd, attempt++, &deadline))
 			return r;
 	}
+}
+
+/*
+ * The source of uffdio_copy_zeroes(): a read-only private mapping never written, so every page of
+ * it is the kernel's zero page and it costs no memory. Made at the first use, kept.
+ */
+#define ZERO_SOURCE_BYTES (1UL << 20)
+
+static const void *zero_source(void)
+{
+	static void *src;
+
+	if (!src) {
+		void *p = mmap(NULL, ZERO_SOURCE_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
+
+		if (p == MAP_FAILED)
+			return NULL;
+		src = p;
+	}
+	return src;
+}
+
+/**
+ * uffdio_copy_zeroes() - pages of their own, all zeroes, over as much of [start, start+len) as it
+ * can, in order, for private memory about to be written: the zero page would take a second fault
+ * (the kernel's copy-on-write, a TLB flush on every CPU the process runs on) at the first write.
+ * The bytes mapped from @start in @done; threads waiting in them are woken, none past them.
+ *
+ * Return: 0 when all of it is mapped, -ENOMEM without the source, else uffdio_copy()'s (-EEXIST at
+ * a page there already, -ENOENT at the end of the VMA...).
+ */
+int uffdio_copy_zeroes(int uffd, uint64_t start, uint64_t len, uint64_t *done)
+{
+	const void *src = zero_source();
+	uint64_t deadline = 0;
+	unsigned attempt = 0;
+
+	*done = 0;
+	if (!src)
+		return -ENOMEM;
+	while (*done < len) {
+		uint64_t n = MIN(len - *done, ZERO_SOURCE_BYTES);
+		struct uffdio_copy c = { .dst = start + *done, .src = (uintptr_t)src, .len = n };
+		int r = xioctl(uffd, UFFDIO_COPY, &c);
+
+		if (r == 0) {
+			*done += n;
+			continue;
+		}
+		/* Copied in part: the rest on its own, which says what stopped it. */
+		if (r == -EAGAIN && c.copy > 0 && (uint64_t)c.copy < n) {
+			*done += (uint64_t)c.copy;
+			continue;
+		}
+		if (r != -EAGAIN || !pending_wait(uffd, attempt++, &deadline))
+			return r;
+	}
+	return 0;
 }
 
 /**

@@ -16,6 +16,7 @@ int uffdio_api(int uffd, uint64_t want, uint64_t *features);
 int uffdio_register(int uffd, uint64_t start, uint64_t len, uint64_t mode);
 int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp);
+int uffdio_copy_zeroes(int uffd, uint64_t start, uint64_t len, uint64_t *done);
 int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_zeropage(int uffd, uint64_t start, uint64_t len);
 int uffdio_zeropage_run(int uffd, uint64_t start, uint64_t len, uint64_t *done);

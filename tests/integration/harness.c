@@ -346,7 +346,7 @@ uint64_t harness_bytes_written(void)
 	return st.u.stats_reply.bytes_written;
 }
 
-bool page_present(const void *addr)
+uint64_t pagemap_entry(const void *addr)
 {
 	uint64_t e = 0;
 	int fd = open("/proc/self/pagemap", O_RDONLY);
@@ -355,7 +355,12 @@ bool page_present(const void *addr)
 	cr_assert_eq(pread(fd, &e, sizeof(e), (off_t)((uintptr_t)addr / PAGE * sizeof(e))),
 		     (ssize_t)sizeof(e));
 	close(fd);
-	return e >> 63;
+	return e;
+}
+
+bool page_present(const void *addr)
+{
+	return pagemap_entry(addr) >> 63;
 }
 
 uint64_t pattern_at(uint64_t offset)

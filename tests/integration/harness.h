@@ -56,6 +56,8 @@ int harness_ctl_list_json(char *out, size_t size);
 /* Raw protocol access for the bad-input tests: a fresh connection. */
 int harness_connect_raw(void);
 
+/* Our /proc/self/pagemap entry of the page at addr (bit 63 present, 56 a page of ours alone). */
+uint64_t pagemap_entry(const void *addr);
 /* Whether the page at addr is present in our page tables (/proc/self/pagemap bit 63). */
 bool page_present(const void *addr);
 /* A file in the test's directory with size bytes, each 8-byte word holding its own offset. */

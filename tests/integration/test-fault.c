@@ -66,7 +66,7 @@ Test(fault, faults_show_in_upagerctl_json)
 
 /*
  * A program that writes much new anonymous memory of @type in order takes one fault per window of
- * zero pages once its run is long, not one per page; one that writes a few pages in order, or at
+ * zeroed pages once its run is long, not one per page; one that writes a few pages in order, or at
  * random, has those pages in memory and no others, as with the kernel. (6 MiB: within the budget
  * of the suite run with one.)
  */
@@ -133,6 +133,43 @@ Test(fault, anonymous_private_is_zero_filled_and_writable)
 	for (size_t i = 0; i < len; i++)
 		cr_assert_eq(p[i], (unsigned char)(i * 7));
 	cr_assert_eq(upager_munmap(p, len), 0);
+}
+
+/*
+ * The pages a writer of new private memory in order gets ahead of it are its own, zeroed (pagemap
+ * bit 56: mapped by this process alone), so that its writes to them fault no more: with the zero
+ * page there (no page of its own, bit 56 clear) each write would fault again, into the kernel's
+ * copy-on-write and a TLB flush. A page read first is the zero page, as with the kernel.
+ */
+Test(fault, pages_ahead_of_a_writer_in_order_are_its_own)
+{
+	const size_t pages = 512, written = 300;
+	struct region_info r;
+	size_t ahead = 0;
+	uint64_t faults;
+	char *p = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %m");
+	for (size_t i = 0; i < written; i++)
+		p[i * PAGE] = 1;
+	for (size_t i = written; i < pages && page_present(p + i * PAGE); i++, ahead++)
+		cr_assert(pagemap_entry(p + i * PAGE) >> 56 & 1,
+			  "page %zu ahead of the writer is not its own: %#llx", i,
+			  (unsigned long long)pagemap_entry(p + i * PAGE));
+	cr_assert_gt(ahead, 0, "no window ahead of %zu pages written in order", written);
+	cr_assert(harness_region(getpid(), p, &r));
+	faults = r.faults;
+	for (size_t i = written; i < written + ahead; i++) {
+		cr_assert_eq(p[i * PAGE + 100], 0);
+		p[i * PAGE + 100] = 2;
+	}
+	cr_assert(harness_region(getpid(), p, &r));
+	cr_assert_eq(r.faults, faults, "the daemon saw writes to pages ahead");
+	cr_assert_eq(p[(pages - 1) * PAGE], 0);
+	cr_assert_not(pagemap_entry(p + (pages - 1) * PAGE) >> 56 & 1,
+		      "a page read is not the zero page");
+	upager_munmap(p, pages * PAGE);
 }
 
 Test(fault, anonymous_shared_is_shared_with_children)
