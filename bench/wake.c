@@ -23,15 +23,6 @@ struct wake_pair {
 	int cpu_b;
 };
 
-static int pin_thread(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static int pass(int from, int to)
 {
 	uint64_t v;
@@ -48,7 +39,7 @@ static void *side_b(void *arg)
 {
 	struct wake_pair *w = arg;
 
-	if (pin_thread(w->cpu_b) < 0)
+	if (pin_self(w->cpu_b) < 0)
 		return NULL;
 	for (int i = 0; i < WAKE_TRIPS; i++)
 		if (pass(w->to_b, w->to_a) < 0)
@@ -72,15 +63,15 @@ int wake_us(int cpu_a, int cpu_b, double *us)
 	uint64_t v = 1, t0;
 	int ret = 0;
 
-	if (pthread_getaffinity_np(pthread_self(), sizeof(before), &before) != 0)
-		return -EINVAL;
+	if (sched_getaffinity(0, sizeof(before), &before) < 0)
+		return -errno;
 	w.to_b = eventfd(0, EFD_CLOEXEC);
 	w.to_a = eventfd(0, EFD_CLOEXEC);
 	if (w.to_b < 0 || w.to_a < 0) {
 		ret = -errno;
 		goto out;
 	}
-	ret = pin_thread(cpu_a);
+	ret = pin_self(cpu_a); /* this thread only, as for side_b() */
 	if (ret < 0)
 		goto out;
 	ret = -pthread_create(&t, NULL, side_b, &w);
@@ -99,7 +90,7 @@ int wake_us(int cpu_a, int cpu_b, double *us)
 		pthread_cancel(t);
 	pthread_join(t, NULL);
 out:
-	pthread_setaffinity_np(pthread_self(), sizeof(before), &before);
+	sched_setaffinity(0, sizeof(before), &before);
 	if (w.to_b >= 0)
 		close(w.to_b);
 	if (w.to_a >= 0)
