@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The fault path. A fault on private anonymous memory goes to private.c. A fault on an object
+ * The fault path. A fault on private anonymous memory goes to private.c, and so does one on a page
+ * of a private mapping of an object that is the process's own copy, or a write that makes one. A
+ * fault on an object
  * page that is ready in the cache is resolved at once with UFFDIO_CONTINUE; one on a page that is
  * not starts (or joins) a fill and is resolved when the fill is over. Nothing here blocks the loop.
  *
@@ -54,6 +56,9 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 	ret = uffdio_resolve_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
 	if (ret == -EFAULT)
 		return 0;
+	/* The write goes on into the kernel's copy of the page: a private page from now on. */
+	if (write && !wp && region_keeps_copies(s, r))
+		private_copied(s, addr);
 	object_used(o, p, n);
 	r->ra_next = p + n;
 	return n;
@@ -458,7 +463,8 @@ static void fault_dispatch(struct space *s, struct region *r, uint64_t addr, uin
 		return;
 	}
 	if (r->obj) {
-		fault_object(s, r, addr, flags, t0);
+		if (!region_keeps_copies(s, r) || !private_copy_fault(s, addr, flags, t0))
+			fault_object(s, r, addr, flags, t0);
 		return;
 	}
 	private_fault(s, addr, flags, t0);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/macro.h"
 #include "context.h"
@@ -23,10 +24,23 @@
 #include "space.h"
 #include "uffdio.h"
 
+/*
+ * Whether the library populates region @r for writing after the daemon did (libclient/mmap.c),
+ * as Linux populates a private writable mapping: MAP_POPULATE without MAP_NONBLOCK, or MAP_LOCKED.
+ * Not while its object has nonlinear mappings, whose copies decide how each page goes in.
+ */
+static bool populate_writes(const struct space *s, const struct region *r)
+{
+	return region_keeps_copies(s, r) && (r->prot & PROT_WRITE) && list_empty(&r->obj->views) &&
+	       ((r->flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE ||
+		(r->flags & MAP_LOCKED));
+}
+
 /* Map every ready page of the region; return how many were mapped. */
 static uint64_t map_ready_runs(struct space *s, struct region *r)
 {
 	uint64_t pages = r->length >> UPAGER_PAGE_SHIFT, n = 0;
+	bool copies = populate_writes(s, r);
 
 	if (!r->obj) {
 		/* A new private anonymous region: every page is the zero page. */
@@ -53,11 +67,18 @@ static uint64_t map_ready_runs(struct space *s, struct region *r)
 			i++;
 			continue;
 		}
-		/* Read-populated, as Linux populates a shared mapping. */
-		wp = resolve_linear(s, r, p, false, &run);
+		/* Read-populated, as Linux populates a shared mapping; a private one that the
+		 * library then populates for writing goes in writable, its pages counted as the
+		 * copies that makes (rather than a write-protect fault each). */
+		if (copies)
+			wp = false;
+		else
+			wp = resolve_linear(s, r, p, false, &run);
 		if (uffdio_continue(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
 				    run << UPAGER_PAGE_SHIFT, wp) == 0) {
 			object_used(r->obj, p, run);
+			for (uint64_t k = 0; copies && k < run; k++)
+				private_copied(s, r->start + ((i + k) << UPAGER_PAGE_SHIFT));
 			n += run;
 		}
 		i += run;

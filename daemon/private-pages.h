@@ -17,6 +17,11 @@ struct private_wait {
 	uint64_t t0; /* when the fault was read: its latency is counted once served */
 };
 
+/* Pages the control thread dropped in place, whose UFFD_EVENT_REMOVE is still to come. */
+struct private_range {
+	uint64_t start, end;
+};
+
 struct private_pages {
 	struct ptable table; /* which pages are in memory the daemon knows of (faulted,
 			      * populated), which in the swap store */
@@ -27,6 +32,8 @@ struct private_pages {
 	struct list_head outs; /* struct page_out.link */
 	struct private_wait *waits; /* first touches waiting for room in the budget */
 	size_t n_waits;
+	struct private_range *expect; /* see private_remove() */
+	size_t n_expect;
 	int pagemap_fd; /* the client's /proc/PID/pagemap, if pagemap_open */
 	bool pagemap_open;
 };

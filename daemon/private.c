@@ -25,6 +25,17 @@
  * Pages of MAP_DROPPABLE mappings go before any other, used or not, and are neither read nor
  * written: once moved out, a touch maps zeroes, as Linux's dropped pages read.
  *
+ * A private mapping of an object (region_keeps_copies()) has private pages too: the copies the
+ * kernel makes of the pages the process writes. The object's pages go in write-protected, so the
+ * first write to each comes here first: the page is counted from then on, and the kernel makes the
+ * copy as the write goes on. Such a copy goes out as an anonymous page does, but UFFDIO_MOVE
+ * refuses pages of a mapping of shmem: the control thread drops it in place (MADV_DONTNEED), which
+ * comes back as an UFFD_EVENT_REMOVE that private_remove() tells from the process's own. A touch
+ * of a copy that is out is a fault on the object's page (a minor or missing fault): one whose page
+ * has a slot here reads it back (UFFDIO_COPY makes an anonymous page there again); others are the
+ * object's. A copy that is all zeroes is written all the same: zeroes are not what its object
+ * page holds.
+ *
  * Which pages are in memory, leaving, being read back or out is the space's table (ptable.c); the
  * cache's totals of private pages follow its counts.
  */
@@ -67,8 +78,11 @@ struct page_out {
 	bool dropping; /* the DROP is sent: faults on its pages wait for the answer */
 	bool slots_given; /* its slots are in the table (or let go of) now, not its own */
 	bool clean; /* pages that kept their slots since they came back: nothing to write */
+	bool copies; /* copies of object pages, which the control thread drops in place */
 	struct private_wait *held;
 	size_t n_held;
+	uint64_t removed[UPAGER_DROP_MAX_PAGES / 64]; /* by rank: copies the client's madvise()
+							 * took while the DROP was under way */
 	void *buf; /* the run read from the client, until it is written */
 };
 
@@ -189,7 +203,7 @@ static void adopt_present(struct space *s)
 	{
 		uint64_t entries[512];
 
-		if (r->obj || r->view)
+		if ((r->obj && !region_keeps_copies(s, r)) || r->view)
 			continue;
 		for (uint64_t a = r->start; a < region_end(r);) {
 			uint64_t n = MIN((region_end(r) - a) >> UPAGER_PAGE_SHIFT, 512);
@@ -202,7 +216,9 @@ static void adopt_present(struct space *s)
 				uint64_t page = a + (k << UPAGER_PAGE_SHIFT);
 				struct ptable_chunk *ch;
 
-				if (!(entries[k] >> 63 & 1) ||
+				/* Of a private mapping of an object, only copies: not
+				 * the object's pages (bit 61). */
+				if (!(entries[k] >> 63 & 1) || (r->obj && entries[k] >> 61 & 1) ||
 				    !(ch = ptable_get(&s->priv.table, page)))
 					continue;
 				set_present(&s->d->cache, &s->priv.table, ch,
@@ -574,6 +590,76 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	return true;
 }
 
+/**
+ * private_copied() - the page at @addr of a private mapping of an object in @s is the process's
+ * own copy from now on (its first write goes on into the kernel's copy): in memory, and used
+ */
+void private_copied(struct space *s, uint64_t addr)
+{
+	struct ptable_chunk *ch = ptable_get(&ready(s)->table, addr);
+
+	if (!ch)
+		return;
+	set_present(&s->d->cache, &s->priv.table, ch, ptable_index(ch, addr), true);
+	ch->used |= 1ULL << ptable_index(ch, addr);
+}
+
+/**
+ * private_copy_fault() - serve a fault on a page of a private mapping of an object in @s
+ * (region_keeps_copies()) if it is the process's own copy (in memory, leaving, out or being read
+ * back), or a write to the object's page, mapped write-protected, that makes one
+ * @addr: the page
+ * @flags: the fault's (UFFD_PAGEFAULT_FLAG_*)
+ * @t0: when it was read
+ *
+ * Return: whether the fault is served (or waits); false: the object's page goes in (fault.c).
+ */
+bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
+{
+	struct cache *c = &s->d->cache;
+	struct ptable *t = &ready(s)->table;
+	struct ptable_chunk *ch = ptable_find(t, addr);
+	unsigned i = ch ? ptable_index(ch, addr) : 0;
+	bool own = ch && (ptable_bit(ch->present, i) || ptable_bit(ch->leaving, i) ||
+			  ptable_bit(ch->reading, i) || ptable_slot(ch, i) >= 0);
+
+	if (!own && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
+		/* The first write to the object's page: the kernel copies it once the protection
+		 * is off. */
+		private_copied(s, addr);
+		uffdio_resolve_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
+		return served(s, addr, t0);
+	}
+	if (!own)
+		return false;
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WP) && ptable_bit(ch->present, i) &&
+	    !ptable_bit(ch->leaving, i) && !ptable_bit(ch->reading, i) && ptable_slot(ch, i) < 0) {
+		/* Counted, yet no longer in the client: the object's page shows again. */
+		set_present(c, t, ch, i, false);
+		ch->used &= ~(1ULL << i);
+		ptable_drop_if_empty(t, ch);
+		return false;
+	}
+	return private_fault(s, addr, flags, t0);
+}
+
+/*
+ * A fault that waited (for a DROP's answer, for room in the budget) is served again. In a private
+ * mapping of an object, a page that is no longer the process's copy is the object's, which the
+ * fault path maps: the thread is woken to touch it again.
+ */
+static void fault_again(struct space *s, const struct private_wait *w)
+{
+	struct region *r = region_find(&s->regions, w->addr);
+
+	if (!r || !r->obj) {
+		private_fault(s, w->addr, w->flags, w->t0);
+	} else if (!region_keeps_copies(s, r) || !private_copy_fault(s, w->addr, w->flags, w->t0)) {
+		uffdio_wake(s->uffd, w->addr, UPAGER_PAGE_SIZE);
+		served(s, w->addr, w->t0);
+	}
+}
+
 /** private_filled() - [addr, addr+len) of @s is in memory now (a populate) */
 void private_filled(struct space *s, uint64_t addr, uint64_t len)
 {
@@ -599,6 +685,83 @@ void private_forget(struct space *s, uint64_t start, uint64_t end)
 
 	ptable_forget(t, s->d->cache.store, start, end);
 	account(&s->d->cache, t, present, leaving);
+}
+
+/* Another range whose UFFD_EVENT_REMOVE is to come; false without memory for it. */
+static bool expect_push(struct private_pages *pp, uint64_t start, uint64_t end)
+{
+	struct private_range *v = realloc(pp->expect, (pp->n_expect + 1) * sizeof(*v));
+
+	if (!v)
+		return false;
+	pp->expect = v;
+	v[pp->n_expect++] = (struct private_range){ start, end };
+	return true;
+}
+
+/* Whether [start, end) is (part of) a range whose removal is expected: then it is not any more. */
+static bool expect_take(struct private_pages *pp, uint64_t start, uint64_t end)
+{
+	for (size_t k = 0; k < pp->n_expect; k++) {
+		struct private_range e = pp->expect[k];
+
+		if (start < e.start || end > e.end)
+			continue;
+		pp->expect[k] = pp->expect[--pp->n_expect];
+		if (e.start < start)
+			expect_push(pp, e.start, start);
+		if (end < e.end)
+			expect_push(pp, end, e.end);
+		return true;
+	}
+	return false;
+}
+
+static int addr_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/**
+ * private_remove() - madvise() took [start, end) of @s from the client (UFFD_EVENT_REMOVE): as
+ * private_forget(), but not for the copies the control thread drops in place with MADV_DONTNEED,
+ * which come here too: before its answer to the DROP, the copies of the page-out wait for it
+ * (drop_settle()), which says which it took; after, what it took is expected (expect_removals())
+ */
+void private_remove(struct space *s, uint64_t start, uint64_t end)
+{
+	static uint64_t held[SPARE_PARTS * OUT_MAX_PAGES];
+	struct private_pages *pp = ready(s);
+	struct page_out *po;
+	uint64_t from = start;
+	size_t n = 0;
+
+	if (expect_take(pp, start, end))
+		return;
+	list_for_each_entry (po, &s->priv.outs, link) {
+		uint32_t bit = 0;
+		uint64_t a;
+
+		for (uint64_t k = 0; po->dropping && page_set_next(&po->set, &bit, &a); k++) {
+			const struct region *r = region_find(&s->regions, a);
+
+			if (a < start || a >= end || !r || !region_keeps_copies(s, r) ||
+			    n == ARRAY_SIZE(held))
+				continue;
+			po->removed[k / 64] |= 1ULL << (k % 64);
+			held[n++] = a;
+		}
+	}
+	qsort(held, n, sizeof(held[0]), addr_cmp);
+	for (size_t k = 0; k < n; k++) {
+		if (held[k] > from)
+			private_forget(s, from, held[k]);
+		from = held[k] + UPAGER_PAGE_SIZE;
+	}
+	if (from < end)
+		private_forget(s, from, end);
 }
 
 /** private_move() - mremap() moved [from, from+len) of @s to @to: its pages' states go along */
@@ -631,6 +794,9 @@ void private_free(struct space *s)
 	free(s->priv.waits);
 	s->priv.waits = NULL;
 	s->priv.n_waits = 0;
+	free(s->priv.expect);
+	s->priv.expect = NULL;
+	s->priv.n_expect = 0;
 	if (s->priv.pagemap_open)
 		close(s->priv.pagemap_fd);
 	s->priv.pagemap_open = false;
@@ -706,12 +872,12 @@ void private_serve_waits(struct daemon *d)
 		s->priv.n_waits = 0;
 		for (; k < n && (cache_room(c, 1) || !c->private_leaving || s->dead); k++)
 			if (!s->dead)
-				private_fault(s, w[k].addr, w[k].flags, w[k].t0);
+				fault_again(s, &w[k]);
 		/* What still waits goes back. */
 		for (; k < n; k++)
 			if (!wait_push(&s->priv.waits, &s->priv.n_waits, w[k].addr, w[k].flags,
 				       w[k].t0))
-				private_fault(s, w[k].addr, w[k].flags, w[k].t0);
+				fault_again(s, &w[k]);
 		free(w);
 	}
 }
@@ -761,6 +927,34 @@ static void page_out_free(struct page_out *po)
 }
 
 /*
+ * The control thread dropped the copies of @po that @moved says with one MADV_DONTNEED a run (a
+ * run of pages in a row), each an UFFD_EVENT_REMOVE of its mm; those not come yet (they may come
+ * after the answer: read while an ioctl waited, events.c) are expected, so that they forget
+ * nothing (private_remove()).
+ */
+static void expect_removals(struct page_out *po, const uint64_t *moved)
+{
+	struct private_pages *pp = &po->s->priv;
+	uint64_t start = 0, end = 0, a;
+	uint32_t bit = 0;
+
+	if (!(po->s->features & UFFD_FEATURE_EVENT_REMOVE))
+		return;
+	for (uint64_t k = 0; page_set_next(&po->set, &bit, &a); k++) {
+		if (!(moved[k / 64] >> (k % 64) & 1) || po->removed[k / 64] >> (k % 64) & 1)
+			continue;
+		if (a != end) {
+			if (end > start)
+				expect_push(pp, start, end);
+			start = a;
+		}
+		end = a + UPAGER_PAGE_SIZE;
+	}
+	if (end > start)
+		expect_push(pp, start, end);
+}
+
+/*
  * The answer to a DROP (@moved: a bit per page that left the client), or none (@moved NULL: the
  * channel closed; the pages still leaving are taken for moved, so that none is lost: a page that
  * did not move and is touched again just keeps its slot unused). Then the faults that waited.
@@ -773,11 +967,19 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 	uint32_t bit = 0;
 	uint64_t a;
 
+	uint64_t forget[UPAGER_DROP_MAX_PAGES];
+	size_t n_forget = 0;
+
 	for (uint64_t k = 0; page_set_next(&po->set, &bit, &a); k++) {
 		struct ptable_chunk *ch = ptable_find(t, a);
 		unsigned i = ch ? ptable_index(ch, a) : 0;
 		bool leaving = ch && ptable_bit(ch->leaving, i);
 		bool gone = moved ? moved[k / 64] >> (k % 64) & 1 : leaving;
+
+		/* A copy that madvise() took from the client and the control thread did not: the
+		 * object's page shows there now. */
+		if (po->removed[k / 64] >> (k % 64) & 1 && !gone)
+			forget[n_forget++] = a;
 		/* The page holds the run's slot still (page_out_give_slots()), or none was written:
 		 * not unmapped, moved or written meanwhile. */
 		bool ours = ch && (po->clean ? ptable_slot(ch, i) >= 0
@@ -803,8 +1005,12 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		if (ch)
 			ptable_drop_if_empty(t, ch);
 	}
+	if (moved && po->copies)
+		expect_removals(po, moved);
+	for (size_t k = 0; k < n_forget; k++)
+		private_forget(s, forget[k], forget[k] + UPAGER_PAGE_SIZE);
 	for (size_t k = 0; k < po->n_held && !s->dead; k++)
-		private_fault(s, po->held[k].addr, po->held[k].flags, po->held[k].t0);
+		fault_again(s, &po->held[k]);
 }
 
 /* Whether a DROP's answer says some page moved. */
@@ -928,13 +1134,15 @@ static int reserve_slots(struct space *s, const struct page_set *ps, uint64_t sl
 }
 
 /*
- * Send the pages of @ps out (all in memory, in private anonymous mappings, none leaving), with
- * one read from the client, one write of contiguous slots and one DROP; @discard: their data is
- * not kept (MAP_DROPPABLE); @clean: they kept their slots and their write-protection since they
- * came back, so only the DROP is left to do.
+ * Send the pages of @ps out (all in memory, in private mappings, none leaving), with one read
+ * from the client, one write of contiguous slots and one DROP; @discard: their data is not kept
+ * (MAP_DROPPABLE); @clean: they kept their slots and their write-protection since they came back,
+ * so only the DROP is left to do; @copies: they are copies of object pages, written even if all
+ * zeroes.
  * Return: 0, or a negative errno (-EBUSY: not now; the pages stay).
  */
-static int page_out(struct space *s, const struct page_set *ps, bool discard, bool clean)
+static int page_out(struct space *s, const struct page_set *ps, bool discard, bool clean,
+		    bool copies)
 {
 	struct cache *c = &s->d->cache;
 	uint64_t n = ps->n, len = n << UPAGER_PAGE_SHIFT, a;
@@ -962,7 +1170,7 @@ static int page_out(struct space *s, const struct page_set *ps, bool discard, bo
 		ret = -EBUSY;
 	if (ret == 0 && !discard)
 		ret = read_set(s, ps, po->buf);
-	if (ret == 0 && !discard && !all_zero(po->buf, len))
+	if (ret == 0 && !discard && (copies || !all_zero(po->buf, len)))
 		ret = store_alloc(c->store, n, &slot);
 	else
 		slot = UINT64_MAX;
@@ -985,6 +1193,7 @@ static int page_out(struct space *s, const struct page_set *ps, bool discard, bo
 				 .part = part,
 				 .buf = po->buf,
 				 .clean = clean,
+				 .copies = copies,
 				 .slots_given = clean };
 	s->priv.spare_busy |= 1u << part;
 	s->priv.n_outs++;
@@ -1012,12 +1221,14 @@ static bool may_page_out(const struct space *s)
 	       (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && (s->features & UFFD_FEATURE_MOVE);
 }
 
-/* The private anonymous mapping that holds all of [addr, addr+len), if it may go out now. */
+/* The private anonymous mapping, or private mapping of an object, that holds all of
+ * [addr, addr+len), if it may go out now. */
 static const struct region *run_region(struct space *s, uint64_t addr, uint64_t len)
 {
 	struct region *r = region_find(&s->regions, addr);
 
-	if (!r || r->obj || r->view || addr + len > region_end(r) || (r->flags & MAP_LOCKED) ||
+	if (!r || (r->obj && !region_keeps_copies(s, r)) || r->view || addr + len > region_end(r) ||
+	    (r->flags & MAP_LOCKED) ||
 	    (r->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
 		return NULL;
 	locked_refresh(&s->locked, s->pid, s->d->turn);
@@ -1041,26 +1252,37 @@ static bool in_page_out(const struct space *s, uint64_t a)
 	return false;
 }
 
+enum run_kind {
+	RUN_ANON,
+	RUN_DROPPABLE,
+	RUN_COPIES
+};
+
 /*
- * Send the pages of @ps out, those that may go: each run of them in one private anonymous mapping
- * that may go out now, all dropped (MAP_DROPPABLE) or all kept as the first run. @ps is emptied.
- * Return: the pages sent.
+ * Send the pages of @ps out, those that may go: each run of them in one private mapping that may
+ * go out now, all of the first run's kind: anonymous, dropped (MAP_DROPPABLE) or copies of object
+ * pages. @ps is emptied. Return: the pages sent.
  */
 static uint64_t set_out(struct space *s, struct page_set *ps, bool clean)
 {
 	struct page_set_run r = { 0 };
-	int droppable = -1;
+	int kind = -1;
 
 	while (page_set_next_run(ps, &r)) {
 		const struct region *reg = run_region(s, r.addr, r.pages << UPAGER_PAGE_SHIFT);
-		int d = reg && (reg->flags & MAP_TYPE) == MAP_DROPPABLE;
+		int k = !reg					   ? -1
+			: reg->obj				   ? RUN_COPIES
+			: (reg->flags & MAP_TYPE) == MAP_DROPPABLE ? RUN_DROPPABLE
+								   : RUN_ANON;
 
-		if (droppable < 0 && reg)
-			droppable = d;
-		if (!reg || d != droppable)
+		if (kind < 0)
+			kind = k;
+		if (k < 0 || k != kind)
 			page_set_remove(ps, r.addr, r.pages);
 	}
-	r.pages = ps->n && page_out(s, ps, droppable == 1, clean) == 0 ? ps->n : 0;
+	r.pages = ps->n && page_out(s, ps, kind == RUN_DROPPABLE, clean, kind == RUN_COPIES) == 0
+			  ? ps->n
+			  : 0;
 	ps->n = 0;
 	return r.pages;
 }

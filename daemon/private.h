@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Private anonymous pages of a space (private.c): which are in memory, which the swap store holds,
- * their page-out and their page-in.
+ * Private pages of a space (private.c), those of its private anonymous mappings and its copies of
+ * the pages its private mappings of objects wrote: which are in memory, which the swap store
+ * holds, their page-out and their page-in.
  */
 #pragma once
 
@@ -18,6 +19,9 @@ struct users_over;
 void private_free(struct space *s);
 int private_set_spare(struct space *s, uint64_t addr, uint64_t len);
 bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0);
+bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0);
+void private_copied(struct space *s, uint64_t addr);
+void private_remove(struct space *s, uint64_t start, uint64_t end);
 void private_filled(struct space *s, uint64_t addr, uint64_t len);
 void private_forget(struct space *s, uint64_t start, uint64_t end);
 void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len);

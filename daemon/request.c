@@ -445,6 +445,10 @@ static int do_region_add(struct session *s, const struct upager_msg *req)
 				r.obj->linear_writers++;
 				object_mark(r.obj);
 			}
+		} else if (region_keeps_copies(s->space, &r)) {
+			/* A private mapping: the first write to each page, which makes the
+			 * process's own copy of it, comes here first (private.c). */
+			mode |= UFFDIO_REGISTER_MODE_WP;
 		}
 	} else if (!map_private_anon((int)ra->flags)) {
 		return -EINVAL;

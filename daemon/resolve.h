@@ -14,8 +14,8 @@ enum {
 	/* The mapping may write the object but was made without PROT_WRITE (region.wp): a write
 	 * after mprotect() must reach the daemon. */
 	RESOLVE_READ_ONLY = 1,
-	/* The mapping's writes are tracked (region_tracks_writes()): a page goes in protected
-	 * until its first write, which the daemon then sees. */
+	/* The mapping's writes are tracked (region_tracks_writes(), region_keeps_copies()): a
+	 * page goes in protected until its first write, which the daemon then sees. */
 	RESOLVE_TRACKED = 2,
 	/* The page goes in for a write fault: that write is its first. */
 	RESOLVE_WRITE = 4,

@@ -268,6 +268,17 @@ bool region_tracks_writes(const struct space *s, const struct region *r)
 }
 
 /**
+ * region_keeps_copies() - whether region @r of space @s is a private mapping of an object whose
+ * written pages, the process's own copies, the daemon counts and pages out as private pages
+ * (private.c): registered in write-protect mode (request.c), its object pages go in protected
+ * until a write, whose fault the daemon sees before the kernel makes the copy
+ */
+bool region_keeps_copies(const struct space *s, const struct region *r)
+{
+	return r->obj && !r->shared && !r->view && (s->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+}
+
+/**
  * region_may_protect() - whether region @r of space @s is registered in write-protect mode: a
  * shared mapping of an object the client may write (request.c), whose pages the daemon can
  * write-protect before it writes them out, so that a later write faults

@@ -61,6 +61,7 @@ void space_kill(struct space *s);
 bool space_check_alive(struct space *s);
 bool region_may_protect(const struct space *s, const struct region *r);
 bool region_tracks_writes(const struct space *s, const struct region *r);
+bool region_keeps_copies(const struct space *s, const struct region *r);
 bool space_protect_object(struct object *o, uint64_t first, uint64_t count);
 bool space_protect_tracked(struct object *o, uint64_t first, uint64_t count);
 bool space_pinned(struct object *o, uint64_t first, uint64_t count);

@@ -278,6 +278,10 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 		ret = object_open(length, prot, flags, fd, offset, &rep, &memfd);
 		if (ret < 0)
 			return fail(-ret);
+		/* The pages a private mapping writes are the process's own copies, which the daemon
+		 * pages out as it does private anonymous pages, through the same thread. */
+		if ((flags & MAP_TYPE) == MAP_PRIVATE)
+			(void)upager__control_start();
 		if (memfd < 0)
 			return fail(EBADMSG);
 		object_id = rep.u.object_open_reply.object_id;

@@ -277,6 +277,101 @@ Test(pageout, dirty_pages_are_written_back_before_they_leave_and_read_again_afte
 	close(fd);
 }
 
+/*
+ * A private mapping of a file 8 times the budget: the parent writes three pages in four, more than
+ * the cgroup holds, so the copies the writes make go to the swap store and come back; the pages
+ * not written read the file; a forked child sees its parent's copies and its own writes only; and
+ * MADV_DONTNEED gives the file's pages back. The file is never written.
+ */
+#define CHILD_XOR 0xf0f0ULL
+
+static uint64_t copy_xor(uint64_t i, bool child)
+{
+	uint64_t x = i % 4 ? XOR : 0;
+
+	return child && i % 4 < 2 ? x ^ CHILD_XOR : x;
+}
+
+static void xor_page(uint64_t *p, uint64_t i, uint64_t x)
+{
+	p[i * PAGE / 8] ^= x;
+	p[(i * PAGE + PAGE - 8) / 8] ^= x;
+}
+
+static void check_copies(const uint64_t *p, bool child)
+{
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++)
+		check_pages(p, i, 1, copy_xor(i, child));
+}
+
+static void private_file(void *arg)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p;
+	int fd = open(file_path, O_RDONLY), status;
+	pid_t child;
+
+	(void)arg;
+	p = fd < 0 ? MAP_FAILED
+		   : upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		_exit(11);
+	for (uint64_t i = 0; i < pages; i++)
+		if (i % 4)
+			xor_page(p, i, XOR);
+	check_copies(p, false);
+	srandom(7);
+	for (int i = 0; i < 4000; i++) {
+		uint64_t k = (uint64_t)random() % pages;
+
+		check_pages(p, k, 1, copy_xor(k, false));
+	}
+	child = fork();
+	if (child == 0) {
+		/* Pages of the file and copies of the parent's, written again. */
+		for (uint64_t i = 0; i < pages; i++)
+			if (i % 4 < 2)
+				xor_page(p, i, CHILD_XOR);
+		check_copies(p, true);
+		_exit(0);
+	}
+	if (child < 0 || waitpid(child, &status, 0) != child)
+		_exit(20);
+	if (status != 0)
+		_exit(WIFEXITED(status) ? 20 + WEXITSTATUS(status) : 30);
+	check_copies(p, false);
+	if (madvise(p, WORKLOAD, MADV_DONTNEED) < 0)
+		_exit(21);
+	check_pages(p, 0, pages, 0);
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+	close(fd);
+}
+
+Test(pageout, copies_a_private_file_mapping_writes_go_out_and_back)
+{
+	struct upager_msg before = figures(), f;
+	int fd = make_pattern_file("private", WORKLOAD, file_path);
+	uint64_t word;
+
+	run_limited_caches(private_file, NULL, false);
+	f = figures();
+	cr_assert_geq(f.u.stats_reply.pages_out - before.u.stats_reply.pages_out,
+		      (WORKLOAD * 3 / 4 - BUDGET) / PAGE, "the copies went to the swap store");
+	cr_assert_geq(f.u.stats_reply.pages_in - before.u.stats_reply.pages_in,
+		      (WORKLOAD * 3 / 4 - 2 * BUDGET) / PAGE, "the copies came back");
+	cr_assert_eq(f.u.stats_reply.pages_written_out, before.u.stats_reply.pages_written_out,
+		     "nothing was written to the file");
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++) {
+		cr_assert_eq(pread(fd, &word, 8, (off_t)(i * PAGE)), 8);
+		cr_assert_eq(word, pattern_at(i * PAGE), "page %llu of the file",
+			     (unsigned long long)i);
+	}
+	close(fd);
+	for (int i = 0; i < 100 && figures().u.stats_reply.swap_used_bytes; i++)
+		usleep(20 * 1000);
+	cr_assert_eq(figures().u.stats_reply.swap_used_bytes, 0, "the slots were freed");
+}
+
 /* Nonlinear: each run of 64 pages of the mapping shows the file's runs in reverse order. */
 #define NL_RUN 64
 #define NL_RUNS (WORKLOAD / PAGE / NL_RUN)
