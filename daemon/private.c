@@ -126,6 +126,7 @@ static void chunk_save(struct state_handle *h, struct state *st)
 	STATE_NUM(&io, 1, s->id);
 	STATE_NUM(&io, 2, ch->base);
 	state_bytes(&io, 3, (uint8_t *)slots, &len, sizeof(slots));
+	STATE_NUM(&io, 4, ch->dropped);
 	state_end(&io);
 }
 
@@ -172,17 +173,21 @@ void private_load(struct daemon *d, struct state_io *io)
 {
 	uint32_t slots[PTABLE_CHUNK_PAGES] = { 0 };
 	uint16_t len = 0;
-	uint64_t id = 0, base = 0;
+	uint64_t id = 0, base = 0, dropped = 0;
+	struct ptable_chunk *ch;
 	struct space *s;
 
 	STATE_NUM(io, 1, id);
 	STATE_NUM(io, 2, base);
 	state_bytes(io, 3, (uint8_t *)slots, &len, sizeof(slots));
+	STATE_NUM(io, 4, dropped);
 	s = space_find(d, id);
 	if (!s || len != sizeof(slots) || base % PTABLE_CHUNK_BYTES ||
 	    ptable_load_slots(&ready(s)->table, base, slots) < 0)
 		log_limited(LOG_ERR, "a saved chunk of private pages at %#" PRIx64 " is lost",
 			    base);
+	else if ((ch = ptable_find(&s->priv.table, base)))
+		ch->dropped = dropped;
 }
 
 /*
@@ -590,6 +595,23 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	return true;
 }
 
+/*
+ * Whether the page at @a of @s is in a page-out of @s under way. A page written while its
+ * page-out was under way stays and is no longer leaving, but the DROP may still come to it: a
+ * second page-out would write-protect it again, and the first DROP's move would then take it,
+ * answered for a page-out whose slot it no longer holds (drop_settle() keeps such a page as in
+ * memory): the page would be gone from the client with its data. It waits for the first to end.
+ */
+static bool in_page_out(const struct space *s, uint64_t a)
+{
+	const struct page_out *po;
+
+	list_for_each_entry (po, &s->priv.outs, link)
+		if (page_set_has(&po->set, a))
+			return true;
+	return false;
+}
+
 /**
  * private_copied() - the page at @addr of a private mapping of an object in @s is the process's
  * own copy from now on (its first write goes on into the kernel's copy): in memory, and used
@@ -623,6 +645,11 @@ bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t
 	bool own = ch && (ptable_bit(ch->present, i) || ptable_bit(ch->leaving, i) ||
 			  ptable_bit(ch->reading, i) || ptable_slot(ch, i) >= 0);
 
+	/* A removal the control thread's drop made came before any fault on the page. */
+	if (ch && ptable_bit(ch->dropped, i) && !in_page_out(s, addr)) {
+		ch->dropped &= ~(1ULL << i);
+		chunk_changed(t, ch);
+	}
 	if (!own && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
 		/* The first write to the object's page: the kernel copies it once the protection
 		 * is off. */
@@ -732,8 +759,9 @@ static int addr_cmp(const void *a, const void *b)
  */
 void private_remove(struct space *s, uint64_t start, uint64_t end)
 {
-	static uint64_t held[SPARE_PARTS * OUT_MAX_PAGES];
+	static uint64_t held[2 * SPARE_PARTS * OUT_MAX_PAGES];
 	struct private_pages *pp = ready(s);
+	struct ptable *t = &pp->table;
 	struct page_out *po;
 	uint64_t from = start;
 	size_t n = 0;
@@ -751,6 +779,21 @@ void private_remove(struct space *s, uint64_t start, uint64_t end)
 			    n == ARRAY_SIZE(held))
 				continue;
 			po->removed[k / 64] |= 1ULL << (k % 64);
+			held[n++] = a;
+		}
+	}
+	/* Copies a daemon before this one had dropped (saved so): the removal is the control
+	 * thread's, once. */
+	for (struct ptable_chunk *ch = ptable_from(t, start & ~(PTABLE_CHUNK_BYTES - 1));
+	     ch && ch->base < end; ch = ptable_next(t, ch)) {
+		for (unsigned i = 0; ch->dropped && i < PTABLE_CHUNK_PAGES; i++) {
+			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+
+			if (!ptable_bit(ch->dropped, i) || a < start || a >= end ||
+			    in_page_out(s, a) || n == ARRAY_SIZE(held))
+				continue;
+			ch->dropped &= ~(1ULL << i);
+			chunk_changed(t, ch);
 			held[n++] = a;
 		}
 	}
@@ -906,10 +949,14 @@ static void page_out_give_slots(struct page_out *po)
 		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
 		uint64_t slot = (uint64_t)po->slot + rank++;
 
-		/* Its chunk has its slot table (page_out()). */
-		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a)))
+		/* Its chunk has its slot table (page_out()). A copy may be dropped in place from
+		 * now on: saved so, a daemon that takes over knows the removal for the control
+		 * thread's (private_remove()). */
+		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a))) {
+			if (po->copies)
+				ch->dropped |= 1ULL << ptable_index(ch, a);
 			ptable_set_slot(&s->priv.table, c->store, ch, ptable_index(ch, a), slot);
-		else
+		} else
 			ptable_put(c->store, slot);
 	}
 	po->slots_given = true;
@@ -988,6 +1035,10 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 
 		if (leaving)
 			set_leaving(c, t, ch, i, false);
+		if (ch && ptable_bit(ch->dropped, i)) {
+			ch->dropped &= ~(1ULL << i);
+			chunk_changed(t, ch);
+		}
 		if (gone && ours) {
 			set_present(c, t, ch, i, false);
 			ch->used &= ~(1ULL << i);
@@ -1233,23 +1284,6 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 		return NULL;
 	locked_refresh(&s->locked, s->pid, s->d->turn);
 	return locked_overlaps(&s->locked, addr, addr + len) ? NULL : r;
-}
-
-/*
- * Whether the page at @a of @s is in a page-out of @s under way. A page written while its
- * page-out was under way stays and is no longer leaving, but the DROP may still come to it: a
- * second page-out would write-protect it again, and the first DROP's move would then take it,
- * answered for a page-out whose slot it no longer holds (drop_settle() keeps such a page as in
- * memory): the page would be gone from the client with its data. It waits for the first to end.
- */
-static bool in_page_out(const struct space *s, uint64_t a)
-{
-	const struct page_out *po;
-
-	list_for_each_entry (po, &s->priv.outs, link)
-		if (page_set_has(&po->set, a))
-			return true;
-	return false;
 }
 
 enum run_kind {

@@ -286,6 +286,7 @@ static void clear_pages(struct ptable *t, struct ptable_chunk *ch, unsigned lo, 
 		ptable_set_leaving(t, ch, i, false);
 		ch->reading &= ~(1ULL << i);
 		ch->used &= ~(1ULL << i);
+		ch->dropped &= ~(1ULL << i);
 	}
 }
 

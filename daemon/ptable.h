@@ -29,6 +29,8 @@ struct ptable_chunk {
 	struct state_handle saved; /* its record while it holds a slot (struct ptable.changed) */
 	uint64_t base; /* the address of its first page */
 	uint64_t present, used, leaving, reading; /* a bit per page */
+	uint64_t
+		dropped; /* copies dropped in place whose UFFD_EVENT_REMOVE may come yet (private.c) */
 	uint32_t *slot; /* NULL, or a slot + 1 per page (0: none) */
 };
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * The client of swap-restart-test.py: anonymous memory of PAGES pages through upager_mmap(), shared
- * (or private with a second argument "private"), larger than the daemon's budget, so that most of
- * it is in the daemon's swap store. It reads
+ * (or private with a second argument "private"; or with "private-file" a private mapping of a new
+ * sparse file, whose pages the writes copy), larger than the daemon's budget, so that most of it
+ * is in the daemon's swap store. It reads
  * commands on stdin, one a line, and answers on stdout:
  *   write R   every page gets the pattern of round R; says "at R N" every PROGRESS pages
  *             written, and answers "written R"
@@ -11,11 +12,13 @@
  * and exits with 0 at the end of its input.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "upager.h"
 
@@ -36,7 +39,9 @@ int main(int argc, char **argv)
 	uint64_t pages = argc > 1 ? strtoull(argv[1], NULL, 0) : 0;
 	static uint8_t want[PAGE];
 	char line[64], cmd[16];
-	int type = argc > 2 && !strcmp(argv[2], "private") ? MAP_PRIVATE : MAP_SHARED;
+	const char *kind = argc > 2 ? argv[2] : "shared";
+	int type = strcmp(kind, "shared") ? MAP_PRIVATE : MAP_SHARED, fd = -1;
+	char path[] = "/var/tmp/upager-swap-restart-XXXXXX";
 	uint8_t *mem;
 	unsigned r;
 
@@ -44,7 +49,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PAGES\n", argv[0]);
 		return 2;
 	}
-	mem = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS, -1, 0);
+	if (!strcmp(kind, "private-file")) {
+		fd = mkstemp(path);
+		if (fd < 0 || ftruncate(fd, (off_t)(pages * PAGE)) < 0) {
+			printf("FAIL %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+	}
+	mem = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+			  type | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0);
 	if (mem == MAP_FAILED) {
 		printf("FAIL upager_mmap: %s\n", strerror(errno));
 		return 1;
@@ -78,5 +91,7 @@ int main(int argc, char **argv)
 			printf("checked %u bad=%lu\n", r, (unsigned long)bad);
 		fflush(stdout);
 	}
+	if (fd >= 0)
+		unlink(path);
 	return 0;
 }

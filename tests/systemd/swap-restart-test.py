@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The swap store survives a restart under the fd store. This harness plays systemd's part
 (manager.py) for upagerd --memory-max 8M --swap PATH; a client (swap-restart-client.c) writes
-anonymous memory six times the budget, shared and then private, so that most of it is in the swap
-store. The daemon is killed with SIGKILL twice while it pages out: once stalled (stall-shim.c)
+anonymous memory six times the budget, shared, then private, then the copies a private mapping of
+a file makes, so that most of it is in the swap store. The daemon is killed with SIGKILL twice while it pages out: once stalled (stall-shim.c)
 while the client reads every page back, between the write of pages to the store and their punch
 out of memory ("pageout", shared) or right after it sent the DROP that has the client move them
-out ("drop", private); once a third into a round of writes, with page-outs and page-ins in flight.
+out ("drop", private and copies); once a third into a round of writes, with page-outs and page-ins in flight.
 Each time a new daemon takes the store over from the fd store: every page must read back as last
 written, and the new daemon must page out and in itself.
 
@@ -173,7 +173,7 @@ with tempfile.TemporaryDirectory() as tmp:
         global client
         client = Client([client_bin, str(PAGES), kind], dict(os.environ, UPAGER_SOCKET=sock), log)
         clients.append(client.proc)
-        if not check(client.answer("mapped", 30) == "mapped", "the client maps %s anonymous memory" % kind):
+        if not check(client.answer("mapped", 30) == "mapped", "the client maps %s memory" % kind):
             sys.exit(1)
         client.send("write 1")
         check(client.answer("written 1") is not None, "the client writes round 1")
@@ -182,7 +182,7 @@ with tempfile.TemporaryDirectory() as tmp:
               "most of it is in the swap store: %d MiB" % (s.get("swap_used_bytes", 0) >> 20))
         names = mgr.names()
         check(all(n in names for n in STORE_NAMES)
-              and (kind == "private" or any(n.startswith("upager.sl.") for n in names)),
+              and (kind != "shared" or any(n.startswith("upager.sl.") for n in names)),
               "the fd store holds the swap store, its tables and the slot table: " + " ".join(names))
 
         # Killed at the stall, while the client reads every page back.
@@ -252,6 +252,8 @@ with tempfile.TemporaryDirectory() as tmp:
             swap = nbd.uri
         scenario("shared", "pageout")
         scenario("private", "drop")
+        # The copies a private mapping of a file makes of the pages it writes.
+        scenario("private-file", "drop")
     finally:
         kill_all(clients, daemons)
         if nbd:

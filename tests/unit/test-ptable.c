@@ -213,6 +213,8 @@ Test(ptable, forget_frees_exactly_the_slots_of_its_range_and_clears_its_bits)
 
 	fill(&t, start, pages, 1000);
 	cr_assert_eq(n_chunks(&t), 4);
+	/* Chunk 0 (pages 0 to 53 of the range) has pages 30 to 53 forgotten: marked dropped. */
+	ptable_find(&t, BASE)->dropped = ~0ULL << (10 + lo);
 	ptable_forget(&t, &store, start + lo * P, start + hi * P);
 	for (uint64_t k = 0; k < pages; k++) {
 		struct page want = k >= lo && k < hi ? none : pattern(k, 1000);
@@ -225,6 +227,7 @@ Test(ptable, forget_frees_exactly_the_slots_of_its_range_and_clears_its_bits)
 	}
 	cr_assert_eq(total_freed(), (hi - lo) / 3);
 	cr_assert_eq(t.present, present);
+	cr_assert_eq(ptable_find(&t, BASE)->dropped, 0, "a dropped mark survived the forget");
 	cr_assert_eq(t.out, out);
 	/* Chunk 2 (pages 118 to 181 of the range) kept pages 150 to 181; chunk 1 is gone. */
 	cr_assert_null(ptable_find(&t, BASE + CB), "a chunk emptied whole is freed");

@@ -129,3 +129,29 @@ Test(resolve, every_copy_goes_in_protected_but_the_writable_one)
 	cr_assert(resolve_view(&v, 1));
 	cr_assert_not(resolve_view(&v, 2));
 }
+
+/*
+ * A private mapping keeps copies: a read maps its run protected, so that the first write to each
+ * page is seen; a write maps the one page written, unprotected, marked for no write-back (the
+ * copy never reaches the file). Without write-protect faults nothing is protected.
+ */
+Test(resolve, a_private_mapping_gets_the_page_written_alone_and_the_others_protected)
+{
+	uint64_t n = 4;
+
+	region.shared = false;
+	region.may_write = false;
+	cr_assert(region_keeps_copies(&space, &region));
+	cr_assert(resolve_linear(&space, &region, 0, false, &n), "a read mapped a page writable");
+	cr_assert_eq(n, 4);
+	cr_assert_not(resolve_linear(&space, &region, 2, true, &n));
+	cr_assert_eq(n, 1, "a write mapped %llu pages unprotected", (unsigned long long)n);
+	for (int p = 0; p < PAGES; p++)
+		cr_assert_eq(pages[p], PAGE_READY, "page %d of a private mapping marked: %#x", p,
+			     pages[p]);
+	space.features = 0;
+	n = 4;
+	cr_assert_not(region_keeps_copies(&space, &region));
+	cr_assert_not(resolve_linear(&space, &region, 0, false, &n));
+	cr_assert_eq(n, 4);
+}
