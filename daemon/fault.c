@@ -56,9 +56,10 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 	ret = uffdio_resolve_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
 	if (ret == -EFAULT)
 		return 0;
-	/* The write goes on into the kernel's copy of the page: a private page from now on. */
-	if (write && !wp && region_keeps_copies(s, r))
-		private_copied(s, addr);
+	/* The write goes on into the kernel's copy of the page, and the writer's into those of
+	 * the pages after it: private pages from now on. */
+	for (uint64_t k = 0; write && !wp && k < n && region_keeps_copies(s, r); k++)
+		private_copied(s, addr + (k << UPAGER_PAGE_SHIFT));
 	object_used(o, p, n);
 	r->ra_next = p + n;
 	return n;

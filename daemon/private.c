@@ -626,6 +626,48 @@ void private_copied(struct space *s, uint64_t addr)
 	ch->used |= 1ULL << ptable_index(ch, addr);
 }
 
+#define COPY_BLOCK_PAGES 16 /* a random first write unprotects the 64 KiB around it */
+
+/*
+ * The pages [*lo, return) around @addr that a first write to the object's page there in @r makes
+ * writable, each counted as a copy, all without a copy yet and within the mapping and the
+ * budget's room: for a run written in order (r->wr_next: the page after it; r->wr_window: its
+ * last window), from @addr twice the last window, from the read-ahead minimum up to
+ * ZERO_AHEAD_MAX_PAGES; for another write, the block of COPY_BLOCK_PAGES aligned pages around it.
+ * Unprotecting a page allocates nothing: its copy is made at its write, and a page never written
+ * is counted only until a page-out finds it uncopied (set_present_in_client()).
+ */
+static uint64_t copy_window(struct space *s, struct region *r, uint64_t addr, uint64_t *lo)
+{
+	const struct daemon_config *cfg = &s->d->config;
+	const struct ptable *t = &s->priv.table;
+	uint64_t room = cache_room_pages(&s->d->cache), hi, end;
+	bool ahead = addr == r->wr_next && cfg->readahead_max_pages;
+
+	if (ahead) {
+		uint64_t n = MAX(2 * (uint64_t)r->wr_window, (uint64_t)cfg->readahead_min_pages);
+
+		n = MIN(MIN(n, (uint64_t)ZERO_AHEAD_MAX_PAGES), (uint64_t)cfg->readahead_max_pages);
+		*lo = addr;
+		end = addr + (MIN(n, room) << UPAGER_PAGE_SHIFT);
+	} else {
+		*lo = MAX(ALIGN_DOWN(addr, COPY_BLOCK_PAGES * UPAGER_PAGE_SIZE), r->start);
+		end = *lo + (MIN((uint64_t)COPY_BLOCK_PAGES, room) << UPAGER_PAGE_SHIFT);
+	}
+	end = MIN(end, region_end(r));
+	for (hi = addr + UPAGER_PAGE_SIZE; hi < end && ptable_page_empty(t, hi);
+	     hi += UPAGER_PAGE_SIZE)
+		;
+	for (uint64_t a = addr; a > *lo; a -= UPAGER_PAGE_SIZE)
+		if (!ptable_page_empty(t, a - UPAGER_PAGE_SIZE)) {
+			*lo = a;
+			break;
+		}
+	r->wr_window = ahead ? (uint32_t)((hi - addr) >> UPAGER_PAGE_SHIFT) : 0;
+	r->wr_next = hi;
+	return hi;
+}
+
 /**
  * private_copy_fault() - serve a fault on a page of a private mapping of an object in @s
  * (region_keeps_copies()) if it is the process's own copy (in memory, leaving, out or being read
@@ -652,9 +694,13 @@ bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t
 	}
 	if (!own && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
 		/* The first write to the object's page: the kernel copies it once the protection
-		 * is off. */
-		private_copied(s, addr);
-		uffdio_resolve_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
+		 * is off; a writer in order, the pages of its window as it writes them. */
+		struct region *r = region_find(&s->regions, addr);
+		uint64_t lo = addr, hi = r ? copy_window(s, r, addr, &lo) : addr + UPAGER_PAGE_SIZE;
+
+		for (uint64_t a = lo; a < hi; a += UPAGER_PAGE_SIZE)
+			private_copied(s, a);
+		uffdio_resolve_unprotect(s->uffd, lo, hi - lo);
 		return served(s, addr, t0);
 	}
 	if (!own)
@@ -847,13 +893,18 @@ void private_free(struct space *s)
 
 /*
  * Whether every page of @ps is in the client's page tables (pagemap bit 63, or 62: a swap or
- * migration entry, which the kernel resolves itself).
+ * migration entry, which the kernel resolves itself); of @copies, the object's pages (bit 61)
+ * are taken out of @ps and of the table, and there must be some left. With @unmapped, only
+ * this, for copies before they are write-protected: their pages that are in no page table are
+ * taken out of @ps and of the table (never copied, or their object page evicted since), as
+ * write-protecting would leave a marker there (a swap entry for pagemap, and a fault on the
+ * client's userfaultfd for process_vm_readv(), which only this thread serves).
  * The daemon reads the pages with process_vm_readv(), whose touch of a page not there is a fault
  * on the client's userfaultfd, which only this thread serves: it would wait for itself, and every
  * client with it, for ever. A page the table has in memory that the client does not is taken out
  * of the table: with a slot, its data is there; without, it is logged (a fault maps zeroes).
  */
-static bool set_present_in_client(struct space *s, const struct page_set *ps)
+static bool set_present_in_client(struct space *s, struct page_set *ps, bool copies, bool unmapped)
 {
 	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
 	struct cache *c = &s->d->cache;
@@ -877,21 +928,38 @@ static bool set_present_in_client(struct space *s, const struct page_set *ps)
 	if (got != (ssize_t)(span * 8))
 		return false;
 	for (k = 0; page_set_next(ps, &k, &a);) {
+		uint64_t e = entries[k - 1];
+		bool object_page = copies && (e >> 62 & 3) && (e >> 61 & 1);
 		struct ptable_chunk *ch;
 
-		if (entries[k - 1] >> 62 & 3)
-			continue; /* present, or swapped or migrating: the read waits for the kernel */
-		all = false;
+		/* A copy in a swap entry may be a marker, whose read would wait for this thread:
+		 * not now. */
+		if (copies && !unmapped && (e >> 62 & 3) == 1) {
+			all = false;
+			continue;
+		}
+		/* Present, or swapped or migrating: the read waits for the kernel. */
+		if ((e >> 62 & 3) && (!object_page || unmapped))
+			continue;
 		ch = ptable_find(&s->priv.table, a);
+		if (object_page || unmapped) {
+			/* Counted, not copied yet (a write window, a write that did not go on):
+			 * not counted any more, and protected, so that its first write is seen. */
+			page_set_remove(ps, a, 1);
+		} else {
+			all = false;
+			if (ch && !copies && ptable_slot(ch, ptable_index(ch, a)) < 0)
+				log_limited(LOG_ERR,
+					    "pid %d: page %#" PRIx64 " is not in memory as it was",
+					    (int)s->pid, a);
+		}
 		if (!ch)
 			continue;
-		if (ptable_slot(ch, ptable_index(ch, a)) < 0)
-			log_limited(LOG_ERR, "pid %d: page %#" PRIx64 " is not in memory as it was",
-				    (int)s->pid, a);
 		set_present(c, &s->priv.table, ch, ptable_index(ch, a), false);
+		ch->used &= ~(1ULL << ptable_index(ch, a));
 		ptable_drop_if_empty(&s->priv.table, ch);
 	}
-	return all;
+	return all && ps->n;
 }
 
 /**
@@ -1192,16 +1260,18 @@ static int reserve_slots(struct space *s, const struct page_set *ps, uint64_t sl
  * zeroes.
  * Return: 0, or a negative errno (-EBUSY: not now; the pages stay).
  */
-static int page_out(struct space *s, const struct page_set *ps, bool discard, bool clean,
+static int page_out(struct space *s, const struct page_set *set, bool discard, bool clean,
 		    bool copies)
 {
 	struct cache *c = &s->d->cache;
+	struct page_set one = *set, *ps = &one;
 	uint64_t n = ps->n, len = n << UPAGER_PAGE_SHIFT, a;
+	bool protected = false;
+	int ret = 0;
 	struct page_out *po;
 	uint32_t bit = 0;
 	unsigned part;
 	uint64_t slot;
-	int ret;
 
 	for (part = 0; part < SPARE_PARTS && s->priv.spare_busy & (1u << part); part++)
 		;
@@ -1216,9 +1286,16 @@ static int page_out(struct space *s, const struct page_set *ps, bool discard, bo
 		free(po);
 		return -ENOMEM;
 	}
-	ret = clean ? 0 : protect(s, ps, true);
-	if (ret == 0 && !discard && !set_present_in_client(s, ps))
+	if (copies && !clean && !set_present_in_client(s, ps, true, true)) {
 		ret = -EBUSY;
+	} else if (!clean) {
+		ret = protect(s, ps, true);
+		protected = true;
+	}
+	if (ret == 0 && !discard && !set_present_in_client(s, ps, copies, false))
+		ret = -EBUSY;
+	n = ps->n;
+	len = n << UPAGER_PAGE_SHIFT;
 	if (ret == 0 && !discard)
 		ret = read_set(s, ps, po->buf);
 	if (ret == 0 && !discard && (copies || !all_zero(po->buf, len)))
@@ -1232,7 +1309,7 @@ static int page_out(struct space *s, const struct page_set *ps, bool discard, bo
 			store_free(c->store, slot, n);
 	}
 	if (ret < 0) {
-		if (!clean)
+		if (protected)
 			protect(s, ps, false);
 		free(po->buf);
 		free(po);

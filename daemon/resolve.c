@@ -35,20 +35,20 @@ bool resolve_protect(unsigned facts)
  * @write: they go in for a write fault on page @p
  * @n: in, the ready pages from @p the caller would map (at least 1); out, how many go in at once
  *	under the answer: 1 where the object has nonlinear mappings, whose copies each page has or
- *	has not; for a write, only those whose blocks the file has (reserve_backed()), or in a
- *	private mapping the one page written
+ *	has not; for a write, only those whose blocks the file has (reserve_backed())
  *
  * Pages that go in writable in a mapping that may write are marked PAGE_WRITABLE: write-back
- * candidates, as a shared mapping's pages are with the kernel.
+ * candidates, as a shared mapping's pages are with the kernel. In a private mapping
+ * (region_keeps_copies()) they go in protected but for a write, whose caller counts them as the
+ * process's copies.
  *
  * Return: true to map them write-protected.
  */
 bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool write, uint64_t *n)
 {
 	struct object *o = r->obj;
-	bool copies = region_keeps_copies(s, r);
-	unsigned facts = (r->wp ? RESOLVE_READ_ONLY : 0) |
-			 (region_tracks_writes(s, r) || copies ? RESOLVE_TRACKED : 0) |
+	bool tracked = region_tracks_writes(s, r) || region_keeps_copies(s, r);
+	unsigned facts = (r->wp ? RESOLVE_READ_ONLY : 0) | (tracked ? RESOLVE_TRACKED : 0) |
 			 (write ? RESOLVE_WRITE : 0);
 	bool wp;
 
@@ -58,10 +58,6 @@ bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool wr
 			facts |= RESOLVE_COPIES;
 	}
 	wp = resolve_protect(facts);
-	/* A write to a private mapping copies the one page written: the others stay protected,
-	 * so that each copy is seen (region_keeps_copies()). */
-	if (copies && !wp)
-		*n = 1;
 	/* Pages of a hole whose blocks are not reserved go in protected: their first write
 	 * reserves them (reserve.c). */
 	if (write && r->may_write && !wp)

@@ -132,10 +132,10 @@ Test(resolve, every_copy_goes_in_protected_but_the_writable_one)
 
 /*
  * A private mapping keeps copies: a read maps its run protected, so that the first write to each
- * page is seen; a write maps the one page written, unprotected, marked for no write-back (the
- * copy never reaches the file). Without write-protect faults nothing is protected.
+ * page is seen; a write maps its run unprotected (the caller counts the copies), marked for no
+ * write-back (a copy never reaches the file). Without write-protect faults nothing is protected.
  */
-Test(resolve, a_private_mapping_gets_the_page_written_alone_and_the_others_protected)
+Test(resolve, a_private_mapping_gets_pages_protected_but_for_a_write)
 {
 	uint64_t n = 4;
 
@@ -145,7 +145,7 @@ Test(resolve, a_private_mapping_gets_the_page_written_alone_and_the_others_prote
 	cr_assert(resolve_linear(&space, &region, 0, false, &n), "a read mapped a page writable");
 	cr_assert_eq(n, 4);
 	cr_assert_not(resolve_linear(&space, &region, 2, true, &n));
-	cr_assert_eq(n, 1, "a write mapped %llu pages unprotected", (unsigned long long)n);
+	cr_assert_eq(n, 4, "a write cut the run to %llu pages", (unsigned long long)n);
 	for (int p = 0; p < PAGES; p++)
 		cr_assert_eq(pages[p], PAGE_READY, "page %d of a private mapping marked: %#x", p,
 			     pages[p]);
