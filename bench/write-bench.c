@@ -13,7 +13,12 @@
  * also reserves the file's blocks (daemon/reserve.c); with --dense it is written full of zeroes
  * first, and has no hole.
  *
- * Usage: upager-bench-write [--quick] [--dense] [--upagerd PATH]   ($UPAGERD is the default path)
+ * With --private the mapping is MAP_PRIVATE: a first write copies the page, for the kernel in its
+ * write-protect fault, for upager after a write-protect fault the daemon serves, by which it counts
+ * the copy in its budget (with a window of pages around it, or ahead of a writer in order).
+ *
+ * Usage: upager-bench-write [--quick] [--dense] [--private] [--upagerd PATH]
+ * ($UPAGERD is the default path)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,9 +47,11 @@ typedef void *(*map_fn)(void *addr, size_t length, int prot, int flags, int fd, 
 typedef int (*unmap_fn)(void *addr, size_t length);
 
 /* One run: ns for the read pass, the write pass in order and the scattered one (on two halves). */
+static int map_type = MAP_SHARED;
+
 static void run(map_fn map, unmap_fn unmap, int fd, size_t pages, double out[3])
 {
-	volatile char *m = map(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	volatile char *m = map(NULL, pages * PAGE, PROT_READ | PROT_WRITE, map_type, fd, 0);
 	size_t half = pages / 2;
 	uint64_t t0, t1, t2, t3;
 	long sum = 0;
@@ -96,8 +103,11 @@ int main(int argc, char **argv)
 	char path[128];
 	int fd, ret, runs;
 
-	for (int i = 1; i < argc; i++)
+	for (int i = 1; i < argc; i++) {
 		dense |= !strcmp(argv[i], "--dense");
+		if (!strcmp(argv[i], "--private"))
+			map_type = MAP_PRIVATE;
+	}
 	bin = daemon_args(argc, argv, &quick);
 	pages = quick ? 4096 : 32768; /* 16 MiB or 128 MiB */
 	runs = quick ? 1 : RUNS;
@@ -120,9 +130,10 @@ int main(int argc, char **argv)
 		run(upager_mmap, upager_munmap, fd, pages, u[r]);
 		file_reset(fd, pages, dense);
 	}
-	printf("a shared mapping of %zu MiB of a %s file in the page cache, read then written; "
+	printf("a %s mapping of %zu MiB of a %s file in the page cache, read then written; "
 	       "median of %d runs, us per page\nclient and daemon pinned to CPU 0\n",
-	       pages * PAGE >> 20, dense ? "written (no hole)" : "sparse", runs);
+	       map_type == MAP_SHARED ? "shared" : "private", pages * PAGE >> 20,
+	       dense ? "written (no hole)" : "sparse", runs);
 	printf("%-32s %10s %10s %8s\n", "figure", "upager", "kernel", "ratio");
 	for (int f = 0; f < 3; f++) {
 		double kv[RUNS], uv[RUNS], km, um;
