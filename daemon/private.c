@@ -760,11 +760,22 @@ void private_forget(struct space *s, uint64_t start, uint64_t end)
 	account(&s->d->cache, t, present, leaving);
 }
 
+/*
+ * The removals a space may have the daemon expect at once: those of its page-outs under way,
+ * and more. A client that answers DROPs with pages it never dropped cannot make the list grow
+ * for ever: past this, the oldest expectation goes (and a removal that still came for it
+ * forgets its pages: that client's own).
+ */
+#define EXPECT_MAX (4 * SPARE_PARTS * OUT_MAX_PAGES)
+
 /* Another range whose UFFD_EVENT_REMOVE is to come; false without memory for it. */
 static bool expect_push(struct private_pages *pp, uint64_t start, uint64_t end)
 {
-	struct private_range *v = realloc(pp->expect, (pp->n_expect + 1) * sizeof(*v));
+	struct private_range *v;
 
+	if (pp->n_expect == EXPECT_MAX)
+		memmove(pp->expect, pp->expect + 1, --pp->n_expect * sizeof(*pp->expect));
+	v = realloc(pp->expect, (pp->n_expect + 1) * sizeof(*v));
 	if (!v)
 		return false;
 	pp->expect = v;
