@@ -66,6 +66,14 @@ static const char *object_figure(const struct upager_list_entry *e, uint64_t fig
 	return buf;
 }
 
+/* The table's figure: the object's, or for private anonymous memory the mapping's own pages'. */
+static const char *table_figure(const struct upager_list_entry *e, uint64_t object, uint64_t own,
+				char *buf, size_t size)
+{
+	snprintf(buf, size, "%" PRIu64, e->object_id ? object : own);
+	return buf;
+}
+
 /** ctl_mapping_table_row() - one line of the mapping table */
 void ctl_mapping_table_row(const struct upager_list_entry *e)
 {
@@ -76,9 +84,9 @@ void ctl_mapping_table_row(const struct upager_list_entry *e)
 	       e->pid, e->start, ctl_size_str(e->length, len, sizeof(len)),
 	       ctl_prot_str(e->prot, prot), ctl_flags_str(e->flags, flags, sizeof(flags)),
 	       e->offset, e->resident_pages, e->faults,
-	       object_figure(e, e->object_pages_out, out, sizeof(out)),
-	       object_figure(e, e->object_refaults, refaults, sizeof(refaults)), (int)e->path_len,
-	       e->path);
+	       table_figure(e, e->object_pages_out, e->private_pages_out, out, sizeof(out)),
+	       table_figure(e, e->object_refaults, e->private_pages_in, refaults, sizeof(refaults)),
+	       (int)e->path_len, e->path);
 	if (e->nonlinear)
 		printf(" (nonlinear, %u remapped ranges)", e->remapped_ranges);
 	if (e->flags & MAP_GROWSDOWN)
@@ -103,11 +111,13 @@ void ctl_mapping_json(const struct upager_list_entry *e)
 	       ", \"nonlinear\": %s, \"remapped_ranges\": %u, \"grown_pages\": %" PRIu64
 	       ", \"max_length\": %" PRIu64 ", \"object_pages_out\": %" PRIu64
 	       ", \"object_refaults\": %" PRIu64 ", \"object_writeback_errors\": %" PRIu64
+	       ", \"pages_out\": %" PRIu64 ", \"pages_in\": %" PRIu64
 	       ", \"object_writeback_error\": ",
 	       e->offset, e->resident_pages, e->faults, e->object_id, e->pages_populated,
 	       e->pages_read, e->bytes_read, e->latency_avg_ns, e->latency_max_ns,
 	       e->nonlinear ? "true" : "false", e->remapped_ranges, e->grown_pages, e->max_length,
-	       e->object_pages_out, e->object_refaults, e->object_writeback_errors);
+	       e->object_pages_out, e->object_refaults, e->object_writeback_errors,
+	       e->private_pages_out, e->private_pages_in);
 	if (e->object_writeback_error)
 		printf("\"%s\"}", strerrorname_np((int)e->object_writeback_error) ?: "?");
 	else
@@ -157,6 +167,8 @@ void ctl_mapping_detail(const struct upager_list_entry *e)
 	       "growth limit:      %s\n"
 	       "object paged out:  %s\n"
 	       "object refaults:   %s\n"
+	       "private paged out: %" PRIu64 "\n"
+	       "private paged in:  %" PRIu64 "\n"
 	       "write-back error:  %s\n",
 	       e->pid, e->uid, e->start, e->start + e->length,
 	       ctl_size_str(e->length, len, sizeof(len)), e->length, ctl_prot_str(e->prot, prot),
@@ -169,5 +181,6 @@ void ctl_mapping_detail(const struct upager_list_entry *e)
 					   : "none",
 	       object_figure(e, e->object_pages_out, out, sizeof(out)),
 	       object_figure(e, e->object_refaults, refaults, sizeof(refaults)),
+	       e->private_pages_out, e->private_pages_in,
 	       e->object_writeback_error ? strerror((int)e->object_writeback_error) : "none");
 }

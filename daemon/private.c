@@ -373,6 +373,7 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 	struct ptable_chunk *ch = ptable_find(t, addr);
 	unsigned i = ch ? ptable_index(ch, addr) : 0;
 	bool keep = k ? pi->keep_ahead : pi->keep;
+	struct region *r;
 	int ret;
 
 	if (!ch || !ptable_bit(ch->reading, i))
@@ -402,6 +403,8 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 			ch->used |= 1ULL << i;
 		c->stats.pages_in++;
 		c->stats.refaults += k == 0;
+		if ((r = region_find(&s->regions, addr)))
+			r->private_in++;
 	} else if (ret != -ESRCH) {
 		log_limited(LOG_WARNING, "pid %d: mapping a page read back: %s", (int)s->pid,
 			    strerror(-ret));
@@ -1119,9 +1122,13 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 			chunk_changed(t, ch);
 		}
 		if (gone && ours) {
+			struct region *r = region_find(&s->regions, a);
+
 			set_present(c, t, ch, i, false);
 			ch->used &= ~(1ULL << i);
 			c->stats.pages_out++;
+			if (r)
+				r->private_out++;
 		} else if (po->clean) {
 			/* Still clean, it keeps its slot and its protection; written, it lost both. */
 		} else {

@@ -65,6 +65,8 @@ int report_list(struct session *s, const struct upager_msg *req)
 				.object_refaults = r->obj ? r->obj->refaults : 0,
 				.object_writeback_errors = r->obj ? r->obj->wb_errors : 0,
 				.object_writeback_error = r->obj ? (uint32_t)-r->obj->wb_err : 0,
+				.private_pages_out = r->private_out,
+				.private_pages_in = r->private_in,
 				.path = r->obj ? r->obj->path : "anon",
 			};
 			int n;

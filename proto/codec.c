@@ -202,7 +202,9 @@
 	F(object_refaults, ANY)                \
 	F(object_writeback_errors, ANY)        \
 	F(object_writeback_error, ANY)         \
-	Z(reserved2)
+	Z(reserved2)                           \
+	F(private_pages_out, ANY)              \
+	F(private_pages_in, ANY)
 
 /* Rules that tie fields of one message together. */
 static bool hello_bad(const struct upager_msg *m)

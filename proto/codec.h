@@ -121,6 +121,7 @@ struct upager_list_entry {
 	uint64_t object_pages_out, object_refaults; /* of the mapping's object */
 	uint64_t object_writeback_errors; /* of the mapping's object: failed write-backs */
 	uint32_t object_writeback_error; /* of the mapping's object: errno no msync reported yet */
+	uint64_t private_pages_out, private_pages_in; /* of its private pages: to and from swap */
 	const char *path; /* not NUL-terminated */
 	size_t path_len;
 };

@@ -298,6 +298,8 @@ struct upager_wire_list_entry {
 	__le64 object_writeback_errors; /* of the mapping's object: failed write-backs */
 	__le32 object_writeback_error; /* of the mapping's object: the errno no msync reported yet */
 	__le32 reserved2;
+	__le64 private_pages_out; /* its private pages (anonymous, or copies it wrote): paged out */
+	__le64 private_pages_in; /* its private pages read back from the swap store */
 };
 
 /* STATS reply */

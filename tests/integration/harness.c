@@ -299,6 +299,8 @@ int harness_list(pid_t pid, struct region_info *out, int max)
 				r->latency_max_ns = e.latency_max_ns;
 				r->grown_pages = e.grown_pages;
 				r->max_length = e.max_length;
+				r->private_pages_out = e.private_pages_out;
+				r->private_pages_in = e.private_pages_in;
 				r->pid = e.pid;
 				r->uid = e.uid;
 				r->prot = e.prot;

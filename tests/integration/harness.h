@@ -25,6 +25,7 @@ struct region_info {
 	uint64_t start, length, offset, resident_pages, faults, object_id;
 	uint64_t pages_populated, pages_read, bytes_read, latency_avg_ns, latency_max_ns;
 	uint64_t grown_pages, max_length; /* MAP_GROWSDOWN */
+	uint64_t private_pages_out, private_pages_in; /* to and from the swap store */
 	uint32_t pid, uid, prot, flags;
 	char backing[256];
 };

@@ -272,7 +272,8 @@ Test(ctl, show_json_is_an_array_of_list_objects)
 	cr_assert(strstr(r.out,
 			 "\"remapped_ranges\": 0, \"grown_pages\": 0, \"max_length\": 0, "
 			 "\"object_pages_out\": 0, \"object_refaults\": 0, "
-			 "\"object_writeback_errors\": 0, \"object_writeback_error\": null}"),
+			 "\"object_writeback_errors\": 0, \"pages_out\": 0, \"pages_in\": 0, "
+			 "\"object_writeback_error\": null}"),
 		  "%s", r.out);
 }
 
@@ -465,7 +466,7 @@ Test(ctl, stats_text_has_the_paging_figures)
 	cr_assert(strstr(r.out, " times\nswap store size:"), "%s", r.out);
 }
 
-Test(ctl, list_table_shows_the_objects_paging_figures)
+Test(ctl, list_table_shows_the_paging_figures)
 {
 	struct two_maps m;
 	static struct run r;
@@ -486,9 +487,10 @@ Test(ctl, list_table_shows_the_objects_paging_figures)
 				    refaults[i], backing[i]),
 			     3, "%s", at);
 	}
-	/* Private anonymous memory has no object; the file's object paged nothing out. */
-	cr_assert_str_eq(out[0], "-");
-	cr_assert_str_eq(refaults[0], "-");
+	/* Private anonymous memory shows its own pages, none out yet; the file's object paged
+	 * nothing out. */
+	cr_assert_str_eq(out[0], "0");
+	cr_assert_str_eq(refaults[0], "0");
 	cr_assert_str_eq(backing[0], "anon");
 	cr_assert_str_eq(out[1], "0");
 	cr_assert_str_eq(refaults[1], "0");

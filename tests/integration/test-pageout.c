@@ -713,6 +713,12 @@ Test(pageout, private_pages_read_back_in_order_come_a_window_at_a_time)
 	cr_assert(harness_region(getpid(), p, &after));
 	cr_assert_lt(after.faults - before.faults, out / 8, "%llu faults to read %llu pages back",
 		     (unsigned long long)(after.faults - before.faults), (unsigned long long)out);
+	/* upagerctl list counts the mapping's pages out and back. */
+	cr_assert_geq(before.private_pages_out, out, "%llu pages out, %llu counted",
+		      (unsigned long long)out, (unsigned long long)before.private_pages_out);
+	cr_assert_geq(after.private_pages_in - before.private_pages_in, out,
+		      "%llu pages read back, %llu counted", (unsigned long long)out,
+		      (unsigned long long)(after.private_pages_in - before.private_pages_in));
 	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
 }
 

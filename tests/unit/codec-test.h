@@ -11,7 +11,7 @@
 
 #define HDR 16u /* header */
 #define RPL 8u /* reply status block */
-#define ENTRY_FIXED 168u /* fixed part of a LIST entry */
+#define ENTRY_FIXED 184u /* fixed part of a LIST entry */
 #define REPLY(op) ((uint16_t)((op) | UPAGER_OP_REPLY))
 
 /* Byte writers of our own, so the tests do not trust the codec's idea of little-endian. */

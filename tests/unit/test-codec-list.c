@@ -40,6 +40,8 @@ static struct upager_list_entry sample_entry(unsigned i, const char *path, size_
 		.object_refaults = 0x9192939495969798ull + i,
 		.object_writeback_errors = 0xa1a2a3a4a5a6a7a8ull + i,
 		.object_writeback_error = 0xb1b2b3b4u + i,
+		.private_pages_out = 0xc1c2c3c4c5c6c7c8ull + i,
+		.private_pages_in = 0xd1d2d3d4d5d6d7d8ull + i,
 		.path = path,
 		.path_len = path_len,
 	};
@@ -70,6 +72,8 @@ static void expect_entry_eq(const struct upager_list_entry *a, const struct upag
 	cr_assert_eq(a->object_refaults, b->object_refaults);
 	cr_assert_eq(a->object_writeback_errors, b->object_writeback_errors);
 	cr_assert_eq(a->object_writeback_error, b->object_writeback_error);
+	cr_assert_eq(a->private_pages_out, b->private_pages_out);
+	cr_assert_eq(a->private_pages_in, b->private_pages_in);
 	cr_assert_eq(a->path_len, b->path_len);
 	cr_assert_eq(memcmp(a->path, b->path, a->path_len), 0);
 }
@@ -77,7 +81,7 @@ static void expect_entry_eq(const struct upager_list_entry *a, const struct upag
 Test(list_entry, round_trip_through_a_list_reply)
 {
 	static const size_t path_lens[] = { 0, 1, 7, 8, 300 };
-	static const size_t entry_lens[] = { 168, 176, 176, 176, 472 };
+	static const size_t entry_lens[] = { 184, 192, 192, 192, 488 };
 	static uint8_t entries[2048], msgbuf[2048] __attribute__((aligned(8)));
 	char path[300 + ARRAY_SIZE(path_lens)];
 	struct upager_list_entry in[ARRAY_SIZE(path_lens)], out;
@@ -129,13 +133,13 @@ Test(list_entry, round_trip_through_a_list_reply)
 
 static uint8_t ebuf[256];
 
-/* One valid entry with a 6-byte path: 176 bytes. */
+/* One valid entry with a 6-byte path: 192 bytes. */
 static size_t valid_entry(void)
 {
 	struct upager_list_entry e = sample_entry(3, "/tmp/x", 6);
 	int ret = upager_list_entry_encode(ebuf, sizeof(ebuf), &e);
 
-	cr_assert_eq(ret, 176);
+	cr_assert_eq(ret, 192);
 	return (size_t)ret;
 }
 
@@ -165,14 +169,14 @@ Test(list_entry, malformed_entries_are_refused)
 
 	/* Without a path, only the length checks themselves can catch these two. */
 	wr16(ebuf + path_len, 0);
-	wr32(ebuf + entry_len, 172);
+	wr32(ebuf + entry_len, 188);
 	expect_bad_entry(n, "entry_len not a multiple of 8");
-	wr32(ebuf + entry_len, 160);
+	wr32(ebuf + entry_len, 176);
 	expect_bad_entry(n, "entry_len below the fixed part");
 	wr16(ebuf + path_len, 6);
-	wr32(ebuf + entry_len, 184);
+	wr32(ebuf + entry_len, 200);
 	expect_bad_entry(n, "entry_len beyond the bytes left");
-	wr32(ebuf + entry_len, 176);
+	wr32(ebuf + entry_len, 192);
 
 	wr16(ebuf + path_len, 9);
 	expect_bad_entry(n, "path_len beyond the entry");
@@ -244,12 +248,12 @@ Test(list_entry, encode_limits)
 
 	e = sample_entry(2, "/tmp/x", 6);
 	memset(ebuf, 0xaa, sizeof(ebuf));
-	cr_assert_eq(upager_list_entry_encode(ebuf, 175, &e), -EMSGSIZE);
+	cr_assert_eq(upager_list_entry_encode(ebuf, 191, &e), -EMSGSIZE);
 	cr_assert_eq(upager_list_entry_encode(ebuf, ENTRY_FIXED, &e), -EMSGSIZE);
 	cr_assert_eq(upager_list_entry_encode(ebuf, 0, &e), -EMSGSIZE);
 	for (size_t i = 0; i < sizeof(ebuf); i++)
 		cr_assert_eq(ebuf[i], 0xaa, "byte %zu written by a failed encode", i);
-	cr_assert_eq(upager_list_entry_encode(ebuf, 176, &e), 176);
+	cr_assert_eq(upager_list_entry_encode(ebuf, 192, &e), 192);
 }
 
 Test(list_entry, counters_are_little_endian_at_their_offsets)
@@ -258,7 +262,7 @@ Test(list_entry, counters_are_little_endian_at_their_offsets)
 	struct upager_list_entry e = sample_entry(5, "/tmp/x", 6);
 
 	memset(ebuf, 0xaa, sizeof(ebuf));
-	cr_assert_eq(upager_list_entry_encode(ebuf, sizeof(ebuf), &e), 176);
+	cr_assert_eq(upager_list_entry_encode(ebuf, sizeof(ebuf), &e), 192);
 	cr_assert_eq(rd64(ebuf + 40), e.resident_pages);
 	cr_assert_eq(rd64(ebuf + 48), e.faults);
 	cr_assert_eq(rd64(ebuf + 56), e.object_id);
@@ -276,7 +280,9 @@ Test(list_entry, counters_are_little_endian_at_their_offsets)
 	cr_assert_eq(rd64(ebuf + 136), e.object_pages_out);
 	cr_assert_eq(rd64(ebuf + 144), e.object_refaults);
 	cr_assert_eq(rd64(ebuf + 152), e.object_writeback_errors);
+	cr_assert_eq(rd64(ebuf + 168), e.private_pages_out);
+	cr_assert_eq(rd64(ebuf + 176), e.private_pages_in);
 	cr_assert_eq(memcmp(ebuf + ENTRY_FIXED, "/tmp/x", 6), 0, "the path follows the counters");
-	cr_assert_eq(ebuf[174], 0, "padding after the path");
-	cr_assert_eq(ebuf[176], 0xaa, "encode wrote past the entry");
+	cr_assert_eq(ebuf[190], 0, "padding after the path");
+	cr_assert_eq(ebuf[192], 0xaa, "encode wrote past the entry");
 }

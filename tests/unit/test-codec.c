@@ -128,6 +128,8 @@ Test(codec, wire_layout_is_pinned)
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_refaults), 144);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_writeback_errors), 152);
 	cr_assert_eq(offsetof(struct upager_wire_list_entry, object_writeback_error), 160);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, private_pages_out), 168);
+	cr_assert_eq(offsetof(struct upager_wire_list_entry, private_pages_in), 176);
 	cr_assert_eq(sizeof(struct upager_wire_range), 16);
 	cr_assert_eq(sizeof(struct upager_wire_msync), 24);
 	cr_assert_eq(sizeof(struct upager_wire_list), 8);
