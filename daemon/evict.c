@@ -302,7 +302,10 @@ static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *
 			clean = 0;
 			continue;
 		}
-		if (anon || (st & PAGE_WRITABLE)) {
+		/* A shared anonymous page that kept its slot since it came back, unwritten, is
+		 * clean: its data is in the slot. */
+		if ((anon && !(object_slot(o, p) >= 0 && list_empty(&o->views))) ||
+		    (st & PAGE_WRITABLE)) {
 			drop_run(o, p - clean, clean, sw);
 			clean = 0;
 			dirty++;

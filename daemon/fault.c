@@ -218,8 +218,11 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		}
 		n = write_window(r, p);
 		view_invalidate_copies(o, p, NULL, 0);
-		/* The page written goes writable; the pages after it as they would for a write. */
+		/* The page written goes writable; the pages after it as they would for a write. A
+		 * shared anonymous page's kept slot is stale once written. */
 		object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
+		if (o->kind == OBJECT_ANON && object_slot(o, p) >= 0)
+			object_slot_set(o, p, -1);
 		for (k = 1; k < n; k++) {
 			uint64_t one = 1;
 
@@ -244,8 +247,11 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 			space_account_fault(s, r, t0);
 			return;
 		}
-		/* The page left the memfd (MADV_REMOVE by a client): read it again. */
+		/* The page left the memfd (MADV_REMOVE by a client): read it again; a shared
+		 * anonymous page reads zeroes, not what a slot it kept holds. */
 		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_STATE_MASK);
+		if (o->kind == OBJECT_ANON && object_slot(o, p) >= 0)
+			object_slot_set(o, p, -1);
 	}
 	ret = space_wait_fill(s, r, o, addr, p, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0, t0,
 			      fault_wait_done);

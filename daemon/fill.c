@@ -100,11 +100,16 @@ static void fill_finish(struct fill *f, int error)
 	struct cache *c = o->c;
 	uint64_t ready = error ? 0 : ALIGN_UP(f->done, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT;
 	struct fill_waiter *w, *tmp;
+	bool keep;
 
 	if (error)
 		log_limited(LOG_WARNING, "reading %s at page %" PRIu64 ": %s", o->path, f->first,
 			    strerror(-error));
 	ready = MIN(ready, f->count);
+	/* A page read back keeps its slot while the store is under half full and the object has
+	 * no nonlinear mapping: it goes into every client write-protected (resolve_linear()), and
+	 * unwritten it leaves again without a write (evict.c); its first write frees the slot. */
+	keep = f->slot >= 0 && list_empty(&o->views) && c->swap_used * 2 < c->swap_pages;
 	for (uint64_t i = 0; i < f->count; i++) {
 		/* A page whose data went to a nonlinear mapping's copy while it was read keeps
 		 * it there: what the read brought is older. (A write to a copy waits for the read
@@ -112,10 +117,10 @@ static void fill_finish(struct fill *f, int error)
 		bool away = o->pages[f->first + i] & PAGE_AWAY;
 
 		set_state(o, f->first + i, i < ready && !away ? PAGE_READY : PAGE_ABSENT);
-		/* Back from the swap store: the data is in memory only from now on, and any
-		 * client may write it. A page that could not be read keeps its slot, and its
-		 * faults end in SIGBUS, never in zeroes. */
-		if (f->slot >= 0 && i < ready) {
+		/* Back from the swap store, not kept: the data is in memory only from now on,
+		 * and any client may write it. A page that could not be read keeps its slot, and
+		 * its faults end in SIGBUS, never in zeroes. */
+		if (f->slot >= 0 && i < ready && !keep) {
 			object_slot_set(o, f->first + i, -1);
 			object_page_set(o, f->first + i, o->pages[f->first + i] | PAGE_WRITABLE);
 		}

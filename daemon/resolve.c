@@ -57,7 +57,23 @@ bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool wr
 		if (view_has_copies(o, p))
 			facts |= RESOLVE_COPIES;
 	}
+	/* Shared anonymous pages that kept their slots when read back (fill.c) go in protected
+	 * but for a write, a run of them at a time. */
+	if (o->kind == OBJECT_ANON && o->slot) {
+		bool kept = object_slot(o, p) >= 0;
+		uint64_t k = 1;
+
+		while (k < *n && (object_slot(o, p + k) >= 0) == kept)
+			k++;
+		*n = k;
+		if (kept && region_may_protect(s, r))
+			facts |= RESOLVE_TRACKED;
+	}
 	wp = resolve_protect(facts);
+	/* A page that goes in writable may be written: a slot it kept is stale from now on. */
+	for (uint64_t i = 0; !wp && o->kind == OBJECT_ANON && o->slot && i < *n; i++)
+		if (object_slot(o, p + i) >= 0)
+			object_slot_set(o, p + i, -1);
 	/* Pages of a hole whose blocks are not reserved go in protected: their first write
 	 * reserves them (reserve.c). */
 	if (write && r->may_write && !wp)

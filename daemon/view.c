@@ -458,6 +458,11 @@ int view_new(struct object *o, uint64_t pages, uint64_t first_page, bool may_wri
 	v->obj = object_ref(o);
 	shared_header(v);
 	v->id = ++cache_daemon(o->c)->next_id;
+	/* Copies write their home pages from the daemon's side: no slot a page kept can tell
+	 * that it is clean any more. */
+	for (uint64_t p = 0; o->kind == OBJECT_ANON && o->slot && p < object_pages(o); p++)
+		if (object_slot(o, p) >= 0 && (o->pages[p] & PAGE_STATE_MASK) != PAGE_ABSENT)
+			object_slot_set(o, p, -1);
 	list_add_tail(&v->link, &o->views);
 	fdstore_add(cache_daemon(o->c), v->memfd, "vw", v->id);
 	fdstore_add(cache_daemon(o->c), v->meta_fd, "vm", v->id);

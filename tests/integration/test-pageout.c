@@ -722,6 +722,36 @@ Test(pageout, private_pages_read_back_in_order_come_a_window_at_a_time)
 	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
 }
 
+/*
+ * Shared anonymous pages read back keep their slots while the store has room: read again and again,
+ * they leave memory without a second write to the swap store (as the kernel's swap cache keeps a
+ * page's swap entry until it is written); a page written after gives its slot up, and its new data
+ * is what comes back. Without it: each read pass writes the pages that leave again.
+ */
+Test(pageout, shared_pages_read_back_leave_again_without_a_write)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p, before, written;
+
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	write_anon(p, 0, pages, 1);
+	check_anon(p, 0, pages, 1);
+	before = figures().u.stats_reply.store_bytes_out;
+	for (int round = 0; round < 2; round++)
+		check_anon(p, 0, pages, 1);
+	written = figures().u.stats_reply.store_bytes_out - before;
+	cr_assert_lt(written, WORKLOAD / 8, "two read passes wrote %llu KiB to the swap store",
+		     (unsigned long long)written >> 10);
+	cr_assert_geq(figures().u.stats_reply.pages_in, 2 * (WORKLOAD - 2 * BUDGET) / PAGE,
+		      "the read passes read pages back");
+	write_anon(p, pages / 4, pages / 2, 2);
+	check_anon(p, 0, pages / 4, 1);
+	check_anon(p, pages / 4, pages / 2, 2);
+	check_anon(p, 3 * pages / 4, pages - 3 * pages / 4, 1);
+	check_anon(p, pages / 4, pages / 2, 2);
+	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
+}
+
 /* MADV_DONTNEED of private pages in the swap store frees their slots; they read zeroes after. */
 Test(pageout, madv_dontneed_frees_the_swap_slots_of_private_pages)
 {
