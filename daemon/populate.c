@@ -25,15 +25,26 @@
 #include "uffdio.h"
 
 /*
- * Whether the library populates region @r for writing after the daemon did (libclient/mmap.c),
- * as Linux populates a private writable mapping: MAP_POPULATE without MAP_NONBLOCK, or MAP_LOCKED.
- * Not while its object has nonlinear mappings, whose copies decide how each page goes in.
+ * Whether private region @r is populated for writing, as Linux populates a private writable
+ * mapping (each page its own, not the zero page or the file's): MAP_POPULATE without
+ * MAP_NONBLOCK, or MAP_LOCKED. A private mapping of an object the library populates for writing
+ * after the daemon did (libclient/mmap.c).
+ */
+static bool populates_for_write(const struct region *r)
+{
+	return !r->shared && (r->prot & PROT_WRITE) &&
+	       ((r->flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE ||
+		(r->flags & MAP_LOCKED));
+}
+
+/*
+ * Whether the pages of private mapping @r of an object go in writable for a populate for writing,
+ * counted as the copies it makes; not while the object has nonlinear mappings, whose copies
+ * decide how each page goes in.
  */
 static bool populate_writes(const struct space *s, const struct region *r)
 {
-	return region_keeps_copies(s, r) && (r->prot & PROT_WRITE) && list_empty(&r->obj->views) &&
-	       ((r->flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE ||
-		(r->flags & MAP_LOCKED));
+	return region_keeps_copies(s, r) && populates_for_write(r) && list_empty(&r->obj->views);
 }
 
 /* Map every ready page of the region; return how many were mapped. */
@@ -43,12 +54,24 @@ static uint64_t map_ready_runs(struct space *s, struct region *r)
 	bool copies = populate_writes(s, r);
 
 	if (!r->obj) {
-		/* A new private anonymous region: every page is the zero page. */
-		if (uffdio_zeropage(s->uffd, r->start, r->length) == 0) {
-			private_filled(s, r->start, r->length);
+		uint64_t own = 0, i = 0;
+
+		/* A new private anonymous region populated for writing: zeroed pages of the
+		 * process's own, as many as the budget has room for (a write to the zero page
+		 * would copy it, a TLB flush on every CPU the process runs on); the rest, or all
+		 * of a region populated for reading, the zero page. */
+		if (populates_for_write(r))
+			(void)uffdio_copy_zeroes(s->uffd, r->start,
+						 MIN(pages, cache_room_pages(&s->d->cache))
+							 << UPAGER_PAGE_SHIFT,
+						 &own);
+		private_filled(s, r->start, own);
+		i = n = own >> UPAGER_PAGE_SHIFT;
+		if (i < pages && uffdio_zeropage(s->uffd, r->start + own, r->length - own) == 0) {
+			private_filled(s, r->start + own, r->length - own);
 			return pages;
 		}
-		for (uint64_t i = 0; i < pages; i++) {
+		for (; i < pages; i++) {
 			uint64_t a = r->start + (i << UPAGER_PAGE_SHIFT);
 
 			if (uffdio_zeropage(s->uffd, a, UPAGER_PAGE_SIZE) == 0) {

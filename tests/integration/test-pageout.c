@@ -816,7 +816,7 @@ Test(pageout, droppable_pages_go_first_and_read_zeroes)
 }
 
 /* MAP_POPULATE of more than the budget maps what fits and succeeds, for a file and for shared
- * anonymous memory; every page reads right after. */
+ * and private anonymous memory; every page reads right after. */
 static void populate_big(void *arg)
 {
 	int fd = open(file_path, O_RDONLY);
@@ -837,6 +837,18 @@ static void populate_big(void *arg)
 	check_anon(a, 0, WORKLOAD / PAGE, 3);
 	if (upager_munmap(f, WORKLOAD) < 0 || upager_munmap(a, WORKLOAD) < 0)
 		_exit(13);
+	/* Private: pages of its own as far as the budget has room, the zero page after. */
+	a = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (a == MAP_FAILED)
+		_exit(14);
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++)
+		if (a[i * PAGE / 8])
+			_exit(15);
+	write_anon(a, 0, WORKLOAD / PAGE, 4);
+	check_anon(a, 0, WORKLOAD / PAGE, 4);
+	if (upager_munmap(a, WORKLOAD) < 0)
+		_exit(16);
 }
 
 Test(pageout, a_populate_larger_than_the_budget_maps_what_fits_and_succeeds)

@@ -82,6 +82,35 @@ Test(populate, map_populate_anonymous)
 			48, false);
 }
 
+/*
+ * As Linux, a private anonymous mapping populated for writing has pages of its own (mapped once:
+ * pagemap bit 56, which the zero page never has), so that its writes fault no more; one populated
+ * for reading (MAP_NONBLOCK, or without PROT_WRITE) shares the zero page.
+ */
+Test(populate, a_writable_private_populate_gets_pages_of_its_own)
+{
+	char *w = upager_mmap(NULL, 48 * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	char *r = upager_mmap(NULL, 48 * PAGE, PROT_READ,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	struct region_info info;
+
+	cr_assert_neq(w, MAP_FAILED);
+	cr_assert_neq(r, MAP_FAILED);
+	for (size_t i = 0; i < 48; i++) {
+		cr_assert_eq(pagemap_entry(w + i * PAGE) >> 56 & 0x81, 0x81,
+			     "page %zu populated for writing is not its own", i);
+		cr_assert_eq(pagemap_entry(r + i * PAGE) >> 56 & 0x81, 0x80,
+			     "page %zu populated for reading is not the zero page", i);
+	}
+	for (size_t i = 0; i < 48; i++)
+		w[i * PAGE] = 1;
+	cr_assert(harness_region(getpid(), w, &info));
+	cr_assert_eq(info.faults, 0, "%llu faults", (unsigned long long)info.faults);
+	cr_assert_eq(upager_munmap(w, 48 * PAGE), 0);
+	cr_assert_eq(upager_munmap(r, 48 * PAGE), 0);
+}
+
 Test(populate, a_failure_to_populate_does_not_fail_the_call)
 {
 	int fd = make_pattern_file("f", 3 * PAGE, NULL);
