@@ -192,7 +192,8 @@ void private_load(struct daemon *d, struct state_io *io)
 
 /*
  * The pages of @s in memory, after a take-over: those of its private anonymous regions that its
- * pagemap shows present (the daemon mapped each of them).
+ * pagemap shows present (the daemon mapped each of them), and the copies its private mappings of
+ * objects made.
  */
 static void adopt_present(struct space *s)
 {
@@ -217,14 +218,27 @@ static void adopt_present(struct space *s)
 
 			if (got <= 0)
 				break;
-			for (uint64_t k = 0; k < (uint64_t)got / 8; k++) {
+			for (uint64_t k = 0, run = 0; k <= (uint64_t)got / 8; k++) {
 				uint64_t page = a + (k << UPAGER_PAGE_SHIFT);
+				bool object_page = k < (uint64_t)got / 8 && r->obj &&
+						   (entries[k] >> 63 & 1) && (entries[k] >> 61 & 1);
 				struct ptable_chunk *ch;
 
-				/* Of a private mapping of an object, only copies: not
-				 * the object's pages (bit 61). */
-				if (!(entries[k] >> 63 & 1) || (r->obj && entries[k] >> 61 & 1) ||
-				    !(ch = ptable_get(&s->priv.table, page)))
+				/* Of a private mapping of an object, only copies. The
+				 * object's pages (bit 61) are protected again, a run at a
+				 * time: one the daemon before unprotected ahead of a writer
+				 * (copy_window()) would be copied unseen. */
+				run = object_page ? run + 1 : run;
+				if (run && (!object_page || k + 1 == (uint64_t)got / 8)) {
+					uint64_t end = page + (object_page ? UPAGER_PAGE_SIZE : 0);
+
+					uffdio_writeprotect(s->uffd,
+							    end - (run << UPAGER_PAGE_SHIFT),
+							    run << UPAGER_PAGE_SHIFT, true);
+					run = 0;
+				}
+				if (k == (uint64_t)got / 8 || !(entries[k] >> 63 & 1) ||
+				    object_page || !(ch = ptable_get(&s->priv.table, page)))
 					continue;
 				set_present(&s->d->cache, &s->priv.table, ch,
 					    ptable_index(ch, page), true);
