@@ -1225,6 +1225,7 @@ static void page_out_done(void *userdata, int res)
 	page_out_give_slots(po);
 	m.u.drop.addr = po->set.base;
 	m.u.drop.pages = po->set.n;
+	m.u.drop.flags = po->copies ? UPAGER_DROP_IN_PLACE : 0;
 	memcpy(m.u.drop.map, po->set.map, sizeof(m.u.drop.map));
 	m.u.drop.spare =
 		s->priv.spare + ((uint64_t)po->part * UPAGER_DROP_MAX_PAGES << UPAGER_PAGE_SHIFT);

@@ -42,7 +42,7 @@ static uint8_t control_stack[128 * 1024] __attribute__((aligned(4096)));
 
 /*
  * The pages [addr, addr + pages) of a private mapping of a file or shared memory (pagemap entries
- * @e), which UFFDIO_MOVE refuses, are dropped in place: those that are this process's own copies
+ * @e; UPAGER_DROP_IN_PLACE), which UFFDIO_MOVE refuses, are dropped in place: those that are this process's own copies
  * (anonymous, bit 61 clear, and mapped here only, bit 56), with MADV_DONTNEED. The file's page
  * shows there again for the kernel, and the daemon, told by *moved (bits from @rank on), reads the
  * copy back from its swap store at the next touch.
@@ -67,8 +67,8 @@ static void drop_in_place(const uint64_t *e, uint64_t addr, uint64_t pages, uint
  * DROP: of the pages of the message's set, those present and still write-protected by the daemon
  * (pagemap bit 57: no write since it read them) have their data in its swap store: they move,
  * packed in address order, to a part of the spare area (the set's k-th page to its k-th page),
- * which is then emptied with one madvise(); in a private mapping of a file they are dropped where
- * they are (drop_in_place()). A page written meanwhile, or an address that holds another mapping
+ * which is then emptied with one madvise(); copies in a private mapping of a file
+ * (UPAGER_DROP_IN_PLACE) are dropped where they are (drop_in_place()). A page written meanwhile, or an address that holds another mapping
  * by now, is not write-protected and stays. *moved: a bit per page that moved, in the same order.
  */
 static int drop(const struct upager_msg *m, uintptr_t spare, uint64_t *moved)
@@ -122,15 +122,13 @@ static int drop(const struct upager_msg *m, uintptr_t spare, uint64_t *moved)
 			mv.dst = dst + (rank << UPAGER_PAGE_SHIFT);
 			mv.src = r.addr + (i << UPAGER_PAGE_SHIFT);
 			mv.len = run << UPAGER_PAGE_SHIFT;
-			if (ioctl(uffd, UFFDIO_MOVE, &mv) < 0 && mv.move <= 0) {
-				mv.move = 0;
-				if (errno == EINVAL) {
-					drop_in_place(&entries[first + i], mv.src, run, rank,
-						      moved);
-					i += run;
-					continue;
-				}
+			if (m->u.drop.flags & UPAGER_DROP_IN_PLACE) {
+				drop_in_place(&entries[first + i], mv.src, run, rank, moved);
+				i += run;
+				continue;
 			}
+			if (ioctl(uffd, UFFDIO_MOVE, &mv) < 0 && mv.move <= 0)
+				mv.move = 0;
 			for (uint64_t k = 0; k < (uint64_t)mv.move >> UPAGER_PAGE_SHIFT; k++)
 				moved[(rank + k) / 64] |= 1ULL << ((rank + k) % 64);
 			/* A page that would not move (shared with a fork) stays, and those after it

@@ -88,7 +88,7 @@
 	F(addr, ANY)                              \
 	F(spare, ANY)                             \
 	F(pages, RANGE(1, UPAGER_DROP_MAX_PAGES)) \
-	Z(reserved)                               \
+	F(flags, RANGE(0, UPAGER_DROP_IN_PLACE))  \
 	MAP4(F, 0) MAP4(F, 4) MAP4(F, 8) MAP4(F, 12)
 
 #define DROP_REPLY(F, Z) \

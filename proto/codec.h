@@ -56,7 +56,7 @@ struct upager_msg {
 		} grow_reply;
 		struct {
 			uint64_t addr, spare;
-			uint32_t pages;
+			uint32_t pages, flags;
 			uint64_t map[UPAGER_DROP_WINDOW_PAGES / 64];
 		} drop;
 		struct {

@@ -178,12 +178,15 @@ struct upager_wire_grow_reply {
  */
 #define UPAGER_DROP_MAX_PAGES 256
 #define UPAGER_DROP_WINDOW_PAGES 1024
+/* The pages are copies in a private mapping of a file or of shared memory, which UFFDIO_MOVE
+ * refuses: each that is anonymous and mapped once is dropped where it is (MADV_DONTNEED). */
+#define UPAGER_DROP_IN_PLACE 1u
 
 struct upager_wire_drop {
 	__le64 addr; /* the first page of the window map covers */
 	__le64 spare;
 	__le32 pages; /* the bits set in map: 1 to UPAGER_DROP_MAX_PAGES */
-	__le32 reserved;
+	__le32 flags; /* 0 or UPAGER_DROP_IN_PLACE */
 	__le64 map[UPAGER_DROP_WINDOW_PAGES / 64];
 };
 

@@ -752,6 +752,26 @@ Test(pageout, shared_pages_read_back_leave_again_without_a_write)
 	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
 }
 
+/*
+ * Private pages of a mapping made read-only after it was written: UFFDIO_MOVE refuses them (the
+ * spare area's protection differs), so they stay where they are while the rest go out and come
+ * back; no page is lost. Without the DROP's flag, a control thread that dropped pages in place
+ * whenever UFFDIO_MOVE said EINVAL lost them.
+ */
+Test(pageout, private_pages_of_a_mapping_made_read_only_are_never_lost)
+{
+	uint64_t pages = 4 * BUDGET / PAGE, *p;
+
+	p = upager_mmap(NULL, 4 * BUDGET, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			0);
+	cr_assert_neq(p, MAP_FAILED);
+	write_anon(p, 0, pages, 8);
+	cr_assert_eq(mprotect(p, 4 * BUDGET, PROT_READ), 0);
+	for (int round = 0; round < 3; round++)
+		check_anon(p, 0, pages, 8);
+	cr_assert_eq(upager_munmap(p, 4 * BUDGET), 0);
+}
+
 /* MADV_DONTNEED of private pages in the swap store frees their slots; they read zeroes after. */
 Test(pageout, madv_dontneed_frees_the_swap_slots_of_private_pages)
 {

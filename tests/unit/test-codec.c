@@ -306,6 +306,7 @@ Test(codec, drop_round_trip)
 	m.u.drop.addr = 0x01017ffff7dd1000ull;
 	m.u.drop.spare = 0x01027ffff7c01000ull;
 	m.u.drop.pages = UPAGER_DROP_MAX_PAGES;
+	m.u.drop.flags = UPAGER_DROP_IN_PLACE;
 	for (int i = 0; i < UPAGER_DROP_WINDOW_PAGES / 64; i++)
 		m.u.drop.map[i] = i % 4 ? 0x8040201008040201ull << (i % 8) : ~0ull;
 	roundtrip(&m, HDR + 24 + UPAGER_DROP_WINDOW_PAGES / 8);
@@ -317,6 +318,11 @@ Test(codec, drop_round_trip)
 	msg_init(&m, UPAGER_OP_DROP, 17);
 	m.u.drop.pages = 0;
 	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "no page");
+	msg_init(&m, UPAGER_OP_DROP, 18);
+	m.u.drop.pages = 1;
+	m.u.drop.map[0] = 1;
+	m.u.drop.flags = 2;
+	cr_assert_eq(upager_msg_decode(buf, encode(&m), &m), -EBADMSG, "an unknown flag");
 }
 
 Test(codec, resume_round_trip)
