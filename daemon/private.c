@@ -54,6 +54,7 @@
 #include "common/page-set.h"
 #include "context.h"
 #include "evict.h"
+#include "latency.h"
 #include "log.h"
 #include "private.h"
 #include "proto/codec.h"
@@ -785,6 +786,22 @@ void private_forget(struct space *s, uint64_t start, uint64_t end)
  */
 #define EXPECT_MAX (4 * SPARE_PARTS * OUT_MAX_PAGES)
 
+#define REFUSED_NS (1000 * 1000 * 1000ULL) /* how long a refused mapping is left alone */
+
+/* The client refused every page of @po: its mappings send nothing out for REFUSED_NS. */
+static void refuse_runs(struct page_out *po)
+{
+	struct page_set_run run = { 0 };
+	uint64_t until = now_ns() + REFUSED_NS;
+
+	while (page_set_next_run(&po->set, &run)) {
+		struct region *r = region_find(&po->s->regions, run.addr);
+
+		if (r)
+			r->refused_until_ns = until;
+	}
+}
+
 /* Another range whose UFFD_EVENT_REMOVE is to come; false without memory for it. */
 static bool expect_push(struct private_pages *pp, uint64_t start, uint64_t end)
 {
@@ -1111,7 +1128,7 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 	uint64_t a;
 
 	uint64_t forget[UPAGER_DROP_MAX_PAGES];
-	size_t n_forget = 0;
+	size_t n_forget = 0, refused = 0;
 
 	for (uint64_t k = 0; page_set_next(&po->set, &bit, &a); k++) {
 		struct ptable_chunk *ch = ptable_find(t, a);
@@ -1146,6 +1163,13 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		} else if (po->clean) {
 			/* Still clean, it keeps its slot and its protection; written, it lost both. */
 		} else {
+			/* Still write-protected and in the client, yet not moved: the client
+			 * refused it (shared with a fork, or a protection that is no longer the
+			 * spare area's after mprotect()). The clock spares it a turn. */
+			if (leaving && !gone && moved && ch) {
+				ch->used |= 1ULL << i;
+				refused++;
+			}
 			/* Written meanwhile, gone from the client, or shared with a fork: it stays,
 			 * and its slot is freed. */
 			if (ours && po->slot >= 0)
@@ -1158,6 +1182,10 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 	}
 	if (moved && po->copies)
 		expect_removals(po, moved);
+	/* Nothing moved: the mappings of the set are left alone for a while, rather than read and
+	 * written out again at every turn for nothing. */
+	if (refused == po->set.n)
+		refuse_runs(po);
 	for (size_t k = 0; k < n_forget; k++)
 		private_forget(s, forget[k], forget[k] + UPAGER_PAGE_SIZE);
 	for (size_t k = 0; k < po->n_held && !s->dead; k++)
@@ -1389,7 +1417,7 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 	struct region *r = region_find(&s->regions, addr);
 
 	if (!r || (r->obj && !region_keeps_copies(s, r)) || r->view || addr + len > region_end(r) ||
-	    (r->flags & MAP_LOCKED) ||
+	    (r->flags & MAP_LOCKED) || r->refused_until_ns > now_ns() ||
 	    (r->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
 		return NULL;
 	locked_refresh(&s->locked, s->pid, s->d->turn);

@@ -37,6 +37,7 @@ struct region {
 	uint64_t max_length;
 	uint64_t grown_pages;
 	uint64_t private_out, private_in; /* its private pages paged out, and read back */
+	uint64_t refused_until_ns; /* its client refused a whole DROP: no page-out before then */
 	/* Figures of this mapping. */
 	uint64_t faults;
 	uint64_t pages_populated;
