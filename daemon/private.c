@@ -1062,15 +1062,21 @@ static void page_out_give_slots(struct page_out *po)
 		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
 		uint64_t slot = (uint64_t)po->slot + rank++;
 
-		/* Its chunk has its slot table (page_out()). A copy may be dropped in place from
-		 * now on: saved so, a daemon that takes over knows the removal for the control
-		 * thread's (private_remove()). */
-		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a))) {
-			if (po->copies)
-				ch->dropped |= 1ULL << ptable_index(ch, a);
+		/* Its chunk has its slot table (page_out()). */
+		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a)))
 			ptable_set_slot(&s->priv.table, c->store, ch, ptable_index(ch, a), slot);
-		} else
+		else
 			ptable_put(c->store, slot);
+	}
+	/* A copy, written now or clean, may be dropped in place from now on: saved so, a daemon
+	 * that takes over knows the removal for the control thread's (private_remove()). */
+	for (bit = 0; po->copies && page_set_next(&po->set, &bit, &a);) {
+		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
+
+		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a))) {
+			ch->dropped |= 1ULL << ptable_index(ch, a);
+			chunk_changed(&s->priv.table, ch);
+		}
 	}
 	po->slots_given = true;
 	daemon_save(s->d);
@@ -1496,8 +1502,11 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES && sent + sets[0].n + sets[1].n < want;
 		     i++) {
 			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+			/* A copy a daemon before sent out may be dropped still: its
+			 * removal, when it comes, must not be taken for another DROP's. */
 			bool take = ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
-				    !ptable_bit(ch->reading, i) && !in_page_out(s, a);
+				    !ptable_bit(ch->reading, i) && !ptable_bit(ch->dropped, i) &&
+				    !in_page_out(s, a);
 			bool clean = ptable_slot(ch, i) >= 0;
 
 			if (!take)
