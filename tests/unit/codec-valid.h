@@ -7,8 +7,8 @@
 /*
  * Give the constrained fields of @m valid values, leaving the others alone: HELLO's versions and
  * flags, OBJECT_OPEN's kind, REMAP's phase, GROW's action, the GROW reply's sentinel, STATS
- * reply's store, and DROP's set of pages (at most UPAGER_DROP_MAX_PAGES, at least one) and its
- * count.
+ * reply's store, and DROP's set of pages (at most UPAGER_DROP_MAX_PAGES, at least one), its
+ * count and its flags.
  */
 static inline void codec_make_valid(struct upager_msg *m)
 {
@@ -43,5 +43,6 @@ static inline void codec_make_valid(struct upager_msg *m)
 			m->u.drop.map[0] = 1;
 			m->u.drop.pages = 1;
 		}
+		m->u.drop.flags &= UPAGER_DROP_IN_PLACE;
 	}
 }
