@@ -76,7 +76,8 @@ static bool valid_by_spec(const struct upager_msg *m)
 	case UPAGER_OP_GROW | UPAGER_OP_REPLY:
 		return m->u.grow_reply.sentinel <= 1;
 	case UPAGER_OP_DROP:
-		return m->u.drop.pages >= 1 && m->u.drop.pages <= UPAGER_DROP_MAX_PAGES;
+		return m->u.drop.pages >= 1 && m->u.drop.pages <= UPAGER_DROP_MAX_PAGES &&
+		       (m->u.drop.flags & ~UPAGER_DROP_IN_PLACE) == 0;
 	case UPAGER_OP_STATS | UPAGER_OP_REPLY:
 		return m->u.stats_reply.store_kind <= UPAGER_STORE_NBD;
 	case UPAGER_OP_RESUME:
