@@ -702,8 +702,7 @@ bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t
 	struct ptable *t = &ready(s)->table;
 	struct ptable_chunk *ch = ptable_find(t, addr);
 	unsigned i = ch ? ptable_index(ch, addr) : 0;
-	bool own = ch && (ptable_bit(ch->present, i) || ptable_bit(ch->leaving, i) ||
-			  ptable_bit(ch->reading, i) || ptable_slot(ch, i) >= 0);
+	bool own = !ptable_page_empty(t, addr);
 
 	/* A removal the control thread's drop made came before any fault on the page. */
 	if (ch && ptable_bit(ch->dropped, i) && !in_page_out(s, addr)) {
