@@ -54,24 +54,24 @@ static uint64_t map_ready_runs(struct space *s, struct region *r)
 	bool copies = populate_writes(s, r);
 
 	if (!r->obj) {
-		uint64_t own = 0, i = 0;
+		uint64_t fit = MIN(pages, cache_room_pages(&s->d->cache)), own = 0;
 
-		/* A new private anonymous region populated for writing: zeroed pages of the
-		 * process's own, as many as the budget has room for (a write to the zero page
-		 * would copy it, a TLB flush on every CPU the process runs on); the rest, or all
-		 * of a region populated for reading, the zero page. */
+		/* A private anonymous region: only as many pages as the budget has room for, as
+		 * each is counted, the zero page too: a write to it (after mprotect() for a region
+		 * populated for reading) is a copy the kernel makes without a fault, beyond the
+		 * daemon's reach. The rest stays empty; its first touch faults. Populated for
+		 * writing, zeroed pages of the process's own (a write to the zero page would copy
+		 * it, a TLB flush on every CPU the process runs on); for reading, the zero page. */
 		if (populates_for_write(r))
-			(void)uffdio_copy_zeroes(s->uffd, r->start,
-						 MIN(pages, cache_room_pages(&s->d->cache))
-							 << UPAGER_PAGE_SHIFT,
-						 &own);
+			(void)uffdio_copy_zeroes(s->uffd, r->start, fit << UPAGER_PAGE_SHIFT, &own);
+		else
+			(void)uffdio_zeropage_run(s->uffd, r->start, fit << UPAGER_PAGE_SHIFT,
+						  &own);
 		private_filled(s, r->start, own);
-		i = n = own >> UPAGER_PAGE_SHIFT;
-		if (i < pages && uffdio_zeropage(s->uffd, r->start + own, r->length - own) == 0) {
-			private_filled(s, r->start + own, r->length - own);
-			return pages;
-		}
-		for (; i < pages; i++) {
+		n = own >> UPAGER_PAGE_SHIFT;
+		/* Stopped short (a page there already, a VMA split by mprotect()): the rest of what
+		 * fits page by page. */
+		for (uint64_t i = n; i < fit; i++) {
 			uint64_t a = r->start + (i << UPAGER_PAGE_SHIFT);
 
 			if (uffdio_zeropage(s->uffd, a, UPAGER_PAGE_SIZE) == 0) {

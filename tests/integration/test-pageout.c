@@ -846,7 +846,7 @@ Test(pageout, droppable_pages_go_first_and_read_zeroes)
 static void populate_big(void *arg)
 {
 	int fd = open(file_path, O_RDONLY);
-	uint64_t *f, *a;
+	uint64_t *f, *a, present = 0;
 
 	(void)arg;
 	if (fd < 0)
@@ -863,11 +863,16 @@ static void populate_big(void *arg)
 	check_anon(a, 0, WORKLOAD / PAGE, 3);
 	if (upager_munmap(f, WORKLOAD) < 0 || upager_munmap(a, WORKLOAD) < 0)
 		_exit(13);
-	/* Private: pages of its own as far as the budget has room, the zero page after. */
+	/* Private: pages of its own as far as the budget has room, nothing after (the zero page
+	 * there would be copied by the kernel at the writes, unseen: the cgroup's OOM killer). */
 	a = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (a == MAP_FAILED)
 		_exit(14);
+	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++)
+		present += page_present(a + i * PAGE / 8);
+	if (present == 0 || present > (BUDGET + SLACK) / PAGE)
+		_exit(17);
 	for (uint64_t i = 0; i < WORKLOAD / PAGE; i++)
 		if (a[i * PAGE / 8])
 			_exit(15);
