@@ -19,8 +19,9 @@
  * memory cgroup as any of its pages. A run of zeroes goes without a write.
  *
  * After fork() both processes map the same pages: UFFDIO_MOVE refuses them (-EBUSY) until one of
- * them writes, so they stay. The slots of pages out at the fork are shared: the child's table gets
- * them with a reference each, and whichever process faults its page back reads its own copy.
+ * them writes, so they stay. Each process counts them (a write is a copy the kernel makes without
+ * a fault). The slots of pages out at the fork are shared: the child's table gets them with a
+ * reference each, and whichever process faults its page back reads its own copy.
  *
  * Pages of MAP_DROPPABLE mappings go before any other, used or not, and are neither read nor
  * written: once moved out, a touch maps zeroes, as Linux's dropped pages read.
@@ -909,13 +910,26 @@ void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 
 /**
  * private_fork() - @child is a fork of @parent: it shares the slots of the pages out now (a
- * reference each); its pages in memory are its parent's, shared until written, and not counted
+ * reference each), and its pages in memory are counted as its own: shared with the parent until
+ * one of them writes, the write is a copy the kernel makes without a fault. Counted twice until
+ * then, errs on the safe side of the budget, and the child's pages can leave as the parent's do.
  */
 void private_fork(struct space *parent, struct space *child)
 {
+	struct ptable *pt = &ready(parent)->table, *ct = &ready(child)->table;
+
 	/* Pages whose DROP is under way may have left the parent before it forked: their slots
-	 * are in its table already (page_out_give_slots()), so the child gets them too. */
-	ptable_fork(&ready(parent)->table, &ready(child)->table);
+	 * are in its table already (page_out_give_slots()), so the child gets them too, and not
+	 * the page. */
+	ptable_fork(pt, ct);
+	for (struct ptable_chunk *ch = ptable_from(pt, 0); ch; ch = ptable_next(pt, ch)) {
+		uint64_t in = ch->present & ~ch->leaving & ~ch->reading;
+		struct ptable_chunk *cc = in ? ptable_get(ct, ch->base) : NULL;
+
+		for (unsigned i = 0; cc && i < PTABLE_CHUNK_PAGES; i++)
+			if (ptable_bit(in, i))
+				set_present(&child->d->cache, ct, cc, i, true);
+	}
 }
 
 /** private_free() - @s is gone: the slots of its pages are freed */

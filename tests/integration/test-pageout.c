@@ -685,6 +685,81 @@ Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_
 		     (unsigned long long)before.u.stats_reply.swap_used_bytes);
 }
 
+/* The anonymous memory process @pid has in its page tables, in KiB (RssAnon). */
+static uint64_t rss_anon_kib(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long kib = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		_exit(41);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %llu", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/*
+ * A parent's private pages in memory, half the budget, then a fork: the child writes them all,
+ * copies the kernel makes without a fault, then private memory 8 times the budget of its own.
+ * The two processes' private memory stays within the budget: the child's pages are counted as its
+ * own from the fork on, and leave as any. Uncounted, the copies sat in the child beyond it.
+ */
+static void fork_copies(void *arg)
+{
+	uint64_t half = BUDGET / 2 / PAGE, pages = WORKLOAD / PAGE, *p, *q, base, bound;
+	int status;
+	pid_t child;
+
+	(void)arg;
+	base = rss_anon_kib(getpid());
+	p = upager_mmap(NULL, BUDGET / 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			0);
+	if (p == MAP_FAILED)
+		_exit(11);
+	write_anon(p, 0, half, 1);
+	child = fork();
+	if (child == 0) {
+		write_anon(p, 0, half, 2);
+		q = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				-1, 0);
+		if (q == MAP_FAILED)
+			_exit(12);
+		write_anon(q, 0, pages, 3);
+		check_anon(q, 0, pages, 3);
+		check_anon(p, 0, half, 2);
+		/* Besides the budget and its slack, what each process had before (its heap,
+		 * stacks), and a MiB for the library's own. */
+		bound = (BUDGET + SLACK) / 1024 + 2 * base + 1024;
+		if (!RUNNING_UNDER_SANITIZER &&
+		    rss_anon_kib(getpid()) + rss_anon_kib(getppid()) > bound) {
+			fprintf(stderr,
+				"private memory of the two: %llu + %llu KiB, at most %llu\n",
+				(unsigned long long)rss_anon_kib(getpid()),
+				(unsigned long long)rss_anon_kib(getppid()),
+				(unsigned long long)bound);
+			_exit(40);
+		}
+		_exit(0);
+	}
+	if (child < 0 || waitpid(child, &status, 0) != child)
+		_exit(20);
+	if (status != 0)
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 30);
+	check_anon(p, 0, half, 1);
+	if (upager_munmap(p, BUDGET / 2) < 0)
+		_exit(13);
+}
+
+Test(pageout, a_forked_child_counts_the_private_pages_it_shares_with_its_parent)
+{
+	run_limited_caches(fork_copies, NULL, false);
+}
+
 /*
  * Private pages paged out in order and read back in order come back a window at a time: the fault
  * on a page reads the pages after it from the slots that follow, as the kernel's swap read-ahead
