@@ -2,6 +2,7 @@
 /* upagerd: arguments, then the loop until SIGTERM or SIGINT. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <signal.h>
@@ -189,6 +190,13 @@ int main(int argc, char **argv)
 	bool memory_max_set = false, uid_memory_max_set = false;
 	int c, ret;
 
+	/* The buffers of reads and page-outs (64 KiB to a few MiB, as many as the budget lets be
+	 * under way) are the daemon's memory beyond the budget only while in use: each is mapped
+	 * and unmapped on its own, not left in the heap. A threshold set here also stops malloc()
+	 * from raising it at each free of such a buffer, after which they all came from the heap
+	 * and stayed there (11 MiB kept after 256 MiB paged through a 16 MiB budget). */
+	(void)mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 	while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
