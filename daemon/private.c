@@ -374,7 +374,7 @@ struct page_in {
 	uint64_t addr, pages, slot, flags;
 	void *buf;
 	bool keep; /* the first keeps its slot, write-protected: a read fault, the store under half full */
-	bool keep_ahead; /* the others do: the store under half full */
+	bool keep_ahead; /* the others do: the store under half full, for a read fault */
 	uint64_t t0; /* when the fault was read */
 };
 
@@ -515,8 +515,10 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 		pi->slot = slot;
 		pi->flags = flags;
 		pi->t0 = t0;
-		pi->keep_ahead = c->swap_used * 2 < c->swap_pages;
-		pi->keep = !(flags & UFFD_PAGEFAULT_FLAG_WRITE) && pi->keep_ahead;
+		/* Read for a write, the pages ahead come back writable too: a writer in order
+		 * writes them next, and protected each would be a write-protect fault. */
+		pi->keep = !(flags & UFFD_PAGEFAULT_FLAG_WRITE) && c->swap_used * 2 < c->swap_pages;
+		pi->keep_ahead = pi->keep;
 		for (uint64_t k = 0; k < n; k++)
 			set_reading(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT), true);
 		ret = store_read(c->store, slot, pi->buf, n, page_in_done, pi);
@@ -566,6 +568,58 @@ static bool hold(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	return false;
 }
 
+/*
+ * Whether the page at @a of @s is in a page-out of @s under way. A page written while its
+ * page-out was under way stays and is no longer leaving, but the DROP may still come to it: a
+ * second page-out would write-protect it again, and the first DROP's move would then take it,
+ * answered for a page-out whose slot it no longer holds (drop_settle() keeps such a page as in
+ * memory): the page would be gone from the client with its data. It waits for the first to end.
+ */
+static bool in_page_out(const struct space *s, uint64_t a)
+{
+	const struct page_out *po;
+
+	list_for_each_entry (po, &s->priv.outs, link)
+		if (page_set_has(&po->set, a))
+			return true;
+	return false;
+}
+
+/*
+ * A write to the page at @addr of @r, read back with its slot kept (so write-protected): the pages
+ * after it that came back the same way are a writer's next in order. For a run written in order
+ * (r->wr_next: the page after it; r->wr_window: its last window), up to twice the last window
+ * (the read-ahead minimum to IN_AHEAD_MAX_PAGES) lose their slots and protection with it, not a
+ * write-protect fault each. Return: the end of the pages to make writable, @addr's at least.
+ */
+static uint64_t kept_window(struct space *s, struct region *r, uint64_t addr)
+{
+	const struct daemon_config *cfg = &s->d->config;
+	const struct ptable *t = &s->priv.table;
+	bool ahead = r && addr == r->wr_next && cfg->readahead_max_pages;
+	uint64_t n = 1, k;
+
+	if (ahead) {
+		n = MAX(2 * (uint64_t)r->wr_window, (uint64_t)cfg->readahead_min_pages);
+		n = MIN(MIN(n, (uint64_t)IN_AHEAD_MAX_PAGES), (uint64_t)cfg->readahead_max_pages);
+		n = MIN(n, (region_end(r) - addr) >> UPAGER_PAGE_SHIFT);
+	}
+	for (k = 1; k < n; k++) {
+		uint64_t a = addr + (k << UPAGER_PAGE_SHIFT);
+		const struct ptable_chunk *ch = ptable_find(t, a);
+		unsigned i = ch ? ptable_index(ch, a) : 0;
+
+		if (!ch || !ptable_bit(ch->present, i) || ptable_bit(ch->leaving, i) ||
+		    ptable_bit(ch->reading, i) || ptable_slot(ch, i) < 0 || in_page_out(s, a))
+			break;
+	}
+	if (r) {
+		r->wr_window = ahead ? (uint32_t)k : 0;
+		r->wr_next = addr + (k << UPAGER_PAGE_SHIFT);
+	}
+	return addr + (k << UPAGER_PAGE_SHIFT);
+}
+
 /**
  * private_fault() - serve a fault on a page of a private anonymous mapping of @s
  * @addr: the page
@@ -589,13 +643,20 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		 * parent's page-out came to with fork(): the write goes on. */
 		if (ch && ptable_bit(ch->leaving, i))
 			set_leaving(c, t, ch, i, false);
-		if (ch) {
-			ch->used |= 1ULL << i;
+		uint64_t end = ch ? kept_window(s, region_find(&s->regions, addr), addr)
+				  : addr + UPAGER_PAGE_SIZE;
+
+		for (uint64_t a = addr; a < end; a += UPAGER_PAGE_SIZE) {
+			struct ptable_chunk *c2 = ptable_find(t, a);
+
+			if (!c2)
+				continue;
+			c2->used |= 1ULL << ptable_index(c2, a);
 			/* Its copy in the store, if it kept one, is stale from now on. */
-			ptable_clear_slot(t, c->store, ch, i);
-			ptable_drop_if_empty(t, ch);
+			ptable_clear_slot(t, c->store, c2, ptable_index(c2, a));
+			ptable_drop_if_empty(t, c2);
 		}
-		uffdio_resolve_unprotect(s->uffd, addr, UPAGER_PAGE_SIZE);
+		uffdio_resolve_unprotect(s->uffd, addr, end - addr);
 		return served(s, addr, t0);
 	}
 	if (ch && ptable_bit(ch->reading, i))
@@ -612,23 +673,6 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	zero_in(s, addr, flags);
 	served(s, addr, t0);
 	return true;
-}
-
-/*
- * Whether the page at @a of @s is in a page-out of @s under way. A page written while its
- * page-out was under way stays and is no longer leaving, but the DROP may still come to it: a
- * second page-out would write-protect it again, and the first DROP's move would then take it,
- * answered for a page-out whose slot it no longer holds (drop_settle() keeps such a page as in
- * memory): the page would be gone from the client with its data. It waits for the first to end.
- */
-static bool in_page_out(const struct space *s, uint64_t a)
-{
-	const struct page_out *po;
-
-	list_for_each_entry (po, &s->priv.outs, link)
-		if (page_set_has(&po->set, a))
-			return true;
-	return false;
 }
 
 /**

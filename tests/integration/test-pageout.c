@@ -691,6 +691,7 @@ Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_
 
 	run_limited_caches(private_anon, NULL, false);
 	f = figures();
+
 	cr_assert_geq(f.u.stats_reply.pages_out - before.u.stats_reply.pages_out,
 		      (WORKLOAD - BUDGET) / PAGE, "the pages went to the swap store");
 	cr_assert_geq(f.u.stats_reply.pages_in - before.u.stats_reply.pages_in,
@@ -758,6 +759,65 @@ static void fork_copies(void *arg)
 Test(pageout, a_forked_child_counts_the_private_pages_it_shares_with_its_parent)
 {
 	run_limited_caches(fork_copies, NULL, false);
+}
+
+/* The faults of the mapping at @p of this process so far. */
+static uint64_t region_faults(const void *p)
+{
+	struct region_info info;
+
+	cr_assert(harness_region(getpid(), p, &info));
+	return info.faults;
+}
+
+/*
+ * Private pages paged out and written again in order fault a window at a time: those read back for
+ * a write come back writable with the page faulted on, and those read back for a read (their slots
+ * kept, write-protected) lose the protection a window at a time at the writer's first write. Every
+ * word is right. Without it: a fault for each page, the write-protect fault of each page read ahead.
+ */
+Test(pageout, private_pages_written_again_in_order_fault_a_window_at_a_time)
+{
+	uint64_t pages = WORKLOAD / PAGE, half = BUDGET / 2 / PAGE, *p, *q, out = 0, faults;
+
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	write_anon(p, 0, pages, 1);
+	for (uint64_t i = 0; i < pages; i++)
+		out += !page_present(p + i * PAGE / 8);
+	cr_assert_geq(out, (WORKLOAD - 2 * BUDGET) / PAGE, "%llu pages out",
+		      (unsigned long long)out);
+	/* Out, written again. */
+	faults = region_faults(p);
+	write_anon(p, 0, pages, 2);
+	faults = region_faults(p) - faults;
+	cr_assert_lt(faults, out / 8, "%llu faults to write %llu pages out again",
+		     (unsigned long long)faults, (unsigned long long)out);
+	check_anon(p, 0, pages, 2);
+	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
+
+	/* Half the budget written, pushed out by another mapping, which then goes: read back,
+	 * they stay, their slots kept; then written. */
+	q = upager_mmap(NULL, half * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			0);
+	cr_assert_neq(q, MAP_FAILED);
+	write_anon(q, 0, half, 3);
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	write_anon(p, 0, pages, 1);
+	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
+	out = 0;
+	for (uint64_t i = 0; i < half; i++)
+		out += !page_present(q + i * PAGE / 8);
+	cr_assert_geq(out, half / 2, "%llu pages out", (unsigned long long)out);
+	check_anon(q, 0, half, 3);
+	faults = region_faults(q);
+	write_anon(q, 0, half, 4);
+	faults = region_faults(q) - faults;
+	cr_assert_lt(faults, out / 8, "%llu faults to write %llu pages read back",
+		     (unsigned long long)faults, (unsigned long long)out);
+	check_anon(q, 0, half, 4);
+	cr_assert_eq(upager_munmap(q, half * PAGE), 0);
 }
 
 /*
