@@ -770,6 +770,15 @@ static uint64_t region_faults(const void *p)
 	return info.faults;
 }
 
+/* The faults that writing @pages pages of the mapping at @p in order, round @round, takes. */
+static uint64_t faults_writing(uint64_t *p, uint64_t pages, uint64_t round)
+{
+	uint64_t before = region_faults(p);
+
+	write_anon(p, 0, pages, round);
+	return region_faults(p) - before;
+}
+
 /*
  * Private pages paged out and written again in order fault a window at a time: those read back for
  * a write come back writable with the page faulted on, and those read back for a read (their slots
@@ -788,9 +797,7 @@ Test(pageout, private_pages_written_again_in_order_fault_a_window_at_a_time)
 	cr_assert_geq(out, (WORKLOAD - 2 * BUDGET) / PAGE, "%llu pages out",
 		      (unsigned long long)out);
 	/* Out, written again. */
-	faults = region_faults(p);
-	write_anon(p, 0, pages, 2);
-	faults = region_faults(p) - faults;
+	faults = faults_writing(p, pages, 2);
 	cr_assert_lt(faults, out / 8, "%llu faults to write %llu pages out again",
 		     (unsigned long long)faults, (unsigned long long)out);
 	check_anon(p, 0, pages, 2);
@@ -811,9 +818,7 @@ Test(pageout, private_pages_written_again_in_order_fault_a_window_at_a_time)
 		out += !page_present(q + i * PAGE / 8);
 	cr_assert_geq(out, half / 2, "%llu pages out", (unsigned long long)out);
 	check_anon(q, 0, half, 3);
-	faults = region_faults(q);
-	write_anon(q, 0, half, 4);
-	faults = region_faults(q) - faults;
+	faults = faults_writing(q, half, 4);
 	cr_assert_lt(faults, out / 8, "%llu faults to write %llu pages read back",
 		     (unsigned long long)faults, (unsigned long long)out);
 	check_anon(q, 0, half, 4);
