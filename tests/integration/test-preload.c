@@ -25,6 +25,15 @@ static void start(void)
 
 TestSuite(preload, .init = start, .fini = harness_stop, .timeout = 120);
 
+/* A daemon whose budget (2 MiB) is a fraction of the databases: their pages go and come back. */
+static void start_small(void)
+{
+	static const char *const args[] = { "--memory-max", "2M", NULL };
+
+	harness_start_args(args);
+	setenv("UPAGER_SOCKET", harness_socket(), 1);
+}
+
 static const char *env(const char *name)
 {
 	const char *v = getenv(name);
@@ -338,6 +347,17 @@ static void sqlite_compare(const char *db1, const char *db2, const char *script)
 	cr_expect_str_eq(routed, plain);
 }
 
+/* sqlite_compare(), then the two databases' dumps are the same. */
+static void sqlite_compare_dumps(const char *db1, const char *db2, const char *script)
+{
+	char sum1[128], sum2[128];
+
+	sqlite_compare(db1, db2, script);
+	cr_assert_eq(sh(sum1, sizeof(sum1), "sqlite3 %s .dump | md5sum", db1), 0);
+	cr_assert_eq(sh(sum2, sizeof(sum2), "sqlite3 %s .dump | md5sum", db2), 0);
+	cr_expect_str_eq(sum2, sum1, "the databases differ");
+}
+
 static const char *write_script(const char *name, const char *text)
 {
 	const char *path = path_in_tmp(name);
@@ -374,7 +394,6 @@ Test(preload, sqlite_queries)
  */
 Test(preload, sqlite_writes)
 {
-	static char dump1[1 << 20], dump2[1 << 20];
 	const char *script, *db1 = path_in_tmp("w1.db"), *db2 = path_in_tmp("w2.db");
 
 	if (!have("sqlite3"))
@@ -392,10 +411,7 @@ Test(preload, sqlite_writes)
 		   "echo 'PRAGMA integrity_check;') > %s",
 		   script),
 		0);
-	sqlite_compare(db1, db2, script);
-	cr_assert_eq(sh(dump1, sizeof(dump1), "sqlite3 %s .dump", db1), 0);
-	cr_assert_eq(sh(dump2, sizeof(dump2), "sqlite3 %s .dump", db2), 0);
-	cr_expect_str_eq(dump2, dump1);
+	sqlite_compare_dumps(db1, db2, script);
 }
 
 /* upagerctl list shows the database mapped while a sqlite3 session holds it. */
@@ -492,4 +508,56 @@ Test(preload, lmdb_load)
 	cr_assert_eq(sh(plain, sizeof(plain), "mdb_dump %s && mdb_stat %s", dir1, dir1), 0);
 	cr_assert_eq(sh(routed, sizeof(routed), "mdb_dump %s && mdb_stat %s", dir2, dir2), 0);
 	cr_expect_str_eq(routed, plain);
+}
+
+/* The pages the daemon has sent out of memory so far. */
+static uint64_t pages_out(void)
+{
+	struct upager_msg st;
+
+	cr_assert_eq(harness_stats(&st), 0);
+	return st.u.stats_reply.pages_out;
+}
+
+/*
+ * sqlite3 and LMDB's tools on databases several times the daemon's budget: queries, updates and
+ * an integrity check, a load and a dump, all equal to their plain runs while the pages of the
+ * files leave memory and are read again.
+ */
+Test(preload, databases_larger_than_the_budget, .init = start_small)
+{
+	static char plain[1 << 20], routed[1 << 20];
+	const char *script, *db1 = path_in_tmp("big1.db"), *db2 = path_in_tmp("big2.db");
+	const char *dir1 = path_in_tmp("big-lmdb1"), *dir2 = path_in_tmp("big-lmdb2");
+	uint64_t before = pages_out();
+
+	if (!have("sqlite3") || !have("mdb_load"))
+		cr_skip_test("no sqlite3 or LMDB tools (Debian packages sqlite3, lmdb-utils)");
+	script = path_in_tmp("big.sql");
+	cr_assert_eq(sh(NULL, 0,
+			"(echo \"" MMAP_ALL " PRAGMA cache_size=20; PRAGMA synchronous=OFF;\"; "
+			"echo 'CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);' 'BEGIN;'; "
+			"seq 40000 | sed \"s/.*/INSERT INTO t VALUES(&, printf('%%0200d', &));/\"; "
+			"echo 'COMMIT;' 'CREATE INDEX tb ON t(b);'; for i in $(seq 5); do "
+			"echo \"UPDATE t SET b = printf('%%0200d', a * $i) WHERE a %% 7 = $i;\"; "
+			"echo 'SELECT count(*), sum(substr(b, 190) + 0) FROM t;'; "
+			"echo \"SELECT a FROM t WHERE b > printf('%%0200d', 39990 * $i) LIMIT "
+			"5;\"; done; "
+			"echo 'PRAGMA integrity_check;') > %s",
+			script),
+		     0);
+	sqlite_compare_dumps(db1, db2, script);
+	cr_expect_gt(pages_out(), before + 1000,
+		     "the pages of sqlite3's database stayed in memory");
+
+	before = pages_out();
+	lmdb_load(false, dir1, lmdb_dump(60000));
+	lmdb_load(true, dir2, path_in_tmp("records.txt"));
+	cr_assert_eq(sh(plain, sizeof(plain), "mdb_dump %s | md5sum && mdb_stat %s", dir1, dir1),
+		     0);
+	cr_assert_eq(sh(routed, sizeof(routed), "%s mdb_dump %s | md5sum && mdb_stat %s",
+			env("UPAGER_RUN"), dir2, dir2),
+		     0);
+	cr_expect_str_eq(routed, plain);
+	cr_expect_gt(pages_out(), before + 500, "the pages of LMDB's database stayed in memory");
 }
