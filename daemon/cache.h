@@ -91,6 +91,9 @@ struct cache {
 	bool private_out;
 	/* Copies in the views of nonlinear mappings (view.c; view-out.c sends them out). */
 	uint64_t copies;
+	/* Files that shrank behind the cache (object_follow_size()), and of those, how many the
+	 * private mappings' copies have followed (private_follow_cuts()). */
+	uint64_t shrinks, shrinks_followed;
 };
 
 /*

@@ -439,6 +439,8 @@ int object_follow_size(struct object *o, const struct stat *st)
 	ret = object_resize(o, size);
 	if (ret < 0)
 		return ret;
+	if (len < o->file_size)
+		o->c->shrinks++;
 	if (len < o->file_size && tail &&
 	    (o->pages[len >> UPAGER_PAGE_SHIFT] & PAGE_STATE_MASK) == PAGE_READY)
 		memset(o->map + len, 0, UPAGER_PAGE_SIZE - tail);

@@ -57,6 +57,7 @@
 #include "evict.h"
 #include "latency.h"
 #include "log.h"
+#include "object.h"
 #include "private.h"
 #include "proto/codec.h"
 #include "space.h"
@@ -1613,6 +1614,77 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 	if (ps.n)
 		sent += set_out(s, &ps, false);
 	return sent;
+}
+
+/*
+ * The copies of @r past the end of its file (r->cut_offset on): a slot is forgotten, a copy in
+ * memory goes out discarded, a page-out of a window of them at a time (a DROP in place, nothing
+ * written). Return: whether some are left (on their way somewhere, or beyond this window).
+ */
+static bool sweep_cut(struct space *s, struct region *r)
+{
+	struct ptable *t = &s->priv.table;
+	struct page_set ps = { 0 };
+	uint64_t from = r->start + (r->cut_offset > r->offset ? r->cut_offset - r->offset : 0);
+	uint64_t end = region_end(r);
+	bool left = false;
+
+	for (struct ptable_chunk *ch = ptable_from(t, from), *next; ch && ch->base < end;
+	     ch = next) {
+		next = ptable_next(t, ch);
+		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES; i++) {
+			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+
+			if (a < from || a >= end)
+				continue;
+			if (ptable_bit(ch->leaving, i) || ptable_bit(ch->reading, i) ||
+			    in_page_out(s, a))
+				left = true;
+			else if (!ptable_bit(ch->present, i))
+				ptable_clear_slot(t, s->d->cache.store, ch, i);
+			else if (!page_set_add(&ps, a))
+				left = true;
+		}
+		ptable_drop_if_empty(t, ch);
+	}
+	if (ps.n && (!may_page_out(s) || page_out(s, &ps, true, false, true) < 0))
+		left = true;
+	return left || ps.n;
+}
+
+/**
+ * private_follow_cuts() - once a file shrank behind the cache, the copies past its new end in
+ * private mappings of it go: the kernel's truncation unmaps those too, and a touch past the end
+ * gets SIGBUS (fault.c), not the copy
+ */
+void private_follow_cuts(struct daemon *d)
+{
+	struct cache *c = &d->cache;
+	bool mark = c->shrinks != c->shrinks_followed;
+	struct space *s;
+
+	c->shrinks_followed = c->shrinks;
+	list_for_each_entry (s, &d->spaces, link) {
+		struct region *r;
+
+		if (s->dead)
+			continue;
+		region_for_each(r, &s->regions)
+		{
+			uint64_t end;
+
+			if (mark && region_keeps_copies(s, r) && r->obj->kind == OBJECT_FILE) {
+				end = ALIGN_UP(r->obj->file_size, UPAGER_PAGE_SIZE);
+				if (end < r->offset + r->length &&
+				    (!r->cutting || end < r->cut_offset)) {
+					r->cutting = true;
+					r->cut_offset = end;
+				}
+			}
+			if (r->cutting)
+				r->cutting = sweep_cut(s, r);
+		}
+	}
 }
 
 /** private_use() - the private pages of @s that count in the budget: in memory, not leaving */

@@ -61,6 +61,8 @@ int harness_connect_raw(void);
 uint64_t pagemap_entry(const void *addr);
 /* Whether the page at addr is present in our page tables (/proc/self/pagemap bit 63). */
 bool page_present(const void *addr);
+/* Whether a read of @a raises SIGBUS; else its byte in *@out. */
+bool harness_read_sigbus(const volatile char *a, char *out);
 /* A file in the test's directory with size bytes, each 8-byte word holding its own offset. */
 int make_pattern_file(const char *name, size_t size, char *path_out);
 uint64_t pattern_at(uint64_t offset);

@@ -372,6 +372,60 @@ Test(pageout, copies_a_private_file_mapping_writes_go_out_and_back)
 	cr_assert_eq(figures().u.stats_reply.swap_used_bytes, 0, "the slots were freed");
 }
 
+/* Whether the page at @arg raises SIGBUS now. */
+static bool page_gone(void *arg)
+{
+	char c;
+
+	return harness_read_sigbus(arg, &c);
+}
+
+static bool swap_at_most(void *arg)
+{
+	return figures().u.stats_reply.swap_used_bytes <= *(uint64_t *)arg;
+}
+
+/*
+ * The file of a private mapping 8 times the budget, three pages in four written (copies in memory
+ * and in the swap store), shrinks to half: every page past the new end raises SIGBUS, a copy in
+ * the store as well as one in memory, as the kernel's truncation unmaps copies too (mmap(2):
+ * SIGBUS past the end of the file); those below keep their data, and the slots of the copies past
+ * the end are freed.
+ */
+Test(pageout, copies_past_the_end_of_a_truncated_file_go)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p, used, half;
+	int fd = make_pattern_file("cut", WORKLOAD, file_path);
+	char c;
+
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	for (uint64_t i = 0; i < pages; i++)
+		if (i % 4)
+			xor_page(p, i, XOR);
+	used = figures().u.stats_reply.swap_used_bytes;
+	cr_assert_geq(used, WORKLOAD / 2, "%llu bytes of copies in the swap store",
+		      (unsigned long long)used);
+	cr_assert_eq(ftruncate(fd, WORKLOAD / 2), 0);
+	cr_assert(wait_until(page_gone, (char *)p + WORKLOAD - PAGE + 1, 2000),
+		  "the last copy still reads after the truncation");
+	for (uint64_t i = pages / 2; i < pages; i++)
+		cr_assert(harness_read_sigbus((char *)p + i * PAGE, &c),
+			  "page %llu, past the end, reads", (unsigned long long)i);
+	for (uint64_t i = 0; i < pages / 2; i++) {
+		cr_assert_eq(p[i * PAGE / 8], pattern_at(i * PAGE) ^ copy_xor(i, false),
+			     "page %llu", (unsigned long long)i);
+		cr_assert_eq(p[(i * PAGE + PAGE - 8) / 8],
+			     pattern_at(i * PAGE + PAGE - 8) ^ copy_xor(i, false), "page %llu",
+			     (unsigned long long)i);
+	}
+	half = WORKLOAD * 3 / 8 + WORKLOAD / 16;
+	cr_assert(wait_until(swap_at_most, &half, 2000), "%llu bytes of the swap store in use",
+		  (unsigned long long)figures().u.stats_reply.swap_used_bytes);
+	cr_assert_eq(upager_munmap(p, WORKLOAD), 0);
+	close(fd);
+}
+
 /* Nonlinear: each run of 64 pages of the mapping shows the file's runs in reverse order. */
 #define NL_RUN 64
 #define NL_RUNS (WORKLOAD / PAGE / NL_RUN)
