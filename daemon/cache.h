@@ -92,8 +92,10 @@ struct cache {
 	/* Copies in the views of nonlinear mappings (view.c; view-out.c sends them out). */
 	uint64_t copies;
 	/* Files that shrank behind the cache (object_follow_size()), and of those, how many the
-	 * private mappings' copies have followed (private_follow_cuts()). */
+	 * private mappings' copies have followed (private_follow_cuts(): regions cutting, and
+	 * when it looks at them next). */
 	uint64_t shrinks, shrinks_followed;
+	uint64_t cutting, cuts_next_ns;
 };
 
 /*

@@ -68,6 +68,7 @@
 
 #define SPARE_PARTS 4
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
+#define CUT_EVERY_NS (10 * 1000 * 1000) /* copies past the end of a file: 10 ms between looks */
 #define IN_AHEAD_MAX_PAGES 64 /* a page-in of a run read in order: 256 KiB at most at once */
 
 /* Private pages on their way out, one DROP's. */
@@ -1661,8 +1662,15 @@ void private_follow_cuts(struct daemon *d)
 {
 	struct cache *c = &d->cache;
 	bool mark = c->shrinks != c->shrinks_followed;
+	uint64_t now = now_ns();
 	struct space *s;
 
+	/* Every region is looked at: not more often than CUT_EVERY_NS (the loop wakes at least
+	 * each LIVENESS_MS), so that a process truncating a file over and over costs little. */
+	if ((!mark && !c->cutting) || now < c->cuts_next_ns)
+		return;
+	c->cuts_next_ns = now + CUT_EVERY_NS;
+	c->cutting = 0;
 	c->shrinks_followed = c->shrinks;
 	list_for_each_entry (s, &d->spaces, link) {
 		struct region *r;
@@ -1683,6 +1691,7 @@ void private_follow_cuts(struct daemon *d)
 			}
 			if (r->cutting)
 				r->cutting = sweep_cut(s, r);
+			c->cutting += r->cutting;
 		}
 	}
 }
