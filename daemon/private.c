@@ -70,6 +70,9 @@
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 #define CUT_EVERY_NS (10 * 1000 * 1000) /* copies past the end of a file: 10 ms between looks */
 #define IN_AHEAD_MAX_PAGES 64 /* a page-in of a run read in order: 256 KiB at most at once */
+_Static_assert((OUT_MAX_PAGES << UPAGER_PAGE_SHIFT) <= BUFFER_BYTES &&
+		       (IN_AHEAD_MAX_PAGES << UPAGER_PAGE_SHIFT) <= BUFFER_BYTES,
+	       "a page-out or a page-in fits a buffer");
 
 /* Private pages on their way out, one DROP's. */
 struct page_out {
@@ -451,7 +454,7 @@ static void page_in_done(void *userdata, int res)
 		served(s, pi->addr, pi->t0);
 	for (uint64_t k = 1; !s->dead && k < pi->pages; k++)
 		page_in_one(pi, k, res);
-	free(pi->buf);
+	buffer_put(&s->d->cache.buffers, pi->buf);
 	space_unref(s);
 	free(pi);
 }
@@ -509,7 +512,7 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	int ret = -ENOMEM;
 
 	if (pi)
-		pi->buf = aligned_alloc(UPAGER_PAGE_SIZE, n << UPAGER_PAGE_SHIFT);
+		pi->buf = buffer_get(&c->buffers);
 	if (pi && pi->buf) {
 		pi->s = space_ref(s);
 		pi->addr = addr;
@@ -535,7 +538,7 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 		space_unref(s);
 	}
 	if (pi)
-		free(pi->buf);
+		buffer_put(&c->buffers, pi->buf);
 	free(pi);
 	log_limited(LOG_WARNING, "pid %d: cannot read a page back from the swap store: %s",
 		    (int)s->pid, strerror(-ret));
@@ -733,6 +736,32 @@ static uint64_t copy_window(struct space *s, struct region *r, uint64_t addr, ui
 	return hi;
 }
 
+/* The address of @r from which its copies are past the end of its file (r->cut_offset). */
+static uint64_t cut_start(const struct region *r)
+{
+	return r->start + (r->cut_offset > r->offset ? r->cut_offset - r->offset : 0);
+}
+
+/*
+ * Whether the page at @addr of @s, in @r, is a copy past the end of its file whose slot, if it
+ * had one, is forgotten now: a touch of it faults on the object, past its end (SIGBUS).
+ */
+static bool cut_away(struct space *s, const struct region *r, uint64_t addr)
+{
+	struct ptable *t = &s->priv.table;
+	struct ptable_chunk *ch = ptable_find(t, addr);
+	unsigned i = ch ? ptable_index(ch, addr) : 0;
+
+	if (!r || !r->cutting || addr < cut_start(r))
+		return false;
+	if (ch && !ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
+	    !ptable_bit(ch->reading, i) && !in_page_out(s, addr)) {
+		ptable_clear_slot(t, s->d->cache.store, ch, i);
+		ptable_drop_if_empty(t, ch);
+	}
+	return ptable_page_empty(t, addr);
+}
+
 /**
  * private_copy_fault() - serve a fault on a page of a private mapping of an object in @s
  * (region_keeps_copies()) if it is the process's own copy (in memory, leaving, out or being read
@@ -747,6 +776,11 @@ bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t
 {
 	struct cache *c = &s->d->cache;
 	struct ptable *t = &ready(s)->table;
+
+	/* A copy past the end of a file that shrank is gone, as with the kernel. */
+	if (cut_away(s, region_find(&s->regions, addr), addr))
+		return false;
+
 	struct ptable_chunk *ch = ptable_find(t, addr);
 	unsigned i = ch ? ptable_index(ch, addr) : 0;
 	bool own = !ptable_page_empty(t, addr);
@@ -1145,9 +1179,9 @@ static void page_out_free(struct page_out *po)
 {
 	po->s->priv.n_outs--;
 	list_del_init(&po->link);
+	buffer_put(&po->s->d->cache.buffers, po->buf);
 	space_unref(po->s);
 	free(po->held);
-	free(po->buf);
 	free(po);
 }
 
@@ -1313,7 +1347,7 @@ static void page_out_done(void *userdata, int res)
 		return;
 	}
 	/* Written: the copy is not needed any more. */
-	free(po->buf);
+	buffer_put(&s->d->cache.buffers, po->buf);
 	po->buf = NULL;
 	page_out_give_slots(po);
 	m.u.drop.addr = po->set.base;
@@ -1407,7 +1441,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	if (!po)
 		return -ENOMEM;
 	discard |= clean;
-	po->buf = discard ? NULL : aligned_alloc(UPAGER_PAGE_SIZE, len);
+	po->buf = discard ? NULL : buffer_get(&c->buffers);
 	if (!discard && !po->buf) {
 		free(po);
 		return -ENOMEM;
@@ -1437,7 +1471,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	if (ret < 0) {
 		if (protected)
 			protect(s, ps, false);
-		free(po->buf);
+		buffer_put(&c->buffers, po->buf);
 		free(po);
 		return ret;
 	}
@@ -1618,39 +1652,46 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 }
 
 /*
- * The copies of @r past the end of its file (r->cut_offset on): a slot is forgotten, a copy in
- * memory goes out discarded, a page-out of a window of them at a time (a DROP in place, nothing
- * written). Return: whether some are left (on their way somewhere, or beyond this window).
+ * The copies of @r past the end of its file: a slot is forgotten, the copies in memory go out
+ * discarded (DROPs in place, nothing written), as many page-outs as the spare area lets be under
+ * way. Return: whether some may be left (on their way somewhere, or not sent yet).
  */
 static bool sweep_cut(struct space *s, struct region *r)
 {
 	struct ptable *t = &s->priv.table;
-	struct page_set ps = { 0 };
-	uint64_t from = r->start + (r->cut_offset > r->offset ? r->cut_offset - r->offset : 0);
-	uint64_t end = region_end(r);
-	bool left = false;
+	uint64_t a = cut_start(r), end = region_end(r);
+	bool left = false, can = may_page_out(s);
 
-	for (struct ptable_chunk *ch = ptable_from(t, from), *next; ch && ch->base < end;
-	     ch = next) {
-		next = ptable_next(t, ch);
-		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES; i++) {
-			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+	while (a < end) {
+		struct page_set ps = { 0 };
+		uint64_t stop = end; /* where the next page set starts */
 
-			if (a < from || a >= end)
-				continue;
-			if (ptable_bit(ch->leaving, i) || ptable_bit(ch->reading, i) ||
-			    in_page_out(s, a))
-				left = true;
-			else if (!ptable_bit(ch->present, i))
-				ptable_clear_slot(t, s->d->cache.store, ch, i);
-			else if (!page_set_add(&ps, a))
-				left = true;
+		for (struct ptable_chunk *ch = ptable_from(t, a), *next; ch && ch->base < stop;
+		     ch = next) {
+			next = ptable_next(t, ch);
+			for (unsigned i = 0; i < PTABLE_CHUNK_PAGES; i++) {
+				uint64_t p = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+
+				if (p < a || p >= stop)
+					continue;
+				if (ptable_bit(ch->leaving, i) || ptable_bit(ch->reading, i) ||
+				    in_page_out(s, p) || (ptable_bit(ch->present, i) && !can))
+					left = true;
+				else if (!ptable_bit(ch->present, i))
+					ptable_clear_slot(t, s->d->cache.store, ch, i);
+				else if (!page_set_add(&ps, p))
+					stop = p;
+			}
+			ptable_drop_if_empty(t, ch);
 		}
-		ptable_drop_if_empty(t, ch);
+		/* Sent, they are looked at again once settled: one the client kept stays. */
+		if (ps.n)
+			left = true;
+		if (ps.n && page_out(s, &ps, true, false, true) < 0)
+			break;
+		a = stop;
 	}
-	if (ps.n && (!may_page_out(s) || page_out(s, &ps, true, false, true) < 0))
-		left = true;
-	return left || ps.n;
+	return left;
 }
 
 /**
@@ -1665,13 +1706,18 @@ void private_follow_cuts(struct daemon *d)
 	uint64_t now = now_ns();
 	struct space *s;
 
-	/* Every region is looked at: not more often than CUT_EVERY_NS (the loop wakes at least
-	 * each LIVENESS_MS), so that a process truncating a file over and over costs little. */
-	if ((!mark && !c->cutting) || now < c->cuts_next_ns)
+	/* Every region is looked at: for a file that shrank, not more often than CUT_EVERY_NS
+	 * (the loop wakes at least each LIVENESS_MS), so that a process truncating a file over
+	 * and over costs little. */
+	if (mark && now < c->cuts_next_ns)
+		mark = false;
+	if (!mark && !c->cutting)
 		return;
-	c->cuts_next_ns = now + CUT_EVERY_NS;
+	if (mark)
+		c->cuts_next_ns = now + CUT_EVERY_NS;
 	c->cutting = 0;
-	c->shrinks_followed = c->shrinks;
+	if (mark)
+		c->shrinks_followed = c->shrinks;
 	list_for_each_entry (s, &d->spaces, link) {
 		struct region *r;
 

@@ -407,7 +407,7 @@ Test(pageout, copies_past_the_end_of_a_truncated_file_go)
 	cr_assert_geq(used, WORKLOAD / 2, "%llu bytes of copies in the swap store",
 		      (unsigned long long)used);
 	cr_assert_eq(ftruncate(fd, WORKLOAD / 2), 0);
-	cr_assert(wait_until(page_gone, (char *)p + WORKLOAD - PAGE + 1, 2000),
+	cr_assert(wait_until(page_gone, (char *)p + WORKLOAD - PAGE + 1, 500),
 		  "the last copy still reads after the truncation");
 	for (uint64_t i = pages / 2; i < pages; i++)
 		cr_assert(harness_read_sigbus((char *)p + i * PAGE, &c),
