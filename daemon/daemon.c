@@ -551,7 +551,6 @@ void daemon_stop(struct daemon *d)
 /** daemon_deinit() - free what the daemon holds after the loop ended */
 void daemon_deinit(struct daemon *d)
 {
-	buffers_release(&d->cache.buffers);
 	state_free(d);
 	free(d->socket_path);
 }

@@ -18,10 +18,12 @@
  * a missing fault: the page comes back from the store (UFFDIO_COPY), charged to the client's
  * memory cgroup as any of its pages. A run of zeroes goes without a write.
  *
- * After fork() both processes map the same pages: UFFDIO_MOVE refuses them (-EBUSY) until one of
- * them writes, so they stay. Each process counts them (a write is a copy the kernel makes without
- * a fault). The slots of pages out at the fork are shared: the child's table gets them with a
- * reference each, and whichever process faults its page back reads its own copy.
+ * After fork() both processes map the same pages, and each counts them (a write is a copy the
+ * kernel makes without a fault). A page-out of one reads it with process_vm_readv(), whose pin
+ * gives that process a copy of its own (the kernel unshares a shared anonymous page it pins), which
+ * then moves; a page still shared at the DROP is refused by UFFDIO_MOVE (-EBUSY) and stays. The
+ * slots of pages out at the fork are shared: the child's table gets them with a reference each,
+ * and whichever process faults its page back reads its own copy.
  *
  * Pages of MAP_DROPPABLE mappings go before any other, used or not, and are neither read nor
  * written: once moved out, a touch maps zeroes, as Linux's dropped pages read.
@@ -70,9 +72,6 @@
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 #define CUT_EVERY_NS (10 * 1000 * 1000) /* copies past the end of a file: 10 ms between looks */
 #define IN_AHEAD_MAX_PAGES 64 /* a page-in of a run read in order: 256 KiB at most at once */
-_Static_assert((OUT_MAX_PAGES << UPAGER_PAGE_SHIFT) <= BUFFER_BYTES &&
-		       (IN_AHEAD_MAX_PAGES << UPAGER_PAGE_SHIFT) <= BUFFER_BYTES,
-	       "a page-out or a page-in fits a buffer");
 
 /* Private pages on their way out, one DROP's. */
 struct page_out {
@@ -454,7 +453,7 @@ static void page_in_done(void *userdata, int res)
 		served(s, pi->addr, pi->t0);
 	for (uint64_t k = 1; !s->dead && k < pi->pages; k++)
 		page_in_one(pi, k, res);
-	buffer_put(&s->d->cache.buffers, pi->buf);
+	free(pi->buf);
 	space_unref(s);
 	free(pi);
 }
@@ -512,7 +511,7 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	int ret = -ENOMEM;
 
 	if (pi)
-		pi->buf = buffer_get(&c->buffers);
+		pi->buf = aligned_alloc(UPAGER_PAGE_SIZE, n << UPAGER_PAGE_SHIFT);
 	if (pi && pi->buf) {
 		pi->s = space_ref(s);
 		pi->addr = addr;
@@ -538,7 +537,7 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 		space_unref(s);
 	}
 	if (pi)
-		buffer_put(&c->buffers, pi->buf);
+		free(pi->buf);
 	free(pi);
 	log_limited(LOG_WARNING, "pid %d: cannot read a page back from the swap store: %s",
 		    (int)s->pid, strerror(-ret));
@@ -1179,9 +1178,9 @@ static void page_out_free(struct page_out *po)
 {
 	po->s->priv.n_outs--;
 	list_del_init(&po->link);
-	buffer_put(&po->s->d->cache.buffers, po->buf);
 	space_unref(po->s);
 	free(po->held);
+	free(po->buf);
 	free(po);
 }
 
@@ -1347,7 +1346,7 @@ static void page_out_done(void *userdata, int res)
 		return;
 	}
 	/* Written: the copy is not needed any more. */
-	buffer_put(&s->d->cache.buffers, po->buf);
+	free(po->buf);
 	po->buf = NULL;
 	page_out_give_slots(po);
 	m.u.drop.addr = po->set.base;
@@ -1441,7 +1440,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	if (!po)
 		return -ENOMEM;
 	discard |= clean;
-	po->buf = discard ? NULL : buffer_get(&c->buffers);
+	po->buf = discard ? NULL : aligned_alloc(UPAGER_PAGE_SIZE, len);
 	if (!discard && !po->buf) {
 		free(po);
 		return -ENOMEM;
@@ -1471,7 +1470,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	if (ret < 0) {
 		if (protected)
 			protect(s, ps, false);
-		buffer_put(&c->buffers, po->buf);
+		free(po->buf);
 		free(po);
 		return ret;
 	}
