@@ -748,11 +748,13 @@ static uint64_t cut_start(const struct region *r)
 static bool cut_away(struct space *s, const struct region *r, uint64_t addr)
 {
 	struct ptable *t = &s->priv.table;
-	struct ptable_chunk *ch = ptable_find(t, addr);
-	unsigned i = ch ? ptable_index(ch, addr) : 0;
+	struct ptable_chunk *ch;
+	unsigned i;
 
 	if (!r || !r->cutting || addr < cut_start(r))
 		return false;
+	ch = ptable_find(t, addr);
+	i = ch ? ptable_index(ch, addr) : 0;
 	if (ch && !ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
 	    !ptable_bit(ch->reading, i) && !in_page_out(s, addr)) {
 		ptable_clear_slot(t, s->d->cache.store, ch, i);
@@ -776,13 +778,16 @@ bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t
 	struct cache *c = &s->d->cache;
 	struct ptable *t = &ready(s)->table;
 
+	struct ptable_chunk *ch;
+	unsigned i;
+	bool own;
+
 	/* A copy past the end of a file that shrank is gone, as with the kernel. */
 	if (cut_away(s, region_find(&s->regions, addr), addr))
 		return false;
-
-	struct ptable_chunk *ch = ptable_find(t, addr);
-	unsigned i = ch ? ptable_index(ch, addr) : 0;
-	bool own = !ptable_page_empty(t, addr);
+	ch = ptable_find(t, addr);
+	i = ch ? ptable_index(ch, addr) : 0;
+	own = !ptable_page_empty(t, addr);
 
 	/* A removal the control thread's drop made came before any fault on the page. */
 	if (ch && ptable_bit(ch->dropped, i) && !in_page_out(s, addr)) {

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,34 +197,12 @@ Test(trust, a_reader_cannot_write_the_cache_of_a_file_it_may_only_read)
 	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
 }
 
-static sigjmp_buf bus_jump;
-
-static void on_bus(int sig)
-{
-	(void)sig;
-	siglongjmp(bus_jump, 1);
-}
-
-/* Whether reading @p raises SIGBUS. */
-static bool read_faults(const volatile char *p)
-{
-	struct sigaction sa = { .sa_handler = on_bus }, old;
-	bool bus = false;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(bus_jump, 1))
-		bus = true;
-	else
-		(void)*p;
-	sigaction(SIGBUS, &old, NULL);
-	return bus;
-}
-
 static void writer_child(void *arg)
 {
 	/* Two pages mapped of a file of one. */
 	char *p = map_as_nobody(arg, O_RDWR, 2 * PAGE, PROT_READ | PROT_WRITE);
 	int cache;
+	char c;
 
 	p[0] = 'w';
 	cache = memfd_named("upager:file");
@@ -241,7 +218,7 @@ static void writer_child(void *arg)
 	/* Growing the cache does not grow the file: the page past its end stays a SIGBUS. */
 	if (ftruncate(cache, 4 * PAGE) < 0)
 		_exit(7);
-	if (!read_faults(p + PAGE))
+	if (!harness_read_sigbus(p + PAGE, &c))
 		_exit(8);
 	if (p[0] != 'w')
 		_exit(9);
