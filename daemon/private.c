@@ -1707,21 +1707,25 @@ void private_follow_cuts(struct daemon *d)
 {
 	struct cache *c = &d->cache;
 	bool mark = c->shrinks != c->shrinks_followed;
-	uint64_t now = now_ns();
 	struct space *s;
 
+	if (!mark && !c->cutting)
+		return; /* the loop's every turn: nothing to do, nothing read */
 	/* Every region is looked at: for a file that shrank, not more often than CUT_EVERY_NS
 	 * (the loop wakes at least each LIVENESS_MS), so that a process truncating a file over
 	 * and over costs little. */
-	if (mark && now < c->cuts_next_ns)
-		mark = false;
+	if (mark) {
+		uint64_t now = now_ns();
+
+		mark = now >= c->cuts_next_ns;
+		if (mark) {
+			c->cuts_next_ns = now + CUT_EVERY_NS;
+			c->shrinks_followed = c->shrinks;
+		}
+	}
 	if (!mark && !c->cutting)
 		return;
-	if (mark)
-		c->cuts_next_ns = now + CUT_EVERY_NS;
 	c->cutting = 0;
-	if (mark)
-		c->shrinks_followed = c->shrinks;
 	list_for_each_entry (s, &d->spaces, link) {
 		struct region *r;
 
