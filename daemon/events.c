@@ -133,8 +133,10 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		break;
 	case UFFD_EVENT_REMOVE:
 		/* MADV_DONTNEED/REMOVE: the pages leave the client; a later touch faults again,
-		 * and a private page maps zeroes then, or its object's page. */
+		 * and a private page maps zeroes then, or its object's page; a shared anonymous
+		 * page may have left its memfd. */
 		private_remove(s, m->arg.remove.start, m->arg.remove.end);
+		space_removed(s, m->arg.remove.start, m->arg.remove.end);
 		break;
 	default:
 		log_warning("unknown userfaultfd event %u", m->event);

@@ -528,6 +528,45 @@ int space_drop_range(struct space *s, uint64_t start, uint64_t end, struct wb_wa
 	return region_remove_range(&s->regions, start, end, drop_piece, w);
 }
 
+/* A page @p of shared anonymous @o that is in memory lets go of the slot it kept. */
+static void forget_kept(struct object *o, uint64_t p)
+{
+	if (p < object_pages(o) && (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY &&
+	    object_slot(o, p) >= 0)
+		object_slot_set(o, p, -1);
+}
+
+/**
+ * space_removed() - a client's MADV_DONTNEED or MADV_REMOVE of [start, end)
+ * @s: the space
+ * @start: first byte
+ * @end: one past the last
+ *
+ * MADV_REMOVE punches the pages out of a shared mapping's memfd, and its event is the one
+ * MADV_DONTNEED sends. A shared anonymous page in memory that kept its swap slot (read back,
+ * not written since) would leave again by a punch alone and read back the slot's old data, not
+ * the zeroes MADV_REMOVE leaves: such pages let their slots go, and are written out again when
+ * they leave (zeroes, if they were removed). Pages already in the swap store stay there
+ * (upager_mmap(3), BUGS).
+ */
+void space_removed(struct space *s, uint64_t start, uint64_t end)
+{
+	struct region *r;
+
+	region_for_each_in(r, &s->regions, start, end)
+	{
+		uint64_t a = MAX(start, r->start), b = MIN(end, region_end(r));
+		uint64_t n = (b - a + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
+		uint64_t i = (a - r->start) >> UPAGER_PAGE_SHIFT;
+
+		if (a >= b || !r->obj || !r->shared || r->obj->kind != OBJECT_ANON || !r->obj->slot)
+			continue;
+		for (uint64_t k = 0; k < n; k++)
+			forget_kept(r->obj, r->view ? view_page(r->view, r->view_index + i + k)
+						    : (r->offset >> UPAGER_PAGE_SHIFT) + i + k);
+	}
+}
+
 /**
  * space_msync() - write back the shared file pages of [start, end)
  * @s: the space

@@ -702,6 +702,44 @@ Test(pageout, madv_dontneed_keeps_shared_anonymous_pages_in_the_swap_store)
 }
 
 /*
+ * MADV_REMOVE of shared anonymous pages in memory leaves zeroes (madvise(2)), also where a page
+ * read back from the swap store kept its slot there: the removed pages read zeroes after the rest
+ * of the mapping, read back, has pushed them out of the budget.
+ */
+static void shared_anon_remove(void *arg)
+{
+	uint64_t pages = WORKLOAD / PAGE, *p = anon_written(MAP_SHARED, 5), zeroed = 0;
+	unsigned char *in = malloc(pages);
+
+	(void)arg;
+	check_anon(p, 0, pages, 1); /* in order: the last budget's worth was read back */
+	if (!in || mincore(p, WORKLOAD, in) < 0)
+		_exit(20);
+	if (madvise(p, WORKLOAD, MADV_REMOVE) < 0)
+		_exit(21);
+	for (uint64_t i = 0; i < pages; i++)
+		if (!(in[i] & 1))
+			(void)*(volatile uint64_t *)(p + i * (PAGE / 8));
+	for (uint64_t i = 0; i < pages; i++) {
+		if (!(in[i] & 1))
+			continue;
+		if (p[i * (PAGE / 8)] || p[i * (PAGE / 8) + PAGE / 8 - 1])
+			_exit(22);
+		zeroed++;
+	}
+	if (zeroed < BUDGET / PAGE / 2)
+		_exit(23);
+	free(in);
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+}
+
+Test(pageout, madv_remove_of_shared_anonymous_pages_in_memory_leaves_zeroes)
+{
+	run_limited(shared_anon_remove, NULL);
+}
+
+/*
  * Private anonymous memory 8 times the budget, in a cgroup that cannot hold it (no kernel swap):
  * written, paged out, read back; a forked child sees the parent's data, and each process its own
  * writes only, while their pages go out and come back.
