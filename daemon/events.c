@@ -22,6 +22,7 @@
 #include "private.h"
 #include "space.h"
 #include "view.h"
+#include "vma-flags.h"
 
 #define UFFD_MSG_BATCH 64
 
@@ -48,6 +49,20 @@ static void learn_pid(struct space *s, uint32_t tid)
 	fclose(f);
 }
 
+/* A range the kernel left out of a child at its fork: a mapping it did not copy (MADV_DONTFORK)
+ * has no regions in the child either; one it wiped (MADV_WIPEONFORK) no private pages, nor
+ * slots, so that its touches map zeroes. */
+static void left_out(void *arg, uint64_t start, uint64_t end, unsigned flags)
+{
+	struct space *child = arg;
+
+	if (flags & VMA_DONTCOPY) {
+		space_drop_range(child, start, end, NULL);
+		grow_forget_guards(child, start, end);
+	}
+	private_forget(child, start, end);
+}
+
 static void on_fork(struct space *parent, int ufd)
 {
 	struct space *child;
@@ -65,6 +80,12 @@ static void on_fork(struct space *parent, int ufd)
 		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
 			  strerror(-ret));
 	private_fork(parent, child);
+	/* The parent's flags are the child's: it was blocked in fork() until the event was read. */
+	if (parent->pid > 0)
+		ret = vma_flags_of(parent->pid, VMA_WIPEONFORK | VMA_DONTCOPY, left_out, child);
+	if (parent->pid > 0 && ret < 0)
+		log_warning("cannot read the mappings of pid %d at its fork: %s", (int)parent->pid,
+			    strerror(-ret));
 	space_unref(child); /* the loop's reference keeps it */
 }
 

@@ -797,6 +797,45 @@ Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_
 }
 
 /*
+ * A fork leaves out of the child what madvise(2) said: a MADV_WIPEONFORK range reads zeroes in the
+ * child and a MADV_DONTFORK one is not there, though the parent's pages are in the swap store.
+ */
+static void wiped_at_fork(void *arg)
+{
+	uint64_t pages = WORKLOAD / PAGE, half = pages / 2, *p = anon_written(MAP_PRIVATE, 6);
+	int status;
+	pid_t child;
+
+	(void)arg;
+	if (madvise(p, half * PAGE, MADV_WIPEONFORK) < 0 ||
+	    madvise(p + half * (PAGE / 8), (pages - half) * PAGE, MADV_DONTFORK) < 0)
+		_exit(20);
+	child = fork();
+	if (child == 0) {
+		unsigned char in;
+
+		for (uint64_t i = 0; i < half; i++)
+			if (p[i * (PAGE / 8)] || p[i * (PAGE / 8) + PAGE / 8 - 1])
+				_exit(1);
+		write_anon(p, 0, half, 2);
+		check_anon(p, 0, half, 2);
+		_exit(mincore(p + half * (PAGE / 8), PAGE, &in) == -1 && errno == ENOMEM ? 0 : 2);
+	}
+	if (child < 0 || waitpid(child, &status, 0) != child)
+		_exit(21);
+	if (status != 0) /* 22: the child read its parent's data; 23: a wrong page; 24: mapped */
+		_exit(WIFEXITED(status) ? 21 + WEXITSTATUS(status) : 30);
+	check_anon(p, 0, pages, 1);
+	if (upager_munmap(p, WORKLOAD) < 0)
+		_exit(12);
+}
+
+Test(pageout, a_child_gets_zeroes_where_its_parent_advised_wipeonfork_and_nothing_where_dontfork)
+{
+	run_limited_caches(wiped_at_fork, NULL, false);
+}
+
+/*
  * A parent's private pages in memory, half the budget, then a fork: the child writes them all,
  * copies the kernel makes without a fault, then private memory 8 times the budget of its own.
  * The two processes' private memory stays within the budget: the child's pages are counted as its

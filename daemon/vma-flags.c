@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/* The flags of a process's mappings that a fork follows, from /proc/PID/smaps. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vma-flags.h"
+
+/* The VMA_* flags that the two-letter names of a "VmFlags:" line's @names say. */
+static unsigned parse_names(const char *names)
+{
+	static const struct {
+		char name[3];
+		unsigned flag;
+	} known[] = { { "wf", VMA_WIPEONFORK }, { "dc", VMA_DONTCOPY } };
+	unsigned flags = 0;
+
+	for (const char *s = names; *s;) {
+		size_t n;
+
+		s += strspn(s, " \t\n");
+		n = strcspn(s, " \t\n");
+		for (size_t k = 0; n == 2 && k < sizeof(known) / sizeof(known[0]); k++)
+			if (memcmp(s, known[k].name, 2) == 0)
+				flags |= known[k].flag;
+		s += n;
+	}
+	return flags;
+}
+
+/**
+ * vma_flags_scan() - call @fn for each mapping of @f (a /proc/PID/smaps) with a flag of @want
+ * @f: the text, read to its end
+ * @want: VMA_* flags
+ * @fn: called with the mapping's range and those of its flags that are in @want
+ * @arg: for @fn
+ *
+ * A mapping starts at a line "START-END ..." (hexadecimal, as in /proc/PID/maps); its flags are
+ * on its "VmFlags:" line. Lines too long for the buffer (a long path) go on in the next read,
+ * which is not taken for the start of a line.
+ *
+ * Return: 0, or -EIO when @f could not be read to its end.
+ */
+int vma_flags_scan(FILE *f, unsigned want, vma_flags_fn fn, void *arg)
+{
+	char line[512];
+	uint64_t start = 0, end = 0;
+	bool line_start = true, in_vma = false;
+
+	while (fgets(line, sizeof(line), f)) {
+		bool whole = strchr(line, '\n') != NULL;
+		uint64_t lo, hi;
+		unsigned flags;
+
+		if (line_start && sscanf(line, "%" SCNx64 "-%" SCNx64 " ", &lo, &hi) == 2 &&
+		    lo < hi) {
+			start = lo;
+			end = hi;
+			in_vma = true;
+		} else if (line_start && in_vma && strncmp(line, "VmFlags:", 8) == 0) {
+			flags = parse_names(line + 8) & want;
+			if (flags)
+				fn(arg, start, end, flags);
+			in_vma = false;
+		}
+		line_start = whole;
+	}
+	return ferror(f) ? -EIO : 0;
+}
+
+/**
+ * vma_flags_of() - vma_flags_scan() of process @pid's /proc/PID/smaps
+ *
+ * Return: 0, or a negative errno (-ENOENT: no such process any more).
+ */
+int vma_flags_of(pid_t pid, unsigned want, vma_flags_fn fn, void *arg)
+{
+	char path[64];
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	ret = vma_flags_scan(f, want, fn, arg);
+	fclose(f);
+	return ret;
+}
