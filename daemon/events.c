@@ -129,6 +129,7 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 	case UFFD_EVENT_REMAP:
 		region_move(&s->regions, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		private_move(s, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		locked_moved(&s->locked); /* a locked range may have moved */
 		/* MREMAP_DONTUNMAP: the old range stays, empty and registered, and faults here. */
 		if (still_mapped(s->pid, m->arg.remap.from))
 			region_copy(&s->regions, m->arg.remap.to, m->arg.remap.from,

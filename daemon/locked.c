@@ -4,8 +4,14 @@
  * MAP_LOCKED): the daemon must never page those out, and punching a page out of a memfd drops it
  * even from a locked mapping. The kernel tells no one else of a lock, so the daemon reads it:
  * /proc/PID/status says how much a process has locked (VmLck, cheap), and only when that is not
- * zero does /proc/PID/smaps say which mappings ("lo" in VmFlags). A space reads them at most once
- * per loop iteration, when the clock is about to take its pages.
+ * zero does /proc/PID/smaps say which mappings ("lo" in VmFlags, vma-flags.c). A space reads them
+ * at most once per loop iteration, when the clock is about to take its pages.
+ *
+ * smaps walks the page tables of every mapping of the process: for a large process that locks
+ * and unlocks all the time it would take the daemon's whole time. So smaps is read again at most
+ * every LOCKED_GAP_TIMES its last read took (within [LOCKED_GAP_MIN_NS, LOCKED_GAP_MAX_NS]); in
+ * between, the ranges read last stand while VmLck is what it was then, and while it is not the
+ * whole process is taken for locked (nothing of it leaves until smaps is read again).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,7 +20,13 @@
 #include <string.h>
 
 #include "common/macro.h"
+#include "latency.h"
 #include "locked.h"
+#include "vma-flags.h"
+
+#define LOCKED_GAP_TIMES 8
+#define LOCKED_GAP_MIN_NS (1000 * 1000ULL)
+#define LOCKED_GAP_MAX_NS (500 * 1000 * 1000ULL)
 
 /* VmLck of /proc/@pid/status in KiB, or a negative errno. */
 static int64_t vm_locked_kib(pid_t pid)
@@ -54,6 +66,21 @@ static int ranges_add(struct locked_ranges *l, uint64_t start, uint64_t end)
 	return 0;
 }
 
+struct parse {
+	struct locked_ranges *l;
+	int ret;
+};
+
+static void add_locked(void *arg, uint64_t start, uint64_t end, unsigned flags)
+{
+	struct parse *p = arg;
+	int ret = ranges_add(p->l, start, end);
+
+	(void)flags;
+	if (ret < 0 && p->ret == 0)
+		p->ret = ret;
+}
+
 /**
  * locked_parse() - the locked mappings listed in @smaps (the text of /proc/PID/smaps)
  * @smaps: an open stream of it
@@ -63,27 +90,20 @@ static int ranges_add(struct locked_ranges *l, uint64_t start, uint64_t end)
  */
 int locked_parse(FILE *smaps, struct locked_ranges *l)
 {
-	uint64_t start = 0, end = 0;
-	char line[512];
+	struct parse p = { .l = l, .ret = 0 };
+	int ret;
 
 	l->n = 0;
-	while (fgets(line, sizeof(line), smaps)) {
-		unsigned long long a, b;
-		int ret;
+	ret = vma_flags_scan(smaps, VMA_LOCKED, add_locked, &p);
+	return p.ret < 0 ? p.ret : ret;
+}
 
-		if (sscanf(line, "%llx-%llx ", &a, &b) == 2 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
-			start = a;
-			end = b;
-			continue;
-		}
-		if (strncmp(line, "VmFlags:", 8) != 0 || !strstr(line + 8, " lo"))
-			continue;
-		ret = ranges_add(l, start, end);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+/* Everything of the process is taken for locked, for @error (0: for now, not an error). */
+static int all_locked(struct locked_ranges *l, int error)
+{
+	l->n = 0;
+	l->error = error;
+	return ranges_add(l, 0, UINT64_MAX) < 0 ? -ENOMEM : error;
 }
 
 /**
@@ -94,10 +114,13 @@ int locked_parse(FILE *smaps, struct locked_ranges *l)
  *
  * Return: 0, or a negative errno (the ranges are then taken for all of the address space, so that
  * nothing of the process is paged out on a guess). A process that is gone, or a forked child whose
- * pid is not known yet (0), has nothing locked: locks are not inherited across fork(2).
+ * pid is not known yet (0), has nothing locked: locks are not inherited across fork(2). Between
+ * two reads of smaps (see the top of this file) a process whose VmLck changed is taken for locked
+ * whole, with no error.
  */
 int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now)
 {
+	uint64_t t0, gap;
 	char path[64];
 	int64_t kib;
 	FILE *f;
@@ -114,24 +137,34 @@ int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now)
 		kib = 0;
 	if (kib == 0) {
 		l->n = 0;
+		l->smaps_kib = 0;
 		return 0;
 	}
-	if (kib > 0) {
-		snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-		f = fopen(path, "re");
-		if (f) {
-			ret = locked_parse(f, l);
-			fclose(f);
-			if (ret == 0)
-				return 0;
-			kib = ret;
-		} else {
-			kib = neg_errno();
-		}
-	}
-	l->n = 0;
-	l->error = (int)kib;
-	return ranges_add(l, 0, UINT64_MAX) < 0 ? -ENOMEM : l->error;
+	if (kib < 0)
+		return all_locked(l, (int)kib);
+	t0 = now_ns();
+	gap = MIN(MAX(LOCKED_GAP_TIMES * l->smaps_cost_ns, LOCKED_GAP_MIN_NS), LOCKED_GAP_MAX_NS);
+	if (l->smaps_kib && t0 - l->smaps_ns < gap)
+		return (uint64_t)kib == l->smaps_kib ? 0 : all_locked(l, 0);
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return all_locked(l, neg_errno());
+	ret = locked_parse(f, l);
+	fclose(f);
+	if (ret < 0)
+		return all_locked(l, ret);
+	l->smaps_kib = (uint64_t)kib;
+	l->smaps_ns = now_ns();
+	l->smaps_cost_ns = l->smaps_ns - t0;
+	return 0;
+}
+
+/** locked_moved() - the process's mappings moved (mremap(2)): read smaps at the next refresh */
+void locked_moved(struct locked_ranges *l)
+{
+	l->smaps_kib = 0;
+	l->read = false;
 }
 
 /** locked_overlaps() - whether any of [start, end) is locked */

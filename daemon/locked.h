@@ -17,9 +17,12 @@ struct locked_ranges {
 	bool read; /* read at least once */
 	uint64_t when; /* the clock when last read */
 	int error; /* of the last read: everything is taken for locked */
+	/* The last read of smaps (locked.c): VmLck then (0: none to go by), when, and its cost. */
+	uint64_t smaps_kib, smaps_ns, smaps_cost_ns;
 };
 
 int locked_parse(FILE *smaps, struct locked_ranges *l);
 int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now);
+void locked_moved(struct locked_ranges *l);
 bool locked_overlaps(const struct locked_ranges *l, uint64_t start, uint64_t end);
 void locked_free(struct locked_ranges *l);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The flags of a process's mappings that a fork follows, from /proc/PID/smaps. */
+/* The flags of a process's mappings the daemon follows, from /proc/PID/smaps. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -14,7 +14,7 @@ static unsigned parse_names(const char *names)
 	static const struct {
 		char name[3];
 		unsigned flag;
-	} known[] = { { "wf", VMA_WIPEONFORK }, { "dc", VMA_DONTCOPY } };
+	} known[] = { { "wf", VMA_WIPEONFORK }, { "dc", VMA_DONTCOPY }, { "lo", VMA_LOCKED } };
 	unsigned flags = 0;
 
 	for (const char *s = names; *s;) {

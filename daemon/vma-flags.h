@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The flags of a process's mappings that a fork follows (proc(5), /proc/PID/smaps, "VmFlags"):
- * the daemon is told of a fork by one event, and must itself leave out of the child what the
- * kernel left out of it.
+ * The flags of a process's mappings (proc(5), /proc/PID/smaps, "VmFlags") that the kernel tells
+ * the daemon of no other way: what a fork leaves out of the child, and which pages are locked.
  */
 #pragma once
 
@@ -13,6 +12,7 @@
 enum {
 	VMA_WIPEONFORK = 1 << 0, /* "wf": the child gets zeroes (MADV_WIPEONFORK) */
 	VMA_DONTCOPY = 1 << 1, /* "dc": the child does not get the mapping (MADV_DONTFORK) */
+	VMA_LOCKED = 1 << 2, /* "lo": its pages stay in memory (mlock(2), MAP_LOCKED) */
 };
 
 /* A mapping [start, end) with some of the flags asked for (VMA_*). */

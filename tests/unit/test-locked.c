@@ -70,3 +70,32 @@ Test(locked, a_process_gone_or_not_known_yet_has_nothing_locked)
 	cr_assert_not(locked_overlaps(&l, 0, UINT64_MAX));
 	locked_free(&l);
 }
+
+/* Between two reads of smaps a lock taken since is never missed: the process is taken for locked
+ * whole until smaps is read again. */
+Test(locked, a_lock_taken_since_the_last_read_is_never_missed)
+{
+	struct locked_ranges l = { 0 };
+	long page = sysconf(_SC_PAGESIZE);
+	char *p = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t a = (uint64_t)(uintptr_t)p;
+
+	cr_assert(p != MAP_FAILED);
+	if (mlock(p, page) < 0)
+		cr_skip_test("mlock: %m");
+	cr_assert_eq(locked_refresh(&l, getpid(), 1), 0);
+	cr_assert_not(locked_overlaps(&l, a + 2 * page, a + 3 * page));
+	for (uint64_t turn = 2; turn < 2000; turn++) {
+		bool on = turn % 2 == 0;
+
+		cr_assert_eq(on ? mlock(p + 2 * page, page) : munlock(p + 2 * page, page), 0);
+		cr_assert_eq(locked_refresh(&l, getpid(), turn), 0);
+		cr_assert(locked_overlaps(&l, a, a + page), "turn %lu", (unsigned long)turn);
+		if (on)
+			cr_assert(locked_overlaps(&l, a + 2 * page, a + 3 * page), "turn %lu",
+				  (unsigned long)turn);
+	}
+	munlock(p, 4 * page);
+	munmap(p, 4 * page);
+	locked_free(&l);
+}
