@@ -37,14 +37,22 @@ Test(locked, the_mappings_with_lo_in_their_flags_are_locked)
 	locked_free(&l);
 }
 
+static char *four_pages(void)
+{
+	char *p = mmap(NULL, 4 * (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert(p != MAP_FAILED);
+	return p;
+}
+
 Test(locked, a_process_that_locks_a_range_shows_it_and_nothing_else)
 {
 	struct locked_ranges l = { 0 };
 	long page = sysconf(_SC_PAGESIZE);
-	char *p = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = four_pages();
 	uint64_t a = (uint64_t)(uintptr_t)p;
 
-	cr_assert(p != MAP_FAILED);
 	cr_assert_eq(locked_refresh(&l, getpid(), 1), 0);
 	cr_assert_not(locked_overlaps(&l, a, a + 4 * page));
 	if (mlock(p + page, page) < 0)
@@ -77,10 +85,9 @@ Test(locked, a_lock_taken_since_the_last_read_is_never_missed)
 {
 	struct locked_ranges l = { 0 };
 	long page = sysconf(_SC_PAGESIZE);
-	char *p = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = four_pages();
 	uint64_t a = (uint64_t)(uintptr_t)p;
 
-	cr_assert(p != MAP_FAILED);
 	if (mlock(p, page) < 0)
 		cr_skip_test("mlock: %m");
 	cr_assert_eq(locked_refresh(&l, getpid(), 1), 0);
