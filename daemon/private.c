@@ -545,6 +545,32 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	served(s, addr, t0);
 }
 
+/* The client's /proc/PID/pagemap, opened once: its descriptor, or a negative errno. */
+static int pagemap_open(struct space *s)
+{
+	char path[64];
+
+	if (!s->priv.pagemap_open) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
+		s->priv.pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->priv.pagemap_fd < 0)
+			return neg_errno();
+		s->priv.pagemap_open = true;
+	}
+	return s->priv.pagemap_fd;
+}
+
+/* Whether the page at @addr is in the client's page tables (pagemap bit 63); true if unknown. */
+static bool client_has_page(struct space *s, uint64_t addr)
+{
+	int fd = pagemap_open(s);
+	uint64_t e = 0;
+
+	if (fd < 0 || pread(fd, &e, sizeof(e), (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8) != 8)
+		return true;
+	return e >> 63 & 1;
+}
+
 /* Park the fault at @addr on @v; false if there is no memory for it (it is served now). */
 static bool wait_push(struct private_wait **v, size_t *n, uint64_t addr, uint64_t flags,
 		      uint64_t t0)
@@ -643,6 +669,14 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	if (ch && ptable_bit(ch->leaving, i) && hold(s, addr, flags, t0))
 		return true;
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		/* A write-protect fault read after its page left (a DROP moved it while the fault
+		 * waited in the queue), or while it is read back: the page's slot holds its data,
+		 * and the writer, woken, faults again on the missing page. */
+		if (ch && !ptable_bit(ch->present, i) && ptable_slot(ch, i) >= 0 &&
+		    !client_has_page(s, addr)) {
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+			return served(s, addr, t0);
+		}
 		/* A write to a page on its way out: it stays, dirty; or one the protection of its
 		 * parent's page-out came to with fork(): the write goes on. */
 		if (ch && ptable_bit(ch->leaving, i))
@@ -1053,16 +1087,10 @@ static bool set_present_in_client(struct space *s, struct page_set *ps, bool cop
 	uint64_t span = 0, a;
 	uint32_t k = 0;
 	bool all = true;
-	char path[64];
 	ssize_t got;
 
-	if (!s->priv.pagemap_open) {
-		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
-		s->priv.pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (s->priv.pagemap_fd < 0)
-			return false;
-		s->priv.pagemap_open = true;
-	}
+	if (pagemap_open(s) < 0)
+		return false;
 	while (page_set_next(ps, &k, &a))
 		span = k;
 	got = pread(s->priv.pagemap_fd, entries, span * 8,

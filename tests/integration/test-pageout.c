@@ -836,6 +836,49 @@ Test(pageout, a_child_gets_zeroes_where_its_parent_advised_wipeonfork_and_nothin
 }
 
 /*
+ * Private memory 4 times the budget, every word written in rounds as a memory tester writes it
+ * (MADV_POPULATE_READ, two passes of writes, then each pair of words swapped, a read then two
+ * writes), and checked. A write-protect fault that waited while its page left for the swap store
+ * must not find the page gone and its data with it: the writer takes the page back.
+ */
+static void swapped_words(void *arg)
+{
+	const uint64_t a = 0x5555aaaa5555aaaaULL, b = ~a;
+	uint64_t words = WORKLOAD / 2 / 8;
+	volatile uint64_t *p;
+
+	(void)arg;
+	p = upager_mmap(NULL, WORKLOAD / 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			0);
+	if (p == MAP_FAILED)
+		_exit(11);
+	for (int round = 0; round < 4; round++) {
+		if (madvise((void *)p, WORKLOAD / 2, MADV_POPULATE_READ) < 0)
+			_exit(20);
+		for (uint64_t w = 0; w < words; w++)
+			p[w] = w & 1 ? a : b;
+		for (uint64_t w = 0; w < words; w++)
+			p[w] = w & 1 ? b : a;
+		for (uint64_t w = 0; w < words; w += 2) {
+			uint64_t t = p[w];
+
+			p[w] = p[w + 1];
+			p[w + 1] = t;
+		}
+		for (uint64_t w = 0; w < words; w++)
+			if (p[w] != (w & 1 ? a : b))
+				_exit(21);
+	}
+	if (upager_munmap((void *)p, WORKLOAD / 2) < 0)
+		_exit(12);
+}
+
+Test(pageout, private_words_swapped_in_place_under_the_budget_are_never_lost)
+{
+	run_limited_caches(swapped_words, NULL, false);
+}
+
+/*
  * A parent's private pages in memory, half the budget, then a fork: the child writes them all,
  * copies the kernel makes without a fault, then private memory 8 times the budget of its own.
  * The two processes' private memory stays within the budget: the child's pages are counted as its
