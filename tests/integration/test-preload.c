@@ -2,7 +2,8 @@
 /*
  * Programs that know nothing of upager, run under upager-run ($UPAGER_RUN) against the test's own
  * upagerd: the routing itself (preload-probe, $PRELOAD_PROBE), then sqlite3 and LMDB's tools from
- * Debian's packages, each compared with a plain run of the same program. The daemon's figures and
+ * Debian's packages, each compared with a plain run of the same program, and stress-ng's memory
+ * testers, which check their own words. The daemon's figures and
  * tables show that their mappings went through it.
  */
 #include <criterion/criterion.h>
@@ -25,13 +26,24 @@ static void start(void)
 
 TestSuite(preload, .init = start, .fini = harness_stop, .timeout = 120);
 
-/* A daemon whose budget (2 MiB) is a fraction of the databases: their pages go and come back. */
+static char swap_path[256];
+
+/* A daemon whose budget (2 MiB) is a fraction of the databases and of stress-ng's memory: their
+ * pages go and come back, anonymous ones through a swap store of the test's own. */
 static void start_small(void)
 {
-	static const char *const args[] = { "--memory-max", "2M", NULL };
+	static const char *const args[] = { "--memory-max", "2M", "--swap", swap_path, NULL };
 
+	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-preload-swap-%d", (int)getpid());
+	unlink(swap_path);
 	harness_start_args(args);
 	setenv("UPAGER_SOCKET", harness_socket(), 1);
+}
+
+static void stop_small(void)
+{
+	harness_stop();
+	unlink(swap_path);
 }
 
 static const char *env(const char *name)
@@ -524,7 +536,7 @@ static uint64_t pages_out(void)
  * an integrity check, a load and a dump, all equal to their plain runs while the pages of the
  * files leave memory and are read again.
  */
-Test(preload, databases_larger_than_the_budget, .init = start_small)
+Test(preload, databases_larger_than_the_budget, .init = start_small, .fini = stop_small)
 {
 	static char plain[1 << 20], routed[1 << 20];
 	const char *script, *db1 = path_in_tmp("big1.db"), *db2 = path_in_tmp("big2.db");
@@ -560,4 +572,24 @@ Test(preload, databases_larger_than_the_budget, .init = start_small)
 		     0);
 	cr_expect_str_eq(routed, plain);
 	cr_expect_gt(pages_out(), before + 500, "the pages of LMDB's database stayed in memory");
+}
+
+/*
+ * stress-ng's memory testers (every --vm method, each checking every word it wrote), with all of
+ * its anonymous memory on upager under a budget a sixteenth of it: no word is wrong while its
+ * pages go out and come back, as in a plain run.
+ */
+Test(preload, stress_ng_memory_testers_find_no_error_under_the_budget, .init = start_small,
+     .fini = stop_small)
+{
+	uint64_t before = pages_out();
+
+	if (!have("stress-ng"))
+		cr_skip_test("no stress-ng (Debian package stress-ng)");
+	cr_assert_eq(sh(NULL, 0,
+			"%s -a stress-ng --vm 1 --vm-bytes 32M --vm-method all --verify "
+			"--timeout 10s >%s 2>&1",
+			env("UPAGER_RUN"), path_in_tmp("stress-ng.log")),
+		     0, "stress-ng failed: see %s", path_in_tmp("stress-ng.log"));
+	cr_expect_gt(pages_out(), before + 10000, "stress-ng's pages stayed in memory");
 }
