@@ -62,6 +62,7 @@
 #include "object.h"
 #include "private.h"
 #include "proto/codec.h"
+#include "remote-read.h"
 #include "space.h"
 #include "state.h"
 #include "store.h"
@@ -1423,14 +1424,18 @@ static int read_set(struct space *s, const struct page_set *ps, void *buf)
 	struct iovec remote[UPAGER_DROP_MAX_PAGES],
 		local = { buf, (size_t)ps->n << UPAGER_PAGE_SHIFT };
 	struct page_set_run r = { 0 };
+	bool raced = false;
 	unsigned n = 0;
+	int ret;
 
 	while (page_set_next_run(ps, &r))
 		remote[n++] =
 			(struct iovec){ (void *)(uintptr_t)r.addr, r.pages << UPAGER_PAGE_SHIFT };
-	if (process_vm_readv(s->pid, &local, 1, remote, n, 0) != (ssize_t)local.iov_len)
-		return errno == EPERM ? -EPERM : -EFAULT;
-	return 0;
+	ret = remote_read(s->pid, s->uffd, &local, remote, n, &raced);
+	if (ret == -EPERM)
+		return ret;
+	/* A move of the pages by the client met the read (remote-read.c): not their data. */
+	return ret != (int)local.iov_len || raced ? -EFAULT : 0;
 }
 
 /* The slot tables the pages of @ps need for slots @slot on, in their order. */

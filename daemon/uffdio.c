@@ -47,6 +47,16 @@ void uffdio_set_drain(uffdio_drain_fn fn, void *data)
 	drain_data = data;
 }
 
+/**
+ * uffdio_drain() - read what is queued on @uffd now and keep it for later (uffdio_set_drain()'s
+ * @fn), so that an event pending there stops failing the ioctls
+ * Return: @fn's, or 0 without one.
+ */
+int uffdio_drain(int uffd)
+{
+	return drain_fn ? drain_fn(drain_data, uffd) : 0;
+}
+
 static int xioctl(int fd, unsigned long req, void *arg)
 {
 	int r;
