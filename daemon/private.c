@@ -561,7 +561,11 @@ static int pagemap_open(struct space *s)
 	return s->priv.pagemap_fd;
 }
 
-/* Whether the page at @addr is in the client's page tables (pagemap bit 63); true if unknown. */
+/*
+ * Whether the client's page table holds anything at @addr: a page (pagemap bit 63), a swap entry
+ * (62), or a write-protect marker where a protected page of a file mapping was dropped (57), which
+ * is what a write then faults on; true if unknown.
+ */
 static bool client_has_page(struct space *s, uint64_t addr)
 {
 	int fd = pagemap_open(s);
@@ -569,7 +573,7 @@ static bool client_has_page(struct space *s, uint64_t addr)
 
 	if (fd < 0 || pread(fd, &e, sizeof(e), (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8) != 8)
 		return true;
-	return e >> 63 & 1;
+	return (e >> 62 & 3) || (e >> 57 & 1);
 }
 
 /* Park the fault at @addr on @v; false if there is no memory for it (it is served now). */
