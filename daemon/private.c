@@ -568,10 +568,9 @@ static int pagemap_open(struct space *s)
  */
 static bool client_has_page(struct space *s, uint64_t addr)
 {
-	int fd = pagemap_open(s);
-	uint64_t e = 0;
+	uint64_t e;
 
-	if (fd < 0 || pread(fd, &e, sizeof(e), (off_t)(addr >> UPAGER_PAGE_SHIFT) * 8) != 8)
+	if (uffdio_pagemap_entry(pagemap_open(s), addr, &e) < 0)
 		return true;
 	return (e >> 62 & 3) || (e >> 57 & 1);
 }

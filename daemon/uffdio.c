@@ -370,19 +370,31 @@ int uffdio_resolve_unprotect(int uffd, uint64_t start, uint64_t len)
 	return ret;
 }
 
+/**
+ * uffdio_pagemap_entry() - the /proc/PID/pagemap entry of the page at @addr, read from @fd
+ * Return: 0, or -EIO when it could not be read (@e is then 0).
+ */
+int uffdio_pagemap_entry(int fd, uint64_t addr, uint64_t *e)
+{
+	*e = 0;
+	if (fd < 0 || pread(fd, e, sizeof(*e), (off_t)((addr >> UPAGER_PAGE_SHIFT) * sizeof(*e))) !=
+			      (ssize_t)sizeof(*e))
+		return -EIO;
+	return 0;
+}
+
 /* Whether the client's page at addr is in its page tables (pagemap bit 63); true if unknown. */
 static bool page_mapped(pid_t pid, uint64_t addr)
 {
 	_cleanup_close_ int fd = -1;
-	uint64_t e = 0;
+	uint64_t e;
 	char path[64];
 
 	if (pid <= 0)
 		return true;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || pread(fd, &e, sizeof(e), (off_t)((addr >> UPAGER_PAGE_SHIFT) * sizeof(e))) !=
-			      (ssize_t)sizeof(e))
+	if (uffdio_pagemap_entry(fd, addr, &e) < 0)
 		return true;
 	return e >> 63;
 }

@@ -12,6 +12,7 @@ typedef int (*uffdio_drain_fn)(void *data, int uffd);
 
 void uffdio_set_drain(uffdio_drain_fn fn, void *data);
 int uffdio_drain(int uffd);
+int uffdio_pagemap_entry(int fd, uint64_t addr, uint64_t *e);
 
 int uffdio_api(int uffd, uint64_t want, uint64_t *features);
 int uffdio_register(int uffd, uint64_t start, uint64_t len, uint64_t mode);
