@@ -104,3 +104,24 @@ bool page_set_next(const struct page_set *ps, uint32_t *k, uint64_t *addr)
 	*k = UPAGER_DROP_WINDOW_PAGES;
 	return false;
 }
+
+/**
+ * page_set_unrank() - @sub_bits, a bit by rank in @sub (a subset of @ps), as
+ * @bits, a bit by rank in @ps (UPAGER_DROP_MAX_PAGES bits); pages not in @sub get none
+ */
+void page_set_unrank(const struct page_set *ps, const struct page_set *sub,
+		     const uint64_t *sub_bits, uint64_t *bits)
+{
+	uint32_t k = 0, rank = 0, sub_rank = 0;
+	uint64_t a;
+
+	for (size_t w = 0; w < UPAGER_DROP_MAX_PAGES / 64; w++)
+		bits[w] = 0;
+	for (; page_set_next(ps, &k, &a); rank++) {
+		if (!page_set_has(sub, a))
+			continue;
+		if (sub_bits[sub_rank / 64] >> (sub_rank % 64) & 1)
+			bits[rank / 64] |= 1ULL << (rank % 64);
+		sub_rank++;
+	}
+}

@@ -55,6 +55,7 @@
 #include "common/macro.h"
 #include "common/mman.h"
 #include "common/page-set.h"
+#include "page-trail.h"
 #include "context.h"
 #include "evict.h"
 #include "latency.h"
@@ -91,6 +92,8 @@ struct page_out {
 	uint64_t removed[UPAGER_DROP_MAX_PAGES / 64]; /* by rank: copies the client's madvise()
 							 * took while the DROP was under way */
 	void *buf; /* the run read from the client, until it is written */
+	struct page_trail trail; /* where its pages are now */
+	struct page_set sent; /* those its DROP names: the pages still where they were read */
 };
 
 static void set_present(struct cache *c, struct ptable *t, struct ptable_chunk *ch, unsigned i,
@@ -589,15 +592,18 @@ static bool wait_push(struct private_wait **v, size_t *n, uint64_t addr, uint64_
 }
 
 /*
- * A fault on a page whose DROP is under way waits for its answer: until then the page may be in
- * the client or moved out. Return: whether it waits.
+ * A fault on a page of a page-out under way waits for its end: once its DROP is sent, any fault
+ * (the page may be in the client or moved out until the answer); before, a missing page's: one
+ * that another DROP took, sent where the client moved the page since, and whose slot is not
+ * given yet. Return: whether it waits.
  */
 static bool hold(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 {
 	struct page_out *po;
 
 	list_for_each_entry (po, &s->priv.outs, link)
-		if (po->dropping && page_set_has(&po->set, addr))
+		if ((po->dropping || !(flags & UFFD_PAGEFAULT_FLAG_WP)) &&
+		    page_trail_has(&po->trail, addr))
 			return wait_push(&po->held, &po->n_held, addr, flags, t0);
 	return false;
 }
@@ -614,7 +620,7 @@ static bool in_page_out(const struct space *s, uint64_t a)
 	const struct page_out *po;
 
 	list_for_each_entry (po, &s->priv.outs, link)
-		if (page_set_has(&po->set, a))
+		if (page_trail_has(&po->trail, a))
 			return true;
 	return false;
 }
@@ -897,9 +903,12 @@ void private_forget(struct space *s, uint64_t start, uint64_t end)
 {
 	struct ptable *t = &ready(s)->table;
 	uint64_t present = t->present, leaving = t->leaving;
+	struct page_out *po;
 
 	ptable_forget(t, s->d->cache.store, start, end);
 	account(&s->d->cache, t, present, leaving);
+	list_for_each_entry (po, &s->priv.outs, link)
+		page_trail_forget(&po->trail, start, end);
 }
 
 /*
@@ -990,8 +999,8 @@ void private_remove(struct space *s, uint64_t start, uint64_t end)
 		for (uint64_t k = 0; po->dropping && page_set_next(&po->set, &bit, &a); k++) {
 			const struct region *r = region_find(&s->regions, a);
 
-			if (a < start || a >= end || !r || !region_keeps_copies(s, r) ||
-			    n == ARRAY_SIZE(held))
+			if (a < start || a >= end || po->trail.at[k] != a || !r ||
+			    !region_keeps_copies(s, r) || n == ARRAY_SIZE(held))
 				continue;
 			po->removed[k / 64] |= 1ULL << (k % 64);
 			held[n++] = a;
@@ -1028,8 +1037,13 @@ void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 	struct ptable *t = &ready(s)->table;
 	uint64_t present = t->present, leaving = t->leaving;
 
+	struct page_out *po;
+
 	ptable_move(t, s->d->cache.store, from, to, len);
 	account(&s->d->cache, t, present, leaving);
+	/* A page on its way out goes on: its slot, once written, is given where it is now. */
+	list_for_each_entry (po, &s->priv.outs, link)
+		page_trail_move(&po->trail, from, to, len);
 }
 
 /**
@@ -1186,23 +1200,29 @@ static void page_out_give_slots(struct page_out *po)
 {
 	struct space *s = po->s;
 	struct cache *c = &s->d->cache;
-	uint64_t rank = 0, a;
-	uint32_t bit = 0;
+	uint64_t a;
 
-	while (po->slot >= 0 && page_set_next(&po->set, &bit, &a)) {
-		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
-		uint64_t slot = (uint64_t)po->slot + rank++;
+	for (uint32_t k = 0; po->slot >= 0 && k < po->trail.n; k++) {
+		uint64_t slot = (uint64_t)po->slot + k;
+		struct ptable_chunk *ch = NULL;
 
-		/* Its chunk has its slot table (page_out()). */
+		a = po->trail.at[k];
+		if (a != PAGE_TRAIL_GONE)
+			ch = ptable_find(&s->priv.table, a);
+
+		/* Its chunk has its slot table (page_out()), unless the page moved: then the
+		 * table is made now, and without memory for it the slot goes. */
 		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a)))
 			ptable_set_slot(&s->priv.table, c->store, ch, ptable_index(ch, a), slot);
 		else
 			ptable_put(c->store, slot);
 	}
 	/* A copy, written now or clean, may be dropped in place from now on: saved so, a daemon
-	 * that takes over knows the removal for the control thread's (private_remove()). */
-	for (bit = 0; po->copies && page_set_next(&po->set, &bit, &a);) {
-		struct ptable_chunk *ch = ptable_find(&s->priv.table, a);
+	 * that takes over knows the removal for the control thread's (private_remove()). Not one
+	 * that moved: the DROP does not name it (page_out_done()). */
+	for (uint32_t bit = 0, k = 0; po->copies && page_set_next(&po->set, &bit, &a); k++) {
+		struct ptable_chunk *ch =
+			po->trail.at[k] == a ? ptable_find(&s->priv.table, a) : NULL;
 
 		if (ch && ptable_bit(ch->leaving, ptable_index(ch, a))) {
 			ch->dropped |= 1ULL << ptable_index(ch, a);
@@ -1268,15 +1288,22 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 	size_t n_forget = 0, refused = 0;
 
 	for (uint64_t k = 0; page_set_next(&po->set, &bit, &a); k++) {
-		struct ptable_chunk *ch = ptable_find(t, a);
-		unsigned i = ch ? ptable_index(ch, a) : 0;
+		/* Where the page is now: the client may have moved it since (page-trail.h). */
+		uint64_t at = po->trail.at[k];
+		struct ptable_chunk *ch = at == PAGE_TRAIL_GONE ? NULL : ptable_find(t, at);
+		unsigned i = ch ? ptable_index(ch, at) : 0;
 		bool leaving = ch && ptable_bit(ch->leaving, i);
 		bool gone = moved ? moved[k / 64] >> (k % 64) & 1 : leaving;
 
+		/* Not moved by this DROP and not written since it was read (still leaving), yet
+		 * not in the client: a DROP sent where the client has moved it since took it, or
+		 * a move the daemon has not read yet has it. Either way its slot holds its data. */
+		if (!gone && leaving && moved && !po->copies && !client_has_page(s, at))
+			gone = true;
 		/* A copy that madvise() took from the client and the control thread did not: the
 		 * object's page shows there now. */
-		if (po->removed[k / 64] >> (k % 64) & 1 && !gone)
-			forget[n_forget++] = a;
+		if (po->removed[k / 64] >> (k % 64) & 1 && !gone && ch)
+			forget[n_forget++] = at;
 		/* The page holds the run's slot still (page_out_give_slots()), or none was written:
 		 * not unmapped, moved or written meanwhile. */
 		bool ours = ch && (po->clean ? ptable_slot(ch, i) >= 0
@@ -1290,15 +1317,17 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 			chunk_changed(t, ch);
 		}
 		if (gone && ours) {
-			struct region *r = region_find(&s->regions, a);
+			struct region *r = region_find(&s->regions, at);
 
 			set_present(c, t, ch, i, false);
 			ch->used &= ~(1ULL << i);
 			c->stats.pages_out++;
 			if (r)
 				r->private_out++;
-		} else if (po->clean) {
-			/* Still clean, it keeps its slot and its protection; written, it lost both. */
+		} else if (po->clean || (leaving && ours && at != a && !po->copies)) {
+			/* Still clean, it keeps its slot and its protection; written, it lost both.
+			 * So does a page the client moved since it was read, not written since: a
+			 * DROP sent where it is now may take it yet. */
 		} else {
 			/* Still write-protected and in the client, yet not moved: the client
 			 * refused it (shared with a fork, or a protection that is no longer the
@@ -1312,7 +1341,7 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 			if (ours && po->slot >= 0)
 				ptable_clear_slot(t, c->store, ch, i);
 			if (leaving)
-				uffdio_writeprotect(s->uffd, a, UPAGER_PAGE_SIZE, false);
+				uffdio_writeprotect(s->uffd, at, UPAGER_PAGE_SIZE, false);
 		}
 		if (ch)
 			ptable_drop_if_empty(t, ch);
@@ -1350,8 +1379,13 @@ static void dropped(struct space *s, struct chan_req *req, const struct upager_m
 	if (reply && reply->status < 0)
 		log_limited(LOG_WARNING, "pid %d could not drop pages it was asked to: %s",
 			    (int)s->pid, strerror(-reply->status));
-	if (!s->dead)
-		drop_settle(po, reply ? reply->u.drop_reply.moved : NULL);
+	if (!s->dead && reply) {
+		uint64_t moved[UPAGER_DROP_MAX_PAGES / 64];
+
+		page_set_unrank(&po->set, &po->sent, reply->u.drop_reply.moved, moved);
+		drop_settle(po, moved);
+	} else if (!s->dead)
+		drop_settle(po, NULL);
 	else
 		page_out_put_slots(po);
 	page_out_free(po);
@@ -1388,10 +1422,20 @@ static void page_out_done(void *userdata, int res)
 	free(po->buf);
 	po->buf = NULL;
 	page_out_give_slots(po);
-	m.u.drop.addr = po->set.base;
-	m.u.drop.pages = po->set.n;
+	/* A page the client moved since it was read is not named where it was: another page may
+	 * be there now, which the DROP would take in its place. */
+	if (page_trail_in_place(&po->trail, &po->set, &po->sent) == 0) {
+		uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
+
+		s->priv.spare_busy &= ~(1u << po->part);
+		drop_settle(po, none);
+		page_out_free(po);
+		return;
+	}
+	m.u.drop.addr = po->sent.base;
+	m.u.drop.pages = po->sent.n;
 	m.u.drop.flags = po->copies ? UPAGER_DROP_IN_PLACE : 0;
-	memcpy(m.u.drop.map, po->set.map, sizeof(m.u.drop.map));
+	memcpy(m.u.drop.map, po->sent.map, sizeof(m.u.drop.map));
 	m.u.drop.spare =
 		s->priv.spare + ((uint64_t)po->part * UPAGER_DROP_MAX_PAGES << UPAGER_PAGE_SHIFT);
 	if (channel_send(s, &m, &po->req, dropped) < 0) {
@@ -1525,6 +1569,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 				 .clean = clean,
 				 .copies = copies,
 				 .slots_given = clean };
+	page_trail_init(&po->trail, &po->set);
 	s->priv.spare_busy |= 1u << part;
 	s->priv.n_outs++;
 	list_add_tail(&po->link, &s->priv.outs);

@@ -315,7 +315,7 @@ void ptable_forget(struct ptable *t, struct store *st, uint64_t start, uint64_t 
 /* A page's state, taken out of one place to be put in another. */
 struct moved_page {
 	uint64_t addr;
-	bool present, used;
+	bool present, used, leaving;
 	int64_t slot;
 };
 
@@ -332,7 +332,7 @@ static void take_chunk(struct ptable *t, struct ptable_chunk *ch, unsigned lo, u
 	for (unsigned i = lo; i < hi; i++) {
 		struct moved_page m = { ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT),
 					ptable_bit(ch->present, i), ptable_bit(ch->used, i),
-					ptable_slot(ch, i) };
+					ptable_bit(ch->leaving, i), ptable_slot(ch, i) };
 
 		if (!m.present && m.slot < 0)
 			continue;
@@ -352,15 +352,15 @@ static void take_chunk(struct ptable *t, struct ptable_chunk *ch, unsigned lo, u
 			changed(t, ch);
 		}
 	}
-	/* A page-out or a read under way there ends without effect. */
+	/* A read under way there ends without effect. */
 	clear_pages(t, ch, lo, hi);
 	ptable_drop_if_empty(t, ch);
 }
 
 /**
  * ptable_move() - mremap() moved [from, from+len) to [to, to+len) (the two may overlap): the
- * pages' states go along (in memory, used, their slots), what was at @to is forgotten, a
- * page-out or a read under way in either ends without effect
+ * pages' states go along (in memory, used, leaving, their slots), what was at @to is forgotten, a
+ * read under way in either ends without effect (its owner follows a page-out, private.c)
  */
 void ptable_move(struct ptable *t, struct store *st, uint64_t from, uint64_t to, uint64_t len)
 {
@@ -382,6 +382,7 @@ void ptable_move(struct ptable *t, struct store *st, uint64_t from, uint64_t to,
 		}
 		i = ptable_index(ch, addr);
 		ptable_set_present(t, ch, i, tk.pages[k].present);
+		ptable_set_leaving(t, ch, i, tk.pages[k].leaving);
 		if (tk.pages[k].used)
 			ch->used |= 1ULL << i;
 		if (tk.pages[k].slot >= 0)

@@ -100,3 +100,27 @@ Test(page_set, a_run_taken_out_leaves_the_others_and_their_order)
 	cr_assert(r.addr == PG(15) && r.pages == 5 && r.rank == 2);
 	cr_assert_not(page_set_next_run(&ps, &r));
 }
+
+/* A DROP's answer for a subset of a page-out's pages, read back by the page-out's own ranks. */
+Test(page_set, an_answer_for_a_subset_is_ranked_as_the_whole_set)
+{
+	struct page_set ps = { 0 }, sub = { 0 };
+	uint64_t sub_bits[UPAGER_DROP_MAX_PAGES / 64] = { 0 }, bits[UPAGER_DROP_MAX_PAGES / 64];
+
+	for (unsigned k = 0; k < 200; k++)
+		cr_assert(page_set_add(&ps, PG(3 * k)));
+	/* The subset: every page but the first 70 and page 150 (ranks 70.., less one). */
+	for (unsigned k = 70; k < 200; k++)
+		if (k != 150)
+			cr_assert(page_set_add(&sub, PG(3 * k)));
+	/* The answer moved the subset's ranks 0 (page 70), 79 (page 149), 80 (page 151), 128. */
+	sub_bits[0] = 1;
+	sub_bits[1] = 1ULL << 15 | 1ULL << 16;
+	sub_bits[2] = 1;
+	page_set_unrank(&ps, &sub, sub_bits, bits);
+	cr_assert_eq(bits[0], 0);
+	cr_assert_eq(bits[1], 1ULL << (70 - 64));
+	cr_assert_eq(bits[2], 1ULL << (149 - 128) | 1ULL << (151 - 128));
+	cr_assert_eq(bits[3], 1ULL << (199 - 192), "rank 128 of the subset is page 199: %#llx",
+		     (unsigned long long)bits[3]);
+}

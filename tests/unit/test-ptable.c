@@ -365,7 +365,7 @@ Test(ptable, move_to_an_overlapping_range)
 	check_move(BASE + 63 * P, BASE + 64 * P, 130);
 }
 
-Test(ptable, move_ends_a_page_out_or_a_read_under_way)
+Test(ptable, move_takes_a_page_out_along_and_ends_a_read_under_way)
 {
 	struct ptable t = { 0 };
 	uint64_t from = BASE + 60 * P, to = BASE + 10 * CB;
@@ -374,11 +374,12 @@ Test(ptable, move_ends_a_page_out_or_a_read_under_way)
 	set_page(&t, from + P, (struct page){ .reading = true, .slot = 7 });
 	cr_assert_eq(t.leaving, 1);
 	ptable_move(&t, &store, from, to, 8 * P);
-	expect_page(&t, to, (struct page){ .present = true, .slot = -1 }, "was leaving");
+	expect_page(&t, to, (struct page){ .present = true, .leaving = true, .slot = -1 },
+		    "leaving");
 	expect_page(&t, to + P, (struct page){ .slot = 7 }, "was being read");
 	expect_page(&t, from, none, "old place");
 	expect_page(&t, from + P, none, "old place");
-	cr_assert_eq(t.leaving, 0);
+	cr_assert_eq(t.leaving, 1);
 	cr_assert_eq(t.present, 1);
 	cr_assert_eq(total_freed(), 0);
 	forget_all(&t);
@@ -541,7 +542,7 @@ static void model_move(uint64_t from, uint64_t to, uint64_t n)
 
 	for (uint64_t k = 0; k < n; k++) {
 		moved[k] = model[from + k];
-		moved[k].leaving = moved[k].reading = false;
+		moved[k].reading = false;
 		if (!moved[k].present && moved[k].slot < 0)
 			moved[k] = none;
 		model[from + k] = none;
