@@ -387,7 +387,9 @@ struct page_in {
 };
 
 /* Page @k of @pi is read (@res: the read's result): mapped in the client, unless it left the
- * table meanwhile (unmapped, moved, forgotten). Return: whether it was still being read. */
+ * table meanwhile (unmapped, moved, forgotten): then the faults that wait on it (the page-in's, and
+ * those that came while it was read) are woken, and fault again on what is there now. Return:
+ * whether it was still being read. */
 static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 {
 	struct space *s = pi->s;
@@ -400,8 +402,10 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 	struct region *r;
 	int ret;
 
-	if (!ch || !ptable_bit(ch->reading, i))
+	if (!ch || !ptable_bit(ch->reading, i)) {
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		return false;
+	}
 	ch->reading &= ~(1ULL << i);
 	if (res < 0) {
 		log_limited(LOG_WARNING, "pid %d: reading a page back from the swap store: %s",
@@ -419,6 +423,9 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 	ret = uffdio_copy(s->uffd, addr, (char *)pi->buf + (k << UPAGER_PAGE_SHIFT),
 			  UPAGER_PAGE_SIZE, keep);
 	if (ret == 0 || ret == -EEXIST) {
+		/* -EEXIST: a page is there already, and the copy woke no one. */
+		if (ret == -EEXIST)
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		if (!keep || ret == -EEXIST)
 			ptable_clear_slot(t, c->store, ch, i);
 		set_present(c, t, ch, i, true);

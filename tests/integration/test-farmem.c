@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -223,6 +224,65 @@ static void away_for_seconds(enum nbd_server_kind kind)
 	cr_assert_eq(f.u.stats_reply.store_errors, 0);
 	cr_assert_geq(f.u.stats_reply.store_bytes_in, WORKLOAD / 2);
 	cr_assert(harness_daemon_logged("connected again"));
+}
+
+struct waiting_read {
+	const volatile uint64_t *at;
+	uint64_t value;
+};
+
+static void *read_word(void *arg)
+{
+	struct waiting_read *w = arg;
+
+	w->value = *w->at;
+	return NULL;
+}
+
+/*
+ * A thread's fault waits for the first page of private memory to come back from the server,
+ * which is away; meanwhile another thread drops that page (MADV_DONTNEED). Once the server is
+ * back the read ends with the page gone from the daemon's table: the fault is woken all the
+ * same, and faults again on the empty page.
+ */
+static void fault_on_a_page_dropped_meanwhile(int ready, int go)
+{
+	uint64_t *p = client_written_as(MAP_PRIVATE, ready, go);
+	struct waiting_read w = { p, 1 };
+	pthread_t t;
+	char c = 0;
+
+	alarm(60); /* a fault left waiting fails the test */
+	if (pthread_create(&t, NULL, read_word, &w) != 0)
+		_exit(20);
+	usleep(300 * 1000); /* the thread waits in its fault */
+	if (madvise(p, PAGE, MADV_DONTNEED) < 0)
+		_exit(21);
+	if (write(ready, &c, 1) != 1)
+		_exit(22);
+	pthread_join(t, NULL);
+	/* The load raced the madvise(): either is right; after it, zeroes. */
+	if ((w.value != 0 && w.value != word(0)) || p[0] != 0)
+		_exit(23);
+	_exit(0);
+}
+
+Test(farmem, a_fault_whose_page_is_dropped_while_it_is_read_back_ends)
+{
+	struct client cl;
+	int status;
+	char c;
+
+	start(NULL);
+	cl = client_start(fault_on_a_page_dropped_meanwhile);
+	assert_paged_out();
+	nbd_server_stop();
+	client_go(&cl);
+	cr_assert_eq(read(cl.ready, &c, 1), 1, "the client dropped the page");
+	nbd_server_restart();
+	status = client_wait(&cl);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the fault ended once the server was back: the client ended with %#x", status);
 }
 
 Test(farmem, a_server_away_for_seconds_loses_no_page)

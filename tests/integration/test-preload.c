@@ -593,3 +593,20 @@ Test(preload, stress_ng_memory_testers_find_no_error_under_the_budget, .init = s
 		     0, "stress-ng failed: see %s", path_in_tmp("stress-ng.log"));
 	cr_expect_gt(pages_out(), before + 10000, "stress-ng's pages stayed in memory");
 }
+
+/*
+ * stress-ng's madvise stressor (threads touching, populating and dropping the same pages with
+ * every advice madvise(2) takes) on upager under the budget ends as a plain run does: a fault that
+ * waited for its page to come back from the swap store while another thread dropped the page
+ * (MADV_DONTNEED) was never woken, and stress-ng waited for ever (3 runs of 3).
+ */
+Test(preload, stress_ng_madvise_ends_under_the_budget, .init = start_small, .fini = stop_small)
+{
+	if (!have("stress-ng"))
+		cr_skip_test("no stress-ng (Debian package stress-ng)");
+	cr_assert_eq(sh(NULL, 0,
+			"timeout -s KILL 120 %s -a stress-ng --madvise 2 --verify --timeout 10s "
+			">%s 2>&1",
+			env("UPAGER_RUN"), path_in_tmp("stress-ng-madvise.log")),
+		     0, "stress-ng did not end well: see %s", path_in_tmp("stress-ng-madvise.log"));
+}
