@@ -91,9 +91,13 @@ static void fault_wait_done(struct space_wait *w, struct region *r)
 		/* The mapping was made nonlinear while the fault waited: its page is the one the
 		 * view's table names now. */
 		view_fault(s, r, w->addr, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0, w->t0);
-	} else if (fill_ready_run(r->obj, region_page(r, w->addr), 1) &&
-		   map_ready(s, r, w->addr, write)) {
-		/* served */
+	} else if (fill_ready_run(r->obj, region_page(r, w->addr), 1)) {
+		/* The page left the memfd before it was mapped (MADV_REMOVE by a client): the
+		 * fault starts over, which reads it again. */
+		if (!map_ready(s, r, w->addr, write)) {
+			fault_object(s, r, w->addr, w->flags, w->t0);
+			return;
+		}
 	} else if (r->obj->pages[region_page(r, w->addr)] & PAGE_AWAY) {
 		/* A nonlinear mapping's copy took the page as the fill ended (view-copy.c's
 		 * make_copy()): the fault starts over, which brings it home. */
@@ -258,8 +262,10 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	if (ret == FILL_WAITING)
 		return;
 	if (ret == 0 && fill_ready_run(o, p, 1)) {
-		/* Filled at once (shared anonymous memory). */
-		map_ready(s, r, addr, write);
+		/* Filled at once (shared anonymous memory); punched out again before it was
+		 * mapped, the fault is woken and comes again. */
+		if (!map_ready(s, r, addr, write))
+			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		space_account_fault(s, r, t0);
 		return;
 	}

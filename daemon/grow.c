@@ -271,16 +271,22 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 	return true;
 }
 
-/* The answer to a growth request, or none: the channel closed and the fault is woken to retry. */
+/*
+ * The answer to a growth request, or none: the channel closed and the fault is woken to retry
+ * (the faulting page: a GUARD request's is below the guard page it asks for).
+ */
 static void grow_answered(struct space *s, struct chan_req *req, const struct upager_msg *m)
 {
 	struct grow_req *q = container_of(req, struct grow_req, req);
 
 	list_del_init(&q->link);
-	if (m)
+	if (m) {
 		finish(s, q, m->status, m->u.grow_reply.sentinel);
-	else if (!s->dead)
-		uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
+	} else if (!s->dead) {
+		uffdio_wake(s->uffd, q->addr, UPAGER_PAGE_SIZE);
+		if (q->guard != q->addr)
+			uffdio_wake(s->uffd, q->guard, UPAGER_PAGE_SIZE);
+	}
 	free(q);
 }
 

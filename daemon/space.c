@@ -432,9 +432,11 @@ static void wait_done(void *userdata)
 	struct space_wait *w = userdata;
 	struct space *s = w->space;
 	struct region *r = s->dead ? NULL : region_find(&s->regions, w->addr);
+	const struct object *o = !r ? NULL : r->view ? r->view->obj : r->obj;
 
+	/* A mapping made at the same address meanwhile (munmap, then mmap) is another one. */
 	if (!s->dead)
-		w->then(w, r && r->start == w->region_start ? r : NULL);
+		w->then(w, o && r->start == w->region_start && o->id == w->object_id ? r : NULL);
 	space_unref(s);
 	free(w);
 }
@@ -467,6 +469,7 @@ int space_wait_fill(struct space *s, struct region *r, struct object *o, uint64_
 	*w = (struct space_wait){ .space = space_ref(s),
 				  .addr = addr,
 				  .region_start = r->start,
+				  .object_id = o->id,
 				  .t0 = t0,
 				  .page = p,
 				  .flags = flags,

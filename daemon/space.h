@@ -85,11 +85,13 @@ struct space_wait {
 	struct space *space; /* a reference */
 	uint64_t addr; /* the faulting page */
 	uint64_t region_start; /* of the region it faulted in */
+	uint64_t object_id; /* of the object that region, or its view, shows */
 	uint64_t t0; /* when the daemon read the fault */
 	uint64_t page; /* the object page waited for */
 	uint64_t flags; /* of the fault */
-	/* Called once the fill is over, with the region that starts at region_start and holds
-	 * addr now (NULL: none, or the space died): serve the fault again, or wake it. */
+	/* Called once the fill is over, with the region that starts at region_start, holds addr
+	 * and shows the object now (NULL: none, or the space died): serve the fault again, or
+	 * wake it. */
 	void (*then)(struct space_wait *w, struct region *r);
 };
 

@@ -176,8 +176,11 @@ void view_serve_waits(struct daemon *d, bool force)
 		if (s->dead || !wait_room(s, w[k].addr, w[k].flags, w[k].t0)) {
 			struct region *r = s->dead ? NULL : region_find(&s->regions, w[k].addr);
 
+			/* As above: served now, or woken to fault on what is there now. */
 			if (r && r->view)
 				view_fault(s, r, w[k].addr, w[k].flags, w[k].t0);
+			else if (!s->dead)
+				uffdio_wake(s->uffd, w[k].addr, UPAGER_PAGE_SIZE);
 		}
 		space_unref(s);
 	}

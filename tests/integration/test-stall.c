@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,55 @@ Test(stall, a_munmap_waits_for_its_write_back_while_another_mapping_stays)
 
 	usleep(300 * 1000);
 	client_waited(&fs, child, fd, "munmap");
+	close(fd);
+	stallfs_stop(&fs);
+}
+
+static void *touch_page_5(void *arg)
+{
+	const volatile uint64_t *p = arg;
+
+	return (void *)(uintptr_t)p[5 * PAGE / 8];
+}
+
+/*
+ * A thread's fault waits for its page of the stalled file; meanwhile the client unmaps the file
+ * and maps private anonymous memory at the same address. The fill ends (the daemon's timeout)
+ * with another mapping there, which starts where the file's did: the fault is woken and faults
+ * again on the new memory, which reads zeroes.
+ */
+static int map_over_a_waiting_fault(void)
+{
+	pthread_t t;
+	void *got = (void *)1;
+
+	if (pthread_create(&t, NULL, touch_page_5, client_map) != 0)
+		return 4;
+	usleep(200 * 1000); /* the thread waits in its fault */
+	if (munmap(client_map, 16 * PAGE) < 0)
+		return 5;
+	if (upager_mmap(client_map, 16 * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != client_map)
+		return 6;
+	pthread_join(t, &got);
+	return got == NULL ? 0 : 7;
+}
+
+/* The daemon took the new mapping for the file's and read its object: it died (SIGSEGV). */
+Test(stall, a_fault_whose_mapping_is_replaced_while_its_fill_stalls_is_woken)
+{
+	struct upager_msg st;
+	struct stallfs fs;
+	int fd, status;
+	pid_t child = client_across_a_stall(&fs, &fd, NULL, map_over_a_waiting_fault);
+
+	/* The fill ends with the stall, once the client has mapped over the file (in 200 ms). */
+	sleep(1);
+	stallfs_set(&fs, false);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the fault on the new mapping read zeroes: status %#x", status);
+	cr_assert_eq(harness_stats(&st), 0, "the daemon answers");
 	close(fd);
 	stallfs_stop(&fs);
 }
