@@ -54,6 +54,12 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 	int ret;
 
 	ret = uffdio_resolve_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
+	if (ret == -EFAULT && n > 1) {
+		/* A page after the first left the memfd (MADV_REMOVE): the first alone, which
+		 * the run may have mapped already (-EEXIST, and the helper wakes). */
+		n = 1;
+		ret = uffdio_resolve_continue(s->uffd, addr, UPAGER_PAGE_SIZE, wp);
+	}
 	if (ret == -EFAULT)
 		return 0;
 	/* The write goes on into the kernel's copy of the page, and the writer's into those of
