@@ -44,6 +44,11 @@ int kernel_madvise(void *addr, size_t length, int advice)
 	return (int)syscall(SYS_madvise, addr, length, advice);
 }
 
+int kernel_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+{
+	return (int)syscall(SYS_remap_file_pages, addr, size, prot, pgoff, flags);
+}
+
 /* The names libupager's objects call, renamed by the linker (see preload/meson.build). */
 void *__wrap_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
 void *__wrap_mmap64(void *addr, size_t length, int prot, int flags, int fd, off_t offset);

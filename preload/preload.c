@@ -251,6 +251,30 @@ static int preload_msync(void *addr, size_t length, int flags)
 _public_ int msync(void *addr, size_t length, int flags) __attribute__((alias("preload_msync")));
 
 /*
+ * remap_file_pages() - remap_file_pages(2), through upager_remap_file_pages() on a range with
+ * upager's pages: the kernel's would map the daemon's memory file at the new offset without the
+ * daemon, and read a page it has sent out as zeroes
+ */
+static int preload_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+{
+	bool met;
+	int ret;
+
+	if (inside || ranges_empty())
+		return kernel_remap_file_pages(addr, size, prot, pgoff, flags);
+	inside++;
+	ranges_lock();
+	met = ranges_overlap((uintptr_t)addr, size, NULL);
+	ranges_unlock();
+	ret = met ? upager_remap_file_pages(addr, size, prot, pgoff, flags)
+		  : kernel_remap_file_pages(addr, size, prot, pgoff, flags);
+	inside--;
+	return ret;
+}
+_public_ int remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+	__attribute__((alias("preload_remap_file_pages")));
+
+/*
  * A shared mapping of a file opened read-only: the kernel refuses to make it writable. upager maps
  * such a mapping private (see docs/design.md), where mprotect(2) would allow it.
  */

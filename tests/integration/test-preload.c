@@ -595,6 +595,29 @@ Test(preload, stress_ng_memory_testers_find_no_error_under_the_budget, .init = s
 }
 
 /*
+ * stress-ng's remap stressor: shared anonymous memory whose pages remap_file_pages(2) puts in
+ * reverse, random and forward order, each checked. Under the budget its pages go out; the kernel's
+ * remap_file_pages() mapped the daemon's memory file at the new offsets without the daemon, where
+ * a page sent out reads zeroes ("remap reverse order pages failed"). Routed to
+ * upager_remap_file_pages(), every page is where the order says.
+ */
+Test(preload, stress_ng_remap_finds_every_page_under_the_budget, .init = start_small,
+     .fini = stop_small)
+{
+	uint64_t before = pages_out();
+
+	if (!have("stress-ng"))
+		cr_skip_test("no stress-ng (Debian package stress-ng)");
+	cr_assert_eq(sh(NULL, 0,
+			"timeout -s KILL 120 %s -a stress-ng --remap 2 --verify --timeout 5s "
+			">%s 2>&1",
+			env("UPAGER_RUN"), path_in_tmp("stress-ng-remap.log")),
+		     0, "stress-ng found pages out of order: see %s",
+		     path_in_tmp("stress-ng-remap.log"));
+	cr_expect_gt(pages_out(), before + 1000, "stress-ng's pages stayed in memory");
+}
+
+/*
  * stress-ng's madvise stressor (threads touching, populating and dropping the same pages with
  * every advice madvise(2) takes) on upager under the budget ends as a plain run does: a fault that
  * waited for its page to come back from the swap store while another thread dropped the page
