@@ -575,6 +575,18 @@ Test(preload, databases_larger_than_the_budget, .init = start_small, .fini = sto
 }
 
 /*
+ * stress-ng with @args, all of its anonymous memory on upager (upager-run -a), killed after 120 s,
+ * its output in @log (in the test's directory). Return: its shell's status, 0 if it ended well.
+ */
+static int stress_ng(const char *args, const char *log)
+{
+	if (!have("stress-ng"))
+		cr_skip_test("no stress-ng (Debian package stress-ng)");
+	return sh(NULL, 0, "timeout -s KILL 120 %s -a stress-ng %s >%s 2>&1", env("UPAGER_RUN"),
+		  args, path_in_tmp(log));
+}
+
+/*
  * stress-ng's memory testers (every --vm method, each checking every word it wrote), with all of
  * its anonymous memory on upager under a budget a sixteenth of it: no word is wrong while its
  * pages go out and come back, as in a plain run.
@@ -584,12 +596,8 @@ Test(preload, stress_ng_memory_testers_find_no_error_under_the_budget, .init = s
 {
 	uint64_t before = pages_out();
 
-	if (!have("stress-ng"))
-		cr_skip_test("no stress-ng (Debian package stress-ng)");
-	cr_assert_eq(sh(NULL, 0,
-			"%s -a stress-ng --vm 1 --vm-bytes 32M --vm-method all --verify "
-			"--timeout 10s >%s 2>&1",
-			env("UPAGER_RUN"), path_in_tmp("stress-ng.log")),
+	cr_assert_eq(stress_ng("--vm 1 --vm-bytes 32M --vm-method all --verify --timeout 10s",
+			       "stress-ng.log"),
 		     0, "stress-ng failed: see %s", path_in_tmp("stress-ng.log"));
 	cr_expect_gt(pages_out(), before + 10000, "stress-ng's pages stayed in memory");
 }
@@ -606,13 +614,8 @@ Test(preload, stress_ng_remap_finds_every_page_under_the_budget, .init = start_s
 {
 	uint64_t before = pages_out();
 
-	if (!have("stress-ng"))
-		cr_skip_test("no stress-ng (Debian package stress-ng)");
-	cr_assert_eq(sh(NULL, 0,
-			"timeout -s KILL 120 %s -a stress-ng --remap 2 --verify --timeout 5s "
-			">%s 2>&1",
-			env("UPAGER_RUN"), path_in_tmp("stress-ng-remap.log")),
-		     0, "stress-ng found pages out of order: see %s",
+	cr_assert_eq(stress_ng("--remap 2 --verify --timeout 5s", "stress-ng-remap.log"), 0,
+		     "stress-ng found pages out of order: see %s",
 		     path_in_tmp("stress-ng-remap.log"));
 	cr_expect_gt(pages_out(), before + 1000, "stress-ng's pages stayed in memory");
 }
@@ -625,11 +628,6 @@ Test(preload, stress_ng_remap_finds_every_page_under_the_budget, .init = start_s
  */
 Test(preload, stress_ng_madvise_ends_under_the_budget, .init = start_small, .fini = stop_small)
 {
-	if (!have("stress-ng"))
-		cr_skip_test("no stress-ng (Debian package stress-ng)");
-	cr_assert_eq(sh(NULL, 0,
-			"timeout -s KILL 120 %s -a stress-ng --madvise 2 --verify --timeout 10s "
-			">%s 2>&1",
-			env("UPAGER_RUN"), path_in_tmp("stress-ng-madvise.log")),
-		     0, "stress-ng did not end well: see %s", path_in_tmp("stress-ng-madvise.log"));
+	cr_assert_eq(stress_ng("--madvise 2 --verify --timeout 10s", "stress-ng-madvise.log"), 0,
+		     "stress-ng did not end well: see %s", path_in_tmp("stress-ng-madvise.log"));
 }
