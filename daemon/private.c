@@ -1398,7 +1398,11 @@ static void dropped(struct space *s, struct chan_req *req, const struct upager_m
 	page_out_free(po);
 }
 
-/* A page-out that ends before its DROP: every page stays, its part of the spare area is free. */
+/*
+ * A page-out that ends without a DROP: each page is settled as not moved (one no longer in the
+ * client counts as out, drop_settle()), its slots not given yet go back, its part of the spare
+ * area is free.
+ */
 static void page_out_abandon(struct page_out *po)
 {
 	uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
@@ -1432,11 +1436,7 @@ static void page_out_done(void *userdata, int res)
 	/* A page the client moved since it was read is not named where it was: another page may
 	 * be there now, which the DROP would take in its place. */
 	if (page_trail_in_place(&po->trail, &po->set, &po->sent) == 0) {
-		uint64_t none[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
-
-		s->priv.spare_busy &= ~(1u << po->part);
-		drop_settle(po, none);
-		page_out_free(po);
+		page_out_abandon(po);
 		return;
 	}
 	m.u.drop.addr = po->sent.base;
