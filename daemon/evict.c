@@ -463,7 +463,7 @@ bool cache_balance(struct cache *c, struct users_over *over)
 		log_limited(LOG_WARNING,
 			    "%" PRIu64 " pages in memory, budget %" PRIu64
 			    ": none can be paged out; reading on above the budget",
-			    c->cached, c->budget_pages);
+			    cache_use(c), c->budget_pages);
 		fill_start_deferred(c, true);
 	}
 	return sw.dropped > 0 || sw.written > 0 || writeback_pending(c);

@@ -120,6 +120,8 @@ struct room_wait {
 
 static struct room_wait *room_waits;
 static size_t n_room_waits, room_waits_cap;
+/* view_serve_waits() serves the waits above the budget: their copies are made, not queued again. */
+static bool room_forced;
 
 /*
  * Above the budget, with copies that may leave, a new copy waits for the next balance (daemon.c)
@@ -129,7 +131,7 @@ static bool wait_room(struct space *s, uint64_t addr, uint64_t flags, uint64_t t
 {
 	struct cache *c = s->d->cache.budget_pages ? &s->d->cache : NULL;
 
-	if (!c || cache_room(c, 1) || !c->copies)
+	if (!c || room_forced || cache_room(c, 1) || !c->copies)
 		return false;
 	if (n_room_waits == room_waits_cap) {
 		size_t cap = room_waits_cap ? 2 * room_waits_cap : 16;
@@ -159,6 +161,9 @@ void view_serve_waits(struct daemon *d, bool force)
 		return;
 	room_waits = NULL;
 	n_room_waits = room_waits_cap = 0;
+	room_forced = force;
+	if (force)
+		d->cache.stats.over_budget++;
 	for (; k < n && (force || cache_room(&d->cache, 1)); k++) {
 		struct space *s = w[k].space;
 		struct region *r = s->dead ? NULL : region_find(&s->regions, w[k].addr);
@@ -169,6 +174,7 @@ void view_serve_waits(struct daemon *d, bool force)
 			uffdio_wake(s->uffd, w[k].addr, UPAGER_PAGE_SIZE);
 		space_unref(s);
 	}
+	room_forced = false;
 	/* What still waits goes back, in its order. */
 	for (; k < n; k++) {
 		struct space *s = w[k].space;

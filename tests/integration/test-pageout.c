@@ -1552,6 +1552,57 @@ Test(pageout, locked_pages_never_leave)
 }
 
 /*
+ * A nonlinear mapping larger than the budget, locked: the copies it needs cannot wait for room that
+ * locked copies will never make, so they are made above the budget (counted in over_budget), and
+ * mlock(2) returns with every page present and right.
+ */
+#define LOCKED_VIEW_PAGES (BUDGET / PAGE + 256)
+
+static void locked_view(void)
+{
+	uint64_t n = LOCKED_VIEW_PAGES, *p;
+	unsigned char *vec = malloc(n);
+
+	p = upager_mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || !vec)
+		_exit(11);
+	write_anon(p, 0, n, 12);
+	/* Page i of the mapping shows page n - 1 - i of the memory. */
+	for (uint64_t i = 0; i < n / 2; i++)
+		if (upager_remap_file_pages(p + i * PAGE / 8, PAGE, 0, n - 1 - i, 0) < 0 ||
+		    upager_remap_file_pages(p + (n - 1 - i) * PAGE / 8, PAGE, 0, i, 0) < 0)
+			_exit(12);
+	if (syscall(SYS_mlock, p, n * PAGE) < 0)
+		_exit(14);
+	if (mincore(p, n * PAGE, vec) < 0)
+		_exit(15);
+	for (uint64_t i = 0; i < n; i++)
+		if (!(vec[i] & 1))
+			_exit(40);
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i * PAGE / 8] != anon_word(n - 1 - i, 12) ||
+		    p[(i * PAGE + PAGE - 8) / 8] != anon_word(n - 1 - i, 12) + 1)
+			_exit(3);
+}
+
+Test(pageout, a_locked_nonlinear_mapping_larger_than_the_budget_is_served_above_it)
+{
+	int status;
+	pid_t child = fork();
+
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(60); /* a fault left waiting for room hangs mlock(2) */
+		locked_view();
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	cr_assert_gt(figures().u.stats_reply.over_budget, 0);
+}
+
+/*
  * A swap store too small for what must leave: pages that cannot go stay in memory (the budget is
  * exceeded and counted), every page keeps its data, and the daemon lives on (upager_mmap(3)).
  */
