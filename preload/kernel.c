@@ -7,6 +7,7 @@
  * library maps for itself (the memfd of a mapping, its token page, its threads' spare pages) goes
  * to the kernel, from any of its threads, never through the routing.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -42,6 +43,11 @@ int kernel_mprotect(void *addr, size_t length, int prot)
 int kernel_madvise(void *addr, size_t length, int advice)
 {
 	return (int)syscall(SYS_madvise, addr, length, advice);
+}
+
+int kernel_sigaltstack(const stack_t *ss, stack_t *old)
+{
+	return (int)syscall(SYS_sigaltstack, ss, old);
 }
 
 int kernel_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)

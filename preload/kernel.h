@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include <signal.h>
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -14,4 +16,5 @@ int kernel_msync(void *addr, size_t length, int flags);
 void *kernel_mremap(void *old, size_t old_length, size_t new_length, int flags, void *new_addr);
 int kernel_mprotect(void *addr, size_t length, int prot);
 int kernel_madvise(void *addr, size_t length, int advice);
+int kernel_sigaltstack(const stack_t *ss, stack_t *old);
 int kernel_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags);

@@ -20,6 +20,7 @@
 #include <linux/magic.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,63 @@ static int preload_remap_file_pages(void *addr, size_t size, int prot, size_t pg
 }
 _public_ int remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
 	__attribute__((alias("preload_remap_file_pages")));
+
+/*
+ * The pages [lo, hi) of private anonymous memory upager serves become the kernel's, with what
+ * they hold: copied into pages of the kernel's, which then move over them (the daemon reads the
+ * move as an unmap). Return: whether they did; else they stay as they were.
+ */
+static bool give_back(uintptr_t lo, uintptr_t hi)
+{
+	size_t len = hi - lo;
+	struct range *r;
+	bool ours;
+	void *copy;
+
+	ranges_lock();
+	r = ranges_find(lo);
+	ours = r && hi <= r->end && r->fd < 0 && (r->flags & MAP_TYPE) == MAP_PRIVATE &&
+	       (r->prot & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE);
+	ranges_unlock();
+	if (!ours)
+		return false;
+	copy = kernel_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (copy == MAP_FAILED)
+		return false;
+	memcpy(copy, (void *)lo, len); /* faults from user mode: the daemon serves them */
+	if (kernel_mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)lo) ==
+	    MAP_FAILED) {
+		kernel_munmap(copy, len);
+		return false;
+	}
+	ranges_lock();
+	ranges_forget(lo, len);
+	ranges_unlock();
+	return true;
+}
+
+/*
+ * sigaltstack() - sigaltstack(2). The kernel writes a signal frame on the stack from kernel
+ * mode, a fault that a userfaultfd limited to user mode (an unprivileged process's) never
+ * delivers to the daemon: the signal would end in SIGSEGV. An alternate stack on memory upager
+ * serves becomes the kernel's first (give_back()).
+ */
+static int preload_sigaltstack(const stack_t *ss, stack_t *old)
+{
+	uintptr_t lo, hi;
+
+	if (inside || ranges_empty() || !ss || (ss->ss_flags & SS_DISABLE) || !ss->ss_size)
+		return kernel_sigaltstack(ss, old);
+	inside++;
+	lo = ALIGN_DOWN((uintptr_t)ss->ss_sp, UPAGER_PAGE_SIZE);
+	hi = ALIGN_UP((uintptr_t)ss->ss_sp + ss->ss_size, UPAGER_PAGE_SIZE);
+	if (hi > lo)
+		give_back(lo, hi);
+	inside--;
+	return kernel_sigaltstack(ss, old);
+}
+_public_ int sigaltstack(const stack_t *ss, stack_t *old)
+	__attribute__((alias("preload_sigaltstack")));
 
 /*
  * A shared mapping of a file opened read-only: the kernel refuses to make it writable. upager maps

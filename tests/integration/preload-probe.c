@@ -12,6 +12,11 @@
  *                              through the mapping at once: says "stale=N sigbus=B", N the reads
  *                              that did not show the write, B whether a page past a shrinking
  *                              ftruncate(2) raised SIGBUS
+ *   preload-probe altstack     mmap()s 64 KiB of anonymous memory, never touches it, makes it
+ *                              the alternate signal stack (sigaltstack(2)) and raises a signal
+ *                              handled on it: says "routed=R onstack=S", R whether the memory
+ *                              was upager's when mapped (registered with a userfaultfd), S
+ *                              whether the handler ran on it
  *
  * Output: "ready MAPPED MALLOCED sum=N upager=U uffd=F", then "gone=G": MAPPED the address of the
  * mapping of PATH (anon: of the anonymous memory), N the sum of its bytes, U whether
@@ -46,6 +51,27 @@ static bool maps_line(const void *p, char *line, size_t size)
 			found = true;
 			break;
 		}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Whether the mapping holding p is registered with a userfaultfd for missing faults (smaps). */
+static bool uffd_registered(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	uintptr_t a = (uintptr_t)p, start, end;
+	bool in = false, found = false;
+	char line[512];
+
+	while (f && fgets(line, (int)sizeof(line), f)) {
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &start, &end) == 2)
+			in = start <= a && a < end;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			found = strstr(line, " um") != NULL;
+			break;
+		}
+	}
 	if (f)
 		fclose(f);
 	return found;
@@ -125,6 +151,38 @@ static int writes(const char *path)
 	return sum == 0xffffffff; /* sum is read, so the loop is kept */
 }
 
+static volatile uintptr_t handler_at;
+
+static void on_usr1(int sig)
+{
+	volatile int here = sig;
+
+	handler_at = (uintptr_t)&here;
+}
+
+/* The altstack mode: a signal taken on an alternate stack no one wrote to before. */
+static int altstack(void)
+{
+	const size_t size = 64UL << 10;
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_ONSTACK };
+	stack_t ss = { 0 };
+	char *stack;
+	bool routed;
+
+	stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stack == MAP_FAILED)
+		return 1;
+	routed = uffd_registered(stack);
+	ss.ss_sp = stack;
+	ss.ss_size = size;
+	if (sigaltstack(&ss, NULL) < 0 || sigemptyset(&sa.sa_mask) < 0 ||
+	    sigaction(SIGUSR1, &sa, NULL) < 0 || raise(SIGUSR1) != 0)
+		return 1;
+	printf("routed=%d onstack=%d\n", routed,
+	       handler_at >= (uintptr_t)stack && handler_at < (uintptr_t)stack + size);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool file = argc == 3 && !strcmp(argv[1], "file");
@@ -138,8 +196,10 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "writes"))
 		return writes(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "altstack"))
+		return altstack();
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
-		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH\n");
+		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack\n");
 		return 2;
 	}
 	big = malloc(8UL << 20); /* glibc's malloc() maps this much with its own mmap */

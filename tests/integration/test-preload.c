@@ -631,3 +631,29 @@ Test(preload, stress_ng_madvise_ends_under_the_budget, .init = start_small, .fin
 	cr_assert_eq(stress_ng("--madvise 2 --verify --timeout 10s", "stress-ng-madvise.log"), 0,
 		     "stress-ng did not end well: see %s", path_in_tmp("stress-ng-madvise.log"));
 }
+
+/*
+ * An ordinary user's process has a userfaultfd for user-mode faults only: the kernel's write of a
+ * signal frame on an alternate stack upager serves is a fault the daemon never sees. A signal
+ * taken on such a stack, mapped and never touched, is handled on it as without upager: the stack
+ * became the kernel's memory at sigaltstack(2). Run as uid 65534 from copies of the programs, in
+ * the test's directory, which that user may reach.
+ */
+Test(preload, an_ordinary_user_takes_a_signal_on_an_alternate_stack)
+{
+	const char *dir = path_in_tmp("bin");
+	char out[256];
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(sh(NULL, 0,
+			"mkdir -p %s && cp %s \"$(dirname %s)\"/libupager-preload.so %s %s && "
+			"chmod -R a+rX %s",
+			dir, env("UPAGER_RUN"), env("UPAGER_RUN"), env("PRELOAD_PROBE"), dir, dir),
+		     0);
+	cr_assert_eq(sh(out, sizeof(out),
+			"setpriv --reuid=65534 --regid=65534 --clear-groups "
+			"%s/upager-run -a %s/preload-probe altstack 2>&1",
+			dir, dir),
+		     0, "the probe failed: %s", out);
+	cr_assert_str_eq(out, "routed=1 onstack=1\n");
+}
