@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -63,6 +64,12 @@ int __wrap_msync(void *addr, size_t length, int flags);
 void *__wrap_mremap(void *old, size_t old_length, size_t new_length, int flags, ...);
 int __wrap_mprotect(void *addr, size_t length, int prot);
 int __wrap_madvise(void *addr, size_t length, int advice);
+ssize_t __wrap_read(int fd, void *buf, size_t count);
+ssize_t __wrap_pread64(int fd, void *buf, size_t count, off_t offset);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags);
 
 void *__wrap_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
@@ -105,4 +112,35 @@ int __wrap_mprotect(void *addr, size_t length, int prot)
 int __wrap_madvise(void *addr, size_t length, int advice)
 {
 	return kernel_madvise(addr, length, advice);
+}
+
+/* Its reads and its socket's messages: its buffers are never on memory it serves (buffers.c). */
+ssize_t __wrap_read(int fd, void *buf, size_t count)
+{
+	return syscall(SYS_read, fd, buf, count);
+}
+
+ssize_t __wrap_pread64(int fd, void *buf, size_t count, off_t offset)
+{
+	return syscall(SYS_pread64, fd, buf, count, offset);
+}
+
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+	return syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+}
+
+ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	return syscall(SYS_recvmsg, fd, msg, flags);
+}
+
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+	return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+}
+
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return syscall(SYS_sendmsg, fd, msg, flags);
 }

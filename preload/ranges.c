@@ -263,6 +263,21 @@ void ranges_protect(uintptr_t start, size_t length, int prot)
 }
 
 /** ranges_find() - the range that holds @addr, or NULL (lock held) */
+size_t ranges_parts(uintptr_t start, size_t length, int prot, struct span *out, size_t max)
+{
+	uintptr_t end = start + length;
+	size_t n = 0;
+
+	for (size_t i = first_after(start);
+	     i < atomic_load_explicit(&count, memory_order_relaxed) && table[i].start < end &&
+	     n < max;
+	     i++)
+		if ((table[i].prot & prot) == prot)
+			out[n++] = (struct span){ MAX(start, table[i].start),
+						  MIN(end, table[i].end), false };
+	return n;
+}
+
 struct range *ranges_find(uintptr_t addr)
 {
 	size_t i = first_after(addr);

@@ -33,3 +33,6 @@ bool ranges_forget(uintptr_t start, size_t length);
 bool ranges_overlap(uintptr_t start, size_t length, bool (*which)(const struct range *));
 void ranges_protect(uintptr_t start, size_t length, int prot);
 struct range *ranges_find(uintptr_t addr);
+/* The parts of [start, start+length) in ranges whose protection has all of @prot, in order: up
+ * to @max into @out. Return: how many. */
+size_t ranges_parts(uintptr_t start, size_t length, int prot, struct span *out, size_t max);

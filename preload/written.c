@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "buffers.h"
 #include "common/macro.h"
 #include "libclient/internal.h"
 #include "ranges.h"
@@ -129,6 +130,7 @@ static ssize_t preload_write(int fd, const void *buf, size_t count)
 {
 	ssize_t n;
 
+	buffer_touch(buf, count, false);
 	before(fd, AT_POSITION, (off_t)count);
 	n = syscall(SYS_write, fd, buf, count);
 	if (n > 0)
@@ -142,6 +144,7 @@ static ssize_t preload_pwrite(int fd, const void *buf, size_t count, off_t offse
 {
 	ssize_t n;
 
+	buffer_touch(buf, count, false);
 	before(fd, offset, (off_t)count);
 	n = syscall(SYS_pwrite64, fd, buf, count, offset);
 	if (n > 0)
@@ -158,6 +161,8 @@ static ssize_t preload_writev(int fd, const struct iovec *iov, int cnt)
 {
 	ssize_t n;
 
+	if (cnt > 0)
+		buffer_touch_iov(iov, (size_t)cnt, false);
 	before(fd, AT_POSITION, (off_t)iov_bytes(iov, cnt));
 	n = syscall(SYS_writev, fd, iov, cnt);
 	if (n > 0)
@@ -172,6 +177,8 @@ static ssize_t preload_pwritev2(int fd, const struct iovec *iov, int cnt, off_t 
 	bool here = offset == -1;
 	ssize_t n;
 
+	if (cnt > 0)
+		buffer_touch_iov(iov, (size_t)cnt, false);
 	before(fd, here ? AT_POSITION : offset, (off_t)iov_bytes(iov, cnt));
 	/* The offset in two halves; on a 64-bit kernel the high one is not used. */
 	n = syscall(SYS_pwritev2, fd, iov, cnt, offset, 0L, flags);

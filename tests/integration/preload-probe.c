@@ -17,6 +17,10 @@
  *                              handled on it: says "routed=R onstack=S", R whether the memory
  *                              was upager's when mapped (registered with a userfaultfd), S
  *                              whether the handler ran on it
+ *   preload-probe buffers      mmap()s 8 pages of anonymous memory and hands pages it never
+ *                              touched (and one it only read) to read(2), pread(2), readv(2),
+ *                              recv(2), write(2), writev(2) and send(2): says "routed=R
+ *                              failed=F", F the calls that failed, naming the first
  *
  * Output: "ready MAPPED MALLOCED sum=N upager=U uffd=F", then "gone=G": MAPPED the address of the
  * mapping of PATH (anon: of the anonymous memory), N the sum of its bytes, U whether
@@ -33,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -183,6 +188,48 @@ static int altstack(void)
 	return 0;
 }
 
+/* The buffers mode: system calls on buffers of anonymous memory no one wrote to. */
+static int buffers(void)
+{
+	const size_t page = 4096;
+	int pipes[2], pair[2], fd = open("/proc/self/exe", O_RDONLY), failed = 0;
+	const char *first = NULL;
+	volatile unsigned char *m;
+	unsigned char *p;
+	bool routed;
+
+	p = mmap(NULL, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || fd < 0 || pipe(pipes) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0 || write(pipes[1], "pipe", 4) != 4 ||
+	    send(pair[1], "sock", 4, 0) != 4)
+		return 1;
+	routed = uffd_registered(p);
+	m = p;
+	(void)m[6 * page]; /* read, never written */
+#define CHECK(call, ok)                        \
+	do {                                   \
+		if (!(call ok)) {              \
+			failed++;              \
+			if (!first)            \
+				first = #call; \
+		}                              \
+	} while (0)
+	CHECK(read(pipes[0], p, 4), == 4);
+	CHECK(pread(fd, p + page, 4, 1), == 4);
+	CHECK(readv(fd, (&(struct iovec){ p + 2 * page, 4 }), 1), == 4);
+	CHECK(recv(pair[0], p + 3 * page, 4, 0), == 4);
+	CHECK(write(pipes[1], p + 4 * page, 4), == 4);
+	CHECK(writev(pipes[1], (&(struct iovec){ p + 7 * page, 4 }), 1), == 4);
+	CHECK(send(pair[1], p + 5 * page, 4, 0), == 4);
+	CHECK(read(pipes[0], p + 6 * page, 8), == 8);
+#undef CHECK
+	if (failed == 0 && (memcmp(p, "pipe", 4) || memcmp(p + page + 0, "ELF", 3) ||
+			    memcmp(p + 3 * page, "sock", 4) || p[6 * page + 7] != 0))
+		failed = 100, first = "the data";
+	printf("routed=%d failed=%d%s%s\n", routed, failed, first ? " " : "", first ? first : "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool file = argc == 3 && !strcmp(argv[1], "file");
@@ -198,8 +245,11 @@ int main(int argc, char **argv)
 		return writes(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "altstack"))
 		return altstack();
+	if (argc == 2 && !strcmp(argv[1], "buffers"))
+		return buffers();
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
-		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack\n");
+		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack | "
+				"buffers\n");
 		return 2;
 	}
 	big = malloc(8UL << 20); /* glibc's malloc() maps this much with its own mmap */

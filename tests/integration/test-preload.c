@@ -633,16 +633,13 @@ Test(preload, stress_ng_madvise_ends_under_the_budget, .init = start_small, .fin
 }
 
 /*
- * An ordinary user's process has a userfaultfd for user-mode faults only: the kernel's write of a
- * signal frame on an alternate stack upager serves is a fault the daemon never sees. A signal
- * taken on such a stack, mapped and never touched, is handled on it as without upager: the stack
- * became the kernel's memory at sigaltstack(2). Run as uid 65534 from copies of the programs, in
- * the test's directory, which that user may reach.
+ * preload-probe @mode under upager-run -a as uid 65534, whose userfaultfd takes faults from user
+ * mode only: from copies of the programs in the test's directory, which that user may reach. Its
+ * output into @out.
  */
-Test(preload, an_ordinary_user_takes_a_signal_on_an_alternate_stack)
+static void probe_as_ordinary_user(const char *mode, char *out, size_t size)
 {
 	const char *dir = path_in_tmp("bin");
-	char out[256];
 
 	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
 	cr_assert_eq(sh(NULL, 0,
@@ -650,10 +647,37 @@ Test(preload, an_ordinary_user_takes_a_signal_on_an_alternate_stack)
 			"chmod -R a+rX %s",
 			dir, env("UPAGER_RUN"), env("UPAGER_RUN"), env("PRELOAD_PROBE"), dir, dir),
 		     0);
-	cr_assert_eq(sh(out, sizeof(out),
+	cr_assert_eq(sh(out, size,
 			"setpriv --reuid=65534 --regid=65534 --clear-groups "
-			"%s/upager-run -a %s/preload-probe altstack 2>&1",
-			dir, dir),
+			"%s/upager-run -a %s/preload-probe %s 2>&1",
+			dir, dir, mode),
 		     0, "the probe failed: %s", out);
+}
+
+/*
+ * An ordinary user's process has a userfaultfd for user-mode faults only: the kernel's write of a
+ * signal frame on an alternate stack upager serves is a fault the daemon never sees. A signal
+ * taken on such a stack, mapped and never touched, is handled on it as without upager: the stack
+ * became the kernel's memory at sigaltstack(2).
+ */
+Test(preload, an_ordinary_user_takes_a_signal_on_an_alternate_stack)
+{
+	char out[256];
+
+	probe_as_ordinary_user("altstack", out, sizeof(out));
 	cr_assert_str_eq(out, "routed=1 onstack=1\n");
+}
+
+/*
+ * Nor does the daemon see the kernel's copy into or out of a page of such a process that is not
+ * mapped yet (or mapped read-only until its first write): read(2), recv(2), write(2), send(2) and
+ * their kin on buffers of anonymous memory never touched would fail with EFAULT (stress-ng
+ * --msync as an ordinary user). upager-run touches them from user mode first.
+ */
+Test(preload, an_ordinary_users_system_calls_fill_and_read_untouched_buffers)
+{
+	char out[256];
+
+	probe_as_ordinary_user("buffers", out, sizeof(out));
+	cr_assert_str_eq(out, "routed=1 failed=0\n");
 }

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Buffers of system calls on memory upager serves, in a process whose userfaultfd takes faults from
+ * user mode only (an ordinary user's; upager_mmap(3), "Unprivileged processes"). The kernel's own
+ * copy to or from a page of such memory that is not in the process's page tables (never touched,
+ * or sent to the swap store), or, for a copy to it, that is mapped read-only until its first write
+ * (write tracking, copy-on-write), is a fault the daemon never sees: the call fails with EFAULT
+ * where the kernel's memory would have served it. So before read(2), recv(2) and their kin, the
+ * pages of the buffer that upager serves are written from user mode, with an atomic add of zero
+ * that changes no byte, even beside another thread's writes; before write(2), send(2) and theirs,
+ * they are read. At most TOUCH_MAX bytes of a call's buffers are touched: a longer call may end
+ * short there, as read(2) and write(2) may. A process with a full userfaultfd, or one that maps
+ * nothing through upager, pays a load or two.
+ */
+#undef _FILE_OFFSET_BITS
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "buffers.h"
+#include "common/macro.h"
+#include "libclient/internal.h"
+#include "ranges.h"
+#include "upager.h"
+
+#define TOUCH_MAX (16UL << 20)
+#define MAX_PARTS 16
+
+/* Touch the pages of [buf, buf+len) in ranges upager serves; a write touch if @into. */
+static void touch(const void *buf, size_t len, bool into)
+{
+	struct span parts[MAX_PARTS];
+	size_t n;
+
+	ranges_lock();
+	n = ranges_parts((uintptr_t)buf, len, into ? PROT_READ | PROT_WRITE : PROT_READ, parts,
+			 MAX_PARTS);
+	ranges_unlock();
+	for (size_t k = 0; k < n; k++)
+		for (uintptr_t a = parts[k].start; a < parts[k].end;
+		     a = ALIGN_DOWN(a, UPAGER_PAGE_SIZE) + UPAGER_PAGE_SIZE) {
+			if (into)
+				__atomic_fetch_add((volatile unsigned char *)a, 0,
+						   __ATOMIC_RELAXED);
+			else
+				(void)*(volatile const unsigned char *)a;
+		}
+}
+
+static bool needed(void)
+{
+	return !ranges_empty() && upager__user_mode_only();
+}
+
+void buffer_touch(const void *buf, size_t len, bool into)
+{
+	if (needed() && len)
+		touch(buf, MIN(len, TOUCH_MAX), into);
+}
+
+void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into)
+{
+	size_t left = TOUCH_MAX;
+
+	if (!needed() || !iov)
+		return;
+	for (size_t i = 0; i < cnt && left; i++) {
+		size_t len = MIN(iov[i].iov_len, left);
+
+		if (len)
+			touch(iov[i].iov_base, len, into);
+		left -= len;
+	}
+}
+
+static ssize_t preload_read(int fd, void *buf, size_t count)
+{
+	buffer_touch(buf, count, true);
+	return syscall(SYS_read, fd, buf, count);
+}
+_public_ ssize_t read(int fd, void *buf, size_t count) __attribute__((alias("preload_read")));
+
+static ssize_t preload_pread(int fd, void *buf, size_t count, off_t offset)
+{
+	buffer_touch(buf, count, true);
+	return syscall(SYS_pread64, fd, buf, count, offset);
+}
+_public_ ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+	__attribute__((alias("preload_pread")));
+_public_ ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
+	__attribute__((alias("preload_pread")));
+
+static ssize_t preload_readv(int fd, const struct iovec *iov, int cnt)
+{
+	if (cnt > 0)
+		buffer_touch_iov(iov, (size_t)cnt, true);
+	return syscall(SYS_readv, fd, iov, cnt);
+}
+_public_ ssize_t readv(int fd, const struct iovec *iov, int cnt)
+	__attribute__((alias("preload_readv")));
+
+static ssize_t preload_preadv2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
+{
+	if (cnt > 0)
+		buffer_touch_iov(iov, (size_t)cnt, true);
+	/* The offset in two halves; on a 64-bit kernel the high one is not used. */
+	return syscall(SYS_preadv2, fd, iov, cnt, offset, 0L, flags);
+}
+_public_ ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
+	__attribute__((alias("preload_preadv2")));
+_public_ ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
+	__attribute__((alias("preload_preadv2")));
+
+static ssize_t preload_preadv(int fd, const struct iovec *iov, int cnt, off_t offset)
+{
+	if (cnt > 0)
+		buffer_touch_iov(iov, (size_t)cnt, true);
+	return syscall(SYS_preadv, fd, iov, cnt, offset, 0L);
+}
+_public_ ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t offset)
+	__attribute__((alias("preload_preadv")));
+_public_ ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t offset)
+	__attribute__((alias("preload_preadv")));
+
+static ssize_t preload_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+				socklen_t *fromlen)
+{
+	buffer_touch(buf, len, true);
+	return syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen);
+}
+_public_ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+			  socklen_t *fromlen) __attribute__((alias("preload_recvfrom")));
+
+static ssize_t preload_recv(int fd, void *buf, size_t len, int flags)
+{
+	return preload_recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+_public_ ssize_t recv(int fd, void *buf, size_t len, int flags)
+	__attribute__((alias("preload_recv")));
+
+static ssize_t preload_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (msg)
+		buffer_touch_iov(msg->msg_iov, msg->msg_iovlen, true);
+	return syscall(SYS_recvmsg, fd, msg, flags);
+}
+_public_ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+	__attribute__((alias("preload_recvmsg")));
+
+static ssize_t preload_sendto(int fd, const void *buf, size_t len, int flags,
+			      const struct sockaddr *to, socklen_t tolen)
+{
+	buffer_touch(buf, len, false);
+	return syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
+}
+_public_ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+			socklen_t tolen) __attribute__((alias("preload_sendto")));
+
+static ssize_t preload_send(int fd, const void *buf, size_t len, int flags)
+{
+	return preload_sendto(fd, buf, len, flags, NULL, 0);
+}
+_public_ ssize_t send(int fd, const void *buf, size_t len, int flags)
+	__attribute__((alias("preload_send")));
+
+static ssize_t preload_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (msg)
+		buffer_touch_iov(msg->msg_iov, msg->msg_iovlen, false);
+	return syscall(SYS_sendmsg, fd, msg, flags);
+}
+_public_ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+	__attribute__((alias("preload_sendmsg")));

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Buffers of system calls touched from user mode first, for a user-mode-only userfaultfd. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/uio.h>
+
+/* Touch the pages of a buffer that upager serves: for a write into it if @into, else a read. */
+void buffer_touch(const void *buf, size_t len, bool into);
+void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into);
