@@ -86,8 +86,9 @@ struct cache {
 	uint64_t swap_pages, swap_used;
 	/* Private anonymous pages of clients (private.c): in memory, and of those on their way
 	 * out. They count in the budget while they can leave it (private_out: a swap store);
-	 * else they are the client's own. */
-	uint64_t private_pages, private_leaving;
+	 * else they are the client's own. Of those leaving, private_stalled are pages of clients
+	 * that leave their DROP unanswered (private_watch_answers()): they count as in memory. */
+	uint64_t private_pages, private_leaving, private_stalled;
 	bool private_out;
 	/* Copies in the views of nonlinear mappings (view.c; view-out.c sends them out). */
 	uint64_t copies;
@@ -116,10 +117,17 @@ struct users_over {
 	bool waiting;
 };
 
+/* The private anonymous pages on their way out that will be gone soon: their DROPs are answered. */
+static inline uint64_t cache_private_leaving(const struct cache *c)
+{
+	return c->private_leaving > c->private_stalled ? c->private_leaving - c->private_stalled
+						       : 0;
+}
+
 /* The private anonymous pages the budget counts. */
 static inline uint64_t cache_private_use(const struct cache *c)
 {
-	return c->private_out ? c->private_pages - c->private_leaving : 0;
+	return c->private_out ? c->private_pages - cache_private_leaving(c) : 0;
 }
 
 /* The pages the budget counts: the objects' caches, fills under way, private pages, copies. */

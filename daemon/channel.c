@@ -52,9 +52,24 @@ int channel_send(struct space *s, struct upager_msg *m, struct chan_req *q, chan
 		return neg_errno();
 	q->seq = m->seq;
 	q->op = (uint16_t)m->op;
+	q->sent_ns = now_ns();
 	q->done = done;
 	list_add_tail(&q->link, &c->inflight);
 	return 0;
+}
+
+/**
+ * channel_oldest_ns() - when the oldest request on the control channel of @s still without an
+ * answer was sent; 0 if none waits
+ */
+uint64_t channel_oldest_ns(const struct space *s)
+{
+	const struct chan_req *q;
+
+	if (!s->chan || list_empty(&s->chan->inflight))
+		return 0;
+	q = list_first_entry(&s->chan->inflight, struct chan_req, link);
+	return q->sent_ns;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)

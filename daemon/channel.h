@@ -23,9 +23,11 @@ struct chan_req {
 	struct list_head link;
 	uint32_t seq;
 	uint16_t op;
+	uint64_t sent_ns; /* when it was sent */
 	chan_done_fn done;
 };
 
 int channel_attach(struct space *s, int fd);
 void channel_detach(struct space *s);
 int channel_send(struct space *s, struct upager_msg *m, struct chan_req *q, chan_done_fn done);
+uint64_t channel_oldest_ns(const struct space *s);

@@ -111,6 +111,7 @@ static void on_flush(uv_check_t *h)
 		list_for_each_entry (s, &d->spaces, link)
 			fault_past_end_grown(s);
 		private_follow_cuts(d);
+		private_watch_answers(d);
 		/* The touches that waited come in first: the users' shares count their pages. */
 		private_serve_waits(d);
 		shares_over(d, &over);

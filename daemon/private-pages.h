@@ -29,6 +29,7 @@ struct private_pages {
 	uint64_t spare; /* the client's spare area, or 0 */
 	unsigned spare_busy; /* a bit per part of it that holds moved pages */
 	unsigned n_outs; /* page-outs under way */
+	bool stalled; /* its control thread leaves a request unanswered: no page-out starts */
 	struct list_head outs; /* struct page_out.link */
 	struct private_wait *waits; /* first touches waiting for room in the budget */
 	size_t n_waits;

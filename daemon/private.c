@@ -74,6 +74,7 @@
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 #define CUT_EVERY_NS (10 * 1000 * 1000) /* copies past the end of a file: 10 ms between looks */
 #define IN_AHEAD_MAX_PAGES 64 /* a page-in of a run read in order: 256 KiB at most at once */
+#define DROP_PATIENCE_NS (2ULL * 1000 * 1000 * 1000) /* a client slower to answer is stalled */
 
 /* Private pages on their way out, one DROP's. */
 struct page_out {
@@ -719,8 +720,9 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	if (ch && ptable_bit(ch->reading, i))
 		return served(s, addr, t0); /* the page being read back wakes this one too */
 	slot = ch ? ptable_slot(ch, i) : -1;
-	/* Above the budget, with pages on their way out: the touch waits for them to be gone. */
-	if (c->private_out && c->private_leaving && !cache_room(c, 1) &&
+	/* Above the budget, with pages on their way out: the touch waits for them to be gone; a
+	 * client that does not answer its DROPs waits for its answers. */
+	if (c->private_out && (cache_private_leaving(c) || s->priv.stalled) && !cache_room(c, 1) &&
 	    wait_push(&s->priv.waits, &s->priv.n_waits, addr, flags, t0))
 		return true;
 	if (slot >= 0 && c->store) {
@@ -1161,7 +1163,7 @@ static bool set_present_in_client(struct space *s, struct page_set *ps, bool cop
 
 /**
  * private_serve_waits() - serve the touches of private pages that waited for room, while there is
- * room or nothing more is leaving
+ * room or nothing more is leaving (for a client that leaves its DROPs unanswered: its answers)
  * @d: the daemon; called where no fault is half done, before the budget's balance is worked out
  * (what these touches bring in counts in it)
  */
@@ -1178,7 +1180,9 @@ void private_serve_waits(struct daemon *d)
 			continue;
 		s->priv.waits = NULL;
 		s->priv.n_waits = 0;
-		for (; k < n && (cache_room(c, 1) || !c->private_leaving || s->dead); k++)
+		for (; k < n && (cache_room(c, 1) || s->dead ||
+				 (!cache_private_leaving(c) && !s->priv.stalled));
+		     k++)
 			if (!s->dead)
 				fault_again(s, &w[k]);
 		/* What still waits goes back. */
@@ -1599,8 +1603,9 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
  * them, and pages in memory. */
 static bool may_page_out(const struct space *s)
 {
-	return !s->dead && s->pid > 0 && s->chan && s->priv.spare && s->priv.table.present &&
-	       (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && (s->features & UFFD_FEATURE_MOVE);
+	return !s->dead && s->pid > 0 && s->chan && !s->priv.stalled && s->priv.spare &&
+	       s->priv.table.present && (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
+	       (s->features & UFFD_FEATURE_MOVE);
 }
 
 /* The private anonymous mapping, or private mapping of an object, that holds all of
@@ -1845,7 +1850,37 @@ uint64_t private_use(const struct space *s)
 {
 	const struct ptable *t = &s->priv.table;
 
-	return s->d->cache.private_out ? t->present - t->leaving : 0;
+	if (!s->d->cache.private_out)
+		return 0;
+	return s->priv.stalled ? t->present : t->present - t->leaving;
+}
+
+/**
+ * private_watch_answers() - find the clients whose control thread has left a request unanswered
+ * for DROP_PATIENCE_NS (stopped, stuck, or not reading): their spaces start no page-out, and the
+ * pages their DROPs name count as in memory (cache.private_stalled), so that no other client's
+ * fault waits for them to leave. A late answer ends the page-out as any answer does.
+ * @d: the daemon; at each turn of the loop, before the touches that waited are served
+ */
+void private_watch_answers(struct daemon *d)
+{
+	uint64_t now = now_ns(), stalled = 0;
+	struct space *s;
+
+	list_for_each_entry (s, &d->spaces, link) {
+		uint64_t oldest = s->dead ? 0 : channel_oldest_ns(s);
+		bool was = s->priv.stalled;
+
+		s->priv.stalled = oldest && now - oldest > DROP_PATIENCE_NS;
+		if (s->priv.stalled && !was)
+			log_limited(LOG_WARNING,
+				    "client %d has not answered its control channel for %" PRIu64
+				    " ms: its pages stay in memory",
+				    (int)s->pid, (now - oldest) / 1000000);
+		if (s->priv.stalled)
+			stalled += s->priv.table.leaving;
+	}
+	d->cache.private_stalled = stalled;
 }
 
 /*
@@ -1907,7 +1942,7 @@ void private_balance(struct daemon *d, struct users_over *over)
 	use = cache_use(c);
 	if (!want || use <= low || !scan || (over && over->waiting))
 		return;
-	want = (use - low) * (c->private_pages - c->private_leaving) / use + 1;
+	want = (use - low) * cache_private_use(c) / use + 1;
 	list_for_each_entry (s, &d->spaces, link) {
 		uint64_t sent;
 

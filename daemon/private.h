@@ -26,6 +26,7 @@ void private_filled(struct space *s, uint64_t addr, uint64_t len);
 void private_forget(struct space *s, uint64_t start, uint64_t end);
 void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len);
 void private_fork(struct space *parent, struct space *child);
+void private_watch_answers(struct daemon *d);
 void private_serve_waits(struct daemon *d);
 void private_follow_cuts(struct daemon *d);
 void private_balance(struct daemon *d, struct users_over *over);

@@ -1377,6 +1377,21 @@ static void write_private_as_nobody(void *arg)
 		write_anon(p, 0, WORKLOAD / PAGE, round);
 }
 
+/* A process of another user writing private memory 8 times the budget over and over. */
+static pid_t start_private_writer_as_nobody(void)
+{
+	pid_t writer;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	writer = fork();
+	cr_assert(writer >= 0);
+	if (writer == 0) {
+		alarm(100);
+		write_private_as_nobody(NULL);
+	}
+	return writer;
+}
+
 /*
  * The same with private anonymous memory on both sides: the user over its share (--uid-memory-max,
  * half the budget by default) gives its own private pages first; the working set of the other,
@@ -1389,13 +1404,7 @@ Test(pageout, a_user_over_its_share_gives_private_pages_first)
 	int status;
 
 	/* First, lest the writer inherit the working set's mapping, and be counted as its user. */
-	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
-	writer = fork();
-	cr_assert(writer >= 0);
-	if (writer == 0) {
-		alarm(100);
-		write_private_as_nobody(NULL);
-	}
+	writer = start_private_writer_as_nobody();
 	p = upager_mmap(NULL, SET_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			-1, 0);
 	cr_assert(p != MAP_FAILED);
@@ -1413,6 +1422,40 @@ Test(pageout, a_user_over_its_share_gives_private_pages_first)
 		      "%llu pages of the working set were found paged out while another user wrote",
 		      (unsigned long long)absent);
 	upager_munmap(p, SET_PAGES * PAGE);
+}
+
+/*
+ * A client stopped (SIGSTOP) while its private pages go out leaves its DROPs unanswered. Another
+ * user's private memory twice the budget is still written and read back: the stopped client's pages
+ * count as in memory after a while (the daemon logs it), and no fault of anyone else waits for them
+ * to leave. Before, every fault waited for those DROPs, for as long as the client stayed stopped.
+ */
+static void write_twice_the_budget(void *arg)
+{
+	uint64_t *p = upager_mmap(NULL, 2 * BUDGET, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)arg;
+	if (p == MAP_FAILED)
+		_exit(31);
+	write_anon(p, 0, 2 * BUDGET / PAGE, 6);
+	check_anon(p, 0, 2 * BUDGET / PAGE, 6);
+	check_anon(p, 0, 2 * BUDGET / PAGE, 6);
+}
+
+Test(pageout, a_client_stopped_while_its_pages_go_out_holds_up_no_other)
+{
+	pid_t writer = start_private_writer_as_nobody();
+	int status;
+
+	/* Stopped while it writes, its pages going out all the time. */
+	usleep(1500 * 1000);
+	cr_assert_eq(kill(writer, SIGSTOP), 0);
+	status = run_child(write_twice_the_budget, NULL);
+	kill(writer, SIGKILL);
+	waitpid(writer, NULL, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other client ended with %#x",
+		  status);
 }
 
 /*
@@ -1558,11 +1601,12 @@ Test(pageout, locked_pages_never_leave)
  */
 #define LOCKED_VIEW_PAGES (BUDGET / PAGE + 256)
 
-static void locked_view(void)
+static void locked_view(void *arg)
 {
 	uint64_t n = LOCKED_VIEW_PAGES, *p;
 	unsigned char *vec = malloc(n);
 
+	(void)arg;
 	p = upager_mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED || !vec)
 		_exit(11);
@@ -1587,16 +1631,9 @@ static void locked_view(void)
 
 Test(pageout, a_locked_nonlinear_mapping_larger_than_the_budget_is_served_above_it)
 {
-	int status;
-	pid_t child = fork();
+	/* A fault left waiting for room hung mlock(2) until the child's alarm. */
+	int status = run_child(locked_view, NULL);
 
-	cr_assert(child >= 0);
-	if (child == 0) {
-		alarm(60); /* a fault left waiting for room hangs mlock(2) */
-		locked_view();
-		_exit(0);
-	}
-	cr_assert_eq(waitpid(child, &status, 0), child);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
 		  status);
 	cr_assert_gt(figures().u.stats_reply.over_budget, 0);
