@@ -435,6 +435,28 @@ _public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int 
  *
  * Return: 0, or -1 with errno set.
  */
+/*
+ * Whether munmap(2) would take [addr, addr+length): whether the range lies in the user address
+ * space. Past the 47 bits of 4-level page tables the kernel is asked (a range of 5-level tables
+ * is free or mapped; one past the address space cannot be mapped, ENOMEM), so that a call the
+ * kernel would refuse tells the daemon nothing.
+ */
+static bool in_address_space(void *addr, size_t length)
+{
+	void *p;
+
+	if ((uintptr_t)addr + length < (uintptr_t)addr)
+		return false;
+	if ((uintptr_t)addr + length <= TASK_SIZE)
+		return true;
+	p = mmap(addr, length, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return errno == EEXIST;
+	munmap(p, length); /* all of it was free */
+	return p == addr;
+}
+
 _public_ int upager_munmap(void *addr, size_t length)
 {
 	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep = { 0 };
@@ -442,7 +464,8 @@ _public_ int upager_munmap(void *addr, size_t length)
 	int ret, err;
 
 	if (!IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) || length == 0 ||
-	    length > SIZE_MAX - UPAGER_PAGE_SIZE) {
+	    length > SIZE_MAX - UPAGER_PAGE_SIZE ||
+	    !in_address_space(addr, ALIGN_UP(length, UPAGER_PAGE_SIZE))) {
 		errno = EINVAL;
 		return -1;
 	}

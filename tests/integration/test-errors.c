@@ -165,6 +165,31 @@ Test(errors, map_fixed_replaces_an_existing_mapping)
 	cr_assert_eq(v[2].offset, 0);
 }
 
+/*
+ * A munmap(2) the kernel refuses (a range past the end of the user address space) changes
+ * nothing: the daemon still serves the mapping. Before, it forgot the mapping first, and the
+ * pages not yet touched then raised SIGBUS.
+ */
+Test(errors, a_munmap_the_kernel_refuses_leaves_the_mapping_served)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	uint64_t *m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	struct region_info info;
+
+	cr_assert_neq(m, MAP_FAILED);
+	errno = 0;
+	cr_assert_eq(upager_munmap(m, (size_t)1 << 62), -1);
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_eq(upager_munmap(m, ((size_t)1 << 57) - (uintptr_t)m), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert(harness_region(getpid(), m, &info), "the daemon forgot the mapping");
+	for (uint64_t i = 0; i < 4; i++)
+		cr_assert_eq(m[i * PAGE / 8], pattern_at(i * PAGE));
+	cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
+	close(fd);
+}
+
 static double now(void)
 {
 	struct timespec ts;
