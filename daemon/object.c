@@ -656,7 +656,7 @@ void file_access_probe(int client_fd, struct file_access *fa)
 		return;
 	}
 	if (!S_ISREG(fa->st.st_mode)) {
-		fa->err = -EACCES;
+		fa->err = -ENODEV;
 		return;
 	}
 	rdwr = (fa->flags & O_ACCMODE) == O_RDWR;

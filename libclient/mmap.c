@@ -104,14 +104,14 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 
 	if (fstat(fd, &st) < 0)
 		return neg_errno();
-	if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
-		return -ENODEV;
-	if (!S_ISREG(st.st_mode) && !is_dev_zero(&st))
+	/* In the order of Linux: the access the descriptor gives, then what the file maps. */
+	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
 		return -EACCES;
 	if ((fl & O_ACCMODE) == O_WRONLY)
 		return -EACCES;
-	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
-		return -EACCES;
+	/* Directories, FIFOs and sockets map nothing, nor, through upager, devices but /dev/zero. */
+	if (!S_ISREG(st.st_mode) && !is_dev_zero(&st))
+		return -ENODEV;
 	/* Linux grows anonymous private mappings only. */
 	if (flags & MAP_GROWSDOWN)
 		return -EINVAL;

@@ -50,7 +50,7 @@ Test(errors, bad_calls_fail_as_mmap_fails)
 {
 	int rw = make_pattern_file("f", 4 * PAGE, NULL);
 	char path[400];
-	int ro, wo, dir, pfd[2], sealed, future_sealed, ro_zero;
+	int ro, wo, dir, pfd[2], sealed, future_sealed, ro_zero, null = open("/dev/null", O_RDWR);
 	void *taken;
 
 	snprintf(path, sizeof(path), "%s/f", harness_tmpdir());
@@ -91,6 +91,9 @@ Test(errors, bad_calls_fail_as_mmap_fails)
 		  "shared writable on a read-only fd" },
 		{ NULL, PAGE, PROT_READ, MAP_PRIVATE, dir, 0, ENODEV, "a directory" },
 		{ NULL, PAGE, PROT_READ, MAP_PRIVATE, pfd[0], 0, ENODEV, "a pipe" },
+		{ NULL, PAGE, PROT_READ, MAP_PRIVATE, pfd[1], 0, EACCES, "a pipe's write end" },
+		{ NULL, PAGE, PROT_READ, MAP_SHARED, null, 0, ENODEV,
+		  "a device that maps nothing" },
 		{ taken, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, rw, 0, EEXIST,
 		  "MAP_FIXED_NOREPLACE over a mapping" },
 		{ taken, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0,
