@@ -9,8 +9,9 @@
  * pages of the buffer that upager serves are written from user mode, with an atomic add of zero
  * that changes no byte, even beside another thread's writes; before write(2), send(2) and theirs,
  * they are read. At most TOUCH_MAX bytes of a call's buffers are touched: a longer call may end
- * short there, as read(2) and write(2) may. A process with a full userfaultfd, or one that maps
- * nothing through upager, pays a load or two.
+ * short there, as read(2) and write(2) may. The calls that populate memory (below) have theirs
+ * touched whole. A process with a full userfaultfd, or one that maps nothing through upager, pays a
+ * load or two.
  */
 #undef _FILE_OFFSET_BITS
 #include <sys/mman.h>
@@ -28,25 +29,41 @@
 #define TOUCH_MAX (16UL << 20)
 #define MAX_PARTS 16
 
-/* Touch the pages of [buf, buf+len) in ranges upager serves; a write touch if @into. */
-static void touch(const void *buf, size_t len, bool into)
+enum touch {
+	TOUCH_READ,
+	TOUCH_WRITE,
+	TOUCH_POPULATE, /* as the kernel populates: a write where private and writable */
+};
+
+/* Touch the pages of [buf, buf+len) in ranges upager serves. */
+static void touch(const void *buf, size_t len, enum touch how)
 {
+	uintptr_t at = (uintptr_t)buf, end = at + len;
 	struct span parts[MAX_PARTS];
 	size_t n;
 
-	ranges_lock();
-	n = ranges_parts((uintptr_t)buf, len, into ? PROT_READ | PROT_WRITE : PROT_READ, parts,
-			 MAX_PARTS);
-	ranges_unlock();
-	for (size_t k = 0; k < n; k++)
-		for (uintptr_t a = parts[k].start; a < parts[k].end;
-		     a = ALIGN_DOWN(a, UPAGER_PAGE_SIZE) + UPAGER_PAGE_SIZE) {
-			if (into)
-				__atomic_fetch_add((volatile unsigned char *)a, 0,
-						   __ATOMIC_RELAXED);
-			else
-				(void)*(volatile const unsigned char *)a;
+	do {
+		ranges_lock();
+		n = ranges_parts(at, end - at,
+				 how == TOUCH_WRITE ? PROT_READ | PROT_WRITE : PROT_READ, parts,
+				 MAX_PARTS);
+		ranges_unlock();
+		for (size_t k = 0; k < n; k++) {
+			bool write = how == TOUCH_WRITE ||
+				     (how == TOUCH_POPULATE && parts[k].private_writable);
+
+			for (uintptr_t a = parts[k].start; a < parts[k].end;
+			     a = ALIGN_DOWN(a, UPAGER_PAGE_SIZE) + UPAGER_PAGE_SIZE) {
+				if (write)
+					__atomic_fetch_add((volatile unsigned char *)a, 0,
+							   __ATOMIC_RELAXED);
+				else
+					(void)*(volatile const unsigned char *)a;
+			}
 		}
+		if (n)
+			at = parts[n - 1].end;
+	} while (n == MAX_PARTS && at < end);
 }
 
 static bool needed(void)
@@ -57,7 +74,7 @@ static bool needed(void)
 void buffer_touch(const void *buf, size_t len, bool into)
 {
 	if (needed() && len)
-		touch(buf, MIN(len, TOUCH_MAX), into);
+		touch(buf, MIN(len, TOUCH_MAX), into ? TOUCH_WRITE : TOUCH_READ);
 }
 
 void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into)
@@ -70,7 +87,7 @@ void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into)
 		size_t len = MIN(iov[i].iov_len, left);
 
 		if (len)
-			touch(iov[i].iov_base, len, into);
+			touch(iov[i].iov_base, len, into ? TOUCH_WRITE : TOUCH_READ);
 		left -= len;
 	}
 }
@@ -173,3 +190,48 @@ static ssize_t preload_sendmsg(int fd, const struct msghdr *msg, int flags)
 }
 _public_ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	__attribute__((alias("preload_sendmsg")));
+
+/*
+ * mlock(2), mlock2(2) without MLOCK_ONFAULT, mlockall(2) with MCL_CURRENT and madvise(2) with
+ * MADV_POPULATE_READ or MADV_POPULATE_WRITE fault the pages in from the kernel: they fail with
+ * ENOMEM or EFAULT on pages not mapped yet. The pages upager serves in the range (in all of its
+ * ranges for mlockall()) are touched first as the kernel would fault them, all of them.
+ */
+static void touch_to_populate(const void *addr, size_t len, enum touch how)
+{
+	if (needed() && len)
+		touch(addr, len, how);
+}
+
+static int preload_mlock(const void *addr, size_t len)
+{
+	touch_to_populate(addr, len, TOUCH_POPULATE);
+	return (int)syscall(SYS_mlock, addr, len);
+}
+_public_ int mlock(const void *addr, size_t len) __attribute__((alias("preload_mlock")));
+
+static int preload_mlock2(const void *addr, size_t len, unsigned int flags)
+{
+	if (!(flags & MLOCK_ONFAULT))
+		touch_to_populate(addr, len, TOUCH_POPULATE);
+	return (int)syscall(SYS_mlock2, addr, len, flags);
+}
+_public_ int mlock2(const void *addr, size_t len, unsigned int flags)
+	__attribute__((alias("preload_mlock2")));
+
+static int preload_mlockall(int flags)
+{
+	if ((flags & MCL_CURRENT) && !(flags & MCL_ONFAULT))
+		touch_to_populate(NULL, UINTPTR_MAX, TOUCH_POPULATE);
+	return (int)syscall(SYS_mlockall, flags);
+}
+_public_ int mlockall(int flags) __attribute__((alias("preload_mlockall")));
+
+static int preload_madvise(void *addr, size_t len, int advice)
+{
+	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
+		touch_to_populate(addr, len,
+				  advice == MADV_POPULATE_WRITE ? TOUCH_WRITE : TOUCH_READ);
+	return (int)syscall(SYS_madvise, addr, len, advice);
+}
+_public_ int madvise(void *addr, size_t len, int advice) __attribute__((alias("preload_madvise")));

@@ -64,6 +64,7 @@ int __wrap_msync(void *addr, size_t length, int flags);
 void *__wrap_mremap(void *old, size_t old_length, size_t new_length, int flags, ...);
 int __wrap_mprotect(void *addr, size_t length, int prot);
 int __wrap_madvise(void *addr, size_t length, int advice);
+int __wrap_mlock2(const void *addr, size_t len, unsigned int flags);
 ssize_t __wrap_read(int fd, void *buf, size_t count);
 ssize_t __wrap_pread64(int fd, void *buf, size_t count, off_t offset);
 ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
@@ -112,6 +113,12 @@ int __wrap_mprotect(void *addr, size_t length, int prot)
 int __wrap_madvise(void *addr, size_t length, int advice)
 {
 	return kernel_madvise(addr, length, advice);
+}
+
+/* Its locks of the memory it maps (MAP_LOCKED), which it populates itself. */
+int __wrap_mlock2(const void *addr, size_t len, unsigned int flags)
+{
+	return (int)syscall(SYS_mlock2, addr, len, flags);
 }
 
 /* Its reads and its socket's messages: its buffers are never on memory it serves (buffers.c). */

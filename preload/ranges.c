@@ -273,8 +273,12 @@ size_t ranges_parts(uintptr_t start, size_t length, int prot, struct span *out, 
 	     n < max;
 	     i++)
 		if ((table[i].prot & prot) == prot)
-			out[n++] = (struct span){ MAX(start, table[i].start),
-						  MIN(end, table[i].end), false };
+			out[n++] = (struct span){
+				.start = MAX(start, table[i].start),
+				.end = MIN(end, table[i].end),
+				.private_writable = (table[i].flags & MAP_TYPE) == MAP_PRIVATE &&
+						    (table[i].prot & PROT_WRITE),
+			};
 	return n;
 }
 

@@ -17,10 +17,11 @@ struct range {
 	bool writable; /* the file's descriptor was O_RDWR */
 };
 
-/* Where a range of a file shows bytes of it, and whether it may write them (ranges_of_file()). */
+/* Where a range of a file shows bytes of it, and whether it may write them (ranges_of_file()); or
+ * a part of a range (ranges_parts()), and whether it is private and writable. */
 struct span {
 	uintptr_t start, end;
-	bool shared_writable;
+	bool shared_writable, private_writable;
 };
 
 bool ranges_empty(void);

@@ -17,9 +17,10 @@
  *                              handled on it: says "routed=R onstack=S", R whether the memory
  *                              was upager's when mapped (registered with a userfaultfd), S
  *                              whether the handler ran on it
- *   preload-probe buffers      mmap()s 8 pages of anonymous memory and hands pages it never
+ *   preload-probe buffers      mmap()s 16 pages of anonymous memory and hands pages it never
  *                              touched (and one it only read) to read(2), pread(2), readv(2),
- *                              recv(2), write(2), writev(2) and send(2): says "routed=R
+ *                              recv(2), write(2), writev(2), send(2), mlock(2) and madvise(2)'s
+ *                              MADV_POPULATE_WRITE and MADV_POPULATE_READ: says "routed=R
  *                              failed=F", F the calls that failed, naming the first
  *
  * Output: "ready MAPPED MALLOCED sum=N upager=U uffd=F", then "gone=G": MAPPED the address of the
@@ -198,7 +199,7 @@ static int buffers(void)
 	unsigned char *p;
 	bool routed;
 
-	p = mmap(NULL, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, 16 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED || fd < 0 || pipe(pipes) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0 || write(pipes[1], "pipe", 4) != 4 ||
 	    send(pair[1], "sock", 4, 0) != 4)
@@ -222,6 +223,9 @@ static int buffers(void)
 	CHECK(writev(pipes[1], (&(struct iovec){ p + 7 * page, 4 }), 1), == 4);
 	CHECK(send(pair[1], p + 5 * page, 4, 0), == 4);
 	CHECK(read(pipes[0], p + 6 * page, 8), == 8);
+	CHECK(mlock(p + 8 * page, 2 * page), == 0);
+	CHECK(madvise(p + 10 * page, 2 * page, MADV_POPULATE_WRITE), == 0);
+	CHECK(madvise(p + 12 * page, 2 * page, MADV_POPULATE_READ), == 0);
 #undef CHECK
 	if (failed == 0 && (memcmp(p, "pipe", 4) || memcmp(p + page + 0, "ELF", 3) ||
 			    memcmp(p + 3 * page, "sock", 4) || p[6 * page + 7] != 0))
