@@ -29,6 +29,7 @@
 #include "channel.h"
 #include "log.h"
 #include "private.h"
+#include "ptable.h"
 #include "notify.h"
 #include "object.h"
 #include "request.h"
@@ -122,6 +123,7 @@ static void on_flush(uv_check_t *h)
 		view_serve_waits(d, copies_out == 0 && !leaving && !cache_room(&d->cache, 1));
 	}
 	state_flush(d);
+	ptable_release_puts();
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -455,6 +457,9 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	}
 	open_swap(d, swap_fd, swap_tables_fd, nbd_tables_fd);
 	private_adopt(d);
+	/* Under an fd store, a slot let go of is the store's again once the tables are saved. */
+	if (d->state)
+		ptable_hold_puts(true);
 	uv_check_init(loop, &d->flush);
 	d->flush.data = d;
 	uv_check_start(&d->flush, on_flush);

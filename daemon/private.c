@@ -204,7 +204,8 @@ void private_load(struct daemon *d, struct state_io *io)
 /*
  * The pages of @s in memory, after a take-over: those of its private anonymous regions that its
  * pagemap shows present (the daemon mapped each of them), and the copies its private mappings of
- * objects made.
+ * objects made; those written since they came back from the store (not write-protected) let go of
+ * the slots they kept.
  */
 static void adopt_present(struct space *s)
 {
@@ -253,6 +254,14 @@ static void adopt_present(struct space *s)
 					continue;
 				set_present(&s->d->cache, &s->priv.table, ch,
 					    ptable_index(ch, page), true);
+				/* A page that kept its slot when it came back is write-protected
+				 * until its first write, which lets go of the slot. One not
+				 * protected any more may have been written after the last save,
+				 * which still names the slot: a page-out would take it for clean.
+				 * (One protected again by a page-out was saved before.) */
+				if (!(entries[k] >> 57 & 1))
+					ptable_clear_slot(&s->priv.table, s->d->cache.store, ch,
+							  ptable_index(ch, page));
 			}
 			a += (uint64_t)got / 8 << UPAGER_PAGE_SHIFT;
 		}
@@ -1546,6 +1555,10 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	if (copies && !clean && !set_present_in_client(s, ps, true, true)) {
 		ret = -EBUSY;
 	} else if (!clean) {
+		/* The tables saved first: a slot a page let go of since the last save (it came back
+		 * writable, or was written) must not be taken over as the copy of a page protected
+		 * again, which a daemon that takes over counts clean (private_adopt()). */
+		daemon_save(s->d);
 		ret = protect(s, ps, true);
 		protected = true;
 	}

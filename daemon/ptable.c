@@ -127,9 +127,46 @@ static int slot_ref(uint64_t slot)
 	return 0;
 }
 
+/*
+ * Slots no table holds any more, kept from their store until the tables that let go of them are
+ * saved (ptable_hold_puts(), ptable_release_puts()): a daemon killed before that takes over
+ * tables that still name them, and must find there what it left, not a slot written over or
+ * trimmed.
+ */
+struct held_put {
+	struct store *st;
+	uint64_t slot;
+};
+static struct held_put *held_puts;
+static size_t n_held_puts, held_puts_cap;
+static bool holding_puts;
+
+/** ptable_hold_puts() - whether slots let go of wait for ptable_release_puts() (off at first) */
+void ptable_hold_puts(bool on)
+{
+	holding_puts = on;
+	if (!on)
+		ptable_release_puts();
+}
+
+/** ptable_release_puts() - the slots let go of so far go back to their stores (the tables saved) */
+void ptable_release_puts(void)
+{
+	size_t n = n_held_puts;
+
+	n_held_puts = 0;
+	for (size_t k = 0; k < n; k++)
+		store_free(held_puts[k].st, held_puts[k].slot, 1);
+	if (n_held_puts == 0 && held_puts_cap > 4096) {
+		free(held_puts);
+		held_puts = NULL;
+		held_puts_cap = 0;
+	}
+}
+
 /**
  * ptable_put() - a table lets go of its reference to @slot: the slot goes back to @st once no
- * table holds it (@st NULL: nowhere)
+ * table holds it (@st NULL: nowhere), when the tables are saved if puts are held
  */
 void ptable_put(struct store *st, uint64_t slot)
 {
@@ -137,7 +174,20 @@ void ptable_put(struct store *st, uint64_t slot)
 		extra_refs[slot]--;
 		return;
 	}
-	if (st)
+	if (!st)
+		return;
+	if (holding_puts && n_held_puts == held_puts_cap) {
+		size_t cap = held_puts_cap ? 2 * held_puts_cap : 256;
+		struct held_put *p = realloc(held_puts, cap * sizeof(*p));
+
+		if (p) {
+			held_puts = p;
+			held_puts_cap = cap;
+		}
+	}
+	if (holding_puts && n_held_puts < held_puts_cap)
+		held_puts[n_held_puts++] = (struct held_put){ st, slot };
+	else
 		store_free(st, slot, 1);
 }
 

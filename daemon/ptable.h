@@ -68,6 +68,8 @@ int ptable_set_slot(struct ptable *t, struct store *st, struct ptable_chunk *ch,
 		    uint64_t slot);
 void ptable_clear_slot(struct ptable *t, struct store *st, struct ptable_chunk *ch, unsigned i);
 void ptable_put(struct store *st, uint64_t slot);
+void ptable_hold_puts(bool on);
+void ptable_release_puts(void);
 void ptable_forget(struct ptable *t, struct store *st, uint64_t start, uint64_t end);
 void ptable_move(struct ptable *t, struct store *st, uint64_t from, uint64_t to, uint64_t len);
 int ptable_share(struct ptable *t, uint64_t addr, uint64_t slot);

@@ -411,6 +411,26 @@ Test(ptable, fork_shares_slots_freed_once_both_let_go)
 		cr_assert_eq(freed[k], k % 3 == 0, "slot %llu", (unsigned long long)k);
 }
 
+/* Held puts: a slot let go of reaches the store only once the tables are saved. */
+Test(ptable, slots_let_go_of_while_puts_are_held_go_back_at_the_release)
+{
+	struct ptable a = { 0 };
+
+	set_page(&a, BASE, (struct page){ .slot = 7 });
+	set_page(&a, BASE + P, (struct page){ .slot = 8 });
+	ptable_hold_puts(true);
+	ptable_clear_slot(&a, &store, ptable_find(&a, BASE), 0);
+	cr_assert_eq(freed[7], 0, "freed before the tables were saved");
+	ptable_release_puts();
+	cr_assert_eq(freed[7], 1);
+	ptable_clear_slot(&a, &store, ptable_find(&a, BASE), 1);
+	cr_assert_eq(freed[8], 0);
+	ptable_hold_puts(false);
+	cr_assert_eq(freed[8], 1, "holding stopped: what was held goes back");
+	forget_all(&a);
+	cr_assert_eq(total_freed(), 2);
+}
+
 Test(ptable, a_slot_three_tables_hold_is_freed_by_the_last)
 {
 	struct ptable a = { 0 }, b = { 0 }, c = { 0 };
