@@ -14,6 +14,7 @@
  * load or two.
  */
 #undef _FILE_OFFSET_BITS
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -92,17 +93,40 @@ void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into)
 	}
 }
 
+/*
+ * The C library's own function @name, which the call goes on to after the touches: a
+ * cancellation point, as the program expects of read(2) and its kin, where a system call made here
+ * would not be. Looked up once (@slot); NULL before the dynamic linker can say (then the system
+ * call serves).
+ */
+static void *libc_fn(const char *name, void **slot)
+{
+	void *p = __atomic_load_n(slot, __ATOMIC_RELAXED);
+
+	if (!p) {
+		p = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(slot, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
 static ssize_t preload_read(int fd, void *buf, size_t count)
 {
+	static void *next;
+	ssize_t (*f)(int, void *, size_t) = libc_fn("read", &next);
+
 	buffer_touch(buf, count, true);
-	return syscall(SYS_read, fd, buf, count);
+	return f ? f(fd, buf, count) : syscall(SYS_read, fd, buf, count);
 }
 _public_ ssize_t read(int fd, void *buf, size_t count) __attribute__((alias("preload_read")));
 
 static ssize_t preload_pread(int fd, void *buf, size_t count, off_t offset)
 {
+	static void *next;
+	ssize_t (*f)(int, void *, size_t, off_t) = libc_fn("pread64", &next);
+
 	buffer_touch(buf, count, true);
-	return syscall(SYS_pread64, fd, buf, count, offset);
+	return f ? f(fd, buf, count, offset) : syscall(SYS_pread64, fd, buf, count, offset);
 }
 _public_ ssize_t pread(int fd, void *buf, size_t count, off_t offset)
 	__attribute__((alias("preload_pread")));
@@ -111,19 +135,26 @@ _public_ ssize_t pread64(int fd, void *buf, size_t count, off_t offset)
 
 static ssize_t preload_readv(int fd, const struct iovec *iov, int cnt)
 {
+	static void *next;
+	ssize_t (*f)(int, const struct iovec *, int) = libc_fn("readv", &next);
+
 	if (cnt > 0)
 		buffer_touch_iov(iov, (size_t)cnt, true);
-	return syscall(SYS_readv, fd, iov, cnt);
+	return f ? f(fd, iov, cnt) : syscall(SYS_readv, fd, iov, cnt);
 }
 _public_ ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	__attribute__((alias("preload_readv")));
 
 static ssize_t preload_preadv2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
 {
+	static void *next;
+	ssize_t (*f)(int, const struct iovec *, int, off_t, int) = libc_fn("preadv64v2", &next);
+
 	if (cnt > 0)
 		buffer_touch_iov(iov, (size_t)cnt, true);
 	/* The offset in two halves; on a 64-bit kernel the high one is not used. */
-	return syscall(SYS_preadv2, fd, iov, cnt, offset, 0L, flags);
+	return f ? f(fd, iov, cnt, offset, flags)
+		 : syscall(SYS_preadv2, fd, iov, cnt, offset, 0L, flags);
 }
 _public_ ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
 	__attribute__((alias("preload_preadv2")));
@@ -132,9 +163,12 @@ _public_ ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t offs
 
 static ssize_t preload_preadv(int fd, const struct iovec *iov, int cnt, off_t offset)
 {
+	static void *next;
+	ssize_t (*f)(int, const struct iovec *, int, off_t) = libc_fn("preadv64", &next);
+
 	if (cnt > 0)
 		buffer_touch_iov(iov, (size_t)cnt, true);
-	return syscall(SYS_preadv, fd, iov, cnt, offset, 0L);
+	return f ? f(fd, iov, cnt, offset) : syscall(SYS_preadv, fd, iov, cnt, offset, 0L);
 }
 _public_ ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t offset)
 	__attribute__((alias("preload_preadv")));
@@ -144,8 +178,13 @@ _public_ ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t offset
 static ssize_t preload_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
 				socklen_t *fromlen)
 {
+	static void *next;
+	ssize_t (*f)(int, void *, size_t, int, struct sockaddr *, socklen_t *) =
+		libc_fn("recvfrom", &next);
+
 	buffer_touch(buf, len, true);
-	return syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen);
+	return f ? f(fd, buf, len, flags, from, fromlen)
+		 : syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen);
 }
 _public_ ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
 			  socklen_t *fromlen) __attribute__((alias("preload_recvfrom")));
@@ -159,9 +198,12 @@ _public_ ssize_t recv(int fd, void *buf, size_t len, int flags)
 
 static ssize_t preload_recvmsg(int fd, struct msghdr *msg, int flags)
 {
+	static void *next;
+	ssize_t (*f)(int, struct msghdr *, int) = libc_fn("recvmsg", &next);
+
 	if (msg)
 		buffer_touch_iov(msg->msg_iov, msg->msg_iovlen, true);
-	return syscall(SYS_recvmsg, fd, msg, flags);
+	return f ? f(fd, msg, flags) : syscall(SYS_recvmsg, fd, msg, flags);
 }
 _public_ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	__attribute__((alias("preload_recvmsg")));
@@ -169,8 +211,13 @@ _public_ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 static ssize_t preload_sendto(int fd, const void *buf, size_t len, int flags,
 			      const struct sockaddr *to, socklen_t tolen)
 {
+	static void *next;
+	ssize_t (*f)(int, const void *, size_t, int, const struct sockaddr *, socklen_t) =
+		libc_fn("sendto", &next);
+
 	buffer_touch(buf, len, false);
-	return syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
+	return f ? f(fd, buf, len, flags, to, tolen)
+		 : syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
 }
 _public_ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
 			socklen_t tolen) __attribute__((alias("preload_sendto")));
@@ -184,9 +231,12 @@ _public_ ssize_t send(int fd, const void *buf, size_t len, int flags)
 
 static ssize_t preload_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	static void *next;
+	ssize_t (*f)(int, const struct msghdr *, int) = libc_fn("sendmsg", &next);
+
 	if (msg)
 		buffer_touch_iov(msg->msg_iov, msg->msg_iovlen, false);
-	return syscall(SYS_sendmsg, fd, msg, flags);
+	return f ? f(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
 }
 _public_ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	__attribute__((alias("preload_sendmsg")));

@@ -22,6 +22,7 @@
  *                              recv(2), write(2), writev(2), send(2), mlock(2) and madvise(2)'s
  *                              MADV_POPULATE_WRITE and MADV_POPULATE_READ: says "routed=R
  *                              failed=F", F the calls that failed, naming the first
+ *   preload-probe cancel       cancels a thread blocked in read(2) of a pipe: says "cancelled=C"
  *
  * Output: "ready MAPPED MALLOCED sum=N upager=U uffd=F", then "gone=G": MAPPED the address of the
  * mapping of PATH (anon: of the anonymous memory), N the sum of its bytes, U whether
@@ -30,6 +31,7 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/uio.h>
@@ -234,6 +236,31 @@ static int buffers(void)
 	return 0;
 }
 
+static int cancel_pipe[2];
+
+static void *blocked_reader(void *arg)
+{
+	char b[8];
+
+	(void)arg;
+	return read(cancel_pipe[0], b, sizeof(b)) < 0 ? NULL : arg;
+}
+
+/* The cancel mode: read(2) stays a cancellation point. */
+static int cancel(void)
+{
+	pthread_t t;
+	void *ret;
+
+	if (pipe(cancel_pipe) < 0 || pthread_create(&t, NULL, blocked_reader, NULL) != 0)
+		return 1;
+	usleep(100 * 1000);
+	if (pthread_cancel(t) != 0 || pthread_join(t, &ret) != 0)
+		return 1;
+	printf("cancelled=%d\n", ret == PTHREAD_CANCELED);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool file = argc == 3 && !strcmp(argv[1], "file");
@@ -251,6 +278,8 @@ int main(int argc, char **argv)
 		return altstack();
 	if (argc == 2 && !strcmp(argv[1], "buffers"))
 		return buffers();
+	if (argc == 2 && !strcmp(argv[1], "cancel"))
+		return cancel();
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
 		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack | "
 				"buffers\n");

@@ -681,3 +681,17 @@ Test(preload, an_ordinary_users_system_calls_fill_and_read_untouched_buffers)
 	probe_as_ordinary_user("buffers", out, sizeof(out));
 	cr_assert_str_eq(out, "routed=1 failed=0\n");
 }
+
+/*
+ * read(2) under upager-run stays what the C library makes of it, a cancellation point: a thread
+ * blocked in it is cancelled (it hung when the preload made the system call itself).
+ */
+Test(preload, a_thread_blocked_in_read_is_cancelled)
+{
+	char out[64];
+
+	cr_assert_eq(sh(out, sizeof(out), "timeout -s KILL 20 %s -a %s cancel", env("UPAGER_RUN"),
+			env("PRELOAD_PROBE")),
+		     0, "the probe did not end: %s", out);
+	cr_assert_str_eq(out, "cancelled=1\n");
+}
