@@ -99,7 +99,7 @@ void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into)
  * would not be. Looked up once (@slot); NULL before the dynamic linker can say (then the system
  * call serves).
  */
-static void *libc_fn(const char *name, void **slot)
+void *libc_fn(const char *name, void **slot)
 {
 	void *p = __atomic_load_n(slot, __ATOMIC_RELAXED);
 

@@ -128,11 +128,13 @@ static size_t iov_bytes(const struct iovec *iov, int cnt)
 
 static ssize_t preload_write(int fd, const void *buf, size_t count)
 {
+	static void *next;
+	ssize_t (*f)(int, const void *, size_t) = libc_fn("write", &next);
 	ssize_t n;
 
 	buffer_touch(buf, count, false);
 	before(fd, AT_POSITION, (off_t)count);
-	n = syscall(SYS_write, fd, buf, count);
+	n = f ? f(fd, buf, count) : syscall(SYS_write, fd, buf, count);
 	if (n > 0)
 		after(fd, BEFORE_POSITION, n, false);
 	return n;
@@ -142,11 +144,13 @@ _public_ ssize_t write(int fd, const void *buf, size_t count)
 
 static ssize_t preload_pwrite(int fd, const void *buf, size_t count, off_t offset)
 {
+	static void *next;
+	ssize_t (*f)(int, const void *, size_t, off_t) = libc_fn("pwrite64", &next);
 	ssize_t n;
 
 	buffer_touch(buf, count, false);
 	before(fd, offset, (off_t)count);
-	n = syscall(SYS_pwrite64, fd, buf, count, offset);
+	n = f ? f(fd, buf, count, offset) : syscall(SYS_pwrite64, fd, buf, count, offset);
 	if (n > 0)
 		after(fd, offset, n, false);
 	return n;
@@ -159,12 +163,14 @@ _public_ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset)
 
 static ssize_t preload_writev(int fd, const struct iovec *iov, int cnt)
 {
+	static void *next;
+	ssize_t (*f)(int, const struct iovec *, int) = libc_fn("writev", &next);
 	ssize_t n;
 
 	if (cnt > 0)
 		buffer_touch_iov(iov, (size_t)cnt, false);
 	before(fd, AT_POSITION, (off_t)iov_bytes(iov, cnt));
-	n = syscall(SYS_writev, fd, iov, cnt);
+	n = f ? f(fd, iov, cnt) : syscall(SYS_writev, fd, iov, cnt);
 	if (n > 0)
 		after(fd, BEFORE_POSITION, n, false);
 	return n;
@@ -174,6 +180,8 @@ _public_ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 static ssize_t preload_pwritev2(int fd, const struct iovec *iov, int cnt, off_t offset, int flags)
 {
+	static void *next;
+	ssize_t (*f)(int, const struct iovec *, int, off_t, int) = libc_fn("pwritev64v2", &next);
 	bool here = offset == -1;
 	ssize_t n;
 
@@ -181,7 +189,8 @@ static ssize_t preload_pwritev2(int fd, const struct iovec *iov, int cnt, off_t 
 		buffer_touch_iov(iov, (size_t)cnt, false);
 	before(fd, here ? AT_POSITION : offset, (off_t)iov_bytes(iov, cnt));
 	/* The offset in two halves; on a 64-bit kernel the high one is not used. */
-	n = syscall(SYS_pwritev2, fd, iov, cnt, offset, 0L, flags);
+	n = f ? f(fd, iov, cnt, offset, flags)
+	      : syscall(SYS_pwritev2, fd, iov, cnt, offset, 0L, flags);
 	if (n > 0)
 		after(fd, here ? BEFORE_POSITION : offset, n, false);
 	return n;

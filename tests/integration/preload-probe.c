@@ -22,7 +22,8 @@
  *                              recv(2), write(2), writev(2), send(2), mlock(2) and madvise(2)'s
  *                              MADV_POPULATE_WRITE and MADV_POPULATE_READ: says "routed=R
  *                              failed=F", F the calls that failed, naming the first
- *   preload-probe cancel       cancels a thread blocked in read(2) of a pipe: says "cancelled=C"
+ *   preload-probe cancel       cancels a thread blocked in read(2) of a pipe, then one blocked in
+ *                              write(2) to it: says "cancelled=C", C how many ended cancelled
  *
  * Output: "ready MAPPED MALLOCED sum=N upager=U uffd=F", then "gone=G": MAPPED the address of the
  * mapping of PATH (anon: of the anonymous memory), N the sum of its bytes, U whether
@@ -246,18 +247,37 @@ static void *blocked_reader(void *arg)
 	return read(cancel_pipe[0], b, sizeof(b)) < 0 ? NULL : arg;
 }
 
-/* The cancel mode: read(2) stays a cancellation point. */
-static int cancel(void)
+static void *blocked_writer(void *arg)
+{
+	static char b[65536];
+
+	for (;;)
+		if (write(cancel_pipe[1], b, sizeof(b)) < 0)
+			return arg;
+}
+
+/* Start @fn in a thread, cancel it once blocked: whether it ended cancelled. */
+static bool cancelled(void *(*fn)(void *))
 {
 	pthread_t t;
 	void *ret;
 
-	if (pipe(cancel_pipe) < 0 || pthread_create(&t, NULL, blocked_reader, NULL) != 0)
-		return 1;
+	if (pthread_create(&t, NULL, fn, NULL) != 0)
+		return false;
 	usleep(100 * 1000);
-	if (pthread_cancel(t) != 0 || pthread_join(t, &ret) != 0)
+	return pthread_cancel(t) == 0 && pthread_join(t, &ret) == 0 && ret == PTHREAD_CANCELED;
+}
+
+/* The cancel mode: read(2) and write(2) stay cancellation points. */
+static int cancel(void)
+{
+	bool r, w;
+
+	if (pipe(cancel_pipe) < 0)
 		return 1;
-	printf("cancelled=%d\n", ret == PTHREAD_CANCELED);
+	r = cancelled(blocked_reader);
+	w = cancelled(blocked_writer); /* the pipe fills, and the write blocks */
+	printf("cancelled=%d\n", r + w);
 	return 0;
 }
 
