@@ -1377,19 +1377,20 @@ static void write_private_as_nobody(void *arg)
 		write_anon(p, 0, WORKLOAD / PAGE, round);
 }
 
-/* A process of another user writing private memory 8 times the budget over and over. */
-static pid_t start_private_writer_as_nobody(void)
+/* A child running @fn, which becomes another user (the test's directory open to it). */
+static pid_t start_as_nobody(void (*fn)(void *))
 {
-	pid_t writer;
+	pid_t child;
 
 	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
-	writer = fork();
-	cr_assert(writer >= 0);
-	if (writer == 0) {
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
 		alarm(100);
-		write_private_as_nobody(NULL);
+		fn(NULL);
+		_exit(0);
 	}
-	return writer;
+	return child;
 }
 
 /*
@@ -1404,7 +1405,7 @@ Test(pageout, a_user_over_its_share_gives_private_pages_first)
 	int status;
 
 	/* First, lest the writer inherit the working set's mapping, and be counted as its user. */
-	writer = start_private_writer_as_nobody();
+	writer = start_as_nobody(write_private_as_nobody);
 	p = upager_mmap(NULL, SET_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			-1, 0);
 	cr_assert(p != MAP_FAILED);
@@ -1445,7 +1446,7 @@ static void write_twice_the_budget(void *arg)
 
 Test(pageout, a_client_stopped_while_its_pages_go_out_holds_up_no_other)
 {
-	pid_t writer = start_private_writer_as_nobody();
+	pid_t writer = start_as_nobody(write_private_as_nobody);
 	int status;
 
 	/* Stopped while it writes, its pages going out all the time. */
@@ -1477,16 +1478,9 @@ static void private_as_nobody(void *arg)
 Test(pageout, private_memory_of_a_process_that_dropped_privileges_goes_out)
 {
 	struct upager_msg st;
+	pid_t child = start_as_nobody(private_as_nobody);
 	int status;
-	pid_t child;
 
-	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
-	child = fork();
-	cr_assert(child >= 0);
-	if (child == 0) {
-		alarm(100);
-		private_as_nobody(NULL);
-	}
 	cr_assert_eq(waitpid(child, &status, 0), child);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
 		  status);
