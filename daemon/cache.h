@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bufpool.h"
 #include "common/list.h"
 
 struct cache;
@@ -96,6 +97,8 @@ struct cache {
 	 * private mappings' copies have followed (private_follow_cuts(): regions cutting, and
 	 * when it looks at them next). */
 	uint64_t shrinks, shrinks_followed;
+	/* Buffers of private pages going to the swap store and coming back (private.c). */
+	struct bufpool bufpool;
 	uint64_t cutting, cuts_next_ns;
 };
 

@@ -557,6 +557,7 @@ void daemon_stop(struct daemon *d)
 /** daemon_deinit() - free what the daemon holds after the loop ended */
 void daemon_deinit(struct daemon *d)
 {
+	bufpool_release(&d->cache.bufpool);
 	state_free(d);
 	free(d->socket_path);
 }

@@ -55,12 +55,12 @@
 #include "common/macro.h"
 #include "common/mman.h"
 #include "common/page-set.h"
-#include "page-trail.h"
 #include "context.h"
 #include "evict.h"
 #include "latency.h"
 #include "log.h"
 #include "object.h"
+#include "page-trail.h"
 #include "private.h"
 #include "proto/codec.h"
 #include "remote-read.h"
@@ -74,6 +74,9 @@
 #define OUT_MAX_PAGES UPAGER_DROP_MAX_PAGES /* a page-out, and a part of the spare area */
 #define CUT_EVERY_NS (10 * 1000 * 1000) /* copies past the end of a file: 10 ms between looks */
 #define IN_AHEAD_MAX_PAGES 64 /* a page-in of a run read in order: 256 KiB at most at once */
+_Static_assert((OUT_MAX_PAGES << UPAGER_PAGE_SHIFT) <= BUFPOOL_BYTES &&
+		       (IN_AHEAD_MAX_PAGES << UPAGER_PAGE_SHIFT) <= BUFPOOL_BYTES,
+	       "a page-out or a page-in fits a buffer of the pool");
 #define DROP_PATIENCE_NS (2ULL * 1000 * 1000 * 1000) /* a client slower to answer is stalled */
 
 /* Private pages on their way out, one DROP's. */
@@ -390,11 +393,26 @@ static bool served(struct space *s, uint64_t addr, uint64_t t0)
 struct page_in {
 	struct space *s; /* a reference */
 	uint64_t addr, pages, slot, flags;
-	void *buf;
+	void *buf; /* of the pool if pooled(pages), else of malloc */
 	bool keep; /* the first keeps its slot, write-protected: a read fault, the store under half full */
 	bool keep_ahead; /* the others do: the store under half full, for a read fault */
 	uint64_t t0; /* when the fault was read */
 };
+
+/* Whether a page-in of @pages takes a buffer of the pool: a few pages take one of the heap. */
+static bool pooled(uint64_t pages)
+{
+	return pages << UPAGER_PAGE_SHIFT >= 64 * 1024;
+}
+
+/* The buffer of a page-in of @pages is free. */
+static void page_in_buf_put(struct cache *c, void *buf, uint64_t pages)
+{
+	if (pooled(pages))
+		bufpool_put(&c->bufpool, buf);
+	else
+		free(buf);
+}
 
 /* Page @k of @pi is read (@res: the read's result): mapped in the client, unless it left the
  * table meanwhile (unmapped, moved, forgotten): then the faults that wait on it (the page-in's, and
@@ -474,7 +492,7 @@ static void page_in_done(void *userdata, int res)
 		served(s, pi->addr, pi->t0);
 	for (uint64_t k = 1; !s->dead && k < pi->pages; k++)
 		page_in_one(pi, k, res);
-	free(pi->buf);
+	page_in_buf_put(&s->d->cache, pi->buf, pi->pages);
 	space_unref(s);
 	free(pi);
 }
@@ -532,7 +550,8 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	int ret = -ENOMEM;
 
 	if (pi)
-		pi->buf = aligned_alloc(UPAGER_PAGE_SIZE, n << UPAGER_PAGE_SHIFT);
+		pi->buf = pooled(n) ? bufpool_get(&c->bufpool)
+				    : aligned_alloc(UPAGER_PAGE_SIZE, n << UPAGER_PAGE_SHIFT);
 	if (pi && pi->buf) {
 		pi->s = space_ref(s);
 		pi->addr = addr;
@@ -558,7 +577,7 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 		space_unref(s);
 	}
 	if (pi)
-		free(pi->buf);
+		page_in_buf_put(c, pi->buf, n);
 	free(pi);
 	log_limited(LOG_WARNING, "pid %d: cannot read a page back from the swap store: %s",
 		    (int)s->pid, strerror(-ret));
@@ -1257,9 +1276,9 @@ static void page_out_free(struct page_out *po)
 {
 	po->s->priv.n_outs--;
 	list_del_init(&po->link);
+	bufpool_put(&po->s->d->cache.bufpool, po->buf);
 	space_unref(po->s);
 	free(po->held);
-	free(po->buf);
 	free(po);
 }
 
@@ -1443,7 +1462,7 @@ static void page_out_done(void *userdata, int res)
 		return;
 	}
 	/* Written: the copy is not needed any more. */
-	free(po->buf);
+	bufpool_put(&s->d->cache.bufpool, po->buf);
 	po->buf = NULL;
 	page_out_give_slots(po);
 	/* A page the client moved since it was read is not named where it was: another page may
@@ -1547,7 +1566,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	if (!po)
 		return -ENOMEM;
 	discard |= clean;
-	po->buf = discard ? NULL : aligned_alloc(UPAGER_PAGE_SIZE, len);
+	po->buf = discard ? NULL : bufpool_get(&c->bufpool);
 	if (!discard && !po->buf) {
 		free(po);
 		return -ENOMEM;
@@ -1581,7 +1600,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	if (ret < 0) {
 		if (protected)
 			protect(s, ps, false);
-		free(po->buf);
+		bufpool_put(&c->bufpool, po->buf);
 		free(po);
 		return ret;
 	}
