@@ -5,6 +5,7 @@
  * The process's userfaultfd is made here and handed to the daemon in the first message.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,6 +81,7 @@ static void init_once(void)
 
 /**
  * upager__thread_start() - start a detached thread of the library
+ * @name: its name, after UPAGER_THREAD_PREFIX (ending.c knows the library's threads by it)
  * @fn: what it runs
  * @arg: its argument
  * @stack: its stack, static memory: never pager memory, nor a mapping the thread's work might move
@@ -90,8 +92,9 @@ static void init_once(void)
  *
  * Return: 0 or a negative errno.
  */
-int upager__thread_start(void *(*fn)(void *), void *arg, void *stack, size_t size)
+int upager__thread_start(const char *name, void *(*fn)(void *), void *arg, void *stack, size_t size)
 {
+	char full[16];
 	sigset_t all, old;
 	pthread_attr_t attr;
 	pthread_t t;
@@ -103,6 +106,9 @@ int upager__thread_start(void *(*fn)(void *), void *arg, void *stack, size_t siz
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstack(&attr, stack, size);
 	ret = -pthread_create(&t, &attr, fn, arg);
+	snprintf(full, sizeof(full), UPAGER_THREAD_PREFIX "%s", name);
+	if (ret == 0)
+		(void)pthread_setname_np(t, full);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return ret;

@@ -6,10 +6,12 @@
  * asks: a growth (grow.c), or dropping pages that are in the daemon's swap store now (DROP).
  *
  * The thread blocks every signal, keeps no lock of the library, and touches no pager memory, so it
- * runs while any other thread of the process waits in a page fault.
+ * runs while any other thread of the process waits in a page fault. It ends the process when the
+ * program's own threads have all ended (ending.c).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -145,14 +147,23 @@ static void *control_thread(void *arg)
 	int fd = (int)(intptr_t)arg;
 	uintptr_t spare = control.spare;
 	uint8_t buf[512]; /* a DROP is the largest: 168 bytes */
+	int look_ms = upager__ending_look();
 
 	for (;;) {
 		uint64_t moved[UPAGER_DROP_MAX_PAGES / 64] = { 0 };
+		struct pollfd p = { .fd = fd, .events = POLLIN };
 		struct upager_msg m;
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		ssize_t n;
 		int len, ret;
 
-		if (n < 0 && errno == EINTR)
+		/* Each while, whether the process's own threads have all ended (ending.c). */
+		ret = poll(&p, 1, look_ms);
+		if (ret == 0)
+			look_ms = upager__ending_look();
+		if (ret <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			break; /* the daemon is gone */
@@ -241,8 +252,8 @@ int upager__control_start(void)
 		return ret;
 	}
 
-	ret = upager__thread_start(control_thread, (void *)(intptr_t)sv[0], control_stack,
-				   sizeof(control_stack));
+	ret = upager__thread_start("control", control_thread, (void *)(intptr_t)sv[0],
+				   control_stack, sizeof(control_stack));
 	if (ret < 0) {
 		close(sv[0]); /* the daemon sees the channel close and refuses every growth */
 		return ret;

@@ -24,8 +24,13 @@ int upager__written(void *addr, size_t length);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fds, size_t n_rep_fds);
 int upager__control_start(void);
+
+/* The library's threads are named so (15 bytes at most), by which ending.c knows them. */
+#define UPAGER_THREAD_PREFIX "upager-"
+int upager__ending_look(void);
 int upager__grow_act(const struct upager_msg *m);
-int upager__thread_start(void *(*fn)(void *), void *arg, void *stack, size_t size);
+int upager__thread_start(const char *name, void *(*fn)(void *), void *arg, void *stack,
+			 size_t size);
 int upager__watch_fd(unsigned *gen);
 void upager__disconnect(unsigned gen);
 

@@ -254,22 +254,31 @@ static void reconnect(void)
 			serve_alone(uffd, RETRY_MS);
 		else
 			poll(NULL, 0, RETRY_MS);
+		(void)upager__ending_look();
 	}
 }
 
 static void *watch(void *arg)
 {
+	int look_ms = upager__ending_look();
+
 	(void)arg;
 	for (;;) {
 		struct pollfd p = { .events = POLLRDHUP };
 		unsigned gen;
+		int ret;
 
 		upager__lock();
 		p.fd = upager__watch_fd(&gen);
 		upager__unlock();
-		while (p.fd >= 0 && !(p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)))
-			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		/* Each while, whether the process's own threads have all ended (ending.c). */
+		while (p.fd >= 0 && !(p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL))) {
+			ret = poll(&p, 1, look_ms);
+			if (ret == 0)
+				look_ms = upager__ending_look();
+			else if (ret < 0 && errno != EINTR)
 				break;
+		}
 		if (p.fd >= 0)
 			close(p.fd);
 		upager__lock();
@@ -326,7 +335,7 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
 	}
 	upager__conn_hooks(resume_send, forget_all);
 	if (rec.watcher != getpid()) {
-		ret = upager__thread_start(watch, NULL, watch_stack, sizeof(watch_stack));
+		ret = upager__thread_start("watch", watch, NULL, watch_stack, sizeof(watch_stack));
 		if (ret < 0)
 			return ret;
 		rec.watcher = getpid();

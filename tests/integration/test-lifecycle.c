@@ -441,3 +441,101 @@ Test(lifecycle, threads_that_unmap_and_map_again_keep_each_others_mappings)
 	cr_assert(WIFEXITED(status), "killed by signal %d", WTERMSIG(status));
 	cr_assert_eq(WEXITSTATUS(status), 0);
 }
+
+/* A child (@pid) that ended within @ms: its wait status in *@status; else it is killed. */
+static bool ended_within(pid_t pid, int ms, int *status)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(10 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, status, 0);
+	return false;
+}
+
+struct last_words {
+	uint64_t *mem;
+	int pipe;
+};
+
+/* A thread that outlives the main thread: it writes pager memory, then says so on the pipe. */
+static void *outliving(void *arg)
+{
+	struct last_words *w = arg;
+
+	usleep(200 * 1000);
+	w->mem[PAGE / 8] = 42;
+	if (write(w->pipe, &w->mem[PAGE / 8], 1) != 1)
+		_exit(3);
+	return NULL;
+}
+
+Test(lifecycle, a_process_whose_own_threads_all_ended_exits_with_zero)
+{
+	int fds[2], status;
+	char said = 0;
+	pid_t c;
+
+	cr_assert_eq(pipe(fds), 0);
+	c = fork();
+	if (c == 0) {
+		static struct last_words w;
+		pthread_t t;
+
+		/* Private anonymous memory: the library's control thread, and its watcher. */
+		w.mem = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		w.pipe = fds[1];
+		if (w.mem == MAP_FAILED)
+			_exit(1);
+		w.mem[0] = 1;
+		if (pthread_create(&t, NULL, outliving, &w) != 0)
+			_exit(2);
+		/* The C library ends the process, with 0, when the last thread ends. */
+		pthread_exit(NULL);
+	}
+	close(fds[1]);
+	cr_assert(ended_within(c, 10 * 1000, &status),
+		  "the process lived on with the library's threads alone");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert_eq(read(fds[0], &said, 1), 1);
+	cr_assert_eq(said, 42);
+	close(fds[0]);
+}
+
+/* In the child it forks, this thread is the main thread, and its return ends the child. */
+static void *forking(void *arg)
+{
+	uint64_t *mem = arg;
+	pid_t c = fork();
+
+	if (c == 0) {
+		mem[0] = 7; /* the child's own copy */
+		return NULL;
+	}
+	return (void *)(intptr_t)c;
+}
+
+Test(lifecycle, a_child_forked_by_another_thread_ends_when_that_thread_returns)
+{
+	uint64_t *mem = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pthread_t t;
+	void *ret;
+	int status;
+	pid_t c;
+
+	cr_assert_neq(mem, MAP_FAILED);
+	mem[0] = 1; /* the parent's control thread: the child starts its own at fork */
+	cr_assert_eq(pthread_create(&t, NULL, forking, mem), 0);
+	cr_assert_eq(pthread_join(t, &ret), 0);
+	c = (pid_t)(intptr_t)ret;
+	cr_assert_gt(c, 0);
+	cr_assert(ended_within(c, 10 * 1000, &status),
+		  "the child lived on with the library's threads alone");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert_eq(mem[0], 1);
+	upager_munmap(mem, 4 * PAGE);
+}
