@@ -160,18 +160,18 @@ static int uffd_create(bool *user_mode_only)
 	*user_mode_only = false;
 	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd >= 0)
-		return fd;
+		return upager__fd_park(fd);
 	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	if (fd >= 0) {
 		int u = ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
 
 		close(fd);
 		if (u >= 0)
-			return u;
+			return upager__fd_park(u);
 	}
 	*user_mode_only = true;
 	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	return fd < 0 ? neg_errno() : fd;
+	return fd < 0 ? neg_errno() : upager__fd_park(fd);
 }
 
 static int socket_connect(void)
@@ -185,7 +185,7 @@ static int socket_connect(void)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = upager__fd_park(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
 	if (fd < 0)
 		return neg_errno();
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
@@ -314,7 +314,7 @@ int upager__watch_fd(unsigned *gen)
 	*gen = conn.gen;
 	if (!upager__connected())
 		return -1;
-	return fcntl(conn.fd, F_DUPFD_CLOEXEC, 3);
+	return upager__fd_dup(conn.fd);
 }
 
 /**
@@ -397,7 +397,7 @@ int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct up
 		goto broken;
 	}
 	for (size_t i = 0; i < n_rep_fds && i < n_rfds; i++)
-		rep_fds[i] = fd_take(&rfds[i]);
+		rep_fds[i] = upager__fd_park(fd_take(&rfds[i]));
 	fdmsg_close_fds(rfds, n_rfds);
 	return rep->status;
 

@@ -228,6 +228,7 @@ int upager__control_start(void)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return neg_errno();
+	sv[0] = upager__fd_park(sv[0]);
 	if (control.spare) {
 		/* A forked child's copy of its parent's, emptied: a DROP may have been under way. */
 		spare = (void *)control.spare;

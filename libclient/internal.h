@@ -24,6 +24,8 @@ int upager__written(void *addr, size_t length);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fds, size_t n_rep_fds);
 int upager__control_start(void);
+int upager__fd_dup(int fd);
+int upager__fd_park(int fd);
 
 /* The library's threads are named so (15 bytes at most), by which ending.c knows them. */
 #define UPAGER_THREAD_PREFIX "upager-"

@@ -66,7 +66,7 @@ static void mapping_close(struct mapping *m)
 
 static int dup_fd(int fd)
 {
-	return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return upager__fd_dup(fd);
 }
 
 static int append(const struct mapping *m)

@@ -15,6 +15,7 @@
 
 #include "common/macro.h"
 #include "kernel.h"
+#include "libclient/internal.h"
 #include "ranges.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -216,7 +217,7 @@ bool ranges_forget(uintptr_t start, size_t length)
 
 			tail.offset += (off_t)(end - r->start);
 			tail.start = end;
-			tail.fd = r->fd >= 0 ? fcntl(r->fd, F_DUPFD_CLOEXEC, 3) : -1;
+			tail.fd = r->fd >= 0 ? upager__fd_dup(r->fd) : -1;
 			r->end = start;
 			if (insert_at(i + 1, &tail) < 0 && tail.fd >= 0)
 				close(tail.fd);

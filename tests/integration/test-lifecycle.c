@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -538,4 +539,37 @@ Test(lifecycle, a_child_forked_by_another_thread_ends_when_that_thread_returns)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
 	cr_assert_eq(mem[0], 1);
 	upager_munmap(mem, 4 * PAGE);
+}
+
+Test(lifecycle, the_librarys_descriptors_leave_the_low_numbers_free)
+{
+	int fd = make_pattern_file("low", 4 * PAGE, NULL), status;
+	pid_t c = fork();
+
+	if (c == 0) {
+		struct stat st;
+		uint64_t *anon, *file;
+		int low, bad = 0;
+
+		/* Started with its standard input closed, the child maps both kinds. */
+		close(0);
+		anon = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		file = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+		if (anon == MAP_FAILED || file == MAP_FAILED)
+			_exit(1);
+		anon[0] = 1;
+		bad |= (file[0] != pattern_at(0)) << 1;
+		/* 0 is free still, and the lowest number free next to the program's own. */
+		bad |= !(fstat(0, &st) < 0 && errno == EBADF) << 2;
+		low = open("/dev/null", O_RDONLY);
+		bad |= (low != 0) << 3;
+		low = open("/dev/null", O_RDONLY);
+		bad |= (low > fd + 1) << 4;
+		_exit(bad);
+	}
+	cr_assert(ended_within(c, 10 * 1000, &status));
+	cr_assert(WIFEXITED(status));
+	cr_assert_eq(WEXITSTATUS(status), 0, "mask %#x", WEXITSTATUS(status));
+	close(fd);
 }
