@@ -55,7 +55,7 @@ static void set_state(struct object *o, uint64_t p, uint8_t state)
 {
 	bool was_free = o->pages[p] == PAGE_ABSENT;
 
-	object_page_set(o, p, (uint8_t)((o->pages[p] & ~PAGE_STATE_MASK) | state));
+	object_page_set(o, p, (uint8_t)((o->pages[p] & ~(PAGE_STATE_MASK | PAGE_STALE)) | state));
 	/* A page no one held gets a home page: a library may be copying it in alone. */
 	if (was_free && state != PAGE_ABSENT && o->view_ops)
 		o->view_ops->claims_settle(o, p);
@@ -94,6 +94,29 @@ static void waiter_done(struct fill_waiter *w)
 	}
 }
 
+static int fill_submit(struct fill *f);
+
+/*
+ * Whether the file changed under the fill's read (PAGE_STALE, object.c's drop_clean()): then its
+ * read starts again, and what waits for it waits on. Return: whether it did.
+ */
+static bool fill_again(struct fill *f)
+{
+	struct object *o = f->obj;
+	bool stale = false;
+
+	for (uint64_t i = 0; i < f->count; i++)
+		if (o->pages[f->first + i] & PAGE_STALE) {
+			object_page_set(o, f->first + i, o->pages[f->first + i] & ~PAGE_STALE);
+			stale = true;
+		}
+	if (!stale)
+		return false;
+	f->done = 0;
+	f->written = 0;
+	return fill_submit(f) == 0;
+}
+
 static void fill_finish(struct fill *f, int error)
 {
 	struct object *o = f->obj;
@@ -102,6 +125,8 @@ static void fill_finish(struct fill *f, int error)
 	struct fill_waiter *w, *tmp;
 	bool keep;
 
+	if (!error && f->slot < 0 && fill_again(f))
+		return;
 	if (error)
 		log_limited(LOG_WARNING, "reading %s at page %" PRIu64 ": %s", o->path, f->first,
 			    strerror(-error));

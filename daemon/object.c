@@ -466,13 +466,17 @@ static bool stat_changed(const struct object *o, const struct stat *st)
 }
 
 /* Drop the pages of [from, n) that no writable shared mapping ever held (punching a page out
- * unmaps it from every client too). */
+ * unmaps it from every client too); a page being read may have been read before the change: its
+ * fill reads it again (fill.c). */
 static void drop_clean(struct object *o, uint64_t from, uint64_t n)
 {
 	uint64_t run = 0;
 
 	for (uint64_t p = from; p <= n; p++) {
 		bool stale = p < n && o->pages[p] == PAGE_READY;
+
+		if (p < n && (o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING)
+			object_page_set(o, p, o->pages[p] | PAGE_STALE);
 
 		if (stale) {
 			object_page_set(o, p, PAGE_ABSENT);

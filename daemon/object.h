@@ -45,6 +45,8 @@ enum {
 	PAGE_WRITABLE = 4, /* mapped into a writable shared region: a write-back candidate */
 	PAGE_AWAY = 8, /* the data is in a nonlinear mapping's writable copy, see view.c */
 	PAGE_CLEAN = 16, /* with PAGE_AWAY: read-only copies read from the file, which has it too */
+	PAGE_STALE =
+		32, /* with PAGE_FILLING: the file changed while the fill read; it reads again */
 };
 
 /* The names of object memfds after "upager:": a file's names its device and inode. */

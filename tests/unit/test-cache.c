@@ -65,6 +65,40 @@ Test(cache, an_object_reads_its_file_into_the_cache_and_counts_it)
 	close(fd);
 }
 
+/*
+ * A write to the file while a fill reads it (the writer's object_refresh() comes between the
+ * read and the fill's end): the page the fill read before the write is not taken for ready; it
+ * is read again, and shows the written bytes.
+ */
+Test(cache, a_page_written_while_its_fill_reads_is_read_again)
+{
+	uint64_t started = 0, read_before;
+	uint8_t buf[4096];
+	struct object *o;
+	int fd;
+
+	o = file_object(&fd);
+	filled = false;
+	/* A fill of the whole file: read into a buffer, then written into the memfd. */
+	read_before = cache.stats.bytes_read;
+	cr_assert_eq(fill_wait(o, 0, PAGES + 1, on_filled, NULL, &started), FILL_WAITING);
+	while (cache.stats.bytes_read - read_before < PAGES * 4096 + 100 && !filled)
+		uv_run(&loop, UV_RUN_ONCE);
+	cr_assert_not(filled, "the fill ended with its read, not after the write into the memfd");
+	memset(buf, 0xab, sizeof(buf));
+	cr_assert_eq(pwrite(fd, buf, sizeof(buf), 3 * 4096), 4096);
+	cr_assert_eq(object_refresh(o, 3, 1), 0);
+	while (!filled)
+		uv_run(&loop, UV_RUN_ONCE);
+	cr_assert_eq(fill_ready_run(o, 0, PAGES + 1), PAGES + 1, "every page is ready");
+	for (uint64_t i = 0; i < 4096; i += 511)
+		cr_assert_eq(o->map[3 * 4096 + i], 0xab, "byte %lu: the bytes before the write",
+			     (unsigned long)i);
+	cr_assert_eq(o->map[4 * 4096], pattern(4, 0));
+	object_unref(o);
+	close(fd);
+}
+
 static bool synced;
 
 static void on_synced(struct wb_wait *w)
