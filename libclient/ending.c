@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@
 
 #define LEADER_LOOK_MS 1000
 #define ALONE_LOOK_MS 10
+
+static atomic_bool ending;
 
 /* Read /proc/@path (at most @size - 1 bytes) into @buf. Return: the length, or -1. */
 static ssize_t read_proc(const char *path, char *buf, size_t size)
@@ -101,7 +104,8 @@ int upager__ending_look(void)
 		return LEADER_LOOK_MS;
 	if (!only_library_threads())
 		return ALONE_LOOK_MS;
-	if (pthread_create(&t, NULL, end_process, NULL) != 0)
+	/* Once: both of the library's threads may find it so. */
+	if (!atomic_exchange(&ending, true) && pthread_create(&t, NULL, end_process, NULL) != 0)
 		exit(0);
 	for (;;)
 		pause();
