@@ -31,7 +31,7 @@
 
 static atomic_bool ending;
 
-/* Read /proc/@path (at most @size - 1 bytes) into @buf. Return: the length, or -1. */
+/* Read the file of /proc at @path (at most @size - 1 bytes) into @buf. Return: its length, or -1. */
 static ssize_t read_proc(const char *path, char *buf, size_t size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
