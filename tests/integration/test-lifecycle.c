@@ -443,14 +443,25 @@ Test(lifecycle, threads_that_unmap_and_map_again_keep_each_others_mappings)
 	cr_assert_eq(WEXITSTATUS(status), 0);
 }
 
+struct child_wait {
+	pid_t pid;
+	int *status;
+};
+
+static bool child_ended(void *arg)
+{
+	struct child_wait *w = arg;
+
+	return waitpid(w->pid, w->status, WNOHANG) == w->pid;
+}
+
 /* A child (@pid) that ended within @ms: its wait status in *@status; else it is killed. */
 static bool ended_within(pid_t pid, int ms, int *status)
 {
-	for (int i = 0; i < ms / 10; i++) {
-		if (waitpid(pid, status, WNOHANG) == pid)
-			return true;
-		usleep(10 * 1000);
-	}
+	struct child_wait w = { pid, status };
+
+	if (wait_until(child_ended, &w, ms))
+		return true;
 	kill(pid, SIGKILL);
 	waitpid(pid, status, 0);
 	return false;
