@@ -1366,7 +1366,12 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		} else if (po->clean || (leaving && ours && at != a && !po->copies)) {
 			/* Still clean, it keeps its slot and its protection; written, it lost both.
 			 * So does a page the client moved since it was read, not written since: a
-			 * DROP sent where it is now may take it yet. */
+			 * DROP sent where it is now may take it yet. A clean page the client
+			 * refused (shared with a fork) counts as refused below. */
+			if (po->clean && leaving && !gone && moved && ch) {
+				ch->used |= 1ULL << i;
+				refused++;
+			}
 		} else {
 			/* Still write-protected and in the client, yet not moved: the client
 			 * refused it (shared with a fork, or a protection that is no longer the
