@@ -30,6 +30,7 @@ struct private_pages {
 	unsigned spare_busy; /* a bit per part of it that holds moved pages */
 	unsigned n_outs; /* page-outs under way */
 	bool stalled; /* its control thread leaves a request unanswered: no page-out starts */
+	bool forked; /* it forked, or is a fork: its pages may be shared with another process */
 	struct list_head outs; /* struct page_out.link */
 	struct private_wait *waits; /* first touches waiting for room in the budget */
 	size_t n_waits;

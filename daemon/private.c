@@ -216,6 +216,8 @@ static void adopt_present(struct space *s)
 	struct region *r;
 	int fd;
 
+	/* Whether it forked before is not known: taken for so (unshare_set()). */
+	s->priv.forked = true;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
 	fd = s->pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0)
@@ -1097,6 +1099,7 @@ void private_fork(struct space *parent, struct space *child)
 	 * are in its table already (page_out_give_slots()), so the child gets them too, and not
 	 * the page. */
 	ptable_fork(pt, ct);
+	parent->priv.forked = child->priv.forked = true;
 	for (struct ptable_chunk *ch = ptable_from(pt, 0); ch; ch = ptable_next(pt, ch)) {
 		uint64_t in = ch->present & ~ch->leaving & ~ch->reading;
 		struct ptable_chunk *cc = in ? ptable_get(ct, ch->base) : NULL;
@@ -1531,6 +1534,44 @@ static int read_set(struct space *s, const struct page_set *ps, void *buf)
 	return ret != (int)local.iov_len || raced ? -EFAULT : 0;
 }
 
+/*
+ * The anonymous pages of @ps in the client, which forked or is a fork, are read once (into a
+ * buffer of the pool): a page a fork shared may not be the process's own, even once the other
+ * process has let it go (mapped once, pagemap bit 56, is not enough), and only its own page moves
+ * (UFFDIO_MOVE); a read pins each page, and the kernel makes a page it pins the process's own,
+ * copied if still shared, its write-protection kept. A clean page-out reads nothing otherwise, and
+ * its DROPs of such pages would be refused for as long as they live, counted over the budget.
+ */
+static void unshare_set(struct space *s, const struct page_set *ps)
+{
+	struct bufpool *pool = &s->d->cache.bufpool;
+	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
+	struct page_set shared = { 0 };
+	uint64_t span = 0, a;
+	uint32_t k = 0;
+
+	if (pagemap_open(s) < 0)
+		return;
+	while (page_set_next(ps, &k, &a))
+		span = k;
+	if (pread(s->priv.pagemap_fd, entries, span * 8,
+		  (off_t)(ps->base >> UPAGER_PAGE_SHIFT) * 8) != (ssize_t)(span * 8))
+		return;
+	for (k = 0; page_set_next(ps, &k, &a);) {
+		uint64_t e = entries[k - 1];
+
+		if ((e >> 63 & 1) && !(e >> 61 & 1))
+			page_set_add(&shared, a);
+	}
+	if (shared.n) {
+		void *buf = bufpool_get(pool);
+
+		if (buf)
+			read_set(s, &shared, buf);
+		bufpool_put(pool, buf);
+	}
+}
+
 /* The slot tables the pages of @ps need for slots @slot on, in their order. */
 static int reserve_slots(struct space *s, const struct page_set *ps, uint64_t slot)
 {
@@ -1570,6 +1611,8 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	po = calloc(1, sizeof(*po));
 	if (!po)
 		return -ENOMEM;
+	bool droppable = discard;
+
 	discard |= clean;
 	po->buf = discard ? NULL : bufpool_get(&c->bufpool);
 	if (!discard && !po->buf) {
@@ -1578,6 +1621,8 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	}
 	if (copies && !clean && !set_present_in_client(s, ps, true, true)) {
 		ret = -EBUSY;
+	} else if (clean && !droppable && s->priv.forked) {
+		unshare_set(s, ps);
 	} else if (!clean) {
 		/* The tables saved first: a slot a page let go of since the last save (it came back
 		 * writable, or was written) must not be taken over as the copy of a page protected
@@ -1652,9 +1697,15 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 	struct region *r = region_find(&s->regions, addr);
 
 	if (!r || (r->obj && !region_keeps_copies(s, r)) || r->view || addr + len > region_end(r) ||
-	    (r->flags & MAP_LOCKED) || r->refused_until_ns > now_ns() ||
+	    (r->flags & MAP_LOCKED) ||
 	    (r->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
 		return NULL;
+	/* The clock read only for a mapping refused a while ago: this is called for each run. */
+	if (r->refused_until_ns) {
+		if (r->refused_until_ns > now_ns())
+			return NULL;
+		r->refused_until_ns = 0;
+	}
 	locked_refresh(&s->locked, s->pid, s->d->turn);
 	return locked_overlaps(&s->locked, addr, addr + len) ? NULL : r;
 }
@@ -1728,18 +1779,20 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 			ch = ptable_from(&pp->table, 0);
 			continue;
 		}
-		for (unsigned i = 0; i < PTABLE_CHUNK_PAGES && sent + sets[0].n + sets[1].n < want;
-		     i++) {
-			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
-			/* A copy a daemon before sent out may be dropped still: its
-			 * removal, when it comes, must not be taken for another DROP's. */
-			bool take = ptable_bit(ch->present, i) && !ptable_bit(ch->leaving, i) &&
-				    !ptable_bit(ch->reading, i) && !ptable_bit(ch->dropped, i) &&
-				    !in_page_out(s, a);
-			bool clean = ptable_slot(ch, i) >= 0;
+		/* In memory, neither leaving nor being read back; a copy a daemon before sent out
+		 * may be dropped still: its removal, when it comes, must not be taken for another
+		 * DROP's. Most pages of a table are out: a chunk without such pages costs a test. */
+		uint64_t may = ch->present & ~ch->leaving & ~ch->reading & ~ch->dropped;
 
-			if (!take)
+		while (may && sent + sets[0].n + sets[1].n < want) {
+			unsigned i = (unsigned)__builtin_ctzll(may);
+			uint64_t a = ch->base + ((uint64_t)i << UPAGER_PAGE_SHIFT);
+			bool clean;
+
+			may &= may - 1;
+			if (in_page_out(s, a))
 				continue;
+			clean = ptable_slot(ch, i) >= 0;
 			(*scan)--;
 			if (ptable_bit(ch->used, i))
 				ch->used &= ~(1ULL << i);
