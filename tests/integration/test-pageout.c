@@ -1048,6 +1048,24 @@ Test(pageout, a_forked_child_counts_the_private_pages_it_shares_with_its_parent)
 #define KEPT_BUSY_MS 300
 #define KEPT_WAIT_MS 60000
 
+/* Wait for @child to end within @ms and succeed; else exit 40 if it did not end (it is killed),
+ * 20 + its status if it failed, 30 if a signal ended it. */
+static void end_child_within(pid_t child, int ms)
+{
+	int status = 0;
+
+	for (int t = 0; waitpid(child, &status, WNOHANG) == 0; t += 10) {
+		if (t >= ms) {
+			kill(child, SIGKILL);
+			waitpid(child, &status, 0);
+			_exit(40);
+		}
+		usleep(10 * 1000);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		_exit(WIFEXITED(status) ? 20 + WEXITSTATUS(status) : 30);
+}
+
 /* The CPU time process @pid has taken so far, in ms (utime + stime of /proc/PID/stat). */
 static uint64_t cpu_ms(pid_t pid)
 {
@@ -1090,7 +1108,7 @@ static void kept_child(uint64_t *p, uint64_t pages, int go)
 static void fork_kept(void *arg)
 {
 	uint64_t pages = BUDGET * 3 / 4 / PAGE, push = 2 * BUDGET / PAGE, *p, *q, busy;
-	int go[2], fd = arg ? open(arg, O_RDONLY) : -1, status = 0;
+	int go[2], fd = arg ? open(arg, O_RDONLY) : -1;
 	struct upager_msg rep;
 	pid_t child;
 
@@ -1118,16 +1136,7 @@ static void fork_kept(void *arg)
 		_exit(22);
 	if (write(go[1], "", 1) != 1)
 		_exit(21);
-	for (int ms = 0; waitpid(child, &status, WNOHANG) == 0; ms += 10) {
-		if (ms >= KEPT_WAIT_MS) {
-			kill(child, SIGKILL);
-			waitpid(child, &status, 0);
-			_exit(40);
-		}
-		usleep(10 * 1000);
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		_exit(WIFEXITED(status) ? 20 + WEXITSTATUS(status) : 30);
+	end_child_within(child, KEPT_WAIT_MS);
 	if (busy > KEPT_BUSY_MS) {
 		fprintf(stderr, "the daemon took %llu ms of CPU in %d ms of two idle processes\n",
 			(unsigned long long)busy, KEPT_IDLE_MS);
@@ -1169,7 +1178,6 @@ Test(pageout, pages_shared_with_a_fork_that_refuses_them_are_left_alone_a_while)
 static void fork_writer(void *arg)
 {
 	uint64_t pages = 4 * BUDGET / PAGE, *p, busy, base;
-	int status = 0;
 	pid_t child;
 
 	(void)arg;
@@ -1195,17 +1203,8 @@ static void fork_writer(void *arg)
 	}
 	if (child < 0)
 		_exit(20);
-	for (int ms = 0; waitpid(child, &status, WNOHANG) == 0; ms += 10) {
-		if (ms >= WRITER_WAIT_MS) {
-			kill(child, SIGKILL);
-			waitpid(child, &status, 0);
-			_exit(40);
-		}
-		usleep(10 * 1000);
-	}
+	end_child_within(child, WRITER_WAIT_MS);
 	busy = cpu_ms(harness_daemon_pid()) - busy;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		_exit(WIFEXITED(status) ? 20 + WEXITSTATUS(status) : 30);
 	if (busy > WRITER_BUSY_TIMES * base + WRITER_BUSY_MS) {
 		fprintf(stderr, "the daemon took %llu ms of CPU for the child, %llu for the read\n",
 			(unsigned long long)busy, (unsigned long long)base);
