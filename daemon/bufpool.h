@@ -13,6 +13,9 @@
 
 #define BUFPOOL_BYTES (1UL << 20) /* a page-out of UPAGER_DROP_MAX_PAGES pages */
 #define BUFPOOL_KEPT 4
+/* Smaller buffers come from the heap; from this size on, malloc() maps each on its own too (the
+ * threshold main.c sets), so that none stays in the heap once freed. */
+#define BUFPOOL_MIN_BYTES (64UL * 1024)
 
 struct bufpool {
 	void *kept[BUFPOOL_KEPT];

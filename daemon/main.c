@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "bufpool.h"
 #include "daemon.h"
 #include "log.h"
 #include "nbd-store.h"
@@ -195,7 +196,7 @@ int main(int argc, char **argv)
 	 * and unmapped on its own, not left in the heap. A threshold set here also stops malloc()
 	 * from raising it at each free of such a buffer, after which they all came from the heap
 	 * and stayed there (11 MiB kept after 256 MiB paged through a 16 MiB budget). */
-	(void)mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	(void)mallopt(M_MMAP_THRESHOLD, BUFPOOL_MIN_BYTES);
 	(void)mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 	while ((c = getopt_long(argc, argv, "s:vh", opts, NULL)) != -1) {
 		switch (c) {

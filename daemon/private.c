@@ -404,7 +404,7 @@ struct page_in {
 /* Whether a page-in of @pages takes a buffer of the pool: a few pages take one of the heap. */
 static bool pooled(uint64_t pages)
 {
-	return pages << UPAGER_PAGE_SHIFT >= 64 * 1024;
+	return pages << UPAGER_PAGE_SHIFT >= BUFPOOL_MIN_BYTES;
 }
 
 /* The buffer of a page-in of @pages is free. */
