@@ -1597,6 +1597,7 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	struct cache *c = &s->d->cache;
 	struct page_set one = *set, *ps = &one;
 	uint64_t n = ps->n, len = n << UPAGER_PAGE_SHIFT, a;
+	const bool droppable = discard;
 	bool protected = false;
 	int ret = 0;
 	struct page_out *po;
@@ -1611,8 +1612,6 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	po = calloc(1, sizeof(*po));
 	if (!po)
 		return -ENOMEM;
-	bool droppable = discard;
-
 	discard |= clean;
 	po->buf = discard ? NULL : bufpool_get(&c->bufpool);
 	if (!discard && !po->buf) {
