@@ -1128,6 +1128,25 @@ void private_free(struct space *s)
 }
 
 /*
+ * The client's pagemap entries of the window of @ps, up to its last page (entry k - 1 for the k-th
+ * page of the window), into @entries. Return: 0, or a negative errno.
+ */
+static int set_entries(struct space *s, const struct page_set *ps, uint64_t *entries)
+{
+	uint64_t span = 0, a;
+	uint32_t k = 0;
+	ssize_t got;
+	int fd = pagemap_open(s);
+
+	if (fd < 0)
+		return fd;
+	while (page_set_next(ps, &k, &a))
+		span = k;
+	got = pread(fd, entries, span * 8, (off_t)(ps->base >> UPAGER_PAGE_SHIFT) * 8);
+	return got == (ssize_t)(span * 8) ? 0 : got < 0 ? neg_errno() : -EIO;
+}
+
+/*
  * Whether every page of @ps is in the client's page tables (pagemap bit 63, or 62: a swap or
  * migration entry, which the kernel resolves itself); of @copies, the object's pages (bit 61)
  * are taken out of @ps and of the table, and there must be some left. With @unmapped, only
@@ -1144,18 +1163,11 @@ static bool set_present_in_client(struct space *s, struct page_set *ps, bool cop
 {
 	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
 	struct cache *c = &s->d->cache;
-	uint64_t span = 0, a;
+	uint64_t a;
 	uint32_t k = 0;
 	bool all = true;
-	ssize_t got;
 
-	if (pagemap_open(s) < 0)
-		return false;
-	while (page_set_next(ps, &k, &a))
-		span = k;
-	got = pread(s->priv.pagemap_fd, entries, span * 8,
-		    (off_t)(ps->base >> UPAGER_PAGE_SHIFT) * 8);
-	if (got != (ssize_t)(span * 8))
+	if (set_entries(s, ps, entries) < 0)
 		return false;
 	for (k = 0; page_set_next(ps, &k, &a);) {
 		uint64_t e = entries[k - 1];
@@ -1547,17 +1559,12 @@ static void unshare_set(struct space *s, const struct page_set *ps)
 	struct bufpool *pool = &s->d->cache.bufpool;
 	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
 	struct page_set shared = { 0 };
-	uint64_t span = 0, a;
+	uint64_t a;
 	uint32_t k = 0;
 
-	if (pagemap_open(s) < 0)
+	if (set_entries(s, ps, entries) < 0)
 		return;
-	while (page_set_next(ps, &k, &a))
-		span = k;
-	if (pread(s->priv.pagemap_fd, entries, span * 8,
-		  (off_t)(ps->base >> UPAGER_PAGE_SHIFT) * 8) != (ssize_t)(span * 8))
-		return;
-	for (k = 0; page_set_next(ps, &k, &a);) {
+	while (page_set_next(ps, &k, &a)) {
 		uint64_t e = entries[k - 1];
 
 		if ((e >> 63 & 1) && !(e >> 61 & 1))
