@@ -417,6 +417,29 @@ bool wait_until(bool (*cond)(void *), void *arg, int ms)
 	return cond(arg);
 }
 
+struct child_wait {
+	pid_t pid;
+	int *status;
+};
+
+static bool child_ended(void *arg)
+{
+	struct child_wait *w = arg;
+
+	return waitpid(w->pid, w->status, WNOHANG) == w->pid;
+}
+
+bool harness_ended_within(pid_t pid, int ms, int *status)
+{
+	struct child_wait w = { pid, status };
+
+	if (wait_until(child_ended, &w, ms))
+		return true;
+	kill(pid, SIGKILL);
+	waitpid(pid, status, 0);
+	return false;
+}
+
 /**
  * harness_ctl_list_json() - run `upagerctl list --json --pid <ours>` against the test's daemon
  * @out: its output, NUL-terminated (cut to fit)

@@ -74,3 +74,5 @@ int harness_count_fds(pid_t pid);
 int run_child(void (*fn)(void *), void *arg);
 /* Wait up to ms for cond(arg) to hold. */
 bool wait_until(bool (*cond)(void *), void *arg, int ms);
+/* Whether child pid ended within ms (its wait status in *status); if not, it is killed. */
+bool harness_ended_within(pid_t pid, int ms, int *status);

@@ -443,30 +443,6 @@ Test(lifecycle, threads_that_unmap_and_map_again_keep_each_others_mappings)
 	cr_assert_eq(WEXITSTATUS(status), 0);
 }
 
-struct child_wait {
-	pid_t pid;
-	int *status;
-};
-
-static bool child_ended(void *arg)
-{
-	struct child_wait *w = arg;
-
-	return waitpid(w->pid, w->status, WNOHANG) == w->pid;
-}
-
-/* A child (@pid) that ended within @ms: its wait status in *@status; else it is killed. */
-static bool ended_within(pid_t pid, int ms, int *status)
-{
-	struct child_wait w = { pid, status };
-
-	if (wait_until(child_ended, &w, ms))
-		return true;
-	kill(pid, SIGKILL);
-	waitpid(pid, status, 0);
-	return false;
-}
-
 struct last_words {
 	uint64_t *mem;
 	int pipe;
@@ -509,7 +485,7 @@ Test(lifecycle, a_process_whose_own_threads_all_ended_exits_with_zero)
 		pthread_exit(NULL);
 	}
 	close(fds[1]);
-	cr_assert(ended_within(c, 10 * 1000, &status),
+	cr_assert(harness_ended_within(c, 10 * 1000, &status),
 		  "the process lived on with the library's threads alone");
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
 	cr_assert_eq(read(fds[0], &said, 1), 1);
@@ -553,7 +529,7 @@ Test(lifecycle, a_child_forked_by_another_thread_ends_when_that_thread_returns)
 	cr_assert_eq(pthread_join(t, &ret), 0);
 	c = (pid_t)(intptr_t)ret;
 	cr_assert_gt(c, 0);
-	cr_assert(ended_within(c, 10 * 1000, &status),
+	cr_assert(harness_ended_within(c, 10 * 1000, &status),
 		  "the child lived on with the library's threads alone");
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
 	cr_assert_eq(mem[0], 1);
@@ -587,7 +563,7 @@ Test(lifecycle, the_librarys_descriptors_leave_the_low_numbers_free)
 		bad |= (low > fd + 1) << 4;
 		_exit(bad);
 	}
-	cr_assert(ended_within(c, 10 * 1000, &status));
+	cr_assert(harness_ended_within(c, 10 * 1000, &status));
 	cr_assert(WIFEXITED(status));
 	cr_assert_eq(WEXITSTATUS(status), 0, "mask %#x", WEXITSTATUS(status));
 	close(fd);

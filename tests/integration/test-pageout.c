@@ -1048,20 +1048,14 @@ Test(pageout, a_forked_child_counts_the_private_pages_it_shares_with_its_parent)
 #define KEPT_BUSY_MS 300
 #define KEPT_WAIT_MS 60000
 
-/* Wait for @child to end within @ms and succeed; else exit 40 if it did not end (it is killed),
- * 20 + its status if it failed, 30 if a signal ended it. */
+/* @child ends within @ms and succeeds; else exit 40 if it did not end (it is killed), 20 + its
+ * status if it failed, 30 if a signal ended it. */
 static void end_child_within(pid_t child, int ms)
 {
 	int status = 0;
 
-	for (int t = 0; waitpid(child, &status, WNOHANG) == 0; t += 10) {
-		if (t >= ms) {
-			kill(child, SIGKILL);
-			waitpid(child, &status, 0);
-			_exit(40);
-		}
-		usleep(10 * 1000);
-	}
+	if (!harness_ended_within(child, ms, &status))
+		_exit(40);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		_exit(WIFEXITED(status) ? 20 + WEXITSTATUS(status) : 30);
 }
