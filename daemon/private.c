@@ -216,8 +216,6 @@ static void adopt_present(struct space *s)
 	struct region *r;
 	int fd;
 
-	/* Whether it forked before is not known: taken for so (unshare_set()). */
-	s->priv.forked = true;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
 	fd = s->pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0)
