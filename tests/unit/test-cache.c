@@ -77,9 +77,12 @@ Test(cache, a_page_written_while_its_fill_reads_is_read_again)
 	struct object *o;
 	int fd;
 
+	/* One fill of the whole file: read into a buffer, then written into the memfd. (Split in
+	 * several, a fill could be over, its page ready, before the last read ends: the write
+	 * would then drop that page, not make its fill read it again.) */
+	cache.fill_max_pages = PAGES + 1;
 	o = file_object(&fd);
 	filled = false;
-	/* A fill of the whole file: read into a buffer, then written into the memfd. */
 	read_before = cache.stats.bytes_read;
 	cr_assert_eq(fill_wait(o, 0, PAGES + 1, on_filled, NULL, &started), FILL_WAITING);
 	while (cache.stats.bytes_read - read_before < PAGES * 4096 + 100 && !filled)
