@@ -71,6 +71,7 @@ static void on_fork(struct space *parent, int ufd)
 	ret = space_new(parent->d, ufd, 0, parent->uid, parent->token_addr, &child);
 	if (ret < 0) {
 		log_error("cannot follow a fork of pid %d: %s", (int)parent->pid, strerror(-ret));
+		private_fork_abandon(parent, ufd);
 		return;
 	}
 	child->features = parent->features;
@@ -79,7 +80,7 @@ static void on_fork(struct space *parent, int ufd)
 	if (ret < 0)
 		log_error("cannot copy the regions of pid %d: %s", (int)parent->pid,
 			  strerror(-ret));
-	private_fork(parent, child);
+	private_fork(parent, child, ufd);
 	/* The parent's flags are the child's: it was blocked in fork() until the event was read. */
 	if (parent->pid > 0)
 		ret = vma_flags_of(parent->pid, VMA_WIPEONFORK | VMA_DONTCOPY, left_out, child);
@@ -150,7 +151,7 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		/* The client replacing a mapping by its view (upager_remap_file_pages) keeps it. */
 		if (!s->converting || s->converting != m->arg.remove.start)
 			space_drop_range(s, m->arg.remove.start, m->arg.remove.end, NULL);
-		private_forget(s, m->arg.remove.start, m->arg.remove.end);
+		private_unmap(s, m->arg.remove.start, m->arg.remove.end);
 		grow_forget_guards(s, m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_REMOVE:
@@ -196,8 +197,12 @@ static int read_queue(struct space *s)
 		return n < 0 && errno != EAGAIN ? neg_errno() : 0;
 	t0 = now_ns();
 	k = (size_t)n / sizeof(msgs[0]);
-	for (size_t i = 0; i < k; i++)
+	for (size_t i = 0; i < k; i++) {
 		s->queue[s->queue_len++] = (struct space_msg){ msgs[i], t0 };
+		/* The parent goes on from now: what it holds now is what the child holds. */
+		if (msgs[i].event == UFFD_EVENT_FORK)
+			private_fork_read(s, (int)msgs[i].arg.fork.ufd);
+	}
 	return (int)k;
 }
 

@@ -32,6 +32,7 @@ struct private_pages {
 	bool stalled; /* its control thread leaves a request unanswered: no page-out starts */
 	bool forked; /* it forked, or is a fork: its pages may be shared with another process */
 	struct list_head outs; /* struct page_out.link */
+	struct list_head forks; /* struct fork_table.link: forks read, not followed yet */
 	struct private_wait *waits; /* first touches waiting for room in the budget */
 	size_t n_waits;
 	struct private_range *expect; /* see private_remove() */

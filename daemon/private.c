@@ -100,6 +100,20 @@ struct page_out {
 	struct page_set sent; /* those its DROP names: the pages still where they were read */
 };
 
+/*
+ * The table of a fork: its parent's as it was when the daemon read the fork's event, which is when
+ * the kernel let the parent go on (private_fork_read()); the child's space takes it when the
+ * daemon follows the fork (private_fork()). What the daemon does to the parent in between (a page
+ * read back and mapped, its slot let go of) comes after the fork and is not the child's; the
+ * events of the parent's mm queued before the fork's (unmap, MADV_DONTNEED, mremap) came before
+ * it, and change this table too.
+ */
+struct fork_table {
+	struct list_head link; /* private_pages.forks */
+	int ufd; /* the child's userfaultfd, as the event names it */
+	struct ptable table;
+};
+
 static void set_present(struct cache *c, struct ptable *t, struct ptable_chunk *ch, unsigned i,
 			bool on)
 {
@@ -166,6 +180,7 @@ static struct private_pages *ready(struct space *s)
 
 	if (!pp->outs.next) {
 		list_init(&pp->outs);
+		list_init(&pp->forks);
 		pp->table.changed = chunk_changed;
 		pp->table.gone = chunk_gone;
 	}
@@ -948,6 +963,25 @@ void private_forget(struct space *s, uint64_t start, uint64_t end)
 		page_trail_forget(&po->trail, start, end);
 }
 
+/* An event of @s's mm read before a fork's took [start, end) from the fork too. */
+static void forks_forget(struct space *s, uint64_t start, uint64_t end)
+{
+	struct fork_table *f;
+
+	list_for_each_entry (f, &ready(s)->forks, link)
+		ptable_forget(&f->table, s->d->cache.store, start, end);
+}
+
+/**
+ * private_unmap() - [start, end) of @s was unmapped (UFFD_EVENT_UNMAP): as private_forget(), and
+ * for the forks read after the event and not followed yet
+ */
+void private_unmap(struct space *s, uint64_t start, uint64_t end)
+{
+	private_forget(s, start, end);
+	forks_forget(s, start, end);
+}
+
 /*
  * The removals a space may have the daemon expect at once: those of its page-outs under way,
  * and more. A client that answers DROPs with pages it never dropped cannot make the list grow
@@ -1061,11 +1095,11 @@ void private_remove(struct space *s, uint64_t start, uint64_t end)
 	qsort(held, n, sizeof(held[0]), addr_cmp);
 	for (size_t k = 0; k < n; k++) {
 		if (held[k] > from)
-			private_forget(s, from, held[k]);
+			private_unmap(s, from, held[k]);
 		from = held[k] + UPAGER_PAGE_SIZE;
 	}
 	if (from < end)
-		private_forget(s, from, end);
+		private_unmap(s, from, end);
 }
 
 /** private_move() - mremap() moved [from, from+len) of @s to @to: its pages' states go along */
@@ -1076,36 +1110,100 @@ void private_move(struct space *s, uint64_t from, uint64_t to, uint64_t len)
 
 	struct page_out *po;
 
+	struct fork_table *f;
+
 	ptable_move(t, s->d->cache.store, from, to, len);
 	account(&s->d->cache, t, present, leaving);
+	list_for_each_entry (f, &s->priv.forks, link)
+		ptable_move(&f->table, s->d->cache.store, from, to, len);
 	/* A page on its way out goes on: its slot, once written, is given where it is now. */
 	list_for_each_entry (po, &s->priv.outs, link)
 		page_trail_move(&po->trail, from, to, len);
 }
 
-/**
- * private_fork() - @child is a fork of @parent: it shares the slots of the pages out now (a
- * reference each), and its pages in memory are counted as its own: shared with the parent until
- * one of them writes, the write is a copy the kernel makes without a fault. Counted twice until
- * then, errs on the safe side of the budget, and the child's pages can leave as the parent's do.
+/*
+ * @child, empty, as a fork of the space whose table is @parent gets it now: the slots of the pages
+ * out (a reference each), and the pages in memory, not leaving or being read: shared with the
+ * parent until one of them writes, the write is a copy the kernel makes without a fault. Counted
+ * twice until then, they err on the safe side of the budget, and the child's can leave as the
+ * parent's do. Pages whose DROP is under way may have left the parent already: their slots are in
+ * its table then (page_out_give_slots()), so the child gets them too, and not the page.
  */
-void private_fork(struct space *parent, struct space *child)
+static void fork_fill(const struct ptable *parent, struct ptable *child)
 {
-	struct ptable *pt = &ready(parent)->table, *ct = &ready(child)->table;
-
-	/* Pages whose DROP is under way may have left the parent before it forked: their slots
-	 * are in its table already (page_out_give_slots()), so the child gets them too, and not
-	 * the page. */
-	ptable_fork(pt, ct);
-	parent->priv.forked = child->priv.forked = true;
-	for (struct ptable_chunk *ch = ptable_from(pt, 0); ch; ch = ptable_next(pt, ch)) {
+	ptable_fork(parent, child);
+	for (struct ptable_chunk *ch = ptable_from(parent, 0); ch; ch = ptable_next(parent, ch)) {
 		uint64_t in = ch->present & ~ch->leaving & ~ch->reading;
-		struct ptable_chunk *cc = in ? ptable_get(ct, ch->base) : NULL;
+		struct ptable_chunk *cc = in ? ptable_get(child, ch->base) : NULL;
 
 		for (unsigned i = 0; cc && i < PTABLE_CHUNK_PAGES; i++)
 			if (ptable_bit(in, i))
-				set_present(&child->d->cache, ct, cc, i, true);
+				ptable_set_present(child, cc, i, true);
 	}
+}
+
+/**
+ * private_fork_read() - the event of a fork of @s, which names the child's userfaultfd @ufd, is
+ * read: the kernel lets the parent go on from now, so the child's table is made now, and kept for
+ * private_fork() (struct fork_table)
+ */
+void private_fork_read(struct space *s, int ufd)
+{
+	struct fork_table *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return; /* private_fork() makes the table from the parent's as it is then */
+	f->ufd = ufd;
+	fork_fill(&ready(s)->table, &f->table);
+	list_add_tail(&f->link, &s->priv.forks);
+}
+
+/* The table private_fork_read() made for the fork of @parent whose userfaultfd is @ufd, taken off
+ * its list; NULL if there is none. */
+static struct fork_table *fork_table_take(struct space *parent, int ufd)
+{
+	struct fork_table *f;
+
+	list_for_each_entry (f, &ready(parent)->forks, link)
+		if (f->ufd == ufd) {
+			list_del_init(&f->link);
+			return f;
+		}
+	return NULL;
+}
+
+static void fork_table_free(struct cache *c, struct fork_table *f)
+{
+	ptable_forget(&f->table, c->store, 0, UINT64_MAX);
+	free(f);
+}
+
+/**
+ * private_fork() - @child, whose userfaultfd is @ufd, is a fork of @parent: it takes the table
+ * made when the fork's event was read (private_fork_read())
+ */
+void private_fork(struct space *parent, struct space *child, int ufd)
+{
+	struct fork_table *f = fork_table_take(parent, ufd);
+	struct ptable *ct = &ready(child)->table;
+
+	if (f) {
+		ptable_take(ct, &f->table);
+		free(f);
+	} else {
+		fork_fill(&parent->priv.table, ct);
+	}
+	child->d->cache.private_pages += ct->present;
+	parent->priv.forked = child->priv.forked = true;
+}
+
+/** private_fork_abandon() - the fork of @parent whose userfaultfd is @ufd is not followed */
+void private_fork_abandon(struct space *parent, int ufd)
+{
+	struct fork_table *f = fork_table_take(parent, ufd);
+
+	if (f)
+		fork_table_free(&parent->d->cache, f);
 }
 
 /** private_free() - @s is gone: the slots of its pages are freed */
@@ -1114,6 +1212,12 @@ void private_free(struct space *s)
 	ready(s);
 
 	private_forget(s, 0, UINT64_MAX);
+	while (!list_empty(&s->priv.forks)) {
+		struct fork_table *f = list_first_entry(&s->priv.forks, struct fork_table, link);
+
+		list_del_init(&f->link);
+		fork_table_free(&s->d->cache, f);
+	}
 	free(s->priv.waits);
 	s->priv.waits = NULL;
 	s->priv.n_waits = 0;

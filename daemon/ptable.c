@@ -487,6 +487,24 @@ void ptable_fork(const struct ptable *parent, struct ptable *child)
 }
 
 /**
+ * ptable_take() - @to, empty, takes every page of @from, which is left empty: its chunks, bits,
+ * slots (their references) and counts; each chunk that holds a slot is @to's to save now (its
+ * changed hook)
+ */
+void ptable_take(struct ptable *to, struct ptable *from)
+{
+	to->chunks = from->chunks;
+	to->present = from->present;
+	to->leaving = from->leaving;
+	to->out = from->out;
+	from->chunks.root = NULL;
+	from->present = from->leaving = from->out = 0;
+	for (struct ptable_chunk *ch = ptable_from(to, 0); ch; ch = ptable_next(to, ch))
+		if (ch->slot)
+			changed(to, ch);
+}
+
+/**
  * ptable_load_slots() - the slots of the chunk at @base, as a saved record had them (a slot + 1
  * per page, 0: none), put in @t; they are claimed with ptable_adopt_slots()
  *

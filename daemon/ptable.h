@@ -74,5 +74,6 @@ void ptable_forget(struct ptable *t, struct store *st, uint64_t start, uint64_t 
 void ptable_move(struct ptable *t, struct store *st, uint64_t from, uint64_t to, uint64_t len);
 int ptable_share(struct ptable *t, uint64_t addr, uint64_t slot);
 void ptable_fork(const struct ptable *parent, struct ptable *child);
+void ptable_take(struct ptable *to, struct ptable *from);
 int ptable_load_slots(struct ptable *t, uint64_t base, const uint32_t *slots);
 int ptable_adopt_slots(struct ptable *t, struct store *st);

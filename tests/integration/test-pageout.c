@@ -1098,19 +1098,52 @@ static void kept_child(uint64_t *p, uint64_t pages, int go)
 	_exit(0);
 }
 
+/* A private mapping of @pages pages: anonymous (@path NULL), or of the file at @path, whose
+ * descriptor goes to *@fdp (-1 for anonymous). The child exits if it cannot. */
+static uint64_t *map_private(const char *path, uint64_t pages, int *fdp)
+{
+	int fd = path ? open(path, O_RDONLY) : -1;
+	uint64_t *p;
+
+	if (path && fd < 0)
+		_exit(10);
+	p = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | (path ? 0 : MAP_ANONYMOUS), fd, 0);
+	if (p == MAP_FAILED)
+		_exit(11);
+	*fdp = fd;
+	return p;
+}
+
+/* The mapping of map_private() goes, and its file's descriptor. */
+static void unmap_private(uint64_t *p, uint64_t pages, int fd)
+{
+	if (upager_munmap(p, pages * PAGE) < 0)
+		_exit(13);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* @fn on a private anonymous mapping, then on one of a file of @bytes named @name. */
+static void run_anon_then_file(void (*fn)(void *), const char *name, uint64_t bytes)
+{
+	run_limited_caches(fn, NULL, false);
+	close(make_pattern_file(name, bytes, file_path));
+	run_limited_caches(fn, file_path, false);
+}
+
 /* @arg: the file to map privately, or NULL for anonymous memory. */
 static void fork_kept(void *arg)
 {
 	uint64_t pages = BUDGET * 3 / 4 / PAGE, push = 2 * BUDGET / PAGE, *p, *q, busy;
-	int go[2], fd = arg ? open(arg, O_RDONLY) : -1;
+	int go[2], fd;
 	struct upager_msg rep;
 	pid_t child;
 
-	p = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | (arg ? 0 : MAP_ANONYMOUS), fd, 0);
+	p = map_private(arg, pages, &fd);
 	q = upager_mmap(NULL, push * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 			0);
-	if (p == MAP_FAILED || q == MAP_FAILED || pipe(go) < 0)
+	if (q == MAP_FAILED || pipe(go) < 0)
 		_exit(11);
 	/* Written, pushed out by another mapping, which goes; read back, they keep their slots. */
 	write_anon(p, 0, pages, 1);
@@ -1142,17 +1175,12 @@ static void fork_kept(void *arg)
 		_exit(44);
 	}
 	check_anon(p, 0, pages, 1);
-	if (upager_munmap(p, pages * PAGE) < 0)
-		_exit(13);
-	if (fd >= 0)
-		close(fd);
+	unmap_private(p, pages, fd);
 }
 
 Test(pageout, pages_shared_with_a_fork_that_refuses_them_are_left_alone_a_while)
 {
-	run_limited_caches(fork_kept, NULL, false);
-	close(make_pattern_file("kept", BUDGET, file_path));
-	run_limited_caches(fork_kept, file_path, false);
+	run_anon_then_file(fork_kept, "kept", BUDGET);
 }
 
 /*
@@ -1212,6 +1240,54 @@ static void fork_writer(void *arg)
 Test(pageout, a_fork_writing_its_copies_gets_room_from_its_parents_pages)
 {
 	run_limited_caches(fork_writer, NULL, false);
+}
+
+/*
+ * A fork while pages come back: a page-in maps the pages after the one faulted on too (read
+ * ahead), and the writer, woken by the first, may fork while the daemon maps the others. The
+ * kernel fails each mapping with EAGAIN until the daemon has read the fork's event, so those come
+ * after the fork, into the parent only; read back for a write, they lose their slots there. The
+ * child must see every page as it was at the fork, the pages its parent got after it read back
+ * from their slots. (Taken for in memory, they read zeroes in the child, or the file's page, in
+ * about one fork in two.) @arg: NULL, a private anonymous mapping; else one of the file, whose
+ * pages written are copies.
+ */
+#define FORKS_WHILE_PAGING_IN 100
+#define READ_AHEAD_CHECKED 64 /* pages after the one faulted on the child checks */
+
+static void fork_while_paging_in(void *arg)
+{
+	uint64_t pages = 4 * BUDGET / PAGE, *p;
+	int forks = 0, fd;
+	pid_t child;
+
+	p = map_private(arg, pages, &fd);
+	write_anon(p, 0, pages, 1);
+	for (uint64_t i = 0; i + READ_AHEAD_CHECKED < pages && forks < FORKS_WHILE_PAGING_IN; i++) {
+		bool out = !page_present((char *)p + i * PAGE);
+
+		p[i * PAGE / 8 + 1] = 1; /* a write: its window comes back writable */
+		if (!out)
+			continue;
+		forks++;
+		child = fork();
+		if (child == 0) {
+			check_anon(p, i + 1, READ_AHEAD_CHECKED, 1);
+			_exit(0);
+		}
+		if (child < 0)
+			_exit(20);
+		end_child_within(child, WRITER_WAIT_MS);
+	}
+	if (forks < FORKS_WHILE_PAGING_IN)
+		_exit(42); /* too few pages were out */
+	check_anon(p, 0, pages, 1);
+	unmap_private(p, pages, fd);
+}
+
+Test(pageout, a_fork_while_pages_come_back_sees_them_as_they_were_at_the_fork)
+{
+	run_anon_then_file(fork_while_paging_in, "forked", 4 * BUDGET);
 }
 
 /* The faults of the mapping at @p of this process so far. */

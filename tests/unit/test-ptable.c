@@ -720,3 +720,35 @@ Test(ptable, its_owner_hears_of_each_change_of_slots_and_of_each_chunk_freed)
 	forget_all(&t);
 	cr_assert_geq(n_changed, 1, "a slot let go of");
 }
+
+/*
+ * A table taken whole by another, empty one (a fork's table, made when its event was read, taken
+ * by the child's space when it is followed): the pages, their bits, slots and counts go over, the
+ * table taken from is left empty, each chunk with a slot is the taker's to save, and every slot is
+ * freed once, by the taker.
+ */
+Test(ptable, a_table_taken_whole_moves_its_pages_and_its_slots)
+{
+	struct ptable from = { 0 }, to = { .changed = count_changed };
+	uint64_t pages = 150;
+
+	fill(&from, BASE + 20 * P, pages, 0);
+	set_page(&from, BASE + 4 * CB, (struct page){ .present = true, .slot = -1 });
+	uint64_t present = from.present, out = from.out;
+
+	n_changed = 0;
+	ptable_take(&to, &from);
+	cr_assert_eq(n_chunks(&from), 0);
+	cr_assert(from.present == 0 && from.leaving == 0 && from.out == 0);
+	cr_assert_eq(to.present, present);
+	cr_assert_eq(to.out, out);
+	cr_assert_geq(n_changed, 3, "the chunks with slots are the taker's to save");
+	for (uint64_t k = 0; k < pages; k++)
+		expect_page(&to, BASE + 20 * P + k * P, pattern(k, 0), "taken");
+	expect_page(&to, BASE + 4 * CB, (struct page){ .present = true, .slot = -1 }, "taken");
+	forget_all(&from);
+	cr_assert_eq(total_freed(), 0);
+	forget_all(&to);
+	for (uint64_t k = 0; k < pages; k++)
+		cr_assert_eq(freed[k], k % 3 == 0, "slot %llu", (unsigned long long)k);
+}
