@@ -248,9 +248,10 @@ again:
  * Reading it completes it; the messages read go to the end of the space's queue and are
  * dispatched in order after what is being done now, page faults read with them included.
  *
- * Return: the number of messages read, 0 if none, or a negative errno.
+ * Return: the number of messages read, 0 if none, or a negative errno; -ESTALE if a message
+ * queued (read now or before) takes part of [start, start+len) from the mm (len 0: no range).
  */
-int events_drain(void *data, int uffd)
+int events_drain(void *data, int uffd, uint64_t start, uint64_t len)
 {
 	struct daemon *d = data;
 	struct space *s;
@@ -262,6 +263,8 @@ int events_drain(void *data, int uffd)
 		n = read_queue(s);
 		if (n > 0)
 			uv_idle_start(&d->queued, on_queued);
+		if (len && space_removal_queued(s, start, start + len))
+			return -ESTALE;
 		return n;
 	}
 	return 0;

@@ -8,4 +8,4 @@ struct space;
 
 void events_on_uffd(uv_poll_t *h, int status, int events);
 void events_dispatch_queued(struct space *s);
-int events_drain(void *data, int uffd);
+int events_drain(void *data, int uffd, uint64_t start, uint64_t len);

@@ -441,7 +441,7 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 	uint64_t addr = pi->addr + (k << UPAGER_PAGE_SHIFT);
 	struct ptable_chunk *ch = ptable_find(t, addr);
 	unsigned i = ch ? ptable_index(ch, addr) : 0;
-	bool keep = k ? pi->keep_ahead : pi->keep;
+	bool keep = k ? pi->keep_ahead : pi->keep, removed;
 	struct region *r;
 	int ret;
 
@@ -462,9 +462,15 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 		return true;
 	}
 	/* A page read keeps its slot and comes back write-protected: unwritten, it can go out
-	 * again without a write. */
-	ret = uffdio_copy(s->uffd, addr, (char *)pi->buf + (k << UPAGER_PAGE_SHIFT),
-			  UPAGER_PAGE_SIZE, keep);
+	 * again without a write. Not where a removal read and not dispatched yet took it from
+	 * (MADV_DONTNEED, an unmap, a move): the kernel's zeroes, or the object's page, show there,
+	 * and the fault woken comes again behind the removal, which forgets the slot. */
+	removed = space_removal_queued(s, addr, addr + UPAGER_PAGE_SIZE);
+	ret = removed ? -EAGAIN
+		      : uffdio_copy(s->uffd, addr, (char *)pi->buf + (k << UPAGER_PAGE_SHIFT),
+				    UPAGER_PAGE_SIZE, keep);
+	if (ret == -EAGAIN && !removed)
+		removed = space_removal_queued(s, addr, addr + UPAGER_PAGE_SIZE);
 	if (ret == 0 || ret == -EEXIST) {
 		/* -EEXIST: a page is there already, and the copy woke no one. */
 		if (ret == -EEXIST)
@@ -480,8 +486,9 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 		if ((r = region_find(&s->regions, addr)))
 			r->private_in++;
 	} else if (ret != -ESRCH) {
-		log_limited(LOG_WARNING, "pid %d: mapping a page read back: %s", (int)s->pid,
-			    strerror(-ret));
+		if (!removed)
+			log_limited(LOG_WARNING, "pid %d: mapping a page read back: %s",
+				    (int)s->pid, strerror(-ret));
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 	}
 	ptable_drop_if_empty(t, ch);

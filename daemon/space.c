@@ -540,6 +540,32 @@ static void forget_kept(struct object *o, uint64_t p)
 }
 
 /**
+ * space_removal_queued() - whether a message of @s read and not dispatched yet takes part of
+ * [start, end) from the client's mm (an unmap, MADV_DONTNEED or MADV_REMOVE, or a move away by
+ * mremap()): the kernel did so already, and nothing may be mapped there before it is dispatched
+ */
+bool space_removal_queued(const struct space *s, uint64_t start, uint64_t end)
+{
+	for (size_t k = s->queue_head; k < s->queue_len; k++) {
+		const struct uffd_msg *m = &s->queue[k].msg;
+		uint64_t a, b;
+
+		if (m->event == UFFD_EVENT_UNMAP || m->event == UFFD_EVENT_REMOVE) {
+			a = m->arg.remove.start;
+			b = m->arg.remove.end;
+		} else if (m->event == UFFD_EVENT_REMAP) {
+			a = m->arg.remap.from;
+			b = a + m->arg.remap.len;
+		} else {
+			continue;
+		}
+		if (a < end && start < b)
+			return true;
+	}
+	return false;
+}
+
+/**
  * space_removed() - a client's MADV_DONTNEED or MADV_REMOVE of [start, end)
  * @s: the space
  * @start: first byte

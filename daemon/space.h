@@ -70,6 +70,7 @@ void space_hold(struct space *s);
 void space_release(struct space *s);
 int space_add_region(struct space *s, const struct region *r);
 int space_drop_range(struct space *s, uint64_t start, uint64_t end, struct wb_wait *w);
+bool space_removal_queued(const struct space *s, uint64_t start, uint64_t end);
 void space_removed(struct space *s, uint64_t start, uint64_t end);
 int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct wb_wait *w);
 int space_refresh(struct space *s, uint64_t start, uint64_t end);

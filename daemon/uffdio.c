@@ -39,7 +39,9 @@ static void *drain_data;
  * UFFDIO_CONTINUE, COPY, ZEROPAGE, POISON and WRITEPROTECT fail with -EAGAIN while the mm has an
  * event (unmap, mremap, MADV_DONTNEED, fork) that the reader of its userfaultfd has not read
  * yet. They then call @fn and try again, for up to 100 ms, so that -EAGAIN from them means the mm
- * kept changing all that time.
+ * kept changing all that time. UFFDIO_COPY gives up at once with -EAGAIN if @fn says that what it
+ * read (or read before) takes part of the range from the mm: a copy after an MADV_DONTNEED whose
+ * event is read, and not dispatched yet, would put back the data the removal took.
  */
 void uffdio_set_drain(uffdio_drain_fn fn, void *data)
 {
@@ -54,7 +56,7 @@ void uffdio_set_drain(uffdio_drain_fn fn, void *data)
  */
 int uffdio_drain(int uffd)
 {
-	return drain_fn ? drain_fn(drain_data, uffd) : 0;
+	return drain_fn ? drain_fn(drain_data, uffd, 0, 0) : 0;
 }
 
 static int xioctl(int fd, unsigned long req, void *arg)
@@ -69,23 +71,35 @@ static int xioctl(int fd, unsigned long req, void *arg)
 
 /*
  * Between two attempts of an ioctl that met a pending event: read the events, then let their
- * senders run. False once the deadline (set at the first call) has passed.
+ * senders run. False once the deadline (set at the first call) has passed, or if an event read
+ * takes part of [start, start+len) from the mm (len 0: no range).
  */
-static bool pending_wait(int fd, unsigned attempt, uint64_t *deadline)
+static bool pending_wait_range(int fd, unsigned attempt, uint64_t *deadline, uint64_t start,
+			       uint64_t len)
 {
+	int n;
+
 	if (!drain_fn)
 		return false;
 	if (attempt == 0)
 		*deadline = now_ns() + PENDING_WAIT_NS;
 	else if (now_ns() > *deadline)
 		return false;
-	if (drain_fn(drain_data, fd) > 0)
+	n = drain_fn(drain_data, fd, start, len);
+	if (n == -ESTALE)
+		return false;
+	if (n > 0)
 		return true;
 	if (attempt < PENDING_SPINS)
 		sched_yield();
 	else
 		nanosleep(&(struct timespec){ 0, PENDING_SLEEP_NS }, NULL);
 	return true;
+}
+
+static bool pending_wait(int fd, unsigned attempt, uint64_t *deadline)
+{
+	return pending_wait_range(fd, attempt, deadline, 0, 0);
 }
 
 /*
@@ -182,7 +196,8 @@ int uffdio_continue(int uffd, uint64_t start, uint64_t len, bool wp)
  * In a shared mapping of a memfd the pages go into the memfd, as a write(2) would put them.
  *
  * Return: 0, -EEXIST if a page was there already, -ESRCH if the mm is gone, -EAGAIN if it kept
- * changing (see uffdio_set_drain()), or another negative errno.
+ * changing or an event read takes part of the range from it (see uffdio_set_drain()), or another
+ * negative errno.
  */
 int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp)
 {
@@ -197,7 +212,8 @@ int uffdio_copy(int uffd, uint64_t start, const void *src, uint64_t len, bool wp
 		int r = xioctl(uffd, UFFDIO_COPY, &c);
 
 		/* Copied in part (c.copy > 0): what failed is not the mm changing. */
-		if (r != -EAGAIN || c.copy > 0 || !pending_wait(uffd, attempt++, &deadline))
+		if (r != -EAGAIN || c.copy > 0 ||
+		    !pending_wait_range(uffd, attempt++, &deadline, start, len))
 			return r;
 	}
 }

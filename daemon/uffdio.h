@@ -7,8 +7,9 @@
 #include <sys/types.h>
 
 /* Read what is queued on @uffd and keep it for later: the number of messages read, or a negative
- * errno (see uffdio_set_drain()). */
-typedef int (*uffdio_drain_fn)(void *data, int uffd);
+ * errno; -ESTALE if a message read and kept takes part of [start, start+len) from the mm (len 0:
+ * no range), where the ioctl must not map anything (see uffdio_set_drain()). */
+typedef int (*uffdio_drain_fn)(void *data, int uffd, uint64_t start, uint64_t len);
 
 void uffdio_set_drain(uffdio_drain_fn fn, void *data);
 int uffdio_drain(int uffd);

@@ -1476,6 +1476,48 @@ Test(pageout, madv_dontneed_frees_the_swap_slots_of_private_pages)
 }
 
 /*
+ * MADV_DONTNEED right after a read back in order: the faults bring windows of pages, the first
+ * page woken before the others are mapped; the removal's event, read while they are, holds off
+ * those still to map. Every page of the range reads zeroes after (a private mapping of a file:
+ * the file's page). Before, the pages mapped after the removal kept their data in one run of 64
+ * pages in four. @arg: NULL, anonymous; else the file's path.
+ */
+#define REMOVED_RUN 64
+
+static void dontneed_after_read_back(void *arg)
+{
+	uint64_t pages = 4 * BUDGET / PAGE, *p, sum = 0;
+	int fd;
+
+	p = map_private(arg, pages, &fd);
+	write_anon(p, 0, pages, 6);
+	for (uint64_t i = 0; i + REMOVED_RUN <= pages; i += REMOVED_RUN) {
+		for (uint64_t k = 0; k < 8; k++)
+			sum += p[(i + k) * PAGE / 8];
+		if (madvise(p + i * PAGE / 8, REMOVED_RUN * PAGE, MADV_DONTNEED) < 0)
+			_exit(21);
+		if (arg)
+			check_pages(p, i, REMOVED_RUN, 0);
+		else
+			for (uint64_t k = i; k < i + REMOVED_RUN; k++)
+				if (p[k * PAGE / 8] || p[(k * PAGE + PAGE - 8) / 8]) {
+					fprintf(stderr,
+						"page %llu: %#llx after MADV_DONTNEED (%llu)\n",
+						(unsigned long long)k,
+						(unsigned long long)p[k * PAGE / 8],
+						(unsigned long long)sum);
+					_exit(3);
+				}
+	}
+	unmap_private(p, pages, fd);
+}
+
+Test(pageout, madv_dontneed_right_after_a_read_back_leaves_no_data_behind)
+{
+	run_anon_then_file(dontneed_after_read_back, "removed", 4 * BUDGET);
+}
+
+/*
  * MAP_DROPPABLE pages go first under the budget: private pages mapped and written before them
  * stay in memory, nothing reaches the swap store, and a page that went reads zeroes.
  */
