@@ -50,7 +50,11 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 	uint64_t room = (region_end(r) - addr) >> UPAGER_PAGE_SHIFT;
 	uint64_t want = p == r->ra_next && r->ra_window ? MIN((uint64_t)r->ra_window, room) : 1;
 	uint64_t n = MAX(fill_ready_run(o, p, want), 1);
-	bool wp = resolve_linear(s, r, p, write, &n);
+	bool wp;
+
+	if (region_keeps_copies(s, r))
+		n = private_object_run(s, addr, n);
+	wp = resolve_linear(s, r, p, write, &n);
 	int ret;
 
 	ret = uffdio_resolve_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);

@@ -93,8 +93,9 @@ struct page_out {
 	bool copies; /* copies of object pages, which the control thread drops in place */
 	struct private_wait *held;
 	size_t n_held;
-	uint64_t removed[UPAGER_DROP_MAX_PAGES / 64]; /* by rank: copies the client's madvise()
-							 * took while the DROP was under way */
+	/* By rank: copies an MADV_DONTNEED took while the DROP was under way, the control
+	 * thread's or the client's; and those two took: the client's too */
+	uint64_t removed[UPAGER_DROP_MAX_PAGES / 64], removed_twice[UPAGER_DROP_MAX_PAGES / 64];
 	void *buf; /* the run read from the client, until it is written */
 	struct page_trail trail; /* where its pages are now */
 	struct page_set sent; /* those its DROP names: the pages still where they were read */
@@ -940,6 +941,22 @@ static void fault_again(struct space *s, const struct private_wait *w)
 	}
 }
 
+/**
+ * private_object_run() - how many of the @n pages from @addr of @s, the first always, a window of
+ * object pages may map at once (a private mapping of an object): up to the first page that is
+ * the process's own copy (in memory, leaving, out or being read back). UFFDIO_CONTINUE takes the
+ * marker a copy dropped in place leaves for an empty page, and would map the object's page over it.
+ */
+uint64_t private_object_run(struct space *s, uint64_t addr, uint64_t n)
+{
+	const struct ptable *t = &ready(s)->table;
+	uint64_t k;
+
+	for (k = 1; k < n && ptable_page_empty(t, addr + (k << UPAGER_PAGE_SHIFT)); k++)
+		;
+	return MIN(k, n);
+}
+
 /** private_filled() - [addr, addr+len) of @s is in memory now (a populate) */
 void private_filled(struct space *s, uint64_t addr, uint64_t len)
 {
@@ -1057,7 +1074,8 @@ static int addr_cmp(const void *a, const void *b)
  * private_remove() - madvise() took [start, end) of @s from the client (UFFD_EVENT_REMOVE): as
  * private_forget(), but not for the copies the control thread drops in place with MADV_DONTNEED,
  * which come here too: before its answer to the DROP, the copies of the page-out wait for it
- * (drop_settle()), which says which it took; after, what it took is expected (expect_removals())
+ * (drop_settle()), which says which it took (and forgets those two removals took: the client's
+ * too); after, what it took is expected (expect_removals())
  */
 void private_remove(struct space *s, uint64_t start, uint64_t end)
 {
@@ -1080,6 +1098,8 @@ void private_remove(struct space *s, uint64_t start, uint64_t end)
 			if (a < start || a >= end || po->trail.at[k] != a || !r ||
 			    !region_keeps_copies(s, r) || n == ARRAY_SIZE(held))
 				continue;
+			if (po->removed[k / 64] >> (k % 64) & 1)
+				po->removed_twice[k / 64] |= 1ULL << (k % 64);
 			po->removed[k / 64] |= 1ULL << (k % 64);
 			held[n++] = a;
 		}
@@ -1463,9 +1483,10 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		 * a move the daemon has not read yet has it. Either way its slot holds its data. */
 		if (!gone && leaving && moved && !po->copies && !client_has_page(s, at))
 			gone = true;
-		/* A copy that madvise() took from the client and the control thread did not: the
-		 * object's page shows there now. */
-		if (po->removed[k / 64] >> (k % 64) & 1 && !gone && ch)
+		/* A copy that madvise() took from the client and the control thread did not, or
+		 * that both took: the object's page shows there now. */
+		if (ch && ((po->removed[k / 64] >> (k % 64) & 1 && !gone) ||
+			   po->removed_twice[k / 64] >> (k % 64) & 1))
 			forget[n_forget++] = at;
 		/* The page holds the run's slot still (page_out_give_slots()), or none was written:
 		 * not unmapped, moved or written meanwhile. */
@@ -1623,7 +1644,12 @@ static bool all_zero(const void *buf, size_t len)
 	return true;
 }
 
-/* Write-protect the pages of @ps in @s, or take the protection away. */
+/*
+ * Write-protect the pages of @ps in @s, or take the protection away. -EBUSY if a removal read and
+ * not dispatched yet takes some (space_removal_queued(); read before, or by an ioctl here): the
+ * client goes on with it once it is read, and its pages would leave markers in a file mapping
+ * where protected, which the page-out's read would fault on, waiting for its own thread.
+ */
 static int protect(struct space *s, const struct page_set *ps, bool on)
 {
 	struct page_set_run r = { 0 };
@@ -1632,6 +1658,10 @@ static int protect(struct space *s, const struct page_set *ps, bool on)
 	while (page_set_next_run(ps, &r))
 		if (uffdio_writeprotect(s->uffd, r.addr, r.pages << UPAGER_PAGE_SHIFT, on) < 0)
 			ret = on ? -EBUSY : 0;
+	r = (struct page_set_run){ 0 };
+	while (on && ret == 0 && page_set_next_run(ps, &r))
+		if (space_removal_queued(s, r.addr, r.addr + (r.pages << UPAGER_PAGE_SHIFT)))
+			ret = -EBUSY;
 	return ret;
 }
 

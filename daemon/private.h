@@ -21,6 +21,7 @@ int private_set_spare(struct space *s, uint64_t addr, uint64_t len);
 bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0);
 bool private_copy_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0);
 void private_copied(struct space *s, uint64_t addr);
+uint64_t private_object_run(struct space *s, uint64_t addr, uint64_t n);
 void private_remove(struct space *s, uint64_t start, uint64_t end);
 void private_filled(struct space *s, uint64_t addr, uint64_t len);
 void private_forget(struct space *s, uint64_t start, uint64_t end);

@@ -39,9 +39,10 @@ static void *drain_data;
  * UFFDIO_CONTINUE, COPY, ZEROPAGE, POISON and WRITEPROTECT fail with -EAGAIN while the mm has an
  * event (unmap, mremap, MADV_DONTNEED, fork) that the reader of its userfaultfd has not read
  * yet. They then call @fn and try again, for up to 100 ms, so that -EAGAIN from them means the mm
- * kept changing all that time. UFFDIO_COPY gives up at once with -EAGAIN if @fn says that what it
- * read (or read before) takes part of the range from the mm: a copy after an MADV_DONTNEED whose
- * event is read, and not dispatched yet, would put back the data the removal took.
+ * kept changing all that time. UFFDIO_COPY, and WRITEPROTECT protecting, give up at once with
+ * -EAGAIN if @fn says that what it read (or read before) takes part of the range from the mm: a
+ * copy after an MADV_DONTNEED whose event is read, and not dispatched yet, would put back the data
+ * the removal took; a protection would leave markers where a page-out then reads (private.c).
  */
 void uffdio_set_drain(uffdio_drain_fn fn, void *data)
 {
@@ -280,7 +281,8 @@ int uffdio_copy_zeroes(int uffd, uint64_t start, uint64_t len, uint64_t *done)
 /**
  * uffdio_writeprotect() - write-protect a range, or lift the protection and wake its waiters
  * Return: 0, -ENOENT if the range is not registered (unmapped), -ESRCH if the mm is gone,
- * -EAGAIN if it kept changing (see uffdio_set_drain()), or another negative errno.
+ * -EAGAIN if it kept changing, or (protecting) an event read takes part of the range from it (see
+ * uffdio_set_drain()), or another negative errno.
  */
 int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp)
 {
@@ -293,7 +295,8 @@ int uffdio_writeprotect(int uffd, uint64_t start, uint64_t len, bool wp)
 						 .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
 
 		r = xioctl(uffd, UFFDIO_WRITEPROTECT, &w);
-	} while (r == -EAGAIN && pending_wait(uffd, attempt++, &deadline));
+	} while (r == -EAGAIN &&
+		 pending_wait_range(uffd, attempt++, &deadline, start, wp ? len : 0));
 	return r;
 }
 

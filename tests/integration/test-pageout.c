@@ -1518,6 +1518,121 @@ Test(pageout, madv_dontneed_right_after_a_read_back_leaves_no_data_behind)
 }
 
 /*
+ * A private mapping 4 times the budget under random work, as a program's heap sees it: writes
+ * (copies, in a mapping of a file), reads, runs of pages read in order, and MADV_DONTNEED of
+ * runs, each page checked against what it last was (zeroes or the file's page, or the last
+ * write), then all of them in order. Copies go out and come back, dropped in place, while the
+ * client reads windows of the file's pages around them and removes some. Before: a window of the
+ * file's pages mapped over a copy dropped in place (UFFDIO_CONTINUE takes its marker for an empty
+ * page), and an MADV_DONTNEED that met the control thread's drop of the same copy was taken for
+ * that drop, so the copy came back. @arg: NULL, anonymous; else the file's path.
+ */
+#define RANDOM_OPS 12000
+#define RANDOM_RUN 64 /* pages at most in a run read or removed */
+
+static uint64_t random_word(const void *arg, const uint64_t *shadow, uint64_t pg, bool last)
+{
+	if (shadow[pg])
+		return last ? ~shadow[pg] : shadow[pg];
+	return arg ? pattern_at(pg * PAGE + (last ? PAGE - 8 : 0)) : 0;
+}
+
+static void random_check(const void *arg, const uint64_t *p, const uint64_t *shadow, uint64_t pg,
+			 int op)
+{
+	uint64_t a = p[pg * PAGE / 8], b = p[(pg * PAGE + PAGE - 8) / 8];
+
+	if (a != random_word(arg, shadow, pg, false) || b != random_word(arg, shadow, pg, true)) {
+		fprintf(stderr, "op %d: page %llu reads %#llx %#llx, not %#llx %#llx\n", op,
+			(unsigned long long)pg, (unsigned long long)a, (unsigned long long)b,
+			(unsigned long long)random_word(arg, shadow, pg, false),
+			(unsigned long long)random_word(arg, shadow, pg, true));
+		_exit(3);
+	}
+}
+
+static void random_work(void *arg)
+{
+	uint64_t pages = 4 * BUDGET / PAGE, *p, *shadow, seed = 1;
+	int fd;
+
+	p = map_private(arg, pages, &fd);
+	shadow = calloc(pages, sizeof(*shadow));
+	if (!shadow)
+		_exit(10);
+	for (int i = 0; i < RANDOM_OPS; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint64_t r = seed >> 33, pg = r % pages, op = (r >> 20) % 100;
+		uint64_t n = 1 + (r >> 8) % RANDOM_RUN;
+
+		if (n > pages - pg)
+			n = pages - pg;
+
+		if (op < 45) {
+			shadow[pg] = r << 8 | 1;
+			p[pg * PAGE / 8] = shadow[pg];
+			p[(pg * PAGE + PAGE - 8) / 8] = ~shadow[pg];
+		} else if (op < 90) {
+			random_check(arg, p, shadow, pg, i);
+		} else if (op < 98) {
+			for (uint64_t k = pg; k < pg + n; k++)
+				random_check(arg, p, shadow, k, i);
+		} else {
+			memset(shadow + pg, 0, n * sizeof(*shadow));
+			if (madvise(p + pg * PAGE / 8, n * PAGE, MADV_DONTNEED) < 0)
+				_exit(21);
+		}
+	}
+	for (uint64_t pg = 0; pg < pages; pg++)
+		random_check(arg, p, shadow, pg, RANDOM_OPS);
+	free(shadow);
+	unmap_private(p, pages, fd);
+}
+
+Test(pageout, private_pages_under_random_writes_reads_and_removals_keep_their_data)
+{
+	run_anon_then_file(random_work, "random", 4 * BUDGET);
+}
+
+/*
+ * MADV_DONTNEED of copies on their way out: a private mapping of a file 4 times the budget written
+ * in order, twice, so that its copies keep going out; every 128 pages the client removes the 1,024
+ * pages that end 1,024 pages back, some of them in a DROP under way (dropped in place by the
+ * control thread, whose MADV_DONTNEED is a removal too), and each must read the file's page after.
+ * Before, a copy that both removals took was taken for one the control thread alone dropped, and
+ * came back from the swap store (about one removal in twenty).
+ */
+#define REMOVED_SPAN 1024
+#define REMOVED_EVERY 128
+
+Test(pageout, madv_dontneed_of_copies_on_their_way_out_gives_the_files_pages_back)
+{
+	uint64_t pages = 4 * BUDGET / PAGE, *p;
+	int fd = make_pattern_file("leaving", 4 * BUDGET, file_path);
+
+	p = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	for (int round = 0; round < 2; round++)
+		for (uint64_t i = 0; i < pages; i++) {
+			uint64_t first = i + 1 - 2 * REMOVED_SPAN;
+
+			xor_page(p, i, XOR);
+			if ((i + 1) % REMOVED_EVERY || i + 1 < 2 * REMOVED_SPAN)
+				continue;
+			cr_assert_eq(
+				madvise(p + first * PAGE / 8, REMOVED_SPAN * PAGE, MADV_DONTNEED),
+				0);
+			for (uint64_t k = first; k < first + REMOVED_SPAN; k++)
+				cr_assert_eq(p[k * PAGE / 8], pattern_at(k * PAGE),
+					     "round %d: page %llu reads %#llx after MADV_DONTNEED",
+					     round, (unsigned long long)k,
+					     (unsigned long long)p[k * PAGE / 8]);
+		}
+	cr_assert_eq(upager_munmap(p, pages * PAGE), 0);
+	close(fd);
+}
+
+/*
  * MAP_DROPPABLE pages go first under the budget: private pages mapped and written before them
  * stay in memory, nothing reaches the swap store, and a page that went reads zeroes.
  */
