@@ -620,16 +620,22 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct
 		if (a >= b || !r->obj || !r->may_write)
 			continue;
 		if (r->view) {
-			/* The pages a nonlinear range shows are where its table says. */
+			/* The pages a nonlinear range shows are where its table says; and, as
+			 * Linux synced a nonlinear mapping's whole linear range, those a linear
+			 * mapping would show: a page written before a remap took it away is
+			 * written too. */
 			uint64_t vi = r->view_index + ((a - r->start) >> UPAGER_PAGE_SHIFT);
 			uint64_t n = (b - a + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
 
 			for (uint64_t k2 = 0; k2 < n; k2++) {
-				k = object_writeback(r->obj, view_page(r->view, vi + k2), 1,
-						     sync && k2 + 1 == n, w);
+				k = object_writeback(r->obj, view_page(r->view, vi + k2), 1, false,
+						     w);
 				if (k < 0 && ret == 0)
 					ret = k;
 			}
+			k = object_writeback(r->obj, r->view->base + vi, n, sync, w);
+			if (k < 0 && ret == 0)
+				ret = k;
 			continue;
 		}
 		first = (r->offset + (a - r->start)) >> UPAGER_PAGE_SHIFT;

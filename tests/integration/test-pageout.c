@@ -488,6 +488,88 @@ Test(pageout, a_nonlinear_mapping_eight_times_the_budget_is_read_and_written_in_
 }
 
 /*
+ * A nonlinear mapping of a file under random work: writes, reads and remaps of runs of up to 8
+ * pages anywhere in the file, so that many view pages show one file page; each read checked
+ * against the last write to that file page, then upager_msync() of the mapping and every page of
+ * the file read with pread(). Before, upager_msync() wrote back only the file pages the view showed
+ * then, not those written before a remap took them away (most of them not in the file), where
+ * Linux synced a nonlinear mapping's whole linear range. (Within the budget: above it, the copies
+ * of such a mapping may leave before their thread touches them, a known limit.)
+ */
+#define NONLINEAR_OPS 20000
+#define NONLINEAR_PAGES 512
+
+static void nonlinear_random(int fd)
+{
+	uint64_t pages = NONLINEAR_PAGES, *p, *shadow, seed = 5, word;
+
+	p = upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	shadow = calloc(pages, sizeof(*shadow));
+	uint64_t *view = malloc(pages * sizeof(*view));
+	if (p == MAP_FAILED || !shadow || !view)
+		_exit(11);
+	for (uint64_t i = 0; i < pages; i++)
+		view[i] = i;
+	for (int k = 0; k < NONLINEAR_OPS; k++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint64_t r = seed >> 33, i = r % pages, op = (r >> 20) % 100, f = view[i];
+
+		if (op < 40) {
+			shadow[f] = r << 8 | 1;
+			p[i * PAGE / 8] = shadow[f];
+		} else if (op < 90) {
+			word = shadow[f] ? shadow[f] : pattern_at(f * PAGE);
+			if (p[i * PAGE / 8] != word) {
+				fprintf(stderr,
+					"op %d: view page %llu (file page %llu) reads %#llx\n", k,
+					(unsigned long long)i, (unsigned long long)f,
+					(unsigned long long)p[i * PAGE / 8]);
+				_exit(3);
+			}
+		} else {
+			uint64_t n = 1 + (r >> 8) % 8, to = (r >> 12) % pages;
+
+			n = i + n > pages ? pages - i : n;
+			to = to + n > pages ? pages - n : to;
+			if (upager_remap_file_pages(p + i * PAGE / 8, n * PAGE, 0, to, 0) < 0)
+				_exit(13);
+			for (uint64_t j = 0; j < n; j++)
+				view[i + j] = to + j;
+		}
+	}
+	if (upager_msync(p, pages * PAGE, MS_SYNC) < 0)
+		_exit(12);
+	for (uint64_t f = 0; f < pages; f++) {
+		if (pread(fd, &word, 8, (off_t)(f * PAGE)) != 8)
+			_exit(14);
+		if (word != (shadow[f] ? shadow[f] : pattern_at(f * PAGE))) {
+			fprintf(stderr, "file page %llu: %#llx after upager_msync()\n",
+				(unsigned long long)f, (unsigned long long)word);
+			_exit(4);
+		}
+	}
+	_exit(upager_munmap(p, pages * PAGE) < 0 ? 12 : 0);
+}
+
+Test(pageout, a_nonlinear_mapping_under_random_remaps_and_writes_loses_no_write_at_msync)
+{
+	int fd = make_pattern_file("remapped", NONLINEAR_PAGES * PAGE, file_path), status = 0;
+	pid_t child = fork();
+
+	cr_assert(child >= 0);
+	if (child == 0)
+		nonlinear_random(fd);
+	if (!harness_ended_within(child, 120 * 1000, &status)) {
+		kill(child, SIGKILL);
+		waitpid(child, &status, 0);
+		cr_assert_fail("the client did not end within 120 s");
+	}
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	close(fd);
+}
+
+/*
  * Writes racing the eviction of their pages: threads keep writing a counter into pages of their
  * own while a reader streams through the rest of the file, so that the written pages are written
  * back, write-protected and sent out again and again. The file must end with the last counters.
