@@ -1258,21 +1258,24 @@ void private_free(struct space *s)
 
 /*
  * The client's pagemap entries of the window of @ps, up to its last page (entry k - 1 for the k-th
- * page of the window), into @entries. Return: 0, or a negative errno.
+ * page of the window), in one buffer of the loop's, valid until the next call; NULL if they could
+ * not be read.
  */
-static int set_entries(struct space *s, const struct page_set *ps, uint64_t *entries)
+static const uint64_t *set_entries(struct space *s, const struct page_set *ps)
 {
+	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
 	uint64_t span = 0, a;
 	uint32_t k = 0;
-	ssize_t got;
 	int fd = pagemap_open(s);
 
 	if (fd < 0)
-		return fd;
+		return NULL;
 	while (page_set_next(ps, &k, &a))
 		span = k;
-	got = pread(fd, entries, span * 8, (off_t)(ps->base >> UPAGER_PAGE_SHIFT) * 8);
-	return got == (ssize_t)(span * 8) ? 0 : got < 0 ? neg_errno() : -EIO;
+	if (pread(fd, entries, span * 8, (off_t)(ps->base >> UPAGER_PAGE_SHIFT) * 8) !=
+	    (ssize_t)(span * 8))
+		return NULL;
+	return entries;
 }
 
 /*
@@ -1290,13 +1293,13 @@ static int set_entries(struct space *s, const struct page_set *ps, uint64_t *ent
  */
 static bool set_present_in_client(struct space *s, struct page_set *ps, bool copies, bool unmapped)
 {
-	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
+	const uint64_t *entries = set_entries(s, ps);
 	struct cache *c = &s->d->cache;
 	uint64_t a;
 	uint32_t k = 0;
 	bool all = true;
 
-	if (set_entries(s, ps, entries) < 0)
+	if (!entries)
 		return false;
 	for (k = 0; page_set_next(ps, &k, &a);) {
 		uint64_t e = entries[k - 1];
@@ -1696,12 +1699,12 @@ static int read_set(struct space *s, const struct page_set *ps, void *buf)
 static void unshare_set(struct space *s, const struct page_set *ps)
 {
 	struct bufpool *pool = &s->d->cache.bufpool;
-	static uint64_t entries[UPAGER_DROP_WINDOW_PAGES];
+	const uint64_t *entries = set_entries(s, ps);
 	struct page_set shared = { 0 };
 	uint64_t a;
 	uint32_t k = 0;
 
-	if (set_entries(s, ps, entries) < 0)
+	if (!entries)
 		return;
 	while (page_set_next(ps, &k, &a)) {
 		uint64_t e = entries[k - 1];
