@@ -89,12 +89,37 @@ static uint64_t region_page(const struct region *r, uint64_t addr)
 	return (r->offset + (addr - r->start)) >> UPAGER_PAGE_SHIFT;
 }
 
+/*
+ * A fault in the region its client is replacing by a view (upager_remap_file_pages(), from REMAP
+ * phase 1 until the view is adopted) waits for the view: served now, it would map the object's
+ * page into whatever the client has mapped there by then. fault_unpark() serves it. Return:
+ * whether the fault at @addr of region @r waits so.
+ */
+static bool park(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0)
+{
+	struct space_msg *m;
+
+	if (!s->converting || r->start != s->converting || r->view)
+		return false;
+	m = realloc(s->parked, (s->n_parked + 1) * sizeof(*m));
+	if (!m)
+		return false;
+	s->parked = m;
+	m[s->n_parked++] = (struct space_msg){
+		.msg = { .event = UFFD_EVENT_PAGEFAULT, .arg.pagefault = { flags, addr } },
+		.t0 = t0,
+	};
+	return true;
+}
+
 /* A fault that waited for a fill (space_wait_fill()): serve it again. */
 static void fault_wait_done(struct space_wait *w, struct region *r)
 {
 	struct space *s = w->space;
 	bool write = w->flags & UFFD_PAGEFAULT_FLAG_WRITE;
 
+	if (r && park(s, r, w->addr, w->flags, w->t0))
+		return;
 	if (!r) {
 		uffdio_wake(s->uffd, w->addr, UPAGER_PAGE_SIZE);
 	} else if (r->view) {
@@ -449,6 +474,14 @@ static bool first_write(struct space *s, struct region *r, uint64_t addr, uint64
 	return file_job(s, r, addr, flags, t0, touch, reserve);
 }
 
+/* Serve a fault of region @r, unless it waits for a view or a file job. */
+static void serve(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0)
+{
+	if (park(s, r, addr, flags, t0) || first_write(s, r, addr, flags, t0))
+		return;
+	fault_dispatch(s, r, addr, flags, t0);
+}
+
 void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 {
 	struct region *r;
@@ -471,9 +504,31 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		return;
 	}
 	r->faults++;
-	if (first_write(s, r, addr, flags, t0))
-		return;
-	fault_dispatch(s, r, addr, flags, t0);
+	serve(s, r, addr, flags, t0);
+}
+
+/**
+ * fault_unpark() - serve the faults that waited for the conversion of a region of @s to a view,
+ * now that it is over (s->converting is 0): as views' faults, or as the region's again if the
+ * conversion was abandoned
+ */
+void fault_unpark(struct space *s)
+{
+	struct space_msg *m = s->parked;
+	size_t n = s->n_parked;
+
+	s->parked = NULL;
+	s->n_parked = 0;
+	for (size_t i = 0; i < n && !s->dead; i++) {
+		struct region *r = region_find(&s->regions, m[i].msg.arg.pagefault.address);
+
+		if (r)
+			serve(s, r, m[i].msg.arg.pagefault.address, m[i].msg.arg.pagefault.flags,
+			      m[i].t0);
+		else
+			uffdio_wake(s->uffd, m[i].msg.arg.pagefault.address, UPAGER_PAGE_SIZE);
+	}
+	free(m);
 }
 
 /* Serve a fault of region @r. */

@@ -21,6 +21,7 @@
 #include "common/mman.h"
 #include "context.h"
 #include "events.h"
+#include "fault.h"
 #include "channel.h"
 #include "grow.h"
 #include "limits.h"
@@ -774,7 +775,10 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	return REQUEST_REPLIED;
 }
 
-/* Phase 2: the client mapped the view over the region; register it and make the region a view's. */
+/*
+ * Phase 2: the client mapped the view over the region (registered already, by a library that maps
+ * it elsewhere first and moves it over); register it and make the region a view's.
+ */
 static int remap_adopt(struct session *s, struct region *r)
 {
 	struct view *v = s->converting;
@@ -802,6 +806,7 @@ static int remap_adopt(struct session *s, struct region *r)
 	s->converting = NULL;
 	s->space->converting = 0;
 	space_mark(s->space);
+	fault_unpark(s->space);
 	return 0;
 }
 

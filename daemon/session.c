@@ -19,6 +19,7 @@
 #include "common/fdmsg.h"
 #include "common/macro.h"
 #include "context.h"
+#include "fault.h"
 #include "fdstore.h"
 #include "limits.h"
 #include "log.h"
@@ -287,6 +288,12 @@ static void session_close(struct session *s)
 		state_forget(d->state, &s->open_saved[i]);
 	}
 	s->n_opens = 0;
+	if (s->converting && s->space && s->space->converting) {
+		/* A conversion abandoned: its region's faults are served as they are. */
+		s->space->converting = 0;
+		space_mark(s->space);
+		fault_unpark(s->space);
+	}
 	s->converting = view_unref(s->converting);
 	if (s->space) {
 		/* A space held for a resume that did not end has no table to serve from. */

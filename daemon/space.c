@@ -150,6 +150,7 @@ struct space *space_unref(struct space *s)
 		return NULL;
 	free(s->queue);
 	free(s->past_end);
+	free(s->parked);
 	locked_free(&s->locked);
 	state_forget(s->d->state, &s->saved);
 	close(s->uffd);

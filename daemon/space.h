@@ -49,6 +49,9 @@ struct space {
 	 * client's page table, so they are served again once the file covers them (daemon.c). */
 	uint64_t *past_end;
 	size_t n_past_end;
+	/* Faults in the region being converted, served once its view is in place (fault.c). */
+	struct space_msg *parked;
+	size_t n_parked;
 	struct list_head link; /* daemon.spaces */
 	struct state_handle saved; /* its record in the saved tables (space_mark()) */
 };

@@ -305,6 +305,43 @@ static void populate_by_fault(uintptr_t page, bool user_mode_only)
 		(void)*(volatile const char *)page;
 }
 
+/*
+ * Map the view memfd @fd over the mapping at @start, at once for the other threads: mapped
+ * elsewhere, registered with this process's userfaultfd there, then moved over the mapping by
+ * mremap(2), which keeps the registration. Mapped in place instead, the view would be there
+ * unregistered until the daemon registers it: a thread touching it meanwhile would get a page the
+ * kernel makes itself, zeroes, and a write there would be lost. In place still where the move
+ * cannot be made (no userfaultfd here: a process made by vfork(2); a kernel without the modes).
+ */
+static void *map_view(uintptr_t start, size_t length, int prot, int type, int fd)
+{
+	struct uffdio_register reg = { .range = { .len = length },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING |
+					       UFFDIO_REGISTER_MODE_MINOR |
+					       UFFDIO_REGISTER_MODE_WP };
+	int uffd = upager__uffd();
+	void *at, *p;
+
+	if (uffd < 0)
+		return mmap((void *)start, length, prot, type | MAP_FIXED, fd, 0);
+	at = mmap(NULL, length, prot, type, fd, 0);
+	if (at == MAP_FAILED)
+		return at;
+	reg.range.start = (uintptr_t)at;
+	/* Write-protect mode where the daemon asked the kernel for it on shmem. */
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0 && errno == EINVAL) {
+		reg.mode &= ~(uint64_t)UFFDIO_REGISTER_MODE_WP;
+		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+			munmap(at, length);
+			return mmap((void *)start, length, prot, type | MAP_FIXED, fd, 0);
+		}
+	}
+	p = mremap(at, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start);
+	if (p == MAP_FAILED)
+		munmap(at, length);
+	return p;
+}
+
 /**
  * upager_remap_file_pages() - rearrange the pages of a shared file mapping; see
  * upager_remap_file_pages(3)
@@ -351,8 +388,8 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 		void *p = MAP_FAILED;
 
 		if (fds[0] >= 0)
-			p = mmap((void *)start, length, (int)rep.u.remap_reply.prot,
-				 (int)rep.u.remap_reply.map_type | MAP_FIXED, fds[0], 0);
+			p = map_view(start, length, (int)rep.u.remap_reply.prot,
+				     (int)rep.u.remap_reply.map_type, fds[0]);
 		ret = p == MAP_FAILED ? (fds[0] < 0 ? -EBADMSG : neg_errno()) : 0;
 		/* A view is not resumed after a crash of a daemon without an fd store. */
 		if (ret == 0)

@@ -237,8 +237,10 @@ struct upager_wire_msync {
 
 /*
  * REMAP: upager_remap_file_pages(). The first time a mapping goes nonlinear the reply says
- * convert: the client maps the attached view memfd over the whole mapping (MAP_FIXED, map_type,
- * prot) and sends the same request again with phase 2. The second descriptor attached is the
+ * convert: the client maps the attached view memfd over the whole mapping (map_type, prot;
+ * elsewhere first, registered with its userfaultfd, then moved over it with mremap(2), so that
+ * no thread meets it unregistered) and sends the same request again with phase 2. Faults in the
+ * mapping wait in between. The second descriptor attached is the
  * view's table (struct upager_view_table, proto/view-table.h); the third, read-only, the object's page states (one
  * byte per object page, 0 while no one holds the page: the file has the only data); the fourth,
  * read-only, the file.

@@ -1214,3 +1214,96 @@ Test(nonlinear, a_read_failing_to_start_midway_leaves_the_reads_before_it_popula
 	for (int i = 0; i < 32; i++)
 		cr_assert_eq(shows(m, i), PAGE_NO(32 + i), "page %d", i);
 }
+
+/*
+ * Threads that write and read their own pages of a mapping while another thread makes it
+ * nonlinear: each page holds what its thread wrote last, through the change and in the file.
+ */
+#define CONVERT_THREADS 6
+#define CONVERT_PAGES 8 /* each thread's */
+
+struct own_pages {
+	char *m;
+	int t;
+	volatile bool *stop;
+	int wrong;
+	uint64_t last[CONVERT_PAGES];
+};
+
+static volatile uint64_t *own_page(struct own_pages *a, int k)
+{
+	return (volatile uint64_t *)(a->m + ((size_t)a->t * CONVERT_PAGES + (size_t)k) * PAGE);
+}
+
+static void *write_own_pages(void *arg)
+{
+	struct own_pages *a = arg;
+	uint64_t v = 0;
+
+	while (!*a->stop) {
+		for (int k = 0; k < CONVERT_PAGES; k++) {
+			volatile uint64_t *w = own_page(a, k);
+			uint64_t want = ((uint64_t)(a->t + 1) << 48) | ++v;
+
+			if (*w != a->last[k])
+				a->wrong++;
+			*w = want;
+			a->last[k] = want;
+		}
+	}
+	return NULL;
+}
+
+Test(nonlinear, threads_writing_while_their_mapping_goes_nonlinear_lose_nothing)
+{
+	size_t pages = CONVERT_THREADS * CONVERT_PAGES + 2;
+	int fd = make_pattern_file("f", pages * PAGE, NULL);
+
+	for (int round = 0; round < 40; round++) {
+		char *m =
+			upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		struct own_pages a[CONVERT_THREADS];
+		pthread_t th[CONVERT_THREADS];
+		volatile bool stop = false;
+
+		cr_assert_neq(m, MAP_FAILED);
+		for (int t = 0; t < CONVERT_THREADS; t++) {
+			a[t] = (struct own_pages){ .m = m, .t = t, .stop = &stop };
+			for (int k = 0; k < CONVERT_PAGES; k++)
+				cr_assert_eq(pread(fd, &a[t].last[k], 8,
+						   (off_t)(((size_t)t * CONVERT_PAGES + (size_t)k) *
+							   PAGE)),
+					     8);
+			cr_assert_eq(pthread_create(&th[t], NULL, write_own_pages, &a[t]), 0);
+		}
+		usleep(2000);
+		/* The first remap of the mapping: its last two pages, no thread's, swap places. */
+		cr_assert_eq(upager_remap_file_pages(m + (pages - 2) * PAGE, PAGE, 0, pages - 1, 0),
+			     0, "%m");
+		cr_assert_eq(upager_remap_file_pages(m + (pages - 1) * PAGE, PAGE, 0, pages - 2, 0),
+			     0, "%m");
+		usleep(2000);
+		stop = true;
+		for (int t = 0; t < CONVERT_THREADS; t++) {
+			pthread_join(th[t], NULL);
+			cr_assert_eq(
+				a[t].wrong, 0,
+				"round %d: thread %d found %d of its pages holding something else "
+				"than it wrote last",
+				round, t, a[t].wrong);
+		}
+		cr_assert_eq(upager_msync(m, pages * PAGE, MS_SYNC), 0);
+		for (int t = 0; t < CONVERT_THREADS; t++)
+			for (int k = 0; k < CONVERT_PAGES; k++) {
+				uint64_t in_file = 0;
+
+				cr_assert_eq(pread(fd, &in_file, 8,
+						   (off_t)(((size_t)t * CONVERT_PAGES + (size_t)k) *
+							   PAGE)),
+					     8);
+				cr_assert_eq(in_file, a[t].last[k], "round %d: a write was lost",
+					     round);
+			}
+		cr_assert_eq(upager_munmap(m, pages * PAGE), 0);
+	}
+}
