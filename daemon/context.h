@@ -71,6 +71,7 @@ struct daemon {
 	uv_timer_t liveness;
 	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
 	uv_idle_t queued; /* while spaces hold messages read ahead of time (space_drain()) */
+	uv_idle_t next_turn; /* a turn at once: faults wait for copies spared in this one */
 	struct cache cache; /* objects, the ring and workers, and their figures */
 	struct watch *watch; /* follows the files of objects (watch.c), or NULL */
 

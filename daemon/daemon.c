@@ -98,16 +98,23 @@ static void space_killed(struct space *s)
 	private_free(s);
 }
 
+/* Nothing to do: the loop's poll does not wait while it runs, and on_flush() follows. */
+static void on_next_turn(uv_idle_t *h)
+{
+	(void)h;
+}
+
 static void on_flush(uv_check_t *h)
 {
 	struct daemon *d = h->data;
 
 	d->turn++;
+	uv_idle_stop(&d->next_turn);
 	if (!d->stopping) {
 		struct users_over over;
-		uint64_t copies_out;
+		uint64_t copies_out, spared, deferred;
+		bool leaving, waiting;
 		struct space *s;
-		bool leaving;
 
 		list_for_each_entry (s, &d->spaces, link)
 			fault_past_end_grown(s);
@@ -117,10 +124,35 @@ static void on_flush(uv_check_t *h)
 		private_serve_waits(d);
 		shares_over(d, &over);
 		private_balance(d, &over);
-		copies_out = views_balance(d);
+		copies_out = views_balance(d, &spared);
 		leaving = cache_balance(&d->cache, &over);
 		users_over_free(&over);
-		view_serve_waits(d, copies_out == 0 && !leaving && !cache_room(&d->cache, 1));
+		deferred = d->cache.deferred_pages;
+		waiting = view_serve_waits(d, copies_out == 0 && !spared && !leaving &&
+						      !cache_room(&d->cache, 1));
+		/* The next turn comes at once if faults wait for copies spared this one, or for
+		 * fills those served deferred, after the balance that would start them. */
+		if ((waiting && spared) || d->cache.deferred_pages > deferred)
+			uv_idle_start(&d->next_turn, on_next_turn);
+		{
+			static FILE *dbg;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			if (!dbg && getenv("DBGV")) {
+				dbg = fopen(getenv("DBGV"), "a");
+				setvbuf(dbg, NULL, _IONBF, 0);
+			}
+			if (dbg)
+				fprintf(dbg,
+					"%ld turn %lu out %lu spared %lu leaving %d room %d use "
+					"%lu copies %lu waiting %d deferred %lu/%lu infl %lu\n",
+					ts.tv_nsec / 1000, (unsigned long)d->turn,
+					(unsigned long)copies_out, (unsigned long)spared, leaving,
+					cache_room(&d->cache, 1),
+					(unsigned long)cache_use(&d->cache),
+					(unsigned long)d->cache.copies, waiting, deferred,
+					d->cache.deferred_pages, d->cache.inflight);
+		}
 	}
 	state_flush(d);
 	ptable_release_puts();
@@ -460,6 +492,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	/* Under an fd store, a slot let go of is the store's again once the tables are saved. */
 	if (d->state)
 		ptable_hold_puts(true);
+	uv_idle_init(loop, &d->next_turn);
 	uv_check_init(loop, &d->flush);
 	d->flush.data = d;
 	uv_check_start(&d->flush, on_flush);
@@ -549,6 +582,8 @@ void daemon_stop(struct daemon *d)
 	uv_close((uv_handle_t *)&d->liveness, NULL);
 	uv_check_stop(&d->flush);
 	uv_close((uv_handle_t *)&d->flush, NULL);
+	uv_idle_stop(&d->next_turn);
+	uv_close((uv_handle_t *)&d->next_turn, NULL);
 	uffdio_set_drain(NULL, NULL);
 	uv_idle_stop(&d->queued);
 	uv_close((uv_handle_t *)&d->queued, NULL);

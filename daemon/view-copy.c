@@ -151,14 +151,16 @@ static bool wait_room(struct space *s, uint64_t addr, uint64_t flags, uint64_t t
  * @d: the daemon; after the balance, where no fault is half done
  * @force: nothing is leaving memory that would make room: serve them all the same (above the
  *         budget) rather than let them wait for ever
+ *
+ * Return: whether faults still wait.
  */
-void view_serve_waits(struct daemon *d, bool force)
+bool view_serve_waits(struct daemon *d, bool force)
 {
 	struct room_wait *w = room_waits;
 	size_t n = n_room_waits, k = 0;
 
 	if (!n)
-		return;
+		return false;
 	room_waits = NULL;
 	n_room_waits = room_waits_cap = 0;
 	room_forced = force;
@@ -191,6 +193,7 @@ void view_serve_waits(struct daemon *d, bool force)
 		space_unref(s);
 	}
 	free(w);
+	return n_room_waits > 0;
 }
 
 /* Serve the write fault at addr again once the read of its home page p under way is over. */
@@ -218,6 +221,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	int ret;
 
 	view_settle(v, UINT64_MAX, i, false);
+	view_touch(v, i);
 	p = view_page(v, i);
 	if (p >= object_pages(o)) {
 		uffdio_sigbus(s->uffd, addr, s->pid);

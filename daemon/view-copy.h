@@ -13,6 +13,6 @@ struct region;
 struct space;
 
 void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags, uint64_t t0);
-void view_serve_waits(struct daemon *d, bool force);
+bool view_serve_waits(struct daemon *d, bool force);
 int view_populate(struct space *s, uint64_t addr, uint64_t count, populate_done_fn done,
 		  void *userdata);

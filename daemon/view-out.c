@@ -7,8 +7,10 @@
  * leaves (view_copies_out()): a read-only one is punched, as a remap punches it, and the next
  * touch copies the page again; a writable one goes home first, where its data is then a dirty
  * page of the cache, which writes it back before it leaves too. Copies in locked mappings
- * (MAP_LOCKED, mlock(2)) stay. The daemon sees no touch of a copy once it is mapped, so the hand
- * gives no second chance: the copies leave in the order it meets them.
+ * (MAP_LOCKED, mlock(2)) stay. The daemon sees the faults on copies only (view_touch()): a copy
+ * faulted on since the hand last met it stays that once. Without that second chance, the copy a
+ * fault just made could leave in the balance of the same turn, before the faulting thread ran,
+ * and its thread fault on it again for ever, above a budget nothing else meets.
  */
 #include <sys/mman.h>
 
@@ -32,9 +34,11 @@ static bool locked(struct space *s, const struct region *r, uint64_t addr)
 
 /*
  * Send out up to @want copies of the view pages region @r maps, from its hand on, looking at
- * *scan copies at most. Return: how many left.
+ * *scan copies at most; those touched since the hand last met them stay this once (*spared).
+ * Return: how many left.
  */
-static uint64_t region_out(struct space *s, struct region *r, uint64_t want, uint64_t *scan)
+static uint64_t region_out(struct space *s, struct region *r, uint64_t want, uint64_t *scan,
+			   uint64_t *spared)
 {
 	struct view *v = r->view;
 	uint64_t n = r->length >> UPAGER_PAGE_SHIFT, sent = 0, k;
@@ -47,7 +51,9 @@ static uint64_t region_out(struct space *s, struct region *r, uint64_t want, uin
 		if (i >= v->pages || v->copy[i] == COPY_NONE)
 			continue;
 		(*scan)--;
-		if (!locked(s, r, r->start + (j << UPAGER_PAGE_SHIFT)))
+		if (view_take_touch(v, i))
+			(*spared)++;
+		else if (!locked(s, r, r->start + (j << UPAGER_PAGE_SHIFT)))
 			sent += view_copies_out(v, i, 1);
 	}
 	r->view_hand = (r->view_hand + k) % n;
@@ -58,15 +64,17 @@ static uint64_t region_out(struct space *s, struct region *r, uint64_t want, uin
  * views_balance() - send copies of nonlinear mappings out, their share of what the budget wants
  * to go
  * @d: the daemon; called where no fault is half done, before the cache's own balance
+ * @spared: set to how many copies the hand passed over for a touch: they may leave next turn
  *
  * Return: how many left.
  */
-uint64_t views_balance(struct daemon *d)
+uint64_t views_balance(struct daemon *d, uint64_t *spared)
 {
 	struct cache *c = &d->cache;
 	uint64_t use = cache_use(c), low = cache_low_mark(c), want, scan, sent = 0;
 	struct space *s;
 
+	*spared = 0;
 	if (!c->copies || !cache_must_page_out(c))
 		return 0;
 	want = (use - low) * c->copies / use + 1;
@@ -80,7 +88,7 @@ uint64_t views_balance(struct daemon *d)
 		{
 			if (!r->view)
 				continue;
-			uint64_t n = region_out(s, r, want - sent, &scan);
+			uint64_t n = region_out(s, r, want - sent, &scan, spared);
 
 			sent += n;
 			if (sent >= want || !scan)

@@ -6,4 +6,4 @@ struct daemon;
 
 #include <stdint.h>
 
-uint64_t views_balance(struct daemon *d);
+uint64_t views_balance(struct daemon *d, uint64_t *spared);

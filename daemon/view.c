@@ -627,6 +627,7 @@ struct view *view_unref(struct view *v)
 	fdstore_remove(cache_daemon(v->obj->c), "vt", v->id);
 	state_forget(v->obj->c->state, &v->saved);
 	object_unref(v->obj);
+	free(v->touched);
 	free(v);
 	return NULL;
 }
@@ -711,6 +712,28 @@ void view_drop_range(struct view *v, uint64_t first, uint64_t count)
 	/* A chunk at a time: the writable copies that go home do not take twice their memory. */
 	for (uint64_t at = first; at < end; at += DROP_CHUNK)
 		drop_chunk(v, at, MIN(at + DROP_CHUNK, end));
+}
+
+/** view_touch() - a fault came for view page @i: the sweep of copies (view-out.c) spares it once */
+void view_touch(struct view *v, uint64_t i)
+{
+	if (!v->touched)
+		v->touched = calloc((v->pages + 63) / 64, sizeof(uint64_t));
+	if (v->touched && i < v->pages)
+		v->touched[i / 64] |= 1ULL << (i % 64);
+}
+
+/** view_take_touch() - whether view page @i was touched since the last call for it; clears it */
+bool view_take_touch(struct view *v, uint64_t i)
+{
+	uint64_t bit = 1ULL << (i % 64);
+	bool was;
+
+	if (!v->touched || i >= v->pages)
+		return false;
+	was = v->touched[i / 64] & bit;
+	v->touched[i / 64] &= ~bit;
+	return was;
 }
 
 /**

@@ -55,6 +55,7 @@ struct view {
 	bool may_write;
 	bool local; /* the library may remap pages without copies itself (view_publish()) */
 	bool claims_stalled; /* a claim of the library's kept the daemon waiting: wait no more */
+	uint64_t *touched; /* a bit per page: faulted on since the sweep of copies met it */
 	struct list_head link; /* obj->views */
 	struct state_handle saved; /* its record in the saved tables (view_mark()) */
 };
@@ -73,6 +74,8 @@ void view_publish(struct view *v, bool local);
 uint64_t view_page(const struct view *v, uint64_t i);
 void view_drop_range(struct view *v, uint64_t first, uint64_t count);
 uint64_t view_copies_out(struct view *v, uint64_t first, uint64_t count);
+void view_touch(struct view *v, uint64_t i);
+bool view_take_touch(struct view *v, uint64_t i);
 void view_remap(struct view *v, uint64_t first, uint64_t count, uint64_t pgoff);
 uint64_t view_ranges(const struct view *v, uint64_t first, uint64_t count);
 
