@@ -1063,6 +1063,40 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 	return 0;
 }
 
+/**
+ * object_invalidate() - an msync with MS_INVALIDATE: follow the file's size, and drop the pages of
+ * [first, first+count) that no writable mapping ever held, which the next touch reads again, even
+ * where the cache cannot tell a change of others from its own (a write-back under way or just
+ * over, see object_follow_file()); but not those the write-back under way has taken for clean,
+ * which are not in the file yet
+ * @o: the object
+ * @first: the first page
+ * @count: how many
+ *
+ * Return: 0 or a negative errno.
+ */
+int object_invalidate(struct object *o, uint64_t first, uint64_t count)
+{
+	const struct wb_job *job = o->wb_running;
+	uint64_t from, end;
+	struct stat st;
+	int ret;
+
+	if (o->kind != OBJECT_FILE || o->fd_read < 0)
+		return 0;
+	if (fstat(o->fd_read, &st) < 0)
+		return neg_errno();
+	ret = object_follow_size(o, &st);
+	end = MIN(first + count, object_pages(o));
+	from = MIN(first, end);
+	for (size_t i = 0; job && i < job->n_runs; i++) {
+		drop_clean(o, from, MAX(from, MIN(job->runs[i].first, end)));
+		from = MAX(from, MIN(job->runs[i].first + job->runs[i].count, end));
+	}
+	drop_clean(o, from, end);
+	return ret;
+}
+
 /* The file's status after the store's writes: our own change, none behind the cache's back. */
 static void wb_status(void *userdata, const struct stat *st)
 {

@@ -178,6 +178,7 @@ int object_cover(struct object *o, uint64_t end);
 int object_follow_size(struct object *o, const struct stat *st);
 int object_follow_file(struct object *o, const struct stat *st);
 int object_refresh(struct object *o, uint64_t first, uint64_t count);
+int object_invalidate(struct object *o, uint64_t first, uint64_t count);
 bool object_maybe_dirty(const struct object *o, uint64_t first, uint64_t count);
 int object_slots_map(struct object *o);
 int object_slots_claim_all(struct cache *c);

@@ -636,9 +636,13 @@ static int do_msync(struct session *s, const struct upager_msg *req)
 		return -EINVAL;
 	if (req->u.msync.flags == UPAGER_MSYNC_WRITTEN)
 		return space_refresh(s->space, a, a + len);
-	/* MS_INVALIDATE: what others changed in the file by now shows in the mappings. */
-	if (req->u.msync.flags & MS_INVALIDATE)
+	/* MS_INVALIDATE: what others changed in the file by now shows in the mappings; the range's
+	 * clean pages are read again even where the file's times cannot tell others' change from
+	 * the daemon's own write-backs. */
+	if (req->u.msync.flags & MS_INVALIDATE) {
 		watch_sync(s->d->watch);
+		space_invalidate(s->space, a, a + len);
+	}
 	wb_begin(s, req);
 	return wb_end(s, space_msync(s->space, a, a + len, req->u.msync.flags & MS_SYNC, &s->wb));
 }

@@ -649,6 +649,31 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct
 }
 
 /**
+ * space_invalidate() - an msync of [start, end) of @s with MS_INVALIDATE: the file pages the
+ * linear ranges show that no writable mapping ever held are read again at their next touch
+ * (object_invalidate(); a size it cannot follow yet, a shrink while a write-back is under way,
+ * the watch follows later)
+ * @s: the space
+ * @start: first byte
+ * @end: one past the last
+ */
+void space_invalidate(struct space *s, uint64_t start, uint64_t end)
+{
+	struct region *r;
+
+	region_for_each_in(r, &s->regions, start, end)
+	{
+		uint64_t a = MAX(start, r->start), b = MIN(end, region_end(r)), first, last;
+
+		if (a >= b || !r->obj || r->obj->kind != OBJECT_FILE || r->view)
+			continue;
+		first = (r->offset + (a - r->start)) >> UPAGER_PAGE_SHIFT;
+		last = (r->offset + (b - r->start) + UPAGER_PAGE_SIZE - 1) >> UPAGER_PAGE_SHIFT;
+		(void)object_invalidate(r->obj, first, last - first);
+	}
+}
+
+/**
  * space_refresh() - the client wrote the file bytes that [start, end) of @s shows with write(2) or
  * the like (start == end: changed the size of the file mapped at start): each file the range maps
  * follows (object_refresh())

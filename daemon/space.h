@@ -77,6 +77,7 @@ bool space_removal_queued(const struct space *s, uint64_t start, uint64_t end);
 void space_removed(struct space *s, uint64_t start, uint64_t end);
 int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct wb_wait *w);
 int space_refresh(struct space *s, uint64_t start, uint64_t end);
+void space_invalidate(struct space *s, uint64_t start, uint64_t end);
 struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);

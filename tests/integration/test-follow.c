@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,5 +409,66 @@ Test(follow, a_mapping_s_own_writes_are_no_change_behind_the_cache)
 	cr_assert(harness_region(getpid(), (void *)m, &ri));
 	cr_assert_eq(ri.pages_read, read, "pages read again: %" PRIu64, ri.pages_read - read);
 	cr_assert_eq(upager_munmap((void *)m, N * PAGE), 0);
+	close(fd);
+}
+
+/*
+ * upager_msync(MS_INVALIDATE) while write-backs of the same file are under way: a thread writes
+ * its own pages of the mapping and asks for their write-back (MS_ASYNC) over and over, and
+ * write(2) changes the other pages, each followed by MS_INVALIDATE and a read through the
+ * mapping, which must show it. The cache could not follow while a write-back ran (its own writes
+ * look like anyone's) and left it for later, after the msync had returned.
+ */
+#define OWN_PAGES 16
+#define CHANGED_PAGES 16
+
+struct async_writer {
+	volatile uint64_t *m;
+	volatile bool stop;
+	int failed;
+};
+
+static void *write_and_sync(void *arg)
+{
+	struct async_writer *w = arg;
+
+	for (uint64_t n = 1; !w->stop; n++) {
+		for (int i = 0; i < OWN_PAGES; i++)
+			w->m[(CHANGED_PAGES + i) * PAGE / 8] = n;
+		if (upager_msync((void *)(w->m + CHANGED_PAGES * PAGE / 8), OWN_PAGES * PAGE,
+				 MS_ASYNC) < 0)
+			w->failed++;
+	}
+	return NULL;
+}
+
+Test(follow, ms_invalidate_while_write_backs_run_shows_what_was_written)
+{
+	int fd = make_pattern_file("f", (CHANGED_PAGES + OWN_PAGES) * PAGE, path);
+	int wfd = open(path, O_RDWR | O_CLOEXEC);
+	struct async_writer w = { 0 };
+	pthread_t t;
+	int stale = 0;
+
+	w.m = upager_mmap(NULL, (CHANGED_PAGES + OWN_PAGES) * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_SHARED, fd, 0);
+	cr_assert_neq(w.m, MAP_FAILED);
+	cr_assert_geq(wfd, 0);
+	cr_assert_eq(pthread_create(&t, NULL, write_and_sync, &w), 0);
+	for (uint64_t k = 1; k <= 3000; k++) {
+		uint64_t p = k % CHANGED_PAGES, word = k << 20 | p;
+
+		cr_assert_eq(pwrite(wfd, &word, 8, (off_t)(p * PAGE)), 8);
+		cr_assert_eq(upager_msync((void *)w.m, CHANGED_PAGES * PAGE, MS_INVALIDATE), 0);
+		if (w.m[p * PAGE / 8] != word)
+			stale++;
+	}
+	w.stop = true;
+	pthread_join(t, NULL);
+	cr_assert_eq(w.failed, 0);
+	cr_assert_eq(stale, 0,
+		     "%d of 3000 reads after MS_INVALIDATE showed the page before write(2)", stale);
+	cr_assert_eq(upager_munmap((void *)w.m, (CHANGED_PAGES + OWN_PAGES) * PAGE), 0);
+	close(wfd);
 	close(fd);
 }
