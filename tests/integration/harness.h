@@ -72,6 +72,7 @@ uint64_t harness_now_ms(void);
 int harness_count_fds(pid_t pid);
 /* Run fn in a child; return its wait status. */
 int run_child(void (*fn)(void *), void *arg);
+pid_t harness_fork(void);
 /* Wait up to ms for cond(arg) to hold. */
 bool wait_until(bool (*cond)(void *), void *arg, int ms);
 /* Whether child pid ended within ms (its wait status in *status); if not, it is killed. */

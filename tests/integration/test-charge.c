@@ -48,7 +48,7 @@ static void charged_to_the_client(bool populate)
 	cgroup_new(&client_cg, "client");
 	cgroup_enter(&daemon_cg, harness_daemon_pid());
 	daemon_before = cgroup_usage(&daemon_cg);
-	child = fork();
+	child = harness_fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
 		alarm(30);

@@ -76,7 +76,7 @@ Test(coherence, a_write_through_a_linear_mapping_while_the_first_copy_of_its_pag
 	int status;
 
 	cr_assert_neq(sh, MAP_FAILED);
-	writer = fork();
+	writer = harness_fork();
 	cr_assert(writer >= 0);
 	if (writer == 0)
 		write_rounds(fd, sh);

@@ -134,7 +134,7 @@ static struct client client_start(void (*fn)(int ready, int go))
 
 	cr_assert_eq(pipe2(r, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(g, O_CLOEXEC), 0);
-	cl.pid = fork();
+	cl.pid = harness_fork();
 	cr_assert(cl.pid >= 0);
 	if (cl.pid == 0) {
 		fn(r[1], g[0]);
@@ -315,7 +315,7 @@ static void fault_on_the_server(int ready, int go)
 	 * gone and the store quiet): those must stay. */
 	if (mincore(p + (PAGES - 256) * PAGE / 8, 256 * PAGE, vec) < 0)
 		_exit(7);
-	child = fork();
+	child = harness_fork();
 
 	if (child == 0) {
 		check(p, 0, 1, 3);

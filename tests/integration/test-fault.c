@@ -181,7 +181,7 @@ Test(fault, anonymous_shared_is_shared_with_children)
 
 	cr_assert_neq(p, MAP_FAILED);
 	p[0] = 11; /* touched before the fork */
-	c = fork();
+	c = harness_fork();
 	if (c == 0) {
 		/* p[PAGE/4 * 2] was never touched by anyone: the child's first touch */
 		p[2 * PAGE / sizeof(int)] = 22;
@@ -191,7 +191,7 @@ Test(fault, anonymous_shared_is_shared_with_children)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	cr_assert_eq(p[2 * PAGE / sizeof(int)], 22);
 	p[PAGE / sizeof(int)] = 33;
-	c = fork();
+	c = harness_fork();
 	if (c == 0)
 		_exit(p[PAGE / sizeof(int)] == 33 ? 0 : 1);
 	cr_assert_eq(waitpid(c, &status, 0), c);
@@ -217,7 +217,7 @@ Test(fault, dev_zero_maps_as_anonymous_memory)
 	cr_assert(harness_region(getpid(), shared, &r));
 	cr_assert_eq(priv[PAGE + 7], 0);
 	priv[PAGE + 7] = 'p';
-	c = fork();
+	c = harness_fork();
 	if (c == 0) {
 		shared[2 * PAGE] = 's';
 		priv[PAGE + 7] = 'c';
@@ -322,7 +322,7 @@ static void unprivileged_client(void *arg)
 	if (read(pfd[0], p + 2 * PAGE, 3) != -1 || errno != EFAULT)
 		_exit(24);
 	/* Its children are still followed (the daemon asks for fork events, not the client). */
-	c = fork();
+	c = harness_fork();
 	if (c == 0)
 		_exit(p[0] == 1 && p[3 * PAGE] == 0 ? 0 : 1);
 	if (waitpid(c, &status, 0) != c || !WIFEXITED(status) || WEXITSTATUS(status) != 0)

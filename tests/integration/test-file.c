@@ -120,7 +120,7 @@ Test(file, shared_writes_reach_the_file_when_the_client_is_killed)
 
 	cr_assert_eq(pipe(pfd), 0);
 	w.ready = pfd[1];
-	p = fork();
+	p = harness_fork();
 	if (p == 0)
 		write_and_wait(&w);
 	cr_assert_eq(read(pfd[0], &c, 1), 1);
@@ -141,7 +141,7 @@ Test(file, two_processes_see_each_others_writes_at_once)
 
 	cr_assert_eq(pipe(to_child), 0);
 	cr_assert_eq(pipe(to_parent), 0);
-	p = fork(); /* before any upager call: two separate clients */
+	p = harness_fork(); /* before any upager call: two separate clients */
 	if (p == 0) {
 		volatile uint64_t *cm =
 			upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -420,7 +420,7 @@ static pid_t hold_mapping(int fd)
 	pid_t p;
 
 	cr_assert_eq(pipe(pfd), 0);
-	p = fork();
+	p = harness_fork();
 	cr_assert(p >= 0);
 	if (p == 0) {
 		volatile char *m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
@@ -479,7 +479,7 @@ static void writer_leaves_while_another_maps(bool killed)
 
 	cr_assert_eq(pipe(pfd), 0);
 	w.ready = pfd[1];
-	p = fork();
+	p = harness_fork();
 	if (p == 0)
 		write_and_wait(&w);
 	if (killed) {

@@ -457,7 +457,7 @@ Test(growsdown, a_forked_child_grows_as_its_parent_up_to_the_limit)
 
 	p = four_pages();
 	cr_assert_eq(upager_set_growth_limit(p, 10 * PAGE), 0, "%m");
-	kid = fork();
+	kid = harness_fork();
 	cr_assert_geq(kid, 0);
 	if (kid == 0) {
 		long grown;

@@ -35,7 +35,7 @@ Test(lifecycle, a_forked_child_keeps_correct_mappings)
 	anon[0] = 1;
 	file[0] = 2;
 	priv[0] = 3;
-	c = fork();
+	c = harness_fork();
 	if (c == 0) {
 		int bad = 0;
 
@@ -70,7 +70,7 @@ Test(lifecycle, a_forked_child_that_calls_libupager_is_its_own_client)
 	cr_assert_neq(a, MAP_FAILED);
 	cr_assert_eq(pipe(to_parent), 0);
 	cr_assert_eq(pipe(to_child), 0);
-	c = fork();
+	c = harness_fork();
 	if (c == 0) {
 		void *b =
 			upager_mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -190,7 +190,7 @@ Test(lifecycle, a_killed_client_vanishes_within_a_second)
 	char c;
 
 	cr_assert_eq(pipe(pfd), 0);
-	g.pid = fork();
+	g.pid = harness_fork();
 	if (g.pid == 0)
 		map_and_hang(pfd);
 	cr_assert_eq(read(pfd[0], &c, 1), 1);
@@ -235,7 +235,7 @@ Test(lifecycle, a_daemon_dies_with_the_test_that_started_it)
 	pid_t test;
 
 	cr_assert_eq(pipe(pfd), 0);
-	test = fork(); /* a test of its own, with its own daemon */
+	test = harness_fork(); /* a test of its own, with its own daemon */
 	if (test == 0) {
 		harness_start();
 		s.daemon = harness_daemon_pid();
@@ -467,7 +467,7 @@ Test(lifecycle, a_process_whose_own_threads_all_ended_exits_with_zero)
 	pid_t c;
 
 	cr_assert_eq(pipe(fds), 0);
-	c = fork();
+	c = harness_fork();
 	if (c == 0) {
 		static struct last_words w;
 		pthread_t t;
@@ -502,7 +502,7 @@ static void exit_now(void)
 static void *forking(void *arg)
 {
 	uint64_t *mem = arg;
-	pid_t c = fork();
+	pid_t c = harness_fork();
 
 	if (c == 0) {
 		/* The exit the C library makes then (exit(0)) ends here: a sanitizer's leak check
@@ -539,7 +539,7 @@ Test(lifecycle, a_child_forked_by_another_thread_ends_when_that_thread_returns)
 Test(lifecycle, the_librarys_descriptors_leave_the_low_numbers_free)
 {
 	int fd = make_pattern_file("low", 4 * PAGE, NULL), status;
-	pid_t c = fork();
+	pid_t c = harness_fork();
 
 	if (c == 0) {
 		struct stat st;

@@ -113,7 +113,7 @@ Test(nonlinear, writes_are_seen_everywhere_the_page_appears)
 
 	cr_assert_eq(pipe(to_child), 0);
 	cr_assert_eq(pipe(to_parent), 0);
-	p = fork(); /* another client, with a linear mapping */
+	p = harness_fork(); /* another client, with a linear mapping */
 	if (p == 0) {
 		volatile uint64_t *l =
 			upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -565,7 +565,7 @@ static void writer_start(struct writer *w)
 	char c;
 
 	cr_assert_eq(pipe(w->go), 0);
-	w->pid = fork();
+	w->pid = harness_fork();
 	cr_assert(w->pid >= 0);
 	if (w->pid == 0) {
 		uint64_t *l;
@@ -819,7 +819,7 @@ Test(nonlinear, two_processes_write_the_same_pages_through_their_own_nonlinear_m
 	cr_assert_eq(pipe(ba), 0);
 	/* Forked before any mapping: each process makes its own, and takes turns with the other
 	 * on file page p through a view page of its own. */
-	c = fork();
+	c = harness_fork();
 	cr_assert(c >= 0);
 	m = upager_mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED || upager_remap_file_pages((void *)m, PAGE, 0, 1, MAP_NONBLOCK) < 0) {
@@ -954,7 +954,7 @@ Test(nonlinear, a_writable_copy_is_protected_while_its_client_has_an_event_not_r
 	cr_assert_eq(pipe(to_child), 0);
 	cr_assert_eq(pipe(from_child), 0);
 	/* Forked before any mapping: it shares no view, and has its own space. */
-	child = fork();
+	child = harness_fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
 		close(to_child[1]);
@@ -1046,7 +1046,7 @@ Test(nonlinear, faults_that_wait_while_their_mapping_goes_nonlinear_are_served_b
 	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
 	/* Three processes at once, each with its own mappings of the file and its readers. */
 	for (int c = 0; c < 2; c++) {
-		others[c] = fork();
+		others[c] = harness_fork();
 		cr_assert(others[c] >= 0);
 		if (others[c] == 0)
 			break;

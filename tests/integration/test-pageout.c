@@ -136,7 +136,7 @@ static uint64_t run_limited_caches(void (*fn)(void *), void *arg, bool caches)
 	/* The watcher starts after the fork: a child forked while another thread holds the
 	 * allocator's lock (the watcher reads files) would wait on it for ever, as a sanitizer's
 	 * allocator showed. */
-	child = fork();
+	child = harness_fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
 		alarm(400); /* a client that hangs fails; a slow machine is only slow */
@@ -331,7 +331,7 @@ static void private_file(void *arg)
 
 		check_pages(p, k, 1, copy_xor(k, false));
 	}
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		/* Pages of the file and copies of the parent's, written again. */
 		for (uint64_t i = 0; i < pages; i++)
@@ -555,7 +555,7 @@ static void nonlinear_random(int fd, uint64_t pages)
 static void run_nonlinear_random(uint64_t pages)
 {
 	int fd = make_pattern_file("remapped", pages * PAGE, file_path), status = 0;
-	pid_t child = fork();
+	pid_t child = harness_fork();
 
 	cr_assert(child >= 0);
 	if (child == 0)
@@ -721,7 +721,7 @@ static void shared_anon(void *arg)
 
 	(void)arg;
 	/* A child shares the pages: its writes, paged out and in, are the parent's to see. */
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		check_anon(p, 0, pages, 1);
 		write_anon(p, 0, pages / 2, 2);
@@ -852,7 +852,7 @@ static void private_anon(void *arg)
 	(void)arg;
 	/* The child writes all of its copy, 8 times the budget too: its pages go out as well (an
 	 * eighth of it under a sanitizer, whose headroom no OOM killer would reach anyway). */
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		uint64_t own = RUNNING_UNDER_SANITIZER ? pages / 8 : pages;
 
@@ -909,7 +909,7 @@ static void wiped_at_fork(void *arg)
 	if (madvise(p, half * PAGE, MADV_WIPEONFORK) < 0 ||
 	    madvise(p + half * (PAGE / 8), (pages - half) * PAGE, MADV_DONTFORK) < 0)
 		_exit(20);
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		unsigned char in;
 
@@ -1088,7 +1088,7 @@ static void fork_copies(void *arg)
 	if (p == MAP_FAILED)
 		_exit(11);
 	write_anon(p, 0, half, 1);
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		write_anon(p, 0, half, 2);
 		q = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -1244,7 +1244,7 @@ static void fork_kept(void *arg)
 	if (upager_munmap(q, push * PAGE) < 0)
 		_exit(12);
 	check_anon(p, 0, pages, 1);
-	child = fork();
+	child = harness_fork();
 	if (child == 0)
 		kept_child(p, pages, go[0]);
 	if (child < 0)
@@ -1308,7 +1308,7 @@ static void fork_writer(void *arg)
 		check_anon(p, i * 7919 % pages, 1, 1);
 	busy = cpu_ms(harness_daemon_pid());
 	base = busy - base;
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		for (uint64_t i = 0; i < pages; i += 3)
 			write_anon(p, i, 1, 2);
@@ -1363,7 +1363,7 @@ static void fork_while_paging_in(void *arg)
 		if (!out)
 			continue;
 		forks++;
-		child = fork();
+		child = harness_fork();
 		if (child == 0) {
 			check_anon(p, i + 1, READ_AHEAD_CHECKED, 1);
 			_exit(0);
@@ -1848,7 +1848,7 @@ Test(pageout, a_user_over_its_share_gives_pages_first)
 	cr_assert_eq(chmod(file_path, 0644), 0);
 	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
 	fd = make_pattern_file("set", SET_PAGES * PAGE, set_path);
-	streamer = fork();
+	streamer = harness_fork();
 	cr_assert(streamer >= 0);
 	if (streamer == 0) {
 		alarm(100);
@@ -1901,7 +1901,7 @@ static pid_t start_as_nobody(void (*fn)(void *))
 	pid_t child;
 
 	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
-	child = fork();
+	child = harness_fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
 		alarm(100);

@@ -117,7 +117,7 @@ static void spawn(struct child *c, const char *const *argv)
 
 	cr_assert_eq(pipe(in), 0);
 	cr_assert_eq(pipe(out), 0);
-	c->pid = fork();
+	c->pid = harness_fork();
 	cr_assert(c->pid >= 0);
 	if (c->pid == 0) {
 		dup2(in[0], 0);

@@ -177,7 +177,7 @@ Test(protocol, a_client_acts_only_on_its_own_mappings)
 	cr_assert_eq(r.uid, getuid());
 	cr_assert_eq(r.pid, (uint32_t)getpid());
 	cr_assert_eq(pipe(to_parent), 0);
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		/* A separate client (it never inherited a connection's space for this range): its
 		 * upager_munmap of the parent's address only unmaps its own copy. */
@@ -207,7 +207,7 @@ Test(protocol, another_user_sees_only_mappings_of_its_own_uid)
 	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
 	cr_assert_eq(pipe(to_parent), 0);
 	cr_assert_eq(pipe(to_child), 0);
-	child = fork();
+	child = harness_fork();
 	if (child == 0) {
 		char *theirs;
 

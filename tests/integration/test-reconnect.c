@@ -139,7 +139,7 @@ Test(reconnect, a_bound_on_the_wait_turns_a_fault_into_sigbus)
 	cr_assert_eq(pipe(ready), 0);
 	cr_assert_eq(pipe(go), 0);
 	cr_assert_eq(pipe(result), 0);
-	pid = fork();
+	pid = harness_fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		char *p;

@@ -53,7 +53,7 @@ static void stallfs_start(struct stallfs *fs)
 	snprintf(fs->fail, sizeof(fs->fail), "%s/fail", harness_tmpdir());
 	snprintf(fs->data, sizeof(fs->data), "%s/data", fs->mnt);
 	cr_assert_eq(mkdir(fs->mnt, 0755), 0);
-	fs->pid = fork();
+	fs->pid = harness_fork();
 	cr_assert(fs->pid >= 0);
 	if (fs->pid == 0) {
 		setenv("STALLFS_FLAG", fs->flag, 1);
@@ -128,7 +128,7 @@ Test(stall, a_stalled_file_system_fails_its_own_request_and_no_one_waits)
 	cr_assert_geq(fd, 0);
 	stallfs_set(&fs, true);
 
-	child = fork();
+	child = harness_fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
 		void *p;
@@ -177,7 +177,7 @@ static pid_t client_across_a_stall(struct stallfs *fs, int *fd, bool (*before)(i
 	cr_assert_geq(*fd, 0);
 	cr_assert_eq(pipe(up), 0);
 	cr_assert_eq(pipe(down), 0);
-	child = fork();
+	child = harness_fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
 		char c;
@@ -341,7 +341,7 @@ Test(stall, a_resume_whose_file_stalls_keeps_no_one_else_waiting)
 	fd = open(fs.data, O_RDWR | O_CLOEXEC);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(pipe2(up, O_CLOEXEC), 0);
-	child = fork();
+	child = harness_fork();
 	cr_assert(child >= 0);
 	if (child == 0) {
 		uint64_t *p;
