@@ -134,25 +134,6 @@ static void on_flush(uv_check_t *h)
 		 * fills those served deferred, after the balance that would start them. */
 		if ((waiting && spared) || d->cache.deferred_pages > deferred)
 			uv_idle_start(&d->next_turn, on_next_turn);
-		{
-			static FILE *dbg;
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			if (!dbg && getenv("DBGV")) {
-				dbg = fopen(getenv("DBGV"), "a");
-				setvbuf(dbg, NULL, _IONBF, 0);
-			}
-			if (dbg)
-				fprintf(dbg,
-					"%ld turn %lu out %lu spared %lu leaving %d room %d use "
-					"%lu copies %lu waiting %d deferred %lu/%lu infl %lu\n",
-					ts.tv_nsec / 1000, (unsigned long)d->turn,
-					(unsigned long)copies_out, (unsigned long)spared, leaving,
-					cache_room(&d->cache, 1),
-					(unsigned long)cache_use(&d->cache),
-					(unsigned long)d->cache.copies, waiting, deferred,
-					d->cache.deferred_pages, d->cache.inflight);
-		}
 	}
 	state_flush(d);
 	ptable_release_puts();
