@@ -65,8 +65,7 @@ bool cache_must_page_out(const struct cache *c)
 
 static bool evictable(const struct object *o)
 {
-	return (o->kind == OBJECT_FILE || (o->c->store && list_empty(&o->views))) &&
-	       o->cached > 0 && object_wb_idle(o);
+	return (o->kind == OBJECT_FILE || o->c->store) && o->cached > 0 && object_wb_idle(o);
 }
 
 /* A home page that nonlinear mappings hold copies of stays (view.c: the copies need it valid). */
@@ -184,7 +183,7 @@ static void swap_out_done(void *userdata, int res)
 		bool out = i < so->count && res == 0 &&
 			   (o->pages[p] & (PAGE_STATE_MASK | PAGE_AWAY | PAGE_WRITABLE)) ==
 				   PAGE_READY &&
-			   list_empty(&o->views);
+			   !has_copies(o, p);
 
 		if (i < so->count && !out) {
 			slot_free(o, so->slot + i);

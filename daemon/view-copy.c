@@ -142,7 +142,9 @@ static bool wait_room(struct space *s, uint64_t addr, uint64_t flags, uint64_t t
 		room_waits = w;
 		room_waits_cap = cap;
 	}
-	room_waits[n_room_waits++] = (struct room_wait){ space_ref(s), addr, flags, t0 };
+	/* Not a retry once served: the page its fill brought may have left meanwhile. */
+	room_waits[n_room_waits++] =
+		(struct room_wait){ space_ref(s), addr, flags & ~(uint64_t)VIEW_RETRY, t0 };
 	return true;
 }
 
@@ -261,6 +263,18 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	if (v->copy[i] != COPY_NONE) {
 		/* The copy exists but this client lost its page table entry (MADV_DONTNEED). */
 		map_copy(s, addr, v, i);
+		return;
+	}
+	/* A home page in memory gives its copy at once, above the budget or not: waiting for room,
+	 * the home page could leave first (a shared anonymous one to the swap store), and the
+	 * fault go round between reading it back and sending it out. */
+	if ((o->pages[p] & (PAGE_STATE_MASK | PAGE_AWAY)) == PAGE_READY) {
+		ret = make_copy(s, addr, v, i, p);
+		if (ret == -EAGAIN)
+			uffdio_wake(s->uffd, addr,
+				    UPAGER_PAGE_SIZE); /* remapped: it faults again */
+		else if (ret < 0)
+			uffdio_sigbus(s->uffd, addr, s->pid);
 		return;
 	}
 	if (wait_room(s, addr, flags, t0))

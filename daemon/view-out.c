@@ -51,9 +51,11 @@ static uint64_t region_out(struct space *s, struct region *r, uint64_t want, uin
 		if (i >= v->pages || v->copy[i] == COPY_NONE)
 			continue;
 		(*scan)--;
+		if (locked(s, r, r->start + (j << UPAGER_PAGE_SHIFT)))
+			continue;
 		if (view_take_touch(v, i))
 			(*spared)++;
-		else if (!locked(s, r, r->start + (j << UPAGER_PAGE_SHIFT)))
+		else
 			sent += view_copies_out(v, i, 1);
 	}
 	r->view_hand = (r->view_hand + k) % n;

@@ -2152,6 +2152,46 @@ Test(pageout, a_locked_nonlinear_mapping_larger_than_the_budget_is_served_above_
 }
 
 /*
+ * A nonlinear shared anonymous mapping 4x the budget, written and read back: its pages go to the
+ * swap store as any shared anonymous page does (those with copies in memory stay). Before, a
+ * shared anonymous object with a view never paged out: any client could hold memory far above the
+ * budget with one remap.
+ */
+static void nonlinear_anon(void *arg)
+{
+	uint64_t n = 4 * BUDGET / PAGE, *p;
+	struct upager_msg f;
+
+	(void)arg;
+	p = upager_mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(11);
+	/* Its first and last pages change places: the mapping goes nonlinear. */
+	if (upager_remap_file_pages(p, PAGE, 0, n - 1, 0) < 0 ||
+	    upager_remap_file_pages(p + (n - 1) * PAGE / 8, PAGE, 0, 0, 0) < 0)
+		_exit(12);
+	write_anon(p, 0, n, 5);
+	check_anon(p, 0, n, 5);
+	if (harness_stats(&f) < 0)
+		_exit(13);
+	if (f.u.stats_reply.memory_pages > BUDGET / PAGE) {
+		fprintf(stderr, "%llu pages in memory, the budget is %lu\n",
+			(unsigned long long)f.u.stats_reply.memory_pages, BUDGET / PAGE);
+		_exit(44);
+	}
+	if (f.u.stats_reply.pages_out == 0)
+		_exit(45);
+}
+
+Test(pageout, a_nonlinear_shared_anonymous_mapping_larger_than_the_budget_pages_out)
+{
+	int status = run_child(nonlinear_anon, NULL);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+}
+
+/*
  * A swap store too small for what must leave: pages that cannot go stay in memory (the budget is
  * exceeded and counted), every page keeps its data, and the daemon lives on (upager_mmap(3)).
  */
