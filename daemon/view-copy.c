@@ -206,6 +206,18 @@ static void view_wait_write(struct space *s, struct region *r, uint64_t addr, ui
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE); /* it comes again */
 }
 
+/* The fault at addr of view page i gets a copy of its home page p, in memory: SIGBUS if none can
+ * be made; remapped meanwhile, it is woken to fault again. */
+static void copy_home(struct space *s, uint64_t addr, struct view *v, uint64_t i, uint64_t p)
+{
+	int ret = make_copy(s, addr, v, i, p);
+
+	if (ret == -EAGAIN)
+		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
+	else if (ret < 0)
+		uffdio_sigbus(s->uffd, addr, s->pid);
+}
+
 /**
  * view_fault() - serve a fault in a nonlinear mapping
  * @s: the space
@@ -269,12 +281,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	 * the home page could leave first (a shared anonymous one to the swap store), and the
 	 * fault go round between reading it back and sending it out. */
 	if ((o->pages[p] & (PAGE_STATE_MASK | PAGE_AWAY)) == PAGE_READY) {
-		ret = make_copy(s, addr, v, i, p);
-		if (ret == -EAGAIN)
-			uffdio_wake(s->uffd, addr,
-				    UPAGER_PAGE_SIZE); /* remapped: it faults again */
-		else if (ret < 0)
-			uffdio_sigbus(s->uffd, addr, s->pid);
+		copy_home(s, addr, v, i, p);
 		return;
 	}
 	if (wait_room(s, addr, flags, t0))
@@ -288,13 +295,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 		return;
 	}
 	if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY) {
-		ret = make_copy(s, addr, v, i, p);
-		if (ret == -EAGAIN)
-			uffdio_wake(s->uffd, addr,
-				    UPAGER_PAGE_SIZE); /* remapped: it faults again */
-		else if (ret < 0)
-			uffdio_sigbus(s->uffd, addr, s->pid);
-		(void)t0;
+		copy_home(s, addr, v, i, p);
 		return;
 	}
 	if (flags & VIEW_RETRY) {
