@@ -1194,12 +1194,15 @@ Test(nonlinear, a_nonblocking_populate_maps_what_a_writable_copy_holds_not_the_p
  * A populating remap that cannot start one of its reads waits for those it started before and
  * copies their pages in; the rest fault in as usual. (Once, it stopped waiting at the error and
  * freed what the reads under way would wake: a use after free, which a -Db_sanitize build reports.)
+ * It remaps more pages than the populate takes from the kernel's page cache (twice
+ * FILL_NOW_MAX_PAGES, daemon/fill.h), which the read-ahead of its first miss there may fill: the
+ * rest goes through the daemon's reads, four pages each.
  */
 Test(nonlinear, a_read_failing_to_start_midway_leaves_the_reads_before_it_populated,
      .init = harness_start_failing_read, .fini = harness_stop)
 {
-	int fd = make_pattern_file("f", 64 * PAGE, NULL);
-	char *m = upager_mmap(NULL, 64 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	int fd = make_pattern_file("f", 128 * PAGE, NULL);
+	char *m = upager_mmap(NULL, 128 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
 
 #ifndef UPAGER_FAULT_INJECTION
 	cr_skip_test("built without fault injection");
@@ -1207,12 +1210,12 @@ Test(nonlinear, a_read_failing_to_start_midway_leaves_the_reads_before_it_popula
 	cr_assert_neq(m, MAP_FAILED);
 	cr_assert_eq(fsync(fd), 0);
 	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-	cr_assert_eq(upager_remap_file_pages(m, 32 * PAGE, 0, 32, 0), 0, "%m");
+	cr_assert_eq(upager_remap_file_pages(m, 64 * PAGE, 0, 64, 0), 0, "%m");
 	cr_assert(harness_daemon_logged("ring read 2 fails"), "the second read did not fail");
 	for (int i = 0; i < 4; i++)
 		cr_assert(page_present(m + i * PAGE), "remapped page %d not populated", i);
-	for (int i = 0; i < 32; i++)
-		cr_assert_eq(shows(m, i), PAGE_NO(32 + i), "page %d", i);
+	for (int i = 0; i < 64; i++)
+		cr_assert_eq(shows(m, i), PAGE_NO(64 + i), "page %d", i);
 }
 
 /*
