@@ -306,40 +306,48 @@ static void populate_by_fault(uintptr_t page, bool user_mode_only)
 }
 
 /*
+ * Register [at, at+length) with this process's userfaultfd @uffd as the daemon registers a view:
+ * in write-protect mode too where the daemon asked the kernel for it on shmem. Return: whether it
+ * is registered.
+ */
+static bool register_view(int uffd, void *at, size_t length)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)at, .len = length },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR |
+			UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) == 0)
+		return true;
+	reg.mode &= ~(uint64_t)UFFDIO_REGISTER_MODE_WP;
+	return errno == EINVAL && ioctl(uffd, UFFDIO_REGISTER, &reg) == 0;
+}
+
+/*
  * Map the view memfd @fd over the mapping at @start, at once for the other threads: mapped
  * elsewhere, registered with this process's userfaultfd there, then moved over the mapping by
  * mremap(2), which keeps the registration. Mapped in place instead, the view would be there
  * unregistered until the daemon registers it: a thread touching it meanwhile would get a page the
  * kernel makes itself, zeroes, and a write there would be lost. In place still where the move
- * cannot be made (no userfaultfd here: a process made by vfork(2); a kernel without the modes).
+ * cannot be made (no userfaultfd here: a process made by vfork(2); a registration refused).
  */
 static void *map_view(uintptr_t start, size_t length, int prot, int type, int fd)
 {
-	struct uffdio_register reg = { .range = { .len = length },
-				       .mode = UFFDIO_REGISTER_MODE_MISSING |
-					       UFFDIO_REGISTER_MODE_MINOR |
-					       UFFDIO_REGISTER_MODE_WP };
 	int uffd = upager__uffd();
-	void *at, *p;
+	void *at = uffd < 0 ? MAP_FAILED : mmap(NULL, length, prot, type, fd, 0);
 
-	if (uffd < 0)
-		return mmap((void *)start, length, prot, type | MAP_FIXED, fd, 0);
-	at = mmap(NULL, length, prot, type, fd, 0);
-	if (at == MAP_FAILED)
-		return at;
-	reg.range.start = (uintptr_t)at;
-	/* Write-protect mode where the daemon asked the kernel for it on shmem. */
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0 && errno == EINVAL) {
-		reg.mode &= ~(uint64_t)UFFDIO_REGISTER_MODE_WP;
-		if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
-			munmap(at, length);
-			return mmap((void *)start, length, prot, type | MAP_FIXED, fd, 0);
-		}
-	}
-	p = mremap(at, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start);
-	if (p == MAP_FAILED)
+	if (at != MAP_FAILED) {
+		void *p = register_view(uffd, at, length)
+				  ? mremap(at, length, length, MREMAP_MAYMOVE | MREMAP_FIXED,
+					   (void *)start)
+				  : MAP_FAILED;
+
+		if (p != MAP_FAILED)
+			return p;
 		munmap(at, length);
-	return p;
+	}
+	return mmap((void *)start, length, prot, type | MAP_FIXED, fd, 0);
 }
 
 /**
