@@ -380,9 +380,13 @@ static int object_resize(struct object *o, uint64_t size)
 		if (fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)size,
 			      (off_t)(o->size - size)) < 0)
 			return neg_errno();
-		for (uint64_t p = size >> UPAGER_PAGE_SHIFT; p < object_pages(o); p++)
+		for (uint64_t p = size >> UPAGER_PAGE_SHIFT; p < object_pages(o); p++) {
+			/* Nonlinear copies too, written or not: a touch there gets SIGBUS. */
+			if (o->view_ops && o->view_ops->has_copies(o, p))
+				o->view_ops->drop_copies(o, p);
 			if (o->pages[p])
 				object_page_set(o, p, PAGE_ABSENT);
+		}
 	}
 	o->size = size;
 	object_mark(o);
@@ -436,14 +440,24 @@ int object_follow_size(struct object *o, const struct stat *st)
 		return 0;
 	if (size < o->size && !object_wb_idle(o))
 		return -EBUSY; /* a write-back copy of pages past the end is on its way */
+	if (len < o->file_size && o->view_ops)
+		o->view_ops->claims_settle_all(o);
 	ret = object_resize(o, size);
 	if (ret < 0)
 		return ret;
 	if (len < o->file_size)
 		o->c->shrinks++;
-	if (len < o->file_size && tail &&
-	    (o->pages[len >> UPAGER_PAGE_SHIFT] & PAGE_STATE_MASK) == PAGE_READY)
-		memset(o->map + len, 0, UPAGER_PAGE_SIZE - tail);
+	if (len < o->file_size && tail) {
+		uint64_t p = len >> UPAGER_PAGE_SHIFT;
+
+		/* The bytes past the end read zeroes in every mapping: a nonlinear page's data
+		 * goes home first, where they are zeroed, and its copies read it again. */
+		if (o->view_ops && o->view_ops->has_copies(o, p) &&
+		    object_restore_home(o, p) != -EAGAIN)
+			o->view_ops->drop_copies(o, p);
+		if ((o->pages[p] & (PAGE_STATE_MASK | PAGE_AWAY)) == PAGE_READY)
+			memset(o->map + len, 0, UPAGER_PAGE_SIZE - tail);
+	}
 	o->file_size = len;
 	object_mark(o);
 	return 0;
@@ -465,16 +479,38 @@ static bool stat_changed(const struct object *o, const struct stat *st)
 	       st->st_ctim.tv_nsec != o->ctime.tv_nsec;
 }
 
+/*
+ * Nonlinear copies of page @p that hold what the file held (read-only copies of a home page no
+ * writable mapping held, or read from the page cache) go, and the home page no longer counts as
+ * away in them.
+ */
+static void drop_clean_copies(struct object *o, uint64_t p)
+{
+	uint8_t s = o->pages[p];
+
+	if ((s & PAGE_WRITABLE) || ((s & PAGE_AWAY) && !(s & PAGE_CLEAN)) ||
+	    !o->view_ops->has_copies(o, p))
+		return;
+	o->view_ops->drop_copies(o, p);
+	if (s & PAGE_AWAY)
+		object_page_set(o, p, s & (uint8_t) ~(PAGE_AWAY | PAGE_CLEAN));
+}
+
 /* Drop the pages of [from, n) that no writable shared mapping ever held (punching a page out
- * unmaps it from every client too); a page being read may have been read before the change: its
- * fill reads it again (fill.c). */
+ * unmaps it from every client too), and their nonlinear copies; a page being read may have been
+ * read before the change: its fill reads it again (fill.c). */
 static void drop_clean(struct object *o, uint64_t from, uint64_t n)
 {
 	uint64_t run = 0;
 
+	if (o->view_ops)
+		o->view_ops->claims_settle_all(o);
 	for (uint64_t p = from; p <= n; p++) {
-		bool stale = p < n && o->pages[p] == PAGE_READY;
+		bool stale;
 
+		if (p < n && o->view_ops)
+			drop_clean_copies(o, p);
+		stale = p < n && o->pages[p] == PAGE_READY;
 		if (p < n && (o->pages[p] & PAGE_STATE_MASK) == PAGE_FILLING)
 			object_page_set(o, p, o->pages[p] | PAGE_STALE);
 

@@ -20,14 +20,16 @@ struct object;
  * What the nonlinear mappings of an object do for its cache, which knows nothing of them (view.c
  * sets them with the object's first view): whether a page has copies (its home page then stays in
  * memory), bring a page whose data is in a view's writable copy home (PAGE_AWAY; 0, or -EAGAIN to
- * try again later), punch the read-only copies of a valid home page, settle the library's claims on a page before the daemon changes it, and free
- * the views' per-object data with the object.
+ * try again later), punch every copy of a page, settle the library's claims on a page before the
+ * daemon changes it (or all of them, before the cache follows a change of the file), and free the
+ * views' per-object data with the object.
  */
 struct object_view_ops {
 	bool (*has_copies)(const struct object *o, uint64_t p);
 	int (*restore_home)(struct object *o, uint64_t p);
 	void (*drop_copies)(struct object *o, uint64_t p);
 	void (*claims_settle)(struct object *o, uint64_t p);
+	void (*claims_settle_all)(struct object *o);
 	void (*object_free)(struct object *o);
 };
 

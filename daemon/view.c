@@ -397,12 +397,24 @@ static void drop_copies(struct object *o, uint64_t p)
 	view_invalidate_copies(o, p, NULL, 0);
 }
 
+/* Every claim of every view of @o settled: the copies the library made are known, those under way
+ * revoked, so that none made before a change of the file is taken for the daemon's later. */
+static void claims_settle_all(struct object *o)
+{
+	struct view *v;
+
+	claim_settle_fence();
+	list_for_each_entry (v, &o->views, link)
+		view_settle(v, 0, UINT64_MAX, true);
+}
+
 /* What views do for the cache of their object (struct object_view_ops). */
 static const struct object_view_ops view_object_ops = {
 	.has_copies = view_has_copies,
 	.restore_home = view_restore_home,
 	.drop_copies = drop_copies,
 	.claims_settle = view_claims_settle,
+	.claims_settle_all = claims_settle_all,
 	.object_free = object_copies_free,
 };
 

@@ -472,3 +472,79 @@ Test(follow, ms_invalidate_while_write_backs_run_shows_what_was_written)
 	close(wfd);
 	close(fd);
 }
+
+/*
+ * A nonlinear page shows what write(2) put in the file, as the kernel's nonlinear mapping of the
+ * page cache did: the copies a view holds of a file page are dropped with the page. @linear_first:
+ * the page was read through the linear mapping first (the copy is then one of a valid home page;
+ * else it may be read straight from the page cache). Checked at MS_INVALIDATE: without it, the
+ * daemon's sweep of idle copies may drop a stale one before the check.
+ */
+static void nonlinear_written_by_another(bool linear_first)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, path);
+	volatile char *m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	if (linear_first)
+		cr_assert_eq(*(volatile uint64_t *)(m + 2 * PAGE), pattern_at(2 * PAGE));
+	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 2, 0), 0);
+	cr_assert_eq(*(volatile uint64_t *)m, pattern_at(2 * PAGE));
+	other_process_data(WRITE, 2 * PAGE, "hello");
+	cr_assert_eq(upager_msync((void *)m, 8 * PAGE, MS_INVALIDATE), 0);
+	cr_assert(!memcmp((const char *)m, "hello", 5),
+		  "the nonlinear page does not show the write(2)");
+	cr_assert(!memcmp((const char *)m + 2 * PAGE, "hello", 5),
+		  "the linear page does not show the write(2)");
+	cr_assert_eq(upager_munmap((void *)m, 8 * PAGE), 0);
+	close(fd);
+}
+
+Test(follow, a_nonlinear_page_shows_a_write_by_another_process_at_ms_invalidate)
+{
+	nonlinear_written_by_another(false);
+}
+
+Test(follow, a_nonlinear_copy_of_a_cached_page_shows_a_write_by_another_process_at_ms_invalidate)
+{
+	nonlinear_written_by_another(true);
+}
+
+/*
+ * A nonlinear page of a file page past the new end raises SIGBUS after truncation, as every
+ * mapping of it does, whether its copy was read (@written false) or written through the view;
+ * and the page across the new end reads zeroes past it.
+ */
+static void nonlinear_truncated(bool written)
+{
+	int fd = make_pattern_file("f", 8 * PAGE, path);
+	volatile char *m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char c;
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(upager_remap_file_pages((void *)m, PAGE, 0, 7, 0), 0);
+	cr_assert_eq(upager_remap_file_pages((void *)(m + PAGE), PAGE, 0, 3, 0), 0);
+	cr_assert_eq(*(volatile uint64_t *)m, pattern_at(7 * PAGE));
+	cr_assert_eq(*(volatile uint64_t *)(m + PAGE + 200), pattern_at(3 * PAGE + 200));
+	if (written) {
+		m[0] = 'W';
+		m[PAGE + 200] = 'W';
+	}
+	other_process(SHRINK, 3 * PAGE + 100);
+	cr_assert_eq(upager_msync((void *)m, 8 * PAGE, MS_INVALIDATE), 0);
+	cr_assert(harness_read_sigbus(m, &c), "the nonlinear page past the new end reads '%c'", c);
+	cr_assert_not(harness_read_sigbus(m + PAGE + 200, &c));
+	cr_assert_eq(c, 0, "the nonlinear page across the new end reads '%c' past it", c);
+	cr_assert_eq(upager_munmap((void *)m, 8 * PAGE), 0);
+	close(fd);
+}
+
+Test(follow, a_nonlinear_page_past_the_new_end_raises_sigbus)
+{
+	nonlinear_truncated(false);
+}
+
+Test(follow, a_written_nonlinear_page_past_the_new_end_raises_sigbus)
+{
+	nonlinear_truncated(true);
+}
