@@ -826,9 +826,12 @@ static int do_remap(struct session *s, const struct upager_msg *req)
 		return -EPERM;
 	if (size == 0 || addr + size <= addr)
 		return -EINVAL;
-	/* A shared mapping of a file or shared anonymous memory (shmem underneath, as Linux's). */
+	/* A shared mapping of a file or shared anonymous memory (shmem underneath, as Linux's);
+	 * of a file opened for writing, as Linux's, which takes one of a file opened for reading
+	 * only for private (it clears VM_SHARED). */
 	r = region_find(&s->space->regions, addr);
-	if (!r || !r->obj || !flags_shared(r->flags) || addr + size > region_end(r))
+	if (!r || !r->obj || !flags_shared(r->flags) || !r->may_write ||
+	    addr + size > region_end(r))
 		return -EINVAL;
 	if (pgoff + pages < pgoff || pgoff + pages > object_pages(r->obj))
 		return -EINVAL;

@@ -568,6 +568,9 @@ _public_ int upager_msync(void *addr, size_t length, int flags)
 	/* The kernel checks that the range is mapped (ENOMEM) and what it may lock (EBUSY). */
 	if (msync(addr, length, flags) < 0)
 		return -1;
+	/* As Linux: a length that rounds up to 0 pages (past SIZE_MAX) syncs nothing. */
+	if (ALIGN_UP(length, UPAGER_PAGE_SIZE) == 0)
+		return 0;
 	return msync_call(addr, length, (uint32_t)flags);
 }
 

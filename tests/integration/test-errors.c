@@ -138,6 +138,29 @@ Test(errors, bad_calls_fail_as_mmap_fails)
 	cr_assert_eq(errno, ENOMEM);
 }
 
+/* msync(2)'s length is rounded up to pages first: past SIZE_MAX it is 0 and the call syncs
+ * nothing and succeeds; a length that wraps around the address space once rounded is ENOMEM. */
+Test(errors, msync_of_a_length_that_rounds_up_to_nothing_succeeds_as_linux)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	void *m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *k = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_neq(k, MAP_FAILED);
+	cr_assert_eq(msync(k, SIZE_MAX, MS_SYNC), 0);
+	cr_assert_eq(upager_msync(m, SIZE_MAX, MS_SYNC), 0, "%s", strerror(errno));
+	errno = 0;
+	cr_assert_eq(msync(k, SIZE_MAX - 2 * PAGE + 1, MS_SYNC), -1);
+	cr_assert_eq(errno, ENOMEM);
+	errno = 0;
+	cr_assert_eq(upager_msync(m, SIZE_MAX - 2 * PAGE + 1, MS_SYNC), -1);
+	cr_assert_eq(errno, ENOMEM);
+	munmap(k, 4 * PAGE);
+	cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
+	close(fd);
+}
+
 Test(errors, map_fixed_replaces_an_existing_mapping)
 {
 	int fd = make_pattern_file("f", 4 * PAGE, NULL);

@@ -486,10 +486,9 @@ Test(nonlinear, a_fault_on_a_page_no_one_has_comes_from_the_page_cache)
 }
 
 /* One page to populate: the library remaps it and a fault populates it. */
-static void populate_one_page(int fd, bool may_write)
+static void populate_one_page(int fd)
 {
-	char *m = upager_mmap(NULL, 16 * PAGE, PROT_READ | (may_write ? PROT_WRITE : 0), MAP_SHARED,
-			      fd, 0);
+	char *m = upager_mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
 	if (m == MAP_FAILED)
 		_exit(30);
@@ -516,17 +515,15 @@ static void populate_one_page(int fd, bool may_write)
 static void populate_one_page_child(void *arg)
 {
 	const char *path = arg;
-	int ro, rw;
+	int rw;
 
 	/* Dumpable again after setuid(), so that /proc/self/pagemap is its own to read. */
 	if (setgid(65534) < 0 || setuid(65534) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0)
 		_exit(20);
-	ro = open(path, O_RDONLY);
 	rw = open(path, O_RDWR);
-	if (ro < 0 || rw < 0)
+	if (rw < 0)
 		_exit(21);
-	populate_one_page(ro, false);
-	populate_one_page(rw, true);
+	populate_one_page(rw);
 	_exit(0);
 }
 
@@ -536,15 +533,39 @@ Test(nonlinear, a_one_page_populating_remap_is_populated_by_a_fault)
 	int fd = make_pattern_file("f", 16 * PAGE, path), status;
 
 	/* A userfaultfd made for user mode only, by a process without privilege that is not the
-	 * child of a client (a child's comes from its parent's): a read populates. Both kinds of
-	 * view, shared (a file it may write) and private (one it may only read). */
+	 * child of a client (a child's comes from its parent's): a read populates. */
 	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
 	cr_assert_eq(fchmod(fd, 0666), 0);
 	status = run_child(populate_one_page_child, path);
 	cr_assert(WIFEXITED(status), "status %x", status);
 	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
 	/* This process's userfaultfd serves the kernel's faults too (MADV_POPULATE_READ). */
-	populate_one_page(fd, true);
+	populate_one_page(fd);
+}
+
+/*
+ * A MAP_SHARED mapping of a file opened for reading only is not shared for Linux, which clears
+ * VM_SHARED: remap_file_pages(2) refuses it with EINVAL, and so does upager. Shared anonymous
+ * memory is remapped whatever its protection.
+ */
+Test(nonlinear, a_shared_mapping_of_a_file_opened_for_reading_only_is_not_remapped)
+{
+	char path[512];
+	int fd = make_pattern_file("f", 4 * PAGE, path), ro = open(path, O_RDONLY | O_CLOEXEC);
+	char *m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, ro, 0);
+	char *a = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_neq(a, MAP_FAILED);
+	errno = 0;
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 2, 0), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_eq(*(volatile uint64_t *)m, pattern_at(0), "the mapping changed");
+	cr_assert_eq(upager_remap_file_pages(a, PAGE, 0, 2, 0), 0);
+	cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
+	cr_assert_eq(upager_munmap(a, 4 * PAGE), 0);
+	close(ro);
+	close(fd);
 }
 
 /*

@@ -298,25 +298,23 @@ Test(trust, the_descriptors_of_a_nonlinear_mapping_cannot_kill_the_daemon)
 	another_file_is_served(ofd);
 }
 
+/* A reader of a root file remaps nothing (EINVAL, as Linux: its mapping is not shared) and is
+ * handed no view memfd: its pages stay those of the cache it cannot write. */
 static void private_view_child(void *arg)
 {
 	char *p = map_as_nobody(arg, O_RDONLY, 4 * PAGE, PROT_READ);
-	int view;
 
-	if (upager_remap_file_pages(p, PAGE, 0, 3, 0) < 0)
-		_exit(3);
-	if (*(volatile uint64_t *)p != pattern_at(3 * PAGE))
-		_exit(4);
-	view = memfd_named("upager:view");
-	if (view < 0)
-		_exit(5);
 	errno = 0;
-	if (!reopen_refused(view, O_RDWR) || pwrite(view, "evil", 4, 0) >= 0 || errno != EBADF)
-		_exit(6);
+	if (upager_remap_file_pages(p, PAGE, 0, 3, 0) == 0 || errno != EINVAL)
+		_exit(3);
+	if (*(volatile uint64_t *)p != pattern_at(0))
+		_exit(4);
+	if (memfd_named("upager:view") >= 0)
+		_exit(5);
 	_exit(0);
 }
 
-Test(trust, a_reader_gets_a_view_it_cannot_write)
+Test(trust, a_reader_gets_no_view_to_write)
 {
 	char path[512];
 	int fd = make_pattern_file("rootfile", 4 * PAGE, path);
