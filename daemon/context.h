@@ -30,6 +30,7 @@ struct daemon_stats {
 /* Per-user limits (limits.c). 0: no limit. The daemon's own user (root) has none. */
 struct user_limits {
 	unsigned connections;
+	unsigned processes; /* served at once, forked children of clients too: a userfaultfd each */
 	unsigned objects; /* caches the user made: each costs the daemon 2 to 4 descriptors */
 	unsigned mappings;
 	uint64_t mapped; /* bytes of all the user's mappings together */

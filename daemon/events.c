@@ -18,6 +18,7 @@
 #include "fault.h"
 #include "grow.h"
 #include "latency.h"
+#include "limits.h"
 #include "log.h"
 #include "private.h"
 #include "space.h"
@@ -26,27 +27,31 @@
 
 #define UFFD_MSG_BATCH 64
 
-/* The thread id of a fault names the process of a forked child's space. */
+/*
+ * The thread id of a fault names the process of a forked child's space, if that process's memory
+ * shows the space's mark (mm.c): the id is the thread's in its own pid namespace, which need not
+ * be the daemon's. The mark goes into the child's token page first (the library maps it with
+ * MADV_WIPEONFORK, so a child's is empty); a pid that does not show it stays unknown.
+ */
 static void learn_pid(struct space *s, uint32_t tid)
 {
 	char path[64], line[128];
+	int tgid = 0;
 	FILE *f;
 
+	/* A new mark where the token page is empty: a child's, or one whose mark was taken away. */
+	if (space_mm_put(s, true) < 0 && !s->mark_seed[0] && !s->mark_seed[1])
+		return;
 	snprintf(path, sizeof(path), "/proc/%u/status", tid);
 	f = fopen(path, "re");
 	if (!f)
 		return;
-	while (fgets(line, sizeof(line), f)) {
-		int tgid;
-
-		if (sscanf(line, "Tgid: %d", &tgid) == 1) {
-			s->pid = tgid;
-			space_mark(s);
-			log_debug("forked space belongs to pid %d", tgid);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
 			break;
-		}
-	}
 	fclose(f);
+	if (tgid > 0 && space_bind_pid(s, tgid))
+		log_debug("forked space belongs to pid %d", tgid);
 }
 
 /* A range the kernel left out of a child at its fork: a mapping it did not copy (MADV_DONTFORK)
@@ -68,6 +73,16 @@ static void on_fork(struct space *parent, int ufd)
 	struct space *child;
 	int ret;
 
+	/* One user's processes take at most its share of the daemon's descriptors: a child past
+	 * it is not followed, as by a daemon without CAP_SYS_PTRACE (docs/design.md). */
+	ret = limits_process(parent->d, parent->uid);
+	if (ret < 0) {
+		log_limited(LOG_WARNING, "pid %d forked past its user's %u processes: not followed",
+			    (int)parent->pid, parent->d->config.limits.processes);
+		private_fork_abandon(parent, ufd);
+		close(ufd);
+		return;
+	}
 	ret = space_new(parent->d, ufd, 0, parent->uid, parent->token_addr, &child);
 	if (ret < 0) {
 		log_error("cannot follow a fork of pid %d: %s", (int)parent->pid, strerror(-ret));
@@ -82,8 +97,10 @@ static void on_fork(struct space *parent, int ufd)
 			  strerror(-ret));
 	private_fork(parent, child, ufd);
 	/* The parent's flags are the child's: it was blocked in fork() until the event was read. */
+	struct mm_mark pm = space_mm(parent);
+
 	if (parent->pid > 0)
-		ret = vma_flags_of(parent->pid, VMA_WIPEONFORK | VMA_DONTCOPY, left_out, child);
+		ret = vma_flags_of(&pm, VMA_WIPEONFORK | VMA_DONTCOPY, left_out, child);
 	if (parent->pid > 0 && ret < 0)
 		log_warning("cannot read the mappings of pid %d at its fork: %s", (int)parent->pid,
 			    strerror(-ret));
@@ -94,19 +111,22 @@ static void on_fork(struct space *parent, int ufd)
  * Whether @addr of process @pid is mapped: after a move by mremap(2), only with MREMAP_DONTUNMAP
  * (which the event does not tell). A child whose pid is not known yet is taken for not.
  */
-static bool still_mapped(pid_t pid, uint64_t addr)
+static bool still_mapped(const struct space *s, uint64_t addr)
 {
-	char path[64], line[512];
+	struct mm_mark m = space_mm(s);
+	int fd = mm_open(&m, "maps");
 	unsigned long lo, hi;
 	bool found = false, line_start = true;
+	char line[512];
 	FILE *f;
 
-	if (pid <= 0)
+	if (fd < 0)
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
 		return false;
+	}
 	while (!found && fgets(line, sizeof(line), f)) {
 		found = line_start && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= addr &&
 			addr < hi;
@@ -132,7 +152,7 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		private_move(s, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		locked_moved(&s->locked); /* a locked range may have moved */
 		/* MREMAP_DONTUNMAP: the old range stays, empty and registered, and faults here. */
-		if (still_mapped(s->pid, m->arg.remap.from))
+		if (still_mapped(s, m->arg.remap.from))
 			region_copy(&s->regions, m->arg.remap.to, m->arg.remap.from,
 				    m->arg.remap.len);
 		struct view_host h = space_host(s);

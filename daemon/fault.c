@@ -139,7 +139,7 @@ static void fault_wait_done(struct space_wait *w, struct region *r)
 		fault_object(s, r, w->addr, 0, w->t0);
 		return;
 	} else {
-		uffdio_sigbus(s->uffd, w->addr, s->pid);
+		uffdio_sigbus(s->uffd, w->addr, space_mm(s));
 	}
 	space_account_fault(s, r, w->t0);
 }
@@ -234,7 +234,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		if (o->kind == OBJECT_FILE && !(flags & FAULT_RESTATTED) &&
 		    file_job(s, r, addr, flags, t0, false, false))
 			return;
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 		if (o->kind == OBJECT_FILE)
 			space_note_past_end(s, addr);
 		return;
@@ -311,7 +311,7 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 	} else {
 		log_limited(LOG_WARNING, "cannot fill %s page %" PRIu64 ": %s", o->path, p,
 			    strerror(ret < 0 ? -ret : EIO));
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 	}
 }
 
@@ -378,7 +378,7 @@ static void refuse_write(struct space *s, struct region *r, uint64_t addr, int e
 		    (int)s->pid, strerror(-err));
 	if (o->pages[p] == PAGE_READY)
 		object_page_punch(o, p, PAGE_ABSENT);
-	uffdio_sigbus(s->uffd, addr, s->pid);
+	uffdio_sigbus(s->uffd, addr, space_mm(s));
 }
 
 static void file_job_done(struct worker_job *job, int status)
@@ -488,7 +488,9 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 
 	addr = ALIGN_DOWN(addr, UPAGER_PAGE_SIZE);
 	if (addr == s->token_addr) {
-		uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
+		/* A child shows its pid (events.c), or a client lost its mark: a new one. */
+		if (space_mm_put(s, true) < 0)
+			uffdio_resolve_zero(s->uffd, addr, UPAGER_PAGE_SIZE);
 		return;
 	}
 	s->d->stats.faults++;
@@ -500,7 +502,7 @@ void fault_handle(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	if (!r) {
 		log_limited(LOG_WARNING, "fault at %#" PRIx64 " of pid %d outside every region",
 			    addr, (int)s->pid);
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 		return;
 	}
 	r->faults++;

@@ -207,7 +207,7 @@ static bool leap(struct space *s, uint64_t addr, uint64_t t0)
 			    " below its guard page passes the limit: "
 			    "SIGBUS",
 			    (int)s->pid, addr);
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 		space_account_fault(s, r, t0);
 		return true;
 	}
@@ -256,7 +256,7 @@ bool grow_fault(struct space *s, uint64_t addr, uint64_t t0)
 				    "pid %d: growth past the limit at %#" PRIx64
 				    " and no growth thread: SIGBUS",
 				    (int)s->pid, addr);
-			uffdio_sigbus(s->uffd, addr, s->pid);
+			uffdio_sigbus(s->uffd, addr, space_mm(s));
 		}
 		space_account_fault(s, r, t0);
 		return true;

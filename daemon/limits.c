@@ -33,6 +33,23 @@ int limits_connection(struct daemon *d, uid_t uid, unsigned have)
 }
 
 /**
+ * limits_process() - whether user @uid may have one more process served (a space: a client, or
+ * a forked child of one, each a userfaultfd the daemon holds)
+ * Return: 0, or -EMFILE if it has as many as it may.
+ */
+int limits_process(struct daemon *d, uid_t uid)
+{
+	unsigned max = limits_of(d, uid)->processes, n = 0;
+	struct space *s;
+
+	if (!max)
+		return 0;
+	list_for_each_entry (s, &d->spaces, link)
+		n += s->uid == uid && !s->dead;
+	return n < max ? 0 : -EMFILE;
+}
+
+/**
  * limits_object() - whether user @uid may have the daemon make one more cache
  * Return: 0, or -ENFILE if it made as many as it may.
  */

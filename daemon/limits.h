@@ -9,4 +9,5 @@
 
 int limits_connection(struct daemon *d, uid_t uid, unsigned have);
 int limits_object(struct daemon *d, uid_t uid);
+int limits_process(struct daemon *d, uid_t uid);
 int limits_mapping(struct daemon *d, uid_t uid, uint64_t length);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 #include "latency.h"
@@ -28,14 +29,15 @@
 #define LOCKED_GAP_MIN_NS (1000 * 1000ULL)
 #define LOCKED_GAP_MAX_NS (500 * 1000 * 1000ULL)
 
-/* VmLck of /proc/@pid/status in KiB, or a negative errno. */
-static int64_t vm_locked_kib(pid_t pid)
+/* VmLck of /proc/PID/status in KiB, or a negative errno (-ESRCH: the pid showed not @m's memory
+ * after the read: the status was another process's). */
+static int64_t vm_locked_kib(const struct mm_mark *m)
 {
 	char path[64], line[256];
 	int64_t kib = -ENOENT;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)m->pid);
 	f = fopen(path, "re");
 	if (!f)
 		return neg_errno();
@@ -48,7 +50,7 @@ static int64_t vm_locked_kib(pid_t pid)
 		}
 	}
 	fclose(f);
-	return kib;
+	return mm_mark_seen(m, m->pid) ? kib : -ESRCH;
 }
 
 static int ranges_add(struct locked_ranges *l, uint64_t start, uint64_t end)
@@ -109,7 +111,7 @@ static int all_locked(struct locked_ranges *l, int error)
 /**
  * locked_refresh() - read again which ranges process @pid has locked, unless read at @now already
  * @l: the ranges
- * @pid: the process
+ * @m: the process (its pid, checked against its mark: mm.c)
  * @now: a count that changes once per loop iteration (daemon.turn)
  *
  * Return: 0, or a negative errno (the ranges are then taken for all of the address space, so that
@@ -118,13 +120,12 @@ static int all_locked(struct locked_ranges *l, int error)
  * two reads of smaps (see the top of this file) a process whose VmLck changed is taken for locked
  * whole, with no error.
  */
-int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now)
+int locked_refresh(struct locked_ranges *l, const struct mm_mark *m, uint64_t now)
 {
 	uint64_t t0, gap;
-	char path[64];
 	int64_t kib;
 	FILE *f;
-	int ret;
+	int ret, fd;
 
 	if (l->read && l->when == now)
 		return l->error;
@@ -132,7 +133,7 @@ int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now)
 	l->when = now;
 	l->error = 0;
 	/* A forked child not known yet inherited no lock (fork(2)); a process gone holds none. */
-	kib = pid > 0 ? vm_locked_kib(pid) : 0;
+	kib = m->pid > 0 ? vm_locked_kib(m) : 0;
 	if (kib == -ENOENT || kib == -ESRCH)
 		kib = 0;
 	if (kib == 0) {
@@ -146,10 +147,14 @@ int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now)
 	gap = MIN(MAX(LOCKED_GAP_TIMES * l->smaps_cost_ns, LOCKED_GAP_MIN_NS), LOCKED_GAP_MAX_NS);
 	if (l->smaps_kib && t0 - l->smaps_ns < gap)
 		return (uint64_t)kib == l->smaps_kib ? 0 : all_locked(l, 0);
-	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return all_locked(l, neg_errno());
+	fd = mm_open(m, "smaps");
+	if (fd < 0)
+		return all_locked(l, fd);
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return all_locked(l, -ENOMEM);
+	}
 	ret = locked_parse(f, l);
 	fclose(f);
 	if (ret < 0)

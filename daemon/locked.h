@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "mm.h"
+
 struct locked_range {
 	uint64_t start, end;
 };
@@ -22,7 +24,7 @@ struct locked_ranges {
 };
 
 int locked_parse(FILE *smaps, struct locked_ranges *l);
-int locked_refresh(struct locked_ranges *l, pid_t pid, uint64_t now);
+int locked_refresh(struct locked_ranges *l, const struct mm_mark *m, uint64_t now);
 void locked_moved(struct locked_ranges *l);
 bool locked_overlaps(const struct locked_ranges *l, uint64_t start, uint64_t end);
 void locked_free(struct locked_ranges *l);

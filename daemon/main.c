@@ -56,6 +56,7 @@ static void usage(FILE *f)
 		"                           multi-conn, 1 to 16 (4)\n"
 		"Limits of each user but root (0 for none, see upagerd(8)):\n"
 		"      --max-connections N  connections (128)\n"
+		"      --max-processes N    processes served, forked children included (1024)\n"
 		"      --max-caches N       files and shared anonymous areas it has cached (1024)\n"
 		"      --max-mappings N     mappings (65530)\n"
 		"      --max-mapped SIZE    bytes of its mappings together, K M G T suffixes\n"
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
 		{ "guard-gap", required_argument, NULL, 'G' },
 		{ "file-timeout", required_argument, NULL, 'T' },
 		{ "max-connections", required_argument, NULL, 'C' },
+		{ "max-processes", required_argument, NULL, 'P' },
 		{ "max-caches", required_argument, NULL, 'O' },
 		{ "max-mappings", required_argument, NULL, 'N' },
 		{ "max-mapped", required_argument, NULL, 'B' },
@@ -180,6 +182,7 @@ int main(int argc, char **argv)
 			.swap_max = 2 * (uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
 			.limits = {
 				.connections = 128,
+				.processes = 1024,
 				.objects = 1024,
 				.mappings = 65530, /* vm.max_map_count's default */
 				.mapped = 4 * (uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
@@ -260,6 +263,7 @@ int main(int argc, char **argv)
 		case 'C':
 		case 'O':
 		case 'N':
+		case 'P':
 		case 'B': {
 			uint64_t v;
 
@@ -269,6 +273,8 @@ int main(int argc, char **argv)
 			}
 			if (c == 'C')
 				d.config.limits.connections = (unsigned)v;
+			else if (c == 'P')
+				d.config.limits.processes = (unsigned)v;
 			else if (c == 'O')
 				d.config.limits.objects = (unsigned)v;
 			else if (c == 'N')

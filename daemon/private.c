@@ -228,12 +228,10 @@ void private_load(struct daemon *d, struct state_io *io)
  */
 static void adopt_present(struct space *s)
 {
-	char path[64];
+	struct mm_mark m = space_mm(s);
+	int fd = mm_open(&m, "pagemap");
 	struct region *r;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
-	fd = s->pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0)
 		return;
 	region_for_each(r, &s->regions)
@@ -456,7 +454,7 @@ static bool page_in_one(struct page_in *pi, uint64_t k, int res)
 			    (int)s->pid, strerror(-res));
 		/* A page read ahead stays out: a touch that waited for it faults again. */
 		if (k == 0)
-			uffdio_sigbus(s->uffd, addr, s->pid);
+			uffdio_sigbus(s->uffd, addr, space_mm(s));
 		else
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 		ptable_drop_if_empty(t, ch);
@@ -604,20 +602,20 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 	free(pi);
 	log_limited(LOG_WARNING, "pid %d: cannot read a page back from the swap store: %s",
 		    (int)s->pid, strerror(-ret));
-	uffdio_sigbus(s->uffd, addr, s->pid);
+	uffdio_sigbus(s->uffd, addr, space_mm(s));
 	served(s, addr, t0);
 }
 
 /* The client's /proc/PID/pagemap, opened once: its descriptor, or a negative errno. */
 static int pagemap_open(struct space *s)
 {
-	char path[64];
+	struct mm_mark m = space_mm(s);
 
 	if (!s->priv.pagemap_open) {
-		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
-		s->priv.pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* It holds the mm it was opened on: the client's for good (mm.c). */
+		s->priv.pagemap_fd = mm_open(&m, "pagemap");
 		if (s->priv.pagemap_fd < 0)
-			return neg_errno();
+			return s->priv.pagemap_fd;
 		s->priv.pagemap_open = true;
 	}
 	return s->priv.pagemap_fd;
@@ -1681,9 +1679,18 @@ static int read_set(struct space *s, const struct page_set *ps, void *buf)
 	while (page_set_next_run(ps, &r))
 		remote[n++] =
 			(struct iovec){ (void *)(uintptr_t)r.addr, r.pages << UPAGER_PAGE_SHIFT };
-	ret = remote_read(s->pid, s->uffd, &local, remote, n, &raced);
+	struct mm_mark m = space_mm(s);
+
+	ret = remote_read(&m, s->uffd, &local, remote, n, &raced);
 	if (ret == -EPERM)
 		return ret;
+	if (ret == -ESRCH && s->pid > 0) {
+		/* The pid no longer shows the space's memory (mm.c): it is not read through it. */
+		log_limited(LOG_WARNING, "pid %d shows another memory than its mappings'",
+			    (int)s->pid);
+		s->pid = 0;
+		space_mark(s);
+	}
 	/* A move of the pages by the client met the read (remote-read.c): not their data. */
 	return ret != (int)local.iov_len || raced ? -EFAULT : 0;
 }
@@ -1854,7 +1861,7 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 			return NULL;
 		r->refused_until_ns = 0;
 	}
-	locked_refresh(&s->locked, s->pid, s->d->turn);
+	space_locked_refresh(s);
 	return locked_overlaps(&s->locked, addr, addr + len) ? NULL : r;
 }
 

@@ -33,6 +33,7 @@
 #include "common/macro.h"
 #include "latency.h"
 #include "log.h"
+#include "mm.h"
 #include "common/uffd.h"
 #include "remote-read.h"
 #include "uffdio.h"
@@ -166,17 +167,28 @@ static void slow_down(void)
 #endif
 
 /**
- * remote_read() - process_vm_readv() of @pid's @remote (@n pieces) into @local, whose fault on
- * the client's userfaultfd @uffd the watcher answers
+ * remote_read() - process_vm_readv() of @remote (@n pieces) of @m's process into @local, whose
+ * fault on the client's userfaultfd @uffd the watcher answers
+ * @m: the process: its pid, and the mark of its memory (mm.c), read in the same call
  * @raced: set when it did: then the bytes read are not the client's data
  *
- * Return: the bytes read, or a negative errno.
+ * Return: the bytes read, or a negative errno (-ESRCH: no pid known, or the memory read was not
+ * the one marked: another process's).
  */
-int remote_read(pid_t pid, int uffd, const struct iovec *local, const struct iovec *remote,
-		unsigned n, bool *raced)
+int remote_read(const struct mm_mark *m, int uffd, const struct iovec *local,
+		const struct iovec *remote, unsigned n, bool *raced)
 {
+	uint64_t mark[UPAGER_PAGE_SIZE / 8];
+	struct iovec lv[2] = { { mark, sizeof(mark) }, *local };
+	struct iovec rv[REMOTE_READ_MAX + 1];
 	ssize_t got;
 	int err;
+
+	if (m->pid <= 0 || n > REMOTE_READ_MAX)
+		return m->pid <= 0 ? -ESRCH : -EINVAL;
+	/* The token page first: one call reads one mm, whatever the pid names meanwhile. */
+	rv[0] = (struct iovec){ (void *)(uintptr_t)m->token, UPAGER_PAGE_SIZE };
+	memcpy(rv + 1, remote, n * sizeof(*remote));
 
 	pthread_once(&watch.once, start);
 	pthread_mutex_lock(&watch.lock);
@@ -187,11 +199,17 @@ int remote_read(pid_t pid, int uffd, const struct iovec *local, const struct iov
 	watch.since = now_ns();
 	pthread_mutex_unlock(&watch.lock);
 	slow_down();
-	got = process_vm_readv(pid, local, 1, remote, n, 0);
+	got = process_vm_readv(m->pid, lv, 2, rv, n + 1, 0);
 	err = errno;
 	pthread_mutex_lock(&watch.lock);
 	watch.armed = false;
 	*raced = watch.raced;
 	pthread_mutex_unlock(&watch.lock);
-	return got < 0 ? -err : (int)got;
+	if (got < 0)
+		return -err;
+	if (got < (ssize_t)sizeof(mark) || !mm_mark_check(m, mark))
+		return -ESRCH;
+	got -= (ssize_t)sizeof(mark);
+	/* As process_vm_readv(2): nothing read of what was asked is an error. */
+	return got == 0 && n > 0 && remote[0].iov_len > 0 ? -EFAULT : (int)got;
 }

@@ -9,5 +9,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-int remote_read(pid_t pid, int uffd, const struct iovec *local, const struct iovec *remote,
-		unsigned n, bool *raced);
+/* The most pieces one read takes (IOV_MAX less the mark's). */
+#define REMOTE_READ_MAX 1023
+
+struct mm_mark;
+int remote_read(const struct mm_mark *m, int uffd, const struct iovec *local,
+		const struct iovec *remote, unsigned n, bool *raced);

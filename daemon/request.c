@@ -25,6 +25,7 @@
 #include "channel.h"
 #include "grow.h"
 #include "limits.h"
+#include "log.h"
 #include "object.h"
 #include "populate.h"
 #include "proto/codec.h"
@@ -63,6 +64,7 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 {
 	struct upager_msg m = { .op = req->op, .seq = req->seq };
 	uint32_t flags = req->u.hello.flags;
+	struct mm_mark mark = { 0 };
 	uint64_t features = 0;
 	int ret, uffd = -1;
 
@@ -99,11 +101,28 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 			return ret;
 		ret = uffdio_register(fds[0], token, UPAGER_PAGE_SIZE,
 				      UFFDIO_REGISTER_MODE_MISSING);
+		if (ret == 0)
+			ret = limits_process(s->d, s->uid);
 		if (ret < 0)
 			return ret;
+		/* The userfaultfd must be the connected process's memory (mm.c): marked through
+		 * it, the mark must show through the pid. */
+		mark.token = token;
+		ret = mm_mark_put(&mark, fds[0], true);
+		if (ret < 0)
+			return ret == -EEXIST ? -EINVAL : ret;
+		if (!mm_mark_seen(&mark, s->pid)) {
+			log_limited(
+				LOG_WARNING,
+				"pid %d sent a userfaultfd of another process's memory: refused",
+				(int)s->pid);
+			return -EPERM;
+		}
 		ret = space_new(s->d, fd_take(&fds[0]), s->pid, s->uid, token, &s->space);
 		if (ret < 0)
 			return ret;
+		s->space->mark_seed[0] = mark.seed[0];
+		s->space->mark_seed[1] = mark.seed[1];
 		s->space->features = features;
 		s->space->attached = true;
 		space_mark(s->space);
@@ -678,15 +697,15 @@ static int do_munmap(struct session *s, const struct upager_msg *req)
  * client's own /proc/PID/pagemap, which its control thread reads at each DROP: a process that
  * changed its user ID without an execve(2) is not dumpable, and may not open its own. Opened by
  * the daemon, which holds no CAP_SYS_ADMIN by then (daemon.c), it shows no page frame numbers;
- * the client's memory is still there after the open (its userfaultfd says so), so the pid was
- * not another process's by then. A reply sent again after a takeover goes without it: the client
+ * and it is opened through the space's mark (mm_open()), so it is the memory of the client's
+ * userfaultfd, whatever process the pid names later. A reply sent again after a takeover goes without it: the client
  * opens its own then.
  */
 static int do_control(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
 {
 	struct upager_msg rep = { .op = req->op, .seq = req->seq };
 	_cleanup_close_ int pagemap = -1;
-	char path[64];
+	struct mm_mark m;
 	struct stat st;
 	int ret;
 
@@ -700,8 +719,8 @@ static int do_control(struct session *s, const struct upager_msg *req, int *fds,
 		ret = private_set_spare(s->space, req->u.range.addr, req->u.range.length);
 	if (ret < 0)
 		return ret;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->space->pid);
-	pagemap = open(path, O_RDONLY | O_CLOEXEC);
+	m = space_mm(s->space);
+	pagemap = mm_open(&m, "pagemap");
 	if (!space_check_alive(s->space))
 		return -ESRCH;
 	s->last.fd = REPLY_FD_NONE;

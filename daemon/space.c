@@ -374,12 +374,20 @@ bool space_protect_tracked(struct object *o, uint64_t first, uint64_t count)
 	return for_each_mapping(o, first, count, true, protect_tracked);
 }
 
+/** space_locked_refresh() - locked_refresh() of @s's ranges, once per turn of the loop */
+void space_locked_refresh(struct space *s)
+{
+	struct mm_mark m = space_mm(s);
+
+	locked_refresh(&s->locked, &m, s->d->turn);
+}
+
 /* False if the part of @r at [addr, addr+len) is locked in memory. */
 static bool not_pinned(struct space *s, struct region *r, uint64_t addr, uint64_t len)
 {
 	if (r->flags & MAP_LOCKED)
 		return false;
-	locked_refresh(&s->locked, s->pid, s->d->turn);
+	space_locked_refresh(s);
 	return !locked_overlaps(&s->locked, addr, addr + len);
 }
 
@@ -776,6 +784,43 @@ struct space *space_find_by_pid(struct daemon *d, pid_t pid)
 }
 
 /**
+ * space_mm_put() - put a new mark into the token page of @s's memory (mm.c)
+ * @s: the space
+ * @wake: wake a thread that waits on the token page
+ *
+ * Return: 0, or a negative errno (-EEXIST: the token page is mapped already).
+ */
+int space_mm_put(struct space *s, bool wake)
+{
+	struct mm_mark m = space_mm(s);
+	int ret = mm_mark_put(&m, s->uffd, wake);
+
+	if (ret == 0) {
+		s->mark_seed[0] = m.seed[0];
+		s->mark_seed[1] = m.seed[1];
+		space_mark(s);
+	}
+	return ret;
+}
+
+/**
+ * space_bind_pid() - take @pid for the process whose memory @s serves, if its memory shows the
+ * space's mark: else the pid stays unknown (0), and nothing is read through it
+ *
+ * Return: whether it did.
+ */
+bool space_bind_pid(struct space *s, pid_t pid)
+{
+	struct mm_mark m = space_mm(s);
+
+	if (!mm_mark_seen(&m, pid))
+		return false;
+	s->pid = pid;
+	space_mark(s);
+	return true;
+}
+
+/**
  * space_resident_pages() - pages of a region present in the client's page tables
  * @s: the space
  * @r: one of its regions
@@ -786,14 +831,10 @@ struct space *space_find_by_pid(struct daemon *d, pid_t pid)
  */
 uint64_t space_resident_pages(struct space *s, const struct region *r)
 {
-	_cleanup_close_ int fd = -1;
+	struct mm_mark m = space_mm(s);
+	_cleanup_close_ int fd = mm_open(&m, "pagemap");
 	uint64_t buf[512], n = 0;
-	char path[64];
 
-	if (s->pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	for (uint64_t p = 0; p < r->length >> UPAGER_PAGE_SHIFT;) {
@@ -824,16 +865,19 @@ uint64_t space_resident_pages(struct space *s, const struct region *r)
  */
 struct region *space_follow_growth(struct space *s, uint64_t addr)
 {
-	char path[64], line[512];
+	struct mm_mark m = space_mm(s);
+	int fd = mm_open(&m, "maps");
 	struct region *r = NULL;
+	char line[512];
 	FILE *f;
 
-	if (s->pid <= 0)
+	if (fd < 0)
 		return NULL;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)s->pid);
-	f = fopen(path, "re");
-	if (!f)
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
 		return NULL;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long start, end;
 
@@ -895,6 +939,8 @@ static void space_fields(struct state_io *io, struct space *s)
 	STATE_NUM(io, 5, s->features);
 	STATE_NUM(io, 6, s->converting);
 	STATE_NUM(io, 7, s->priv.spare);
+	STATE_NUM(io, 8, s->mark_seed[0]);
+	STATE_NUM(io, 9, s->mark_seed[1]);
 }
 
 static void space_save(struct state_handle *h, struct state *st)
@@ -970,6 +1016,8 @@ struct space *space_load(struct daemon *d, struct state_io *io, struct fdstore_p
 	s->features = saved.features;
 	s->converting = saved.converting;
 	s->priv.spare = saved.priv.spare;
+	s->mark_seed[0] = saved.mark_seed[0];
+	s->mark_seed[1] = saved.mark_seed[1];
 	space_unref(s); /* the loop's reference keeps it */
 	return s;
 }

@@ -10,6 +10,7 @@
 #include "common/list.h"
 #include "common/uffd.h"
 #include "locked.h"
+#include "mm.h"
 #include "private-pages.h"
 #include "region.h"
 #include "view.h"
@@ -38,6 +39,7 @@ struct space {
 	bool attached; /* a session acts for it */
 	uint64_t converting; /* start of a region the client is remapping onto its view, or 0 */
 	uint64_t token_addr;
+	uint64_t mark_seed[2]; /* of the mark in its token page (mm.c); 0, 0: none */
 	uint64_t features;
 	struct channel *chan; /* to the client's control thread, or NULL (channel.c) */
 	struct space_msg *queue; /* messages read from uffd and not yet dispatched, in order */
@@ -79,6 +81,15 @@ int space_msync(struct space *s, uint64_t start, uint64_t end, bool sync, struct
 int space_refresh(struct space *s, uint64_t start, uint64_t end);
 void space_invalidate(struct space *s, uint64_t start, uint64_t end);
 struct space *space_find_by_pid(struct daemon *d, pid_t pid);
+
+/* The mark of @s's memory (mm.c), for checks of its pid. */
+static inline struct mm_mark space_mm(const struct space *s)
+{
+	return (struct mm_mark){ s->pid, s->token_addr, { s->mark_seed[0], s->mark_seed[1] } };
+}
+int space_mm_put(struct space *s, bool wake);
+void space_locked_refresh(struct space *s);
+bool space_bind_pid(struct space *s, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
 void space_account_fault(struct space *s, struct region *r, uint64_t t0);

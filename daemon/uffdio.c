@@ -15,6 +15,7 @@
 #include "common/uffd.h"
 #include "latency.h"
 #include "log.h"
+#include "mm.h"
 #include "uffdio.h"
 
 /*
@@ -403,17 +404,12 @@ int uffdio_pagemap_entry(int fd, uint64_t addr, uint64_t *e)
 }
 
 /* Whether the client's page at addr is in its page tables (pagemap bit 63); true if unknown. */
-static bool page_mapped(pid_t pid, uint64_t addr)
+static bool page_mapped(const struct mm_mark *m, uint64_t addr)
 {
-	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int fd = mm_open(m, "pagemap");
 	uint64_t e;
-	char path[64];
 
-	if (pid <= 0)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (uffdio_pagemap_entry(fd, addr, &e) < 0)
+	if (fd < 0 || uffdio_pagemap_entry(fd, addr, &e) < 0)
 		return true;
 	return e >> 63;
 }
@@ -422,7 +418,7 @@ static bool page_mapped(pid_t pid, uint64_t addr)
  * uffdio_sigbus() - answer a fault at @addr with SIGBUS (UFFDIO_POISON)
  * @uffd: the client's userfaultfd
  * @addr: the faulting page
- * @pid: the client's pid, 0 if not known
+ * @m: the client's pid and the mark of its memory (mm.c); pid 0 if not known
  *
  * UFFDIO_POISON refuses any page table entry (EEXIST), the marker that write-protecting a page
  * not mapped yet leaves in a shared mapping included (write-back protects every page of a
@@ -430,11 +426,11 @@ static bool page_mapped(pid_t pid, uint64_t addr)
  * the protection of that one page. Whatever fails, the faulting thread is woken: it faults again,
  * or meets the poison; left waiting, it would wait for ever, even after its mapping is gone.
  */
-void uffdio_sigbus(int uffd, uint64_t addr, pid_t pid)
+void uffdio_sigbus(int uffd, uint64_t addr, struct mm_mark m)
 {
 	int ret = uffdio_poison(uffd, addr, UPAGER_PAGE_SIZE);
 
-	if (ret == -EEXIST && !page_mapped(pid, addr)) {
+	if (ret == -EEXIST && !page_mapped(&m, addr)) {
 		uffdio_writeprotect(uffd, addr, UPAGER_PAGE_SIZE, false);
 		ret = uffdio_poison(uffd, addr, UPAGER_PAGE_SIZE);
 	}
@@ -442,7 +438,7 @@ void uffdio_sigbus(int uffd, uint64_t addr, pid_t pid)
 		/* Not mapped any more (-ENOENT) or mapped meanwhile (-EEXIST): nothing to report. */
 		if (ret != -ENOENT && ret != -EEXIST)
 			log_limited(LOG_WARNING, "UFFDIO_POISON at %#" PRIx64 " of pid %d: %s",
-				    addr, (int)pid, strerror(-ret));
+				    addr, (int)m.pid, strerror(-ret));
 		uffdio_wake(uffd, addr, UPAGER_PAGE_SIZE);
 	}
 }

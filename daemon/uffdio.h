@@ -2,6 +2,8 @@
 /* Thin wrappers of the userfaultfd ioctls: 0 or a negative errno, never errno. */
 #pragma once
 
+#include "mm.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,7 +29,7 @@ int uffdio_poison(int uffd, uint64_t start, uint64_t len);
 int uffdio_resolve_zero(int uffd, uint64_t start, uint64_t len);
 int uffdio_resolve_continue(int uffd, uint64_t start, uint64_t len, bool wp);
 int uffdio_resolve_unprotect(int uffd, uint64_t start, uint64_t len);
-void uffdio_sigbus(int uffd, uint64_t addr, pid_t pid);
+void uffdio_sigbus(int uffd, uint64_t addr, struct mm_mark m);
 int uffdio_wake(int uffd, uint64_t start, uint64_t len);
 int uffdio_alive(int uffd, uint64_t addr);
 uint64_t uffdio_lowest_addr(void);

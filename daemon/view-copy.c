@@ -215,7 +215,7 @@ static void copy_home(struct space *s, uint64_t addr, struct view *v, uint64_t i
 	if (ret == -EAGAIN)
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 	else if (ret < 0)
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 }
 
 /**
@@ -238,7 +238,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	view_touch(v, i);
 	p = view_page(v, i);
 	if (p >= object_pages(o)) {
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 		return;
 	}
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
@@ -300,7 +300,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	}
 	if (flags & VIEW_RETRY) {
 		/* A fill this fault waited on is over and the page is still not there. */
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 		return;
 	}
 	ret = view_wait(s, r, addr, p, 0, t0);
@@ -312,7 +312,7 @@ void view_fault(struct space *s, struct region *r, uint64_t addr, uint64_t flags
 	} else if (ret == -EAGAIN) {
 		uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 	} else {
-		uffdio_sigbus(s->uffd, addr, s->pid);
+		uffdio_sigbus(s->uffd, addr, space_mm(s));
 	}
 }
 

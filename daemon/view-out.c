@@ -28,7 +28,7 @@ static bool locked(struct space *s, const struct region *r, uint64_t addr)
 {
 	if (r->flags & MAP_LOCKED)
 		return true;
-	locked_refresh(&s->locked, s->pid, s->d->turn);
+	space_locked_refresh(s);
 	return locked_overlaps(&s->locked, addr, addr + UPAGER_PAGE_SIZE);
 }
 

@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "mm.h"
 #include "vma-flags.h"
 
 /* The VMA_* flags that the two-letter names of a "VmFlags:" line's @names say. */
@@ -71,20 +73,22 @@ int vma_flags_scan(FILE *f, unsigned want, vma_flags_fn fn, void *arg)
 }
 
 /**
- * vma_flags_of() - vma_flags_scan() of process @pid's /proc/PID/smaps
+ * vma_flags_of() - vma_flags_scan() of the /proc/PID/smaps of @m's process (mm_open())
  *
- * Return: 0, or a negative errno (-ENOENT: no such process any more).
+ * Return: 0, or a negative errno (-ENOENT: no such process any more; -ESRCH: not known).
  */
-int vma_flags_of(pid_t pid, unsigned want, vma_flags_fn fn, void *arg)
+int vma_flags_of(const struct mm_mark *m, unsigned want, vma_flags_fn fn, void *arg)
 {
-	char path[64];
+	int fd = mm_open(m, "smaps"), ret;
 	FILE *f;
-	int ret;
 
-	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	if (fd < 0)
+		return fd;
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
 	ret = vma_flags_scan(f, want, fn, arg);
 	fclose(f);
 	return ret;

@@ -19,4 +19,5 @@ enum {
 typedef void (*vma_flags_fn)(void *arg, uint64_t start, uint64_t end, unsigned flags);
 
 int vma_flags_scan(FILE *f, unsigned want, vma_flags_fn fn, void *arg);
-int vma_flags_of(pid_t pid, unsigned want, vma_flags_fn fn, void *arg);
+struct mm_mark;
+int vma_flags_of(const struct mm_mark *m, unsigned want, vma_flags_fn fn, void *arg);

@@ -206,6 +206,22 @@ static int hello(uint32_t flags, int uffd, int *got)
 }
 
 /*
+ * A token page of our own (docs/design.md, "Trust"): private anonymous, never touched by us; the
+ * daemon puts its mark of our memory there. A child gets it empty (MADV_WIPEONFORK), for the
+ * daemon to mark its memory. A page that a daemon marked stays: a new daemon gets a new one.
+ */
+static int token_new(void)
+{
+	void *t = mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (t == MAP_FAILED)
+		return neg_errno();
+	(void)madvise(t, UPAGER_PAGE_SIZE, MADV_WIPEONFORK);
+	conn.token = t;
+	return 0;
+}
+
+/*
  * A forked child: show the daemon our pid through a fault on the token page, then adopt. The
  * daemon hands over the userfaultfd the kernel made for the child at the fork: the child's own
  * from now on, as a process that connected itself has (its control thread moves pages with it,
@@ -213,22 +229,20 @@ static int hello(uint32_t flags, int uffd, int *got)
  */
 static int adopt_forked_space(void)
 {
-	int ret;
-
 	(void)*(volatile char *)conn.token;
-	ret = hello(UPAGER_HELLO_FORKED, -1, &conn.uffd);
-	madvise(conn.token, UPAGER_PAGE_SIZE, MADV_DONTNEED);
-	return ret;
+	return hello(UPAGER_HELLO_FORKED, -1, &conn.uffd);
 }
 
 /*
  * The daemon we had died, and one listens again: hand it our userfaultfd, which still holds our
- * registrations, and every mapping it is to serve (resume.c).
+ * registrations, and every mapping it is to serve (resume.c), with a new token page.
  */
 static int resume_space(void)
 {
-	int ret = hello(UPAGER_HELLO_RESUME, conn.uffd, NULL);
+	int ret = token_new();
 
+	if (ret == 0)
+		ret = hello(UPAGER_HELLO_RESUME, conn.uffd, NULL);
 	return ret < 0 || !hooks.resumed ? ret : hooks.resumed();
 }
 
@@ -237,12 +251,9 @@ static int open_space(void)
 	int ret;
 
 	if (!conn.token) {
-		void *t =
-			mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (t == MAP_FAILED)
-			return neg_errno();
-		conn.token = t;
+		ret = token_new();
+		if (ret < 0)
+			return ret;
 	}
 	conn.uffd = uffd_create(&conn.user_mode_only);
 	if (conn.uffd < 0) {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 static void start_with_small_limits(void)
 {
 	static const char *const args[] = { "--max-connections",
+					    "4",
+					    "--max-processes",
 					    "4",
 					    "--max-caches",
 					    "3",
@@ -269,4 +272,55 @@ Test(limits, a_cache_costs_the_daemon_one_or_two_descriptors)
 	cr_assert_neq(anon, MAP_FAILED);
 	anon[0] = 'y';
 	cr_assert_eq(harness_count_fds(d), base + 3, "a shared anonymous area: its cache only");
+}
+
+/*
+ * A user's processes past --max-processes: each forked child of a client is a userfaultfd the
+ * daemon holds, so a user forking without end would take all its descriptors from everyone. Past
+ * the share a child is not followed (the daemon logs it); its parent, root and the daemon go on.
+ */
+static void forks_child(void *arg)
+{
+	char *p;
+	pid_t kids[8];
+	int n = 0, status;
+
+	(void)arg;
+	become_nobody();
+	p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(1);
+	p[0] = 1;
+	for (; n < 8; n++) {
+		kids[n] = fork();
+		if (kids[n] == 0) {
+			pause();
+			_exit(0);
+		}
+		if (kids[n] < 0)
+			_exit(2);
+	}
+	/* The parent is served still. */
+	p[1] = 2;
+	if (p[0] != 1 || p[1] != 2)
+		_exit(3);
+	for (int i = 0; i < n; i++) {
+		kill(kids[i], SIGKILL);
+		waitpid(kids[i], &status, 0);
+	}
+	_exit(0);
+}
+
+Test(limits, a_user_s_forked_children_past_its_processes_are_not_followed)
+{
+	char *p;
+
+	child_passes(forks_child);
+	cr_assert(harness_daemon_logged("processes: not followed"),
+		  "every child was followed past the limit");
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
+	p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	p[0] = 1;
+	cr_assert_eq(upager_munmap(p, PAGE), 0);
 }

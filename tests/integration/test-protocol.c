@@ -9,8 +9,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
 
 #include "common/fdmsg.h"
 #include "harness.h"
@@ -275,5 +277,51 @@ Test(protocol, descriptors_of_a_refused_datagram_are_closed)
 	cr_assert_eq(answer(fd), 1);
 	close(fd);
 	assert_released(p[0]);
+	still_serving();
+}
+
+/*
+ * A process connects; another (its child, with the same token page mapped at the same address)
+ * says HELLO over that connection with a userfaultfd of its own memory. The daemon would take the
+ * first process's pid for the second's memory, and read and hand out the memory the pid names
+ * (process_vm_readv(), /proc/PID/pagemap): after an execve(2) of a set-user-ID program by the
+ * first, another user's. It refuses: the memory behind the userfaultfd does not show through the
+ * pid.
+ */
+static int hello_with_childs_userfaultfd(int sock, void *token)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	struct upager_msg m = { .op = UPAGER_OP_HELLO };
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	int n;
+
+	if (uffd < 0)
+		return 100;
+	m.u.hello.version_min = 1;
+	m.u.hello.version_max = 1;
+	m.u.hello.flags = UPAGER_HELLO_UFFD;
+	m.u.hello.token_addr = (uintptr_t)token;
+	n = upager_msg_encode(buf, UPAGER_MSG_MAX, &m);
+	if (n <= 0 || fdmsg_send(sock, buf, (size_t)n, &uffd, 1) < 0)
+		return 101;
+	return answer(sock);
+}
+
+Test(protocol, a_userfaultfd_of_another_process_than_the_connected_one_is_refused)
+{
+	void *token = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int sock = harness_connect_raw(), status;
+	pid_t child;
+
+	cr_assert_neq(token, MAP_FAILED);
+	cr_assert_geq(sock, 0);
+	child = harness_fork();
+	if (child == 0)
+		_exit(hello_with_childs_userfaultfd(sock, token) == -EPERM ? 0 : 1);
+	cr_assert_gt(child, 0);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the daemon took a userfaultfd for the connected process's memory (%#x)", status);
+	close(sock);
 	still_serving();
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "daemon/locked.h"
+#include "self-mark.h"
 
 static const char smaps[] =
 	"55d0a0000000-55d0a0002000 r--p 00000000 08:01 123   /usr/bin/x\n"
@@ -49,17 +50,18 @@ static char *four_pages(void)
 Test(locked, a_process_that_locks_a_range_shows_it_and_nothing_else)
 {
 	struct locked_ranges l = { 0 };
+	struct mm_mark self = self_mark();
 	long page = sysconf(_SC_PAGESIZE);
 	char *p = four_pages();
 	uint64_t a = (uint64_t)(uintptr_t)p;
 
-	cr_assert_eq(locked_refresh(&l, getpid(), 1), 0);
+	cr_assert_eq(locked_refresh(&l, &self, 1), 0);
 	cr_assert_not(locked_overlaps(&l, a, a + 4 * page));
 	if (mlock(p + page, page) < 0)
 		cr_skip_test("mlock: %m");
-	cr_assert_eq(locked_refresh(&l, getpid(), 1), 0);
+	cr_assert_eq(locked_refresh(&l, &self, 1), 0);
 	cr_assert_not(locked_overlaps(&l, a + page, a + 2 * page), "read once per clock tick");
-	cr_assert_eq(locked_refresh(&l, getpid(), 2), 0);
+	cr_assert_eq(locked_refresh(&l, &self, 2), 0);
 	cr_assert(locked_overlaps(&l, a + page, a + 2 * page));
 	cr_assert_not(locked_overlaps(&l, a, a + page));
 	cr_assert_not(locked_overlaps(&l, a + 2 * page, a + 4 * page));
@@ -71,10 +73,14 @@ Test(locked, a_process_that_locks_a_range_shows_it_and_nothing_else)
 Test(locked, a_process_gone_or_not_known_yet_has_nothing_locked)
 {
 	struct locked_ranges l = { 0 };
+	struct mm_mark gone = self_mark(), unknown = self_mark();
 
-	cr_assert_eq(locked_refresh(&l, 0x3fffffff, 1), 0);
+	gone.pid = 0x3fffffff;
+	unknown.pid = 0;
+
+	cr_assert_eq(locked_refresh(&l, &gone, 1), 0);
 	cr_assert_not(locked_overlaps(&l, 0, UINT64_MAX));
-	cr_assert_eq(locked_refresh(&l, 0, 2), 0);
+	cr_assert_eq(locked_refresh(&l, &unknown, 2), 0);
 	cr_assert_not(locked_overlaps(&l, 0, UINT64_MAX));
 	locked_free(&l);
 }
@@ -84,19 +90,20 @@ Test(locked, a_process_gone_or_not_known_yet_has_nothing_locked)
 Test(locked, a_lock_taken_since_the_last_read_is_never_missed)
 {
 	struct locked_ranges l = { 0 };
+	struct mm_mark self = self_mark();
 	long page = sysconf(_SC_PAGESIZE);
 	char *p = four_pages();
 	uint64_t a = (uint64_t)(uintptr_t)p;
 
 	if (mlock(p, page) < 0)
 		cr_skip_test("mlock: %m");
-	cr_assert_eq(locked_refresh(&l, getpid(), 1), 0);
+	cr_assert_eq(locked_refresh(&l, &self, 1), 0);
 	cr_assert_not(locked_overlaps(&l, a + 2 * page, a + 3 * page));
 	for (uint64_t turn = 2; turn < 2000; turn++) {
 		bool on = turn % 2 == 0;
 
 		cr_assert_eq(on ? mlock(p + 2 * page, page) : munlock(p + 2 * page, page), 0);
-		cr_assert_eq(locked_refresh(&l, getpid(), turn), 0);
+		cr_assert_eq(locked_refresh(&l, &self, turn), 0);
 		cr_assert(locked_overlaps(&l, a, a + page), "turn %lu", (unsigned long)turn);
 		if (on)
 			cr_assert(locked_overlaps(&l, a + 2 * page, a + 3 * page), "turn %lu",

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon/vma-flags.h"
+#include "self-mark.h"
 
 struct seen {
 	uint64_t start[8], end[8];
@@ -98,17 +99,19 @@ Test(vma_flags, a_process_shows_the_advice_it_took)
 	long pg = sysconf(_SC_PAGESIZE);
 	char *a = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct seen s = { .n = 0 };
+	struct mm_mark self = self_mark(), gone = self_mark();
 	bool wf = false, dc = false;
 
 	cr_assert_neq(a, MAP_FAILED);
 	cr_assert_eq(madvise(a, pg, MADV_WIPEONFORK), 0);
 	cr_assert_eq(madvise(a + 2 * pg, pg, MADV_DONTFORK), 0);
-	cr_assert_eq(vma_flags_of(getpid(), VMA_WIPEONFORK | VMA_DONTCOPY, note, &s), 0);
+	cr_assert_eq(vma_flags_of(&self, VMA_WIPEONFORK | VMA_DONTCOPY, note, &s), 0);
 	for (unsigned i = 0; i < s.n; i++) {
 		wf |= s.start[i] == (uintptr_t)a && s.end[i] == (uintptr_t)a + pg &&
 		      s.flags[i] == VMA_WIPEONFORK;
 		dc |= s.start[i] == (uintptr_t)a + 2 * pg && s.flags[i] == VMA_DONTCOPY;
 	}
 	cr_assert(wf && dc);
-	cr_assert_eq(vma_flags_of(0x7ffffff, VMA_WIPEONFORK, note, &s), -ENOENT);
+	gone.pid = 0x7ffffff;
+	cr_assert_eq(vma_flags_of(&gone, VMA_WIPEONFORK, note, &s), -ENOENT);
 }
