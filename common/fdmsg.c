@@ -114,8 +114,11 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
 				close(fd);
 		}
 	}
-	/* An empty datagram reads as the end of the stream: nothing is left to own its descriptors. */
-	if (n == 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+	/* An empty datagram reads as the end of the stream: nothing is left to own its descriptors.
+	 * A datagram whole but for descriptors the receiver had no room for (out of them: the
+	 * kernel installs what it can and sets MSG_CTRUNC) is read without those; the caller sees
+	 * them missing. */
+	if (n == 0 || (msg.msg_flags & MSG_TRUNC)) {
 		fdmsg_close_fds(fds, *n_fds);
 		*n_fds = 0;
 		return n == 0 ? 0 : -EMSGSIZE;
@@ -131,9 +134,10 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
  * @fds: room for FDMSG_MAX_FDS descriptors; received ones are O_CLOEXEC and owned by the caller
  * @n_fds: set to the number received
  *
- * Return: the datagram's length, 0 at end of stream or for an empty datagram, -EMSGSIZE if the
- * datagram or its descriptors were truncated (the descriptors are closed in both cases), or another
- * negative errno (-EAGAIN on a non-blocking socket with nothing queued).
+ * Return: the datagram's length (with fewer descriptors than were sent if this process had no room
+ * for them), 0 at end of stream or for an empty datagram, -EMSGSIZE if the datagram was truncated
+ * (its descriptors are closed), or another negative errno (-EAGAIN on a non-blocking socket with
+ * nothing queued).
  */
 ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
 {

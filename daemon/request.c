@@ -645,12 +645,41 @@ static int do_resume(struct session *s, const struct upager_msg *req, int *fds, 
 	return resume_region(s, req, &po, writable_fd);
 }
 
-static int do_msync(struct session *s, const struct upager_msg *req)
+/*
+ * The client wrote bytes [off, off+len) of the file of @fds[0] (len 0: changed its size) with
+ * write(2) or the like, and the call returned: the cache follows before the reply (as
+ * object_refresh()), whoever maps the file. The descriptor must be open for writing, as the
+ * write's was: a client may so make the cache read again only what it could change itself.
+ */
+static int file_written(struct session *s, uint64_t off, uint64_t len, const int *fds, size_t n_fds)
+{
+	struct object *o;
+	struct stat st;
+	uint64_t first;
+	int fl;
+
+	if (n_fds != 1 || (fl = fcntl(fds[0], F_GETFL)) < 0 || (fl & O_PATH) ||
+	    (fl & O_ACCMODE) == O_RDONLY || fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode))
+		return -EBADF;
+	if (off + len < off)
+		return -EINVAL;
+	o = object_find_file(&s->d->cache, &st);
+	if (!o)
+		return 0;
+	first = off >> UPAGER_PAGE_SHIFT;
+	return object_refresh(
+		o, first,
+		len ? (ALIGN_UP(off + len, UPAGER_PAGE_SIZE) >> UPAGER_PAGE_SHIFT) - first : 0);
+}
+
+static int do_msync(struct session *s, const struct upager_msg *req, const int *fds, size_t n_fds)
 {
 	uint64_t a = req->u.msync.addr, len = req->u.msync.length;
 
 	if (!s->space)
 		return -EPERM;
+	if (req->u.msync.flags == UPAGER_MSYNC_WRITTEN_FILE)
+		return file_written(s, a, len, fds, n_fds);
 	if (!IS_ALIGNED(a, UPAGER_PAGE_SIZE) || a + len < a)
 		return -EINVAL;
 	if (req->u.msync.flags == UPAGER_MSYNC_WRITTEN)
@@ -903,7 +932,7 @@ int request_handle(struct session *s, const struct upager_msg *req, int *fds, si
 	case UPAGER_OP_MUNMAP:
 		return do_munmap(s, req);
 	case UPAGER_OP_MSYNC:
-		return do_msync(s, req);
+		return do_msync(s, req, fds, n_fds);
 	case UPAGER_OP_LIST:
 		return report_list(s, req);
 	case UPAGER_OP_STATS:

@@ -20,7 +20,7 @@ bool upager__connected(void);
 bool upager__user_mode_only(void);
 int upager__uffd(void);
 int upager__reconnect_if_mapped(void);
-int upager__written(void *addr, size_t length);
+int upager__written_file(int fd, off_t offset, size_t length);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,
 		 int *rep_fds, size_t n_rep_fds);
 int upager__control_start(void);

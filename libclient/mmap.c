@@ -11,7 +11,11 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <linux/capability.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,15 +67,82 @@ static bool is_dev_zero(const struct stat *st)
 	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 5;
 }
 
-/* Checked in the order Linux checks them, so that a call with several faults fails the same way. */
+/* Whether any of [addr, addr+length) is mapped (MAP_FIXED_NOREPLACE's EEXIST). */
+static bool range_taken(void *addr, size_t length)
+{
+	void *p = mmap(addr, length, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return errno == EEXIST;
+	munmap(p, length);
+	return false;
+}
+
+/* Whether this thread has CAP_IPC_LOCK in its effective set. */
+static bool may_lock_any(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+
+	return syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1U << CAP_IPC_LOCK));
+}
+
+/* VmLck of this process, in bytes; 0 if unknown. */
+static uint64_t locked_bytes(void)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib << 10;
+}
+
+/* MAP_LOCKED as Linux checks it: EPERM without the right to lock memory, EAGAIN past
+ * RLIMIT_MEMLOCK. */
+static int lock_allowed(size_t length)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || may_lock_any())
+		return 0;
+	if (rl.rlim_cur == 0)
+		return -EPERM;
+	return locked_bytes() + ALIGN_UP(length, UPAGER_PAGE_SIZE) > rl.rlim_cur ? -EAGAIN : 0;
+}
+
+/* MAP_SHARED|MAP_SYNC, which MAP_SHARED does not check: Linux still refuses it where the file
+ * system does (ext4 and xfs without DAX: EOPNOTSUPP). Asked of the kernel with a page. */
+static int sync_refused(int fd, off_t offset)
+{
+	void *p = mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_SYNC, fd, offset);
+
+	if (p == MAP_FAILED)
+		return errno == EOPNOTSUPP ? -EOPNOTSUPP : 0;
+	munmap(p, UPAGER_PAGE_SIZE);
+	return 0;
+}
+
+/*
+ * Checked in the order Linux checks them (the system call, ksys_mmap_pgoff(), then do_mmap():
+ * the length, the address, MAP_FIXED_NOREPLACE, MAP_LOCKED, then what the descriptor and the file
+ * allow), so that a call with several faults fails the same way.
+ */
 static int check_args(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
 	int type = flags & MAP_TYPE;
 	bool anon = flags & MAP_ANONYMOUS;
+	bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
+	struct statvfs vfs;
 	struct stat st;
-	int fl = 0;
+	int fl = 0, ret;
 
-	(void)prot;
 	if (offset & (off_t)(UPAGER_PAGE_SIZE - 1))
 		return -EINVAL;
 	if (!anon) {
@@ -79,36 +150,47 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		if (fl < 0 || (fl & O_PATH))
 			return -EBADF;
 	}
+	if (flags & MAP_HUGETLB)
+		return -EINVAL; /* upager serves base pages only */
 	if (length == 0)
 		return -EINVAL;
 	if (length > TASK_SIZE)
 		return -ENOMEM;
-	if (!anon && (offset < 0 || (uint64_t)offset > (uint64_t)OFF_MAX - length))
+	if (fixed && !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE))
+		return -EINVAL;
+	if ((flags & MAP_FIXED_NOREPLACE) && range_taken(addr, length))
+		return -EEXIST;
+	if (flags & MAP_LOCKED) {
+		ret = lock_allowed(length);
+		if (ret < 0)
+			return ret;
+	}
+	if (anon) {
+		/* Linux knows MAP_SHARED_VALIDATE for files only, MAP_DROPPABLE for anonymous
+		 * memory; droppable pages are neither locked nor a stack, and only private memory
+		 * grows down. */
+		if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_DROPPABLE)
+			return -EINVAL;
+		if (type == MAP_DROPPABLE && (flags & (MAP_LOCKED | MAP_GROWSDOWN)))
+			return -EINVAL;
+		return (flags & MAP_GROWSDOWN) && type != MAP_PRIVATE ? -EINVAL : 0;
+	}
+
+	if (offset < 0 || (uint64_t)offset > (uint64_t)OFF_MAX - length)
 		return -EOVERFLOW;
-	/* Linux knows MAP_SHARED_VALIDATE for files only, MAP_DROPPABLE for anonymous memory. */
-	if (type != MAP_SHARED && type != MAP_PRIVATE && (type != MAP_SHARED_VALIDATE || anon) &&
-	    (type != MAP_DROPPABLE || !anon))
+	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
 		return -EINVAL;
 	if (type == MAP_SHARED_VALIDATE && ((unsigned)flags & ~(unsigned)KNOWN_FLAGS))
 		return -EOPNOTSUPP;
-	if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) &&
-	    !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE))
-		return -EINVAL;
-	if (flags & MAP_HUGETLB)
-		return -EINVAL; /* upager serves base pages only */
-	/* Linux: droppable pages are neither locked nor a stack. */
-	if (type == MAP_DROPPABLE && (flags & (MAP_LOCKED | MAP_GROWSDOWN)))
-		return -EINVAL;
-	if (anon)
-		return (flags & MAP_GROWSDOWN) && type != MAP_PRIVATE ? -EINVAL : 0;
-
 	if (fstat(fd, &st) < 0)
 		return neg_errno();
-	/* In the order of Linux: the access the descriptor gives, then what the file maps. */
+	/* The access the descriptor gives, then what its file system and the file allow. */
 	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
 		return -EACCES;
 	if ((fl & O_ACCMODE) == O_WRONLY)
 		return -EACCES;
+	if ((prot & PROT_EXEC) && fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC))
+		return -EPERM;
 	/* Directories, FIFOs and sockets map nothing, nor, through upager, devices but /dev/zero. */
 	if (!S_ISREG(st.st_mode) && !is_dev_zero(&st))
 		return -ENODEV;
@@ -118,7 +200,21 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 	/* A file sealed against writing (a memfd, see fcntl(2)) is mapped shared writable no more. */
 	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && fd_write_sealed(fd))
 		return -EPERM;
+	if (type == MAP_SHARED && (flags & MAP_SYNC) && S_ISREG(st.st_mode))
+		return sync_refused(fd, offset);
 	return 0;
+}
+
+/* The errno of a reply that lacks the descriptor it carries: EMFILE (or ENFILE) if this process
+ * had no room for it, else EBADMSG. */
+static int descriptor_missing(void)
+{
+	int t = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (t < 0)
+		return errno == EMFILE || errno == ENFILE ? errno : EBADMSG;
+	close(t);
+	return EBADMSG;
 }
 
 static int object_open(size_t length, int prot, int flags, int fd, off_t offset,
@@ -283,7 +379,7 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 		if ((flags & MAP_TYPE) == MAP_PRIVATE)
 			(void)upager__control_start();
 		if (memfd < 0)
-			return fail(EBADMSG);
+			return fail(descriptor_missing());
 		object_id = rep.u.object_open_reply.object_id;
 		kflags |= (int)rep.u.object_open_reply.map_type;
 		map_offset = offset;
@@ -385,12 +481,7 @@ static void *map_aligned(void *addr, size_t length, int prot, int flags, int fd,
 	return p;
 }
 
-/**
- * upager_mmap() - map a file or anonymous memory, served by upagerd; see upager_mmap(3)
- *
- * Return: the address of the mapping, or MAP_FAILED with errno set.
- */
-_public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+static void *mmap_any(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
 	unsigned int n =
 		((unsigned int)flags & UPAGER_MAP_ALIGNMENT_MASK) >> UPAGER_MAP_ALIGNMENT_SHIFT;
@@ -419,6 +510,22 @@ _public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int f
 }
 
 /**
+ * upager_mmap() - map a file or anonymous memory, served by upagerd; see upager_mmap(3)
+ *
+ * Return: the address of the mapping, or MAP_FAILED with errno set.
+ */
+_public_ void *upager_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+	int saved = errno;
+	void *p = mmap_any(addr, length, prot, flags, fd, offset);
+
+	/* As the system call: errno untouched on success (programs read it after, LMDB does). */
+	if (p != MAP_FAILED)
+		errno = saved;
+	return p;
+}
+
+/**
  * upager_mmap2() - upager_mmap() with the offset in 4096-byte units; see upager_mmap(3)
  *
  * Return: the address of the mapping, or MAP_FAILED with errno set.
@@ -430,11 +537,6 @@ _public_ void *upager_mmap2(void *addr, size_t length, int prot, int flags, int 
 	return upager_mmap(addr, length, prot, flags, fd, pgoffset * 4096);
 }
 
-/**
- * upager_munmap() - write back and remove a mapping; see upager_mmap(3)
- *
- * Return: 0, or -1 with errno set.
- */
 /*
  * Whether munmap(2) would take [addr, addr+length): whether the range lies in the user address
  * space. Past the 47 bits of 4-level page tables the kernel is asked (a range of 5-level tables
@@ -457,7 +559,7 @@ static bool in_address_space(void *addr, size_t length)
 	return p == addr;
 }
 
-_public_ int upager_munmap(void *addr, size_t length)
+static int munmap_any(void *addr, size_t length)
 {
 	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep = { 0 };
 	bool reached = false;
@@ -498,6 +600,20 @@ _public_ int upager_munmap(void *addr, size_t length)
 	if (reached)
 		upager__unlock();
 	errno = err;
+	return ret;
+}
+
+/**
+ * upager_munmap() - write back and remove a mapping; see upager_mmap(3)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+_public_ int upager_munmap(void *addr, size_t length)
+{
+	int saved = errno, ret = munmap_any(addr, length);
+
+	if (ret == 0)
+		errno = saved; /* as the system call */
 	return ret;
 }
 
@@ -552,12 +668,7 @@ static int msync_call(void *addr, size_t length, uint32_t flags)
 	return 0;
 }
 
-/**
- * upager_msync() - write a mapping's changes back to its file; see upager_msync(3)
- *
- * Return: 0, or -1 with errno set.
- */
-_public_ int upager_msync(void *addr, size_t length, int flags)
+static int msync_any(void *addr, size_t length, int flags)
 {
 	if ((flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) ||
 	    ((flags & MS_ASYNC) && (flags & MS_SYNC)) ||
@@ -575,21 +686,53 @@ _public_ int upager_msync(void *addr, size_t length, int flags)
 }
 
 /**
- * upager__written() - the caller wrote, with write(2) or the like, the file bytes that [addr,
- * addr+length) of an upager mapping shows (length 0: changed the size of the file mapped at addr),
- * and the call returned: return once every mapping of the file shows it (UPAGER_MSYNC_WRITTEN)
+ * upager_msync() - write a mapping's changes back to its file; see upager_msync(3)
  *
  * Return: 0, or -1 with errno set.
  */
-int upager__written(void *addr, size_t length)
+_public_ int upager_msync(void *addr, size_t length, int flags)
+{
+	int saved = errno, ret = msync_any(addr, length, flags);
+
+	if (ret == 0)
+		errno = saved; /* as the system call */
+	return ret;
+}
+
+/**
+ * upager__written_file() - the caller wrote bytes [offset, offset+length) of the file of @fd (open
+ * for writing) with write(2) or the like (length 0: changed its size), and the call returned:
+ * return once every mapping of the file, this process's or another's, shows it
+ * (UPAGER_MSYNC_WRITTEN_FILE)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+int upager__written_file(int fd, off_t offset, size_t length)
 {
 	const struct timespec pause = { .tv_nsec = 100000 };
+	struct upager_msg req = { .op = UPAGER_OP_MSYNC }, rep;
 	int ret;
 
-	/* The daemon is writing pages of the file back: they are not in the file yet. */
-	for (int tries = 0; (ret = msync_call(addr, length, UPAGER_MSYNC_WRITTEN)) < 0 &&
-			    errno == EBUSY && tries < 10000;
-	     tries++)
+	for (int tries = 0; tries < 10000; tries++) {
+		upager__lock();
+		ret = upager__reconnect_if_mapped();
+		if (ret == 0) {
+			req.u.msync.addr = (uint64_t)offset;
+			req.u.msync.length = length;
+			req.u.msync.flags = UPAGER_MSYNC_WRITTEN_FILE;
+			ret = upager__call(&req, &fd, 1, &rep, NULL, 0);
+		} else if (ret > 0) {
+			ret = 0;
+		}
+		upager__unlock();
+		/* The daemon is writing pages of the file back: they are not in the file yet. */
+		if (ret != -EBUSY)
+			break;
 		nanosleep(&pause, NULL);
-	return ret;
+	}
+	if (ret < 0) {
+		errno = ret == -ECONNRESET || ret == -EPIPE ? EIO : -ret;
+		return -1;
+	}
+	return 0;
 }

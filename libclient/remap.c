@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
@@ -324,6 +325,101 @@ static bool register_view(int uffd, void *at, size_t length)
 	return errno == EINVAL && ioctl(uffd, UFFDIO_REGISTER, &reg) == 0;
 }
 
+/* What a piece of a mapping had of its own (mprotect(2), madvise(2), mlock(2)), which the view
+ * that replaces the mapping takes over. */
+struct piece {
+	uintptr_t start, end;
+	int prot;
+	bool locked, on_fault, dontfork, dontdump;
+};
+
+struct pieces {
+	struct piece *p;
+	size_t n;
+};
+
+static int prot_of(const char *perms)
+{
+	return (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+	       (perms[2] == 'x' ? PROT_EXEC : 0);
+}
+
+static bool has_flag(const char *vmflags, const char *flag)
+{
+	for (const char *f = strstr(vmflags, flag); f; f = strstr(f + 1, flag))
+		if (f[-1] == ' ' && (f[2] == ' ' || f[2] == '\n' || f[2] == 0))
+			return true;
+	return false;
+}
+
+/* The pieces of [start, end) in /proc/self/smaps; none if it cannot be read. */
+static struct pieces pieces_read(uintptr_t start, uintptr_t end)
+{
+	struct pieces ps = { NULL, 0 };
+	unsigned long lo = 0, hi = 0;
+	char line[512], perms[8] = "";
+	bool line_start = true;
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	if (!f)
+		return ps;
+	while (fgets(line, sizeof(line), f)) {
+		bool whole = strchr(line, '\n') != NULL;
+		unsigned long a, b;
+		char pm[8];
+
+		if (line_start && sscanf(line, "%lx-%lx %7s", &a, &b, pm) == 3) {
+			/* a mapping's first line ("Anonymous:" starts with a hex digit too) */
+			lo = a;
+			hi = b;
+			memcpy(perms, pm, sizeof(perms));
+		} else if (line_start && !strncmp(line, "VmFlags:", 8) && lo < end && start < hi) {
+			struct piece *n = realloc(ps.p, (ps.n + 1) * sizeof(*n));
+
+			if (!n)
+				break;
+			ps.p = n;
+			n[ps.n++] =
+				(struct piece){ MAX(lo, start),		  MIN(hi, end),
+						prot_of(perms),		  has_flag(line + 7, "lo"),
+						has_flag(line + 7, "lf"), has_flag(line + 7, "dc"),
+						has_flag(line + 7, "dd") };
+		}
+		line_start = whole;
+	}
+	fclose(f);
+	return ps;
+}
+
+/*
+ * The view takes over what the pieces of the mapping had (as the kernel's emulation leaves the
+ * pieces it does not remap): protection, MADV_DONTFORK, MADV_DONTDUMP, and locks, taken on fault
+ * (@populate false: the view's faults wait until the daemon adopts it), or, for an mlock(2) that
+ * is not MLOCK_ONFAULT, populated (@populate true, once adopted).
+ */
+static void pieces_apply(const struct pieces *ps, int prot, bool populate)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct piece *p = &ps->p[i];
+		void *a = (void *)p->start;
+		size_t len = p->end - p->start;
+
+		if (populate) {
+			if (p->locked && !p->on_fault)
+				(void)mlock2(a, len, 0);
+			continue;
+		}
+		if (p->prot != prot)
+			(void)mprotect(a, len, p->prot);
+		if (p->dontfork)
+			(void)madvise(a, len, MADV_DONTFORK);
+		if (p->dontdump)
+			(void)madvise(a, len, MADV_DONTDUMP);
+		if (p->locked)
+			(void)mlock2(a, len, MLOCK_ONFAULT);
+	}
+}
+
 /*
  * Map the view memfd @fd over the mapping at @start, at once for the other threads: mapped
  * elsewhere, registered with this process's userfaultfd there, then moved over the mapping by
@@ -350,13 +446,7 @@ static void *map_view(uintptr_t start, size_t length, int prot, int type, int fd
 	return mmap((void *)start, length, prot, type | MAP_FIXED, fd, 0);
 }
 
-/**
- * upager_remap_file_pages() - rearrange the pages of a shared file mapping; see
- * upager_remap_file_pages(3)
- *
- * Return: 0, or -1 with errno set.
- */
-_public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+static int remap_any(void *addr, size_t size, int prot, size_t pgoff, int flags)
 {
 	struct upager_msg req = { .op = UPAGER_OP_REMAP }, rep;
 	int ret, fds[4] = { -1, -1, -1, -1 };
@@ -393,12 +483,15 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 		/* First remap of this mapping: map its view over it, in place, then go on. */
 		uintptr_t start = (uintptr_t)rep.u.remap_reply.start;
 		size_t length = rep.u.remap_reply.length;
+		struct pieces pieces = pieces_read(start, start + length);
+		int vprot = (int)rep.u.remap_reply.prot;
 		void *p = MAP_FAILED;
 
 		if (fds[0] >= 0)
-			p = map_view(start, length, (int)rep.u.remap_reply.prot,
-				     (int)rep.u.remap_reply.map_type, fds[0]);
+			p = map_view(start, length, vprot, (int)rep.u.remap_reply.map_type, fds[0]);
 		ret = p == MAP_FAILED ? (fds[0] < 0 ? -EBADMSG : neg_errno()) : 0;
+		if (ret == 0)
+			pieces_apply(&pieces, vprot, false);
 		/* A view is not resumed after a crash of a daemon without an fd store. */
 		if (ret == 0)
 			upager__resume_forget(start, length);
@@ -406,6 +499,9 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 			req.u.remap.phase = 2;
 			ret = upager__call(&req, NULL, 0, &rep, NULL, 0);
 		}
+		if (ret == 0)
+			pieces_apply(&pieces, vprot, true);
+		free(pieces.p);
 		/* Without the table every later remap asks the daemon, which is slower only. */
 		if (ret == 0)
 			(void)nonlinear_add(start, length, fds, 4);
@@ -419,4 +515,19 @@ _public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t p
 		return -1;
 	}
 	return 0;
+}
+
+/**
+ * upager_remap_file_pages() - rearrange the pages of a shared file mapping; see
+ * upager_remap_file_pages(3)
+ *
+ * Return: 0, or -1 with errno set.
+ */
+_public_ int upager_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+{
+	int saved = errno, ret = remap_any(addr, size, prot, pgoff, flags);
+
+	if (ret == 0)
+		errno = saved; /* as the system call */
+	return ret;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,16 +28,47 @@
 
 #define RETRY_MS 100
 
+/*
+ * The descriptors of one object as its mappings were made (the file's, and the memfd's, each with
+ * its access), shared by all its records: mmap(2) holds no descriptor, so a process mapping the
+ * same file many times must not run out of them (with one pair per mapping, 340 mappings took
+ * the 1024 descriptors of a default limit).
+ */
+struct held {
+	int fd; /* the file, or -1 */
+	int memfd; /* the memfd mapped */
+	dev_t dev; /* the memfd's */
+	ino_t ino;
+	int fd_mode, memfd_mode; /* O_ACCMODE of each */
+	unsigned refs; /* records */
+	struct avl_node node; /* in rec.held */
+};
+
 struct mapping {
 	uintptr_t start;
 	size_t length;
 	int prot, flags;
 	off_t offset;
 	uint32_t kind; /* UPAGER_RESUME_ANON_PRIVATE, UPAGER_OBJECT_FILE or _ANON_SHARED */
-	int fd; /* the file, or -1 */
-	int memfd; /* the memfd mapped, or -1 */
+	struct held *h; /* NULL for private anonymous memory */
 	struct avl_node node; /* in rec.tree, by start */
 };
+
+static int held_cmp_key(const struct held *x, const struct held *y)
+{
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (x->fd_mode != y->fd_mode)
+		return x->fd_mode < y->fd_mode ? -1 : 1;
+	return (x->memfd_mode > y->memfd_mode) - (x->memfd_mode < y->memfd_mode);
+}
+
+static int by_key(const struct avl_node *a, const struct avl_node *b)
+{
+	return held_cmp_key(container_of(a, struct held, node), container_of(b, struct held, node));
+}
 
 static int by_start(const struct avl_node *a, const struct avl_node *b)
 {
@@ -50,23 +82,77 @@ static int by_start(const struct avl_node *a, const struct avl_node *b)
  * O(log n) whatever the number of mappings. */
 static struct {
 	struct avl_tree tree;
+	struct avl_tree held; /* struct held, by object and access */
 	pid_t watcher; /* the process that has a watcher thread, 0 if none */
-} rec = { .tree.cmp = by_start };
+} rec = { .tree.cmp = by_start, .held.cmp = by_key };
 
 /* The watcher's stack: never pager memory, so that it runs while every fault waits. */
 static uint8_t watch_stack[64 * 1024] __attribute__((aligned(4096)));
 
-static void mapping_close(struct mapping *m)
+static void held_put(struct held *h)
 {
-	if (m->fd >= 0)
-		close(m->fd);
-	if (m->memfd >= 0)
-		close(m->memfd);
+	if (!h || --h->refs > 0)
+		return;
+	avl_remove(&rec.held, &h->node);
+	if (h->fd >= 0)
+		close(h->fd);
+	close(h->memfd);
+	free(h);
 }
 
-static int dup_fd(int fd)
+static bool at_or_past(const struct avl_node *n, const void *key)
 {
-	return upager__fd_dup(fd);
+	return held_cmp_key(container_of(n, struct held, node), key) >= 0;
+}
+
+/* The held descriptors of the object whose memfd is @memfd, mapped through the file @fd (-1 for
+ * shared anonymous memory): found, or dup()ed; NULL if out of descriptors or memory. */
+static struct held *held_get(int fd, int memfd)
+{
+	struct held key = { .fd_mode = -1 }, *h;
+	struct avl_node *n;
+	struct stat st;
+	int fl;
+
+	if (fstat(memfd, &st) < 0 || (fl = fcntl(memfd, F_GETFL)) < 0)
+		return NULL;
+	key.dev = st.st_dev;
+	key.ino = st.st_ino;
+	key.memfd_mode = fl & O_ACCMODE;
+	if (fd >= 0) {
+		if ((fl = fcntl(fd, F_GETFL)) < 0)
+			return NULL;
+		key.fd_mode = fl & O_ACCMODE;
+	}
+	n = avl_first_where(&rec.held, at_or_past, &key);
+	if (n && held_cmp_key(container_of(n, struct held, node), &key) == 0) {
+		h = container_of(n, struct held, node);
+		h->refs++;
+		return h;
+	}
+	h = malloc(sizeof(*h));
+	if (!h)
+		return NULL;
+	*h = key;
+	h->refs = 1;
+	h->memfd = upager__fd_dup(memfd);
+	h->fd = fd >= 0 ? upager__fd_dup(fd) : -1;
+	if (h->memfd < 0 || (fd >= 0 && h->fd < 0)) {
+		if (h->memfd >= 0)
+			close(h->memfd);
+		if (h->fd >= 0)
+			close(h->fd);
+		free(h);
+		return NULL;
+	}
+	avl_insert(&rec.held, &h->node);
+	return h;
+}
+
+static void mapping_close(struct mapping *m)
+{
+	held_put(m->h);
+	m->h = NULL;
 }
 
 static int append(const struct mapping *m)
@@ -123,8 +209,8 @@ void upager__resume_forget(uintptr_t addr, size_t length)
 			above.start = end;
 			above.length = m_end - end;
 			above.offset += (off_t)(end - m->start);
-			above.fd = dup_fd(m->fd);
-			above.memfd = dup_fd(m->memfd);
+			if (above.h)
+				above.h->refs++;
 			m->length = addr - m->start;
 			if (append(&above) < 0)
 				mapping_close(&above);
@@ -315,18 +401,14 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
 		.kind = !(flags & MAP_ANONYMOUS)  ? UPAGER_OBJECT_FILE
 			: map_private_anon(flags) ? UPAGER_RESUME_ANON_PRIVATE
 						  : UPAGER_OBJECT_ANON_SHARED,
-		.fd = -1,
-		.memfd = -1,
 	};
 	int ret;
 
 	upager__resume_forget(m.start, m.length);
-	m.fd = dup_fd(m.kind == UPAGER_OBJECT_FILE ? fd : -1);
-	m.memfd = dup_fd(m.kind == UPAGER_RESUME_ANON_PRIVATE ? -1 : memfd);
-	if ((m.kind == UPAGER_OBJECT_FILE && m.fd < 0) ||
-	    (m.kind != UPAGER_RESUME_ANON_PRIVATE && m.memfd < 0)) {
-		mapping_close(&m);
-		return -EMFILE;
+	if (m.kind != UPAGER_RESUME_ANON_PRIVATE) {
+		m.h = held_get(m.kind == UPAGER_OBJECT_FILE ? fd : -1, memfd);
+		if (!m.h)
+			return -EMFILE;
 	}
 	ret = append(&m);
 	if (ret < 0) {
@@ -358,7 +440,7 @@ static int resume_send(void)
 	int ret;
 
 	for (m = first_above(0); m; m = next) {
-		int fds[2] = { m->fd, m->memfd };
+		int fds[2] = { m->h ? m->h->fd : -1, m->h ? m->h->memfd : -1 };
 
 		next = first_above(m->start + m->length);
 		req.u.resume.kind = m->kind;
@@ -367,7 +449,7 @@ static int resume_send(void)
 		req.u.resume.addr = m->start;
 		req.u.resume.length = m->length;
 		req.u.resume.offset = (uint64_t)m->offset;
-		ret = upager__call(&req, m->fd >= 0 ? fds : &fds[1], (m->fd >= 0) + (m->memfd >= 0),
+		ret = upager__call(&req, fds[0] >= 0 ? fds : &fds[1], (fds[0] >= 0) + (fds[1] >= 0),
 				   &rep, NULL, 0);
 		if (ret < 0 && !upager__connected())
 			return ret;

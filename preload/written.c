@@ -4,9 +4,10 @@
  * forms, ftruncate(2), fallocate(2) and copy_file_range(2) on any of its descriptors of the file.
  * The kernel's mappings share the page cache with write(2), and programs rely on reading at once
  * through the mapping what they wrote (SQLite, LMDB). After the kernel's call returns, every
- * mapping of the file shows it before the call returns to the program: the daemon follows the
- * file's size and drops the clean pages of the written range (upager__written()), which the next
- * touch reads again from the file. A range that this process maps shared and writable is written
+ * mapping of the file shows it before the call returns to the program, in this process or another:
+ * the daemon follows the file's size and drops the clean pages of the written range, named by file
+ * offset with the descriptor (upager__written_file()), which the next touch reads again from the
+ * file. A range that this process maps shared and writable is written
  * back first (msync(MS_SYNC)): its bytes reach the file before the call's, and the call's are the
  * last, as in the one page cache of the kernel.
  *
@@ -48,6 +49,17 @@ static void fd_forget(int fd)
 #define AT_POSITION ((off_t)-1)
 #define BEFORE_POSITION ((off_t)-2)
 
+/* The offset @off names: itself, or one of the two relative to the descriptor's position. */
+static off_t resolve(int fd, off_t off, off_t len)
+{
+	off_t pos;
+
+	if (off >= 0)
+		return off;
+	pos = lseek(fd, 0, SEEK_CUR);
+	return pos < 0 ? 0 : off == AT_POSITION ? pos : MAX(pos - len, 0);
+}
+
 /*
  * Where @fd's file is mapped through upager: the spans that show [off, off+len) of it (len 0: the
  * first page of any one mapping), or -1 for a descriptor of no mapped file, known without a system
@@ -67,11 +79,7 @@ static ssize_t mapped_spans(int fd, off_t off, off_t len, struct span *out)
 	if (seen == (added << 1 | 1))
 		return -1;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		if (off < 0) {
-			off_t pos = lseek(fd, 0, SEEK_CUR);
-
-			off = pos < 0 ? 0 : off == AT_POSITION ? pos : MAX(pos - len, 0);
-		}
+		off = resolve(fd, off, len);
 		ranges_lock();
 		if (ranges_of_file(st.st_dev, st.st_ino, 0, 0, out, 1))
 			n = len ? (ssize_t)ranges_of_file(st.st_dev, st.st_ino, off, len, out,
@@ -98,22 +106,19 @@ static void before(int fd, off_t off, off_t len)
 	errno = saved;
 }
 
-/* After the kernel's call wrote [off, off+len) of @fd's file; @resized: it may have changed its
- * size too (len 0: only that). */
+/*
+ * After the kernel's call wrote [off, off+len) of @fd's file; @resized: it may have changed its
+ * size too (len 0: only that). The daemon follows by file offset, wherever the file is mapped: in
+ * this process, or only in another (SQLite's writer maps the pages it had when it mapped the
+ * database, its checkpoints write others, which its readers map).
+ */
 static void after(int fd, off_t off, off_t len, bool resized)
 {
-	struct span sp[MAX_SPANS];
-	ssize_t n = mapped_spans(fd, off, len, sp);
+	struct span sp[1];
 	int saved = errno;
 
-	for (ssize_t i = 0; len && i < n; i++)
-		upager__written((void *)sp[i].start, sp[i].end - sp[i].start);
-	if (resized && (n == 0 || (n > 0 && !len))) {
-		if (n == 0)
-			n = mapped_spans(fd, 0, 0, sp);
-		if (n > 0)
-			upager__written((void *)sp[0].start, 0);
-	}
+	if ((len || resized) && mapped_spans(fd, 0, 0, sp) > 0)
+		upager__written_file(fd, resolve(fd, off, len), (size_t)len);
 	errno = saved;
 }
 

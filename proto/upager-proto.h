@@ -226,8 +226,11 @@ struct upager_wire_resume {
  * MSYNC. With UPAGER_MSYNC_WRITTEN in flags (and no MS_ flag) the client says it has written the
  * file's bytes that [addr, addr+length) shows with write(2) or the like (length 0: changed its size,
  * addr inside a mapping of it), and the call returned: the reply comes once the cache shows them.
+ * With UPAGER_MSYNC_WRITTEN_FILE the same by file offset: [addr, addr+length) of the file of the
+ * descriptor attached (open for writing; length 0: changed its size), wherever it is mapped.
  */
 #define UPAGER_MSYNC_WRITTEN 0x10000u
+#define UPAGER_MSYNC_WRITTEN_FILE 0x20000u
 struct upager_wire_msync {
 	__le64 addr;
 	__le64 length;

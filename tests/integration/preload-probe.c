@@ -36,6 +36,8 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/uio.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define ANON_SIZE (1UL << 20)
@@ -113,6 +116,65 @@ static void bus(int sig)
 }
 
 /* The writes mode: each kind of write, then a read through the mapping. */
+/*
+ * A writer that maps only the first page of the file, and a reader (a child, under upager-run
+ * too) that maps all of it: each pwrite(2) of the writer, once it returned, shows in the reader's
+ * mapping, as in the kernel's one page cache (SQLite: a writer's checkpoints write pages its
+ * mapping does not hold, its readers' do). The turns pass through memory the kernel maps (a
+ * microsecond), and the reader spins for its turn without yielding its CPU, so that the daemon
+ * cannot have read inotify's news of the write in between.
+ */
+static int others(const char *path)
+{
+	const size_t page = 4096, length = 64 * page;
+	int fd = open(path, O_RDWR), status;
+	_Atomic int *turn =
+		mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	volatile unsigned char *w;
+	unsigned long sum = 0;
+	pid_t reader;
+
+	if (fd < 0 || turn == MAP_FAILED)
+		return 1;
+	reader = fork();
+	if (reader == 0) {
+		volatile unsigned char *m = mmap(NULL, length, PROT_READ, MAP_SHARED, fd, 0);
+		int stale = 0;
+
+		if (m == MAP_FAILED)
+			_exit(255);
+		for (size_t i = 0; i < length; i += page)
+			sum += m[i]; /* every page in the cache, and mapped */
+		for (int i = 0; i < 200; i++) {
+			off_t off = (off_t)((1 + (size_t)(i * 7 % 63)) * page + (size_t)(i % 100));
+
+			atomic_store(&turn[0], 2 * i + 1); /* ready: write */
+			while (atomic_load(&turn[0]) != 2 * i + 2)
+				; /* no yield: nobody else runs here meanwhile */
+			stale += m[off] != (unsigned char)(i + 1);
+		}
+		_exit(stale + (sum == 0xffffffff));
+	}
+	w = mmap(NULL, page, PROT_READ, MAP_SHARED, fd, 0);
+	if (reader < 0 || w == MAP_FAILED)
+		return 1;
+	sum += w[0];
+	for (int i = 0; i < 200; i++) {
+		off_t off = (off_t)((1 + (size_t)(i * 7 % 63)) * page + (size_t)(i % 100));
+		unsigned char v = (unsigned char)(i + 1);
+
+		while (atomic_load(&turn[0]) != 2 * i + 1)
+			sched_yield();
+		if (pwrite(fd, &v, 1, off) != 1)
+			return 1;
+		atomic_store(&turn[0], 2 * i + 2);
+	}
+	if (waitpid(reader, &status, 0) != reader || !WIFEXITED(status))
+		return 1;
+	printf("stale=%d\n", WEXITSTATUS(status));
+	return sum == 0xffffffff;
+}
+
 static int writes(const char *path)
 {
 	const size_t page = 4096, length = 64 * page;
@@ -292,6 +354,8 @@ int main(int argc, char **argv)
 	bool upager;
 	int fd = -1;
 
+	if (argc == 3 && !strcmp(argv[1], "others"))
+		return others(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "writes"))
 		return writes(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "altstack"))

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -280,4 +283,151 @@ Test(errors, a_file_sealed_against_writes_maps_shared_for_reading)
 	/* Nothing to write back, and nothing that could be. */
 	cr_assert_eq(upager_msync((void *)m, 4 * PAGE, MS_SYNC), 0);
 	cr_assert_eq(upager_munmap((void *)m, 4 * PAGE), 0);
+}
+
+/*
+ * A call with several faults fails as the kernel's does: do_mmap() looks at the length, the
+ * address and MAP_FIXED_NOREPLACE, then at MAP_LOCKED, and only then at the type, the
+ * descriptor's access and the file. Each call here is over a mapping already there.
+ */
+Test(errors, a_call_with_several_faults_fails_with_the_kernel_s_first)
+{
+	char path[400];
+	int rw = make_pattern_file("f", 4 * PAGE, path), ro = open(path, O_RDONLY);
+	int wo = open(path, O_WRONLY), dir = open(harness_tmpdir(), O_RDONLY | O_DIRECTORY);
+	void *taken = mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const int nr = MAP_FIXED_NOREPLACE;
+
+	cr_assert(ro >= 0 && wo >= 0 && dir >= 0 && taken != MAP_FAILED);
+	const struct call calls[] = {
+		{ taken, PAGE, PROT_READ, nr, rw, 0, EEXIST, "no type" },
+		{ taken, PAGE, PROT_READ, MAP_SHARED | nr, wo, 0, EEXIST, "write-only" },
+		{ taken, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | nr, ro, 0, EEXIST,
+		  "read-only, shared writable" },
+		{ taken, PAGE, PROT_READ, MAP_SHARED | nr, dir, 0, EEXIST, "a directory" },
+		{ taken, PAGE, PROT_READ, MAP_SHARED_VALIDATE | nr | 0x200000, rw, 0, EEXIST,
+		  "an unknown flag validated" },
+		{ taken, PAGE, PROT_READ, MAP_SHARED | nr, rw, -4096, EEXIST, "a negative offset" },
+		{ (char *)taken + 1, PAGE, PROT_READ, nr, rw, 0, EINVAL, "unaligned, no type" },
+	};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		check_same(&calls[i]);
+	munmap(taken, 2 * PAGE);
+	close(ro);
+	close(wo);
+	close(dir);
+	close(rw);
+}
+
+/* As a user with no right to lock memory, then with too little: MAP_LOCKED's EPERM and EAGAIN
+ * come before what the descriptor allows. */
+static void locked_child(void *arg)
+{
+	const char *path = arg;
+	struct rlimit none = { 0, PAGE }, small = { PAGE, PAGE };
+	int wo = open(path, O_WRONLY), rw = open(path, O_RDWR);
+	const struct call calls[] = {
+		{ NULL, PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, wo, 0, EPERM,
+		  "no lock, O_WRONLY" },
+		{ NULL, PAGE, PROT_READ, MAP_LOCKED, rw, 0, EPERM, "no lock, no type" },
+	};
+	const struct call more[] = {
+		{ NULL, 4 * PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, wo, 0, EAGAIN,
+		  "past the limit, O_WRONLY" },
+		{ NULL, 4 * PAGE, PROT_READ, MAP_SHARED | MAP_LOCKED, rw, 0, EAGAIN,
+		  "past the limit" },
+	};
+
+	if (wo < 0 || rw < 0 || setgid(65534) < 0 || setuid(65534) < 0 ||
+	    setrlimit(RLIMIT_MEMLOCK, &none) < 0)
+		_exit(20);
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		check_same(&calls[i]);
+	if (setrlimit(RLIMIT_MEMLOCK, &small) < 0)
+		_exit(21);
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+		check_same(&more[i]);
+	_exit(0);
+}
+
+Test(errors, map_locked_is_refused_before_the_descriptor_is_looked_at)
+{
+	char path[400];
+	int fd = make_pattern_file("f", 4 * PAGE, path), status;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(fchmod(fd, 0666), 0);
+	status = run_child(locked_child, path);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	close(fd);
+}
+
+/* Executable mappings of a file on a file system mounted noexec: EPERM, as the kernel's. */
+Test(errors, prot_exec_on_a_noexec_mount_fails_with_eperm)
+{
+	char dir[400], path[450];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/noexec", harness_tmpdir());
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	if (mount("none", dir, "tmpfs", MS_NOEXEC, "size=1m") < 0)
+		cr_skip_test("mount: %m");
+	snprintf(path, sizeof(path), "%s/f", dir);
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, PAGE), 0);
+	const struct call calls[] = {
+		{ NULL, PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0, EPERM, "private" },
+		{ NULL, PAGE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0, EPERM, "shared" },
+	};
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		check_same(&calls[i]);
+	close(fd);
+	umount2(dir, MNT_DETACH);
+}
+
+/* MAP_SHARED|MAP_SYNC (not validated) on a file of a file system that refuses it for files not on
+ * DAX (ext4, xfs) fails as the kernel's; where the kernel maps it, so does upager. */
+Test(errors, map_sync_without_validation_fails_where_the_kernel_s_does)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	void *k = mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_SYNC, fd, 0);
+	int kerr = errno;
+	void *u = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_SYNC, fd, 0);
+	int uerr = errno;
+
+	cr_assert_eq(k == MAP_FAILED, u == MAP_FAILED, "kernel %s, upager %s",
+		     k == MAP_FAILED ? strerror(kerr) : "mapped",
+		     u == MAP_FAILED ? strerror(uerr) : "mapped");
+	if (k == MAP_FAILED)
+		cr_assert_eq(uerr, kerr);
+	else
+		cr_assert_eq(upager_munmap(u, PAGE), 0);
+	if (k != MAP_FAILED)
+		munmap(k, PAGE);
+	close(fd);
+}
+
+/* A call that succeeds leaves errno as it found it, as the system calls do: LMDB reads errno after
+ * a successful mmap(2) of its lock file, which upager's look at the file's seals had set. */
+Test(errors, a_call_that_succeeds_leaves_errno_alone)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	char *m;
+
+	errno = EAGAIN;
+	m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(errno, EAGAIN, "errno %s after a successful upager_mmap()", strerror(errno));
+	m[0] = 1;
+	errno = EAGAIN;
+	cr_assert_eq(upager_msync(m, PAGE, MS_SYNC), 0);
+	cr_assert_eq(errno, EAGAIN);
+	errno = EAGAIN;
+	cr_assert_eq(upager_remap_file_pages(m, PAGE, 0, 2, 0), 0);
+	cr_assert_eq(errno, EAGAIN);
+	errno = EAGAIN;
+	cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
+	cr_assert_eq(errno, EAGAIN);
+	close(fd);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -576,4 +577,73 @@ Test(file, a_shared_mapping_made_writable_by_mprotect_writes_the_file)
 	cr_assert_eq(upager_msync(m, 4 * PAGE, MS_SYNC), 0);
 	cr_assert_eq(file_word(fd, PAGE), 0x1111);
 	cr_assert_eq(file_word(fd, 2 * PAGE), 0x2222);
+}
+
+/*
+ * mmap(2) holds no descriptor of what it maps, so a process may map one file many more times
+ * than it may have descriptors open; the library keeps one pair per file and access for a new
+ * daemon (resume.c), not one per mapping. Out of descriptors, a mapping of a new file fails with
+ * EMFILE and the process goes on: it once took the lost descriptors for a broken connection, and
+ * reconnected and declared every mapping again, for ever.
+ */
+static void many_mappings_child(void *arg)
+{
+	const char *path = arg;
+	struct rlimit rl = { 64, 64 };
+	int fd = open(path, O_RDWR), t, files = 0, err = 0, fds[200];
+	volatile char *m0;
+	char name[600];
+
+	if (fd < 0 || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		_exit(20);
+	for (int i = 0; i < 600; i++) {
+		volatile char *m = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+
+		if (m == MAP_FAILED || *m != (char)pattern_at(0))
+			_exit(21);
+	}
+	t = open("/dev/null", O_RDONLY);
+	if (t < 0)
+		_exit(22); /* the mappings took the descriptors */
+	close(t);
+	/* New files until the descriptors run out: then EMFILE, at once. */
+	for (; files < 200; files++) {
+		void *m;
+
+		snprintf(name, sizeof(name), "%s.%d", path, files);
+		fds[files] = open(name, O_RDWR | O_CREAT, 0600);
+		if (fds[files] < 0) {
+			err = errno;
+			break;
+		}
+		if (ftruncate(fds[files], PAGE) < 0)
+			_exit(23);
+		m = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fds[files], 0);
+		if (m == MAP_FAILED) {
+			err = errno;
+			files++;
+			break;
+		}
+	}
+	if (err != EMFILE)
+		_exit(24);
+	/* The connection is whole: with descriptors free again, a mapping works. */
+	while (files > 0)
+		if (fds[--files] >= 0)
+			close(fds[files]);
+	m0 = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	if (m0 == MAP_FAILED || *m0 != (char)pattern_at(0))
+		_exit(25);
+	_exit(0);
+}
+
+Test(file, a_process_maps_one_file_more_times_than_it_has_descriptors)
+{
+	char path[400];
+	int fd = make_pattern_file("f", PAGE, path);
+	int status = run_child(many_mappings_child, path);
+
+	cr_assert(WIFEXITED(status), "status %#x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
+	close(fd);
 }

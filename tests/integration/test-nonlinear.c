@@ -1331,3 +1331,65 @@ Test(nonlinear, threads_writing_while_their_mapping_goes_nonlinear_lose_nothing)
 		cr_assert_eq(upager_munmap(m, pages * PAGE), 0);
 	}
 }
+
+/*
+ * The VMA of /proc/self/smaps that holds @addr: its permissions ("rw-s") into @perms and its
+ * VmFlags line into @flags; false if none.
+ */
+static bool vma_at(const void *addr, char perms[8], char *flags, size_t size)
+{
+	unsigned long lo, hi, a = (unsigned long)(uintptr_t)addr;
+	bool in = false, found = false;
+	char line[512], p[8];
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, p) == 3) {
+			in = lo <= a && a < hi;
+			if (in)
+				memcpy(perms, p, 8);
+		} else if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(flags, size, "%s", line + 8);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * What pieces of a mapping had of their own (mprotect(2), MADV_DONTFORK, mlock(2)) stays with them
+ * at the mapping's first remap, as with the kernel's emulation, which replaces only the range it
+ * remaps: the view that upager maps over the whole mapping takes it over.
+ */
+Test(nonlinear, the_first_remap_keeps_the_protection_advice_and_locks_of_the_mapping)
+{
+	char path[512], perms[8], flags[512];
+	int fd = make_pattern_file("f", 8 * PAGE, path);
+	char *m = upager_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(mprotect(m, PAGE, PROT_READ), 0);
+	cr_assert_eq(madvise(m + 3 * PAGE, PAGE, MADV_DONTFORK), 0);
+	cr_assert_eq(mlock2(m + 5 * PAGE, 2 * PAGE, MLOCK_ONFAULT), 0);
+	cr_assert_eq(upager_remap_file_pages(m + 2 * PAGE, PAGE, 0, 7, 0), 0);
+	cr_assert_eq(*(volatile uint64_t *)(m + 2 * PAGE), pattern_at(7 * PAGE));
+	cr_assert(vma_at(m, perms, flags, sizeof(flags)));
+	cr_assert_str_eq(perms, "r--s", "the page made read-only is %s", perms);
+	cr_assert(vma_at(m + PAGE, perms, flags, sizeof(flags)));
+	cr_assert_str_eq(perms, "rw-s");
+	cr_assert(vma_at(m + 3 * PAGE, perms, flags, sizeof(flags)));
+	cr_assert(strstr(flags, " dc"), "MADV_DONTFORK is gone: %s", flags);
+	cr_assert(vma_at(m + 5 * PAGE, perms, flags, sizeof(flags)));
+	cr_assert(strstr(flags, " lo"), "the lock is gone: %s", flags);
+	cr_assert_eq(upager_msync(m + 5 * PAGE, PAGE, MS_INVALIDATE), -1);
+	cr_assert_eq(errno, EBUSY);
+	cr_assert(vma_at(m + 4 * PAGE, perms, flags, sizeof(flags)));
+	cr_assert_null(strstr(flags, " lo"));
+	cr_assert_null(strstr(flags, " dc"));
+	cr_assert_eq(munlock(m, 8 * PAGE), 0);
+	cr_assert_eq(upager_munmap(m, 8 * PAGE), 0);
+	close(fd);
+}

@@ -284,6 +284,19 @@ Test(preload, own_writes_show_in_the_mapping_at_once)
 	cr_expect_str_eq(out, "stale=0 sigbus=1\n");
 }
 
+/* Another process's write(2) shows in a mapping as soon as it returned, where the writer does not
+ * map the page it wrote (preload/written.c, UPAGER_MSYNC_WRITTEN_FILE). */
+Test(preload, a_write_shows_at_once_in_another_process_s_mapping)
+{
+	const char *path = pattern_file(64 * PAGE);
+	char out[256];
+
+	cr_assert_eq(sh(out, sizeof(out), "%s %s others %s", env("UPAGER_RUN"),
+			env("PRELOAD_PROBE"), path),
+		     0, "%s", out);
+	cr_expect_str_eq(out, "stale=0\n");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
