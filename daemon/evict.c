@@ -31,6 +31,7 @@
 
 #include "common/macro.h"
 #include "cache.h"
+#include "bufpool.h"
 #include "evict.h"
 #include "fill.h"
 #include "log.h"
@@ -132,7 +133,9 @@ static void drop_run(struct object *o, uint64_t first, uint64_t n, struct sweep 
 }
 
 /* The most pages one write to the swap store takes, and page-outs under way in all. */
-#define SWAP_OUT_MAX_PAGES 256
+#define SWAP_OUT_MAX_PAGES 256 /* a buffer of the pool */
+_Static_assert(SWAP_OUT_MAX_PAGES << UPAGER_PAGE_SHIFT <= BUFPOOL_BYTES,
+	       "a page-out fits a buffer");
 #define SWAP_OUTS_MAX 64
 
 /* A run of a shared anonymous object's pages on their way to the swap store. */
@@ -140,6 +143,7 @@ struct swap_out {
 	struct list_head link; /* object.swap_outs */
 	struct object *o; /* a reference */
 	uint64_t first, count, slot;
+	void *copy; /* the pages as they were written out, from the buffer pool */
 };
 
 static unsigned swap_outs_running;
@@ -173,6 +177,7 @@ static void swap_out_done(void *userdata, int res)
 	uint64_t run = 0;
 
 	list_del_init(&so->link);
+	bufpool_put(&o->c->bufpool, so->copy);
 	swap_outs_running--;
 	swap_out_pages -= so->count;
 	if (res < 0)
@@ -236,20 +241,34 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
 	if (ret < 0)
 		return ret;
 	so = calloc(1, sizeof(*so));
-	if (!so) {
+	if (so)
+		so->copy = bufpool_get(&c->bufpool);
+	if (!so || !so->copy) {
+		free(so);
 		store_free(c->store, slot, n);
 		return -ENOMEM;
 	}
-	*so = (struct swap_out){ .o = object_ref(o), .first = first, .count = n, .slot = slot };
+	/*
+	 * The store writes a copy, as write-back does: the memfd's pages may change while the write
+	 * is under way, write-protected in every client as they are: a nonlinear mapping's copy
+	 * written takes its page away (a hole) and brings it home again (view.c). A write straight
+	 * from the memfd then wrote the hole, zeroes, and the checksum was taken at its end of what
+	 * had come home: the page came back corrupt.
+	 */
+	memcpy(so->copy, o->map + (first << UPAGER_PAGE_SHIFT), n << UPAGER_PAGE_SHIFT);
+	so->o = object_ref(o);
+	so->first = first;
+	so->count = n;
+	so->slot = slot;
 	for (uint64_t p = first; p < first + n; p++)
 		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_WRITABLE);
-	ret = store_write(c->store, slot, o->map + (first << UPAGER_PAGE_SHIFT), n, swap_out_done,
-			  so);
+	ret = store_write(c->store, slot, so->copy, n, swap_out_done, so);
 	if (ret < 0) {
 		for (uint64_t p = first; p < first + n; p++)
 			object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
 		store_free(c->store, slot, n);
 		object_unref(o);
+		bufpool_put(&c->bufpool, so->copy);
 		free(so);
 		return ret;
 	}
