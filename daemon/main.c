@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* upagerd: arguments, then the loop until SIGTERM or SIGINT. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -126,6 +127,29 @@ static void raise_nofile(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+/*
+ * Every client waits for the daemon, whose figures look the largest to the kernel's OOM killer
+ * (every cache memfd it maps counts in its RSS, and their page tables): under memory pressure in
+ * a cgroup it shares with clients it was taken first, and each client then hung. An
+ * oom_score_adj left at its default of 0 goes to OOM_SCORE_ADJ (needs CAP_SYS_RESOURCE; the unit
+ * sets it with OOMScoreAdjust=), so that the killer takes a client instead; one set by whoever
+ * started the daemon stays.
+ */
+#define OOM_SCORE_ADJ "-900"
+
+static void oom_protect(void)
+{
+	char now[16] = "";
+	int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (read(fd, now, sizeof(now) - 1) > 0 && atoi(now) == 0 &&
+	    pwrite(fd, OOM_SCORE_ADJ, strlen(OOM_SCORE_ADJ), 0) < 0)
+		log_info("leaving oom_score_adj at 0: %m");
+	close(fd);
 }
 
 /* The swap store by default: in the unit's state directory, else in DEFAULT_SWAP_DIR if it is. */
@@ -336,6 +360,7 @@ int main(int argc, char **argv)
 		d.config.swap_path = default_swap(swap_default, sizeof(swap_default));
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	oom_protect();
 
 	/* A SIGTERM that comes while the daemon starts (its socket listens before its handlers are
 	 * in place) waits for them, rather than kill it without a word. */

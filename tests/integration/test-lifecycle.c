@@ -568,3 +568,43 @@ Test(lifecycle, the_librarys_descriptors_leave_the_low_numbers_free)
 	cr_assert_eq(WEXITSTATUS(status), 0, "mask %#x", WEXITSTATUS(status));
 	close(fd);
 }
+
+/* Whether process @pid has CAP_SYS_RESOURCE in its effective set. */
+static bool has_sys_resource(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long long eff = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return eff >> 24 & 1; /* CAP_SYS_RESOURCE */
+}
+
+/*
+ * The daemon asks the OOM killer to take a client before it (every client waits for it, and its
+ * cache memfds make it look the largest): its oom_score_adj, 0 when started, is -900; without
+ * CAP_SYS_RESOURCE (some containers' root) it cannot lower it, and says so.
+ */
+Test(lifecycle, the_daemon_asks_the_oom_killer_to_take_clients_first)
+{
+	char path[64], buf[16] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)harness_daemon_pid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_gt(read(fd, buf, sizeof(buf) - 1), 0);
+	close(fd);
+	if (has_sys_resource(harness_daemon_pid()))
+		cr_assert_eq(atoi(buf), -900, "oom_score_adj %s", buf);
+	else
+		cr_assert(harness_daemon_logged("leaving oom_score_adj at 0"),
+			  "oom_score_adj %s, and no word of why", buf);
+}

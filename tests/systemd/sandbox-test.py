@@ -39,7 +39,7 @@ SKIP = 77
 # Lines of [Service] that are not hardening: the launcher is given every other one.
 NOT_SANDBOX = {"Type", "NotifyAccess", "ExecStart", "Restart", "RestartSec",
                "FileDescriptorStoreMax", "TimeoutStopSec", "RuntimeDirectoryPreserve",
-               "LimitNOFILE"}
+               "LimitNOFILE", "OOMScoreAdjust"}
 
 
 def parse_unit(path):
