@@ -727,8 +727,8 @@ static int do_munmap(struct session *s, const struct upager_msg *req)
  * changed its user ID without an execve(2) is not dumpable, and may not open its own. Opened by
  * the daemon, which holds no CAP_SYS_ADMIN by then (daemon.c), it shows no page frame numbers;
  * and it is opened through the space's mark (mm_open()), so it is the memory of the client's
- * userfaultfd, whatever process the pid names later. A reply sent again after a takeover goes without it: the client
- * opens its own then.
+ * userfaultfd, whatever process the pid names later. A reply sent again after a takeover goes
+ * without it: the client opens its own then.
  */
 static int do_control(struct session *s, const struct upager_msg *req, int *fds, size_t n_fds)
 {
