@@ -40,6 +40,14 @@ struct held {
 	dev_t dev; /* the memfd's */
 	ino_t ino;
 	int fd_mode, memfd_mode; /* O_ACCMODE of each */
+	bool shared; /* of MAP_SHARED mappings */
+	/*
+	 * A page of the file itself, mapped MAP_SHARED and PROT_NONE, while shared mappings of a
+	 * sealable file (a memfd) open for writing live: the kernel then refuses F_SEAL_WRITE with
+	 * EBUSY, as for its own mappings (the pages are the daemon's cache, another memfd). NULL
+	 * if none.
+	 */
+	void *pin;
 	unsigned refs; /* records */
 	struct avl_node node; /* in rec.held */
 };
@@ -62,6 +70,8 @@ static int held_cmp_key(const struct held *x, const struct held *y)
 		return x->ino < y->ino ? -1 : 1;
 	if (x->fd_mode != y->fd_mode)
 		return x->fd_mode < y->fd_mode ? -1 : 1;
+	if (x->shared != y->shared)
+		return x->shared ? 1 : -1;
 	return (x->memfd_mode > y->memfd_mode) - (x->memfd_mode < y->memfd_mode);
 }
 
@@ -94,6 +104,8 @@ static void held_put(struct held *h)
 	if (!h || --h->refs > 0)
 		return;
 	avl_remove(&rec.held, &h->node);
+	if (h->pin)
+		munmap(h->pin, UPAGER_PAGE_SIZE);
 	if (h->fd >= 0)
 		close(h->fd);
 	close(h->memfd);
@@ -106,10 +118,11 @@ static bool at_or_past(const struct avl_node *n, const void *key)
 }
 
 /* The held descriptors of the object whose memfd is @memfd, mapped through the file @fd (-1 for
- * shared anonymous memory): found, or dup()ed; NULL if out of descriptors or memory. */
-static struct held *held_get(int fd, int memfd)
+ * shared anonymous memory), @shared or not: found, or dup()ed; NULL if out of descriptors or
+ * memory. */
+static struct held *held_get(int fd, int memfd, bool shared)
 {
-	struct held key = { .fd_mode = -1 }, *h;
+	struct held key = { .fd_mode = -1, .shared = shared }, *h;
 	struct avl_node *n;
 	struct stat st;
 	int fl;
@@ -144,6 +157,11 @@ static struct held *held_get(int fd, int memfd)
 			close(h->fd);
 		free(h);
 		return NULL;
+	}
+	if (shared && h->fd_mode == O_RDWR && fcntl(h->fd, F_GET_SEALS) >= 0) {
+		h->pin = mmap(NULL, UPAGER_PAGE_SIZE, PROT_NONE, MAP_SHARED, h->fd, 0);
+		if (h->pin == MAP_FAILED)
+			h->pin = NULL;
 	}
 	avl_insert(&rec.held, &h->node);
 	return h;
@@ -406,7 +424,8 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
 
 	upager__resume_forget(m.start, m.length);
 	if (m.kind != UPAGER_RESUME_ANON_PRIVATE) {
-		m.h = held_get(m.kind == UPAGER_OBJECT_FILE ? fd : -1, memfd);
+		m.h = held_get(m.kind == UPAGER_OBJECT_FILE ? fd : -1, memfd,
+			       (flags & MAP_TYPE) != MAP_PRIVATE);
 		if (!m.h)
 			return -EMFILE;
 	}

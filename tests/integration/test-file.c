@@ -647,3 +647,36 @@ Test(file, a_process_maps_one_file_more_times_than_it_has_descriptors)
 	cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed", WEXITSTATUS(status));
 	close(fd);
 }
+
+/*
+ * F_SEAL_WRITE on a memfd fails with EBUSY while a shared mapping of it could write (fcntl(2),
+ * memfd_create(2)), for upager's mappings as for the kernel's, though upager's pages are the
+ * daemon's cache; a private mapping does not stand in the way, nor a mapping gone.
+ */
+Test(file, a_memfd_with_a_shared_mapping_is_not_sealed_against_writes)
+{
+	int fd = memfd_create("sealed", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+	char *k, *m, *pv;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 4 * PAGE), 0);
+	k = mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(k, MAP_FAILED);
+	errno = 0;
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), -1);
+	cr_assert_eq(errno, EBUSY, "the kernel: %s", strerror(errno));
+	munmap(k, 4 * PAGE);
+
+	m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	pv = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_neq(pv, MAP_FAILED);
+	m[0] = 'w';
+	errno = 0;
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), -1, "sealed under a shared mapping");
+	cr_assert_eq(errno, EBUSY, "%s", strerror(errno));
+	cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), 0, "%s", strerror(errno));
+	cr_assert_eq(upager_munmap(pv, 4 * PAGE), 0);
+	close(fd);
+}
