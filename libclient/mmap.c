@@ -644,8 +644,9 @@ _public_ int upager_set_growth_limit(void *addr, size_t max_length)
 	return 0;
 }
 
-/* MSYNC of [addr, addr+length) with @flags; 0, or -1 with errno set. */
-static int msync_call(void *addr, size_t length, uint32_t flags)
+/* MSYNC of [addr, addr+length) with @flags, and descriptor @fd if not -1; 0, or -1 with errno
+ * set. */
+static int msync_call(uint64_t addr, size_t length, uint32_t flags, int fd)
 {
 	struct upager_msg req = { .op = UPAGER_OP_MSYNC }, rep;
 	int ret;
@@ -653,10 +654,10 @@ static int msync_call(void *addr, size_t length, uint32_t flags)
 	upager__lock();
 	ret = upager__reconnect_if_mapped();
 	if (ret == 0) {
-		req.u.msync.addr = (uintptr_t)addr;
+		req.u.msync.addr = addr;
 		req.u.msync.length = length;
 		req.u.msync.flags = flags;
-		ret = upager__call(&req, NULL, 0, &rep, NULL, 0);
+		ret = upager__call(&req, &fd, fd >= 0, &rep, NULL, 0);
 	} else if (ret > 0) {
 		ret = 0;
 	}
@@ -682,7 +683,7 @@ static int msync_any(void *addr, size_t length, int flags)
 	/* As Linux: a length that rounds up to 0 pages (past SIZE_MAX) syncs nothing. */
 	if (ALIGN_UP(length, UPAGER_PAGE_SIZE) == 0)
 		return 0;
-	return msync_call(addr, length, (uint32_t)flags);
+	return msync_call((uintptr_t)addr, length, (uint32_t)flags, -1);
 }
 
 /**
@@ -710,29 +711,13 @@ _public_ int upager_msync(void *addr, size_t length, int flags)
 int upager__written_file(int fd, off_t offset, size_t length)
 {
 	const struct timespec pause = { .tv_nsec = 100000 };
-	struct upager_msg req = { .op = UPAGER_OP_MSYNC }, rep;
 	int ret;
 
-	for (int tries = 0; tries < 10000; tries++) {
-		upager__lock();
-		ret = upager__reconnect_if_mapped();
-		if (ret == 0) {
-			req.u.msync.addr = (uint64_t)offset;
-			req.u.msync.length = length;
-			req.u.msync.flags = UPAGER_MSYNC_WRITTEN_FILE;
-			ret = upager__call(&req, &fd, 1, &rep, NULL, 0);
-		} else if (ret > 0) {
-			ret = 0;
-		}
-		upager__unlock();
-		/* The daemon is writing pages of the file back: they are not in the file yet. */
-		if (ret != -EBUSY)
-			break;
+	/* The daemon is writing pages of the file back: they are not in the file yet. */
+	for (int tries = 0;
+	     (ret = msync_call((uint64_t)offset, length, UPAGER_MSYNC_WRITTEN_FILE, fd)) < 0 &&
+	     errno == EBUSY && tries < 10000;
+	     tries++)
 		nanosleep(&pause, NULL);
-	}
-	if (ret < 0) {
-		errno = ret == -ECONNRESET || ret == -EPIPE ? EIO : -ret;
-		return -1;
-	}
-	return 0;
+	return ret;
 }
