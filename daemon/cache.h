@@ -155,6 +155,21 @@ static inline bool cache_room(const struct cache *c, uint64_t pages)
 	return cache_room_pages(c) >= pages;
 }
 
+/*
+ * Whether the swap store can take @pages more pages: without it, or full, a new page of shared
+ * anonymous memory could never leave the budget again.
+ */
+static inline bool cache_swap_room(const struct cache *c, uint64_t pages)
+{
+	return c->store && c->swap_used + pages <= c->swap_pages;
+}
+
+/* Whether a page read back from the swap store keeps its slot: while the store is under half full. */
+static inline bool cache_swap_keeps(const struct cache *c)
+{
+	return c->swap_used * 2 < c->swap_pages;
+}
+
 static inline int cache_store_fd(struct cache *c, int fd, const char *kind, uint64_t id)
 {
 	return c->hooks ? c->hooks->store_fd(c, fd, kind, id) : 0;

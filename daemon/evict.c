@@ -219,15 +219,36 @@ static void swap_out_done(void *userdata, int res)
 }
 
 /*
- * Send pages [first, first+n) of a shared anonymous object to the swap store: write-protected in
- * every client, taken for clean, written; swap_out_done() drops what stayed clean. Return: 0, or
- * a negative errno (the pages stay, dirty).
+ * Slots for up to @n pages, as many as the store has next to each other: the last free slots of a
+ * nearly full store lie apart, and a run of pages that finds none so long takes fewer.
+ * Return: the pages the slots from *@slot on take, or a negative errno.
  */
-static int swap_out(struct object *o, uint64_t first, uint64_t n)
+static int64_t swap_alloc_run(struct store *st, uint64_t n, uint64_t *slot)
+{
+	int ret;
+
+	for (;;) {
+		ret = store_alloc(st, n, slot);
+		if (ret == 0)
+			return (int64_t)n;
+		if (ret != -ENOSPC || n == 1)
+			return ret;
+		n /= 2;
+	}
+}
+
+/*
+ * Send pages [first, first+n) of a shared anonymous object to the swap store, or as many of the
+ * first of them as the store has slots next to each other for: write-protected in every client,
+ * taken for clean, written; swap_out_done() drops what stayed clean. Return: the pages sent, or a
+ * negative errno (the pages stay, dirty).
+ */
+static int64_t swap_out(struct object *o, uint64_t first, uint64_t n)
 {
 	struct cache *c = o->c;
 	struct swap_out *so;
 	uint64_t slot;
+	int64_t got;
 	int ret;
 
 	if (swap_outs_running >= SWAP_OUTS_MAX || pinned(o, first, n))
@@ -235,11 +256,14 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
 	ret = object_slots_map(o);
 	if (ret < 0)
 		return ret;
-	if (!c->hooks || !c->hooks->protect(o, first, n))
+	got = swap_alloc_run(c->store, n, &slot);
+	if (got < 0)
+		return got;
+	n = (uint64_t)got;
+	if (!c->hooks || !c->hooks->protect(o, first, n)) {
+		store_free(c->store, slot, n);
 		return -EBUSY;
-	ret = store_alloc(c->store, n, &slot);
-	if (ret < 0)
-		return ret;
+	}
 	so = calloc(1, sizeof(*so));
 	if (so)
 		so->copy = bufpool_get(&c->bufpool);
@@ -275,7 +299,7 @@ static int swap_out(struct object *o, uint64_t first, uint64_t n)
 	list_add_tail(&so->link, &o->swap_outs);
 	swap_outs_running++;
 	swap_out_pages += n;
-	return 0;
+	return (int64_t)n;
 }
 
 /*
@@ -335,15 +359,18 @@ static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *
 	}
 	drop_run(o, p - clean, clean, sw);
 	if (dirty && anon) {
-		int ret = swap_out(o, p - dirty, dirty);
+		int64_t ret = swap_out(o, p - dirty, dirty);
 
-		if (ret == 0) {
-			sw->written += dirty;
-			sw->want -= MIN(dirty, sw->want);
+		if (ret > 0) {
+			sw->written += (uint64_t)ret;
+			sw->want -= MIN((uint64_t)ret, sw->want);
 			*more = true;
+			/* The pages the store had no room for wait for the hand's next turn. */
+			if ((uint64_t)ret < dirty)
+				return p - dirty + (uint64_t)ret;
 		} else if (ret != -EBUSY) {
 			log_limited(LOG_WARNING, "paging out to the swap store: %s",
-				    strerror(-ret));
+				    strerror((int)-ret));
 		}
 	} else if (dirty) {
 		int ret = object_writeback(o, p - dirty, dirty, false, NULL);

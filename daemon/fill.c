@@ -127,14 +127,14 @@ static void fill_finish(struct fill *f, int error)
 
 	if (!error && f->slot < 0 && fill_again(f))
 		return;
-	if (error)
+	if (error && error != -ENOSPC) /* fill_start_deferred() said why */
 		log_limited(LOG_WARNING, "reading %s at page %" PRIu64 ": %s", o->path, f->first,
 			    strerror(-error));
 	ready = MIN(ready, f->count);
 	/* A page read back keeps its slot while the store is under half full and the object has
 	 * no nonlinear mapping: it goes into every client write-protected (resolve_linear()), and
 	 * unwritten it leaves again without a write (evict.c); its first write frees the slot. */
-	keep = f->slot >= 0 && list_empty(&o->views) && c->swap_used * 2 < c->swap_pages;
+	keep = f->slot >= 0 && list_empty(&o->views) && cache_swap_keeps(c);
 	for (uint64_t i = 0; i < f->count; i++) {
 		/* A page whose data went to a nonlinear mapping's copy while it was read keeps
 		 * it there: what the read brought is older. (A write to a copy waits for the read
@@ -281,11 +281,26 @@ static int fill_go(struct fill *f)
 	return fill_submit(f);
 }
 
+/*
+ * Whether @f makes new pages of shared anonymous memory (zeroes, not a page read back) that the
+ * swap store has no room for: above the budget they could never leave it again.
+ */
+static bool fill_strands(const struct fill *f)
+{
+	const struct cache *c = f->obj->c;
+
+	return c->budget_pages && f->obj->kind == OBJECT_ANON && f->slot < 0 &&
+	       !cache_swap_room(c, f->count);
+}
+
 /**
  * fill_start_deferred() - start the fills that waited for room in the budget, in order, as long
  * as they fit
  * @c: the cache
- * @force: start them all, room or not (nothing can leave memory for them)
+ * @force: start them all, room or not (nothing can leave memory for them); but those that would
+ *	make pages of shared anonymous memory the swap store cannot take fail with -ENOSPC (their
+ *	faults end in SIGBUS, as on a full tmpfs): those pages are the daemon's memory, and could
+ *	never leave it
  */
 void fill_start_deferred(struct cache *c, bool force)
 {
@@ -297,6 +312,14 @@ void fill_start_deferred(struct cache *c, bool force)
 			break;
 		list_del_init(&f->deferred);
 		c->deferred_pages -= f->count;
+		if (force && fill_strands(f)) {
+			log_limited(LOG_WARNING,
+				    "no room for %" PRIu64 " new pages of shared anonymous memory: "
+				    "the budget is full and the swap store can take none",
+				    f->count);
+			fill_finish(f, -ENOSPC);
+			continue;
+		}
 		ret = fill_go(f);
 		if (ret < 0)
 			fill_finish(f, ret);

@@ -582,7 +582,7 @@ static void page_in(struct space *s, struct ptable_chunk *ch, unsigned i, uint64
 		pi->t0 = t0;
 		/* Read for a write, the pages ahead come back writable too: a writer in order
 		 * writes them next, and protected each would be a write-protect fault. */
-		pi->keep = !(flags & UFFD_PAGEFAULT_FLAG_WRITE) && c->swap_used * 2 < c->swap_pages;
+		pi->keep = !(flags & UFFD_PAGEFAULT_FLAG_WRITE) && cache_swap_keeps(c);
 		pi->keep_ahead = pi->keep;
 		for (uint64_t k = 0; k < n; k++)
 			set_reading(&s->priv.table, addr + (k << UPAGER_PAGE_SHIFT), true);

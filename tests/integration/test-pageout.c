@@ -2192,8 +2192,10 @@ Test(pageout, a_nonlinear_shared_anonymous_mapping_larger_than_the_budget_pages_
 }
 
 /*
- * A swap store too small for what must leave: pages that cannot go stay in memory (the budget is
- * exceeded and counted), every page keeps its data, and the daemon lives on (upager_mmap(3)).
+ * A swap store too small for what must leave: shared anonymous memory gets new pages until the
+ * budget and the store are full, then SIGBUS at the touch of a page it never had, as on a full
+ * tmpfs (upager_mmap(3)): those pages are the daemon's memory. Every page made keeps its data, the
+ * pages in memory stay within the budget and its slack, and the daemon serves on.
  */
 static void start_small_store(void)
 {
@@ -2204,11 +2206,12 @@ static void start_small_store(void)
 	start_daemon(args);
 }
 
-Test(pageout, a_full_swap_store_keeps_pages_in_memory_and_the_daemon_alive)
+Test(pageout, a_full_swap_store_ends_new_shared_anonymous_pages_in_sigbus_and_the_daemon_lives)
 {
-	size_t size = 16UL << 20, pages = size / PAGE;
+	size_t size = 16UL << 20, pages = size / PAGE, made = 0;
 	struct upager_msg f;
 	uint64_t *p;
+	char byte;
 
 	/* A daemon of its own, with a store of 1 MiB (the suite's end stops it). */
 	stop();
@@ -2216,15 +2219,32 @@ Test(pageout, a_full_swap_store_keeps_pages_in_memory_and_the_daemon_alive)
 	p = upager_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	cr_assert_neq(p, MAP_FAILED);
-	for (uint64_t i = 0; i < pages; i++)
-		p[i * PAGE / 8] = anon_word(i, 9);
-	for (uint64_t i = 0; i < pages; i++)
+	for (; made < pages; made++) {
+		if (harness_read_sigbus((char *)&p[made * PAGE / 8], &byte))
+			break;
+		p[made * PAGE / 8] = anon_word(made, 9);
+	}
+	cr_assert_lt(made, pages, "a page beyond the budget and the store raised SIGBUS");
+	cr_assert_geq(made * PAGE, 4UL << 20, "the budget and the store filled first: %zu pages",
+		      made);
+	for (uint64_t i = 0; i < made; i++)
 		cr_assert_eq(p[i * PAGE / 8], anon_word(i, 9), "page %llu", (unsigned long long)i);
 	f = figures();
 	cr_assert_leq(f.u.stats_reply.swap_used_bytes, 1UL << 20, "the store holds what it can");
 	cr_assert_gt(f.u.stats_reply.pages_out, 0, "what fits went out");
-	cr_assert_gt(f.u.stats_reply.over_budget, 0, "the rest stayed, counted");
-	cr_assert_gt(f.u.stats_reply.memory_pages, (4UL << 20) / PAGE, "above the budget");
+	cr_assert_leq(f.u.stats_reply.memory_pages, (5UL << 20) / PAGE,
+		      "%llu pages in memory: the budget and its slack at most",
+		      (unsigned long long)f.u.stats_reply.memory_pages);
+	cr_assert(harness_read_sigbus((char *)&p[(pages - 1) * PAGE / 8], &byte),
+		  "a page never touched still raises SIGBUS");
 	cr_assert_eq(upager_munmap(p, size), 0);
 	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon lives");
+	/* The store's slots and the budget are free again: the same memory serves anew. */
+	p = upager_mmap(NULL, size / 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	for (uint64_t i = 0; i < pages / 8; i++)
+		p[i * PAGE / 8] = anon_word(i, 10);
+	for (uint64_t i = 0; i < pages / 8; i++)
+		cr_assert_eq(p[i * PAGE / 8], anon_word(i, 10), "page %llu", (unsigned long long)i);
+	cr_assert_eq(upager_munmap(p, size / 8), 0);
 }

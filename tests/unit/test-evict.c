@@ -421,6 +421,46 @@ Test(evict, pages_all_used_go_out_in_runs_after_their_second_chance)
 	fake_teardown();
 }
 
+/*
+ * A store nearly full, its free slots apart: runs of pages take what slots there are, shorter
+ * ones; once it is full and nothing else can leave, a fill of new zeroes fails (its pages stay
+ * absent: the fault ends in SIGBUS) rather than go above the budget for good, and a page read
+ * back from the store still comes in.
+ */
+Test(evict, a_full_store_takes_its_last_slots_apart_then_new_zeroes_fail)
+{
+	struct object *o;
+	uint64_t most;
+
+	fake_setup();
+	/* Every other slot taken: 32 free, none next to another. */
+	for (uint64_t k = 0; k < STORE_PAGES; k += 2)
+		fake.used[k] = true;
+	fake.in_use = STORE_PAGES / 2;
+	cache.budget_pages = 16;
+	o = anon_written(64, 16);
+	/* Thirty-two more pages, a fill each: the store's 32 slots take as many. */
+	for (uint64_t p = 16; p < 48; p++)
+		fill(o, p, 1);
+	cr_assert_eq(fake.writes, 32, "%lu pages went to single slots", (unsigned long)fake.writes);
+	cr_assert_eq(fake.in_use, STORE_PAGES);
+	/* The store full and every page in memory dirty: no new page of zeroes. */
+	most = fill(o, 48, 1);
+	cr_assert_eq(o->pages[48] & PAGE_STATE_MASK, PAGE_ABSENT, "no page was made");
+	cr_assert_leq(most, 17, "%lu pages in memory", (unsigned long)most);
+	/* A page in the store comes back all the same, its slot freed for one to leave. */
+	cr_assert_geq(object_slot(o, 0), 0, "the first page is in the store");
+	fill(o, 0, 1);
+	cr_assert_eq(o->pages[0] & PAGE_STATE_MASK, PAGE_READY);
+	cr_assert_eq(o->map[0], 0x40);
+	object_unref(o);
+	cr_assert_eq(fake.in_use, STORE_PAGES / 2, "the object's slots were freed with it");
+	for (uint64_t k = 0; k < STORE_PAGES; k += 2)
+		fake.used[k] = false;
+	fake.in_use = 0;
+	fake_teardown();
+}
+
 /* Write back @o's pages and wait; the write-back's result. */
 static int write_back(struct object *o)
 {
