@@ -83,6 +83,27 @@ void page_set_remove(struct page_set *ps, uint64_t addr, uint64_t pages)
 	}
 }
 
+/** page_set_keep_first() - the first @n pages of @ps, in address order, stay; the others leave */
+void page_set_keep_first(struct page_set *ps, uint32_t n)
+{
+	uint32_t kept = 0;
+
+	for (uint32_t w = 0; w < UPAGER_DROP_WINDOW_PAGES / 64; w++) {
+		uint64_t bits = ps->map[w];
+
+		while (bits) {
+			uint64_t low = bits & -bits;
+
+			bits &= bits - 1;
+			if (kept < n)
+				kept++;
+			else
+				ps->map[w] &= ~low;
+		}
+	}
+	ps->n = MIN(ps->n, n);
+}
+
 /**
  * page_set_next() - the next page of @ps, in address order, from bit *@k on (0 to start)
  *

@@ -31,5 +31,6 @@ bool page_set_has(const struct page_set *ps, uint64_t addr);
 bool page_set_next_run(const struct page_set *ps, struct page_set_run *r);
 bool page_set_next(const struct page_set *ps, uint32_t *k, uint64_t *addr);
 void page_set_remove(struct page_set *ps, uint64_t addr, uint64_t pages);
+void page_set_keep_first(struct page_set *ps, uint32_t n);
 void page_set_unrank(const struct page_set *ps, const struct page_set *sub,
 		     const uint64_t *sub_bits, uint64_t *bits);

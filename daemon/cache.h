@@ -118,7 +118,21 @@ struct users_over {
 	/* Users over their share have pages on their way out and more to give: the others give
 	 * nothing this turn (what is leaving makes room soon). */
 	bool waiting;
+	/* The users whose pages hold all the swap store they may (upagerd --max-swap), in order:
+	 * their anonymous pages stay in memory, and no new page of their shared anonymous memory is
+	 * made above the budget. */
+	uid_t *swap_full;
+	size_t n_swap_full;
 };
+
+/* Whether user @uid's pages hold all of the swap store they may (@o may be NULL). */
+static inline bool users_over_swap_full(const struct users_over *o, uid_t uid)
+{
+	for (size_t i = 0; o && i < o->n_swap_full; i++)
+		if (o->swap_full[i] == uid)
+			return true;
+	return false;
+}
 
 /* The private anonymous pages on their way out that will be gone soon: their DROPs are answered. */
 static inline uint64_t cache_private_leaving(const struct cache *c)

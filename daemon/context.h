@@ -34,7 +34,11 @@ struct user_limits {
 	unsigned objects; /* caches the user made: each costs the daemon 2 to 4 descriptors */
 	unsigned mappings;
 	uint64_t mapped; /* bytes of all the user's mappings together */
+	uint64_t
+		swap; /* bytes of the swap store its pages hold (LIMIT_SWAP_HALF: half the store) */
 };
+
+#define LIMIT_SWAP_HALF UINT64_MAX
 
 /* Tunables, from the command line (see upagerd(8)). */
 struct daemon_config {

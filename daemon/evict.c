@@ -80,6 +80,7 @@ struct sweep {
 	uint64_t scan; /* ready pages the hand may still look at */
 	uint64_t written; /* dirty pages whose write-back it asked for */
 	uint64_t dropped;
+	const struct users_over *over; /* whose anonymous pages stay: swap_full (or NULL) */
 };
 
 /* Whether any of pages [first, first+n) of @o is locked in memory in a client. */
@@ -219,25 +220,6 @@ static void swap_out_done(void *userdata, int res)
 }
 
 /*
- * Slots for up to @n pages, as many as the store has next to each other: the last free slots of a
- * nearly full store lie apart, and a run of pages that finds none so long takes fewer.
- * Return: the pages the slots from *@slot on take, or a negative errno.
- */
-static int64_t swap_alloc_run(struct store *st, uint64_t n, uint64_t *slot)
-{
-	int ret;
-
-	for (;;) {
-		ret = store_alloc(st, n, slot);
-		if (ret == 0)
-			return (int64_t)n;
-		if (ret != -ENOSPC || n == 1)
-			return ret;
-		n /= 2;
-	}
-}
-
-/*
  * Send pages [first, first+n) of a shared anonymous object to the swap store, or as many of the
  * first of them as the store has slots next to each other for: write-protected in every client,
  * taken for clean, written; swap_out_done() drops what stayed clean. Return: the pages sent, or a
@@ -256,7 +238,7 @@ static int64_t swap_out(struct object *o, uint64_t first, uint64_t n)
 	ret = object_slots_map(o);
 	if (ret < 0)
 		return ret;
-	got = swap_alloc_run(c->store, n, &slot);
+	got = store_alloc_run(c->store, n, &slot);
 	if (got < 0)
 		return got;
 	n = (uint64_t)got;
@@ -358,7 +340,10 @@ static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *
 		clean++;
 	}
 	drop_run(o, p - clean, clean, sw);
-	if (dirty && anon) {
+	if (dirty && anon && users_over_swap_full(sw->over, o->owner)) {
+		/* Its owner's pages hold all the store they may: these stay. */
+		*more = true;
+	} else if (dirty && anon) {
 		int64_t ret = swap_out(o, p - dirty, dirty);
 
 		if (ret > 0) {
@@ -437,7 +422,9 @@ static void sweep_users_over_share(struct cache *c, struct sweep *sw, struct use
 {
 	for (size_t i = 0; over && i < over->n && sw->want > 0; i++) {
 		struct user_over *u = &over->u[i];
-		struct sweep mine = { .want = MIN(u->pages, sw->want), .scan = sw->scan };
+		struct sweep mine = { .want = MIN(u->pages, sw->want),
+				      .scan = sw->scan,
+				      .over = sw->over };
 		uint64_t gone;
 
 		if (!mine.want)
@@ -477,12 +464,12 @@ static bool writeback_pending(struct cache *c)
 bool cache_balance(struct cache *c, struct users_over *over)
 {
 	uint64_t slack = cache_slack(c), use, low;
-	struct sweep sw = { 0 };
+	struct sweep sw = { .over = over };
 
 	if (c->store)
 		c->store->ops->figures(c->store, &c->swap_pages, &c->swap_used);
 	if (c->budget_pages == 0) {
-		fill_start_deferred(c, true);
+		fill_start_deferred(c, true, over);
 		return false;
 	}
 	/* Pages on their way to the store are gone already, as far as the sweep is concerned:
@@ -501,7 +488,7 @@ bool cache_balance(struct cache *c, struct users_over *over)
 		if (sw.want && !(over && over->waiting))
 			sweep(c, &sw, NULL);
 	}
-	fill_start_deferred(c, false);
+	fill_start_deferred(c, false, over);
 	if (!list_empty(&c->deferred) && c->inflight == 0 && sw.dropped == 0 && sw.written == 0 &&
 	    !writeback_pending(c)) {
 		c->stats.over_budget++;
@@ -509,7 +496,7 @@ bool cache_balance(struct cache *c, struct users_over *over)
 			    "%" PRIu64 " pages in memory, budget %" PRIu64
 			    ": none can be paged out; reading on above the budget",
 			    cache_use(c), c->budget_pages);
-		fill_start_deferred(c, true);
+		fill_start_deferred(c, true, over);
 	}
 	return sw.dropped > 0 || sw.written > 0 || writeback_pending(c);
 }

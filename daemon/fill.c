@@ -283,14 +283,15 @@ static int fill_go(struct fill *f)
 
 /*
  * Whether @f makes new pages of shared anonymous memory (zeroes, not a page read back) that the
- * swap store has no room for: above the budget they could never leave it again.
+ * swap store has no room for, or whose owner's pages hold all of it they may (@over): above the
+ * budget they could never leave it again.
  */
-static bool fill_strands(const struct fill *f)
+static bool fill_strands(const struct fill *f, const struct users_over *over)
 {
 	const struct cache *c = f->obj->c;
 
 	return c->budget_pages && f->obj->kind == OBJECT_ANON && f->slot < 0 &&
-	       !cache_swap_room(c, f->count);
+	       (!cache_swap_room(c, f->count) || users_over_swap_full(over, f->obj->owner));
 }
 
 /**
@@ -301,8 +302,9 @@ static bool fill_strands(const struct fill *f)
  *	make pages of shared anonymous memory the swap store cannot take fail with -ENOSPC (their
  *	faults end in SIGBUS, as on a full tmpfs): those pages are the daemon's memory, and could
  *	never leave it
+ * @over: the users at their most of the swap store (share.c), or NULL
  */
-void fill_start_deferred(struct cache *c, bool force)
+void fill_start_deferred(struct cache *c, bool force, const struct users_over *over)
 {
 	while (!list_empty(&c->deferred)) {
 		struct fill *f = list_first_entry(&c->deferred, struct fill, deferred);
@@ -312,11 +314,12 @@ void fill_start_deferred(struct cache *c, bool force)
 			break;
 		list_del_init(&f->deferred);
 		c->deferred_pages -= f->count;
-		if (force && fill_strands(f)) {
-			log_limited(LOG_WARNING,
-				    "no room for %" PRIu64 " new pages of shared anonymous memory: "
-				    "the budget is full and the swap store can take none",
-				    f->count);
+		if (force && fill_strands(f, over)) {
+			log_limited(
+				LOG_WARNING,
+				"no room for %" PRIu64 " new pages of shared anonymous memory: "
+				"the budget is full and the swap store can take none of user %u's",
+				f->count, (unsigned)f->obj->owner);
 			fill_finish(f, -ENOSPC);
 			continue;
 		}

@@ -26,7 +26,7 @@ uint64_t fill_ready_run(const struct object *o, uint64_t first, uint64_t max);
 int fill_from_page_cache(struct object *o, uint64_t first, uint64_t count);
 #define FILL_NOW_MAX_PAGES 16
 void fill_small_now(struct object *o, uint64_t first, uint64_t count);
-void fill_start_deferred(struct cache *c, bool force);
+void fill_start_deferred(struct cache *c, bool force, const struct users_over *over);
 void fill_cancel_deferred(struct cache *c);
 uint64_t fill_deferred_head(const struct cache *c);
 int fill_anon_into(struct object *o, int uffd, uint64_t addr, uint64_t first, uint64_t count,

@@ -62,6 +62,8 @@ static void usage(FILE *f)
 		"      --max-mappings N     mappings (65530)\n"
 		"      --max-mapped SIZE    bytes of its mappings together, K M G T suffixes\n"
 		"                           (4 times the physical memory)\n"
+		"      --max-swap SIZE      bytes of the swap store its pages hold (half\n"
+		"                           of the store)\n"
 		"  -h, --help         show this help\n"
 		"      --version      show the version\n");
 }
@@ -185,6 +187,7 @@ int main(int argc, char **argv)
 		{ "max-caches", required_argument, NULL, 'O' },
 		{ "max-mappings", required_argument, NULL, 'N' },
 		{ "max-mapped", required_argument, NULL, 'B' },
+		{ "max-swap", required_argument, NULL, 'Q' },
 		{ "memory-max", required_argument, NULL, 'm' },
 		{ "swap", required_argument, NULL, 'S' },
 		{ "uid-memory-max", required_argument, NULL, 'U' },
@@ -210,6 +213,7 @@ int main(int argc, char **argv)
 				.objects = 1024,
 				.mappings = 65530, /* vm.max_map_count's default */
 				.mapped = 4 * (uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
+				.swap = LIMIT_SWAP_HALF,
 			},
 		},
 	};
@@ -288,10 +292,13 @@ int main(int argc, char **argv)
 		case 'O':
 		case 'N':
 		case 'P':
-		case 'B': {
+		case 'B':
+		case 'Q': {
 			uint64_t v;
+			bool size = c == 'B' || c == 'Q';
 
-			if (parse_size(optarg, c == 'B', &v) < 0 || (c != 'B' && v > UINT32_MAX)) {
+			if (parse_size(optarg, size, &v) < 0 || (!size && v > UINT32_MAX) ||
+			    v == LIMIT_SWAP_HALF) {
 				fprintf(stderr, "upagerd: bad limit '%s'\n", optarg);
 				return 2;
 			}
@@ -303,8 +310,10 @@ int main(int argc, char **argv)
 				d.config.limits.objects = (unsigned)v;
 			else if (c == 'N')
 				d.config.limits.mappings = (unsigned)v;
-			else
+			else if (c == 'B')
 				d.config.limits.mapped = v;
+			else
+				d.config.limits.swap = v;
 			break;
 		}
 		case 'm':

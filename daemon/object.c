@@ -1586,6 +1586,7 @@ int object_slots_claim_all(struct cache *c)
 	list_for_each_entry (o, &c->objects, link) {
 		uint64_t n = object_pages(o), p = 0;
 
+		o->slots_held = 0;
 		while (o->slot && p < n) {
 			int64_t first = object_slot(o, p);
 			uint64_t run = 1;
@@ -1597,6 +1598,7 @@ int object_slots_claim_all(struct cache *c)
 			}
 			while (p + run < n && object_slot(o, p + run) == first + (int64_t)run)
 				run++;
+			o->slots_held += run;
 			ret = store_claim(c->store, (uint64_t)first, run);
 			if (ret < 0) {
 				log_limited(LOG_ERR,
@@ -1624,6 +1626,7 @@ void object_slot_set(struct object *o, uint64_t p, int64_t slot)
 	 * (object_slots_adopt()). */
 	if (o->slot)
 		o->slot[p] = slot >= 0 ? (uint32_t)(slot + 1) : 0;
+	o->slots_held += (slot >= 0) - (old >= 0);
 	if (old >= 0 && c->store)
 		store_free(c->store, (uint64_t)old, 1);
 }

@@ -73,6 +73,7 @@ struct object {
 	 * per chunk of OBJECT_CHUNK pages that may hold a PAGE_WRITABLE or PAGE_AWAY page, so that
 	 * write-back skips what was never written, whatever the size of the object. */
 	uint64_t cached;
+	uint64_t slots_held; /* pages in a slot of the swap store (object_slot_set()) */
 	uint64_t *maybe_dirty;
 	/* A bit per page of reserve (a sparse mapping): the page was mapped into a client since
 	 * the clock's hand last passed it (object_used(), evict.c); in the second third, the

@@ -1745,10 +1745,11 @@ static int reserve_slots(struct space *s, const struct page_set *ps, uint64_t sl
  * (MAP_DROPPABLE); @clean: they kept their slots and their write-protection since they came back,
  * so only the DROP is left to do; @copies: they are copies of object pages, written even if all
  * zeroes.
- * Return: 0, or a negative errno (-EBUSY: not now; the pages stay).
+ * Return: the pages sent: the set's first ones, as many as the store had slots next to each other
+ * for; or a negative errno (-EBUSY: not now; -ENOSPC: the store is full; the pages stay).
  */
-static int page_out(struct space *s, const struct page_set *set, bool discard, bool clean,
-		    bool copies)
+static int64_t page_out(struct space *s, const struct page_set *set, bool discard, bool clean,
+			bool copies)
 {
 	struct cache *c = &s->d->cache;
 	struct page_set one = *set, *ps = &one;
@@ -1759,19 +1760,29 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	struct page_out *po;
 	uint32_t bit = 0;
 	unsigned part;
-	uint64_t slot;
+	uint64_t slot = UINT64_MAX, held = 0; /* slots allocated from slot on */
 
 	for (part = 0; part < SPARE_PARTS && s->priv.spare_busy & (1u << part); part++)
 		;
 	if (part == SPARE_PARTS)
 		return -EBUSY;
-	po = calloc(1, sizeof(*po));
-	if (!po)
-		return -ENOMEM;
 	discard |= clean;
-	po->buf = discard ? NULL : bufpool_get(&c->bufpool);
-	if (!discard && !po->buf) {
+	/* Slots first, before anything is done to the client: as many of the set's first pages as
+	 * the store has slots next to each other for; a full store takes none, and costs nothing. */
+	if (!discard) {
+		int64_t got = c->store ? store_alloc_run(c->store, ps->n, &slot) : -ENOSPC;
+
+		if (got < 0)
+			return (int)got;
+		held = (uint64_t)got;
+		page_set_keep_first(ps, (uint32_t)held);
+	}
+	po = calloc(1, sizeof(*po));
+	po->buf = po && !discard ? bufpool_get(&c->bufpool) : NULL;
+	if (!po || (!discard && !po->buf)) {
 		free(po);
+		if (held)
+			store_free(c->store, slot, held);
 		return -ENOMEM;
 	}
 	if (copies && !clean && !set_present_in_client(s, ps, true, true)) {
@@ -1792,10 +1803,15 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	len = n << UPAGER_PAGE_SHIFT;
 	if (ret == 0 && !discard)
 		ret = read_set(s, ps, po->buf);
-	if (ret == 0 && !discard && (copies || !all_zero(po->buf, len)))
-		ret = store_alloc(c->store, n, &slot);
-	else
+	/* The slots the pages still in the set take; all zeroes take none. */
+	if (ret == 0 && !discard && (copies || !all_zero(po->buf, len))) {
+		store_free(c->store, slot + n, held - n);
+	} else {
+		if (held)
+			store_free(c->store, slot, held);
 		slot = UINT64_MAX;
+	}
+	held = 0;
 	/* The slot tables the pages will need, now: a page moved out must have its slot. */
 	if (ret == 0 && slot != UINT64_MAX) {
 		ret = reserve_slots(s, ps, slot);
@@ -1828,12 +1844,12 @@ static int page_out(struct space *s, const struct page_set *set, bool discard, b
 	}
 	if (po->slot < 0) {
 		page_out_done(po, 0);
-		return 0;
+		return (int64_t)n;
 	}
 	ret = store_write(c->store, slot, po->buf, n, page_out_done, po);
 	if (ret < 0)
 		page_out_done(po, ret);
-	return 0;
+	return (int64_t)n;
 }
 
 /* Whether the clock may take pages of @s: a live client with a spare area, a thread to drop
@@ -1874,11 +1890,12 @@ enum run_kind {
 /*
  * Send the pages of @ps out, those that may go: each run of them in one private mapping that may
  * go out now, all of the first run's kind: anonymous, dropped (MAP_DROPPABLE) or copies of object
- * pages. @ps is emptied. Return: the pages sent.
+ * pages. @ps is emptied. Return: the pages sent; *@full set if the store had no slot for them.
  */
-static uint64_t set_out(struct space *s, struct page_set *ps, bool clean)
+static uint64_t set_out(struct space *s, struct page_set *ps, bool clean, bool *full)
 {
 	struct page_set_run r = { 0 };
+	int64_t sent = 0;
 	int kind = -1;
 
 	while (page_set_next_run(ps, &r)) {
@@ -1893,20 +1910,21 @@ static uint64_t set_out(struct space *s, struct page_set *ps, bool clean)
 		if (k < 0 || k != kind)
 			page_set_remove(ps, r.addr, r.pages);
 	}
-	r.pages = ps->n && page_out(s, ps, kind == RUN_DROPPABLE, clean, kind == RUN_COPIES) == 0
-			  ? ps->n
-			  : 0;
-	ps->n = 0;
-	return r.pages;
+	if (ps->n)
+		sent = page_out(s, ps, kind == RUN_DROPPABLE, clean, kind == RUN_COPIES);
+	if (sent == -ENOSPC)
+		*full = true;
+	*ps = (struct page_set){ 0 };
+	return sent > 0 ? (uint64_t)sent : 0;
 }
 
 /* Take the page at @a of @s into @ps, sending @ps out first if it is full or @a is past it. */
-static uint64_t set_take(struct space *s, struct page_set *ps, uint64_t a, bool clean)
+static uint64_t set_take(struct space *s, struct page_set *ps, uint64_t a, bool clean, bool *full)
 {
 	uint64_t sent = 0;
 
 	if (!page_set_add(ps, a)) {
-		sent = set_out(s, ps, clean);
+		sent = set_out(s, ps, clean, full);
 		page_set_add(ps, a);
 	}
 	return sent;
@@ -1915,10 +1933,10 @@ static uint64_t set_take(struct space *s, struct page_set *ps, uint64_t a, bool 
 /*
  * Move the hand of @s over its pages: a page used since the hand passed is spared once; others go
  * in page-outs of up to UPAGER_DROP_MAX_PAGES pages each within a window of
- * UPAGER_DROP_WINDOW_PAGES, one for pages that kept their slots, one for the others. Return:
- * pages sent out.
+ * UPAGER_DROP_WINDOW_PAGES, one for pages that kept their slots, one for the others. Once the
+ * store has no slot left (*@full), only pages that kept theirs go. Return: pages sent out.
  */
-static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
+static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan, bool *full)
 {
 	struct private_pages *pp = &s->priv;
 	struct page_set sets[2] = { 0 }; /* [clean] */
@@ -1948,18 +1966,20 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan)
 			if (in_page_out(s, a))
 				continue;
 			clean = ptable_slot(ch, i) >= 0;
+			if (*full && !clean)
+				continue;
 			(*scan)--;
 			if (ptable_bit(ch->used, i))
 				ch->used &= ~(1ULL << i);
 			else
-				sent += set_take(s, &sets[clean], a, clean);
+				sent += set_take(s, &sets[clean], a, clean, full);
 		}
 		pp->hand = ch->base + PTABLE_CHUNK_BYTES;
 		ch = pp->hand ? ptable_from(&pp->table, pp->hand) : NULL;
 	}
 	for (int clean = 0; clean < 2; clean++)
-		if (sets[clean].n)
-			sent += set_out(s, &sets[clean], clean);
+		if (sets[clean].n && !(*full && !clean))
+			sent += set_out(s, &sets[clean], clean, full);
 	return sent;
 }
 
@@ -1972,6 +1992,7 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 	struct page_set ps = { 0 };
 	uint64_t sent = 0;
 	struct region *r;
+	bool full = false; /* dropped pages take no slot */
 
 	region_for_each(r, &s->regions)
 	{
@@ -1987,11 +2008,11 @@ static uint64_t sweep_droppable(struct space *s, uint64_t want)
 			if (sent + ps.n >= want || s->priv.n_outs == SPARE_PARTS)
 				break;
 			if (take)
-				sent += set_take(s, &ps, a, false);
+				sent += set_take(s, &ps, a, false, &full);
 		}
 	}
 	if (ps.n)
-		sent += set_out(s, &ps, false);
+		sent += set_out(s, &ps, false, &full);
 	return sent;
 }
 
@@ -2130,10 +2151,11 @@ void private_watch_answers(struct daemon *d)
 
 /*
  * The spaces of users over their share send out what those users are over, up to @want; a user
- * still over with page-outs under way (a space has only so many at a time) sets over->waiting.
+ * still over with page-outs under way (a space has only so many at a time) sets over->waiting;
+ * *@full: the store had no slot for a page-out.
  */
 static uint64_t sweep_users_over(struct daemon *d, struct users_over *over, uint64_t want,
-				 uint64_t *scan)
+				 uint64_t *scan, bool *full)
 {
 	uint64_t sent = 0;
 	struct space *s;
@@ -2146,9 +2168,10 @@ static uint64_t sweep_users_over(struct daemon *d, struct users_over *over, uint
 
 			if (!u->pages || sent >= want || !*scan)
 				break;
-			if (s->uid != u->uid || !may_page_out(s))
+			if (s->uid != u->uid || !may_page_out(s) ||
+			    users_over_swap_full(over, s->uid))
 				continue;
-			n = sweep_space(s, MIN(u->pages, want - sent), scan);
+			n = sweep_space(s, MIN(u->pages, want - sent), scan, full);
 			u->pages -= MIN(n, u->pages);
 			sent += n;
 			if (u->pages && s->priv.n_outs)
@@ -2170,6 +2193,7 @@ void private_balance(struct daemon *d, struct users_over *over)
 {
 	struct cache *c = &d->cache;
 	uint64_t use, low, want, scan;
+	bool full = false; /* the store had no slot for a page-out: only clean pages go on */
 	struct space *s;
 
 	if (!c->private_out || !c->private_pages || !cache_must_page_out(c))
@@ -2181,7 +2205,7 @@ void private_balance(struct daemon *d, struct users_over *over)
 		if (may_page_out(s))
 			want -= MIN(want, sweep_droppable(s, want));
 	scan = 2 * c->private_pages + 64;
-	want -= MIN(want, sweep_users_over(d, over, want, &scan));
+	want -= MIN(want, sweep_users_over(d, over, want, &scan, &full));
 	/* What the droppable pages and the users over their share did not cover: the private
 	 * pages' share of it. */
 	use = cache_use(c);
@@ -2191,9 +2215,9 @@ void private_balance(struct daemon *d, struct users_over *over)
 	list_for_each_entry (s, &d->spaces, link) {
 		uint64_t sent;
 
-		if (!may_page_out(s))
+		if (!may_page_out(s) || users_over_swap_full(over, s->uid))
 			continue;
-		sent = sweep_space(s, want, &scan);
+		sent = sweep_space(s, want, &scan, &full);
 		want -= MIN(sent, want);
 		if (!want || !scan)
 			break;

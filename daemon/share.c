@@ -8,10 +8,15 @@
  * leave in proportion to their number (view-out.c). Once per turn of the loop, only when the
  * budget wants pages to go, shares_over() makes the table that private_balance() and
  * cache_balance() take from in that order; an empty one while no user with pages is under its
- * share (no one to keep pages for: they go as if there were no shares).
+ * share (no one to keep pages for: they go as if there were no shares). The same table names the
+ * users (never root) whose pages hold all of the swap store they may (--max-swap, half the store
+ * by default): a user's slots are those of the objects charged to it and of its processes'
+ * private pages (a slot a forked child shares with its parent counts for each).
  */
 #include <errno.h>
 #include <stdlib.h>
+
+#include "common/macro.h"
 
 #include "context.h"
 #include "evict.h"
@@ -33,7 +38,8 @@ static int by_uid(const void *a, const void *b)
  * @n: how many
  * @share: a user's share, in pages
  * @out: the users over it, in order of uid; its table is @pages itself (free that, not @out).
- *	Empty if no user with pages is under its share: there is no one to keep pages for.
+ *	Empty if no user with pages is under its share: there is no one to keep pages for. Its
+ *	swap_full table is left as it is.
  *
  * Return: 0.
  */
@@ -53,8 +59,72 @@ int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct use
 		else if (sum)
 			under++;
 	}
-	*out = (struct users_over){ .u = pages, .n = under ? over : 0 };
+	/* The swap's table is made apart (users_swap_full()): left as it is. */
+	out->u = pages;
+	out->n = under ? over : 0;
+	out->waiting = false;
 	return 0;
+}
+
+/**
+ * users_swap_full() - the users whose pages hold all of the swap store they may
+ * @held: (user, slots) entries, several per user allowed; sorted here
+ * @n: how many
+ * @most: the slots a user may hold
+ * @out: the users (never root) that hold @most or more, in order; a table of its own (NULL if
+ *	there is none), freed by users_over_free()
+ *
+ * Return: 0, or -ENOMEM.
+ */
+int users_swap_full(struct user_over *held, size_t n, uint64_t most, struct users_over *out)
+{
+	out->swap_full = NULL;
+	out->n_swap_full = 0;
+	if (n)
+		qsort(held, n, sizeof(*held), by_uid);
+	for (size_t i = 0, j; i < n; i = j) {
+		uint64_t sum = 0;
+
+		for (j = i; j < n && held[j].uid == held[i].uid; j++)
+			sum += held[j].pages;
+		if (held[i].uid == 0 || sum < most)
+			continue;
+		if (!out->swap_full) {
+			out->swap_full = calloc(n, sizeof(*out->swap_full));
+			if (!out->swap_full)
+				return -ENOMEM;
+		}
+		out->swap_full[out->n_swap_full++] = held[i].uid;
+	}
+	return 0;
+}
+
+/* The users at their most of the swap store (upagerd --max-swap), into @out. */
+static int swap_full(struct daemon *d, struct users_over *out)
+{
+	const struct cache *c = &d->cache;
+	uint64_t most = d->config.limits.swap;
+	struct user_over *held;
+	struct object *o;
+	struct space *s;
+	size_t n = 0, cap = (size_t)c->n_objects + d->n_spaces + 1;
+	int ret;
+
+	if (!c->store || !most)
+		return 0;
+	most = most == LIMIT_SWAP_HALF ? c->swap_pages / 2 : most >> UPAGER_PAGE_SHIFT;
+	held = calloc(cap, sizeof(*held));
+	if (!held)
+		return -ENOMEM;
+	list_for_each_entry (o, &c->objects, link)
+		if (o->slots_held && n < cap)
+			held[n++] = (struct user_over){ o->owner, o->slots_held };
+	list_for_each_entry (s, &d->spaces, link)
+		if (!s->dead && s->priv.table.out && n < cap)
+			held[n++] = (struct user_over){ s->uid, s->priv.table.out };
+	ret = users_swap_full(held, n, MAX(most, 1), out);
+	free(held);
+	return ret;
 }
 
 /**
@@ -73,8 +143,9 @@ int shares_over(struct daemon *d, struct users_over *out)
 	size_t n = 0;
 
 	*out = (struct users_over){ 0 };
-	if (!c->budget_pages || !c->uid_share_pages ||
-	    (!cache_must_page_out(c) && !c->deferred_pages))
+	if (!c->budget_pages || (!cache_must_page_out(c) && !c->deferred_pages))
+		return 0;
+	if (swap_full(d, out) < 0 || !c->uid_share_pages)
 		return 0;
 	pages = calloc((size_t)c->n_objects + d->n_spaces + 1, sizeof(*pages));
 	if (!pages)
@@ -92,5 +163,6 @@ int shares_over(struct daemon *d, struct users_over *out)
 void users_over_free(struct users_over *o)
 {
 	free(o->u);
+	free(o->swap_full);
 	*o = (struct users_over){ 0 };
 }

@@ -73,6 +73,24 @@ static inline int store_alloc(struct store *st, uint64_t pages, uint64_t *key)
 	return st->ops->alloc(st, pages, key);
 }
 
+/*
+ * Keys for up to @pages pages, as many as the store has next to each other: the last free keys of
+ * a nearly full store lie apart, and a run that finds none so long takes fewer (halved each time).
+ * Return: the pages the keys from *@key on take, or a negative errno (-ENOSPC: not one).
+ */
+static inline int64_t store_alloc_run(struct store *st, uint64_t pages, uint64_t *key)
+{
+	for (;;) {
+		int ret = store_alloc(st, pages, key);
+
+		if (ret == 0)
+			return (int64_t)pages;
+		if (ret != -ENOSPC || pages <= 1)
+			return ret;
+		pages /= 2;
+	}
+}
+
 static inline void store_free(struct store *st, uint64_t key, uint64_t pages)
 {
 	st->ops->free(st, key, pages);

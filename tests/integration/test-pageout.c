@@ -2248,3 +2248,143 @@ Test(pageout, a_full_swap_store_ends_new_shared_anonymous_pages_in_sigbus_and_th
 		cr_assert_eq(p[i * PAGE / 8], anon_word(i, 10), "page %llu", (unsigned long long)i);
 	cr_assert_eq(upager_munmap(p, size / 8), 0);
 }
+
+/* Private anonymous memory 8 times the budget, written and checked, with a store of 1 MiB. */
+static void write_private_past_a_full_store(void *arg)
+{
+	size_t size = 32UL << 20, pages = size / PAGE;
+	uint64_t *p =
+		upager_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)arg;
+	if (p == MAP_FAILED)
+		_exit(31);
+	write_anon(p, 0, pages, 13);
+	for (uint64_t i = 0; i < pages; i++)
+		if (p[i * PAGE / 8] != anon_word(i, 13))
+			_exit(32);
+	_exit(0);
+}
+
+/*
+ * Private anonymous pages that find the swap store full stay in the client's memory (its own, in
+ * its cgroup: upager_mmap(3)) and its faults go on at their pace: each turn of the daemon's loop
+ * tried a page-out of every window of the client's pages, write-protected, read and given back,
+ * and the client went on at a few hundred faults a second (64 MiB took minutes).
+ */
+Test(pageout, private_memory_past_a_full_swap_store_goes_on_at_its_pace)
+{
+	pid_t child;
+	int status;
+
+	stop();
+	start_small_store();
+	child = harness_fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(200);
+		write_private_past_a_full_store(NULL);
+	}
+	cr_assert(harness_ended_within(child, 30000, &status), "the client still ran after 30 s");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon lives");
+}
+
+/* As @uid, make and write pages of shared anonymous memory until SIGBUS: how many. */
+static size_t fill_shared_as(uid_t uid, uint64_t **out)
+{
+	size_t size = 16UL << 20, made = 0;
+	uint64_t *p;
+	char byte;
+
+	if (setgid(uid) < 0 || setuid(uid) < 0)
+		_exit(30);
+	p = upager_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(31);
+	for (; made < size / PAGE; made++) {
+		if (harness_read_sigbus((char *)&p[made * PAGE / 8], &byte))
+			break;
+		p[made * PAGE / 8] = anon_word(made, 11);
+	}
+	*out = p;
+	return made;
+}
+
+/*
+ * Two users but root share the swap store: one that fills all it may of it (--max-swap, half the
+ * store by default) and the budget with shared anonymous memory gets SIGBUS for more, and the
+ * other's shared anonymous memory still goes out and comes back. Before, the first took the
+ * whole store and the other's first new page raised SIGBUS.
+ */
+Test(pageout, a_user_who_filled_its_half_of_the_swap_store_leaves_the_other_half_to_others)
+{
+	static const char *args[] = { "--memory-max", "4M", "--swap", swap_path,
+				      "--swap-max",   "2M", NULL };
+	int ready[2], status;
+	pid_t hog, other;
+	struct upager_msg f;
+
+	stop();
+	new_swap_store();
+	start_daemon(args);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(pipe(ready), 0);
+	hog = harness_fork();
+	cr_assert(hog >= 0);
+	if (hog == 0) {
+		uint64_t *p;
+		size_t made = fill_shared_as(65534, &p);
+
+		if (write(ready[1], &made, sizeof(made)) != sizeof(made))
+			_exit(32);
+		pause();
+		_exit(0);
+	}
+	{
+		size_t made = 0;
+
+		cr_assert_eq(read(ready[0], &made, sizeof(made)), (ssize_t)sizeof(made));
+		cr_assert_lt(made, (16UL << 20) / PAGE, "the first user got SIGBUS");
+		cr_assert_geq(made * PAGE, 4UL << 20, "after the budget: %zu pages", made);
+	}
+	f = figures();
+	/* Looked at once per turn of the daemon's loop: a page-out under way may take a run more. */
+	cr_assert_leq(f.u.stats_reply.swap_used_bytes, (1UL << 20) + (256UL << 10),
+		      "the first user holds %llu bytes of the store, about half of it at most",
+		      (unsigned long long)f.u.stats_reply.swap_used_bytes);
+	other = harness_fork();
+	cr_assert(other >= 0);
+	if (other == 0) {
+		/* 768 KiB, more than the budget has room for: its pages go to the store. */
+		uint64_t *p;
+		char byte;
+
+		if (setgid(65533) < 0 || setuid(65533) < 0)
+			_exit(30);
+		p = upager_mmap(NULL, 768UL << 10, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			_exit(31);
+		for (uint64_t i = 0; i < (768UL << 10) / PAGE; i++) {
+			if (harness_read_sigbus((char *)&p[i * PAGE / 8], &byte))
+				_exit(33);
+			p[i * PAGE / 8] = anon_word(i, 12);
+		}
+		for (uint64_t i = 0; i < (768UL << 10) / PAGE; i++)
+			if (p[i * PAGE / 8] != anon_word(i, 12))
+				_exit(34);
+		_exit(0);
+	}
+	cr_assert(harness_ended_within(other, 60000, &status), "the other user's client hung");
+	kill(hog, SIGKILL);
+	waitpid(hog, NULL, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the other user's client ended with %#x (33: SIGBUS)", status);
+	f = figures();
+	cr_assert_gt(f.u.stats_reply.pages_out, 256, "the other user's pages went out too");
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon lives");
+	close(ready[0]);
+	close(ready[1]);
+}

@@ -124,3 +124,29 @@ Test(page_set, an_answer_for_a_subset_is_ranked_as_the_whole_set)
 	cr_assert_eq(bits[3], 1ULL << (199 - 192), "rank 128 of the subset is page 199: %#llx",
 		     (unsigned long long)bits[3]);
 }
+
+Test(page_set, keeping_the_first_pages_takes_the_others_out_in_address_order)
+{
+	struct page_set ps = { 0 };
+	struct page_set_run r = { 0 };
+	const uint64_t base = 0x7f0000000000;
+
+	/* Pages 3, 70, 71, 72 and 200 of the window. */
+	cr_assert(page_set_add(&ps, base + 3 * 4096));
+	cr_assert(page_set_add(&ps, base + 200 * 4096));
+	for (uint64_t p = 70; p < 73; p++)
+		cr_assert(page_set_add(&ps, base + p * 4096));
+	page_set_keep_first(&ps, 3);
+	cr_assert_eq(ps.n, 3);
+	cr_assert(page_set_next_run(&ps, &r));
+	cr_assert_eq(r.pages, 1);
+	cr_assert(page_set_next_run(&ps, &r));
+	cr_assert_eq(r.addr, base + 70 * 4096);
+	cr_assert_eq(r.pages, 2, "page 72 and 200 left");
+	cr_assert_not(page_set_next_run(&ps, &r));
+	page_set_keep_first(&ps, 5);
+	cr_assert_eq(ps.n, 3, "keeping more than it has keeps all");
+	page_set_keep_first(&ps, 0);
+	cr_assert_eq(ps.n, 0);
+	cr_assert_not(page_set_has(&ps, base + 3 * 4096));
+}

@@ -46,3 +46,23 @@ Test(share, no_pages_no_one_over)
 	cr_assert_eq(users_over_sum(NULL, 0, 0, &o), 0);
 	cr_assert_eq(o.n, 0);
 }
+
+Test(share, the_users_but_root_whose_slots_reach_the_most_are_swap_full)
+{
+	struct user_over held[] = { { 7, 60 }, { 0, 500 }, { 3, 99 }, { 7, 40 }, { 5, 100 } };
+	struct users_over o = { 0 };
+
+	cr_assert_eq(users_swap_full(held, 5, 100, &o), 0);
+	/* 0: root, never; 3: 99 (under); 5: 100 (at it); 7: 100 (at it, summed); in order. */
+	cr_assert_eq(o.n_swap_full, 2);
+	cr_assert_eq(o.swap_full[0], 5);
+	cr_assert_eq(o.swap_full[1], 7);
+	cr_assert(users_over_swap_full(&o, 7));
+	cr_assert_not(users_over_swap_full(&o, 3));
+	cr_assert_not(users_over_swap_full(&o, 0));
+	cr_assert_not(users_over_swap_full(NULL, 5), "no table: no one is full");
+	users_over_free(&o);
+	cr_assert_eq(users_swap_full(held, 0, 100, &o), 0);
+	cr_assert_eq(o.n_swap_full, 0);
+	cr_assert_null(o.swap_full);
+}
