@@ -32,6 +32,23 @@ static int by_uid(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
+static void sort_by_uid(struct user_over *e, size_t n)
+{
+	if (n)
+		qsort(e, n, sizeof(*e), by_uid);
+}
+
+/* The entries of @e (sorted) from @i on of one user: their pages in *@sum; the next user's index. */
+static size_t user_sum(const struct user_over *e, size_t n, size_t i, uint64_t *sum)
+{
+	size_t j;
+
+	*sum = 0;
+	for (j = i; j < n && e[j].uid == e[i].uid; j++)
+		*sum += e[j].pages;
+	return j;
+}
+
 /**
  * users_over_sum() - from pages in memory by user, the users above @share and by how much
  * @pages: (user, pages) entries, several per user allowed; sorted here
@@ -46,14 +63,11 @@ static int by_uid(const void *a, const void *b)
 int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct users_over *out)
 {
 	size_t over = 0, under = 0;
+	uint64_t sum;
 
-	if (n)
-		qsort(pages, n, sizeof(*pages), by_uid);
+	sort_by_uid(pages, n);
 	for (size_t i = 0, j; i < n; i = j) {
-		uint64_t sum = 0;
-
-		for (j = i; j < n && pages[j].uid == pages[i].uid; j++)
-			sum += pages[j].pages;
+		j = user_sum(pages, n, i, &sum);
 		if (sum > share)
 			pages[over++] = (struct user_over){ pages[i].uid, sum - share };
 		else if (sum)
@@ -78,15 +92,13 @@ int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct use
  */
 int users_swap_full(struct user_over *held, size_t n, uint64_t most, struct users_over *out)
 {
+	uint64_t sum;
+
 	out->swap_full = NULL;
 	out->n_swap_full = 0;
-	if (n)
-		qsort(held, n, sizeof(*held), by_uid);
+	sort_by_uid(held, n);
 	for (size_t i = 0, j; i < n; i = j) {
-		uint64_t sum = 0;
-
-		for (j = i; j < n && held[j].uid == held[i].uid; j++)
-			sum += held[j].pages;
+		j = user_sum(held, n, i, &sum);
 		if (held[i].uid == 0 || sum < most)
 			continue;
 		if (!out->swap_full) {
