@@ -88,17 +88,30 @@ int mm_mark_put(struct mm_mark *m, int uffd, bool wake)
 	return 0;
 }
 
-/** mm_mark_seen() - whether process @pid's memory shows @m's mark at its token page now */
+/**
+ * mm_mark_seen() - whether process @pid's memory shows @m's mark at its token page now
+ *
+ * Read through /proc/PID/mem, whose reads never wait for a userfaultfd (the kernel's access to
+ * another mm cannot retry a fault there, and a missing page registered with one fails the read):
+ * a client may have mapped anything at the token's address, an upager mapping too, whose fault
+ * only this thread would serve; process_vm_readv() waited in it, and the daemon with it.
+ */
 bool mm_mark_seen(const struct mm_mark *m, pid_t pid)
 {
 	uint64_t page[UPAGER_PAGE_SIZE / 8];
-	struct iovec local = { page, sizeof(page) };
-	struct iovec remote = { (void *)(uintptr_t)m->token, UPAGER_PAGE_SIZE };
+	char path[64];
+	ssize_t got;
+	int fd;
 
 	if (pid <= 0 || !m->token)
 		return false;
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof(page) &&
-	       mm_mark_check(m, page);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	got = pread(fd, page, sizeof(page), (off_t)m->token);
+	close(fd);
+	return got == (ssize_t)sizeof(page) && mm_mark_check(m, page);
 }
 
 /**

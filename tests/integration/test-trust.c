@@ -409,3 +409,76 @@ Test(trust, the_pagemap_a_client_is_handed_shows_no_frame_numbers)
 	cr_assert_lt(write(found, &entry, 8), 0);
 	cr_assert_eq(upager_munmap(p, 4096), 0);
 }
+
+/* The library's token page: one private anonymous page, read-only, wiped on fork, registered for
+ * missing faults ("wf" and "um" in /proc/self/smaps); 0 if none is found. */
+static uintptr_t token_page(void)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	unsigned long start = 0, found = 0, a, b;
+	char line[512], perms[8];
+	bool one_page = false;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3) {
+			start = a;
+			one_page = b - a == PAGE && strcmp(perms, "r--p") == 0;
+		}
+		if (strncmp(line, "VmFlags:", 8) == 0 && one_page && strstr(line, " wf") &&
+		    strstr(line, " um"))
+			found = start;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Move a mapping of the daemon's over the token page, then ask it for more. */
+static void cover_token_child(void *arg)
+{
+	int fd = open(arg, O_RDONLY), other;
+	uintptr_t token;
+	void *p, *q;
+
+	if (fd < 0 || upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+		_exit(10);
+	token = token_page();
+	if (!token)
+		_exit(11);
+	other = make_pattern_file("cover2", 2 * PAGE, NULL);
+	p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
+	if (p == MAP_FAILED)
+		_exit(12);
+	q = mremap(p, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)token);
+	if (q == MAP_FAILED)
+		_exit(13);
+	/* The daemon looks at the mark again (its next call): whatever it finds, it answers. */
+	(void)upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, PAGE);
+	_exit(0);
+}
+
+/*
+ * A client that maps a mapping of the daemon's over its token page hangs no one: the daemon read
+ * the page to see its mark with process_vm_readv(), which waited for the fault that only the
+ * daemon's own loop serves; every client hung with it.
+ */
+Test(trust, a_mapping_moved_over_the_token_page_hangs_neither_daemon_nor_others)
+{
+	char path[512], other[512];
+	int fd = make_pattern_file("cover", 2 * PAGE, path);
+	int ofd = make_pattern_file("other", 2 * PAGE, other);
+	pid_t child = harness_fork();
+	int status;
+
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(30);
+		cover_token_child(path);
+	}
+	cr_assert(harness_ended_within(child, 20000, &status), "the client hung");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
+	another_file_is_served(ofd);
+	close(fd);
+}
