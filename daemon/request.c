@@ -918,7 +918,7 @@ int request_handle(struct session *s, const struct upager_msg *req, int *fds, si
 	if (!s->hello)
 		return -ENOTCONN;
 	if (n_fds && req->op != UPAGER_OP_OBJECT_OPEN && req->op != UPAGER_OP_CONTROL &&
-	    req->op != UPAGER_OP_RESUME)
+	    req->op != UPAGER_OP_RESUME && req->op != UPAGER_OP_MSYNC)
 		return -EBADF;
 	/* Kernel events of the client read ahead of time come first, as if handled as read: an
 	 * unmap read before this request names addresses that this request may map anew. */

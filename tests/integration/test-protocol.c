@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -323,5 +324,64 @@ Test(protocol, a_userfaultfd_of_another_process_than_the_connected_one_is_refuse
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "the daemon took a userfaultfd for the connected process's memory (%#x)", status);
 	close(sock);
+	still_serving();
+}
+
+/* A connection of our own that said HELLO with a userfaultfd of ours, our token page registered. */
+static int hello_raw(void)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	void *token = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .range = { (uintptr_t)token, PAGE },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct upager_msg m = { .op = UPAGER_OP_HELLO };
+	int sock = harness_connect_raw(), n;
+
+	cr_assert_neq(token, MAP_FAILED);
+	cr_assert_geq(uffd, 0);
+	cr_assert_geq(sock, 0);
+	cr_assert_eq(ioctl(uffd, UFFDIO_API, &api), 0);
+	cr_assert_eq(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+	m.u.hello.version_min = 1;
+	m.u.hello.version_max = 1;
+	m.u.hello.flags = UPAGER_HELLO_UFFD;
+	m.u.hello.token_addr = (uintptr_t)token;
+	n = upager_msg_encode(buf, UPAGER_MSG_MAX, &m);
+	cr_assert_gt(n, 0);
+	cr_assert_eq(fdmsg_send(sock, buf, (size_t)n, &uffd, 1), 0);
+	cr_assert_eq(answer(sock), 0, "HELLO");
+	close(uffd);
+	return sock;
+}
+
+/*
+ * A write(2) under upager-run names its range by file offset with the writer's descriptor
+ * (UPAGER_MSYNC_WRITTEN_FILE): the daemon takes it, a descriptor open for writing only; it refused
+ * every MSYNC that came with a descriptor (EBADF), and the write showed in others' mappings only
+ * when a file event came.
+ */
+Test(protocol, a_write_is_named_by_file_offset_with_a_descriptor_open_for_writing)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	char path[512];
+	int rw = make_pattern_file("written", 4 * PAGE, path), ro = open(path, O_RDONLY);
+	int sock = hello_raw();
+	struct upager_msg m = { .op = UPAGER_OP_MSYNC };
+	size_t n;
+
+	cr_assert_geq(ro, 0);
+	m.u.msync.addr = PAGE + 10;
+	m.u.msync.length = 100;
+	m.u.msync.flags = UPAGER_MSYNC_WRITTEN_FILE;
+	n = encode(&m, buf);
+	cr_assert_eq(fdmsg_send(sock, buf, n, &rw, 1), 0);
+	cr_assert_eq(answer(sock), 0, "a descriptor open for writing is taken");
+	cr_assert_eq(fdmsg_send(sock, buf, n, &ro, 1), 0);
+	cr_assert_eq(answer(sock), -EBADF, "one open for reading only is not");
+	close(sock);
+	close(ro);
+	close(rw);
 	still_serving();
 }
