@@ -50,19 +50,35 @@ int limits_process(struct daemon *d, uid_t uid)
 }
 
 /**
- * limits_object() - whether user @uid may have the daemon make one more cache
- * Return: 0, or -ENFILE if it made as many as it may.
+ * limits_object() - whether user @uid may have the daemon make one more cache, of a file or shared
+ * anonymous memory of @size bytes
+ *
+ * The daemon maps each cache whole (and twice its size, for growth), and its tables follow the
+ * size: a user's caches together may be as large as its mappings together may be (--max-mapped),
+ * whatever little of them it maps. A sparse file of terabytes cost no disk and took the daemon's
+ * address space from everyone.
+ *
+ * Return: 0, -ENFILE if it made as many as it may, or -ENOMEM if their sizes would pass its
+ * bytes.
  */
-int limits_object(struct daemon *d, uid_t uid)
+int limits_object(struct daemon *d, uid_t uid, uint64_t size)
 {
-	unsigned max = limits_of(d, uid)->objects, n = 0;
+	const struct user_limits *l = limits_of(d, uid);
+	uint64_t bytes = size;
 	struct object *o;
+	unsigned n = 0;
 
-	if (!max)
+	if (!l->objects && !l->mapped)
 		return 0;
-	list_for_each_entry (o, &d->cache.objects, link)
-		n += o->owner == uid;
-	return n < max ? 0 : -ENFILE;
+	list_for_each_entry (o, &d->cache.objects, link) {
+		if (o->owner != uid)
+			continue;
+		n++;
+		bytes += o->size;
+	}
+	if (l->objects && n >= l->objects)
+		return -ENFILE;
+	return l->mapped && bytes > l->mapped ? -ENOMEM : 0;
 }
 
 /**

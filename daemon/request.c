@@ -340,7 +340,7 @@ static int object_open_probed(struct probe_job *pj)
 	int ret = 0;
 
 	if (pj->fa.err == 0 && !object_find_file(&s->d->cache, &pj->fa.st))
-		ret = limits_object(s->d, s->uid);
+		ret = limits_object(s->d, s->uid, (uint64_t)pj->fa.st.st_size);
 	if (ret == 0)
 		ret = object_open_file(&s->d->cache, &pj->fa, s->uid, &po->obj);
 	if (ret == 0) {
@@ -400,7 +400,7 @@ static int do_object_open(struct session *s, const struct upager_msg *req, int *
 		return -EBADF;
 	if (!po.shared)
 		return -EINVAL;
-	ret = limits_object(s->d, s->uid);
+	ret = limits_object(s->d, s->uid, po.length);
 	if (ret < 0)
 		return ret;
 	ret = object_new_anon(&s->d->cache, po.length, s->uid, &po.obj);

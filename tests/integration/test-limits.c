@@ -324,3 +324,56 @@ Test(limits, a_user_s_forked_children_past_its_processes_are_not_followed)
 	p[0] = 1;
 	cr_assert_eq(upager_munmap(p, PAGE), 0);
 }
+
+/* As nobody: a page of a file of 32 KiB, then one of a sparse file of 1 MiB (its cache: past the
+ * 64 KiB this suite lets a user map). */
+static void sparse_child(void *arg)
+{
+	const char *dir = arg;
+	char small[600], big[600];
+	int fd;
+
+	become_nobody();
+	snprintf(small, sizeof(small), "%s/small", dir);
+	snprintf(big, sizeof(big), "%s/sparse", dir);
+	fd = open(small, O_RDONLY);
+	if (fd < 0 || upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+		_exit(1);
+	fd = open(big, O_RDONLY);
+	errno = 0;
+	if (fd < 0 || upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) != MAP_FAILED ||
+	    errno != ENOMEM)
+		_exit(2);
+	_exit(0);
+}
+
+/*
+ * The daemon maps each cache whole, twice its size, and keeps tables of its pages: the sizes of
+ * the caches a user makes count against its bytes (--max-mapped), however little of them it maps.
+ * A user mapping a page each of sparse files of terabytes took the daemon's address space (20
+ * files: every later mapping of anyone failed with ENOMEM), and a nonlinear view of one made the
+ * daemon allocate gigabytes.
+ */
+Test(limits, the_caches_a_user_makes_count_their_whole_size)
+{
+	char small[600], big[600];
+	int fd, status;
+
+	snprintf(small, sizeof(small), "%s/small", harness_tmpdir());
+	snprintf(big, sizeof(big), "%s/sparse", harness_tmpdir());
+	fd = open(small, O_CREAT | O_WRONLY, 0644);
+	cr_assert(fd >= 0 && ftruncate(fd, 32 * 1024) == 0);
+	close(fd);
+	fd = open(big, O_CREAT | O_WRONLY, 0644);
+	cr_assert(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+	close(fd);
+	status = run_child(sparse_child, (void *)harness_tmpdir());
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "step %d failed",
+		  WEXITSTATUS(status));
+	/* Root is not limited: a page of a sparse file of 1 TiB. */
+	fd = open(big, O_RDONLY);
+	cr_assert(fd >= 0);
+	cr_assert_eq(truncate(big, 1LL << 40), 0);
+	cr_assert_neq(upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0), MAP_FAILED);
+	close(fd);
+}

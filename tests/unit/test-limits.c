@@ -41,11 +41,27 @@ Test(limits, caches_are_charged_to_the_user_that_made_them)
 {
 	objects[0].owner = 1000;
 	list_add_tail(&objects[0].link, &d.cache.objects);
-	cr_assert_eq(limits_object(&d, 1000), -ENFILE);
-	cr_assert_eq(limits_object(&d, 1001), 0);
+	cr_assert_eq(limits_object(&d, 1000, 4096), -ENFILE);
+	cr_assert_eq(limits_object(&d, 1001, 4096), 0);
 	objects[1].owner = 0;
 	list_add_tail(&objects[1].link, &d.cache.objects);
-	cr_assert_eq(limits_object(&d, 0), 0);
+	cr_assert_eq(limits_object(&d, 0, 4096), 0);
+}
+
+/* The daemon maps each cache whole: their sizes count against the user's bytes, mapped or not. */
+Test(limits, the_sizes_of_a_users_caches_count_against_its_bytes)
+{
+	d.config.limits.objects = 0;
+	objects[0].owner = 1000;
+	objects[0].size = 6 * 4096;
+	list_add_tail(&objects[0].link, &d.cache.objects);
+	/* 10 pages in all (setup()): 4 more fit, 5 do not. */
+	cr_assert_eq(limits_object(&d, 1000, 4 * 4096), 0);
+	cr_assert_eq(limits_object(&d, 1000, 5 * 4096), -ENOMEM);
+	cr_assert_eq(limits_object(&d, 1001, 1ULL << 44), -ENOMEM, "a sparse file of 16 TiB");
+	cr_assert_eq(limits_object(&d, 0, 1ULL << 44), 0, "root has no limit");
+	d.config.limits.mapped = 0;
+	cr_assert_eq(limits_object(&d, 1000, 1ULL << 44), 0, "0 is no limit");
 }
 
 static void add_space(int i, uid_t uid, size_t n, uint64_t pages_each)
