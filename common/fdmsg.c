@@ -98,8 +98,11 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
 		    c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
 			struct ucred cred;
 
+			/* A datagram sent before the receiver asked for credentials has none: the
+			 * kernel fills in pid 0 and the overflow uid (65534), not the sender's. */
 			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-			*uid = cred.uid;
+			if (cred.pid != 0)
+				*uid = cred.uid;
 		}
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -157,6 +160,7 @@ ssize_t fdmsg_peek(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
 /**
  * fdmsg_recv_uid() - fdmsg_recv() or, if @peek, fdmsg_peek(), on a socket with SO_PASSCRED
  * @uid: set to the user ID the sender had when it sent the datagram (from the kernel), or -1
+ *	if the datagram carries none (sent before the receiver set SO_PASSCRED)
  *
  * Return: as fdmsg_recv().
  */
