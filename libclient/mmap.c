@@ -67,16 +67,29 @@ static bool is_dev_zero(const struct stat *st)
 	return S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 5;
 }
 
-/* Whether any of [addr, addr+length) is mapped (MAP_FIXED_NOREPLACE's EEXIST). */
-static bool range_taken(void *addr, size_t length)
+/*
+ * What the kernel says of the address and length alone, asked of it with an anonymous mapping
+ * that maps nothing in the end: for a fixed address (@fixed) one that replaces nothing,
+ * MAP_FIXED_NOREPLACE, whose checks come in mmap(2)'s order: ENOMEM for a range past the address
+ * space, EINVAL for an address not aligned, EPERM below vm.mmap_min_addr without CAP_SYS_RAWIO,
+ * then EEXIST if any of it is mapped; else a length the address space cannot hold (ENOMEM) is
+ * all there is to ask, and only a length of half of it or more is asked.
+ * Return: 0, or the negative errno.
+ */
+static int address_checked(void *addr, size_t length, bool fixed)
 {
-	void *p = mmap(addr, length, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	void *p;
 
+	if (!fixed && length < TASK_SIZE / 2)
+		return 0;
+	p = mmap(fixed ? addr : NULL, length, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (fixed ? MAP_FIXED_NOREPLACE : 0),
+		 -1, 0);
 	if (p == MAP_FAILED)
-		return errno == EEXIST;
+		return neg_errno();
 	munmap(p, length);
-	return false;
+	/* A kernel without MAP_FIXED_NOREPLACE took it for a hint. */
+	return fixed && p != addr ? -EEXIST : 0;
 }
 
 /* Whether this thread has CAP_IPC_LOCK in its effective set. */
@@ -117,6 +130,21 @@ static int lock_allowed(size_t length)
 	return locked_bytes() + ALIGN_UP(length, UPAGER_PAGE_SIZE) > rl.rlim_cur ? -EAGAIN : 0;
 }
 
+/*
+ * Whether the file maps at all, asked of the kernel with a page mapped PROT_NONE: a regular file
+ * of /proc or /sys without an mmap of its own fails with ENODEV (or EIO), where upager would map
+ * its cache and raise SIGBUS at the first touch. Return: 0, or the kernel's negative errno.
+ */
+static int file_maps(int fd, off_t offset)
+{
+	void *p = mmap(NULL, UPAGER_PAGE_SIZE, PROT_NONE, MAP_PRIVATE, fd, offset);
+
+	if (p == MAP_FAILED)
+		return errno == ENODEV || errno == EIO ? neg_errno() : 0;
+	munmap(p, UPAGER_PAGE_SIZE);
+	return 0;
+}
+
 /* MAP_SHARED|MAP_SYNC, which MAP_SHARED does not check: Linux still refuses it where the file
  * system does (ext4 and xfs without DAX: EOPNOTSUPP). Asked of the kernel with a page. */
 static int sync_refused(int fd, off_t offset)
@@ -154,12 +182,10 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -EINVAL; /* upager serves base pages only */
 	if (length == 0)
 		return -EINVAL;
-	if (length > TASK_SIZE)
-		return -ENOMEM;
-	if (fixed && !IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE))
-		return -EINVAL;
-	if ((flags & MAP_FIXED_NOREPLACE) && range_taken(addr, length))
-		return -EEXIST;
+	/* A range taken is MAP_FIXED_NOREPLACE's fault only: MAP_FIXED replaces it. */
+	ret = address_checked(addr, length, fixed);
+	if (ret < 0 && (ret != -EEXIST || (flags & MAP_FIXED_NOREPLACE)))
+		return ret;
 	if (flags & MAP_LOCKED) {
 		ret = lock_allowed(length);
 		if (ret < 0)
@@ -202,7 +228,7 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -EPERM;
 	if (type == MAP_SHARED && (flags & MAP_SYNC) && S_ISREG(st.st_mode))
 		return sync_refused(fd, offset);
-	return 0;
+	return S_ISREG(st.st_mode) ? file_maps(fd, offset) : 0;
 }
 
 /* The errno of a reply that lacks the descriptor it carries: EMFILE (or ENFILE) if this process

@@ -319,6 +319,84 @@ Test(errors, a_call_with_several_faults_fails_with_the_kernel_s_first)
 	close(rw);
 }
 
+/*
+ * The address space's own faults come before the descriptor's and the file's, as mmap(2) asks
+ * get_unmapped_area() first: a length it cannot hold, a fixed range past its end (ENOMEM, before
+ * an unaligned address's EINVAL), and, for a user without CAP_SYS_RAWIO, a fixed address below
+ * vm.mmap_min_addr (EPERM).
+ */
+static void below_min_child(void *arg)
+{
+	int wo = *(int *)arg;
+	const struct call calls[] = {
+		{ NULL, PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, wo, 0, EPERM,
+		  "fixed at 0, write-only" },
+		{ NULL, PAGE, PROT_READ, MAP_FIXED, wo, 0, EPERM, "fixed at 0, no type" },
+	};
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		check_same(&calls[i]);
+	_exit(0);
+}
+
+Test(errors, the_address_space_s_faults_come_before_the_file_s)
+{
+	char path[400];
+	int rw = make_pattern_file("f", 4 * PAGE, path), wo = open(path, O_WRONLY);
+	int dir = open(harness_tmpdir(), O_RDONLY | O_DIRECTORY), status;
+	void *end = (void *)((1UL << 47) - PAGE);
+	const size_t huge = (1UL << 47) - PAGE;
+	const struct call calls[] = {
+		{ NULL, huge, PROT_READ, MAP_SHARED, wo, 0, ENOMEM, "huge, write-only" },
+		{ NULL, huge, PROT_READ, MAP_SHARED, dir, 0, ENOMEM, "huge, a directory" },
+		{ NULL, huge, PROT_READ, 0, rw, 0, ENOMEM, "huge, no type" },
+		{ NULL, huge, PROT_READ, MAP_SHARED, rw, -4096, ENOMEM, "huge, a negative offset" },
+		{ end, 2 * PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, wo, 0, ENOMEM,
+		  "fixed past the end, write-only" },
+		{ end, 2 * PAGE, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, dir, 0, ENOMEM,
+		  "fixed past the end, a directory" },
+		{ (char *)end + 1, 2 * PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, rw, 0, ENOMEM,
+		  "fixed past the end, unaligned" },
+	};
+
+	cr_assert(wo >= 0 && dir >= 0);
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		check_same(&calls[i]);
+	status = run_child(below_min_child, &wo);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "as nobody: %#x", status);
+	close(wo);
+	close(dir);
+	close(rw);
+}
+
+/* A regular file that the kernel cannot map (/proc, /sys) fails as the kernel's mmap(2) fails it,
+ * rather than map and raise SIGBUS at the first touch. */
+Test(errors, a_file_the_kernel_cannot_map_is_not_mapped)
+{
+	const char *files[] = { "/proc/self/status", "/proc/version", "/sys/kernel/notes" };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int fd = open(files[i], O_RDONLY);
+		void *k, *u;
+		int kerr;
+
+		if (fd < 0)
+			continue;
+		errno = 0;
+		k = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+		kerr = errno;
+		cr_assert_eq(k, MAP_FAILED, "%s: the kernel maps it", files[i]);
+		errno = 0;
+		u = upager_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+		cr_assert_eq(u, MAP_FAILED, "%s: upager maps it", files[i]);
+		cr_assert_eq(errno, kerr, "%s: upager errno %s, the kernel's %s", files[i],
+			     strerror(errno), strerror(kerr));
+		close(fd);
+	}
+}
+
 /* As a user with no right to lock memory, then with too little: MAP_LOCKED's EPERM and EAGAIN
  * come before what the descriptor allows. */
 static void locked_child(void *arg)
