@@ -375,3 +375,41 @@ Test(fault, shared_anonymous_memory_has_only_the_pages_touched)
 			     want[i] & 1);
 	}
 }
+
+/* A second mapping of @p's two pages by mremap(p, 0, ...): each shows what the other writes. */
+static void dup_shows_both_ways(char *p, const char *what)
+{
+	char *d = mremap(p, 0, 2 * PAGE, MREMAP_MAYMOVE);
+
+	cr_assert_neq(d, MAP_FAILED, "%s: mremap: %s", what, strerror(errno));
+	cr_assert_eq(d[0], 'P', "%s: the copy shows the page written before", what);
+	d[PAGE] = 'D';
+	cr_assert_eq(p[PAGE], 'D', "%s: the mapping shows the copy's write", what);
+	p[PAGE + 1] = 'Q';
+	cr_assert_eq(d[PAGE + 1], 'Q', "%s: the copy shows the mapping's write", what);
+	cr_assert_eq(munmap(d, 2 * PAGE), 0);
+}
+
+/*
+ * mremap(2) with an old size of 0 maps the pages of a shared mapping a second time, as Linux
+ * does: the daemon serves the new mapping too (the event names no length: it reads the new
+ * mapping's). Its every touch raised SIGBUS, a fault outside every region.
+ */
+Test(fault, a_second_mapping_of_shared_pages_by_mremap_is_served)
+{
+	char path[512];
+	int fd = make_pattern_file("dup", 2 * PAGE, path);
+	char *f = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char *a = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			      -1, 0);
+
+	cr_assert(f != MAP_FAILED && a != MAP_FAILED);
+	f[0] = 'P';
+	a[0] = 'P';
+	dup_shows_both_ways(f, "a shared file mapping");
+	dup_shows_both_ways(a, "shared anonymous memory");
+	cr_assert_eq(upager_msync(f, 2 * PAGE, MS_SYNC), 0);
+	cr_assert_eq(upager_munmap(f, 2 * PAGE), 0);
+	cr_assert_eq(upager_munmap(a, 2 * PAGE), 0);
+	close(fd);
+}
