@@ -522,10 +522,12 @@ static void *mmap_any(void *addr, size_t length, int prot, int flags, int fd, of
 	flags &= ~NETBSD_FLAGS;
 	if (n == UPAGER_MAP_ALIGNMENT_MASK >> UPAGER_MAP_ALIGNMENT_SHIFT)
 		return fail(EINVAL);
-	/* A hint taken only if all of it is free, else the kernel's choice: never a clobber. */
+	/* A hint taken only if all of it is free and may be mapped (not past the address space's
+	 * end, nor below vm.mmap_min_addr), else the kernel's choice: never a clobber. */
 	if (tryfixed && addr && IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) &&
 	    (!n || IS_ALIGNED((uintptr_t)addr, (size_t)1 << (n + 11))) &&
-	    !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))) {
+	    !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && length &&
+	    address_checked(addr, length, true) == 0) {
 		p = map(addr, length, prot, flags | MAP_FIXED_NOREPLACE, fd, offset);
 		if (p != MAP_FAILED || errno != EEXIST)
 			return p;

@@ -237,7 +237,7 @@ Test(flags, map_aligned_refuses_what_it_cannot_align)
 /*
  * NetBSD's MAP_TRYFIXED: the hint is taken whenever it is free, also in the gap the kernel keeps
  * below a stack (a plain hint there is moved), and replaced when anything is mapped there, which
- * stays as it was.
+ * stays as it was; a hint that cannot be mapped at all is as no hint.
  */
 Test(flags, map_tryfixed_takes_a_free_hint_and_clobbers_nothing)
 {
@@ -268,6 +268,13 @@ Test(flags, map_tryfixed_takes_a_free_hint_and_clobbers_nothing)
 	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
 	munmap(other, 2 * PAGE);
 	munmap(stack, 4 * PAGE);
+	/* A hint that is "otherwise unavailable", past the address space's end: as if there were
+	 * no MAP_TRYFIXED (it failed with ENOMEM). */
+	p = upager_mmap((void *)(1UL << 48), 4 * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | UPAGER_MAP_TRYFIXED, -1, 0);
+	cr_assert_neq(p, MAP_FAILED, "a hint past the end: %s", strerror(errno));
+	p[0] = 1;
+	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
 }
 
 /* VmLck of /proc/self/status, in bytes. */
