@@ -39,6 +39,7 @@ void upager__disconnect(unsigned gen);
 int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t offset, int fd,
 			  int memfd);
 void upager__resume_forget(uintptr_t addr, size_t length);
+bool upager__resume_lost(uintptr_t addr, size_t length);
 void upager__conn_hooks(int (*resumed)(void), void (*forked)(void));
 
 void upager__nonlinear_forget(uintptr_t addr, size_t length);

@@ -681,7 +681,10 @@ static int msync_call(uint64_t addr, size_t length, uint32_t flags, int fd)
 
 	upager__lock();
 	ret = upager__reconnect_if_mapped();
-	if (ret == 0) {
+	/* A mapping a new daemon refused after a crash: its writes since are lost. */
+	if (ret >= 0 && fd < 0 && upager__resume_lost((uintptr_t)addr, length))
+		ret = -EIO;
+	else if (ret == 0) {
 		req.u.msync.addr = addr;
 		req.u.msync.length = length;
 		req.u.msync.flags = flags;

@@ -59,6 +59,9 @@ struct mapping {
 	off_t offset;
 	uint32_t kind; /* UPAGER_RESUME_ANON_PRIVATE, UPAGER_OBJECT_FILE or _ANON_SHARED */
 	struct held *h; /* NULL for private anonymous memory */
+	/* A new daemon refused it: what was written to it since is nowhere, and upager_msync()
+	 * says so (EIO) until it is unmapped. */
+	bool lost;
 	struct avl_node node; /* in rec.tree, by start */
 };
 
@@ -204,6 +207,21 @@ static struct mapping *first_above(uintptr_t addr)
 	struct avl_node *n = avl_first_where(&rec.tree, ends_above, &addr);
 
 	return n ? container_of(n, struct mapping, node) : NULL;
+}
+
+/**
+ * upager__resume_lost() - whether any of [addr, addr+length) is a mapping a new daemon refused,
+ * whose writes since went nowhere (lock held)
+ */
+bool upager__resume_lost(uintptr_t addr, size_t length)
+{
+	uintptr_t end = addr + ALIGN_UP(length, UPAGER_PAGE_SIZE);
+
+	for (struct mapping *m = first_above(addr); m && m->start < end;
+	     m = first_above(m->start + m->length))
+		if (m->lost)
+			return true;
+	return false;
 }
 
 /**
@@ -448,7 +466,8 @@ int upager__resume_record(void *addr, size_t length, int prot, int flags, off_t 
  * Declare every recorded mapping to a new daemon, after HELLO with RESUME
  * (lock held, connected)
  *
- * A mapping the daemon refuses is forgotten: its faults get SIGBUS from then on.
+ * A mapping the daemon refuses is lost: its faults get SIGBUS from then on, its record stays (without
+ * its descriptors) for upager_msync() to fail with EIO, and no later daemon is asked again.
  *
  * Return: 0, or a negative errno if the connection broke.
  */
@@ -462,6 +481,8 @@ static int resume_send(void)
 		int fds[2] = { m->h ? m->h->fd : -1, m->h ? m->h->memfd : -1 };
 
 		next = first_above(m->start + m->length);
+		if (m->lost)
+			continue;
 		req.u.resume.kind = m->kind;
 		req.u.resume.prot = (uint32_t)m->prot;
 		req.u.resume.flags = (uint32_t)m->flags;
@@ -472,8 +493,10 @@ static int resume_send(void)
 				   &rep, NULL, 0);
 		if (ret < 0 && !upager__connected())
 			return ret;
-		if (ret < 0)
-			drop(m);
+		if (ret < 0) {
+			mapping_close(m);
+			m->lost = true;
+		}
 	}
 	memset(&req.u.resume, 0, sizeof(req.u.resume));
 	req.u.resume.kind = UPAGER_RESUME_END;

@@ -267,3 +267,58 @@ Test(reconnect, a_cache_another_user_forges_is_refused)
 		cr_assert_eq(word_of(fd, off), pattern_at((uint64_t)off));
 	close(fd);
 }
+
+/* Once the daemon is gone (a byte on @go), map the file at @path as soon as a new one listens:
+ * a fresh cache of it, before the other client takes its old one back. */
+static void open_first(const char *path, int go)
+{
+	int fd = open(path, O_RDONLY);
+	void *p = MAP_FAILED;
+	char c;
+
+	alarm(20);
+	if (fd < 0 || read(go, &c, 1) != 1)
+		_exit(1);
+	while (p == MAP_FAILED) {
+		p = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED && errno != ECONNREFUSED && errno != ENOENT)
+			_exit(2);
+	}
+	pause();
+	_exit(0);
+}
+
+/*
+ * A shared mapping that a new daemon refuses after a crash (another process mapped the file
+ * first, and the file has a cache already) loses the writes made to it since: upager_msync() says
+ * so with EIO rather than 0, until the mapping is unmapped.
+ */
+Test(reconnect, a_mapping_the_new_daemon_refuses_fails_its_msync_with_eio)
+{
+	char path[512];
+	int fd = make_pattern_file("refused", 2 * PAGE, path), go[2];
+	pid_t other;
+	char *p;
+
+	cr_assert_eq(pipe(go), 0);
+	/* Another process, forked before this one is a client (a client's fork waits for the
+	 * daemon to read its event, and the child is the dead daemon's). */
+	other = harness_fork();
+	cr_assert(other >= 0);
+	if (other == 0)
+		open_first(path, go[0]);
+	p = upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	p[0] = 'w';
+	harness_daemon_kill();
+	cr_assert_eq(write(go[1], "k", 1), 1);
+	harness_daemon_restart();
+	usleep(500 * 1000); /* the library's watcher resumes within 100 ms */
+	errno = 0;
+	cr_assert_eq(upager_msync(p, 2 * PAGE, MS_SYNC), -1, "the msync of a refused mapping");
+	cr_assert_eq(errno, EIO, "%s", strerror(errno));
+	cr_assert_eq(upager_munmap(p, 2 * PAGE), 0);
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+	close(fd);
+}
