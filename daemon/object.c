@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/stat.h"
 #include "common/macro.h"
 #include "cache.h"
 #include "fdstore.h"
@@ -597,8 +598,9 @@ int object_refresh(struct object *o, uint64_t first, uint64_t count)
 		return 0;
 	if (!object_wb_idle(o))
 		return -EBUSY;
-	if (fstat(o->fd_read, &st) < 0)
-		return neg_errno();
+	ret = fstat_cached(o->fd_read, &st);
+	if (ret < 0)
+		return ret;
 	ret = object_follow_size(o, &st);
 	if (ret < 0)
 		return ret;
@@ -1120,8 +1122,9 @@ int object_invalidate(struct object *o, uint64_t first, uint64_t count)
 
 	if (o->kind != OBJECT_FILE || o->fd_read < 0)
 		return 0;
-	if (fstat(o->fd_read, &st) < 0)
-		return neg_errno();
+	ret = fstat_cached(o->fd_read, &st);
+	if (ret < 0)
+		return ret;
 	ret = object_follow_size(o, &st);
 	end = MIN(first + count, object_pages(o));
 	from = MIN(first, end);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/stat.h"
 #include "common/fdseal.h"
 #include "common/macro.h"
 #include "common/mman.h"
@@ -659,7 +660,7 @@ static int file_written(struct session *s, uint64_t off, uint64_t len, const int
 	int fl;
 
 	if (n_fds != 1 || (fl = fcntl(fds[0], F_GETFL)) < 0 || (fl & O_PATH) ||
-	    (fl & O_ACCMODE) == O_RDONLY || fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode))
+	    (fl & O_ACCMODE) == O_RDONLY || fstat_cached(fds[0], &st) < 0 || !S_ISREG(st.st_mode))
 		return -EBADF;
 	if (off + len < off)
 		return -EINVAL;

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/stat.h"
 #include "common/macro.h"
 #include "cache.h"
 #include "log.h"
@@ -89,7 +90,7 @@ static void follow(struct watch *w, struct object *o)
 	int ret;
 
 	o->watch_stale = false;
-	if (o->fd_read < 0 || fstat(o->fd_read, &st) < 0)
+	if (o->fd_read < 0 || fstat_cached(o->fd_read, &st) < 0)
 		return;
 	ret = object_follow_file(o, &st);
 	if (ret == -EBUSY) {
@@ -170,7 +171,7 @@ static void pre_access(struct watch *w, int fd, uint64_t off, uint64_t len)
 	struct object *o;
 	struct stat st;
 
-	if (fstat(fd, &st) < 0 || !(o = object_find_file(w->c, &st))) {
+	if (fstat_cached(fd, &st) < 0 || !(o = object_find_file(w->c, &st))) {
 		answer(w, fd, true);
 		return;
 	}

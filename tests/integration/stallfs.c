@@ -22,7 +22,7 @@
 
 #define FILE_SIZE (16 * 4096)
 
-static const char *flag, *fail;
+static const char *flag, *fail, *attr;
 static uint8_t data[FILE_SIZE];
 
 static void stall(void)
@@ -48,6 +48,10 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	}
 	if (strcmp(path, "/data") != 0)
 		return -ENOENT;
+	/* A server that stops answering altogether: its file's status too, while STALLFS_ATTR
+	 * names a file that exists. */
+	while (attr && access(attr, F_OK) == 0)
+		usleep(10000);
 	st->st_mode = S_IFREG | 0666;
 	st->st_nlink = 1;
 	st->st_size = FILE_SIZE;
@@ -129,6 +133,7 @@ int main(int argc, char **argv)
 
 	flag = getenv("STALLFS_FLAG");
 	fail = getenv("STALLFS_FAIL");
+	attr = getenv("STALLFS_ATTR");
 	if (!flag || argc != 2)
 		return 2;
 	for (uint64_t off = 0; off < FILE_SIZE; off += 8) {

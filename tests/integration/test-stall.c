@@ -30,7 +30,7 @@ static void start_with_a_short_timeout(void)
 TestSuite(stall, .init = start_with_a_short_timeout, .fini = harness_stop, .timeout = 60);
 
 struct stallfs {
-	char mnt[400], flag[400], fail[400], data[420];
+	char mnt[400], flag[400], fail[400], attr[400], data[420];
 	pid_t pid;
 };
 
@@ -51,6 +51,7 @@ static void stallfs_start(struct stallfs *fs)
 	snprintf(fs->mnt, sizeof(fs->mnt), "%s/mnt", harness_tmpdir());
 	snprintf(fs->flag, sizeof(fs->flag), "%s/stall", harness_tmpdir());
 	snprintf(fs->fail, sizeof(fs->fail), "%s/fail", harness_tmpdir());
+	snprintf(fs->attr, sizeof(fs->attr), "%s/attr", harness_tmpdir());
 	snprintf(fs->data, sizeof(fs->data), "%s/data", fs->mnt);
 	cr_assert_eq(mkdir(fs->mnt, 0755), 0);
 	fs->pid = harness_fork();
@@ -58,6 +59,7 @@ static void stallfs_start(struct stallfs *fs)
 	if (fs->pid == 0) {
 		setenv("STALLFS_FLAG", fs->flag, 1);
 		setenv("STALLFS_FAIL", fs->fail, 1);
+		setenv("STALLFS_ATTR", fs->attr, 1);
 		execl(bin, "stallfs", fs->mnt, (char *)NULL);
 		_exit(127);
 	}
@@ -410,6 +412,47 @@ Test(stall, a_failed_write_back_is_reported_by_the_next_msync)
 	cr_assert_eq(WEXITSTATUS(harness_ctl_list_json(json, sizeof(json))), 0);
 	cr_assert(strstr(json, "\"object_writeback_error\": null"), "%s", json);
 	cr_assert_eq(upager_munmap(a, 16 * PAGE), 0);
+	close(fd);
+	stallfs_stop(&fs);
+}
+
+/*
+ * A server that stops answering even for its file's status: an MS_INVALIDATE, which reads the
+ * file's size, takes what the kernel holds of it (statx(AT_STATX_DONT_SYNC)), and no one waits;
+ * the daemon's loop waited in fstat(2) for the server, and every client with it.
+ */
+Test(stall, a_file_whose_status_stalls_stops_no_one)
+{
+	struct stallfs fs;
+	char other[512];
+	int ofd = make_pattern_file("other", 4 * PAGE, other), fd, status, up[2], down[2];
+	uint64_t *mine;
+	pid_t child;
+
+	stallfs_start(&fs);
+	fd = open(fs.data, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert(pipe(up) == 0 && pipe(down) == 0);
+	child = harness_fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		uint64_t *m = upager_mmap(NULL, 16 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+		char c;
+
+		alarm(20);
+		if (m == MAP_FAILED || m[0] != (0x5a5a5a5a00000000ULL) ||
+		    write(up[1], "m", 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(1);
+		_exit(upager_msync(m, 16 * PAGE, MS_INVALIDATE) == 0 ? 0 : 2);
+	}
+	cr_assert_eq(read(up[0], &(char){ 0 }, 1), 1);
+	flag_set(fs.attr, true);
+	cr_assert_eq(write(down[1], "i", 1), 1);
+	mine = served_at_once(ofd);
+	flag_set(fs.attr, false);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
+	cr_assert_eq(upager_munmap(mine, 4 * PAGE), 0);
 	close(fd);
 	stallfs_stop(&fs);
 }
