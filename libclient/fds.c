@@ -11,7 +11,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -61,4 +66,141 @@ int upager__fd_park(int fd)
 		return fd;
 	close(fd);
 	return high;
+}
+
+/*
+ * The library's duplicates of mapped files. Closing any descriptor of a file drops every POSIX
+ * (fcntl) record lock the process holds on it: a duplicate closed when a mapping went (munmap,
+ * or mremap, which maps anew) took the locks of a program that maps its file (SQLite grows its
+ * mapping with mremap(), and two processes then wrote at once). So one duplicate per file and
+ * access mode is kept, shared by whoever needs it (upager__fd_keep()), and stays open once no one
+ * does (idle) until the program itself closes a descriptor of that file, which drops the locks
+ * anyway (upager__fd_file_closed(), from the preload's close()), or more than kept_idle_max()
+ * are idle (the oldest is closed: a program that holds locks on each of so many files it no longer
+ * maps may lose those of the oldest), or the program execs (close-on-exec).
+ */
+#define KEPT_IDLE_MAX 256
+
+/* At most 256 idle, and an eighth of the descriptors the process may have. */
+static size_t kept_idle_max(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return KEPT_IDLE_MAX;
+	return rl.rlim_cur / 8 < KEPT_IDLE_MAX ? (size_t)rl.rlim_cur / 8 : KEPT_IDLE_MAX;
+}
+
+struct kept {
+	dev_t dev;
+	ino_t ino;
+	int acc; /* O_RDONLY, O_WRONLY or O_RDWR */
+	int fd;
+	unsigned refs;
+	uint64_t idle_since; /* an order among the idle, for the oldest */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct kept *v;
+	size_t n, cap, idle;
+	uint64_t clock;
+} kept = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Under the table's lock: by the system call, not through a close() that a preload wraps (which
+ * comes back here). */
+static void kept_close_at(size_t i)
+{
+	syscall(SYS_close, kept.v[i].fd);
+	kept.v[i] = kept.v[--kept.n];
+	kept.idle--;
+}
+
+/**
+ * upager__fd_keep() - a descriptor of @fd's file, with its access mode, for the library to keep
+ * (close-on-exec, at a high number); give it back with upager__fd_unkeep(), never close() it
+ *
+ * Return: the descriptor, or -1 with errno set.
+ */
+int upager__fd_keep(int fd)
+{
+	int acc = fcntl(fd, F_GETFL), ret = -1;
+	struct stat st;
+
+	if (acc < 0 || fstat(fd, &st) < 0)
+		return -1;
+	acc &= O_ACCMODE;
+	pthread_mutex_lock(&kept.lock);
+	for (size_t i = 0; i < kept.n; i++) {
+		struct kept *k = &kept.v[i];
+
+		if (k->dev == st.st_dev && k->ino == st.st_ino && k->acc == acc) {
+			kept.idle -= k->refs == 0;
+			k->refs++;
+			ret = k->fd;
+			goto out;
+		}
+	}
+	if (kept.n == kept.cap) {
+		size_t cap = kept.cap ? 2 * kept.cap : 16;
+		struct kept *v = realloc(kept.v, cap * sizeof(*v));
+
+		if (!v) {
+			errno = ENOMEM;
+			goto out;
+		}
+		kept.v = v;
+		kept.cap = cap;
+	}
+	ret = upager__fd_dup(fd);
+	if (ret >= 0)
+		kept.v[kept.n++] = (struct kept){ st.st_dev, st.st_ino, acc, ret, 1, 0 };
+out:
+	pthread_mutex_unlock(&kept.lock);
+	return ret;
+}
+
+/** upager__fd_unkeep() - give back a descriptor of upager__fd_keep(); -1 is ignored */
+void upager__fd_unkeep(int kfd)
+{
+	if (kfd < 0)
+		return;
+	pthread_mutex_lock(&kept.lock);
+	for (size_t i = 0; i < kept.n; i++) {
+		struct kept *k = &kept.v[i];
+
+		if (k->fd != kfd || k->refs == 0)
+			continue;
+		if (--k->refs == 0) {
+			k->idle_since = ++kept.clock;
+			kept.idle++;
+		}
+		break;
+	}
+	for (size_t most = kept_idle_max(); kept.idle > most;) {
+		size_t oldest = kept.n;
+
+		for (size_t i = 0; i < kept.n; i++)
+			if (kept.v[i].refs == 0 &&
+			    (oldest == kept.n || kept.v[i].idle_since < kept.v[oldest].idle_since))
+				oldest = i;
+		kept_close_at(oldest);
+	}
+	pthread_mutex_unlock(&kept.lock);
+}
+
+/**
+ * upager__fd_file_closed() - the program closed a descriptor of the file @dev, @ino: its locks on
+ * it are gone, and the idle duplicates of it may go too
+ */
+void upager__fd_file_closed(dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&kept.lock);
+	for (size_t i = 0; i < kept.n;) {
+		if (kept.v[i].refs == 0 && kept.v[i].dev == dev && kept.v[i].ino == ino)
+			kept_close_at(i);
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&kept.lock);
 }

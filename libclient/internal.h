@@ -26,6 +26,9 @@ int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct up
 int upager__control_start(void);
 int upager__fd_dup(int fd);
 int upager__fd_park(int fd);
+int upager__fd_keep(int fd);
+void upager__fd_unkeep(int kfd);
+void upager__fd_file_closed(dev_t dev, ino_t ino);
 
 /* The library's threads are named so (15 bytes at most), by which ending.c knows them. */
 #define UPAGER_THREAD_PREFIX "upager-"

@@ -109,8 +109,7 @@ static void held_put(struct held *h)
 	avl_remove(&rec.held, &h->node);
 	if (h->pin)
 		munmap(h->pin, UPAGER_PAGE_SIZE);
-	if (h->fd >= 0)
-		close(h->fd);
+	upager__fd_unkeep(h->fd);
 	close(h->memfd);
 	free(h);
 }
@@ -152,12 +151,11 @@ static struct held *held_get(int fd, int memfd, bool shared)
 	*h = key;
 	h->refs = 1;
 	h->memfd = upager__fd_dup(memfd);
-	h->fd = fd >= 0 ? upager__fd_dup(fd) : -1;
+	h->fd = fd >= 0 ? upager__fd_keep(fd) : -1;
 	if (h->memfd < 0 || (fd >= 0 && h->fd < 0)) {
 		if (h->memfd >= 0)
 			close(h->memfd);
-		if (h->fd >= 0)
-			close(h->fd);
+		upager__fd_unkeep(h->fd);
 		free(h);
 		return NULL;
 	}

@@ -170,7 +170,7 @@ static void *upager_map_noted(void *addr, size_t length, int prot, int flags, in
 	r.start = (uintptr_t)p;
 	r.end = r.start + ALIGN_UP(length, UPAGER_PAGE_SIZE);
 	r.flags = flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE);
-	r.fd = flags & MAP_ANONYMOUS ? -1 : upager__fd_dup(fd);
+	r.fd = flags & MAP_ANONYMOUS ? -1 : upager__fd_keep(fd);
 	if (r.fd >= 0 && fstat(r.fd, &st) == 0) {
 		r.dev = st.st_dev;
 		r.ino = st.st_ino;
@@ -379,7 +379,7 @@ static struct range piece(const struct range *r, uintptr_t a, size_t length, uin
 	p.offset += (off_t)(a - r->start);
 	p.start = at;
 	p.end = at + length;
-	p.fd = r->fd >= 0 ? upager__fd_dup(r->fd) : -1;
+	p.fd = r->fd >= 0 ? upager__fd_keep(r->fd) : -1;
 	return p;
 }
 
@@ -500,11 +500,10 @@ static void *remap_ours(const struct range *r, uintptr_t o, size_t old_len, size
 	void *p;
 	int err;
 
-	own.fd = r->fd >= 0 ? upager__fd_dup(r->fd) : -1;
+	own.fd = r->fd >= 0 ? upager__fd_keep(r->fd) : -1;
 	p = grow_or_move(&own, o, old_len, new_len, flags, dst);
 	err = errno;
-	if (own.fd >= 0)
-		close(own.fd);
+	upager__fd_unkeep(own.fd);
 	errno = err;
 	return p;
 }

@@ -151,8 +151,7 @@ static void remove_at(size_t i)
 {
 	size_t n = atomic_load_explicit(&count, memory_order_relaxed);
 
-	if (table[i].fd >= 0)
-		close(table[i].fd);
+	upager__fd_unkeep(table[i].fd);
 	memmove(&table[i], &table[i + 1], (n - i - 1) * sizeof(*table));
 	atomic_store_explicit(&count, n - 1, memory_order_relaxed);
 }
@@ -184,14 +183,13 @@ int ranges_add(const struct range *r)
 		atomic_fetch_add_explicit(&files_added, 1, memory_order_release);
 	if (i > 0 && joins(&table[i - 1], r)) {
 		table[i - 1].end = r->end;
-		if (r->fd >= 0)
-			close(r->fd);
+		upager__fd_unkeep(r->fd);
 		return 0;
 	}
 	ret = insert_at(i, r);
 
-	if (ret < 0 && r->fd >= 0)
-		close(r->fd);
+	if (ret < 0)
+		upager__fd_unkeep(r->fd);
 	return ret;
 }
 
@@ -217,10 +215,10 @@ bool ranges_forget(uintptr_t start, size_t length)
 
 			tail.offset += (off_t)(end - r->start);
 			tail.start = end;
-			tail.fd = r->fd >= 0 ? upager__fd_dup(r->fd) : -1;
+			tail.fd = r->fd >= 0 ? upager__fd_keep(r->fd) : -1;
 			r->end = start;
-			if (insert_at(i + 1, &tail) < 0 && tail.fd >= 0)
-				close(tail.fd);
+			if (insert_at(i + 1, &tail) < 0)
+				upager__fd_unkeep(tail.fd);
 			break;
 		}
 		if (r->start < start) {

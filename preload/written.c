@@ -261,15 +261,30 @@ _public_ ssize_t copy_file_range(int fd_in, off_t *off_in, int fd_out, off_t *of
 
 static int preload_close(int fd)
 {
+	struct stat st;
+	bool file = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	int ret;
+
 	fd_forget(fd);
-	return (int)syscall(SYS_close, fd);
+	ret = (int)syscall(SYS_close, fd);
+	/* The process's locks on the file went with it: so may the library's idle duplicates. */
+	if (file)
+		upager__fd_file_closed(st.st_dev, st.st_ino);
+	return ret;
 }
 _public_ int close(int fd) __attribute__((alias("preload_close")));
 
 static int preload_dup2(int old, int new)
 {
+	struct stat st;
+	bool file = old != new &&fstat(new, &st) == 0 && S_ISREG(st.st_mode);
+	int ret;
+
 	fd_forget(new);
-	return (int)syscall(SYS_dup2, old, new);
+	ret = (int)syscall(SYS_dup2, old, new);
+	if (file && ret >= 0) /* closed @new, and the locks on its file */
+		upager__fd_file_closed(st.st_dev, st.st_ino);
+	return ret;
 }
 _public_ int dup2(int old, int new) __attribute__((alias("preload_dup2")));
 

@@ -175,6 +175,52 @@ static int others(const char *path)
 	return sum == 0xffffffff;
 }
 
+/* Whether another process finds byte 0 of @fd's file locked (F_GETLK: someone holds it). */
+static bool locked_for_others(int fd)
+{
+	pid_t child = fork();
+	int status;
+
+	if (child == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+
+		_exit(fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? 0 : 1);
+	}
+	return child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0;
+}
+
+/*
+ * A POSIX record lock on a file survives its mapping, growth with mremap() and unmapping (the
+ * library closed its duplicate of the descriptor, which drops the process's locks), and goes when
+ * the program closes a descriptor of the file itself. Prints "lost=N gone=0|1".
+ */
+static int locks(const char *path)
+{
+	const size_t page = 4096;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+	int fd = open(path, O_RDWR), lost = 0, other;
+	char *p;
+
+	if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+		return 1;
+	p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return 1;
+	p[0] = 'l';
+	lost += !locked_for_others(fd);
+	p = mremap(p, page, 4 * page, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED)
+		return 1;
+	lost += !locked_for_others(fd);
+	munmap(p, 4 * page);
+	lost += !locked_for_others(fd);
+	other = open(path, O_RDONLY);
+	close(other); /* the program's own close: its locks on the file go, as without upager */
+	printf("lost=%d gone=%d\n", lost, !locked_for_others(fd));
+	return 0;
+}
+
 static int writes(const char *path)
 {
 	const size_t page = 4096, length = 64 * page;
@@ -358,6 +404,8 @@ int main(int argc, char **argv)
 		return others(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "writes"))
 		return writes(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "locks"))
+		return locks(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "altstack"))
 		return altstack();
 	if (argc == 2 && !strcmp(argv[1], "buffers"))

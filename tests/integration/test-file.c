@@ -680,3 +680,42 @@ Test(file, a_memfd_with_a_shared_mapping_is_not_sealed_against_writes)
 	cr_assert_eq(upager_munmap(pv, 4 * PAGE), 0);
 	close(fd);
 }
+
+/* Whether another process finds byte 0 of @fd's file locked (F_GETLK: someone holds it). */
+static bool locked_for_others(int fd)
+{
+	pid_t child = harness_fork();
+	int status;
+
+	if (child == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+
+		_exit(fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? 0 : 1);
+	}
+	cr_assert_gt(child, 0);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * A POSIX record lock survives upager_mmap() and upager_munmap() of its file, as it survives
+ * mmap(2) and munmap(2): the library closed its duplicate of the descriptor at the unmap, and
+ * closing any descriptor of a file drops the process's locks on it.
+ */
+Test(file, a_record_lock_outlives_a_mapping_of_its_file)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 1 };
+	int fd = make_pattern_file("locked", 4 * PAGE, NULL);
+	char *p;
+
+	cr_assert_eq(fcntl(fd, F_SETLK, &fl), 0);
+	for (int round = 0; round < 2; round++) {
+		p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		cr_assert_neq(p, MAP_FAILED);
+		p[0] = 'l';
+		cr_assert(locked_for_others(fd), "round %d: lost at the mapping", round);
+		cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
+		cr_assert(locked_for_others(fd), "round %d: lost at the unmapping", round);
+	}
+	close(fd);
+}

@@ -297,6 +297,23 @@ Test(preload, a_write_shows_at_once_in_another_process_s_mapping)
 	cr_expect_str_eq(out, "stale=0\n");
 }
 
+/*
+ * A program's POSIX record locks on a file it maps survive the mapping's growth with mremap() and
+ * its unmapping: the preload closed its duplicate of the file's descriptor each time, and closing
+ * any descriptor of a file drops the process's locks on it (two SQLite processes then wrote at
+ * once and corrupted their database). They go when the program closes a descriptor itself.
+ */
+Test(preload, a_program_s_record_locks_outlive_its_mappings)
+{
+	const char *path = pattern_file(16 * PAGE);
+	char out[256];
+
+	cr_assert_eq(sh(out, sizeof(out), "%s %s locks %s", env("UPAGER_RUN"), env("PRELOAD_PROBE"),
+			path),
+		     0, "%s", out);
+	cr_expect_str_eq(out, "lost=0 gone=1\n");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
