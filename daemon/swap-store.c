@@ -84,7 +84,8 @@ static void ss_figures(struct store *st, uint64_t *pages, uint64_t *used)
 	struct swap_stats s;
 
 	swap_stats(swap_of(st), &s);
-	*pages = s.size_bytes >> UPAGER_PAGE_SHIFT;
+	/* Out of room below: as full as it is, so that nothing waits for a page-out to it. */
+	*pages = s.full ? s.used_pages : s.size_bytes >> UPAGER_PAGE_SHIFT;
 	*used = s.used_pages;
 }
 

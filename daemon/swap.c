@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "latency.h"
 #include "log.h"
 #include "memfd.h"
 #include "page-sums.h"
@@ -55,8 +56,13 @@ struct swap {
 	struct page_sums sums; /* in the tables */
 	unsigned inflight;
 	bool closing; /* swap_close() came while I/O was in flight */
+	/* The file system under the store had no room for a write (ENOSPC, EDQUOT): it takes no
+	 * page until then, and says it is full (swap_stats()). */
+	uint64_t full_until_ns;
 	struct swap_stats stats;
 };
+
+#define SWAP_FULL_NS (1000 * 1000 * 1000ULL) /* a file system out of room: 1 s without writes */
 
 struct swap_io {
 	struct swap *swap;
@@ -437,20 +443,29 @@ static int swap_grow(struct swap *s, uint64_t end)
 	return 0;
 }
 
+/* Whether the file system under the store ran out of room a moment ago. */
+static bool swap_full(const struct swap *s)
+{
+	return s->full_until_ns && now_ns() < s->full_until_ns;
+}
+
 /**
  * swap_alloc() - allocate @pages contiguous slots, next to the last ones if there is room
  * @s: the store
  * @pages: how many
  * @slot: the first
  *
- * Return: 0; -ENOSPC if no run of @pages free slots is left (a shorter one may be); -EINVAL for
- * 0 pages; or a negative errno of growing the file.
+ * Return: 0; -ENOSPC if no run of @pages free slots is left (a shorter one may be), or while the
+ * file system under the store has had no room for a write; -EINVAL for 0 pages; or a negative
+ * errno of growing the file.
  */
 int swap_alloc(struct swap *s, uint64_t pages, uint64_t *slot)
 {
 	uint64_t first;
 	int ret;
 
+	if (swap_full(s))
+		return -ENOSPC;
 	ret = slots_alloc(&s->slots, pages, &first);
 	if (ret < 0)
 		return ret;
@@ -557,6 +572,10 @@ static void swap_io_finish(struct swap_io *io, int res)
 	if (res < 0)
 		log_limited(LOG_ERR, "swap: %s of slots %lu+%lu: %s", io->write ? "write" : "read",
 			    (unsigned long)io->slot, (unsigned long)io->pages, strerror(-res));
+	/* Out of room below the store: as full as it is, for a while (the pages stay in memory;
+	 * trying again at once spun the loop, a write failing each turn). */
+	if (io->write && (res == -ENOSPC || res == -EDQUOT))
+		s->full_until_ns = now_ns() + SWAP_FULL_NS;
 	res = swap_done(s, io->write, io->slot, io->buf, io->pages, res);
 	io->fn(io->userdata, res);
 	free(io);
@@ -716,4 +735,5 @@ void swap_stats(const struct swap *s, struct swap_stats *out)
 {
 	*out = s->stats;
 	out->inflight = s->inflight;
+	out->full = swap_full(s);
 }

@@ -20,6 +20,7 @@ struct swap_stats {
 	uint64_t writes, reads; /* swap_write() and swap_read() done */
 	uint64_t errors; /* of those, the ones that failed, a bad checksum included */
 	uint64_t inflight; /* swap_write() and swap_read() under way */
+	bool full; /* its file system had no room for a write a moment ago: it takes no page now */
 };
 
 /* swap_open(): the store's tables go to a memfd, so that the store outlives the daemon. */

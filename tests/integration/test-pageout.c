@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -2289,6 +2290,71 @@ Test(pageout, private_memory_past_a_full_swap_store_goes_on_at_its_pace)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
 		  status);
 	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon lives");
+}
+
+/* Shared anonymous memory 8 times the budget: written until SIGBUS, what was made checked. */
+static void shared_until_sigbus(void *arg)
+{
+	size_t size = 32UL << 20, made = 0;
+	uint64_t *p =
+		upager_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char byte;
+
+	(void)arg;
+	if (p == MAP_FAILED)
+		_exit(31);
+	for (; made < size / PAGE; made++) {
+		if (harness_read_sigbus((char *)&p[made * PAGE / 8], &byte))
+			break;
+		p[made * PAGE / 8] = anon_word(made, 14);
+	}
+	for (uint64_t i = 0; i < made; i++)
+		if (p[i * PAGE / 8] != anon_word(i, 14))
+			_exit(32);
+	_exit(made < size / PAGE ? 0 : 33);
+}
+
+/*
+ * The file system under the swap store runs out of room (a tmpfs of 4 MiB): the store takes no
+ * page for a while, as if full, and shared anonymous memory past the budget ends in SIGBUS as with
+ * a full store. The daemon tried the same page-outs again at once, each failing, spinning, and
+ * every fault that waited for room waited for ever, file mappings' too.
+ */
+Test(pageout, a_swap_store_whose_file_system_is_full_is_full)
+{
+	char dir[512], file[600];
+	const char *args[] = { "--memory-max", "4M", "--swap", file, NULL };
+	pid_t child;
+	int status, fd;
+	uint64_t *m;
+
+	if (getenv("UPAGER_TEST_NBD"))
+		cr_skip_test("the store is a file here");
+	snprintf(dir, sizeof(dir), "%s/small", harness_tmpdir());
+	snprintf(file, sizeof(file), "%s/swap", dir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=4m") < 0)
+		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+	stop();
+	start_daemon(args);
+	child = harness_fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(100);
+		shared_until_sigbus(NULL);
+	}
+	cr_assert(harness_ended_within(child, 30000, &status), "the client hung");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	/* And a file mapping is served after it. */
+	fd = make_pattern_file("after", 16 * PAGE, NULL);
+	m = upager_mmap(NULL, 16 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(m[5 * PAGE / 8], pattern_at(5 * PAGE));
+	cr_assert_eq(upager_munmap(m, 16 * PAGE), 0);
+	close(fd);
+	stop();
+	umount2(dir, MNT_DETACH);
 }
 
 /* As @uid, make and write pages of shared anonymous memory until SIGBUS: how many. */
