@@ -83,3 +83,15 @@ uint64_t budget_default(uint64_t phys, uint64_t limit)
 {
 	return ALIGN_DOWN(MIN(phys, limit) / 2, UPAGER_PAGE_SIZE);
 }
+
+/**
+ * budget_fit() - a budget @asked for the daemon in a cgroup limited to @limit: as asked, unless it
+ * reaches the limit, where the daemon's memory would have the kernel kill it before any page left
+ * (and every client hang): then what the default would be there, half the limit
+ */
+uint64_t budget_fit(uint64_t asked, uint64_t limit)
+{
+	if (!asked || limit == UINT64_MAX || asked < limit)
+		return asked;
+	return budget_default(asked, limit);
+}

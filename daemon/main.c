@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* upagerd: arguments, then the loop until SIGTERM or SIGINT. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
 	char swap_default[4096];
 	sigset_t stop_signals;
 	bool memory_max_set = false, uid_memory_max_set = false;
+	uint64_t cg_limit;
 	int c, ret;
 
 	/* The buffers of reads and page-outs (64 KiB to a few MiB, as many as the budget lets be
@@ -360,10 +362,18 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	cg_limit = budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup");
 	if (!memory_max_set)
 		d.config.memory_max =
-			budget_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096,
-				       budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
+			budget_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096, cg_limit);
+	else if (budget_fit(d.config.memory_max, cg_limit) != d.config.memory_max) {
+		fprintf(stderr,
+			"upagerd: a budget of %" PRIu64 " MiB reaches the memory limit of the "
+			"daemon's cgroup (%" PRIu64 " MiB): %" PRIu64 " MiB instead\n",
+			d.config.memory_max >> 20, cg_limit >> 20,
+			budget_fit(d.config.memory_max, cg_limit) >> 20);
+		d.config.memory_max = budget_fit(d.config.memory_max, cg_limit);
+	}
 	if (!uid_memory_max_set)
 		d.config.uid_memory_max = d.config.memory_max / 2;
 	if (!d.config.swap_path)

@@ -78,3 +78,14 @@ Test(budget, the_default_is_half_of_memory_or_of_the_limit)
 	cr_assert_eq(budget_default(8ULL << 30, 1ULL << 30), 512ULL << 20);
 	cr_assert_eq(budget_default(8ULL << 30, (1ULL << 30) + 4095), 512ULL << 20, "page aligned");
 }
+
+/* A budget that reaches the cgroup's limit would have the daemon killed before it pages out: it
+ * is cut to half the limit; one below it, or without a limit, or none (0), is kept. */
+Test(budget, a_budget_that_reaches_the_cgroup_limit_is_cut_to_half_of_it)
+{
+	cr_assert_eq(budget_fit(512ULL << 20, 96ULL << 20), 48ULL << 20);
+	cr_assert_eq(budget_fit(96ULL << 20, 96ULL << 20), 48ULL << 20);
+	cr_assert_eq(budget_fit(64ULL << 20, 96ULL << 20), 64ULL << 20);
+	cr_assert_eq(budget_fit(512ULL << 20, UINT64_MAX), 512ULL << 20);
+	cr_assert_eq(budget_fit(0, 96ULL << 20), 0);
+}
