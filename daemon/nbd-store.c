@@ -267,6 +267,8 @@ static void op_finish(struct nbd_store *ns, struct nbd_op *op)
 		page_sums_commit(&ns->sums, op->slot, op->buf, op->pages);
 	else if (res == 0)
 		res = page_sums_verify(&ns->sums, "nbd", op->slot, op->buf, op->pages);
+	if (res < 0 && op->kind == OP_WRITE)
+		slots_out_of_room(&ns->slots, res);
 	if (res < 0) {
 		ns->info.errors++;
 		log_limited(LOG_ERR, "nbd: %s of slots %lu+%lu: %s",
@@ -750,7 +752,8 @@ static void ns_figures(struct store *st, uint64_t *pages, uint64_t *used)
 {
 	struct nbd_store *ns = ns_of(st);
 
-	*pages = ns->slots.pages;
+	/* Out of room on the server: as full as it is, so that nothing waits for a page-out. */
+	*pages = slots_full(&ns->slots) ? ns->slots.used : ns->slots.pages;
 	*used = ns->slots.used;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "common/macro.h"
+#include "latency.h"
 #include "slots.h"
 
 struct extent {
@@ -140,6 +141,8 @@ int slots_alloc(struct slots *s, uint64_t pages, uint64_t *slot)
 
 	if (pages == 0)
 		return -EINVAL;
+	if (slots_full(s))
+		return -ENOSPC;
 	e = find_start(s, ends_at_or_after, s->cursor);
 	if (!e || e->start > s->cursor || e->pages < pages)
 		e = find_size(s, MAX(pages, (uint64_t)SLOTS_RUN));
@@ -330,4 +333,22 @@ bool slots_trim_due(const struct slots *s, uint64_t slot, uint64_t pages, uint64
 		return true;
 	}
 	return false;
+}
+
+/**
+ * slots_out_of_room() - a write to the store ended with @error: if it is that the file system or
+ * server under it had no room (ENOSPC, EDQUOT), no slot is allocated for SLOTS_FULL_NS, and the
+ * store counts as full (slots_full()): the pages that would go stay in memory. Trying again at
+ * once had the daemon spin, each write failing, and every fault that waited for room wait on.
+ */
+void slots_out_of_room(struct slots *s, int error)
+{
+	if (error == -ENOSPC || error == -EDQUOT)
+		s->full_until_ns = now_ns() + SLOTS_FULL_NS;
+}
+
+/** slots_full() - whether the store had no room below it a moment ago (slots_out_of_room()) */
+bool slots_full(const struct slots *s)
+{
+	return s->full_until_ns && now_ns() < s->full_until_ns;
 }

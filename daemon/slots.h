@@ -22,7 +22,11 @@ struct slots {
 	uint64_t used;
 	uint64_t
 		cursor; /* the slot after the last allocation: the next one begins here if it can */
+	uint64_t full_until_ns; /* slots_out_of_room() */
 };
+
+/* How long a store whose writes found no room below it takes no page. */
+#define SLOTS_FULL_NS (1000 * 1000 * 1000ULL)
 
 int slots_init(struct slots *s, uint64_t pages);
 void slots_deinit(struct slots *s);
@@ -33,3 +37,5 @@ bool slots_allocated(const struct slots *s, uint64_t slot, uint64_t pages);
 bool slots_trim_due(const struct slots *s, uint64_t slot, uint64_t pages, uint64_t top,
 		    uint64_t *start, uint64_t *count);
 bool slots_free_run(const struct slots *s, uint64_t slot, uint64_t *start, uint64_t *pages);
+void slots_out_of_room(struct slots *s, int error);
+bool slots_full(const struct slots *s);

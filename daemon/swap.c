@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "common/macro.h"
-#include "latency.h"
 #include "log.h"
 #include "memfd.h"
 #include "page-sums.h"
@@ -56,13 +55,8 @@ struct swap {
 	struct page_sums sums; /* in the tables */
 	unsigned inflight;
 	bool closing; /* swap_close() came while I/O was in flight */
-	/* The file system under the store had no room for a write (ENOSPC, EDQUOT): it takes no
-	 * page until then, and says it is full (swap_stats()). */
-	uint64_t full_until_ns;
 	struct swap_stats stats;
 };
-
-#define SWAP_FULL_NS (1000 * 1000 * 1000ULL) /* a file system out of room: 1 s without writes */
 
 struct swap_io {
 	struct swap *swap;
@@ -443,12 +437,6 @@ static int swap_grow(struct swap *s, uint64_t end)
 	return 0;
 }
 
-/* Whether the file system under the store ran out of room a moment ago. */
-static bool swap_full(const struct swap *s)
-{
-	return s->full_until_ns && now_ns() < s->full_until_ns;
-}
-
 /**
  * swap_alloc() - allocate @pages contiguous slots, next to the last ones if there is room
  * @s: the store
@@ -464,8 +452,6 @@ int swap_alloc(struct swap *s, uint64_t pages, uint64_t *slot)
 	uint64_t first;
 	int ret;
 
-	if (swap_full(s))
-		return -ENOSPC;
 	ret = slots_alloc(&s->slots, pages, &first);
 	if (ret < 0)
 		return ret;
@@ -572,10 +558,8 @@ static void swap_io_finish(struct swap_io *io, int res)
 	if (res < 0)
 		log_limited(LOG_ERR, "swap: %s of slots %lu+%lu: %s", io->write ? "write" : "read",
 			    (unsigned long)io->slot, (unsigned long)io->pages, strerror(-res));
-	/* Out of room below the store: as full as it is, for a while (the pages stay in memory;
-	 * trying again at once spun the loop, a write failing each turn). */
-	if (io->write && (res == -ENOSPC || res == -EDQUOT))
-		s->full_until_ns = now_ns() + SWAP_FULL_NS;
+	if (io->write)
+		slots_out_of_room(&s->slots, res);
 	res = swap_done(s, io->write, io->slot, io->buf, io->pages, res);
 	io->fn(io->userdata, res);
 	free(io);
@@ -735,5 +719,5 @@ void swap_stats(const struct swap *s, struct swap_stats *out)
 {
 	*out = s->stats;
 	out->inflight = s->inflight;
-	out->full = swap_full(s);
+	out->full = slots_full(&s->slots);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/latency.h"
 #include "daemon/slots.h"
 
 static uint64_t must_alloc(struct slots *s, uint64_t pages)
@@ -247,5 +248,27 @@ Test(slots, a_claimed_run_is_allocated_where_it_is)
 	cr_assert_eq(s.used, 0);
 	cr_assert_eq(slots_alloc(&s, 64, &slot), 0);
 	cr_assert_eq(slot, 0);
+	slots_deinit(&s);
+}
+
+/* A write that found no room below the store (ENOSPC, EDQUOT) makes it full for a while: no slot,
+ * whatever is free; other errors do not. */
+Test(slots, a_store_out_of_room_below_allocates_nothing_for_a_while)
+{
+	struct slots s;
+	uint64_t slot;
+
+	cr_assert_eq(slots_init(&s, 64), 0);
+	slots_out_of_room(&s, -EIO);
+	cr_assert_not(slots_full(&s));
+	cr_assert_eq(slots_alloc(&s, 4, &slot), 0);
+	slots_out_of_room(&s, -ENOSPC);
+	cr_assert(slots_full(&s));
+	cr_assert_eq(slots_alloc(&s, 1, &slot), -ENOSPC, "60 slots free, but no room below");
+	s.full_until_ns = now_ns() - 1; /* its second is over */
+	cr_assert_not(slots_full(&s));
+	cr_assert_eq(slots_alloc(&s, 1, &slot), 0);
+	slots_out_of_room(&s, -EDQUOT);
+	cr_assert(slots_full(&s));
 	slots_deinit(&s);
 }
