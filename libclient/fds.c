@@ -13,10 +13,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -73,8 +76,10 @@ int upager__fd_park(int fd)
  * (fcntl) record lock the process holds on it: a duplicate closed when a mapping went (munmap,
  * or mremap, which maps anew) took the locks of a program that maps its file (SQLite grows its
  * mapping with mremap(), and two processes then wrote at once). So one duplicate per file and
- * access mode is kept, shared by whoever needs it (upager__fd_keep()), and stays open once no one
- * does (idle) until the program itself closes a descriptor of that file, which drops the locks
+ * access mode is kept, shared by whoever needs it (upager__fd_keep()). Once no one needs it, it
+ * is closed at once if the process holds no POSIX lock on the file (/proc/locks), as a mapping
+ * of the kernel's lets go of its file when it goes (a file system unmounts then); else it stays
+ * open (idle) until the program itself closes a descriptor of that file, which drops the locks
  * anyway (upager__fd_file_closed(), from the preload's close()), or more than kept_idle_max()
  * are idle (the oldest is closed: a program that holds locks on each of so many files it no longer
  * maps may lose those of the oldest), or the program execs (close-on-exec).
@@ -114,6 +119,28 @@ static void kept_close_at(size_t i)
 	syscall(SYS_close, kept.v[i].fd);
 	kept.v[i] = kept.v[--kept.n];
 	kept.idle--;
+}
+
+/* Whether this process holds a POSIX (fcntl) record lock on the file @dev, @ino (/proc/locks);
+ * if that cannot be read, it is taken to. */
+static bool holds_posix_lock(dev_t dev, ino_t ino)
+{
+	FILE *f = fopen("/proc/locks", "re");
+	unsigned long long lino;
+	unsigned maj, min;
+	char line[256], kind[16];
+	bool held = false;
+	int pid;
+
+	if (!f)
+		return true;
+	while (!held && fgets(line, sizeof(line), f))
+		held = sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &pid, &maj, &min,
+			      &lino) == 5 &&
+		       strcmp(kind, "POSIX") == 0 && pid == getpid() && makedev(maj, min) == dev &&
+		       lino == (unsigned long long)ino;
+	fclose(f);
+	return held;
 }
 
 /**
@@ -174,6 +201,8 @@ void upager__fd_unkeep(int kfd)
 		if (--k->refs == 0) {
 			k->idle_since = ++kept.clock;
 			kept.idle++;
+			if (!holds_posix_lock(k->dev, k->ino))
+				kept_close_at(i);
 		}
 		break;
 	}
