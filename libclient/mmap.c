@@ -202,14 +202,17 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return (flags & MAP_GROWSDOWN) && type != MAP_PRIVATE ? -EINVAL : 0;
 	}
 
-	if (offset < 0 || (uint64_t)offset > (uint64_t)OFF_MAX - length)
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	/* A file's offset stops at the largest file size; a character device's (/dev/zero) goes
+	 * on to the largest unsigned one (file_mmap_size_max()), where the page offset wraps. */
+	if (is_dev_zero(&st) ? (uint64_t)offset + length < (uint64_t)offset
+			     : offset < 0 || (uint64_t)offset > (uint64_t)OFF_MAX - length)
 		return -EOVERFLOW;
 	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
 		return -EINVAL;
 	if (type == MAP_SHARED_VALIDATE && ((unsigned)flags & ~(unsigned)KNOWN_FLAGS))
 		return -EOPNOTSUPP;
-	if (fstat(fd, &st) < 0)
-		return neg_errno();
 	/* The access the descriptor gives, then what its file system and the file allow. */
 	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
 		return -EACCES;

@@ -509,3 +509,28 @@ Test(errors, a_call_that_succeeds_leaves_errno_alone)
 	cr_assert_eq(errno, EAGAIN);
 	close(fd);
 }
+
+/* /dev/zero takes any offset the page offset does not wrap at, as the kernel's file_mmap_size_max()
+ * lets a character device: a negative one too (upager refused it with EOVERFLOW, as for a file). */
+Test(errors, dev_zero_maps_at_any_offset_as_linux)
+{
+	const off_t offsets[] = { -(1LL << 40), (off_t)(((uint64_t)1 << 63) - PAGE) };
+	int zero = open("/dev/zero", O_RDWR);
+
+	cr_assert_geq(zero, 0);
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		char *k = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, zero, offsets[i]);
+		char *u = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, zero,
+				      offsets[i]);
+
+		cr_assert_neq(k, MAP_FAILED, "offset %lld: the kernel: %s", (long long)offsets[i],
+			      strerror(errno));
+		cr_assert_neq(u, MAP_FAILED, "offset %lld: upager: %s", (long long)offsets[i],
+			      strerror(errno));
+		cr_assert_eq(u[10], 0);
+		u[10] = 1;
+		munmap(k, PAGE);
+		cr_assert_eq(upager_munmap(u, PAGE), 0);
+	}
+	close(zero);
+}
