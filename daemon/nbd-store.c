@@ -721,6 +721,7 @@ static void ns_free(struct store *st, uint64_t key, uint64_t pages)
 	if (slots_free(&ns->slots, key, pages) < 0)
 		return;
 	page_sums_forget(&ns->sums, key, pages);
+	page_sums_release(&ns->sums, &ns->slots, key);
 	if (!ns->trim || ns->closing ||
 	    !slots_trim_due(&ns->slots, key, pages, ns->top, &start, &count))
 		return;

@@ -64,6 +64,32 @@ void page_sums_forget(struct page_sums *ps, uint64_t slot, uint64_t pages)
 		ps->written[i / 64] &= ~(1ULL << (i % 64));
 }
 
+/**
+ * page_sums_release() - @slot was freed: the pages of checksums that only free slots use, in the
+ * run of free slots around it, go back to the system (they read zeroes when next used, and a slot
+ * is written before its checksum is read). The checksums of a store of 48 GiB are 48 MiB, and a
+ * daemon whose allocator went round the store kept them all in memory, slots in use or not.
+ * @ps: the checksums
+ * @s: the store's slots, @slot free among them
+ * @slot: the slot freed
+ */
+void page_sums_release(struct page_sums *ps, const struct slots *s, uint64_t slot)
+{
+	uint64_t start, pages;
+	uintptr_t from, to;
+
+	if (!slots_free_run(s, slot, &start, &pages))
+		return;
+	from = ALIGN_UP((uintptr_t)(ps->crc + start), (uintptr_t)UPAGER_PAGE_SIZE);
+	to = ALIGN_DOWN((uintptr_t)(ps->crc + start + pages), (uintptr_t)UPAGER_PAGE_SIZE);
+	if (to <= from)
+		return;
+	/* A memfd's (the store's tables kept for a daemon that takes over) are punched; private
+	 * memory's are dropped. */
+	if (madvise((void *)from, to - from, MADV_REMOVE) < 0)
+		(void)madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 /** page_sums_written() - whether every slot of [@slot, @slot + @pages) was written whole */
 bool page_sums_written(const struct page_sums *ps, uint64_t slot, uint64_t pages)
 {

@@ -21,6 +21,7 @@ void page_sums_place(struct page_sums *ps, void *mem, uint64_t pages);
 int page_sums_new(struct page_sums *ps, uint64_t pages);
 void page_sums_free(struct page_sums *ps, uint64_t pages);
 void page_sums_forget(struct page_sums *ps, uint64_t slot, uint64_t pages);
+void page_sums_release(struct page_sums *ps, const struct slots *s, uint64_t slot);
 bool page_sums_written(const struct page_sums *ps, uint64_t slot, uint64_t pages);
 void page_sums_commit(struct page_sums *ps, uint64_t slot, const void *buf, uint64_t pages);
 int page_sums_verify(const struct page_sums *ps, const char *store, uint64_t slot, const void *buf,

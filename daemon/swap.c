@@ -512,6 +512,7 @@ int swap_free(struct swap *s, uint64_t slot, uint64_t pages)
 	if (ret < 0)
 		return ret;
 	page_sums_forget(&s->sums, slot, pages);
+	page_sums_release(&s->sums, &s->slots, slot);
 	s->stats.used_pages = s->slots.used;
 	if (slots_trim_due(&s->slots, slot, pages, s->file_pages, &start, &count))
 		swap_trim(s, start, count);
