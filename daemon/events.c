@@ -107,35 +107,13 @@ static void on_fork(struct space *parent, int ufd)
 	space_unref(child); /* the loop's reference keeps it */
 }
 
-/*
- * The end of the client's mapping (VMA) that holds @addr, or 0 if none does: after a move by
- * mremap(2), the old address is mapped only with MREMAP_DONTUNMAP (which the event does not
- * tell). A child whose pid is not known yet is taken for having none.
- */
-static uint64_t vma_end(const struct space *s, uint64_t addr)
+/* Whether @addr of the client is mapped: after a move by mremap(2), only with MREMAP_DONTUNMAP
+ * (which the event does not tell). */
+static bool still_mapped(const struct space *s, uint64_t addr)
 {
-	struct mm_mark m = space_mm(s);
-	int fd = mm_open(&m, "maps");
-	unsigned long lo, hi;
-	bool line_start = true;
-	uint64_t end = 0;
-	char line[512];
-	FILE *f;
+	uint64_t start, end;
 
-	if (fd < 0)
-		return 0;
-	f = fdopen(fd, "re");
-	if (!f) {
-		close(fd);
-		return 0;
-	}
-	while (!end && fgets(line, sizeof(line), f)) {
-		if (line_start && sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= addr && addr < hi)
-			end = hi;
-		line_start = strchr(line, '\n') != NULL; /* a long path goes on in the next read */
-	}
-	fclose(f);
-	return end;
+	return space_vma_at(s, addr, &start, &end);
 }
 
 static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
@@ -153,9 +131,9 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		if (m->arg.remap.len == 0) {
 			/* mremap(old, 0, size, MREMAP_MAYMOVE) of a shared mapping: a second
 			 * mapping of its pages, as long as the new VMA (the event says 0). */
-			uint64_t end = vma_end(s, m->arg.remap.to);
+			uint64_t start, end;
 
-			if (end > m->arg.remap.to)
+			if (space_vma_at(s, m->arg.remap.to, &start, &end))
 				region_copy(&s->regions, m->arg.remap.from, m->arg.remap.to,
 					    end - m->arg.remap.to);
 			break;
@@ -164,7 +142,7 @@ static void dispatch(struct space *s, const struct uffd_msg *m, uint64_t t0)
 		private_move(s, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		locked_moved(&s->locked); /* a locked range may have moved */
 		/* MREMAP_DONTUNMAP: the old range stays, empty and registered, and faults here. */
-		if (vma_end(s, m->arg.remap.from))
+		if (still_mapped(s, m->arg.remap.from))
 			region_copy(&s->regions, m->arg.remap.to, m->arg.remap.from,
 				    m->arg.remap.len);
 		struct view_host h = space_host(s);

@@ -853,52 +853,67 @@ uint64_t space_resident_pages(struct space *s, const struct region *r)
 }
 
 /**
+ * space_vma_at() - the client's mapping (VMA) that holds @addr, from its /proc/PID/maps (a pid
+ * not known yet: none)
+ * Return: whether one does; its range in *@start, *@end.
+ */
+bool space_vma_at(const struct space *s, uint64_t addr, uint64_t *start, uint64_t *end)
+{
+	struct mm_mark m = space_mm(s);
+	int fd = mm_open(&m, "maps");
+	unsigned long long lo, hi;
+	bool found = false, line_start = true;
+	char line[512];
+	FILE *f;
+
+	if (fd < 0)
+		return false;
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return false;
+	}
+	while (!found && fgets(line, sizeof(line), f)) {
+		found = line_start && sscanf(line, "%llx-%llx", &lo, &hi) == 2 && lo <= addr &&
+			addr < hi;
+		line_start = strchr(line, '\n') != NULL; /* a long path goes on in the next read */
+	}
+	fclose(f);
+	if (found) {
+		*start = lo;
+		*end = hi;
+	}
+	return found;
+}
+
+/**
  * space_follow_growth() - a fault outside every region: did the client grow a region in place?
  * @s: the space
  * @addr: the faulting address
  *
  * mremap() that grows a mapping where it stands sends no event; the registered VMA just gets
- * longer. The VMA holding @addr is looked up in /proc/PID/maps; if a region starts at its start,
- * the region grows to the VMA's end.
+ * longer. If a region starts where the VMA holding @addr starts, the region grows to the VMA's
+ * end (never over the next region).
  *
  * Return: the region that now holds @addr, or NULL.
  */
 struct region *space_follow_growth(struct space *s, uint64_t addr)
 {
-	struct mm_mark m = space_mm(s);
-	int fd = mm_open(&m, "maps");
-	struct region *r = NULL;
-	char line[512];
-	FILE *f;
+	struct region *r;
+	uint64_t start, end;
 
-	if (fd < 0)
+	if (!space_vma_at(s, addr, &start, &end))
 		return NULL;
-	f = fdopen(fd, "re");
-	if (!f) {
-		close(fd);
-		return NULL;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long start, end;
+	r = region_find(&s->regions, start);
+	if (r && region_end(r) <= addr) {
+		const struct region *next = region_next(&s->regions, r);
 
-		if (sscanf(line, "%llx-%llx", &start, &end) != 2 || addr < start || addr >= end)
-			continue;
-		r = region_find(&s->regions, start);
-		if (r && region_end(r) <= addr) {
-			const struct region *next = region_next(&s->regions, r);
-
-			/* Never over the next region. */
-			if (next)
-				end = MIN(end, next->start);
-			if (addr < end) {
-				region_resize(&s->regions, r, r->start, end);
-			}
-		}
-		r = region_find(&s->regions, addr);
-		break;
+		if (next)
+			end = MIN(end, next->start);
+		if (addr < end)
+			region_resize(&s->regions, r, r->start, end);
 	}
-	fclose(f);
-	return r;
+	return region_find(&s->regions, addr);
 }
 
 /**

@@ -92,6 +92,7 @@ void space_locked_refresh(struct space *s);
 bool space_bind_pid(struct space *s, pid_t pid);
 uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
+bool space_vma_at(const struct space *s, uint64_t addr, uint64_t *start, uint64_t *end);
 void space_account_fault(struct space *s, struct region *r, uint64_t t0);
 void region_count_reads(struct region *r, uint64_t pages);
 void space_note_past_end(struct space *s, uint64_t addr);
