@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 #include "cache.h"
@@ -220,6 +221,27 @@ static void swap_out_done(void *userdata, int res)
 }
 
 /*
+ * Copy pages [first, first+n) of @o out of its memfd into @buf. A read, not the daemon's mapping:
+ * that would keep a page table over the pages once they are gone.
+ */
+static int read_pages(struct object *o, uint64_t first, uint64_t n, uint8_t *buf)
+{
+	uint64_t len = n << UPAGER_PAGE_SHIFT, done = 0;
+
+	while (done < len) {
+		ssize_t got = pread(o->memfd, buf + done, len - done,
+				    (off_t)((first << UPAGER_PAGE_SHIFT) + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? neg_errno() : -EIO;
+		done += (uint64_t)got;
+	}
+	return 0;
+}
+
+/*
  * Send pages [first, first+n) of a shared anonymous object to the swap store, or as many of the
  * first of them as the store has slots next to each other for: write-protected in every client,
  * taken for clean, written; swap_out_done() drops what stayed clean. Return: the pages sent, or a
@@ -261,14 +283,15 @@ static int64_t swap_out(struct object *o, uint64_t first, uint64_t n)
 	 * from the memfd then wrote the hole, zeroes, and the checksum was taken at its end of what
 	 * had come home: the page came back corrupt.
 	 */
-	memcpy(so->copy, o->map + (first << UPAGER_PAGE_SHIFT), n << UPAGER_PAGE_SHIFT);
+	ret = read_pages(o, first, n, so->copy);
 	so->o = object_ref(o);
 	so->first = first;
 	so->count = n;
 	so->slot = slot;
 	for (uint64_t p = first; p < first + n; p++)
 		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_WRITABLE);
-	ret = store_write(c->store, slot, so->copy, n, swap_out_done, so);
+	if (ret == 0)
+		ret = store_write(c->store, slot, so->copy, n, swap_out_done, so);
 	if (ret < 0) {
 		for (uint64_t p = first; p < first + n; p++)
 			object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);

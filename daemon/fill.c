@@ -243,7 +243,7 @@ static int fill_submit(struct fill *f)
 
 	if (f->obj->kind == OBJECT_ANON && f->slot < 0) {
 		/* Zeroes that waited for room: made now, and the fill is over. */
-		if (madvise(f->obj->map + off, len, MADV_POPULATE_WRITE) < 0)
+		if (fallocate(f->obj->memfd, 0, (off_t)off, (off_t)len) < 0)
 			return neg_errno();
 		f->done = f->count << UPAGER_PAGE_SHIFT;
 		fill_finish(f, 0);
@@ -373,8 +373,8 @@ static int fill_start(struct object *o, uint64_t first, uint64_t count, struct f
 	count_refaults(o, first, count);
 	if (o->kind == OBJECT_ANON && object_slot(o, first) < 0 && cache_room(c, count) &&
 	    list_empty(&c->deferred)) {
-		if (madvise(o->map + (first << UPAGER_PAGE_SHIFT), count << UPAGER_PAGE_SHIFT,
-			    MADV_POPULATE_WRITE) < 0)
+		if (fallocate(o->memfd, 0, (off_t)(first << UPAGER_PAGE_SHIFT),
+			      (off_t)(count << UPAGER_PAGE_SHIFT)) < 0)
 			return neg_errno();
 		for (uint64_t i = 0; i < count; i++)
 			set_state(o, first + i, PAGE_READY);

@@ -144,6 +144,55 @@ static size_t slot_bytes(const struct object *o)
 	return (o->reserve >> UPAGER_PAGE_SHIFT) * sizeof(uint32_t);
 }
 
+/*
+ * The kernel keeps a page table over each 2 MiB of the daemon's mapping of a memfd that pages
+ * were ever mapped in, also once they are punched out: a mapping made anew gives it back
+ * (object_tables_trim()). The reservation starts at a table's edge, so that every block of the
+ * mapping has its table to itself.
+ */
+#define TABLE_SPAN (2ULL << 20)
+
+static void *reserve_aligned(uint64_t len)
+{
+	uint8_t *m = mmap(NULL, len + TABLE_SPAN, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t start;
+
+	if (m == MAP_FAILED)
+		return MAP_FAILED;
+	start = ALIGN_UP((uintptr_t)m, TABLE_SPAN);
+	if (start > (uintptr_t)m)
+		munmap(m, start - (uintptr_t)m);
+	munmap((uint8_t *)start + len, (uintptr_t)m + TABLE_SPAN - start);
+	return (void *)start;
+}
+
+/*
+ * Pages [first, first+count) of @o left memory: every 2 MiB block of the daemon's mapping they
+ * lie in that holds no page now is mapped anew, its page table given back. The daemon's tables
+ * then follow the pages in memory, not every page that ever was: a client that reads one page
+ * every 2 MiB of a large sparse file cost the daemon a table a page, budget or not. Mapping
+ * anew is safe whatever another thread does there: the mapping is the same memfd's.
+ */
+static void object_tables_trim(struct object *o, uint64_t first, uint64_t count)
+{
+	const uint64_t span = TABLE_SPAN >> UPAGER_PAGE_SHIFT;
+	uint64_t end = MIN(first + count, object_pages(o));
+
+	for (uint64_t b = ALIGN_DOWN(first, span); b < end; b += span) {
+		uint64_t last = MIN(b + span, object_pages(o)), p = b;
+
+		while (p < last && (o->pages[p] & PAGE_STATE_MASK) == PAGE_ABSENT)
+			p++;
+		if (p < last)
+			continue;
+		/* A failure (no room for one more mapping) only keeps the table. */
+		(void)mmap(o->map + (b << UPAGER_PAGE_SHIFT), (last - b) << UPAGER_PAGE_SHIFT,
+			   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->memfd,
+			   (off_t)(b << UPAGER_PAGE_SHIFT));
+	}
+}
+
 static int object_map(struct object *o, int memfd, int pages_fd)
 {
 	_cleanup_close_ int mfd = memfd, pfd = pages_fd;
@@ -167,7 +216,7 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 			(void **)&o->pages);
 	if (ret < 0)
 		goto fail_dirty;
-	res = mmap(NULL, o->reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	res = reserve_aligned(o->reserve);
 	if (res == MAP_FAILED) {
 		ret = neg_errno();
 		goto fail_pages;
@@ -1509,6 +1558,7 @@ int object_drop(struct object *o, uint64_t first, uint64_t count)
 		object_bit_set(o->used, p, false);
 		object_bit_set(out, p, true);
 	}
+	object_tables_trim(o, first, count);
 	o->pages_out += count;
 	o->c->stats.pages_out += count;
 	return 0;

@@ -680,11 +680,12 @@ static void write_anon(uint64_t *p, uint64_t first, uint64_t count, uint64_t rou
 	}
 }
 
-/* The anonymous memory process @pid has in its page tables, in KiB (RssAnon). */
-static uint64_t rss_anon_kib(pid_t pid)
+/* The figure @name of /proc/@pid/status, in KiB; the process ends (41) if it cannot read it. */
+static uint64_t status_kib(pid_t pid, const char *name)
 {
 	char path[64], line[256];
 	unsigned long long kib = 0;
+	size_t len = strlen(name);
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -692,10 +693,17 @@ static uint64_t rss_anon_kib(pid_t pid)
 	if (!f)
 		_exit(41);
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %llu", &kib) == 1)
+		if (!strncmp(line, name, len) && line[len] == ':' &&
+		    sscanf(line + len + 1, "%llu", &kib) == 1)
 			break;
 	fclose(f);
 	return kib;
+}
+
+/* The anonymous memory process @pid has in its page tables, in KiB. */
+static uint64_t rss_anon_kib(pid_t pid)
+{
+	return status_kib(pid, "RssAnon");
 }
 
 /* WORKLOAD of anonymous memory (MAP_SHARED or MAP_PRIVATE), written, read in order and at random. */
@@ -2453,4 +2461,46 @@ Test(pageout, a_user_who_filled_its_half_of_the_swap_store_leaves_the_other_half
 	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon lives");
 	close(ready[0]);
 	close(ready[1]);
+}
+
+static void start_sparse(void)
+{
+	static const char *args[] = { "--memory-max", "8M",  "--swap", swap_path,
+				      "--max-mapped", "64G", NULL };
+
+	new_swap_store();
+	start_daemon(args);
+}
+
+/*
+ * A page table maps 2 MiB, and the kernel keeps it when the pages under it are punched out. A
+ * client that reads one page every 2 MiB of a sparse file 2,048 times the budget made the daemon
+ * keep a table per page read (32 MiB for 8,192 pages over a budget of 8 MiB): its memory grew
+ * with the pages it ever held, past any budget. The tables of blocks left empty are given back.
+ */
+Test(pageout, the_daemon_s_page_tables_follow_the_pages_in_memory, .init = start_sparse)
+{
+	size_t size = 16UL << 30, step = 2UL << 20;
+	char path[256];
+	uint64_t before, after;
+	volatile char *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sparse", harness_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	p = upager_mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq((void *)p, MAP_FAILED, "upager_mmap: %s", strerror(errno));
+	before = status_kib(harness_daemon_pid(), "VmPTE");
+	for (size_t off = 0; off < size; off += step)
+		cr_assert_eq(p[off], 0);
+	after = status_kib(harness_daemon_pid(), "VmPTE");
+	after -= after > before ? before : after;
+	cr_assert_lt(after, 16 << 10,
+		     "the daemon's page tables grew by %llu KiB for 8,192 pages read over an 8 MiB "
+		     "budget",
+		     (unsigned long long)after);
+	cr_assert_eq(upager_munmap((void *)p, size), 0);
+	close(fd);
 }
