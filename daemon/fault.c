@@ -54,7 +54,7 @@ static uint64_t map_ready(struct space *s, struct region *r, uint64_t addr, bool
 
 	if (region_keeps_copies(s, r))
 		n = private_object_run(s, addr, n);
-	wp = resolve_linear(s, r, p, write, &n);
+	wp = resolve_linear(s, r, p, write ? RESOLVE_FOR_WRITE : RESOLVE_FOR_READ, &n);
 	int ret;
 
 	ret = uffdio_resolve_continue(s->uffd, addr, n << UPAGER_PAGE_SHIFT, wp);
@@ -259,14 +259,15 @@ static void fault_object(struct space *s, struct region *r, uint64_t addr, uint6
 		view_invalidate_copies(o, p, NULL, 0);
 		/* The page written goes writable; the pages after it as they would for a write. A
 		 * shared anonymous page's kept slot is stale once written. */
-		object_page_set(o, p, o->pages[p] | PAGE_WRITABLE);
+		object_page_writable(o, p, true);
 		if (o->kind == OBJECT_ANON && object_slot(o, p) >= 0)
 			object_slot_set(o, p, -1);
 		for (k = 1; k < n; k++) {
 			uint64_t one = 1;
 
 			if ((o->pages[p + k] & PAGE_STATE_MASK) != PAGE_READY ||
-			    reserve_due(o, p + k) || resolve_linear(s, r, p + k, true, &one))
+			    reserve_due(o, p + k) ||
+			    resolve_linear(s, r, p + k, RESOLVE_FOR_WINDOW, &one))
 				break;
 		}
 		r->wr_next = p + k;

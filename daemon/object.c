@@ -23,6 +23,7 @@
 #include "common/stat.h"
 #include "common/macro.h"
 #include "cache.h"
+#include "crc32c.h"
 #include "fdstore.h"
 #include "log.h"
 #include "memfd.h"
@@ -546,6 +547,86 @@ static void drop_clean_copies(struct object *o, uint64_t p)
 		object_page_set(o, p, s & (uint8_t) ~(PAGE_AWAY | PAGE_CLEAN));
 }
 
+/*
+ * Pages made writable ahead of a write. A writer in order gets the ready pages after the one it
+ * writes made writable at once (fault.c), and a client may then write them without the daemon
+ * knowing: each is a write-back candidate. A page no one wrote would still win over a write(2) of
+ * others and its old bytes go back into the file at the next write-back. So the checksum of a
+ * clean page made writable ahead is kept (PAGE_SUMMED); write-back leaves out, and a change of the
+ * file drops, a page whose bytes still have it: no client wrote it.
+ */
+static int sums_map(struct object *o)
+{
+	void *m;
+
+	if (o->sum)
+		return 0;
+	m = mmap(NULL, (o->reserve >> UPAGER_PAGE_SHIFT) * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return neg_errno();
+	o->sum = m;
+	return 0;
+}
+
+static uint32_t page_sum(const uint8_t *data)
+{
+	return crc32c(0, data, UPAGER_PAGE_SIZE);
+}
+
+/**
+ * object_page_writable() - page @p of @o goes into a client writable: a write-back candidate
+ * @o: the object
+ * @p: a ready page
+ * @written: the client writes it now (its write fault); else it may, later or never
+ */
+void object_page_writable(struct object *o, uint64_t p, bool written)
+{
+	uint8_t s = o->pages[p];
+
+	if (written) {
+		object_page_set(o, p, (uint8_t)((s | PAGE_WRITABLE) & ~PAGE_SUMMED));
+		return;
+	}
+	if (s & PAGE_WRITABLE)
+		return;
+	if (o->kind == OBJECT_FILE && (s & (PAGE_STATE_MASK | PAGE_AWAY)) == PAGE_READY &&
+	    list_empty(&o->views) && sums_map(o) == 0) {
+		o->sum[p] = page_sum(o->map + (p << UPAGER_PAGE_SHIFT));
+		s |= PAGE_SUMMED;
+	}
+	object_page_set(o, p, s | PAGE_WRITABLE);
+}
+
+/* Whether page @p of @o was made writable ahead and its bytes are still those it had then. */
+static bool page_unwritten(const struct object *o, uint64_t p, const uint8_t *data)
+{
+	return (o->pages[p] & (PAGE_SUMMED | PAGE_AWAY)) == PAGE_SUMMED && list_empty(&o->views) &&
+	       page_sum(data) == o->sum[p];
+}
+
+/*
+ * The pages of [from, n) made writable ahead that no client wrote: write-protected in every
+ * client, then, their bytes unchanged still, dropped like any clean page.
+ */
+static void drop_unwritten(struct object *o, uint64_t from, uint64_t n)
+{
+	const struct cache_hooks *h = o->c->hooks;
+
+	for (uint64_t p = from; p < n; p++) {
+		const uint8_t *data = o->map + (p << UPAGER_PAGE_SHIFT);
+
+		if ((o->pages[p] & PAGE_STATE_MASK) != PAGE_READY || !page_unwritten(o, p, data) ||
+		    !h || !h->protect(o, p, 1))
+			continue;
+		if (page_unwritten(o, p, data))
+			object_page_punch(o, p, PAGE_ABSENT);
+		else
+			object_page_set(o, p,
+					(uint8_t)((o->pages[p] | PAGE_WRITABLE) & ~PAGE_SUMMED));
+	}
+}
+
 /* Drop the pages of [from, n) that no writable shared mapping ever held (punching a page out
  * unmaps it from every client too), and their nonlinear copies; a page being read may have been
  * read before the change: its fill reads it again (fill.c). */
@@ -555,6 +636,7 @@ static void drop_clean(struct object *o, uint64_t from, uint64_t n)
 
 	if (o->view_ops)
 		o->view_ops->claims_settle_all(o);
+	drop_unwritten(o, from, n);
 	for (uint64_t p = from; p <= n; p++) {
 		bool stale;
 
@@ -969,6 +1051,8 @@ static void object_free(struct object *o)
 		}
 		munmap(o->slot, slot_bytes(o));
 	}
+	if (o->sum)
+		munmap(o->sum, slot_bytes(o));
 	free(o->maybe_dirty);
 	file_store_free(o->store);
 	close(o->memfd);
@@ -1085,6 +1169,24 @@ static bool chunk_dirty(struct object *o, uint64_t first)
 	return false;
 }
 
+/*
+ * Whether dirty page @p of @o was made writable ahead and no client wrote it: then, taken for clean
+ * (write-protected in every client, its bytes unchanged still), it is clean and not written: the
+ * file may have changed there since, by others. A page a client wrote loses its checksum.
+ */
+static bool wb_unwritten(struct object *o, uint64_t p)
+{
+	const struct cache_hooks *h = o->c->hooks;
+	const uint8_t *data = o->map + (p << UPAGER_PAGE_SHIFT);
+
+	if (page_unwritten(o, p, data) && h && h->protect(o, p, 1) && page_unwritten(o, p, data)) {
+		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_WRITABLE);
+		return true;
+	}
+	object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_SUMMED);
+	return false;
+}
+
 static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 {
 	const uint8_t want = PAGE_READY | PAGE_WRITABLE;
@@ -1104,7 +1206,9 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 		if (p < end && (o->pages[p] & PAGE_AWAY) && object_restore_home(o, p) == 0 &&
 		    (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY && !cache_room(o->c, 1))
 			o->view_ops->drop_copies(o, p);
-		if (p < end && o->pages[p] == want && taken + run < WB_JOB_PAGES) {
+		if (p < end && (o->pages[p] & (uint8_t)~PAGE_SUMMED) == want &&
+		    taken + run < WB_JOB_PAGES &&
+		    !((o->pages[p] & PAGE_SUMMED) && wb_unwritten(o, p))) {
 			run++;
 			continue;
 		}

@@ -49,6 +49,9 @@ enum {
 	PAGE_CLEAN = 16, /* with PAGE_AWAY: read-only copies read from the file, which has it too */
 	PAGE_STALE =
 		32, /* with PAGE_FILLING: the file changed while the fill read; it reads again */
+	/* With PAGE_WRITABLE: made writable ahead of any write (a writer's window), its checksum
+	 * then in object.sum; the same checksum later says no write came (object_page_writable()) */
+	PAGE_SUMMED = 64,
 };
 
 /* The names of object memfds after "upager:": a file's names its device and inode. */
@@ -85,6 +88,9 @@ struct object {
 	 * out of memory, or 0 (a sparse mapping, made with the first page-out). */
 	uint32_t *slot;
 	int slot_fd; /* under an fd store, the memfd of slot, or -1 (object_slots_map()) */
+	/* OBJECT_FILE: per page, the checksum of a PAGE_SUMMED page's data when it was made
+	 * writable (a sparse mapping, made with the first) */
+	uint32_t *sum;
 	struct list_head swap_outs; /* page-outs to the swap store under way (evict.c) */
 
 	/* OBJECT_FILE */
@@ -183,6 +189,7 @@ int object_follow_file(struct object *o, const struct stat *st);
 int object_refresh(struct object *o, uint64_t first, uint64_t count);
 int object_invalidate(struct object *o, uint64_t first, uint64_t count);
 bool object_maybe_dirty(const struct object *o, uint64_t first, uint64_t count);
+void object_page_writable(struct object *o, uint64_t p, bool written);
 int object_slots_map(struct object *o);
 int object_slots_claim_all(struct cache *c);
 void object_slot_set(struct object *o, uint64_t p, int64_t slot);
@@ -239,6 +246,8 @@ static inline void object_page_set(struct object *o, uint64_t p, uint8_t state)
 		o->cached--;
 		o->c->cached--;
 	}
+	if (!(state & PAGE_WRITABLE))
+		state &= (uint8_t)~PAGE_SUMMED;
 	if (state & (PAGE_WRITABLE | PAGE_AWAY)) {
 		object_chunk_mark(o, p, true);
 		if (o->watch_quiet)

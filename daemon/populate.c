@@ -96,7 +96,7 @@ static uint64_t map_ready_runs(struct space *s, struct region *r)
 		if (copies)
 			wp = false;
 		else
-			wp = resolve_linear(s, r, p, false, &run);
+			wp = resolve_linear(s, r, p, RESOLVE_FOR_READ, &run);
 		if (uffdio_continue(s->uffd, r->start + (i << UPAGER_PAGE_SHIFT),
 				    run << UPAGER_PAGE_SHIFT, wp) == 0) {
 			object_used(r->obj, p, run);

@@ -32,7 +32,7 @@ bool resolve_protect(unsigned facts)
  * @s: the space
  * @r: the region, object-backed and linear
  * @p: the first object page
- * @write: they go in for a write fault on page @p
+ * @why: they go in for a read, a write fault on page @p, or a writer's window
  * @n: in, the ready pages from @p the caller would map (at least 1); out, how many go in at once
  *	under the answer: 1 where the object has nonlinear mappings, whose copies each page has or
  *	has not; for a write, only those whose blocks the file has (reserve_backed())
@@ -44,8 +44,10 @@ bool resolve_protect(unsigned facts)
  *
  * Return: true to map them write-protected.
  */
-bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool write, uint64_t *n)
+bool resolve_linear(const struct space *s, struct region *r, uint64_t p, enum resolve_for why,
+		    uint64_t *n)
 {
+	bool write = why != RESOLVE_FOR_READ;
 	struct object *o = r->obj;
 	bool tracked = region_tracks_writes(s, r) || region_keeps_copies(s, r);
 	unsigned facts = (r->wp ? RESOLVE_READ_ONLY : 0) | (tracked ? RESOLVE_TRACKED : 0) |
@@ -80,7 +82,7 @@ bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool wr
 		*n = reserve_backed(o, p, *n);
 	if (r->may_write && !wp)
 		for (uint64_t i = 0; i < *n; i++)
-			object_page_set(o, p + i, o->pages[p + i] | PAGE_WRITABLE);
+			object_page_writable(o, p + i, why == RESOLVE_FOR_WRITE && i == 0);
 	return wp;
 }
 

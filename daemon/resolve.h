@@ -24,6 +24,14 @@ enum {
 	RESOLVE_COPIES = 8,
 };
 
+/* Why pages go into a mapping (resolve_linear()). */
+enum resolve_for {
+	RESOLVE_FOR_READ,
+	RESOLVE_FOR_WRITE, /* a write fault on the first page, which is written now */
+	RESOLVE_FOR_WINDOW, /* a writer's window: as for a write, but none written yet */
+};
+
 bool resolve_protect(unsigned facts);
-bool resolve_linear(const struct space *s, struct region *r, uint64_t p, bool write, uint64_t *n);
+bool resolve_linear(const struct space *s, struct region *r, uint64_t p, enum resolve_for why,
+		    uint64_t *n);
 bool resolve_view(const struct view *v, uint64_t i);

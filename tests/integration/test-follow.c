@@ -336,6 +336,65 @@ Test(follow, a_live_mapping_shows_a_copy_file_range_by_another_process_within_a_
 	written_by(COPY_RANGE, false);
 }
 
+/* A file like make_pattern_file()'s in /dev/shm, named in path. */
+static int shm_pattern_file(size_t size)
+{
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/shm/upager-test-follow-%d", (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	for (size_t off = 0; off < size; off += 8) {
+		uint64_t w = pattern_at(off);
+
+		cr_assert_eq(pwrite(fd, &w, 8, (off_t)off), 8);
+	}
+	return fd;
+}
+
+/*
+ * A writer in order gets the pages after the one it writes made writable at once: page 1 here,
+ * never written through the mapping. A write(2) there, by this process (through a descriptor
+ * opened before the daemon watched the file: no fanotify event) or by another, is the file's: the
+ * mapping shows it, and the write-back at munmap leaves it (it put the page's old bytes back).
+ */
+static void write_next_to_a_written_page(bool own)
+{
+	/* For another process's write, tmpfs: no fanotify pre-content events there, so the daemon
+	 * hears of the write only after it is done. */
+	int fd = own ? make_pattern_file("f", 4 * PAGE, path) : shm_pattern_file(4 * PAGE);
+	volatile char *m = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char got[5];
+
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(*(volatile uint64_t *)m, pattern_at(0));
+	m[0] = 'a';
+	if (own)
+		cr_assert_eq(pwrite(fd, "hello", 5, PAGE), 5);
+	else
+		other_process_data(WRITE, PAGE, "hello");
+	cr_assert(wait_until(shows_hello, (void *)m, 1000),
+		  "the mapping does not show the write(2)");
+	cr_assert_eq(upager_munmap((void *)m, 4 * PAGE), 0);
+	cr_assert_eq(pread(fd, got, 5, PAGE), 5);
+	cr_assert_arr_eq(got, "hello", 5, "the write-back undid the write(2)");
+	cr_assert_eq(pread(fd, got, 1, 0), 1);
+	cr_assert_eq(got[0], 'a', "the mapping's own write is lost");
+	close(fd);
+	if (!own)
+		unlink(path);
+}
+
+Test(follow, a_write_of_this_process_next_to_a_page_it_wrote_through_a_mapping_is_kept)
+{
+	write_next_to_a_written_page(true);
+}
+
+Test(follow, a_write_of_another_process_next_to_a_page_written_through_a_mapping_is_kept)
+{
+	write_next_to_a_written_page(false);
+}
+
 /* Whether page 1 of the mapping at @arg reads as zeroes. */
 static bool shows_hole(void *arg)
 {

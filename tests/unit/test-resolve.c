@@ -58,11 +58,12 @@ Test(resolve, a_tracked_mapping_gets_pages_writable_for_a_write_only)
 {
 	uint64_t n = 4;
 
-	cr_assert(resolve_linear(&space, &region, 0, false, &n), "a read mapped a page writable");
+	cr_assert(resolve_linear(&space, &region, 0, RESOLVE_FOR_READ, &n),
+		  "a read mapped a page writable");
 	cr_assert_eq(n, 4);
 	for (int p = 0; p < PAGES; p++)
 		cr_assert_eq(pages[p], PAGE_READY, "page %d marked for write-back on a read", p);
-	cr_assert_not(resolve_linear(&space, &region, 2, true, &n));
+	cr_assert_not(resolve_linear(&space, &region, 2, RESOLVE_FOR_WRITE, &n));
 	cr_assert_eq(n, 4, "the run was cut with no nonlinear mapping");
 	for (int p = 0; p < PAGES; p++)
 		cr_assert_eq(pages[p], p >= 2 && p < 6 ? PAGE_READY | PAGE_WRITABLE : PAGE_READY,
@@ -75,7 +76,7 @@ Test(resolve, without_write_protect_faults_pages_go_in_writable)
 	uint64_t n = 2;
 
 	space.features = 0;
-	cr_assert_not(resolve_linear(&space, &region, 0, false, &n));
+	cr_assert_not(resolve_linear(&space, &region, 0, RESOLVE_FOR_READ, &n));
 	cr_assert_eq(pages[0], PAGE_READY | PAGE_WRITABLE);
 	cr_assert_eq(pages[1], PAGE_READY | PAGE_WRITABLE);
 }
@@ -85,9 +86,9 @@ Test(resolve, a_mapping_made_without_prot_write_gets_every_page_protected)
 	uint64_t n = 2;
 
 	region.wp = true;
-	cr_assert(resolve_linear(&space, &region, 0, true, &n));
+	cr_assert(resolve_linear(&space, &region, 0, RESOLVE_FOR_WRITE, &n));
 	space.features = 0;
-	cr_assert(resolve_linear(&space, &region, 0, false, &n));
+	cr_assert(resolve_linear(&space, &region, 0, RESOLVE_FOR_READ, &n));
 	cr_assert_eq(pages[0], PAGE_READY, "a protected page was marked for write-back");
 }
 
@@ -96,8 +97,9 @@ Test(resolve, a_mapping_that_may_not_write_marks_nothing_for_write_back)
 	uint64_t n = 2;
 
 	region.may_write = false;
-	cr_assert_not(resolve_linear(&space, &region, 0, true, &n));
-	cr_assert_not(resolve_linear(&space, &region, 0, false, &n), "untracked pages protected");
+	cr_assert_not(resolve_linear(&space, &region, 0, RESOLVE_FOR_WRITE, &n));
+	cr_assert_not(resolve_linear(&space, &region, 0, RESOLVE_FOR_READ, &n),
+		      "untracked pages protected");
 	cr_assert_eq(pages[0], PAGE_READY);
 }
 
@@ -106,7 +108,7 @@ Test(resolve, shared_anonymous_memory_is_not_tracked)
 	uint64_t n = 1;
 
 	object.kind = OBJECT_ANON;
-	cr_assert_not(resolve_linear(&space, &region, 0, false, &n));
+	cr_assert_not(resolve_linear(&space, &region, 0, RESOLVE_FOR_READ, &n));
 	cr_assert_eq(pages[0], PAGE_READY | PAGE_WRITABLE);
 }
 
@@ -115,7 +117,7 @@ Test(resolve, an_object_with_nonlinear_mappings_goes_in_a_page_at_a_time)
 	uint64_t n = 4;
 
 	list_add_tail(&fake_view, &object.views);
-	cr_assert_not(resolve_linear(&space, &region, 1, true, &n));
+	cr_assert_not(resolve_linear(&space, &region, 1, RESOLVE_FOR_WRITE, &n));
 	cr_assert_eq(n, 1);
 	cr_assert_eq(pages[1], PAGE_READY | PAGE_WRITABLE);
 	cr_assert_eq(pages[2], PAGE_READY, "a page after the one decided was marked");
@@ -142,9 +144,10 @@ Test(resolve, a_private_mapping_gets_pages_protected_but_for_a_write)
 	region.shared = false;
 	region.may_write = false;
 	cr_assert(region_keeps_copies(&space, &region));
-	cr_assert(resolve_linear(&space, &region, 0, false, &n), "a read mapped a page writable");
+	cr_assert(resolve_linear(&space, &region, 0, RESOLVE_FOR_READ, &n),
+		  "a read mapped a page writable");
 	cr_assert_eq(n, 4);
-	cr_assert_not(resolve_linear(&space, &region, 2, true, &n));
+	cr_assert_not(resolve_linear(&space, &region, 2, RESOLVE_FOR_WRITE, &n));
 	cr_assert_eq(n, 4, "a write cut the run to %llu pages", (unsigned long long)n);
 	for (int p = 0; p < PAGES; p++)
 		cr_assert_eq(pages[p], PAGE_READY, "page %d of a private mapping marked: %#x", p,
@@ -152,6 +155,6 @@ Test(resolve, a_private_mapping_gets_pages_protected_but_for_a_write)
 	space.features = 0;
 	n = 4;
 	cr_assert_not(region_keeps_copies(&space, &region));
-	cr_assert_not(resolve_linear(&space, &region, 0, false, &n));
+	cr_assert_not(resolve_linear(&space, &region, 0, RESOLVE_FOR_READ, &n));
 	cr_assert_eq(n, 4);
 }
