@@ -34,6 +34,7 @@
 #include "kernel.h"
 #include "libclient/internal.h"
 #include "ranges.h"
+#include "vmas.h"
 #include "upager.h"
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -461,7 +462,7 @@ static void *grow_or_move(const struct range *r, uintptr_t o, size_t old_len, si
 	} else {
 		drop_replaced(dst, new_len);
 	}
-	p = kernel_mremap((void *)o, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	p = vmas_remap((void *)o, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	if (p == MAP_FAILED) {
 		ret = errno;
 		if (reserved)
@@ -479,7 +480,7 @@ static void *grow_or_move(const struct range *r, uintptr_t o, size_t old_len, si
 		if (reserved)
 			kernel_munmap((char *)p + old_len, tail);
 		/* Back where it was, as a failed mremap(2) leaves it. */
-		if (kernel_mremap(p, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)o) !=
+		if (vmas_remap(p, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)o) !=
 		    MAP_FAILED) {
 			moved = piece(r, o, old_len, o);
 			ranges_lock();
@@ -508,6 +509,51 @@ static void *remap_ours(const struct range *r, uintptr_t o, size_t old_len, size
 	return p;
 }
 
+/* Whether range @b, right after @a, is more of the same mapping (a growth of it, grow_or_move()). */
+static bool joins(const struct range *a, const struct range *b)
+{
+	return b->start == a->end && a->prot == b->prot && a->flags == b->flags &&
+	       a->writable == b->writable && (a->fd < 0) == (b->fd < 0) &&
+	       (a->fd < 0 || (a->dev == b->dev && a->ino == b->ino &&
+			      b->offset == a->offset + (off_t)(a->end - a->start)));
+}
+
+/* The end of the mapping range @r begins: @r and the ranges that join it. */
+static uintptr_t joined_end(const struct range *r)
+{
+	const struct range *n;
+
+	while ((n = ranges_find(r->end)) && joins(r, n))
+		r = n;
+	return r->end;
+}
+
+/*
+ * The kernel's mremap(2), and across the several mappings of the kernel's that a range of upager's
+ * may be made of (vmas_remap()): a move that keeps the length, MREMAP_DONTUNMAP's too.
+ */
+static void *kernel_remap_joined(void *old, size_t old_len, size_t new_len, int flags, void *dst)
+{
+	void *p = kernel_mremap(old, old_len, new_len, flags, dst), *at;
+	int err;
+
+	if (p != MAP_FAILED || errno != EFAULT || old_len != new_len || !(flags & MREMAP_MAYMOVE))
+		return p;
+	if (flags & MREMAP_FIXED)
+		return vmas_remap(old, old_len, flags, dst);
+	at = kernel_mmap(NULL, old_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			 0);
+	if (at == MAP_FAILED)
+		return MAP_FAILED;
+	p = vmas_remap(old, old_len, flags | MREMAP_FIXED, at);
+	if (p == MAP_FAILED) {
+		err = errno;
+		kernel_munmap(at, old_len);
+		errno = err;
+	}
+	return p;
+}
+
 /** mremap() - mremap(2); an upager mapping grows with pages upager serves */
 static void *preload_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
@@ -528,7 +574,7 @@ static void *preload_mremap(void *old, size_t old_len, size_t new_len, int flags
 	ranges_lock();
 	found = ranges_find(o);
 	ours = found && IS_ALIGNED(o, UPAGER_PAGE_SIZE) && old_len && new_len &&
-	       o + ALIGN_UP(old_len, UPAGER_PAGE_SIZE) <= found->end &&
+	       o + ALIGN_UP(old_len, UPAGER_PAGE_SIZE) <= joined_end(found) &&
 	       !(flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED));
 	if (ours)
 		r = *found;
@@ -539,8 +585,10 @@ static void *preload_mremap(void *old, size_t old_len, size_t new_len, int flags
 			       ALIGN_UP(new_len, UPAGER_PAGE_SIZE), flags, dst);
 	} else {
 		/* MREMAP_DONTUNMAP and the like on upager's pages: the daemon follows the move. */
-		p = kernel_mremap(old, old_len, new_len, flags, dst);
-		if (p != MAP_FAILED && met && p != old) {
+		p = met ? kernel_remap_joined(old, old_len, new_len, flags, dst)
+			: kernel_mremap(old, old_len, new_len, flags, dst);
+		/* MREMAP_DONTUNMAP leaves the old range mapped, and registered still. */
+		if (p != MAP_FAILED && met && p != old && !(flags & MREMAP_DONTUNMAP)) {
 			ranges_lock();
 			ranges_forget(o, old_len);
 			ranges_unlock();

@@ -24,6 +24,11 @@
  *                              failed=F", F the calls that failed, naming the first
  *   preload-probe cancel       cancels a thread blocked in read(2) of a pipe, then one blocked in
  *                              write(2) to it: says "cancelled=C", C how many ended cancelled
+ *   preload-probe regrow PATH  grows a mapping with mremap(MREMAP_MAYMOVE) again and again, as a
+ *                              growing buffer does, moved or in place, then moves it whole
+ *                              (MREMAP_FIXED) and shrinks it, for private anonymous memory and
+ *                              private and shared mappings of PATH (1 MiB at least): says
+ *                              "failed=F", F the first call that failed or read wrong, or "none"
  *
  * Output: "ready MAPPED MALLOCED sum=N upager=U uffd=F", then "gone=G": MAPPED the address of the
  * mapping of PATH (anon: of the anonymous memory), N the sum of its bytes, U whether
@@ -389,6 +394,64 @@ static int cancel(void)
 	return 0;
 }
 
+/* One kind of mapping through regrow(): NULL, or what failed. */
+static const char *regrow_one(int fd, int flags)
+{
+	size_t len = 4096;
+	unsigned char *b = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, 0), *n, *to;
+
+	if (b == MAP_FAILED)
+		return "mmap";
+	b[0] = 1;
+	for (int i = 0; i < 6; i++) {
+		/* Every other growth finds a page in the way, and moves. */
+		void *block =
+			i & 1 ? MAP_FAILED
+			      : mmap(b + len, 4096, PROT_NONE,
+				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+		n = mremap(b, len, 2 * len, MREMAP_MAYMOVE);
+		if (block != MAP_FAILED)
+			munmap(block, 4096);
+		if (n == MAP_FAILED)
+			return "mremap grow";
+		if (n[0] != 1 || (i > 0 && n[len - 1] != 2))
+			return "the data after a growth";
+		b = n;
+		len *= 2;
+		b[len - 1] = 2;
+	}
+	to = mmap(NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	n = mremap(b, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if (n == MAP_FAILED)
+		return "mremap move";
+	if (n[0] != 1 || n[len - 1] != 2)
+		return "the data after a move";
+	if (mremap(n, len, 4096, 0) != n)
+		return "mremap shrink";
+	if (n[0] != 1)
+		return "the data after a shrink";
+	munmap(n, 4096);
+	munmap(to, 2 * len);
+	return NULL;
+}
+
+static int regrow(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	const char *failed;
+
+	if (fd < 0)
+		return 1;
+	failed = regrow_one(-1, MAP_PRIVATE | MAP_ANONYMOUS);
+	if (!failed)
+		failed = regrow_one(fd, MAP_PRIVATE);
+	if (!failed)
+		failed = regrow_one(fd, MAP_SHARED);
+	printf("failed=%s\n", failed ? failed : "none");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool file = argc == 3 && !strcmp(argv[1], "file");
@@ -412,6 +475,8 @@ int main(int argc, char **argv)
 		return buffers();
 	if (argc == 2 && !strcmp(argv[1], "cancel"))
 		return cancel();
+	if (argc == 3 && !strcmp(argv[1], "regrow"))
+		return regrow(argv[2]);
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
 		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack | "
 				"buffers\n");

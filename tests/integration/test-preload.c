@@ -314,6 +314,23 @@ Test(preload, a_program_s_record_locks_outlive_its_mappings)
 	cr_expect_str_eq(out, "lost=0 gone=1\n");
 }
 
+/*
+ * A mapping grown with mremap() is its first pages and a mapping of the new ones: two of the
+ * kernel's. The next mremap() of the whole, a growth or a move, failed with EFAULT (the kernel's,
+ * across two mappings); the program knows one mapping. It moves as one now, grown any number of
+ * times, for private anonymous memory and private and shared mappings of a file.
+ */
+Test(preload, a_mapping_grown_by_mremap_grows_and_moves_again)
+{
+	const char *path = pattern_file(256 * PAGE);
+	char out[256];
+
+	cr_assert_eq(sh(out, sizeof(out), "%s -a %s regrow %s", env("UPAGER_RUN"),
+			env("PRELOAD_PROBE"), path),
+		     0, "%s", out);
+	cr_expect_str_eq(out, "failed=none\n");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
