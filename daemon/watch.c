@@ -7,6 +7,9 @@
  *   size. The daemon then reads the file's status and the cache follows it (object_follow_file():
  *   new size, clean pages dropped). It comes after the change: live mappings follow within the
  *   time the loop takes to read it.
+ * - the files' status, read once a second (fstat_cached()): a write through another process's
+ *   own mmap(2) of the file sends no inotify event, but moves the file's times (at its first
+ *   write to a clean page). Live mappings follow it within a second or two.
  * - fanotify pre-content events (FAN_PRE_ACCESS, Linux 6.14, CAP_SYS_ADMIN, file systems that
  *   allow them, such as ext4, xfs, btrfs): before another process's read(2), write(2), truncate
  *   or fallocate of a range goes ahead, which waits for the daemon's answer. The daemon first
@@ -49,6 +52,7 @@ struct fan_range {
 };
 
 #define RETRY_MS 10
+#define POLL_MS 1000
 
 struct watch {
 	struct cache *c;
@@ -58,6 +62,7 @@ struct watch {
 	int fan_fd; /* -1: no pre-content events */
 	uv_poll_t fan_poll;
 	uv_timer_t retry; /* objects whose change could not be followed yet */
+	uv_timer_t poll; /* every file's status, read again (POLL_MS) */
 	bool retrying;
 	uint64_t forgets; /* marks taken off files so far (watch_epoch()) */
 	unsigned open_handles; /* freed when the last is closed */
@@ -141,6 +146,17 @@ static void follow_stale(struct watch *w)
 
 	list_for_each_entry_safe (o, tmp, &w->c->objects, link)
 		if (o->watch_stale)
+			follow(w, o);
+}
+
+/* Changes no event told of: another process's writes through its own mapping of the file. */
+static void on_poll(uv_timer_t *t)
+{
+	struct watch *w = t->data;
+	struct object *o, *tmp;
+
+	list_for_each_entry_safe (o, tmp, &w->c->objects, link)
+		if (o->kind == OBJECT_FILE && o->watch_wd >= 0)
 			follow(w, o);
 }
 
@@ -270,6 +286,10 @@ int watch_new(uv_loop_t *loop, struct cache *c, struct watch **out)
 	uv_poll_start(&w->ino_poll, UV_READABLE, on_inotify);
 	uv_timer_init(loop, &w->retry);
 	w->retry.data = w;
+	uv_timer_init(loop, &w->poll);
+	w->poll.data = w;
+	uv_timer_start(&w->poll, on_poll, POLL_MS, POLL_MS);
+	uv_unref((uv_handle_t *)&w->poll);
 	w->fan_fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
 				  O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	if (w->fan_fd < 0) {
@@ -300,9 +320,10 @@ void watch_free(struct watch *w)
 	if (!w)
 		return;
 	close(w->ino_fd);
-	w->open_handles = w->fan_fd >= 0 ? 3 : 2;
+	w->open_handles = w->fan_fd >= 0 ? 4 : 3;
 	uv_close((uv_handle_t *)&w->ino_poll, on_closed);
 	uv_close((uv_handle_t *)&w->retry, on_closed);
+	uv_close((uv_handle_t *)&w->poll, on_closed);
 	if (w->fan_fd >= 0) {
 		uv_close((uv_handle_t *)&w->fan_poll, on_closed);
 		close(w->fan_fd);
