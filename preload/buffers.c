@@ -25,6 +25,7 @@
 #include "common/macro.h"
 #include "libclient/internal.h"
 #include "ranges.h"
+#include "residency.h"
 #include "upager.h"
 
 #define TOUCH_MAX (16UL << 20)
@@ -279,6 +280,8 @@ _public_ int mlockall(int flags) __attribute__((alias("preload_mlockall")));
 
 static int preload_madvise(void *addr, size_t len, int advice)
 {
+	if (advice == MADV_WILLNEED && !ranges_empty())
+		residency_will_need(addr, len);
 	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
 		touch_to_populate(addr, len,
 				  advice == MADV_POPULATE_WRITE ? TOUCH_WRITE : TOUCH_READ);

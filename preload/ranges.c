@@ -77,6 +77,8 @@ size_t ranges_of_file(dev_t dev, ino_t ino, off_t off, off_t len, struct span *o
 			.end = ALIGN_UP(r->start + (uintptr_t)(hi - r->offset), UPAGER_PAGE_SIZE),
 			.shared_writable =
 				(r->flags & MAP_TYPE) != MAP_PRIVATE && (r->prot & PROT_WRITE),
+			.fd = r->fd,
+			.offset = ALIGN_DOWN(lo, (off_t)UPAGER_PAGE_SIZE),
 		};
 		if (!len)
 			break;
@@ -277,6 +279,9 @@ size_t ranges_parts(uintptr_t start, size_t length, int prot, struct span *out, 
 				.end = MIN(end, table[i].end),
 				.private_writable = (table[i].flags & MAP_TYPE) == MAP_PRIVATE &&
 						    (table[i].prot & PROT_WRITE),
+				.fd = table[i].fd,
+				.offset = table[i].offset +
+					  (off_t)(MAX(start, table[i].start) - table[i].start),
 			};
 	return n;
 }

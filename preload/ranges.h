@@ -18,10 +18,13 @@ struct range {
 };
 
 /* Where a range of a file shows bytes of it, and whether it may write them (ranges_of_file()); or
- * a part of a range (ranges_parts()), and whether it is private and writable. */
+ * a part of a range (ranges_parts()), and whether it is private and writable, and for a file its
+ * descriptor and the offset the part starts at. */
 struct span {
 	uintptr_t start, end;
 	bool shared_writable, private_writable;
+	int fd;
+	off_t offset;
 };
 
 bool ranges_empty(void);

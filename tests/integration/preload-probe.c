@@ -24,6 +24,11 @@
  *                              failed=F", F the calls that failed, naming the first
  *   preload-probe cancel       cancels a thread blocked in read(2) of a pipe, then one blocked in
  *                              write(2) to it: says "cancelled=C", C how many ended cancelled
+ *   preload-probe resident PATH  mmap()s PATH (16 pages, in the page cache) shared and private,
+ *                              and says "fresh=S,P dropped=D willneed=W": how many pages
+ *                              mincore(2) finds resident, untouched (shared, private), after the
+ *                              page cache dropped the file (POSIX_FADV_DONTNEED), and after
+ *                              MADV_WILLNEED (within a second)
  *   preload-probe regrow PATH  grows a mapping with mremap(MREMAP_MAYMOVE) again and again, as a
  *                              growing buffer does, moved or in place, then moves it whole
  *                              (MREMAP_FIXED) and shrinks it, for private anonymous memory and
@@ -394,6 +399,41 @@ static int cancel(void)
 	return 0;
 }
 
+static int resident_pages(void *p, size_t pages)
+{
+	unsigned char vec[64];
+	int n = 0;
+
+	if (mincore(p, pages * 4096, vec) < 0)
+		return -1;
+	for (size_t i = 0; i < pages; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+static int resident(const char *path)
+{
+	int fd = open(path, O_RDONLY), fresh_s, fresh_p, dropped, need = 0;
+	void *s, *p;
+
+	if (fd < 0 || fsync(fd) < 0)
+		return 1;
+	s = mmap(NULL, 16 * 4096, PROT_READ, MAP_SHARED, fd, 0);
+	p = mmap(NULL, 16 * 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (s == MAP_FAILED || p == MAP_FAILED)
+		return 1;
+	fresh_s = resident_pages(s, 16);
+	fresh_p = resident_pages(p, 16);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	dropped = resident_pages(s, 16);
+	if (madvise(s, 16 * 4096, MADV_WILLNEED) < 0)
+		return 1;
+	for (int i = 0; i < 100 && (need = resident_pages(s, 16)) < 16; i++)
+		usleep(10000);
+	printf("fresh=%d,%d dropped=%d willneed=%d\n", fresh_s, fresh_p, dropped, need);
+	return 0;
+}
+
 /* One kind of mapping through regrow(): NULL, or what failed. */
 static const char *regrow_one(int fd, int flags)
 {
@@ -475,6 +515,8 @@ int main(int argc, char **argv)
 		return buffers();
 	if (argc == 2 && !strcmp(argv[1], "cancel"))
 		return cancel();
+	if (argc == 3 && !strcmp(argv[1], "resident"))
+		return resident(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "regrow"))
 		return regrow(argv[2]);
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {

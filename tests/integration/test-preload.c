@@ -267,6 +267,19 @@ Test(preload, file_mapping_routed)
 	cr_expect_eq(harness_list(c.pid, r, 4), 0);
 }
 
+/* The probe run under upager-run (@anon: -a) with @mode on a pattern file of @pages pages says
+ * @want. */
+static void probe_says(bool anon, const char *mode, size_t pages, const char *want)
+{
+	const char *path = pattern_file(pages * PAGE);
+	char out[256];
+
+	cr_assert_eq(sh(out, sizeof(out), "%s %s%s %s %s", env("UPAGER_RUN"), anon ? "-a " : "",
+			env("PRELOAD_PROBE"), mode, path),
+		     0, "%s", out);
+	cr_expect_str_eq(out, want);
+}
+
 /*
  * A program's own write(2), pwrite(2), writev(2) and pwritev(2) on a descriptor opened before its
  * mapping show in the mapping when the call returns, a byte written through the mapping beside
@@ -275,26 +288,14 @@ Test(preload, file_mapping_routed)
  */
 Test(preload, own_writes_show_in_the_mapping_at_once)
 {
-	const char *path = pattern_file(64 * PAGE);
-	char out[256];
-
-	cr_assert_eq(sh(out, sizeof(out), "%s %s writes %s", env("UPAGER_RUN"),
-			env("PRELOAD_PROBE"), path),
-		     0, "%s", out);
-	cr_expect_str_eq(out, "stale=0 sigbus=1\n");
+	probe_says(false, "writes", 64, "stale=0 sigbus=1\n");
 }
 
 /* Another process's write(2) shows in a mapping as soon as it returned, where the writer does not
  * map the page it wrote (preload/written.c, UPAGER_MSYNC_WRITTEN_FILE). */
 Test(preload, a_write_shows_at_once_in_another_process_s_mapping)
 {
-	const char *path = pattern_file(64 * PAGE);
-	char out[256];
-
-	cr_assert_eq(sh(out, sizeof(out), "%s %s others %s", env("UPAGER_RUN"),
-			env("PRELOAD_PROBE"), path),
-		     0, "%s", out);
-	cr_expect_str_eq(out, "stale=0\n");
+	probe_says(false, "others", 64, "stale=0\n");
 }
 
 /*
@@ -305,13 +306,7 @@ Test(preload, a_write_shows_at_once_in_another_process_s_mapping)
  */
 Test(preload, a_program_s_record_locks_outlive_its_mappings)
 {
-	const char *path = pattern_file(16 * PAGE);
-	char out[256];
-
-	cr_assert_eq(sh(out, sizeof(out), "%s %s locks %s", env("UPAGER_RUN"), env("PRELOAD_PROBE"),
-			path),
-		     0, "%s", out);
-	cr_expect_str_eq(out, "lost=0 gone=1\n");
+	probe_says(false, "locks", 16, "lost=0 gone=1\n");
 }
 
 /*
@@ -322,13 +317,17 @@ Test(preload, a_program_s_record_locks_outlive_its_mappings)
  */
 Test(preload, a_mapping_grown_by_mremap_grows_and_moves_again)
 {
-	const char *path = pattern_file(256 * PAGE);
-	char out[256];
+	probe_says(true, "regrow", 256, "failed=none\n");
+}
 
-	cr_assert_eq(sh(out, sizeof(out), "%s -a %s regrow %s", env("UPAGER_RUN"),
-			env("PRELOAD_PROBE"), path),
-		     0, "%s", out);
-	cr_expect_str_eq(out, "failed=none\n");
+/*
+ * mincore(2) of a file mapping says which pages the kernel holds, touched or not, and
+ * MADV_WILLNEED reads the range ahead: upager's said only what the daemon's cache held, and its
+ * MADV_WILLNEED read nothing.
+ */
+Test(preload, mincore_and_madv_willneed_see_the_file_s_page_cache)
+{
+	probe_says(false, "resident", 16, "fresh=16,16 dropped=0 willneed=16\n");
 }
 
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */

@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What is in memory of the files upager maps: mincore(2) and MADV_WILLNEED. */
+#pragma once
+
+#include <stddef.h>
+
+void residency_will_need(void *addr, size_t len);
