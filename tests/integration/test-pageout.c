@@ -2338,11 +2338,14 @@ Test(pageout, a_swap_store_whose_file_system_is_full_is_full)
 
 	if (getenv("UPAGER_TEST_NBD"))
 		cr_skip_test("the store is a file here");
-	snprintf(dir, sizeof(dir), "%s/small", harness_tmpdir());
+	/* Not in the test's directory, which the restart below makes anew. */
+	snprintf(dir, sizeof(dir), "/var/tmp/upager-test-small-%d", (int)getpid());
 	snprintf(file, sizeof(file), "%s/swap", dir);
 	cr_assert_eq(mkdir(dir, 0700), 0);
-	if (mount("tmpfs", dir, "tmpfs", 0, "size=4m") < 0)
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=4m") < 0) {
+		rmdir(dir);
 		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+	}
 	stop();
 	start_daemon(args);
 	child = harness_fork();
@@ -2362,7 +2365,11 @@ Test(pageout, a_swap_store_whose_file_system_is_full_is_full)
 	cr_assert_eq(upager_munmap(m, 16 * PAGE), 0);
 	close(fd);
 	stop();
+	/* The daemon is gone; its io_uring lets the swap file go a little later. */
+	for (int i = 0; i < 100 && umount(dir) < 0 && errno == EBUSY; i++)
+		usleep(20000);
 	umount2(dir, MNT_DETACH);
+	rmdir(dir);
 }
 
 /* As @uid, make and write pages of shared anonymous memory until SIGBUS: how many. */
