@@ -76,9 +76,19 @@ static void on_fork(struct space *parent, int ufd)
 	/* One user's processes take at most its share of the daemon's descriptors: a child past
 	 * it is not followed, as by a daemon without CAP_SYS_PTRACE (docs/design.md). */
 	ret = limits_process(parent->d, parent->uid);
-	if (ret < 0) {
+	if (ret < 0)
 		log_limited(LOG_WARNING, "pid %d forked past its user's %u processes: not followed",
 			    (int)parent->pid, parent->d->config.limits.processes);
+	/* Nor is one whose copies of its parent's mappings would take the user past its mappings:
+	 * each costs the daemon a region. */
+	if (ret == 0) {
+		ret = limits_fork(parent->d, parent->uid, parent->regions.n);
+		if (ret < 0)
+			log_limited(LOG_WARNING,
+				    "pid %d forked past its user's %u mappings: not followed",
+				    (int)parent->pid, parent->d->config.limits.mappings);
+	}
+	if (ret < 0) {
 		private_fork_abandon(parent, ufd);
 		close(ufd);
 		return;

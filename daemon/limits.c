@@ -81,6 +81,20 @@ int limits_object(struct daemon *d, uid_t uid, uint64_t size)
 	return l->mapped && bytes > l->mapped ? -ENOMEM : 0;
 }
 
+/* The mappings of user @uid's processes, and their bytes together. */
+static void user_mappings(struct daemon *d, uid_t uid, uint64_t *n, uint64_t *bytes)
+{
+	struct space *s;
+
+	*n = *bytes = 0;
+	list_for_each_entry (s, &d->spaces, link) {
+		if (s->uid != uid || s->dead)
+			continue;
+		*n += s->regions.n;
+		*bytes += s->regions.bytes;
+	}
+}
+
 /**
  * limits_mapping() - whether user @uid may map @length bytes more, in one more mapping
  * Return: 0, or -ENOMEM if that would take it past its mappings or bytes.
@@ -88,18 +102,29 @@ int limits_object(struct daemon *d, uid_t uid, uint64_t size)
 int limits_mapping(struct daemon *d, uid_t uid, uint64_t length)
 {
 	const struct user_limits *l = limits_of(d, uid);
-	uint64_t mapped = length, n = 1;
-	struct space *s;
+	uint64_t n, mapped;
 
 	if (!l->mappings && !l->mapped)
 		return 0;
-	list_for_each_entry (s, &d->spaces, link) {
-		if (s->uid != uid || s->dead)
-			continue;
-		n += s->regions.n;
-		mapped += s->regions.bytes;
-	}
-	if ((l->mappings && n > l->mappings) || (l->mapped && mapped > l->mapped))
+	user_mappings(d, uid, &n, &mapped);
+	if ((l->mappings && n + 1 > l->mappings) || (l->mapped && mapped + length > l->mapped))
 		return -ENOMEM;
 	return 0;
+}
+
+/**
+ * limits_fork() - whether user @uid may have @count mappings more, a forked child's copies of its
+ * parent's: each costs the daemon a region. Their bytes cost it nothing more (the caches are the
+ * parent's), so a fork is not held to the user's bytes.
+ * Return: 0, or -ENOMEM if they would take it past its mappings.
+ */
+int limits_fork(struct daemon *d, uid_t uid, uint64_t count)
+{
+	const struct user_limits *l = limits_of(d, uid);
+	uint64_t n, mapped;
+
+	if (!l->mappings)
+		return 0;
+	user_mappings(d, uid, &n, &mapped);
+	return n + count > l->mappings ? -ENOMEM : 0;
 }

@@ -11,3 +11,4 @@ int limits_connection(struct daemon *d, uid_t uid, unsigned have);
 int limits_object(struct daemon *d, uid_t uid, uint64_t size);
 int limits_process(struct daemon *d, uid_t uid);
 int limits_mapping(struct daemon *d, uid_t uid, uint64_t length);
+int limits_fork(struct daemon *d, uid_t uid, uint64_t count);

@@ -325,6 +325,45 @@ Test(limits, a_user_s_forked_children_past_its_processes_are_not_followed)
 	cr_assert_eq(upager_munmap(p, PAGE), 0);
 }
 
+/*
+ * A forked child's copies of its parent's mappings are each a region of the daemon's: a user who
+ * mapped as many as it may and forked over and over took the daemon's memory with copies of its
+ * tables (21 MB a child for 65,000 mappings) until the kernel killed the daemon. A child that
+ * would take its user past --max-mappings is not followed, as one past --max-processes.
+ */
+static void fork_mappings_child(void *arg)
+{
+	char *p[4];
+	pid_t kid;
+	int status;
+
+	(void)arg;
+	become_nobody();
+	for (int i = 0; i < 4; i++) {
+		p[i] = map_private(PAGE);
+		if (p[i] == MAP_FAILED)
+			_exit(1);
+		p[i][0] = (char)i;
+	}
+	kid = fork();
+	if (kid == 0)
+		_exit(0);
+	if (kid < 0 || waitpid(kid, &status, 0) != kid)
+		_exit(2);
+	for (int i = 0; i < 4; i++)
+		if (p[i][0] != (char)i)
+			_exit(3);
+	_exit(0);
+}
+
+Test(limits, a_user_s_forked_child_past_its_mappings_is_not_followed)
+{
+	child_passes(fork_mappings_child);
+	cr_assert(harness_daemon_logged("mappings: not followed"),
+		  "a child with 4 more mappings than the 6 its user may have was followed");
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
+}
+
 /* As nobody: a page of a file of 32 KiB, then one of a sparse file of 1 MiB (its cache: past the
  * 64 KiB this suite lets a user map). */
 static void sparse_child(void *arg)

@@ -87,3 +87,13 @@ Test(limits, mappings_and_bytes_count_every_process_of_the_user)
 	cr_assert_eq(limits_mapping(&d, 1000, 4096), 0);
 	cr_assert_eq(limits_mapping(&d, 0, 1ULL << 40), 0, "root has no limit");
 }
+
+Test(limits, a_fork_counts_its_copies_of_the_parent_s_mappings_not_their_bytes)
+{
+	add_space(0, 1000, 1, 1 << 20);
+	/* 1 of 3 mappings: a child with 2 more fits, with 3 does not; their 4 GiB, past the 40 KiB
+	 * the user may map, count for nothing (a fork costs the daemon a region each, no cache). */
+	cr_assert_eq(limits_fork(&d, 1000, 2), 0);
+	cr_assert_eq(limits_fork(&d, 1000, 3), -ENOMEM);
+	cr_assert_eq(limits_fork(&d, 0, 1000000), 0, "root has no limit");
+}
