@@ -64,17 +64,71 @@ struct copyset {
 	struct copyref e[];
 };
 
-/* The views' own data of an object (object.view_data): per object page, its copies. */
-struct object_copies {
-	struct copyset **copies; /* NULL until the first copy */
-	uint64_t len;
+/*
+ * The views' own data of an object (object.view_data): per object page, its copies, in chunks of
+ * COPIES_CHUNK pages made with their first copy and freed with their last, so that the index costs
+ * what the copies do, not the size of the object (a sparse file of terabytes).
+ */
+#define COPIES_CHUNK_SHIFT 9
+#define COPIES_CHUNK (1u << COPIES_CHUNK_SHIFT)
+
+struct copies_chunk {
+	uint32_t pages; /* of its pages, those with copies */
+	struct copyset *page[COPIES_CHUNK];
 };
+
+struct object_copies {
+	struct copies_chunk **chunks; /* NULL where no page has a copy */
+	uint64_t n_chunks;
+};
+
+static struct copies_chunk *chunk_of(const struct object *o, uint64_t p)
+{
+	const struct object_copies *oc = o->view_data;
+	uint64_t c = p >> COPIES_CHUNK_SHIFT;
+
+	return oc && c < oc->n_chunks ? oc->chunks[c] : NULL;
+}
 
 static struct copyset *copies_of(const struct object *o, uint64_t p)
 {
-	const struct object_copies *oc = o->view_data;
+	const struct copies_chunk *ch = chunk_of(o, p);
 
-	return oc && oc->copies && p < oc->len ? oc->copies[p] : NULL;
+	return ch ? ch->page[p & (COPIES_CHUNK - 1)] : NULL;
+}
+
+/* Page @p of @o has a copy set now (@cs), or none any more (NULL). */
+static int copies_set(struct object *o, uint64_t p, struct copyset *cs)
+{
+	struct object_copies *oc = o->view_data;
+	uint64_t c = p >> COPIES_CHUNK_SHIFT;
+	struct copies_chunk *ch;
+
+	if (c >= oc->n_chunks) {
+		uint64_t n = MAX((object_pages(o) + COPIES_CHUNK - 1) >> COPIES_CHUNK_SHIFT, c + 1);
+		struct copies_chunk **v = realloc(oc->chunks, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		memset(v + oc->n_chunks, 0, (n - oc->n_chunks) * sizeof(*v));
+		oc->chunks = v;
+		oc->n_chunks = n;
+	}
+	ch = oc->chunks[c];
+	if (!ch) {
+		if (!cs)
+			return 0;
+		ch = oc->chunks[c] = calloc(1, sizeof(*ch));
+		if (!ch)
+			return -ENOMEM;
+	}
+	ch->pages += (cs != NULL) - (ch->page[p & (COPIES_CHUNK - 1)] != NULL);
+	ch->page[p & (COPIES_CHUNK - 1)] = cs;
+	if (ch->pages == 0) {
+		free(ch);
+		oc->chunks[c] = NULL;
+	}
+	return 0;
 }
 
 /** view_has_copies() - whether object page @p has a copy in some view */
@@ -87,20 +141,8 @@ bool view_has_copies(const struct object *o, uint64_t p)
 
 int view_copies_add(struct object *o, uint64_t p, struct view *v, uint64_t index)
 {
-	struct object_copies *oc = o->view_data;
-	struct copyset *cs;
+	struct copyset *cs = copies_of(o, p);
 
-	if (!oc->copies || p >= oc->len) {
-		uint64_t len = MAX(object_pages(o), p + 1);
-		struct copyset **c = realloc(oc->copies, len * sizeof(*c));
-
-		if (!c)
-			return -ENOMEM;
-		memset(c + oc->len, 0, (len - oc->len) * sizeof(*c));
-		oc->copies = c;
-		oc->len = len;
-	}
-	cs = oc->copies[p];
 	if (!cs || cs->n == cs->cap) {
 		uint32_t cap = cs ? cs->cap * 2 : 2;
 		struct copyset *n = realloc(cs, sizeof(*n) + cap * sizeof(n->e[0]));
@@ -110,7 +152,12 @@ int view_copies_add(struct object *o, uint64_t p, struct view *v, uint64_t index
 		if (!cs)
 			n->n = 0;
 		n->cap = cap;
-		oc->copies[p] = cs = n;
+		if (copies_set(o, p, n) < 0) {
+			if (!cs)
+				free(n);
+			return -ENOMEM;
+		}
+		cs = n;
 	}
 	cs->e[cs->n++] = (struct copyref){ v, index };
 	o->c->copies++;
@@ -131,7 +178,7 @@ static void copies_remove(struct object *o, uint64_t p, const struct view *v, ui
 		}
 	if (cs->n == 0) {
 		free(cs);
-		((struct object_copies *)o->view_data)->copies[p] = NULL;
+		copies_set(o, p, NULL);
 	}
 }
 
@@ -297,7 +344,7 @@ void view_invalidate_copies(struct object *o, uint64_t p, const struct view *kee
 	}
 	if (cs && cs->n == 0) {
 		free(cs);
-		((struct object_copies *)o->view_data)->copies[p] = NULL;
+		copies_set(o, p, NULL);
 	}
 }
 
@@ -386,8 +433,11 @@ static void object_copies_free(struct object *o)
 {
 	struct object_copies *oc = o->view_data;
 
+	/* Each page's copies went with its last copy, and each chunk with its last page. */
+	for (uint64_t c = 0; oc && c < oc->n_chunks; c++)
+		free(oc->chunks[c]);
 	if (oc)
-		free(oc->copies); /* each page's copies went with its last copy */
+		free(oc->chunks);
 	free(oc);
 	o->view_data = NULL;
 }

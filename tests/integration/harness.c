@@ -491,6 +491,29 @@ int harness_count_fds(pid_t pid)
 	return n;
 }
 
+/**
+ * harness_status_kib() - the figure @name of /proc/@pid/status (VmRSS, RssAnon, VmPTE...), in KiB;
+ * the process ends (41) if it cannot read it, as it may be a test's child
+ */
+uint64_t harness_status_kib(pid_t pid, const char *name)
+{
+	char path[64], line[256];
+	unsigned long long kib = 0;
+	size_t len = strlen(name);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		_exit(41);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, len) && line[len] == ':' &&
+		    sscanf(line + len + 1, "%llu", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 /** harness_now_ms() - a monotonic clock in milliseconds */
 uint64_t harness_now_ms(void)
 {

@@ -70,6 +70,8 @@ uint64_t pattern_at(uint64_t offset);
 uint64_t harness_now_ms(void);
 /* How many descriptors process pid has open. */
 int harness_count_fds(pid_t pid);
+/* A figure of /proc/PID/status ("RssAnon", "VmPTE"...), in KiB. */
+uint64_t harness_status_kib(pid_t pid, const char *name);
 /* Run fn in a child; return its wait status. */
 int run_child(void (*fn)(void *), void *arg);
 pid_t harness_fork(void);

@@ -1393,3 +1393,33 @@ Test(nonlinear, the_first_remap_keeps_the_protection_advice_and_locks_of_the_map
 	cr_assert_eq(upager_munmap(m, 8 * PAGE), 0);
 	close(fd);
 }
+
+/*
+ * The daemon's index of the nonlinear copies of an object's pages costs what the copies do: it
+ * was an array of a pointer per page of the object, made whole at the first copy, so one remap of
+ * a mapping of a sparse file of 8 GiB took 16 MiB of the daemon's memory (64 GiB: enough for the
+ * kernel to kill a daemon in a cgroup of 160 MiB).
+ */
+Test(nonlinear, one_remap_of_a_large_sparse_file_costs_the_daemon_little)
+{
+	size_t size = 8UL << 30;
+	char path[256];
+	uint64_t before, after;
+	char *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sparse", harness_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	p = upager_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED, "upager_mmap: %s", strerror(errno));
+	before = harness_status_kib(harness_daemon_pid(), "RssAnon");
+	cr_assert_eq(upager_remap_file_pages(p, PAGE, 0, 1, 0), 0, "%s", strerror(errno));
+	cr_assert_eq(p[0], 0);
+	after = harness_status_kib(harness_daemon_pid(), "RssAnon");
+	cr_assert_lt(after, before + 4096, "one remap took %llu KiB of the daemon's memory",
+		     (unsigned long long)(after - before));
+	cr_assert_eq(upager_munmap(p, size), 0);
+	close(fd);
+}

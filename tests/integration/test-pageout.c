@@ -680,30 +680,10 @@ static void write_anon(uint64_t *p, uint64_t first, uint64_t count, uint64_t rou
 	}
 }
 
-/* The figure @name of /proc/@pid/status, in KiB; the process ends (41) if it cannot read it. */
-static uint64_t status_kib(pid_t pid, const char *name)
-{
-	char path[64], line[256];
-	unsigned long long kib = 0;
-	size_t len = strlen(name);
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		_exit(41);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, len) && line[len] == ':' &&
-		    sscanf(line + len + 1, "%llu", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 /* The anonymous memory process @pid has in its page tables, in KiB. */
 static uint64_t rss_anon_kib(pid_t pid)
 {
-	return status_kib(pid, "RssAnon");
+	return harness_status_kib(pid, "RssAnon");
 }
 
 /* WORKLOAD of anonymous memory (MAP_SHARED or MAP_PRIVATE), written, read in order and at random. */
@@ -2499,10 +2479,10 @@ Test(pageout, the_daemon_s_page_tables_follow_the_pages_in_memory, .init = start
 	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
 	p = upager_mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	cr_assert_neq((void *)p, MAP_FAILED, "upager_mmap: %s", strerror(errno));
-	before = status_kib(harness_daemon_pid(), "VmPTE");
+	before = harness_status_kib(harness_daemon_pid(), "VmPTE");
 	for (size_t off = 0; off < size; off += step)
 		cr_assert_eq(p[off], 0);
-	after = status_kib(harness_daemon_pid(), "VmPTE");
+	after = harness_status_kib(harness_daemon_pid(), "VmPTE");
 	after -= after > before ? before : after;
 	cr_assert_lt(after, 16 << 10,
 		     "the daemon's page tables grew by %llu KiB for 8,192 pages read over an 8 MiB "
