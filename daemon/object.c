@@ -664,6 +664,24 @@ static void drop_clean(struct object *o, uint64_t from, uint64_t n)
 }
 
 /*
+ * Zero @len bytes of a table in private anonymous memory: its whole pages given back
+ * (MADV_DONTNEED reads zeroes after), so that a table of a sparse object of terabytes costs what
+ * was set in it, not its size.
+ */
+static void zero_table(void *table, size_t len)
+{
+	uintptr_t a = (uintptr_t)table, end = a + len;
+	uintptr_t lo = ALIGN_UP(a, UPAGER_PAGE_SIZE), hi = ALIGN_DOWN(end, UPAGER_PAGE_SIZE);
+
+	if (lo >= hi || madvise((void *)lo, hi - lo, MADV_DONTNEED) < 0) {
+		memset(table, 0, len);
+		return;
+	}
+	memset(table, 0, lo - a);
+	memset((void *)hi, 0, end - hi);
+}
+
+/*
  * The file changed behind the cache (write(2), truncate): drop every cached page no writable
  * shared mapping ever held, so the next touch reads the file as it is now.
  */
@@ -684,7 +702,7 @@ static int object_revalidate(struct object *o, const struct stat *st, bool holes
 		return ret;
 	/* Blocks may have gone too (a hole punched): they are asked for again. */
 	o->holes = holes;
-	memset(object_backed_bits(o), 0, (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * 8);
+	zero_table(object_backed_bits(o), (((o->reserve >> UPAGER_PAGE_SHIFT) + 63) >> 6) * 8);
 	o->mtime = st->st_mtim;
 	o->ctime = st->st_ctim;
 	object_mark(o);

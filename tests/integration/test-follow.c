@@ -629,3 +629,30 @@ Test(follow, a_written_nonlinear_page_past_the_new_end_raises_sigbus)
 {
 	nonlinear_truncated(true);
 }
+
+/*
+ * A change of the file clears the daemon's bits of which blocks the file has, one per page of
+ * the address space it keeps for the object (twice the file): they were written over whole, 4 MiB
+ * of the daemon's memory at each change of a sparse file of 64 GiB, and a few such files of a
+ * user's changed by turns kept that much each. They are given back instead.
+ */
+Test(follow, a_change_of_a_large_sparse_file_costs_the_daemon_little)
+{
+	size_t size = 64UL << 30;
+	volatile char *m;
+	uint64_t before, after;
+	int fd = make_pattern_file("f", 2 * PAGE, path);
+
+	cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+	m = upager_mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	cr_assert_eq(*(volatile uint64_t *)(m + PAGE), pattern_at(PAGE));
+	before = harness_status_kib(harness_daemon_pid(), "RssAnon");
+	other_process_data(WRITE, PAGE, "hello");
+	cr_assert(wait_until(shows_hello, (void *)m, 1000), "the mapping does not show the write");
+	after = harness_status_kib(harness_daemon_pid(), "RssAnon");
+	cr_assert_lt(after, before + 2048, "the change took %llu KiB of the daemon's memory",
+		     (unsigned long long)(after - before));
+	cr_assert_eq(upager_munmap((void *)m, size), 0);
+	close(fd);
+}
