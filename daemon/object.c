@@ -231,10 +231,14 @@ static int object_map(struct object *o, int memfd, int pages_fd)
 	o->map = res;
 	o->memfd = fd_take(&mfd);
 	o->pages_fd = fd_take(&pfd);
-	/* The states a previous daemon left: counted once here, every chunk taken for dirty. */
+	/* The states a previous daemon left: counted once here, every chunk taken for dirty. Its
+	 * checksums of pages made writable ahead went with it: those pages are dirty. */
 	if (adopted) {
-		for (uint64_t p = 0; p < object_pages(o); p++)
+		for (uint64_t p = 0; p < object_pages(o); p++) {
+			if (o->pages[p] & PAGE_SUMMED)
+				o->pages[p] &= (uint8_t)~PAGE_SUMMED;
 			o->cached += (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY;
+		}
 		o->c->cached += o->cached;
 		memset(o->maybe_dirty, 0xff, ((chunks + 63) / 64) * sizeof(uint64_t));
 	}
@@ -601,8 +605,8 @@ void object_page_writable(struct object *o, uint64_t p, bool written)
 /* Whether page @p of @o was made writable ahead and its bytes are still those it had then. */
 static bool page_unwritten(const struct object *o, uint64_t p, const uint8_t *data)
 {
-	return (o->pages[p] & (PAGE_SUMMED | PAGE_AWAY)) == PAGE_SUMMED && list_empty(&o->views) &&
-	       page_sum(data) == o->sum[p];
+	return (o->pages[p] & (PAGE_SUMMED | PAGE_AWAY)) == PAGE_SUMMED && o->sum &&
+	       list_empty(&o->views) && page_sum(data) == o->sum[p];
 }
 
 /*
