@@ -15,6 +15,7 @@
  */
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
+#include <errno.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -285,6 +286,18 @@ static int preload_madvise(void *addr, size_t len, int advice)
 	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
 		touch_to_populate(addr, len,
 				  advice == MADV_POPULATE_WRITE ? TOUCH_WRITE : TOUCH_READ);
+	if (advice == MADV_REMOVE && !ranges_empty()) {
+		int ret = (int)syscall(SYS_madvise, addr, len, advice), err;
+
+		if (ret < 0)
+			return ret;
+		err = residency_remove(addr, len);
+		if (err) {
+			errno = err;
+			return -1;
+		}
+		return 0;
+	}
 	return (int)syscall(SYS_madvise, addr, len, advice);
 }
 _public_ int madvise(void *addr, size_t len, int advice) __attribute__((alias("preload_madvise")));

@@ -277,6 +277,8 @@ size_t ranges_parts(uintptr_t start, size_t length, int prot, struct span *out, 
 			out[n++] = (struct span){
 				.start = MAX(start, table[i].start),
 				.end = MIN(end, table[i].end),
+				.shared_writable = (table[i].flags & MAP_TYPE) != MAP_PRIVATE &&
+						   (table[i].prot & PROT_WRITE),
 				.private_writable = (table[i].flags & MAP_TYPE) == MAP_PRIVATE &&
 						    (table[i].prot & PROT_WRITE),
 				.fd = table[i].fd,

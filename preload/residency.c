@@ -4,8 +4,10 @@
  * in the daemon's cache (the memfd the kernel's mapping is of), or in the file's page cache, from
  * which its first touch copies it without a disk read: mincore(2) says resident for both, as the
  * kernel's does for a page in the page cache that the process never touched. MADV_WILLNEED reads
- * the range of the file ahead into the page cache (POSIX_FADV_WILLNEED), as the kernel's does.
+ * the range of the file ahead into the page cache (POSIX_FADV_WILLNEED), as the kernel's does, and
+ * MADV_REMOVE frees the file's range as well as the cache's pages.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -88,6 +90,36 @@ static void will_need_part(const struct span *sp, void *arg)
 {
 	(void)arg;
 	(void)posix_fadvise(sp->fd, sp->offset, (off_t)(sp->end - sp->start), POSIX_FADV_WILLNEED);
+}
+
+struct remove_arg {
+	int err; /* the first punch's errno, or 0 */
+};
+
+static void remove_part(const struct span *sp, void *arg)
+{
+	struct remove_arg *a = arg;
+
+	if (!sp->shared_writable || a->err)
+		return;
+	if (fallocate(sp->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, sp->offset,
+		      (off_t)(sp->end - sp->start)) < 0)
+		a->err = errno;
+}
+
+/**
+ * residency_remove() - MADV_REMOVE, done on the daemon's cache already: the range of the files
+ * upager maps shared there is punched too, as the kernel's MADV_REMOVE frees the file's blocks.
+ * Until the daemon hears of the punch, a touch may read the old bytes again.
+ *
+ * Return: 0, or the errno of the punch that failed (EOPNOTSUPP where the file system has none).
+ */
+int residency_remove(void *addr, size_t len)
+{
+	struct remove_arg a = { 0 };
+
+	each_file_part(addr, len, remove_part, &a);
+	return a.err;
 }
 
 /** residency_will_need() - MADV_WILLNEED: read the files upager maps in the range ahead */

@@ -29,6 +29,10 @@
  *                              mincore(2) finds resident, untouched (shared, private), after the
  *                              page cache dropped the file (POSIX_FADV_DONTNEED), and after
  *                              MADV_WILLNEED (within a second)
+ *   preload-probe remove PATH  mmap()s 4 pages of PATH shared, writes each, and frees the middle
+ *                              two with MADV_REMOVE: says "mapping=M file=F", M the pages the
+ *                              mapping shows as the kernel's would (zeroes in the two, the
+ *                              writes around them), F the same of the file after munmap()
  *   preload-probe regrow PATH  grows a mapping with mremap(MREMAP_MAYMOVE) again and again, as a
  *                              growing buffer does, moved or in place, then moves it whole
  *                              (MREMAP_FIXED) and shrinks it, for private anonymous memory and
@@ -434,6 +438,40 @@ static int resident(const char *path)
 	return 0;
 }
 
+/* Whether page @i of 4 shows what remove() expects: zeroes in pages 1 and 2, its write else. */
+static bool removed_right(const unsigned char *page, int i)
+{
+	for (size_t k = 0; k < 4096; k++)
+		if (page[k] != (i == 1 || i == 2 ? 0 : 'a' + i))
+			return false;
+	return true;
+}
+
+static int remove_range(const char *path)
+{
+	int fd = open(path, O_RDWR), in_map = 0, in_file = 0;
+	unsigned char *m, page[4096];
+
+	if (fd < 0)
+		return 1;
+	m = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	for (int i = 0; i < 4; i++)
+		memset(m + i * 4096, 'a' + i, 4096);
+	if (madvise(m + 4096, 2 * 4096, MADV_REMOVE) < 0) {
+		printf("madvise: %m\n");
+		return 0;
+	}
+	for (int i = 0; i < 4; i++)
+		in_map += removed_right(m + i * 4096, i);
+	munmap(m, 4 * 4096);
+	for (int i = 0; i < 4; i++)
+		in_file += pread(fd, page, 4096, i * 4096) == 4096 && removed_right(page, i);
+	printf("mapping=%d file=%d\n", in_map, in_file);
+	return 0;
+}
+
 /* One kind of mapping through regrow(): NULL, or what failed. */
 static const char *regrow_one(int fd, int flags)
 {
@@ -517,6 +555,8 @@ int main(int argc, char **argv)
 		return cancel();
 	if (argc == 3 && !strcmp(argv[1], "resident"))
 		return resident(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "remove"))
+		return remove_range(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "regrow"))
 		return regrow(argv[2]);
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {

@@ -330,6 +330,15 @@ Test(preload, mincore_and_madv_willneed_see_the_file_s_page_cache)
 	probe_says(false, "resident", 16, "fresh=16,16 dropped=0 willneed=16\n");
 }
 
+/*
+ * MADV_REMOVE of a shared mapping of a file frees the file's range, as the kernel's does: it
+ * punched only the daemon's cache, whose next touch read the file's old bytes again.
+ */
+Test(preload, madv_remove_frees_the_file_s_range)
+{
+	probe_says(false, "remove", 4, "mapping=4 file=4\n");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
