@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -38,7 +39,26 @@ enum touch {
 	TOUCH_POPULATE, /* as the kernel populates: a write where private and writable */
 };
 
-/* Touch the pages of [buf, buf+len) in ranges upager serves. */
+/*
+ * Where the pages of part @sp that its file has end: a touch past the end of the file would raise
+ * SIGBUS, where the kernel's own access fails the call (EFAULT), as it does then here.
+ */
+static uintptr_t in_file(const struct span *sp)
+{
+	struct stat st;
+	off_t end;
+
+	if (sp->fd < 0 || fstat(sp->fd, &st) < 0)
+		return sp->end;
+	end = ALIGN_UP(st.st_size, (off_t)UPAGER_PAGE_SIZE);
+	if (end <= sp->offset)
+		return sp->start;
+	return (uintptr_t)(end - sp->offset) < sp->end - sp->start
+		       ? sp->start + (uintptr_t)(end - sp->offset)
+		       : sp->end;
+}
+
+/* Touch the pages of [buf, buf+len) in ranges upager serves, within their files. */
 static void touch(const void *buf, size_t len, enum touch how)
 {
 	uintptr_t at = (uintptr_t)buf, end = at + len;
@@ -54,8 +74,9 @@ static void touch(const void *buf, size_t len, enum touch how)
 		for (size_t k = 0; k < n; k++) {
 			bool write = how == TOUCH_WRITE ||
 				     (how == TOUCH_POPULATE && parts[k].private_writable);
+			uintptr_t stop = in_file(&parts[k]);
 
-			for (uintptr_t a = parts[k].start; a < parts[k].end;
+			for (uintptr_t a = parts[k].start; a < stop;
 			     a = ALIGN_DOWN(a, UPAGER_PAGE_SIZE) + UPAGER_PAGE_SIZE) {
 				if (write)
 					__atomic_fetch_add((volatile unsigned char *)a, 0,
@@ -297,6 +318,23 @@ static int preload_madvise(void *addr, size_t len, int advice)
 			return -1;
 		}
 		return 0;
+	}
+	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE) {
+		int ret = (int)syscall(SYS_madvise, addr, len, advice);
+
+		/* Past the end of a file the daemon answers SIGBUS with UFFDIO_POISON, whose marker
+		 * the kernel's populate reports as a memory error: where the kernel's own mapping
+		 * would raise SIGBUS, its populate fails with EFAULT. */
+		if (ret < 0 && errno == EHWPOISON && !ranges_empty()) {
+			bool ours;
+
+			ranges_lock();
+			ours = ranges_overlap((uintptr_t)addr, len, NULL);
+			ranges_unlock();
+			if (ours)
+				errno = EFAULT;
+		}
+		return ret;
 	}
 	return (int)syscall(SYS_madvise, addr, len, advice);
 }

@@ -33,6 +33,11 @@
  *                              two with MADV_REMOVE: says "mapping=M file=F", M the pages the
  *                              mapping shows as the kernel's would (zeroes in the two, the
  *                              writes around them), F the same of the file after munmap()
+ *   preload-probe pasteof      maps 4 pages of a file of one page, shared, and over the three past
+ *                              its end calls madvise(2) with MADV_POPULATE_READ, mlock(2), and
+ *                              read(2) into them: says "populate=E mlock=E read=E", each E the
+ *                              errno the call failed with (the kernel's: EFAULT, ENOMEM, EFAULT),
+ *                              or "ok"
  *   preload-probe regrow PATH  grows a mapping with mremap(MREMAP_MAYMOVE) again and again, as a
  *                              growing buffer does, moved or in place, then moves it whole
  *                              (MREMAP_FIXED) and shrinks it, for private anonymous memory and
@@ -44,6 +49,7 @@
  * /proc/self/maps shows it as a memfd of upager's, F whether the process holds a userfaultfd, G
  * whether both mappings left /proc/self/maps after munmap().
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -472,6 +478,32 @@ static int remove_range(const char *path)
 	return 0;
 }
 
+static const char *errno_name(int ret)
+{
+	if (ret >= 0)
+		return "ok";
+	return errno == EFAULT ? "EFAULT" : errno == ENOMEM ? "ENOMEM" : strerror(errno);
+}
+
+static int past_eof(void)
+{
+	char path[] = "/tmp/upager-probe-XXXXXX";
+	int fd = mkstemp(path), zero = open("/dev/zero", O_RDONLY);
+	const char *pop, *lock, *rd;
+	char *m;
+
+	if (fd < 0 || zero < 0 || unlink(path) < 0 || ftruncate(fd, 4096) < 0)
+		return 1;
+	m = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	pop = errno_name(madvise(m + 4096, 3 * 4096, MADV_POPULATE_READ));
+	lock = errno_name(mlock(m, 4 * 4096));
+	rd = errno_name((int)read(zero, m + 4096, 4096));
+	printf("populate=%s mlock=%s read=%s\n", pop, lock, rd);
+	return 0;
+}
+
 /* One kind of mapping through regrow(): NULL, or what failed. */
 static const char *regrow_one(int fd, int flags)
 {
@@ -555,6 +587,8 @@ int main(int argc, char **argv)
 		return cancel();
 	if (argc == 3 && !strcmp(argv[1], "resident"))
 		return resident(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "pasteof"))
+		return past_eof();
 	if (argc == 3 && !strcmp(argv[1], "remove"))
 		return remove_range(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "regrow"))

@@ -339,6 +339,26 @@ Test(preload, madv_remove_frees_the_file_s_range)
 	probe_says(false, "remove", 4, "mapping=4 file=4\n");
 }
 
+static void probe_as_ordinary_user(const char *mode, char *out, size_t size);
+
+/*
+ * Calls that populate, or that the kernel copies into, pages past the end of a mapped file fail as
+ * the kernel's do: EFAULT (ENOMEM for mlock(2)). An ordinary user's program died of SIGBUS
+ * (upager-run touched the pages first from user mode), and root's MADV_POPULATE_READ failed with
+ * EHWPOISON (the daemon's SIGBUS marker read as a memory error).
+ */
+Test(preload, calls_past_the_end_of_a_file_fail_as_the_kernel_s)
+{
+	const char *want = "populate=EFAULT mlock=ENOMEM read=EFAULT\n";
+	char out[256];
+
+	cr_assert_eq(sh(out, sizeof(out), "%s %s pasteof", env("UPAGER_RUN"), env("PRELOAD_PROBE")),
+		     0, "%s", out);
+	cr_expect_str_eq(out, want, "as root");
+	probe_as_ordinary_user("pasteof", out, sizeof(out));
+	cr_expect_str_eq(out, want, "as an ordinary user");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
