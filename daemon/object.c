@@ -91,6 +91,11 @@ static int table_map(const char *name, uint64_t len, bool need_fd, int *table_fd
 	return 0;
 }
 
+static bool all_zero(const uint8_t *p, uint64_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
 /**
  * object_pages_fd() - the memfd of the object's page states, made now if it had none
  * @o: the object
@@ -111,14 +116,22 @@ int object_pages_fd(struct object *o)
 	ret = memfd_new("upager:pages", len, MEMFD_FIXED_SIZE, &fd);
 	if (ret < 0)
 		return ret;
+	/* Only the pages of states that hold one: the rest of the memfd stays a hole, which costs
+	 * nothing (a reservation of 1 GiB at least has 256 KiB of states, mostly zeroes). */
 	for (uint64_t done = 0; done < len;) {
-		ssize_t n = pwrite(fd, o->pages + done, len - done, (off_t)done);
+		uint64_t n = MIN(len - done, (uint64_t)UPAGER_PAGE_SIZE);
+		ssize_t w;
 
-		if (n < 0 && errno == EINTR)
+		if (all_zero(o->pages + done, n)) {
+			done += n;
 			continue;
-		if (n <= 0)
-			return n < 0 ? neg_errno() : -EIO;
-		done += (uint64_t)n;
+		}
+		w = pwrite(fd, o->pages + done, n, (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? neg_errno() : -EIO;
+		done += (uint64_t)w;
 	}
 	/* One loop thread: nothing touches the states between the copy and the exchange. */
 	if (mmap(o->pages, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==

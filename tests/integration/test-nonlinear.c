@@ -1423,3 +1423,40 @@ Test(nonlinear, one_remap_of_a_large_sparse_file_costs_the_daemon_little)
 	cr_assert_eq(upager_munmap(p, size), 0);
 	close(fd);
 }
+
+/*
+ * A file's first nonlinear mapping moves the object's page states into a memfd, a byte per page
+ * of the address space kept for it (1 GiB at least): they were written whole, 256 KiB of the
+ * daemon's memory for a file of two pages, and a user's 1,024 caches could take 256 MiB. Only
+ * the states that hold something are written.
+ */
+Test(nonlinear, a_small_file_s_first_view_costs_the_daemon_little)
+{
+	enum {
+		FILES = 64
+	};
+	uint64_t before, after;
+	char *maps[FILES];
+	int fds[FILES];
+
+	before = harness_status_kib(harness_daemon_pid(), "RssShmem");
+	for (int i = 0; i < FILES; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		fds[i] = make_pattern_file(name, 2 * PAGE, NULL);
+		maps[i] =
+			upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
+		cr_assert_neq(maps[i], MAP_FAILED);
+		cr_assert_eq(upager_remap_file_pages(maps[i], PAGE, 0, 1, 0), 0, "%s",
+			     strerror(errno));
+		cr_assert_eq(*(volatile uint64_t *)maps[i], pattern_at(PAGE));
+	}
+	after = harness_status_kib(harness_daemon_pid(), "RssShmem");
+	cr_assert_lt(after, before + FILES * 16, "%d views took %llu KiB of the daemon's memory",
+		     FILES, (unsigned long long)(after - before));
+	for (int i = 0; i < FILES; i++) {
+		cr_assert_eq(upager_munmap(maps[i], 2 * PAGE), 0);
+		close(fds[i]);
+	}
+}
