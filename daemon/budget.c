@@ -95,3 +95,39 @@ uint64_t budget_fit(uint64_t asked, uint64_t limit)
 		return asked;
 	return budget_default(asked, limit);
 }
+
+/*
+ * What one user's mappings cost the daemon beyond the budget grows with them: its tables of their
+ * pages, and the page tables its answers to faults make in clients' shared mappings, which the
+ * kernel charges to the daemon's cgroup (4 KiB per 2 MiB). Under a cgroup limit the defaults of
+ * the per-user limits (upagerd --max-mapped, --max-mappings) scale with it, so that no single
+ * user's tables can take more than about a quarter of it.
+ */
+#define MAPPED_PER_LIMIT 64 /* bytes a user may map per byte of the cgroup limit */
+#define LIMIT_PER_MAPPING 4096 /* bytes of the cgroup limit per mapping a user may have */
+#define MAPPINGS_MIN 1024
+
+/**
+ * budget_mapped_default() - the default of the bytes each user may map (--max-mapped): four
+ * times the physical memory @phys, or 64 times the daemon's cgroup limit @limit if less
+ */
+uint64_t budget_mapped_default(uint64_t phys, uint64_t limit)
+{
+	uint64_t by_phys = 4 * phys;
+
+	if (limit == UINT64_MAX || limit >= by_phys / MAPPED_PER_LIMIT)
+		return by_phys;
+	return limit * MAPPED_PER_LIMIT;
+}
+
+/**
+ * budget_mappings_default() - the default of the mappings each user may have (--max-mappings):
+ * @most (vm.max_map_count's default), or one per 4 KiB of the daemon's cgroup limit @limit if
+ * fewer, 1024 at least
+ */
+uint64_t budget_mappings_default(uint64_t most, uint64_t limit)
+{
+	if (limit == UINT64_MAX || limit / LIMIT_PER_MAPPING >= most)
+		return most;
+	return MAX(limit / LIMIT_PER_MAPPING, (uint64_t)MAPPINGS_MIN);
+}

@@ -9,3 +9,5 @@
 uint64_t budget_cgroup_limit(const char *proc_cgroup, const char *root);
 uint64_t budget_default(uint64_t phys, uint64_t limit);
 uint64_t budget_fit(uint64_t asked, uint64_t limit);
+uint64_t budget_mapped_default(uint64_t phys, uint64_t limit);
+uint64_t budget_mappings_default(uint64_t most, uint64_t limit);

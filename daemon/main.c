@@ -60,10 +60,12 @@ static void usage(FILE *f)
 		"      --max-connections N  connections (128)\n"
 		"      --max-processes N    processes served, forked children included (1024)\n"
 		"      --max-caches N       files and shared anonymous areas it has cached (1024)\n"
-		"      --max-mappings N     mappings (65530)\n"
+		"      --max-mappings N     mappings (65530, or one per 4 KiB of the daemon's\n"
+		"                           cgroup memory limit if fewer, 1024 at least)\n"
 		"      --max-mapped SIZE    bytes of its mappings together, and of the files\n"
 		"                           it made caches of, K M G T suffixes (4 times the\n"
-		"                           physical memory)\n"
+		"                           physical memory, or 64 times the daemon's cgroup\n"
+		"                           memory limit if less)\n"
 		"      --max-swap SIZE      bytes of the swap store its pages hold (half\n"
 		"                           of the store)\n"
 		"  -h, --help         show this help\n"
@@ -221,7 +223,8 @@ int main(int argc, char **argv)
 	};
 	char swap_default[4096];
 	sigset_t stop_signals;
-	bool memory_max_set = false, uid_memory_max_set = false;
+	bool memory_max_set = false, uid_memory_max_set = false, mapped_set = false,
+	     mappings_set = false;
 	uint64_t cg_limit;
 	int c, ret;
 
@@ -317,6 +320,8 @@ int main(int argc, char **argv)
 				d.config.limits.mapped = v;
 			else
 				d.config.limits.swap = v;
+			mapped_set |= c == 'B';
+			mappings_set |= c == 'N';
 			break;
 		}
 		case 'm':
@@ -376,6 +381,12 @@ int main(int argc, char **argv)
 	}
 	if (!uid_memory_max_set)
 		d.config.uid_memory_max = d.config.memory_max / 2;
+	if (!mapped_set)
+		d.config.limits.mapped =
+			budget_mapped_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096, cg_limit);
+	if (!mappings_set)
+		d.config.limits.mappings =
+			(unsigned)budget_mappings_default(d.config.limits.mappings, cg_limit);
 	if (!d.config.swap_path)
 		d.config.swap_path = default_swap(swap_default, sizeof(swap_default));
 	signal(SIGPIPE, SIG_IGN);

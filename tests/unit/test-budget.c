@@ -89,3 +89,20 @@ Test(budget, a_budget_that_reaches_the_cgroup_limit_is_cut_to_half_of_it)
 	cr_assert_eq(budget_fit(512ULL << 20, UINT64_MAX), 512ULL << 20);
 	cr_assert_eq(budget_fit(0, 96ULL << 20), 0);
 }
+
+/* A user's tables and the page tables of its shared mappings are charged to the daemon's cgroup:
+ * the per-user defaults follow its limit, and without one stay as on a machine of that memory. */
+Test(budget, the_per_user_defaults_scale_with_the_cgroup_limit)
+{
+	uint64_t gib = 1ULL << 30, mib = 1ULL << 20;
+
+	cr_assert_eq(budget_mapped_default(24 * gib, UINT64_MAX), 96 * gib);
+	cr_assert_eq(budget_mapped_default(24 * gib, 9223372036854771712ULL), 96 * gib,
+		     "cgroup v1's no limit");
+	cr_assert_eq(budget_mapped_default(24 * gib, 160 * mib), 10 * gib);
+	cr_assert_eq(budget_mapped_default(24 * gib, 2 * gib), 96 * gib, "above 1.5 GiB");
+	cr_assert_eq(budget_mappings_default(65530, UINT64_MAX), 65530);
+	cr_assert_eq(budget_mappings_default(65530, 160 * mib), 40960);
+	cr_assert_eq(budget_mappings_default(65530, 1 * mib), 1024, "a floor");
+	cr_assert_eq(budget_mappings_default(65530, 1 * gib), 65530);
+}
