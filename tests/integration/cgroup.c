@@ -86,29 +86,38 @@ uint64_t cgroup_usage(struct cgroup *cg)
 }
 
 /* Leave the cgroups (to the one the test process is in) and remove them. */
-void cgroup_remove(struct cgroup *cg, pid_t pid)
+/* The memory cgroup the test process is in now, into @home; false if none is found. */
+bool cgroup_home(struct cgroup *home)
 {
-	char path[700], line[512];
+	char line[512];
 	FILE *f = fopen("/proc/self/cgroup", "r");
+	bool found = false;
 
 	while (f && fgets(line, sizeof(line), f)) {
 		char *m = strstr(line, ":memory:"), *v2 = strncmp(line, "0::", 3) ? NULL : line + 3;
 		char *rel = m ? m + 8 : v2;
-		struct cgroup home;
 
-		if (!rel || (v2 && strstr(cg->dir, "/memory/")))
+		if (!rel || (v2 && found))
 			continue;
 		rel[strcspn(rel, "\n")] = 0;
-		snprintf(home.dir, sizeof(home.dir), "%s%s",
+		snprintf(home->dir, sizeof(home->dir), "%s%s",
 			 m ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup", rel);
-		if (pid > 0)
-			cgroup_enter(&home, pid);
-		break;
+		found = true;
+		if (m)
+			break;
 	}
 	if (f)
 		fclose(f);
-	snprintf(path, sizeof(path), "%s", cg->dir);
-	rmdir(path);
+	return found;
+}
+
+void cgroup_remove(struct cgroup *cg, pid_t pid)
+{
+	struct cgroup home;
+
+	if (pid > 0 && cgroup_home(&home) && strcmp(home.dir, cg->dir))
+		cgroup_enter(&home, pid);
+	rmdir(cg->dir);
 }
 
 /* The hard limit of its memory: what goes past it is reclaimed, or the cgroup's OOM killer acts. */

@@ -19,5 +19,7 @@ uint64_t cgroup_usage(struct cgroup *cg);
 void cgroup_limit(struct cgroup *cg, uint64_t bytes);
 uint64_t cgroup_stat(struct cgroup *cg, const char *key);
 bool cgroup_oom_killed(struct cgroup *cg);
+/* The memory cgroup the calling process is in now (to go back to after cgroup_enter()). */
+bool cgroup_home(struct cgroup *home);
 /* Move @pid (if > 0) back to the test's own cgroup and remove @cg. */
 void cgroup_remove(struct cgroup *cg, pid_t pid);

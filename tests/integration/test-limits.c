@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "harness.h"
 #include "upager.h"
 
@@ -415,4 +416,72 @@ Test(limits, the_caches_a_user_makes_count_their_whole_size)
 	cr_assert_eq(truncate(big, 1LL << 40), 0);
 	cr_assert_neq(upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0), MAP_FAILED);
 	close(fd);
+}
+
+/*
+ * Under a memory limit of the daemon's cgroup, a user's default bytes mapped follow it (64 times
+ * the limit): the tables and the page tables its mappings cost the daemon are charged there. A
+ * user that mapped a sparse file of 90 GiB and read a byte every 2 MiB of it got a daemon in a
+ * cgroup of 160 MiB killed. In 32 MiB, a user maps 1 GiB of a file of 1.5 GiB, not 3 GiB.
+ */
+static struct cgroup limited, home;
+
+static bool in_cgroup;
+
+static void start_in_cgroup(void)
+{
+	/* A sanitized daemon's shadow memory alone would pass 32 MiB. */
+	if (RUNNING_UNDER_SANITIZER)
+		cr_skip_test("a sanitized daemon does not fit in the cgroup");
+	in_cgroup = true;
+	cr_assert(cgroup_home(&home));
+	cgroup_new(&limited, "upager-test-limits");
+	cgroup_limit(&limited, 32UL << 20);
+	cgroup_enter(&limited, getpid()); /* the daemon started next is in it too */
+	harness_start();
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+}
+
+static void stop_in_cgroup(void)
+{
+	if (!in_cgroup)
+		return;
+	harness_stop();
+	cgroup_enter(&home, getpid());
+	cgroup_remove(&limited, 0);
+}
+
+static void sparse_mappings_child(void *arg)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sparse", (const char *)arg);
+	become_nobody();
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		_exit(1);
+	errno = 0;
+	if (upager_mmap(NULL, 3UL << 30, PROT_READ, MAP_SHARED, fd, 0) != MAP_FAILED ||
+	    errno != ENOMEM)
+		_exit(2);
+	if (upager_mmap(NULL, 1UL << 30, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
+		_exit(3);
+	_exit(0);
+}
+
+Test(limits, a_user_maps_what_the_daemon_s_cgroup_limit_allows, .init = start_in_cgroup,
+     .fini = stop_in_cgroup)
+{
+	char path[600];
+	int fd, status;
+
+	snprintf(path, sizeof(path), "%s/sparse", harness_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 3L << 29), 0);
+	close(fd);
+	status = run_child(sparse_mappings_child, (void *)harness_tmpdir());
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "step %d failed",
+		  WEXITSTATUS(status));
 }
