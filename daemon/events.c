@@ -79,14 +79,17 @@ static void on_fork(struct space *parent, int ufd)
 	if (ret < 0)
 		log_limited(LOG_WARNING, "pid %d forked past its user's %u processes: not followed",
 			    (int)parent->pid, parent->d->config.limits.processes);
-	/* Nor is one whose copies of its parent's mappings would take the user past its mappings:
-	 * each costs the daemon a region. */
+	/* Nor is one whose copies of its parent's mappings and private page table would take the
+	 * user past its mappings or chunks: each costs the daemon memory. */
 	if (ret == 0) {
-		ret = limits_fork(parent->d, parent->uid, parent->regions.n);
+		ret = limits_fork(parent->d, parent->uid, parent->regions.n,
+				  parent->priv.table.n_chunks);
 		if (ret < 0)
-			log_limited(LOG_WARNING,
-				    "pid %d forked past its user's %u mappings: not followed",
-				    (int)parent->pid, parent->d->config.limits.mappings);
+			log_limited(
+				LOG_WARNING,
+				"pid %d forked past its user's %u mappings or their page tables: "
+				"not followed",
+				(int)parent->pid, parent->d->config.limits.mappings);
 	}
 	if (ret < 0) {
 		private_fork_abandon(parent, ufd);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 
+#include "common/macro.h"
 #include "context.h"
 #include "limits.h"
 #include "object.h"
@@ -112,19 +113,42 @@ int limits_mapping(struct daemon *d, uid_t uid, uint64_t length)
 	return 0;
 }
 
+/* The chunks of the private page tables of user @uid's processes (ptable.c). */
+static uint64_t user_chunks(struct daemon *d, uid_t uid)
+{
+	uint64_t n = 0;
+	struct space *s;
+
+	list_for_each_entry (s, &d->spaces, link)
+		if (s->uid == uid && !s->dead)
+			n += s->priv.table.n_chunks;
+	return n;
+}
+
 /**
- * limits_fork() - whether user @uid may have @count mappings more, a forked child's copies of its
- * parent's: each costs the daemon a region. Their bytes cost it nothing more (the caches are the
- * parent's), so a fork is not held to the user's bytes.
- * Return: 0, or -ENOMEM if they would take it past its mappings.
+ * limits_fork() - whether user @uid may have a forked child with @count mappings, copies of its
+ * parent's, and a private page table of @chunks chunks, the copy of its parent's: each mapping
+ * costs the daemon a region, each chunk about 400 bytes. The child's bytes cost it nothing more
+ * (the caches are the parent's), so a fork is not held to the user's bytes; but the chunks of all
+ * its processes are held to two per 256 KiB of them (LIMITS_FORK_CHUNKS), as many as two dense
+ * processes of that size have, or one that paged out a page in every chunk and forked once, and
+ * never to fewer than LIMITS_FORK_CHUNKS_MIN (under 2 MiB of the daemon's memory).
+ * Return: 0, or -ENOMEM if they would take it past its mappings or chunks.
  */
-int limits_fork(struct daemon *d, uid_t uid, uint64_t count)
+int limits_fork(struct daemon *d, uid_t uid, uint64_t count, uint64_t chunks)
 {
 	const struct user_limits *l = limits_of(d, uid);
 	uint64_t n, mapped;
 
-	if (!l->mappings)
+	if (!l->mappings && !l->mapped)
 		return 0;
 	user_mappings(d, uid, &n, &mapped);
-	return n + count > l->mappings ? -ENOMEM : 0;
+	if (l->mappings && n + count > l->mappings)
+		return -ENOMEM;
+	if (l->mapped && chunks &&
+	    user_chunks(d, uid) + chunks >
+		    MAX(LIMITS_FORK_CHUNKS * (l->mapped / PTABLE_CHUNK_BYTES),
+			(uint64_t)LIMITS_FORK_CHUNKS_MIN))
+		return -ENOMEM;
+	return 0;
 }

@@ -11,4 +11,8 @@ int limits_connection(struct daemon *d, uid_t uid, unsigned have);
 int limits_object(struct daemon *d, uid_t uid, uint64_t size);
 int limits_process(struct daemon *d, uid_t uid);
 int limits_mapping(struct daemon *d, uid_t uid, uint64_t length);
-int limits_fork(struct daemon *d, uid_t uid, uint64_t count);
+/* The chunks of private page tables a user's processes may have together, per chunk of --max-mapped. */
+#define LIMITS_FORK_CHUNKS 2
+#define LIMITS_FORK_CHUNKS_MIN 4096
+
+int limits_fork(struct daemon *d, uid_t uid, uint64_t count, uint64_t chunks);

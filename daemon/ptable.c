@@ -63,6 +63,7 @@ struct ptable_chunk *ptable_get(struct ptable *t, uint64_t addr)
 	ch->base = ALIGN_DOWN(addr, PTABLE_CHUNK_BYTES);
 	t->chunks.cmp = by_base;
 	avl_insert(&t->chunks, &ch->node);
+	t->n_chunks++;
 	return ch;
 }
 
@@ -93,6 +94,7 @@ void ptable_drop_if_empty(struct ptable *t, struct ptable_chunk *ch)
 	if (t->gone)
 		t->gone(t, ch);
 	avl_remove(&t->chunks, &ch->node);
+	t->n_chunks--;
 	free(ch->slot);
 	free(ch);
 }
@@ -497,8 +499,9 @@ void ptable_take(struct ptable *to, struct ptable *from)
 	to->present = from->present;
 	to->leaving = from->leaving;
 	to->out = from->out;
+	to->n_chunks = from->n_chunks;
 	from->chunks.root = NULL;
-	from->present = from->leaving = from->out = 0;
+	from->present = from->leaving = from->out = from->n_chunks = 0;
 	for (struct ptable_chunk *ch = ptable_from(to, 0); ch; ch = ptable_next(to, ch))
 		if (ch->slot)
 			changed(to, ch);

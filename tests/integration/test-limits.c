@@ -360,7 +360,7 @@ static void fork_mappings_child(void *arg)
 Test(limits, a_user_s_forked_child_past_its_mappings_is_not_followed)
 {
 	child_passes(fork_mappings_child);
-	cr_assert(harness_daemon_logged("mappings: not followed"),
+	cr_assert(harness_daemon_logged("mappings or their page tables: not followed"),
 		  "a child with 4 more mappings than the 6 its user may have was followed");
 	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
 }
@@ -484,4 +484,60 @@ Test(limits, a_user_maps_what_the_daemon_s_cgroup_limit_allows, .init = start_in
 	status = run_child(sparse_mappings_child, (void *)harness_tmpdir());
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "step %d failed",
 		  WEXITSTATUS(status));
+}
+
+/*
+ * A forked child's copy of its parent's private page table costs the daemon about 400 bytes a
+ * chunk of 64 pages: a user that touched a page every 256 KiB of 16 GiB and forked got the daemon
+ * killed by the second child (28 MiB each). Its processes' chunks are held to two per 256 KiB it
+ * may map: here 768 MiB, so 6,144 chunks. A parent with 2,560 has one child followed, not two.
+ */
+static void start_with_768m_mapped(void)
+{
+	static const char *const args[] = { "--max-mapped", "768M", NULL };
+
+	harness_start_args(args);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+}
+
+static void sparse_fork_child(void *arg)
+{
+	size_t len = 640UL << 20;
+	pid_t kids[2];
+	int go[2], status;
+	char *p;
+
+	(void)arg;
+	become_nobody();
+	p = upager_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || pipe(go) < 0)
+		_exit(1);
+	for (size_t off = 0; off < len; off += 256 << 10)
+		p[off] = 1;
+	for (int i = 0; i < 2; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			char c;
+
+			close(go[1]);
+			_exit(read(go[0], &c, 1) == 0 && p[0] == 1 ? 0 : 1);
+		}
+		if (kids[i] < 0)
+			_exit(2);
+	}
+	close(go[1]); /* the children end */
+	for (int i = 0; i < 2; i++)
+		if (waitpid(kids[i], &status, 0) != kids[i])
+			_exit(3);
+	_exit(p[256 << 10] == 1 ? 0 : 4);
+}
+
+Test(limits, a_fork_whose_page_table_copy_passes_its_user_s_share_is_not_followed,
+     .init = start_with_768m_mapped)
+{
+	child_passes(sparse_fork_child);
+	cr_assert(harness_daemon_logged("mappings or their page tables: not followed"),
+		  "a second child of a parent with 2,560 chunks of the 6,144 its user may have was "
+		  "followed");
+	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
 }

@@ -93,7 +93,25 @@ Test(limits, a_fork_counts_its_copies_of_the_parent_s_mappings_not_their_bytes)
 	add_space(0, 1000, 1, 1 << 20);
 	/* 1 of 3 mappings: a child with 2 more fits, with 3 does not; their 4 GiB, past the 40 KiB
 	 * the user may map, count for nothing (a fork costs the daemon a region each, no cache). */
-	cr_assert_eq(limits_fork(&d, 1000, 2), 0);
-	cr_assert_eq(limits_fork(&d, 1000, 3), -ENOMEM);
-	cr_assert_eq(limits_fork(&d, 0, 1000000), 0, "root has no limit");
+	cr_assert_eq(limits_fork(&d, 1000, 2, 0), 0);
+	cr_assert_eq(limits_fork(&d, 1000, 3, 0), -ENOMEM);
+	cr_assert_eq(limits_fork(&d, 0, 1000000, 0), 0, "root has no limit");
+}
+
+Test(limits, a_fork_counts_the_copy_of_its_parent_s_private_page_table)
+{
+	/* 4 GiB mapped at most: 16,384 chunks of 256 KiB, of which its processes may hold two
+	 * each; 1 MiB: 4,096 at least. */
+	d.config.limits.mapped = 4ULL << 30;
+	add_space(0, 1000, 1, 1);
+	spaces[0].priv.table.n_chunks = 20000;
+	cr_assert_eq(limits_fork(&d, 1000, 1, 12768), 0);
+	cr_assert_eq(limits_fork(&d, 1000, 1, 12769), -ENOMEM, "32,769 chunks of 32,768");
+	d.config.limits.mapped = 1 << 20;
+	spaces[0].priv.table.n_chunks = 4000;
+	cr_assert_eq(limits_fork(&d, 1000, 1, 96), 0);
+	cr_assert_eq(limits_fork(&d, 1000, 1, 97), -ENOMEM, "past the floor");
+	cr_assert_eq(limits_fork(&d, 0, 1, 1000000), 0, "root has no limit");
+	d.config.limits.mapped = 0;
+	cr_assert_eq(limits_fork(&d, 1000, 1, 1000000), 0, "0 is no limit");
 }

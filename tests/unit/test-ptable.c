@@ -167,6 +167,7 @@ Test(ptable, pages_set_present_are_counted_once)
 		set_page(&t, BASE + 30 * P + k * P, (struct page){ .present = true, .slot = -1 });
 	cr_assert_eq(t.present, 100);
 	cr_assert_eq(n_chunks(&t), 3, "pages 30 to 129: chunks 0, 1 and 2");
+	cr_assert_eq(t.n_chunks, 3, "the table counts its chunks");
 	ch = ptable_find(&t, BASE + 40 * P);
 	cr_assert_not(ptable_set_present(&t, ch, 40, true), "already in memory");
 	cr_assert_eq(t.present, 100);
@@ -179,6 +180,7 @@ Test(ptable, pages_set_present_are_counted_once)
 	cr_assert_eq(t.out, 0);
 	forget_all(&t);
 	cr_assert_eq(total_freed(), 0);
+	cr_assert_eq(t.n_chunks, 0, "no chunk left");
 }
 
 /* A page is empty only in none of the states: in memory, leaving, being read back or out. */
@@ -739,7 +741,8 @@ Test(ptable, a_table_taken_whole_moves_its_pages_and_its_slots)
 	n_changed = 0;
 	ptable_take(&to, &from);
 	cr_assert_eq(n_chunks(&from), 0);
-	cr_assert(from.present == 0 && from.leaving == 0 && from.out == 0);
+	cr_assert(from.present == 0 && from.leaving == 0 && from.out == 0 && from.n_chunks == 0);
+	cr_assert_eq(to.n_chunks, n_chunks(&to), "the count goes with the chunks");
 	cr_assert_eq(to.present, present);
 	cr_assert_eq(to.out, out);
 	cr_assert_geq(n_changed, 3, "the chunks with slots are the taker's to save");
