@@ -82,18 +82,25 @@ int limits_object(struct daemon *d, uid_t uid, uint64_t size)
 	return l->mapped && bytes > l->mapped ? -ENOMEM : 0;
 }
 
-/* The mappings of user @uid's processes, and their bytes together. */
-static void user_mappings(struct daemon *d, uid_t uid, uint64_t *n, uint64_t *bytes)
+/* What user @uid's processes hold: their mappings, the bytes of those, and the chunks of their
+ * private page tables (ptable.c). */
+struct user_use {
+	uint64_t n, bytes, chunks;
+};
+
+static struct user_use user_use(struct daemon *d, uid_t uid)
 {
+	struct user_use u = { 0 };
 	struct space *s;
 
-	*n = *bytes = 0;
 	list_for_each_entry (s, &d->spaces, link) {
 		if (s->uid != uid || s->dead)
 			continue;
-		*n += s->regions.n;
-		*bytes += s->regions.bytes;
+		u.n += s->regions.n;
+		u.bytes += s->regions.bytes;
+		u.chunks += s->priv.table.n_chunks;
 	}
+	return u;
 }
 
 /**
@@ -103,26 +110,14 @@ static void user_mappings(struct daemon *d, uid_t uid, uint64_t *n, uint64_t *by
 int limits_mapping(struct daemon *d, uid_t uid, uint64_t length)
 {
 	const struct user_limits *l = limits_of(d, uid);
-	uint64_t n, mapped;
+	struct user_use u;
 
 	if (!l->mappings && !l->mapped)
 		return 0;
-	user_mappings(d, uid, &n, &mapped);
-	if ((l->mappings && n + 1 > l->mappings) || (l->mapped && mapped + length > l->mapped))
+	u = user_use(d, uid);
+	if ((l->mappings && u.n + 1 > l->mappings) || (l->mapped && u.bytes + length > l->mapped))
 		return -ENOMEM;
 	return 0;
-}
-
-/* The chunks of the private page tables of user @uid's processes (ptable.c). */
-static uint64_t user_chunks(struct daemon *d, uid_t uid)
-{
-	uint64_t n = 0;
-	struct space *s;
-
-	list_for_each_entry (s, &d->spaces, link)
-		if (s->uid == uid && !s->dead)
-			n += s->priv.table.n_chunks;
-	return n;
 }
 
 /**
@@ -138,17 +133,16 @@ static uint64_t user_chunks(struct daemon *d, uid_t uid)
 int limits_fork(struct daemon *d, uid_t uid, uint64_t count, uint64_t chunks)
 {
 	const struct user_limits *l = limits_of(d, uid);
-	uint64_t n, mapped;
+	struct user_use u;
 
 	if (!l->mappings && !l->mapped)
 		return 0;
-	user_mappings(d, uid, &n, &mapped);
-	if (l->mappings && n + count > l->mappings)
+	u = user_use(d, uid);
+	if (l->mappings && u.n + count > l->mappings)
 		return -ENOMEM;
 	if (l->mapped && chunks &&
-	    user_chunks(d, uid) + chunks >
-		    MAX(LIMITS_FORK_CHUNKS * (l->mapped / PTABLE_CHUNK_BYTES),
-			(uint64_t)LIMITS_FORK_CHUNKS_MIN))
+	    u.chunks + chunks > MAX(LIMITS_FORK_CHUNKS * (l->mapped / PTABLE_CHUNK_BYTES),
+				    (uint64_t)LIMITS_FORK_CHUNKS_MIN))
 		return -ENOMEM;
 	return 0;
 }

@@ -623,25 +623,34 @@ static bool page_unwritten(const struct object *o, uint64_t p, const uint8_t *da
 }
 
 /*
+ * Page @p of @o, if it was made writable ahead: no client wrote it, and it is write-protected in
+ * every client and taken for clean (true: the caller drops it, or leaves it out of a write-back:
+ * the file may have changed there since, by others); or a client did, and it loses its checksum.
+ */
+static bool take_unwritten(struct object *o, uint64_t p)
+{
+	const struct cache_hooks *h = o->c->hooks;
+	const uint8_t *data = o->map + (p << UPAGER_PAGE_SHIFT);
+
+	if (!(o->pages[p] & PAGE_SUMMED))
+		return false;
+	if (page_unwritten(o, p, data) && h && h->protect(o, p, 1) && page_unwritten(o, p, data)) {
+		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_WRITABLE);
+		return true;
+	}
+	object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_SUMMED);
+	return false;
+}
+
+/*
  * The pages of [from, n) made writable ahead that no client wrote: write-protected in every
  * client, then, their bytes unchanged still, dropped like any clean page.
  */
 static void drop_unwritten(struct object *o, uint64_t from, uint64_t n)
 {
-	const struct cache_hooks *h = o->c->hooks;
-
-	for (uint64_t p = from; p < n; p++) {
-		const uint8_t *data = o->map + (p << UPAGER_PAGE_SHIFT);
-
-		if ((o->pages[p] & PAGE_STATE_MASK) != PAGE_READY || !page_unwritten(o, p, data) ||
-		    !h || !h->protect(o, p, 1))
-			continue;
-		if (page_unwritten(o, p, data))
+	for (uint64_t p = from; p < n; p++)
+		if ((o->pages[p] & PAGE_STATE_MASK) == PAGE_READY && take_unwritten(o, p))
 			object_page_punch(o, p, PAGE_ABSENT);
-		else
-			object_page_set(o, p,
-					(uint8_t)((o->pages[p] | PAGE_WRITABLE) & ~PAGE_SUMMED));
-	}
 }
 
 /* Drop the pages of [from, n) that no writable shared mapping ever held (punching a page out
@@ -1204,24 +1213,6 @@ static bool chunk_dirty(struct object *o, uint64_t first)
 	return false;
 }
 
-/*
- * Whether dirty page @p of @o was made writable ahead and no client wrote it: then, taken for clean
- * (write-protected in every client, its bytes unchanged still), it is clean and not written: the
- * file may have changed there since, by others. A page a client wrote loses its checksum.
- */
-static bool wb_unwritten(struct object *o, uint64_t p)
-{
-	const struct cache_hooks *h = o->c->hooks;
-	const uint8_t *data = o->map + (p << UPAGER_PAGE_SHIFT);
-
-	if (page_unwritten(o, p, data) && h && h->protect(o, p, 1) && page_unwritten(o, p, data)) {
-		object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_WRITABLE);
-		return true;
-	}
-	object_page_set(o, p, o->pages[p] & (uint8_t)~PAGE_SUMMED);
-	return false;
-}
-
 static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 {
 	const uint8_t want = PAGE_READY | PAGE_WRITABLE;
@@ -1242,8 +1233,7 @@ static int wb_collect(struct object *o, struct wb_req *req, struct wb_job *job)
 		    (o->pages[p] & PAGE_STATE_MASK) == PAGE_READY && !cache_room(o->c, 1))
 			o->view_ops->drop_copies(o, p);
 		if (p < end && (o->pages[p] & (uint8_t)~PAGE_SUMMED) == want &&
-		    taken + run < WB_JOB_PAGES &&
-		    !((o->pages[p] & PAGE_SUMMED) && wb_unwritten(o, p))) {
+		    taken + run < WB_JOB_PAGES && !take_unwritten(o, p)) {
 			run++;
 			continue;
 		}

@@ -31,7 +31,6 @@
 #include "upager.h"
 
 #define TOUCH_MAX (16UL << 20)
-#define MAX_PARTS 16
 
 enum touch {
 	TOUCH_READ,
@@ -58,36 +57,26 @@ static uintptr_t in_file(const struct span *sp)
 		       : sp->end;
 }
 
+static void touch_part(const struct span *sp, void *arg)
+{
+	enum touch how = *(const enum touch *)arg;
+	bool write = how == TOUCH_WRITE || (how == TOUCH_POPULATE && sp->private_writable);
+	uintptr_t stop = in_file(sp);
+
+	for (uintptr_t a = sp->start; a < stop;
+	     a = ALIGN_DOWN(a, UPAGER_PAGE_SIZE) + UPAGER_PAGE_SIZE) {
+		if (write)
+			__atomic_fetch_add((volatile unsigned char *)a, 0, __ATOMIC_RELAXED);
+		else
+			(void)*(volatile const unsigned char *)a;
+	}
+}
+
 /* Touch the pages of [buf, buf+len) in ranges upager serves, within their files. */
 static void touch(const void *buf, size_t len, enum touch how)
 {
-	uintptr_t at = (uintptr_t)buf, end = at + len;
-	struct span parts[MAX_PARTS];
-	size_t n;
-
-	do {
-		ranges_lock();
-		n = ranges_parts(at, end - at,
-				 how == TOUCH_WRITE ? PROT_READ | PROT_WRITE : PROT_READ, parts,
-				 MAX_PARTS);
-		ranges_unlock();
-		for (size_t k = 0; k < n; k++) {
-			bool write = how == TOUCH_WRITE ||
-				     (how == TOUCH_POPULATE && parts[k].private_writable);
-			uintptr_t stop = in_file(&parts[k]);
-
-			for (uintptr_t a = parts[k].start; a < stop;
-			     a = ALIGN_DOWN(a, UPAGER_PAGE_SIZE) + UPAGER_PAGE_SIZE) {
-				if (write)
-					__atomic_fetch_add((volatile unsigned char *)a, 0,
-							   __ATOMIC_RELAXED);
-				else
-					(void)*(volatile const unsigned char *)a;
-			}
-		}
-		if (n)
-			at = parts[n - 1].end;
-	} while (n == MAX_PARTS && at < end);
+	ranges_each_part((uintptr_t)buf, len,
+			 how == TOUCH_WRITE ? PROT_READ | PROT_WRITE : PROT_READ, touch_part, &how);
 }
 
 static bool needed(void)
@@ -300,17 +289,43 @@ static int preload_mlockall(int flags)
 }
 _public_ int mlockall(int flags) __attribute__((alias("preload_mlockall")));
 
+/*
+ * Past the end of a file the daemon answers SIGBUS with UFFDIO_POISON, whose marker the kernel's
+ * populate reports as a memory error: where the kernel's own mapping would raise SIGBUS, its
+ * populate fails with EFAULT.
+ */
+static int populate(void *addr, size_t len, int advice)
+{
+	int ret;
+	bool ours;
+
+	touch_to_populate(addr, len, advice == MADV_POPULATE_WRITE ? TOUCH_WRITE : TOUCH_READ);
+	ret = (int)syscall(SYS_madvise, addr, len, advice);
+	if (ret < 0 && errno == EHWPOISON && !ranges_empty()) {
+		ranges_lock();
+		ours = ranges_overlap((uintptr_t)addr, len, NULL);
+		ranges_unlock();
+		if (ours)
+			errno = EFAULT;
+	}
+	return ret;
+}
+
 static int preload_madvise(void *addr, size_t len, int advice)
 {
-	if (advice == MADV_WILLNEED && !ranges_empty())
-		residency_will_need(addr, len);
-	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
-		touch_to_populate(addr, len,
-				  advice == MADV_POPULATE_WRITE ? TOUCH_WRITE : TOUCH_READ);
-	if (advice == MADV_REMOVE && !ranges_empty()) {
-		int ret = (int)syscall(SYS_madvise, addr, len, advice), err;
+	int ret, err;
 
-		if (ret < 0)
+	switch (advice) {
+	case MADV_POPULATE_READ:
+	case MADV_POPULATE_WRITE:
+		return populate(addr, len, advice);
+	case MADV_WILLNEED:
+		if (!ranges_empty())
+			residency_will_need(addr, len);
+		break;
+	case MADV_REMOVE:
+		ret = (int)syscall(SYS_madvise, addr, len, advice);
+		if (ret < 0 || ranges_empty())
 			return ret;
 		err = residency_remove(addr, len);
 		if (err) {
@@ -318,23 +333,6 @@ static int preload_madvise(void *addr, size_t len, int advice)
 			return -1;
 		}
 		return 0;
-	}
-	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE) {
-		int ret = (int)syscall(SYS_madvise, addr, len, advice);
-
-		/* Past the end of a file the daemon answers SIGBUS with UFFDIO_POISON, whose marker
-		 * the kernel's populate reports as a memory error: where the kernel's own mapping
-		 * would raise SIGBUS, its populate fails with EFAULT. */
-		if (ret < 0 && errno == EHWPOISON && !ranges_empty()) {
-			bool ours;
-
-			ranges_lock();
-			ours = ranges_overlap((uintptr_t)addr, len, NULL);
-			ranges_unlock();
-			if (ours)
-				errno = EFAULT;
-		}
-		return ret;
 	}
 	return (int)syscall(SYS_madvise, addr, len, advice);
 }

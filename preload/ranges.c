@@ -296,3 +296,26 @@ struct range *ranges_find(uintptr_t addr)
 		return &table[i];
 	return NULL;
 }
+
+/**
+ * ranges_each_part() - call @fn on each part of [@start, @start+@length) in ranges whose protection
+ * has all of @prot (ranges_parts()), in order, a batch at a time: the lock is taken for each batch
+ * and not held while @fn runs (it may fault on the range, or call the kernel)
+ */
+void ranges_each_part(uintptr_t start, size_t length, int prot,
+		      void (*fn)(const struct span *sp, void *arg), void *arg)
+{
+	uintptr_t at = start, end = start + length;
+	struct span parts[RANGES_BATCH];
+	size_t n;
+
+	do {
+		ranges_lock();
+		n = ranges_parts(at, end - at, prot, parts, RANGES_BATCH);
+		ranges_unlock();
+		for (size_t k = 0; k < n; k++)
+			fn(&parts[k], arg);
+		if (n)
+			at = parts[n - 1].end;
+	} while (n == RANGES_BATCH && at < end);
+}

@@ -40,3 +40,7 @@ struct range *ranges_find(uintptr_t addr);
 /* The parts of [start, start+length) in ranges whose protection has all of @prot, in order: up
  * to @max into @out. Return: how many. */
 size_t ranges_parts(uintptr_t start, size_t length, int prot, struct span *out, size_t max);
+/* The parts of ranges_parts() a batch of RANGES_BATCH at a time, each to @fn, the lock not held. */
+#define RANGES_BATCH 16
+void ranges_each_part(uintptr_t start, size_t length, int prot,
+		      void (*fn)(const struct span *sp, void *arg), void *arg);

@@ -21,27 +21,28 @@
 #include "residency.h"
 #include "upager.h"
 
-#define MAX_PARTS 16
 #define CHUNK_PAGES 4096 /* looked at in one mincore(2) of a mapping of the file */
+
+struct file_part {
+	void (*fn)(const struct span *, void *);
+	void *arg;
+};
+
+static void if_file(const struct span *sp, void *arg)
+{
+	const struct file_part *f = arg;
+
+	if (sp->fd >= 0)
+		f->fn(sp, f->arg);
+}
 
 /* The parts of [addr, addr+len) in ranges of files, in turn, to @fn. */
 static void each_file_part(void *addr, size_t len, void (*fn)(const struct span *, void *),
 			   void *arg)
 {
-	uintptr_t at = (uintptr_t)addr, end = at + len;
-	struct span parts[MAX_PARTS];
-	size_t n;
+	struct file_part f = { fn, arg };
 
-	do {
-		ranges_lock();
-		n = ranges_parts(at, end - at, 0, parts, MAX_PARTS);
-		ranges_unlock();
-		for (size_t k = 0; k < n; k++)
-			if (parts[k].fd >= 0)
-				fn(&parts[k], arg);
-		if (n)
-			at = parts[n - 1].end;
-	} while (n == MAX_PARTS && at < end);
+	ranges_each_part((uintptr_t)addr, len, 0, if_file, &f);
 }
 
 struct add_arg {
