@@ -7,6 +7,25 @@
 #include "fdmsg.h"
 #include "macro.h"
 
+/* The most descriptors one datagram carries (the kernel's SCM_MAX_FD). */
+#define MAX_PASSED 253
+
+static void plain_close(int fd)
+{
+	close(fd);
+}
+
+static void (*close_fd)(int fd) = plain_close;
+
+/**
+ * fdmsg_set_closer() - how received descriptors that nobody takes are closed (close(2) until set)
+ * @fn: takes the descriptor over
+ */
+void fdmsg_set_closer(void (*fn)(int fd))
+{
+	close_fd = fn;
+}
+
 /**
  * fdmsg_send() - send one datagram, with descriptors as SCM_RIGHTS
  * @sock: a connected SOCK_SEQPACKET socket
@@ -60,38 +79,49 @@ void fdmsg_close_fds(int *fds, size_t n_fds)
 {
 	for (size_t i = 0; i < n_fds; i++)
 		if (fds[i] >= 0) {
-			close(fds[i]);
+			close_fd(fds[i]);
 			fds[i] = -1;
 		}
 }
 
-static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_fds, int flags,
-			  uid_t *uid)
-{
+/*
+ * Room for a datagram and all a sender may attach to it: the kernel closes what finds none
+ * itself, in the receiving thread, and such a close can wait as long as the sender chose
+ * (daemon/closer.c).
+ */
+struct received {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * FDMSG_MAX_FDS) +
-			 CMSG_SPACE(sizeof(struct ucred))];
+		char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED) + CMSG_SPACE(sizeof(struct ucred))];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = { .iov_base = buf, .iov_len = size };
-	struct msghdr msg = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = control.buf,
-		.msg_controllen = sizeof(control.buf),
-	};
-	ssize_t n;
+	struct iovec iov;
+	struct msghdr msg;
+};
 
-	*n_fds = 0;
+static struct msghdr *received_init(struct received *r, void *buf, size_t size)
+{
+	r->iov = (struct iovec){ .iov_base = buf, .iov_len = size };
+	r->msg = (struct msghdr){
+		.msg_iov = &r->iov,
+		.msg_iovlen = 1,
+		.msg_control = r->control.buf,
+		.msg_controllen = sizeof(r->control.buf),
+	};
+	return &r->msg;
+}
+
+/*
+ * What came with a received @msg: its first @room descriptors into @fds, the others closed
+ * (close_fd); the sender's user ID into @uid if not NULL (-1 if it sent none).
+ * Return: how many descriptors went into @fds.
+ */
+static size_t take_control(struct msghdr *msg, int *fds, size_t room, uid_t *uid)
+{
+	size_t n_fds = 0;
+
 	if (uid)
 		*uid = (uid_t)-1;
-	do
-		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return neg_errno();
-
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
 		size_t k;
 
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && uid &&
@@ -111,17 +141,37 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*n_fds < FDMSG_MAX_FDS)
-				fds[(*n_fds)++] = fd;
+			if (n_fds < room)
+				fds[n_fds++] = fd;
 			else
-				close(fd);
+				close_fd(fd);
 		}
 	}
+	return n_fds;
+}
+
+static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_fds, int flags,
+			  uid_t *uid)
+{
+	struct received r;
+	struct msghdr *msg = received_init(&r, buf, size);
+	ssize_t n;
+
+	*n_fds = 0;
+	if (uid)
+		*uid = (uid_t)-1;
+	do
+		n = recvmsg(sock, msg, MSG_CMSG_CLOEXEC | flags);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return neg_errno();
+
+	*n_fds = take_control(msg, fds, FDMSG_MAX_FDS, uid);
 	/* An empty datagram reads as the end of the stream: nothing is left to own its descriptors.
 	 * A datagram whole but for descriptors the receiver had no room for (out of them: the
 	 * kernel installs what it can and sets MSG_CTRUNC) is read without those; the caller sees
 	 * them missing. */
-	if (n == 0 || (msg.msg_flags & MSG_TRUNC)) {
+	if (n == 0 || (msg->msg_flags & MSG_TRUNC)) {
 		fdmsg_close_fds(fds, *n_fds);
 		*n_fds = 0;
 		return n == 0 ? 0 : -EMSGSIZE;
@@ -145,6 +195,16 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
 ssize_t fdmsg_recv(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
 {
 	return recv_flags(sock, buf, size, fds, n_fds, 0, NULL);
+}
+
+/**
+ * fdmsg_recv_nonblock() - fdmsg_recv() without waiting: -EAGAIN if nothing is queued
+ *
+ * Return: as fdmsg_recv().
+ */
+ssize_t fdmsg_recv_nonblock(int sock, void *buf, size_t size, int *fds, size_t *n_fds)
+{
+	return recv_flags(sock, buf, size, fds, n_fds, MSG_DONTWAIT, NULL);
 }
 
 /**
@@ -184,4 +244,29 @@ int fdmsg_drop(int sock)
 	n = recv_flags(sock, &byte, 1, fds, &n_fds, 0, NULL);
 	fdmsg_close_fds(fds, n_fds);
 	return n < 0 && n != -EMSGSIZE ? (int)n : 0;
+}
+
+/**
+ * fdmsg_drain() - take every datagram queued on @sock off it, closing their descriptors
+ * @sock: a socket shut down for reading (shutdown(2)), so that nothing more comes in
+ * @max: how many datagrams at most
+ *
+ * The end of the queue and an empty datagram both read as 0 bytes: with SO_PASSCRED on, every
+ * datagram comes with the sender's credentials, and the end with nothing.
+ */
+void fdmsg_drain(int sock, unsigned max)
+{
+	setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &(int){ 1 }, sizeof(int));
+	for (unsigned i = 0; i < max; i++) {
+		struct received r;
+		char byte;
+		struct msghdr *msg = received_init(&r, &byte, 1);
+		ssize_t n = recvmsg(sock, msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (n == 0 && msg->msg_controllen == 0))
+			return;
+		take_control(msg, NULL, 0, NULL);
+	}
 }

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "closer.h"
+#include "common/fdmsg.h"
 #include "common/macro.h"
 #include "context.h"
 #include "fdstore.h"
@@ -82,13 +84,15 @@ static void on_readable(uv_poll_t *h, int status, int events)
 	while (status == 0) {
 		struct upager_msg m;
 		struct chan_req *q;
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		int fds[FDMSG_MAX_FDS];
+		size_t n_fds = 0;
+		ssize_t n = fdmsg_recv_nonblock(c->fd, buf, sizeof(buf), fds, &n_fds);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		/* An answer carries none: a descriptor is a bad message's. */
+		fdmsg_close_fds(fds, n_fds);
+		if (n == -EAGAIN)
 			return;
-		if (n <= 0)
+		if (n <= 0 || n_fds > 0)
 			break;
 		q = list_empty(&c->inflight) ? NULL
 					     : list_entry(c->inflight.next, struct chan_req, link);
@@ -167,6 +171,8 @@ void channel_detach(struct space *s)
 	}
 	fdstore_remove(s->d, "gr", s->id);
 	uv_poll_stop(&c->poll);
-	close(c->fd);
+	if (!s->d->stopping)
+		closer_drain(c->fd);
+	closer_close(c->fd);
 	uv_close((uv_handle_t *)&c->poll, on_closed);
 }

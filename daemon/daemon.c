@@ -20,6 +20,7 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
+#include "closer.h"
 #include "daemon.h"
 #include "events.h"
 #include "evict.h"
@@ -408,6 +409,11 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	if (!(d->uffd_features & UFFD_FEATURE_POISON))
 		log_warning("the kernel lacks UFFDIO_POISON; I/O errors cannot raise SIGBUS");
 
+	ret = closer_start();
+	if (ret < 0) {
+		log_error("closer thread: %s", strerror(-ret));
+		return ret;
+	}
 	ret = ring_new(loop, RING_ENTRIES, &d->cache.ring);
 	if (ret < 0) {
 		log_error("io_uring: %s", strerror(-ret));

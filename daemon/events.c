@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "closer.h"
 #include "common/uffd.h"
 #include "context.h"
 #include "events.h"
@@ -93,7 +94,7 @@ static void on_fork(struct space *parent, int ufd)
 	}
 	if (ret < 0) {
 		private_fork_abandon(parent, ufd);
-		close(ufd);
+		closer_close(ufd);
 		return;
 	}
 	ret = space_new(parent->d, ufd, 0, parent->uid, parent->token_addr, &child);

@@ -23,6 +23,7 @@
 #include "common/stat.h"
 #include "common/macro.h"
 #include "cache.h"
+#include "closer.h"
 #include "crc32c.h"
 #include "fdstore.h"
 #include "log.h"
@@ -920,7 +921,7 @@ int file_access_reopen(struct file_access *fa)
 	if (fd < 0)
 		return neg_errno();
 	posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
-	close(fa->reader);
+	closer_close(fa->reader);
 	fa->reader = fd;
 	return 0;
 }
@@ -1102,10 +1103,11 @@ static void object_free(struct object *o)
 	close(o->memfd);
 	closep(&o->pages_fd);
 	closep(&o->slot_fd);
+	/* A client's file: its release may ask a file system that does not answer. */
 	if (o->fd_write >= 0 && o->fd_write != o->fd_read)
-		close(o->fd_write);
+		closer_close(o->fd_write);
 	if (o->fd_read >= 0)
-		close(o->fd_read);
+		closer_close(o->fd_read);
 	cache_unstore_fd(c, "ob", o->id);
 	cache_unstore_fd(c, "pg", o->id);
 	cache_unstore_fd(c, "sl", o->id);

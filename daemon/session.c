@@ -18,6 +18,7 @@
 
 #include "common/fdmsg.h"
 #include "common/macro.h"
+#include "closer.h"
 #include "context.h"
 #include "fault.h"
 #include "fdstore.h"
@@ -265,7 +266,7 @@ static void on_closed(uv_handle_t *h)
 {
 	struct session *s = h->data;
 
-	close(s->fd);
+	closer_close(s->fd);
 	fdstore_remove(s->d, "cl", s->id);
 	free(s);
 }
@@ -307,6 +308,10 @@ static void session_close(struct session *s)
 	d->n_sessions--;
 	state_forget(d->state, &s->saved);
 	uv_poll_stop(&s->poll);
+	/* What the client left queued goes now: the last close of the socket, here or in the fd
+	 * store's keeper, would close its descriptors. A daemon that stops hands it over whole. */
+	if (!d->stopping)
+		closer_drain(s->fd);
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 }
 
@@ -333,6 +338,13 @@ static unsigned sessions_of(struct daemon *d, uid_t uid)
 	return n;
 }
 
+/* A connection refused: what its client queued meanwhile is closed off the loop. */
+static void end_connection(int fd)
+{
+	closer_drain(fd);
+	closer_close(fd);
+}
+
 /**
  * session_accept() - start a session on a new connection
  * @d: the daemon
@@ -349,18 +361,18 @@ int session_accept(struct daemon *d, int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 		int ret = neg_errno();
 
-		close(fd);
+		end_connection(fd);
 		return ret;
 	}
 	if (limits_connection(d, cred.uid, sessions_of(d, cred.uid)) < 0) {
 		log_limited(LOG_WARNING, "uid %d has as many connections as it may; closing one",
 			    (int)cred.uid);
-		close(fd);
+		end_connection(fd);
 		return -EMFILE;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		close(fd);
+		end_connection(fd);
 		return -ENOMEM;
 	}
 	/* Each request carries the uid its sender has when it sends it (set_uid()). */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "closer.h"
 #include "common/uffd.h"
 #include "context.h"
 #include "fdstore.h"
@@ -104,12 +105,12 @@ int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_a
 	if (fl < 0 || fcntl(uffd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		int ret = neg_errno();
 
-		close(uffd);
+		closer_close(uffd);
 		return ret;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		close(uffd);
+		closer_close(uffd);
 		return -ENOMEM;
 	}
 	s->d = d;
@@ -153,7 +154,7 @@ struct space *space_unref(struct space *s)
 	free(s->parked);
 	locked_free(&s->locked);
 	state_forget(s->d->state, &s->saved);
-	close(s->uffd);
+	closer_close(s->uffd); /* its release takes the client's mmap lock */
 	fdstore_remove(s->d, "uf", s->id);
 	free(s);
 	return NULL;
@@ -207,7 +208,7 @@ void space_kill(struct space *s)
 	/* Messages read and not dispatched: only a fork's new descriptor needs anything. */
 	for (; s->queue_head < s->queue_len; s->queue_head++)
 		if (s->queue[s->queue_head].msg.event == UFFD_EVENT_FORK)
-			close((int)s->queue[s->queue_head].msg.arg.fork.ufd);
+			closer_close((int)s->queue[s->queue_head].msg.arg.fork.ufd);
 	if (d->space_hooks.killed)
 		d->space_hooks.killed(s);
 	/* Its views may outlive it (a session holds one it is converting to): not mapped here. */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tests/lingering.h"
 #include "upager.h"
 
 TestSuite(trust, .init = harness_start, .fini = harness_stop, .timeout = 60);
@@ -481,4 +483,129 @@ Test(trust, a_mapping_moved_over_the_token_page_hangs_neither_daemon_nor_others)
 	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
 	another_file_is_served(ofd);
 	close(fd);
+}
+
+/*
+ * Send datagrams of 16 zero bytes on @sock in one call: @n_msgs of them (1 or 2), the last with
+ * @n descriptors (at most 8). Return: whether all were sent.
+ */
+static bool send_junk(int sock, int n_msgs, const int *fds, size_t n)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} control;
+	static char junk[16];
+	struct iovec iov = { .iov_base = junk, .iov_len = sizeof(junk) };
+	struct mmsghdr msgs[2] = { { .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1 } },
+				   { .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1 } } };
+	struct msghdr *msg = &msgs[n_msgs - 1].msg_hdr;
+
+	if (n > 0) {
+		struct cmsghdr *c;
+
+		memset(&control, 0, sizeof(control));
+		msg->msg_control = control.buf;
+		msg->msg_controllen = CMSG_SPACE(sizeof(int) * n);
+		c = CMSG_FIRSTHDR(msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+	}
+	return sendmmsg(sock, msgs, (unsigned)n_msgs, 0) == n_msgs;
+}
+
+/*
+ * Hand the daemon, on a new connection, the last reference of a socket whose close waits 45 s: by
+ * @way 0, with a bad message; 1, as the eighth descriptor of one (more than a request carries,
+ * which the kernel closes itself if the receiver has no room); 2, queued behind a bad message, so
+ * that the connection's own close would close it. The socket's peer stays open, in @peer.
+ * Return: whether it was sent (by way 2, the daemon may end the connection at the first message
+ * before the second is queued).
+ */
+static bool hand_lingering_socket(int way, int *peer)
+{
+	int conn = harness_connect_raw(), bomb = lingering_socket(45, peer), fds[8];
+	bool sent;
+
+	if (conn < 0 || bomb < 0)
+		_exit(94);
+	if (way == 0) {
+		sent = send_junk(conn, 1, &bomb, 1);
+	} else if (way == 1) {
+		for (int k = 0; k < 7; k++)
+			fds[k] = open("/dev/null", O_RDONLY);
+		fds[7] = bomb;
+		sent = send_junk(conn, 1, fds, 8);
+	} else {
+		sent = send_junk(conn, 2, &bomb, 1);
+	}
+	if (!sent) /* not sent: this process's own close would wait */
+		setsockopt(bomb, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 },
+			   sizeof(struct linger));
+	close(bomb);
+	close(conn);
+	return sent;
+}
+
+/* As user 65534: each way of hand_lingering_socket(), then tell the parent on @arg (a pipe) and wait. */
+static void lingering_child(void *arg)
+{
+	int ready = *(int *)arg, peers[3];
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+	for (int way = 0; way < 3; way++)
+		for (int tries = 0; !hand_lingering_socket(way, &peers[way]); tries++) {
+			close(peers[way]);
+			if (tries == 100)
+				_exit(93);
+		}
+	if (write(ready, "r", 1) != 1)
+		_exit(95);
+	sleep(50);
+	_exit(0);
+}
+
+static void stats_child(void *arg)
+{
+	struct upager_msg st;
+
+	(void)arg;
+	_exit(harness_stats(&st) == 0 ? 0 : 1);
+}
+
+/*
+ * A client chooses what the last close of a descriptor it hands the daemon does: a TCP socket with
+ * unsent data and SO_LINGER waits for its peer, up to the time the client set. The daemon closes
+ * what clients hand it in threads of its own (daemon/closer.c), and a socket with no lingering:
+ * while the attacker's peers stay open, the daemon keeps answering everyone (it froze for the
+ * whole linger before, whatever the way in).
+ */
+Test(trust, a_descriptor_whose_close_waits_does_not_stop_the_daemon)
+{
+	int pipefd[2], status;
+	pid_t attacker, checker;
+	char c;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(pipe(pipefd), 0);
+	attacker = harness_fork();
+	if (attacker == 0)
+		lingering_child(&pipefd[1]);
+	close(pipefd[1]);
+	if (read(pipefd[0], &c, 1) != 1) {
+		waitpid(attacker, &status, 0);
+		cr_assert_fail("the attacker did not send its messages: status %x", status);
+	}
+	checker = harness_fork();
+	if (checker == 0)
+		stats_child(NULL);
+	cr_assert(harness_ended_within(checker, 8000, &status),
+		  "the daemon answered nobody while the attacker's sockets lingered");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %x", status);
+	kill(attacker, SIGKILL);
+	waitpid(attacker, &status, 0);
+	close(pipefd[0]);
 }

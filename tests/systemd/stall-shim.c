@@ -40,6 +40,7 @@ int ioctl(int fd, unsigned long req, ...);
 int fdatasync(int fd);
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t recv(int fd, void *buf, size_t len, int flags);
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
 ssize_t send(int fd, const void *buf, size_t len, int flags);
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off);
 int fallocate(int fd, int mode, off_t off, off_t len);
@@ -107,17 +108,32 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return real(fd, msg, flags);
 }
 
-ssize_t recv(int fd, void *buf, size_t len, int flags)
+/* A datagram read: if it is an answer of a growth thread (op 0x800a at offset 6), maybe stall. */
+static void read_datagram(const unsigned char *m, ssize_t n)
 {
-	ssize_t (*real)(int, void *, size_t, int) = next("recv");
-	ssize_t n = real(fd, buf, len, flags);
-	const unsigned char *m = buf;
-
-	/* Only the growth channel is read with recv(2): an answer is op 0x800a at offset 6. */
 	if (n >= 8 && m[6] == 0x0a && m[7] == 0x80) {
 		maybe_stall("grow");
 		grown = grown || armed("grown");
 	}
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	ssize_t (*real)(int, void *, size_t, int) = next("recv");
+	ssize_t n = real(fd, buf, len, flags);
+
+	read_datagram(buf, n);
+	return n;
+}
+
+/* The control channel is read with recvmsg(2) (common/fdmsg.c); requests are never answers. */
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t (*real)(int, struct msghdr *, int) = next("recvmsg");
+	ssize_t n = real(fd, msg, flags);
+
+	if (msg->msg_iovlen > 0 && msg->msg_iov[0].iov_len >= 8)
+		read_datagram(msg->msg_iov[0].iov_base, n);
 	return n;
 }
 
