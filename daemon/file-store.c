@@ -9,16 +9,19 @@
  * Writes (the cache's write-back) wait in the store until a flush, then go to a worker thread
  * together, one batch of a store at a time and in the order asked: a file system that stalls holds
  * that thread and the clients waiting for the flush, never the loop. A batch reads the file's size
- * first and writes no byte past its end, syncs the data (fdatasync(2)) for a durable flush, and
+ * first and writes no byte past its end (with RWF_DONTCACHE where the kernel has it, as reads), syncs the data (fdatasync(2)) for a durable flush, and
  * reads the file's status after its writes, handed to the object (its own writes are no change
  * behind the cache's back). The thread touches only its batch. A store set to write now (a daemon
  * that stops, store.now) makes each transfer on the caller's thread.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/list.h"
@@ -135,6 +138,27 @@ struct fs_batch {
 	struct stat st; /* after the writes */
 };
 
+/* Cleared for good at the first write the kernel or a file system refuses with RWF_DONTCACHE. */
+static atomic_bool write_uncached = true;
+
+/*
+ * pwrite(2), with RWF_DONTCACHE where the kernel has it: the pages written leave the kernel's page
+ * cache once on disk, and are not held a second time there, dirty, charged to the daemon (a memory
+ * cgroup v1 does not hold back its dirty pages, and they got the daemon OOM-killed).
+ */
+static ssize_t write_dropped(int fd, const void *buf, size_t len, off_t off)
+{
+	if (atomic_load(&write_uncached)) {
+		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+		ssize_t n = pwritev2(fd, &iov, 1, off, RING_RWF_DONTCACHE);
+
+		if (n >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
+			return n;
+		atomic_store(&write_uncached, false);
+	}
+	return pwrite(fd, buf, len, off);
+}
+
 /* On the caller's thread: @op's bytes below end of file @eof into @fd, or its sync. */
 static void op_run(struct fs_op *op, int fd, uint64_t eof)
 {
@@ -149,7 +173,7 @@ static void op_run(struct fs_op *op, int fd, uint64_t eof)
 	}
 	len = off < eof ? MIN(op->len, eof - off) : 0;
 	while (done < len) {
-		ssize_t n = pwrite(fd, src + done, len - done, (off_t)(off + done));
+		ssize_t n = write_dropped(fd, src + done, len - done, (off_t)(off + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -159,6 +183,11 @@ static void op_run(struct fs_op *op, int fd, uint64_t eof)
 		}
 		done += (uint64_t)n;
 	}
+	/* On disk, then out of the kernel's page cache: not held there a second time. */
+	sync_file_range(fd, (off_t)off, (off_t)len,
+			SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				SYNC_FILE_RANGE_WAIT_AFTER);
+	posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
 	op->ret = (int)done;
 }
 
