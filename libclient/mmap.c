@@ -34,20 +34,23 @@
 #ifndef MAP_UNINITIALIZED
 #define MAP_UNINITIALIZED 0x4000000
 #endif
-#ifndef MAP_HUGE_MASK
-#define MAP_HUGE_MASK 0x3f
+#ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MAP_ABOVE4G
+#define MAP_ABOVE4G 0x80
 #endif
 
 /*
- * The flags Linux accepts with MAP_SHARED_VALIDATE on a file that is not DAX. MAP_FIXED_NOREPLACE
- * is not among them: Linux refuses it there with EOPNOTSUPP, and so do we.
+ * The flags Linux accepts with MAP_SHARED_VALIDATE on any file (its LEGACY_MAP_MASK; the huge page
+ * size field without its top bit). MAP_SYNC is the file system's to accept (sync_refused()).
+ * MAP_FIXED_NOREPLACE is not among them: Linux refuses it there with EOPNOTSUPP, and so do we.
  */
 #define KNOWN_FLAGS                                                                      \
 	(MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |         \
 	 MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | \
-	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT |                            \
-	 ((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT))
+	 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_32BIT | MAP_ABOVE4G |              \
+	 (0x1fu << MAP_HUGE_SHIFT))
 
 /* The user address space of x86-64 with 4-level page tables; no longer mapping can succeed. */
 #define TASK_SIZE ((size_t)1 << 47)
@@ -145,11 +148,12 @@ static int file_maps(int fd, off_t offset)
 	return 0;
 }
 
-/* MAP_SHARED|MAP_SYNC, which MAP_SHARED does not check: Linux still refuses it where the file
- * system does (ext4 and xfs without DAX: EOPNOTSUPP). Asked of the kernel with a page. */
-static int sync_refused(int fd, off_t offset)
+/* MAP_SYNC with mapping @type: the file system decides (ext4 and xfs without DAX refuse it with
+ * EOPNOTSUPP, whatever the type; tmpfs with MAP_SHARED_VALIDATE only). Asked of the kernel with a
+ * page. */
+static int sync_refused(int fd, off_t offset, int type)
 {
-	void *p = mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_SYNC, fd, offset);
+	void *p = mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, type | MAP_SYNC, fd, offset);
 
 	if (p == MAP_FAILED)
 		return errno == EOPNOTSUPP ? -EOPNOTSUPP : 0;
@@ -211,7 +215,8 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 		return -EOVERFLOW;
 	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
 		return -EINVAL;
-	if (type == MAP_SHARED_VALIDATE && ((unsigned)flags & ~(unsigned)KNOWN_FLAGS))
+	if (type == MAP_SHARED_VALIDATE &&
+	    ((unsigned)flags & ~(unsigned)(KNOWN_FLAGS | (S_ISREG(st.st_mode) ? MAP_SYNC : 0))))
 		return -EOPNOTSUPP;
 	/* The access the descriptor gives, then what its file system and the file allow. */
 	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)
@@ -229,8 +234,11 @@ static int check_args(void *addr, size_t length, int prot, int flags, int fd, of
 	/* A file sealed against writing (a memfd, see fcntl(2)) is mapped shared writable no more. */
 	if (type != MAP_PRIVATE && (prot & PROT_WRITE) && fd_write_sealed(fd))
 		return -EPERM;
-	if (type == MAP_SHARED && (flags & MAP_SYNC) && S_ISREG(st.st_mode))
-		return sync_refused(fd, offset);
+	if ((flags & MAP_SYNC) && S_ISREG(st.st_mode)) {
+		ret = sync_refused(fd, offset, type);
+		if (ret < 0)
+			return ret;
+	}
 	return S_ISREG(st.st_mode) ? file_maps(fd, offset) : 0;
 }
 

@@ -464,25 +464,66 @@ Test(errors, prot_exec_on_a_noexec_mount_fails_with_eperm)
 	umount2(dir, MNT_DETACH);
 }
 
-/* MAP_SHARED|MAP_SYNC (not validated) on a file of a file system that refuses it for files not on
- * DAX (ext4, xfs) fails as the kernel's; where the kernel maps it, so does upager. */
-Test(errors, map_sync_without_validation_fails_where_the_kernel_s_does)
+/* Map a page of @fd with @flags through the kernel and through upager: both fail alike or both map. */
+static void same_answer(int fd, int flags, const char *what, unsigned bit)
 {
-	int fd = make_pattern_file("f", 4 * PAGE, NULL);
-	void *k = mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_SYNC, fd, 0);
-	int kerr = errno;
-	void *u = upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED | MAP_SYNC, fd, 0);
-	int uerr = errno;
+	void *k, *u;
+	int kerr, uerr;
 
-	cr_assert_eq(k == MAP_FAILED, u == MAP_FAILED, "kernel %s, upager %s",
+	errno = 0;
+	k = mmap(NULL, PAGE, PROT_READ, flags, fd, 0);
+	kerr = errno;
+	errno = 0;
+	u = upager_mmap(NULL, PAGE, PROT_READ, flags, fd, 0);
+	uerr = errno;
+	cr_assert_eq(k == MAP_FAILED, u == MAP_FAILED, "%s %#x: kernel %s, upager %s", what, bit,
 		     k == MAP_FAILED ? strerror(kerr) : "mapped",
 		     u == MAP_FAILED ? strerror(uerr) : "mapped");
 	if (k == MAP_FAILED)
-		cr_assert_eq(uerr, kerr);
+		cr_assert_eq(uerr, kerr, "%s %#x: kernel %s, upager %s", what, bit, strerror(kerr),
+			     strerror(uerr));
 	else
 		cr_assert_eq(upager_munmap(u, PAGE), 0);
 	if (k != MAP_FAILED)
 		munmap(k, PAGE);
+}
+
+/*
+ * MAP_SYNC on a file of a file system that refuses it for files not on DAX (ext4, xfs) fails as
+ * the kernel's, with every mapping type; where the kernel maps it (tmpfs but with validation), so
+ * does upager.
+ */
+Test(errors, map_sync_fails_where_the_kernel_s_does)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+	int shm = memfd_create("sync", 0);
+	const int types[] = { MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE };
+
+	cr_assert_eq(ftruncate(shm, PAGE), 0);
+	for (size_t i = 0; i < 3; i++) {
+		same_answer(fd, types[i] | MAP_SYNC, "a file, MAP_SYNC with type",
+			    (unsigned)types[i]);
+		same_answer(shm, types[i] | MAP_SYNC, "a memfd, MAP_SYNC with type",
+			    (unsigned)types[i]);
+	}
+	close(shm);
+	close(fd);
+}
+
+/*
+ * Each flag bit with MAP_SHARED_VALIDATE is accepted or refused as the kernel does: MAP_ABOVE4G is
+ * known, the top bit of the huge page size is not.
+ */
+Test(errors, map_shared_validate_knows_the_flags_the_kernel_knows)
+{
+	int fd = make_pattern_file("f", 4 * PAGE, NULL);
+
+	for (unsigned bit = 4; bit; bit <<= 1) {
+		/* Where the mapping goes, or what it asks of the machine: not one page of a file. */
+		if (bit == MAP_FIXED || bit == MAP_FIXED_NOREPLACE || bit == MAP_HUGETLB)
+			continue;
+		same_answer(fd, MAP_SHARED_VALIDATE | (int)bit, "MAP_SHARED_VALIDATE with", bit);
+	}
 	close(fd);
 }
 
