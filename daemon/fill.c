@@ -29,7 +29,9 @@
 #endif
 
 #define BOUNCE_MIN_PAGES 16 /* 64 KiB: smaller fills read straight into the mapping */
-#define BOUNCE_BUDGET (64ULL << 20) /* beyond this much in flight, fills read straight too */
+/* Beyond this much in flight, fills read straight too; with a budget, an eighth of it at most:
+ * a page in a bounce buffer is held twice, and counted once. */
+#define BOUNCE_BUDGET (64ULL << 20)
 
 static uint64_t bounce_in_use;
 
@@ -267,13 +269,21 @@ static int fill_submit(struct fill *f)
 	return ret;
 }
 
+/* The most bytes of bounce buffers in flight under @c's budget. */
+static uint64_t bounce_most(const struct cache *c)
+{
+	uint64_t budget = c->budget_pages << UPAGER_PAGE_SHIFT;
+
+	return budget ? MIN(BOUNCE_BUDGET, budget / 8) : BOUNCE_BUDGET;
+}
+
 /* Submit the fill's read, into a bounce buffer if it is large (see struct fill). */
 static int fill_go(struct fill *f)
 {
 	uint64_t bytes = f->count << UPAGER_PAGE_SHIFT;
 
 	if (f->slot < 0 && f->count >= BOUNCE_MIN_PAGES && !f->bounce &&
-	    bounce_in_use + bytes <= BOUNCE_BUDGET) {
+	    bounce_in_use + bytes <= bounce_most(f->obj->c)) {
 		f->bounce = malloc(bytes);
 		if (f->bounce)
 			bounce_in_use += bytes;
