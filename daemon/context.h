@@ -49,6 +49,8 @@ struct daemon_config {
 	uint64_t file_timeout_ms; /* how long a call on a client's file may block a request */
 	uint64_t memory_max; /* the budget of pages in memory, bytes (budget.c) */
 	uint64_t uid_memory_max; /* a user's share of it, bytes (0: none) */
+	bool memory_max_default; /* not given: it follows the cgroup's limit (daemon.c) */
+	bool uid_memory_max_default; /* not given: half the budget */
 	const char *swap_path; /* the swap store of shared anonymous pages, or NULL for none */
 	uint64_t swap_max; /* the most bytes it may hold */
 	uint64_t swap_timeout_ms; /* how long requests wait for an NBD server that went away */
@@ -74,6 +76,7 @@ struct daemon {
 	char *socket_path;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t liveness;
+	unsigned liveness_ticks; /* the cgroup limit is read every few (daemon.c) */
 	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
 	uv_idle_t queued; /* while spaces hold messages read ahead of time (space_drain()) */
 	uv_idle_t next_turn; /* a turn at once: faults wait for copies spared in this one */

@@ -20,6 +20,7 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
+#include "budget.h"
 #include "closer.h"
 #include "daemon.h"
 #include "events.h"
@@ -148,6 +149,29 @@ static void on_signal(uv_signal_t *h, int signum)
 	daemon_stop(d);
 }
 
+/*
+ * A budget not given follows the limit of the daemon's cgroup, read again every second: a daemon
+ * moved into a cgroup after it started, or whose cgroup's limit changed, would otherwise keep a
+ * budget the kernel kills it before reaching.
+ */
+static void follow_cgroup_limit(struct daemon *d)
+{
+	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * UPAGER_PAGE_SIZE, budget;
+
+	if (!d->config.memory_max_default || ++d->liveness_ticks % (1000 / LIVENESS_MS))
+		return;
+	budget = budget_default(phys, budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
+	if (budget == d->config.memory_max || budget == 0)
+		return;
+	log_info("the daemon's cgroup limit changed: memory budget %" PRIu64 " MiB", budget >> 20);
+	d->config.memory_max = budget;
+	d->cache.budget_pages = budget >> UPAGER_PAGE_SHIFT;
+	if (d->config.uid_memory_max_default) {
+		d->config.uid_memory_max = budget / 2;
+		d->cache.uid_share_pages = d->config.uid_memory_max >> UPAGER_PAGE_SHIFT;
+	}
+}
+
 static void on_liveness(uv_timer_t *h)
 {
 	struct daemon *d = h->data;
@@ -155,6 +179,7 @@ static void on_liveness(uv_timer_t *h)
 
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_check_alive(s);
+	follow_cgroup_limit(d);
 	notify_status(d);
 }
 

@@ -381,6 +381,8 @@ int main(int argc, char **argv)
 	}
 	if (!uid_memory_max_set)
 		d.config.uid_memory_max = d.config.memory_max / 2;
+	d.config.memory_max_default = !memory_max_set;
+	d.config.uid_memory_max_default = !uid_memory_max_set;
 	if (!mapped_set)
 		d.config.limits.mapped =
 			budget_mapped_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096, cg_limit);

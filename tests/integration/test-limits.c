@@ -541,3 +541,29 @@ Test(limits, a_fork_whose_page_table_copy_passes_its_user_s_share_is_not_followe
 		  "followed");
 	cr_assert_eq(kill(harness_daemon_pid(), 0), 0, "the daemon died");
 }
+
+/*
+ * A budget not given follows the limit of the daemon's cgroup, also one the daemon is moved into
+ * after it started (half of it): it kept the budget it started with, half of the machine's memory,
+ * and a client streaming a file got the daemon killed by its cgroup.
+ */
+Test(limits, a_default_budget_follows_the_cgroup_the_daemon_is_moved_into)
+{
+	struct upager_msg st;
+	struct cgroup cg;
+	uint64_t budget = 0;
+
+	if (getenv("UPAGER_TEST_MEMORY_MAX"))
+		cr_skip_test("the budget is given");
+	cgroup_new(&cg, "upager-test-budget");
+	cgroup_limit(&cg, 64UL << 20);
+	cgroup_enter(&cg, harness_daemon_pid());
+	for (int i = 0; i < 50 && budget != 32UL << 20; i++) {
+		usleep(100 * 1000);
+		cr_assert_eq(harness_stats(&st), 0);
+		budget = st.u.stats_reply.budget_bytes;
+	}
+	cgroup_remove(&cg, harness_daemon_pid());
+	cr_assert_eq(budget, 32UL << 20, "the budget is %llu KiB in a cgroup of 64 MiB",
+		     (unsigned long long)budget >> 10);
+}
