@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/macro.h"
@@ -199,6 +200,20 @@ static int swap_size(int fd, bool device, uint64_t max_bytes, uint64_t *pages)
 	return 0;
 }
 
+/*
+ * The slots the file system under the file @fd has room for (one at least): a store larger than
+ * it takes freed slots' blocks (kept until their run is long, slots_trim_due()) from new places,
+ * and met ENOSPC at the size of all it ever held, though it held a few pages.
+ */
+static uint64_t fs_room(int fd)
+{
+	struct statvfs vfs;
+
+	if (fstatvfs(fd, &vfs) < 0 || vfs.f_frsize == 0)
+		return UINT64_MAX;
+	return MAX((uint64_t)vfs.f_bavail * vfs.f_frsize / PAGE, 1);
+}
+
 /* The first @bytes of the store, zeroes past its end, into a buffer O_DIRECT can use. */
 static int read_head(struct swap *s, size_t bytes, char **out)
 {
@@ -295,6 +310,8 @@ int swap_open(struct ring *ring, const char *path, uint64_t max_bytes, unsigned 
 	ret = swap_header(s);
 	if (ret < 0)
 		return ret;
+	if (!s->device)
+		pages = MIN(pages, fs_room(s->fd));
 	ret = slots_init(&s->slots, pages);
 	if (ret < 0)
 		return ret;

@@ -2512,3 +2512,75 @@ Test(pageout, the_daemon_s_page_tables_follow_the_pages_in_memory, .init = start
 	cr_assert_eq(upager_munmap((void *)p, size), 0);
 	close(fd);
 }
+
+/*
+ * Shared anonymous memory twice the budget, read and written at random, with the swap store on a
+ * file system with room for a little more than what goes out (a tmpfs of 24 MiB): the store never
+ * runs out of room. It took the storage of pages read back, whose freed slots keep their blocks
+ * until their run is long, from new places in a store of the size of --swap-max, and met ENOSPC
+ * at 24 MiB though it held a few: pages then stayed in memory above the budget. The store takes
+ * no more slots than the file system had room for.
+ */
+static void shared_random_twice_the_budget(void *arg)
+{
+	size_t size = 32UL << 20, pages = size / PAGE;
+	uint64_t *p =
+		upager_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint64_t *round = calloc(pages, sizeof(*round));
+
+	(void)arg;
+	if (p == MAP_FAILED || !round)
+		_exit(31);
+	for (uint64_t i = 0; i < pages; i++)
+		p[i * PAGE / 8] = anon_word(i, 0);
+	srandom(5);
+	for (int k = 0; k < 60000; k++) {
+		uint64_t i = (uint64_t)random() % pages;
+
+		if (p[i * PAGE / 8] != anon_word(i, round[i]))
+			_exit(32);
+		if (k % 2)
+			p[i * PAGE / 8] = anon_word(i, ++round[i]);
+	}
+	_exit(0);
+}
+
+Test(pageout, a_swap_store_takes_no_more_than_its_file_system_has_room_for)
+{
+	char dir[512], file[600];
+	const char *args[] = { "--memory-max", "16M", "--swap", file, NULL };
+	struct upager_msg f;
+	int status;
+	pid_t child;
+
+	if (getenv("UPAGER_TEST_NBD"))
+		cr_skip_test("the store is a file here");
+	snprintf(dir, sizeof(dir), "/var/tmp/upager-test-room-%d", (int)getpid());
+	snprintf(file, sizeof(file), "%s/swap", dir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=24m") < 0) {
+		rmdir(dir);
+		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+	}
+	stop();
+	start_daemon(args);
+	child = harness_fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(100);
+		shared_random_twice_the_budget(NULL);
+	}
+	cr_assert(harness_ended_within(child, 90000, &status), "the client hung");
+	f = figures();
+	stop();
+	for (int i = 0; i < 100 && umount(dir) < 0 && errno == EBUSY; i++)
+		usleep(20000);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
+		  status);
+	cr_assert_eq(f.u.stats_reply.over_budget, 0, "pages stayed above the budget %llu times",
+		     (unsigned long long)f.u.stats_reply.over_budget);
+	cr_assert_leq(f.u.stats_reply.swap_bytes, 24UL << 20, "a store of %llu KiB",
+		      (unsigned long long)f.u.stats_reply.swap_bytes >> 10);
+}
