@@ -212,10 +212,17 @@ static int hello(uint32_t flags, int uffd, int *got)
  */
 static int token_new(void)
 {
-	void *t = mmap(NULL, UPAGER_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Made readable after: a mapping made while mlockall(MCL_FUTURE) holds is populated. */
+	void *t = mmap(NULL, UPAGER_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (t == MAP_FAILED)
 		return neg_errno();
+	if (mprotect(t, UPAGER_PAGE_SIZE, PROT_READ) < 0) {
+		int ret = neg_errno();
+
+		munmap(t, UPAGER_PAGE_SIZE);
+		return ret;
+	}
 	(void)madvise(t, UPAGER_PAGE_SIZE, MADV_WIPEONFORK);
 	conn.token = t;
 	return 0;

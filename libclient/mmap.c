@@ -422,13 +422,17 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 		map_offset = offset;
 	}
 
-	p = mmap(addr, length, prot, kflags, memfd, map_offset);
+	/* Inaccessible until registered: after mlockall(MCL_FUTURE) the kernel populates every
+	 * new mapping at once, from the memfd's holes (zeroes) before the daemon could serve it. */
+	p = mmap(addr, length, PROT_NONE, kflags, memfd, map_offset);
 	if (p == MAP_FAILED)
 		return MAP_FAILED;
 	/* As Linux's MAP_DROPPABLE: a child gets zeroes, a core dump none of it. */
 	if ((flags & MAP_TYPE) == MAP_DROPPABLE)
 		(void)(madvise(p, length, MADV_WIPEONFORK) + madvise(p, length, MADV_DONTDUMP));
 	ret = region_add(object_id, p, length, prot, flags, offset, NULL, NULL, 0);
+	if (ret == 0 && prot != PROT_NONE && mprotect(p, length, prot) < 0)
+		ret = neg_errno();
 	if (ret < 0) {
 		munmap(p, length);
 		return fail(-ret);

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -717,5 +718,56 @@ Test(file, a_record_lock_outlives_a_mapping_of_its_file)
 		cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
 		cr_assert(locked_for_others(fd), "round %d: lost at the unmapping", round);
 	}
+	close(fd);
+}
+
+/*
+ * In a process that locked all its memory (mlockall(2) with MCL_FUTURE), before its first call or
+ * after it: the kernel populates every new mapping at once, and upager's file mappings read the
+ * file and keep their writes, as the kernel's. Before, the first call failed with EINVAL (the
+ * token page was populated), and a file mapped after read zeroes and lost its writes (the cache
+ * was populated from its holes before the daemon served it).
+ */
+static void locked_all_child(void *arg)
+{
+	const char *path = arg;
+	int fd = open(path, O_RDWR);
+	const int types[] = { MAP_SHARED, MAP_PRIVATE };
+	uint64_t *p;
+
+	/* The system call: a sanitizer's mlockall() does nothing. */
+	if (fd < 0 || syscall(SYS_mlockall, MCL_CURRENT | MCL_FUTURE) < 0)
+		_exit(2);
+	for (int i = 0; i < 2; i++) {
+		p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, types[i], fd, 0);
+		if (p == MAP_FAILED)
+			_exit(3 + i);
+		for (uint64_t k = 0; k < 4; k++)
+			if (p[k * PAGE / 8] != pattern_at(k * PAGE))
+				_exit(5 + i);
+		if (types[i] == MAP_SHARED) {
+			p[1] = 0x1234;
+			if (upager_msync(p, 4 * PAGE, MS_SYNC) < 0)
+				_exit(7);
+		}
+		if (upager_munmap(p, 4 * PAGE) < 0)
+			_exit(8);
+	}
+	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || p[0] != 0)
+		_exit(9);
+	_exit(0);
+}
+
+Test(file, a_process_that_locked_all_its_memory_maps_files_as_the_kernel)
+{
+	char path[512];
+	int fd = make_pattern_file("locked", 4 * PAGE, path), status;
+	uint64_t word;
+
+	status = run_child(locked_all_child, path);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert_eq(pread(fd, &word, 8, 8), 8);
+	cr_assert_eq(word, 0x1234, "the write reached the file");
 	close(fd);
 }
