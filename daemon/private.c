@@ -1852,13 +1852,24 @@ static int64_t page_out(struct space *s, const struct page_set *set, bool discar
 	return (int64_t)n;
 }
 
+/*
+ * Whether the pages on their way out of every client leave room for another page-out. They count
+ * as out (their room is taken at once), and stay in their client until its DROP is done: so that
+ * the pages in memory stay within the budget and the slack, at most the slack of them (one
+ * page-out at least) are on their way.
+ */
+static bool room_to_leave(const struct cache *c)
+{
+	return c->private_leaving + OUT_MAX_PAGES <= MAX(cache_slack(c), OUT_MAX_PAGES);
+}
+
 /* Whether the clock may take pages of @s: a live client with a spare area, a thread to drop
  * them, and pages in memory. */
 static bool may_page_out(const struct space *s)
 {
 	return !s->dead && s->pid > 0 && s->chan && !s->priv.stalled && s->priv.spare &&
-	       s->priv.table.present && (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) &&
-	       (s->features & UFFD_FEATURE_MOVE);
+	       room_to_leave(&s->d->cache) && s->priv.table.present &&
+	       (s->features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) && (s->features & UFFD_FEATURE_MOVE);
 }
 
 /* The private anonymous mapping, or private mapping of an object, that holds all of
