@@ -77,6 +77,7 @@ struct cache {
 	uint64_t cached;
 	uint64_t inflight;
 	struct list_head deferred; /* struct fill.link: fills waiting for room (fill.c) */
+	struct list_head wb_done; /* struct wb_wait.link: write-backs over, waiters not yet told */
 	uint64_t deferred_pages;
 	uint64_t hand_object; /* the clock's hand: the object it looks at next (object.hand) */
 	uint64_t uid_share_pages; /* a user's share of the budget: its pages go first above it */

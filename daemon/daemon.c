@@ -112,6 +112,7 @@ static void on_flush(uv_check_t *h)
 
 	d->turn++;
 	uv_idle_stop(&d->next_turn);
+	object_wb_notify(&d->cache);
 	if (!d->stopping) {
 		struct users_over over;
 		uint64_t copies_out, spared, deferred;
@@ -137,6 +138,7 @@ static void on_flush(uv_check_t *h)
 		if ((waiting && spared) || d->cache.deferred_pages > deferred)
 			uv_idle_start(&d->next_turn, on_next_turn);
 	}
+	object_wb_notify(&d->cache);
 	state_flush(d);
 	ptable_release_puts();
 }
@@ -414,6 +416,7 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 	list_init(&d->spaces);
 	list_init(&d->cache.objects);
 	list_init(&d->cache.deferred);
+	list_init(&d->cache.wb_done);
 	d->cache.budget_pages = d->config.memory_max >> UPAGER_PAGE_SHIFT;
 	d->cache.uid_share_pages = d->config.uid_memory_max >> UPAGER_PAGE_SHIFT;
 	d->start_ms = uv_now(loop);
@@ -579,6 +582,7 @@ void daemon_stop(struct daemon *d)
 	d->watch = NULL;
 	list_for_each_entry_safe (o, otmp, &d->cache.objects, link)
 		object_stop(o);
+	object_wb_notify(&d->cache);
 	store_close(d->cache.store);
 	d->cache.store = NULL;
 	if (d->cache.swap)

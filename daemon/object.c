@@ -1191,6 +1191,7 @@ struct wb_job {
 };
 
 static void wb_kick(struct object *o);
+static void wb_wait_later(struct cache *c, struct wb_wait *w, int ret);
 
 /*
  * The next runs of dirty pages of @req, up to WB_JOB_PAGES, write-protected in every client, taken
@@ -1398,7 +1399,7 @@ static void wb_over(struct wb_job *job, bool later)
 		/* The rest of the request goes next, before any other. */
 		list_add(&req->link, &o->wb_queue);
 	} else {
-		wb_wait_put(req->w, job->ret);
+		wb_wait_later(o->c, req->w, job->ret);
 		free(req);
 	}
 	wb_job_free(job);
@@ -1485,8 +1486,39 @@ static void wb_kick(struct object *o)
 		}
 		if (job)
 			wb_job_free(job);
-		wb_wait_put(req->w, ret < 0 ? ret : 0);
+		wb_wait_later(o->c, req->w, ret < 0 ? ret : 0);
 		free(req);
+	}
+}
+
+/*
+ * One write-back @w waits for is over, with @ret, where the write-back's code goes on with its
+ * object: the waiter is told at the loop's turn (object_wb_notify()). Its done may drop the last
+ * reference of the object (a reader's pre-content wait whose writer died meanwhile), which freed
+ * it under wb_over() and got the daemon killed by SIGSEGV.
+ */
+static void wb_wait_later(struct cache *c, struct wb_wait *w, int ret)
+{
+	if (!w)
+		return;
+	if (ret < 0 && w->ret == 0)
+		w->ret = ret;
+	if (--w->pending == 0)
+		list_add_tail(&w->link, &c->wb_done);
+}
+
+/**
+ * object_wb_notify() - tell the waiters whose write-backs are over (wb_wait_later()); at each turn
+ * of the loop, where no write-back is half done
+ * @c: the cache
+ */
+void object_wb_notify(struct cache *c)
+{
+	while (!list_empty(&c->wb_done)) {
+		struct wb_wait *w = list_first_entry(&c->wb_done, struct wb_wait, link);
+
+		list_del_init(&w->link);
+		w->done(w);
 	}
 }
 
@@ -1589,7 +1621,7 @@ int object_writeback_now(struct object *o)
 		struct wb_req *r = list_first_entry(&o->wb_queue, struct wb_req, link);
 
 		list_del_init(&r->link);
-		wb_wait_put(r->w, 0);
+		wb_wait_later(o->c, r->w, 0);
 		free(r);
 	}
 	st = object_file_store(o);

@@ -165,6 +165,7 @@ struct wb_wait {
 	int ret; /* the first error */
 	bool reports; /* an msync: it reports errors, the object's kept ones too */
 	void (*done)(struct wb_wait *w); /* on the loop, when pending drops to 0 */
+	struct list_head link; /* in cache.wb_done until told (object_wb_notify()) */
 };
 
 struct wb_job;
@@ -175,6 +176,7 @@ int object_writeback_now(struct object *o);
 struct store *object_file_store(struct object *o);
 void object_stop(struct object *o);
 void wb_wait_put(struct wb_wait *w, int ret);
+void object_wb_notify(struct cache *c);
 bool object_touch_due(const struct object *o);
 int object_touch_file(int fd, struct stat *st);
 void object_own_change(struct object *o, const struct stat *before, const struct stat *after);

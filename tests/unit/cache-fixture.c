@@ -50,6 +50,15 @@ static bool protect(struct object *o, uint64_t first, uint64_t count)
 
 static const struct cache_hooks hooks = { store_fd, unstore_fd, touch, protect };
 
+/* As the daemon's turn of the loop: the waiters whose write-backs are over are told. */
+static uv_check_t turn;
+
+static void on_turn(uv_check_t *h)
+{
+	(void)h;
+	object_wb_notify(&cache);
+}
+
 void cache_fixture_setup(void)
 {
 	cr_assert_not_null(mkdtemp(dir));
@@ -57,14 +66,19 @@ void cache_fixture_setup(void)
 	cache = (struct cache){ .fill_max_pages = 16, .hooks = &hooks };
 	list_init(&cache.objects);
 	list_init(&cache.deferred);
+	list_init(&cache.wb_done);
 	cr_assert_eq(ring_new(&loop, 64, &cache.ring), 0);
 	cr_assert_eq(worker_pool_new(&loop, 2, 2, &cache.workers), 0);
+	uv_check_init(&loop, &turn);
+	uv_check_start(&turn, on_turn);
 }
 
 void cache_fixture_teardown(void)
 {
 	ring_free(cache.ring);
 	worker_pool_free(cache.workers);
+	uv_check_stop(&turn);
+	uv_close((uv_handle_t *)&turn, NULL);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	uv_loop_close(&loop);
 	char cmd[96];

@@ -170,6 +170,7 @@ Test(cache, a_stopping_daemon_writes_back_at_once_and_never_past_the_end)
 	cr_assert_eq(object_writeback(o, 0, PAGES + 1, true, &w), 0);
 	wb_wait_put(&w, 0);
 	cr_assert_eq(object_writeback_now(o), 0);
+	object_wb_notify(&cache);
 	cr_assert(synced, "the write-back asked for is over");
 	cr_assert_eq(pread(fd, buf, sizeof(buf), 4096), 4096);
 	cr_assert_eq(buf[4095], 0x5a);
@@ -181,5 +182,41 @@ Test(cache, a_stopping_daemon_writes_back_at_once_and_never_past_the_end)
 		     (unsigned long)cache.stats.bytes_written);
 	cache.stopping = false;
 	object_unref(o);
+	close(fd);
+}
+
+/*
+ * A waiter whose done drops the last reference of the object (a reader's pre-content wait whose
+ * writer died meanwhile): the object goes once the write-back is over, not in the middle of it.
+ * Its done ran inside the write-back's end, which went on with the object it had freed (the
+ * daemon died of SIGSEGV, found by the third-party audit).
+ */
+static struct object *held;
+
+static void drop_held(struct wb_wait *w)
+{
+	(void)w;
+	held = object_unref(held);
+	synced = true;
+}
+
+Test(cache, a_waiter_that_drops_the_last_reference_frees_the_object_after_its_write_back)
+{
+	struct wb_wait w = { .pending = 1, .done = drop_held };
+	struct object *o;
+	int fd;
+
+	o = file_object(&fd);
+	object_page_set(o, 1, PAGE_READY | PAGE_WRITABLE);
+	memset(o->map + 4096, 0x5a, 4096);
+	held = object_ref(o);
+	synced = false;
+	cr_assert_eq(object_writeback(o, 0, PAGES + 1, false, &w), 0);
+	wb_wait_put(&w, 0);
+	object_unref(o); /* the writer is gone: the waiter's reference is the last */
+	while (!synced)
+		uv_run(&loop, UV_RUN_ONCE);
+	cr_assert_eq(cache.stats.bytes_written, 4096);
+	cr_assert(list_empty(&cache.objects), "the object is freed");
 	close(fd);
 }
