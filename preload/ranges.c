@@ -195,10 +195,31 @@ int ranges_add(const struct range *r)
 	return ret;
 }
 
+/*
+ * Split table[@i] at @at, inside it: [start, @at) stays at @i, [@at, end) follows at @i + 1, with
+ * a descriptor of its own (none if the process has no descriptor left: it then cannot grow with
+ * mremap()). Return: 0, or -ENOMEM (nothing changed).
+ */
+static int split_at(size_t i, uintptr_t at)
+{
+	struct range tail = table[i];
+	int ret;
+
+	tail.offset += (off_t)(at - table[i].start);
+	tail.start = at;
+	tail.fd = table[i].fd >= 0 ? upager__fd_keep(table[i].fd) : -1;
+	ret = insert_at(i + 1, &tail);
+	if (ret < 0) {
+		upager__fd_unkeep(tail.fd);
+		return ret;
+	}
+	table[i].end = at;
+	return 0;
+}
+
 /**
  * ranges_forget() - take [@start, @start + @length) out of the table, trimming or splitting the
- * ranges it cuts (lock held); a piece split off gets a descriptor of its own, or none if the
- * process has no descriptor left (it then cannot grow with mremap())
+ * ranges it cuts (lock held)
  *
  * Return: whether any range met it.
  */
@@ -213,14 +234,9 @@ bool ranges_forget(uintptr_t start, size_t length)
 
 		met = true;
 		if (r->start < start && r->end > end) {
-			struct range tail = *r;
-
-			tail.offset += (off_t)(end - r->start);
-			tail.start = end;
-			tail.fd = r->fd >= 0 ? upager__fd_keep(r->fd) : -1;
-			r->end = start;
-			if (insert_at(i + 1, &tail) < 0)
-				upager__fd_unkeep(tail.fd);
+			/* Without room for the tail, it is forgotten too. */
+			(void)split_at(i, end);
+			table[i].end = start;
 			break;
 		}
 		if (r->start < start) {
@@ -252,15 +268,27 @@ bool ranges_overlap(uintptr_t start, size_t length, bool (*which)(const struct r
 	return false;
 }
 
-/** ranges_protect() - ranges wholly in [@start, @start + @length) now have @prot (lock held) */
+/**
+ * ranges_protect() - [@start, @start + @length) now has @prot (lock held): the ranges it covers
+ * in part are split at its ends, as the kernel splits the mappings, so that no touch of the
+ * preload meets a page whose protection refuses it
+ */
 void ranges_protect(uintptr_t start, size_t length, int prot)
 {
 	uintptr_t end = start + ALIGN_UP(length, UPAGER_PAGE_SIZE);
 
 	for (size_t i = first_after(start);
-	     i < atomic_load_explicit(&count, memory_order_relaxed) && table[i].start < end; i++)
-		if (table[i].start >= start && table[i].end <= end)
-			table[i].prot = prot;
+	     i < atomic_load_explicit(&count, memory_order_relaxed) && table[i].start < end; i++) {
+		if (table[i].start < start) {
+			/* The part before goes on as it was; the next turn takes the rest. */
+			if (table[i].end > start)
+				(void)split_at(i, start);
+			continue;
+		}
+		if (table[i].end > end && split_at(i, end) < 0)
+			continue; /* no room: the whole keeps its protection, as before */
+		table[i].prot = prot;
+	}
 }
 
 /** ranges_find() - the range that holds @addr, or NULL (lock held) */

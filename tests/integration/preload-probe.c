@@ -33,6 +33,10 @@
  *                              two with MADV_REMOVE: says "mapping=M file=F", M the pages the
  *                              mapping shows as the kernel's would (zeroes in the two, the
  *                              writes around them), F the same of the file after munmap()
+ *   preload-probe protpart     a file mapping with its last page made PROT_NONE, and a PROT_NONE
+ *                              reservation with a part made writable: mlock(2),
+ *                              MADV_POPULATE_READ and read(2) over them, as "mlock=E populate=E
+ *                              read=E heap=E" (errno names, or counts)
  *   preload-probe pasteof      maps 4 pages of a file of one page, shared, and over the three past
  *                              its end calls madvise(2) with MADV_POPULATE_READ, mlock(2), and
  *                              read(2) into them: says "populate=E mlock=E read=E", each E the
@@ -504,6 +508,33 @@ static int past_eof(void)
 	return 0;
 }
 
+/*
+ * A mapping of 3 pages of a file, its last made PROT_NONE; then the calls the preload touches
+ * pages for, over the whole. And anonymous memory reserved PROT_NONE, of which a part is made
+ * writable and read into (a heap as the JVM, V8 or Go make one).
+ */
+static int protect_part(void)
+{
+	char path[] = "/tmp/upager-probe-XXXXXX";
+	int fd = mkstemp(path), zero = open("/dev/zero", O_RDONLY);
+	const char *lock, *pop, *rd, *heap;
+	char *m, *h;
+
+	if (fd < 0 || zero < 0 || unlink(path) < 0 || ftruncate(fd, 3 * 4096) < 0)
+		return 1;
+	m = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	h = mmap(NULL, 64 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED || h == MAP_FAILED || mprotect(m + 2 * 4096, 4096, PROT_NONE) < 0 ||
+	    mprotect(h + 16 * 4096, 16 * 4096, PROT_READ | PROT_WRITE) < 0)
+		return 1;
+	lock = errno_name(mlock(m, 3 * 4096));
+	pop = errno_name(madvise(m, 3 * 4096, MADV_POPULATE_READ));
+	rd = errno_name((int)read(zero, m + 4096, 8192));
+	heap = errno_name((int)read(zero, h + 16 * 4096, 16 * 4096));
+	printf("mlock=%s populate=%s read=%s heap=%s\n", lock, pop, rd, heap);
+	return 0;
+}
+
 /* One kind of mapping through regrow(): NULL, or what failed. */
 static const char *regrow_one(int fd, int flags)
 {
@@ -587,6 +618,8 @@ int main(int argc, char **argv)
 		return cancel();
 	if (argc == 3 && !strcmp(argv[1], "resident"))
 		return resident(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "protpart"))
+		return protect_part();
 	if (argc == 2 && !strcmp(argv[1], "pasteof"))
 		return past_eof();
 	if (argc == 3 && !strcmp(argv[1], "remove"))

@@ -359,6 +359,25 @@ Test(preload, calls_past_the_end_of_a_file_fail_as_the_kernel_s)
 	cr_expect_str_eq(out, want, "as an ordinary user");
 }
 
+/*
+ * A part of a mapping made PROT_NONE, or a part of a PROT_NONE reservation made writable, is what
+ * the preload's touches follow: an ordinary user's mlock(2), MADV_POPULATE_READ and read(2) over
+ * them end as the kernel's (stress-ng --mlock's children died of SIGSEGV in the preload's touch of
+ * a guard page, and a read into the writable part of a reservation failed with EFAULT).
+ */
+Test(preload, calls_over_a_part_of_a_mapping_made_inaccessible_or_accessible_end_as_the_kernel_s)
+{
+	char want[256], out[256];
+
+	cr_assert_eq(sh(want, sizeof(want), "%s protpart", env("PRELOAD_PROBE")), 0, "%s", want);
+	cr_assert_eq(
+		sh(out, sizeof(out), "%s -a %s protpart", env("UPAGER_RUN"), env("PRELOAD_PROBE")),
+		0, "%s", out);
+	cr_expect_str_eq(out, want, "as root");
+	probe_as_ordinary_user("protpart", out, sizeof(out));
+	cr_expect_str_eq(out, want, "as an ordinary user");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
