@@ -84,10 +84,25 @@ static bool needed(void)
 	return !ranges_empty() && upager__user_mode_only();
 }
 
-void buffer_touch(const void *buf, size_t len, bool into)
+/*
+ * Touch the first TOUCH_MAX bytes of [buf, buf+len) that upager serves. Return: the length to
+ * hand the kernel: the touched part where upager serves pages past it, so that the call ends short
+ * there, as read(2) and write(2) may, where O_DIRECT I/O, which pins its whole range first,
+ * failed whole with EFAULT (mdb_copy(1) of a large environment).
+ */
+size_t buffer_touch(const void *buf, size_t len, bool into)
 {
-	if (needed() && len)
-		touch(buf, MIN(len, TOUCH_MAX), into ? TOUCH_WRITE : TOUCH_READ);
+	bool beyond;
+
+	if (!needed() || !len)
+		return len;
+	touch(buf, MIN(len, TOUCH_MAX), into ? TOUCH_WRITE : TOUCH_READ);
+	if (len <= TOUCH_MAX)
+		return len;
+	ranges_lock();
+	beyond = ranges_overlap((uintptr_t)buf + TOUCH_MAX, len - TOUCH_MAX, NULL);
+	ranges_unlock();
+	return beyond ? TOUCH_MAX : len;
 }
 
 void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into)
@@ -127,7 +142,7 @@ static ssize_t preload_read(int fd, void *buf, size_t count)
 	static void *next;
 	ssize_t (*f)(int, void *, size_t) = libc_fn("read", &next);
 
-	buffer_touch(buf, count, true);
+	count = buffer_touch(buf, count, true);
 	return f ? f(fd, buf, count) : syscall(SYS_read, fd, buf, count);
 }
 _public_ ssize_t read(int fd, void *buf, size_t count) __attribute__((alias("preload_read")));
@@ -137,7 +152,7 @@ static ssize_t preload_pread(int fd, void *buf, size_t count, off_t offset)
 	static void *next;
 	ssize_t (*f)(int, void *, size_t, off_t) = libc_fn("pread64", &next);
 
-	buffer_touch(buf, count, true);
+	count = buffer_touch(buf, count, true);
 	return f ? f(fd, buf, count, offset) : syscall(SYS_pread64, fd, buf, count, offset);
 }
 _public_ ssize_t pread(int fd, void *buf, size_t count, off_t offset)
@@ -194,7 +209,7 @@ static ssize_t preload_recvfrom(int fd, void *buf, size_t len, int flags, struct
 	ssize_t (*f)(int, void *, size_t, int, struct sockaddr *, socklen_t *) =
 		libc_fn("recvfrom", &next);
 
-	buffer_touch(buf, len, true);
+	(void)buffer_touch(buf, len, true); /* a datagram cut short would be lost */
 	return f ? f(fd, buf, len, flags, from, fromlen)
 		 : syscall(SYS_recvfrom, fd, buf, len, flags, from, fromlen);
 }
@@ -227,7 +242,7 @@ static ssize_t preload_sendto(int fd, const void *buf, size_t len, int flags,
 	ssize_t (*f)(int, const void *, size_t, int, const struct sockaddr *, socklen_t) =
 		libc_fn("sendto", &next);
 
-	buffer_touch(buf, len, false);
+	(void)buffer_touch(buf, len, false);
 	return f ? f(fd, buf, len, flags, to, tolen)
 		 : syscall(SYS_sendto, fd, buf, len, flags, to, tolen);
 }

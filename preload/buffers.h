@@ -7,7 +7,7 @@
 #include <sys/uio.h>
 
 /* Touch the pages of a buffer that upager serves: for a write into it if @into, else a read. */
-void buffer_touch(const void *buf, size_t len, bool into);
+size_t buffer_touch(const void *buf, size_t len, bool into);
 void buffer_touch_iov(const struct iovec *iov, size_t cnt, bool into);
 /* The C library's function @name (dlsym(RTLD_NEXT)), looked up once into @slot; or NULL. */
 void *libc_fn(const char *name, void **slot);

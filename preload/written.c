@@ -137,7 +137,7 @@ static ssize_t preload_write(int fd, const void *buf, size_t count)
 	ssize_t (*f)(int, const void *, size_t) = libc_fn("write", &next);
 	ssize_t n;
 
-	buffer_touch(buf, count, false);
+	count = buffer_touch(buf, count, false);
 	before(fd, AT_POSITION, (off_t)count);
 	n = f ? f(fd, buf, count) : syscall(SYS_write, fd, buf, count);
 	if (n > 0)
@@ -153,7 +153,7 @@ static ssize_t preload_pwrite(int fd, const void *buf, size_t count, off_t offse
 	ssize_t (*f)(int, const void *, size_t, off_t) = libc_fn("pwrite64", &next);
 	ssize_t n;
 
-	buffer_touch(buf, count, false);
+	count = buffer_touch(buf, count, false);
 	before(fd, offset, (off_t)count);
 	n = f ? f(fd, buf, count, offset) : syscall(SYS_pwrite64, fd, buf, count, offset);
 	if (n > 0)

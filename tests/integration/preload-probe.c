@@ -33,6 +33,8 @@
  *                              two with MADV_REMOVE: says "mapping=M file=F", M the pages the
  *                              mapping shows as the kernel's would (zeroes in the two, the
  *                              writes around them), F the same of the file after munmap()
+ *   preload-probe direct       a file of 24 MiB mapped shared, written to another with O_DIRECT
+ *                              (as mdb_copy does), as "direct=ok" or the errno of the write
  *   preload-probe protpart     a file mapping with its last page made PROT_NONE, and a PROT_NONE
  *                              reservation with a part made writable: mlock(2),
  *                              MADV_POPULATE_READ and read(2) over them, as "mlock=E populate=E
@@ -535,6 +537,43 @@ static int protect_part(void)
 	return 0;
 }
 
+/*
+ * A file of 24 MiB mapped shared, written whole to another opened with O_DIRECT, call after call
+ * as LMDB's mdb_env_copy2() writes its map: "direct=ok" once all is written, with the bytes
+ * checked, or the errno of the call that failed.
+ */
+static int direct_copy(void)
+{
+	char src[] = "/tmp/upager-probe-XXXXXX", dst[] = "/tmp/upager-probe-XXXXXX";
+	size_t len = 24UL << 20, done = 0;
+	int in = mkstemp(src), out = mkstemp(dst);
+	char *m, *back;
+
+	if (in < 0 || out < 0 || unlink(src) < 0 || unlink(dst) < 0 ||
+	    ftruncate(in, (off_t)len) < 0)
+		return 1;
+	for (size_t off = 0; off < len; off += 4096)
+		if (pwrite(in, &off, sizeof(off), (off_t)off) != sizeof(off))
+			return 1;
+	m = mmap(NULL, len, PROT_READ, MAP_SHARED, in, 0);
+	if (m == MAP_FAILED || fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_DIRECT) < 0)
+		return 1;
+	while (done < len) {
+		ssize_t n = write(out, m + done, len - done);
+
+		if (n <= 0) {
+			printf("direct=%s\n", n < 0 ? errno_name(-1) : "0");
+			return 0;
+		}
+		done += (size_t)n;
+	}
+	back = mmap(NULL, len, PROT_READ, MAP_PRIVATE, out, 0);
+	if (back == MAP_FAILED)
+		return 1;
+	printf("direct=%s\n", memcmp(back, m, len) ? "wrong bytes" : "ok");
+	return 0;
+}
+
 /* One kind of mapping through regrow(): NULL, or what failed. */
 static const char *regrow_one(int fd, int flags)
 {
@@ -618,6 +657,8 @@ int main(int argc, char **argv)
 		return cancel();
 	if (argc == 3 && !strcmp(argv[1], "resident"))
 		return resident(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "direct"))
+		return direct_copy();
 	if (argc == 2 && !strcmp(argv[1], "protpart"))
 		return protect_part();
 	if (argc == 2 && !strcmp(argv[1], "pasteof"))

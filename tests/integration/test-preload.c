@@ -378,6 +378,19 @@ Test(preload, calls_over_a_part_of_a_mapping_made_inaccessible_or_accessible_end
 	cr_expect_str_eq(out, want, "as an ordinary user");
 }
 
+/*
+ * An ordinary user's O_DIRECT write of more than the preload touches (16 MiB) from a mapping
+ * upager serves ends short there, as write(2) may, and the program writes on: direct I/O pins its
+ * whole range, and failed whole with EFAULT (mdb_copy(1), python-lmdb's copy of an environment).
+ */
+Test(preload, an_ordinary_users_large_direct_write_from_a_mapping_ends_short_not_in_efault)
+{
+	char out[256];
+
+	probe_as_ordinary_user("direct", out, sizeof(out));
+	cr_assert_str_eq(out, "direct=ok\n");
+}
+
 /* With no daemon the kernel maps the file; --debug says so once on stderr, and only then. */
 Test(preload, no_daemon_falls_back)
 {
