@@ -357,7 +357,8 @@ static void *map_growsdown(void *addr, size_t length, int prot, int flags, uint6
 
 		/* Find the place without committing memory, then map the mapping and its guard. */
 		area = mmap(hint, length + below, PROT_NONE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (flags & MAP_32BIT), -1,
+			    0);
 		if (area == MAP_FAILED)
 			return MAP_FAILED;
 		sentinel = mmap(area + room, UPAGER_PAGE_SIZE, prot,
@@ -505,7 +506,8 @@ static void *map_aligned(void *addr, size_t length, int prot, int flags, int fd,
 	if (length == 0 || length > TASK_SIZE)
 		return map(addr, length, prot, flags, fd, offset); /* its errno */
 	span = ALIGN_UP(length, UPAGER_PAGE_SIZE) + align - UPAGER_PAGE_SIZE;
-	area = mmap(addr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	area = mmap(addr, span, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (flags & MAP_32BIT), -1, 0);
 	if (area == MAP_FAILED)
 		return MAP_FAILED;
 	p = (char *)ALIGN_UP((uintptr_t)area, align);

@@ -312,3 +312,26 @@ Test(flags, map_wired_is_locked_and_populated)
 	cr_assert_eq(upager_munmap(f, 16 * PAGE), 0);
 	cr_assert_eq(upager_munmap(a, 16 * PAGE), 0);
 }
+
+/*
+ * MAP_32BIT puts the mapping in the first 2 GiB, as mmap(2) says, also with MAP_GROWSDOWN and
+ * UPAGER_MAP_ALIGNED(n), whose areas the library reserves first (they were placed above).
+ */
+Test(flags, map_32bit_holds_with_growsdown_and_aligned)
+{
+	const uintptr_t two_gib = 1UL << 31;
+	char *g = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT | MAP_GROWSDOWN, -1, 0);
+	char *a = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT | UPAGER_MAP_ALIGNED(16), -1,
+			      0);
+
+	cr_assert_neq(g, MAP_FAILED, "%s", strerror(errno));
+	cr_assert_neq(a, MAP_FAILED, "%s", strerror(errno));
+	cr_assert_lt((uintptr_t)g + 4 * PAGE, two_gib, "MAP_GROWSDOWN at %p", (void *)g);
+	cr_assert_lt((uintptr_t)a + 4 * PAGE, two_gib, "UPAGER_MAP_ALIGNED(16) at %p", (void *)a);
+	cr_assert_eq((uintptr_t)a % (1UL << 16), 0);
+	g[0] = a[0] = 1;
+	cr_assert_eq(upager_munmap(g, 4 * PAGE), 0);
+	cr_assert_eq(upager_munmap(a, 4 * PAGE), 0);
+}
