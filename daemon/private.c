@@ -2179,9 +2179,15 @@ static uint64_t sweep_users_over(struct daemon *d, struct users_over *over, uint
 
 			if (!u->pages || sent >= want || !*scan)
 				break;
-			if (s->uid != u->uid || !may_page_out(s) ||
-			    users_over_swap_full(over, s->uid))
+			if (s->uid != u->uid || users_over_swap_full(over, s->uid))
 				continue;
+			if (!may_page_out(s)) {
+				/* Its page-outs under way (as many as may be) make the room: the
+				 * others wait for them, rather than give theirs. */
+				if (u->pages && s->priv.n_outs)
+					over->waiting = true;
+				continue;
+			}
 			n = sweep_space(s, MIN(u->pages, want - sent), scan, full);
 			u->pages -= MIN(n, u->pages);
 			sent += n;
