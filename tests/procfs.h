@@ -3,6 +3,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -22,4 +23,24 @@ static inline int procfs_count_fds(pid_t pid)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+/*
+ * The first line of /proc/@pid/status that @format (one conversion of an unsigned long long,
+ * "RssAnon: %llu") reads, into *@out. Return: whether one did; false once the process is gone.
+ */
+static inline bool procfs_status(pid_t pid, const char *format, unsigned long long *out)
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, format, out) == 1;
+	fclose(f);
+	return found;
 }

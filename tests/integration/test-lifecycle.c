@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tests/procfs.h"
 #include "upager.h"
 
 TestSuite(lifecycle, .init = harness_start, .fini = harness_stop, .timeout = 60);
@@ -572,19 +573,9 @@ Test(lifecycle, the_librarys_descriptors_leave_the_low_numbers_free)
 /* Whether process @pid has CAP_SYS_RESOURCE in its effective set. */
 static bool has_sys_resource(pid_t pid)
 {
-	char path[64], line[128];
 	unsigned long long eff = 0;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapEff: %llx", &eff) == 1)
-			break;
-	fclose(f);
-	return eff >> 24 & 1; /* CAP_SYS_RESOURCE */
+	return procfs_status(pid, "CapEff: %llx", &eff) && (eff >> 24 & 1); /* CAP_SYS_RESOURCE */
 }
 
 /*

@@ -23,6 +23,7 @@
 
 #include "cgroup.h"
 #include "harness.h"
+#include "tests/procfs.h"
 #include "nbd-server.h"
 #include "common/mman.h"
 #include "upager.h"
@@ -102,19 +103,9 @@ static uint64_t pages_max;
 /* RssAnon of @pid in KiB, 0 once it is gone (harness_status_kib() ends the process then). */
 static uint64_t anon_kib_if_alive(pid_t pid)
 {
-	char path[64], line[256];
 	unsigned long long kib = 0;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %llu", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
+	return procfs_status(pid, "RssAnon: %llu", &kib) ? kib : 0;
 }
 
 /* Samples the cgroup's shared memory until told to stop. */
@@ -2363,6 +2354,56 @@ static void shared_until_sigbus(void *arg)
 }
 
 /*
+ * A tmpfs of @size ("4m") at /var/tmp/upager-test-@name-PID, @dir, for a swap store @file in it
+ * (not in the test's directory, which a restart of the daemon makes anew), and a daemon of its
+ * own started with @args, which name @file. Skips the test where the store is not a file or no
+ * tmpfs can be mounted.
+ */
+static void small_fs(const char *name, const char *size, char *dir, size_t dir_size, char *file,
+		     size_t file_size, const char *const *args)
+{
+	char opts[32];
+
+	if (getenv("UPAGER_TEST_NBD"))
+		cr_skip_test("the store is a file here");
+	snprintf(dir, dir_size, "/var/tmp/upager-test-%s-%d", name, (int)getpid());
+	snprintf(file, file_size, "%s/swap", dir);
+	snprintf(opts, sizeof(opts), "size=%s", size);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0) {
+		rmdir(dir);
+		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+	}
+	stop();
+	start_daemon(args);
+}
+
+/* Run @fn in a child, which must end within @ms; its wait status. */
+static int client_status(void (*fn)(void *), int ms)
+{
+	pid_t child = harness_fork();
+	int status;
+
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(100);
+		fn(NULL);
+		_exit(0);
+	}
+	cr_assert(harness_ended_within(child, ms, &status), "the client hung");
+	return status;
+}
+
+/* The daemon is stopped; its io_uring lets the swap file go a little later. */
+static void small_fs_remove(const char *dir)
+{
+	for (int i = 0; i < 100 && umount(dir) < 0 && errno == EBUSY; i++)
+		usleep(20000);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+}
+
+/*
  * The file system under the swap store runs out of room (a tmpfs of 4 MiB): the store takes no
  * page for a while, as if full, and shared anonymous memory past the budget ends in SIGBUS as with
  * a full store. The daemon tried the same page-outs again at once, each failing, spinning, and
@@ -2372,29 +2413,11 @@ Test(pageout, a_swap_store_whose_file_system_is_full_is_full)
 {
 	char dir[512], file[600];
 	const char *args[] = { "--memory-max", "4M", "--swap", file, NULL };
-	pid_t child;
 	int status, fd;
 	uint64_t *m;
 
-	if (getenv("UPAGER_TEST_NBD"))
-		cr_skip_test("the store is a file here");
-	/* Not in the test's directory, which the restart below makes anew. */
-	snprintf(dir, sizeof(dir), "/var/tmp/upager-test-small-%d", (int)getpid());
-	snprintf(file, sizeof(file), "%s/swap", dir);
-	cr_assert_eq(mkdir(dir, 0700), 0);
-	if (mount("tmpfs", dir, "tmpfs", 0, "size=4m") < 0) {
-		rmdir(dir);
-		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
-	}
-	stop();
-	start_daemon(args);
-	child = harness_fork();
-	cr_assert(child >= 0);
-	if (child == 0) {
-		alarm(100);
-		shared_until_sigbus(NULL);
-	}
-	cr_assert(harness_ended_within(child, 30000, &status), "the client hung");
+	small_fs("small", "4m", dir, sizeof(dir), file, sizeof(file), args);
+	status = client_status(shared_until_sigbus, 30000);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
 		  status);
 	/* And a file mapping is served after it. */
@@ -2405,11 +2428,7 @@ Test(pageout, a_swap_store_whose_file_system_is_full_is_full)
 	cr_assert_eq(upager_munmap(m, 16 * PAGE), 0);
 	close(fd);
 	stop();
-	/* The daemon is gone; its io_uring lets the swap file go a little later. */
-	for (int i = 0; i < 100 && umount(dir) < 0 && errno == EBUSY; i++)
-		usleep(20000);
-	umount2(dir, MNT_DETACH);
-	rmdir(dir);
+	small_fs_remove(dir);
 }
 
 /* As @uid, make and write pages of shared anonymous memory until SIGBUS: how many. */
@@ -2590,32 +2609,12 @@ Test(pageout, a_swap_store_takes_no_more_than_its_file_system_has_room_for)
 	const char *args[] = { "--memory-max", "16M", "--swap", file, NULL };
 	struct upager_msg f;
 	int status;
-	pid_t child;
 
-	if (getenv("UPAGER_TEST_NBD"))
-		cr_skip_test("the store is a file here");
-	snprintf(dir, sizeof(dir), "/var/tmp/upager-test-room-%d", (int)getpid());
-	snprintf(file, sizeof(file), "%s/swap", dir);
-	cr_assert_eq(mkdir(dir, 0700), 0);
-	if (mount("tmpfs", dir, "tmpfs", 0, "size=24m") < 0) {
-		rmdir(dir);
-		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
-	}
-	stop();
-	start_daemon(args);
-	child = harness_fork();
-	cr_assert(child >= 0);
-	if (child == 0) {
-		alarm(100);
-		shared_random_twice_the_budget(NULL);
-	}
-	cr_assert(harness_ended_within(child, 90000, &status), "the client hung");
+	small_fs("room", "24m", dir, sizeof(dir), file, sizeof(file), args);
+	status = client_status(shared_random_twice_the_budget, 90000);
 	f = figures();
 	stop();
-	for (int i = 0; i < 100 && umount(dir) < 0 && errno == EBUSY; i++)
-		usleep(20000);
-	umount2(dir, MNT_DETACH);
-	rmdir(dir);
+	small_fs_remove(dir);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the client ended with %#x",
 		  status);
 	cr_assert_eq(f.u.stats_reply.over_budget, 0, "pages stayed above the budget %llu times",
