@@ -111,6 +111,7 @@ struct cache {
 struct user_over {
 	uid_t uid;
 	uint64_t pages;
+	uint64_t objects; /* of the user's pages, those of its objects */
 };
 
 struct users_over {
@@ -125,6 +126,19 @@ struct users_over {
 	uid_t *swap_full;
 	size_t n_swap_full;
 };
+
+/*
+ * What the objects of the users over their share may still give of what those users are over:
+ * the cache's balance takes it from them first, so no one else need give it.
+ */
+static inline uint64_t users_over_objects(const struct users_over *o)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; o && i < o->n; i++)
+		sum += o->u[i].pages < o->u[i].objects ? o->u[i].pages : o->u[i].objects;
+	return sum;
+}
 
 /* Whether user @uid's pages hold all of the swap store they may (@o may be NULL). */
 static inline bool users_over_swap_full(const struct users_over *o, uid_t uid)

@@ -2223,9 +2223,10 @@ void private_balance(struct daemon *d, struct users_over *over)
 			want -= MIN(want, sweep_droppable(s, want));
 	scan = 2 * c->private_pages + 64;
 	want -= MIN(want, sweep_users_over(d, over, want, &scan, &full));
-	/* What the droppable pages and the users over their share did not cover: the private
-	 * pages' share of it. */
+	/* What the droppable pages and the users over their share did not cover, and what those
+	 * users' objects will not give next (cache_balance()): the private pages' share of it. */
 	use = cache_use(c);
+	low += users_over_objects(over);
 	if (!want || use <= low || !scan || (over && over->waiting))
 		return;
 	want = (use - low) * cache_private_use(c) / use + 1;

@@ -38,23 +38,34 @@ static void sort_by_uid(struct user_over *e, size_t n)
 		qsort(e, n, sizeof(*e), by_uid);
 }
 
-/* The entries of @e (sorted) from @i on of one user: their pages in *@sum; the next user's index. */
-static size_t user_sum(const struct user_over *e, size_t n, size_t i, uint64_t *sum)
+/*
+ * The entries of @e (sorted) from @i on of one user: their pages in *@sum, of which those of objects
+ * in *@objects (may be NULL); the next user's index.
+ */
+static size_t user_sum(const struct user_over *e, size_t n, size_t i, uint64_t *sum,
+		       uint64_t *objects)
 {
+	uint64_t obj = 0;
 	size_t j;
 
 	*sum = 0;
-	for (j = i; j < n && e[j].uid == e[i].uid; j++)
+	for (j = i; j < n && e[j].uid == e[i].uid; j++) {
 		*sum += e[j].pages;
+		obj += e[j].objects;
+	}
+	if (objects)
+		*objects = obj;
 	return j;
 }
 
 /**
  * users_over_sum() - from pages in memory by user, the users above @share and by how much
- * @pages: (user, pages) entries, several per user allowed; sorted here
+ * @pages: (user, pages, of which those of objects that may leave) entries, several per user
+ *	allowed; sorted here
  * @n: how many
  * @share: a user's share, in pages
- * @out: the users over it, in order of uid; its table is @pages itself (free that, not @out).
+ * @out: the users over it, in order of uid, each with its objects' pages; its table is @pages
+ *	itself (free that, not @out).
  *	Empty if no user with pages is under its share: there is no one to keep pages for. Its
  *	swap_full table is left as it is.
  *
@@ -63,13 +74,13 @@ static size_t user_sum(const struct user_over *e, size_t n, size_t i, uint64_t *
 int users_over_sum(struct user_over *pages, size_t n, uint64_t share, struct users_over *out)
 {
 	size_t over = 0, under = 0;
-	uint64_t sum;
+	uint64_t sum, objects;
 
 	sort_by_uid(pages, n);
 	for (size_t i = 0, j; i < n; i = j) {
-		j = user_sum(pages, n, i, &sum);
+		j = user_sum(pages, n, i, &sum, &objects);
 		if (sum > share)
-			pages[over++] = (struct user_over){ pages[i].uid, sum - share };
+			pages[over++] = (struct user_over){ pages[i].uid, sum - share, objects };
 		else if (sum)
 			under++;
 	}
@@ -98,7 +109,7 @@ int users_swap_full(struct user_over *held, size_t n, uint64_t most, struct user
 	out->n_swap_full = 0;
 	sort_by_uid(held, n);
 	for (size_t i = 0, j; i < n; i = j) {
-		j = user_sum(held, n, i, &sum);
+		j = user_sum(held, n, i, &sum, NULL);
 		if (held[i].uid == 0 || sum < most)
 			continue;
 		if (!out->swap_full) {
@@ -164,7 +175,10 @@ int shares_over(struct daemon *d, struct users_over *out)
 		return -ENOMEM;
 	list_for_each_entry (o, &c->objects, link)
 		if (o->cached && n < (size_t)c->n_objects + d->n_spaces)
-			pages[n++] = (struct user_over){ o->owner, o->cached };
+			pages[n++] =
+				(struct user_over){ o->owner, o->cached,
+						    o->kind == OBJECT_FILE || c->store ? o->cached
+										       : 0 };
 	list_for_each_entry (s, &d->spaces, link)
 		if (!s->dead && private_use(s) && n < (size_t)c->n_objects + d->n_spaces)
 			pages[n++] = (struct user_over){ s->uid, private_use(s) };

@@ -1951,19 +1951,33 @@ static pid_t start_as_nobody(void (*fn)(void *))
 	return child;
 }
 
+/* Another user writes shared anonymous memory 8 times the budget, over and over. */
+static void write_shared_as_nobody(void *arg)
+{
+	uint64_t *p;
+
+	(void)arg;
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(30);
+	p = upager_mmap(NULL, WORKLOAD, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(31);
+	for (uint64_t round = 0;; round++)
+		write_anon(p, 0, WORKLOAD / PAGE, round);
+}
+
 /*
- * The same with private anonymous memory on both sides: the user over its share (--uid-memory-max,
- * half the budget by default) gives its own private pages first; the working set of the other,
- * which reads it over and over (reads the daemon never sees), stays in memory.
+ * A private working set read over and over (reads the daemon never sees) while another user over
+ * its share writes anonymous memory with @writer: the pages found paged out in 40 rounds.
  */
-Test(pageout, a_user_over_its_share_gives_private_pages_first)
+static uint64_t private_set_absent_while(void (*writer_fn)(void *))
 {
 	uint64_t *p, absent = 0;
 	pid_t writer;
 	int status;
 
 	/* First, lest the writer inherit the working set's mapping, and be counted as its user. */
-	writer = start_as_nobody(write_private_as_nobody);
+	writer = start_as_nobody(writer_fn);
 	p = upager_mmap(NULL, SET_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			-1, 0);
 	cr_assert(p != MAP_FAILED);
@@ -1977,10 +1991,75 @@ Test(pageout, a_user_over_its_share_gives_private_pages_first)
 	kill(writer, SIGKILL);
 	cr_assert_eq(waitpid(writer, &status, 0), writer);
 	cr_assert(WIFSIGNALED(status), "the writer ended with %#x", status);
+	upager_munmap(p, SET_PAGES * PAGE);
+	return absent;
+}
+
+/*
+ * The same with private anonymous memory on both sides: the user over its share (--uid-memory-max,
+ * half the budget by default) gives its own private pages first; the working set of the other
+ * stays in memory.
+ */
+Test(pageout, a_user_over_its_share_gives_private_pages_first)
+{
+	uint64_t absent = private_set_absent_while(write_private_as_nobody);
+
 	cr_assert_leq(absent, SET_PAGES / 8,
 		      "%llu pages of the working set were found paged out while another user wrote",
 		      (unsigned long long)absent);
-	upager_munmap(p, SET_PAGES * PAGE);
+}
+
+/*
+ * A user over its share by shared anonymous memory: its objects give what it is over, and no other
+ * user's private pages go for it (the private pages gave their part of what the budget wanted
+ * gone as if the user's objects were to give nothing: a third of the working set went).
+ */
+Test(pageout, a_user_over_its_share_by_shared_memory_leaves_another_users_private_set)
+{
+	uint64_t absent = private_set_absent_while(write_shared_as_nobody);
+
+	cr_assert_leq(absent, SET_PAGES / 8,
+		      "%llu pages of the working set were found paged out while another user wrote",
+		      (unsigned long long)absent);
+}
+
+/*
+ * The same with a shared anonymous working set of the other user, a third of the budget's room,
+ * read over and over without faults: the user over its share gives its private pages, never the
+ * other's shared ones (the objects' clock took them all, 6 MiB down to 4 KiB, while the writer's
+ * own page-outs were under way).
+ */
+#define SHARED_SET_PAGES (BUDGET * 3 / 8 / PAGE)
+
+Test(pageout, a_user_over_its_share_leaves_another_users_shared_working_set)
+{
+	uint64_t *p, least = SHARED_SET_PAGES;
+	pid_t writer;
+	int status;
+
+	writer = start_as_nobody(write_private_as_nobody);
+	p = upager_mmap(NULL, SHARED_SET_PAGES * PAGE, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert(p != MAP_FAILED);
+	write_anon(p, 0, SHARED_SET_PAGES, 7);
+	for (int round = 0; round < 200; round++) {
+		uint64_t present = 0;
+
+		for (uint64_t i = 0; i < SHARED_SET_PAGES; i++)
+			present += page_present(p + i * PAGE / 8);
+		if (present < least)
+			least = present;
+		check_anon(p, 0, SHARED_SET_PAGES, 7);
+		usleep(50 * 1000);
+	}
+	kill(writer, SIGKILL);
+	cr_assert_eq(waitpid(writer, &status, 0), writer);
+	cr_assert(WIFSIGNALED(status), "the writer ended with %#x", status);
+	cr_assert_geq(
+		least, SHARED_SET_PAGES * 9 / 10,
+		"the working set of %lu KiB fell to %llu KiB in memory while another user wrote",
+		SHARED_SET_PAGES * PAGE / 1024, (unsigned long long)least * PAGE / 1024);
+	upager_munmap(p, SHARED_SET_PAGES * PAGE);
 }
 
 /*

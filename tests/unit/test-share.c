@@ -21,6 +21,26 @@ Test(share, a_user_over_its_share_is_over_by_the_sum_of_its_pages_less_the_share
 	cr_assert_not(o.waiting);
 }
 
+Test(share, what_the_objects_of_users_over_their_share_give_is_at_most_what_they_are_over)
+{
+	/* 5: 500 of which 450 of objects, over by 100; 7: 550 of which 30 of objects, over by
+	 * 150; 3: 150 (under). */
+	struct user_over pages[] = { { 7, 300, 0 }, { 3, 100, 100 }, { 7, 250, 30 },
+				     { 5, 50, 0 },  { 3, 50, 50 },   { 5, 450, 450 } };
+	struct users_over o;
+
+	cr_assert_eq(users_over_sum(pages, 6, 400, &o), 0);
+	cr_assert_eq(o.n, 2);
+	cr_assert_eq(o.u[0].objects, 450);
+	cr_assert_eq(o.u[1].objects, 30);
+	cr_assert_eq(users_over_objects(&o), 100 + 30);
+	/* As the balance takes off what they gave. */
+	o.u[0].pages = 20;
+	o.u[1].pages = 0;
+	cr_assert_eq(users_over_objects(&o), 20);
+	cr_assert_eq(users_over_objects(NULL), 0);
+}
+
 Test(share, a_user_at_its_share_is_not_over)
 {
 	struct user_over pages[] = { { 1, 200 }, { 1, 200 }, { 2, 399 } };
