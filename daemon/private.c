@@ -1012,19 +1012,37 @@ void private_unmap(struct space *s, uint64_t start, uint64_t end)
  */
 #define EXPECT_MAX (4 * SPARE_PARTS * OUT_MAX_PAGES)
 
-#define REFUSED_NS (1000 * 1000 * 1000ULL) /* how long a refused mapping is left alone */
+/* How long a refused mapping is left alone: from the first refusal, twice as long at each next. */
+#define REFUSED_MIN_NS (10 * 1000 * 1000ULL)
+#define REFUSED_MAX_NS (1000 * 1000 * 1000ULL)
 
-/* The client refused every page of @po: its mappings send nothing out for REFUSED_NS. */
-static void refuse_runs(struct page_out *po)
+/*
+ * The client refused every page of @po (@refused) or took some: the mappings of a refused set send
+ * nothing out for a while, 10 ms the first time and twice as long each time after, up to a
+ * second, rather than be read and written out again at every turn for nothing; one that gave a
+ * page starts again from 10 ms. A mapping left alone long at once held the budget up: its pages
+ * could not leave and none was on its way out, so faults read on above the budget (5 MiB over a
+ * 16 MiB budget while a fork shared a parent's pages for a moment).
+ */
+static void refuse_runs(struct page_out *po, bool refused)
 {
 	struct page_set_run run = { 0 };
-	uint64_t until = now_ns() + REFUSED_NS;
+	uint64_t now = now_ns();
+	struct region *last = NULL;
 
 	while (page_set_next_run(&po->set, &run)) {
 		struct region *r = region_find(&po->s->regions, run.addr);
 
-		if (r)
-			r->refused_until_ns = until;
+		if (!r || r == last)
+			continue;
+		last = r;
+		if (!refused) {
+			r->refused_for_ns = 0;
+			continue;
+		}
+		r->refused_for_ns = r->refused_for_ns ? MIN(2 * r->refused_for_ns, REFUSED_MAX_NS)
+						      : REFUSED_MIN_NS;
+		r->refused_until_ns = now + r->refused_for_ns;
 	}
 }
 
@@ -1538,10 +1556,8 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 	}
 	if (moved && po->copies)
 		expect_removals(po, moved);
-	/* Nothing moved: the mappings of the set are left alone for a while, rather than read and
-	 * written out again at every turn for nothing. */
-	if (refused == po->set.n)
-		refuse_runs(po);
+	/* Nothing moved: the mappings of the set are left alone for a while. */
+	refuse_runs(po, refused == po->set.n);
 	for (size_t k = 0; k < n_forget; k++)
 		private_forget(s, forget[k], forget[k] + UPAGER_PAGE_SIZE);
 	for (size_t k = 0; k < po->n_held && !s->dead; k++)
