@@ -13,6 +13,7 @@
 
 #include "cache.h"
 #include "common/list.h"
+#include "keeper.h"
 #include "latency.h"
 #include "state-handle.h"
 
@@ -96,6 +97,7 @@ struct daemon {
 	bool stopping;
 	bool activated; /* the listening socket came from systemd */
 	bool fdstore; /* descriptors go to the service manager's fd store (see fdstore.c) */
+	struct keeper keeper; /* or the daemon's own (keeper.c); fd -1: none */
 	bool restoring; /* taking over the tables of a previous daemon: nothing is stored anew */
 	uint64_t turn; /* loop iterations, counted by the check handle: what was read in one */
 	struct state *state; /* where the tables are saved, or NULL (also cache.state) */

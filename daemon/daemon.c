@@ -28,6 +28,7 @@
 #include "fault.h"
 #include "fill.h"
 #include "fdstore.h"
+#include "keeper.h"
 #include "channel.h"
 #include "log.h"
 #include "private.h"
@@ -463,15 +464,17 @@ int daemon_init(struct daemon *d, uv_loop_t *loop, const char *socket_path)
 		return -ENOMEM;
 	fdstore_init(d);
 	d->cache.fdstore = d->fdstore;
-	ret = fdstore_passed_collect(&passed);
+	ret = fdstore_passed_collect(d, &passed);
 	if (ret < 0) {
 		log_error("descriptors from the service manager: %s", strerror(-ret));
 		return ret;
 	}
 	ret = fdstore_passed_listen(&passed);
 	if (ret >= 0) {
-		d->activated = true;
-		socket_path = "the socket systemd passed";
+		/* The keeper's is the daemon's own, to remove as it stops. */
+		d->activated = d->keeper.fd < 0;
+		if (d->activated)
+			socket_path = "the socket systemd passed";
 	} else if (ret == -ENOENT) {
 		ret = listen_on(socket_path);
 		if (ret >= 0)
@@ -559,7 +562,11 @@ void daemon_stop(struct daemon *d)
 
 	if (d->stopping)
 		return;
-	if (d->state)
+	/* Stopped by hand: the keeper lets go of everything, and the clients resume with the next
+	 * daemon as without a store. */
+	if (d->keeper.fd >= 0)
+		keeper_stop(&d->keeper);
+	else if (d->state)
 		daemon_hand_over(d);
 	d->stopping = true;
 	d->cache.stopping = true;

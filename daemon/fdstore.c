@@ -5,7 +5,8 @@
  * name "upager.KIND.ID" (see docs/design.md for the kinds), and removed with FDSTOREREMOVE=1 when
  * it is closed. After a restart or a crash, systemd passes them back with their names in
  * $LISTEN_FDNAMES, after the listening socket of socket activation; state.c takes them over.
- * Without $NOTIFY_SOCKET (started by hand) nothing is stored.
+ * Without $NOTIFY_SOCKET (started by hand) the daemon's own keeper (keeper.c) stores them with
+ * the same messages, and hands them to the next daemon; with neither, nothing is stored.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include "common/macro.h"
 #include "context.h"
 #include "fdstore.h"
+#include "keeper.h"
 #include "log.h"
 
 #ifdef HAVE_LIBSYSTEMD
@@ -31,15 +33,30 @@ static void fd_name(char *buf, size_t size, const char *kind, uint64_t id)
 	snprintf(buf, size, NAME_PREFIX "%s.%llu", kind, (unsigned long long)id);
 }
 
-/** fdstore_init() - use the fd store if a service manager listens on $NOTIFY_SOCKET */
+/** fdstore_init() - use the fd store if a service manager listens on $NOTIFY_SOCKET, else the
+ * keeper's if the daemon has one */
 void fdstore_init(struct daemon *d)
 {
 #ifdef HAVE_LIBSYSTEMD
 	const char *e = getenv("NOTIFY_SOCKET");
 
-	d->fdstore = e && *e;
+	d->fdstore = (e && *e) || d->keeper.fd >= 0;
 #else
-	d->fdstore = false;
+	d->fdstore = d->keeper.fd >= 0;
+#endif
+}
+
+/* Send @msg (with @fd if >= 0) to the store: the keeper's, or the service manager's. */
+static int notify(struct daemon *d, const char *msg, int fd)
+{
+	if (d->keeper.fd >= 0)
+		return keeper_send(&d->keeper, msg, fd);
+#ifdef HAVE_LIBSYSTEMD
+	if (fd >= 0)
+		return sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	return sd_notify(0, msg);
+#else
+	return -EOPNOTSUPP;
 #endif
 }
 
@@ -54,7 +71,6 @@ void fdstore_init(struct daemon *d)
  */
 int fdstore_add(struct daemon *d, int fd, const char *kind, uint64_t id)
 {
-#ifdef HAVE_LIBSYSTEMD
 	char name[96], msg[160];
 	int ret;
 
@@ -64,48 +80,41 @@ int fdstore_add(struct daemon *d, int fd, const char *kind, uint64_t id)
 	/* Only a client's socket can hang up; polling the others would find nothing. */
 	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s%s", name,
 		 strcmp(kind, "cl") ? "\nFDPOLL=0" : "");
-	ret = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	ret = notify(d, msg, fd);
 	if (ret < 0) {
-		log_warning("storing %s with the service manager: %s", name, strerror(-ret));
+		log_limited(LOG_WARNING, "storing %s: %s", name, strerror(-ret));
 		return ret;
 	}
 	return 0;
-#else
-	(void)d;
-	(void)fd;
-	(void)kind;
-	(void)id;
-	return 0;
-#endif
 }
 
 /** fdstore_remove() - take "upager.@kind.@id" out of the fd store, if it is there */
 void fdstore_remove(struct daemon *d, const char *kind, uint64_t id)
 {
-#ifdef HAVE_LIBSYSTEMD
 	char msg[128];
 
 	if (!d->fdstore || d->stopping)
 		return;
 	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=");
 	fd_name(msg + strlen(msg), sizeof(msg) - strlen(msg), kind, id);
-	sd_notify(0, msg);
-#else
-	(void)d;
-	(void)kind;
-	(void)id;
-#endif
+	notify(d, msg, -1);
 }
 
 /**
- * fdstore_passed_collect() - take the descriptors the service manager passed
+ * fdstore_passed_collect() - take the descriptors the keeper or the service manager passed
+ * @d: the daemon
  * @p: filled; the descriptors are made close-on-exec
  *
  * Return: 0 (none passed is no error) or a negative errno.
  */
-int fdstore_passed_collect(struct fdstore_passed *p)
+int fdstore_passed_collect(struct daemon *d, struct fdstore_passed *p)
 {
 	*p = (struct fdstore_passed){ 0 };
+	if (d->keeper.passed.n) {
+		*p = d->keeper.passed;
+		d->keeper.passed = (struct fdstore_passed){ 0 };
+		return 0;
+	}
 #ifdef HAVE_LIBSYSTEMD
 	char **names = NULL;
 	int n = sd_listen_fds_with_names(1, &names);
@@ -218,19 +227,16 @@ void fdstore_passed_release(struct daemon *d, struct fdstore_passed *p)
 			log_info("dropping a stored descriptor no table names: %s",
 				 p->names[i] ? p->names[i] : "?");
 			close(p->fds[i]);
-#ifdef HAVE_LIBSYSTEMD
 			if (d->fdstore && p->names[i] && !strncmp(p->names[i], NAME_PREFIX, 7)) {
 				char msg[300];
 
 				snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s",
 					 p->names[i]);
-				sd_notify(0, msg);
+				notify(d, msg, -1);
 			}
-#endif
 		}
 		free(p->names[i]);
 	}
-	(void)d;
 	free(p->fds);
 	free(p->names);
 	*p = (struct fdstore_passed){ 0 };

@@ -5,20 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct daemon;
+#include "passed.h"
 
-/* What the service manager passed at start ($LISTEN_FDS, $LISTEN_FDNAMES). */
-struct fdstore_passed {
-	int *fds; /* -1 once taken */
-	char **names;
-	size_t n;
-};
+struct daemon;
 
 void fdstore_init(struct daemon *d);
 int fdstore_add(struct daemon *d, int fd, const char *kind, uint64_t id);
 void fdstore_remove(struct daemon *d, const char *kind, uint64_t id);
 
-int fdstore_passed_collect(struct fdstore_passed *p);
+int fdstore_passed_collect(struct daemon *d, struct fdstore_passed *p);
 int fdstore_passed_take(struct fdstore_passed *p, const char *kind, uint64_t id);
 int fdstore_passed_listen(struct fdstore_passed *p);
 void fdstore_passed_release(struct daemon *d, struct fdstore_passed *p);

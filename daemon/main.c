@@ -18,6 +18,7 @@
 #include "budget.h"
 #include "bufpool.h"
 #include "daemon.h"
+#include "keeper.h"
 #include "log.h"
 #include "nbd-store.h"
 
@@ -56,6 +57,8 @@ static void usage(FILE *f)
 		"                           away before they fail with SIGBUS (30)\n"
 		"      --swap-connections N  connections to an NBD server that offers\n"
 		"                           multi-conn, 1 to 16 (4)\n"
+		"      --no-keeper          started without a service manager, start no keeper\n"
+		"                           of descriptors: a crash loses the pages paged out\n"
 		"Limits of each user but root (0 for none, see upagerd(8)):\n"
 		"      --max-connections N  connections (128)\n"
 		"      --max-processes N    processes served, forked children included (1024)\n"
@@ -198,6 +201,7 @@ int main(int argc, char **argv)
 		{ "swap-max", required_argument, NULL, 'X' },
 		{ "swap-timeout", required_argument, NULL, 'W' },
 		{ "swap-connections", required_argument, NULL, 'Y' },
+		{ "no-keeper", no_argument, NULL, 'K' },
 		{},
 	};
 	const char *socket_path = DEFAULT_SOCKET;
@@ -224,7 +228,7 @@ int main(int argc, char **argv)
 	char swap_default[4096];
 	sigset_t stop_signals;
 	bool memory_max_set = false, uid_memory_max_set = false, mapped_set = false,
-	     mappings_set = false;
+	     mappings_set = false, keeper = true;
 	uint64_t cg_limit;
 	int c, ret;
 
@@ -242,6 +246,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			log_max_level = LOG_DEBUG;
+			break;
+		case 'K':
+			keeper = false;
 			break;
 		case 'h':
 			usage(stdout);
@@ -401,6 +408,12 @@ int main(int argc, char **argv)
 	sigaddset(&stop_signals, SIGTERM);
 	sigaddset(&stop_signals, SIGINT);
 	sigprocmask(SIG_BLOCK, &stop_signals, NULL);
+	/* Before any thread: a keeper is forked. */
+	d.keeper.fd = -1;
+	if (keeper && !getenv("NOTIFY_SOCKET") && keeper_attach(socket_path, &d.keeper) < 0) {
+		log_error("%s: another upagerd serves it", socket_path);
+		return EXIT_FAILURE;
+	}
 	ret = daemon_init(&d, uv_default_loop(), socket_path);
 	sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
 	if (ret < 0)

@@ -34,7 +34,28 @@ static void sleep_ms(int ms)
 /* The last daemon's extra arguments, for harness_daemon_restart(). */
 static const char *const *daemon_args;
 
-/* Start upagerd on the test's socket, appending to its log, and wait until it listens. */
+static int call(int fd, struct upager_msg *req, struct upager_msg *rep, uint8_t *buf);
+
+/* Whether a daemon answers on the test's socket: the keeper of a dead one (daemon/keeper.c) keeps
+ * it listening, and closes each connection. */
+static bool daemon_answers(void)
+{
+	static uint8_t buf[UPAGER_MSG_MAX];
+	struct upager_msg req = { .op = UPAGER_OP_HELLO }, rep;
+	int fd = harness_connect_raw();
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	req.u.hello.version_min = 1;
+	req.u.hello.version_max = 1;
+	req.u.hello.flags = UPAGER_HELLO_CTL;
+	ok = call(fd, &req, &rep, buf) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Start upagerd on the test's socket, appending to its log, and wait until it answers. */
 static void daemon_start(void)
 {
 	const char *argv[20] = { "upagerd", "--verbose", "--socket", sock_path };
@@ -79,12 +100,8 @@ static void daemon_start(void)
 	close(logfd);
 	setenv("UPAGER_SOCKET", sock_path, 1);
 	for (int i = 0; i < 500; i++) {
-		int fd = harness_connect_raw();
-
-		if (fd >= 0) {
-			close(fd);
+		if (daemon_answers())
 			return;
-		}
 		sleep_ms(10);
 	}
 	cr_assert_fail("upagerd did not start listening on %s", sock_path);

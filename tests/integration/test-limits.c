@@ -255,7 +255,7 @@ Test(limits, a_daemon_out_of_descriptors_neither_spins_nor_floods_its_log)
 	cr_assert_eq(p[0], 0);
 }
 
-Test(limits, a_cache_costs_the_daemon_one_or_two_descriptors)
+Test(limits, a_cache_costs_the_daemon_two_or_three_descriptors)
 {
 	pid_t d = harness_daemon_pid();
 	int fd = make_pattern_file("f", 4 * PAGE, NULL), base;
@@ -267,12 +267,14 @@ Test(limits, a_cache_costs_the_daemon_one_or_two_descriptors)
 	file = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	cr_assert_neq(file, MAP_FAILED);
 	file[0] = 'x';
-	/* The cache and one description of the file, which reads and writes back. */
-	cr_assert_eq(harness_count_fds(d), base + 2);
+	/* The cache, one description of the file, which reads and writes back, and the page
+	 * states the keeper keeps for a next daemon. */
+	cr_assert_eq(harness_count_fds(d), base + 3);
 	anon = map_shared_anon();
 	cr_assert_neq(anon, MAP_FAILED);
 	anon[0] = 'y';
-	cr_assert_eq(harness_count_fds(d), base + 3, "a shared anonymous area: its cache only");
+	cr_assert_eq(harness_count_fds(d), base + 5,
+		     "a shared anonymous area: its cache and its page states only");
 }
 
 /*

@@ -934,6 +934,61 @@ Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_
  * A fork leaves out of the child what madvise(2) said: a MADV_WIPEONFORK range reads zeroes in the
  * child and a MADV_DONTFORK one is not there, though the parent's pages are in the swap store.
  */
+/*
+ * A daemon killed (SIGKILL) while most pages are out, and started again by hand: its keeper hands
+ * the next one every descriptor, and every page comes back, private and shared (the pages out read
+ * as zeroes before: a new daemon started its swap store afresh).
+ */
+static int crash_ready[2], crash_go[2];
+
+static void written_across_a_crash(void *arg)
+{
+	uint64_t pages = WORKLOAD / 2 / PAGE, *priv, *shared;
+	char c = 0;
+
+	(void)arg;
+	priv = upager_mmap(NULL, WORKLOAD / 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	shared = upager_mmap(NULL, WORKLOAD / 2, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			     -1, 0);
+	if (priv == MAP_FAILED || shared == MAP_FAILED)
+		_exit(11);
+	write_anon(priv, 0, pages, 8);
+	write_anon(shared, 0, pages, 9);
+	if (write(crash_ready[1], &c, 1) != 1 || read(crash_go[0], &c, 1) != 1)
+		_exit(12);
+	check_anon(priv, 0, pages, 8);
+	check_anon(shared, 0, pages, 9);
+}
+
+Test(pageout, a_daemon_killed_while_pages_are_out_is_taken_over_with_every_page)
+{
+	struct upager_msg f;
+	int status;
+	pid_t child;
+	char c = 0;
+
+	cr_assert_eq(pipe(crash_ready), 0);
+	cr_assert_eq(pipe(crash_go), 0);
+	child = harness_fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		alarm(100);
+		written_across_a_crash(NULL);
+		_exit(0);
+	}
+	cr_assert_eq(read(crash_ready[0], &c, 1), 1, "the client did not write its pages");
+	f = figures();
+	cr_assert_geq(f.u.stats_reply.pages_out, (WORKLOAD - 2 * BUDGET) / PAGE,
+		      "only %llu pages went out", (unsigned long long)f.u.stats_reply.pages_out);
+	harness_daemon_kill();
+	harness_daemon_restart();
+	cr_assert_eq(write(crash_go[1], &c, 1), 1);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the client ended with %#x (exit 3: a page came back wrong)", status);
+}
+
 static void wiped_at_fork(void *arg)
 {
 	uint64_t pages = WORKLOAD / PAGE, half = pages / 2, *p = anon_written(MAP_PRIVATE, 6);

@@ -26,7 +26,15 @@
 #include "harness.h"
 #include "upager.h"
 
-TestSuite(reconnect, .init = harness_start, .fini = harness_stop, .timeout = 60);
+/* The clients hand a new daemon what it needs (resume): no keeper of descriptors takes over. */
+static void start_without_keeper(void)
+{
+	static const char *const args[] = { "--no-keeper", NULL };
+
+	harness_start_args(args);
+}
+
+TestSuite(reconnect, .init = start_without_keeper, .fini = harness_stop, .timeout = 60);
 
 #define FILE_PAGES 16
 #define ANON_PAGES 8

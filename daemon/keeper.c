@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The keeper: an fd store of the daemon's own when no service manager keeps one, so that a daemon
+ * started by hand that crashes (SIGKILL, SIGSEGV, the OOM killer) leaves its clients to the next
+ * one with nothing lost, as under systemd: the next daemon takes over (state.c) instead of the
+ * clients resuming (resume.c), which loses the pages paged out.
+ *
+ * A daemon started without $NOTIFY_SOCKET first connects to its socket's path and asks for the
+ * descriptors ("UPAGER_TAKE=1"). A keeper whose daemon is gone answers with every descriptor it
+ * keeps, named, and the connection is the new daemon's channel to it from then on; a live daemon
+ * answers no such thing, and the new one does not start. With no one there, the daemon starts a
+ * keeper: a process of its own (forked twice, in a session of its own) holding the other end of a
+ * socket pair. The daemon stores and removes descriptors through the channel with the messages of
+ * sd_pid_notify_with_fds() (fdstore.c), never waiting for the keeper: a message the keeper has no
+ * room for is lost, as one systemd refused.
+ *
+ * The keeper polls the client connections it keeps and closes one that hangs up. When its daemon's
+ * channel ends, it listens on the daemon's listening socket (kept as upager.listen.0): a client
+ * that connects meanwhile is closed at once (its call fails rather than wait), a daemon of the same
+ * user that asks takes everything over. A daemon stopped by SIGTERM or SIGINT tells the keeper to
+ * end ("UPAGER_STOP=1"), and its clients resume with the next daemon as without a store. The
+ * keeper ends too when it keeps no client, or has no listening socket for a next daemon to reach
+ * it by.
+ *
+ * The socket pair and the listening socket are the only ways in: the listening socket answers only
+ * a connection whose peer has the keeper's own user (SO_PEERCRED), and only while no daemon runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "keeper.h"
+#include "log.h"
+
+#define TAKE_MSG "UPAGER_TAKE=1"
+#define FDS_PREFIX "UPAGER_FDS="
+#define END_MSG "UPAGER_END=1"
+#define STOP_MSG "UPAGER_STOP=1"
+#define LISTEN_NAME "upager.listen.0"
+#define FDS_PER_MSG 200
+#define MSG_MAX 16384
+#define TAKE_WAIT_MS 10000 /* for the keeper's answer: its descriptors, thousands maybe */
+#define ASK_WAIT_MS 1000 /* for the first message of a connection to the keeper */
+
+static int recv_fds(int fd, char *buf, size_t size, int *fds, size_t *n_fds, int flags)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
+	} cbuf;
+	struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = &cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | flags);
+
+	*n_fds = 0;
+	if (n < 0)
+		return neg_errno();
+	buf[n] = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		memcpy(fds + *n_fds, CMSG_DATA(c), k * sizeof(int));
+		*n_fds += k;
+	}
+	return (int)n;
+}
+
+static int send_fds(int fd, const char *msg, const int *fds, size_t n_fds, int flags)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
+	} cbuf;
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = strlen(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (n_fds) {
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = &cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+	}
+	return sendmsg(fd, &mh, MSG_NOSIGNAL | flags) < 0 ? neg_errno() : 0;
+}
+
+/* ---- The keeper process. ---- */
+
+struct kept {
+	char **name; /* by descriptor: NULL if not kept */
+	bool *polled;
+	size_t size;
+	int ep, chan, listen;
+	size_t n_polled;
+};
+
+static void kept_close(struct kept *k, int fd)
+{
+	if (fd < 0 || (size_t)fd >= k->size || !k->name[fd])
+		return;
+	if (k->polled[fd]) {
+		epoll_ctl(k->ep, EPOLL_CTL_DEL, fd, NULL);
+		k->n_polled--;
+	}
+	if (fd == k->listen)
+		k->listen = -1;
+	free(k->name[fd]);
+	k->name[fd] = NULL;
+	k->polled[fd] = false;
+	close(fd);
+}
+
+static void kept_add(struct kept *k, int fd, const char *name, bool poll)
+{
+	if ((size_t)fd >= k->size) {
+		size_t size = MAX((size_t)fd + 1, 2 * k->size);
+		char **nm = realloc(k->name, size * sizeof(*nm));
+		bool *pl = nm ? realloc(k->polled, size * sizeof(*pl)) : NULL;
+
+		if (nm)
+			k->name = nm;
+		if (!nm || !pl) {
+			close(fd);
+			return;
+		}
+		k->polled = pl;
+		memset(k->name + k->size, 0, (size - k->size) * sizeof(*nm));
+		memset(k->polled + k->size, 0, (size - k->size) * sizeof(*pl));
+		k->size = size;
+	}
+	k->name[fd] = strdup(name);
+	if (!k->name[fd]) {
+		close(fd);
+		return;
+	}
+	if (strcmp(name, LISTEN_NAME) == 0) {
+		kept_close(k, k->listen);
+		k->listen = fd;
+		poll = false;
+	}
+	if (poll) {
+		struct epoll_event ev = { .events = EPOLLRDHUP, .data.fd = fd };
+
+		if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
+			k->polled[fd] = true;
+			k->n_polled++;
+		}
+	}
+}
+
+/* The value of "@key=" in the lines of @msg, copied into @out; false if there is none. */
+static bool field(const char *msg, const char *key, char *out, size_t size)
+{
+	size_t len = strlen(key);
+
+	for (const char *l = msg; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, key, len) == 0 && l[len] == '=') {
+			const char *v = l + len + 1, *e = strchr(v, '\n');
+			size_t n = e ? (size_t)(e - v) : strlen(v);
+
+			if (n >= size)
+				return false;
+			memcpy(out, v, n);
+			out[n] = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A message of the daemon: store, remove, or stop. Return: false once the keeper is to end. */
+static bool daemon_msg(struct kept *k, const char *msg, int *fds, size_t n_fds)
+{
+	char name[256], flag[8];
+
+	if (strcmp(msg, STOP_MSG) == 0) {
+		for (size_t i = 0; i < n_fds; i++)
+			close(fds[i]);
+		return false;
+	}
+	if (field(msg, "FDSTORE", flag, sizeof(flag)) && strcmp(flag, "1") == 0 &&
+	    field(msg, "FDNAME", name, sizeof(name))) {
+		bool poll = !(field(msg, "FDPOLL", flag, sizeof(flag)) && strcmp(flag, "0") == 0);
+
+		for (size_t i = 0; i < n_fds; i++)
+			kept_add(k, fds[i], name, poll);
+		return true;
+	}
+	for (size_t i = 0; i < n_fds; i++)
+		close(fds[i]);
+	if (field(msg, "FDSTOREREMOVE", flag, sizeof(flag)) && strcmp(flag, "1") == 0 &&
+	    field(msg, "FDNAME", name, sizeof(name)))
+		for (size_t fd = 0; fd < k->size; fd++)
+			if (k->name[fd] && strcmp(k->name[fd], name) == 0)
+				kept_close(k, (int)fd);
+	return true;
+}
+
+/* Hand every descriptor kept over @conn, named; then it is the daemon's channel. */
+static int hand_over(struct kept *k, int conn)
+{
+	char *msg = malloc(MSG_MAX);
+	int fds[FDS_PER_MSG], ret = 0;
+	size_t n = 0, len = 0;
+
+	if (!msg)
+		return -ENOMEM;
+	for (size_t fd = 0; fd <= k->size && ret == 0; fd++) {
+		bool last = fd == k->size;
+
+		if (!last && !k->name[fd])
+			continue;
+		if (n && (last || n == FDS_PER_MSG ||
+			  len + strlen(k->name[fd]) + 2 + sizeof(FDS_PREFIX) > MSG_MAX)) {
+			ret = send_fds(conn, msg, fds, n, 0);
+			n = 0;
+		}
+		if (last)
+			break;
+		if (n == 0)
+			len = (size_t)snprintf(msg, MSG_MAX, FDS_PREFIX "%s", k->name[fd]);
+		else
+			len += (size_t)snprintf(msg + len, MSG_MAX - len, "\n%s", k->name[fd]);
+		fds[n++] = (int)fd;
+	}
+	free(msg);
+	return ret < 0 ? ret : send_fds(conn, END_MSG, NULL, 0, 0);
+}
+
+/* A connection to the listening socket while no daemon runs: a daemon's, or a client's (closed). */
+static void on_connect(struct kept *k)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct pollfd p;
+	char msg[64];
+	int fd = accept4(k->listen, NULL, NULL, SOCK_CLOEXEC), fds[FDS_PER_MSG];
+	size_t n_fds = 0;
+
+	if (fd < 0)
+		return;
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid() ||
+	    poll(&p, 1, ASK_WAIT_MS) != 1 ||
+	    recv_fds(fd, msg, sizeof(msg), fds, &n_fds, MSG_DONTWAIT) < 0 ||
+	    strcmp(msg, TAKE_MSG) != 0 || hand_over(k, fd) < 0) {
+		for (size_t i = 0; i < n_fds; i++)
+			close(fds[i]);
+		close(fd);
+		return;
+	}
+	/* The new daemon's channel; it accepts on the listening socket from now on. */
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	epoll_ctl(k->ep, EPOLL_CTL_DEL, k->listen, NULL);
+	k->chan = fd;
+	epoll_ctl(k->ep, EPOLL_CTL_ADD, fd,
+		  &(struct epoll_event){ .events = EPOLLIN | EPOLLRDHUP, .data.fd = fd });
+}
+
+/* The daemon's channel: its messages; false once the keeper is to end. */
+static bool on_chan(struct kept *k)
+{
+	char *msg = malloc(MSG_MAX);
+	int fds[FDS_PER_MSG], n;
+	size_t n_fds;
+
+	if (!msg)
+		return true;
+	while ((n = recv_fds(k->chan, msg, MSG_MAX, fds, &n_fds, MSG_DONTWAIT)) > 0) {
+		if (!daemon_msg(k, msg, fds, n_fds)) {
+			free(msg);
+			return false;
+		}
+	}
+	free(msg);
+	if (n == -EAGAIN)
+		return true;
+	/* The daemon is gone: the next one comes through the listening socket. */
+	epoll_ctl(k->ep, EPOLL_CTL_DEL, k->chan, NULL);
+	close(k->chan);
+	k->chan = -1;
+	if (k->listen >= 0)
+		epoll_ctl(k->ep, EPOLL_CTL_ADD, k->listen,
+			  &(struct epoll_event){ .events = EPOLLIN, .data.fd = k->listen });
+	return true;
+}
+
+static _Noreturn void keeper_main(int chan)
+{
+	struct kept k = { .chan = 3, .listen = -1 };
+	struct rlimit rl;
+	sigset_t none;
+
+	setsid();
+	prctl(PR_SET_NAME, "upager-keeper");
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (chan != 3) {
+		dup2(chan, 3);
+		close(chan);
+	}
+	close_range(4, ~0U, 0);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	fcntl(k.chan, F_SETFL, O_NONBLOCK);
+	k.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (k.ep < 0 || epoll_ctl(k.ep, EPOLL_CTL_ADD, k.chan,
+				  &(struct epoll_event){ .events = EPOLLIN | EPOLLRDHUP,
+							 .data.fd = k.chan }) < 0)
+		_exit(1);
+	for (;;) {
+		struct epoll_event ev[64];
+		int n;
+
+		if (k.chan < 0 && (k.n_polled == 0 || k.listen < 0))
+			_exit(0);
+		n = epoll_wait(k.ep, ev, 64, -1);
+		for (int i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
+
+			if (fd == k.chan) {
+				if (!on_chan(&k))
+					_exit(0);
+			} else if (fd == k.listen && k.chan < 0) {
+				on_connect(&k);
+			} else if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+				kept_close(&k, fd);
+			}
+		}
+	}
+}
+
+/* ---- The daemon's side. ---- */
+
+/* A keeper of our own: the daemon keeps one end of the pair, the keeper (a grandchild) the other. */
+static int keeper_start(struct keeper *k)
+{
+	int sv[2], pfd[2], status;
+	pid_t child, keeper = 0;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return neg_errno();
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		int ret = neg_errno();
+
+		close(sv[0]);
+		close(sv[1]);
+		return ret;
+	}
+	child = fork();
+	if (child < 0) {
+		int ret = neg_errno();
+
+		close(sv[0]);
+		close(sv[1]);
+		close(pfd[0]);
+		close(pfd[1]);
+		return ret;
+	}
+	if (child == 0) {
+		close(sv[0]);
+		close(pfd[0]);
+		keeper = fork();
+		if (keeper == 0)
+			keeper_main(sv[1]);
+		(void)!write(pfd[1], &keeper, sizeof(keeper));
+		_exit(0);
+	}
+	close(sv[1]);
+	close(pfd[1]);
+	if (read(pfd[0], &keeper, sizeof(keeper)) != sizeof(keeper))
+		keeper = -1;
+	close(pfd[0]);
+	waitpid(child, &status, 0);
+	if (keeper <= 0) {
+		close(sv[0]);
+		return -EAGAIN;
+	}
+	log_info("keeper of descriptors: pid %d", (int)keeper);
+	k->fd = sv[0];
+	/* Room for many messages: the daemon never waits for the keeper. */
+	setsockopt(k->fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
+	return 0;
+}
+
+static int passed_add(struct fdstore_passed *p, int fd, const char *name)
+{
+	int *fds = realloc(p->fds, (p->n + 1) * sizeof(*fds));
+	char **names = fds ? realloc(p->names, (p->n + 1) * sizeof(*names)) : NULL;
+
+	if (fds)
+		p->fds = fds;
+	if (!names)
+		return -ENOMEM;
+	p->names = names;
+	p->fds[p->n] = fd;
+	p->names[p->n] = strdup(name);
+	p->n++;
+	return p->names[p->n - 1] ? 0 : -ENOMEM;
+}
+
+/* The descriptors a keeper hands over on @fd, into k->passed. */
+static int take_over(struct keeper *k, int fd)
+{
+	char *msg = malloc(MSG_MAX);
+	int fds[FDS_PER_MSG], ret = -EADDRINUSE;
+	size_t n_fds;
+
+	if (!msg)
+		return -ENOMEM;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char *name, *next;
+		size_t i = 0;
+
+		if (poll(&p, 1, TAKE_WAIT_MS) != 1 ||
+		    recv_fds(fd, msg, MSG_MAX, fds, &n_fds, 0) <= 0)
+			break;
+		if (strcmp(msg, END_MSG) == 0) {
+			ret = 0;
+			break;
+		}
+		/* Not a keeper's answer: a live daemon's reply to a bad request. */
+		if (strncmp(msg, FDS_PREFIX, strlen(FDS_PREFIX)) != 0) {
+			for (; i < n_fds; i++)
+				close(fds[i]);
+			break;
+		}
+		for (name = msg + strlen(FDS_PREFIX); name && i < n_fds; name = next, i++) {
+			next = strchr(name, '\n');
+			if (next)
+				*next++ = 0;
+			if (passed_add(&k->passed, fds[i], name) < 0)
+				close(fds[i]);
+		}
+		for (; i < n_fds; i++)
+			close(fds[i]);
+	}
+	free(msg);
+	return ret;
+}
+
+/**
+ * keeper_attach() - take over from the keeper a dead daemon on @socket_path left, or start one
+ * @socket_path: where the daemon listens
+ * @k: filled: the channel, and the descriptors passed back (none from a new keeper)
+ *
+ * Called before the daemon makes any thread. A keeper that does not start leaves the daemon
+ * without one (logged), as without a service manager before.
+ *
+ * Return: 0, or -EADDRINUSE if a live daemon serves @socket_path.
+ */
+int keeper_attach(const char *socket_path, struct keeper *k)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	int ret;
+
+	*k = (struct keeper){ .fd = -1 };
+	if (strlen(socket_path) >= sizeof(sa.sun_path))
+		return 0; /* listen_on() says so */
+	strcpy(sa.sun_path, socket_path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return neg_errno();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		ret = send_fds(fd, TAKE_MSG, NULL, 0, 0);
+		if (ret == 0)
+			ret = take_over(k, fd);
+		if (ret < 0) {
+			for (size_t i = 0; i < k->passed.n; i++) {
+				close(k->passed.fds[i]);
+				free(k->passed.names[i]);
+			}
+			free(k->passed.fds);
+			free(k->passed.names);
+			k->passed = (struct fdstore_passed){ 0 };
+			return -EADDRINUSE;
+		}
+		log_info("took over %zu descriptors from the keeper of the previous daemon",
+			 k->passed.n);
+		k->fd = fd_take(&fd);
+		setsockopt(k->fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
+		return 0;
+	}
+	ret = keeper_start(k);
+	if (ret < 0)
+		log_warning("starting a keeper of descriptors: %s; a crash loses the pages paged "
+			    "out",
+			    strerror(-ret));
+	return 0;
+}
+
+/**
+ * keeper_send() - send a message of the fd store's (fdstore.c) to the keeper, with @fd if >= 0
+ *
+ * Never waits: a keeper that has no room for it does not get it.
+ * Return: 0 or a negative errno.
+ */
+int keeper_send(struct keeper *k, const char *msg, int fd)
+{
+	return send_fds(k->fd, msg, &fd, fd >= 0 ? 1 : 0, MSG_DONTWAIT);
+}
+
+/** keeper_stop() - the daemon stops for good: the keeper closes everything and ends */
+void keeper_stop(struct keeper *k)
+{
+	if (k->fd < 0)
+		return;
+	send_fds(k->fd, STOP_MSG, NULL, 0, 0);
+	closep(&k->fd);
+}
