@@ -28,7 +28,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +111,46 @@ static int send_fds(int fd, const char *msg, const int *fds, size_t n_fds, int f
 
 /* ---- The keeper process. ---- */
 
+#define CLOSERS_MAX 64
+
+static atomic_int closers;
+
+static void *close_main(void *arg)
+{
+	close((int)(intptr_t)arg);
+	atomic_fetch_sub(&closers, 1);
+	return NULL;
+}
+
+/*
+ * Close @fd, which a client may have given: its release may wait for that client (a socket with
+ * SO_LINGER and unsent data, descriptors queued in a socket, a userfaultfd taking its process's
+ * mmap lock), so a socket is first made to close at once and the close runs in a thread of its
+ * own, up to CLOSERS_MAX at a time: the keeper's loop never waits for a client (daemon/closer.c
+ * does the same for the daemon).
+ */
+static void close_apart(int fd)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ .l_onoff = 1, .l_linger = 0 },
+		   sizeof(struct linger));
+	if (atomic_fetch_add(&closers, 1) >= CLOSERS_MAX) {
+		atomic_fetch_sub(&closers, 1);
+		close(fd);
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 << 10);
+	if (pthread_create(&t, &attr, close_main, (void *)(intptr_t)fd) != 0) {
+		atomic_fetch_sub(&closers, 1);
+		close(fd);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 struct kept {
 	char **name; /* by descriptor: NULL if not kept */
 	bool *polled;
@@ -129,7 +172,7 @@ static void kept_close(struct kept *k, int fd)
 	free(k->name[fd]);
 	k->name[fd] = NULL;
 	k->polled[fd] = false;
-	close(fd);
+	close_apart(fd);
 }
 
 static void kept_add(struct kept *k, int fd, const char *name, bool poll)
@@ -142,7 +185,7 @@ static void kept_add(struct kept *k, int fd, const char *name, bool poll)
 		if (nm)
 			k->name = nm;
 		if (!nm || !pl) {
-			close(fd);
+			close_apart(fd);
 			return;
 		}
 		k->polled = pl;
@@ -152,7 +195,7 @@ static void kept_add(struct kept *k, int fd, const char *name, bool poll)
 	}
 	k->name[fd] = strdup(name);
 	if (!k->name[fd]) {
-		close(fd);
+		close_apart(fd);
 		return;
 	}
 	if (strcmp(name, LISTEN_NAME) == 0) {
@@ -197,7 +240,7 @@ static bool daemon_msg(struct kept *k, const char *msg, int *fds, size_t n_fds)
 
 	if (strcmp(msg, STOP_MSG) == 0) {
 		for (size_t i = 0; i < n_fds; i++)
-			close(fds[i]);
+			close_apart(fds[i]);
 		return false;
 	}
 	if (field(msg, "FDSTORE", flag, sizeof(flag)) && strcmp(flag, "1") == 0 &&
@@ -209,7 +252,7 @@ static bool daemon_msg(struct kept *k, const char *msg, int *fds, size_t n_fds)
 		return true;
 	}
 	for (size_t i = 0; i < n_fds; i++)
-		close(fds[i]);
+		close_apart(fds[i]);
 	if (field(msg, "FDSTOREREMOVE", flag, sizeof(flag)) && strcmp(flag, "1") == 0 &&
 	    field(msg, "FDNAME", name, sizeof(name)))
 		for (size_t fd = 0; fd < k->size; fd++)
@@ -267,8 +310,8 @@ static void on_connect(struct kept *k)
 	    recv_fds(fd, msg, sizeof(msg), fds, &n_fds, MSG_DONTWAIT) < 0 ||
 	    strcmp(msg, TAKE_MSG) != 0 || hand_over(k, fd) < 0) {
 		for (size_t i = 0; i < n_fds; i++)
-			close(fds[i]);
-		close(fd);
+			close_apart(fds[i]);
+		close_apart(fd);
 		return;
 	}
 	/* The new daemon's channel; it accepts on the listening socket from now on. */

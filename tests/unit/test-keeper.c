@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/keeper.h"
+#include "tests/lingering.h"
 
 static char sock_path[108];
 
@@ -196,4 +197,34 @@ Test(keeper, a_keeper_whose_clients_all_hung_up_ends_with_its_daemon)
 	cr_assert_geq(next.fd, 0);
 	cr_assert_eq(next.passed.n, 0, "the keeper of no client stayed");
 	keeper_stop(&next);
+}
+
+/*
+ * A descriptor a client gave whose close waits (a TCP socket with unsent data and SO_LINGER of 30
+ * s, whose peer reads nothing), let go of by the daemon: the keeper closes it at once, and still
+ * hands everything over at once (its loop waited out the linger, and the next daemon gave up).
+ */
+Test(keeper, a_descriptor_whose_close_waits_holds_the_keeper_up_for_nothing)
+{
+	struct keeper k, next;
+	struct pollfd pl;
+	int peer, sock = lingering_socket(30, &peer), sv[2];
+
+	cr_assert(sock >= 0, "a lingering socket: %m");
+	cr_assert_eq(keeper_attach(sock_path, &k), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	store(&k, "upager.listen.0", false, listener());
+	store(&k, "upager.cl.1", true, sv[0]);
+	store(&k, "upager.gr.1", false, sock);
+	cr_assert_eq(keeper_send(&k, "FDSTOREREMOVE=1\nFDNAME=upager.gr.1", -1), 0);
+	pl = (struct pollfd){ .fd = peer, .events = POLLRDHUP };
+	cr_assert_eq(poll(&pl, 1, 2000), 1, "the keeper did not close the socket at once");
+	close(k.fd);
+	cr_assert_eq(keeper_attach(sock_path, &next), 0, "the keeper waited out the linger");
+	cr_assert_eq(next.passed.n, 2);
+	keeper_stop(&next);
+	for (size_t i = 0; i < next.passed.n; i++)
+		close(next.passed.fds[i]);
+	close(sv[1]);
+	close(peer);
 }
