@@ -9,11 +9,14 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -191,4 +194,53 @@ Test(keeper, a_keeper_with_no_client_left_ends_with_its_daemon)
 	harness_daemon_restart();
 	cr_assert_neq(keeper_pid(), keeper, "the next daemon started no keeper of its own");
 	cr_assert(is_keeper(keeper_pid()));
+}
+
+/* As user 65534, once the daemon is dead (a byte on @go), ask its keeper for its descriptors:
+ * exits 0 if it got none. */
+static void take_as_nobody(int go)
+{
+	char buf[256];
+	struct pollfd p;
+	int fd;
+
+	alarm(10);
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+	if (read(go, buf, 1) != 1)
+		_exit(96);
+	fd = harness_connect_raw();
+	if (fd < 0)
+		_exit(98);
+	if (send(fd, "UPAGER_TAKE=1", 13, 0) != 13)
+		_exit(0); /* closed already */
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 3000) != 1)
+		_exit(97);
+	_exit(recv(fd, buf, sizeof(buf), 0) <= 0 ? 0 : 1);
+}
+
+Test(keeper, another_user_cannot_take_the_descriptors_over)
+{
+	int go[2], status;
+	pid_t child;
+	char *p;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(pipe(go), 0);
+	/* Forked first: a client's fork waits for a daemon to read its event. */
+	child = fork();
+	cr_assert(child >= 0);
+	if (child == 0)
+		take_as_nobody(go[0]);
+	p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(p != MAP_FAILED);
+	p[0] = 1;
+	harness_daemon_kill();
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "user 65534: %#x", status);
+	harness_daemon_restart();
+	cr_assert(harness_daemon_logged("took over"), "the keeper let its descriptors go");
+	cr_assert_eq(p[0], 1);
 }
