@@ -149,7 +149,8 @@ int channel_attach(struct space *s, int fd)
 	c->poll.data = c;
 	uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, on_readable);
 	s->chan = c;
-	fdstore_add(s->d, fd, "gr", s->id);
+	if (!s->soft || s->d->keeper.fd < 0)
+		fdstore_add(s->d, fd, "gr", s->id);
 	return 0;
 }
 

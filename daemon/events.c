@@ -104,6 +104,8 @@ static void on_fork(struct space *parent, int ufd)
 		return;
 	}
 	child->features = parent->features;
+	if (parent->soft)
+		space_set_soft(child);
 	space_mark(child);
 	ret = region_table_copy(&child->regions, &parent->regions);
 	if (ret < 0)

@@ -72,7 +72,8 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 	if (req->u.hello.version_min > UPAGER_PROTO_VERSION ||
 	    req->u.hello.version_max < UPAGER_PROTO_VERSION_MIN)
 		return -EPROTONOSUPPORT;
-	if (__builtin_popcount(flags) != 1)
+	if (__builtin_popcount(flags & ~(uint32_t)UPAGER_HELLO_SOFT) != 1 ||
+	    (flags & UPAGER_HELLO_SOFT && flags & UPAGER_HELLO_CTL))
 		return -EINVAL;
 	if (flags & (UPAGER_HELLO_UFFD | UPAGER_HELLO_RESUME)) {
 		uint64_t token = req->u.hello.token_addr;
@@ -154,6 +155,8 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 		s->ctl = true;
 	}
 done:
+	if (flags & UPAGER_HELLO_SOFT)
+		session_set_soft(s);
 	s->hello = true;
 	m.u.hello_reply.version = UPAGER_PROTO_VERSION;
 	m.u.hello_reply.page_size = UPAGER_PAGE_SIZE;

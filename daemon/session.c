@@ -390,6 +390,19 @@ int session_accept(struct daemon *d, int fd)
 }
 
 /**
+ * session_set_soft() - the client of @s bounds its wait for a daemon (UPAGER_HELLO_SOFT): the
+ * daemon's own keeper keeps neither its connection nor its space's descriptors
+ * (space_set_soft()), so that the connection ends with the daemon
+ */
+void session_set_soft(struct session *s)
+{
+	if (s->space)
+		space_set_soft(s->space);
+	if (s->d->keeper.fd >= 0)
+		fdstore_remove(s->d, "cl", s->id);
+}
+
+/**
  * session_adopt() - take over a session of a previous daemon
  * @d: the daemon
  * @saved: the session's saved fields (state.c): id, pid, uid, hello, ctl, busy, pending.op and

@@ -92,6 +92,7 @@ int session_wait_populate(struct session *s, const struct upager_msg *req);
 void session_populated(void *userdata);
 void session_resume(struct session *s, const struct upager_msg *req, int ret);
 int session_accept(struct daemon *d, int fd);
+void session_set_soft(struct session *s);
 int session_adopt(struct daemon *d, struct session *saved, int fd);
 void session_free_all(struct daemon *d);
 

@@ -134,6 +134,22 @@ int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_a
 	return 0;
 }
 
+/**
+ * space_set_soft() - the client of @s bounds its wait for a daemon (UPAGER_HELLO_SOFT): the
+ * daemon's own keeper keeps neither its userfaultfd nor its control channel, so that a daemon that
+ * dies leaves it to resume by itself (a service manager's store keeps them: it starts a daemon
+ * again at once)
+ */
+void space_set_soft(struct space *s)
+{
+	s->soft = true;
+	if (s->d->keeper.fd < 0)
+		return;
+	fdstore_remove(s->d, "uf", s->id);
+	if (s->chan)
+		fdstore_remove(s->d, "gr", s->id);
+}
+
 /** space_ref() - take a reference; returns @s */
 struct space *space_ref(struct space *s)
 {

@@ -37,6 +37,7 @@ struct space {
 	pid_t pid; /* 0 until known (a forked child before its first fault) */
 	uid_t uid;
 	bool attached; /* a session acts for it */
+	bool soft; /* its client bounds its wait for a daemon: no keeper keeps its descriptors */
 	uint64_t converting; /* start of a region the client is remapping onto its view, or 0 */
 	uint64_t token_addr;
 	uint64_t mark_seed[2]; /* of the mark in its token page (mm.c); 0, 0: none */
@@ -61,6 +62,7 @@ struct space {
 int space_new(struct daemon *d, int uffd, pid_t pid, uid_t uid, uint64_t token_addr,
 	      struct space **out);
 struct space *space_ref(struct space *s);
+void space_set_soft(struct space *s);
 struct space *space_unref(struct space *s);
 void space_kill(struct space *s);
 bool space_check_alive(struct space *s);

@@ -193,14 +193,30 @@ static int socket_connect(void)
 	return fd_take(&fd);
 }
 
-/* HELLO; @got: where the daemon's reply may put a descriptor (a forked child's userfaultfd) */
+/**
+ * upager__daemon_timeout() - seconds of UPAGER_DAEMON_TIMEOUT, 0 for none: wait for ever
+ */
+double upager__daemon_timeout(void)
+{
+	const char *s = getenv("UPAGER_DAEMON_TIMEOUT");
+	char *end;
+	double t;
+
+	if (!s || !*s)
+		return 0;
+	t = strtod(s, &end);
+	return *end || t < 0 ? 0 : t;
+}
+
+/* HELLO; @got: where the daemon's reply may put a descriptor (a forked child's userfaultfd). A
+ * client that bounds its wait for a daemon says so: no keeper is to hold its connection. */
 static int hello(uint32_t flags, int uffd, int *got)
 {
 	struct upager_msg req = { .op = UPAGER_OP_HELLO }, rep;
 
 	req.u.hello.version_min = UPAGER_PROTO_VERSION_MIN;
 	req.u.hello.version_max = UPAGER_PROTO_VERSION;
-	req.u.hello.flags = flags;
+	req.u.hello.flags = flags | (upager__daemon_timeout() > 0 ? UPAGER_HELLO_SOFT : 0);
 	req.u.hello.token_addr = (uintptr_t)conn.token;
 	return upager__call(&req, &uffd, uffd >= 0 ? 1 : 0, &rep, got, got ? 1 : 0);
 }

@@ -19,6 +19,7 @@ int upager__connect(void);
 bool upager__connected(void);
 bool upager__user_mode_only(void);
 int upager__uffd(void);
+double upager__daemon_timeout(void);
 int upager__reconnect_if_mapped(void);
 int upager__written_file(int fd, off_t offset, size_t length);
 int upager__call(struct upager_msg *req, const int *fds, size_t n_fds, struct upager_msg *rep,

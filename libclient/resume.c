@@ -275,19 +275,6 @@ static void forget_all(void)
 	rec.watcher = 0;
 }
 
-/* Seconds of UPAGER_DAEMON_TIMEOUT, 0 for none: wait for ever. */
-static double timeout_seconds(void)
-{
-	const char *s = getenv("UPAGER_DAEMON_TIMEOUT");
-	char *end;
-	double t;
-
-	if (!s || !*s)
-		return 0;
-	t = strtod(s, &end);
-	return *end || t < 0 ? 0 : t;
-}
-
 static double now(void)
 {
 	struct timespec ts;
@@ -360,7 +347,7 @@ static void serve_alone(int uffd, int ms)
 /* Connect again until a daemon takes us back; past the bound, answer faults meanwhile. */
 static void reconnect(void)
 {
-	double bound = timeout_seconds(), since = now();
+	double bound = upager__daemon_timeout(), since = now();
 	int ret, uffd;
 
 	for (;;) {

@@ -56,7 +56,9 @@ enum {
 	UPAGER_HELLO_CTL = 1u << 2, /* an inspection client: no address space */
 	UPAGER_HELLO_RESUME = 1u << 3, /* a client of a daemon that died: its userfaultfd is
 					* attached, RESUME requests follow */
-	_UPAGER_HELLO_ALL = (1u << 4) - 1,
+	UPAGER_HELLO_SOFT = 1u << 4, /* with UFFD, FORKED or RESUME: the client bounds its wait
+				      * for a daemon (UPAGER_DAEMON_TIMEOUT); no keeper keeps it */
+	_UPAGER_HELLO_ALL = (1u << 5) - 1,
 };
 
 struct upager_wire_hello {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "common/macro.h"
 #include "harness.h"
 #include "tests/procfs.h"
+#include "upager.h"
 
 static char tmpdir[256];
 static char sock_path[300];
@@ -560,4 +562,77 @@ bool harness_read_sigbus(const volatile char *a, char *out)
 		*out = *a;
 	sigaction(SIGBUS, &old, NULL);
 	return bus;
+}
+
+static int sigbus_fd = -1;
+static struct timespec touch_at;
+
+/* SIGBUS in the bounded client: how long after its touch, on sigbus_fd; exit 42. */
+static void on_bounded_sigbus(int sig)
+{
+	struct timespec now;
+	long ms;
+
+	(void)sig;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (now.tv_sec - touch_at.tv_sec) * 1000 + (now.tv_nsec - touch_at.tv_nsec) / 1000000;
+	(void)!write(sigbus_fd, &ms, sizeof(ms));
+	_exit(42);
+}
+
+/* The client of harness_bounded_wait(): its first page touched, then, once the daemon is dead, its
+ * second. */
+static void bounded_client(int ready, int go, int result)
+{
+	char *p, c;
+
+	alarm(10);
+	setenv("UPAGER_DAEMON_TIMEOUT", "1", 1);
+	sigbus_fd = result;
+	signal(SIGBUS, on_bounded_sigbus);
+	p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(1);
+	p[0] = 1;
+	if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 1)
+		_exit(2);
+	clock_gettime(CLOCK_MONOTONIC, &touch_at);
+	p[PAGE] = 1;
+	_exit(3);
+}
+
+/**
+ * harness_bounded_wait() - a client with UPAGER_DAEMON_TIMEOUT=1 touches a page never served after
+ * the daemon was killed (not started again): it must raise SIGBUS about a second later
+ *
+ * Forks the client first: call it before the test's process is a client (a client's fork waits for
+ * a daemon).
+ */
+void harness_bounded_wait(void)
+{
+	int ready[2], go[2], result[2], status;
+	long ms = -1;
+	pid_t pid;
+	char c;
+
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(result), 0);
+	pid = harness_fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		bounded_client(ready[1], go[0], result[1]);
+	cr_assert_eq(read(ready[0], &c, 1), 1);
+	harness_daemon_kill();
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 42,
+		  "status %#x: the fault did not end in SIGBUS (14: it waited)", status);
+	cr_assert_eq(read(result[0], &ms, sizeof(ms)), (ssize_t)sizeof(ms));
+	cr_assert(ms >= 500 && ms <= 3000, "SIGBUS after %ld ms, not about 1 s", ms);
+	for (int i = 0; i < 2; i++) {
+		close(ready[i]);
+		close(go[i]);
+		close(result[i]);
+	}
 }

@@ -37,6 +37,7 @@ pid_t harness_daemon_pid(void);
 /* A crash of the daemon (SIGKILL, no fd store), and a new one on the same socket. */
 void harness_daemon_kill(void);
 void harness_daemon_restart(void);
+void harness_bounded_wait(void);
 const char *harness_socket(void);
 const char *harness_tmpdir(void);
 /* A daemon whose reads are 4 pages at most and whose second read fails to start. */

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -243,4 +244,12 @@ Test(keeper, another_user_cannot_take_the_descriptors_over)
 	harness_daemon_restart();
 	cr_assert(harness_daemon_logged("took over"), "the keeper let its descriptors go");
 	cr_assert_eq(p[0], 1);
+}
+
+/* A client that bounds its wait for a daemon (UPAGER_DAEMON_TIMEOUT=1): the keeper keeps none of
+ * its descriptors, and its fault after the daemon died raises SIGBUS about a second later. */
+Test(keeper, a_client_that_bounds_its_wait_gets_sigbus_past_it)
+{
+	harness_bounded_wait();
+	harness_daemon_restart();
 }

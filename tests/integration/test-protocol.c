@@ -134,6 +134,18 @@ Test(protocol, out_of_order_and_unsupported_requests)
 	cr_assert_eq(answer(fd), -EPROTONOSUPPORT);
 	close(fd);
 
+	/* HELLO of an inspection client that bounds a wait it has no faults for, or of two kinds. */
+	m.u.hello.version_min = 1;
+	m.u.hello.version_max = 1;
+	m.u.hello.flags = UPAGER_HELLO_CTL | UPAGER_HELLO_SOFT;
+	fd = send_raw(buf, encode(&m, buf));
+	cr_assert_eq(answer(fd), -EINVAL);
+	close(fd);
+	m.u.hello.flags = UPAGER_HELLO_UFFD | UPAGER_HELLO_FORKED | UPAGER_HELLO_SOFT;
+	fd = send_raw(buf, encode(&m, buf));
+	cr_assert_eq(answer(fd), -EINVAL);
+	close(fd);
+
 	/* HELLO claiming a userfaultfd without passing one. */
 	m.u.hello.version_min = 1;
 	m.u.hello.version_max = 1;

@@ -122,60 +122,9 @@ Test(reconnect, a_new_daemon_takes_the_client_back_with_every_byte)
 	close(fd);
 }
 
-static int elapsed_pipe = -1;
-static struct timespec touch_at;
-
-static void on_sigbus(int sig)
-{
-	struct timespec now;
-	long ms;
-
-	(void)sig;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (now.tv_sec - touch_at.tv_sec) * 1000 + (now.tv_nsec - touch_at.tv_nsec) / 1000000;
-	(void)!write(elapsed_pipe, &ms, sizeof(ms));
-	_exit(42);
-}
-
 Test(reconnect, a_bound_on_the_wait_turns_a_fault_into_sigbus)
 {
-	int ready[2], go[2], result[2], status;
-	long ms = -1;
-	pid_t pid;
-	char c;
-
-	cr_assert_eq(pipe(ready), 0);
-	cr_assert_eq(pipe(go), 0);
-	cr_assert_eq(pipe(result), 0);
-	pid = harness_fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		char *p;
-
-		alarm(10);
-		setenv("UPAGER_DAEMON_TIMEOUT", "1", 1);
-		elapsed_pipe = result[1];
-		signal(SIGBUS, on_sigbus);
-		p = upager_mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				-1, 0);
-		if (p == MAP_FAILED)
-			_exit(1);
-		p[0] = 1;
-		(void)!write(ready[1], "r", 1);
-		if (read(go[0], &c, 1) != 1)
-			_exit(2);
-		clock_gettime(CLOCK_MONOTONIC, &touch_at);
-		p[PAGE] = 1;
-		_exit(3);
-	}
-	cr_assert_eq(read(ready[0], &c, 1), 1);
-	harness_daemon_kill();
-	cr_assert_eq(write(go[1], "g", 1), 1);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 42,
-		  "status %#x: the fault did not end in SIGBUS", status);
-	cr_assert_eq(read(result[0], &ms, sizeof(ms)), (ssize_t)sizeof(ms));
-	cr_assert(ms >= 500 && ms <= 3000, "SIGBUS after %ld ms, not about 1 s", ms);
+	harness_bounded_wait();
 }
 
 static int send_recv(int sock, struct upager_msg *req, const int *fds, size_t n_fds)

@@ -793,7 +793,7 @@ Test(decode, hello_versions_and_flags)
 	wr16(buf + vmax, 2);
 	cr_assert_eq(decode(n), 0, "a single version is a valid range");
 
-	wr32(buf + flags, 1u << 4);
+	wr32(buf + flags, 1u << 5);
 	cr_assert_eq(decode(n), -EBADMSG, "first unknown flag");
 	wr32(buf + flags, UPAGER_HELLO_UFFD | (1u << 31));
 	cr_assert_eq(decode(n), -EBADMSG, "top flag");
