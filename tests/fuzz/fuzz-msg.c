@@ -62,8 +62,9 @@ static bool valid_by_spec(const struct upager_msg *m)
 	switch (m->op) {
 	case UPAGER_OP_HELLO:
 		return m->u.hello.version_min <= m->u.hello.version_max &&
-		       !(m->u.hello.flags & ~(uint32_t)(UPAGER_HELLO_UFFD | UPAGER_HELLO_FORKED |
-							UPAGER_HELLO_CTL | UPAGER_HELLO_RESUME));
+		       !(m->u.hello.flags &
+			 ~(uint32_t)(UPAGER_HELLO_UFFD | UPAGER_HELLO_FORKED | UPAGER_HELLO_CTL |
+				     UPAGER_HELLO_RESUME | UPAGER_HELLO_SOFT));
 	case UPAGER_OP_OBJECT_OPEN:
 		return m->u.object_open.kind == UPAGER_OBJECT_FILE ||
 		       m->u.object_open.kind == UPAGER_OBJECT_ANON_SHARED;
