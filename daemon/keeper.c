@@ -44,6 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fdmsg.h"
 #include "common/macro.h"
 #include "keeper.h"
 #include "log.h"
@@ -53,60 +54,25 @@
 #define END_MSG "UPAGER_END=1"
 #define STOP_MSG "UPAGER_STOP=1"
 #define LISTEN_NAME "upager.listen.0"
-#define FDS_PER_MSG 200
+#define FDS_PER_MSG FDMSG_MAX_FDS
 #define MSG_MAX 16384
 #define TAKE_WAIT_MS 10000 /* for the keeper's answer: its descriptors, thousands maybe */
 #define ASK_WAIT_MS 1000 /* for the first message of a connection to the keeper */
 
-static int recv_fds(int fd, char *buf, size_t size, int *fds, size_t *n_fds, int flags)
+/* A message of @fd, NUL-terminated in @buf, and up to FDMSG_MAX_FDS descriptors (fdmsg.c):
+ * its length, 0 at the end, or a negative errno (-EAGAIN: none queued, unless @wait). */
+static ssize_t recv_msg(int fd, char *buf, size_t size, int *fds, size_t *n_fds, bool wait)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
-	} cbuf;
-	struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = &cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | flags);
+	ssize_t n = wait ? fdmsg_recv(fd, buf, size - 1, fds, n_fds)
+			 : fdmsg_recv_nonblock(fd, buf, size - 1, fds, n_fds);
 
-	*n_fds = 0;
-	if (n < 0)
-		return neg_errno();
-	buf[n] = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-		memcpy(fds + *n_fds, CMSG_DATA(c), k * sizeof(int));
-		*n_fds += k;
-	}
-	return (int)n;
+	buf[n > 0 ? n : 0] = 0;
+	return n;
 }
 
-static int send_fds(int fd, const char *msg, const int *fds, size_t n_fds, int flags)
+static int send_msg(int fd, const char *msg, const int *fds, size_t n_fds)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
-	} cbuf;
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = strlen(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (n_fds) {
-		memset(&cbuf, 0, sizeof(cbuf));
-		mh.msg_control = &cbuf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
-	}
-	return sendmsg(fd, &mh, MSG_NOSIGNAL | flags) < 0 ? neg_errno() : 0;
+	return fdmsg_send(fd, msg, strlen(msg), fds, n_fds);
 }
 
 /* ---- The keeper process. ---- */
@@ -277,7 +243,7 @@ static int hand_over(struct kept *k, int conn)
 			continue;
 		if (n && (last || n == FDS_PER_MSG ||
 			  len + strlen(k->name[fd]) + 2 + sizeof(FDS_PREFIX) > MSG_MAX)) {
-			ret = send_fds(conn, msg, fds, n, 0);
+			ret = send_msg(conn, msg, fds, n);
 			n = 0;
 		}
 		if (last)
@@ -289,7 +255,7 @@ static int hand_over(struct kept *k, int conn)
 		fds[n++] = (int)fd;
 	}
 	free(msg);
-	return ret < 0 ? ret : send_fds(conn, END_MSG, NULL, 0, 0);
+	return ret < 0 ? ret : send_msg(conn, END_MSG, NULL, 0);
 }
 
 /* A connection to the listening socket while no daemon runs: a daemon's, or a client's (closed). */
@@ -307,8 +273,8 @@ static void on_connect(struct kept *k)
 	p = (struct pollfd){ .fd = fd, .events = POLLIN };
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid() ||
 	    poll(&p, 1, ASK_WAIT_MS) != 1 ||
-	    recv_fds(fd, msg, sizeof(msg), fds, &n_fds, MSG_DONTWAIT) < 0 ||
-	    strcmp(msg, TAKE_MSG) != 0 || hand_over(k, fd) < 0) {
+	    recv_msg(fd, msg, sizeof(msg), fds, &n_fds, false) < 0 || strcmp(msg, TAKE_MSG) != 0 ||
+	    hand_over(k, fd) < 0) {
 		for (size_t i = 0; i < n_fds; i++)
 			close_apart(fds[i]);
 		close_apart(fd);
@@ -326,12 +292,13 @@ static void on_connect(struct kept *k)
 static bool on_chan(struct kept *k)
 {
 	char *msg = malloc(MSG_MAX);
-	int fds[FDS_PER_MSG], n;
+	int fds[FDS_PER_MSG];
 	size_t n_fds;
+	ssize_t n;
 
 	if (!msg)
 		return true;
-	while ((n = recv_fds(k->chan, msg, MSG_MAX, fds, &n_fds, MSG_DONTWAIT)) > 0) {
+	while ((n = recv_msg(k->chan, msg, MSG_MAX, fds, &n_fds, false)) > 0) {
 		if (!daemon_msg(k, msg, fds, n_fds)) {
 			free(msg);
 			return false;
@@ -400,6 +367,14 @@ static _Noreturn void keeper_main(int chan)
 
 /* ---- The daemon's side. ---- */
 
+/* The daemon never waits for the keeper: its channel does not block, with room for many
+ * messages. */
+static void channel_unblock(int fd)
+{
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
 /* A keeper of our own: the daemon keeps one end of the pair, the keeper (a grandchild) the other. */
 static int keeper_start(struct keeper *k)
 {
@@ -446,8 +421,7 @@ static int keeper_start(struct keeper *k)
 	}
 	log_info("keeper of descriptors: pid %d", (int)keeper);
 	k->fd = sv[0];
-	/* Room for many messages: the daemon never waits for the keeper. */
-	setsockopt(k->fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
+	channel_unblock(k->fd);
 	return 0;
 }
 
@@ -482,7 +456,7 @@ static int take_over(struct keeper *k, int fd)
 		size_t i = 0;
 
 		if (poll(&p, 1, TAKE_WAIT_MS) != 1 ||
-		    recv_fds(fd, msg, MSG_MAX, fds, &n_fds, 0) <= 0)
+		    recv_msg(fd, msg, MSG_MAX, fds, &n_fds, true) <= 0)
 			break;
 		if (strcmp(msg, END_MSG) == 0) {
 			ret = 0;
@@ -532,7 +506,7 @@ int keeper_attach(const char *socket_path, struct keeper *k)
 	if (fd < 0)
 		return neg_errno();
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		ret = send_fds(fd, TAKE_MSG, NULL, 0, 0);
+		ret = send_msg(fd, TAKE_MSG, NULL, 0);
 		if (ret == 0)
 			ret = take_over(k, fd);
 		if (ret < 0) {
@@ -548,7 +522,7 @@ int keeper_attach(const char *socket_path, struct keeper *k)
 		log_info("took over %zu descriptors from the keeper of the previous daemon",
 			 k->passed.n);
 		k->fd = fd_take(&fd);
-		setsockopt(k->fd, SOL_SOCKET, SO_SNDBUF, &(int){ 4 << 20 }, sizeof(int));
+		channel_unblock(k->fd);
 		return 0;
 	}
 	ret = keeper_start(k);
@@ -567,7 +541,7 @@ int keeper_attach(const char *socket_path, struct keeper *k)
  */
 int keeper_send(struct keeper *k, const char *msg, int fd)
 {
-	return send_fds(k->fd, msg, &fd, fd >= 0 ? 1 : 0, MSG_DONTWAIT);
+	return send_msg(k->fd, msg, &fd, fd >= 0 ? 1 : 0);
 }
 
 /** keeper_stop() - the daemon stops for good: the keeper closes everything and ends */
@@ -575,6 +549,8 @@ void keeper_stop(struct keeper *k)
 {
 	if (k->fd < 0)
 		return;
-	send_fds(k->fd, STOP_MSG, NULL, 0, 0);
+	/* This one waits: a keeper that missed it would keep everything for a next daemon. */
+	fcntl(k->fd, F_SETFL, fcntl(k->fd, F_GETFL) & ~O_NONBLOCK);
+	send_msg(k->fd, STOP_MSG, NULL, 0);
 	closep(&k->fd);
 }
