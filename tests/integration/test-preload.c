@@ -3,7 +3,7 @@
  * Programs that know nothing of upager, run under upager-run ($UPAGER_RUN) against the test's own
  * upagerd: the routing itself (preload-probe, $PRELOAD_PROBE), then sqlite3 and LMDB's tools from
  * Debian's packages, each compared with a plain run of the same program, and stress-ng's memory
- * testers, which check their own words. The daemon's figures and
+ * testers and CPython's own tests of mmap, which check their own words. The daemon's figures and
  * tables show that their mappings went through it.
  */
 #include <criterion/criterion.h>
@@ -737,6 +737,53 @@ Test(preload, stress_ng_madvise_ends_under_the_budget, .init = start_small, .fin
 {
 	cr_assert_eq(stress_ng("--madvise 2 --verify --timeout 10s", "stress-ng-madvise.log"), 0,
 		     "stress-ng did not end well: see %s", path_in_tmp("stress-ng-madvise.log"));
+}
+
+/*
+ * CPython's own tests of its mmap module and of multiprocessing's shared memory (Debian package
+ * libpython3.11-testsuite), under upager-run with @args, their output in @log (in the test's
+ * directory). Return: the shell's status, 0 if every test passed.
+ */
+static int python_tests(const char *args, const char *tests, const char *log)
+{
+	if (sh(NULL, 0, "/usr/bin/python3 -c 'import test.test_mmap' 2>/dev/null") != 0)
+		cr_skip_test("no CPython test suite (Debian package libpython3.11-testsuite)");
+	return sh(NULL, 0,
+		  "cd %s && timeout -s KILL 100 %s %s /usr/bin/python3 -m test %s >%s 2>&1",
+		  harness_tmpdir(), env("UPAGER_RUN"), args, tests, path_in_tmp(log));
+}
+
+#define PYTHON_SHARED_MEMORY \
+	"test_multiprocessing_fork -m '*SharedMemory*' -m '*Heap*' -m '*sharedctypes*'"
+
+/*
+ * CPython's tests pass with its file mappings on upager, then with its anonymous memory too
+ * (its allocator's arenas, multiprocessing's heaps and shared values, forks included).
+ */
+Test(preload, pythons_own_mmap_and_shared_memory_tests_pass)
+{
+	uint64_t before = faults_served();
+
+	cr_assert_eq(python_tests("", "test_mmap", "py-mmap.log"), 0,
+		     "CPython's test_mmap failed: see %s", path_in_tmp("py-mmap.log"));
+	cr_expect_gt(faults_served(), before, "test_mmap's mappings did not reach the daemon");
+	cr_assert_eq(python_tests("-a", "test_mmap", "py-mmap-a.log"), 0,
+		     "CPython's test_mmap failed: see %s", path_in_tmp("py-mmap-a.log"));
+	before = faults_served();
+	cr_assert_eq(python_tests("-a", PYTHON_SHARED_MEMORY, "py-shm.log"), 0,
+		     "CPython's shared memory tests failed: see %s", path_in_tmp("py-shm.log"));
+	cr_expect_gt(faults_served(), before + 1000, "Python's memory did not reach the daemon");
+}
+
+/* The same test_mmap with all of Python's memory on upager, most of it over the budget (2 MiB). */
+Test(preload, pythons_own_mmap_tests_pass_with_its_memory_over_the_budget, .init = start_small,
+     .fini = stop_small)
+{
+	uint64_t before = pages_out();
+
+	cr_assert_eq(python_tests("-a", "test_mmap", "py-mmap-small.log"), 0,
+		     "CPython's test_mmap failed: see %s", path_in_tmp("py-mmap-small.log"));
+	cr_expect_gt(pages_out(), before + 10000, "Python's pages stayed in memory");
 }
 
 /*
