@@ -317,14 +317,40 @@ static bool on_chan(struct kept *k)
 	return true;
 }
 
-static _Noreturn void keeper_main(int chan)
+/*
+ * The keeper's name over the daemon's command line it was forked with (@argv, the strings the
+ * kernel laid out one after another), so that what is meant for daemons by their command line
+ * (`pkill -f upagerd`, `pidof upagerd`) leaves the keeper of a daemon killed so: its next daemon
+ * takes the pages over. The daemon's options in those strings are not used here any more.
+ */
+static void retitle(char *const *argv)
+{
+	static const char name[] = "upager-keeper";
+	char *lo = NULL, *hi = NULL;
+
+	prctl(PR_SET_NAME, name);
+	for (size_t i = 0; argv && argv[i]; i++) {
+		char *end = argv[i] + strlen(argv[i]) + 1;
+
+		if (!lo || argv[i] < lo)
+			lo = argv[i];
+		if (!hi || end > hi)
+			hi = end;
+	}
+	if (!lo)
+		return;
+	memset(lo, 0, (size_t)(hi - lo));
+	memcpy(lo, name, MIN(sizeof(name), (size_t)(hi - lo)) - 1);
+}
+
+static _Noreturn void keeper_main(int chan, char *const *argv)
 {
 	struct kept k = { .chan = 3, .listen = -1 };
 	struct rlimit rl;
 	sigset_t none;
 
 	setsid();
-	prctl(PR_SET_NAME, "upager-keeper");
+	retitle(argv);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -376,7 +402,7 @@ static void channel_unblock(int fd)
 }
 
 /* A keeper of our own: the daemon keeps one end of the pair, the keeper (a grandchild) the other. */
-static int keeper_start(struct keeper *k)
+static int keeper_start(struct keeper *k, char *const *argv)
 {
 	int sv[2], pfd[2], status;
 	pid_t child, keeper = 0;
@@ -405,7 +431,7 @@ static int keeper_start(struct keeper *k)
 		close(pfd[0]);
 		keeper = fork();
 		if (keeper == 0)
-			keeper_main(sv[1]);
+			keeper_main(sv[1], argv);
 		(void)!write(pfd[1], &keeper, sizeof(keeper));
 		_exit(0);
 	}
@@ -485,6 +511,7 @@ static int take_over(struct keeper *k, int fd)
 /**
  * keeper_attach() - take over from the keeper a dead daemon on @socket_path left, or start one
  * @socket_path: where the daemon listens
+ * @argv: the daemon's command line, which a new keeper writes its own name over
  * @k: filled: the channel, and the descriptors passed back (none from a new keeper)
  *
  * Called before the daemon makes any thread. A keeper that does not start leaves the daemon
@@ -492,7 +519,7 @@ static int take_over(struct keeper *k, int fd)
  *
  * Return: 0, or -EADDRINUSE if a live daemon serves @socket_path.
  */
-int keeper_attach(const char *socket_path, struct keeper *k)
+int keeper_attach(const char *socket_path, char *const *argv, struct keeper *k)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = -1;
@@ -525,7 +552,7 @@ int keeper_attach(const char *socket_path, struct keeper *k)
 		channel_unblock(k->fd);
 		return 0;
 	}
-	ret = keeper_start(k);
+	ret = keeper_start(k, argv);
 	if (ret < 0)
 		log_warning("starting a keeper of descriptors: %s; a crash loses the pages paged "
 			    "out",

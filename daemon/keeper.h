@@ -12,6 +12,6 @@ struct keeper {
 	struct fdstore_passed passed;
 };
 
-int keeper_attach(const char *socket_path, struct keeper *k);
+int keeper_attach(const char *socket_path, char *const *argv, struct keeper *k);
 int keeper_send(struct keeper *k, const char *msg, int fd);
 void keeper_stop(struct keeper *k);

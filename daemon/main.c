@@ -410,7 +410,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &stop_signals, NULL);
 	/* Before any thread: a keeper is forked. */
 	d.keeper.fd = -1;
-	if (keeper && !getenv("NOTIFY_SOCKET") && keeper_attach(socket_path, &d.keeper) < 0) {
+	if (keeper && !getenv("NOTIFY_SOCKET") && keeper_attach(socket_path, argv, &d.keeper) < 0) {
 		log_error("%s: another upagerd serves it", socket_path);
 		return EXIT_FAILURE;
 	}

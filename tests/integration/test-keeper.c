@@ -72,7 +72,12 @@ static bool keeper_gone(void *arg)
 
 #define FILE_PAGES 8
 
-Test(keeper, a_daemon_killed_is_taken_over_with_every_byte)
+/*
+ * A client's private memory and a written shared file mapping, the daemon killed by @kill_daemon:
+ * the next daemon takes over from the keeper, every byte is there, and the write not written back
+ * yet is written.
+ */
+static void taken_over_with_every_byte(void (*kill_daemon)(void))
 {
 	int fd = make_pattern_file("data", FILE_PAGES * PAGE, NULL);
 	char *priv, *file;
@@ -85,7 +90,7 @@ Test(keeper, a_daemon_killed_is_taken_over_with_every_byte)
 	memset(priv, 'p', 2 * PAGE);
 	*(uint64_t *)file = 0xfeed;
 	cr_assert(is_keeper(keeper_pid()), "no keeper: pid %d", (int)keeper_pid());
-	harness_daemon_kill();
+	kill_daemon();
 	harness_daemon_restart();
 	cr_assert(harness_daemon_logged("took over"), "the new daemon did not take over");
 	for (size_t i = 0; i < 4 * PAGE; i++)
@@ -99,6 +104,34 @@ Test(keeper, a_daemon_killed_is_taken_over_with_every_byte)
 	cr_assert_eq(upager_munmap(file, FILE_PAGES * PAGE), 0);
 	cr_assert_eq(upager_munmap(priv, 4 * PAGE), 0);
 	close(fd);
+}
+
+Test(keeper, a_daemon_killed_is_taken_over_with_every_byte)
+{
+	taken_over_with_every_byte(harness_daemon_kill);
+}
+
+/*
+ * SIGKILL to every process whose command line names the test's socket, as `pkill -KILL -f upagerd`
+ * does to all; then the daemon is reaped. The keeper's command line is its own name. (The pattern's
+ * dot in brackets: the shell that runs pkill, whose command line holds the pattern, does not match.)
+ */
+static void kill_by_command_line(void)
+{
+	const char *sock = harness_socket(), *dot = strrchr(sock, '.');
+	char cmd[512];
+
+	cr_assert(dot);
+	snprintf(cmd, sizeof(cmd), "pkill -KILL -f -- '%.*s[.]%s'", (int)(dot - sock), sock,
+		 dot + 1);
+	cr_assert_eq(system(cmd), 0, "%s killed nothing", cmd);
+	harness_daemon_kill(); /* reaps it */
+	cr_assert(is_keeper(keeper_pid()), "the keeper was killed with its daemon");
+}
+
+Test(keeper, a_daemon_killed_by_its_command_line_is_taken_over_with_every_byte)
+{
+	taken_over_with_every_byte(kill_by_command_line);
 }
 
 /* A new client while no daemon runs (a byte on @go): its call fails, within a second, rather

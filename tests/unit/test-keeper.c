@@ -88,7 +88,7 @@ static void dead_daemon_keeper(int *client)
 	struct keeper k;
 	int sv[2];
 
-	cr_assert_eq(keeper_attach(sock_path, &k), 0);
+	cr_assert_eq(keeper_attach(sock_path, NULL, &k), 0);
 	cr_assert_geq(k.fd, 0, "no keeper started");
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	store(&k, "upager.listen.0", false, listener());
@@ -103,7 +103,7 @@ Test(keeper, the_next_daemon_gets_what_was_stored_and_not_removed)
 	int p[2], sv[2], gone[2];
 	char c = 0;
 
-	cr_assert_eq(keeper_attach(sock_path, &k), 0);
+	cr_assert_eq(keeper_attach(sock_path, NULL, &k), 0);
 	cr_assert_geq(k.fd, 0, "no keeper started");
 	cr_assert_eq(k.passed.n, 0, "a new keeper passes nothing");
 	cr_assert_eq(pipe(p), 0);
@@ -119,7 +119,7 @@ Test(keeper, the_next_daemon_gets_what_was_stored_and_not_removed)
 	usleep(200 * 1000);
 	close(k.fd); /* the daemon dies */
 
-	cr_assert_eq(keeper_attach(sock_path, &next), 0);
+	cr_assert_eq(keeper_attach(sock_path, NULL, &next), 0);
 	cr_assert_geq(next.fd, 0);
 	cr_assert_eq(next.passed.n, 3, "%zu passed", next.passed.n);
 	cr_assert_geq(passed(&next, "upager.listen.0"), 0);
@@ -152,7 +152,7 @@ Test(keeper, a_client_that_connects_while_no_daemon_runs_is_closed)
 	cr_assert_eq(recv(fd, buf, sizeof(buf), 0), 0);
 	close(fd);
 	/* It still hands everything over. */
-	cr_assert_eq(keeper_attach(sock_path, &next), 0);
+	cr_assert_eq(keeper_attach(sock_path, NULL, &next), 0);
 	cr_assert_eq(next.passed.n, 2);
 	keeper_stop(&next);
 	for (size_t i = 0; i < next.passed.n; i++)
@@ -177,7 +177,7 @@ Test(keeper, a_live_daemon_is_not_taken_over)
 		_exit(0);
 	}
 	close(ls);
-	cr_assert_eq(keeper_attach(sock_path, &k), -EADDRINUSE);
+	cr_assert_eq(keeper_attach(sock_path, NULL, &k), -EADDRINUSE);
 	cr_assert_eq(k.fd, -1);
 	cr_assert_eq(k.passed.n, 0);
 	cr_assert_eq(waitpid(live, &status, 0), live);
@@ -193,7 +193,7 @@ Test(keeper, a_keeper_whose_clients_all_hung_up_ends_with_its_daemon)
 	close(client);
 	usleep(200 * 1000);
 	/* No keeper answers on the socket left behind: the next daemon starts one of its own. */
-	cr_assert_eq(keeper_attach(sock_path, &next), 0);
+	cr_assert_eq(keeper_attach(sock_path, NULL, &next), 0);
 	cr_assert_geq(next.fd, 0);
 	cr_assert_eq(next.passed.n, 0, "the keeper of no client stayed");
 	keeper_stop(&next);
@@ -211,7 +211,7 @@ Test(keeper, a_descriptor_whose_close_waits_holds_the_keeper_up_for_nothing)
 	int peer, sock = lingering_socket(30, &peer), sv[2];
 
 	cr_assert(sock >= 0, "a lingering socket: %m");
-	cr_assert_eq(keeper_attach(sock_path, &k), 0);
+	cr_assert_eq(keeper_attach(sock_path, NULL, &k), 0);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	store(&k, "upager.listen.0", false, listener());
 	store(&k, "upager.cl.1", true, sv[0]);
@@ -220,7 +220,7 @@ Test(keeper, a_descriptor_whose_close_waits_holds_the_keeper_up_for_nothing)
 	pl = (struct pollfd){ .fd = peer, .events = POLLRDHUP };
 	cr_assert_eq(poll(&pl, 1, 2000), 1, "the keeper did not close the socket at once");
 	close(k.fd);
-	cr_assert_eq(keeper_attach(sock_path, &next), 0, "the keeper waited out the linger");
+	cr_assert_eq(keeper_attach(sock_path, NULL, &next), 0, "the keeper waited out the linger");
 	cr_assert_eq(next.passed.n, 2);
 	keeper_stop(&next);
 	for (size_t i = 0; i < next.passed.n; i++)
