@@ -2,7 +2,8 @@
 /*
  * The default memory budget: half of physical memory, or half of the daemon's memory cgroup limit
  * (the lowest limit on the way from its cgroup up to the root, cgroup v1 or v2) if that is lower,
- * so that by default the pages of upager mappings cannot get the daemon killed by its own limit.
+ * so that by default the pages of upager mappings cannot get the daemon killed by its own limit;
+ * and, by the same rule, the cap on the private pages of clients whose own cgroup is limited lower.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -74,6 +75,64 @@ uint64_t budget_cgroup_limit(const char *proc_cgroup, const char *root)
 	}
 	fclose(f);
 	return lowest;
+}
+
+/*
+ * The name of the memory cgroup a process is in (a hash of its path, v1's memory controller or
+ * v2's; never 0), from its /proc/PID/cgroup @proc_cgroup; 0 if none is read.
+ */
+static uint64_t cgroup_id(const char *proc_cgroup)
+{
+	uint64_t id = 0;
+	char line[4096];
+	FILE *f = fopen(proc_cgroup, "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *path;
+
+		if (!ctl || !(path = strchr(ctl + 1, ':')))
+			continue;
+		*path = '\0';
+		/* v1's memory line names it; v2's ("0::/path") where v1's has none. */
+		if (!strstr(ctl + 1, "memory") && (ctl[1] || id))
+			continue;
+		id = 14695981039346656037ULL; /* FNV-1a */
+		for (const char *c = path + 1; *c && *c != '\n'; c++)
+			id = (id ^ (uint8_t)*c) * 1099511628211ULL;
+		id |= 1;
+		if (ctl[1])
+			break;
+	}
+	fclose(f);
+	return id;
+}
+
+/**
+ * budget_client_cap() - what the private pages of the processes of a client's memory cgroup may
+ * hold in memory together
+ * @proc_cgroup: the client's /proc/PID/cgroup
+ * @root: where the cgroup file systems are mounted ("/sys/fs/cgroup")
+ * @own_limit: the daemon's own limit, budget_cgroup_limit() of its /proc/self/cgroup
+ * @id: set to the name of the client's memory cgroup, the same for every process in it; 0 where
+ *	no cap applies
+ *
+ * The kernel charges the pages of a client's private mappings to the client's memory cgroup, and
+ * has no swap for them: a client limited below the daemon would be killed by its own limit long
+ * before the budget sent any page of it out. Its cgroup's processes keep their private pages
+ * within half of its limit, as the default budget keeps the daemon's. A client limited as the
+ * daemon is (the same cgroup, or the same limit up the tree) is held by the budget already.
+ *
+ * Return: the cap in bytes (page aligned), UINT64_MAX for none.
+ */
+uint64_t budget_client_cap(const char *proc_cgroup, const char *root, uint64_t own_limit,
+			   uint64_t *id)
+{
+	uint64_t limit = budget_cgroup_limit(proc_cgroup, root);
+
+	*id = limit < own_limit ? cgroup_id(proc_cgroup) : 0;
+	return *id ? budget_default(limit, limit) : UINT64_MAX;
 }
 
 /**

@@ -78,6 +78,7 @@ struct daemon {
 	uv_signal_t sigterm, sigint;
 	uv_timer_t liveness;
 	unsigned liveness_ticks; /* the cgroup limit is read every few (daemon.c) */
+	uint64_t cgroup_limit; /* the daemon's own (budget_cgroup_limit()), read as often */
 	uv_check_t flush; /* saves the tables once per loop iteration if they changed */
 	uv_idle_t queued; /* while spaces hold messages read ahead of time (space_drain()) */
 	uv_idle_t next_turn; /* a turn at once: faults wait for copies spared in this one */

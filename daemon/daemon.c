@@ -28,6 +28,7 @@
 #include "fault.h"
 #include "fill.h"
 #include "fdstore.h"
+#include "groups.h"
 #include "keeper.h"
 #include "channel.h"
 #include "log.h"
@@ -116,6 +117,7 @@ static void on_flush(uv_check_t *h)
 	object_wb_notify(&d->cache);
 	if (!d->stopping) {
 		struct users_over over;
+		struct groups_over groups;
 		uint64_t copies_out, spared, deferred;
 		bool leaving, waiting;
 		struct space *s;
@@ -124,10 +126,11 @@ static void on_flush(uv_check_t *h)
 			fault_past_end_grown(s);
 		private_follow_cuts(d);
 		private_watch_answers(d);
+		groups_over(d, &groups);
 		/* The touches that waited come in first: the users' shares count their pages. */
 		private_serve_waits(d);
 		shares_over(d, &over);
-		private_balance(d, &over);
+		private_balance(d, &over, &groups);
 		copies_out = views_balance(d, &spared);
 		leaving = cache_balance(&d->cache, &over);
 		users_over_free(&over);
@@ -161,9 +164,12 @@ static void follow_cgroup_limit(struct daemon *d)
 {
 	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * UPAGER_PAGE_SIZE, budget;
 
-	if (!d->config.memory_max_default || ++d->liveness_ticks % (1000 / LIVENESS_MS))
+	if (++d->liveness_ticks % (1000 / LIVENESS_MS))
 		return;
-	budget = budget_default(phys, budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup"));
+	groups_follow(d); /* d->cgroup_limit too */
+	if (!d->config.memory_max_default)
+		return;
+	budget = budget_default(phys, d->cgroup_limit);
 	if (budget == d->config.memory_max || budget == 0)
 		return;
 	log_info("the daemon's cgroup limit changed: memory budget %" PRIu64 " MiB", budget >> 20);

@@ -45,7 +45,13 @@
  */
 uint64_t cache_slack(const struct cache *c)
 {
-	return MIN(MIN(MAX(c->budget_pages / 16, 64), 16384), c->budget_pages / 4);
+	return slack_pages(c->budget_pages);
+}
+
+/** slack_pages() - the slack of a budget of @budget_pages (see cache_slack()) */
+uint64_t slack_pages(uint64_t budget_pages)
+{
+	return MIN(MIN(MAX(budget_pages / 16, 64), 16384), budget_pages / 4);
 }
 
 /** cache_low_mark() - where a sweep brings the pages in memory down to: the budget less the slack */

@@ -9,6 +9,7 @@ struct cache;
 struct users_over;
 
 uint64_t cache_slack(const struct cache *c);
+uint64_t slack_pages(uint64_t budget_pages);
 uint64_t cache_low_mark(const struct cache *c);
 bool cache_must_page_out(const struct cache *c);
 bool cache_balance(struct cache *c, struct users_over *over);

@@ -375,6 +375,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cg_limit = budget_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup");
+	d.cgroup_limit = cg_limit;
 	if (!memory_max_set)
 		d.config.memory_max =
 			budget_default((uint64_t)sysconf(_SC_PHYS_PAGES) * 4096, cg_limit);

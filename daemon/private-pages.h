@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,26 @@
 struct private_wait {
 	uint64_t addr, flags;
 	uint64_t t0; /* when the fault was read: its latency is counted once served */
+};
+
+/* A client's memory cgroup over its cap (groups.c): its name, and the pages it is to give. */
+struct group_over {
+	uint64_t id, pages;
+};
+
+#define GROUPS_OVER_MAX 32
+
+struct groups_over {
+	struct group_over g[GROUPS_OVER_MAX];
+	size_t n;
+	uint64_t wait[GROUPS_OVER_MAX]; /* those whose touches wait (groups_sum()) */
+	size_t n_wait;
+};
+
+/* What a space's private pages hold of its cgroup's cap (groups_sum()). */
+struct group_use {
+	uint64_t id, cap, use;
+	bool leaving;
 };
 
 /* Pages the control thread dropped in place, whose UFFD_EVENT_REMOVE is still to come. */
@@ -39,4 +60,9 @@ struct private_pages {
 	size_t n_expect;
 	int pagemap_fd; /* the client's /proc/PID/pagemap, if pagemap_open */
 	bool pagemap_open;
+	/* The cap of its memory cgroup (budget_client_cap(), private_follow_group()): */
+	bool group_read; /* they were read */
+	uint64_t group; /* the cgroup's name; 0: none applies */
+	uint64_t group_cap; /* pages the processes of the cgroup may hold in memory together */
+	bool group_wait; /* the cgroup is over its cap, with pages on their way out: touches wait */
 };

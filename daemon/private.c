@@ -770,8 +770,11 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		return served(s, addr, t0); /* the page being read back wakes this one too */
 	slot = ch ? ptable_slot(ch, i) : -1;
 	/* Above the budget, with pages on their way out: the touch waits for them to be gone; a
-	 * client that does not answer its DROPs waits for its answers. */
-	if (c->private_out && (cache_private_leaving(c) || s->priv.stalled) && !cache_room(c, 1) &&
+	 * client that does not answer its DROPs waits for its answers. So does a touch of a client
+	 * whose memory cgroup is over its cap, with pages of it on their way out (groups.c). */
+	if (c->private_out &&
+	    (((cache_private_leaving(c) || s->priv.stalled) && !cache_room(c, 1)) ||
+	     s->priv.group_wait) &&
 	    wait_push(&s->priv.waits, &s->priv.n_waits, addr, flags, t0))
 		return true;
 	if (slot >= 0 && c->store) {
@@ -1371,8 +1374,9 @@ void private_serve_waits(struct daemon *d)
 			continue;
 		s->priv.waits = NULL;
 		s->priv.n_waits = 0;
-		for (; k < n && (cache_room(c, 1) || s->dead ||
-				 (!cache_private_leaving(c) && !s->priv.stalled));
+		for (; k < n && (s->dead || ((cache_room(c, 1) ||
+					      (!cache_private_leaving(c) && !s->priv.stalled)) &&
+					     !s->priv.group_wait));
 		     k++)
 			if (!s->dead)
 				fault_again(s, &w[k]);
@@ -2214,22 +2218,45 @@ static uint64_t sweep_users_over(struct daemon *d, struct users_over *over, uint
 	return sent;
 }
 
+/* The spaces of the memory cgroups over their cap send out what each is over (groups.c). */
+static void sweep_groups_over(struct daemon *d, const struct groups_over *groups, uint64_t *scan,
+			      bool *full)
+{
+	struct space *s;
+
+	for (size_t k = 0; groups && k < groups->n; k++) {
+		uint64_t want = groups->g[k].pages;
+
+		list_for_each_entry (s, &d->spaces, link) {
+			if (!want || !*scan)
+				break;
+			if (s->priv.group == groups->g[k].id && may_page_out(s))
+				want -= MIN(want, sweep_space(s, want, scan, full));
+		}
+	}
+}
+
 /**
- * private_balance() - send private anonymous pages out, their share of what the budget wants
- * to go: the pages of users over their share first, then as many of the pages over the budget
- * as private pages are of the pages in memory
+ * private_balance() - send private anonymous pages out: those of the memory cgroups over their
+ * cap, then their share of what the budget wants to go: the pages of users over their share
+ * first, then as many of the pages over the budget as private pages are of the pages in memory
  * @d: the daemon; called where no fault is half done, after private_serve_waits() and
  * shares_over(), before the cache's own balance
  * @over: the users over their share (share.c), what they are over taken off as they give; or NULL
+ * @groups: the memory cgroups over their cap (groups.c), or NULL
  */
-void private_balance(struct daemon *d, struct users_over *over)
+void private_balance(struct daemon *d, struct users_over *over, const struct groups_over *groups)
 {
 	struct cache *c = &d->cache;
 	uint64_t use, low, want, scan;
 	bool full = false; /* the store had no slot for a page-out: only clean pages go on */
 	struct space *s;
 
-	if (!c->private_out || !c->private_pages || !cache_must_page_out(c))
+	if (!c->private_out || !c->private_pages)
+		return;
+	scan = 2 * c->private_pages + 64;
+	sweep_groups_over(d, groups, &scan, &full);
+	if (!cache_must_page_out(c))
 		return;
 	use = cache_use(c);
 	low = cache_low_mark(c);
@@ -2237,7 +2264,6 @@ void private_balance(struct daemon *d, struct users_over *over)
 	list_for_each_entry (s, &d->spaces, link)
 		if (may_page_out(s))
 			want -= MIN(want, sweep_droppable(s, want));
-	scan = 2 * c->private_pages + 64;
 	want -= MIN(want, sweep_users_over(d, over, want, &scan, &full));
 	/* What the droppable pages and the users over their share did not cover, and what those
 	 * users' objects will not give next (cache_balance()): the private pages' share of it. */

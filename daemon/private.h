@@ -33,7 +33,7 @@ void private_fork_abandon(struct space *parent, int ufd);
 void private_watch_answers(struct daemon *d);
 void private_serve_waits(struct daemon *d);
 void private_follow_cuts(struct daemon *d);
-void private_balance(struct daemon *d, struct users_over *over);
+void private_balance(struct daemon *d, struct users_over *over, const struct groups_over *groups);
 uint64_t private_use(const struct space *s);
 void private_mark_all(struct space *s);
 void private_load(struct daemon *d, struct state_io *io);

@@ -930,6 +930,67 @@ Test(pageout, private_anonymous_memory_eight_times_the_budget_goes_out_and_back_
 		     (unsigned long long)before.u.stats_reply.swap_used_bytes);
 }
 
+/* A daemon whose budget (1 GiB) is far above what the test's clients write. */
+static void start_large(void)
+{
+	static const char *args[] = { "--memory-max", "1G", "--swap", swap_path, NULL };
+
+	new_swap_store();
+	start_daemon(args);
+}
+
+#define CAPPED_LIMIT (48UL << 20)
+#define CAPPED_EACH (96UL << 20)
+
+/*
+ * Two clients in a memory cgroup limited to 48 MiB, below the daemon's own (none), each writing
+ * 96 MiB of private anonymous memory and reading it back: the kernel charges those pages to the
+ * clients' cgroup, so the budget of 1 GiB would never send them out; the cgroup's cap (half its
+ * limit, for its processes together) does, and neither is killed (the cgroup's OOM killer killed
+ * them before).
+ */
+Test(pageout, clients_in_a_memory_cgroup_limited_below_the_daemon_page_out_within_it,
+     .init = start_large, .fini = stop)
+{
+	struct upager_msg before = figures();
+	struct cgroup cg;
+	pid_t child[2];
+	int status[2];
+	bool killed;
+
+	if (RUNNING_UNDER_SANITIZER)
+		cr_skip_test("a sanitizer's shadow memory alone is over such a limit");
+	cgroup_new(&cg, "capped");
+	cgroup_limit(&cg, CAPPED_LIMIT);
+	for (int k = 0; k < 2; k++) {
+		child[k] = harness_fork();
+		cr_assert(child[k] >= 0);
+		if (child[k] == 0) {
+			uint64_t *p, pages = CAPPED_EACH / PAGE;
+
+			alarm(400);
+			cgroup_enter(&cg, getpid());
+			p = upager_mmap(NULL, CAPPED_EACH, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED)
+				_exit(11);
+			write_anon(p, 0, pages, (uint64_t)k + 1);
+			for (int round = 0; round < 2; round++)
+				check_anon(p, 0, pages, (uint64_t)k + 1);
+			_exit(0);
+		}
+	}
+	for (int k = 0; k < 2; k++)
+		cr_assert_eq(waitpid(child[k], &status[k], 0), child[k]);
+	killed = cgroup_oom_killed(&cg);
+	cgroup_remove(&cg, 0);
+	cr_assert(!killed, "the cgroup's OOM killer killed a client");
+	for (int k = 0; k < 2; k++)
+		cr_assert_eq(status[k], 0, "client %d ended with %#x", k, status[k]);
+	cr_assert_geq(figures().u.stats_reply.pages_out - before.u.stats_reply.pages_out,
+		      (2 * CAPPED_EACH - CAPPED_LIMIT) / PAGE, "the pages went to the swap store");
+}
+
 /*
  * A fork leaves out of the child what madvise(2) said: a MADV_WIPEONFORK range reads zeroes in the
  * child and a MADV_DONTFORK one is not there, though the parent's pages are in the swap store.

@@ -106,3 +106,41 @@ Test(budget, the_per_user_defaults_scale_with_the_cgroup_limit)
 	cr_assert_eq(budget_mappings_default(65530, 1 * mib), 1024, "a floor");
 	cr_assert_eq(budget_mappings_default(65530, 1 * gib), 65530);
 }
+
+/* The cap of a client's cgroup, from @text as its /proc/PID/cgroup; *id its name. */
+static uint64_t cap(const char *text, uint64_t own_limit, uint64_t *id)
+{
+	char proc[256];
+
+	put("proc-cgroup", text);
+	snprintf(proc, sizeof(proc), "%s/proc-cgroup", dir);
+	return budget_client_cap(proc, dir, own_limit, id);
+}
+
+/* A client limited below the daemon keeps its cgroup's private pages within half that limit; the
+ * processes of one cgroup share a name, those of another have another; a client limited as the
+ * daemon is, or not at all, has no cap. */
+Test(budget, a_client_limited_below_the_daemon_has_half_its_limit_for_its_cgroup)
+{
+	uint64_t a, b, c;
+
+	put("memory/memory.limit_in_bytes", "9223372036854771712\n");
+	put("memory/jobs/memory.limit_in_bytes", "9223372036854771712\n");
+	put("memory/jobs/a/memory.limit_in_bytes", "50331648\n");
+	put("memory/jobs/b/memory.limit_in_bytes", "100663296\n");
+	cr_assert_eq(cap("5:memory:/jobs/a\n0::/x\n", 9223372036854771712ULL, &a), 24ULL << 20);
+	cr_assert_neq(a, 0);
+	cr_assert_eq(cap("3:cpu:/z\n5:memory:/jobs/a\n", 9223372036854771712ULL, &c), 24ULL << 20);
+	cr_assert_eq(c, a, "the same memory cgroup, another of some other controller");
+	cr_assert_eq(cap("5:memory:/jobs/b\n", 9223372036854771712ULL, &b), 48ULL << 20);
+	cr_assert_neq(b, a);
+	cr_assert_eq(cap("5:memory:/jobs/a\n", 50331648ULL, &a), UINT64_MAX,
+		     "limited as the daemon");
+	cr_assert_eq(a, 0);
+	cr_assert_eq(cap("5:memory:/jobs\n", 9223372036854771712ULL, &a), UINT64_MAX, "no limit");
+	cr_assert_eq(a, 0);
+	put("v2/memory.max", "max\n");
+	put("v2/c/memory.max", "33554432\n");
+	cr_assert_eq(cap("0::/v2/c\n", UINT64_MAX, &a), 16ULL << 20, "cgroup v2");
+	cr_assert_neq(a, 0);
+}
