@@ -100,6 +100,7 @@ int upager__thread_start(const char *name, void *(*fn)(void *), void *arg, void 
 	pthread_t t;
 	int ret;
 
+	upager__ending_prepare();
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);

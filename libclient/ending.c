@@ -31,6 +31,31 @@
 
 static atomic_bool ending;
 
+/*
+ * This process's /proc/self/stat, kept open at a high number and read again at each look: a
+ * library thread that opened it at each look held a low descriptor a moment, which the program
+ * could then find taken (one started with its standard input closed expects its next file at 0).
+ * Opened by upager__ending_prepare() in the thread that starts the library's threads, once per
+ * process (a forked child's would be its parent's file).
+ */
+static struct {
+	int fd;
+	pid_t pid;
+} stat_file = { -1, 0 };
+
+/** upager__ending_prepare() - open the file the library's threads look at, if this process has none yet */
+void upager__ending_prepare(void)
+{
+	pid_t pid = getpid();
+
+	if (stat_file.pid == pid)
+		return;
+	if (stat_file.fd >= 0)
+		close(stat_file.fd);
+	stat_file.fd = upager__fd_park(open("/proc/self/stat", O_RDONLY | O_CLOEXEC));
+	stat_file.pid = pid;
+}
+
 /* Read the file of /proc at @path (at most @size - 1 bytes) into @buf. Return: its length, or -1. */
 static ssize_t read_proc(const char *path, char *buf, size_t size)
 {
@@ -50,9 +75,14 @@ static ssize_t read_proc(const char *path, char *buf, size_t size)
 static bool leader_ended(void)
 {
 	char buf[512], *end;
+	ssize_t n;
 
-	if (read_proc("/proc/self/stat", buf, sizeof(buf)) <= 0)
+	if (stat_file.pid != getpid() || stat_file.fd < 0)
 		return false;
+	n = pread(stat_file.fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
 	/* "pid (comm) state ...": comm may hold any byte, the last ')' ends it. */
 	end = strrchr(buf, ')');
 	return end && end[1] == ' ' && end[2] == 'Z';

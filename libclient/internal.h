@@ -33,6 +33,7 @@ void upager__fd_file_closed(dev_t dev, ino_t ino);
 
 /* The library's threads are named so (15 bytes at most), by which ending.c knows them. */
 #define UPAGER_THREAD_PREFIX "upager-"
+void upager__ending_prepare(void);
 int upager__ending_look(void);
 int upager__grow_act(const struct upager_msg *m);
 int upager__thread_start(const char *name, void *(*fn)(void *), void *arg, void *stack,

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* The end of a process whose own threads all ended while the library's live on (ending.c). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -55,6 +59,7 @@ static int child_status(int library_threads, int program_ms, int ms)
 	if (c == 0) {
 		pthread_t t;
 
+		upager__ending_prepare(); /* as upager__thread_start() does */
 		for (int i = 0; i < library_threads; i++)
 			if (pthread_create(&t, NULL, library_thread, NULL) != 0)
 				_exit(1);
@@ -98,4 +103,39 @@ Test(ending, while_the_main_thread_lives_the_look_is_rare)
 {
 	/* Each second at most, in a process whose main thread runs. */
 	cr_assert_geq(upager__ending_look(), 1000);
+}
+
+/* The program's open(2), counting what the library's threads open. */
+static int opened_stat;
+
+int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	if (strcmp(path, "/proc/self/stat") == 0)
+		opened_stat++;
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
+/*
+ * A look opens nothing: the file it reads was opened when the threads started, at a high number.
+ * (Opened at each look, it held a low number a moment, which a program started with its standard
+ * input closed found taken at 0.)
+ */
+Test(ending, a_look_holds_no_descriptor_of_its_own)
+{
+	upager__ending_prepare();
+	cr_assert_eq(opened_stat, 1);
+	cr_assert_geq(fcntl(512, F_GETFD), 0, "the file is kept at a high number");
+	for (int i = 0; i < 3; i++)
+		cr_assert_geq(upager__ending_look(), 1000);
+	cr_assert_eq(opened_stat, 1, "each look opened its file again");
+	upager__ending_prepare();
+	cr_assert_eq(opened_stat, 1, "opened once per process");
 }
