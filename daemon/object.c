@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -865,8 +867,9 @@ static int reopen_nonblock(int client_fd, int mode)
  */
 void file_access_probe(int client_fd, struct file_access *fa)
 {
+	struct statx stx;
 	bool rdwr;
-	int lease;
+	int lease, gen;
 
 	*fa = (struct file_access){ .reader = -1 };
 	if (fstat(client_fd, &fa->st) < 0 || (fa->flags = fcntl(client_fd, F_GETFL)) < 0) {
@@ -876,6 +879,15 @@ void file_access_probe(int client_fd, struct file_access *fa)
 	if (!S_ISREG(fa->st.st_mode)) {
 		fa->err = -ENODEV;
 		return;
+	}
+	if (statx(client_fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BTIME, &stx) == 0 &&
+	    (stx.stx_mask & STATX_BTIME)) {
+		fa->born = stx.stx_btime;
+		fa->born_known = true;
+	}
+	if (ioctl(client_fd, FS_IOC_GETVERSION, &gen) == 0) {
+		fa->generation = (uint32_t)gen;
+		fa->born_known = true;
 	}
 	rdwr = (fa->flags & O_ACCMODE) == O_RDWR;
 	/* The client's own lease: its description serves, and no break is started. */
@@ -900,6 +912,18 @@ out:
 	if (fa->reader < 0)
 		fa->err = neg_errno();
 	fa->path = fd_path(client_fd);
+}
+
+/**
+ * object_file_name() - the name of the cache of the file @fa probed, after "upager:":
+ * "file:DEV:INO:BIRTH_SEC.BIRTH_NSEC:GENERATION" (hexadecimal; 0 where the file system tells
+ * none), so that a cache of a deleted file is not taken for one of another that took its inode
+ */
+void object_file_name(char *buf, size_t size, const struct file_access *fa)
+{
+	snprintf(buf, size, "file:%" PRIx64 ":%" PRIx64 ":%" PRIx64 ".%" PRIx32 ":%" PRIx32,
+		 (uint64_t)fa->st.st_dev, (uint64_t)fa->st.st_ino, (uint64_t)fa->born.tv_sec,
+		 fa->born.tv_nsec, fa->generation);
 }
 
 /**
@@ -963,7 +987,7 @@ struct object *object_find_file(struct cache *c, const struct stat *st)
 int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struct object **out)
 {
 	const struct stat *st = &fa->st;
-	char name[64];
+	char name[OBJECT_FILE_NAME_MAX];
 	struct object *o;
 	int ret;
 
@@ -979,7 +1003,7 @@ int object_open_file(struct cache *c, struct file_access *fa, uid_t owner, struc
 	}
 
 	/* The name ties the cache to its file for a daemon that takes it back (resume.c). */
-	snprintf(name, sizeof(name), OBJECT_FILE_NAME, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+	object_file_name(name, sizeof(name), fa);
 	ret = object_alloc(c, OBJECT_FILE, ALIGN_UP((uint64_t)st->st_size, UPAGER_PAGE_SIZE), name,
 			   &o);
 	if (ret < 0)

@@ -54,8 +54,9 @@ enum {
 	PAGE_SUMMED = 64,
 };
 
-/* The names of object memfds after "upager:": a file's names its device and inode. */
-#define OBJECT_FILE_NAME "file:%" PRIx64 ":%" PRIx64
+/* The names of object memfds after "upager:": a file's (object_file_name()) names its device and
+ * inode, and its birth where the file system tells it. */
+#define OBJECT_FILE_NAME_MAX 96
 #define OBJECT_ANON_NAME "anon"
 
 struct object {
@@ -142,10 +143,16 @@ struct file_access {
 	bool rw; /* reader may write back too */
 	bool own; /* reader is the daemon's own description (else the client's) */
 	bool holes; /* the file had a hole when probed */
+	/* What tells this file from one that takes its inode number once it is deleted: its birth
+	 * time (statx) and generation (FS_IOC_GETVERSION), each where the file system has it. */
+	bool born_known;
+	struct statx_timestamp born;
+	uint32_t generation;
 	char *path;
 };
 
 void file_access_probe(int client_fd, struct file_access *fa);
+void object_file_name(char *buf, size_t size, const struct file_access *fa);
 void file_access_release(struct file_access *fa);
 int file_access_reopen(struct file_access *fa);
 struct object *object_find_file(struct cache *c, const struct stat *st);

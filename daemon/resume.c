@@ -10,7 +10,12 @@
  * - it is one a daemon made: a memfd (it has seals), owned by the daemon's user with mode 0600
  *   (so no other user made it or wrote it but through a descriptor a daemon handed out), sealed
  *   as memfd_new() seals an object's cache (so it cannot shrink under the daemon's mapping), and
- *   named after the very file it caches (OBJECT_FILE_NAME: device and inode);
+ *   named after the very file it caches (object_file_name(): device, inode, and the birth time
+ *   and generation that tell it from a file that took its inode number after it was deleted; a
+ *   client keeps its own copy of a cache's descriptor as long as it likes);
+ * - where the file system tells neither birth nor generation, a cache is taken back only from a
+ *   client that may write the file (a reader could hand back the cache of a deleted file of its
+ *   own as that of a file it may not write, which took the same inode);
  * - there is one cache per file: a memfd of a file whose object has another cache is refused;
  * - only a client that may write the file (an O_RDWR descriptor) makes the pages it finds in the
  *   memfd write-back candidates and takes the file's times as they are. A cache first handed back
@@ -188,7 +193,7 @@ int resume_object(struct daemon *d, enum object_kind kind, const struct file_acc
 		  bool writer, struct object **out)
 {
 	struct stat mst, fst = { 0 };
-	char name[64] = OBJECT_ANON_NAME;
+	char name[OBJECT_FILE_NAME_MAX] = OBJECT_ANON_NAME;
 	struct object *o;
 	int ret;
 
@@ -198,8 +203,9 @@ int resume_object(struct daemon *d, enum object_kind kind, const struct file_acc
 		fst = fa->st;
 		if (!S_ISREG(fst.st_mode))
 			return -EACCES;
-		snprintf(name, sizeof(name), OBJECT_FILE_NAME, (uint64_t)fst.st_dev,
-			 (uint64_t)fst.st_ino);
+		if (!fa->born_known && !writer)
+			return -EBADF;
+		object_file_name(name, sizeof(name), fa);
 	}
 	if (!genuine_cache(memfd, name,
 			   kind == OBJECT_ANON ? MEMFD_FIXED_SIZE : (unsigned)F_SEAL_SHRINK, &mst))

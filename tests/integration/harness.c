@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -635,4 +636,33 @@ void harness_bounded_wait(void)
 		close(go[i]);
 		close(result[i]);
 	}
+}
+
+/** harness_memfd_named() - the descriptor of this process that is the daemon's memfd called @name
+ * (a prefix of its name, up to a ':' or the end), or -1 */
+int harness_memfd_named(const char *name)
+{
+	char want[128], link[300], target[256];
+	struct dirent *e;
+	int found = -1;
+	DIR *dir = opendir("/proc/self/fd");
+
+	if (!dir)
+		return -1;
+	/* A file's cache is named after its device and inode too: "upager:file:DEV:INO". */
+	snprintf(want, sizeof(want), "/memfd:%s", name);
+	while ((e = readdir(dir))) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = 0;
+		if (strncmp(target, want, strlen(want)) == 0 &&
+		    (target[strlen(want)] == ' ' || target[strlen(want)] == ':'))
+			found = atoi(e->d_name);
+	}
+	closedir(dir);
+	return found;
 }

@@ -57,6 +57,8 @@ int harness_ctl_list_json(char *out, size_t size);
 
 /* Raw protocol access for the bad-input tests: a fresh connection. */
 int harness_connect_raw(void);
+/* The descriptor of this process that is the daemon's memfd called @name (a prefix up to a ':'). */
+int harness_memfd_named(const char *name);
 
 /* Our /proc/self/pagemap entry of the page at addr (bit 63 present, 56 a page of ours alone). */
 uint64_t pagemap_entry(const void *addr);

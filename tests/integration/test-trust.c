@@ -61,34 +61,6 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	return n;
 }
 
-/* The descriptor of this process that is the daemon's memfd called @name, or -1. */
-static int memfd_named(const char *name)
-{
-	char want[128], link[300], target[256];
-	struct dirent *e;
-	int found = -1;
-	DIR *dir = opendir("/proc/self/fd");
-
-	if (!dir)
-		return -1;
-	/* A file's cache is named after its device and inode too: "upager:file:DEV:INO". */
-	snprintf(want, sizeof(want), "/memfd:%s", name);
-	while ((e = readdir(dir))) {
-		ssize_t n;
-
-		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
-		n = readlink(link, target, sizeof(target) - 1);
-		if (n < 0)
-			continue;
-		target[n] = 0;
-		if (strncmp(target, want, strlen(want)) == 0 &&
-		    (target[strlen(want)] == ' ' || target[strlen(want)] == ':'))
-			found = atoi(e->d_name);
-	}
-	closedir(dir);
-	return found;
-}
-
 /* Whether open(2) of /proc/self/fd/@fd with @flags fails with EACCES. */
 static bool reopen_refused(int fd, int flags)
 {
@@ -152,7 +124,7 @@ static void reader_child(void *arg)
 
 	if (*(volatile uint64_t *)p != pattern_at(0))
 		_exit(3);
-	cache = memfd_named("upager:file");
+	cache = harness_memfd_named("upager:file");
 	if (cache < 0)
 		_exit(4);
 	/* Not through /proc, for writing or at all, */
@@ -207,7 +179,7 @@ static void writer_child(void *arg)
 	char c;
 
 	p[0] = 'w';
-	cache = memfd_named("upager:file");
+	cache = harness_memfd_named("upager:file");
 	if (cache < 0)
 		_exit(3);
 	if (!reopen_refused(cache, O_RDWR))
@@ -256,9 +228,9 @@ static void remap_child(void *arg)
 		_exit(3);
 	if (*(volatile uint64_t *)p != pattern_at(5 * PAGE))
 		_exit(4);
-	view = memfd_named("upager:view");
-	table = memfd_named("upager:view-table");
-	states = memfd_named("upager:pages");
+	view = harness_memfd_named("upager:view");
+	table = harness_memfd_named("upager:view-table");
+	states = harness_memfd_named("upager:pages");
 	if (view < 0 || table < 0 || states < 0)
 		_exit(5);
 	if (!reopen_refused(states, O_RDWR) || !reopen_refused(view, O_RDWR) ||
@@ -311,7 +283,7 @@ static void private_view_child(void *arg)
 		_exit(3);
 	if (*(volatile uint64_t *)p != pattern_at(0))
 		_exit(4);
-	if (memfd_named("upager:view") >= 0)
+	if (harness_memfd_named("upager:view") >= 0)
 		_exit(5);
 	_exit(0);
 }
