@@ -14,6 +14,7 @@
 #include "limits.h"
 #include "object.h"
 #include "space.h"
+#include "view.h"
 
 static const struct user_limits *limits_of(struct daemon *d, uid_t uid)
 {
@@ -80,6 +81,36 @@ int limits_object(struct daemon *d, uid_t uid, uint64_t size)
 	if (l->objects && n >= l->objects)
 		return -ENFILE;
 	return l->mapped && bytes > l->mapped ? -ENOMEM : 0;
+}
+
+/**
+ * limits_view() - whether user @uid may have one more nonlinear view (the first remap of a
+ * mapping, upager_remap_file_pages(3))
+ *
+ * A view costs the daemon three descriptors (its memfd, its table and its copies), as many as a
+ * cache: the views of a user's processes count with its caches (--max-caches). Many views of one
+ * file, counted nowhere, took every descriptor the daemon had, and every other user's next
+ * mapping failed.
+ *
+ * Return: 0, or -ENOMEM if its caches and views are as many as its caches may be.
+ */
+int limits_view(struct daemon *d, uid_t uid)
+{
+	const struct user_limits *l = limits_of(d, uid);
+	const struct region *r;
+	struct object *o;
+	struct space *s;
+	unsigned n = 0;
+
+	if (!l->objects)
+		return 0;
+	list_for_each_entry (o, &d->cache.objects, link)
+		n += o->owner == uid;
+	/* Each view once: in the space that hosts it (forks share their parent's). */
+	list_for_each_entry (s, &d->spaces, link)
+		if (s->uid == uid && !s->dead)
+			region_for_each(r, &s->regions) n += r->view && r->view->host.id == s->id;
+	return n < l->objects ? 0 : -ENOMEM;
 }
 
 /* What user @uid's processes hold: their mappings, the bytes of those, and the chunks of their

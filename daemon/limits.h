@@ -9,6 +9,7 @@
 
 int limits_connection(struct daemon *d, uid_t uid, unsigned have);
 int limits_object(struct daemon *d, uid_t uid, uint64_t size);
+int limits_view(struct daemon *d, uid_t uid);
 int limits_process(struct daemon *d, uid_t uid);
 int limits_mapping(struct daemon *d, uid_t uid, uint64_t length);
 /* The chunks of private page tables a user's processes may have together, per chunk of --max-mapped. */

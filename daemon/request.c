@@ -794,6 +794,9 @@ static int remap_convert(struct session *s, const struct upager_msg *req, struct
 	int fds[4];
 	int ret;
 
+	ret = limits_view(s->d, s->space->uid);
+	if (ret < 0)
+		return ret;
 	ret = view_new(r->obj, r->length >> UPAGER_PAGE_SHIFT, r->offset >> UPAGER_PAGE_SHIFT,
 		       r->may_write, &v);
 	if (ret < 0)

@@ -139,6 +139,63 @@ Test(limits, a_user_has_only_so_many_caches)
 	child_passes(caches_child);
 }
 
+static void *map_shared_anon_pages(size_t pages)
+{
+	return upager_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			   -1, 0);
+}
+
+/* A nonlinear view of @p (2 pages): its pages swapped. */
+static int swap_pages(char *p)
+{
+	return upager_remap_file_pages(p, PAGE, 0, 1, 0) < 0 ||
+			       upager_remap_file_pages(p + PAGE, PAGE, 0, 0, 0) < 0
+		       ? -1
+		       : 0;
+}
+
+static void views_child(void *arg)
+{
+	char *a, *b;
+
+	(void)arg;
+	become_nobody();
+	a = map_shared_anon_pages(2);
+	b = map_shared_anon_pages(2);
+	if (a == MAP_FAILED || b == MAP_FAILED)
+		_exit(1);
+	a[0] = 'a';
+	a[PAGE] = 'A';
+	b[0] = 'b';
+	b[PAGE] = 'B';
+	/* Two caches and a view: as many as --max-caches 3. */
+	if (swap_pages(a) < 0 || a[0] != 'A' || a[PAGE] != 'a')
+		_exit(2);
+	errno = 0;
+	if (upager_remap_file_pages(b, PAGE, 0, 1, 0) == 0 || errno != ENOMEM)
+		_exit(3);
+	if (b[0] != 'b' || b[PAGE] != 'B')
+		_exit(4);
+	/* The first cache and its view gone, the second mapping may have its view. */
+	if (upager_munmap(a, 2 * PAGE) < 0 || swap_pages(b) < 0 || b[0] != 'B' || b[PAGE] != 'b')
+		_exit(5);
+	_exit(0);
+}
+
+/* A user's nonlinear views count with its caches: many views of one file took every descriptor
+ * the daemon had (three a view), and every other user's next mapping failed. */
+Test(limits, a_user_has_only_so_many_views_with_its_caches)
+{
+	char *p;
+
+	child_passes(views_child);
+	/* Root is not limited. */
+	p = map_shared_anon_pages(2);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(swap_pages(p), 0);
+	cr_assert_eq(upager_munmap(p, 2 * PAGE), 0);
+}
+
 static void *map_private(size_t len)
 {
 	return upager_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
