@@ -447,6 +447,7 @@ static int keeper_start(struct keeper *k, char *const *argv)
 	}
 	log_info("keeper of descriptors: pid %d", (int)keeper);
 	k->fd = sv[0];
+	k->pid = keeper;
 	channel_unblock(k->fd);
 	return 0;
 }
@@ -560,20 +561,100 @@ int keeper_attach(const char *socket_path, char *const *argv, struct keeper *k)
 	return 0;
 }
 
+#define PENDING_MAX 65536 /* messages kept for a keeper that reads none (stopped): then lost */
+
+static void pending_free(struct keeper *k)
+{
+	for (size_t i = k->head; i < k->n; i++) {
+		free(k->pending[i].msg);
+		if (k->pending[i].fd >= 0)
+			close(k->pending[i].fd);
+	}
+	free(k->pending);
+	k->pending = NULL;
+	k->head = k->n = k->cap = 0;
+}
+
+/* Keep @msg (and a duplicate of @fd) for keeper_flush(). Return: 0 or a negative errno. */
+static int pending_push(struct keeper *k, const char *msg, int fd)
+{
+	struct keeper_pending e = { .msg = strdup(msg), .fd = -1 };
+
+	if (k->n - k->head >= PENDING_MAX || !e.msg ||
+	    (fd >= 0 && (e.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)) {
+		free(e.msg);
+		return -ENOBUFS;
+	}
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 64;
+		struct keeper_pending *p = realloc(k->pending, cap * sizeof(*p));
+
+		if (!p) {
+			free(e.msg);
+			if (e.fd >= 0)
+				close(e.fd);
+			return -ENOMEM;
+		}
+		k->pending = p;
+		k->cap = cap;
+	}
+	k->pending[k->n++] = e;
+	return 0;
+}
+
+/**
+ * keeper_flush() - send the messages that waited for room in the keeper's channel, in order, as
+ * many as it takes now
+ * @k: the keeper; called at each message and once in a while (the daemon's liveness timer)
+ */
+void keeper_flush(struct keeper *k)
+{
+	while (k->head < k->n) {
+		struct keeper_pending *e = &k->pending[k->head];
+		int ret = send_msg(k->fd, e->msg, &e->fd, e->fd >= 0 ? 1 : 0);
+
+		if (ret == -EAGAIN || ret == -ENOBUFS)
+			return;
+		if (ret < 0) {
+			/* The keeper is gone: nothing will take them. */
+			pending_free(k);
+			return;
+		}
+		free(e->msg);
+		if (e->fd >= 0)
+			close(e->fd);
+		k->head++;
+	}
+	pending_free(k);
+}
+
 /**
  * keeper_send() - send a message of the fd store's (fdstore.c) to the keeper, with @fd if >= 0
  *
- * Never waits: a keeper that has no room for it does not get it.
+ * Never waits: a message the channel has no room for now (a burst of thousands as a client with
+ * many caches ends) waits in the daemon, with a duplicate of its descriptor, and goes after those
+ * before it, once the keeper has read them (keeper_flush()). Sent in a burst and dropped, the
+ * removals left the keeper holding the descriptors of caches gone, memory outside every budget.
+ *
  * Return: 0 or a negative errno.
  */
 int keeper_send(struct keeper *k, const char *msg, int fd)
 {
-	return send_msg(k->fd, msg, &fd, fd >= 0 ? 1 : 0);
+	int ret;
+
+	keeper_flush(k);
+	if (k->head == k->n) {
+		ret = send_msg(k->fd, msg, &fd, fd >= 0 ? 1 : 0);
+		if (ret != -EAGAIN && ret != -ENOBUFS)
+			return ret;
+	}
+	return pending_push(k, msg, fd);
 }
 
 /** keeper_stop() - the daemon stops for good: the keeper closes everything and ends */
 void keeper_stop(struct keeper *k)
 {
+	pending_free(k); /* the keeper closes everything now */
 	if (k->fd < 0)
 		return;
 	/* This one waits: a keeper that missed it would keep everything for a next daemon. */

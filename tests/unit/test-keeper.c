@@ -228,3 +228,51 @@ Test(keeper, a_descriptor_whose_close_waits_holds_the_keeper_up_for_nothing)
 	close(sv[1]);
 	close(peer);
 }
+
+/*
+ * Thousands of messages at once, more than the channel holds (as a client with many caches ends):
+ * those it has no room for wait and go in order as the keeper reads, so that every removal
+ * reaches it and the next daemon gets only what is still stored. (Dropped, the removals left the
+ * keeper holding descriptors of caches long gone.)
+ */
+Test(keeper, a_burst_of_messages_reaches_the_keeper_whole_and_in_order)
+{
+	struct keeper k, next;
+	char name[64], msg[128];
+	int p[2], sv[2];
+
+	cr_assert_eq(keeper_attach(sock_path, NULL, &k), 0);
+	cr_assert_geq(k.fd, 0, "no keeper started");
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	store(&k, "upager.listen.0", false, listener());
+	store(&k, "upager.cl.1", true, sv[0]); /* a client: the keeper outlives its daemon */
+	cr_assert_gt(k.pid, 0);
+	kill(k.pid, SIGSTOP); /* it reads nothing meanwhile */
+	for (int i = 1; i <= 20000; i++) {
+		snprintf(name, sizeof(name), "upager.ob.%d", i + 1);
+		snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", name);
+		cr_assert_eq(keeper_send(&k, msg, p[0]), 0);
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+		cr_assert_eq(keeper_send(&k, msg, -1), 0);
+	}
+	cr_assert_gt(k.n - k.head, 0, "the channel took them all: no burst");
+	kill(k.pid, SIGCONT);
+	for (int i = 0; i < 2000 && k.head < k.n; i++) {
+		usleep(10 * 1000);
+		keeper_flush(&k);
+	}
+	cr_assert_eq(k.n - k.head, 0, "%zu messages still wait", k.n - k.head);
+	usleep(200 * 1000);
+	close(p[0]);
+	close(p[1]);
+	close(k.fd); /* the daemon dies */
+
+	cr_assert_eq(keeper_attach(sock_path, NULL, &next), 0);
+	cr_assert_geq(next.fd, 0);
+	cr_assert_eq(next.passed.n, 2, "%zu passed", next.passed.n);
+	cr_assert_geq(passed(&next, "upager.listen.0"), 0);
+	cr_assert_geq(passed(&next, "upager.cl.1"), 0);
+	keeper_stop(&next);
+	close(sv[1]);
+}
