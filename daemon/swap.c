@@ -148,13 +148,18 @@ static void swap_closep(struct swap **s)
 
 /*
  * Open @path, a block device or a regular file (made if missing), and refuse it if anyone but the
- * daemon's user could write it: pages read back from it are mapped into clients.
+ * daemon's user could write it (pages read back from it are mapped into clients) or read it (it
+ * holds every user's pages), or if it is a symbolic link another user made: in a directory all
+ * may write (/var/tmp), a link made first to an empty file of the daemon's user that all may read
+ * had every page paged out land where all could read it.
  */
 static int swap_open_fd(const char *path, struct stat *st, int *out)
 {
 	_cleanup_close_ int fd = -1;
 	struct stat before;
 
+	if (lstat(path, &before) == 0 && S_ISLNK(before.st_mode) && before.st_uid != geteuid())
+		return -EPERM;
 	/* Not even opened: a FIFO, a tty or another device, whose open could have effects. */
 	if (stat(path, &before) == 0 && !S_ISREG(before.st_mode) && !S_ISBLK(before.st_mode))
 		return -EINVAL;
@@ -168,9 +173,9 @@ static int swap_open_fd(const char *path, struct stat *st, int *out)
 		return neg_errno();
 	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
 		return -EINVAL;
-	/* A block device's group is the disk group, which may write every disk anyway. */
-	if (st->st_uid != geteuid() || (st->st_mode & S_IWOTH) ||
-	    (S_ISREG(st->st_mode) && (st->st_mode & S_IWGRP)))
+	/* A block device's group is the disk group, which may read and write every disk anyway. */
+	if (st->st_uid != geteuid() || (st->st_mode & (S_IROTH | S_IWOTH)) ||
+	    (S_ISREG(st->st_mode) && (st->st_mode & (S_IRGRP | S_IWGRP))))
 		return -EPERM;
 	if (S_ISREG(st->st_mode) && flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return errno == EWOULDBLOCK ? -EBUSY : neg_errno();

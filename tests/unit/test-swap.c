@@ -413,7 +413,17 @@ Test(swap, what_another_may_write_or_holds_data_is_refused)
 	cr_assert_eq(chown(path, 65534, 0), 0);
 	assert_refused(path, 1 << 20, -EPERM);
 	cr_assert_eq(chown(path, 0, 65534), 0);
-	cr_assert_eq(chmod(path, 0640), 0); /* its group may read, not write */
+	cr_assert_eq(chmod(path, 0640), 0); /* its group may read the pages of every user */
+	assert_refused(path, 1 << 20, -EPERM);
+	cr_assert_eq(chmod(path, 0604), 0);
+	assert_refused(path, 1 << 20, -EPERM);
+	cr_assert_eq(chmod(path, 0600), 0);
+	/* A link another user made, in a directory all may write, to a file of the daemon's. */
+	snprintf(other, sizeof(other), "%s/link", dir);
+	cr_assert_eq(symlink(path, other), 0);
+	cr_assert_eq(lchown(other, 65534, 65534), 0);
+	assert_refused(other, 1 << 20, -EPERM);
+	cr_assert_eq(lchown(other, 0, 0), 0);
 	s = store_new(1 << 20);
 	assert_refused(path, 1 << 20, -EBUSY); /* one store at a time */
 	swap_close(s);
