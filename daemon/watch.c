@@ -19,12 +19,22 @@
  *   the daemon marked the file never do (nor do the daemon's own, opened before it marks), and
  *   their accesses are followed through inotify only. The daemon's own accesses through a
  *   descriptor opened later (a writer that came with a later client) are allowed at once.
+ *   Events are read by a thread of their own (fan_main()), which answers the daemon's own at
+ *   once and passes the others to the loop: the loop's own read of a file can wait for an answer
+ *   (a description opened while another fanotify group, another upagerd, had marked the file
+ *   gets events; this daemon then marks it too, not knowing), and only another thread can give
+ *   it. Read on the loop, the daemon waited for itself for ever.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -54,13 +64,25 @@ struct fan_range {
 #define RETRY_MS 10
 #define POLL_MS 1000
 
+/* Another process's access, passed from the reader thread to the loop. */
+struct fan_access {
+	int fd;
+	uint64_t off, len;
+};
+
 struct watch {
 	struct cache *c;
 	pid_t self;
 	int ino_fd;
 	uv_poll_t ino_poll;
 	int fan_fd; /* -1: no pre-content events */
-	uv_poll_t fan_poll;
+	int fan_efd; /* the reader thread passed accesses on (fan_queue) */
+	int fan_stop; /* an eventfd that ends the reader thread */
+	uv_poll_t fan_poll; /* of fan_efd */
+	pthread_t fan_thread;
+	pthread_mutex_t fan_lock;
+	struct fan_access *fan_queue; /* under fan_lock */
+	size_t fan_n, fan_cap;
 	uv_timer_t retry; /* objects whose change could not be followed yet */
 	uv_timer_t poll; /* every file's status, read again (POLL_MS) */
 	bool retrying;
@@ -213,6 +235,32 @@ static void pre_access(struct watch *w, int fd, uint64_t off, uint64_t len)
 	wb_wait_put(&pw->wb, 0);
 }
 
+/* From the reader thread: pass @a on to the loop. Return: false if it could not. */
+static bool fan_pass(struct watch *w, const struct fan_access *a)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&w->fan_lock);
+	if (w->fan_n == w->fan_cap) {
+		size_t cap = w->fan_cap ? 2 * w->fan_cap : 64;
+		struct fan_access *q = realloc(w->fan_queue, cap * sizeof(*q));
+
+		if (q) {
+			w->fan_queue = q;
+			w->fan_cap = cap;
+		}
+	}
+	if (w->fan_n < w->fan_cap)
+		w->fan_queue[w->fan_n++] = *a;
+	else
+		ok = false;
+	pthread_mutex_unlock(&w->fan_lock);
+	if (ok)
+		(void)!eventfd_write(w->fan_efd, 1);
+	return ok;
+}
+
+/* The reader thread's turn: every event read; the daemon's own answered, the others passed on. */
 static void read_fanotify(struct watch *w)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
@@ -222,7 +270,7 @@ static void read_fanotify(struct watch *w)
 		struct fanotify_event_metadata *m = (void *)buf;
 
 		for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-			uint64_t off = 0, len = 0;
+			struct fan_access a = { .fd = m->fd };
 
 			if (m->fd < 0)
 				continue;
@@ -240,21 +288,81 @@ static void read_fanotify(struct watch *w)
 				if (r->hdr.len == 0)
 					break;
 				if (r->hdr.info_type == FAN_EVENT_INFO_TYPE_RANGE) {
-					off = r->offset;
-					len = r->count;
+					a.off = r->offset;
+					a.len = r->count;
 				}
 				q += r->hdr.len;
 			}
-			pre_access(w, m->fd, off, len);
+			/* No room to pass it on: the access goes ahead unheard, as without fanotify. */
+			if (!fan_pass(w, &a))
+				answer(w, m->fd, true);
 		}
 	}
 }
 
+static void *fan_main(void *arg)
+{
+	struct watch *w = arg;
+	struct pollfd p[2] = { { .fd = w->fan_fd, .events = POLLIN },
+			       { .fd = w->fan_stop, .events = POLLIN } };
+
+	while (!(p[1].revents & POLLIN)) {
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN)
+			read_fanotify(w);
+	}
+	return NULL;
+}
+
+/* The loop's turn: the accesses the reader thread passed on. */
 static void on_fanotify(uv_poll_t *h, int status, int events)
 {
+	struct watch *w = h->data;
+	struct fan_access *q;
+	eventfd_t v;
+	size_t n;
+
 	(void)status;
 	(void)events;
-	read_fanotify(h->data);
+	(void)!eventfd_read(w->fan_efd, &v);
+	pthread_mutex_lock(&w->fan_lock);
+	q = w->fan_queue;
+	n = w->fan_n;
+	w->fan_queue = NULL;
+	w->fan_n = w->fan_cap = 0;
+	pthread_mutex_unlock(&w->fan_lock);
+	for (size_t i = 0; i < n; i++)
+		pre_access(w, q[i].fd, q[i].off, q[i].len);
+	free(q);
+}
+
+/* The reader thread, its eventfds and lock; false (and fanotify given up) if it did not start. */
+static bool fan_start(struct watch *w)
+{
+	sigset_t all, old;
+	int ret;
+
+	w->fan_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	w->fan_stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->fan_efd < 0 || w->fan_stop < 0)
+		goto fail;
+	pthread_mutex_init(&w->fan_lock, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&w->fan_thread, NULL, fan_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret == 0)
+		return true;
+	pthread_mutex_destroy(&w->fan_lock);
+fail:
+	if (w->fan_efd >= 0)
+		close(w->fan_efd);
+	if (w->fan_stop >= 0)
+		close(w->fan_stop);
+	close(w->fan_fd);
+	w->fan_fd = -1;
+	return false;
 }
 
 /**
@@ -297,8 +405,8 @@ int watch_new(uv_loop_t *loop, struct cache *c, struct watch **out)
 		 * or before Linux 6.14: inotify alone. */
 		log_debug("no fanotify pre-content events: read(2) and write(2) of mapped files "
 			  "by other processes are followed after they return");
-	} else {
-		uv_poll_init(loop, &w->fan_poll, w->fan_fd);
+	} else if (fan_start(w)) {
+		uv_poll_init(loop, &w->fan_poll, w->fan_efd);
 		w->fan_poll.data = w;
 		uv_poll_start(&w->fan_poll, UV_READABLE, on_fanotify);
 	}
@@ -326,6 +434,15 @@ void watch_free(struct watch *w)
 	uv_close((uv_handle_t *)&w->poll, on_closed);
 	if (w->fan_fd >= 0) {
 		uv_close((uv_handle_t *)&w->fan_poll, on_closed);
+		(void)!eventfd_write(w->fan_stop, 1);
+		pthread_join(w->fan_thread, NULL);
+		/* What the loop did not take goes ahead (as all waiting does once the group ends). */
+		for (size_t i = 0; i < w->fan_n; i++)
+			close(w->fan_queue[i].fd);
+		free(w->fan_queue);
+		pthread_mutex_destroy(&w->fan_lock);
+		close(w->fan_efd);
+		close(w->fan_stop);
 		close(w->fan_fd);
 		w->fan_fd = -1;
 	}

@@ -581,3 +581,85 @@ Test(trust, a_descriptor_whose_close_waits_does_not_stop_the_daemon)
 	waitpid(attacker, &status, 0);
 	close(pipefd[0]);
 }
+
+/* A second upagerd of the test's own on @sock (no keeper), once it accepts; its pid. */
+static pid_t second_daemon(const char *sock)
+{
+	char log[400];
+	pid_t pid;
+
+	snprintf(log, sizeof(log), "%s/second.log", harness_tmpdir());
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		unsetenv("NOTIFY_SOCKET");
+		execl(getenv("UPAGERD"), "upagerd", "--socket", sock, "--no-keeper", NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && access(sock, F_OK) < 0; i++)
+		usleep(10 * 1000);
+	usleep(100 * 1000);
+	return pid;
+}
+
+/* In a child, through the daemon on @sock: map the file @path and check its pages. */
+static void read_through(const char *sock, const char *path, int hold)
+{
+	const uint64_t *p;
+	char c;
+	int fd = open(path, O_RDONLY);
+
+	alarm(30);
+	setenv("UPAGER_SOCKET", sock, 1);
+	p = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	if (fd < 0 || p == MAP_FAILED)
+		_exit(2);
+	for (size_t off = 0; off < 4 * PAGE; off += 8)
+		if (p[off / 8] != pattern_at(off))
+			_exit(3);
+	if (hold >= 0 && (write(hold, "r", 1) != 1 || read(hold, &c, 1) < 0))
+		_exit(4);
+	_exit(0);
+}
+
+/*
+ * A file mapped through one daemon, then through another: each marks it for fanotify's
+ * pre-content events, and the second's reads of the file, opened while the first's mark was on
+ * it, wait for answers from both. The second's loop waited for its own answer for ever, and every
+ * client of it with it; now a thread of its own answers the daemon's own reads.
+ */
+Test(trust, a_file_mapped_through_two_daemons_hangs_neither)
+{
+	char path[400], sock[400];
+	int sv[2], status;
+	pid_t second, first, other;
+	char c;
+
+	make_pattern_file("two", 4 * PAGE, path);
+	snprintf(sock, sizeof(sock), "%s/second.sock", harness_tmpdir());
+	second = second_daemon(sock);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	first = harness_fork();
+	if (first == 0)
+		read_through(harness_socket(), path, sv[1]);
+	cr_assert_eq(read(sv[0], &c, 1), 1, "the first daemon did not serve its client");
+	other = harness_fork();
+	if (other == 0)
+		read_through(sock, path, -1);
+	status = -1;
+	bool ended = harness_ended_within(other, 10 * 1000, &status);
+	if (!ended)
+		kill(other, SIGKILL);
+	kill(second, SIGKILL);
+	waitpid(second, NULL, 0);
+	cr_assert_eq(write(sv[0], "g", 1), 1);
+	cr_assert(harness_ended_within(first, 10 * 1000, &status));
+	cr_assert(ended, "the second daemon's client waited for ever");
+	cr_assert_eq(status, 0);
+}
