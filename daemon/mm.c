@@ -16,10 +16,21 @@
  * (pagemap, maps, smaps) is checked after it is opened (mm_open()): an mm, once replaced by
  * execve(), never comes back, so a pid that shows the mark after an open showed it at the open.
  * Nobody but the client itself can put the mark into another process's memory at that address.
+ *
+ * The read of the mark can wait: the client may have mapped any file over its token page since, a
+ * FUSE file whose server never answers, and the read faults the page in. So it runs in a thread
+ * of its own (bounded_pread()), and the loop waits for it MARK_WAIT_MS at most: then the mark
+ * counts as not seen, the thread is left to its read, and the reads of the marks of that user's
+ * processes fail at once for STALLED_NS (each wait would be the loop's again); of root's, that
+ * process's only (root's are the system's, and root is no attacker of the daemon).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
@@ -27,6 +38,7 @@
 
 #include "common/macro.h"
 #include "common/uffd.h"
+#include "log.h"
 #include "mm.h"
 
 static uint64_t mix(uint64_t *s)
@@ -88,13 +100,198 @@ int mm_mark_put(struct mm_mark *m, int uffd, bool wake)
 	return 0;
 }
 
+#define MARK_WAIT_MS 1000
+#define STALLED_NS (10ULL * 1000 * 1000 * 1000)
+#define STUCK_MAX 4 /* threads left in a read; past them, reads fail at once */
+#define STALLED_USERS 16
+
+/* A read handed to a reader thread; freed by whichever side is last. */
+struct bounded_read {
+	int fd; /* a duplicate, closed by the thread */
+	off_t off;
+	size_t len;
+	ssize_t got;
+	bool done, abandoned;
+	uint8_t buf[UPAGER_PAGE_SIZE];
+};
+
+struct reader {
+	struct bounded_read *r;
+	bool quit; /* left in a read: it ends after it */
+	pthread_cond_t wake;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	struct reader *current; /* the thread that takes the next read, or NULL */
+	unsigned stuck;
+	struct {
+		uid_t uid;
+		pid_t pid; /* root's: this process only */
+		uint64_t until;
+	} stalled[STALLED_USERS];
+} rd = { .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *w = arg;
+
+	pthread_mutex_lock(&rd.lock);
+	for (;;) {
+		struct bounded_read *r;
+
+		while (!w->r && !w->quit)
+			pthread_cond_wait(&w->wake, &rd.lock);
+		if (!w->r)
+			break;
+		r = w->r;
+		pthread_mutex_unlock(&rd.lock);
+		r->got = pread(r->fd, r->buf, r->len, r->off);
+		close(r->fd);
+		pthread_mutex_lock(&rd.lock);
+		w->r = NULL;
+		r->done = true;
+		if (r->abandoned) {
+			free(r);
+			rd.stuck--;
+		} else {
+			pthread_cond_broadcast(&rd.done);
+		}
+		if (w->quit)
+			break;
+	}
+	pthread_mutex_unlock(&rd.lock);
+	pthread_cond_destroy(&w->wake);
+	free(w);
+	return NULL;
+}
+
+/* A reader thread for the next read (rd.lock held). Return: it, or NULL. */
+static struct reader *reader_get(void)
+{
+	struct reader *w;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	int ret;
+
+	if (rd.current)
+		return rd.current;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	pthread_cond_init(&w->wake, NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&t, &attr, reader_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (ret != 0) {
+		pthread_cond_destroy(&w->wake);
+		free(w);
+		return NULL;
+	}
+	rd.current = w;
+	return w;
+}
+
+static bool user_stalled(uid_t uid, pid_t pid, uint64_t now)
+{
+	for (size_t i = 0; i < STALLED_USERS; i++)
+		if (rd.stalled[i].until > now && rd.stalled[i].uid == uid &&
+		    (uid != 0 || rd.stalled[i].pid == pid))
+			return true;
+	return false;
+}
+
+static void user_stalls(uid_t uid, pid_t pid, uint64_t now)
+{
+	size_t k = 0;
+
+	for (size_t i = 1; i < STALLED_USERS; i++)
+		if (rd.stalled[i].until < rd.stalled[k].until)
+			k = i;
+	rd.stalled[k].uid = uid;
+	rd.stalled[k].pid = pid;
+	rd.stalled[k].until = now + STALLED_NS;
+}
+
+/*
+ * pread(2) of @len bytes (a page at most) at @off of @fd into @buf, in a reader thread, waited for
+ * @ms at most on behalf of user @uid's process @pid. Return: the bytes read, or a negative errno (-ETIMEDOUT:
+ * the read still waits, and so would the next of that user's: they fail at once for a while).
+ */
+static ssize_t bounded_pread(int fd, void *buf, size_t len, off_t off, int ms, uid_t uid, pid_t pid)
+{
+	uint64_t now = mono_ns(), deadline_ns = now + (uint64_t)ms * 1000000ULL;
+	struct timespec deadline;
+	struct bounded_read *r;
+	struct reader *w;
+	ssize_t got;
+
+	if (len > UPAGER_PAGE_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&rd.lock);
+	if (user_stalled(uid, pid, now) || rd.stuck >= STUCK_MAX) {
+		pthread_mutex_unlock(&rd.lock);
+		return -ETIMEDOUT;
+	}
+	r = calloc(1, sizeof(*r));
+	w = r ? reader_get() : NULL;
+	if (!w || (r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		pthread_mutex_unlock(&rd.lock);
+		free(r);
+		return -ENOMEM;
+	}
+	r->off = off;
+	r->len = len;
+	w->r = r;
+	pthread_cond_signal(&w->wake);
+	deadline.tv_sec = (time_t)(deadline_ns / 1000000000ULL);
+	deadline.tv_nsec = (long)(deadline_ns % 1000000000ULL);
+	while (!r->done)
+		if (pthread_cond_clockwait(&rd.done, &rd.lock, CLOCK_MONOTONIC, &deadline) ==
+			    ETIMEDOUT &&
+		    !r->done)
+			break;
+	if (!r->done) {
+		/* Left to its read: the thread ends after it, and frees it. */
+		r->abandoned = true;
+		w->quit = true;
+		rd.current = NULL;
+		rd.stuck++;
+		user_stalls(uid, pid, mono_ns());
+		pthread_mutex_unlock(&rd.lock);
+		return -ETIMEDOUT;
+	}
+	got = r->got;
+	if (got > 0)
+		memcpy(buf, r->buf, (size_t)got);
+	pthread_mutex_unlock(&rd.lock);
+	free(r);
+	return got;
+}
+
 /**
  * mm_mark_seen() - whether process @pid's memory shows @m's mark at its token page now
  *
  * Read through /proc/PID/mem, whose reads never wait for a userfaultfd (the kernel's access to
  * another mm cannot retry a fault there, and a missing page registered with one fails the read):
  * a client may have mapped anything at the token's address, an upager mapping too, whose fault
- * only this thread would serve; process_vm_readv() waited in it, and the daemon with it.
+ * only this thread would serve; process_vm_readv() waited in it, and the daemon with it. A file
+ * mapped there can still make the read wait (its file system's): bounded_pread().
  */
 bool mm_mark_seen(const struct mm_mark *m, pid_t pid)
 {
@@ -109,8 +306,13 @@ bool mm_mark_seen(const struct mm_mark *m, pid_t pid)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	got = pread(fd, page, sizeof(page), (off_t)m->token);
+	got = bounded_pread(fd, page, sizeof(page), (off_t)m->token, MARK_WAIT_MS, m->uid, pid);
 	close(fd);
+	if (got == -ETIMEDOUT)
+		log_limited(LOG_WARNING,
+			    "the token page of pid %d (user %u) does not read: its mark counts as "
+			    "not seen",
+			    (int)pid, (unsigned)m->uid);
 	return got == (ssize_t)sizeof(page) && mm_mark_check(m, page);
 }
 

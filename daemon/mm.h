@@ -15,6 +15,7 @@ struct mm_mark {
 	pid_t pid; /* the process taken for the owner; 0 if none */
 	uint64_t token; /* the token page, 0 if none */
 	uint64_t seed[2]; /* 0, 0: no mark put yet */
+	uid_t uid; /* the client's user: one whose reads of the mark stalled waits no more */
 };
 
 void mm_mark_page(const struct mm_mark *m, void *page);

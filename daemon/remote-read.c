@@ -186,6 +186,10 @@ int remote_read(const struct mm_mark *m, int uffd, const struct iovec *local,
 
 	if (m->pid <= 0 || n > REMOTE_READ_MAX)
 		return m->pid <= 0 ? -ESRCH : -EINVAL;
+	/* A file the client mapped over its token page since would make the call below wait on its
+	 * file system: read it first with a bound (mm_mark_seen()). */
+	if (!mm_mark_seen(m, m->pid))
+		return -ESRCH;
 	/* The token page first: one call reads one mm, whatever the pid names meanwhile. */
 	rv[0] = (struct iovec){ (void *)(uintptr_t)m->token, UPAGER_PAGE_SIZE };
 	memcpy(rv + 1, remote, n * sizeof(*remote));

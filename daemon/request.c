@@ -110,6 +110,7 @@ static int do_hello(struct session *s, const struct upager_msg *req, int *fds, s
 		/* The userfaultfd must be the connected process's memory (mm.c): marked through
 		 * it, the mark must show through the pid. */
 		mark.token = token;
+		mark.uid = s->uid;
 		ret = mm_mark_put(&mark, fds[0], true);
 		if (ret < 0)
 			return ret == -EEXIST ? -EINVAL : ret;

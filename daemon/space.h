@@ -87,7 +87,9 @@ struct space *space_find_by_pid(struct daemon *d, pid_t pid);
 /* The mark of @s's memory (mm.c), for checks of its pid. */
 static inline struct mm_mark space_mm(const struct space *s)
 {
-	return (struct mm_mark){ s->pid, s->token_addr, { s->mark_seed[0], s->mark_seed[1] } };
+	return (struct mm_mark){
+		s->pid, s->token_addr, { s->mark_seed[0], s->mark_seed[1] }, s->uid
+	};
 }
 int space_mm_put(struct space *s, bool wake);
 void space_locked_refresh(struct space *s);

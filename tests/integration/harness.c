@@ -666,3 +666,26 @@ int harness_memfd_named(const char *name)
 	closedir(dir);
 	return found;
 }
+
+/* The library's token page: one private anonymous page, read-only, wiped on fork, registered for
+ * missing faults ("wf" and "um" in /proc/self/smaps); 0 if none is found. */
+uintptr_t harness_token_page(void)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	unsigned long start = 0, found = 0, a, b;
+	char line[512], perms[8];
+	bool one_page = false;
+
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3) {
+			start = a;
+			one_page = b - a == PAGE && strcmp(perms, "r--p") == 0;
+		}
+		if (strncmp(line, "VmFlags:", 8) == 0 && one_page && strstr(line, " wf") &&
+		    strstr(line, " um"))
+			found = start;
+	}
+	fclose(f);
+	return found;
+}

@@ -59,6 +59,8 @@ int harness_ctl_list_json(char *out, size_t size);
 int harness_connect_raw(void);
 /* The descriptor of this process that is the daemon's memfd called @name (a prefix up to a ':'). */
 int harness_memfd_named(const char *name);
+/* The library's token page in this process (one page, read-only, wiped on fork, registered), or 0. */
+uintptr_t harness_token_page(void);
 
 /* Our /proc/self/pagemap entry of the page at addr (bit 63 present, 56 a page of ours alone). */
 uint64_t pagemap_entry(const void *addr);

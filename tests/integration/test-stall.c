@@ -456,3 +456,55 @@ Test(stall, a_file_whose_status_stalls_stops_no_one)
 	close(fd);
 	stallfs_stop(&fs);
 }
+
+/*
+ * A client maps a file of a stalled file system over its token page, where the daemon reads its
+ * mark: the read waits on the file system, the daemon gives up on it after a bound, and no one
+ * waits with it. (The daemon read it on its loop: a LIST of that client, and every client after,
+ * waited for the file system for ever.)
+ */
+Test(stall, a_stalled_file_over_the_token_page_holds_up_no_one)
+{
+	int fd = make_pattern_file("served", 4 * PAGE, NULL), ready[2], go[2], status;
+	struct region_info info[4];
+	struct stallfs fs;
+	uint64_t t0;
+	pid_t child;
+	char c;
+
+	stallfs_start(&fs);
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	child = harness_fork();
+	cr_assert(child >= 0);
+	if (child == 0) {
+		uintptr_t token;
+		int sfd = open(fs.data, O_RDONLY);
+
+		alarm(60);
+		if (sfd < 0 || upager_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+					   0) == MAP_FAILED)
+			_exit(2);
+		token = harness_token_page();
+		if (!token || mmap((void *)token, PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, sfd,
+				   0) == MAP_FAILED)
+			_exit(3);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(4);
+		_exit(0);
+	}
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the client did not map the file");
+	stallfs_set(&fs, true);
+	t0 = harness_now_ms();
+	(void)harness_list(child, info, 4); /* the daemon reads the client's mark */
+	cr_assert_lt(harness_now_ms() - t0, 3000, "the LIST took %llu ms",
+		     (unsigned long long)(harness_now_ms() - t0));
+	munmap(served_at_once(fd), 4 * PAGE);
+	cr_assert(harness_daemon_logged("does not read"));
+	stallfs_set(&fs, false);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert(harness_ended_within(child, 10 * 1000, &status));
+	cr_assert_eq(status, 0);
+	close(fd);
+	stallfs_stop(&fs);
+}

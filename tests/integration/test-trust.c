@@ -384,29 +384,6 @@ Test(trust, the_pagemap_a_client_is_handed_shows_no_frame_numbers)
 	cr_assert_eq(upager_munmap(p, 4096), 0);
 }
 
-/* The library's token page: one private anonymous page, read-only, wiped on fork, registered for
- * missing faults ("wf" and "um" in /proc/self/smaps); 0 if none is found. */
-static uintptr_t token_page(void)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	unsigned long start = 0, found = 0, a, b;
-	char line[512], perms[8];
-	bool one_page = false;
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3) {
-			start = a;
-			one_page = b - a == PAGE && strcmp(perms, "r--p") == 0;
-		}
-		if (strncmp(line, "VmFlags:", 8) == 0 && one_page && strstr(line, " wf") &&
-		    strstr(line, " um"))
-			found = start;
-	}
-	fclose(f);
-	return found;
-}
-
 /* Move a mapping of the daemon's over the token page, then ask it for more. */
 static void cover_token_child(void *arg)
 {
@@ -416,7 +393,7 @@ static void cover_token_child(void *arg)
 
 	if (fd < 0 || upager_mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED)
 		_exit(10);
-	token = token_page();
+	token = harness_token_page();
 	if (!token)
 		_exit(11);
 	other = make_pattern_file("cover2", 2 * PAGE, NULL);
