@@ -1930,16 +1930,26 @@ static uint64_t set_out(struct space *s, struct page_set *ps, bool clean, bool *
 	int kind = -1;
 
 	while (page_set_next_run(ps, &r)) {
-		const struct region *reg = run_region(s, r.addr, r.pages << UPAGER_PAGE_SHIFT);
-		int k = !reg					   ? -1
-			: reg->obj				   ? RUN_COPIES
-			: (reg->flags & MAP_TYPE) == MAP_DROPPABLE ? RUN_DROPPABLE
-								   : RUN_ANON;
+		uint64_t a = r.addr, end = r.addr + (r.pages << UPAGER_PAGE_SHIFT);
 
-		if (kind < 0)
-			kind = k;
-		if (k < 0 || k != kind)
-			page_set_remove(ps, r.addr, r.pages);
+		/* A run over several mappings (one-page mappings side by side, which the kernel
+		 * merges into one VMA) is checked mapping by mapping: taken whole, it was refused,
+		 * and such pages never left memory. */
+		while (a < end) {
+			const struct region *at = region_find(&s->regions, a);
+			uint64_t piece = at ? MIN(end, region_end(at)) : a + UPAGER_PAGE_SIZE;
+			const struct region *reg = run_region(s, a, piece - a);
+			int k = !reg					   ? -1
+				: reg->obj				   ? RUN_COPIES
+				: (reg->flags & MAP_TYPE) == MAP_DROPPABLE ? RUN_DROPPABLE
+									   : RUN_ANON;
+
+			if (kind < 0)
+				kind = k;
+			if (k < 0 || k != kind)
+				page_set_remove(ps, a, (piece - a) >> UPAGER_PAGE_SHIFT);
+			a = piece;
+		}
 	}
 	if (ps->n)
 		sent = page_out(s, ps, kind == RUN_DROPPABLE, clean, kind == RUN_COPIES);
@@ -1975,7 +1985,10 @@ static uint64_t sweep_space(struct space *s, uint64_t want, uint64_t *scan, bool
 	struct ptable_chunk *ch = ptable_from(&pp->table, pp->hand);
 	bool wrapped = false;
 
-	while (sent<want && * scan> 0 && s->priv.n_outs < SPARE_PARTS) {
+	/* Until the sets hold what is wanted: once they did, the hand went on through every chunk
+	 * of the table for nothing and came round to its start, so that each sweep began at the
+	 * lowest address again and took the pages of the first mapping whatever their use. */
+	while (sent + sets[0].n + sets[1].n<want && * scan> 0 && s->priv.n_outs < SPARE_PARTS) {
 		if (!ch) {
 			if (wrapped)
 				break;

@@ -991,6 +991,83 @@ Test(pageout, clients_in_a_memory_cgroup_limited_below_the_daemon_page_out_withi
 		      (2 * CAPPED_EACH - CAPPED_LIMIT) / PAGE, "the pages went to the swap store");
 }
 
+#define HOT_PAGES 1024 /* a quarter of the budget */
+#define COLD_PAGES 6000 /* half again as much as the budget */
+#define HOT_ROUNDS 50
+
+/*
+ * In a child: COLD_PAGES written once, in one mapping or (@one_page_each) in as many one-page
+ * mappings side by side, then a working set of HOT_PAGES mapped after them (at a lower address)
+ * touched in HOT_ROUNDS rounds, every word checked. Return: the pages the daemon read back from
+ * the swap store meanwhile.
+ */
+static uint64_t working_set_after_pages_written_once(bool one_page_each)
+{
+	struct upager_msg before = figures();
+	int status;
+	pid_t child = harness_fork();
+
+	cr_assert(child >= 0);
+	if (child == 0) {
+		uint64_t *cold = NULL, *hot;
+
+		alarm(300);
+		for (uint64_t i = 0; i < COLD_PAGES; i++) {
+			uint64_t *p = cold ? cold + i * PAGE / 8 : NULL;
+
+			if (!one_page_each && !cold)
+				p = cold =
+					upager_mmap(NULL, COLD_PAGES * PAGE, PROT_READ | PROT_WRITE,
+						    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (one_page_each)
+				p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+						MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED)
+				_exit(11);
+			p[0] = anon_word(i, 1);
+		}
+		hot = upager_mmap(NULL, HOT_PAGES * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (hot == MAP_FAILED)
+			_exit(12);
+		for (uint64_t round = 2; round < 2 + HOT_ROUNDS; round++) {
+			if (round > 2)
+				check_anon(hot, 0, HOT_PAGES, round - 1);
+			write_anon(hot, 0, HOT_PAGES, round);
+		}
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert_eq(status, 0, "the client ended with %#x", status);
+	return figures().u.stats_reply.pages_in - before.u.stats_reply.pages_in;
+}
+
+/*
+ * Pages written once leave memory before a working set that fits the budget, wherever they are:
+ * each sweep of the private clock went on past the pages it wanted, round the whole table, and
+ * the next began at the lowest address again, so that a working set there was sent out and read
+ * back at every round (about HOT_PAGES a round) while pages written once above it stayed.
+ */
+Test(pageout, pages_written_once_leave_before_a_working_set_below_them)
+{
+	uint64_t in = working_set_after_pages_written_once(false);
+
+	cr_assert_lt(in, 2 * HOT_PAGES, "%llu pages read back for %d rounds of %d pages",
+		     (unsigned long long)in, HOT_ROUNDS, HOT_PAGES);
+}
+
+/*
+ * The same pages written once, each a mapping of its own: side by side, the kernel merges them
+ * into one VMA, and a run of them over several mappings was refused whole: they never left.
+ */
+Test(pageout, one_page_mappings_side_by_side_leave_memory)
+{
+	uint64_t in = working_set_after_pages_written_once(true);
+
+	cr_assert_lt(in, 2 * HOT_PAGES, "%llu pages read back for %d rounds of %d pages",
+		     (unsigned long long)in, HOT_ROUNDS, HOT_PAGES);
+}
+
 /*
  * A fork leaves out of the child what madvise(2) said: a MADV_WIPEONFORK range reads zeroes in the
  * child and a MADV_DONTFORK one is not there, though the parent's pages are in the swap store.
