@@ -280,7 +280,12 @@ def start():
           "namespaces" % (pid, st.get("Seccomp_filters", "?").strip()))
     # CAP_SYS_ADMIN made its fanotify group and is gone before the first client.
     admin = 1 << 21
-    fds = [os.readlink("/proc/%d/fd/%s" % (pid, n)) for n in os.listdir("/proc/%d/fd" % pid)]
+    fds = []
+    for n in os.listdir("/proc/%d/fd" % pid):
+        try:
+            fds.append(os.readlink("/proc/%d/fd/%s" % (pid, n)))
+        except FileNotFoundError:
+            pass  # closed meanwhile: the daemon reads files of /proc now and then
     check(not any(int(st.get(k, "0").strip(), 16) & admin for k in ("CapEff", "CapPrm", "CapInh"))
           and ("CAP_SYS_ADMIN" not in directives.get("CapabilityBoundingSet", "")
                or "anon_inode:[fanotify]" in fds),
