@@ -51,6 +51,21 @@ int limits_process(struct daemon *d, uid_t uid)
 	return n < max ? 0 : -EMFILE;
 }
 
+/* The caches charged to user @uid; their sizes added to *@bytes. */
+static unsigned objects_of(struct daemon *d, uid_t uid, uint64_t *bytes)
+{
+	struct object *o;
+	unsigned n = 0;
+
+	list_for_each_entry (o, &d->cache.objects, link) {
+		if (o->owner != uid)
+			continue;
+		n++;
+		*bytes += o->size;
+	}
+	return n;
+}
+
 /**
  * limits_object() - whether user @uid may have the daemon make one more cache, of a file or shared
  * anonymous memory of @size bytes
@@ -67,17 +82,11 @@ int limits_object(struct daemon *d, uid_t uid, uint64_t size)
 {
 	const struct user_limits *l = limits_of(d, uid);
 	uint64_t bytes = size;
-	struct object *o;
-	unsigned n = 0;
+	unsigned n;
 
 	if (!l->objects && !l->mapped)
 		return 0;
-	list_for_each_entry (o, &d->cache.objects, link) {
-		if (o->owner != uid)
-			continue;
-		n++;
-		bytes += o->size;
-	}
+	n = objects_of(d, uid, &bytes);
 	if (l->objects && n >= l->objects)
 		return -ENFILE;
 	return l->mapped && bytes > l->mapped ? -ENOMEM : 0;
@@ -98,14 +107,13 @@ int limits_view(struct daemon *d, uid_t uid)
 {
 	const struct user_limits *l = limits_of(d, uid);
 	const struct region *r;
-	struct object *o;
+	uint64_t bytes = 0;
 	struct space *s;
-	unsigned n = 0;
+	unsigned n;
 
 	if (!l->objects)
 		return 0;
-	list_for_each_entry (o, &d->cache.objects, link)
-		n += o->owner == uid;
+	n = objects_of(d, uid, &bytes);
 	/* Each view once: in the space that hosts it (forks share their parent's). */
 	list_for_each_entry (s, &d->spaces, link)
 		if (s->uid == uid && !s->dead)

@@ -73,6 +73,16 @@ static int passed(const struct keeper *k, const char *name)
 	return -1;
 }
 
+/* The next daemon, once the last died: it takes over exactly the descriptors named @names. */
+static void next_takes_over(struct keeper *next, const char *const *names, size_t n)
+{
+	cr_assert_eq(keeper_attach(sock_path, NULL, next), 0);
+	cr_assert_geq(next->fd, 0);
+	cr_assert_eq(next->passed.n, n, "%zu passed", next->passed.n);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_geq(passed(next, names[i]), 0, "%s was not passed", names[i]);
+}
+
 static void store(struct keeper *k, const char *name, bool poll, int fd)
 {
 	char msg[128];
@@ -119,12 +129,8 @@ Test(keeper, the_next_daemon_gets_what_was_stored_and_not_removed)
 	usleep(200 * 1000);
 	close(k.fd); /* the daemon dies */
 
-	cr_assert_eq(keeper_attach(sock_path, NULL, &next), 0);
-	cr_assert_geq(next.fd, 0);
-	cr_assert_eq(next.passed.n, 3, "%zu passed", next.passed.n);
-	cr_assert_geq(passed(&next, "upager.listen.0"), 0);
-	cr_assert_geq(passed(&next, "upager.ob.1"), 0);
-	cr_assert_geq(passed(&next, "upager.cl.3"), 0);
+	next_takes_over(
+		&next, (const char *const[]){ "upager.listen.0", "upager.ob.1", "upager.cl.3" }, 3);
 	/* The pipe's write end was removed: its read end, kept, reads the end of it. */
 	cr_assert_eq(read(passed(&next, "upager.ob.1"), &c, 1), 0);
 	/* The client's connection is the same. */
@@ -268,11 +274,7 @@ Test(keeper, a_burst_of_messages_reaches_the_keeper_whole_and_in_order)
 	close(p[1]);
 	close(k.fd); /* the daemon dies */
 
-	cr_assert_eq(keeper_attach(sock_path, NULL, &next), 0);
-	cr_assert_geq(next.fd, 0);
-	cr_assert_eq(next.passed.n, 2, "%zu passed", next.passed.n);
-	cr_assert_geq(passed(&next, "upager.listen.0"), 0);
-	cr_assert_geq(passed(&next, "upager.cl.1"), 0);
+	next_takes_over(&next, (const char *const[]){ "upager.listen.0", "upager.cl.1" }, 2);
 	keeper_stop(&next);
 	close(sv[1]);
 }
