@@ -736,13 +736,15 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 	if (ch && ptable_bit(ch->leaving, i) && hold(s, addr, flags, t0))
 		return true;
 	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
-		/* A write-protect fault read after its anonymous page left (a DROP moved it while
-		 * the fault waited in the queue), or while it is read back: the page's slot holds
-		 * its data, and the writer, woken, faults again on the missing page. */
+		/* A write-protect fault read after its page left (a DROP moved it, or dropped a
+		 * copy in place, while the fault waited), or while it is read back: the page's
+		 * slot holds its data, and the writer, woken, faults again on the missing page. A
+		 * copy the daemon counts out is out: its DROP's madvise() left a marker, which
+		 * pagemap shows as this protection (client_has_page() would say it is there). */
 		const struct region *r = region_find(&s->regions, addr);
 
-		if (ch && r && !r->obj && !ptable_bit(ch->present, i) && ptable_slot(ch, i) >= 0 &&
-		    !client_has_page(s, addr)) {
+		if (ch && r && !ptable_bit(ch->present, i) && ptable_slot(ch, i) >= 0 &&
+		    (r->obj || !client_has_page(s, addr))) {
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 			return served(s, addr, t0);
 		}

@@ -414,6 +414,85 @@ Test(pageout, copies_a_private_file_mapping_writes_go_out_and_back)
 	cr_assert_eq(figures().u.stats_reply.swap_used_bytes, 0, "the slots were freed");
 }
 
+/*
+ * Words written one at a time at random over a private mapping of a file a quarter of the budget,
+ * the k-th write to a page at its word k mod 512, whole pages read back between, and private
+ * anonymous memory twice the budget touched as often, so that the copies keep going out: a write
+ * to a copy on its way out waits for its page-out, whose DROP takes the copy from the client
+ * before the write goes on; the writer then faults the copy back from the swap store, with every
+ * word written before. (Such a write was let go on as a first write and the copy's slot
+ * forgotten: the file's page came back under it, every earlier word of the copy lost.)
+ */
+#define WORDS_FILE (BUDGET / 4)
+#define WORDS_ANON (2 * BUDGET)
+
+/* What the @n-th write to page @k writes. */
+static uint64_t copy_word(uint64_t k, uint64_t n)
+{
+	return (k << 32 | n) * 0x9e3779b97f4a7c15ULL | 1;
+}
+
+/* Page @k of @p, which had @writes writes, holds the file's words but for the last writes. */
+static void check_written_words(const uint64_t *p, uint64_t k, uint64_t writes, int op)
+{
+	for (uint64_t w = 0; w < 512; w++) {
+		/* The last write to word w, if any: one whose number is w modulo 512. */
+		uint64_t last = writes >= w ? writes - (writes - w) % 512 : 0;
+		uint64_t want = last ? copy_word(k, last) : pattern_at(k * PAGE + w * 8);
+
+		if (p[k * PAGE / 8 + w] != want) {
+			fprintf(stderr, "op %d: page %llu word %llu holds %#llx, not %#llx\n", op,
+				(unsigned long long)k, (unsigned long long)w,
+				(unsigned long long)p[k * PAGE / 8 + w], (unsigned long long)want);
+			_exit(3);
+		}
+	}
+}
+
+static void copies_written_word_by_word(void *arg)
+{
+	uint64_t pages = WORDS_FILE / PAGE, anon_pages = WORDS_ANON / PAGE, *p, *a;
+	uint64_t *writes = calloc(pages, sizeof(*writes));
+	int fd = open(file_path, O_RDONLY);
+	unsigned seed = 11;
+
+	(void)arg;
+	p = fd < 0 ? MAP_FAILED
+		   : upager_mmap(NULL, WORDS_FILE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	a = upager_mmap(NULL, WORDS_ANON, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			0);
+	if (p == MAP_FAILED || a == MAP_FAILED || !writes)
+		_exit(11);
+	for (int op = 0; op < 100000; op++) {
+		uint64_t k = (uint64_t)rand_r(&seed) % pages;
+
+		if (op % 2) {
+			a[(k * 7919 + (uint64_t)op) % anon_pages * PAGE / 8] = (uint64_t)op;
+		} else if (rand_r(&seed) % 4) {
+			writes[k]++;
+			p[k * PAGE / 8 + writes[k] % 512] = copy_word(k, writes[k]);
+		} else {
+			check_written_words(p, k, writes[k], op);
+		}
+	}
+	for (uint64_t k = 0; k < pages; k++)
+		check_written_words(p, k, writes[k], -1);
+	if (upager_munmap(p, WORDS_FILE) < 0 || upager_munmap(a, WORDS_ANON) < 0)
+		_exit(12);
+	close(fd);
+	free(writes);
+}
+
+Test(pageout, copies_written_again_on_their_way_out_keep_every_earlier_word)
+{
+	struct upager_msg before = figures();
+
+	close(make_pattern_file("words", WORDS_FILE, file_path));
+	run_limited_caches(copies_written_word_by_word, NULL, false);
+	cr_assert_geq(figures().u.stats_reply.pages_out - before.u.stats_reply.pages_out,
+		      BUDGET / PAGE, "pages went to the swap store");
+}
+
 /* Whether the page at @arg raises SIGBUS now. */
 static bool page_gone(void *arg)
 {
