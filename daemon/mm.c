@@ -339,3 +339,28 @@ int mm_open(const struct mm_mark *m, const char *name)
 	}
 	return fd;
 }
+
+/**
+ * mm_present_pages() - how many of the @pages pages from @start are in the page tables of the
+ * process whose pagemap is @pagemap (bit 63)
+ *
+ * Takes time in proportion to @pages (a page table walk, 8 bytes read a page): called from a
+ * worker thread, not the loop. Return: the count; what cannot be read counts as not present.
+ */
+uint64_t mm_present_pages(int pagemap, uint64_t start, uint64_t pages)
+{
+	uint64_t buf[512], n = 0;
+
+	for (uint64_t p = 0; p < pages;) {
+		uint64_t want = MIN((uint64_t)ARRAY_SIZE(buf), pages - p);
+		off_t off = (off_t)(((start >> UPAGER_PAGE_SHIFT) + p) * sizeof(uint64_t));
+		ssize_t got = pread(pagemap, buf, want * sizeof(uint64_t), off);
+
+		if (got <= 0)
+			break;
+		for (size_t i = 0; i < (size_t)got / sizeof(uint64_t); i++)
+			n += buf[i] >> 63;
+		p += (uint64_t)got / sizeof(uint64_t);
+	}
+	return n;
+}

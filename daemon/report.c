@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /* LIST and STATS: the daemon's tables and figures, as upagerctl shows them. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "common/macro.h"
 #include "context.h"
 #include "latency.h"
+#include "mm.h"
 #include "object.h"
 #include "proto/codec.h"
 #include "report.h"
@@ -14,27 +16,151 @@
 #include "space.h"
 #include "store.h"
 #include "view.h"
+#include "worker.h"
 
 static bool may_see(const struct session *s, const struct space *sp)
 {
 	return s->uid == 0 || sp->uid == s->uid;
 }
 
+/*
+ * A LIST's reply, whose mappings' resident pages are counted in a worker thread: reading a
+ * client's pagemap takes time in proportion to the length of its mappings (half a second for 80
+ * GiB of page tables), which the loop spent while every client's faults waited; a user with
+ * many connections asking LIST in turn held them up for seconds. The pool runs a few jobs of a
+ * user at once; the others wait their turn there, not on the loop.
+ */
+struct list_item {
+	struct upager_list_entry e; /* its path in the job's paths */
+	struct mm_mark mark; /* of its process: its pagemap is read */
+};
+
+struct list_job {
+	struct worker_job job;
+	struct session *s;
+	struct upager_msg req, rep;
+	size_t n, cap;
+	struct list_item *items;
+	uint8_t paths[UPAGER_MSG_MAX]; /* the entries encoded once, to measure them */
+};
+
+static void list_job_free(struct worker_job *job)
+{
+	struct list_job *lj = container_of(job, struct list_job, job);
+
+	free(lj->items);
+	free(lj);
+}
+
+static bool same_mm(const struct mm_mark *a, const struct mm_mark *b)
+{
+	return a->pid == b->pid && a->token == b->token && a->seed[0] == b->seed[0] &&
+	       a->seed[1] == b->seed[1];
+}
+
+/* In a worker thread: each mapping's pages in its process's page tables. */
+static void list_job_run(struct worker_job *job)
+{
+	struct list_job *lj = container_of(job, struct list_job, job);
+	const struct mm_mark *opened = NULL;
+	int fd = -1;
+
+	for (size_t k = 0; k < lj->n; k++) {
+		struct list_item *it = &lj->items[k];
+
+		if (!opened || !same_mm(opened, &it->mark)) {
+			closep(&fd);
+			fd = mm_open(&it->mark, "pagemap");
+			opened = &it->mark;
+		}
+		it->e.resident_pages = fd >= 0 ? mm_present_pages(fd, it->e.start,
+								  it->e.length >> UPAGER_PAGE_SHIFT)
+					       : 0;
+	}
+	closep(&fd);
+}
+
+/* On the loop: the reply, encoded again with the counts. */
+static void list_job_done(struct worker_job *job, int status)
+{
+	struct list_job *lj = container_of(job, struct list_job, job);
+	static uint8_t entries[UPAGER_MSG_MAX];
+	struct session *s = lj->s;
+	size_t used = 0;
+	int ret = status == -ETIMEDOUT ? -EAGAIN : status;
+
+	s->listing = false;
+	if (s->closing) {
+		session_resume(s, &lj->req, -ECANCELED);
+		return;
+	}
+	for (size_t k = 0; ret == 0 && k < lj->n; k++) {
+		int n = upager_list_entry_encode(entries + used, sizeof(entries) - used,
+						 &lj->items[k].e);
+
+		if (n < 0)
+			ret = n;
+		else
+			used += (size_t)n;
+	}
+	if (ret == 0) {
+		lj->rep.u.list_reply.entries = entries;
+		lj->rep.u.list_reply.entries_len = used;
+		ret = session_reply(s, &lj->rep, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
+	}
+	session_resume(s, &lj->req, ret);
+}
+
+/* Another entry for @lj's reply; -EMSGSIZE once it is full. */
+static int list_entry_add(struct list_job *lj, size_t *used, const struct upager_list_entry *e,
+			  const struct mm_mark *mark)
+{
+	size_t room = UPAGER_MSG_MAX - upager_msg_size(UPAGER_OP_LIST | UPAGER_OP_REPLY);
+	const uint8_t *pos = lj->paths + *used;
+	size_t left;
+	int n;
+
+	if (lj->n == lj->cap) {
+		size_t cap = MAX(2 * lj->cap, (size_t)64);
+		struct list_item *v = realloc(lj->items, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		lj->items = v;
+		lj->cap = cap;
+	}
+	n = upager_list_entry_encode(lj->paths + *used, room - *used, e);
+	if (n < 0)
+		return n;
+	/* Decoded again, its path is the job's own. */
+	left = (size_t)n;
+	if (upager_list_entry_next(&pos, &left, &lj->items[lj->n].e) != 1)
+		return -EINVAL;
+	lj->items[lj->n++].mark = *mark;
+	*used += (size_t)n;
+	return 0;
+}
+
 /** report_list() - LIST: the mappings the session's peer may see, from a cursor on */
 int report_list(struct session *s, const struct upager_msg *req)
 {
-	struct upager_msg m = { .op = req->op, .seq = req->seq };
-	static uint8_t entries[UPAGER_MSG_MAX];
-	size_t room = UPAGER_MSG_MAX - upager_msg_size(UPAGER_OP_LIST | UPAGER_OP_REPLY);
-	size_t used = 0;
-	uint32_t index = 0, cursor = req->u.list.cursor, count = 0;
+	struct list_job *lj = calloc(1, sizeof(*lj));
+	uint32_t index = 0, cursor = req->u.list.cursor;
 	struct space *sp, *tmp;
 	struct region *r;
+	size_t used = 0;
+	int ret = 0;
 
+	if (!lj)
+		return -ENOMEM;
+	lj->req = *req;
+	lj->rep = (struct upager_msg){ .op = req->op, .seq = req->seq };
 	/* A forked child that exited since the last liveness round is not listed. */
 	list_for_each_entry_safe (sp, tmp, &s->d->spaces, link)
 		space_check_alive(sp);
 	list_for_each_entry (sp, &s->d->spaces, link) {
+		struct mm_mark mark = space_mm(sp);
+
 		if (!may_see(s, sp) || (req->u.list.pid && (pid_t)req->u.list.pid != sp->pid))
 			continue;
 		region_for_each(r, &sp->regions)
@@ -69,30 +195,37 @@ int report_list(struct session *s, const struct upager_msg *req)
 				.private_pages_in = r->private_in,
 				.path = r->obj ? r->obj->path : "anon",
 			};
-			int n;
 
 			if (index++ < cursor)
 				continue;
 			if (r->obj && r->obj->kind == OBJECT_ANON)
 				e.path = "anon";
 			e.path_len = strlen(e.path);
-			e.resident_pages = space_resident_pages(sp, r);
-			n = upager_list_entry_encode(entries + used, room - used, &e);
-			if (n == -EMSGSIZE) {
-				m.u.list_reply.next_cursor = index - 1;
-				goto send;
+			ret = list_entry_add(lj, &used, &e, &mark);
+			if (ret == -EMSGSIZE) {
+				lj->rep.u.list_reply.next_cursor = index - 1;
+				goto counted;
 			}
-			if (n < 0)
-				return n;
-			used += (size_t)n;
-			count++;
+			if (ret < 0)
+				goto fail;
 		}
 	}
-send:
-	m.u.list_reply.count = count;
-	m.u.list_reply.entries = entries;
-	m.u.list_reply.entries_len = used;
-	return session_reply(s, &m, 0, NULL, 0) < 0 ? -EPIPE : REQUEST_REPLIED;
+counted:
+	lj->rep.u.list_reply.count = (uint32_t)lj->n;
+	lj->job = (struct worker_job){ .run = list_job_run,
+				       .done = list_job_done,
+				       .free = list_job_free,
+				       .owner = s->uid,
+				       .timeout_ms = s->d->config.file_timeout_ms };
+	lj->s = s;
+	ret = worker_submit(s->d->cache.workers, &lj->job);
+	if (ret < 0)
+		goto fail;
+	s->listing = true;
+	return REQUEST_LATER;
+fail:
+	list_job_free(&lj->job);
+	return ret;
 }
 
 /* The budget and what holding to it did, from the cache's figures; the wire speaks of bytes. */

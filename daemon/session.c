@@ -277,8 +277,8 @@ static void session_close(struct session *s)
 
 	if (uv_is_closing((uv_handle_t *)&s->poll))
 		return;
-	if (s->busy || s->opening || s->syncing) {
-		/* The populate, open or write-back under way calls back with this session:
+	if (s->busy || s->opening || s->listing || s->syncing) {
+		/* The populate, open, LIST or write-back under way calls back with this session:
 		 * close after it. */
 		s->closing = true;
 		uv_poll_stop(&s->poll);

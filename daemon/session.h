@@ -60,10 +60,11 @@ struct session {
 	bool ctl;
 	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
 	bool opening; /* a file is being looked up for OBJECT_OPEN in a worker thread */
+	bool listing; /* a LIST's mappings are counted in a worker thread */
 	bool syncing; /* an MSYNC or MUNMAP reply waits for write-backs */
 	struct wb_wait wb; /* the write-backs it waits for */
 	struct upager_msg wb_req, wb_reply; /* that request, and a MUNMAP's reply */
-	bool closing; /* closed while busy or opening: freed when that is over */
+	bool closing; /* closed while busy, opening or listing: freed when that is over */
 	struct upager_msg pending; /* the request whose reply waits */
 	struct view *converting; /* a view handed out by REMAP phase 1, a reference */
 	struct space *space; /* a reference */

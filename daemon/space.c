@@ -838,38 +838,6 @@ bool space_bind_pid(struct space *s, pid_t pid)
 }
 
 /**
- * space_resident_pages() - pages of a region present in the client's page tables
- * @s: the space
- * @r: one of its regions
- *
- * Reads the client's /proc/PID/pagemap (bit 63, present).
- *
- * Return: the count, 0 if the pid is not known or the map cannot be read.
- */
-uint64_t space_resident_pages(struct space *s, const struct region *r)
-{
-	struct mm_mark m = space_mm(s);
-	_cleanup_close_ int fd = mm_open(&m, "pagemap");
-	uint64_t buf[512], n = 0;
-
-	if (fd < 0)
-		return 0;
-	for (uint64_t p = 0; p < r->length >> UPAGER_PAGE_SHIFT;) {
-		uint64_t want =
-			MIN((uint64_t)ARRAY_SIZE(buf), (r->length >> UPAGER_PAGE_SHIFT) - p);
-		off_t off = (off_t)(((r->start >> UPAGER_PAGE_SHIFT) + p) * sizeof(uint64_t));
-		ssize_t got = pread(fd, buf, want * sizeof(uint64_t), off);
-
-		if (got <= 0)
-			break;
-		for (size_t i = 0; i < (size_t)got / sizeof(uint64_t); i++)
-			n += buf[i] >> 63;
-		p += (uint64_t)got / sizeof(uint64_t);
-	}
-	return n;
-}
-
-/**
  * space_vma_at() - the client's mapping (VMA) that holds @addr, from its /proc/PID/maps (a pid
  * not known yet: none)
  * Return: whether one does; its range in *@start, *@end.

@@ -94,7 +94,6 @@ static inline struct mm_mark space_mm(const struct space *s)
 int space_mm_put(struct space *s, bool wake);
 void space_locked_refresh(struct space *s);
 bool space_bind_pid(struct space *s, pid_t pid);
-uint64_t space_resident_pages(struct space *s, const struct region *r);
 struct region *space_follow_growth(struct space *s, uint64_t addr);
 bool space_vma_at(const struct space *s, uint64_t addr, uint64_t *start, uint64_t *end);
 void space_account_fault(struct space *s, struct region *r, uint64_t t0);

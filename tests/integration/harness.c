@@ -543,6 +543,24 @@ uint64_t harness_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/**
+ * harness_pattern_served_ms() - map 4 pages of the pattern file @fd shared and read them
+ * (checked), as any client would while another makes the daemon busy
+ * @out: the mapping
+ * Return: the milliseconds it took.
+ */
+uint64_t harness_pattern_served_ms(int fd, uint64_t **out)
+{
+	uint64_t t0 = harness_now_ms(), *m;
+
+	m = upager_mmap(NULL, 4 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(m[i * PAGE / 8], pattern_at(i * PAGE));
+	*out = m;
+	return harness_now_ms() - t0;
+}
+
 static sigjmp_buf bus_jump;
 
 static void on_sigbus(int sig)

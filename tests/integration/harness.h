@@ -73,6 +73,7 @@ int make_pattern_file(const char *name, size_t size, char *path_out);
 uint64_t pattern_at(uint64_t offset);
 /* A monotonic clock in milliseconds. */
 uint64_t harness_now_ms(void);
+uint64_t harness_pattern_served_ms(int fd, uint64_t **out);
 /* How many descriptors process pid has open. */
 int harness_count_fds(pid_t pid);
 /* A figure of /proc/PID/status ("RssAnon", "VmPTE"...), in KiB. */

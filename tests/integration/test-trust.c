@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/macro.h"
 #include "harness.h"
 #include "tests/lingering.h"
 #include "upager.h"
@@ -639,4 +641,83 @@ Test(trust, a_file_mapped_through_two_daemons_hangs_neither)
 	cr_assert(harness_ended_within(first, 10 * 1000, &status));
 	cr_assert(ended, "the second daemon's client waited for ever");
 	cr_assert_eq(status, 0);
+}
+
+#define HOG_BYTES (16ULL << 30)
+#define LISTERS 16
+
+/*
+ * As user 65534: a private anonymous mapping of 16 GiB with a page written every 2 MiB (a page
+ * table each), then LISTERS processes that ask LIST of it over and over, each on a connection of
+ * its own; tells the parent on @arg (a pipe) once they run.
+ */
+static void lister_child(void *arg)
+{
+	int ready = *(int *)arg;
+	struct region_info info[4];
+	char *p;
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		_exit(99);
+	p = upager_mmap(NULL, HOG_BYTES, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(91);
+	for (uint64_t off = 0; off < HOG_BYTES; off += 2ULL << 20)
+		p[off] = 1;
+	for (int k = 0; k < LISTERS; k++) {
+		pid_t c = fork();
+
+		if (c < 0)
+			_exit(92);
+		if (c == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				if (harness_list(0, info, 4) < 1)
+					_exit(93);
+		}
+	}
+	if (write(ready, "r", 1) != 1)
+		_exit(95);
+	/* Until killed: a lister that ends (its LIST failed) ends this too. */
+	_exit(wait(NULL) > 0 ? 96 : 97);
+}
+
+/*
+ * A user asks LIST of a mapping whose page tables span 16 GiB over 16 connections at once, without
+ * a pause: the resident pages of each LIST are counted from the client's pagemap, which takes time
+ * in proportion to the mapping's length. Another client's faults are served in well under a
+ * second all the while (they waited for the counts, read on the daemon's loop, seconds each).
+ */
+Test(trust, a_user_listing_long_mappings_over_many_connections_holds_up_no_one, .timeout = 120)
+{
+	int fd = make_pattern_file("served", 4 * PAGE, NULL), pipefd[2], status;
+	uint64_t worst = 0;
+	pid_t lister;
+	char c;
+
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(pipe(pipefd), 0);
+	lister = harness_fork();
+	if (lister == 0)
+		lister_child(&pipefd[1]);
+	close(pipefd[1]);
+	if (read(pipefd[0], &c, 1) != 1) {
+		waitpid(lister, &status, 0);
+		cr_assert_fail("the lister did not start: status %x", status);
+	}
+	for (int round = 0; round < 10; round++) {
+		uint64_t *m;
+
+		usleep(100 * 1000);
+		worst = MAX(worst, harness_pattern_served_ms(fd, &m));
+		cr_assert_eq(upager_munmap(m, 4 * PAGE), 0);
+	}
+	cr_assert_eq(waitpid(lister, &status, WNOHANG), 0, "the listers ended: status %x", status);
+	kill(lister, SIGKILL);
+	waitpid(lister, &status, 0);
+	close(pipefd[0]);
+	close(fd);
+	cr_assert_lt(worst, 1000, "another client's mapping and faults took %llu ms",
+		     (unsigned long long)worst);
 }

@@ -87,3 +87,23 @@ Test(mm, a_proc_file_opens_only_for_a_pid_that_shows_the_mark)
 	m.pid = 0;
 	cr_assert_eq(mm_open(&m, "maps"), -ESRCH);
 }
+
+Test(mm, present_pages_are_counted_from_the_pagemap_and_holes_are_not)
+{
+	char *p =
+		mmap(NULL, 1024 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < 1024; i += 3)
+		p[i * 4096] = 1;
+	/* Every third page written: 342 of 1,024, over two reads of 512 entries. */
+	cr_assert_eq(mm_present_pages(fd, (uintptr_t)p, 1024), 342);
+	cr_assert_eq(mm_present_pages(fd, (uintptr_t)p + 4096, 2), 0);
+	cr_assert_eq(madvise(p, 512 * 4096, MADV_DONTNEED), 0);
+	cr_assert_eq(mm_present_pages(fd, (uintptr_t)p, 1024), 171);
+	cr_assert_eq(mm_present_pages(-1, (uintptr_t)p, 1024), 0, "what cannot be read counts not");
+	close(fd);
+	munmap(p, 1024 * 4096);
+}
