@@ -112,10 +112,11 @@ static struct msghdr *received_init(struct received *r, void *buf, size_t size)
 
 /*
  * What came with a received @msg: its first @room descriptors into @fds, the others closed
- * (close_fd); the sender's user ID into @uid if not NULL (-1 if it sent none).
- * Return: how many descriptors went into @fds.
+ * (@close_fn, or close_fd if NULL); the sender's user ID into @uid if not NULL (-1 if it sent
+ * none). Return: how many descriptors went into @fds.
  */
-static size_t take_control(struct msghdr *msg, int *fds, size_t room, uid_t *uid)
+static size_t take_control(struct msghdr *msg, int *fds, size_t room, uid_t *uid,
+			   void (*close_fn)(int fd))
 {
 	size_t n_fds = 0;
 
@@ -144,7 +145,7 @@ static size_t take_control(struct msghdr *msg, int *fds, size_t room, uid_t *uid
 			if (n_fds < room)
 				fds[n_fds++] = fd;
 			else
-				close_fd(fd);
+				(close_fn ? close_fn : close_fd)(fd);
 		}
 	}
 	return n_fds;
@@ -166,7 +167,7 @@ static ssize_t recv_flags(int sock, void *buf, size_t size, int *fds, size_t *n_
 	if (n < 0)
 		return neg_errno();
 
-	*n_fds = take_control(msg, fds, FDMSG_MAX_FDS, uid);
+	*n_fds = take_control(msg, fds, FDMSG_MAX_FDS, uid, NULL);
 	/* An empty datagram reads as the end of the stream: nothing is left to own its descriptors.
 	 * A datagram whole but for descriptors the receiver had no room for (out of them: the
 	 * kernel installs what it can and sets MSG_CTRUNC) is read without those; the caller sees
@@ -250,11 +251,12 @@ int fdmsg_drop(int sock)
  * fdmsg_drain() - take every datagram queued on @sock off it, closing their descriptors
  * @sock: a socket shut down for reading (shutdown(2)), so that nothing more comes in
  * @max: how many datagrams at most
+ * @close_fn: closes each descriptor; NULL: as received descriptors nobody takes are
  *
  * The end of the queue and an empty datagram both read as 0 bytes: with SO_PASSCRED on, every
  * datagram comes with the sender's credentials, and the end with nothing.
  */
-void fdmsg_drain(int sock, unsigned max)
+void fdmsg_drain(int sock, unsigned max, void (*close_fn)(int fd))
 {
 	setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &(int){ 1 }, sizeof(int));
 	for (unsigned i = 0; i < max; i++) {
@@ -267,6 +269,6 @@ void fdmsg_drain(int sock, unsigned max)
 			continue;
 		if (n < 0 || (n == 0 && msg->msg_controllen == 0))
 			return;
-		take_control(msg, NULL, 0, NULL);
+		take_control(msg, NULL, 0, NULL, close_fn);
 	}
 }

@@ -15,6 +15,6 @@ ssize_t fdmsg_peek(int sock, void *buf, size_t size, int *fds, size_t *n_fds);
 ssize_t fdmsg_recv_uid(int sock, void *buf, size_t size, int *fds, size_t *n_fds, bool peek,
 		       uid_t *uid);
 int fdmsg_drop(int sock);
-void fdmsg_drain(int sock, unsigned max);
+void fdmsg_drain(int sock, unsigned max, void (*close_fn)(int fd));
 void fdmsg_set_closer(void (*fn)(int fd));
 void fdmsg_close_fds(int *fds, size_t n_fds);

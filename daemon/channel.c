@@ -74,13 +74,11 @@ uint64_t channel_oldest_ns(const struct space *s)
 	return q->sent_ns;
 }
 
-static void on_readable(uv_poll_t *h, int status, int events)
+static void read_answers(struct channel *c, int status)
 {
-	struct channel *c = h->data;
 	struct space *s = c->space;
 	uint8_t buf[128];
 
-	(void)events;
 	while (status == 0) {
 		struct upager_msg m;
 		struct chan_req *q;
@@ -116,6 +114,17 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		q->done(s, q, &m);
 	}
 	channel_detach(s);
+}
+
+/* The answers of the client's control thread; what comes with them, closed, is its user's. */
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	struct channel *c = h->data;
+	uid_t owner = closer_set_owner(c->space->uid);
+
+	(void)events;
+	read_answers(c, status);
+	closer_set_owner(owner);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -162,6 +171,7 @@ void channel_detach(struct space *s)
 {
 	struct channel *c = s->chan;
 	struct chan_req *q, *tmp;
+	uid_t owner;
 
 	if (!c)
 		return;
@@ -172,8 +182,10 @@ void channel_detach(struct space *s)
 	}
 	fdstore_remove(s->d, "gr", s->id);
 	uv_poll_stop(&c->poll);
+	owner = closer_set_owner(s->uid);
 	if (!s->d->stopping)
 		closer_drain(c->fd);
 	closer_close(c->fd);
+	closer_set_owner(owner);
 	uv_close((uv_handle_t *)&c->poll, on_closed);
 }

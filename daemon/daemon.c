@@ -188,6 +188,7 @@ static void on_liveness(uv_timer_t *h)
 
 	list_for_each_entry_safe (s, tmp, &d->spaces, link)
 		space_check_alive(s);
+	session_release_held(d);
 	follow_cgroup_limit(d);
 	if (d->keeper.fd >= 0)
 		keeper_flush(&d->keeper);

@@ -94,7 +94,7 @@ static void on_fork(struct space *parent, int ufd)
 	}
 	if (ret < 0) {
 		private_fork_abandon(parent, ufd);
-		closer_close(ufd);
+		closer_close_owned(ufd, parent->uid);
 		return;
 	}
 	ret = space_new(parent->d, ufd, 0, parent->uid, parent->token_addr, &child);

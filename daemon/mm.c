@@ -284,16 +284,12 @@ static ssize_t bounded_pread(int fd, void *buf, size_t len, off_t off, int ms, u
 	return got;
 }
 
-/**
- * mm_mark_seen() - whether process @pid's memory shows @m's mark at its token page now
- *
- * Read through /proc/PID/mem, whose reads never wait for a userfaultfd (the kernel's access to
- * another mm cannot retry a fault there, and a missing page registered with one fails the read):
- * a client may have mapped anything at the token's address, an upager mapping too, whose fault
- * only this thread would serve; process_vm_readv() waited in it, and the daemon with it. A file
- * mapped there can still make the read wait (its file system's): bounded_pread().
+/*
+ * Whether process @pid's memory shows @m's mark at its token page now, read through /proc/PID/mem
+ * in a reader thread the caller waits for a bound (bounded_pread(): the loop), or here (@wait:
+ * a worker's thread, which may wait; bounded_pread() serves one caller at a time).
  */
-bool mm_mark_seen(const struct mm_mark *m, pid_t pid)
+static bool mark_seen(const struct mm_mark *m, pid_t pid, bool wait)
 {
 	uint64_t page[UPAGER_PAGE_SIZE / 8];
 	char path[64];
@@ -306,7 +302,9 @@ bool mm_mark_seen(const struct mm_mark *m, pid_t pid)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	got = bounded_pread(fd, page, sizeof(page), (off_t)m->token, MARK_WAIT_MS, m->uid, pid);
+	got = wait ? pread(fd, page, sizeof(page), (off_t)m->token)
+		   : bounded_pread(fd, page, sizeof(page), (off_t)m->token, MARK_WAIT_MS, m->uid,
+				   pid);
 	close(fd);
 	if (got == -ETIMEDOUT)
 		log_limited(LOG_WARNING,
@@ -317,12 +315,21 @@ bool mm_mark_seen(const struct mm_mark *m, pid_t pid)
 }
 
 /**
- * mm_open() - open /proc/PID/@name of @m's process, a file that holds the mm it was opened on
- * (pagemap, maps, smaps), once the process shows the mark after the open
+ * mm_mark_seen() - whether process @pid's memory shows @m's mark at its token page now
  *
- * Return: the descriptor, or a negative errno (-ESRCH: no process known, or not the mm's).
+ * Read through /proc/PID/mem, whose reads never wait for a userfaultfd (the kernel's access to
+ * another mm cannot retry a fault there, and a missing page registered with one fails the read):
+ * a client may have mapped anything at the token's address, an upager mapping too, whose fault
+ * only this thread would serve; process_vm_readv() waited in it, and the daemon with it. A file
+ * mapped there can still make the read wait (its file system's): bounded_pread(), which serves
+ * one thread, the loop.
  */
-int mm_open(const struct mm_mark *m, const char *name)
+bool mm_mark_seen(const struct mm_mark *m, pid_t pid)
+{
+	return mark_seen(m, pid, false);
+}
+
+static int open_marked(const struct mm_mark *m, const char *name, bool wait)
 {
 	char path[64];
 	int fd;
@@ -333,11 +340,31 @@ int mm_open(const struct mm_mark *m, const char *name)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return neg_errno();
-	if (!mm_mark_seen(m, m->pid)) {
+	if (!mark_seen(m, m->pid, wait)) {
 		close(fd);
 		return -ESRCH;
 	}
 	return fd;
+}
+
+/**
+ * mm_open() - open /proc/PID/@name of @m's process, a file that holds the mm it was opened on
+ * (pagemap, maps, smaps), once the process shows the mark after the open; on the loop
+ *
+ * Return: the descriptor, or a negative errno (-ESRCH: no process known, or not the mm's).
+ */
+int mm_open(const struct mm_mark *m, const char *name)
+{
+	return open_marked(m, name, false);
+}
+
+/**
+ * mm_open_waiting() - mm_open() in a worker's thread, which may wait for the read of the mark
+ * (a file mapped over the token page whose file system does not answer)
+ */
+int mm_open_waiting(const struct mm_mark *m, const char *name)
+{
+	return open_marked(m, name, true);
 }
 
 /**

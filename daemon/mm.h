@@ -23,4 +23,5 @@ int mm_mark_put(struct mm_mark *m, int uffd, bool wake);
 bool mm_mark_seen(const struct mm_mark *m, pid_t pid);
 bool mm_mark_check(const struct mm_mark *m, const void *page);
 int mm_open(const struct mm_mark *m, const char *name);
+int mm_open_waiting(const struct mm_mark *m, const char *name);
 uint64_t mm_present_pages(int pagemap, uint64_t start, uint64_t pages);

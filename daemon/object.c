@@ -1129,9 +1129,9 @@ static void object_free(struct object *o)
 	closep(&o->slot_fd);
 	/* A client's file: its release may ask a file system that does not answer. */
 	if (o->fd_write >= 0 && o->fd_write != o->fd_read)
-		closer_close(o->fd_write);
+		closer_close_owned(o->fd_write, o->owner);
 	if (o->fd_read >= 0)
-		closer_close(o->fd_read);
+		closer_close_owned(o->fd_read, o->owner);
 	cache_unstore_fd(c, "ob", o->id);
 	cache_unstore_fd(c, "pg", o->id);
 	cache_unstore_fd(c, "sl", o->id);

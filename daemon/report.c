@@ -8,6 +8,7 @@
 #include "common/macro.h"
 #include "context.h"
 #include "latency.h"
+#include "log.h"
 #include "mm.h"
 #include "object.h"
 #include "proto/codec.h"
@@ -41,6 +42,7 @@ struct list_job {
 	struct upager_msg req, rep;
 	size_t n, cap;
 	struct list_item *items;
+	uint64_t *resident; /* the thread's counts, one an item */
 	uint8_t paths[UPAGER_MSG_MAX]; /* the entries encoded once, to measure them */
 };
 
@@ -49,6 +51,7 @@ static void list_job_free(struct worker_job *job)
 	struct list_job *lj = container_of(job, struct list_job, job);
 
 	free(lj->items);
+	free(lj->resident);
 	free(lj);
 }
 
@@ -70,30 +73,38 @@ static void list_job_run(struct worker_job *job)
 
 		if (!opened || !same_mm(opened, &it->mark)) {
 			closep(&fd);
-			fd = mm_open(&it->mark, "pagemap");
+			fd = mm_open_waiting(&it->mark, "pagemap");
 			opened = &it->mark;
 		}
-		it->e.resident_pages = fd >= 0 ? mm_present_pages(fd, it->e.start,
-								  it->e.length >> UPAGER_PAGE_SHIFT)
-					       : 0;
+		lj->resident[k] = fd >= 0 ? mm_present_pages(fd, it->e.start,
+							     it->e.length >> UPAGER_PAGE_SHIFT)
+					  : 0;
 	}
 	closep(&fd);
 }
 
-/* On the loop: the reply, encoded again with the counts. */
+/*
+ * On the loop: the reply, encoded again with the counts. A count not over by the deadline (the
+ * read of a mark waits on a file mapped over a token page, mm.c) is 0: the thread is left to it.
+ */
 static void list_job_done(struct worker_job *job, int status)
 {
 	struct list_job *lj = container_of(job, struct list_job, job);
 	static uint8_t entries[UPAGER_MSG_MAX];
 	struct session *s = lj->s;
 	size_t used = 0;
-	int ret = status == -ETIMEDOUT ? -EAGAIN : status;
+	int ret = status == -ETIMEDOUT ? 0 : status;
 
 	s->listing = false;
 	if (s->closing) {
 		session_resume(s, &lj->req, -ECANCELED);
 		return;
 	}
+	if (status == -ETIMEDOUT)
+		log_limited(LOG_WARNING, "the memory of a process listed does not read in time: "
+					 "its mappings' resident pages are listed as 0");
+	for (size_t k = 0; status == 0 && k < lj->n; k++)
+		lj->items[k].e.resident_pages = lj->resident[k];
 	for (size_t k = 0; ret == 0 && k < lj->n; k++) {
 		int n = upager_list_entry_encode(entries + used, sizeof(entries) - used,
 						 &lj->items[k].e);
@@ -212,6 +223,11 @@ int report_list(struct session *s, const struct upager_msg *req)
 	}
 counted:
 	lj->rep.u.list_reply.count = (uint32_t)lj->n;
+	lj->resident = calloc(MAX(lj->n, (size_t)1), sizeof(*lj->resident));
+	if (!lj->resident) {
+		ret = -ENOMEM;
+		goto fail;
+	}
 	lj->job = (struct worker_job){ .run = list_job_run,
 				       .done = list_job_done,
 				       .free = list_job_free,

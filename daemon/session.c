@@ -135,7 +135,7 @@ static void set_uid(struct session *s, uid_t uid)
 	}
 }
 
-static void on_readable(uv_poll_t *h, int status, int events)
+static void read_request(uv_poll_t *h, int status, int events)
 {
 	struct session *s = h->data;
 	struct upager_msg req;
@@ -197,6 +197,27 @@ static void on_readable(uv_poll_t *h, int status, int events)
 		return;
 	}
 	request_end(s, &req, ret);
+}
+
+/*
+ * A request of the client, read while its user's descriptors are not backlogged in the closer
+ * (closer.c): each request may bring up to 253, whose close a client chooses; past
+ * CLOSER_BACKLOG_MAX of them the session is held, read again once they are closed
+ * (session_release_held()). The closes of what comes with it are the user's.
+ */
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	struct session *s = h->data;
+	uid_t owner;
+
+	if (status == 0 && closer_backlog(s->uid) >= CLOSER_BACKLOG_MAX) {
+		uv_poll_stop(&s->poll);
+		s->held = true;
+		return;
+	}
+	owner = closer_set_owner(s->uid);
+	read_request(h, status, events);
+	closer_set_owner(owner);
 }
 
 /*
@@ -266,7 +287,7 @@ static void on_closed(uv_handle_t *h)
 {
 	struct session *s = h->data;
 
-	closer_close(s->fd);
+	closer_close_owned(s->fd, s->uid);
 	fdstore_remove(s->d, "cl", s->id);
 	free(s);
 }
@@ -310,8 +331,11 @@ static void session_close(struct session *s)
 	uv_poll_stop(&s->poll);
 	/* What the client left queued goes now: the last close of the socket, here or in the fd
 	 * store's keeper, would close its descriptors. A daemon that stops hands it over whole. */
-	if (!d->stopping)
+	if (!d->stopping) {
+		uid_t owner = closer_set_owner(s->uid);
 		closer_drain(s->fd);
+		closer_set_owner(owner);
+	}
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 }
 
@@ -338,11 +362,14 @@ static unsigned sessions_of(struct daemon *d, uid_t uid)
 	return n;
 }
 
-/* A connection refused: what its client queued meanwhile is closed off the loop. */
-static void end_connection(int fd)
+/* A connection of user @uid refused: what its client queued meanwhile is closed off the loop. */
+static void end_connection(int fd, uid_t uid)
 {
+	uid_t owner = closer_set_owner(uid);
+
 	closer_drain(fd);
 	closer_close(fd);
+	closer_set_owner(owner);
 }
 
 /**
@@ -361,18 +388,18 @@ int session_accept(struct daemon *d, int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 		int ret = neg_errno();
 
-		end_connection(fd);
+		end_connection(fd, 0);
 		return ret;
 	}
 	if (limits_connection(d, cred.uid, sessions_of(d, cred.uid)) < 0) {
 		log_limited(LOG_WARNING, "uid %d has as many connections as it may; closing one",
 			    (int)cred.uid);
-		end_connection(fd);
+		end_connection(fd, cred.uid);
 		return -EMFILE;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		end_connection(fd);
+		end_connection(fd, cred.uid);
 		return -ENOMEM;
 	}
 	/* Each request carries the uid its sender has when it sends it (set_uid()). */
@@ -387,6 +414,21 @@ int session_accept(struct daemon *d, int fd)
 	fdstore_add(d, fd, "cl", s->id);
 	log_debug("client pid %d uid %d connected", (int)s->pid, (int)s->uid);
 	return 0;
+}
+
+/**
+ * session_release_held() - read again the sessions held for their users' backlog of closes, once
+ * it is down to half (called each turn of the liveness timer)
+ */
+void session_release_held(struct daemon *d)
+{
+	struct session *s;
+
+	list_for_each_entry (s, &d->sessions, link)
+		if (s->held && !s->closing && closer_backlog(s->uid) < CLOSER_BACKLOG_MAX / 2) {
+			s->held = false;
+			uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_readable);
+		}
 }
 
 /**

@@ -61,6 +61,7 @@ struct session {
 	bool busy; /* a reply waits for a populate; the socket is not read meanwhile */
 	bool opening; /* a file is being looked up for OBJECT_OPEN in a worker thread */
 	bool listing; /* a LIST's mappings are counted in a worker thread */
+	bool held; /* not read while its user's closes are backlogged (closer.c) */
 	bool syncing; /* an MSYNC or MUNMAP reply waits for write-backs */
 	struct wb_wait wb; /* the write-backs it waits for */
 	struct upager_msg wb_req, wb_reply; /* that request, and a MUNMAP's reply */
@@ -93,6 +94,7 @@ int session_wait_populate(struct session *s, const struct upager_msg *req);
 void session_populated(void *userdata);
 void session_resume(struct session *s, const struct upager_msg *req, int ret);
 int session_accept(struct daemon *d, int fd);
+void session_release_held(struct daemon *d);
 void session_set_soft(struct session *s);
 int session_adopt(struct daemon *d, struct session *saved, int fd);
 void session_free_all(struct daemon *d);

@@ -170,7 +170,7 @@ struct space *space_unref(struct space *s)
 	free(s->parked);
 	locked_free(&s->locked);
 	state_forget(s->d->state, &s->saved);
-	closer_close(s->uffd); /* its release takes the client's mmap lock */
+	closer_close_owned(s->uffd, s->uid); /* its release takes the client's mmap lock */
 	fdstore_remove(s->d, "uf", s->id);
 	free(s);
 	return NULL;
@@ -224,7 +224,7 @@ void space_kill(struct space *s)
 	/* Messages read and not dispatched: only a fork's new descriptor needs anything. */
 	for (; s->queue_head < s->queue_len; s->queue_head++)
 		if (s->queue[s->queue_head].msg.event == UFFD_EVENT_FORK)
-			closer_close((int)s->queue[s->queue_head].msg.arg.fork.ufd);
+			closer_close_owned((int)s->queue[s->queue_head].msg.arg.fork.ufd, s->uid);
 	if (d->space_hooks.killed)
 		d->space_hooks.killed(s);
 	/* Its views may outlive it (a session holds one it is converting to): not mapped here. */

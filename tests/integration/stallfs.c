@@ -6,7 +6,8 @@
  * open, read, write, fsync and utimens waits until the flag is gone; lookup and getattr answer,
  * so that a descriptor opened before the stall can still be handed to the daemon (libupager
  * reads its status first). While the file named by $STALLFS_FAIL exists, every write and fsync
- * fails with EIO, as a failing disk's would.
+ * fails with EIO, as a failing disk's would; while the file named by $STALLFS_FLUSH exists, every
+ * flush (sent at each close of a descriptor of the file) waits.
  *
  *   STALLFS_FLAG=/tmp/stall [STALLFS_FAIL=/tmp/fail] stallfs MOUNTPOINT
  *   (foreground; fusermount3 -u to stop)
@@ -22,7 +23,7 @@
 
 #define FILE_SIZE (16 * 4096)
 
-static const char *flag, *fail, *attr;
+static const char *flag, *fail, *attr, *flush;
 static uint8_t data[FILE_SIZE];
 
 static void stall(void)
@@ -95,6 +96,17 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 	return (int)size;
 }
 
+/* A flush, which the kernel sends at every close(2) of a descriptor of the file: a server that
+ * never answers it while $STALLFS_FLUSH names a file that exists. */
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)fi;
+	while (flush && access(flush, F_OK) == 0)
+		usleep(10000);
+	return 0;
+}
+
 static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)path;
@@ -119,6 +131,7 @@ static const struct fuse_operations ops = {
 	.read = fs_read,
 	.write = fs_write,
 	.fsync = fs_fsync,
+	.flush = fs_flush,
 	.utimens = fs_utimens,
 };
 
@@ -134,6 +147,7 @@ int main(int argc, char **argv)
 	flag = getenv("STALLFS_FLAG");
 	fail = getenv("STALLFS_FAIL");
 	attr = getenv("STALLFS_ATTR");
+	flush = getenv("STALLFS_FLUSH");
 	if (!flag || argc != 2)
 		return 2;
 	for (uint64_t off = 0; off < FILE_SIZE; off += 8) {

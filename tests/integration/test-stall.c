@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/macro.h"
 #include "harness.h"
 #include "upager.h"
 
@@ -30,7 +33,7 @@ static void start_with_a_short_timeout(void)
 TestSuite(stall, .init = start_with_a_short_timeout, .fini = harness_stop, .timeout = 60);
 
 struct stallfs {
-	char mnt[400], flag[400], fail[400], attr[400], data[420];
+	char mnt[400], flag[400], fail[400], attr[400], flush[400], data[420];
 	pid_t pid;
 };
 
@@ -52,6 +55,7 @@ static void stallfs_start(struct stallfs *fs)
 	snprintf(fs->flag, sizeof(fs->flag), "%s/stall", harness_tmpdir());
 	snprintf(fs->fail, sizeof(fs->fail), "%s/fail", harness_tmpdir());
 	snprintf(fs->attr, sizeof(fs->attr), "%s/attr", harness_tmpdir());
+	snprintf(fs->flush, sizeof(fs->flush), "%s/flush", harness_tmpdir());
 	snprintf(fs->data, sizeof(fs->data), "%s/data", fs->mnt);
 	cr_assert_eq(mkdir(fs->mnt, 0755), 0);
 	fs->pid = harness_fork();
@@ -60,6 +64,7 @@ static void stallfs_start(struct stallfs *fs)
 		setenv("STALLFS_FLAG", fs->flag, 1);
 		setenv("STALLFS_FAIL", fs->fail, 1);
 		setenv("STALLFS_ATTR", fs->attr, 1);
+		setenv("STALLFS_FLUSH", fs->flush, 1);
 		execl(bin, "stallfs", fs->mnt, (char *)NULL);
 		_exit(127);
 	}
@@ -500,6 +505,104 @@ Test(stall, a_stalled_file_over_the_token_page_holds_up_no_one)
 	cr_assert_eq(write(go[1], "g", 1), 1);
 	cr_assert(harness_ended_within(child, 10 * 1000, &status));
 	cr_assert_eq(status, 0);
+	close(fd);
+	stallfs_stop(&fs);
+}
+
+#define FLOOD_CONNECTIONS 100
+#define FLOOD_FDS 253 /* the most one datagram carries */
+
+/* Connect to the daemon and send one message it refuses, with FLOOD_FDS copies of @fd. */
+static bool send_refused_with(int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * FLOOD_FDS)];
+		struct cmsghdr align;
+	} control = { 0 };
+	struct iovec iov = { .iov_base = "junk", .iov_len = 4 };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = control.buf,
+			      .msg_controllen = sizeof(control.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int c = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	bool sent;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", harness_socket());
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * FLOOD_FDS);
+	for (int i = 0; i < FLOOD_FDS; i++)
+		memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
+	sent = c >= 0 && connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	       sendmsg(c, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 4;
+	if (c >= 0)
+		close(c);
+	return sent;
+}
+
+/*
+ * A user who can mount FUSE sends the daemon, over a hundred connections, messages it refuses,
+ * each with 253 descriptors of a file whose flush (sent at every close) its server never answers:
+ * the daemon closes them in threads, two at most for that user, and reads nothing more of its
+ * once a thousand wait; its descriptors do not fill, and everyone else is served. (Eight closes
+ * that waited held every thread, and every descriptor came into the daemon's table and stayed:
+ * 25,000 here, 20,000 within 5 s in an audit, and then no one could connect.)
+ */
+Test(stall, a_user_whose_descriptors_close_for_ever_fills_no_table_and_holds_up_no_one)
+{
+	int fd = make_pattern_file("served", 4 * PAGE, NULL), ready[2], go[2], status, fds = 0,
+	    sent;
+	pid_t daemon = harness_daemon_pid(), flooder;
+	struct upager_msg st;
+	struct stallfs fs;
+	char c;
+
+	stallfs_start(&fs);
+	cr_assert_eq(chmod(harness_tmpdir(), 0755), 0);
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(go), 0);
+	flooder = harness_fork();
+	cr_assert(flooder >= 0);
+	if (flooder == 0) {
+		int sfd = open(fs.data, O_RDONLY);
+
+		sent = 0;
+		alarm(60);
+		if (sfd < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(99);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(98);
+		for (int i = 0; i < FLOOD_CONNECTIONS; i++)
+			sent += send_refused_with(sfd);
+		/* Its own close waits too: it waits here for the end of the stall. */
+		if (write(ready[1], &sent, sizeof(sent)) != sizeof(sent))
+			_exit(97);
+		pause();
+		_exit(0);
+	}
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the flooder did not open the file");
+	flag_set(fs.flush, true);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(read(ready[0], &sent, sizeof(sent)), sizeof(sent), "the flooder died");
+	cr_assert_gt(sent, 0, "the flooder sent nothing");
+	/* The most the daemon holds while it reads what was sent, over three seconds. */
+	for (int i = 0; i < 60; i++) {
+		fds = MAX(fds, harness_count_fds(daemon));
+		usleep(50 * 1000);
+	}
+	if (fds >= 3000) {
+		flag_set(fs.flush, false);
+		kill(flooder, SIGKILL);
+	}
+	cr_assert_lt(fds, 3000, "the daemon held %d descriptors", fds);
+	cr_log_info("the daemon held %d descriptors at most", fds);
+	munmap(served_at_once(fd), 4 * PAGE);
+	cr_assert_eq(harness_stats(&st), 0, "a new connection was not answered");
+	flag_set(fs.flush, false);
+	kill(flooder, SIGKILL);
+	cr_assert_eq(waitpid(flooder, &status, 0), flooder);
 	close(fd);
 	stallfs_stop(&fs);
 }

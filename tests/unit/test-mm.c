@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -106,4 +108,44 @@ Test(mm, present_pages_are_counted_from_the_pagemap_and_holes_are_not)
 	cr_assert_eq(mm_present_pages(-1, (uintptr_t)p, 1024), 0, "what cannot be read counts not");
 	close(fd);
 	munmap(p, 1024 * 4096);
+}
+
+static void *open_pagemaps(void *arg)
+{
+	const struct mm_mark *m = arg;
+	intptr_t failed = 0;
+
+	for (int i = 0; i < 200; i++) {
+		int fd = mm_open_waiting(m, "pagemap");
+
+		failed += fd < 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	return (void *)failed;
+}
+
+/*
+ * Worker threads open a process's files while the loop reads marks: each reads the mark itself
+ * (the loop's reader thread takes one read at a time: threads that shared it took each other's
+ * reads, which then timed out and counted the user's marks as stalled for ten seconds).
+ */
+Test(mm, marks_read_from_threads_and_the_loop_at_once_are_all_seen)
+{
+	struct mm_mark m = self_mark();
+	pthread_t t[4];
+	int unseen = 0;
+
+	for (int k = 0; k < 4; k++)
+		cr_assert_eq(pthread_create(&t[k], NULL, open_pagemaps, &m), 0);
+	for (int i = 0; i < 200; i++)
+		unseen += !mm_mark_seen(&m, m.pid);
+	for (int k = 0; k < 4; k++) {
+		void *failed;
+
+		cr_assert_eq(pthread_join(t[k], &failed), 0);
+		cr_assert_eq((intptr_t)failed, 0, "a thread's open failed %ld times",
+			     (long)(intptr_t)failed);
+	}
+	cr_assert_eq(unseen, 0, "the loop's mark was not seen %d times", unseen);
 }
