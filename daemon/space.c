@@ -871,14 +871,19 @@ bool space_vma_at(const struct space *s, uint64_t addr, uint64_t *start, uint64_
 	return found;
 }
 
+/* How many mappings a growth the daemon did not see may have been split into. */
+#define GROWTH_SPLITS_MAX 64
+
 /**
  * space_follow_growth() - a fault outside every region: did the client grow a region in place?
  * @s: the space
  * @addr: the faulting address
  *
  * mremap() that grows a mapping where it stands sends no event; the registered VMA just gets
- * longer. If a region starts where the VMA holding @addr starts, the region grows to the VMA's
- * end (never over the next region).
+ * longer (if it moves too, the event names the old length). If a region starts where the VMA
+ * holding @addr starts, or ends where the VMAs before it begin without a gap (the growth split off
+ * by mprotect() before its first touch), the region grows to the VMA's end (never over the next
+ * region).
  *
  * Return: the region that now holds @addr, or NULL.
  */
@@ -886,10 +891,24 @@ struct region *space_follow_growth(struct space *s, uint64_t addr)
 {
 	struct region *r;
 	uint64_t start, end;
+	unsigned steps = 0;
 
 	if (!space_vma_at(s, addr, &start, &end))
 		return NULL;
 	r = region_find(&s->regions, start);
+	/* A growth split into mappings of its own (an mprotect() of part of it before its first
+	 * touch): the region whose end the mappings before @start reach without a gap. */
+	for (uint64_t at = start, lo, hi; !r && at > 0 && steps++ < GROWTH_SPLITS_MAX; at = lo) {
+		const struct region *below = region_find(&s->regions, at - 1);
+
+		if (below) {
+			if (region_end(below) == at)
+				r = region_find(&s->regions, below->start);
+			break;
+		}
+		if (!space_vma_at(s, at - 1, &lo, &hi) || hi != at)
+			break;
+	}
 	if (r && region_end(r) <= addr) {
 		const struct region *next = region_next(&s->regions, r);
 

@@ -297,6 +297,39 @@ Test(lifecycle, mremap_that_grows_a_mapping_in_place)
 #define MREMAP_DONTUNMAP 4
 #endif
 
+/*
+ * A private anonymous mapping moved with MREMAP_DONTUNMAP, made read-only, grown by the kernel's
+ * mremap(), which moves it (its event names the old length only), and its new page made writable
+ * alone, a mapping of its own: the new page reads zeroes and takes a write, the old keeps its
+ * data. (SIGBUS before: no region started where the new page's mapping did.)
+ */
+Test(lifecycle, a_growth_split_off_by_mprotect_before_its_first_touch_is_served)
+{
+	uint64_t *p = upager_mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				  -1, 0),
+		 *q, *g;
+	char c;
+
+	cr_assert_neq(p, MAP_FAILED);
+	p[0] = 7;
+	q = mremap(p, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);
+	cr_assert_neq(q, MAP_FAILED, "%m");
+	cr_assert_eq(mprotect(q, PAGE, PROT_READ), 0);
+	g = mremap(q, PAGE, 3 * PAGE, MREMAP_MAYMOVE);
+	cr_assert_neq(g, MAP_FAILED, "%m");
+	cr_assert_eq(mprotect(g + PAGE / 8, PAGE, PROT_READ | PROT_WRITE), 0);
+	cr_assert_not(harness_read_sigbus((char *)(g + PAGE / 8), &c),
+		      "the new page raised SIGBUS");
+	cr_assert_eq(g[PAGE / 8], 0);
+	g[PAGE / 8] = 9;
+	cr_assert_not(harness_read_sigbus((char *)(g + 2 * PAGE / 8), &c),
+		      "the last page raised SIGBUS");
+	cr_assert_eq(g[0], 7);
+	cr_assert_eq(g[PAGE / 8], 9);
+	munmap(p, PAGE);
+	munmap(g, 3 * PAGE);
+}
+
 /* What the old and new range of a mapping read after mremap(MREMAP_DONTUNMAP), and writes after. */
 struct dontunmap_seen {
 	uint64_t old[4], new[4], old_after_new_write, new_after_old_write;
