@@ -635,6 +635,16 @@ static bool client_has_page(struct space *s, uint64_t addr)
 	return (e >> 62 & 3) || (e >> 57 & 1);
 }
 
+/* Whether the client has a page in its page tables at @addr (pagemap bit 63); if unknown, yes. */
+static bool client_has_page_present(struct space *s, uint64_t addr)
+{
+	uint64_t e;
+
+	if (uffdio_pagemap_entry(pagemap_open(s), addr, &e) < 0)
+		return true;
+	return e >> 63 & 1;
+}
+
 /* Park the fault at @addr on @v; false if there is no memory for it (it is served now). */
 static bool wait_push(struct private_wait **v, size_t *n, uint64_t addr, uint64_t flags,
 		      uint64_t t0)
@@ -739,12 +749,12 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		/* A write-protect fault read after its page left (a DROP moved it, or dropped a
 		 * copy in place, while the fault waited), or while it is read back: the page's
 		 * slot holds its data, and the writer, woken, faults again on the missing page. A
-		 * copy the daemon counts out is out: its DROP's madvise() left a marker, which
-		 * pagemap shows as this protection (client_has_page() would say it is there). */
+		 * copy dropped in place leaves a marker, which pagemap shows as this protection:
+		 * there, only a page present is the client's. */
 		const struct region *r = region_find(&s->regions, addr);
 
 		if (ch && r && !ptable_bit(ch->present, i) && ptable_slot(ch, i) >= 0 &&
-		    (r->obj || !client_has_page(s, addr))) {
+		    !(r->obj ? client_has_page_present(s, addr) : client_has_page(s, addr))) {
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 			return served(s, addr, t0);
 		}
