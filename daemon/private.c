@@ -624,25 +624,17 @@ static int pagemap_open(struct space *s)
 /*
  * Whether the client's page table holds anything at @addr: a page (pagemap bit 63), a swap entry
  * (62), or a write-protect marker where a protected page of a file mapping was dropped (57), which
- * is what a write then faults on; true if unknown.
+ * is what a write then faults on; a page only if @present_only; true if unknown.
  */
-static bool client_has_page(struct space *s, uint64_t addr)
+static bool client_has_page(struct space *s, uint64_t addr, bool present_only)
 {
 	uint64_t e;
 
 	if (uffdio_pagemap_entry(pagemap_open(s), addr, &e) < 0)
 		return true;
+	if (present_only)
+		return e >> 63 & 1;
 	return (e >> 62 & 3) || (e >> 57 & 1);
-}
-
-/* Whether the client has a page in its page tables at @addr (pagemap bit 63); if unknown, yes. */
-static bool client_has_page_present(struct space *s, uint64_t addr)
-{
-	uint64_t e;
-
-	if (uffdio_pagemap_entry(pagemap_open(s), addr, &e) < 0)
-		return true;
-	return e >> 63 & 1;
 }
 
 /* Park the fault at @addr on @v; false if there is no memory for it (it is served now). */
@@ -754,7 +746,7 @@ bool private_fault(struct space *s, uint64_t addr, uint64_t flags, uint64_t t0)
 		const struct region *r = region_find(&s->regions, addr);
 
 		if (ch && r && !ptable_bit(ch->present, i) && ptable_slot(ch, i) >= 0 &&
-		    !(r->obj ? client_has_page_present(s, addr) : client_has_page(s, addr))) {
+		    !client_has_page(s, addr, r->obj != NULL)) {
 			uffdio_wake(s->uffd, addr, UPAGER_PAGE_SIZE);
 			return served(s, addr, t0);
 		}
@@ -1516,7 +1508,7 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		/* Not moved by this DROP and not written since it was read (still leaving), yet
 		 * not in the client: a DROP sent where the client has moved it since took it, or
 		 * a move the daemon has not read yet has it. Either way its slot holds its data. */
-		if (!gone && leaving && moved && !po->copies && !client_has_page(s, at))
+		if (!gone && leaving && moved && !po->copies && !client_has_page(s, at, false))
 			gone = true;
 		/* A copy that madvise() took from the client and the control thread did not, or
 		 * that both took: the object's page shows there now. */
