@@ -493,6 +493,48 @@ Test(pageout, copies_written_again_on_their_way_out_keep_every_earlier_word)
 		      BUDGET / PAGE, "pages went to the swap store");
 }
 
+/*
+ * Private anonymous memory made read-only, more than the budget (pages whose protection differs
+ * from the spare area's, which UFFDIO_MOVE refuses, stay), and write(2)s from a buffer of shared
+ * anonymous memory across two pages: the kernel faults them in one after the other and needs both
+ * at once; the daemon keeps the one it just mapped and reads on above the budget for the other.
+ * (Each went out to make room for the other, for ever: the write never ended.)
+ */
+static void write_from_two_shared_pages(void *arg)
+{
+	uint64_t ro = BUDGET / PAGE + BUDGET / PAGE / 4;
+	char path[512], *p, *s;
+	volatile char sum = 0;
+	int fd;
+
+	(void)arg;
+	alarm(60);
+	snprintf(path, sizeof(path), "%s/written", harness_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	p = upager_mmap(NULL, ro * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			0);
+	s = upager_mmap(NULL, 256 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+			0);
+	if (fd < 0 || p == MAP_FAILED || s == MAP_FAILED)
+		_exit(11);
+	for (uint64_t i = 0; i < ro; i++)
+		p[i * PAGE] = 1;
+	if (mprotect(p, ro * PAGE, PROT_READ) < 0)
+		_exit(12);
+	for (uint64_t i = 0; i < ro; i++)
+		sum += p[i * PAGE];
+	memset(s, 0x5a, 256 * PAGE);
+	for (int k = 0; k < 100; k++)
+		if (pwrite(fd, s + (k * 37 % 250) * PAGE + 2248, 4864, 0) != 4864)
+			_exit(13);
+	close(fd);
+}
+
+Test(pageout, a_write_from_a_buffer_across_two_pages_ends_when_little_else_can_leave)
+{
+	run_limited_caches(write_from_two_shared_pages, NULL, false);
+}
+
 /* Whether the page at @arg raises SIGBUS now. */
 static bool page_gone(void *arg)
 {
