@@ -68,6 +68,7 @@
 #include "state.h"
 #include "store.h"
 #include "uffdio.h"
+#include "vma-flags.h"
 #include "zero-ahead.h"
 
 #define SPARE_PARTS 4
@@ -90,7 +91,10 @@ struct page_out {
 	bool dropping; /* the DROP is sent: faults on its pages wait for the answer */
 	bool slots_given; /* its slots are in the table (or let go of) now, not its own */
 	bool clean; /* pages that kept their slots since they came back: nothing to write */
-	bool copies; /* copies of object pages, which the control thread drops in place */
+	/* Its DROP goes in place (UPAGER_DROP_IN_PLACE): copies of object pages, or private
+	 * anonymous pages of a mapping made read-only (region.drop_in_place), which UFFDIO_MOVE
+	 * refuses: the control thread drops them where they are, each run an UFFD_EVENT_REMOVE. */
+	bool in_place;
 	struct private_wait *held;
 	size_t n_held;
 	/* By rank: copies an MADV_DONTNEED took while the DROP was under way, the control
@@ -1053,6 +1057,22 @@ static void refuse_runs(struct page_out *po, bool refused)
 	}
 }
 
+/*
+ * A page the client refused to move at @a of @s: if its mapping is not writable now, the private
+ * anonymous pages of its region are dropped in place from now on (UFFDIO_MOVE takes pages of
+ * writable mappings only), at once; pages a fork shares are refused either way.
+ */
+static void follow_protection(struct space *s, uint64_t a)
+{
+	struct region *r = region_find(&s->regions, a);
+	struct mm_mark m = space_mm(s);
+
+	if (!r || r->obj || r->drop_in_place || vma_writable(&m, a) != 0)
+		return;
+	r->drop_in_place = true;
+	r->refused_until_ns = r->refused_for_ns = 0;
+}
+
 /* Another range whose UFFD_EVENT_REMOVE is to come; false without memory for it. */
 static bool expect_push(struct private_pages *pp, uint64_t start, uint64_t end)
 {
@@ -1095,8 +1115,8 @@ static int addr_cmp(const void *a, const void *b)
 
 /**
  * private_remove() - madvise() took [start, end) of @s from the client (UFFD_EVENT_REMOVE): as
- * private_forget(), but not for the copies the control thread drops in place with MADV_DONTNEED,
- * which come here too: before its answer to the DROP, the copies of the page-out wait for it
+ * private_forget(), but not for the pages the control thread drops in place with MADV_DONTNEED
+ * (page_out.in_place), which come here too: before its answer to the DROP, those pages wait for it
  * (drop_settle()), which says which it took (and forgets those two removals took: the client's
  * too); after, what it took is expected (expect_removals())
  */
@@ -1118,8 +1138,8 @@ void private_remove(struct space *s, uint64_t start, uint64_t end)
 		for (uint64_t k = 0; po->dropping && page_set_next(&po->set, &bit, &a); k++) {
 			const struct region *r = region_find(&s->regions, a);
 
-			if (a < start || a >= end || po->trail.at[k] != a || !r ||
-			    !region_keeps_copies(s, r) || n == ARRAY_SIZE(held))
+			if (a < start || a >= end || po->trail.at[k] != a || !r || !po->in_place ||
+			    n == ARRAY_SIZE(held))
 				continue;
 			if (po->removed[k / 64] >> (k % 64) & 1)
 				po->removed_twice[k / 64] |= 1ULL << (k % 64);
@@ -1427,10 +1447,10 @@ static void page_out_give_slots(struct page_out *po)
 		else
 			ptable_put(c->store, slot);
 	}
-	/* A copy, written now or clean, may be dropped in place from now on: saved so, a daemon
+	/* A page dropped in place, written now or clean, may be dropped from now on: saved so, a daemon
 	 * that takes over knows the removal for the control thread's (private_remove()). Not one
 	 * that moved: the DROP does not name it (page_out_done()). */
-	for (uint32_t bit = 0, k = 0; po->copies && page_set_next(&po->set, &bit, &a); k++) {
+	for (uint32_t bit = 0, k = 0; po->in_place && page_set_next(&po->set, &bit, &a); k++) {
 		struct ptable_chunk *ch =
 			po->trail.at[k] == a ? ptable_find(&s->priv.table, a) : NULL;
 
@@ -1454,7 +1474,7 @@ static void page_out_free(struct page_out *po)
 }
 
 /*
- * The control thread dropped the copies of @po that @moved says with one MADV_DONTNEED a run (a
+ * The control thread dropped the pages of @po that @moved says with one MADV_DONTNEED a run (a
  * run of pages in a row), each an UFFD_EVENT_REMOVE of its mm; those not come yet (they may come
  * after the answer: read while an ioctl waited, events.c) are expected, so that they forget
  * nothing (private_remove()).
@@ -1494,7 +1514,7 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 	uint32_t bit = 0;
 	uint64_t a;
 
-	uint64_t forget[UPAGER_DROP_MAX_PAGES];
+	uint64_t forget[UPAGER_DROP_MAX_PAGES], refused_at = 0;
 	size_t n_forget = 0, refused = 0;
 
 	for (uint64_t k = 0; page_set_next(&po->set, &bit, &a); k++) {
@@ -1508,7 +1528,7 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		/* Not moved by this DROP and not written since it was read (still leaving), yet
 		 * not in the client: a DROP sent where the client has moved it since took it, or
 		 * a move the daemon has not read yet has it. Either way its slot holds its data. */
-		if (!gone && leaving && moved && !po->copies && !client_has_page(s, at, false))
+		if (!gone && leaving && moved && !po->in_place && !client_has_page(s, at, false))
 			gone = true;
 		/* A copy that madvise() took from the client and the control thread did not, or
 		 * that both took: the object's page shows there now. */
@@ -1535,22 +1555,23 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 			c->stats.pages_out++;
 			if (r)
 				r->private_out++;
-		} else if (po->clean || (leaving && ours && at != a && !po->copies)) {
+		} else if (po->clean || (leaving && ours && at != a && !po->in_place)) {
 			/* Still clean, it keeps its slot and its protection; written, it lost both.
 			 * So does a page the client moved since it was read, not written since: a
 			 * DROP sent where it is now may take it yet. A clean page the client
 			 * refused (shared with a fork) counts as refused below. */
 			if (po->clean && leaving && !gone && moved && ch) {
 				ch->used |= 1ULL << i;
-				refused++;
+				refused_at = refused++ ? refused_at : at;
 			}
 		} else {
 			/* Still write-protected and in the client, yet not moved: the client
-			 * refused it (shared with a fork, or a protection that is no longer the
-			 * spare area's after mprotect()). The clock spares it a turn. */
+			 * refused it (shared with a fork, or a mapping made read-only by
+			 * mprotect(), which UFFDIO_MOVE does not take). The clock spares it a
+			 * turn. */
 			if (leaving && !gone && moved && ch) {
 				ch->used |= 1ULL << i;
-				refused++;
+				refused_at = refused++ ? refused_at : at;
 			}
 			/* Written meanwhile, gone from the client, or shared with a fork: it stays,
 			 * and its slot is freed. */
@@ -1562,10 +1583,13 @@ static void drop_settle(struct page_out *po, const uint64_t *moved)
 		if (ch)
 			ptable_drop_if_empty(t, ch);
 	}
-	if (moved && po->copies)
+	if (moved && po->in_place)
 		expect_removals(po, moved);
-	/* Nothing moved: the mappings of the set are left alone for a while. */
+	/* Nothing moved: the mappings of the set are left alone for a while; unless its pages
+	 * are to be dropped in place from now on. */
 	refuse_runs(po, refused == po->set.n);
+	if (refused && !po->in_place)
+		follow_protection(s, refused_at);
 	for (size_t k = 0; k < n_forget; k++)
 		private_forget(s, forget[k], forget[k] + UPAGER_PAGE_SIZE);
 	for (size_t k = 0; k < po->n_held && !s->dead; k++)
@@ -1648,7 +1672,7 @@ static void page_out_done(void *userdata, int res)
 	}
 	m.u.drop.addr = po->sent.base;
 	m.u.drop.pages = po->sent.n;
-	m.u.drop.flags = po->copies ? UPAGER_DROP_IN_PLACE : 0;
+	m.u.drop.flags = po->in_place ? UPAGER_DROP_IN_PLACE : 0;
 	memcpy(m.u.drop.map, po->sent.map, sizeof(m.u.drop.map));
 	m.u.drop.spare =
 		s->priv.spare + ((uint64_t)po->part * UPAGER_DROP_MAX_PAGES << UPAGER_PAGE_SHIFT);
@@ -1768,12 +1792,13 @@ static int reserve_slots(struct space *s, const struct page_set *ps, uint64_t sl
  * from the client, one write of contiguous slots and one DROP; @discard: their data is not kept
  * (MAP_DROPPABLE); @clean: they kept their slots and their write-protection since they came back,
  * so only the DROP is left to do; @copies: they are copies of object pages, written even if all
- * zeroes.
+ * zeroes; @in_place: private anonymous pages of a mapping made read-only (region.drop_in_place).
+ * Pages of both kinds are dropped in place (page_out.in_place).
  * Return: the pages sent: the set's first ones, as many as the store had slots next to each other
  * for; or a negative errno (-EBUSY: not now; -ENOSPC: the store is full; the pages stay).
  */
 static int64_t page_out(struct space *s, const struct page_set *set, bool discard, bool clean,
-			bool copies)
+			bool copies, bool in_place)
 {
 	struct cache *c = &s->d->cache;
 	struct page_set one = *set, *ps = &one;
@@ -1855,7 +1880,7 @@ static int64_t page_out(struct space *s, const struct page_set *set, bool discar
 				 .part = part,
 				 .buf = po->buf,
 				 .clean = clean,
-				 .copies = copies,
+				 .in_place = copies || in_place,
 				 .slots_given = clean };
 	page_trail_init(&po->trail, &po->set);
 	s->priv.spare_busy |= 1u << part;
@@ -1918,14 +1943,15 @@ static const struct region *run_region(struct space *s, uint64_t addr, uint64_t 
 
 enum run_kind {
 	RUN_ANON,
+	RUN_ANON_IN_PLACE,
 	RUN_DROPPABLE,
 	RUN_COPIES
 };
 
 /*
  * Send the pages of @ps out, those that may go: each run of them in one private mapping that may
- * go out now, all of the first run's kind: anonymous, dropped (MAP_DROPPABLE) or copies of object
- * pages. @ps is emptied. Return: the pages sent; *@full set if the store had no slot for them.
+ * go out now, all of the first run's kind: anonymous (moved, or dropped in place), dropped
+ * (MAP_DROPPABLE) or copies of object pages. @ps is emptied. Return: the pages sent; *@full set if the store had no slot for them.
  */
 static uint64_t set_out(struct space *s, struct page_set *ps, bool clean, bool *full)
 {
@@ -1946,6 +1972,7 @@ static uint64_t set_out(struct space *s, struct page_set *ps, bool clean, bool *
 			int k = !reg					   ? -1
 				: reg->obj				   ? RUN_COPIES
 				: (reg->flags & MAP_TYPE) == MAP_DROPPABLE ? RUN_DROPPABLE
+				: reg->drop_in_place			   ? RUN_ANON_IN_PLACE
 									   : RUN_ANON;
 
 			if (kind < 0)
@@ -1956,7 +1983,8 @@ static uint64_t set_out(struct space *s, struct page_set *ps, bool clean, bool *
 		}
 	}
 	if (ps->n)
-		sent = page_out(s, ps, kind == RUN_DROPPABLE, clean, kind == RUN_COPIES);
+		sent = page_out(s, ps, kind == RUN_DROPPABLE, clean, kind == RUN_COPIES,
+				kind == RUN_ANON_IN_PLACE);
 	if (sent == -ENOSPC)
 		*full = true;
 	*ps = (struct page_set){ 0 };
@@ -2100,7 +2128,7 @@ static bool sweep_cut(struct space *s, struct region *r)
 		/* Sent, they are looked at again once settled: one the client kept stays. */
 		if (ps.n)
 			left = true;
-		if (ps.n && page_out(s, &ps, true, false, true) < 0)
+		if (ps.n && page_out(s, &ps, true, false, true, false) < 0)
 			break;
 		a = stop;
 	}

@@ -39,6 +39,9 @@ struct region {
 	uint64_t private_out, private_in; /* its private pages paged out, and read back */
 	uint64_t refused_until_ns; /* its client refused a whole DROP: no page-out before then */
 	uint64_t refused_for_ns; /* for how long, doubled at each refusal in a row */
+	/* Private anonymous pages UFFDIO_MOVE refused for their mapping's protection (mprotect()
+	 * took PROT_WRITE: the move takes writable mappings only): its DROPs go in place. */
+	bool drop_in_place;
 	/* A private mapping of a file that shrank: its copies from object offset cut_offset on
 	 * are past the end, and go (private.c), as the kernel's truncation unmaps them. */
 	bool cutting;

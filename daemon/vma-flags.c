@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The flags of a process's mappings the daemon follows, from /proc/PID/smaps. */
+/* The flags of a process's mappings the daemon follows, from /proc/PID/smaps and maps. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/macro.h"
 #include "mm.h"
 #include "vma-flags.h"
 
@@ -90,6 +92,73 @@ int vma_flags_of(const struct mm_mark *m, unsigned want, vma_flags_fn fn, void *
 		return -ENOMEM;
 	}
 	ret = vma_flags_scan(f, want, fn, arg);
+	fclose(f);
+	return ret;
+}
+
+/* PROCMAP_QUERY (Linux 6.11, <linux/fs.h>): one mapping of /proc/PID/maps by address. */
+struct vma_query {
+	uint64_t size, query_flags, query_addr;
+	uint64_t vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+	uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+	uint64_t vma_name_addr, build_id_addr;
+};
+#define VMA_QUERY _IOWR('f', 17, struct vma_query)
+#define VMA_QUERY_WRITABLE 0x02
+
+/**
+ * vma_maps_writable() - whether the mapping of @f (a /proc/PID/maps) that holds @addr is writable
+ * Return: 1 if it is, 0 if not, -ENOENT if no mapping holds @addr, -EIO if @f could not be read.
+ */
+int vma_maps_writable(FILE *f, uint64_t addr)
+{
+	char line[512];
+	bool line_start = true;
+
+	while (fgets(line, sizeof(line), f)) {
+		bool whole = strchr(line, '\n') != NULL;
+		uint64_t lo, hi;
+		char perms[5];
+
+		if (line_start &&
+		    sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s", &lo, &hi, perms) == 3 &&
+		    addr >= lo && addr < hi)
+			return perms[1] == 'w';
+		line_start = whole;
+	}
+	return ferror(f) ? -EIO : -ENOENT;
+}
+
+/**
+ * vma_writable() - whether the mapping of @m's process (mm_open()) that holds @addr is writable
+ * now: the kernel's PROCMAP_QUERY, or the text of /proc/PID/maps where the kernel lacks it
+ *
+ * Return: 1 if it is, 0 if not, or a negative errno (-ENOENT: no mapping there; -ESRCH: the
+ * process is not known).
+ */
+int vma_writable(const struct mm_mark *m, uint64_t addr)
+{
+	struct vma_query q = { .size = sizeof(q), .query_addr = addr };
+	int fd = mm_open(m, "maps"), ret;
+	FILE *f;
+
+	if (fd < 0)
+		return fd;
+	if (ioctl(fd, VMA_QUERY, &q) == 0) {
+		close(fd);
+		return (q.vma_flags & VMA_QUERY_WRITABLE) != 0;
+	}
+	if (errno != ENOTTY && errno != EINVAL) {
+		ret = neg_errno();
+		close(fd);
+		return ret;
+	}
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ret = vma_maps_writable(f, addr);
 	fclose(f);
 	return ret;
 }

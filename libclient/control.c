@@ -43,11 +43,12 @@ static struct {
 static uint8_t control_stack[128 * 1024] __attribute__((aligned(4096)));
 
 /*
- * The pages [addr, addr + pages) of a private mapping of a file or shared memory (pagemap entries
- * @e; UPAGER_DROP_IN_PLACE), which UFFDIO_MOVE refuses, are dropped in place: those that are this process's own copies
- * (anonymous, bit 61 clear, and mapped here only, bit 56), with MADV_DONTNEED. The file's page
- * shows there again for the kernel, and the daemon, told by *moved (bits from @rank on), reads the
- * copy back from its swap store at the next touch.
+ * The pages [addr, addr + pages) (pagemap entries @e; UPAGER_DROP_IN_PLACE) of a private mapping
+ * of a file or shared memory, or of a private anonymous mapping made read-only, which UFFDIO_MOVE
+ * refuses, are dropped in place: those that are this process's own (anonymous, bit 61 clear, and
+ * mapped here only, bit 56), with MADV_DONTNEED. The file's page (or nothing) shows there again
+ * for the kernel, and the daemon, told by *moved (bits from @rank on), reads the page back from its
+ * swap store at the next touch.
  */
 static void drop_in_place(const uint64_t *e, uint64_t addr, uint64_t pages, uint64_t rank,
 			  uint64_t *moved)
@@ -69,8 +70,8 @@ static void drop_in_place(const uint64_t *e, uint64_t addr, uint64_t pages, uint
  * DROP: of the pages of the message's set, those present and still write-protected by the daemon
  * (pagemap bit 57: no write since it read them) have their data in its swap store: they move,
  * packed in address order, to a part of the spare area (the set's k-th page to its k-th page),
- * which is then emptied with one madvise(); copies in a private mapping of a file
- * (UPAGER_DROP_IN_PLACE) are dropped where they are (drop_in_place()). A page written meanwhile, or an address that holds another mapping
+ * which is then emptied with one madvise(); pages UFFDIO_MOVE refuses (UPAGER_DROP_IN_PLACE)
+ * are dropped where they are (drop_in_place()). A page written meanwhile, or an address that holds another mapping
  * by now, is not write-protected and stays. *moved: a bit per page that moved, in the same order.
  */
 static int drop(const struct upager_msg *m, uintptr_t spare, uint64_t *moved)

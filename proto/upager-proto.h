@@ -180,8 +180,9 @@ struct upager_wire_grow_reply {
  */
 #define UPAGER_DROP_MAX_PAGES 256
 #define UPAGER_DROP_WINDOW_PAGES 1024
-/* The pages are copies in a private mapping of a file or of shared memory, which UFFDIO_MOVE
- * refuses: each that is anonymous and mapped once is dropped where it is (MADV_DONTNEED). */
+/* The pages are ones UFFDIO_MOVE refuses (copies in a private mapping of a file or of shared
+ * memory, or private anonymous pages of a mapping made read-only): each that is anonymous and
+ * mapped once is dropped where it is (MADV_DONTNEED). */
 #define UPAGER_DROP_IN_PLACE 1u
 
 struct upager_wire_drop {

@@ -115,3 +115,47 @@ Test(vma_flags, a_process_shows_the_advice_it_took)
 	gone.pid = 0x7ffffff;
 	cr_assert_eq(vma_flags_of(&gone, VMA_WIPEONFORK, note, &s), -ENOENT);
 }
+
+static int writable_in_text(const char *text, uint64_t addr)
+{
+	FILE *f = fmemopen((void *)text, strlen(text), "r");
+	int ret;
+
+	cr_assert_not_null(f);
+	ret = vma_maps_writable(f, addr);
+	fclose(f);
+	return ret;
+}
+
+/* /proc/PID/maps text: the mapping that holds the address says, by its second letter. */
+Test(vma_flags, the_mapping_that_holds_an_address_says_whether_it_is_writable)
+{
+	static const char maps[] = "1000-3000 rw-p 00000000 00:00 0 \n"
+				   "3000-4000 r--p 00000000 00:00 0 \n"
+				   "5000-6000 r-xp 00001000 08:01 7 /usr/bin/x\n";
+
+	cr_assert_eq(writable_in_text(maps, 0x1000), 1);
+	cr_assert_eq(writable_in_text(maps, 0x2fff), 1);
+	cr_assert_eq(writable_in_text(maps, 0x3000), 0);
+	cr_assert_eq(writable_in_text(maps, 0x5800), 0);
+	cr_assert_eq(writable_in_text(maps, 0x4000), -ENOENT);
+	cr_assert_eq(writable_in_text(maps, 0x6000), -ENOENT);
+}
+
+/* The process's own mapping, part of it made read-only by mprotect(), which tells no one else. */
+Test(vma_flags, a_process_shows_what_mprotect_made_read_only)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	char *a = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct mm_mark self = self_mark(), gone = self_mark();
+
+	cr_assert_neq(a, MAP_FAILED);
+	cr_assert_eq(mprotect(a + pg, pg, PROT_READ), 0);
+	cr_assert_eq(vma_writable(&self, (uintptr_t)a), 1);
+	cr_assert_eq(vma_writable(&self, (uintptr_t)a + pg), 0);
+	cr_assert_eq(vma_writable(&self, (uintptr_t)a + 2 * pg), 1);
+	cr_assert_eq(munmap(a, 3 * pg), 0);
+	cr_assert_eq(vma_writable(&self, (uintptr_t)a + pg), -ENOENT);
+	gone.pid = 0x7ffffff;
+	cr_assert_eq(vma_writable(&gone, (uintptr_t)a), -ENOENT);
+}
