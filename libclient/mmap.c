@@ -485,6 +485,9 @@ static void *map(void *addr, size_t length, int prot, int flags, int fd, off_t o
 	return p;
 }
 
+/* Where MAP_32BIT's mappings end: the first 2 GiB (x86-64; the flag is 0 elsewhere). */
+#define MAP_32BIT_END (1ULL << 31)
+
 /* The flags of NetBSD's mmap(2) that upager.h offers. */
 #define NETBSD_FLAGS (UPAGER_MAP_TRYFIXED | UPAGER_MAP_WIRED | UPAGER_MAP_ALIGNMENT_MASK)
 
@@ -540,8 +543,10 @@ static void *mmap_any(void *addr, size_t length, int prot, int flags, int fd, of
 	if (n == UPAGER_MAP_ALIGNMENT_MASK >> UPAGER_MAP_ALIGNMENT_SHIFT)
 		return fail(EINVAL);
 	/* A hint taken only if all of it is free and may be mapped (not past the address space's
-	 * end, nor below vm.mmap_min_addr), else the kernel's choice: never a clobber. */
+	 * end, nor below vm.mmap_min_addr, nor past the first 2 GiB with MAP_32BIT, which a fixed
+	 * mapping would ignore), else the kernel's choice: never a clobber. */
 	if (tryfixed && addr && IS_ALIGNED((uintptr_t)addr, UPAGER_PAGE_SIZE) &&
+	    (!(flags & MAP_32BIT) || (uintptr_t)addr + length <= MAP_32BIT_END) &&
 	    (!n || IS_ALIGNED((uintptr_t)addr, (size_t)1 << (n + 11))) &&
 	    !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && length &&
 	    address_checked(addr, length, true) == 0) {

@@ -277,6 +277,23 @@ Test(flags, map_tryfixed_takes_a_free_hint_and_clobbers_nothing)
 	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
 }
 
+/*
+ * MAP_TRYFIXED with Linux's MAP_32BIT: a free hint above the first 2 GiB is not taken, as the
+ * kernel's own MAP_32BIT takes no hint there: the mapping lies in the first 2 GiB all the same.
+ */
+Test(flags, map_tryfixed_with_map_32bit_stays_in_the_first_two_gigabytes)
+{
+	char *hint = free_range(8 << 20), *p;
+
+	cr_assert_gt((uintptr_t)hint, 1UL << 31);
+	p = upager_mmap(hint, 4 * PAGE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT | UPAGER_MAP_TRYFIXED, -1, 0);
+	cr_assert_neq(p, MAP_FAILED, "%s", strerror(errno));
+	cr_assert_leq((uintptr_t)p + 4 * PAGE, 1UL << 31, "mapped at %p", p);
+	p[0] = 1;
+	cr_assert_eq(upager_munmap(p, 4 * PAGE), 0);
+}
+
 /* VmLck of /proc/self/status, in bytes. */
 static uint64_t locked_bytes(void)
 {
