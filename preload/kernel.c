@@ -51,6 +51,11 @@ int kernel_sigaltstack(const stack_t *ss, stack_t *old)
 	return (int)syscall(SYS_sigaltstack, ss, old);
 }
 
+int kernel_ioctl(int fd, unsigned long request, void *arg)
+{
+	return (int)syscall(SYS_ioctl, fd, request, arg);
+}
+
 int kernel_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
 {
 	return (int)syscall(SYS_remap_file_pages, addr, size, prot, pgoff, flags);

@@ -17,4 +17,5 @@ void *kernel_mremap(void *old, size_t old_length, size_t new_length, int flags, 
 int kernel_mprotect(void *addr, size_t length, int prot);
 int kernel_madvise(void *addr, size_t length, int advice);
 int kernel_sigaltstack(const stack_t *ss, stack_t *old);
+int kernel_ioctl(int fd, unsigned long request, void *arg);
 int kernel_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags);

@@ -18,12 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/userfaultfd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -333,6 +335,47 @@ static int preload_sigaltstack(const stack_t *ss, stack_t *old)
 }
 _public_ int sigaltstack(const stack_t *ss, stack_t *old)
 	__attribute__((alias("preload_sigaltstack")));
+
+static void give_back_part(const struct span *sp, void *arg)
+{
+	bool *given = arg;
+
+	if (sp->fd < 0 && sp->private_writable)
+		*given |= give_back(sp->start, sp->end);
+}
+
+/*
+ * ioctl() - ioctl(2). A program's own userfaultfd cannot register memory upager serves: a range
+ * has one userfaultfd, and UFFDIO_REGISTER fails with EBUSY. The private anonymous memory upager
+ * serves in the range becomes the kernel's (give_back()), and the call is made again.
+ */
+static int preload_ioctl(int fd, unsigned long request, ...)
+{
+	const struct uffdio_register *reg;
+	bool given = false;
+	va_list ap;
+	void *arg;
+	int ret;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	ret = kernel_ioctl(fd, request, arg);
+	if (ret == 0 || request != UFFDIO_REGISTER || errno != EBUSY || inside || !arg ||
+	    ranges_empty())
+		return ret;
+	inside++;
+	reg = arg;
+	ranges_each_part(reg->range.start, reg->range.len, PROT_READ | PROT_WRITE, give_back_part,
+			 &given);
+	inside--;
+	if (!given) {
+		errno = EBUSY;
+		return ret;
+	}
+	return kernel_ioctl(fd, request, arg);
+}
+_public_ int ioctl(int fd, unsigned long request, ...) __attribute__((alias("preload_ioctl")));
 
 /*
  * A shared mapping of a file opened read-only: the kernel refuses to make it writable. upager maps

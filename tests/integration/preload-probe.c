@@ -44,6 +44,13 @@
  *                              read(2) into them: says "populate=E mlock=E read=E", each E the
  *                              errno the call failed with (the kernel's: EFAULT, ENOMEM, EFAULT),
  *                              or "ok"
+ *   preload-probe ownuffd      mmap()s 64 pages of anonymous memory, writes them, and registers
+ *                              them with a userfaultfd of its own (missing faults), which serves
+ *                              a page it dropped (MADV_DONTNEED) when a thread touches it: says
+ *                              "routed=R registered=G kept=K served=S", R as above, G whether
+ *                              UFFDIO_REGISTER succeeded, K whether the words written were still
+ *                              there, S whether the thread read the page the program's own
+ *                              handler copied in
  *   preload-probe regrow PATH  grows a mapping with mremap(MREMAP_MAYMOVE) again and again, as a
  *                              growing buffer does, moved or in place, then moves it whole
  *                              (MREMAP_FIXED) and shrinks it, for private anonymous memory and
@@ -58,6 +65,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -68,9 +76,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -632,6 +642,57 @@ static int regrow(const char *path)
 	return 0;
 }
 
+static void *touch_page(void *arg)
+{
+	return (void *)(uintptr_t) * (volatile unsigned char *)arg;
+}
+
+/* The ownuffd mode: anonymous memory registered with the program's own userfaultfd. */
+static int own_userfaultfd(void)
+{
+	const size_t page = 4096, pages = 64;
+	unsigned char *p, *fill;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffd_msg msg;
+	struct uffdio_copy copy;
+	bool routed, kept = true, registered;
+	pthread_t t;
+	void *seen = NULL;
+	int uffd;
+
+	p = mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	fill = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || fill == MAP_FAILED)
+		return 1;
+	routed = uffd_registered(p);
+	for (size_t i = 0; i < pages; i++)
+		p[i * page] = (unsigned char)(i + 1);
+	memset(fill, 'Z', page);
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0)
+		return 1;
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = pages * page;
+	registered = ioctl(uffd, UFFDIO_REGISTER, &reg) == 0;
+	for (size_t i = 0; i < pages; i++)
+		kept &= p[i * page] == (unsigned char)(i + 1);
+	if (registered && madvise(p + 3 * page, page, MADV_DONTNEED) == 0 &&
+	    pthread_create(&t, NULL, touch_page, p + 3 * page) == 0) {
+		if (read(uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) &&
+		    msg.event == UFFD_EVENT_PAGEFAULT) {
+			copy = (struct uffdio_copy){ .dst = msg.arg.pagefault.address & ~(page - 1),
+						     .src = (uintptr_t)fill,
+						     .len = page };
+			ioctl(uffd, UFFDIO_COPY, &copy);
+		}
+		pthread_join(t, &seen);
+	}
+	printf("routed=%d registered=%d kept=%d served=%d\n", routed, registered, kept,
+	       (uintptr_t)seen == 'Z');
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool file = argc == 3 && !strcmp(argv[1], "file");
@@ -667,6 +728,8 @@ int main(int argc, char **argv)
 		return remove_range(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "regrow"))
 		return regrow(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "ownuffd"))
+		return own_userfaultfd();
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
 		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack | "
 				"buffers\n");

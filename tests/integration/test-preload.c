@@ -837,6 +837,30 @@ Test(preload, an_ordinary_users_system_calls_fill_and_read_untouched_buffers)
 }
 
 /*
+ * A program with a userfaultfd of its own registers its anonymous memory with it under
+ * upager-run -a: a range has one userfaultfd, and UFFDIO_REGISTER failed with EBUSY on memory
+ * upager served. The memory becomes the kernel's again, with what it held, and the program's
+ * handler serves its faults.
+ */
+Test(preload, a_program_registers_its_memory_with_its_own_userfaultfd)
+{
+	char out[256];
+
+	cr_assert_eq(
+		sh(out, sizeof(out), "%s -a %s ownuffd", env("UPAGER_RUN"), env("PRELOAD_PROBE")),
+		0, "%s", out);
+	cr_assert_str_eq(out, "routed=1 registered=1 kept=1 served=1\n");
+}
+
+/* stress-ng's userfaultfd stressor (its own handler of a mapping's faults) under upager-run -a. */
+Test(preload, stress_ng_userfaultfd_serves_its_own_faults)
+{
+	cr_assert_eq(stress_ng("--userfaultfd 1 --userfaultfd-bytes 16M --verify --timeout 3s",
+			       "stress-ng-userfaultfd.log"),
+		     0, "stress-ng failed: see %s", path_in_tmp("stress-ng-userfaultfd.log"));
+}
+
+/*
  * read(2) and write(2) under upager-run stay what the C library makes of them, cancellation
  * points: a thread blocked in either is cancelled (it hung when the preload made the system call
  * itself).
