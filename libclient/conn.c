@@ -55,11 +55,15 @@ void upager__conn_hooks(int (*resumed)(void), void (*forked)(void))
 	hooks.forked = forked;
 }
 
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER; /* see upager__maps_lock() */
+
 static void atfork_child(void)
 {
 	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
 
 	lock = fresh;
+	maps_lock = fresh;
+	upager__fd_forked();
 	if (conn.fd >= 0) {
 		close(conn.fd);
 		conn.fd = -1;
@@ -113,6 +117,25 @@ int upager__thread_start(const char *name, void *(*fn)(void *), void *arg, void 
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return ret;
+}
+
+/*
+ * The lock of the process's mappings as the control thread sees them: a DROP reads the pages'
+ * state from pagemap, then moves or drops them; a change of the mappings in between (munmap(2), a
+ * new mapping at the same place, MADV_DONTNEED and a write) made it take another mapping's pages,
+ * not write-protected and in no slot. The library holds it across its own kernel calls that change
+ * what an address maps, the control thread across a DROP.
+ */
+/** upager__maps_lock() - take the lock of the mappings (see maps_lock) */
+void upager__maps_lock(void)
+{
+	pthread_mutex_lock(&maps_lock);
+}
+
+/** upager__maps_unlock() - release it */
+void upager__maps_unlock(void)
+{
+	pthread_mutex_unlock(&maps_lock);
 }
 
 /** upager__lock() - take the connection lock */

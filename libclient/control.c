@@ -172,9 +172,11 @@ static void *control_thread(void *arg)
 			break;
 		if (m.op == UPAGER_OP_GROW)
 			ret = upager__grow_act(&m);
-		else if (m.op == UPAGER_OP_DROP)
+		else if (m.op == UPAGER_OP_DROP) {
+			upager__maps_lock();
 			ret = drop(&m, spare, moved);
-		else
+			upager__maps_unlock();
+		} else
 			ret = -EOPNOTSUPP;
 		m.status = MIN(ret, 0);
 		if (m.op == UPAGER_OP_DROP)

@@ -112,6 +112,38 @@ static struct {
 	uint64_t clock;
 } kept = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/*
+ * fork() while another thread holds the table's lock: the child's copy stays locked for ever, and
+ * the child's fork handler (resume.c's forget_all(), which gives back the records' descriptors)
+ * waits on it. So fork() waits for the lock, and the child gets a fresh one
+ * (upager__fd_forked(): its own child handler, and conn.c's, which gives descriptors back).
+ * Registered before any other handler of the library or the preload, so that fork() takes the
+ * table's lock last (prepare handlers run in the reverse order): their locks are taken before it,
+ * never after, as a thread that forgets a range does.
+ */
+static void kept_prepare(void)
+{
+	pthread_mutex_lock(&kept.lock);
+}
+
+static void kept_parent(void)
+{
+	pthread_mutex_unlock(&kept.lock);
+}
+
+__attribute__((constructor(101))) static void kept_init(void)
+{
+	pthread_atfork(kept_prepare, kept_parent, upager__fd_forked);
+}
+
+/** upager__fd_forked() - in a forked child: the table's lock, held across fork(), is free */
+void upager__fd_forked(void)
+{
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+
+	kept.lock = fresh;
+}
+
 /* Under the table's lock: by the system call, not through a close() that a preload wraps (which
  * comes back here). */
 static void kept_close_at(size_t i)

@@ -15,6 +15,8 @@
 
 void upager__lock(void);
 void upager__unlock(void);
+void upager__maps_lock(void);
+void upager__maps_unlock(void);
 int upager__connect(void);
 bool upager__connected(void);
 bool upager__user_mode_only(void);
@@ -30,6 +32,7 @@ int upager__fd_park(int fd);
 int upager__fd_keep(int fd);
 void upager__fd_unkeep(int kfd);
 void upager__fd_file_closed(dev_t dev, ino_t ino);
+void upager__fd_forked(void);
 
 /* The library's threads are named so (15 bytes at most), by which ending.c knows them. */
 #define UPAGER_THREAD_PREFIX "upager-"
@@ -48,3 +51,4 @@ bool upager__resume_lost(uintptr_t addr, size_t length);
 void upager__conn_hooks(int (*resumed)(void), void (*forked)(void));
 
 void upager__nonlinear_forget(uintptr_t addr, size_t length);
+int upager__munmap_reserve(void *addr, size_t length);

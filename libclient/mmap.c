@@ -425,7 +425,9 @@ static void *map_locked(void *addr, size_t length, int prot, int flags, int fd, 
 
 	/* Inaccessible until registered: after mlockall(MCL_FUTURE) the kernel populates every
 	 * new mapping at once, from the memfd's holes (zeroes) before the daemon could serve it. */
+	upager__maps_lock(); /* a MAP_FIXED replaces what was there */
 	p = mmap(addr, length, PROT_NONE, kflags, memfd, map_offset);
+	upager__maps_unlock();
 	if (p == MAP_FAILED)
 		return MAP_FAILED;
 	/* As Linux's MAP_DROPPABLE: a child gets zeroes, a core dump none of it. */
@@ -609,7 +611,8 @@ static bool in_address_space(void *addr, size_t length)
 	return p == addr;
 }
 
-static int munmap_any(void *addr, size_t length)
+/* With @reserve, the range is replaced by a reservation (PROT_NONE, no memory) instead of unmapped. */
+static int munmap_any(void *addr, size_t length, bool reserve)
 {
 	struct upager_msg req = { .op = UPAGER_OP_MUNMAP }, rep = { 0 };
 	bool reached = false;
@@ -632,6 +635,7 @@ static int munmap_any(void *addr, size_t length)
 			rep.u.range.addr = 0;
 	}
 	/* A grown MAP_GROWSDOWN mapping goes whole: its grown pages and guard page too. */
+	upager__maps_lock();
 	if (rep.u.range.addr && rep.u.range.addr < (uintptr_t)addr &&
 	    IS_ALIGNED(rep.u.range.addr, UPAGER_PAGE_SIZE))
 		munmap((void *)(uintptr_t)rep.u.range.addr, (uintptr_t)addr - rep.u.range.addr);
@@ -645,8 +649,20 @@ static int munmap_any(void *addr, size_t length)
 	 */
 	if (!reached)
 		upager__unlock();
-	ret = munmap(addr, length);
+	/* A reservation, for a caller about to map over the range with MAP_FIXED or
+	 * MREMAP_FIXED: the kernel replaces it at once, as it would have replaced the mapping,
+	 * where a hole would let another thread's mapping in first, which that call would then
+	 * replace unseen (its own munmap(2) waits for the daemon to read the event too). */
+	if (reserve)
+		ret = mmap(addr, length, PROT_NONE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+			   0) == MAP_FAILED
+			      ? -1
+			      : 0;
+	else
+		ret = munmap(addr, length);
 	err = errno;
+	upager__maps_unlock();
 	if (reached)
 		upager__unlock();
 	errno = err;
@@ -660,10 +676,25 @@ static int munmap_any(void *addr, size_t length)
  */
 _public_ int upager_munmap(void *addr, size_t length)
 {
-	int saved = errno, ret = munmap_any(addr, length);
+	int saved = errno, ret = munmap_any(addr, length, false);
 
 	if (ret == 0)
 		errno = saved; /* as the system call */
+	return ret;
+}
+
+/**
+ * upager__munmap_reserve() - as upager_munmap(), but the range stays taken by a reservation
+ * (PROT_NONE, anonymous, no memory) for the caller's MAP_FIXED or MREMAP_FIXED to replace
+ *
+ * Return: 0, or -1 with errno set.
+ */
+int upager__munmap_reserve(void *addr, size_t length)
+{
+	int saved = errno, ret = munmap_any(addr, length, true);
+
+	if (ret == 0)
+		errno = saved;
 	return ret;
 }
 

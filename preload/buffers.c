@@ -338,8 +338,26 @@ static int preload_madvise(void *addr, size_t len, int advice)
 		if (!ranges_empty())
 			residency_will_need(addr, len);
 		break;
-	case MADV_REMOVE:
+	case MADV_DONTNEED:
+	case MADV_DONTNEED_LOCKED:
+	case MADV_FREE:
+		/* Pages emptied: not while a DROP acts on what it read of them (conn.c). */
+		if (ranges_empty())
+			break;
+		upager__maps_lock();
 		ret = (int)syscall(SYS_madvise, addr, len, advice);
+		err = errno;
+		upager__maps_unlock();
+		errno = err;
+		return ret;
+	case MADV_REMOVE:
+		if (!ranges_empty())
+			upager__maps_lock();
+		ret = (int)syscall(SYS_madvise, addr, len, advice);
+		err = errno;
+		if (!ranges_empty())
+			upager__maps_unlock();
+		errno = err;
 		if (ret < 0 || ranges_empty())
 			return ret;
 		err = residency_remove(addr, len);

@@ -147,16 +147,58 @@ static void note_failure(int err)
 	say_once("upager could not map a range (%s): the kernel maps it\n", strerror(err));
 }
 
-/* Whatever upager mapped in the range goes first, written back, as the kernel's call replaces it. */
-static void drop_replaced(void *addr, size_t length)
+/*
+ * Whatever upager mapped in the range goes first, written back, as the kernel's call replaces it.
+ * The range stays taken (a reservation, which that call replaces at once): left free, another
+ * thread's mapping could come in before the call, which would replace it unseen. Return: whether
+ * there was such a mapping (the range is reserved then, or unmapped if that failed).
+ */
+static bool drop_replaced(void *addr, size_t length)
 {
 	bool met;
 
 	ranges_lock();
 	met = ranges_forget((uintptr_t)addr, length);
 	ranges_unlock();
-	if (met)
-		upager_munmap(addr, length);
+	if (met && upager__munmap_reserve(addr, length) < 0)
+		kernel_munmap(addr, length);
+	return met;
+}
+
+/*
+ * The kernel's move of a range with upager's pages (@fn), under the connection lock, as
+ * upager_munmap() calls munmap(2): the old addresses are free before the daemon reads the move's
+ * event, and an upager mapping another thread made there meanwhile would reach the daemon first,
+ * which the event would then carry away with the old one's (its pages then faulted outside every
+ * region, or on the old pages' slots). Not with no daemon: the watcher needs the lock to bring the
+ * next one, which reads the event.
+ */
+static void *remap_locked(void *(*fn)(void *, size_t, size_t, int, void *), void *old,
+			  size_t old_len, size_t new_len, int flags, void *dst)
+{
+	bool held;
+	void *p;
+	int err;
+
+	upager__lock();
+	held = upager__connected();
+	if (!held)
+		upager__unlock();
+	upager__maps_lock();
+	p = fn(old, old_len, new_len, flags, dst);
+	err = errno;
+	upager__maps_unlock();
+	if (held)
+		upager__unlock();
+	errno = err;
+	return p;
+}
+
+/* vmas_remap() with the shape of mremap(2), for remap_locked(). */
+static void *vmas_remap_same(void *old, size_t old_len, size_t new_len, int flags, void *dst)
+{
+	(void)new_len;
+	return vmas_remap(old, old_len, flags, dst);
 }
 
 /* Map through upager and note the range; NULL if upager could not (errno set). */
@@ -193,14 +235,13 @@ static void *upager_map_noted(void *addr, size_t length, int prot, int flags, in
 /** mmap() - mmap(2), through upager for the mappings it takes; see upager-run(1) */
 static void *preload_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
-	bool writable;
+	bool writable, reserved;
 	void *p;
 
 	if (inside)
 		return kernel_mmap(addr, length, prot, flags, fd, offset);
 	inside++;
-	if ((flags & MAP_FIXED) && !ranges_empty())
-		drop_replaced(addr, length);
+	reserved = (flags & MAP_FIXED) && !ranges_empty() && drop_replaced(addr, length);
 	p = NULL;
 	if (routable(flags, fd, &writable)) {
 		p = upager_map_noted(addr, length, prot, flags, fd, offset, writable);
@@ -209,6 +250,13 @@ static void *preload_mmap(void *addr, size_t length, int prot, int flags, int fd
 	}
 	if (!p)
 		p = kernel_mmap(addr, length, prot, flags, fd, offset);
+	if (p == MAP_FAILED && reserved) {
+		/* As a failed MAP_FIXED may leave it: unmapped. */
+		int err = errno;
+
+		kernel_munmap(addr, length);
+		errno = err;
+	}
 	inside--;
 	return p;
 }
@@ -505,7 +553,8 @@ static void *grow_or_move(const struct range *r, uintptr_t o, size_t old_len, si
 	} else {
 		drop_replaced(dst, new_len);
 	}
-	p = vmas_remap((void *)o, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	p = remap_locked(vmas_remap_same, (void *)o, old_len, old_len,
+			 MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	if (p == MAP_FAILED) {
 		ret = errno;
 		if (reserved)
@@ -523,8 +572,8 @@ static void *grow_or_move(const struct range *r, uintptr_t o, size_t old_len, si
 		if (reserved)
 			kernel_munmap((char *)p + old_len, tail);
 		/* Back where it was, as a failed mremap(2) leaves it. */
-		if (vmas_remap(p, old_len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)o) !=
-		    MAP_FAILED) {
+		if (remap_locked(vmas_remap_same, p, old_len, old_len,
+				 MREMAP_MAYMOVE | MREMAP_FIXED, (void *)o) != MAP_FAILED) {
 			moved = piece(r, o, old_len, o);
 			ranges_lock();
 			ranges_forget((uintptr_t)p, old_len);
@@ -628,7 +677,7 @@ static void *preload_mremap(void *old, size_t old_len, size_t new_len, int flags
 			       ALIGN_UP(new_len, UPAGER_PAGE_SIZE), flags, dst);
 	} else {
 		/* MREMAP_DONTUNMAP and the like on upager's pages: the daemon follows the move. */
-		p = met ? kernel_remap_joined(old, old_len, new_len, flags, dst)
+		p = met ? remap_locked(kernel_remap_joined, old, old_len, new_len, flags, dst)
 			: kernel_mremap(old, old_len, new_len, flags, dst);
 		/* MREMAP_DONTUNMAP leaves the old range mapped, and registered still. */
 		if (p != MAP_FAILED && met && p != old && !(flags & MREMAP_DONTUNMAP)) {

@@ -28,16 +28,30 @@ TestSuite(preload, .init = start, .fini = harness_stop, .timeout = 120);
 
 static char swap_path[256];
 
-/* A daemon whose budget (2 MiB) is a fraction of the databases and of stress-ng's memory: their
- * pages go and come back, anonymous ones through a swap store of the test's own. */
-static void start_small(void)
+/* A daemon whose budget is @budget, a string that outlives it (the harness keeps the arguments);
+ * anonymous pages go to a swap store of the test's own. */
+static void start_budget(const char *budget)
 {
-	static const char *const args[] = { "--memory-max", "2M", "--swap", swap_path, NULL };
+	static const char *args[] = { "--memory-max", NULL, "--swap", swap_path, NULL };
 
+	args[1] = budget;
 	snprintf(swap_path, sizeof(swap_path), "/var/tmp/upager-preload-swap-%d", (int)getpid());
 	unlink(swap_path);
 	harness_start_args(args);
 	setenv("UPAGER_SOCKET", harness_socket(), 1);
+}
+
+/* A budget (2 MiB) a fraction of the databases and of stress-ng's memory: their pages go and
+ * come back. */
+static void start_small(void)
+{
+	start_budget("2M");
+}
+
+/* A budget of 8 MiB: a program's pages go out, and it still runs at a fair pace. */
+static void start_eight(void)
+{
+	start_budget("8M");
 }
 
 static void stop_small(void)
@@ -850,6 +864,55 @@ Test(preload, a_program_registers_its_memory_with_its_own_userfaultfd)
 		sh(out, sizeof(out), "%s -a %s ownuffd", env("UPAGER_RUN"), env("PRELOAD_PROBE")),
 		0, "%s", out);
 	cr_assert_str_eq(out, "routed=1 registered=1 kept=1 served=1\n");
+}
+
+/* race-probe with @args under upager-run -a: its exit status, its output in @out. */
+static int race_probe(const char *args, char *out, size_t size)
+{
+	return sh(out, size, "%s -a %s %s 2>&1", env("UPAGER_RUN"), env("RACE_PROBE"), args);
+}
+
+/*
+ * A mapping another thread makes, with the kernel's own call, is never replaced by a MAP_FIXED
+ * mmap(2) or an MREMAP_FIXED mremap(2) over memory of upager's: the preload unmapped that memory
+ * first, then made the call, and another thread's mapping that came into the hole in between was
+ * replaced unseen (SIGSEGV in that thread, or its words changed). The range stays taken now, by a
+ * reservation the call replaces as the kernel replaces a mapping.
+ */
+Test(preload, a_map_fixed_over_upagers_memory_replaces_no_other_threads_mapping)
+{
+	char out[512];
+
+	cr_assert_eq(race_probe("fixed 3", out, sizeof(out)), 0, "%s", out);
+	cr_assert_eq(race_probe("remap 3", out, sizeof(out)), 0, "%s", out);
+}
+
+/*
+ * A mapping moved by mremap(2) while another thread maps memory of upager's: the kernel frees the
+ * old addresses before the daemon reads the move's event, and a mapping made there meanwhile
+ * reached the daemon first, which the event then carried away with the old one (its pages faulted
+ * outside every region: SIGBUS). The move is made under the connection's lock now.
+ */
+Test(preload, memory_mapped_where_another_mapping_just_moved_from_is_served)
+{
+	char out[512];
+
+	cr_assert_eq(race_probe("move 3", out, sizeof(out)), 0, "%s", out);
+}
+
+/*
+ * Copies of private file mappings going out while the program unmaps a mapping and makes another
+ * at the same address: the control thread's DROP, which read pagemap before the change, dropped
+ * the new mapping's copies, in no slot (the file's page showed; one run in two failed).
+ * The library's calls that change what an address maps wait for a DROP under way now.
+ */
+Test(preload, copies_of_a_mapping_made_again_at_the_same_address_are_kept, .init = start_eight,
+     .fini = stop_small)
+{
+	char out[512], args[400];
+
+	snprintf(args, sizeof(args), "copies %s 20", path_in_tmp("race-file"));
+	cr_assert_eq(race_probe(args, out, sizeof(out)), 0, "%s", out);
 }
 
 /* stress-ng's userfaultfd stressor (its own handler of a mapping's faults) under upager-run -a. */
