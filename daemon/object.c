@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -867,6 +869,7 @@ static int reopen_nonblock(int client_fd, int mode)
  */
 void file_access_probe(int client_fd, struct file_access *fa)
 {
+	struct statfs sfs;
 	struct statx stx;
 	bool rdwr;
 	int lease, gen;
@@ -876,7 +879,9 @@ void file_access_probe(int client_fd, struct file_access *fa)
 		fa->err = neg_errno();
 		return;
 	}
-	if (!S_ISREG(fa->st.st_mode)) {
+	/* memfd_secret(2)'s pages are no one's to read but the mapping process's. */
+	if (!S_ISREG(fa->st.st_mode) ||
+	    (fstatfs(client_fd, &sfs) == 0 && (unsigned long)sfs.f_type == SECRETMEM_MAGIC)) {
 		fa->err = -ENODEV;
 		return;
 	}

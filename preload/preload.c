@@ -100,6 +100,7 @@ static bool pseudo_fs(int fd)
 	case TRACEFS_MAGIC:
 	case SECURITYFS_MAGIC:
 	case BPF_FS_MAGIC:
+	case SECRETMEM_MAGIC: /* memfd_secret(2): no one else may read its pages */
 		return true;
 	case TMPFS_MAGIC:
 		/* A memfd: memory some process shares, maybe with one that does not run on upager. */

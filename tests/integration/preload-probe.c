@@ -51,6 +51,8 @@
  *                              UFFDIO_REGISTER succeeded, K whether the words written were still
  *                              there, S whether the thread read the page the program's own
  *                              handler copied in
+ *   preload-probe secret       maps 2 pages of a memfd_secret(2) file shared, writes and reads
+ *                              them: says "secret=ok", or "secret=none" without the call
  *   preload-probe regrow PATH  grows a mapping with mremap(MREMAP_MAYMOVE) again and again, as a
  *                              growing buffer does, moved or in place, then moves it whole
  *                              (MREMAP_FIXED) and shrinks it, for private anonymous memory and
@@ -642,6 +644,26 @@ static int regrow(const char *path)
 	return 0;
 }
 
+/* The secret mode: memory of memfd_secret(2), which only the kernel's own mapping can serve. */
+static int secret(void)
+{
+	int fd = (int)syscall(SYS_memfd_secret, 0);
+	unsigned char *p;
+
+	if (fd < 0) {
+		printf("secret=none\n");
+		return 0;
+	}
+	p = ftruncate(fd, 2 * 4096) == 0
+		    ? mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+		    : MAP_FAILED;
+	if (p == MAP_FAILED)
+		return 1;
+	memset(p, 0x5a, 2 * 4096);
+	printf("secret=%s\n", p[4097] == 0x5a ? "ok" : "wrong");
+	return 0;
+}
+
 static void *touch_page(void *arg)
 {
 	return (void *)(uintptr_t) * (volatile unsigned char *)arg;
@@ -730,6 +752,8 @@ int main(int argc, char **argv)
 		return regrow(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "ownuffd"))
 		return own_userfaultfd();
+	if (argc == 2 && !strcmp(argv[1], "secret"))
+		return secret();
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
 		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack | "
 				"buffers\n");

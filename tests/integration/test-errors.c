@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -395,6 +396,24 @@ Test(errors, a_file_the_kernel_cannot_map_is_not_mapped)
 			     strerror(errno), strerror(kerr));
 		close(fd);
 	}
+}
+
+/*
+ * A file of memfd_secret(2), whose pages no process but the one that maps it may read (the daemon
+ * included): not mapped, ENODEV, where it was mapped and every touch raised SIGBUS.
+ */
+Test(errors, a_secret_memory_file_is_not_mapped)
+{
+	int fd = (int)syscall(SYS_memfd_secret, 0);
+
+	if (fd < 0)
+		cr_skip_test("no memfd_secret(2) here: %s", strerror(errno));
+	cr_assert_eq(ftruncate(fd, 2 * PAGE), 0);
+	errno = 0;
+	cr_assert_eq(upager_mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+		     MAP_FAILED);
+	cr_assert_eq(errno, ENODEV, "%s", strerror(errno));
+	close(fd);
 }
 
 /* As a user with no right to lock memory, then with too little: MAP_LOCKED's EPERM and EAGAIN

@@ -866,6 +866,19 @@ Test(preload, a_program_registers_its_memory_with_its_own_userfaultfd)
 	cr_assert_str_eq(out, "routed=1 registered=1 kept=1 served=1\n");
 }
 
+/* A memfd_secret(2) mapping is the kernel's: the daemon could not read its pages (SIGBUS). */
+Test(preload, secret_memory_is_left_to_the_kernel)
+{
+	char out[256];
+
+	cr_assert_eq(
+		sh(out, sizeof(out), "%s -a %s secret", env("UPAGER_RUN"), env("PRELOAD_PROBE")), 0,
+		"%s", out);
+	if (!strcmp(out, "secret=none\n"))
+		cr_skip_test("no memfd_secret(2) here");
+	cr_assert_str_eq(out, "secret=ok\n");
+}
+
 /* race-probe with @args under upager-run -a: its exit status, its output in @out. */
 static int race_probe(const char *args, char *out, size_t size)
 {
