@@ -677,9 +677,26 @@ static void *preload_mremap(void *old, size_t old_len, size_t new_len, int flags
 		p = remap_ours(&r, o, ALIGN_UP(old_len, UPAGER_PAGE_SIZE),
 			       ALIGN_UP(new_len, UPAGER_PAGE_SIZE), flags, dst);
 	} else {
+		size_t moved_len = ALIGN_UP(new_len, UPAGER_PAGE_SIZE);
+		bool reserved = false;
+
+		/* A move over upager's memory replaces it, as a MAP_FIXED does: its ranges go first
+		 * (a reservation keeps the place), else one stayed noted with the replaced mapping's
+		 * protection, and a later growth of the moved mapping took it (PROT_NONE). */
+		if ((flags & (MREMAP_FIXED | MREMAP_MAYMOVE)) == (MREMAP_FIXED | MREMAP_MAYMOVE) &&
+		    new_len && IS_ALIGNED((uintptr_t)dst, UPAGER_PAGE_SIZE) &&
+		    ((uintptr_t)dst >= o + ALIGN_UP(old_len, UPAGER_PAGE_SIZE) ||
+		     (uintptr_t)dst + moved_len <= o))
+			reserved = drop_replaced(dst, moved_len);
 		/* MREMAP_DONTUNMAP and the like on upager's pages: the daemon follows the move. */
 		p = met ? remap_locked(kernel_remap_joined, old, old_len, new_len, flags, dst)
 			: kernel_mremap(old, old_len, new_len, flags, dst);
+		if (p == MAP_FAILED && reserved) {
+			int err = errno;
+
+			kernel_munmap(dst, moved_len); /* as a failed move may leave it */
+			errno = err;
+		}
 		/* MREMAP_DONTUNMAP leaves the old range mapped, and registered still. */
 		if (p != MAP_FAILED && met && p != old && !(flags & MREMAP_DONTUNMAP)) {
 			ranges_lock();

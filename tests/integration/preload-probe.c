@@ -53,6 +53,10 @@
  *                              handler copied in
  *   preload-probe secret       maps 2 pages of a memfd_secret(2) file shared, writes and reads
  *                              them: says "secret=ok", or "secret=none" without the call
+ *   preload-probe moved        moves 4 pages of anonymous memory with MREMAP_DONTUNMAP, then onto a
+ *                              PROT_NONE reservation (MREMAP_FIXED), then grows the mapping to 8
+ *                              pages and writes one of the new ones: says "moved=ok", or dies of
+ *                              SIGSEGV if the new pages are not writable
  *   preload-probe regrow PATH  grows a mapping with mremap(MREMAP_MAYMOVE) again and again, as a
  *                              growing buffer does, moved or in place, then moves it whole
  *                              (MREMAP_FIXED) and shrinks it, for private anonymous memory and
@@ -644,6 +648,26 @@ static int regrow(const char *path)
 	return 0;
 }
 
+/* The moved mode: a mapping moved onto a reservation, then grown, has its own protection. */
+static int moved(void)
+{
+	const size_t n = 4 * 4096;
+	char *a = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *b, *c;
+	char *dst = mmap(NULL, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (a == MAP_FAILED || dst == MAP_FAILED)
+		return 1;
+	memset(a, 'a', n);
+	b = mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);
+	c = b == MAP_FAILED ? b : mremap(b, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	c = c == MAP_FAILED ? c : mremap(c, n, 2 * n, MREMAP_MAYMOVE);
+	if (c == MAP_FAILED)
+		return 1;
+	c[n] = 'b';
+	printf("moved=%s\n", c[0] == 'a' && c[n - 1] == 'a' && c[n] == 'b' ? "ok" : "wrong");
+	return 0;
+}
+
 /* The secret mode: memory of memfd_secret(2), which only the kernel's own mapping can serve. */
 static int secret(void)
 {
@@ -754,6 +778,8 @@ int main(int argc, char **argv)
 		return own_userfaultfd();
 	if (argc == 2 && !strcmp(argv[1], "secret"))
 		return secret();
+	if (argc == 2 && !strcmp(argv[1], "moved"))
+		return moved();
 	if (!file && !(argc == 2 && !strcmp(argv[1], "anon"))) {
 		fprintf(stderr, "usage: preload-probe anon | file PATH | writes PATH | altstack | "
 				"buffers\n");

@@ -866,6 +866,21 @@ Test(preload, a_program_registers_its_memory_with_its_own_userfaultfd)
 	cr_assert_str_eq(out, "routed=1 registered=1 kept=1 served=1\n");
 }
 
+/*
+ * Memory moved with MREMAP_DONTUNMAP, then onto a reservation of upager's (MREMAP_FIXED), then
+ * grown: the reservation's range stayed noted over the moved mapping, and the growth took its
+ * protection (PROT_NONE: SIGSEGV at the first touch of a new page; found by a fuzzer).
+ */
+Test(preload, a_mapping_moved_onto_a_reservation_grows_with_its_own_protection)
+{
+	char out[256];
+
+	cr_assert_eq(sh(out, sizeof(out), "%s -a %s moved 2>&1", env("UPAGER_RUN"),
+			env("PRELOAD_PROBE")),
+		     0, "%s", out);
+	cr_assert_str_eq(out, "moved=ok\n");
+}
+
 /* A memfd_secret(2) mapping is the kernel's: the daemon could not read its pages (SIGBUS). */
 Test(preload, secret_memory_is_left_to_the_kernel)
 {
