@@ -39,6 +39,10 @@
 #include "object.h"
 #include "store.h"
 
+/* How long a fill waits for room while pages are on their way out before it reads on above the
+ * budget (cache_balance()). */
+#define FILL_PATIENCE_NS (1000ULL * 1000 * 1000)
+
 /* How long the pages last mapped stay (recently_mapped()). */
 #define RECENT_NS (20ULL * 1000 * 1000)
 
@@ -509,8 +513,8 @@ static bool writeback_pending(struct cache *c)
 /**
  * cache_balance() - keep the pages in memory within the budget: send pages out while they are
  * above it less half the slack, down to it less the slack, then start the fills that waited for
- * room; if nothing can go and nothing is under way to make room, start them anyway (counted in
- * over_budget) rather than wait for ever
+ * room; if nothing can go and nothing is under way to make room, or the first waited over a
+ * second (FILL_PATIENCE_NS), start them anyway (counted in over_budget) rather than wait for ever
  * @c: the cache; called where no fault or populate is half done
  * @over: the users over their share (share.c), whose objects give pages first; or NULL
  *
@@ -552,6 +556,16 @@ bool cache_balance(struct cache *c, struct users_over *over)
 			    "%" PRIu64 " pages in memory, budget %" PRIu64
 			    ": none can be paged out; reading on above the budget",
 			    cache_use(c), c->budget_pages);
+		fill_start_deferred(c, true, over);
+	} else if (!list_empty(&c->deferred) &&
+		   now_ns() - fill_deferred_since(c) > FILL_PATIENCE_NS) {
+		/* A write-out that does not end: a client's write(2) from its own mapping of the
+		 * file holds the file's lock, which the write-back waits for, while its fault waits
+		 * for the room that write-back would make. */
+		c->stats.over_budget++;
+		log_limited(LOG_WARNING,
+			    "a fill waited over a second for room, the pages on their way out do "
+			    "not leave: reading on above the budget");
 		fill_start_deferred(c, true, over);
 	}
 	return sw.dropped > 0 || sw.written > 0 || writeback_pending(c);

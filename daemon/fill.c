@@ -15,6 +15,7 @@
 #include "common/macro.h"
 #include "cache.h"
 #include "fill.h"
+#include "latency.h"
 #include "log.h"
 #include "object.h"
 #include "ring.h"
@@ -49,6 +50,7 @@ struct fill {
 	struct list_head waiters;
 	struct list_head link; /* obj->fills */
 	struct list_head deferred; /* cache.deferred while it waits for room in the budget */
+	uint64_t deferred_ns; /* since when (now_ns()) */
 	bool submitted; /* counted in cache.inflight */
 	int64_t slot; /* a shared anonymous object's pages from the swap store: the first slot */
 };
@@ -347,6 +349,17 @@ uint64_t fill_deferred_head(const struct cache *c)
 		       : list_first_entry(&c->deferred, struct fill, deferred)->count;
 }
 
+/** fill_deferred_since() - since when (now_ns()) the fill that waits longest for room waits, or 0 */
+uint64_t fill_deferred_since(const struct cache *c)
+{
+	const struct fill *f;
+	uint64_t since = 0;
+
+	list_for_each_entry (f, &c->deferred, deferred)
+		since = since && since < f->deferred_ns ? since : f->deferred_ns;
+	return since;
+}
+
 /** fill_cancel_deferred() - the daemon stops: the fills that wait for room end, their pages absent */
 void fill_cancel_deferred(struct cache *c)
 {
@@ -407,6 +420,7 @@ static int fill_start(struct object *o, uint64_t first, uint64_t count, struct f
 		else
 			list_add_tail(&f->deferred, &c->deferred);
 		c->deferred_pages += count;
+		f->deferred_ns = now_ns();
 		ret = 0;
 	} else {
 		ret = fill_go(f);

@@ -29,5 +29,6 @@ void fill_small_now(struct object *o, uint64_t first, uint64_t count);
 void fill_start_deferred(struct cache *c, bool force, const struct users_over *over);
 void fill_cancel_deferred(struct cache *c);
 uint64_t fill_deferred_head(const struct cache *c);
+uint64_t fill_deferred_since(const struct cache *c);
 int fill_anon_into(struct object *o, int uffd, uint64_t addr, uint64_t first, uint64_t count,
 		   bool writable);

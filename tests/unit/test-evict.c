@@ -575,3 +575,35 @@ Test(evict, a_page_just_mapped_stays_for_the_fill_of_the_next)
 	object_unref(o);
 	fake_teardown();
 }
+
+/*
+ * A fill that waits for room while the pages on their way out never leave (their write does not
+ * end: a client's write(2) from its own mapping of the file holds the lock the write-back waits
+ * for, and its fault waits for the fill) reads on above the budget after a second.
+ */
+Test(evict, a_fill_waiting_on_a_write_out_that_does_not_end_goes_on_after_a_second)
+{
+	uint64_t over;
+	struct object *o;
+
+	fake_setup();
+	cache.budget_pages = 4;
+	o = anon_written(8, 4);
+	memset(cache.recent, 0, sizeof(cache.recent));
+	filled = false;
+	cr_assert_eq(fill_wait(o, 4, 1, on_filled, NULL, NULL), FILL_WAITING);
+	over = cache.stats.over_budget;
+	/* The writes of the page-out are queued; the loop that would end them does not run. */
+	(void)cache_balance(&cache, NULL);
+	(void)cache_balance(&cache, NULL);
+	cr_assert_gt(fake.write_calls, 0, "nothing went out");
+	cr_assert_gt(cache.deferred_pages, 0, "the fill did not wait");
+	usleep(1100 * 1000);
+	(void)cache_balance(&cache, NULL);
+	cr_assert_eq(cache.deferred_pages, 0, "the fill still waits");
+	cr_assert_eq(cache.stats.over_budget, over + 1);
+	run_until(&filled);
+	cr_assert_eq(o->pages[4] & PAGE_STATE_MASK, PAGE_READY);
+	object_unref(o);
+	fake_teardown();
+}
