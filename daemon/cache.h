@@ -58,9 +58,6 @@ struct cache_stats {
 	uint64_t wb_errors; /* write-backs that failed (object.c) */
 };
 
-#define CACHE_RECENT_RUNS 8
-#define CACHE_RECENT_PAGES 16 /* of a run: a populate's is not the budget's overshoot */
-
 struct cache {
 	struct list_head objects;
 	unsigned n_objects;
@@ -83,14 +80,6 @@ struct cache {
 	struct list_head wb_done; /* struct wb_wait.link: write-backs over, waiters not yet told */
 	uint64_t deferred_pages;
 	uint64_t hand_object; /* the clock's hand: the object it looks at next (object.hand) */
-	/* The first pages of the last runs mapped into clients, which the clock leaves for a
-	 * moment: a system call whose buffer spans pages takes them all at once, and each sent
-	 * out again to make room for the next never let it end (evict.c). */
-	struct cache_recent {
-		const struct object *o; /* compared, never followed */
-		uint64_t p, n, at_ns;
-	} recent[CACHE_RECENT_RUNS];
-	unsigned recent_next;
 	uint64_t uid_share_pages; /* a user's share of the budget: its pages go first above it */
 	/* Where shared anonymous pages go when they leave memory (store.h), or NULL: its size and
 	 * slots in use, in pages. The daemon opens the swap store behind it (swap). */

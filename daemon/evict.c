@@ -35,6 +35,7 @@
 #include "bufpool.h"
 #include "evict.h"
 #include "fill.h"
+#include "latency.h"
 #include "log.h"
 #include "object.h"
 #include "store.h"
@@ -42,9 +43,6 @@
 /* How long a fill waits for room while pages are on their way out before it reads on above the
  * budget (cache_balance()). */
 #define FILL_PATIENCE_NS (1000ULL * 1000 * 1000)
-
-/* How long the pages last mapped stay (recently_mapped()). */
-#define RECENT_NS (20ULL * 1000 * 1000)
 
 /**
  * cache_slack() - how far below the budget a sweep brings the pages in memory: 1/16 of the
@@ -255,29 +253,6 @@ static int read_pages(struct object *o, uint64_t first, uint64_t n, uint8_t *buf
 }
 
 /*
- * Whether page @p of @o was mapped into a client RECENT_NS ago or less (cache.recent): a
- * read(2) or write(2) whose buffer spans two pages faults them in one after the other and needs
- * both at once; with nothing else to send out, each went out to make room for the other, for
- * ever. Such a page stays, and a fill with no room then reads on above the budget.
- */
-static bool recently_mapped(const struct object *o, uint64_t p)
-{
-	const struct cache *c = o->c;
-	uint64_t now = 0;
-
-	for (unsigned k = 0; k < CACHE_RECENT_RUNS; k++) {
-		const struct cache_recent *r = &c->recent[k];
-
-		if (r->o != o || p < r->p || p >= r->p + r->n)
-			continue;
-		now = now ? now : now_ns();
-		if (now - r->at_ns <= RECENT_NS)
-			return true;
-	}
-	return false;
-}
-
-/*
  * Send pages [first, first+n) of a shared anonymous object to the swap store, or as many of the
  * first of them as the store has slots next to each other for: write-protected in every client,
  * taken for clean, written; swap_out_done() drops what stayed clean. Return: the pages sent, or a
@@ -365,8 +340,7 @@ static uint64_t sweep_run(struct object *o, uint64_t p, struct sweep *sw, bool *
 			continue;
 		}
 		if ((st & (PAGE_STATE_MASK | PAGE_AWAY)) != PAGE_READY || has_copies(o, p) ||
-		    (anon && (dirty == SWAP_OUT_MAX_PAGES || swapping_out(o, p))) ||
-		    recently_mapped(o, p)) {
+		    (anon && (dirty == SWAP_OUT_MAX_PAGES || swapping_out(o, p)))) {
 			if (dirty)
 				break;
 			drop_run(o, p - clean, clean, sw);

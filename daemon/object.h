@@ -11,7 +11,6 @@
 
 #include "cache.h"
 #include "common/list.h"
-#include "latency.h"
 #include "state.h"
 
 struct cache;
@@ -303,19 +302,11 @@ static inline bool object_page_blank(const struct object *o, uint64_t p)
 	return o->pages[p] == PAGE_ABSENT && object_slot(o, p) < 0;
 }
 
-/**
- * object_used() - pages [p, p+n) were mapped into a client: the clock spares them once, and
- * leaves them alone a moment (cache.recent)
- */
+/** object_used() - pages [p, p+n) were mapped into a client: the clock spares them once */
 static inline void object_used(struct object *o, uint64_t p, uint64_t n)
 {
-	struct cache *c = o->c;
-
 	for (uint64_t i = 0; i < n; i++)
 		object_bit_set(o->used, p + i, true);
-	c->recent[c->recent_next++ % CACHE_RECENT_RUNS] =
-		(struct cache_recent){ o, p, n < CACHE_RECENT_PAGES ? n : CACHE_RECENT_PAGES,
-				       now_ns() };
 }
 
 struct fdstore_passed;

@@ -494,11 +494,11 @@ Test(pageout, copies_written_again_on_their_way_out_keep_every_earlier_word)
 }
 
 /*
- * Private anonymous memory made read-only, more than the budget (pages whose protection differs
- * from the spare area's, which UFFDIO_MOVE refuses, stay), and write(2)s from a buffer of shared
- * anonymous memory across two pages: the kernel faults them in one after the other and needs both
- * at once; the daemon keeps the one it just mapped and reads on above the budget for the other.
- * (Each went out to make room for the other, for ever: the write never ended.)
+ * Private anonymous memory made read-only, more than the budget, and write(2)s from a buffer of
+ * shared anonymous memory across two pages: the kernel faults them in one after the other and
+ * needs both at once. The read-only pages stayed (UFFDIO_MOVE takes writable mappings only), and
+ * the two shared pages, all that could leave, each went out to make room for the other, for ever:
+ * the write never ended. The read-only pages go out in place now.
  */
 static void write_from_two_shared_pages(void *arg)
 {

@@ -409,9 +409,8 @@ Test(evict, pages_all_used_go_out_in_runs_after_their_second_chance)
 	fake_setup();
 	cache.budget_pages = 48;
 	o = anon_written(64, 48);
-	/* All used but the first, where the hand stands, a while ago. */
+	/* All used but the first, where the hand stands. */
 	object_used(o, 1, 47);
-	memset(cache.recent, 0, sizeof(cache.recent));
 	/* Sixteen more pages: the first ones go. */
 	fill(o, 48, 16);
 	cr_assert_gt(fake.writes, 0, "pages were written to the store");
@@ -549,34 +548,6 @@ Test(evict, the_objects_of_a_user_over_its_share_give_pages_first)
 }
 
 /*
- * A page mapped a moment ago stays while the fill of the next waits for room: a write(2) whose
- * buffer spans both faults them in one after the other and needs both at once; with nothing else
- * to send out, each went to make room for the other, for ever. The fill reads on above the budget
- * instead, and the page goes at a later turn.
- */
-Test(evict, a_page_just_mapped_stays_for_the_fill_of_the_next)
-{
-	struct object *o;
-
-	fake_setup();
-	cache.budget_pages = 1;
-	o = anon_written(2, 1);
-	memset(cache.recent, 0, sizeof(cache.recent));
-	object_used(o, 0, 1);
-	fill(o, 1, 1);
-	cr_assert_eq(o->pages[0] & PAGE_STATE_MASK, PAGE_READY, "the page just mapped left");
-	cr_assert_eq(o->pages[1] & PAGE_STATE_MASK, PAGE_READY, "the next was not filled");
-	cr_assert_eq(fake.writes, 0);
-	/* A while later it may go. */
-	memset(cache.recent, 0, sizeof(cache.recent));
-	cache_balance(&cache, NULL);
-	cache_balance(&cache, NULL);
-	cr_assert_gt(fake.writes, 0, "nothing left memory");
-	object_unref(o);
-	fake_teardown();
-}
-
-/*
  * A fill that waits for room while the pages on their way out never leave (their write does not
  * end: a client's write(2) from its own mapping of the file holds the lock the write-back waits
  * for, and its fault waits for the fill) reads on above the budget after a second.
@@ -589,7 +560,6 @@ Test(evict, a_fill_waiting_on_a_write_out_that_does_not_end_goes_on_after_a_seco
 	fake_setup();
 	cache.budget_pages = 4;
 	o = anon_written(8, 4);
-	memset(cache.recent, 0, sizeof(cache.recent));
 	filled = false;
 	cr_assert_eq(fill_wait(o, 4, 1, on_filled, NULL, NULL), FILL_WAITING);
 	over = cache.stats.over_budget;
