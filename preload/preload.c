@@ -166,6 +166,16 @@ static bool drop_replaced(void *addr, size_t length)
 	return met;
 }
 
+/* The reservation drop_replaced() left, after the call meant to replace it failed: unmapped, as
+ * a failed MAP_FIXED or MREMAP_FIXED may leave its range; errno kept. */
+static void unreserve(void *addr, size_t length)
+{
+	int err = errno;
+
+	kernel_munmap(addr, length);
+	errno = err;
+}
+
 /*
  * The kernel's move of a range with upager's pages (@fn), under the connection lock, as
  * upager_munmap() calls munmap(2): the old addresses are free before the daemon reads the move's
@@ -251,13 +261,8 @@ static void *preload_mmap(void *addr, size_t length, int prot, int flags, int fd
 	}
 	if (!p)
 		p = kernel_mmap(addr, length, prot, flags, fd, offset);
-	if (p == MAP_FAILED && reserved) {
-		/* As a failed MAP_FIXED may leave it: unmapped. */
-		int err = errno;
-
-		kernel_munmap(addr, length);
-		errno = err;
-	}
+	if (p == MAP_FAILED && reserved)
+		unreserve(addr, length);
 	inside--;
 	return p;
 }
@@ -691,12 +696,8 @@ static void *preload_mremap(void *old, size_t old_len, size_t new_len, int flags
 		/* MREMAP_DONTUNMAP and the like on upager's pages: the daemon follows the move. */
 		p = met ? remap_locked(kernel_remap_joined, old, old_len, new_len, flags, dst)
 			: kernel_mremap(old, old_len, new_len, flags, dst);
-		if (p == MAP_FAILED && reserved) {
-			int err = errno;
-
-			kernel_munmap(dst, moved_len); /* as a failed move may leave it */
-			errno = err;
-		}
+		if (p == MAP_FAILED && reserved)
+			unreserve(dst, moved_len);
 		/* MREMAP_DONTUNMAP leaves the old range mapped, and registered still. */
 		if (p != MAP_FAILED && met && p != old && !(flags & MREMAP_DONTUNMAP)) {
 			ranges_lock();
